@@ -1,0 +1,263 @@
+"""Black-box driver for an OCI runtime CLI (runc-compatible command line).
+
+Nothing here imports ocirt: the runtime under test is only ever run as a command
+(``$OCI_RUNTIME``, default ``ocirt``).
+"""
+
+import copy
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import time
+
+DEFAULT_TIMEOUT = 60
+
+CGROUP_FS = "/sys/fs/cgroup"
+
+# What `runc spec` prints, with terminal false (tests capture stdio) and no rootfs path yet.
+DEFAULT_CONFIG = {
+    "ociVersion": "1.0.2-dev",
+    "process": {
+        "terminal": False,
+        "user": {"uid": 0, "gid": 0},
+        "args": ["sh"],
+        "env": [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "TERM=xterm",
+        ],
+        "cwd": "/",
+        "capabilities": {
+            k: ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+            for k in ("bounding", "effective", "permitted", "ambient")
+        },
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+        "noNewPrivileges": True,
+    },
+    "root": {"path": "rootfs", "readonly": True},
+    "hostname": "runc",
+    "mounts": [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+    ],
+    "linux": {
+        "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+        "namespaces": [
+            {"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
+        ],
+        "maskedPaths": [
+            "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+        ],
+        "readonlyPaths": [
+            "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+        ],
+    },
+}
+
+# A writable /tmp for tests whose process writes something (the shared rootfs is read-only).
+TMP_MOUNT = {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "nodev", "mode=1777", "size=16m"]}
+
+
+def default_config():
+    return copy.deepcopy(DEFAULT_CONFIG)
+
+
+def sh(script):
+    """process.args running a shell script in the container."""
+    return ["sh", "-c", script]
+
+
+def cgroup_dirs(cgroups_path):
+    """Every directory for cgroups_path that exists in any mounted hierarchy (v1 and v2)."""
+    rel = cgroups_path.lstrip("/")
+    found = []
+    try:
+        hierarchies = sorted(os.listdir(CGROUP_FS))
+    except OSError:
+        return found
+    for h in hierarchies:
+        d = os.path.join(CGROUP_FS, h, rel)
+        if os.path.isdir(d):
+            found.append(d)
+    if os.path.exists(os.path.join(CGROUP_FS, "cgroup.controllers")):  # pure v2
+        d = os.path.join(CGROUP_FS, rel)
+        if os.path.isdir(d) and d not in found:
+            found.append(d)
+    return found
+
+
+def remove_cgroup_tree(path):
+    """Kill whatever is in a cgroup directory tree and remove it, leaves first. Returns leftovers."""
+    for root, dirs, _files in os.walk(path, topdown=False):
+        for name in ("cgroup.procs",):
+            try:
+                with open(os.path.join(root, name)) as f:
+                    for pid in f.read().split():
+                        try:
+                            os.kill(int(pid), 9)
+                        except OSError:
+                            pass
+            except OSError:
+                pass
+    deadline = time.monotonic() + 5
+    while True:
+        for root, dirs, _files in os.walk(path, topdown=False):
+            try:
+                # A frozen v1 freezer cgroup keeps killed tasks around: thaw it.
+                fz = os.path.join(root, "freezer.state")
+                if os.path.exists(fz):
+                    with open(fz, "w") as f:
+                        f.write("THAWED")
+            except OSError:
+                pass
+            try:
+                os.rmdir(root)
+            except OSError:
+                pass
+        if not os.path.isdir(path) or time.monotonic() > deadline:
+            return os.path.isdir(path)
+        time.sleep(0.05)
+
+
+class Runtime:
+    """Runs ``<runtime> --root ROOT <command> ...`` and returns subprocess.CompletedProcess.
+
+    Every id passed to a container command is remembered, so the test fixture can
+    ``delete --force`` all of them at teardown.
+    """
+
+    def __init__(self, command, root, global_args=()):
+        self.argv0 = shlex.split(command) if isinstance(command, str) else list(command)
+        self.command = command
+        self.root = str(root)
+        self.global_args = list(global_args)
+        self.ids = []
+
+    # ---- identity --------------------------------------------------------------
+    @property
+    def name(self):
+        return os.path.basename(self.argv0[-1] if len(self.argv0) > 1 else self.argv0[0])
+
+    @property
+    def is_runc(self):
+        return os.path.basename(self.argv0[0]) == "runc"
+
+    @property
+    def is_ocirt(self):
+        return "ocirt" in os.path.basename(str(self.command))
+
+    # ---- plumbing ----------------------------------------------------------------
+    def argv(self, *args, root=True, global_args=()):
+        head = list(self.argv0)
+        if root:
+            head += ["--root", self.root]
+        return head + self.global_args + list(global_args) + [str(a) for a in args]
+
+    def __call__(self, *args, input=None, stdin=subprocess.DEVNULL, timeout=DEFAULT_TIMEOUT,
+                 prelude=None, global_args=(), root=True, check=False):
+        """Run one runtime command. ``prelude`` is shell code run (in a wrapper sh) just before
+        exec'ing the runtime, e.g. to open extra fds or set oom_score_adj."""
+        argv = self.argv(*args, root=root, global_args=global_args)
+        if prelude:
+            argv = ["sh", "-c", prelude + '\nexec "$@"', "sh"] + argv
+        kw = {"stdin": stdin} if input is None else {"input": input}
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=check, **kw)
+
+    def popen(self, *args, prelude=None, global_args=(), **kw):
+        argv = self.argv(*args, global_args=global_args)
+        if prelude:
+            argv = ["sh", "-c", prelude + '\nexec "$@"', "sh"] + argv
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        kw.setdefault("text", True)
+        return subprocess.Popen(argv, **kw)
+
+    def _remember(self, cid):
+        if cid and "/" not in cid and cid not in self.ids:
+            self.ids.append(cid)
+
+    # ---- commands ------------------------------------------------------------------
+    def create(self, cid, bundle, pid_file=None, extra=(), **kw):
+        self._remember(cid)
+        args = ["create", "--bundle", str(bundle)]
+        if pid_file is not None:
+            args += ["--pid-file", str(pid_file)]
+        return self(*args, *extra, cid, **kw)
+
+    def start(self, cid, **kw):
+        return self("start", cid, **kw)
+
+    def state(self, cid, **kw):
+        return self("state", cid, **kw)
+
+    def kill(self, cid, signal=None, all=False, **kw):
+        args = ["kill"] + (["--all"] if all else []) + [cid]
+        if signal is not None:
+            args.append(str(signal))
+        return self(*args, **kw)
+
+    def delete(self, cid, force=False, **kw):
+        return self(*(["delete"] + (["--force"] if force else []) + [cid]), **kw)
+
+    def run(self, cid, bundle, extra=(), **kw):
+        self._remember(cid)
+        return self("run", "--bundle", str(bundle), *extra, cid, **kw)
+
+    def list(self, fmt=None, quiet=False, **kw):
+        args = ["list"]
+        if fmt:
+            args += ["--format", fmt]
+        if quiet:
+            args.append("--quiet")
+        return self(*args, **kw)
+
+    # ---- helpers ---------------------------------------------------------------------
+    def state_json(self, cid):
+        p = self.state(cid)
+        assert p.returncode == 0, f"state {cid} failed: rc={p.returncode} stderr={p.stderr!r}"
+        return json.loads(p.stdout)
+
+    def status(self, cid):
+        p = self.state(cid)
+        if p.returncode != 0:
+            return None
+        return json.loads(p.stdout).get("status")
+
+    def wait_status(self, cid, want, timeout=10):
+        deadline = time.monotonic() + timeout
+        st = None
+        while time.monotonic() < deadline:
+            st = self.status(cid)
+            if st == want:
+                return st
+            time.sleep(0.02)
+        raise AssertionError(f"container {cid}: status {st!r}, wanted {want!r} within {timeout}s")
+
+    def cleanup(self):
+        """delete --force every id this object touched. Returns the failures (id, stderr)."""
+        failures = []
+        for cid in self.ids:
+            p = self.delete(cid, force=True)
+            if p.returncode != 0:
+                failures.append((cid, p.stderr.strip()))
+        return failures
+
+
+def which_runtime(command):
+    argv = shlex.split(command)
+    return shutil.which(argv[0]) if argv else None

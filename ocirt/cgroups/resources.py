@@ -1,0 +1,431 @@
+"""linux.resources of config.json as typed values, plus the v1 -> v2 conversions.
+
+`Resources.parse(d)` checks types (ConfigError with a JSON pointer on a wrong one) and keeps
+None for every absent field, so the writers can tell "absent" from "0".
+
+Zero handling follows runc (whose Go structs cannot tell 0 from absent): a 0 in memory
+limit/reservation/swap/kernel/kernelTCP, cpu shares/quota/period/realtime*, blockIO weights
+means "not set". pids.limit 0 is a real limit (the spec says so), as is swappiness 0 and idle 0.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError, json_pointer
+
+BASE = ("linux", "resources")
+
+
+def ptr(*parts) -> str:
+    return json_pointer(BASE + tuple(parts))
+
+
+# ---------------------------------------------------------------- type checks
+
+def _get(d: dict, key: str, path: tuple, kind: str):
+    """d[key] checked against kind: 'int', 'uint', 'bool', 'str'; None when absent."""
+    if key not in d or d[key] is None:
+        return None
+    v = d[key]
+    where = json_pointer(BASE + path + (key,))
+    if kind in ("int", "uint"):
+        if isinstance(v, bool) or not isinstance(v, int):
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            else:
+                raise ConfigError(where, f"must be an integer, not {type(v).__name__}")
+        if kind == "uint" and v < 0:
+            raise ConfigError(where, "must not be negative")
+        return v
+    if kind == "bool":
+        if not isinstance(v, bool):
+            raise ConfigError(where, f"must be a boolean, not {type(v).__name__}")
+        return v
+    if kind == "str":
+        if not isinstance(v, str):
+            raise ConfigError(where, f"must be a string, not {type(v).__name__}")
+        return v
+    raise AssertionError(kind)
+
+
+def _obj(d: dict, key: str, path: tuple) -> dict | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise ConfigError(json_pointer(BASE + path + (key,)), "must be an object")
+    return v
+
+
+def _list(d: dict, key: str, path: tuple) -> list:
+    v = d.get(key)
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise ConfigError(json_pointer(BASE + path + (key,)), "must be an array")
+    for i, item in enumerate(v):
+        if not isinstance(item, dict):
+            raise ConfigError(json_pointer(BASE + path + (key, i)), "must be an object")
+    return v
+
+
+def _nz(v):
+    """runc's 'zero means unset'."""
+    return None if v == 0 else v
+
+
+# ---------------------------------------------------------------- model
+
+@dataclass
+class Memory:
+    limit: int | None = None
+    reservation: int | None = None
+    swap: int | None = None
+    kernel: int | None = None
+    kernel_tcp: int | None = None
+    swappiness: int | None = None
+    disable_oom_killer: bool | None = None
+    use_hierarchy: bool | None = None
+    check_before_update: bool | None = None
+
+    def is_set(self) -> bool:
+        return any(v is not None for v in (self.limit, self.reservation, self.swap,
+                                            self.kernel, self.kernel_tcp, self.swappiness,
+                                            self.disable_oom_killer, self.use_hierarchy))
+
+
+@dataclass
+class CPU:
+    shares: int | None = None
+    quota: int | None = None
+    burst: int | None = None
+    period: int | None = None
+    realtime_runtime: int | None = None
+    realtime_period: int | None = None
+    cpus: str | None = None
+    mems: str | None = None
+    idle: int | None = None
+
+    def is_set(self) -> bool:
+        return any(v is not None for v in (self.shares, self.quota, self.burst, self.period,
+                                            self.realtime_runtime, self.realtime_period,
+                                            self.idle))
+
+    def cpuset_is_set(self) -> bool:
+        return bool(self.cpus) or bool(self.mems)
+
+
+@dataclass
+class WeightDevice:
+    ptr: str
+    major: int
+    minor: int
+    weight: int | None = None
+    leaf_weight: int | None = None
+
+
+@dataclass
+class ThrottleDevice:
+    ptr: str
+    major: int
+    minor: int
+    rate: int
+
+
+@dataclass
+class BlockIO:
+    weight: int | None = None
+    leaf_weight: int | None = None
+    weight_device: list = field(default_factory=list)
+    # (json key, list of ThrottleDevice)
+    throttle: dict = field(default_factory=dict)
+
+    def is_set(self) -> bool:
+        return (self.weight is not None or self.leaf_weight is not None or bool(self.weight_device)
+                or any(self.throttle.values()))
+
+
+THROTTLE_KEYS = ("throttleReadBpsDevice", "throttleWriteBpsDevice",
+                 "throttleReadIOPSDevice", "throttleWriteIOPSDevice")
+
+
+@dataclass
+class HugepageLimit:
+    ptr: str
+    page_size: str
+    limit: int
+
+
+@dataclass
+class Network:
+    class_id: int | None = None
+    priorities: list = field(default_factory=list)   # [(name, priority)]
+
+    def is_set(self) -> bool:
+        return self.class_id is not None or bool(self.priorities)
+
+
+@dataclass
+class RdmaLimit:
+    ptr: str
+    device: str
+    hca_handles: int | None = None
+    hca_objects: int | None = None
+
+    def line(self) -> str:
+        out = [self.device]
+        if self.hca_handles is not None:
+            out.append(f"hca_handle={self.hca_handles}")
+        if self.hca_objects is not None:
+            out.append(f"hca_object={self.hca_objects}")
+        return " ".join(out)
+
+
+@dataclass(frozen=True)
+class DeviceRule:
+    """One entry of linux.resources.devices, normalised: type in 'abc', major/minor None = '*'."""
+    allow: bool
+    type: str = "a"
+    major: int | None = None
+    minor: int | None = None
+    access: str = "rwm"
+
+    def v1_line(self) -> str:
+        """The text written to devices.allow / devices.deny."""
+        if self.type == "a":
+            return "a"
+        maj = "*" if self.major is None else str(self.major)
+        mnr = "*" if self.minor is None else str(self.minor)
+        return f"{self.type} {maj}:{mnr} {self.access}"
+
+    def to_dict(self) -> dict:
+        return {"allow": self.allow, "type": self.type, "major": self.major,
+                "minor": self.minor, "access": self.access}
+
+
+@dataclass
+class Resources:
+    memory: Memory = field(default_factory=Memory)
+    cpu: CPU = field(default_factory=CPU)
+    block_io: BlockIO = field(default_factory=BlockIO)
+    hugepage_limits: list = field(default_factory=list)
+    network: Network = field(default_factory=Network)
+    pids_limit: int | None = None
+    rdma: list = field(default_factory=list)
+    unified: dict = field(default_factory=dict)
+    devices: list | None = None     # None: no devices key at all
+
+    @classmethod
+    def parse(cls, d: dict | None) -> "Resources":
+        r = cls()
+        if d is None:
+            return r
+        if not isinstance(d, dict):
+            raise ConfigError(ptr(), "must be an object")
+
+        m = _obj(d, "memory", ())
+        if m is not None:
+            p = ("memory",)
+            r.memory = Memory(
+                limit=_nz(_get(m, "limit", p, "int")),
+                reservation=_nz(_get(m, "reservation", p, "int")),
+                swap=_nz(_get(m, "swap", p, "int")),
+                kernel=_nz(_get(m, "kernel", p, "int")),
+                kernel_tcp=_nz(_get(m, "kernelTCP", p, "int")),
+                swappiness=_get(m, "swappiness", p, "int"),
+                disable_oom_killer=_get(m, "disableOOMKiller", p, "bool"),
+                use_hierarchy=_get(m, "useHierarchy", p, "bool"),
+                check_before_update=_get(m, "checkBeforeUpdate", p, "bool"),
+            )
+            sw = r.memory.swappiness
+            if sw is not None and sw != -1 and not 0 <= sw <= 100:
+                raise ConfigError(ptr("memory", "swappiness"), "must be between 0 and 100")
+
+        c = _obj(d, "cpu", ())
+        if c is not None:
+            p = ("cpu",)
+            r.cpu = CPU(
+                shares=_nz(_get(c, "shares", p, "uint")),
+                quota=_nz(_get(c, "quota", p, "int")),
+                burst=_get(c, "burst", p, "uint"),
+                period=_nz(_get(c, "period", p, "uint")),
+                realtime_runtime=_nz(_get(c, "realtimeRuntime", p, "int")),
+                realtime_period=_nz(_get(c, "realtimePeriod", p, "uint")),
+                cpus=_get(c, "cpus", p, "str") or None,
+                mems=_get(c, "mems", p, "str") or None,
+                idle=_get(c, "idle", p, "int"),
+            )
+            q, b = r.cpu.quota, r.cpu.burst
+            if q is not None and q > 0 and b is not None and b > q:
+                raise ConfigError(ptr("cpu", "burst"), f"must not be larger than quota ({q})")
+
+        b = _obj(d, "blockIO", ())
+        if b is not None:
+            p = ("blockIO",)
+            bio = BlockIO(weight=_nz(_get(b, "weight", p, "uint")),
+                          leaf_weight=_nz(_get(b, "leafWeight", p, "uint")))
+            for i, wd in enumerate(_list(b, "weightDevice", p)):
+                q = p + ("weightDevice", i)
+                dev = WeightDevice(json_pointer(BASE + q), _req(wd, "major", q),
+                                   _req(wd, "minor", q),
+                                   _nz(_get(wd, "weight", q, "uint")),
+                                   _nz(_get(wd, "leafWeight", q, "uint")))
+                if dev.weight is None and dev.leaf_weight is None:
+                    raise ConfigError(dev.ptr, "needs weight or leafWeight")
+                bio.weight_device.append(dev)
+            for key in THROTTLE_KEYS:
+                items = []
+                for i, td in enumerate(_list(b, key, p)):
+                    q = p + (key, i)
+                    rate = _get(td, "rate", q, "uint")
+                    if rate is None:
+                        raise ConfigError(json_pointer(BASE + q + ("rate",)), "is required")
+                    items.append(ThrottleDevice(json_pointer(BASE + q), _req(td, "major", q),
+                                                _req(td, "minor", q), rate))
+                bio.throttle[key] = items
+            r.block_io = bio
+
+        for i, h in enumerate(_list(d, "hugepageLimits", ())):
+            q = ("hugepageLimits", i)
+            size = _get(h, "pageSize", q, "str")
+            if size is None:
+                raise ConfigError(json_pointer(BASE + q + ("pageSize",)), "is required")
+            if not re.fullmatch(r"[0-9]+[KMGTPE]?B", size):
+                raise ConfigError(json_pointer(BASE + q + ("pageSize",)),
+                                  f"{size!r} is not a page size like 2MB or 1GB")
+            limit = _get(h, "limit", q, "uint")
+            if limit is None:
+                raise ConfigError(json_pointer(BASE + q + ("limit",)), "is required")
+            r.hugepage_limits.append(HugepageLimit(json_pointer(BASE + q), size, limit))
+
+        n = _obj(d, "network", ())
+        if n is not None:
+            p = ("network",)
+            net = Network(class_id=_get(n, "classID", p, "uint"))
+            for i, pr in enumerate(_list(n, "priorities", p)):
+                q = p + ("priorities", i)
+                name = _get(pr, "name", q, "str")
+                prio = _get(pr, "priority", q, "uint")
+                if not name:
+                    raise ConfigError(json_pointer(BASE + q + ("name",)), "is required")
+                if prio is None:
+                    raise ConfigError(json_pointer(BASE + q + ("priority",)), "is required")
+                net.priorities.append((name, prio))
+            r.network = net
+
+        pd = _obj(d, "pids", ())
+        if pd is not None:
+            r.pids_limit = _get(pd, "limit", ("pids",), "int")
+
+        rd = _obj(d, "rdma", ())
+        if rd is not None:
+            for dev, lim in rd.items():
+                q = ("rdma", dev)
+                if not isinstance(lim, dict):
+                    raise ConfigError(json_pointer(BASE + q), "must be an object")
+                if not dev or any(ch.isspace() for ch in dev):
+                    raise ConfigError(json_pointer(BASE + q), "is not a device name")
+                e = RdmaLimit(json_pointer(BASE + q), dev, _get(lim, "hcaHandles", q, "uint"),
+                              _get(lim, "hcaObjects", q, "uint"))
+                if e.hca_handles is None and e.hca_objects is None:
+                    raise ConfigError(e.ptr, "needs hcaHandles or hcaObjects")
+                r.rdma.append(e)
+
+        u = _obj(d, "unified", ())
+        if u is not None:
+            for k, v in u.items():
+                if not isinstance(v, str):
+                    raise ConfigError(ptr("unified", k), "must be a string")
+                if not k or "/" in k or k in (".", ".."):
+                    raise ConfigError(ptr("unified", k), "must be a file name of the cgroup")
+                if "." not in k:
+                    raise ConfigError(ptr("unified", k), "must look like CONTROLLER.PARAMETER")
+            r.unified = dict(u)
+
+        if "devices" in d and d["devices"] is not None:
+            r.devices = parse_device_rules(d["devices"])
+        return r
+
+
+def _req(d: dict, key: str, path: tuple) -> int:
+    v = _get(d, key, path, "int")
+    if v is None:
+        raise ConfigError(json_pointer(BASE + path + (key,)), "is required")
+    return v
+
+
+def parse_device_rules(devices) -> list:
+    if not isinstance(devices, list):
+        raise ConfigError(ptr("devices"), "must be an array")
+    rules = []
+    for i, dv in enumerate(devices):
+        q = ("devices", i)
+        if not isinstance(dv, dict):
+            raise ConfigError(json_pointer(BASE + q), "must be an object")
+        allow = _get(dv, "allow", q, "bool")
+        if allow is None:
+            raise ConfigError(json_pointer(BASE + q + ("allow",)), "is required")
+        typ = _get(dv, "type", q, "str") or "a"
+        if typ not in ("a", "b", "c"):
+            raise ConfigError(json_pointer(BASE + q + ("type",)),
+                              f"must be a, b or c, not {typ!r}")
+        major = _get(dv, "major", q, "int")
+        minor = _get(dv, "minor", q, "int")
+        # -1 is the Go-side spelling of a wildcard.
+        major = None if major is None or major < 0 else major
+        minor = None if minor is None or minor < 0 else minor
+        access = _get(dv, "access", q, "str") or "rwm"
+        if not access or any(ch not in "rwm" for ch in access) or len(set(access)) != len(access):
+            raise ConfigError(json_pointer(BASE + q + ("access",)),
+                              f"must be made of r, w and m, not {access!r}")
+        access = "".join(ch for ch in "rwm" if ch in access)
+        rules.append(DeviceRule(allow, typ, major, minor, access))
+    return rules
+
+
+# ---------------------------------------------------------------- v1 -> v2 conversions
+
+def shares_to_weight(shares: int) -> int:
+    """cpu.shares [2, 262144] -> cpu.weight [1, 10000], the curve current runc uses.
+
+    A quadratic in log2(shares) through (2, 1), (1024, 100) and (262144, 10000), so the
+    default 1024 shares maps to the default weight 100 (the older linear formula of runc
+    <= 1.2 gave 39).
+    """
+    if shares <= 2:
+        return 1
+    if shares >= 262144:
+        return 10000
+    x = math.log2(shares)
+    exponent = (x * x + 125 * x) / 612.0 - 7.0 / 34.0
+    return int(math.ceil(10 ** exponent))
+
+
+def blkio_weight_to_io_weight(weight: int) -> int:
+    """blkio.weight [10, 1000] -> io.weight [1, 10000], linearly (runc's formula)."""
+    return 1 + (weight - 10) * 9999 // 990
+
+
+def swap_to_v2(swap: int | None, limit: int | None, pointer: str) -> int | None:
+    """OCI memory.swap is memory+swap; memory.swap.max is swap alone. -1 = 'max'."""
+    if limit == -1 and swap is None:
+        return -1                        # unlimited memory, and swap too (v1 behaviour)
+    if swap is None or swap == -1:
+        return swap
+    if limit == -1:
+        return swap
+    if limit is None:
+        raise ConfigError(pointer, "cannot set a swap limit without a memory limit")
+    if limit < 0:
+        raise ConfigError(ptr("memory", "limit"), f"invalid memory limit {limit}")
+    if swap < limit:
+        raise ConfigError(pointer, f"memory+swap limit {swap} is smaller than the memory "
+                                   f"limit {limit}")
+    return swap - limit
+
+
+def max_str(v: int) -> str:
+    """-1 (or any negative) -> 'max' for v2 files."""
+    return "max" if v < 0 else str(v)

@@ -1,0 +1,200 @@
+"""The command line, runc's: global flags, then one command from ocirt/commands/.
+
+A small parser of its own, not click: `ocirt state` must not pay for importing click (tens of ms).
+Flags follow Go's conventions as runc users type them: --flag value, --flag=value, -flag value,
+short aliases (-b), and booleans (--detach, -d, --detach=false).
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass, field
+
+from . import __version__
+from .errors import OcirtError
+from .log import Logger
+
+SPEC_VERSION = "1.3.0"
+
+# name -> one-line help; the module ocirt.commands.<name> implements it
+COMMANDS = {
+    "create": "create a container",
+    "start": "executes the user defined process in a created container",
+    "state": "output the state of a container",
+    "kill": "kill sends the specified signal (default: SIGTERM) to the container's init process",
+    "delete": "delete any resources held by the container often used with detached container",
+    "run": "create and run a container",
+    "list": "lists containers started by ocirt with the given root",
+    "spec": "create a new specification file",
+    "features": "show the enabled features",
+    "ps": "ps displays the processes running inside a container",
+    "pause": "pause suspends all processes inside the container",
+    "resume": "resumes all processes that have been previously paused",
+    "update": "update container resource constraints",
+    "events": "display container events such as OOM notifications, cpu, memory, and IO usage statistics",
+    "exec": "execute new process inside the container",
+}
+ALIASES = {"ps": "ps", "del": "delete", "rm": "delete"}
+
+
+@dataclass(frozen=True)
+class Opt:
+    name: str
+    short: str = ""
+    value: bool = False          # takes a value (else a boolean)
+    default: object = None
+    help: str = ""
+    multi: bool = False          # may repeat; collected in a list
+
+    @property
+    def key(self) -> str:
+        return self.name.replace("-", "_")
+
+
+GLOBAL_OPTIONS = (
+    Opt("root", value=True, default="/run/ocirt", help="root directory for storage of container state"),
+    Opt("log", value=True, default="", help="set the log file to write ocirt logs to (default is stderr)"),
+    Opt("log-format", value=True, default="text", help="set the log format ('text' (default), or 'json')"),
+    Opt("debug", help="enable debug logging"),
+    Opt("systemd-cgroup", help="enable systemd cgroup support"),
+    Opt("rootless", value=True, default="auto", help="ignore cgroup permission errors"),
+    Opt("criu", value=True, default="criu", help="path to the criu binary (unused)"),
+    Opt("version", "v", help="print the version"),
+    Opt("help", "h", help="show help"),
+)
+
+
+@dataclass
+class Globals:
+    root: str
+    log: Logger
+    systemd_cgroup: bool = False
+    debug: bool = False
+
+    def kernel(self):
+        from .kernel.linux import LinuxKernel
+        return LinuxKernel()
+
+
+class UsageError(OcirtError):
+    pass
+
+
+def parse(options, argv: list[str], stop_at_positional: bool) -> tuple[dict, list[str]]:
+    """Parse `argv` against `options`; returns ({key: value}, positional args)."""
+    by_name = {}
+    for o in options:
+        by_name[o.name] = o
+        if o.short:
+            by_name[o.short] = o
+    values = {o.key: ([] if o.multi else o.default) for o in options}
+    for o in options:
+        if not o.value and not o.multi:
+            values[o.key] = False
+    positional: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            positional.extend(argv[i:])
+            break
+        if not arg.startswith("-") or arg == "-":
+            positional.append(arg)
+            if stop_at_positional:
+                positional.extend(argv[i:])
+                break
+            continue
+        name, eq, inline = arg.lstrip("-").partition("=")
+        opt = by_name.get(name)
+        if opt is None:
+            raise UsageError(f"flag provided but not defined: -{name}")
+        if opt.value:
+            if eq:
+                val = inline
+            elif i < len(argv):
+                val = argv[i]
+                i += 1
+            else:
+                raise UsageError(f"flag needs an argument: -{name}")
+            if opt.multi:
+                values[opt.key].append(val)
+            else:
+                values[opt.key] = val
+        else:
+            values[opt.key] = inline.lower() not in ("false", "0") if eq else True
+    return values, positional
+
+
+def int_option(values: dict, key: str) -> int:
+    try:
+        return int(values[key] or 0)
+    except ValueError:
+        raise UsageError(f"invalid value {values[key]!r} for flag -{key.replace('_', '-')}") from None
+
+
+def version_text() -> str:
+    return f"ocirt version {__version__}\nspec: {SPEC_VERSION}\npython: {sys.version.split()[0]}\n"
+
+
+def help_text(name: str | None = None, module=None) -> str:
+    if module is None:
+        lines = ["NAME:", "   ocirt - Open Container Initiative runtime", "", "USAGE:",
+                 "   ocirt [global options] command [command options] [arguments...]", "",
+                 "COMMANDS:"]
+        lines += [f"   {n:<10} {h}" for n, h in COMMANDS.items()]
+        lines += ["", "GLOBAL OPTIONS:"]
+        lines += [_opt_line(o) for o in GLOBAL_OPTIONS]
+        return "\n".join(lines) + "\n"
+    lines = ["NAME:", f"   ocirt {name} - {COMMANDS[name]}", "", "USAGE:",
+             f"   ocirt {module.USAGE}", ""]
+    if module.OPTIONS:
+        lines.append("OPTIONS:")
+        lines += [_opt_line(o) for o in module.OPTIONS]
+    return "\n".join(lines) + "\n"
+
+
+def _opt_line(o: Opt) -> str:
+    flags = f"--{o.name}" + (f", -{o.short}" if o.short else "") + (" value" if o.value else "")
+    default = f" (default: {o.default!r})" if o.value and o.default not in (None, "") else ""
+    return f"   {flags:<28} {o.help}{default}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    log = Logger()
+    try:
+        g_values, rest = parse(GLOBAL_OPTIONS, argv, stop_at_positional=True)
+        log = Logger(g_values["log"] or None, g_values["log_format"], g_values["debug"])
+        if g_values["log_format"] not in ("text", "json"):
+            raise UsageError(f"invalid log-format: {g_values['log_format']}")
+        if g_values["version"]:
+            sys.stdout.write(version_text())
+            return 0
+        if g_values["help"] or not rest or rest[0] == "help":
+            sys.stdout.write(help_text())
+            return 0
+        name = ALIASES.get(rest[0], rest[0])
+        if name not in COMMANDS:
+            raise UsageError(f"No help topic for '{rest[0]}'")
+        module = importlib.import_module(f"ocirt.commands.{name}")
+        help_opt = (Opt("help", "h"),)
+        values, args = parse(tuple(module.OPTIONS) + help_opt, rest[1:],
+                             stop_at_positional=getattr(module, "STOP_AT_ARGS", False))
+        if values.pop("help"):
+            sys.stdout.write(help_text(name, module))
+            return 0
+        g = Globals(root=g_values["root"], log=log, systemd_cgroup=g_values["systemd_cgroup"],
+                    debug=g_values["debug"])
+        return module.main(g, values, args) or 0
+    except OcirtError as e:
+        log.error(str(e))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def need_id(args: list[str], command: str, count: int = 1) -> str:
+    if len(args) < count:
+        raise UsageError(f'{command}: "{command}" requires a minimum of {count} argument(s)')
+    return args[0]

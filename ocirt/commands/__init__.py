@@ -1,0 +1,1 @@
+"""One module per command; each has USAGE, OPTIONS and main(globals, options, args)."""

@@ -1,0 +1,32 @@
+from ..cli import Opt, int_option, need_id
+from ..container import CreateOptions, create
+
+USAGE = "create [command options] <container-id>"
+OPTIONS = (
+    Opt("bundle", "b", value=True, default=".", help="path to the root of the bundle directory"),
+    Opt("console-socket", value=True, help="path to an AF_UNIX socket which will receive the pty master"),
+    Opt("pid-file", value=True, help="specify the file to write the process id to"),
+    Opt("no-pivot", help="do not use pivot root to jail process inside rootfs"),
+    Opt("no-new-keyring", help="do not create a new session keyring for the container"),
+    Opt("preserve-fds", value=True, default="0", help="pass N additional file descriptors to the container"),
+)
+
+
+def options_from(g, o, container_id: str, **extra) -> CreateOptions:
+    return CreateOptions(id=container_id, bundle=o["bundle"], root=g.root, pid_file=o["pid_file"],
+                         console_socket=o["console_socket"], no_pivot=o["no_pivot"],
+                         no_new_keyring=o["no_new_keyring"],
+                         preserve_fds=int_option(o, "preserve_fds"),
+                         systemd_cgroup=g.systemd_cgroup, **extra)
+
+
+def main(g, o, args) -> int:
+    from ..errors import OcirtError
+    container_id = need_id(args, "create")
+    try:
+        sd, _ = create(options_from(g, o, container_id), g.kernel())
+    except OcirtError as e:
+        e.message = f"ocirt create failed: {e.message}"
+        raise
+    sd.unlock()
+    return 0

@@ -1,0 +1,32 @@
+import signal
+
+from ..cli import Opt, UsageError, need_id
+from ..container import Container
+
+USAGE = "kill [command options] <container-id> [signal]"
+OPTIONS = (Opt("all", "a", help="send the specified signal to all processes inside the container"),)
+
+
+def parse_signal(text: str) -> int:
+    if text.isdigit():
+        num = int(text)
+        if 0 < num < signal.NSIG:
+            return num
+    else:
+        name = text.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
+        if sig is not None:
+            return int(sig)
+    raise UsageError(f"unknown signal {text!r}")
+
+
+def main(g, o, args) -> int:
+    container_id = need_id(args, "kill")
+    sig = parse_signal(args[1]) if len(args) > 1 else signal.SIGTERM
+    c = Container.open(g.root, container_id)
+    try:
+        c.kill(sig, all_processes=o["all"])
+    finally:
+        c.close()
+    return 0

@@ -1,0 +1,14 @@
+import json
+import sys
+
+from ..cli import need_id
+from ..container import Container
+
+USAGE = "state <container-id>"
+OPTIONS = ()
+
+
+def main(g, o, args) -> int:
+    c = Container.open(g.root, need_id(args, "state"), lock=False)
+    sys.stdout.write(json.dumps(c.state.oci(c.status()), indent="  ") + "\n")
+    return 0

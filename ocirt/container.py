@@ -1,0 +1,362 @@
+"""The lifecycle of runtime.md: create, start, state, kill, delete, and run's wait.
+
+Every operation takes the container's lock (flock on its state directory), derives the status from
+the kernel, checks the status allows the operation, and then acts. A failed create undoes what it
+did, in reverse order.
+"""
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import time
+from dataclasses import dataclass, field
+
+from . import config as config_mod
+from . import hooks as hooks_mod
+from . import kernel as k
+from . import namespaces, process
+from .errors import ConfigError, OcirtError
+from .protocol import Channel, HooksReady, InitPid, Proceed, Ready, UserNsReady
+from .rootfs import RootfsSpec
+from .stages import InitPlan, stage1
+from .state import ContainerState, StateDir, Status, proc_start_time
+
+_ID = re.compile(r"^[\w+\-.]+$")
+
+
+@dataclass
+class CreateOptions:
+    id: str
+    bundle: str = "."
+    root: str = "/run/ocirt"
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+    systemd_cgroup: bool = False
+    subreaper: bool = False           # `run`: the init is re-parented to us, so we can wait for it
+
+
+def check_id(container_id: str) -> None:
+    if not container_id or container_id in (".", "..") or not _ID.match(container_id):
+        raise OcirtError(f"invalid container id format: {container_id}")
+
+
+@dataclass
+class _Undo:
+    steps: list = field(default_factory=list)
+
+    def push(self, fn, *args) -> None:
+        self.steps.append((fn, args))
+
+    def run(self) -> None:
+        while self.steps:
+            fn, args = self.steps.pop()
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - undo what we can
+                pass
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        _wait_gone(pid, None)
+
+
+def _wait_gone(pid: int, start: int | None, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = proc_start_time(pid)
+        if now is None or (start is not None and now != start):
+            return
+        time.sleep(0.002)
+
+
+def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerState]:
+    check_id(opts.id)
+    bundle = os.path.abspath(opts.bundle)
+    config = config_mod.load(bundle)
+    linux = config.get("linux") or {}
+    ns = namespaces.plan(config)
+    proc_cfg = config.get("process")
+    if not proc_cfg:
+        raise ConfigError("/process", "is required to create a container")
+    if proc_cfg.get("terminal") and not opts.console_socket:
+        raise OcirtError("cannot allocate tty if runc will detach without setting console socket")
+    if not ns.has("mount"):
+        raise ConfigError("/linux/namespaces", "a mount namespace is required")
+    if config.get("hostname") and not ns.has("uts"):
+        raise ConfigError("/hostname", "unable to set hostname without a private UTS namespace")
+    rootfs = config_mod.rootfs_path(bundle, config)
+    if not os.path.isdir(rootfs):
+        raise ConfigError("/root/path", f"rootfs {rootfs} is not a directory")
+    proc = process.ProcessSpec.from_config(proc_cfg, opts.preserve_fds)
+    for i, rl in enumerate(proc.rlimits):
+        process.rlimit_number(rl.get("type", ""), i)
+    from . import capabilities
+    last_cap = capabilities.last_cap()
+    if proc.capabilities is not None:
+        capabilities.masks(proc.capabilities, last_cap)
+
+    sd = StateDir(opts.root, opts.id)
+    sd.make_and_lock()
+    undo = _Undo()
+    undo.push(sd.remove)
+    try:
+        from . import cgroups
+        layout = cgroups.detect()
+        cg = cgroups.Cgroup.for_container(layout, linux.get("cgroupsPath"), opts.id,
+                                          systemd=opts.systemd_cgroup)
+        cg.create()
+        undo.push(cg.destroy)
+        if linux.get("resources"):
+            cg.apply(linux["resources"])
+        os.mkfifo(sd.fifo, 0o622)
+
+        state = ContainerState(id=opts.id, bundle=bundle, rootfs=rootfs,
+                               created=_rfc3339(), owner="",
+                               annotations=config.get("annotations") or {},
+                               hooks={n: v for n, v in (config.get("hooks") or {}).items()
+                                      if n in ("poststart", "poststop")},
+                               namespace_paths={}, systemd_cgroup=opts.systemd_cgroup)
+        rspec = RootfsSpec(
+            rootfs=rootfs, mounts=config.get("mounts") or [],
+            readonly=bool(config["root"].get("readonly")),
+            propagation=linux.get("rootfsPropagation") or "",
+            masked=linux.get("maskedPaths") or [], readonly_paths=linux.get("readonlyPaths") or [],
+            devices=linux.get("devices") or [], in_userns=ns.has("user"), no_pivot=opts.no_pivot,
+            cgroup_binds=_cgroup_binds(cg), cgroup2=layout.kind == "v2",
+            mount_label=linux.get("mountLabel") or "")
+        cfg_hooks = config.get("hooks") or {}
+        plan = InitPlan(
+            ns=ns, rootfs=rspec, proc=proc, fifo=sd.fifo,
+            hostname=config.get("hostname") if ns.has("uts") else None,
+            domainname=config.get("domainname") if ns.has("uts") and "domainname" in config else None,
+            sysctl=linux.get("sysctl") or {},
+            time_offsets=namespaces.time_offsets(linux.get("timeOffsets") or {}),
+            hooks=cfg_hooks,
+            runtime_hooks=bool(cfg_hooks.get("prestart") or cfg_hooks.get("createRuntime")),
+            close_in_child=[sd.lock_fd] if sd.lock_fd is not None else [],
+            last_cap=last_cap)
+
+        parent_ch, child_ch = Channel.pair()
+        if opts.subreaper:
+            kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
+        stage1_pid = os.fork()
+        if stage1_pid == 0:
+            parent_ch.close()
+            stage1(kernel, plan, child_ch)  # never returns
+        child_ch.close()
+        init_pid = 0
+        try:
+            cg.add_pid(stage1_pid)
+            parent_ch.send(Proceed())
+            init_pid = _drive_children(parent_ch, stage1_pid, ns, linux, state, cfg_hooks)
+        except BaseException:
+            if init_pid:
+                undo.push(_kill_and_reap, init_pid)
+            _kill_and_reap(stage1_pid)
+            raise
+        finally:
+            parent_ch.close()
+        undo.push(_kill_and_reap, init_pid)
+        state.pid = init_pid
+        state.pid_start = proc_start_time(init_pid) or 0
+        state.cgroup = cg.to_dict()
+        sd.save(state)
+        if opts.pid_file:
+            _write_pid_file(opts.pid_file, init_pid)
+        undo.steps.clear()
+        return sd, state
+    except BaseException:
+        undo.run()
+        sd.unlock()
+        raise
+
+
+def _drive_children(ch: Channel, stage1_pid: int, ns, linux: dict, state: ContainerState,
+                    cfg_hooks: dict) -> int:
+    """The parent's side of the protocol; returns the init's pid once it is Ready."""
+    init_pid = 0
+    while True:
+        expected = (UserNsReady, InitPid) if not init_pid else (HooksReady, Ready)
+        msg = ch.expect(expected, "the container was created")
+        if isinstance(msg, UserNsReady):
+            _write_id_maps(stage1_pid, linux)
+            ch.send(Proceed())
+        elif isinstance(msg, InitPid):
+            init_pid = msg.pid
+            os.waitpid(stage1_pid, 0)
+        elif isinstance(msg, HooksReady):
+            hook_state = state.oci(Status.CREATING)
+            hook_state["pid"] = init_pid
+            hooks_mod.run(cfg_hooks, "prestart", hook_state)
+            hooks_mod.run(cfg_hooks, "createRuntime", hook_state)
+            ch.send(Proceed())
+        elif isinstance(msg, Ready):
+            return init_pid
+
+
+def _write_id_maps(pid: int, linux: dict) -> None:
+    for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
+        data = namespaces.id_map(linux.get(key) or [])
+        if not data:
+            continue
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(data)
+        except OSError as e:
+            raise OcirtError(f"/linux/{key}: write /proc/{pid}/{name}", e.errno) from None
+
+
+def _cgroup_binds(cg) -> list[tuple[str, str]]:
+    binds = getattr(cg, "mount_binds", None)
+    return binds() if binds else []
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def _rfc3339() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+# -- operations on an existing container ------------------------------------------------------------
+
+@dataclass
+class Container:
+    sd: StateDir
+    state: ContainerState
+
+    @classmethod
+    def open(cls, root: str, container_id: str, lock: bool = True) -> "Container":
+        check_id(container_id)
+        sd = StateDir(root, container_id)
+        if lock:
+            sd.lock()
+        try:
+            return cls(sd, sd.load())
+        except BaseException:
+            sd.unlock()
+            raise
+
+    def cgroup(self):
+        from . import cgroups
+        return cgroups.Cgroup.from_dict(cgroups.detect(), self.state.cgroup)
+
+    def status(self) -> Status:
+        def frozen():
+            try:
+                return self.cgroup().frozen()
+            except OSError:
+                return False
+        return self.sd.status(self.state, frozen if self.state.cgroup else None)
+
+    def close(self) -> None:
+        self.sd.unlock()
+
+    def start(self) -> None:
+        self.status().check("start")
+        try:
+            fd = os.open(self.sd.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise OcirtError("cannot start an already running container") from None
+        try:
+            data = b""
+            while not data:
+                if proc_start_time(self.state.pid) != self.state.pid_start:
+                    raise OcirtError("cannot start a container that has stopped")
+                select.select([fd], [], [], 0.05)
+                try:
+                    data = os.read(fd, 1)
+                except BlockingIOError:
+                    continue
+                if not data and proc_start_time(self.state.pid) != self.state.pid_start:
+                    raise OcirtError("cannot start a container that has stopped")
+        finally:
+            os.close(fd)
+        os.unlink(self.sd.fifo)
+        hooks = self.state.hooks.get("poststart")
+        if hooks:
+            hooks_mod.run({"poststart": hooks}, "poststart", self.state.oci(Status.RUNNING))
+
+    def kill(self, sig: int, all_processes: bool = False) -> None:
+        status = self.status()
+        if status is Status.STOPPED and not all_processes:
+            status.check("kill")
+        if all_processes:
+            try:
+                self.cgroup().kill_all(sig)
+            except OSError as e:
+                raise OcirtError("kill all processes", e.errno) from None
+            return
+        status.check("kill")
+        try:
+            pidfd = os.pidfd_open(self.state.pid)
+        except ProcessLookupError:
+            raise OcirtError("container not running") from None
+        try:
+            if proc_start_time(self.state.pid) != self.state.pid_start:
+                raise OcirtError("container not running")
+            signal.pidfd_send_signal(pidfd, sig)
+        finally:
+            os.close(pidfd)
+
+    def delete(self, force: bool = False) -> None:
+        status = self.status()
+        status.check("delete", force=force)
+        if status is not Status.STOPPED:
+            cg = self.cgroup() if self.state.cgroup else None
+            if status is Status.PAUSED and cg:
+                cg.thaw()
+            if cg:
+                try:
+                    cg.kill_all(signal.SIGKILL)
+                except OSError:
+                    pass
+            try:
+                os.kill(self.state.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _wait_gone(self.state.pid, self.state.pid_start)
+        self.destroy()
+
+    def destroy(self) -> None:
+        if self.state.cgroup:
+            self.cgroup().destroy()
+        hooks = self.state.hooks.get("poststop")
+        self.sd.remove()
+        if hooks:
+            try:
+                hooks_mod.run({"poststop": hooks}, "poststop", self.state.oci(Status.STOPPED))
+            except OcirtError:
+                pass  # runtime.md: poststop failures are logged, the delete still succeeds
+
+
+def wait_init(pid: int) -> int:
+    """Reap children until `pid` exits (we are its subreaper); its exit code, 128+N for a signal."""
+    while True:
+        try:
+            got, status = os.waitpid(-1, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 255
+        if got == pid:
+            return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else \
+                128 + os.WTERMSIG(status)

@@ -1,0 +1,35 @@
+"""Errors that reach the user as one line."""
+from __future__ import annotations
+
+import os
+
+
+class OcirtError(Exception):
+    """A failure with a message and, when the kernel said no, its errno."""
+
+    def __init__(self, message: str, errno: int | None = None):
+        self.message = message
+        self.errno = errno
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        if self.errno:
+            return f"{self.message}: {os.strerror(self.errno).lower()}"
+        return self.message
+
+
+class ConfigError(OcirtError):
+    """config.json is wrong: `pointer` is a JSON pointer (RFC 6901) into it."""
+
+    def __init__(self, pointer: str, rule: str):
+        self.pointer = pointer or "/"
+        self.rule = rule
+        super().__init__(f"config.json: {self.pointer}: {rule}")
+
+
+def json_pointer(path) -> str:
+    """Turn a sequence of keys/indexes into a JSON pointer."""
+    out = []
+    for part in path:
+        out.append(str(part).replace("~", "~0").replace("/", "~1"))
+    return "/" + "/".join(out) if out else "/"

@@ -1,0 +1,130 @@
+"""The syscall layer: every kernel side effect of container setup goes through a `Kernel`.
+
+`LinuxKernel` (ocirt.kernel.linux) performs the calls; `RecordingKernel` (ocirt.kernel.fake)
+records them, for unit tests without root and for `ocirt plan`.
+"""
+from __future__ import annotations
+
+# clone(2) / unshare(2) flags
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# mount(2) flags
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_UNBINDABLE = 0x20000
+MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
+MS_SHARED = 0x100000
+MS_RELATIME = 0x200000
+MS_STRICTATIME = 0x1000000
+MS_LAZYTIME = 0x2000000
+
+MNT_DETACH = 0x2
+
+# prctl(2)
+PR_SET_PDEATHSIG = 1
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+# openat2(2) resolve flags
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+CLOSE_RANGE_CLOEXEC = 1 << 2
+
+# mount_setattr(2)
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+AT_RECURSIVE = 0x8000
+
+
+class Kernel:
+    """The interface. Methods raise OSError (with errno) on failure, like the os module."""
+
+    # namespaces
+    def unshare(self, flags: int) -> None: raise NotImplementedError
+    def setns(self, fd: int, nstype: int) -> None: raise NotImplementedError
+
+    # mounts
+    def mount(self, source: str | None, target: str, fstype: str | None, flags: int,
+              data: str | None) -> None: raise NotImplementedError
+    def umount(self, target: str, flags: int = 0) -> None: raise NotImplementedError
+    def pivot_root(self, new_root: str, put_old: str) -> None: raise NotImplementedError
+    def mount_setattr(self, path: str, attr_set: int, attr_clr: int, propagation: int = 0,
+                      recursive: bool = True) -> None: raise NotImplementedError
+    def chroot(self, path: str) -> None: raise NotImplementedError
+    def chdir(self, path: str) -> None: raise NotImplementedError
+    def fchdir(self, fd: int) -> None: raise NotImplementedError
+
+    # files, resolved safely
+    def open(self, path: str, flags: int, mode: int = 0o777, dir_fd: int | None = None) -> int:
+        raise NotImplementedError
+    def open_in_root(self, root_fd: int, path: str, flags: int, mode: int = 0) -> int:
+        """openat2(root_fd, path, RESOLVE_IN_ROOT): symlinks can never leave root_fd."""
+        raise NotImplementedError
+    def fd_path(self, fd: int) -> str: return f"/proc/self/fd/{fd}"
+    def close(self, fd: int) -> None: raise NotImplementedError
+    def mkdir(self, path: str, mode: int = 0o755, dir_fd: int | None = None) -> None:
+        raise NotImplementedError
+    def mknod(self, path: str, mode: int, device: int, dir_fd: int | None = None) -> None:
+        raise NotImplementedError
+    def symlink(self, target: str, path: str, dir_fd: int | None = None) -> None:
+        raise NotImplementedError
+    def chmod(self, path: str, mode: int) -> None: raise NotImplementedError
+    def chown(self, path: str, uid: int, gid: int) -> None: raise NotImplementedError
+    def write_file(self, path: str, data: str | bytes) -> None: raise NotImplementedError
+    def close_fds_from(self, first: int) -> None:
+        """Mark every fd >= first close-on-exec."""
+        raise NotImplementedError
+
+    # identity and process attributes
+    def sethostname(self, name: str) -> None: raise NotImplementedError
+    def setdomainname(self, name: str) -> None: raise NotImplementedError
+    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0,
+              arg5: int = 0) -> int: raise NotImplementedError
+    def setgroups(self, gids: list[int]) -> None: raise NotImplementedError
+    def setresgid(self, gid: int) -> None: raise NotImplementedError
+    def setresuid(self, uid: int) -> None: raise NotImplementedError
+    def umask(self, mask: int) -> None: raise NotImplementedError
+    def setrlimit(self, resource: int, soft: int, hard: int) -> None: raise NotImplementedError
+    def capset(self, effective: int, permitted: int, inheritable: int) -> None:
+        raise NotImplementedError
+    def execve(self, path: str, args: list[str], env: dict[str, str]) -> None:
+        raise NotImplementedError

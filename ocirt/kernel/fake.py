@@ -1,0 +1,108 @@
+"""A recording double of the syscall layer: it performs nothing and remembers every call.
+
+Paths opened with `open`/`open_in_root` get fake fds, and `fd_path` maps them back to the logical
+path, so a recorded `mount` reads `mount('proc', '/rootfs/proc', ...)` rather than a /proc/self/fd link.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass, field
+
+from . import Kernel
+
+
+@dataclass
+class Call:
+    name: str
+    args: tuple
+
+    def __str__(self) -> str:
+        return f"{self.name}({', '.join(_fmt(a) for a in self.args)})"
+
+
+def _fmt(value) -> str:
+    if isinstance(value, int) and value > 9:
+        return hex(value)
+    return repr(value)
+
+
+@dataclass
+class RecordingKernel(Kernel):
+    calls: list[Call] = field(default_factory=list)
+    fail: dict[str, OSError] = field(default_factory=dict)  # call name -> error to raise
+    _fds: dict[int, str] = field(default_factory=dict)
+    _next_fd: int = 100
+
+    def _record(self, name: str, *args) -> None:
+        self.calls.append(Call(name, args))
+        if name in self.fail:
+            raise self.fail[name]
+
+    def names(self) -> list[str]:
+        return [c.name for c in self.calls]
+
+    def find(self, name: str) -> list[Call]:
+        return [c for c in self.calls if c.name == name]
+
+    def _new_fd(self, path: str) -> int:
+        fd = self._next_fd
+        self._next_fd += 1
+        self._fds[fd] = path
+        return fd
+
+    def _resolve(self, path: str, dir_fd: int | None) -> str:
+        if dir_fd is not None and not path.startswith("/"):
+            return posixpath.join(self._fds.get(dir_fd, f"<fd {dir_fd}>"), path)
+        return path
+
+    def fd_path(self, fd: int) -> str:
+        return self._fds.get(fd, f"/proc/self/fd/{fd}")
+
+    # every interface method records itself
+    def unshare(self, flags): self._record("unshare", flags)
+    def setns(self, fd, nstype): self._record("setns", self.fd_path(fd), nstype)
+    def mount(self, source, target, fstype, flags, data):
+        self._record("mount", source, target, fstype, flags, data)
+    def umount(self, target, flags=0): self._record("umount", target, flags)
+    def pivot_root(self, new_root, put_old): self._record("pivot_root", new_root, put_old)
+    def mount_setattr(self, path, attr_set, attr_clr, propagation=0, recursive=True):
+        self._record("mount_setattr", path, attr_set, attr_clr, propagation, recursive)
+    def chroot(self, path): self._record("chroot", path)
+    def chdir(self, path): self._record("chdir", path)
+    def fchdir(self, fd): self._record("fchdir", self.fd_path(fd))
+
+    def open(self, path, flags, mode=0o777, dir_fd=None):
+        path = self._resolve(path, dir_fd)
+        self._record("open", path, flags)
+        return self._new_fd(path)
+
+    def open_in_root(self, root_fd, path, flags, mode=0):
+        full = posixpath.normpath(posixpath.join(self.fd_path(root_fd), path.lstrip("/")))
+        self._record("open_in_root", full, flags)
+        return self._new_fd(full)
+
+    def close(self, fd): self._fds.pop(fd, None)
+    def mkdir(self, path, mode=0o755, dir_fd=None):
+        self._record("mkdir", self._resolve(path, dir_fd), mode)
+    def mknod(self, path, mode, device, dir_fd=None):
+        self._record("mknod", self._resolve(path, dir_fd), mode, os.major(device), os.minor(device))
+    def symlink(self, target, path, dir_fd=None):
+        self._record("symlink", target, self._resolve(path, dir_fd))
+    def chmod(self, path, mode): self._record("chmod", path, mode)
+    def chown(self, path, uid, gid): self._record("chown", path, uid, gid)
+    def write_file(self, path, data): self._record("write_file", path, data)
+    def close_fds_from(self, first): self._record("close_fds_from", first)
+    def sethostname(self, name): self._record("sethostname", name)
+    def setdomainname(self, name): self._record("setdomainname", name)
+    def prctl(self, option, arg2=0, arg3=0, arg4=0, arg5=0):
+        self._record("prctl", option, arg2, arg3, arg4, arg5)
+        return 0
+    def setgroups(self, gids): self._record("setgroups", list(gids))
+    def setresgid(self, gid): self._record("setresgid", gid)
+    def setresuid(self, uid): self._record("setresuid", uid)
+    def umask(self, mask): self._record("umask", mask)
+    def setrlimit(self, resource_id, soft, hard): self._record("setrlimit", resource_id, soft, hard)
+    def capset(self, effective, permitted, inheritable):
+        self._record("capset", effective, permitted, inheritable)
+    def execve(self, path, args, env): self._record("execve", path, list(args), dict(env))

@@ -1,0 +1,175 @@
+"""The real syscall layer: libc through cffi (out-of-line ABI mode, see _build.py)."""
+from __future__ import annotations
+
+import os
+
+from . import AT_RECURSIVE, CLOSE_RANGE_CLOEXEC, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, Kernel
+
+# Syscalls libc does not wrap (or wraps only in newer glibc): numbers per architecture.
+_SYSCALLS = {
+    "x86_64": {"pivot_root": 155, "capset": 126, "close_range": 436, "openat2": 437,
+               "mount_setattr": 442},
+    "aarch64": {"pivot_root": 41, "capset": 91, "close_range": 436, "openat2": 437,
+                "mount_setattr": 442},
+}
+
+
+def _load_ffi():
+    try:
+        from ._libc import ffi
+    except ImportError:  # running from a source tree that was never built: parse the cdefs now
+        from cffi import FFI
+
+        from ._cdefs import CDEF
+        ffi = FFI()
+        ffi.cdef(CDEF)
+    return ffi, ffi.dlopen(None)
+
+
+class LinuxKernel(Kernel):
+    def __init__(self) -> None:
+        self.ffi, self.libc = _load_ffi()
+        self._nr = _SYSCALLS.get(os.uname().machine, _SYSCALLS["x86_64"])
+
+    def _check(self, ret: int, what: str) -> int:
+        if ret < 0:
+            err = self.ffi.errno
+            raise OSError(err, what)
+        return ret
+
+    def _str(self, s: str | None):
+        return self.ffi.NULL if s is None else s.encode()
+
+    def _syscall(self, name: str, *args) -> int:
+        return self._check(self.libc.syscall(self.ffi.cast("long", self._nr[name]), *args), name)
+
+    # namespaces
+    def unshare(self, flags: int) -> None:
+        self._check(self.libc.unshare(flags), "unshare")
+
+    def setns(self, fd: int, nstype: int) -> None:
+        self._check(self.libc.setns(fd, nstype), "setns")
+
+    # mounts
+    def mount(self, source, target, fstype, flags, data) -> None:
+        ret = self.libc.mount(self._str(source), target.encode(), self._str(fstype), flags,
+                              self._str(data))
+        self._check(ret, f"mount {source or fstype} to {target}")
+
+    def umount(self, target: str, flags: int = 0) -> None:
+        self._check(self.libc.umount2(target.encode(), flags), f"umount {target}")
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        c = self.ffi.new
+        self._syscall("pivot_root", c("char[]", new_root.encode()), c("char[]", put_old.encode()))
+
+    def mount_setattr(self, path, attr_set, attr_clr, propagation=0, recursive=True) -> None:
+        attr = self.ffi.new("struct mount_attr *")
+        attr.attr_set, attr.attr_clr, attr.propagation = attr_set, attr_clr, propagation
+        flags = AT_RECURSIVE if recursive else 0
+        self._syscall("mount_setattr", self.ffi.cast("int", -100), self.ffi.new("char[]", path.encode()),
+                      self.ffi.cast("unsigned int", flags), attr,
+                      self.ffi.cast("size_t", self.ffi.sizeof("struct mount_attr")))
+
+    def chroot(self, path: str) -> None:
+        os.chroot(path)
+
+    def chdir(self, path: str) -> None:
+        os.chdir(path)
+
+    def fchdir(self, fd: int) -> None:
+        os.fchdir(fd)
+
+    # files
+    def open(self, path, flags, mode=0o777, dir_fd=None) -> int:
+        return os.open(path, flags, mode, dir_fd=dir_fd)
+
+    def open_in_root(self, root_fd: int, path: str, flags: int, mode: int = 0) -> int:
+        how = self.ffi.new("struct open_how *")
+        how.flags = flags | os.O_CLOEXEC
+        how.mode = mode
+        how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
+        name = self.ffi.new("char[]", (path.lstrip("/") or ".").encode())
+        return self._check(self.libc.syscall(
+            self.ffi.cast("long", self._nr["openat2"]), self.ffi.cast("int", root_fd), name, how,
+            self.ffi.cast("size_t", self.ffi.sizeof("struct open_how"))), f"open {path}")
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def mkdir(self, path, mode=0o755, dir_fd=None) -> None:
+        os.mkdir(path, mode, dir_fd=dir_fd)
+
+    def mknod(self, path, mode, device, dir_fd=None) -> None:
+        os.mknod(path, mode, device, dir_fd=dir_fd)
+
+    def symlink(self, target, path, dir_fd=None) -> None:
+        os.symlink(target, path, dir_fd=dir_fd)
+
+    def chmod(self, path, mode) -> None:
+        os.chmod(path, mode)
+
+    def chown(self, path, uid, gid) -> None:
+        os.chown(path, uid, gid)
+
+    def write_file(self, path, data) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, data.encode() if isinstance(data, str) else data)
+        finally:
+            os.close(fd)
+
+    def close_fds_from(self, first: int) -> None:
+        try:
+            self._syscall("close_range", self.ffi.cast("unsigned int", first),
+                          self.ffi.cast("unsigned int", 0xFFFFFFFF),
+                          self.ffi.cast("unsigned int", CLOSE_RANGE_CLOEXEC))
+        except OSError:  # kernels before 5.11
+            for name in os.listdir("/proc/self/fd"):
+                fd = int(name)
+                if fd >= first:
+                    try:
+                        os.set_inheritable(fd, False)
+                    except OSError:
+                        pass
+
+    # identity and process attributes
+    def sethostname(self, name: str) -> None:
+        b = name.encode()
+        self._check(self.libc.sethostname(b, len(b)), "sethostname")
+
+    def setdomainname(self, name: str) -> None:
+        b = name.encode()
+        self._check(self.libc.setdomainname(b, len(b)), "setdomainname")
+
+    def prctl(self, option, arg2=0, arg3=0, arg4=0, arg5=0) -> int:
+        return self._check(self.libc.prctl(option, arg2, arg3, arg4, arg5), f"prctl {option}")
+
+    def setgroups(self, gids) -> None:
+        os.setgroups(gids)
+
+    def setresgid(self, gid) -> None:
+        os.setresgid(gid, gid, gid)
+
+    def setresuid(self, uid) -> None:
+        os.setresuid(uid, uid, uid)
+
+    def umask(self, mask) -> None:
+        os.umask(mask)
+
+    def setrlimit(self, resource_id, soft, hard) -> None:
+        import resource
+        resource.prlimit(0, resource_id, (soft, hard))
+
+    def capset(self, effective: int, permitted: int, inheritable: int) -> None:
+        hdr = self.ffi.new("struct cap_header *")
+        hdr.version = 0x20080522  # _LINUX_CAPABILITY_VERSION_3
+        data = self.ffi.new("struct cap_data[2]")
+        for i, shift in enumerate((0, 32)):
+            data[i].effective = (effective >> shift) & 0xFFFFFFFF
+            data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
+            data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+        self._syscall("capset", hdr, data)
+
+    def execve(self, path, args, env) -> None:
+        os.execve(path, args, env)

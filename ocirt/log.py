@@ -1,0 +1,49 @@
+"""--log FILE and --log-format text|json, written the way runc writes them."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass
+class Logger:
+    path: str | None = None
+    fmt: str = "text"
+    debug_enabled: bool = False
+
+    def _write(self, level: str, msg: str) -> None:
+        if self.fmt == "json":
+            line = json.dumps({"level": level, "msg": msg, "time": _now()})
+        else:
+            line = f'time="{_now()}" level={level} msg={json.dumps(msg)}'
+        if self.path:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                try:
+                    os.write(fd, (line + "\n").encode())
+                finally:
+                    os.close(fd)
+                return
+            except OSError:
+                pass
+        sys.stderr.write(line + "\n")
+
+    def error(self, msg: str) -> None:
+        """runc's fatal(): the log line, and the bare message on stderr when a log file is set."""
+        self._write("error", msg)
+        if self.path:
+            sys.stderr.write(msg + "\n")
+
+    def warning(self, msg: str) -> None:
+        self._write("warning", msg)
+
+    def debug(self, msg: str) -> None:
+        if self.debug_enabled:
+            self._write("debug", msg)

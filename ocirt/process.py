@@ -1,0 +1,135 @@
+"""The container process: identity, limits and the final exec. Runs in the init after pivot_root."""
+from __future__ import annotations
+
+import os
+import resource
+from dataclasses import dataclass, field
+
+from . import capabilities
+from . import kernel as k
+from .errors import ConfigError, OcirtError
+
+
+@dataclass
+class ProcessSpec:
+    args: list[str]
+    env: list[str] = field(default_factory=list)
+    cwd: str = "/"
+    uid: int = 0
+    gid: int = 0
+    additional_gids: list[int] = field(default_factory=list)
+    umask: int | None = None
+    rlimits: list[dict] = field(default_factory=list)
+    oom_score_adj: int | None = None
+    no_new_privileges: bool = False
+    capabilities: dict | None = None
+    preserve_fds: int = 0
+
+    @classmethod
+    def from_config(cls, proc: dict, preserve_fds: int = 0) -> "ProcessSpec":
+        user = proc.get("user") or {}
+        return cls(args=list(proc.get("args") or []), env=list(proc.get("env") or []),
+                   cwd=proc.get("cwd") or "/", uid=user.get("uid", 0), gid=user.get("gid", 0),
+                   additional_gids=list(user.get("additionalGids") or []),
+                   umask=user.get("umask"), rlimits=list(proc.get("rlimits") or []),
+                   oom_score_adj=proc.get("oomScoreAdj"),
+                   no_new_privileges=bool(proc.get("noNewPrivileges")),
+                   capabilities=proc.get("capabilities"), preserve_fds=preserve_fds)
+
+
+def rlimit_number(name: str, index: int) -> int:
+    num = getattr(resource, name, None)
+    if not name.startswith("RLIMIT_") or num is None:
+        raise ConfigError(f"/process/rlimits/{index}/type", f"unknown rlimit {name!r}")
+    return num
+
+
+def env_dict(env: list[str]) -> dict[str, str]:
+    out = {}
+    for item in env:
+        key, sep, value = item.partition("=")
+        if sep:
+            out[key] = value
+    return out
+
+
+def lookup(executable: str, env: dict[str, str]) -> str:
+    """PATH lookup as exec.LookPath does it; raises runc's error when nothing is found."""
+    if "/" in executable:
+        candidates = [executable]
+    else:
+        candidates = [os.path.join(d or ".", executable) for d in env.get("PATH", "").split(":")]
+    for path in candidates:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if not os.path.isdir(path) and st.st_mode & 0o111:
+            return path
+    if "/" in executable:
+        raise OcirtError(f'exec: "{executable}": stat {executable}: no such file or directory')
+    raise OcirtError(f'exec: "{executable}": executable file not found in $PATH')
+
+
+def set_limits(kernel: k.Kernel, spec: ProcessSpec) -> None:
+    """Limits that need privileges: before the uid switch."""
+    for i, rl in enumerate(spec.rlimits):
+        num = rlimit_number(rl.get("type", ""), i)
+        try:
+            kernel.setrlimit(num, rl["soft"], rl["hard"])
+        except (OSError, ValueError) as e:
+            raise OcirtError(f"error setting rlimit type {num}", getattr(e, "errno", None)) from None
+    if spec.oom_score_adj is not None:
+        try:
+            kernel.write_file("/proc/self/oom_score_adj", str(spec.oom_score_adj))
+        except OSError as e:
+            raise OcirtError("/process/oomScoreAdj: write /proc/self/oom_score_adj", e.errno) from None
+
+
+def switch_identity(kernel: k.Kernel, spec: ProcessSpec, last_cap: int) -> None:
+    """Bounding set, uid/gid and groups, then the capability sets, in the order that keeps them."""
+    caps = capabilities.masks(spec.capabilities, last_cap) if spec.capabilities is not None else None
+    if caps is not None:
+        for cap in range(last_cap + 1):
+            if not caps["bounding"] & (1 << cap):
+                kernel.prctl(k.PR_CAPBSET_DROP, cap)
+        kernel.prctl(k.PR_SET_KEEPCAPS, 1)
+    if spec.umask is not None:
+        kernel.umask(spec.umask)
+    try:
+        kernel.setgroups(spec.additional_gids)
+    except PermissionError:
+        if spec.additional_gids:  # setgroups is denied in a user ns with "deny": fine when empty
+            raise
+    kernel.setresgid(spec.gid)
+    kernel.setresuid(spec.uid)
+    if caps is not None:
+        kernel.prctl(k.PR_SET_KEEPCAPS, 0)
+        kernel.capset(caps["effective"], caps["permitted"], caps["inheritable"])
+        kernel.prctl(k.PR_CAP_AMBIENT, k.PR_CAP_AMBIENT_CLEAR_ALL)
+        # the kernel only allows ambient caps that are permitted and inheritable; runc skips others
+        raisable = caps["ambient"] & caps["permitted"] & caps["inheritable"]
+        for cap in range(last_cap + 1):
+            if raisable & (1 << cap):
+                kernel.prctl(k.PR_CAP_AMBIENT, k.PR_CAP_AMBIENT_RAISE, cap)
+    if spec.no_new_privileges:
+        kernel.prctl(k.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def exec_environment(spec: ProcessSpec) -> dict[str, str]:
+    env = env_dict(spec.env)
+    if "HOME" not in env:
+        env["HOME"] = home_of(spec.uid)
+    return env
+
+
+def home_of(uid: int) -> str:
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"

@@ -1,0 +1,91 @@
+"""The typed messages the runtime parent and its children exchange over a SOCK_SEQPACKET pair.
+
+    stage 1 -> parent   UserNsReady        "write my uid_map/gid_map"  (only with a new user ns)
+    parent  -> stage 1  Proceed
+    stage 1 -> parent   InitPid(pid)       the container's init, as the parent's pid ns sees it
+    init    -> parent   HooksReady         mounts done, before pivot_root: run the runtime hooks
+    parent  -> init     Proceed
+    init    -> parent   Ready              waiting on exec.fifo
+    any     -> parent   Failed(message, errno)
+"""
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import asdict, dataclass, fields
+
+from .errors import OcirtError
+
+
+@dataclass
+class UserNsReady:
+    pass
+
+
+@dataclass
+class Proceed:
+    pass
+
+
+@dataclass
+class InitPid:
+    pid: int
+
+
+@dataclass
+class HooksReady:
+    pass
+
+
+@dataclass
+class Ready:
+    pass
+
+
+@dataclass
+class Failed:
+    message: str
+    errno: int = 0
+
+
+MESSAGES = {cls.__name__: cls for cls in (UserNsReady, Proceed, InitPid, HooksReady, Ready, Failed)}
+
+
+class Channel:
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple["Channel", "Channel"]:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def send(self, msg) -> None:
+        body = {"type": type(msg).__name__, **asdict(msg)}
+        self.sock.send(json.dumps(body).encode())
+
+    def recv(self):
+        """The next message; None when the other side closed without a word."""
+        data = self.sock.recv(65536)
+        if not data:
+            return None
+        body = json.loads(data)
+        cls = MESSAGES[body.pop("type")]
+        return cls(**{f.name: body[f.name] for f in fields(cls)})
+
+    def expect(self, cls, what: str):
+        """Receive a message of type `cls`; a Failed or a hang-up becomes an OcirtError."""
+        msg = self.recv()
+        if isinstance(msg, Failed):
+            raise OcirtError(msg.message, msg.errno or None)
+        if msg is None:
+            raise OcirtError(f"container init exited before {what}")
+        if not isinstance(msg, cls):
+            raise OcirtError(f"protocol error: expected {cls.__name__}, got {type(msg).__name__}")
+        return msg
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()

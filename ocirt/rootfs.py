@@ -1,0 +1,368 @@
+"""The container's root filesystem: mounts, devices, pivot_root, masked and read-only paths.
+
+Runs in the init, inside the new mount namespace, through a `Kernel`. Every mount destination is
+opened with openat2(RESOLVE_IN_ROOT) under the rootfs, and the mount is made on that fd's
+/proc/self/fd link: a symlink in the rootfs can never send a mount outside it.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+
+from . import kernel as k
+from .errors import ConfigError, OcirtError
+
+# option -> (set flags, clear flags); mount(8) names, config.md "Linux mount options"
+FLAG_OPTIONS = {
+    "async": (0, k.MS_SYNCHRONOUS), "sync": (k.MS_SYNCHRONOUS, 0),
+    "atime": (0, k.MS_NOATIME), "noatime": (k.MS_NOATIME, 0),
+    "defaults": (0, 0),
+    "dev": (0, k.MS_NODEV), "nodev": (k.MS_NODEV, 0),
+    "diratime": (0, k.MS_NODIRATIME), "nodiratime": (k.MS_NODIRATIME, 0),
+    "dirsync": (k.MS_DIRSYNC, 0),
+    "exec": (0, k.MS_NOEXEC), "noexec": (k.MS_NOEXEC, 0),
+    "iversion": (1 << 23, 0), "noiversion": (0, 1 << 23),
+    "lazytime": (k.MS_LAZYTIME, 0), "nolazytime": (0, k.MS_LAZYTIME),
+    "loud": (0, k.MS_SILENT), "silent": (k.MS_SILENT, 0),
+    "mand": (k.MS_MANDLOCK, 0), "nomand": (0, k.MS_MANDLOCK),
+    "relatime": (k.MS_RELATIME, 0), "norelatime": (0, k.MS_RELATIME),
+    "strictatime": (k.MS_STRICTATIME, 0), "nostrictatime": (0, k.MS_STRICTATIME),
+    "suid": (0, k.MS_NOSUID), "nosuid": (k.MS_NOSUID, 0),
+    "symfollow": (0, k.MS_NOSYMFOLLOW), "nosymfollow": (k.MS_NOSYMFOLLOW, 0),
+    "ro": (k.MS_RDONLY, 0), "rw": (0, k.MS_RDONLY),
+    "remount": (k.MS_REMOUNT, 0),
+    "bind": (k.MS_BIND, 0), "rbind": (k.MS_BIND | k.MS_REC, 0),
+}
+
+PROPAGATION_OPTIONS = {
+    "private": k.MS_PRIVATE, "rprivate": k.MS_PRIVATE | k.MS_REC,
+    "shared": k.MS_SHARED, "rshared": k.MS_SHARED | k.MS_REC,
+    "slave": k.MS_SLAVE, "rslave": k.MS_SLAVE | k.MS_REC,
+    "unbindable": k.MS_UNBINDABLE, "runbindable": k.MS_UNBINDABLE | k.MS_REC,
+}
+
+# recursive options -> (attr_set, attr_clr) for mount_setattr(AT_RECURSIVE)
+RECURSIVE_OPTIONS = {
+    "rro": (k.MOUNT_ATTR_RDONLY, 0), "rrw": (0, k.MOUNT_ATTR_RDONLY),
+    "rnosuid": (k.MOUNT_ATTR_NOSUID, 0), "rsuid": (0, k.MOUNT_ATTR_NOSUID),
+    "rnodev": (k.MOUNT_ATTR_NODEV, 0), "rdev": (0, k.MOUNT_ATTR_NODEV),
+    "rnoexec": (k.MOUNT_ATTR_NOEXEC, 0), "rexec": (0, k.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (k.MOUNT_ATTR_NODIRATIME, 0), "rdiratime": (0, k.MOUNT_ATTR_NODIRATIME),
+    "rnoatime": (k.MOUNT_ATTR_NOATIME, k.MOUNT_ATTR__ATIME),
+    "ratime": (k.MOUNT_ATTR_RELATIME, k.MOUNT_ATTR__ATIME),
+    "rrelatime": (k.MOUNT_ATTR_RELATIME, k.MOUNT_ATTR__ATIME),
+    "rnorelatime": (k.MOUNT_ATTR_STRICTATIME, k.MOUNT_ATTR__ATIME),
+    "rstrictatime": (k.MOUNT_ATTR_STRICTATIME, k.MOUNT_ATTR__ATIME),
+    "rnostrictatime": (k.MOUNT_ATTR_RELATIME, k.MOUNT_ATTR__ATIME),
+    "rnosymfollow": (k.MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, k.MOUNT_ATTR_NOSYMFOLLOW),
+}
+
+# flags a bind remount must keep when they are locked on the source (user namespaces)
+_LOCKABLE = ((os.ST_NOSUID, k.MS_NOSUID), (os.ST_NODEV, k.MS_NODEV), (os.ST_NOEXEC, k.MS_NOEXEC),
+             (os.ST_RDONLY, k.MS_RDONLY))
+
+DEFAULT_DEVICES = (  # config-linux.md "Default Devices": name, major, minor
+    ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
+    ("tty", 5, 0),
+)
+DEFAULT_SYMLINKS = (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
+                    ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"))
+
+
+@dataclass
+class ParsedOptions:
+    flags: int = 0
+    clear: int = 0
+    propagation: list[int] = field(default_factory=list)
+    recursive_set: int = 0
+    recursive_clear: int = 0
+    data: list[str] = field(default_factory=list)
+    idmap: bool = False
+
+    @property
+    def is_bind(self) -> bool:
+        return bool(self.flags & k.MS_BIND)
+
+
+def parse_options(options: list[str]) -> ParsedOptions:
+    out = ParsedOptions()
+    for opt in options:
+        if opt in FLAG_OPTIONS:
+            s, c = FLAG_OPTIONS[opt]
+            out.flags = (out.flags | s) & ~c
+            out.clear |= c
+        elif opt in PROPAGATION_OPTIONS:
+            out.propagation.append(PROPAGATION_OPTIONS[opt])
+        elif opt in RECURSIVE_OPTIONS:
+            s, c = RECURSIVE_OPTIONS[opt]
+            out.recursive_set = (out.recursive_set | s) & ~c
+            out.recursive_clear |= c
+        elif opt in ("idmap", "ridmap"):
+            out.idmap = True
+        else:
+            out.data.append(opt)
+    return out
+
+
+@dataclass
+class RootfsSpec:
+    """What the init needs to build the root filesystem; made by the parent before fork."""
+    rootfs: str
+    mounts: list[dict]
+    readonly: bool = False
+    propagation: str = ""
+    masked: list[str] = field(default_factory=list)
+    readonly_paths: list[str] = field(default_factory=list)
+    devices: list[dict] = field(default_factory=list)
+    in_userns: bool = False
+    no_pivot: bool = False
+    cgroup_binds: list[tuple[str, str]] = field(default_factory=list)  # (host dir, name under mount)
+    cgroup2: bool = False
+    mount_label: str = ""
+
+
+class Rootfs:
+    def __init__(self, kernel: k.Kernel, spec: RootfsSpec):
+        self.k = kernel
+        self.spec = spec
+        self.root_fd = -1
+
+    # -- top level -------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Everything before pivot_root: propagation, the rootfs bind, the config's mounts, /dev."""
+        s = self.spec
+        prop = PROPAGATION_OPTIONS.get(s.propagation, k.MS_SLAVE | k.MS_REC)
+        self.k.mount(None, "/", None, k.MS_REC | (k.MS_SLAVE if prop & k.MS_SHARED else prop), None)
+        self.k.mount(s.rootfs, s.rootfs, None, k.MS_BIND | k.MS_REC, None)
+        self.root_fd = self.k.open(s.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        dev_is_tmpfs = False
+        for i, m in enumerate(s.mounts):
+            self.mount_entry(i, m)
+            if os.path.normpath(m.get("destination", "")) == "/dev" and \
+                    not parse_options(m.get("options") or []).is_bind:
+                dev_is_tmpfs = True
+        if dev_is_tmpfs:
+            self.default_devices()
+        for i, dev in enumerate(s.devices):
+            self.create_device(dev, f"/linux/devices/{i}")
+
+    def pivot(self) -> None:
+        s = self.spec
+        if s.no_pivot:
+            self.k.chdir(s.rootfs)
+            self.k.mount(s.rootfs, "/", None, k.MS_MOVE, None)
+            self.k.chroot(".")
+        else:
+            old = self.k.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+            new = self.k.open(s.rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+            self.k.fchdir(new)
+            self.k.pivot_root(".", ".")
+            self.k.fchdir(old)
+            self.k.mount(None, ".", None, k.MS_SLAVE | k.MS_REC, None)
+            self.k.umount(".", k.MNT_DETACH)
+            self.k.close(old)
+            self.k.close(new)
+        self.k.chdir("/")
+        if self.root_fd >= 0:
+            self.k.close(self.root_fd)
+            self.root_fd = -1
+        if s.propagation:
+            self.k.mount(None, "/", None, PROPAGATION_OPTIONS[s.propagation], None)
+
+    def finish(self) -> None:
+        """After pivot_root: masked and read-only paths, then a read-only root."""
+        for path in self.spec.masked:
+            self.mask(path)
+        for path in self.spec.readonly_paths:
+            self.make_readonly(path)
+        if self.spec.readonly:
+            self.k.mount(None, "/", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY |
+                         self._locked_flags("/"), None)
+
+    # -- mounts ----------------------------------------------------------------------------------
+    def mount_entry(self, index: int, m: dict) -> None:
+        where = f"/mounts/{index}"
+        dest = m.get("destination", "")
+        if not dest.startswith("/"):
+            dest = "/" + dest  # runc resolves relative destinations against the rootfs root
+        mtype = m.get("type") or ""
+        opts = parse_options(m.get("options") or [])
+        source = m.get("source") or mtype or "none"
+        if mtype == "bind":
+            opts.flags |= k.MS_BIND
+        if opts.idmap:
+            raise ConfigError(f"{where}/options", "idmap mounts are not supported yet")
+        if mtype == "cgroup" and not opts.is_bind:
+            return self.mount_cgroup(where, dest, opts)
+        directory = self._source_is_dir(source, where) if opts.is_bind else True
+        self.k.close(self.ensure(dest, directory=directory, where=where))
+        data = ",".join(opts.data) or None
+        try:
+            if opts.is_bind:
+                self._at(dest, lambda t: self.k.mount(source, t, None,
+                                                      opts.flags & (k.MS_BIND | k.MS_REC), None))
+                extra = opts.flags & ~(k.MS_BIND | k.MS_REC)
+                if extra & ~k.MS_REMOUNT:
+                    self._at(dest, lambda t: self.k.mount(
+                        None, t, None, k.MS_BIND | k.MS_REMOUNT | extra |
+                        (self._locked_flags(t) if self.spec.in_userns else 0), None))
+            else:
+                self._at(dest, lambda t: self.k.mount(source, t, mtype or None, opts.flags, data))
+            for prop in opts.propagation:
+                self._at(dest, lambda t: self.k.mount(None, t, None, prop, None))
+            if opts.recursive_set or opts.recursive_clear:
+                self._at(dest, lambda t: self.k.mount_setattr(t, opts.recursive_set,
+                                                              opts.recursive_clear))
+        except OSError as e:
+            raise OcirtError(f"{where}: mount {source} to {dest} ({mtype or 'bind'})",
+                             e.errno) from None
+
+    def _at(self, path: str, fn) -> None:
+        """Call fn with the /proc/self/fd path of `path` opened now: after a mount, the new top."""
+        fd = self.k.open_in_root(self.root_fd, path, os.O_PATH)
+        try:
+            fn(self.k.fd_path(fd))
+        finally:
+            self.k.close(fd)
+
+    def _source_is_dir(self, source: str, where: str) -> bool:
+        try:
+            return stat.S_ISDIR(os.stat(source).st_mode)
+        except OSError as e:
+            raise OcirtError(f"{where}/source: {source}", e.errno) from None
+
+    def mount_cgroup(self, where: str, dest: str, opts: ParsedOptions) -> None:
+        ro = opts.flags & k.MS_RDONLY
+        base = opts.flags & (k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC)
+        self.k.close(self.ensure(dest, directory=True, where=where))
+        try:
+            if self.spec.cgroup2:
+                self._at(dest, lambda t: self.k.mount("cgroup2", t, "cgroup2", opts.flags, None))
+                return
+            self._at(dest, lambda t: self.k.mount("tmpfs", t, "tmpfs", base, "mode=755"))
+            for host_dir, name in self.spec.cgroup_binds:
+                sub = os.path.join(dest, name)
+                self.k.close(self.ensure(sub, directory=True, where=where))
+                self._at(sub, lambda t: self.k.mount(host_dir, t, None, k.MS_BIND | k.MS_REC, None))
+                self._at(sub, lambda t: self.k.mount(None, t, None,
+                                                     k.MS_BIND | k.MS_REMOUNT | base | ro, None))
+            if ro:
+                self._at(dest, lambda t: self.k.mount(None, t, None,
+                                                      k.MS_REMOUNT | k.MS_RDONLY | base, "mode=755"))
+        except OSError as e:
+            raise OcirtError(f"{where}: mount cgroup to {dest}", e.errno) from None
+
+    # -- paths inside the rootfs -----------------------------------------------------------------
+    def ensure(self, path: str, directory: bool, where: str, mode: int = 0o755) -> int:
+        """Open `path` under the rootfs (O_PATH), creating it (and its parents) when missing."""
+        try:
+            return self.k.open_in_root(self.root_fd, path, os.O_PATH)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise OcirtError(f"{where}/destination: {path}", e.errno) from None
+        parent, name = os.path.split(os.path.normpath(path))
+        if not name:
+            raise OcirtError(f"{where}/destination: cannot create {path}")
+        pfd = self.ensure(parent, directory=True, where=where)
+        try:
+            dirpath = self.k.fd_path(pfd)
+            if directory:
+                self.k.mkdir(os.path.join(dirpath, name), mode)
+            else:
+                fd = self.k.open(os.path.join(dirpath, name),
+                                 os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+                self.k.close(fd)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise OcirtError(f"{where}/destination: create {path}", e.errno) from None
+        finally:
+            self.k.close(pfd)
+        return self.k.open_in_root(self.root_fd, path, os.O_PATH)
+
+    # -- /dev ------------------------------------------------------------------------------------
+    def default_devices(self) -> None:
+        for name, major, minor in DEFAULT_DEVICES:
+            self.create_device({"path": f"/dev/{name}", "type": "c", "major": major, "minor": minor,
+                                "fileMode": 0o666, "uid": 0, "gid": 0}, "/linux/devices")
+        dev = self.k.open_in_root(self.root_fd, "/dev", os.O_PATH | os.O_DIRECTORY)
+        try:
+            for target, name in DEFAULT_SYMLINKS + (("pts/ptmx", "ptmx"),):
+                try:
+                    self.k.symlink(target, os.path.join(self.k.fd_path(dev), name))
+                except FileExistsError:
+                    pass
+        finally:
+            self.k.close(dev)
+
+    def create_device(self, dev: dict, where: str) -> None:
+        kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+        kind = kinds[dev["type"]]
+        path = os.path.normpath("/" + dev["path"])
+        parent, name = os.path.split(path)
+        pfd = self.ensure(parent, directory=True, where=where)
+        full = os.path.join(self.k.fd_path(pfd), name)
+        try:
+            if self.spec.in_userns and kind != stat.S_IFIFO:
+                self._bind_host_device(path, full, where)
+            else:
+                try:
+                    self.k.mknod(full, kind | (dev.get("fileMode", 0o666) & 0o7777),
+                                 os.makedev(dev.get("major", 0), dev.get("minor", 0)))
+                except FileExistsError:
+                    # an existing node (from the image) is replaced, as runc does
+                    os.unlink(full)
+                    self.k.mknod(full, kind | (dev.get("fileMode", 0o666) & 0o7777),
+                                 os.makedev(dev.get("major", 0), dev.get("minor", 0)))
+                self.k.chown(full, dev.get("uid", 0), dev.get("gid", 0))
+        except OSError as e:
+            raise OcirtError(f"{where}: create device {path}", e.errno) from None
+        finally:
+            self.k.close(pfd)
+
+    def _bind_host_device(self, path: str, full: str, where: str) -> None:
+        try:
+            fd = self.k.open(full, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+            self.k.close(fd)
+        except FileExistsError:
+            pass
+        self.k.mount(path, full, None, k.MS_BIND, None)
+
+    # -- after pivot_root ------------------------------------------------------------------------
+    def mask(self, path: str) -> None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            self.k.mount("tmpfs", path, "tmpfs", k.MS_RDONLY, None)
+        else:
+            self.k.mount("/dev/null", path, None, k.MS_BIND, None)
+
+    def make_readonly(self, path: str) -> None:
+        try:
+            self.k.mount(path, path, None, k.MS_BIND | k.MS_REC, None)
+        except FileNotFoundError:
+            return
+        self.k.mount(None, path, None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_REC |
+                     self._locked_flags(path), None)
+
+    def _locked_flags(self, path: str) -> int:
+        try:
+            f_flag = os.statvfs(path).f_flag
+        except OSError:
+            return 0
+        return sum(ms for st, ms in _LOCKABLE if f_flag & st and ms != k.MS_RDONLY)
+
+
+def sysctl(kernel: k.Kernel, settings: dict) -> None:
+    for key, value in settings.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            kernel.write_file(path, str(value))
+        except OSError as e:
+            raise OcirtError(f"/linux/sysctl/{key}: write {path}", e.errno) from None
+
+

@@ -1,0 +1,180 @@
+"""What runs in the forked children of `create`: stage 1 (namespaces) and the container's init.
+
+Both are entered right after fork() and never return: they end in os._exit() or execve().
+Everything they need was computed by the parent before fork (`InitPlan`); errors go back to the
+parent as a `Failed` message.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+
+from . import hooks as hooks_mod
+from . import kernel as k
+from . import namespaces, process
+from .errors import OcirtError
+from .protocol import Channel, Failed, HooksReady, InitPid, Proceed, Ready, UserNsReady
+from .rootfs import Rootfs, RootfsSpec, sysctl
+
+
+@dataclass
+class InitPlan:
+    """Everything the children do, decided by the parent from config.json."""
+    ns: namespaces.NamespacePlan
+    rootfs: RootfsSpec
+    proc: process.ProcessSpec
+    fifo: str
+    hostname: str | None = None
+    domainname: str | None = None
+    sysctl: dict = field(default_factory=dict)
+    time_offsets: str = ""
+    hooks: dict = field(default_factory=dict)
+    runtime_hooks: bool = False      # prestart/createRuntime: the parent runs them, init waits
+    state_for_hooks: dict = field(default_factory=dict)
+    close_in_child: list[int] = field(default_factory=list)
+    last_cap: int = 40
+
+
+def _fail(ch: Channel, exc: BaseException) -> None:
+    if isinstance(exc, OcirtError):
+        msg, err = exc.message, exc.errno or 0
+    elif isinstance(exc, OSError):
+        msg, err = describe_oserror(exc), exc.errno or 0
+    else:
+        msg, err = f"internal error: {exc!r}", 0
+        if os.environ.get("OCIRT_DEBUG"):
+            traceback.print_exc()
+    try:
+        ch.send(Failed(msg, err))
+    except OSError:
+        pass
+
+
+def describe_oserror(exc: OSError) -> str:
+    """The operation an OSError came from; the errno text is added by OcirtError."""
+    what = exc.strerror if exc.strerror and exc.strerror != os.strerror(exc.errno or 0) else ""
+    if exc.filename:
+        what = f"{what} {exc.filename}".strip()
+    return what or "system call failed"
+
+
+def stage1(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
+    """Join/unshare namespaces, then fork the init (pid 1 of a new pid namespace)."""
+    code = 1
+    try:
+        for fd in plan.close_in_child:
+            os.close(fd)
+        ch.expect(Proceed, "the cgroup was joined")
+        for nstype, path in plan.ns.join:
+            fd = kernel.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                kernel.setns(fd, namespaces.FLAGS[nstype])
+            except OSError as e:
+                raise OcirtError(f"join {nstype} namespace {path}", e.errno) from None
+            finally:
+                kernel.close(fd)
+        if "user" in plan.ns.new:
+            kernel.unshare(k.CLONE_NEWUSER)
+            ch.send(UserNsReady())
+            ch.expect(Proceed, "the user namespace was mapped")
+            kernel.setresgid(0)
+            kernel.setresuid(0)
+        flags = plan.ns.new_flags(exclude=("user",))
+        if flags:
+            try:
+                kernel.unshare(flags)
+            except OSError as e:
+                raise OcirtError(f"unshare namespaces {flags:#x}", e.errno) from None
+        if plan.time_offsets:
+            kernel.write_file("/proc/self/timens_offsets", plan.time_offsets)
+        pid = os.fork()
+        if pid == 0:
+            init(kernel, plan, ch)  # never returns
+        ch.send(InitPid(pid))
+        code = 0
+    except BaseException as e:  # noqa: BLE001 - everything goes back to the parent
+        _fail(ch, e)
+    finally:
+        os._exit(code)
+
+
+def init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
+    try:
+        _init(kernel, plan, ch)
+    except BaseException as e:  # noqa: BLE001
+        _fail(ch, e)
+    os._exit(1)
+
+
+def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
+    kernel.umask(0)
+    if "network" in plan.ns.new:
+        loopback_up()
+    if plan.hostname is not None:
+        kernel.sethostname(plan.hostname)
+    if plan.domainname is not None:
+        kernel.setdomainname(plan.domainname)
+
+    rootfs = Rootfs(kernel, plan.rootfs)
+    rootfs.prepare()
+    rootfs.ensure(plan.proc.cwd, directory=True, where="/process/cwd")
+    fifo_fd = kernel.open(plan.fifo, os.O_PATH | os.O_CLOEXEC)
+    proc_fd = kernel.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    if plan.runtime_hooks:
+        ch.send(HooksReady())
+        ch.expect(Proceed, "the runtime hooks ran")
+    hooks_mod.run(plan.hooks, "createContainer", plan.state_for_hooks)
+
+    rootfs.pivot()
+    sysctl(kernel, plan.sysctl)
+    rootfs.finish()
+
+    proc = plan.proc
+    process.set_limits(kernel, proc)
+    try:
+        kernel.chdir(proc.cwd)
+    except OSError as e:
+        raise OcirtError(f"chdir to cwd (\"{proc.cwd}\") set in config.json failed", e.errno) from None
+    process.switch_identity(kernel, proc, plan.last_cap)
+    if proc.umask is None:
+        kernel.umask(0o022)
+    env = process.exec_environment(proc)
+    path = process.lookup(proc.args[0], env)
+    for fd in range(3, 3 + proc.preserve_fds):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    kernel.close_fds_from(3 + proc.preserve_fds)
+
+    ch.send(Ready())
+    ch.close()
+    # Blocks until `ocirt start` opens the fifo for reading.
+    wfd = os.open(str(fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc_fd)
+    os.write(wfd, b"0")
+    os.close(wfd)
+    os.close(fifo_fd)
+    os.close(proc_fd)
+    try:
+        hooks_mod.run(plan.hooks, "startContainer", plan.state_for_hooks)
+        kernel.execve(path, proc.args, env)
+    except OcirtError as e:
+        sys.stderr.write(f"ocirt init: {e}\n")
+    except OSError as e:
+        sys.stderr.write(f'ocirt init: exec: "{proc.args[0]}": {os.strerror(e.errno).lower()}\n')
+    sys.stderr.flush()
+    os._exit(127)
+
+
+def loopback_up() -> None:
+    import fcntl
+    import socket
+    import struct
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+        req = struct.pack("16sH", b"lo", 0)
+        flags = struct.unpack("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, req)[:18])[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))

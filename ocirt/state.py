@@ -1,0 +1,189 @@
+"""Container status and the state directory.
+
+The status is derived from the kernel, not trusted from a file (crun's way): the init pid must be
+alive with the start time recorded at create, exec.fifo tells created from running, and a frozen
+cgroup means paused. state.json only records what cannot be derived.
+"""
+from __future__ import annotations
+
+import enum
+import errno
+import fcntl
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+from .errors import OcirtError
+
+OCI_VERSION = "1.3.0"
+
+
+class Status(enum.Enum):
+    CREATING = "creating"
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+    def check(self, operation: str, force: bool = False) -> None:
+        """Raise the error runc gives when `operation` is not legal in this status."""
+        allowed = _LEGAL[operation]
+        if self in allowed or (force and operation == "delete"):
+            return
+        raise OcirtError(_REFUSALS.get((operation, self), f"cannot {operation} a {self.value} container"))
+
+
+_LEGAL: dict[str, frozenset] = {
+    "start": frozenset({Status.CREATED}),
+    "kill": frozenset({Status.CREATED, Status.RUNNING, Status.PAUSED}),
+    "delete": frozenset({Status.STOPPED, Status.CREATED}),
+    "pause": frozenset({Status.CREATED, Status.RUNNING}),
+    "resume": frozenset({Status.PAUSED}),
+    "exec": frozenset({Status.CREATED, Status.RUNNING}),
+    "update": frozenset({Status.CREATED, Status.RUNNING, Status.PAUSED}),
+}
+
+# runc's wording where engines depend on it
+_REFUSALS = {
+    ("start", Status.RUNNING): "cannot start an already running container",
+    ("start", Status.STOPPED): "cannot start a container that has stopped",
+    ("start", Status.PAUSED): "cannot start a paused container",
+    ("kill", Status.STOPPED): "container not running",
+    ("delete", Status.RUNNING): "cannot delete container that is not stopped: running",
+    ("delete", Status.PAUSED): "cannot delete container that is not stopped: paused",
+    ("pause", Status.PAUSED): "container already paused",
+    ("pause", Status.STOPPED): "container not running",
+    ("resume", Status.RUNNING): "container not paused",
+    ("resume", Status.CREATED): "container not paused",
+    ("resume", Status.STOPPED): "container not paused",
+}
+
+
+@dataclass
+class ContainerState:
+    """What state.json records."""
+    id: str
+    bundle: str
+    pid: int = 0
+    pid_start: int = 0              # field 22 of /proc/PID/stat when the init was made
+    rootfs: str = ""
+    created: str = ""               # RFC 3339
+    owner: str = ""
+    annotations: dict = field(default_factory=dict)
+    cgroup: dict = field(default_factory=dict)
+    hooks: dict = field(default_factory=dict)   # poststart/poststop, run after create returned
+    namespace_paths: dict = field(default_factory=dict)
+    systemd_cgroup: bool = False
+
+    def oci(self, status: Status) -> dict:
+        """The state of runtime.md, as `state` prints it."""
+        out = {"ociVersion": OCI_VERSION, "id": self.id, "status": status.value,
+               "pid": self.pid if status in (Status.CREATED, Status.RUNNING, Status.PAUSED) else 0,
+               "bundle": self.bundle}
+        if self.annotations:
+            out["annotations"] = self.annotations
+        return out
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time (clock ticks since boot) of pid, or None if no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):  # a zombie has exited already
+        return None
+    return int(fields[19])
+
+
+class StateDir:
+    """<root>/<id>/: state.json, exec.fifo; locked with flock on the directory itself."""
+
+    def __init__(self, root: str, container_id: str):
+        self.root = root
+        self.id = container_id
+        self.path = os.path.join(root, container_id)
+        self.state_file = os.path.join(self.path, "state.json")
+        self.fifo = os.path.join(self.path, "exec.fifo")
+        self._lock_fd: int | None = None
+
+    # locking
+    def make_and_lock(self) -> None:
+        """Create the directory (exactly one of two concurrent creates succeeds) and lock it."""
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        try:
+            os.mkdir(self.path, 0o711)
+        except FileExistsError:
+            raise OcirtError(f"container with id exists: {self.id}") from None
+        self._lock_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    def lock(self) -> None:
+        """Lock an existing container; waits while another operation holds it."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise OcirtError(f"container does not exist: {self.id}") from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:  # deleted while we waited?
+            if os.fstat(fd).st_nlink == 0 or not os.path.samestat(os.fstat(fd), os.stat(self.path)):
+                raise FileNotFoundError
+        except FileNotFoundError:
+            os.close(fd)
+            raise OcirtError(f"container does not exist: {self.id}") from None
+        self._lock_fd = fd
+
+    @property
+    def lock_fd(self) -> int | None:
+        return self._lock_fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # contents
+    def load(self) -> ContainerState:
+        try:
+            with open(self.state_file) as f:
+                return ContainerState(**json.load(f))
+        except FileNotFoundError:
+            raise OcirtError(f"container does not exist: {self.id}") from None
+
+    def save(self, state: ContainerState) -> None:
+        tmp = self.state_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(asdict(state), f)
+        os.rename(tmp, self.state_file)
+
+    def status(self, state: ContainerState, frozen=None) -> Status:
+        if not state.pid:
+            return Status.CREATING
+        if proc_start_time(state.pid) != state.pid_start:
+            return Status.STOPPED
+        if os.path.exists(self.fifo):
+            return Status.CREATED
+        if frozen is not None and frozen():
+            return Status.PAUSED
+        return Status.RUNNING
+
+    def remove(self) -> None:
+        for name in os.listdir(self.path):
+            try:
+                os.unlink(os.path.join(self.path, name))
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(self.path)
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)))
+    except FileNotFoundError:
+        return []

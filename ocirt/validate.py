@@ -1,0 +1,322 @@
+"""Check config.json against ocirt's JSON schemas (spec/*.json) and the rules a schema can't express.
+
+There are two validators, and they must give the same answer:
+
+- `validate(config)` is the one ocirt uses. It is a small interpreter for the JSON Schema keywords that
+  spec/ uses (KEYWORDS below). It walks the config and the schema JSON side by side and stops at the
+  first error. It does not import jsonschema, because that import alone costs more than a whole
+  `ocirt create`.
+- `validate_with_jsonschema(config)` runs the jsonschema library on the same files. It is the
+  reference: the unit tests check that both validators accept and reject the same configs and point at
+  the same place.
+
+Both report a `ConfigError(pointer, rule)`. For a missing property the pointer names the missing member
+(`/process/args`). Before the schema check they test the ociVersion major version. After it they look
+for duplicate namespace types and duplicate rlimit types, which the spec says are errors.
+
+Integers are strict in both validators: 1.0 and 1e3 are not integers, as in Go's encoding/json, which
+is what runc and crun read the config with.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from ocirt.errors import ConfigError, OcirtError, json_pointer
+
+CONFIG_SCHEMA = "config-schema.json"
+SCHEMA_FILES = ("defs.json", "config-schema.json", "config-linux.json", "state-schema.json",
+                "features-schema.json", "features-linux.json")
+SCHEMA_BASE_URI = "https://ocirt.dev/schema/"
+SUPPORTED_MAJOR = 1
+
+# Every keyword the fast validator understands. The unit tests check spec/*.json uses no others.
+KEYWORDS = frozenset({
+    "$schema", "$id", "$comment", "title", "description", "$defs",
+    "$ref", "type", "enum", "const", "required", "dependentRequired", "properties",
+    "additionalProperties", "propertyNames", "items", "minItems", "minLength", "pattern",
+    "minimum", "maximum", "allOf", "anyOf", "not", "if", "then", "else",
+})
+
+
+def schema_dir() -> str:
+    """Where the schema files are: ocirt/_schemas in a wheel, spec/ next to the package in a checkout."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    for directory in (os.path.join(package, "_schemas"), os.path.join(os.path.dirname(package), "spec")):
+        if os.path.isfile(os.path.join(directory, CONFIG_SCHEMA)):
+            return directory
+    raise OcirtError(f"cannot find {CONFIG_SCHEMA} in {package}/_schemas or {os.path.dirname(package)}/spec")
+
+
+class Schemas:
+    """The schema documents of one directory, read when first needed."""
+
+    def __init__(self, directory: str | None = None):
+        self.directory = directory or schema_dir()
+        self._docs: dict[str, dict] = {}
+
+    def doc(self, name: str) -> dict:
+        doc = self._docs.get(name)
+        if doc is None:
+            with open(os.path.join(self.directory, name), encoding="utf-8") as f:
+                doc = self._docs[name] = json.load(f)
+        return doc
+
+    def resolve(self, ref: str, name: str) -> tuple[dict, str]:
+        """Follow a $ref found in document `name`; return the schema and the document it is in."""
+        target, _, fragment = ref.partition("#")
+        if target:
+            name = target.rsplit("/", 1)[-1]
+        node = self.doc(name)
+        for part in fragment.split("/")[1:]:
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+        return node, name
+
+
+def validate(config: dict, schemas: Schemas | None = None) -> None:
+    """Raise ConfigError for the first thing wrong with `config` (a parsed config.json)."""
+    check_version(config)
+    error = first_error(config, schemas or Schemas())
+    if error is not None:
+        path, _keyword, rule = error
+        raise ConfigError(json_pointer(path), rule)
+    check_unique(config)
+
+
+def first_error(instance, schemas: Schemas, name: str = CONFIG_SCHEMA):
+    """The first schema error in `instance` as (path, keyword, rule), or None."""
+    try:
+        _check(instance, schemas.doc(name), name, schemas)
+    except _Fail as fail:
+        return fail.path[::-1], fail.keyword, fail.rule
+    return None
+
+
+# The rules no JSON schema can express.
+
+def check_version(config) -> None:
+    """Only ociVersion 1.x is understood; other major versions may mean other things."""
+    version = config.get("ociVersion") if isinstance(config, dict) else None
+    match = re.match(r"(\d+)\.", version) if isinstance(version, str) else None
+    if match and int(match.group(1)) != SUPPORTED_MAJOR:
+        raise ConfigError("/ociVersion", f"unsupported major version {match.group(1)} in "
+                                         f"{_show(version)} (ocirt implements {SUPPORTED_MAJOR}.x)")
+
+
+def check_unique(config: dict) -> None:
+    """A namespace type or an rlimit type may appear once (config-linux.md, config.md)."""
+    _unique(config.get("linux", {}).get("namespaces", ()), ("linux", "namespaces"), "namespace type")
+    _unique(config.get("process", {}).get("rlimits", ()), ("process", "rlimits"), "rlimit")
+
+
+def _unique(entries, where: tuple, what: str) -> None:
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        kind = entry["type"]
+        if kind in seen:
+            first = json_pointer((*where, seen[kind]))
+            raise ConfigError(json_pointer((*where, index)), f"duplicate {what} {_show(kind)} (first at {first})")
+        seen[kind] = index
+
+
+# The fast validator.
+
+class _Fail(Exception):
+    """A schema error; `path` is collected innermost first while the exception unwinds."""
+
+    def __init__(self, keyword: str, rule: str, key=None):
+        super().__init__(rule)
+        self.keyword = keyword
+        self.rule = rule
+        self.path = [] if key is None else [key]
+
+
+def _check(value, node: dict, name: str, schemas: Schemas) -> None:
+    """Raise _Fail if `value` does not match the schema `node` of document `name`."""
+    ref = node.get("$ref")
+    if ref is not None:
+        target, target_name = schemas.resolve(ref, name)
+        _check(value, target, target_name, schemas)
+
+    kind = node.get("type")
+    if kind is not None and not _is_type(value, kind):
+        raise _Fail("type", f"{_show(value)} is not {_type_words(kind)}")
+    if "enum" in node and not _in(value, node["enum"]):
+        raise _Fail("enum", f"{_show(value)} is not one of {_choices(node['enum'])}")
+    if "const" in node and not _equal(value, node["const"]):
+        raise _Fail("const", f"{_show(value)} is not {_show(node['const'])}")
+
+    if isinstance(value, dict):
+        _check_object(value, node, name, schemas)
+    elif isinstance(value, list):
+        if len(value) < node.get("minItems", 0):
+            count = node["minItems"]
+            raise _Fail("minItems", f"must have at least {count} item{'s' if count != 1 else ''}")
+        items = node.get("items")
+        if items is not None:
+            for index, item in enumerate(value):
+                try:
+                    _check(item, items, name, schemas)
+                except _Fail as fail:
+                    fail.path.append(index)
+                    raise
+    elif isinstance(value, str):
+        if len(value) < node.get("minLength", 0):
+            raise _Fail("minLength", f"{_show(value)} is shorter than {node['minLength']} characters")
+        pattern = node.get("pattern")
+        if pattern is not None and not re.search(pattern, value):
+            raise _Fail("pattern", f"{_show(value)} is not {node.get('description') or 'matching ' + pattern}")
+    elif _is_type(value, "number"):
+        if "minimum" in node and value < node["minimum"]:
+            raise _Fail("minimum", f"{value} is less than the minimum {node['minimum']}")
+        if "maximum" in node and value > node["maximum"]:
+            raise _Fail("maximum", f"{value} is greater than the maximum {node['maximum']}")
+
+    _check_combinators(value, node, name, schemas)
+
+
+def _check_object(value: dict, node: dict, name: str, schemas: Schemas) -> None:
+    for key in node.get("required", ()):
+        if key not in value:
+            raise _Fail("required", f"'{key}' is required", key)
+    for key, needs in node.get("dependentRequired", {}).items():
+        if key in value:
+            for other in needs:
+                if other not in value:
+                    raise _Fail("dependentRequired", f"'{other}' is required when '{key}' is set", other)
+    properties = node.get("properties", {})
+    others = node.get("additionalProperties")
+    names = node.get("propertyNames")
+    for key, item in value.items():
+        if names is not None:
+            try:
+                _check(key, names, name, schemas)
+            except _Fail as fail:
+                fail.rule = f"key {fail.rule}"
+                raise
+        sub = properties.get(key, others)
+        if sub is not None:
+            try:
+                _check(item, sub, name, schemas)
+            except _Fail as fail:
+                fail.path.append(key)
+                raise
+
+
+def _check_combinators(value, node: dict, name: str, schemas: Schemas) -> None:
+    for sub in node.get("allOf", ()):
+        _check(value, sub, name, schemas)
+    branches = node.get("anyOf")
+    if branches is not None and not any(_matches(value, sub, name, schemas) for sub in branches):
+        needs = [sub["required"][0] for sub in branches if list(sub) == ["required"]]
+        if len(needs) == len(branches):
+            raise _Fail("anyOf", "needs at least one of " + ", ".join(f"'{key}'" for key in needs))
+        raise _Fail("anyOf", f"{_show(value)} does not match any of the allowed forms")
+    if "not" in node and _matches(value, node["not"], name, schemas):
+        raise _Fail("not", f"{_show(value)} is not {node.get('description') or 'allowed here'}")
+    if "if" in node:
+        branch = node.get("then") if _matches(value, node["if"], name, schemas) else node.get("else")
+        if branch is not None:
+            _check(value, branch, name, schemas)
+
+
+def _matches(value, node: dict, name: str, schemas: Schemas) -> bool:
+    try:
+        _check(value, node, name, schemas)
+    except _Fail:
+        return False
+    return True
+
+
+_PYTHON_TYPES = {"object": dict, "array": list, "string": str, "null": type(None)}
+
+
+def _is_type(value, kind) -> bool:
+    if isinstance(kind, list):
+        return any(_is_type(value, one) for one in kind)
+    if kind == "integer":
+        return type(value) is int
+    if kind == "number":
+        return type(value) in (int, float)
+    if kind == "boolean":
+        return value is True or value is False
+    return isinstance(value, _PYTHON_TYPES[kind])
+
+
+def _equal(a, b) -> bool:
+    """JSON equality: true is not 1."""
+    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
+
+
+def _in(value, choices: list) -> bool:
+    return any(_equal(value, choice) for choice in choices)
+
+
+# One-line wording.
+
+_ARTICLES = {"object": "an object", "array": "an array", "string": "a string", "integer": "an integer",
+             "number": "a number", "boolean": "a boolean", "null": "null"}
+
+
+def _type_words(kind) -> str:
+    kinds = kind if isinstance(kind, list) else [kind]
+    return " or ".join(_ARTICLES[one] for one in kinds)
+
+
+def _show(value, limit: int = 40) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _choices(choices: list, limit: int = 80) -> str:
+    shown = []
+    for choice in choices:
+        shown.append(json.dumps(choice))
+        if sum(len(s) + 2 for s in shown) > limit and len(shown) < len(choices):
+            return f"[{', '.join(shown)}, ... ({len(choices)} values)]"
+    return f"[{', '.join(shown)}]"
+
+
+# The reference validator, with the jsonschema library.
+
+def validate_with_jsonschema(config: dict, directory: str | None = None) -> None:
+    """Same contract as validate(), checked by jsonschema (slow to import: tests and tools only)."""
+    from jsonschema.exceptions import best_match
+
+    check_version(config)
+    error = best_match(jsonschema_validator(directory).iter_errors(config))
+    if error is not None:
+        while error.parent is not None and error.parent.validator in ("anyOf", "oneOf"):
+            error = error.parent
+        pointer, _keyword, rule = jsonschema_error(error)
+        raise ConfigError(pointer, rule)
+    check_unique(config)
+
+
+def jsonschema_validator(directory: str | None = None, name: str = CONFIG_SCHEMA):
+    """A Draft 2020-12 validator for spec/`name`, with the other spec/ files as its registry."""
+    from jsonschema import Draft202012Validator, validators
+    from referencing import Registry, Resource
+
+    directory = directory or schema_dir()
+    resources = []
+    for file in SCHEMA_FILES:
+        with open(os.path.join(directory, file), encoding="utf-8") as f:
+            resources.append((SCHEMA_BASE_URI + file, Resource.from_contents(json.load(f))))
+    registry = Registry().with_resources(resources)
+    strict = Draft202012Validator.TYPE_CHECKER.redefine("integer", lambda _checker, value: type(value) is int)
+    cls = validators.extend(Draft202012Validator, type_checker=strict)
+    return cls(registry.contents(SCHEMA_BASE_URI + name), registry=registry)
+
+
+def jsonschema_error(error) -> tuple[str, str, str]:
+    """(pointer, keyword, rule) of a jsonschema ValidationError, pointing where validate() would."""
+    path = list(error.absolute_path)
+    if error.validator == "required":
+        path.append(next(key for key in error.validator_value if key not in error.instance))
+    elif error.validator == "dependentRequired":
+        path.append(next(other for key, needs in error.validator_value.items() if key in error.instance
+                         for other in needs if other not in error.instance))
+    rule = " ".join(error.message.split())
+    return json_pointer(path), error.validator, rule if len(rule) <= 200 else rule[:197] + "..."
