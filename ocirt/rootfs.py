@@ -300,7 +300,7 @@ class Rootfs:
     def create_device(self, dev: dict, where: str) -> None:
         kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
         kind = kinds[dev["type"]]
-        path = os.path.normpath("/" + dev["path"])
+        path = os.path.normpath("/" + dev["path"].lstrip("/"))
         parent, name = os.path.split(path)
         pfd = self.ensure(parent, directory=True, where=where)
         full = os.path.join(self.k.fd_path(pfd), name)

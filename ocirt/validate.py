@@ -269,7 +269,7 @@ def _show(value, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _choices(choices: list, limit: int = 80) -> str:
+def _choices(choices: list, limit: int = 60) -> str:
     shown = []
     for choice in choices:
         shown.append(json.dumps(choice))

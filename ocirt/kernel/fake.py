@@ -78,7 +78,9 @@ class RecordingKernel(Kernel):
         return self._new_fd(path)
 
     def open_in_root(self, root_fd, path, flags, mode=0):
-        full = posixpath.normpath(posixpath.join(self.fd_path(root_fd), path.lstrip("/")))
+        # RESOLVE_IN_ROOT: ".." stops at the root, as it does for the real call
+        inside = posixpath.normpath("/" + path.lstrip("/")).lstrip("/")
+        full = posixpath.join(self.fd_path(root_fd), inside).rstrip("/")
         self._record("open_in_root", full, flags)
         return self._new_fd(full)
 

@@ -426,7 +426,7 @@ def test_messages_name_the_problem():
     assert rule(edit(R, "/linux/namespaces/6", {"type": "pid"})) == \
         'duplicate namespace type "pid" (first at /linux/namespaces/0)'
     long_enum = rule(edit(F, "/linux/seccomp/architectures/0", "x" * 500))
-    assert len(long_enum) < 160 and "(23 values)" in long_enum
+    assert len(long_enum) < 150 and "(23 values)" in long_enum
 
 
 # Random mutations: the fast validator and jsonschema must agree.
@@ -536,9 +536,10 @@ def test_every_spec_field_is_in_the_schemas():
     not_config = {"fds", "pid", "metadata", "state", "seccompFd"}
     windows_only = {"username"}
     spec_fields = set(re.findall(r"\*\*`(\w+)`\*\*", text)) - not_config - windows_only
-    schema_fields = {key for doc in _schema_docs().values() for node in _subschemas(doc)
-                     for key in node.get("properties", {})}
-    assert spec_fields - schema_fields == set()
+    nodes = [node for doc in _schema_docs().values() for node in _subschemas(doc)]
+    schema_fields = {key for node in nodes for key in node.get("properties", {})}
+    enum_values = {value for node in nodes for value in node.get("enum", ())}   # namespace types, ...
+    assert spec_fields - schema_fields - enum_values == set()
 
 
 def test_spec_examples_match_state_and_features_schemas():
@@ -553,7 +554,7 @@ def test_spec_examples_match_state_and_features_schemas():
     features_md = os.path.join(SHARED_SPEC, "features.md")
     if not os.path.exists(features_md):
         pytest.skip("OCI runtime spec text not available")
-    example = open(features_md, encoding="utf-8").read().split("# Example", 1)[1]
+    example = open(features_md, encoding="utf-8").read().split("\n# Example\n", 1)[1]
     features = json.loads(example.split("```json", 1)[1].split("```", 1)[0])
     assert first_error(features, schemas, "features-schema.json") is None
     assert jsonschema_validator(name="features-schema.json").is_valid(features)
@@ -584,6 +585,9 @@ def upstream_validator():
     for name in os.listdir(UPSTREAM_SCHEMAS):
         with open(os.path.join(UPSTREAM_SCHEMAS, name), encoding="utf-8") as f:
             resources.append((name, Resource.from_contents(json.load(f), default_specification=DRAFT4)))
+    for platform in ("solaris", "windows", "vm", "zos", "freebsd"):   # not in the shared copy: any object
+        stub = {platform: {"type": "object"}}
+        resources.append((f"config-{platform}.json", Resource.from_contents(stub, default_specification=DRAFT4)))
     registry = Registry().with_resources(resources)
     return Draft4Validator(registry.contents("config-schema.json"), registry=registry)
 

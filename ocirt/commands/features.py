@@ -1,0 +1,43 @@
+"""`ocirt features`: the Features structure (features.md, features-linux.md) as JSON on stdout.
+
+Every list is read from the module that implements it, so it can't claim more than ocirt does.
+"""
+import json
+import sys
+
+from .. import __version__
+from ..cli import SPEC_VERSION, UsageError
+
+USAGE = "features"
+OPTIONS = ()
+OCI_VERSION_MIN = "1.0.0"
+
+
+def features() -> dict:
+    from .. import capabilities, hooks, namespaces, rootfs
+
+    mount_options = set(rootfs.FLAG_OPTIONS) | set(rootfs.PROPAGATION_OPTIONS) | set(rootfs.RECURSIVE_OPTIONS)
+    return {
+        "ociVersionMin": OCI_VERSION_MIN,
+        "ociVersionMax": SPEC_VERSION,
+        "hooks": list(hooks.HOOK_NAMES),
+        "mountOptions": sorted(mount_options),
+        "linux": {
+            "namespaces": sorted(namespaces.FLAGS),
+            "capabilities": sorted(capabilities.NUMBERS, key=capabilities.NUMBERS.get),
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
+            "seccomp": {"enabled": False},
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+        },
+        "annotations": {"io.ocirt.version": __version__},
+    }
+
+
+def main(g, o, args) -> int:
+    if args:
+        raise UsageError('ocirt: "features" requires exactly 0 argument(s)')
+    sys.stdout.write(json.dumps(features(), indent=4) + "\n")
+    return 0
