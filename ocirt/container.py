@@ -20,7 +20,7 @@ from . import namespaces, process
 from .errors import ConfigError, OcirtError
 from .protocol import Channel, HooksReady, InitPid, Proceed, Ready, UserNsReady
 from .rootfs import RootfsSpec
-from .stages import InitPlan, stage1
+from .stages import ExecPlan, InitPlan, exec_stage1, stage1
 from .state import ContainerState, StateDir, Status, proc_start_time
 
 _ID = re.compile(r"^[\w+\-.]+$")
@@ -144,7 +144,8 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
             sysctl=linux.get("sysctl") or {},
             time_offsets=namespaces.time_offsets(linux.get("timeOffsets") or {}),
             hooks=cfg_hooks,
-            runtime_hooks=bool(cfg_hooks.get("prestart") or cfg_hooks.get("createRuntime")),
+            runtime_hooks=any(cfg_hooks.get(n) for n in ("prestart", "createRuntime",
+                                                          "createContainer", "startContainer")),
             close_in_child=[sd.lock_fd] if sd.lock_fd is not None else [],
             last_cap=last_cap)
 
@@ -201,7 +202,7 @@ def _drive_children(ch: Channel, stage1_pid: int, ns, linux: dict, state: Contai
             hook_state["pid"] = init_pid
             hooks_mod.run(cfg_hooks, "prestart", hook_state)
             hooks_mod.run(cfg_hooks, "createRuntime", hook_state)
-            ch.send(Proceed())
+            ch.send(Proceed(state=hook_state))
         elif isinstance(msg, Ready):
             return init_pid
 
@@ -294,6 +295,57 @@ class Container:
         hooks = self.state.hooks.get("poststart")
         if hooks:
             hooks_mod.run({"poststart": hooks}, "poststart", self.state.oci(Status.RUNNING))
+
+    def exec(self, proc: process.ProcessSpec, kernel: k.Kernel, pid_file: str | None = None,
+             subreaper: bool = False) -> int:
+        """Start `proc` inside the container; returns its pid once it is about to exec."""
+        self.status().check("exec")
+        from . import capabilities
+        ns_fds = []
+        try:
+            for nstype in namespaces.JOIN_ORDER:
+                name = namespaces.PROC_NAMES[nstype]
+                theirs = f"/proc/{self.state.pid}/ns/{name}"
+                try:
+                    if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                        continue
+                    ns_fds.append((os.open(theirs, os.O_RDONLY | os.O_CLOEXEC),
+                                   namespaces.FLAGS[nstype]))
+                except FileNotFoundError:
+                    continue
+            if proc_start_time(self.state.pid) != self.state.pid_start:
+                raise OcirtError("cannot exec in a stopped container")
+            plan = ExecPlan(ns_fds=ns_fds, proc=proc, last_cap=capabilities.last_cap(),
+                            close_in_child=[self.sd.lock_fd] if self.sd.lock_fd is not None else [])
+            parent_ch, child_ch = Channel.pair()
+            if subreaper:
+                kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
+            stage1_pid = os.fork()
+            if stage1_pid == 0:
+                parent_ch.close()
+                exec_stage1(kernel, plan, child_ch)
+            child_ch.close()
+            pid = 0
+            try:
+                if self.state.cgroup:
+                    self.cgroup().add_pid(stage1_pid)
+                parent_ch.send(Proceed())
+                pid = parent_ch.expect(InitPid, "the process was started").pid
+                os.waitpid(stage1_pid, 0)
+                parent_ch.expect(Ready, "the process was started")
+            except BaseException:
+                if pid:
+                    _kill_and_reap(pid)
+                _kill_and_reap(stage1_pid)
+                raise
+            finally:
+                parent_ch.close()
+        finally:
+            for fd, _ in ns_fds:
+                os.close(fd)
+        if pid_file:
+            _write_pid_file(pid_file, pid)
+        return pid
 
     def kill(self, sig: int, all_processes: bool = False) -> None:
         status = self.status()

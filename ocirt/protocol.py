@@ -4,7 +4,7 @@
     parent  -> stage 1  Proceed
     stage 1 -> parent   InitPid(pid)       the container's init, as the parent's pid ns sees it
     init    -> parent   HooksReady         mounts done, before pivot_root: run the runtime hooks
-    parent  -> init     Proceed
+    parent  -> init     Proceed(state)     the state for createContainer/startContainer hooks
     init    -> parent   Ready              waiting on exec.fifo
     any     -> parent   Failed(message, errno)
 """
@@ -24,7 +24,7 @@ class UserNsReady:
 
 @dataclass
 class Proceed:
-    pass
+    state: dict | None = None   # the container state, for the hooks the init runs
 
 
 @dataclass

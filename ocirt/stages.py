@@ -31,8 +31,7 @@ class InitPlan:
     sysctl: dict = field(default_factory=dict)
     time_offsets: str = ""
     hooks: dict = field(default_factory=dict)
-    runtime_hooks: bool = False      # prestart/createRuntime: the parent runs them, init waits
-    state_for_hooks: dict = field(default_factory=dict)
+    runtime_hooks: bool = False      # any hooks: the init stops before pivot_root for them
     close_in_child: list[int] = field(default_factory=list)
     last_cap: int = 40
 
@@ -119,36 +118,21 @@ def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
 
     rootfs = Rootfs(kernel, plan.rootfs)
     rootfs.prepare()
-    rootfs.ensure(plan.proc.cwd, directory=True, where="/process/cwd")
+    kernel.close(rootfs.ensure(plan.proc.cwd, directory=True, where="/process/cwd"))
     fifo_fd = kernel.open(plan.fifo, os.O_PATH | os.O_CLOEXEC)
     proc_fd = kernel.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
+    hook_state = {}
     if plan.runtime_hooks:
         ch.send(HooksReady())
-        ch.expect(Proceed, "the runtime hooks ran")
-    hooks_mod.run(plan.hooks, "createContainer", plan.state_for_hooks)
+        hook_state = ch.expect(Proceed, "the runtime hooks ran").state or {}
+    hooks_mod.run(plan.hooks, "createContainer", hook_state)
 
     rootfs.pivot()
     sysctl(kernel, plan.sysctl)
     rootfs.finish()
 
-    proc = plan.proc
-    process.set_limits(kernel, proc)
-    try:
-        kernel.chdir(proc.cwd)
-    except OSError as e:
-        raise OcirtError(f"chdir to cwd (\"{proc.cwd}\") set in config.json failed", e.errno) from None
-    process.switch_identity(kernel, proc, plan.last_cap)
-    if proc.umask is None:
-        kernel.umask(0o022)
-    env = process.exec_environment(proc)
-    path = process.lookup(proc.args[0], env)
-    for fd in range(3, 3 + proc.preserve_fds):
-        try:
-            os.set_inheritable(fd, True)
-        except OSError:
-            pass
-    kernel.close_fds_from(3 + proc.preserve_fds)
+    path, env = prepare_exec(kernel, plan.proc, plan.last_cap, "config.json")
 
     ch.send(Ready())
     ch.close()
@@ -159,14 +143,39 @@ def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
     os.close(fifo_fd)
     os.close(proc_fd)
     try:
-        hooks_mod.run(plan.hooks, "startContainer", plan.state_for_hooks)
-        kernel.execve(path, proc.args, env)
+        if plan.hooks.get("startContainer"):
+            hooks_mod.run(plan.hooks, "startContainer", {**hook_state, "status": "running"})
+        kernel.execve(path, plan.proc.args, env)
     except OcirtError as e:
         sys.stderr.write(f"ocirt init: {e}\n")
     except OSError as e:
-        sys.stderr.write(f'ocirt init: exec: "{proc.args[0]}": {os.strerror(e.errno).lower()}\n')
+        sys.stderr.write(f'ocirt init: exec: "{plan.proc.args[0]}": {os.strerror(e.errno).lower()}\n')
     sys.stderr.flush()
     os._exit(127)
+
+
+def prepare_exec(kernel: k.Kernel, proc: process.ProcessSpec, last_cap: int, origin: str):
+    """The process's own setup, shared by the init and `exec`: limits, cwd, identity, fds.
+
+    Returns the resolved executable and its environment; the caller execs it.
+    """
+    process.set_limits(kernel, proc)
+    try:
+        kernel.chdir(proc.cwd)
+    except OSError as e:
+        raise OcirtError(f"chdir to cwd (\"{proc.cwd}\") set in {origin} failed", e.errno) from None
+    process.switch_identity(kernel, proc, last_cap)
+    if proc.umask is None:
+        kernel.umask(0o022)
+    env = process.exec_environment(proc)
+    path = process.lookup(proc.args[0], env)
+    for fd in range(3, 3 + proc.preserve_fds):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    kernel.close_fds_from(3 + proc.preserve_fds)
+    return path, env
 
 
 def loopback_up() -> None:
@@ -178,3 +187,43 @@ def loopback_up() -> None:
         req = struct.pack("16sH", b"lo", 0)
         flags = struct.unpack("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, req)[:18])[1]
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
+
+
+@dataclass
+class ExecPlan:
+    """`exec`: join the init's namespaces (fds opened by the parent), then fork the process."""
+    ns_fds: list[tuple[int, int]]          # (fd, CLONE_NEW*) in join order
+    proc: process.ProcessSpec
+    last_cap: int = 40
+    close_in_child: list[int] = field(default_factory=list)
+
+
+def exec_stage1(kernel: k.Kernel, plan: ExecPlan, ch: Channel) -> None:
+    code = 1
+    try:
+        for fd in plan.close_in_child:
+            os.close(fd)
+        ch.expect(Proceed, "the cgroup was joined")
+        for fd, nstype in plan.ns_fds:
+            try:
+                kernel.setns(fd, nstype)
+            except OSError as e:
+                raise OcirtError(f"setns {nstype:#x}", e.errno) from None
+        pid = os.fork()
+        if pid == 0:
+            try:
+                for fd, _ in plan.ns_fds:
+                    os.close(fd)
+                path, env = prepare_exec(kernel, plan.proc, plan.last_cap, "process.json")
+                ch.send(Ready())
+                ch.close()
+                kernel.execve(path, plan.proc.args, env)
+            except BaseException as e:  # noqa: BLE001
+                _fail(ch, e)
+            os._exit(127)
+        ch.send(InitPid(pid))
+        code = 0
+    except BaseException as e:  # noqa: BLE001
+        _fail(ch, e)
+    finally:
+        os._exit(code)

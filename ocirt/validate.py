@@ -246,7 +246,9 @@ def _is_type(value, kind) -> bool:
 
 def _equal(a, b) -> bool:
     """JSON equality: true is not 1."""
-    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return a == b
 
 
 def _in(value, choices: list) -> bool:

@@ -518,11 +518,15 @@ def test_schemas_are_valid_and_use_only_known_keywords():
     for name, doc in _schema_docs().items():
         Draft202012Validator.check_schema(doc)
         assert doc["$id"] == "https://ocirt.dev/schema/" + name
-        for node in _subschemas(doc):
+        nodes = list(_subschemas(doc))
+        tests = {id(node[key]) for node in nodes for key in ("not", "if") if key in node}   # never reported
+        for node in nodes:
             assert set(node) <= KEYWORDS, (name, set(node) - KEYWORDS)
             assert node.get("additionalProperties") is not False, "unknown properties must be ignored"
             if "$ref" in node:
                 schemas.resolve(node["$ref"], name)   # raises if it leads nowhere
+            if ("pattern" in node or "not" in node) and id(node) not in tests:   # the error message says it
+                assert "description" in node, (name, node)
             if "anyOf" in node:   # validate() words anyOf as "needs at least one of"
                 assert all(list(sub) == ["required"] for sub in node["anyOf"]), name
 
