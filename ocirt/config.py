@@ -22,18 +22,9 @@ def load(bundle: str) -> dict:
         raise OcirtError(f"config.json: invalid JSON: {e}") from None
     if not isinstance(config, dict):
         raise ConfigError("/", "must be an object")
-    check_version(config)
     from .validate import validate
     validate(config)
     return config
-
-
-def check_version(config: dict) -> None:
-    version = config.get("ociVersion")
-    if not isinstance(version, str):
-        raise ConfigError("/ociVersion", "is required and must be a string")
-    if version.split(".")[0] != "1":
-        raise ConfigError("/ociVersion", f"unsupported major version in {version!r} (supported: 1.x)")
 
 
 def rootfs_path(bundle: str, config: dict) -> str:

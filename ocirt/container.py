@@ -118,8 +118,7 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
                                           systemd=opts.systemd_cgroup)
         cg.create()
         undo.push(cg.destroy)
-        if linux.get("resources"):
-            cg.apply(linux["resources"])
+        cg.apply(resources_with_default_devices(linux))
         os.mkfifo(sd.fifo, 0o622)
 
         state = ContainerState(id=opts.id, bundle=bundle, rootfs=rootfs,
@@ -182,6 +181,33 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         undo.run()
         sd.unlock()
         raise
+
+
+# Always allowed, after the config's own rules, as runc does: mknod of anything, the default devices
+# of config-linux.md, /dev/pts/*, /dev/ptmx and /dev/net/tun.
+DEFAULT_DEVICE_RULES = (
+    ("c", None, None, "m"), ("b", None, None, "m"),
+    ("c", 1, 3, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 7, "rwm"), ("c", 5, 0, "rwm"),
+    ("c", 1, 5, "rwm"), ("c", 1, 9, "rwm"), ("c", 136, None, "rwm"), ("c", 5, 2, "rwm"),
+    ("c", 10, 200, "rwm"),
+)
+
+
+def resources_with_default_devices(linux: dict) -> dict:
+    resources = dict(linux.get("resources") or {})
+    rules = list(resources.get("devices") or [])
+    for dev in linux.get("devices") or []:
+        rules.append({"allow": True, "type": dev["type"], "major": dev.get("major"),
+                      "minor": dev.get("minor"), "access": "rwm"})
+    for kind, major, minor, access in DEFAULT_DEVICE_RULES:
+        rule = {"allow": True, "type": kind, "access": access}
+        if major is not None:
+            rule["major"] = major
+        if minor is not None:
+            rule["minor"] = minor
+        rules.append(rule)
+    resources["devices"] = rules
+    return resources
 
 
 def _drive_children(ch: Channel, stage1_pid: int, ns, linux: dict, state: ContainerState,

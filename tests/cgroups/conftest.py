@@ -33,8 +33,8 @@ def procs():
     """Start helper processes; all killed and reaped at teardown."""
     started = []
 
-    def start(*argv):
-        p = subprocess.Popen(list(argv) or ["sleep", "1000"], stdin=subprocess.DEVNULL)
+    def start(*argv, **kw):
+        p = subprocess.Popen(list(argv) or ["sleep", "1000"], stdin=subprocess.DEVNULL, **kw)
         started.append(p)
         return p
 
