@@ -18,7 +18,7 @@ from . import hooks as hooks_mod
 from . import kernel as k
 from . import namespaces, process
 from .errors import ConfigError, OcirtError
-from .protocol import Channel, HooksReady, InitPid, Proceed, Ready, UserNsReady
+from .protocol import Channel, HooksReady, InitPid, Proceed, Ready, SeccompFd, UserNsReady
 from .rootfs import RootfsSpec
 from .stages import ExecPlan, InitPlan, exec_stage1, stage1
 from .state import ContainerState, StateDir, Status, proc_start_time
@@ -106,6 +106,10 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
     last_cap = capabilities.last_cap()
     if proc.capabilities is not None:
         capabilities.masks(proc.capabilities, last_cap)
+    seccomp_filter = None
+    if linux.get("seccomp"):
+        from . import seccomp
+        seccomp_filter = seccomp.compile(linux["seccomp"])
 
     sd = StateDir(opts.root, opts.id)
     sd.make_and_lock()
@@ -133,7 +137,7 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
             propagation=linux.get("rootfsPropagation") or "",
             masked=linux.get("maskedPaths") or [], readonly_paths=linux.get("readonlyPaths") or [],
             devices=linux.get("devices") or [], in_userns=ns.has("user"), no_pivot=opts.no_pivot,
-            cgroup_binds=_cgroup_binds(cg), cgroup2=layout.kind == "v2",
+            cgroup_binds=_cgroup_binds(layout, cg), cgroup2=layout.kind == "v2",
             mount_label=linux.get("mountLabel") or "")
         cfg_hooks = config.get("hooks") or {}
         plan = InitPlan(
@@ -146,7 +150,7 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
             runtime_hooks=any(cfg_hooks.get(n) for n in ("prestart", "createRuntime",
                                                           "createContainer", "startContainer")),
             close_in_child=[sd.lock_fd] if sd.lock_fd is not None else [],
-            last_cap=last_cap)
+            last_cap=last_cap, seccomp=seccomp_filter)
 
         parent_ch, child_ch = Channel.pair()
         if opts.subreaper:
@@ -160,7 +164,8 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         try:
             cg.add_pid(stage1_pid)
             parent_ch.send(Proceed())
-            init_pid = _drive_children(parent_ch, stage1_pid, ns, linux, state, cfg_hooks)
+            init_pid = _drive_children(parent_ch, stage1_pid, linux, state, cfg_hooks,
+                                       seccomp_filter)
         except BaseException:
             if init_pid:
                 undo.push(_kill_and_reap, init_pid)
@@ -210,12 +215,12 @@ def resources_with_default_devices(linux: dict) -> dict:
     return resources
 
 
-def _drive_children(ch: Channel, stage1_pid: int, ns, linux: dict, state: ContainerState,
-                    cfg_hooks: dict) -> int:
+def _drive_children(ch: Channel, stage1_pid: int, linux: dict, state: ContainerState,
+                    cfg_hooks: dict, seccomp_filter) -> int:
     """The parent's side of the protocol; returns the init's pid once it is Ready."""
     init_pid = 0
     while True:
-        expected = (UserNsReady, InitPid) if not init_pid else (HooksReady, Ready)
+        expected = (UserNsReady, InitPid) if not init_pid else (HooksReady, SeccompFd, Ready)
         msg = ch.expect(expected, "the container was created")
         if isinstance(msg, UserNsReady):
             _write_id_maps(stage1_pid, linux)
@@ -229,8 +234,20 @@ def _drive_children(ch: Channel, stage1_pid: int, ns, linux: dict, state: Contai
             hooks_mod.run(cfg_hooks, "prestart", hook_state)
             hooks_mod.run(cfg_hooks, "createRuntime", hook_state)
             ch.send(Proceed(state=hook_state))
+        elif isinstance(msg, SeccompFd):
+            _pass_seccomp_fd(ch, seccomp_filter, state, init_pid)
         elif isinstance(msg, Ready):
             return init_pid
+
+
+def _pass_seccomp_fd(ch: Channel, seccomp_filter, state: ContainerState, pid: int) -> None:
+    if not ch.received_fds:
+        raise OcirtError("protocol error: seccomp fd missing")
+    fd = ch.received_fds[0]
+    hook_state = state.oci(Status.CREATING)
+    hook_state["pid"] = pid
+    seccomp_filter.send_to_listener(fd, hook_state)  # closes fd
+    ch.send(Proceed())
 
 
 def _write_id_maps(pid: int, linux: dict) -> None:
@@ -245,9 +262,17 @@ def _write_id_maps(pid: int, linux: dict) -> None:
             raise OcirtError(f"/linux/{key}: write /proc/{pid}/{name}", e.errno) from None
 
 
-def _cgroup_binds(cg) -> list[tuple[str, str]]:
-    binds = getattr(cg, "mount_binds", None)
-    return binds() if binds else []
+def _cgroup_binds(layout, cg) -> list[tuple[str, str]]:
+    """(host dir of the container's cgroup, name under /sys/fs/cgroup) per v1/hybrid hierarchy."""
+    binds, seen = [], set()
+    for controller, mountpoint in layout.mounts.items():
+        d = cg.paths.get(controller)
+        if d and mountpoint not in seen:
+            seen.add(mountpoint)
+            binds.append((d, os.path.basename(mountpoint)))
+    if layout.kind == "hybrid" and cg.unified:
+        binds.append((cg.unified, os.path.basename(layout.unified)))
+    return binds
 
 
 def _write_pid_file(path: str, pid: int) -> None:
@@ -341,7 +366,9 @@ class Container:
                     continue
             if proc_start_time(self.state.pid) != self.state.pid_start:
                 raise OcirtError("cannot exec in a stopped container")
+            seccomp_filter = self._seccomp()
             plan = ExecPlan(ns_fds=ns_fds, proc=proc, last_cap=capabilities.last_cap(),
+                            seccomp=seccomp_filter,
                             close_in_child=[self.sd.lock_fd] if self.sd.lock_fd is not None else [])
             parent_ch, child_ch = Channel.pair()
             if subreaper:
@@ -358,7 +385,9 @@ class Container:
                 parent_ch.send(Proceed())
                 pid = parent_ch.expect(InitPid, "the process was started").pid
                 os.waitpid(stage1_pid, 0)
-                parent_ch.expect(Ready, "the process was started")
+                while isinstance(parent_ch.expect((SeccompFd, Ready), "the process was started"),
+                                 SeccompFd):
+                    _pass_seccomp_fd(parent_ch, seccomp_filter, self.state, pid)
             except BaseException:
                 if pid:
                     _kill_and_reap(pid)
@@ -372,6 +401,19 @@ class Container:
         if pid_file:
             _write_pid_file(pid_file, pid)
         return pid
+
+    def _seccomp(self):
+        """The container's seccomp filter, for `exec`: config.json as it was at create."""
+        try:
+            with open(os.path.join(self.state.bundle, "config.json"), "rb") as f:
+                import json
+                cfg = (json.load(f).get("linux") or {}).get("seccomp")
+        except (OSError, ValueError):
+            return None
+        if not cfg:
+            return None
+        from . import seccomp
+        return seccomp.compile(cfg)
 
     def kill(self, sig: int, all_processes: bool = False) -> None:
         status = self.status()

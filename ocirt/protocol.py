@@ -5,6 +5,8 @@
     stage 1 -> parent   InitPid(pid)       the container's init, as the parent's pid ns sees it
     init    -> parent   HooksReady         mounts done, before pivot_root: run the runtime hooks
     parent  -> init     Proceed(state)     the state for createContainer/startContainer hooks
+    init    -> parent   SeccompFd          the listener fd of SCMP_ACT_NOTIFY rides along (SCM_RIGHTS)
+    parent  -> init     Proceed
     init    -> parent   Ready              waiting on exec.fifo
     any     -> parent   Failed(message, errno)
 """
@@ -38,6 +40,11 @@ class HooksReady:
 
 
 @dataclass
+class SeccompFd:
+    pass
+
+
+@dataclass
 class Ready:
     pass
 
@@ -48,25 +55,29 @@ class Failed:
     errno: int = 0
 
 
-MESSAGES = {cls.__name__: cls for cls in (UserNsReady, Proceed, InitPid, HooksReady, Ready, Failed)}
+MESSAGES = {cls.__name__: cls for cls in (UserNsReady, Proceed, InitPid, HooksReady, SeccompFd, Ready, Failed)}
 
 
 class Channel:
     def __init__(self, sock: socket.socket):
         self.sock = sock
+        self.received_fds: list[int] = []   # fds that came with the last message
 
     @classmethod
     def pair(cls) -> tuple["Channel", "Channel"]:
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         return cls(a), cls(b)
 
-    def send(self, msg) -> None:
-        body = {"type": type(msg).__name__, **asdict(msg)}
-        self.sock.send(json.dumps(body).encode())
+    def send(self, msg, fds: tuple[int, ...] = ()) -> None:
+        body = json.dumps({"type": type(msg).__name__, **asdict(msg)}).encode()
+        if fds:
+            socket.send_fds(self.sock, [body], list(fds))
+        else:
+            self.sock.send(body)
 
     def recv(self):
         """The next message; None when the other side closed without a word."""
-        data = self.sock.recv(65536)
+        data, self.received_fds, _, _ = socket.recv_fds(self.sock, 65536, 4)
         if not data:
             return None
         body = json.loads(data)
@@ -81,7 +92,8 @@ class Channel:
         if msg is None:
             raise OcirtError(f"container init exited before {what}")
         if not isinstance(msg, cls):
-            raise OcirtError(f"protocol error: expected {cls.__name__}, got {type(msg).__name__}")
+            names = "/".join(c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,)))
+            raise OcirtError(f"protocol error: expected {names}, got {type(msg).__name__}")
         return msg
 
     def fileno(self) -> int:

@@ -15,7 +15,7 @@ from . import hooks as hooks_mod
 from . import kernel as k
 from . import namespaces, process
 from .errors import OcirtError
-from .protocol import Channel, Failed, HooksReady, InitPid, Proceed, Ready, UserNsReady
+from .protocol import Channel, Failed, HooksReady, InitPid, Proceed, Ready, SeccompFd, UserNsReady
 from .rootfs import Rootfs, RootfsSpec, sysctl
 
 
@@ -32,6 +32,7 @@ class InitPlan:
     time_offsets: str = ""
     hooks: dict = field(default_factory=dict)
     runtime_hooks: bool = False      # any hooks: the init stops before pivot_root for them
+    seccomp: object | None = None    # a compiled ocirt.seccomp.Filter
     close_in_child: list[int] = field(default_factory=list)
     last_cap: int = 40
 
@@ -132,7 +133,7 @@ def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
     sysctl(kernel, plan.sysctl)
     rootfs.finish()
 
-    path, env = prepare_exec(kernel, plan.proc, plan.last_cap, "config.json")
+    path, env = prepare_exec(kernel, plan.proc, plan.last_cap, "config.json", plan.seccomp, ch)
 
     ch.send(Ready())
     ch.close()
@@ -154,16 +155,21 @@ def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
     os._exit(127)
 
 
-def prepare_exec(kernel: k.Kernel, proc: process.ProcessSpec, last_cap: int, origin: str):
-    """The process's own setup, shared by the init and `exec`: limits, cwd, identity, fds.
+def prepare_exec(kernel: k.Kernel, proc: process.ProcessSpec, last_cap: int, origin: str,
+                 seccomp=None, ch: Channel | None = None):
+    """The process's own setup, shared by the init and `exec`: limits, cwd, identity, seccomp, fds.
 
-    Returns the resolved executable and its environment; the caller execs it.
+    Returns the resolved executable and its environment; the caller execs it. The seccomp filter
+    goes in as late as it can (runc's order): after the identity switch with no_new_privs; before
+    it without, since loading a filter then needs CAP_SYS_ADMIN.
     """
     process.set_limits(kernel, proc)
     try:
         kernel.chdir(proc.cwd)
     except OSError as e:
         raise OcirtError(f"chdir to cwd (\"{proc.cwd}\") set in {origin} failed", e.errno) from None
+    if seccomp is not None and not proc.no_new_privileges:
+        _install_seccomp(seccomp, ch)
     process.switch_identity(kernel, proc, last_cap)
     if proc.umask is None:
         kernel.umask(0o022)
@@ -175,7 +181,17 @@ def prepare_exec(kernel: k.Kernel, proc: process.ProcessSpec, last_cap: int, ori
         except OSError:
             pass
     kernel.close_fds_from(3 + proc.preserve_fds)
+    if seccomp is not None and proc.no_new_privileges:
+        _install_seccomp(seccomp, ch)
     return path, env
+
+
+def _install_seccomp(seccomp, ch: Channel | None) -> None:
+    notify_fd = seccomp.install()
+    if notify_fd is not None:  # SCMP_ACT_NOTIFY: the parent hands the fd to the listener
+        ch.send(SeccompFd(), fds=(notify_fd,))
+        os.close(notify_fd)
+        ch.expect(Proceed, "the seccomp listener got its fd")
 
 
 def loopback_up() -> None:
@@ -195,6 +211,7 @@ class ExecPlan:
     ns_fds: list[tuple[int, int]]          # (fd, CLONE_NEW*) in join order
     proc: process.ProcessSpec
     last_cap: int = 40
+    seccomp: object | None = None
     close_in_child: list[int] = field(default_factory=list)
 
 
@@ -214,7 +231,8 @@ def exec_stage1(kernel: k.Kernel, plan: ExecPlan, ch: Channel) -> None:
             try:
                 for fd, _ in plan.ns_fds:
                     os.close(fd)
-                path, env = prepare_exec(kernel, plan.proc, plan.last_cap, "process.json")
+                path, env = prepare_exec(kernel, plan.proc, plan.last_cap, "process.json",
+                                         plan.seccomp, ch)
                 ch.send(Ready())
                 ch.close()
                 kernel.execve(path, plan.proc.args, env)

@@ -28,9 +28,6 @@ from ..errors import ConfigError, OcirtError
 from .fs import DEFAULT_FS, CgroupFS, read_pids, strerror
 from .layout import Layout, clean_path, own_cgroups, strip_root
 from .resources import DeviceRule, Resources
-from .stats import stats_v1, stats_v2
-from .v1 import V1Writer
-from .v2 import V2Writer
 
 SYSTEMD_RUN_DIR = "/run/systemd/system"
 STATE_VERSION = 1
@@ -262,11 +259,15 @@ class Cgroup:
     def apply(self, resources) -> None:
         """Write linux.resources (the dict from config.json, or a parsed Resources)."""
         r = resources if isinstance(resources, Resources) else Resources.parse(resources)
+        # Writers are imported on use: a process needs one of them, and only when applying.
         if self.kind == "v2":
+            from .v2 import V2Writer
             V2Writer(self.unified, self.fs).apply(r)
         else:
+            from .v1 import V1Writer
             V1Writer(self.paths, self.fs).apply(r)
             if r.unified:
+                from .v2 import V2Writer
                 if self.kind == "v1" or not self.unified:
                     raise ConfigError("/linux/resources/unified",
                                       "needs cgroup v2, which is not mounted on this host")
@@ -514,6 +515,7 @@ class Cgroup:
 
     def stats(self) -> dict:
         """Shaped like the "data" of `runc events --stats` (best effort)."""
+        from .stats import stats_v1, stats_v2
         if self.kind == "v2":
             return stats_v2(self.fs, self.unified)
         return stats_v1(self.fs, self.paths)

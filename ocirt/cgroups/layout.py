@@ -14,7 +14,6 @@ from /proc/self/cgroup. Both are read with one open/read each; no subprocess.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, field
 
 from ..errors import OcirtError
 
@@ -29,7 +28,6 @@ _V1_NON_CONTROLLER_OPTS = frozenset({
 })
 
 
-@dataclass(frozen=True)
 class Layout:
     """The host's cgroup layout.
 
@@ -40,10 +38,21 @@ class Layout:
     roots    mount point -> the cgroup path mounted there (field 4 of mountinfo, "/" unless
              the host bind-mounted a sub-tree, as some container engines do)
     """
-    kind: str
-    mounts: dict = field(default_factory=dict)
-    unified: str | None = None
-    roots: dict = field(default_factory=dict)
+    __slots__ = ("kind", "mounts", "unified", "roots")
+
+    def __init__(self, kind: str, mounts: dict | None = None, unified: str | None = None,
+                 roots: dict | None = None):
+        self.kind = kind
+        self.mounts = dict(mounts or {})
+        self.unified = unified
+        self.roots = dict(roots or {})
+
+    def __eq__(self, other):
+        return isinstance(other, Layout) and self.to_dict() == other.to_dict()
+
+    def __repr__(self):
+        return (f"Layout(kind={self.kind!r}, mounts={self.mounts!r}, unified={self.unified!r}, "
+                f"roots={self.roots!r})")
 
     def hierarchies(self) -> dict:
         """v1 mount point -> sorted tuple of the controllers (and name=) mounted there."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
 
 from ..errors import ConfigError, json_pointer
 
@@ -77,18 +76,50 @@ def _nz(v):
 
 
 # ---------------------------------------------------------------- model
+class _Record:
+    """A light dataclass (the dataclasses module costs ~10 ms of import on the hot path).
 
-@dataclass
-class Memory:
-    limit: int | None = None
-    reservation: int | None = None
-    swap: int | None = None
-    kernel: int | None = None
-    kernel_tcp: int | None = None
-    swappiness: int | None = None
-    disable_oom_killer: bool | None = None
-    use_hierarchy: bool | None = None
-    check_before_update: bool | None = None
+    Subclasses list `_fields`; `_defaults` gives defaults (a type such as list is called to
+    make a fresh value); any other missing field is None.
+    """
+    __slots__ = ()
+    _fields: tuple = ()
+    _defaults: dict = {}
+
+    def __init__(self, *args, **kw):
+        if len(args) > len(self._fields):
+            raise TypeError(f"{type(self).__name__}: too many arguments")
+        for name, v in zip(self._fields, args):
+            setattr(self, name, v)
+        for name in self._fields[len(args):]:
+            if name in kw:
+                v = kw.pop(name)
+            else:
+                v = self._defaults.get(name)
+                if isinstance(v, type):
+                    v = v()
+            setattr(self, name, v)
+        if kw:
+            raise TypeError(f"{type(self).__name__}: unknown fields {sorted(kw)}")
+
+    def _astuple(self) -> tuple:
+        return tuple(getattr(self, f) for f in self._fields)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self._astuple() == other._astuple()
+
+    def __hash__(self):
+        return hash(self._astuple())
+
+    def __repr__(self):
+        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields)
+        return f"{type(self).__name__}({inner})"
+
+
+class Memory(_Record):
+    __slots__ = _fields = ("limit", "reservation", "swap", "kernel", "kernel_tcp",
+                           "swappiness", "disable_oom_killer", "use_hierarchy",
+                           "check_before_update")
 
     def is_set(self) -> bool:
         return any(v is not None for v in (self.limit, self.reservation, self.swap,
@@ -96,17 +127,9 @@ class Memory:
                                             self.disable_oom_killer, self.use_hierarchy))
 
 
-@dataclass
-class CPU:
-    shares: int | None = None
-    quota: int | None = None
-    burst: int | None = None
-    period: int | None = None
-    realtime_runtime: int | None = None
-    realtime_period: int | None = None
-    cpus: str | None = None
-    mems: str | None = None
-    idle: int | None = None
+class CPU(_Record):
+    __slots__ = _fields = ("shares", "quota", "burst", "period", "realtime_runtime",
+                           "realtime_period", "cpus", "mems", "idle")
 
     def is_set(self) -> bool:
         return any(v is not None for v in (self.shares, self.quota, self.burst, self.period,
@@ -117,30 +140,18 @@ class CPU:
         return bool(self.cpus) or bool(self.mems)
 
 
-@dataclass
-class WeightDevice:
-    ptr: str
-    major: int
-    minor: int
-    weight: int | None = None
-    leaf_weight: int | None = None
+class WeightDevice(_Record):
+    __slots__ = _fields = ("ptr", "major", "minor", "weight", "leaf_weight")
 
 
-@dataclass
-class ThrottleDevice:
-    ptr: str
-    major: int
-    minor: int
-    rate: int
+class ThrottleDevice(_Record):
+    __slots__ = _fields = ("ptr", "major", "minor", "rate")
 
 
-@dataclass
-class BlockIO:
-    weight: int | None = None
-    leaf_weight: int | None = None
-    weight_device: list = field(default_factory=list)
-    # (json key, list of ThrottleDevice)
-    throttle: dict = field(default_factory=dict)
+class BlockIO(_Record):
+    # throttle: json key (THROTTLE_KEYS) -> list of ThrottleDevice
+    __slots__ = _fields = ("weight", "leaf_weight", "weight_device", "throttle")
+    _defaults = {"weight_device": list, "throttle": dict}
 
     def is_set(self) -> bool:
         return (self.weight is not None or self.leaf_weight is not None or bool(self.weight_device)
@@ -151,28 +162,20 @@ THROTTLE_KEYS = ("throttleReadBpsDevice", "throttleWriteBpsDevice",
                  "throttleReadIOPSDevice", "throttleWriteIOPSDevice")
 
 
-@dataclass
-class HugepageLimit:
-    ptr: str
-    page_size: str
-    limit: int
+class HugepageLimit(_Record):
+    __slots__ = _fields = ("ptr", "page_size", "limit")
 
 
-@dataclass
-class Network:
-    class_id: int | None = None
-    priorities: list = field(default_factory=list)   # [(name, priority)]
+class Network(_Record):
+    __slots__ = _fields = ("class_id", "priorities")     # priorities: [(name, priority)]
+    _defaults = {"priorities": list}
 
     def is_set(self) -> bool:
         return self.class_id is not None or bool(self.priorities)
 
 
-@dataclass
-class RdmaLimit:
-    ptr: str
-    device: str
-    hca_handles: int | None = None
-    hca_objects: int | None = None
+class RdmaLimit(_Record):
+    __slots__ = _fields = ("ptr", "device", "hca_handles", "hca_objects")
 
     def line(self) -> str:
         out = [self.device]
@@ -183,14 +186,10 @@ class RdmaLimit:
         return " ".join(out)
 
 
-@dataclass(frozen=True)
-class DeviceRule:
+class DeviceRule(_Record):
     """One entry of linux.resources.devices, normalised: type in 'abc', major/minor None = '*'."""
-    allow: bool
-    type: str = "a"
-    major: int | None = None
-    minor: int | None = None
-    access: str = "rwm"
+    __slots__ = _fields = ("allow", "type", "major", "minor", "access")
+    _defaults = {"type": "a", "access": "rwm"}
 
     def v1_line(self) -> str:
         """The text written to devices.allow / devices.deny."""
@@ -205,17 +204,12 @@ class DeviceRule:
                 "minor": self.minor, "access": self.access}
 
 
-@dataclass
-class Resources:
-    memory: Memory = field(default_factory=Memory)
-    cpu: CPU = field(default_factory=CPU)
-    block_io: BlockIO = field(default_factory=BlockIO)
-    hugepage_limits: list = field(default_factory=list)
-    network: Network = field(default_factory=Network)
-    pids_limit: int | None = None
-    rdma: list = field(default_factory=list)
-    unified: dict = field(default_factory=dict)
-    devices: list | None = None     # None: no devices key at all
+class Resources(_Record):
+    # devices: None when config.json has no devices key at all
+    __slots__ = _fields = ("memory", "cpu", "block_io", "hugepage_limits", "network",
+                           "pids_limit", "rdma", "unified", "devices")
+    _defaults = {"memory": Memory, "cpu": CPU, "block_io": BlockIO, "hugepage_limits": list,
+                 "network": Network, "rdma": list, "unified": dict}
 
     @classmethod
     def parse(cls, d: dict | None) -> "Resources":
