@@ -9,8 +9,9 @@ kill / delete / run, global --root). Every sample of A is followed by the same s
 (A B A B ...), so slow drift of the machine (CPU frequency, page cache, other load) hits both.
 See docs/PERFORMANCE.md for what each metric means.
 
-Each timed command is started with os.posix_spawn and reaped with os.wait4, timed with
-time.perf_counter around the pair. The harness makes itself a child subreaper, so the init of a
+Each timed command is started with os.posix_spawn and reaped with os.waitpid, timed with
+time.perf_counter around the pair (the harness's own cost, spawning /bin/true the same way, is
+measured and printed first). The harness makes itself a child subreaper, so the init of a
 created container (orphaned when the runtime's `create` exits) is re-parented to the harness, which
 waits for it to know exactly when the container has stopped.
 
@@ -134,10 +135,11 @@ class Result:
 
     def __init__(self, argv, rc, secs, stderr):
         self.argv, self.rc, self.secs, self.stderr = argv, rc, secs, stderr
+        self.maxrss_kib = None  # set by RssMeter
 
 
 class Spawner:
-    """Runs commands with posix_spawn + wait4: stdin and stdout /dev/null, stderr appended to a log
+    """Runs commands with posix_spawn + waitpid: stdin and stdout /dev/null, stderr appended to a log
     file (never a pipe: a detached container inherits the runtime's stdio and would hold it open).
     One Spawner per process (the parallel workers make their own)."""
 
@@ -603,7 +605,7 @@ def measure_state(bench, runtimes, rounds, warmup, log):
 
 def harness_overhead(rounds):
     """The floor under every sample: spawning /bin/true directly, with the harness's method
-    (posix_spawn + wait4) and with subprocess.run for comparison."""
+    (posix_spawn + waitpid) and with subprocess.run for comparison."""
     true = shutil.which("true") or "/bin/true"
     sp = Spawner(os.devnull)
     try:
@@ -618,7 +620,7 @@ def harness_overhead(rounds):
             sr.append(time.perf_counter() - t0)
     finally:
         sp.close()
-    return {"posix_spawn_wait4": ps, "subprocess_run": sr}
+    return {"posix_spawn_waitpid": ps, "subprocess_run": sr}
 
 
 def cleanup(bench, runtimes, log):
@@ -933,8 +935,8 @@ def main(runtime_a, runtime_b, rounds, batch_rounds, lifecycles, rss_rounds, qui
 
         gc.disable()
         overhead = harness_overhead(rounds)
-        click.echo(f"harness overhead (spawn + reap /bin/true, no runtime): posix_spawn+wait4 "
-                   f"{med(overhead['posix_spawn_wait4']) * 1e3:.2f} ms (used), subprocess.run "
+        click.echo(f"harness overhead (spawn + reap /bin/true, no runtime): posix_spawn+waitpid "
+                   f"{med(overhead['posix_spawn_waitpid']) * 1e3:.2f} ms (used), subprocess.run "
                    f"{med(overhead['subprocess_run']) * 1e3:.2f} ms")
 
         if "run" in selected:

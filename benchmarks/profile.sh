@@ -72,9 +72,9 @@ for bad in click jsonschema pyroute2; do
     echo "NOTE: $bad is imported by 'state' (docs/DESIGN.md: hot commands must not import it)"
   fi
 done
-python3 - "$ocirt" "$tmp/root" <<'EOF'
+"$py" - "$ocirt" "$tmp/root" "$py" <<'EOF'
 import statistics, subprocess, sys, time
-ocirt, root = sys.argv[1:]
+ocirt, root, py = sys.argv[1:]
 def med(argv, n=11):
     ts = []
     for _ in range(n):
@@ -83,8 +83,8 @@ def med(argv, n=11):
         ts.append(time.perf_counter() - t0)
     return statistics.median(ts) * 1e3
 print(f"wall time of `ocirt state x` without importtime: median {med([ocirt, '--root', root, 'state', 'x']):.1f} ms"
-      f"; for scale, `python3 -S -c pass`: {med([sys.executable, '-S', '-c', 'pass']):.1f} ms"
-      f", `python3 -c pass`: {med([sys.executable, '-c', 'pass']):.1f} ms")
+      f"; for scale, the same interpreter: `-S -c pass` {med([py, '-S', '-c', 'pass']):.1f} ms"
+      f", `-c pass` {med([py, '-c', 'pass']):.1f} ms")
 EOF
 
 # ---- 2. syscalls of one `ocirt run` -----------------------------------------------------------

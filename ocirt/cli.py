@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import importlib
 import sys
-from dataclasses import dataclass, field
 
 from . import __version__
 from .errors import OcirtError
 from .log import Logger
+from .record import record
 
 SPEC_VERSION = "1.3.0"
 
@@ -37,7 +37,7 @@ COMMANDS = {
 ALIASES = {"ps": "ps", "del": "delete", "rm": "delete"}
 
 
-@dataclass(frozen=True)
+@record
 class Opt:
     name: str
     short: str = ""
@@ -64,7 +64,7 @@ GLOBAL_OPTIONS = (
 )
 
 
-@dataclass
+@record
 class Globals:
     root: str
     log: Logger

@@ -11,14 +11,22 @@ import re
 import select
 import signal
 import time
-from dataclasses import dataclass, field
 
 from . import config as config_mod
 from . import hooks as hooks_mod
 from . import kernel as k
 from . import namespaces, process
 from .errors import ConfigError, OcirtError
-from .protocol import Channel, HooksReady, InitPid, Proceed, Ready, SeccompFd, UserNsReady
+from .protocol import (
+    Channel,
+    HooksReady,
+    InitPid,
+    Proceed,
+    Ready,
+    SeccompFd,
+    UserNsReady,
+)
+from .record import field, record
 from .rootfs import RootfsSpec
 from .stages import ExecPlan, InitPlan, exec_stage1, stage1
 from .state import ContainerState, StateDir, Status, proc_start_time
@@ -26,7 +34,7 @@ from .state import ContainerState, StateDir, Status, proc_start_time
 _ID = re.compile(r"^[\w+\-.]+$")
 
 
-@dataclass
+@record
 class CreateOptions:
     id: str
     bundle: str = "."
@@ -45,7 +53,7 @@ def check_id(container_id: str) -> None:
         raise OcirtError(f"invalid container id format: {container_id}")
 
 
-@dataclass
+@record
 class _Undo:
     steps: list = field(default_factory=list)
 
@@ -290,7 +298,7 @@ def _rfc3339() -> str:
 
 # -- operations on an existing container ------------------------------------------------------------
 
-@dataclass
+@record
 class Container:
     sd: StateDir
     state: ContainerState

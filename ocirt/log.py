@@ -5,14 +5,15 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+
+from .record import record
 
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-@dataclass
+@record
 class Logger:
     path: str | None = None
     fmt: str = "text"

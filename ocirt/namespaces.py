@@ -1,10 +1,9 @@
 """linux.namespaces: which to create, which to join by path, and in what order."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from . import kernel as k
 from .errors import ConfigError
+from .record import field, record
 
 FLAGS = {
     "pid": k.CLONE_NEWPID, "network": k.CLONE_NEWNET, "mount": k.CLONE_NEWNS,
@@ -21,7 +20,7 @@ PROC_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts
               "user": "user", "cgroup": "cgroup", "time": "time"}
 
 
-@dataclass
+@record
 class NamespacePlan:
     new: list[str] = field(default_factory=list)          # types to unshare
     join: list[tuple[str, str]] = field(default_factory=list)  # (type, path) in JOIN_ORDER

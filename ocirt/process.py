@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import os
 import resource
-from dataclasses import dataclass, field
 
 from . import capabilities
 from . import kernel as k
 from .errors import ConfigError, OcirtError
+from .record import field, record
 
 
-@dataclass
+@record
 class ProcessSpec:
     args: list[str]
     env: list[str] = field(default_factory=list)

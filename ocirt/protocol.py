@@ -14,42 +14,42 @@ from __future__ import annotations
 
 import json
 import socket
-from dataclasses import asdict, dataclass, fields
 
 from .errors import OcirtError
+from .record import asdict, record
 
 
-@dataclass
+@record
 class UserNsReady:
     pass
 
 
-@dataclass
+@record
 class Proceed:
     state: dict | None = None   # the container state, for the hooks the init runs
 
 
-@dataclass
+@record
 class InitPid:
     pid: int
 
 
-@dataclass
+@record
 class HooksReady:
     pass
 
 
-@dataclass
+@record
 class SeccompFd:
     pass
 
 
-@dataclass
+@record
 class Ready:
     pass
 
 
-@dataclass
+@record
 class Failed:
     message: str
     errno: int = 0
@@ -82,7 +82,7 @@ class Channel:
             return None
         body = json.loads(data)
         cls = MESSAGES[body.pop("type")]
-        return cls(**{f.name: body[f.name] for f in fields(cls)})
+        return cls(**{name: body[name] for name in cls.__record_fields__})
 
     def expect(self, cls, what: str):
         """Receive a message of type `cls`; a Failed or a hang-up becomes an OcirtError."""

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
 
 from . import kernel as k
 from .errors import ConfigError, OcirtError
+from .record import field, record
 
 # option -> (set flags, clear flags); mount(8) names, config.md "Linux mount options"
 FLAG_OPTIONS = {
@@ -70,7 +70,7 @@ DEFAULT_SYMLINKS = (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
                     ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"))
 
 
-@dataclass
+@record
 class ParsedOptions:
     flags: int = 0
     clear: int = 0
@@ -105,7 +105,7 @@ def parse_options(options: list[str]) -> ParsedOptions:
     return out
 
 
-@dataclass
+@record
 class RootfsSpec:
     """What the init needs to build the root filesystem; made by the parent before fork."""
     rootfs: str

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+
 from .errors import ConfigError, OcirtError
 
 # action name -> libseccomp action value (seccomp.h SCMP_ACT_*)

@@ -9,17 +9,26 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from dataclasses import dataclass, field
 
 from . import hooks as hooks_mod
 from . import kernel as k
 from . import namespaces, process
 from .errors import OcirtError
-from .protocol import Channel, Failed, HooksReady, InitPid, Proceed, Ready, SeccompFd, UserNsReady
+from .protocol import (
+    Channel,
+    Failed,
+    HooksReady,
+    InitPid,
+    Proceed,
+    Ready,
+    SeccompFd,
+    UserNsReady,
+)
+from .record import field, record
 from .rootfs import Rootfs, RootfsSpec, sysctl
 
 
-@dataclass
+@record
 class InitPlan:
     """Everything the children do, decided by the parent from config.json."""
     ns: namespaces.NamespacePlan
@@ -205,7 +214,7 @@ def loopback_up() -> None:
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
 
 
-@dataclass
+@record
 class ExecPlan:
     """`exec`: join the init's namespaces (fds opened by the parent), then fork the process."""
     ns_fds: list[tuple[int, int]]          # (fd, CLONE_NEW*) in join order

@@ -11,9 +11,9 @@ import errno
 import fcntl
 import json
 import os
-from dataclasses import asdict, dataclass, field
 
 from .errors import OcirtError
+from .record import asdict, field, record
 
 OCI_VERSION = "1.3.0"
 
@@ -59,7 +59,7 @@ _REFUSALS = {
 }
 
 
-@dataclass
+@record
 class ContainerState:
     """What state.json records."""
     id: str

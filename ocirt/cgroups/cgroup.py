@@ -25,7 +25,7 @@ import signal as _signal
 import time
 
 from ..errors import ConfigError, OcirtError
-from .fs import DEFAULT_FS, CgroupFS, read_pids, strerror
+from .fs import DEFAULT_FS, CgroupFS, read_pids
 from .layout import Layout, clean_path, own_cgroups, strip_root
 from .resources import DeviceRule, Resources
 

@@ -30,8 +30,15 @@ import os
 
 from ..errors import ConfigError
 from .fs import CgroupFS, read_int, strerror
-from .resources import (THROTTLE_KEYS, Resources, blkio_weight_to_io_weight, max_str, ptr,
-                        shares_to_weight, swap_to_v2)
+from .resources import (
+    THROTTLE_KEYS,
+    Resources,
+    blkio_weight_to_io_weight,
+    max_str,
+    ptr,
+    shares_to_weight,
+    swap_to_v2,
+)
 
 _IO_MAX_KEYS = {
     "throttleReadBpsDevice": "rbps",

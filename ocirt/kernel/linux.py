@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import os
 
-from . import AT_RECURSIVE, CLOSE_RANGE_CLOEXEC, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, Kernel
+from . import (
+    AT_RECURSIVE,
+    CLOSE_RANGE_CLOEXEC,
+    RESOLVE_IN_ROOT,
+    RESOLVE_NO_MAGICLINKS,
+    Kernel,
+)
 
 # Syscalls libc does not wrap (or wraps only in newer glibc): numbers per architecture.
 _SYSCALLS = {
