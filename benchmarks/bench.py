@@ -527,30 +527,66 @@ def sample_parallel(bench, rt, n, workers=2):
 # Driver
 # ---------------------------------------------------------------------------------------------
 
+MAX_CONSECUTIVE_FAILURES = 3
+
+
 class Metric:
+    """Samples of one metric. A failed sample is recorded (errors) and left out; a runtime that
+    fails MAX_CONSECUTIVE_FAILURES samples in a row is given up on for this metric (dropped)."""
+
     def __init__(self, key, runtimes):
         self.key = key
         self.samples = {rt.label: [] for rt in runtimes}
-        self.failed = {}  # label -> message
+        self.errors = {rt.label: [] for rt in runtimes}
+        self.dropped = {}  # label -> why
+        self._in_a_row = {rt.label: 0 for rt in runtimes}
+
+    def ok(self, rt, sample, keep):
+        self._in_a_row[rt.label] = 0
+        if keep:
+            self.samples[rt.label].append(sample)
+
+    def fail(self, rt, msg, log):
+        self.errors[rt.label].append(msg)
+        self._in_a_row[rt.label] += 1
+        log(f"  {self.key}: {rt.name} ({rt.label.upper()}) failed: {msg}")
+        if self._in_a_row[rt.label] >= MAX_CONSECUTIVE_FAILURES:
+            self.drop(rt, f"{MAX_CONSECUTIVE_FAILURES} failures in a row", log)
+
+    def drop(self, rt, why, log):
+        self.dropped[rt.label] = why
+        log(f"  {self.key}: giving up on {rt.name} ({rt.label.upper()}): {why}")
+
+    def active(self, rt):
+        return rt.label not in self.dropped
+
+
+def purge(rt):
+    """After a failed sample: delete --force whatever it left in the runtime's --root."""
+    for cid in sorted(rt.live):
+        if os.path.exists(os.path.join(rt.root, cid)):
+            rt.run("delete", "--force", cid)
+        if not os.path.exists(os.path.join(rt.root, cid)):
+            rt.live.discard(cid)
+    reap_children()
 
 
 def measure(key, runtimes, fn, rounds, warmup, log):
-    """warmup + rounds of A B A B ...; a runtime that fails is dropped from this metric."""
+    """warmup + rounds of A B A B ..."""
     m = Metric(key, runtimes)
     for r in range(warmup + rounds):
         for rt in runtimes:
-            if rt.label in m.failed:
+            if not m.active(rt):
                 continue
             try:
                 s = fn(rt)
             except BenchError as e:
-                m.failed[rt.label] = str(e)
-                log(f"  {key}: {rt.name} ({rt.label.upper()}) failed: {e}")
+                m.fail(rt, str(e), log)
+                purge(rt)
                 continue
             finally:
                 reap_children()
-            if r >= warmup:
-                m.samples[rt.label].append(s)
+            m.ok(rt, s, keep=r >= warmup)
     return m
 
 
@@ -575,18 +611,17 @@ def measure_state(bench, runtimes, rounds, warmup, log):
                     raise BenchError(f"{rt.name} state {cid}: status {status!r}, rc {p.returncode}, "
                                      f"stderr {p.stderr.strip()!r}")
             except (BenchError, ValueError) as e:
-                m.failed[rt.label] = str(e)
-                log(f"  state: {rt.name} ({rt.label.upper()}) failed: {e}")
+                m.errors[rt.label].append(str(e))
+                m.drop(rt, f"setup failed: {e}", log)
         for r in range(warmup + rounds):
             for rt in runtimes:
-                if rt.label in m.failed:
+                if not m.active(rt):
                     continue
                 res = rt.run("state", running[rt.label][0])
                 if res.rc != 0:
-                    m.failed[rt.label] = f"{rt.name} state -> exit {res.rc}: {res.stderr}"
-                    log(f"  state: {rt.name} ({rt.label.upper()}) failed: {m.failed[rt.label]}")
-                elif r >= warmup:
-                    m.samples[rt.label].append({"t": res.secs})
+                    m.fail(rt, f"{rt.name} state -> exit {res.rc}: {res.stderr}", log)
+                else:
+                    m.ok(rt, {"t": res.secs}, keep=r >= warmup)
     finally:
         for rt in runtimes:
             if rt.label not in running:
@@ -630,7 +665,9 @@ def cleanup(bench, runtimes, log):
     try:
         for rt in runtimes:
             rt.sp.kill_current()
-            ids = set(rt.live)
+            # Whatever has state in the runtime's --root (ids in rt.live without state there were
+            # never created, or their runtime died early: remove_cgroups below catches those).
+            ids = set()
             try:
                 for name in os.listdir(rt.root):
                     if name.startswith(bench.session):
@@ -782,15 +819,18 @@ def render(metrics, runtimes, n_lc, workers):
         va = None if va is None else va * scale
         vb = None if vb is None else vb * scale
         ratio = f"{va / vb:.2f}x" if va is not None and vb else "-"
-        if a.label in m.failed and va is None:
+        if va is None and m.errors[a.label]:
             ratio = "A failed"
-        elif b.label in m.failed and vb is None:
+        elif vb is None and m.errors[b.label]:
             ratio = "B failed"
-        rows.append((title, fmt(va, unit), fmt(vb, unit), ratio,
-                     f"{len(m.samples[a.label])}/{len(m.samples[b.label])}"))
+        n = f"{len(m.samples[a.label])}/{len(m.samples[b.label])}"
+        fails = (len(m.errors[a.label]), len(m.errors[b.label]))
+        if any(fails):
+            n += f" ({fails[0]}/{fails[1]} failed)"
+        rows.append((title, fmt(va, unit), fmt(vb, unit), ratio, n))
         summary.append({"metric": title.strip(), "unit": unit, "a": va, "b": vb,
                         "ratio": (va / vb) if va is not None and vb else None})
-    header = ("metric", f"{head_a} (median)", f"{head_b} (median)", "A/B", "n A/B")
+    header = ("metric", f"{head_a} (median)", f"{head_b} (median)", "A/B", "samples A/B")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(5)]
     lines = []
     for i, r in enumerate([header] + rows):
@@ -830,6 +870,17 @@ def init_lines(metrics, runtimes):
 # ---------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------
+
+def repo_revision():
+    try:
+        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return (head or "?") + (" with uncommitted changes" if dirty else "")
+
 
 def default_runtime_a():
     venv = os.path.join(REPO, ".venv", "bin", "ocirt")
@@ -927,8 +978,9 @@ def main(runtime_a, runtime_b, rounds, batch_rounds, lifecycles, rss_rounds, qui
         versions = {"a": a.version(), "b": b.version()}
         click.echo(f"A: {path_a}  ({versions['a']})")
         click.echo(f"B: {path_b}  ({versions['b']})")
+        revision = repo_revision()
         click.echo(f"host: {platform.node()} {platform.release()}, {os.cpu_count()} CPUs, "
-                   f"python {platform.python_version()}")
+                   f"python {platform.python_version()}; repo {revision}")
         click.echo(f"rounds {rounds} (+{warmup} warm-up), batches {batch_rounds} x {n_lc} lifecycles, "
                    f"RSS rounds {rss_rounds}, order A B A B, state dirs and bundles in {bench.tmp}")
         bench.build_rootfs()
@@ -981,13 +1033,15 @@ def main(runtime_a, runtime_b, rounds, batch_rounds, lifecycles, rss_rounds, qui
             click.echo("waiting init (cmdline of the --pid-file pid between create and start):")
             for line in inits:
                 click.echo(line)
-        failures = {k: m.failed for k, m in metrics.items() if m.failed}
+        failures = [(k, rt, m) for k, m in metrics.items() for rt in runtimes if m.errors[rt.label]]
         if failures:
             exit_code = 1
-            click.echo("failures:")
-            for k, f in failures.items():
-                for label, msg in f.items():
-                    click.echo(f"  {k} {label.upper()}: {msg}")
+            click.echo("failed samples (left out of the medians):")
+            for k, rt, m in failures:
+                errs = m.errors[rt.label]
+                gave_up = f", gave up: {m.dropped[rt.label]}" if rt.label in m.dropped else ""
+                click.echo(f"  {k} {rt.label.upper()} ({rt.name}): {len(errs)} failed{gave_up}; "
+                           f"first: {errs[0]}")
         click.echo(f"\ncommand: {cmdline}")
 
         if json_path:
@@ -996,6 +1050,7 @@ def main(runtime_a, runtime_b, rounds, batch_rounds, lifecycles, rss_rounds, qui
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "host": {"node": platform.node(), "kernel": platform.release(),
                          "cpus": os.cpu_count(), "python": platform.python_version()},
+                "repo": revision,
                 "runtimes": {"a": {"path": path_a, "version": versions["a"]},
                              "b": {"path": path_b, "version": versions["b"]}},
                 "settings": {"rounds": rounds, "warmup": warmup, "batch_rounds": batch_rounds,
@@ -1004,7 +1059,8 @@ def main(runtime_a, runtime_b, rounds, batch_rounds, lifecycles, rss_rounds, qui
                              "units": "seconds; RSS in KiB"},
                 "harness_overhead_seconds": overhead,
                 "summary": summary,
-                "samples": {k: {"a": m.samples["a"], "b": m.samples["b"], "failed": m.failed}
+                "samples": {k: {"a": m.samples["a"], "b": m.samples["b"], "errors": m.errors,
+                                "dropped": m.dropped}
                             for k, m in metrics.items()},
             }
             with open(json_path, "w") as f:

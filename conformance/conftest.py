@@ -47,7 +47,8 @@ def _is_runc(command):
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "runc_deviates(reason): runc (1.1.5) does not do what the spec/ocirt does; xfail(strict) on runc",
+        "runc_deviates(reason, strict=True): runc 1.1.5 does not do what the spec/ocirt does: "
+        "xfail on runc (strict unless strict=False, for races runc loses only sometimes)",
     )
     if not which_runtime(runtime_command()):
         raise pytest.UsageError(f"OCI_RUNTIME={runtime_command()!r}: no such command")
@@ -65,7 +66,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         for mark in item.iter_markers("runc_deviates"):
             reason = mark.args[0] if mark.args else mark.kwargs.get("reason", "runc deviates")
-            item.add_marker(pytest.mark.xfail(reason=f"runc deviates: {reason}", strict=True))
+            strict = mark.kwargs.get("strict", True)  # False: runc fails only sometimes (races)
+            item.add_marker(pytest.mark.xfail(reason=f"runc deviates: {reason}", strict=strict))
 
 
 def worker_id():

@@ -10,6 +10,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
 
 DEFAULT_TIMEOUT = 60
@@ -133,6 +134,16 @@ def remove_cgroup_tree(path):
         time.sleep(0.05)
 
 
+def output(proc):
+    """(stdout, stderr) text of a finished ``Runtime.popen`` process (both are temp files)."""
+    res = []
+    for f in (proc.out_file, proc.err_file):
+        f.seek(0)
+        res.append(f.read().decode(errors="replace"))
+        f.close()
+    return tuple(res)
+
+
 class Runtime:
     """Runs ``<runtime> --root ROOT <command> ...`` and returns subprocess.CompletedProcess.
 
@@ -174,18 +185,27 @@ class Runtime:
         argv = self.argv(*args, root=root, global_args=global_args)
         if prelude:
             argv = ["sh", "-c", prelude + '\nexec "$@"', "sh"] + argv
-        kw = {"stdin": stdin} if input is None else {"input": input}
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=check, **kw)
+        kw = {"stdin": stdin} if input is None else {"input": input.encode()}
+        # stdout/stderr go to files, not pipes: a created container's init inherits the
+        # runtime's stdio and would hold a pipe open (no EOF) until it exits.
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            p = subprocess.run(argv, stdout=out, stderr=err, timeout=timeout, **kw)
+            out.seek(0)
+            err.seek(0)
+            p.stdout = out.read().decode(errors="replace")
+            p.stderr = err.read().decode(errors="replace")
+        if check:
+            p.check_returncode()
+        return p
 
     def popen(self, *args, prelude=None, global_args=(), **kw):
         argv = self.argv(*args, global_args=global_args)
         if prelude:
             argv = ["sh", "-c", prelude + '\nexec "$@"', "sh"] + argv
-        kw.setdefault("stdin", subprocess.DEVNULL)
-        kw.setdefault("stdout", subprocess.PIPE)
-        kw.setdefault("stderr", subprocess.PIPE)
-        kw.setdefault("text", True)
-        return subprocess.Popen(argv, **kw)
+        out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, **kw)
+        proc.out_file, proc.err_file = out, err
+        return proc
 
     def _remember(self, cid):
         if cid and "/" not in cid and cid not in self.ids:
@@ -256,6 +276,46 @@ class Runtime:
             if p.returncode != 0:
                 failures.append((cid, p.stderr.strip()))
         return failures
+
+
+# ---- assertions shared by the test modules ---------------------------------------------------------
+
+def one_line(stderr):
+    """The single non-empty line of an error output (runtimes print one line per error)."""
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, f"expected a one-line error on stderr, got {stderr!r}"
+    return lines[0]
+
+
+def assert_failed_cleanly(rt, bundle, p, pointer=None):
+    """create/run failed with a one-line error that (ocirt only) names ``pointer`` (a JSON pointer
+    or a tuple of acceptable ones), and left no container, state or cgroup behind."""
+    assert p.returncode != 0, f"the command succeeded; stdout={p.stdout!r}"
+    line = one_line(p.stderr)
+    if pointer and rt.is_ocirt:
+        pointers = pointer if isinstance(pointer, tuple) else (pointer,)
+        assert any(ptr in line for ptr in pointers), f"error does not name {pointer}: {line!r}"
+    assert rt.state(bundle.id).returncode != 0, "a failed create left a container"
+    assert os.listdir(rt.root) == [], f"a failed create left state in --root: {os.listdir(rt.root)}"
+    if bundle.cgroups_path:
+        assert cgroup_dirs(bundle.cgroups_path) == [], "a failed create left its cgroup"
+
+
+def wait_for(pred, timeout=10, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "State:\tZ" not in f.read()
+    except OSError:
+        return False
 
 
 def which_runtime(command):

@@ -337,17 +337,13 @@ class Container:
         except FileNotFoundError:
             raise OcirtError("cannot start an already running container") from None
         try:
-            data = b""
-            while not data:
-                if proc_start_time(self.state.pid) != self.state.pid_start:
+            while not self._read_fifo(fd):
+                # Nothing yet: either the init is about to write, or it died. A byte written just
+                # before it exited is still in the fifo, so read once more before giving up.
+                if proc_start_time(self.state.pid) != self.state.pid_start and \
+                        not self._read_fifo(fd):
                     raise OcirtError("cannot start a container that has stopped")
                 select.select([fd], [], [], 0.05)
-                try:
-                    data = os.read(fd, 1)
-                except BlockingIOError:
-                    continue
-                if not data and proc_start_time(self.state.pid) != self.state.pid_start:
-                    raise OcirtError("cannot start a container that has stopped")
         finally:
             os.close(fd)
         os.unlink(self.sd.fifo)
@@ -423,6 +419,13 @@ class Container:
         from . import seccomp
         return seccomp.compile(cfg)
 
+    @staticmethod
+    def _read_fifo(fd: int) -> bool:
+        try:
+            return bool(os.read(fd, 1))
+        except BlockingIOError:
+            return False
+
     def kill(self, sig: int, all_processes: bool = False) -> None:
         status = self.status()
         if status is Status.STOPPED and not all_processes:
@@ -448,19 +451,33 @@ class Container:
     def delete(self, force: bool = False) -> None:
         status = self.status()
         status.check("delete", force=force)
-        if status is not Status.STOPPED:
-            cg = self.cgroup() if self.state.cgroup else None
-            if status is Status.PAUSED and cg:
+        cg = self.cgroup() if self.state.cgroup else None
+        if status is Status.PAUSED and cg:
+            try:
                 cg.thaw()
-            if cg:
-                try:
+            except OcirtError:
+                pass
+        # Every process left in the cgroup goes, not only the init: exec'd processes, and
+        # strays of a container without its own pid namespace (even once the init is gone,
+        # if the cgroup is ours). The cgroup can only be removed once it is empty.
+        sweep = cg is not None and (status is not Status.STOPPED or bool(cg.created))
+        if sweep:
+            try:
+                if cg.pids():
                     cg.kill_all(signal.SIGKILL)
-                except OSError:
-                    pass
+            except (OSError, OcirtError):
+                pass
+        if status is not Status.STOPPED:
             try:
                 os.kill(self.state.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        if sweep:
+            try:
+                cg.wait_empty()
+            except OSError:
+                pass
+        if status is not Status.STOPPED:
             _wait_gone(self.state.pid, self.state.pid_start)
         self.destroy()
 
@@ -474,6 +491,69 @@ class Container:
                 hooks_mod.run({"poststop": hooks}, "poststop", self.state.oci(Status.STOPPED))
             except OcirtError:
                 pass  # runtime.md: poststop failures are logged, the delete still succeeds
+
+    # -- pause / resume / update: operations on the container's cgroup ----------------------------
+
+    def status_frozen_first(self) -> Status:
+        """status(), but a frozen cgroup wins over exec.fifo, as in runc: a created container
+        that was paused is paused (and can be resumed), not created."""
+        status = self.status()
+        if status is Status.CREATED and self.state.cgroup:
+            try:
+                if self.cgroup().frozen():
+                    return Status.PAUSED
+            except (OSError, OcirtError):
+                pass
+        return status
+
+    def _own_cgroup(self):
+        if not self.state.cgroup:
+            raise OcirtError("the container has no cgroup")
+        return self.cgroup()
+
+    def pause(self) -> None:
+        self.status_frozen_first().check("pause")
+        self._own_cgroup().freeze()
+
+    def resume(self) -> None:
+        self.status_frozen_first().check("resume")
+        self._own_cgroup().thaw()
+
+    def recorded_resources(self) -> dict:
+        """linux.resources as last set: what `update` recorded in state.json's cgroup, else the
+        bundle's config.json (read again: create records no copy)."""
+        recorded = (self.state.cgroup or {}).get("resources")
+        if isinstance(recorded, dict):
+            return recorded
+        try:
+            with open(os.path.join(self.state.bundle, "config.json"), "rb") as f:
+                import json
+                resources = (json.load(f).get("linux") or {}).get("resources")
+        except (OSError, ValueError, AttributeError):
+            return {}
+        return resources if isinstance(resources, dict) else {}
+
+    def update(self, apply: dict, record: dict, rollback: dict | None = None,
+               on_rollback_error=None) -> None:
+        """Write `apply` (a partial linux.resources) to the cgroup and record `record` as the
+        container's resources. On a failure, write `rollback` back (best effort) and re-raise."""
+        self.status().check("update")
+        cg = self._own_cgroup()
+        try:
+            cg.apply(apply)
+        except OcirtError:
+            if rollback:
+                try:
+                    cg.apply(rollback)
+                except OcirtError as e:
+                    if on_rollback_error is not None:
+                        on_rollback_error(e)
+            raise
+        saved = dict(self.state.cgroup)
+        saved.update(cg.to_dict())
+        saved["resources"] = record
+        self.state.cgroup = saved
+        self.sd.save(self.state)
 
 
 def wait_init(pid: int) -> int:

@@ -1,0 +1,76 @@
+"""`ps [--format table|json] <id> [ps options]`: the container's processes, as runc shows them.
+
+json: the pids of the container's cgroup (host pids), `null` when there are none (Go's nil
+slice). table: the host's `ps` (default `ps -ef`, or the options after the id) filtered to the
+rows whose PID column is one of those pids. Everything after the id goes to ps, unparsed.
+"""
+import json
+import subprocess
+import sys
+
+from ..cli import Opt, need_id
+from ..container import Container
+from ..errors import OcirtError
+
+USAGE = "ps [command options] <container-id> [ps options]"
+OPTIONS = (Opt("format", "f", value=True, default="table", help="select one of: table or json"),)
+STOP_AT_ARGS = True
+
+
+def container_pids(c: Container) -> list:
+    if not c.state.cgroup:
+        return []
+    try:
+        return c.cgroup().pids()
+    except OSError as e:
+        raise OcirtError("unable to get all container pids", e.errno) from None
+
+
+def filter_table(output: str, pids) -> list:
+    """runc's filtering of ps output: the header, then the rows whose PID is in pids."""
+    lines = output.split("\n")
+    titles = lines[0].split()
+    if "PID" not in titles:
+        raise OcirtError("couldn't find PID field in ps output")
+    index = titles.index("PID")
+    wanted = set(pids)
+    out = [lines[0]]
+    for line in lines[1:]:
+        if not line:
+            continue
+        fields = line.split()
+        if index >= len(fields):
+            continue
+        try:
+            pid = int(fields[index])
+        except ValueError:
+            raise OcirtError(f'unable to parse pid: strconv.Atoi: parsing "{fields[index]}": '
+                             "invalid syntax") from None
+        if pid in wanted:
+            out.append(line)
+    return out
+
+
+def main(g, o, args) -> int:
+    container_id = need_id(args, "ps")
+    c = Container.open(g.root, container_id, lock=False)
+    pids = container_pids(c)
+    fmt = o["format"]
+    if fmt == "json":
+        sys.stdout.write(json.dumps(pids or None, separators=(",", ":")) + "\n")
+        return 0
+    if fmt != "table":
+        raise OcirtError("invalid format option")
+    ps_args = args[1:] or ["-ef"]
+    try:
+        proc = subprocess.run(["ps", *ps_args], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    except FileNotFoundError:
+        raise OcirtError('exec: "ps": executable file not found in $PATH') from None
+    output = proc.stdout.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        code = proc.returncode
+        what = f"exit status {code}" if code > 0 else f"signal: {-code}"
+        raise OcirtError(f"{what}: {output}")
+    sys.stdout.write("".join(line + "\n" for line in filter_table(output, pids)))
+    return 0
