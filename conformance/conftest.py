@@ -158,6 +158,23 @@ class Environment:
         self.cgroup_paths = []
 
 
+def stray_processes(marker):
+    """Processes (other than this one) whose command line mentions marker, e.g. a runtime
+    command this test started (they all get paths under the test's tmp dir) that is still around."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            found.append((int(name), cmdline))
+    return found
+
+
 @pytest.fixture
 def env(tmp_path):
     e = Environment(tmp_path)
@@ -170,6 +187,12 @@ def env(tmp_path):
             left = [n for n in os.listdir(r.root) if any(n.startswith(c) for c in r.ids)]
             if left:
                 problems.append(f"state left in --root {r.root}: {left}")
+    for pid, cmdline in stray_processes(e.tmp_path):
+        problems.append(f"runtime process left running: {pid} {cmdline[:200]}")
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
     for cg in e.cgroup_paths:
         for d in cgroup_dirs(cg):
             problems.append(f"cgroup left behind: {d}")

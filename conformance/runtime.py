@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 
-DEFAULT_TIMEOUT = 60
+DEFAULT_TIMEOUT = 30  # seconds for one runtime command
 
 CGROUP_FS = "/sys/fs/cgroup"
 
@@ -102,29 +102,27 @@ def cgroup_dirs(cgroups_path):
 
 
 def remove_cgroup_tree(path):
-    """Kill whatever is in a cgroup directory tree and remove it, leaves first. Returns leftovers."""
-    for root, dirs, _files in os.walk(path, topdown=False):
-        for name in ("cgroup.procs",):
-            try:
-                with open(os.path.join(root, name)) as f:
-                    for pid in f.read().split():
-                        try:
-                            os.kill(int(pid), 9)
-                        except OSError:
-                            pass
-            except OSError:
-                pass
+    """Kill what is in a cgroup directory tree (thawing a frozen v1 freezer so the kill lands) and
+    remove the tree, leaves first. Returns True if something could not be removed."""
     deadline = time.monotonic() + 5
     while True:
-        for root, dirs, _files in os.walk(path, topdown=False):
+        for root, _dirs, _files in os.walk(path, topdown=False):
             try:
-                # A frozen v1 freezer cgroup keeps killed tasks around: thaw it.
-                fz = os.path.join(root, "freezer.state")
-                if os.path.exists(fz):
-                    with open(fz, "w") as f:
-                        f.write("THAWED")
+                with open(os.path.join(root, "cgroup.procs")) as f:
+                    pids = [int(p) for p in f.read().split()]
             except OSError:
-                pass
+                pids = []
+            for pid in pids:
+                try:
+                    os.kill(pid, 9)
+                except OSError:
+                    pass
+            if os.path.exists(os.path.join(root, "freezer.state")):
+                try:
+                    with open(os.path.join(root, "freezer.state"), "w") as f:
+                        f.write("THAWED")
+                except OSError:
+                    pass
             try:
                 os.rmdir(root)
             except OSError:
@@ -159,10 +157,6 @@ class Runtime:
         self.ids = []
 
     # ---- identity --------------------------------------------------------------
-    @property
-    def name(self):
-        return os.path.basename(self.argv0[-1] if len(self.argv0) > 1 else self.argv0[0])
-
     @property
     def is_runc(self):
         return os.path.basename(self.argv0[0]) == "runc"
@@ -272,7 +266,11 @@ class Runtime:
         """delete --force every id this object touched. Returns the failures (id, stderr)."""
         failures = []
         for cid in self.ids:
-            p = self.delete(cid, force=True)
+            try:
+                p = self.delete(cid, force=True)
+            except subprocess.TimeoutExpired:
+                failures.append((cid, "timed out"))
+                continue
             if p.returncode != 0:
                 failures.append((cid, p.stderr.strip()))
         return failures
@@ -280,9 +278,15 @@ class Runtime:
 
 # ---- assertions shared by the test modules ---------------------------------------------------------
 
+def ok(p):
+    """stdout of a command that must have succeeded."""
+    assert p.returncode == 0, f"rc={p.returncode} stdout={p.stdout!r} stderr={p.stderr!r}"
+    return p.stdout
+
+
 def one_line(stderr):
     """The single non-empty line of an error output (runtimes print one line per error)."""
-    lines = [l for l in stderr.splitlines() if l.strip()]
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, f"expected a one-line error on stderr, got {stderr!r}"
     return lines[0]
 

@@ -8,7 +8,15 @@ import time
 
 import pytest
 
-from runtime import cgroup_dirs, one_line, output, pid_alive, remove_cgroup_tree, sh, wait_for
+from runtime import (
+    cgroup_dirs,
+    one_line,
+    output,
+    pid_alive,
+    remove_cgroup_tree,
+    sh,
+    wait_for,
+)
 
 SLEEP = ["sleep", "1000"]
 
@@ -337,7 +345,7 @@ def test_list_table(rt, created):
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert lines[0].split()[:3] == ["ID", "PID", "STATUS"]
-    rows = [l.split() for l in lines[1:]]
+    rows = [ln.split() for ln in lines[1:]]
     assert [r[:3] for r in rows] == [[created.id, str(rt.state_json(created.id)["pid"]), "created"]]
 
 

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from runtime import assert_failed_cleanly, sh, wait_for
+from runtime import assert_failed_cleanly, ok, sh, wait_for
 
 # config type -> /proc/PID/ns/<name>
 NS_FILE = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts", "mount": "mnt",
@@ -31,10 +31,6 @@ def add_namespaces(*entries):
         c["linux"]["namespaces"].extend(entries)
     return mutate
 
-
-def ok(p):
-    assert p.returncode == 0, f"rc={p.returncode} stderr={p.stderr!r}"
-    return p.stdout
 
 
 USERNS_MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
@@ -160,8 +156,8 @@ def test_mount_ns_does_not_leak_to_host(run_in, rootfs):
         before = f.read()
     ok(run_in(["true"]))
     with open("/proc/self/mountinfo") as f:
-        assert [l for l in f.read().splitlines() if rootfs in l] == \
-            [l for l in before.splitlines() if rootfs in l]
+        assert [ln for ln in f.read().splitlines() if rootfs in ln] == \
+            [ln for ln in before.splitlines() if rootfs in ln]
 
 
 # ---- user ------------------------------------------------------------------------------------------
@@ -182,7 +178,7 @@ def test_user_ns_host_view_of_init(rt, make_bundle):
     assert rt.start(b.id).returncode == 0
     pid = rt.state_json(b.id)["pid"]
     with open(f"/proc/{pid}/status") as f:
-        status = dict(l.split(":", 1) for l in f.read().splitlines())
+        status = dict(ln.split(":", 1) for ln in f.read().splitlines())
     assert status["Uid"].split() == ["100000"] * 4
     assert status["Gid"].split() == ["100000"] * 4
     assert os.readlink(f"/proc/{pid}/ns/user") != host_ns("user")
@@ -201,7 +197,7 @@ def test_user_ns_uid_mapping_of_non_root(run_in):
 def test_cgroup_ns_root_is_container_cgroup(run_in):
     out = ok(run_in(sh("cat /proc/self/cgroup"), mutate=add_namespaces({"type": "cgroup"})))
     lines = out.split()
-    assert lines and all(l.endswith(":/") for l in lines), out
+    assert lines and all(ln.endswith(":/") for ln in lines), out
 
 
 def test_without_cgroup_ns_cgroup_path_is_visible(rt, make_bundle):

@@ -5,12 +5,7 @@ import os
 
 import pytest
 
-from runtime import sh, wait_for
-
-
-def ok(p):
-    assert p.returncode == 0, f"rc={p.returncode} stdout={p.stdout!r} stderr={p.stderr!r}"
-    return p.stdout
+from runtime import ok, sh, wait_for
 
 
 def status_field(out, name):
@@ -103,7 +98,7 @@ def test_rlimits(run_in):
                {"type": "RLIMIT_CORE", "soft": 0, "hard": 4096}]
     out = ok(run_in(sh("grep -E '^Max (open files|core file size)' /proc/self/limits"),
                     process={"rlimits": rlimits}))
-    rows = {l[:26].strip(): l[26:].split()[:2] for l in out.splitlines()}
+    rows = {ln[:26].strip(): ln[26:].split()[:2] for ln in out.splitlines()}
     assert rows["Max open files"] == ["100", "200"]
     assert rows["Max core file size"] == ["0", "4096"]
 

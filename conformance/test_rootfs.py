@@ -5,12 +5,7 @@ import subprocess
 
 import pytest
 
-from runtime import sh
-
-
-def ok(p):
-    assert p.returncode == 0, f"rc={p.returncode} stdout={p.stdout!r} stderr={p.stderr!r}"
-    return p.stdout
+from runtime import ok, sh
 
 
 def mounts(*entries):
@@ -95,7 +90,8 @@ def test_rbind_includes_submounts_bind_does_not(run_in, tmp_path, kind, sees_sub
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "conformance-sub", str(src / "sub")], check=True)
     try:
         (src / "sub" / "inner").write_text("inner\n")
-        out = ok(run_in(sh("cat /tmp/s/sub/inner 2>/dev/null || echo MISSING"), mutate=mounts(bind(src, "/tmp/s", kind))))
+        out = ok(run_in(sh("cat /tmp/s/sub/inner 2>/dev/null || echo MISSING"),
+                        mutate=mounts(bind(src, "/tmp/s", kind))))
     finally:
         subprocess.run(["umount", str(src / "sub")], check=True)
     assert out == ("inner\n" if sees_submount else "MISSING\n")
@@ -309,7 +305,8 @@ def test_default_devices_work(run_in):
 
 def test_linux_devices_created(run_in):
     devices = [
-        {"path": "/dev/conformance-c", "type": "c", "major": 1, "minor": 5, "fileMode": 0o640, "uid": 1000, "gid": 1001},
+        {"path": "/dev/conformance-c", "type": "c", "major": 1, "minor": 5, "fileMode": 0o640,
+         "uid": 1000, "gid": 1001},
         {"path": "/dev/conformance-b", "type": "b", "major": 7, "minor": 200, "fileMode": 0o600, "uid": 0, "gid": 0},
     ]
     out = ok(run_in(sh("stat -c '%F %t %T %a %u %g' /dev/conformance-c /dev/conformance-b"),
@@ -349,27 +346,31 @@ def test_sysctl_ipc_namespaced(run_in):
 
 # ---- symlinks in the rootfs must not lead a mount out of it ------------------------------------------------
 
+@pytest.mark.parametrize("target_in_rootfs", [True, False], ids=["target-exists", "dangling"])
 @pytest.mark.parametrize("style", ["absolute", "relative"])
-def test_mount_destination_symlink_stays_in_rootfs(rt, make_bundle, tmp_path, style):
+def test_mount_destination_symlink_stays_in_rootfs(rt, make_bundle, tmp_path, style, target_in_rootfs):
     """A mount destination that is a symlink pointing outside the rootfs is resolved inside the rootfs
-    (as if the rootfs were /): nothing is created or mounted at the host path."""
+    (as if the rootfs were /): nothing is created or mounted at the host path. A dangling target is
+    created inside the rootfs, as for any missing mount point."""
     host_target = tmp_path / "escape-target"  # must never appear on the host
     payload = tmp_path / "payload"
     payload.mkdir()
     (payload / "file").write_text("payload\n")
     b = make_bundle(sh(f"cat {host_target}/file; cut -d' ' -f5 /proc/self/mountinfo | grep -x '{host_target}'"),
                     rootfs_copy=True, tmp=False, mutate=mounts(bind(payload, "/mnt/link")))
+    in_rootfs = os.path.join(b.rootfs, str(host_target).lstrip("/"))
+    if target_in_rootfs:
+        os.makedirs(in_rootfs)
     os.makedirs(os.path.join(b.rootfs, "mnt"))
     if style == "absolute":
         link = str(host_target)
     else:
         link = "../" * 20 + str(host_target).lstrip("/")
     os.symlink(link, os.path.join(b.rootfs, "mnt", "link"))
-    out = ok(rt.run(b.id, b))
+    p = rt.run(b.id, b)
     assert not os.path.lexists(host_target), "the runtime followed the symlink out of the rootfs"
-    assert out.split() == ["payload", str(host_target)]
-    # ... and it went into the rootfs copy instead.
-    assert os.path.isdir(os.path.join(b.rootfs, str(host_target).lstrip("/")))
+    assert ok(p).split() == ["payload", str(host_target)]
+    assert os.path.isdir(in_rootfs)
 
 
 def test_mount_destination_symlink_to_etc(rt, make_bundle):

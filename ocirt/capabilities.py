@@ -1,8 +1,6 @@
 """Capability names of capabilities(7) and their numbers."""
 from __future__ import annotations
 
-from .errors import ConfigError
-
 NAMES = (
     "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
     "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
@@ -23,18 +21,30 @@ def last_cap() -> int:
         return len(NAMES) - 1
 
 
-def to_mask(names: list[str], pointer: str, last: int) -> int:
-    """Bit mask of capability names; unknown names are an error, ones the kernel lacks are skipped."""
+def to_mask(names: list[str], last: int) -> int:
+    """Bit mask of capability names. Names that map to nothing, and capabilities this kernel
+    lacks, are left out: config.md wants a warning for them (see `unknown`), not a failure."""
     mask = 0
-    for i, name in enumerate(names):
+    for name in names:
         num = NUMBERS.get(name)
-        if num is None:
-            raise ConfigError(f"{pointer}/{i}", f"unknown capability {name!r}")
-        if num <= last:
+        if num is not None and num <= last:
             mask |= 1 << num
     return mask
 
 
+def unknown(caps: dict | None) -> list[str]:
+    """A warning per capability name that cannot be mapped to the kernel (config.md)."""
+    out = []
+    for s in SETS:
+        for i, name in enumerate((caps or {}).get(s) or []):
+            if name not in NUMBERS:
+                out.append(f"/process/capabilities/{s}/{i}: unknown capability {name!r} ignored")
+            elif NUMBERS[name] > last_cap():
+                out.append(f"/process/capabilities/{s}/{i}: {name} is not supported by this "
+                           "kernel and is ignored")
+    return out
+
+
 def masks(caps: dict | None, last: int) -> dict[str, int]:
     caps = caps or {}
-    return {s: to_mask(caps.get(s) or [], f"/process/capabilities/{s}", last) for s in SETS}
+    return {s: to_mask(caps.get(s) or [], last) for s in SETS}

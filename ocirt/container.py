@@ -45,7 +45,8 @@ class CreateOptions:
     no_new_keyring: bool = False
     preserve_fds: int = 0
     systemd_cgroup: bool = False
-    subreaper: bool = False           # `run`: the init is re-parented to us, so we can wait for it
+    subreaper: bool = False
+    warn: object = print               # runtime.md warnings go to the log           # `run`: the init is re-parented to us, so we can wait for it
 
 
 def check_id(container_id: str) -> None:
@@ -108,12 +109,12 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
     if not os.path.isdir(rootfs):
         raise ConfigError("/root/path", f"rootfs {rootfs} is not a directory")
     proc = process.ProcessSpec.from_config(proc_cfg, opts.preserve_fds)
-    for i, rl in enumerate(proc.rlimits):
-        process.rlimit_number(rl.get("type", ""), i)
+    proc.check()
+    namespaces.check_sysctl(linux.get("sysctl") or {}, ns)
     from . import capabilities
     last_cap = capabilities.last_cap()
-    if proc.capabilities is not None:
-        capabilities.masks(proc.capabilities, last_cap)
+    for warning in capabilities.unknown(proc.capabilities):
+        opts.warn(warning)
     seccomp_filter = None
     if linux.get("seccomp"):
         from . import seccomp
@@ -132,6 +133,7 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         undo.push(cg.destroy)
         cg.apply(resources_with_default_devices(linux))
         os.mkfifo(sd.fifo, 0o622)
+        os.chmod(sd.fifo, 0o622)  # mkfifo's mode is masked by the umask; a non-root init writes it
 
         state = ContainerState(id=opts.id, bundle=bundle, rootfs=rootfs,
                                created=_rfc3339(), owner="",
@@ -140,7 +142,7 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
                                       if n in ("poststart", "poststop")},
                                namespace_paths={}, systemd_cgroup=opts.systemd_cgroup)
         rspec = RootfsSpec(
-            rootfs=rootfs, mounts=config.get("mounts") or [],
+            rootfs=rootfs, mounts=_with_bundle_sources(bundle, config.get("mounts") or []),
             readonly=bool(config["root"].get("readonly")),
             propagation=linux.get("rootfsPropagation") or "",
             masked=linux.get("maskedPaths") or [], readonly_paths=linux.get("readonlyPaths") or [],
@@ -236,6 +238,7 @@ def _drive_children(ch: Channel, stage1_pid: int, linux: dict, state: ContainerS
         elif isinstance(msg, InitPid):
             init_pid = msg.pid
             os.waitpid(stage1_pid, 0)
+            ch.send(Proceed())
         elif isinstance(msg, HooksReady):
             hook_state = state.oci(Status.CREATING)
             hook_state["pid"] = init_pid
@@ -268,6 +271,18 @@ def _write_id_maps(pid: int, linux: dict) -> None:
                 f.write(data)
         except OSError as e:
             raise OcirtError(f"/linux/{key}: write /proc/{pid}/{name}", e.errno) from None
+
+
+def _with_bundle_sources(bundle: str, mounts: list[dict]) -> list[dict]:
+    """A relative bind source is relative to the bundle (as runc reads it)."""
+    out = []
+    for m in mounts:
+        source = m.get("source")
+        is_bind = m.get("type") == "bind" or any(o in ("bind", "rbind") for o in m.get("options") or [])
+        if source and is_bind and not source.startswith("/"):
+            m = {**m, "source": os.path.join(bundle, source)}
+        out.append(m)
+    return out
 
 
 def _cgroup_binds(layout, cg) -> list[tuple[str, str]]:
@@ -389,6 +404,7 @@ class Container:
                 parent_ch.send(Proceed())
                 pid = parent_ch.expect(InitPid, "the process was started").pid
                 os.waitpid(stage1_pid, 0)
+                parent_ch.send(Proceed())
                 while isinstance(parent_ch.expect((SeccompFd, Ready), "the process was started"),
                                  SeccompFd):
                     _pass_seccomp_fd(parent_ch, seccomp_filter, self.state, pid)
@@ -450,7 +466,7 @@ class Container:
 
     def delete(self, force: bool = False) -> None:
         status = self.status()
-        status.check("delete", force=force)
+        status.check("delete", force=force, container_id=self.state.id)
         cg = self.cgroup() if self.state.cgroup else None
         if status is Status.PAUSED and cg:
             try:

@@ -23,10 +23,10 @@ PROC_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts
 @record
 class NamespacePlan:
     new: list[str] = field(default_factory=list)          # types to unshare
-    join: list[tuple[str, str]] = field(default_factory=list)  # (type, path) in JOIN_ORDER
+    join: list[tuple[str, str, int]] = field(default_factory=list)  # (type, path, index), JOIN_ORDER
 
     def has(self, nstype: str) -> bool:
-        return nstype in self.new or any(t == nstype for t, _ in self.join)
+        return nstype in self.new or any(j[0] == nstype for j in self.join)
 
     def new_flags(self, exclude=("user",)) -> int:
         flags = 0
@@ -49,15 +49,18 @@ def plan(config: dict) -> NamespacePlan:
             raise ConfigError(f"/linux/namespaces/{i}", f"duplicated namespace type {nstype!r}")
         seen.add(nstype)
         if ns.get("path"):
-            joins[nstype] = ns["path"]
+            joins[nstype] = (ns["path"], i)
         else:
             out.new.append(nstype)
-    out.join = [(t, joins[t]) for t in JOIN_ORDER if t in joins]
+    out.join = [(t, *joins[t]) for t in JOIN_ORDER if t in joins]
     if "user" not in seen and (config.get("linux", {}).get("uidMappings") or
                                config.get("linux", {}).get("gidMappings")):
         raise ConfigError("/linux/uidMappings", "user namespace mappings given without a user namespace")
-    if "user" in out.new and not config.get("linux", {}).get("uidMappings"):
-        raise ConfigError("/linux/uidMappings", "a new user namespace needs uidMappings")
+    if "user" in out.new:
+        linux = config.get("linux", {})
+        if not linux.get("uidMappings") or not linux.get("gidMappings"):
+            raise ConfigError("/linux/uidMappings" if not linux.get("uidMappings") else "/linux/gidMappings",
+                              "a new user namespace needs both uidMappings and gidMappings")
     if config.get("linux", {}).get("timeOffsets") and "time" not in out.new:
         raise ConfigError("/linux/timeOffsets", "timeOffsets need a new time namespace")
     return out
@@ -74,3 +77,23 @@ def time_offsets(offsets: dict) -> str:
         if name in clocks:
             lines.append(f"{clocks[name]} {off.get('secs', 0)} {off.get('nanosecs', 0)}\n")
     return "".join(lines)
+
+
+# sysctls that belong to a namespace (runc's rules); any other one would change the host
+_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+
+def check_sysctl(sysctl: dict, ns: NamespacePlan) -> None:
+    for key in sysctl:
+        where = f"/linux/sysctl/{key}"
+        if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            need = "ipc"
+        elif key.startswith("net."):
+            need = "network"
+        elif key in ("kernel.hostname", "kernel.domainname"):
+            need = "uts"
+        else:
+            raise ConfigError(where, f"sysctl {key!r} is not in a separate kernel namespace")
+        if not ns.has(need):
+            raise ConfigError(where, f"sysctl {key!r} is not allowed in the host's {need} namespace")

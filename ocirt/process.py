@@ -24,6 +24,7 @@ class ProcessSpec:
     no_new_privileges: bool = False
     capabilities: dict | None = None
     preserve_fds: int = 0
+    caller_umask: int = 0o022       # kept when the config gives no umask (config.md)
 
     @classmethod
     def from_config(cls, proc: dict, preserve_fds: int = 0) -> "ProcessSpec":
@@ -34,7 +35,24 @@ class ProcessSpec:
                    umask=user.get("umask"), rlimits=list(proc.get("rlimits") or []),
                    oom_score_adj=proc.get("oomScoreAdj"),
                    no_new_privileges=bool(proc.get("noNewPrivileges")),
-                   capabilities=proc.get("capabilities"), preserve_fds=preserve_fds)
+                   capabilities=proc.get("capabilities"), preserve_fds=preserve_fds,
+                   caller_umask=_current_umask())
+
+    def check(self) -> None:
+        """What the schema cannot say: env entries are KEY=VALUE, soft <= hard, known rlimits."""
+        for i, item in enumerate(self.env):
+            if "=" not in item or item.startswith("="):
+                raise ConfigError(f"/process/env/{i}", f"{item!r} is not of the form KEY=VALUE")
+        for i, rl in enumerate(self.rlimits):
+            rlimit_number(rl.get("type", ""), i)
+            if rl.get("soft", 0) > rl.get("hard", 0):
+                raise ConfigError(f"/process/rlimits/{i}", "soft limit is above the hard limit")
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def rlimit_number(name: str, index: int) -> int:
@@ -94,8 +112,6 @@ def switch_identity(kernel: k.Kernel, spec: ProcessSpec, last_cap: int) -> None:
             if not caps["bounding"] & (1 << cap):
                 kernel.prctl(k.PR_CAPBSET_DROP, cap)
         kernel.prctl(k.PR_SET_KEEPCAPS, 1)
-    if spec.umask is not None:
-        kernel.umask(spec.umask)
     try:
         kernel.setgroups(spec.additional_gids)
     except PermissionError:

@@ -132,8 +132,10 @@ class Rootfs:
     def prepare(self) -> None:
         """Everything before pivot_root: propagation, the rootfs bind, the config's mounts, /dev."""
         s = self.spec
-        prop = PROPAGATION_OPTIONS.get(s.propagation, k.MS_SLAVE | k.MS_REC)
-        self.k.mount(None, "/", None, k.MS_REC | (k.MS_SLAVE if prop & k.MS_SHARED else prop), None)
+        # rslave (or rprivate) until pivot_root: nothing we mount leaks to the host, and the rootfs
+        # can be bound; rootfsPropagation itself is applied after pivot_root
+        private = s.propagation in ("private", "rprivate")
+        self.k.mount(None, "/", None, k.MS_REC | (k.MS_PRIVATE if private else k.MS_SLAVE), None)
         self.k.mount(s.rootfs, s.rootfs, None, k.MS_BIND | k.MS_REC, None)
         self.root_fd = self.k.open(s.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         dev_is_tmpfs = False
@@ -168,7 +170,7 @@ class Rootfs:
             self.k.close(self.root_fd)
             self.root_fd = -1
         if s.propagation:
-            self.k.mount(None, "/", None, PROPAGATION_OPTIONS[s.propagation], None)
+            self.k.mount(None, "/", None, PROPAGATION_OPTIONS[s.propagation] | k.MS_REC, None)
 
     def finish(self) -> None:
         """After pivot_root: masked and read-only paths, then a read-only root."""
@@ -254,28 +256,38 @@ class Rootfs:
             raise OcirtError(f"{where}: mount cgroup to {dest}", e.errno) from None
 
     # -- paths inside the rootfs -----------------------------------------------------------------
-    def ensure(self, path: str, directory: bool, where: str, mode: int = 0o755) -> int:
-        """Open `path` under the rootfs (O_PATH), creating it (and its parents) when missing."""
+    def ensure(self, path: str, directory: bool, where: str, mode: int = 0o755,
+               hops: int = 0) -> int:
+        """Open `path` under the rootfs (O_PATH), creating it (and its parents) when missing.
+
+        A dangling symlink on the way is followed as the kernel would inside the rootfs: what it
+        points to is created there (never outside: every open resolves in the root).
+        """
         try:
             return self.k.open_in_root(self.root_fd, path, os.O_PATH)
         except FileNotFoundError:
             pass
         except OSError as e:
             raise OcirtError(f"{where}/destination: {path}", e.errno) from None
-        parent, name = os.path.split(os.path.normpath(path))
-        if not name:
+        parent, name = os.path.split(os.path.normpath("/" + path.lstrip("/")))
+        if not name or hops > 40:
             raise OcirtError(f"{where}/destination: cannot create {path}")
-        pfd = self.ensure(parent, directory=True, where=where)
+        pfd = self.ensure(parent, directory=True, where=where, hops=hops)
+        entry = os.path.join(self.k.fd_path(pfd), name)
         try:
-            dirpath = self.k.fd_path(pfd)
             if directory:
-                self.k.mkdir(os.path.join(dirpath, name), mode)
+                self.k.mkdir(entry, mode)
             else:
-                fd = self.k.open(os.path.join(dirpath, name),
-                                 os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-                self.k.close(fd)
+                self.k.close(self.k.open(entry, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC |
+                                         os.O_NOFOLLOW, 0o644))
         except FileExistsError:
-            pass
+            try:
+                target = self.k.readlink(entry)
+            except OSError:
+                target = None  # something made it meanwhile
+            if target is not None:  # a dangling symlink: make its target, inside the rootfs
+                self.k.close(self.ensure(os.path.join(parent, target), directory, where, mode,
+                                         hops + 1))
         except OSError as e:
             raise OcirtError(f"{where}/destination: create {path}", e.errno) from None
         finally:

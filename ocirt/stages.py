@@ -6,7 +6,10 @@ parent as a `Failed` message.
 """
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
+import struct
 import sys
 import traceback
 
@@ -76,12 +79,16 @@ def stage1(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
         for fd in plan.close_in_child:
             os.close(fd)
         ch.expect(Proceed, "the cgroup was joined")
-        for nstype, path in plan.ns.join:
-            fd = kernel.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        for nstype, path, index in plan.ns.join:
+            where = f"/linux/namespaces/{index}/path"
+            try:
+                fd = kernel.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                raise OcirtError(f"{where}: open {path}", e.errno) from None
             try:
                 kernel.setns(fd, namespaces.FLAGS[nstype])
             except OSError as e:
-                raise OcirtError(f"join {nstype} namespace {path}", e.errno) from None
+                raise OcirtError(f"{where}: join {nstype} namespace {path}", e.errno) from None
             finally:
                 kernel.close(fd)
         if "user" in plan.ns.new:
@@ -100,6 +107,8 @@ def stage1(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
             kernel.write_file("/proc/self/timens_offsets", plan.time_offsets)
         pid = os.fork()
         if pid == 0:
+            # the parent must hear InitPid (from us) before anything from the init
+            ch.expect(Proceed, "the init's pid was known")
             init(kernel, plan, ch)  # never returns
         ch.send(InitPid(pid))
         code = 0
@@ -118,7 +127,7 @@ def init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
 
 
 def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
-    kernel.umask(0)
+    kernel.umask(0)  # devices and mount points get exactly the modes asked for
     if "network" in plan.ns.new:
         loopback_up()
     if plan.hostname is not None:
@@ -146,20 +155,20 @@ def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
 
     ch.send(Ready())
     ch.close()
-    # Blocks until `ocirt start` opens the fifo for reading.
-    wfd = os.open(str(fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc_fd)
-    os.write(wfd, b"0")
-    os.close(wfd)
-    os.close(fifo_fd)
-    os.close(proc_fd)
     try:
+        # Blocks until `ocirt start` opens the fifo for reading.
+        wfd = os.open(str(fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc_fd)
+        os.write(wfd, b"0")
+        os.close(wfd)
+        os.close(fifo_fd)
+        os.close(proc_fd)
         if plan.hooks.get("startContainer"):
             hooks_mod.run(plan.hooks, "startContainer", {**hook_state, "status": "running"})
         kernel.execve(path, plan.proc.args, env)
     except OcirtError as e:
         sys.stderr.write(f"ocirt init: {e}\n")
     except OSError as e:
-        sys.stderr.write(f'ocirt init: exec: "{plan.proc.args[0]}": {os.strerror(e.errno).lower()}\n')
+        sys.stderr.write(f"ocirt init: {describe_oserror(e)}: {os.strerror(e.errno).lower()}\n")
     sys.stderr.flush()
     os._exit(127)
 
@@ -180,8 +189,7 @@ def prepare_exec(kernel: k.Kernel, proc: process.ProcessSpec, last_cap: int, ori
     if seccomp is not None and not proc.no_new_privileges:
         _install_seccomp(seccomp, ch)
     process.switch_identity(kernel, proc, last_cap)
-    if proc.umask is None:
-        kernel.umask(0o022)
+    kernel.umask(proc.umask if proc.umask is not None else proc.caller_umask)
     env = process.exec_environment(proc)
     path = process.lookup(proc.args[0], env)
     for fd in range(3, 3 + proc.preserve_fds):
@@ -204,9 +212,6 @@ def _install_seccomp(seccomp, ch: Channel | None) -> None:
 
 
 def loopback_up() -> None:
-    import fcntl
-    import socket
-    import struct
     SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
         req = struct.pack("16sH", b"lo", 0)
@@ -238,6 +243,7 @@ def exec_stage1(kernel: k.Kernel, plan: ExecPlan, ch: Channel) -> None:
         pid = os.fork()
         if pid == 0:
             try:
+                ch.expect(Proceed, "the process's pid was known")
                 for fd, _ in plan.ns_fds:
                     os.close(fd)
                 path, env = prepare_exec(kernel, plan.proc, plan.last_cap, "process.json",

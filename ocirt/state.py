@@ -25,18 +25,19 @@ class Status(enum.Enum):
     PAUSED = "paused"
     STOPPED = "stopped"
 
-    def check(self, operation: str, force: bool = False) -> None:
+    def check(self, operation: str, force: bool = False, container_id: str = "") -> None:
         """Raise the error runc gives when `operation` is not legal in this status."""
         allowed = _LEGAL[operation]
         if self in allowed or (force and operation == "delete"):
             return
-        raise OcirtError(_REFUSALS.get((operation, self), f"cannot {operation} a {self.value} container"))
+        message = _REFUSALS.get((operation, self), f"cannot {operation} a {self.value} container")
+        raise OcirtError(message.format(id=container_id))
 
 
 _LEGAL: dict[str, frozenset] = {
     "start": frozenset({Status.CREATED}),
     "kill": frozenset({Status.CREATED, Status.RUNNING, Status.PAUSED}),
-    "delete": frozenset({Status.STOPPED, Status.CREATED}),
+    "delete": frozenset({Status.STOPPED}),
     "pause": frozenset({Status.CREATED, Status.RUNNING}),
     "resume": frozenset({Status.PAUSED}),
     "exec": frozenset({Status.CREATED, Status.RUNNING}),
@@ -49,8 +50,9 @@ _REFUSALS = {
     ("start", Status.STOPPED): "cannot start a container that has stopped",
     ("start", Status.PAUSED): "cannot start a paused container",
     ("kill", Status.STOPPED): "container not running",
-    ("delete", Status.RUNNING): "cannot delete container that is not stopped: running",
-    ("delete", Status.PAUSED): "cannot delete container that is not stopped: paused",
+    ("delete", Status.RUNNING): "cannot delete container {id} that is not stopped: running",
+    ("delete", Status.PAUSED): "cannot delete container {id} that is not stopped: paused",
+    ("delete", Status.CREATED): "cannot delete container {id} that is not stopped: created",
     ("pause", Status.PAUSED): "container already paused",
     ("pause", Status.STOPPED): "container not running",
     ("resume", Status.RUNNING): "container not paused",
@@ -116,7 +118,7 @@ class StateDir:
         try:
             os.mkdir(self.path, 0o711)
         except FileExistsError:
-            raise OcirtError(f"container with id exists: {self.id}") from None
+            raise OcirtError("container with given ID already exists") from None
         self._lock_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
 

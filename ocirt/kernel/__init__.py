@@ -107,6 +107,7 @@ class Kernel:
         raise NotImplementedError
     def symlink(self, target: str, path: str, dir_fd: int | None = None) -> None:
         raise NotImplementedError
+    def readlink(self, path: str) -> str: raise NotImplementedError
     def chmod(self, path: str, mode: int) -> None: raise NotImplementedError
     def chown(self, path: str, uid: int, gid: int) -> None: raise NotImplementedError
     def write_file(self, path: str, data: str | bytes) -> None: raise NotImplementedError

@@ -91,6 +91,14 @@ class RecordingKernel(Kernel):
         self._record("mknod", self._resolve(path, dir_fd), mode, os.major(device), os.minor(device))
     def symlink(self, target, path, dir_fd=None):
         self._record("symlink", target, self._resolve(path, dir_fd))
+    links: dict = field(default_factory=dict)  # path -> target, for tests of symlinked mount points
+
+    def readlink(self, path):
+        self._record("readlink", path)
+        if path not in self.links:
+            raise OSError(22, "not a symlink")
+        return self.links[path]
+
     def chmod(self, path, mode): self._record("chmod", path, mode)
     def chown(self, path, uid, gid): self._record("chown", path, uid, gid)
     def write_file(self, path, data): self._record("write_file", path, data)

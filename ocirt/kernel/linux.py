@@ -112,6 +112,9 @@ class LinuxKernel(Kernel):
     def symlink(self, target, path, dir_fd=None) -> None:
         os.symlink(target, path, dir_fd=dir_fd)
 
+    def readlink(self, path) -> str:
+        return os.readlink(path)
+
     def chmod(self, path, mode) -> None:
         os.chmod(path, mode)
 

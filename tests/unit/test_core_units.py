@@ -23,7 +23,7 @@ def test_new_and_joined_namespaces():
     p = namespaces.plan(cfg([{"type": "pid"}, {"type": "network", "path": "/run/netns/x"},
                              {"type": "mount"}, {"type": "user", "path": "/proc/1/ns/user"}]))
     assert p.new == ["pid", "mount"]
-    assert p.join == [("user", "/proc/1/ns/user"), ("network", "/run/netns/x")]
+    assert p.join == [("user", "/proc/1/ns/user", 3), ("network", "/run/netns/x", 1)]
     assert p.new_flags() == k.CLONE_NEWPID | k.CLONE_NEWNS
 
 
@@ -64,11 +64,30 @@ def test_identity_switch_order_keeps_capabilities():
     assert any(c.args[:3] == (k.PR_CAP_AMBIENT, k.PR_CAP_AMBIENT_RAISE, 5) for c in kern.find("prctl"))
 
 
-def test_unknown_capability_is_a_config_error():
-    spec = process.ProcessSpec(args=["sh"], capabilities={"bounding": ["CAP_KILL", "CAP_NOPE"]})
+def test_unknown_capability_is_a_warning_and_skipped():
+    from ocirt import capabilities
+    caps = {"bounding": ["CAP_KILL", "CAP_NOPE"]}
+    assert capabilities.unknown(caps) == [
+        "/process/capabilities/bounding/1: unknown capability 'CAP_NOPE' ignored"]
+    assert capabilities.masks(caps, 40)["bounding"] == 1 << 5
+
+
+def test_env_and_rlimit_checks_name_their_pointer():
     with pytest.raises(ConfigError) as e:
-        process.switch_identity(RecordingKernel(), spec, last_cap=40)
-    assert e.value.pointer == "/process/capabilities/bounding/1"
+        process.ProcessSpec(args=["sh"], env=["A=1", "NOEQUALS"]).check()
+    assert e.value.pointer == "/process/env/1"
+    with pytest.raises(ConfigError) as e:
+        process.ProcessSpec(args=["sh"], rlimits=[{"type": "RLIMIT_NOFILE", "soft": 2, "hard": 1}]).check()
+    assert e.value.pointer == "/process/rlimits/0"
+
+
+def test_sysctl_needs_its_namespace():
+    ns = namespaces.plan(cfg([{"type": "ipc"}]))
+    namespaces.check_sysctl({"kernel.shmmax": "1", "fs.mqueue.queues_max": "2"}, ns)
+    with pytest.raises(ConfigError, match="/linux/sysctl/net.ipv4.ip_forward"):
+        namespaces.check_sysctl({"net.ipv4.ip_forward": "1"}, ns)
+    with pytest.raises(ConfigError, match="not in a separate kernel namespace"):
+        namespaces.check_sysctl({"kernel.bogus": "1"}, ns)
 
 
 def test_rlimits_and_oom_score_adj():
@@ -108,7 +127,7 @@ def test_lookup_uses_the_container_path(tmp_path):
     (Status.STOPPED, "kill", False), (Status.RUNNING, "kill", True),
     (Status.RUNNING, "delete", False), (Status.STOPPED, "delete", True),
     (Status.PAUSED, "resume", True), (Status.RUNNING, "resume", False),
-    (Status.RUNNING, "pause", True),
+    (Status.RUNNING, "pause", True), (Status.CREATED, "delete", False),
 ])
 def test_status_transitions(status, op, ok):
     if ok:
