@@ -134,6 +134,8 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         cg.apply(resources_with_default_devices(linux))
         os.mkfifo(sd.fifo, 0o622)
         os.chmod(sd.fifo, 0o622)  # mkfifo's mode is masked by the umask; a non-root init writes it
+        fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
+        undo.push(os.close, fifo_fd)
 
         state = ContainerState(id=opts.id, bundle=bundle, rootfs=rootfs,
                                created=_rfc3339(), owner="",
@@ -151,7 +153,7 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
             mount_label=linux.get("mountLabel") or "")
         cfg_hooks = config.get("hooks") or {}
         plan = InitPlan(
-            ns=ns, rootfs=rspec, proc=proc, fifo=sd.fifo,
+            ns=ns, rootfs=rspec, proc=proc, fifo_fd=fifo_fd,
             hostname=config.get("hostname") if ns.has("uts") else None,
             domainname=config.get("domainname") if ns.has("uts") and "domainname" in config else None,
             sysctl=linux.get("sysctl") or {},
@@ -191,6 +193,7 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         if opts.pid_file:
             _write_pid_file(opts.pid_file, init_pid)
         undo.steps.clear()
+        os.close(fifo_fd)
         return sd, state
     except BaseException:
         undo.run()

@@ -169,8 +169,6 @@ class Rootfs:
         if self.root_fd >= 0:
             self.k.close(self.root_fd)
             self.root_fd = -1
-        if s.propagation:
-            self.k.mount(None, "/", None, PROPAGATION_OPTIONS[s.propagation] | k.MS_REC, None)
 
     def finish(self) -> None:
         """After pivot_root: masked and read-only paths, then a read-only root."""
@@ -181,6 +179,9 @@ class Rootfs:
         if self.spec.readonly:
             self.k.mount(None, "/", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY |
                          self._locked_flags("/"), None)
+        if self.spec.propagation:  # last: "unbindable" would forbid the binds above
+            self.k.mount(None, "/", None, PROPAGATION_OPTIONS[self.spec.propagation] | k.MS_REC,
+                         None)
 
     # -- mounts ----------------------------------------------------------------------------------
     def mount_entry(self, index: int, m: dict) -> None:

@@ -37,7 +37,8 @@ class InitPlan:
     ns: namespaces.NamespacePlan
     rootfs: RootfsSpec
     proc: process.ProcessSpec
-    fifo: str
+    fifo_fd: int                     # exec.fifo, O_PATH, opened by the parent (the init may not
+                                     # be able to reach the state dir: user namespaces)
     hostname: str | None = None
     domainname: str | None = None
     sysctl: dict = field(default_factory=dict)
@@ -138,7 +139,7 @@ def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
     rootfs = Rootfs(kernel, plan.rootfs)
     rootfs.prepare()
     kernel.close(rootfs.ensure(plan.proc.cwd, directory=True, where="/process/cwd"))
-    fifo_fd = kernel.open(plan.fifo, os.O_PATH | os.O_CLOEXEC)
+    fifo_fd = plan.fifo_fd
     proc_fd = kernel.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
     hook_state = {}
