@@ -14,6 +14,7 @@ import copy
 import itertools
 import json
 import os
+import sys
 import shutil
 import subprocess
 import tempfile
@@ -37,7 +38,13 @@ _counter = itertools.count()
 
 
 def runtime_command():
-    return os.environ.get("OCI_RUNTIME", "ocirt")
+    """$OCI_RUNTIME, else `ocirt` from PATH, else the one installed beside this Python (a venv)."""
+    if os.environ.get("OCI_RUNTIME"):
+        return os.environ["OCI_RUNTIME"]
+    beside = os.path.join(os.path.dirname(sys.executable), "ocirt")
+    if not shutil.which("ocirt") and os.access(beside, os.X_OK):
+        return beside
+    return "ocirt"
 
 
 def _is_runc(command):

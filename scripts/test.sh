@@ -1,0 +1,9 @@
+#!/bin/sh
+# The whole test run (after scripts/setup.sh): unit + kernel tests and the conformance suite on
+# ocirt, the conformance suite on runc (the reference), then the cgroup tests on a v2-only kernel.
+set -eu
+cd "$(dirname "$0")/.."
+py=.venv/bin/python
+$py -m pytest -n 2 tests conformance
+OCI_RUNTIME=runc $py -m pytest -n 2 -q conformance
+./scripts/v2vm-tests.sh
