@@ -513,29 +513,17 @@ class Container:
 
     # -- pause / resume / update: operations on the container's cgroup ----------------------------
 
-    def status_frozen_first(self) -> Status:
-        """status(), but a frozen cgroup wins over exec.fifo, as in runc: a created container
-        that was paused is paused (and can be resumed), not created."""
-        status = self.status()
-        if status is Status.CREATED and self.state.cgroup:
-            try:
-                if self.cgroup().frozen():
-                    return Status.PAUSED
-            except (OSError, OcirtError):
-                pass
-        return status
-
     def _own_cgroup(self):
         if not self.state.cgroup:
             raise OcirtError("the container has no cgroup")
         return self.cgroup()
 
     def pause(self) -> None:
-        self.status_frozen_first().check("pause")
+        self.status().check("pause")
         self._own_cgroup().freeze()
 
     def resume(self) -> None:
-        self.status_frozen_first().check("resume")
+        self.status().check("resume")
         self._own_cgroup().thaw()
 
     def recorded_resources(self) -> dict:

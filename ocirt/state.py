@@ -53,7 +53,8 @@ _REFUSALS = {
     ("delete", Status.RUNNING): "cannot delete container {id} that is not stopped: running",
     ("delete", Status.PAUSED): "cannot delete container {id} that is not stopped: paused",
     ("delete", Status.CREATED): "cannot delete container {id} that is not stopped: created",
-    ("pause", Status.PAUSED): "container already paused",
+    ("pause", Status.PAUSED): "container not running",
+    ("update", Status.STOPPED): "container not running",
     ("pause", Status.STOPPED): "container not running",
     ("resume", Status.RUNNING): "container not paused",
     ("resume", Status.CREATED): "container not paused",
@@ -165,10 +166,10 @@ class StateDir:
             return Status.CREATING
         if proc_start_time(state.pid) != state.pid_start:
             return Status.STOPPED
+        if frozen is not None and frozen():  # before the fifo: a created container can be paused
+            return Status.PAUSED
         if os.path.exists(self.fifo):
             return Status.CREATED
-        if frozen is not None and frozen():
-            return Status.PAUSED
         return Status.RUNNING
 
     def remove(self) -> None:

@@ -297,9 +297,6 @@ def test_pause_and_resume_a_created_container(make):
 
 
 @root_only
-@pytest.mark.xfail(strict=True, reason="state.py derives 'created' from exec.fifo before checking "
-                                       "the freezer; runc reports a paused created container as "
-                                       "paused")
 def test_state_of_a_paused_created_container(make):
     c = make().create(start=False)
     c.run("pause", c.id)
