@@ -6,6 +6,7 @@ parent as a `Failed` message.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
@@ -45,6 +46,7 @@ class InitPlan:
     time_offsets: str = ""
     hooks: dict = field(default_factory=dict)
     runtime_hooks: bool = False      # any hooks: the init stops before pivot_root for them
+    keyring: str | None = None       # name of a new session keyring (None: --no-new-keyring)
     seccomp: object | None = None    # a compiled ocirt.seccomp.Filter
     close_in_child: list[int] = field(default_factory=list)
     last_cap: int = 40
@@ -129,6 +131,12 @@ def init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
 
 def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
     kernel.umask(0)  # devices and mount points get exactly the modes asked for
+    if plan.keyring:
+        try:  # the container must not share the caller's session keyring
+            kernel.join_session_keyring(plan.keyring)
+        except OSError as e:
+            if e.errno not in (errno.ENOSYS, errno.EACCES, errno.EPERM):
+                raise OcirtError("join a new session keyring", e.errno) from None
     if "network" in plan.ns.new:
         loopback_up()
     if plan.hostname is not None:

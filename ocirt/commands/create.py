@@ -1,5 +1,5 @@
 from ..cli import Opt, int_option, need_id
-from ..container import CreateOptions, create
+from ..spawn import CreateOptions, create
 
 USAGE = "create [command options] <container-id>"
 OPTIONS = (

@@ -2,7 +2,8 @@ import os
 import signal
 
 from ..cli import Opt, need_id
-from ..container import Container, create, wait_init
+from ..container import Container, wait_init
+from ..spawn import create
 from . import create as create_cmd
 
 USAGE = "run [command options] <container-id>"

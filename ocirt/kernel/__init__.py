@@ -116,6 +116,7 @@ class Kernel:
         raise NotImplementedError
 
     # identity and process attributes
+    def join_session_keyring(self, name: str) -> None: raise NotImplementedError
     def sethostname(self, name: str) -> None: raise NotImplementedError
     def setdomainname(self, name: str) -> None: raise NotImplementedError
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0,

@@ -103,6 +103,7 @@ class RecordingKernel(Kernel):
     def chown(self, path, uid, gid): self._record("chown", path, uid, gid)
     def write_file(self, path, data): self._record("write_file", path, data)
     def close_fds_from(self, first): self._record("close_fds_from", first)
+    def join_session_keyring(self, name): self._record("join_session_keyring", name)
     def sethostname(self, name): self._record("sethostname", name)
     def setdomainname(self, name): self._record("setdomainname", name)
     def prctl(self, option, arg2=0, arg3=0, arg4=0, arg5=0):

@@ -14,9 +14,9 @@ from . import (
 # Syscalls libc does not wrap (or wraps only in newer glibc): numbers per architecture.
 _SYSCALLS = {
     "x86_64": {"pivot_root": 155, "capset": 126, "close_range": 436, "openat2": 437,
-               "mount_setattr": 442},
+               "mount_setattr": 442, "keyctl": 250},
     "aarch64": {"pivot_root": 41, "capset": 91, "close_range": 436, "openat2": 437,
-                "mount_setattr": 442},
+                "mount_setattr": 442, "keyctl": 219},
 }
 
 
@@ -141,6 +141,11 @@ class LinuxKernel(Kernel):
                         os.set_inheritable(fd, False)
                     except OSError:
                         pass
+
+    def join_session_keyring(self, name: str) -> None:
+        KEYCTL_JOIN_SESSION_KEYRING = 1
+        self._syscall("keyctl", self.ffi.cast("int", KEYCTL_JOIN_SESSION_KEYRING),
+                      self.ffi.new("char[]", name.encode()))
 
     # identity and process attributes
     def sethostname(self, name: str) -> None:

@@ -1,0 +1,357 @@
+"""Making processes inside containers: `create` (a new container) and `exec` (a process in one).
+
+Both fork a stage-1 child that enters the namespaces and forks the process proper (ocirt/stages.py
+is what the children run); the parent drives them through the protocol of ocirt/protocol.py. A
+failed create undoes what it did, in reverse order, and leaves nothing behind.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from . import config as config_mod
+from . import hooks as hooks_mod
+from . import kernel as k
+from . import namespaces, process
+from .container import Container, _kill_and_reap, check_id
+from .errors import ConfigError, OcirtError
+from .protocol import (
+    Channel,
+    HooksReady,
+    InitPid,
+    Proceed,
+    Ready,
+    SeccompFd,
+    UserNsReady,
+)
+from .record import field, record
+from .rootfs import RootfsSpec
+from .stages import ExecPlan, InitPlan, exec_stage1, stage1
+from .state import ContainerState, StateDir, Status, proc_start_time
+
+
+@record
+class CreateOptions:
+    id: str
+    bundle: str = "."
+    root: str = "/run/ocirt"
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+    systemd_cgroup: bool = False
+    subreaper: bool = False
+    warn: object = print               # runtime.md warnings go to the log           # `run`: the init is re-parented to us, so we can wait for it
+
+@record
+class _Undo:
+    steps: list = field(default_factory=list)
+
+    def push(self, fn, *args) -> None:
+        self.steps.append((fn, args))
+
+    def run(self) -> None:
+        while self.steps:
+            fn, args = self.steps.pop()
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - undo what we can
+                pass
+
+def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerState]:
+    check_id(opts.id)
+    bundle = os.path.abspath(opts.bundle)
+    config = config_mod.load(bundle)
+    linux = config.get("linux") or {}
+    ns = namespaces.plan(config)
+    proc_cfg = config.get("process")
+    if not proc_cfg:
+        raise ConfigError("/process", "is required to create a container")
+    if proc_cfg.get("terminal") and not opts.console_socket:
+        raise OcirtError("cannot allocate tty if runc will detach without setting console socket")
+    if not ns.has("mount"):
+        raise ConfigError("/linux/namespaces", "a mount namespace is required")
+    if config.get("hostname") and not ns.has("uts"):
+        raise ConfigError("/hostname", "unable to set hostname without a private UTS namespace")
+    rootfs = config_mod.rootfs_path(bundle, config)
+    if not os.path.isdir(rootfs):
+        raise ConfigError("/root/path", f"rootfs {rootfs} is not a directory")
+    proc = process.ProcessSpec.from_config(proc_cfg, opts.preserve_fds)
+    proc.check()
+    namespaces.check_sysctl(linux.get("sysctl") or {}, ns)
+    from . import capabilities
+    last_cap = capabilities.last_cap()
+    for warning in capabilities.unknown(proc.capabilities):
+        opts.warn(warning)
+    seccomp_filter = None
+    if linux.get("seccomp"):
+        from . import seccomp
+        seccomp_filter = seccomp.compile(linux["seccomp"])
+
+    sd = StateDir(opts.root, opts.id)
+    sd.make_and_lock()
+    undo = _Undo()
+    undo.push(sd.remove)
+    try:
+        from . import cgroups
+        layout = cgroups.detect()
+        cg = cgroups.Cgroup.for_container(layout, linux.get("cgroupsPath"), opts.id,
+                                          systemd=opts.systemd_cgroup)
+        cg.create()
+        undo.push(cg.destroy)
+        cg.apply(resources_with_default_devices(linux))
+        os.mkfifo(sd.fifo, 0o622)
+        os.chmod(sd.fifo, 0o622)  # mkfifo's mode is masked by the umask; a non-root init writes it
+        fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
+        undo.push(os.close, fifo_fd)
+
+        state = ContainerState(id=opts.id, bundle=bundle, rootfs=rootfs,
+                               created=_rfc3339(), owner="",
+                               annotations=config.get("annotations") or {},
+                               hooks={n: v for n, v in (config.get("hooks") or {}).items()
+                                      if n in ("poststart", "poststop")},
+                               namespace_paths={}, systemd_cgroup=opts.systemd_cgroup)
+        rspec = RootfsSpec(
+            rootfs=rootfs, mounts=_with_bundle_sources(bundle, config.get("mounts") or []),
+            readonly=bool(config["root"].get("readonly")),
+            propagation=linux.get("rootfsPropagation") or "",
+            masked=linux.get("maskedPaths") or [], readonly_paths=linux.get("readonlyPaths") or [],
+            devices=linux.get("devices") or [], in_userns=ns.has("user"), no_pivot=opts.no_pivot,
+            cgroup_binds=_cgroup_binds(layout, cg), cgroup2=layout.kind == "v2",
+            mount_label=linux.get("mountLabel") or "")
+        cfg_hooks = config.get("hooks") or {}
+        plan = InitPlan(
+            ns=ns, rootfs=rspec, proc=proc, fifo_fd=fifo_fd,
+            hostname=config.get("hostname") if ns.has("uts") else None,
+            domainname=config.get("domainname") if ns.has("uts") and "domainname" in config else None,
+            sysctl=linux.get("sysctl") or {},
+            time_offsets=namespaces.time_offsets(linux.get("timeOffsets") or {}),
+            hooks=cfg_hooks,
+            runtime_hooks=any(cfg_hooks.get(n) for n in ("prestart", "createRuntime",
+                                                          "createContainer", "startContainer")),
+            close_in_child=[sd.lock_fd] if sd.lock_fd is not None else [],
+            last_cap=last_cap, seccomp=seccomp_filter,
+            keyring=None if opts.no_new_keyring else f"_ses.{opts.id}")
+
+        parent_ch, child_ch = Channel.pair()
+        if opts.subreaper:
+            kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
+        stage1_pid = os.fork()
+        if stage1_pid == 0:
+            parent_ch.close()
+            stage1(kernel, plan, child_ch)  # never returns
+        child_ch.close()
+        init_pid = 0
+        try:
+            cg.add_pid(stage1_pid)
+            parent_ch.send(Proceed())
+            init_pid = _drive_children(parent_ch, stage1_pid, linux, state, cfg_hooks,
+                                       seccomp_filter)
+        except BaseException:
+            if init_pid:
+                undo.push(_kill_and_reap, init_pid)
+            _kill_and_reap(stage1_pid)
+            raise
+        finally:
+            parent_ch.close()
+        undo.push(_kill_and_reap, init_pid)
+        state.pid = init_pid
+        state.pid_start = proc_start_time(init_pid) or 0
+        state.cgroup = cg.to_dict()
+        sd.save(state)
+        if opts.pid_file:
+            _write_pid_file(opts.pid_file, init_pid)
+        undo.steps.clear()
+        os.close(fifo_fd)
+        return sd, state
+    except BaseException:
+        undo.run()
+        sd.unlock()
+        raise
+
+
+# Always allowed, after the config's own rules, as runc does: mknod of anything, the default devices
+# of config-linux.md, /dev/pts/*, /dev/ptmx and /dev/net/tun.
+DEFAULT_DEVICE_RULES = (
+    ("c", None, None, "m"), ("b", None, None, "m"),
+    ("c", 1, 3, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 7, "rwm"), ("c", 5, 0, "rwm"),
+    ("c", 1, 5, "rwm"), ("c", 1, 9, "rwm"), ("c", 136, None, "rwm"), ("c", 5, 2, "rwm"),
+    ("c", 10, 200, "rwm"),
+)
+
+
+def resources_with_default_devices(linux: dict) -> dict:
+    resources = dict(linux.get("resources") or {})
+    rules = list(resources.get("devices") or [])
+    for dev in linux.get("devices") or []:
+        rules.append({"allow": True, "type": dev["type"], "major": dev.get("major"),
+                      "minor": dev.get("minor"), "access": "rwm"})
+    for kind, major, minor, access in DEFAULT_DEVICE_RULES:
+        rule = {"allow": True, "type": kind, "access": access}
+        if major is not None:
+            rule["major"] = major
+        if minor is not None:
+            rule["minor"] = minor
+        rules.append(rule)
+    resources["devices"] = rules
+    return resources
+
+
+def _drive_children(ch: Channel, stage1_pid: int, linux: dict, state: ContainerState,
+                    cfg_hooks: dict, seccomp_filter) -> int:
+    """The parent's side of the protocol; returns the init's pid once it is Ready."""
+    init_pid = 0
+    while True:
+        expected = (UserNsReady, InitPid) if not init_pid else (HooksReady, SeccompFd, Ready)
+        msg = ch.expect(expected, "the container was created")
+        if isinstance(msg, UserNsReady):
+            _write_id_maps(stage1_pid, linux)
+            ch.send(Proceed())
+        elif isinstance(msg, InitPid):
+            init_pid = msg.pid
+            os.waitpid(stage1_pid, 0)
+            ch.send(Proceed())
+        elif isinstance(msg, HooksReady):
+            hook_state = state.oci(Status.CREATING)
+            hook_state["pid"] = init_pid
+            hooks_mod.run(cfg_hooks, "prestart", hook_state)
+            hooks_mod.run(cfg_hooks, "createRuntime", hook_state)
+            ch.send(Proceed(state=hook_state))
+        elif isinstance(msg, SeccompFd):
+            _pass_seccomp_fd(ch, seccomp_filter, state, init_pid)
+        elif isinstance(msg, Ready):
+            return init_pid
+
+
+def _pass_seccomp_fd(ch: Channel, seccomp_filter, state: ContainerState, pid: int) -> None:
+    if not ch.received_fds:
+        raise OcirtError("protocol error: seccomp fd missing")
+    fd = ch.received_fds[0]
+    hook_state = state.oci(Status.CREATING)
+    hook_state["pid"] = pid
+    seccomp_filter.send_to_listener(fd, hook_state)  # closes fd
+    ch.send(Proceed())
+
+
+def _write_id_maps(pid: int, linux: dict) -> None:
+    for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
+        data = namespaces.id_map(linux.get(key) or [])
+        if not data:
+            continue
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(data)
+        except OSError as e:
+            raise OcirtError(f"/linux/{key}: write /proc/{pid}/{name}", e.errno) from None
+
+
+def _with_bundle_sources(bundle: str, mounts: list[dict]) -> list[dict]:
+    """A relative bind source is relative to the bundle (as runc reads it)."""
+    out = []
+    for m in mounts:
+        source = m.get("source")
+        is_bind = m.get("type") == "bind" or any(o in ("bind", "rbind") for o in m.get("options") or [])
+        if source and is_bind and not source.startswith("/"):
+            m = {**m, "source": os.path.join(bundle, source)}
+        out.append(m)
+    return out
+
+
+def _cgroup_binds(layout, cg) -> list[tuple[str, str]]:
+    """(host dir of the container's cgroup, name under /sys/fs/cgroup) per v1/hybrid hierarchy."""
+    binds, seen = [], set()
+    for controller, mountpoint in layout.mounts.items():
+        d = cg.paths.get(controller)
+        if d and mountpoint not in seen:
+            seen.add(mountpoint)
+            binds.append((d, os.path.basename(mountpoint)))
+    if layout.kind == "hybrid" and cg.unified:
+        binds.append((cg.unified, os.path.basename(layout.unified)))
+    return binds
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def _rfc3339() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+# -- exec ------------------------------------------------------------------------------------------
+
+def exec_process(c: Container, proc: process.ProcessSpec, kernel: k.Kernel,
+             pid_file: str | None = None, subreaper: bool = False) -> int:
+    """Start `proc` inside the container; returns its pid once it is about to exec."""
+    c.status().check("exec")
+    from . import capabilities
+    ns_fds = []
+    try:
+        for nstype in namespaces.JOIN_ORDER:
+            name = namespaces.PROC_NAMES[nstype]
+            theirs = f"/proc/{c.state.pid}/ns/{name}"
+            try:
+                if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                    continue
+                ns_fds.append((os.open(theirs, os.O_RDONLY | os.O_CLOEXEC),
+                               namespaces.FLAGS[nstype]))
+            except FileNotFoundError:
+                continue
+        if proc_start_time(c.state.pid) != c.state.pid_start:
+            raise OcirtError("cannot exec in a stopped container")
+        seccomp_filter = _container_seccomp(c)
+        plan = ExecPlan(ns_fds=ns_fds, proc=proc, last_cap=capabilities.last_cap(),
+                        seccomp=seccomp_filter,
+                        close_in_child=[c.sd.lock_fd] if c.sd.lock_fd is not None else [])
+        parent_ch, child_ch = Channel.pair()
+        if subreaper:
+            kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
+        stage1_pid = os.fork()
+        if stage1_pid == 0:
+            parent_ch.close()
+            exec_stage1(kernel, plan, child_ch)
+        child_ch.close()
+        pid = 0
+        try:
+            if c.state.cgroup:
+                c.cgroup().add_pid(stage1_pid)
+            parent_ch.send(Proceed())
+            pid = parent_ch.expect(InitPid, "the process was started").pid
+            os.waitpid(stage1_pid, 0)
+            parent_ch.send(Proceed())
+            while isinstance(parent_ch.expect((SeccompFd, Ready), "the process was started"),
+                             SeccompFd):
+                _pass_seccomp_fd(parent_ch, seccomp_filter, c.state, pid)
+        except BaseException:
+            if pid:
+                _kill_and_reap(pid)
+            _kill_and_reap(stage1_pid)
+            raise
+        finally:
+            parent_ch.close()
+    finally:
+        for fd, _ in ns_fds:
+            os.close(fd)
+    if pid_file:
+        _write_pid_file(pid_file, pid)
+    return pid
+
+
+def _container_seccomp(c: Container):
+    """The container's seccomp filter, for `exec`: config.json as it was at create."""
+    try:
+        with open(os.path.join(c.state.bundle, "config.json"), "rb") as f:
+            import json
+            cfg = (json.load(f).get("linux") or {}).get("seccomp")
+    except (OSError, ValueError):
+        return None
+    if not cfg:
+        return None
+    from . import seccomp
+    return seccomp.compile(cfg)
