@@ -25,6 +25,8 @@ class ProcessSpec:
     capabilities: dict | None = None
     preserve_fds: int = 0
     caller_umask: int = 0o022       # kept when the config gives no umask (config.md)
+    apparmor_profile: str | None = None
+    selinux_label: str | None = None
 
     @classmethod
     def from_config(cls, proc: dict, preserve_fds: int = 0) -> "ProcessSpec":
@@ -36,7 +38,8 @@ class ProcessSpec:
                    oom_score_adj=proc.get("oomScoreAdj"),
                    no_new_privileges=bool(proc.get("noNewPrivileges")),
                    capabilities=proc.get("capabilities"), preserve_fds=preserve_fds,
-                   caller_umask=_current_umask())
+                   caller_umask=_current_umask(), apparmor_profile=proc.get("apparmorProfile"),
+                   selinux_label=proc.get("selinuxLabel"))
 
     def check(self) -> None:
         """What the schema cannot say: env entries are KEY=VALUE, soft <= hard, known rlimits."""

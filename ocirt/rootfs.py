@@ -10,6 +10,7 @@ import os
 import stat
 
 from . import kernel as k
+from . import lsm
 from .errors import ConfigError, OcirtError
 from .record import field, record
 
@@ -211,6 +212,7 @@ class Rootfs:
                         None, t, None, k.MS_BIND | k.MS_REMOUNT | extra |
                         (self._locked_flags(t) if self.spec.in_userns else 0), None))
             else:
+                data = lsm.mount_data(data, self.spec.mount_label, mtype or None)
                 self._at(dest, lambda t: self.k.mount(source, t, mtype or None, opts.flags, data))
             for prop in opts.propagation:
                 self._at(dest, lambda t: self.k.mount(None, t, None, prop, None))

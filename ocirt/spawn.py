@@ -12,7 +12,7 @@ import time
 from . import config as config_mod
 from . import hooks as hooks_mod
 from . import kernel as k
-from . import namespaces, process
+from . import lsm, namespaces, process
 from .container import Container, _kill_and_reap, check_id
 from .errors import ConfigError, OcirtError
 from .protocol import (
@@ -79,6 +79,7 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         raise ConfigError("/root/path", f"rootfs {rootfs} is not a directory")
     proc = process.ProcessSpec.from_config(proc_cfg, opts.preserve_fds)
     proc.check()
+    lsm.check(config)
     namespaces.check_sysctl(linux.get("sysctl") or {}, ns)
     from . import capabilities
     last_cap = capabilities.last_cap()

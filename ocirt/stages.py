@@ -16,7 +16,7 @@ import traceback
 
 from . import hooks as hooks_mod
 from . import kernel as k
-from . import namespaces, process
+from . import lsm, namespaces, process
 from .errors import OcirtError
 from .protocol import (
     Channel,
@@ -207,6 +207,7 @@ def prepare_exec(kernel: k.Kernel, proc: process.ProcessSpec, last_cap: int, ori
         except OSError:
             pass
     kernel.close_fds_from(3 + proc.preserve_fds)
+    lsm.apply_on_exec(kernel, proc.apparmor_profile, proc.selinux_label)
     if seccomp is not None and proc.no_new_privileges:
         _install_seccomp(seccomp, ch)
     return path, env
