@@ -12,8 +12,10 @@
 """
 from __future__ import annotations
 
+# _socket, not socket: the socket module builds its IntEnums at import (~2 ms on every create)
+import _socket
+import array
 import json
-import socket
 
 from .errors import OcirtError
 from .record import asdict, record
@@ -59,25 +61,31 @@ MESSAGES = {cls.__name__: cls for cls in (UserNsReady, Proceed, InitPid, HooksRe
 
 
 class Channel:
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: _socket.socket):
         self.sock = sock
         self.received_fds: list[int] = []   # fds that came with the last message
 
     @classmethod
     def pair(cls) -> tuple["Channel", "Channel"]:
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
         return cls(a), cls(b)
 
     def send(self, msg, fds: tuple[int, ...] = ()) -> None:
         body = json.dumps({"type": type(msg).__name__, **asdict(msg)}).encode()
         if fds:
-            socket.send_fds(self.sock, [body], list(fds))
+            rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))]
+            self.sock.sendmsg([body], rights)
         else:
             self.sock.send(body)
 
     def recv(self):
         """The next message; None when the other side closed without a word."""
-        data, self.received_fds, _, _ = socket.recv_fds(self.sock, 65536, 4)
+        fds = array.array("i")
+        data, ancillary, _, _ = self.sock.recvmsg(65536, _socket.CMSG_LEN(4 * fds.itemsize))
+        for level, kind, payload in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+        self.received_fds = list(fds)
         if not data:
             return None
         body = json.loads(data)

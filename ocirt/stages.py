@@ -6,13 +6,12 @@ parent as a `Failed` message.
 """
 from __future__ import annotations
 
+import _socket
 import errno
 import fcntl
 import os
-import socket
 import struct
 import sys
-import traceback
 
 from . import hooks as hooks_mod
 from . import kernel as k
@@ -60,6 +59,7 @@ def _fail(ch: Channel, exc: BaseException) -> None:
     else:
         msg, err = f"internal error: {exc!r}", 0
         if os.environ.get("OCIRT_DEBUG"):
+            import traceback
             traceback.print_exc()
     try:
         ch.send(Failed(msg, err))
@@ -223,10 +223,13 @@ def _install_seccomp(seccomp, ch: Channel | None) -> None:
 
 def loopback_up() -> None:
     SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+    try:
         req = struct.pack("16sH", b"lo", 0)
         flags = struct.unpack("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, req)[:18])[1]
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
+    finally:
+        s.close()
 
 
 @record
