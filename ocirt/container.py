@@ -119,14 +119,23 @@ class Container:
                 raise OcirtError("kill all processes", e.errno) from None
             return
         status.check("kill")
+        if not self._signal_init(sig):
+            raise OcirtError("container not running")
+
+    def _signal_init(self, sig: int) -> bool:
+        """Signal the init if it is still the process create made (same pid, same start time,
+        held by a pidfd so the pid cannot be reused meanwhile); False when it is gone."""
+        if self.state.pid <= 0:
+            return False
         try:
             pidfd = os.pidfd_open(self.state.pid)
         except ProcessLookupError:
-            raise OcirtError("container not running") from None
+            return False
         try:
             if proc_start_time(self.state.pid) != self.state.pid_start:
-                raise OcirtError("container not running")
+                return False
             signal.pidfd_send_signal(pidfd, sig)
+            return True
         finally:
             os.close(pidfd)
 
@@ -150,16 +159,13 @@ class Container:
             except (OSError, OcirtError):
                 pass
         if status is not Status.STOPPED:
-            try:
-                os.kill(self.state.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            self._signal_init(signal.SIGKILL)
         if sweep:
             try:
                 cg.wait_empty()
             except OSError:
                 pass
-        if status is not Status.STOPPED:
+        if status is not Status.STOPPED and self.state.pid > 0:
             _wait_gone(self.state.pid, self.state.pid_start)
         self.destroy()
 

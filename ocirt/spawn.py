@@ -101,18 +101,20 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
                                           systemd=opts.systemd_cgroup)
         cg.create()
         undo.push(cg.destroy)
+        state = ContainerState(id=opts.id, bundle=bundle, rootfs=rootfs, created=_rfc3339(),
+                               annotations=config.get("annotations") or {},
+                               hooks={n: v for n, v in (config.get("hooks") or {}).items()
+                                      if n in ("poststart", "poststop")},
+                               systemd_cgroup=opts.systemd_cgroup, cgroup=cg.to_dict())
+        # Saved now (status "creating", no pid): if this process is killed, `delete --force`
+        # still finds the cgroup to remove.
+        sd.save(state)
         cg.apply(resources_with_default_devices(linux))
         os.mkfifo(sd.fifo, 0o622)
         os.chmod(sd.fifo, 0o622)  # mkfifo's mode is masked by the umask; a non-root init writes it
         fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
         undo.push(os.close, fifo_fd)
 
-        state = ContainerState(id=opts.id, bundle=bundle, rootfs=rootfs,
-                               created=_rfc3339(), owner="",
-                               annotations=config.get("annotations") or {},
-                               hooks={n: v for n, v in (config.get("hooks") or {}).items()
-                                      if n in ("poststart", "poststop")},
-                               namespace_paths={}, systemd_cgroup=opts.systemd_cgroup)
         rspec = RootfsSpec(
             rootfs=rootfs, mounts=_with_bundle_sources(bundle, config.get("mounts") or []),
             readonly=bool(config["root"].get("readonly")),
@@ -159,7 +161,6 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         undo.push(_kill_and_reap, init_pid)
         state.pid = init_pid
         state.pid_start = proc_start_time(init_pid) or 0
-        state.cgroup = cg.to_dict()
         sd.save(state)
         if opts.pid_file:
             _write_pid_file(opts.pid_file, init_pid)

@@ -75,7 +75,6 @@ class ContainerState:
     annotations: dict = field(default_factory=dict)
     cgroup: dict = field(default_factory=dict)
     hooks: dict = field(default_factory=dict)   # poststart/poststop, run after create returned
-    namespace_paths: dict = field(default_factory=dict)
     systemd_cgroup: bool = False
 
     def oci(self, status: Status) -> dict:
