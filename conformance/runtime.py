@@ -325,3 +325,95 @@ def pid_alive(pid):
 def which_runtime(command):
     argv = shlex.split(command)
     return shutil.which(argv[0]) if argv else None
+
+
+# ---- cgroup layout of the host, seen from outside the container ----------------------------------
+
+class CgroupLayout:
+    """The host's cgroup layout, read from /proc/self/mountinfo (mounts under /sys/fs/cgroup).
+
+    kind     'v2' (cgroup2 on /sys/fs/cgroup), 'hybrid' (v1 hierarchies plus a cgroup2 mount) or 'v1'
+    v1       v1 controller (or 'name=...') -> its mount point
+    unified  mount point of the cgroup2 hierarchy, or None
+    """
+
+    def __init__(self, mountinfo="/proc/self/mountinfo"):
+        self.v1 = {}
+        self.unified = None
+        with open(mountinfo) as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                mountpoint = left.split()[4]
+                fstype, _source, superopts = (right.split() + ["", "", ""])[:3]
+                if not mountpoint.startswith(CGROUP_FS):
+                    continue
+                if fstype == "cgroup2":
+                    self.unified = mountpoint
+                elif fstype == "cgroup":
+                    for opt in superopts.split(","):
+                        if opt in _v1_subsystems() or opt.startswith("name="):
+                            self.v1[opt] = mountpoint
+        if self.unified == CGROUP_FS:
+            self.kind = "v2"
+        elif self.v1:
+            self.kind = "hybrid" if self.unified else "v1"
+        else:
+            self.kind = "v2" if self.unified else "none"
+
+    @property
+    def is_v2(self):
+        return self.kind == "v2"
+
+    def v2_controllers(self):
+        """Controllers of the root of the cgroup2 hierarchy (what a cgroup below may enable)."""
+        if not self.unified:
+            return set()
+        try:
+            with open(os.path.join(self.unified, "cgroup.controllers")) as f:
+                return set(f.read().split())
+        except OSError:
+            return set()
+
+    def has(self, controller):
+        """The controller is usable with the layout's resource files (v1 mount, or pure v2)."""
+        if self.is_v2:
+            return controller in self.v2_controllers()
+        return controller in self.v1
+
+    def host_dir(self, pid, controller=""):
+        """The cgroup directory of process pid for controller (v2 or '': the cgroup2 one)."""
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = [ln.rstrip("\n").split(":", 2) for ln in f if ln.strip()]
+        for hid, ctrls, path in lines:
+            if (self.is_v2 or not controller) and hid == "0" and ctrls == "":
+                return self.unified.rstrip("/") + path
+            if controller and controller in ctrls.split(","):
+                return self.v1[controller].rstrip("/") + path
+        raise AssertionError(f"process {pid} has no cgroup for {controller!r}: {lines}")
+
+    def inside_dir(self, controller=""):
+        """Where the container sees its own cgroup for controller, when it has a cgroup namespace
+        and a `cgroup` mount at /sys/fs/cgroup: the root on v2, the hierarchy's directory (named
+        as on the host) on v1."""
+        if self.is_v2 or not controller:
+            return CGROUP_FS if self.is_v2 else os.path.join(CGROUP_FS, os.path.basename(self.unified))
+        return os.path.join(CGROUP_FS, os.path.basename(self.v1[controller]))
+
+
+def _v1_subsystems():
+    names = set()
+    with open("/proc/cgroups") as f:
+        for line in f:
+            if not line.startswith("#") and line.split():
+                names.add(line.split()[0])
+    return names
+
+
+def read_text(path, default=None):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        if default is None:
+            raise
+        return default

@@ -19,12 +19,12 @@ class OcirtError(Exception):
 
 
 class ConfigError(OcirtError):
-    """config.json is wrong: `pointer` is a JSON pointer (RFC 6901) into it."""
+    """config.json (or exec's process.json) is wrong: `pointer` is a JSON pointer (RFC 6901)."""
 
-    def __init__(self, pointer: str, rule: str):
+    def __init__(self, pointer: str, rule: str, document: str = "config.json"):
         self.pointer = pointer or "/"
         self.rule = rule
-        super().__init__(f"config.json: {self.pointer}: {rule}")
+        super().__init__(f"{document}: {self.pointer}: {rule}")
 
 
 def json_pointer(path) -> str:

@@ -200,7 +200,7 @@ class Rootfs:
         if mtype == "cgroup" and not opts.is_bind:
             return self.mount_cgroup(where, dest, opts)
         directory = self._source_is_dir(source, where) if opts.is_bind else True
-        self.k.close(self.ensure(dest, directory=directory, where=where))
+        self.k.close(self.ensure(dest, directory=directory, pointer=f"{where}/destination"))
         data = ",".join(opts.data) or None
         try:
             if opts.is_bind:
@@ -240,7 +240,7 @@ class Rootfs:
     def mount_cgroup(self, where: str, dest: str, opts: ParsedOptions) -> None:
         ro = opts.flags & k.MS_RDONLY
         base = opts.flags & (k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC)
-        self.k.close(self.ensure(dest, directory=True, where=where))
+        self.k.close(self.ensure(dest, directory=True, pointer=f"{where}/destination"))
         try:
             if self.spec.cgroup2:
                 self._at(dest, lambda t: self.k.mount("cgroup2", t, "cgroup2", opts.flags, None))
@@ -248,7 +248,7 @@ class Rootfs:
             self._at(dest, lambda t: self.k.mount("tmpfs", t, "tmpfs", base, "mode=755"))
             for host_dir, name in self.spec.cgroup_binds:
                 sub = os.path.join(dest, name)
-                self.k.close(self.ensure(sub, directory=True, where=where))
+                self.k.close(self.ensure(sub, directory=True, pointer=f"{where}/destination"))
                 self._at(sub, lambda t: self.k.mount(host_dir, t, None, k.MS_BIND | k.MS_REC, None))
                 self._at(sub, lambda t: self.k.mount(None, t, None,
                                                      k.MS_BIND | k.MS_REMOUNT | base | ro, None))
@@ -259,7 +259,7 @@ class Rootfs:
             raise OcirtError(f"{where}: mount cgroup to {dest}", e.errno) from None
 
     # -- paths inside the rootfs -----------------------------------------------------------------
-    def ensure(self, path: str, directory: bool, where: str, mode: int = 0o755,
+    def ensure(self, path: str, directory: bool, pointer: str, mode: int = 0o755,
                hops: int = 0) -> int:
         """Open `path` under the rootfs (O_PATH), creating it (and its parents) when missing.
 
@@ -271,11 +271,11 @@ class Rootfs:
         except FileNotFoundError:
             pass
         except OSError as e:
-            raise OcirtError(f"{where}/destination: {path}", e.errno) from None
+            raise OcirtError(f"{pointer}: {path}", e.errno) from None
         parent, name = os.path.split(os.path.normpath("/" + path.lstrip("/")))
         if not name or hops > 40:
-            raise OcirtError(f"{where}/destination: cannot create {path}")
-        pfd = self.ensure(parent, directory=True, where=where, hops=hops)
+            raise OcirtError(f"{pointer}: cannot create {path}")
+        pfd = self.ensure(parent, directory=True, pointer=pointer, hops=hops)
         entry = os.path.join(self.k.fd_path(pfd), name)
         try:
             if directory:
@@ -289,10 +289,10 @@ class Rootfs:
             except OSError:
                 target = None  # something made it meanwhile
             if target is not None:  # a dangling symlink: make its target, inside the rootfs
-                self.k.close(self.ensure(os.path.join(parent, target), directory, where, mode,
+                self.k.close(self.ensure(os.path.join(parent, target), directory, pointer, mode,
                                          hops + 1))
         except OSError as e:
-            raise OcirtError(f"{where}/destination: create {path}", e.errno) from None
+            raise OcirtError(f"{pointer}: create {path}", e.errno) from None
         finally:
             self.k.close(pfd)
         return self.k.open_in_root(self.root_fd, path, os.O_PATH)
@@ -317,7 +317,7 @@ class Rootfs:
         kind = kinds[dev["type"]]
         path = os.path.normpath("/" + dev["path"].lstrip("/"))
         parent, name = os.path.split(path)
-        pfd = self.ensure(parent, directory=True, where=where)
+        pfd = self.ensure(parent, directory=True, pointer=f"{where}/path")
         full = os.path.join(self.k.fd_path(pfd), name)
         try:
             if self.spec.in_userns and kind != stat.S_IFIFO:

@@ -105,11 +105,12 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
                                annotations=config.get("annotations") or {},
                                hooks={n: v for n, v in (config.get("hooks") or {}).items()
                                       if n in ("poststart", "poststop")},
-                               systemd_cgroup=opts.systemd_cgroup, cgroup=cg.to_dict())
+                               systemd_cgroup=opts.systemd_cgroup, cgroup=cg.to_dict(),
+                               seccomp=linux.get("seccomp"))
         # Saved now (status "creating", no pid): if this process is killed, `delete --force`
         # still finds the cgroup to remove.
         sd.save(state)
-        cg.apply(resources_with_default_devices(linux))
+        cg.apply(resources_with_default_devices(linux), kernel)
         os.mkfifo(sd.fifo, 0o622)
         os.chmod(sd.fifo, 0o622)  # mkfifo's mode is masked by the umask; a non-root init writes it
         fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
@@ -133,7 +134,6 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
             hooks=cfg_hooks,
             runtime_hooks=any(cfg_hooks.get(n) for n in ("prestart", "createRuntime",
                                                           "createContainer", "startContainer")),
-            close_in_child=[sd.lock_fd] if sd.lock_fd is not None else [],
             last_cap=last_cap, seccomp=seccomp_filter,
             keyring=None if opts.no_new_keyring else f"_ses.{opts.id}")
 
@@ -185,10 +185,7 @@ DEFAULT_DEVICE_RULES = (
 
 def resources_with_default_devices(linux: dict) -> dict:
     resources = dict(linux.get("resources") or {})
-    rules = list(resources.get("devices") or [])
-    for dev in linux.get("devices") or []:
-        rules.append({"allow": True, "type": dev["type"], "major": dev.get("major"),
-                      "minor": dev.get("minor"), "access": "rwm"})
+    rules = list(resources.get("devices") or [])  # linux.devices are NOT allowed implicitly
     for kind, major, minor, access in DEFAULT_DEVICE_RULES:
         rule = {"allow": True, "type": kind, "access": access}
         if major is not None:
@@ -309,8 +306,7 @@ def exec_process(c: Container, proc: process.ProcessSpec, kernel: k.Kernel,
             raise OcirtError("cannot exec in a stopped container")
         seccomp_filter = _container_seccomp(c)
         plan = ExecPlan(ns_fds=ns_fds, proc=proc, last_cap=capabilities.last_cap(),
-                        seccomp=seccomp_filter,
-                        close_in_child=[c.sd.lock_fd] if c.sd.lock_fd is not None else [])
+                        seccomp=seccomp_filter)
         parent_ch, child_ch = Channel.pair()
         if subreaper:
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
@@ -346,14 +342,8 @@ def exec_process(c: Container, proc: process.ProcessSpec, kernel: k.Kernel,
 
 
 def _container_seccomp(c: Container):
-    """The container's seccomp filter, for `exec`: config.json as it was at create."""
-    try:
-        with open(os.path.join(c.state.bundle, "config.json"), "rb") as f:
-            import json
-            cfg = (json.load(f).get("linux") or {}).get("seccomp")
-    except (OSError, ValueError):
-        return None
-    if not cfg:
+    """The container's seccomp filter, as it was at create (state.json), for `exec`."""
+    if not c.state.seccomp:
         return None
     from . import seccomp
-    return seccomp.compile(cfg)
+    return seccomp.compile(c.state.seccomp)

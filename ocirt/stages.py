@@ -47,7 +47,6 @@ class InitPlan:
     runtime_hooks: bool = False      # any hooks: the init stops before pivot_root for them
     keyring: str | None = None       # name of a new session keyring (None: --no-new-keyring)
     seccomp: object | None = None    # a compiled ocirt.seccomp.Filter
-    close_in_child: list[int] = field(default_factory=list)
     last_cap: int = 40
 
 
@@ -79,8 +78,7 @@ def stage1(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
     """Join/unshare namespaces, then fork the init (pid 1 of a new pid namespace)."""
     code = 1
     try:
-        for fd in plan.close_in_child:
-            os.close(fd)
+        seal(kernel, keep={ch.fileno(), plan.fifo_fd}, preserve=plan.proc.preserve_fds)
         ch.expect(Proceed, "the cgroup was joined")
         for nstype, path, index in plan.ns.join:
             where = f"/linux/namespaces/{index}/path"
@@ -146,9 +144,7 @@ def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
 
     rootfs = Rootfs(kernel, plan.rootfs)
     rootfs.prepare()
-    kernel.close(rootfs.ensure(plan.proc.cwd, directory=True, where="/process/cwd"))
-    fifo_fd = plan.fifo_fd
-    proc_fd = kernel.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    kernel.close(rootfs.ensure(plan.proc.cwd, directory=True, pointer="/process/cwd"))
 
     hook_state = {}
     if plan.runtime_hooks:
@@ -165,12 +161,12 @@ def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
     ch.send(Ready())
     ch.close()
     try:
-        # Blocks until `ocirt start` opens the fifo for reading.
-        wfd = os.open(str(fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc_fd)
+        # Blocks until `ocirt start` opens the fifo for reading. Reopened through the container's
+        # own /proc: the init holds nothing of the host's (no host /proc, no host directory).
+        wfd = os.open(f"/proc/self/fd/{plan.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(wfd, b"0")
         os.close(wfd)
-        os.close(fifo_fd)
-        os.close(proc_fd)
+        os.close(plan.fifo_fd)
         if plan.hooks.get("startContainer"):
             hooks_mod.run(plan.hooks, "startContainer", {**hook_state, "status": "running"})
         kernel.execve(path, plan.proc.args, env)
@@ -201,6 +197,7 @@ def prepare_exec(kernel: k.Kernel, proc: process.ProcessSpec, last_cap: int, ori
     kernel.umask(proc.umask if proc.umask is not None else proc.caller_umask)
     env = process.exec_environment(proc)
     path = process.lookup(proc.args[0], env)
+    refuse_runtime_binary(path)
     for fd in range(3, 3 + proc.preserve_fds):
         try:
             os.set_inheritable(fd, True)
@@ -211,6 +208,33 @@ def prepare_exec(kernel: k.Kernel, proc: process.ProcessSpec, last_cap: int, ori
     if seccomp is not None and proc.no_new_privileges:
         _install_seccomp(seccomp, ch)
     return path, env
+
+
+def seal(kernel: k.Kernel, keep: set[int], preserve: int) -> None:
+    """First thing in a child that will be visible from the container: make it non-dumpable (no
+    container process may open its /proc/PID/exe, fd/ or mem: the CVE-2019-5736 class), and close
+    every fd the container must not get (the caller's, the runtime's), but stdio, `keep` and the
+    --preserve-fds range."""
+    kernel.prctl(k.PR_SET_DUMPABLE, 0)
+    keep = keep | {0, 1, 2} | set(range(3, 3 + preserve))
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def refuse_runtime_binary(path: str) -> None:
+    """Never exec the runtime's own interpreter (a /bin/sh -> /proc/self/exe symlink would hand
+    the container a process running it, which could then rewrite it: CVE-2019-5736)."""
+    try:
+        target, me = os.stat(path), os.stat("/proc/self/exe")
+    except OSError:
+        return
+    if (target.st_dev, target.st_ino) == (me.st_dev, me.st_ino):
+        raise OcirtError(f'exec: "{path}": refusing to execute the runtime\'s own binary')
 
 
 def _install_seccomp(seccomp, ch: Channel | None) -> None:
@@ -239,14 +263,13 @@ class ExecPlan:
     proc: process.ProcessSpec
     last_cap: int = 40
     seccomp: object | None = None
-    close_in_child: list[int] = field(default_factory=list)
 
 
 def exec_stage1(kernel: k.Kernel, plan: ExecPlan, ch: Channel) -> None:
     code = 1
     try:
-        for fd in plan.close_in_child:
-            os.close(fd)
+        seal(kernel, keep={ch.fileno(), *(fd for fd, _ in plan.ns_fds)},
+             preserve=plan.proc.preserve_fds)
         ch.expect(Proceed, "the cgroup was joined")
         for fd, nstype in plan.ns_fds:
             try:

@@ -76,6 +76,7 @@ class ContainerState:
     cgroup: dict = field(default_factory=dict)
     hooks: dict = field(default_factory=dict)   # poststart/poststop, run after create returned
     systemd_cgroup: bool = False
+    seccomp: dict | None = None     # linux.seccomp at create: `exec` applies the same filter
 
     def oci(self, status: Status) -> dict:
         """The state of runtime.md, as `state` prints it."""

@@ -256,13 +256,23 @@ class Cgroup:
 
     # ------------------------------------------------------------ apply
 
-    def apply(self, resources) -> None:
-        """Write linux.resources (the dict from config.json, or a parsed Resources)."""
+    def apply(self, resources, kernel=None) -> None:
+        """Write linux.resources (the dict from config.json, or a parsed Resources).
+
+        On v2, devices become an eBPF program attached with `kernel` (an ocirt.kernel.Kernel;
+        a LinuxKernel when not given).
+        """
         r = resources if isinstance(resources, Resources) else Resources.parse(resources)
         # Writers are imported on use: a process needs one of them, and only when applying.
         if self.kind == "v2":
             from .v2 import V2Writer
             V2Writer(self.unified, self.fs).apply(r)
+            if r.devices is not None:
+                from .ebpf import attach_device_filter
+                if kernel is None:
+                    from ..kernel.linux import LinuxKernel
+                    kernel = LinuxKernel()
+                attach_device_filter(kernel, self.unified, r.devices)
         else:
             from .v1 import V1Writer
             V1Writer(self.paths, self.fs).apply(r)
@@ -278,8 +288,8 @@ class Cgroup:
     def device_rules(self) -> list | None:
         """The device rules last applied, in order (None if none were).
 
-        On v1 they are already in devices.allow/deny; on v2 they are the input of the eBPF
-        device filter that still has to be attached to self.unified.
+        On v1 they are in devices.allow/deny; on v2 apply() attached them to self.unified as
+        an eBPF device filter (ocirt/cgroups/ebpf.py).
         """
         return None if self._devices is None else list(self._devices)
 

@@ -20,8 +20,8 @@ The OCI fields were designed for v1; they are converted as runc does:
 Ignored as runc does: memory.kernel, memory.kernelTCP, memory.swappiness,
 memory.disableOOMKiller (no v2 file). Refused (ConfigError, no v2 equivalent): cpu realtime
 limits, blockIO leaf weights, network classID/priorities, memory.useHierarchy=false.
-Devices are not written here: a v2 cgroup filters devices with an eBPF program, built
-elsewhere from Cgroup.device_rules().
+Devices are not written here: a v2 cgroup filters devices with an eBPF program, which
+Cgroup.apply attaches (ocirt/cgroups/ebpf.py).
 """
 from __future__ import annotations
 

@@ -60,6 +60,10 @@ def build_process(o: dict, args: list[str], bundle: str) -> dict:
     proc["user"] = user
     if o["no_new_privs"]:
         proc["noNewPrivileges"] = True
+    if o["apparmor"]:
+        proc["apparmorProfile"] = o["apparmor"]
+    if o["process_label"]:
+        proc["selinuxLabel"] = o["process_label"]
     if o["cap"]:
         caps = {k: list(v) for k, v in (proc.get("capabilities") or {}).items()}
         for name in ("bounding", "effective", "permitted", "inheritable", "ambient"):
@@ -79,6 +83,11 @@ def main(g, o, args) -> int:
             raise OcirtError("cannot allocate tty if runc will detach without setting console socket")
         if not proc.get("args"):
             raise OcirtError("process.json: /args: is required")
+        from ..lsm import check_process
+        if o["process"]:
+            check_process(proc, where="", document="process.json")
+        else:
+            check_process(proc, where="/process")
         spec = ProcessSpec.from_config(proc, int_option(o, "preserve_fds"))
         pid = c.exec(spec, g.kernel(), pid_file=o["pid_file"], subreaper=not o["detach"])
     finally:

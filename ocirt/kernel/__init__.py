@@ -43,6 +43,7 @@ MNT_DETACH = 0x2
 
 # prctl(2)
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
@@ -113,6 +114,11 @@ class Kernel:
     def write_file(self, path: str, data: str | bytes) -> None: raise NotImplementedError
     def close_fds_from(self, first: int) -> None:
         """Mark every fd >= first close-on-exec."""
+        raise NotImplementedError
+    def bpf(self, cmd: int, attr: bytearray, pointers: dict) -> int:
+        """bpf(2) with `attr` (bytes of union bpf_attr, updated in place with what the kernel
+        writes back); `pointers` maps an offset in attr to a buffer whose address goes there.
+        Returns what the call returns (an fd for the commands that make one)."""
         raise NotImplementedError
 
     # identity and process attributes

@@ -103,6 +103,10 @@ class RecordingKernel(Kernel):
     def chown(self, path, uid, gid): self._record("chown", path, uid, gid)
     def write_file(self, path, data): self._record("write_file", path, data)
     def close_fds_from(self, first): self._record("close_fds_from", first)
+    def bpf(self, cmd, attr, pointers):
+        # BPF_PROG_LOAD and BPF_PROG_GET_FD_BY_ID make an fd; a BPF_PROG_QUERY finds nothing
+        self._record("bpf", cmd, bytes(attr), {off: bytes(b) for off, b in pointers.items()})
+        return self._new_fd(f"<bpf {cmd}>") if cmd in (5, 13) else 0
     def join_session_keyring(self, name): self._record("join_session_keyring", name)
     def sethostname(self, name): self._record("sethostname", name)
     def setdomainname(self, name): self._record("setdomainname", name)

@@ -1,7 +1,9 @@
 """The real syscall layer: libc through cffi (out-of-line ABI mode, see _build.py)."""
 from __future__ import annotations
 
+import errno
 import os
+import struct
 
 from . import (
     AT_RECURSIVE,
@@ -14,9 +16,9 @@ from . import (
 # Syscalls libc does not wrap (or wraps only in newer glibc): numbers per architecture.
 _SYSCALLS = {
     "x86_64": {"pivot_root": 155, "capset": 126, "close_range": 436, "openat2": 437,
-               "mount_setattr": 442, "keyctl": 250},
+               "mount_setattr": 442, "keyctl": 250, "bpf": 321},
     "aarch64": {"pivot_root": 41, "capset": 91, "close_range": 436, "openat2": 437,
-                "mount_setattr": 442, "keyctl": 219},
+                "mount_setattr": 442, "keyctl": 219, "bpf": 280},
 }
 
 
@@ -141,6 +143,44 @@ class LinuxKernel(Kernel):
                         os.set_inheritable(fd, False)
                     except OSError:
                         pass
+
+    def bpf(self, cmd: int, attr: bytearray, pointers: dict) -> int:
+        ffi = self.ffi
+        keep = [ffi.from_buffer(buf) for buf in pointers.values()]   # alive during the call
+        for off, cbuf in zip(pointers, keep):
+            struct.pack_into("=Q", attr, off, int(ffi.cast("uintptr_t", cbuf)))
+        # The kernel may write back fields past the ones we pass (BPF_PROG_QUERY's revision
+        # on 6.6+): give it a buffer as big as any union bpf_attr.
+        cattr = ffi.new("char[]", max(len(attr), 256))
+        ffi.memmove(cattr, bytes(attr), len(attr))
+
+        def call():
+            return self._syscall("bpf", ffi.cast("int", cmd), cattr,
+                                 ffi.cast("unsigned int", len(attr)))
+
+        try:
+            try:
+                return call()
+            except OSError as e:
+                # Kernels before 5.11 charge programs to RLIMIT_MEMLOCK (EPERM when over it):
+                # raise it for the load only (not for the container, which inherits our limits).
+                if cmd != 5 or e.errno != errno.EPERM:    # 5: BPF_PROG_LOAD
+                    raise
+                import resource
+                old = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+                if old[0] == resource.RLIM_INFINITY:
+                    raise
+                try:
+                    resource.setrlimit(resource.RLIMIT_MEMLOCK,
+                                       (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+                except (OSError, ValueError):
+                    raise e from None
+                try:
+                    return call()
+                finally:
+                    resource.setrlimit(resource.RLIMIT_MEMLOCK, old)
+        finally:
+            attr[:] = ffi.buffer(cattr, len(attr))[:]
 
     def join_session_keyring(self, name: str) -> None:
         KEYCTL_JOIN_SESSION_KEYRING = 1
