@@ -161,6 +161,7 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         undo.push(_kill_and_reap, init_pid)
         state.pid = init_pid
         state.pid_start = proc_start_time(init_pid) or 0
+        state.cgroup = cg.to_dict()  # again: now with what apply() set
         sd.save(state)
         if opts.pid_file:
             _write_pid_file(opts.pid_file, init_pid)

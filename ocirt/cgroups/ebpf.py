@@ -1,4 +1,4 @@
-"""cgroup v2 device control: linux.resources.devices as an eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE).
+"""cgroup v2 device control: linux.resources.devices as a BPF_PROG_TYPE_CGROUP_DEVICE program.
 
 cgroup v2 has no devices.allow/devices.deny; the kernel instead runs the BPF_CGROUP_DEVICE
 programs attached to the task's cgroup (and its ancestors) on every open(2)/mknod(2) of a device
@@ -285,8 +285,9 @@ def device_filter(rules) -> list:
         a.jmp(BPF_JNE, R2, DEV_TYPES[typ], nxt)
         if bits != ACC_ALL:
             if verdict:
-                # allow: every requested bit must be in the exception
-                a.jmp(BPF_JSET, R3, ACC_ALL & ~bits, nxt)
+                # allow: every requested bit must be in the exception (any bit a future
+                # kernel might add too: fail closed)
+                a.jmp(BPF_JSET, R3, 0xFFFF & ~bits, nxt)
             else:
                 # deny: any requested bit in the exception
                 a.alu32_reg(BPF_MOV, R1, R3)

@@ -186,8 +186,9 @@ def test_program_agrees_with_v1_on_random_rule_lists(seed):
         for t, major, minor, acc in QUERIES:
             want = v1_verdict(rl, t, major, minor, acc)
             got = run(code, TYPE_BITS[t], major, minor, acc)
-            assert got == int(want), (f"{[r.v1_line() + (' allow' if r.allow else ' deny') for r in rl]}"
-                                      f" on {t} {major}:{minor} access {acc}: program {got}, v1 {want}")
+            listed = [("allow " if r.allow else "deny ") + r.v1_line() for r in rl]
+            assert got == int(want), (f"{listed} on {t} {major}:{minor} access {acc}: "
+                                      f"program {got}, v1 {want}")
         checked += 1
     assert checked > 40
 
@@ -222,8 +223,9 @@ def test_refusal_message():
     assert e.value.pointer == "/linux/resources/devices"
     # the same in allow-all mode: deny b 8:*, then allow b 8:0
     with pytest.raises(ConfigError, match="cannot allow b 8:0 r"):
-        ebpf.device_filter(rules(ALLOW_ALL, {"allow": False, "type": "b", "major": 8, "access": "r"},
-                                 {"allow": True, "type": "b", "major": 8, "minor": 0, "access": "r"}))
+        ebpf.device_filter(rules(
+            ALLOW_ALL, {"allow": False, "type": "b", "major": 8, "access": "r"},
+            {"allow": True, "type": "b", "major": 8, "minor": 0, "access": "r"}))
     # no overlap in access: fine, and nothing changes
     rl = rules(DENY_ALL, {"allow": True, "type": "c", "access": "m"},
                {"allow": False, "type": "c", "major": 1, "minor": 5, "access": "rw"})
@@ -249,13 +251,16 @@ def test_allow_list_blocks():
         {"allow": True, "type": "c", "major": 136, "access": "rw"},
         {"allow": True, "type": "b", "access": "m"}))
     assert prog == LOAD_CTX + [
-        # b *:* m: type, then "no bit but m": jset r3, r|w
-        Insn(0x55, 2, 0, 3, 1), Insn(0x45, 3, 0, 2, 6), *RET1,
+        # b *:* m: type, then "no bit but m": jset r3, 0xffff & ~m
+        Insn(0x55, 2, 0, 3, 1), Insn(0x45, 3, 0, 2, 0xFFFE), *RET1,
         # c 1:3 rwm: type, major, minor
         Insn(0x55, 2, 0, 4, 2), Insn(0x55, 4, 0, 3, 1), Insn(0x55, 5, 0, 2, 3), *RET1,
         # c 136:* rw: type, access (no m), major
-        Insn(0x55, 2, 0, 4, 2), Insn(0x45, 3, 0, 3, 1), Insn(0x55, 4, 0, 2, 136), *RET1,
+        Insn(0x55, 2, 0, 4, 2), Insn(0x45, 3, 0, 3, 0xFFF9), Insn(0x55, 4, 0, 2, 136), *RET1,
         *RET0]
+    code = ebpf.encode(prog)
+    assert run(code, 1, 8, 0, ACC["m"]) == 1 and run(code, 1, 8, 0, ACC["m"] | 8) == 0
+    assert run(code, 2, 136, 4, ACC["r"] | ACC["w"]) == 1 and run(code, 2, 136, 4, 8) == 0
 
 
 def test_deny_list_blocks_match_any_requested_bit():
@@ -299,7 +304,7 @@ def test_same_key_rules_merge_and_subtract():
 def test_encode_layout():
     # code, dst in the low nibble / src in the high one (little-endian), off, imm
     assert ebpf.encode([Insn(0x61, 2, 1, 4, 0)]) == bytes([0x61, 0x12, 4, 0, 0, 0, 0, 0])
-    assert ebpf.encode([Insn(0xB4, 1, 0, 0, -1)]) == bytes([0xB4, 0x01, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF])
+    assert ebpf.encode([Insn(0xB4, 1, 0, 0, -1)]) == bytes([0xB4, 1, 0, 0, 255, 255, 255, 255])
 
 
 def test_asm_labels():
