@@ -281,9 +281,29 @@ class Cgroup:
                 if self.kind == "v1" or not self.unified:
                     raise ConfigError("/linux/resources/unified",
                                       "needs cgroup v2, which is not mounted on this host")
+                self._enable_on_path({k.split(".", 1)[0] for k in r.unified} - {"cgroup"})
                 V2Writer(self.unified, self.fs, hybrid=True).apply_unified(r.unified)
         if r.devices is not None:
             self._devices = list(r.devices)
+
+    def _enable_on_path(self, controllers: set) -> None:
+        """Hybrid: enable just the controllers `unified` asks for, from the cgroup2 root down to
+        the container's cgroup (only those the root has: the others are bound to v1)."""
+        root = self.layout.unified
+        try:
+            have = set(self.fs.read(os.path.join(root, "cgroup.controllers")).split())
+        except OSError:
+            return
+        wanted = sorted(controllers & have)
+        rel = self.unified[len(root.rstrip("/")):].strip("/").split("/")
+        d = root
+        for part in rel:
+            for c in wanted:
+                try:
+                    self.fs.write(os.path.join(d, "cgroup.subtree_control"), "+" + c)
+                except OSError:
+                    pass
+            d = os.path.join(d, part)
 
     def device_rules(self) -> list | None:
         """The device rules last applied, in order (None if none were).

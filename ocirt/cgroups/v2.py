@@ -72,8 +72,8 @@ class V2Writer:
 
     def _missing(self, ctrl: str) -> str:
         if self.hybrid:
-            return (f'controller "{ctrl}" is not available in the cgroup v2 hierarchy: this '
-                    "host is hybrid and binds it to cgroup v1 (use the v1 resource fields)")
+            return (f'controller "{ctrl}" is not available in the cgroup v2 hierarchy of this '
+                    "hybrid host (bound to cgroup v1, or not in this kernel: use the v1 fields)")
         return (f'controller "{ctrl}" is not available in {self.path} (not in '
                 "cgroup.controllers: not enabled by the parent or not in this kernel)")
 
