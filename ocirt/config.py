@@ -1,9 +1,9 @@
 """Loading a bundle's config.json."""
 from __future__ import annotations
 
-import json
 import os
 
+from . import jsonio
 from .errors import ConfigError, OcirtError
 
 
@@ -17,7 +17,7 @@ def load(bundle: str) -> dict:
     except OSError as e:
         raise OcirtError(f"open {path}", e.errno) from None
     try:
-        config = json.loads(data)
+        config = jsonio.loads(data)
     except ValueError as e:
         raise OcirtError(f"config.json: invalid JSON: {e}") from None
     if not isinstance(config, dict):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import select
-import signal
+import _signal as signal  # the C module: no IntEnum building (enum import)
 import time
 
 from . import hooks as hooks_mod
@@ -203,8 +203,8 @@ class Container:
             return recorded
         try:
             with open(os.path.join(self.state.bundle, "config.json"), "rb") as f:
-                import json
-                resources = (json.load(f).get("linux") or {}).get("resources")
+                from . import jsonio
+                resources = (jsonio.load(f).get("linux") or {}).get("resources")
         except (OSError, ValueError, AttributeError):
             return {}
         return resources if isinstance(resources, dict) else {}

@@ -1,10 +1,10 @@
 """OCI hooks (config.md "POSIX-platform Hooks"): the state on stdin, a timeout, errors by name."""
 from __future__ import annotations
 
-import json
 import os
 import time
 
+from . import jsonio
 from .errors import OcirtError
 
 HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
@@ -39,7 +39,7 @@ def run_one(hook: dict, state: dict, pointer: str) -> None:
         os._exit(127)
     os.close(r)
     try:
-        os.write(w, json.dumps(state).encode())
+        os.write(w, jsonio.dumps(state).encode())
     except BrokenPipeError:
         pass
     finally:

@@ -1,11 +1,11 @@
 """--log FILE and --log-format text|json, written the way runc writes them."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
+from . import jsonio
 from .record import record
 
 
@@ -21,9 +21,9 @@ class Logger:
 
     def _write(self, level: str, msg: str) -> None:
         if self.fmt == "json":
-            line = json.dumps({"level": level, "msg": msg, "time": _now()})
+            line = jsonio.dumps({"level": level, "msg": msg, "time": _now()})
         else:
-            line = f'time="{_now()}" level={level} msg={json.dumps(msg)}'
+            line = f'time="{_now()}" level={level} msg={jsonio.dumps(msg)}'
         if self.path:
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)

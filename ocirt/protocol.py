@@ -15,8 +15,8 @@ from __future__ import annotations
 # _socket, not socket: the socket module builds its IntEnums at import (~2 ms on every create)
 import _socket
 import array
-import json
 
+from . import jsonio
 from .errors import OcirtError
 from .record import asdict, record
 
@@ -71,7 +71,7 @@ class Channel:
         return cls(a), cls(b)
 
     def send(self, msg, fds: tuple[int, ...] = ()) -> None:
-        body = json.dumps({"type": type(msg).__name__, **asdict(msg)}).encode()
+        body = jsonio.dumps({"type": type(msg).__name__, **asdict(msg)}).encode()
         if fds:
             rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))]
             self.sock.sendmsg([body], rights)
@@ -88,7 +88,7 @@ class Channel:
         self.received_fds = list(fds)
         if not data:
             return None
-        body = json.loads(data)
+        body = jsonio.loads(data)
         cls = MESSAGES[body.pop("type")]
         return cls(**{name: body[name] for name in cls.__record_fields__})
 

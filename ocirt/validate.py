@@ -19,10 +19,10 @@ is what runc and crun read the config with.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 
+from ocirt import jsonio
 from ocirt.errors import ConfigError, OcirtError, json_pointer
 
 CONFIG_SCHEMA = "config-schema.json"
@@ -60,7 +60,7 @@ class Schemas:
         doc = self._docs.get(name)
         if doc is None:
             with open(os.path.join(self.directory, name), encoding="utf-8") as f:
-                doc = self._docs[name] = json.load(f)
+                doc = self._docs[name] = jsonio.load(f)
         return doc
 
     def resolve(self, ref: str, name: str) -> tuple[dict, str]:
@@ -267,14 +267,14 @@ def _type_words(kind) -> str:
 
 
 def _show(value, limit: int = 40) -> str:
-    text = json.dumps(value, ensure_ascii=False)
+    text = jsonio.dumps(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _choices(choices: list, limit: int = 60) -> str:
     shown = []
     for choice in choices:
-        shown.append(json.dumps(choice))
+        shown.append(jsonio.dumps(choice))
         if sum(len(s) + 2 for s in shown) > limit and len(shown) < len(choices):
             return f"[{', '.join(shown)}, ... ({len(choices)} values)]"
     return f"[{', '.join(shown)}]"
@@ -305,7 +305,7 @@ def jsonschema_validator(directory: str | None = None, name: str = CONFIG_SCHEMA
     resources = []
     for file in SCHEMA_FILES:
         with open(os.path.join(directory, file), encoding="utf-8") as f:
-            resources.append((SCHEMA_BASE_URI + file, Resource.from_contents(json.load(f))))
+            resources.append((SCHEMA_BASE_URI + file, Resource.from_contents(jsonio.load(f))))
     registry = Registry().with_resources(resources)
     strict = Draft202012Validator.TYPE_CHECKER.redefine("integer", lambda _checker, value: type(value) is int)
     cls = validators.extend(Draft202012Validator, type_checker=strict)

@@ -10,7 +10,6 @@ means "not set". pids.limit 0 is a real limit (the spec says so), as is swappine
 from __future__ import annotations
 
 import math
-import re
 
 from ..errors import ConfigError, json_pointer
 
@@ -68,6 +67,12 @@ def _list(d: dict, key: str, path: tuple) -> list:
         if not isinstance(item, dict):
             raise ConfigError(json_pointer(BASE + path + (key, i)), "must be an object")
     return v
+
+
+def _is_page_size(size: str) -> bool:
+    """[0-9]+[KMGTPE]?B, without importing re on every create."""
+    digits = size[:-1].rstrip("KMGTPE") if size.endswith("B") else ""
+    return digits.isdigit() and digits.isascii() and len(size) - len(digits) <= 2
 
 
 def _nz(v):
@@ -286,7 +291,7 @@ class Resources(_Record):
             size = _get(h, "pageSize", q, "str")
             if size is None:
                 raise ConfigError(json_pointer(BASE + q + ("pageSize",)), "is required")
-            if not re.fullmatch(r"[0-9]+[KMGTPE]?B", size):
+            if not _is_page_size(size):
                 raise ConfigError(json_pointer(BASE + q + ("pageSize",)),
                                   f"{size!r} is not a page size like 2MB or 1GB")
             limit = _get(h, "limit", q, "uint")

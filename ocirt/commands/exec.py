@@ -1,7 +1,7 @@
-import json
 import os
 import signal
 
+from .. import jsonio
 from ..cli import Opt, UsageError, int_option, need_id
 from ..container import Container, wait_init
 from ..errors import OcirtError
@@ -34,13 +34,13 @@ def build_process(o: dict, args: list[str], bundle: str) -> dict:
     if o["process"]:
         try:
             with open(o["process"]) as f:
-                return json.load(f)
+                return jsonio.load(f)
         except (OSError, ValueError) as e:
             raise OcirtError(f"process.json: {e}") from None
     if not args:
         raise UsageError("exec: no command given (args must not be empty)")
     with open(os.path.join(bundle, "config.json")) as f:
-        proc = dict(json.load(f).get("process") or {})
+        proc = dict(jsonio.load(f).get("process") or {})
     proc["args"] = args
     proc["terminal"] = o["tty"]
     proc["env"] = list(proc.get("env") or []) + o["env"]

@@ -1,4 +1,4 @@
-import signal
+import _signal
 
 from ..cli import Opt, UsageError, need_id
 from ..container import Container
@@ -10,12 +10,12 @@ OPTIONS = (Opt("all", "a", help="send the specified signal to all processes insi
 def parse_signal(text: str) -> int:
     if text.isdigit():
         num = int(text)
-        if 0 < num < signal.NSIG:
+        if 0 < num < _signal.NSIG:
             return num
     else:
         name = text.upper()
         name = name if name.startswith("SIG") else "SIG" + name
-        sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
+        sig = getattr(_signal, name, None) if name.isupper() and not name.startswith("SIG_") else None
         if sig is not None:
             return int(sig)
     raise UsageError(f"unknown signal {text!r}")
@@ -23,11 +23,11 @@ def parse_signal(text: str) -> int:
 
 def main(g, o, args) -> int:
     container_id = need_id(args, "kill")
-    sig = parse_signal(args[1]) if len(args) > 1 else signal.SIGTERM
+    sig = parse_signal(args[1]) if len(args) > 1 else _signal.SIGTERM
     c = Container.open(g.root, container_id)
     try:
         c.kill(sig, all_processes=o["all"])
-        if sig == signal.SIGKILL and c.state.cgroup:
+        if sig == _signal.SIGKILL and c.state.cgroup:
             _after_sigkill(c, o["all"])
     finally:
         c.close()

@@ -1,7 +1,7 @@
-import json
 import os
 import sys
 
+from .. import jsonio
 from ..cli import Opt
 from ..container import Container
 from ..errors import OcirtError
@@ -32,7 +32,7 @@ def main(g, o, args) -> int:
         for r in rows:
             sys.stdout.write(r["id"] + "\n")
     elif o["format"] == "json":
-        sys.stdout.write(json.dumps(rows) + "\n")
+        sys.stdout.write(jsonio.dumps(rows) + "\n")
     elif o["format"] == "table":
         fmt = "{:<12} {:<10} {:<10} {:<40} {:<31} {}\n"
         sys.stdout.write(fmt.format("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"))

@@ -1,6 +1,6 @@
-import json
 import sys
 
+from .. import jsonio
 from ..cli import need_id
 from ..container import Container
 
@@ -10,5 +10,5 @@ OPTIONS = ()
 
 def main(g, o, args) -> int:
     c = Container.open(g.root, need_id(args, "state"), lock=False)
-    sys.stdout.write(json.dumps(c.state.oci(c.status()), indent="  ") + "\n")
+    sys.stdout.write(jsonio.dumps(c.state.oci(c.status()), indent="  ") + "\n")
     return 0
