@@ -6,9 +6,9 @@ the kernel, checks the status allows the operation, and then acts.
 """
 from __future__ import annotations
 
+import _signal as signal  # the C module: no IntEnum building (enum import)
 import os
 import select
-import _signal as signal  # the C module: no IntEnum building (enum import)
 import time
 
 from . import hooks as hooks_mod

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 # _socket, not socket: the socket module builds its IntEnums at import (~2 ms on every create)
 import _socket
-import array
+import struct  # not array: it registers with collections.abc (~2 ms)
 
 from . import jsonio
 from .errors import OcirtError
@@ -73,19 +73,19 @@ class Channel:
     def send(self, msg, fds: tuple[int, ...] = ()) -> None:
         body = jsonio.dumps({"type": type(msg).__name__, **asdict(msg)}).encode()
         if fds:
-            rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))]
+            rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
             self.sock.sendmsg([body], rights)
         else:
             self.sock.send(body)
 
     def recv(self):
         """The next message; None when the other side closed without a word."""
-        fds = array.array("i")
-        data, ancillary, _, _ = self.sock.recvmsg(65536, _socket.CMSG_LEN(4 * fds.itemsize))
+        fds: list[int] = []
+        data, ancillary, _, _ = self.sock.recvmsg(65536, _socket.CMSG_LEN(4 * 4))
         for level, kind, payload in ancillary:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
-        self.received_fds = list(fds)
+                fds += struct.unpack(f"{len(payload) // 4}i", payload[:len(payload) // 4 * 4])
+        self.received_fds = fds
         if not data:
             return None
         body = jsonio.loads(data)

@@ -18,10 +18,10 @@ joined (it existed before) is left alone.
 """
 from __future__ import annotations
 
+import _signal  # not signal: it imports enum, ~3 ms on every command
 import errno
 import os
 import posixpath
-import _signal  # not signal: it imports enum, ~3 ms on every command
 import time
 
 from ..errors import ConfigError, OcirtError

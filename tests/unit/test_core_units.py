@@ -200,3 +200,21 @@ def test_protocol_round_trip_and_failure():
             b.expect(Ready, "ready")
     finally:
         b.close()
+
+
+def test_protocol_passes_fds():
+    from ocirt.protocol import SeccompFd
+    a, b = Channel.pair()
+    r, w = os.pipe()
+    try:
+        a.send(SeccompFd(), fds=(w,))
+        assert b.recv() == SeccompFd()
+        (got,) = b.received_fds
+        os.write(got, b"x")
+        assert os.read(r, 1) == b"x"
+        os.close(got)
+    finally:
+        for fd in (r, w):
+            os.close(fd)
+        a.close()
+        b.close()
