@@ -96,10 +96,11 @@ class Container:
         hooks = self.state.hooks.get("poststart")
         if hooks:
             hooks_mod.run({"poststart": hooks}, "poststart", self.state.oci(Status.RUNNING))
-    def exec(self, proc, kernel, pid_file: str | None = None, subreaper: bool = False) -> int:
+    def exec(self, proc, kernel, pid_file: str | None = None, subreaper: bool = False,
+             console_socket: str | None = None, console_size: dict | None = None) -> int:
         """Start `proc` inside the container; returns its pid once it is about to exec."""
         from .spawn import exec_process
-        return exec_process(self, proc, kernel, pid_file, subreaper)
+        return exec_process(self, proc, kernel, pid_file, subreaper, console_socket, console_size)
 
     @staticmethod
     def _read_fifo(fd: int) -> bool:

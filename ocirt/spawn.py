@@ -136,6 +136,11 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
                                                           "createContainer", "startContainer")),
             last_cap=last_cap, seccomp=seccomp_filter,
             keyring=None if opts.no_new_keyring else f"_ses.{opts.id}")
+        if proc_cfg.get("terminal"):
+            from . import console
+            plan.console_fd = console.connect(opts.console_socket)
+            undo.push(os.close, plan.console_fd)
+            plan.console_size = proc_cfg.get("consoleSize")
 
         parent_ch, child_ch = Channel.pair()
         if opts.subreaper:
@@ -167,6 +172,8 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
             _write_pid_file(opts.pid_file, init_pid)
         undo.steps.clear()
         os.close(fifo_fd)
+        if plan.console_fd is not None:
+            os.close(plan.console_fd)
         return sd, state
     except BaseException:
         undo.run()
@@ -287,11 +294,13 @@ def _rfc3339() -> str:
 # -- exec ------------------------------------------------------------------------------------------
 
 def exec_process(c: Container, proc: process.ProcessSpec, kernel: k.Kernel,
-             pid_file: str | None = None, subreaper: bool = False) -> int:
+                 pid_file: str | None = None, subreaper: bool = False,
+                 console_socket: str | None = None, console_size: dict | None = None) -> int:
     """Start `proc` inside the container; returns its pid once it is about to exec."""
     c.status().check("exec")
     from . import capabilities
     ns_fds = []
+    console_fd = None
     try:
         for nstype in namespaces.JOIN_ORDER:
             name = namespaces.PROC_NAMES[nstype]
@@ -307,7 +316,10 @@ def exec_process(c: Container, proc: process.ProcessSpec, kernel: k.Kernel,
             raise OcirtError("cannot exec in a stopped container")
         seccomp_filter = _container_seccomp(c)
         plan = ExecPlan(ns_fds=ns_fds, proc=proc, last_cap=capabilities.last_cap(),
-                        seccomp=seccomp_filter)
+                        seccomp=seccomp_filter, console_size=console_size)
+        if console_socket:
+            from . import console
+            console_fd = plan.console_fd = console.connect(console_socket)
         parent_ch, child_ch = Channel.pair()
         if subreaper:
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
@@ -337,6 +349,8 @@ def exec_process(c: Container, proc: process.ProcessSpec, kernel: k.Kernel,
     finally:
         for fd, _ in ns_fds:
             os.close(fd)
+        if console_fd is not None:
+            os.close(console_fd)
     if pid_file:
         _write_pid_file(pid_file, pid)
     return pid

@@ -13,9 +13,9 @@ import os
 import struct
 import sys
 
+from . import console, lsm, namespaces, process
 from . import hooks as hooks_mod
 from . import kernel as k
-from . import lsm, namespaces, process
 from .errors import OcirtError
 from .protocol import (
     Channel,
@@ -46,6 +46,8 @@ class InitPlan:
     hooks: dict = field(default_factory=dict)
     runtime_hooks: bool = False      # any hooks: the init stops before pivot_root for them
     keyring: str | None = None       # name of a new session keyring (None: --no-new-keyring)
+    console_fd: int | None = None    # --console-socket, connected: the pty master goes there
+    console_size: dict | None = None
     seccomp: object | None = None    # a compiled ocirt.seccomp.Filter
     last_cap: int = 40
 
@@ -78,7 +80,10 @@ def stage1(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
     """Join/unshare namespaces, then fork the init (pid 1 of a new pid namespace)."""
     code = 1
     try:
-        seal(kernel, keep={ch.fileno(), plan.fifo_fd}, preserve=plan.proc.preserve_fds)
+        keep = {ch.fileno(), plan.fifo_fd}
+        if plan.console_fd is not None:
+            keep.add(plan.console_fd)
+        seal(kernel, keep=keep, preserve=plan.proc.preserve_fds)
         ch.expect(Proceed, "the cgroup was joined")
         for nstype, path, index in plan.ns.join:
             where = f"/linux/namespaces/{index}/path"
@@ -155,6 +160,8 @@ def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
     rootfs.pivot()
     sysctl(kernel, plan.sysctl)
     rootfs.finish()
+    if plan.console_fd is not None:
+        console.setup(plan.console_fd, plan.console_size)
 
     path, env = prepare_exec(kernel, plan.proc, plan.last_cap, "config.json", plan.seccomp, ch)
 
@@ -263,13 +270,17 @@ class ExecPlan:
     proc: process.ProcessSpec
     last_cap: int = 40
     seccomp: object | None = None
+    console_fd: int | None = None    # --console-socket with --tty, connected
+    console_size: dict | None = None
 
 
 def exec_stage1(kernel: k.Kernel, plan: ExecPlan, ch: Channel) -> None:
     code = 1
     try:
-        seal(kernel, keep={ch.fileno(), *(fd for fd, _ in plan.ns_fds)},
-             preserve=plan.proc.preserve_fds)
+        keep = {ch.fileno(), *(fd for fd, _ in plan.ns_fds)}
+        if plan.console_fd is not None:
+            keep.add(plan.console_fd)
+        seal(kernel, keep=keep, preserve=plan.proc.preserve_fds)
         ch.expect(Proceed, "the cgroup was joined")
         for fd, nstype in plan.ns_fds:
             try:
@@ -282,6 +293,8 @@ def exec_stage1(kernel: k.Kernel, plan: ExecPlan, ch: Channel) -> None:
                 ch.expect(Proceed, "the process's pid was known")
                 for fd, _ in plan.ns_fds:
                     os.close(fd)
+                if plan.console_fd is not None:
+                    console.setup(plan.console_fd, plan.console_size)
                 path, env = prepare_exec(kernel, plan.proc, plan.last_cap, "process.json",
                                          plan.seccomp, ch)
                 ch.send(Ready())

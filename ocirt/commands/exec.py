@@ -89,7 +89,10 @@ def main(g, o, args) -> int:
         else:
             check_process(proc, where="/process")
         spec = ProcessSpec.from_config(proc, int_option(o, "preserve_fds"))
-        pid = c.exec(spec, g.kernel(), pid_file=o["pid_file"], subreaper=not o["detach"])
+        terminal = bool(proc.get("terminal"))
+        pid = c.exec(spec, g.kernel(), pid_file=o["pid_file"], subreaper=not o["detach"],
+                     console_socket=o["console_socket"] if terminal else None,
+                     console_size=proc.get("consoleSize"))
     finally:
         c.close()
     if o["detach"]:

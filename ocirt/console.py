@@ -1,0 +1,55 @@
+"""process.terminal: a pseudo-terminal made inside the container, its master sent to the caller.
+
+As runc does it with --console-socket: the init opens /dev/ptmx of the container's own devpts
+(after pivot_root), sends the master over the AF_UNIX socket with SCM_RIGHTS, and makes the slave
+its controlling terminal and stdio. The engine (conmon, containerd-shim) holds the master.
+"""
+from __future__ import annotations
+
+import _socket
+import fcntl
+import os
+import struct
+
+TIOCSCTTY = 0x540E
+TIOCSWINSZ = 0x5414
+TIOCGPTN = 0x80045430
+TIOCSPTLCK = 0x40045431
+
+
+def connect(path: str) -> int:
+    """In the parent, before fork: the connected socket's fd (inherited by the init)."""
+    from .errors import OcirtError
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise OcirtError(f"--console-socket: connect {path}", e.errno) from None
+    return sock.detach()
+
+
+def setup(socket_fd: int, size: dict | None) -> None:
+    """In the init (or exec's process), after pivot_root: the pty, sent and made our terminal."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
+        slave = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY)
+        if size:
+            fcntl.ioctl(slave, TIOCSWINSZ, struct.pack("HHHH", size.get("height", 0),
+                                                       size.get("width", 0), 0, 0))
+        sock = _socket.socket(fileno=socket_fd)
+        try:
+            rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", master))]
+            sock.sendmsg([b"/dev/ptmx"], rights)
+        finally:
+            sock.close()
+    finally:
+        os.close(master)
+    os.setsid()
+    fcntl.ioctl(slave, TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
