@@ -53,3 +53,62 @@ def setup(socket_fd: int, size: dict | None) -> None:
         os.dup2(slave, fd)
     if slave > 2:
         os.close(slave)
+
+
+def proxy(master: int) -> None:
+    """`run` with a terminal and no --console-socket (as `runc run -t`): our stdin goes to the
+    container's pty, its output to our stdout, until the container side closes. Our terminal is
+    put in raw mode meanwhile (the container's pty does the line discipline) and given back."""
+    import select
+    import termios
+    import tty
+    saved = None
+    if os.isatty(0):
+        saved = termios.tcgetattr(0)
+        tty.setraw(0)
+        resize(master)
+    try:
+        readers = [0, master]
+        while True:
+            ready, _, _ = select.select(readers, [], [])
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every slave fd is closed, the container is done
+                    data = b""
+                if not data:
+                    return
+                os.write(1, data)
+            if 0 in ready:
+                data = os.read(0, 65536)
+                if data:
+                    os.write(master, data)
+                else:
+                    readers.remove(0)  # stdin closed: keep copying the output
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+
+def resize(master: int) -> None:
+    """Give the container's pty the size of our terminal (also on SIGWINCH)."""
+    try:
+        size = fcntl.ioctl(0, 0x5413, struct.pack("HHHH", 0, 0, 0, 0))  # TIOCGWINSZ
+        fcntl.ioctl(master, TIOCSWINSZ, size)
+    except OSError:
+        pass
+
+
+def receive_master(listener) -> int:
+    """Accept the init's connection on our console socket and take the pty master from it."""
+    fd, _ = listener._accept()  # _socket's accept: the fd of the connection
+    conn = _socket.socket(fileno=fd)
+    try:
+        _, ancillary, _, _ = conn.recvmsg(64, _socket.CMSG_LEN(4))
+    finally:
+        conn.close()
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            return struct.unpack("i", payload[:4])[0]
+    from .errors import OcirtError
+    raise OcirtError("console socket: no pty master received")

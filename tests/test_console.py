@@ -123,3 +123,26 @@ def test_exec_tty_gets_its_own_pty(tmp_path, rootfs):
         server.close()
         subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO,
                        capture_output=True)
+
+
+def test_run_with_a_terminal_relays_the_pty(tmp_path, rootfs):
+    """`run` of a terminal container without --console-socket holds the pty itself (runc run -t)."""
+    cid = f"console-r-{uuid.uuid4().hex[:8]}"
+    with open(os.path.join(REPO, "bundles", "runc-spec.json")) as f:
+        config = json.load(f)
+    config["root"]["path"] = rootfs
+    config["process"]["terminal"] = True
+    config["process"]["args"] = ["sh", "-c", "tty; echo on-the-pty; exit 3"]
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "config.json").write_text(json.dumps(config))
+    root = str(tmp_path / "root")
+    try:
+        p = subprocess.run(OCIRT + ["--root", root, "run", "--bundle", str(bundle), cid], cwd=REPO,
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        assert p.returncode == 3, p.stderr
+        assert b"/dev/pts/0\r\non-the-pty\r\n" in p.stdout, p.stdout
+        assert not os.path.exists(os.path.join(root, cid))
+    finally:
+        subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO,
+                       capture_output=True)

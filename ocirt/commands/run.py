@@ -1,5 +1,6 @@
 import os
-import signal
+
+import _signal  # not signal: it imports enum (run is on the benchmark's hot path)
 
 from ..cli import Opt, need_id
 from ..container import Container, wait_init
@@ -12,36 +13,53 @@ OPTIONS = create_cmd.OPTIONS + (
     Opt("keep", help="do not delete the container after it exits"),
 )
 
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-             signal.SIGUSR2, signal.SIGWINCH)
+FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1,
+             _signal.SIGUSR2)
 
 
 def main(g, o, args) -> int:
     from ..errors import OcirtError
     container_id = need_id(args, "run")
     detach = o["detach"]
+    listener = None
+    if not detach and not o["console_socket"] and _wants_terminal(o["bundle"]):
+        listener, o["console_socket"] = _console_listener()  # runc run -t: we hold the pty
     try:
-        sd, state = create(create_cmd.options_from(g, o, container_id, subreaper=not detach),
-                           g.kernel())
-    except OcirtError as e:
-        e.message = f"ocirt run failed: {e.message}"
-        raise
-    c = Container(sd, state)
-    try:
-        pid = state.pid
-        if not detach:
-            for sig in FORWARDED:
-                signal.signal(sig, lambda s, f: _forward(pid, s))
-        c.start()
-    except BaseException:
-        c.delete(force=True)
+        try:
+            sd, state = create(create_cmd.options_from(g, o, container_id, subreaper=not detach),
+                               g.kernel())
+        except OcirtError as e:
+            e.message = f"ocirt run failed: {e.message}"
+            raise
+        master = None
+        c = Container(sd, state)
+        try:
+            if listener is not None:
+                from .. import console
+                master = console.receive_master(listener)
+            pid = state.pid
+            if not detach:
+                for sig in FORWARDED:
+                    _signal.signal(sig, lambda s, f: _forward(pid, s))
+                if master is not None:
+                    _signal.signal(_signal.SIGWINCH, lambda s, f: console.resize(master))
+            c.start()
+        except BaseException:
+            c.delete(force=True)
+            c.close()
+            raise
         c.close()
-        raise
-    if detach:
-        c.close()
-        return 0
-    c.close()
-    code = wait_init(pid)
+        if detach:
+            return 0
+        if master is not None:
+            console.proxy(master)
+            os.close(master)
+        code = wait_init(pid)
+    finally:
+        if listener is not None:
+            listener.close()
+            os.unlink(o["console_socket"])
+            os.rmdir(os.path.dirname(o["console_socket"]))
     if not o["keep"]:
         c = Container.open(g.root, container_id)
         try:
@@ -49,6 +67,27 @@ def main(g, o, args) -> int:
         finally:
             c.close()
     return code
+
+
+def _wants_terminal(bundle: str) -> bool:
+    from .. import jsonio
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            return bool((jsonio.load(f).get("process") or {}).get("terminal"))
+    except (OSError, ValueError, AttributeError):
+        return False  # create reports what is wrong with the bundle
+
+
+def _console_listener():
+    import tempfile
+
+    import _socket
+    directory = tempfile.mkdtemp(prefix="ocirt-console-")
+    path = os.path.join(directory, "console.sock")
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    sock.bind(path)
+    sock.listen(1)
+    return sock, path
 
 
 def _forward(pid: int, sig: int) -> None:
