@@ -33,6 +33,7 @@ COMMANDS = {
     "update": "update container resource constraints",
     "events": "display container events such as OOM notifications, cpu, memory, and IO usage statistics",
     "exec": "execute new process inside the container",
+    "plan": "print every kernel operation the bundle maps to (nothing is done)",
 }
 ALIASES = {"ps": "ps", "del": "delete", "rm": "delete"}
 

@@ -63,32 +63,9 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
     check_id(opts.id)
     bundle = os.path.abspath(opts.bundle)
     config = config_mod.load(bundle)
-    linux = config.get("linux") or {}
-    ns = namespaces.plan(config)
-    proc_cfg = config.get("process")
-    if not proc_cfg:
-        raise ConfigError("/process", "is required to create a container")
-    if proc_cfg.get("terminal") and not opts.console_socket:
-        raise OcirtError("cannot allocate tty if runc will detach without setting console socket")
-    if not ns.has("mount"):
-        raise ConfigError("/linux/namespaces", "a mount namespace is required")
-    if config.get("hostname") and not ns.has("uts"):
-        raise ConfigError("/hostname", "unable to set hostname without a private UTS namespace")
-    rootfs = config_mod.rootfs_path(bundle, config)
-    if not os.path.isdir(rootfs):
-        raise ConfigError("/root/path", f"rootfs {rootfs} is not a directory")
-    proc = process.ProcessSpec.from_config(proc_cfg, opts.preserve_fds)
-    proc.check()
-    lsm.check(config)
-    namespaces.check_sysctl(linux.get("sysctl") or {}, ns)
-    from . import capabilities
-    last_cap = capabilities.last_cap()
-    for warning in capabilities.unknown(proc.capabilities):
-        opts.warn(warning)
-    seccomp_filter = None
-    if linux.get("seccomp"):
-        from . import seccomp
-        seccomp_filter = seccomp.compile(linux["seccomp"])
+    checked = check_config(config, bundle, opts)
+    linux, proc_cfg, rootfs = checked.linux, checked.proc_cfg, checked.rootfs
+    seccomp_filter = checked.seccomp
 
     sd = StateDir(opts.root, opts.id)
     sd.make_and_lock()
@@ -116,26 +93,8 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
         undo.push(os.close, fifo_fd)
 
-        rspec = RootfsSpec(
-            rootfs=rootfs, mounts=_with_bundle_sources(bundle, config.get("mounts") or []),
-            readonly=bool(config["root"].get("readonly")),
-            propagation=linux.get("rootfsPropagation") or "",
-            masked=linux.get("maskedPaths") or [], readonly_paths=linux.get("readonlyPaths") or [],
-            devices=linux.get("devices") or [], in_userns=ns.has("user"), no_pivot=opts.no_pivot,
-            cgroup_binds=_cgroup_binds(layout, cg), cgroup2=layout.kind == "v2",
-            mount_label=linux.get("mountLabel") or "")
-        cfg_hooks = config.get("hooks") or {}
-        plan = InitPlan(
-            ns=ns, rootfs=rspec, proc=proc, fifo_fd=fifo_fd,
-            hostname=config.get("hostname") if ns.has("uts") else None,
-            domainname=config.get("domainname") if ns.has("uts") and "domainname" in config else None,
-            sysctl=linux.get("sysctl") or {},
-            time_offsets=namespaces.time_offsets(linux.get("timeOffsets") or {}),
-            hooks=cfg_hooks,
-            runtime_hooks=any(cfg_hooks.get(n) for n in ("prestart", "createRuntime",
-                                                          "createContainer", "startContainer")),
-            last_cap=last_cap, seccomp=seccomp_filter,
-            keyring=None if opts.no_new_keyring else f"_ses.{opts.id}")
+        plan = make_plan(config, bundle, opts, checked, layout, cg, fifo_fd)
+        cfg_hooks = plan.hooks
         if proc_cfg.get("terminal"):
             from . import console
             plan.console_fd = console.connect(opts.console_socket)
@@ -179,6 +138,77 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         undo.run()
         sd.unlock()
         raise
+
+
+@record
+class Checked:
+    """What validating config.json decided, before anything is made (check_config)."""
+    linux: dict
+    ns: namespaces.NamespacePlan
+    proc_cfg: dict
+    proc: process.ProcessSpec
+    rootfs: str
+    last_cap: int = 40
+    seccomp: object | None = None    # a compiled ocirt.seccomp.Filter
+
+
+def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
+    """The checks `create` makes before touching anything (shared with `ocirt plan`)."""
+    linux = config.get("linux") or {}
+    ns = namespaces.plan(config)
+    proc_cfg = config.get("process")
+    if not proc_cfg:
+        raise ConfigError("/process", "is required to create a container")
+    if proc_cfg.get("terminal") and not opts.console_socket:
+        raise OcirtError("cannot allocate tty if runc will detach without setting console socket")
+    if not ns.has("mount"):
+        raise ConfigError("/linux/namespaces", "a mount namespace is required")
+    if config.get("hostname") and not ns.has("uts"):
+        raise ConfigError("/hostname", "unable to set hostname without a private UTS namespace")
+    rootfs = config_mod.rootfs_path(bundle, config)
+    if not os.path.isdir(rootfs):
+        raise ConfigError("/root/path", f"rootfs {rootfs} is not a directory")
+    proc = process.ProcessSpec.from_config(proc_cfg, opts.preserve_fds)
+    proc.check()
+    lsm.check(config)
+    namespaces.check_sysctl(linux.get("sysctl") or {}, ns)
+    from . import capabilities
+    last_cap = capabilities.last_cap()
+    for warning in capabilities.unknown(proc.capabilities):
+        opts.warn(warning)
+    seccomp_filter = None
+    if linux.get("seccomp"):
+        from . import seccomp
+        seccomp_filter = seccomp.compile(linux["seccomp"])
+    return Checked(linux=linux, ns=ns, proc_cfg=proc_cfg, proc=proc, rootfs=rootfs,
+                   last_cap=last_cap, seccomp=seccomp_filter)
+
+
+def make_plan(config: dict, bundle: str, opts: CreateOptions, checked: Checked, layout, cg,
+              fifo_fd: int) -> InitPlan:
+    """config.json -> what the children do (pure: shared with `ocirt plan`). The console fd is
+    not in it: `create` connects to --console-socket itself."""
+    linux, ns = checked.linux, checked.ns
+    rspec = RootfsSpec(
+        rootfs=checked.rootfs, mounts=_with_bundle_sources(bundle, config.get("mounts") or []),
+        readonly=bool(config["root"].get("readonly")),
+        propagation=linux.get("rootfsPropagation") or "",
+        masked=linux.get("maskedPaths") or [], readonly_paths=linux.get("readonlyPaths") or [],
+        devices=linux.get("devices") or [], in_userns=ns.has("user"), no_pivot=opts.no_pivot,
+        cgroup_binds=_cgroup_binds(layout, cg), cgroup2=layout.kind == "v2",
+        mount_label=linux.get("mountLabel") or "")
+    cfg_hooks = config.get("hooks") or {}
+    return InitPlan(
+        ns=ns, rootfs=rspec, proc=checked.proc, fifo_fd=fifo_fd,
+        hostname=config.get("hostname") if ns.has("uts") else None,
+        domainname=config.get("domainname") if ns.has("uts") and "domainname" in config else None,
+        sysctl=linux.get("sysctl") or {},
+        time_offsets=namespaces.time_offsets(linux.get("timeOffsets") or {}),
+        hooks=cfg_hooks,
+        runtime_hooks=any(cfg_hooks.get(n) for n in ("prestart", "createRuntime",
+                                                      "createContainer", "startContainer")),
+        last_cap=checked.last_cap, seccomp=checked.seccomp,
+        keyring=None if opts.no_new_keyring else f"_ses.{opts.id}")
 
 
 # Always allowed, after the config's own rules, as runc does: mknod of anything, the default devices

@@ -85,32 +85,7 @@ def stage1(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
             keep.add(plan.console_fd)
         seal(kernel, keep=keep, preserve=plan.proc.preserve_fds)
         ch.expect(Proceed, "the cgroup was joined")
-        for nstype, path, index in plan.ns.join:
-            where = f"/linux/namespaces/{index}/path"
-            try:
-                fd = kernel.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError as e:
-                raise OcirtError(f"{where}: open {path}", e.errno) from None
-            try:
-                kernel.setns(fd, namespaces.FLAGS[nstype])
-            except OSError as e:
-                raise OcirtError(f"{where}: join {nstype} namespace {path}", e.errno) from None
-            finally:
-                kernel.close(fd)
-        if "user" in plan.ns.new:
-            kernel.unshare(k.CLONE_NEWUSER)
-            ch.send(UserNsReady())
-            ch.expect(Proceed, "the user namespace was mapped")
-            kernel.setresgid(0)
-            kernel.setresuid(0)
-        flags = plan.ns.new_flags(exclude=("user",))
-        if flags:
-            try:
-                kernel.unshare(flags)
-            except OSError as e:
-                raise OcirtError(f"unshare namespaces {flags:#x}", e.errno) from None
-        if plan.time_offsets:
-            kernel.write_file("/proc/self/timens_offsets", plan.time_offsets)
+        enter_namespaces(kernel, plan, InitEffects(ch))
         pid = os.fork()
         if pid == 0:
             # the parent must hear InitPid (from us) before anything from the init
@@ -124,6 +99,76 @@ def stage1(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
         os._exit(code)
 
 
+class InitEffects:
+    """What the children do besides Kernel calls: the protocol with the parent, hooks, the
+    loopback ioctl, the pty, seccomp, the exec lookup. `ocirt plan` (ocirt/plan.py) replaces it
+    with a recording version and runs the same steps against a RecordingKernel."""
+
+    def __init__(self, ch: Channel | None):
+        self.ch = ch
+
+    def map_user_ns(self) -> None:
+        self.ch.send(UserNsReady())
+        self.ch.expect(Proceed, "the user namespace was mapped")
+
+    def loopback_up(self) -> None:
+        loopback_up()
+
+    def runtime_hooks(self, plan: InitPlan) -> dict:
+        hook_state = {}
+        if plan.runtime_hooks:
+            self.ch.send(HooksReady())
+            hook_state = self.ch.expect(Proceed, "the runtime hooks ran").state or {}
+        hooks_mod.run(plan.hooks, "createContainer", hook_state)
+        return hook_state
+
+    def console(self, plan: InitPlan) -> None:
+        console.setup(plan.console_fd, plan.console_size)
+
+    def seccomp(self, seccomp) -> None:
+        _install_seccomp(seccomp, self.ch)
+
+    def lookup(self, executable: str, env: dict) -> str:
+        path = process.lookup(executable, env)
+        refuse_runtime_binary(path)
+        return path
+
+    def inherit(self, fd: int) -> None:
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+
+
+def enter_namespaces(kernel: k.Kernel, plan: InitPlan, fx: InitEffects) -> None:
+    """Stage 1, once in the cgroup: join namespaces by path, a new user ns, the other new ones."""
+    for nstype, path, index in plan.ns.join:
+        where = f"/linux/namespaces/{index}/path"
+        try:
+            fd = kernel.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise OcirtError(f"{where}: open {path}", e.errno) from None
+        try:
+            kernel.setns(fd, namespaces.FLAGS[nstype])
+        except OSError as e:
+            raise OcirtError(f"{where}: join {nstype} namespace {path}", e.errno) from None
+        finally:
+            kernel.close(fd)
+    if "user" in plan.ns.new:
+        kernel.unshare(k.CLONE_NEWUSER)
+        fx.map_user_ns()
+        kernel.setresgid(0)
+        kernel.setresuid(0)
+    flags = plan.ns.new_flags(exclude=("user",))
+    if flags:
+        try:
+            kernel.unshare(flags)
+        except OSError as e:
+            raise OcirtError(f"unshare namespaces {flags:#x}", e.errno) from None
+    if plan.time_offsets:
+        kernel.write_file("/proc/self/timens_offsets", plan.time_offsets)
+
+
 def init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
     try:
         _init(kernel, plan, ch)
@@ -132,7 +177,9 @@ def init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
     os._exit(1)
 
 
-def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
+def setup_init(kernel: k.Kernel, plan: InitPlan, fx: InitEffects):
+    """The init's whole setup, up to (not including) the wait on exec.fifo and the exec; shared
+    with `ocirt plan`. Returns the resolved executable, its environment and the hook state."""
     kernel.umask(0)  # devices and mount points get exactly the modes asked for
     if plan.keyring:
         try:  # the container must not share the caller's session keyring
@@ -141,7 +188,7 @@ def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
             if e.errno not in (errno.ENOSYS, errno.EACCES, errno.EPERM):
                 raise OcirtError("join a new session keyring", e.errno) from None
     if "network" in plan.ns.new:
-        loopback_up()
+        fx.loopback_up()
     if plan.hostname is not None:
         kernel.sethostname(plan.hostname)
     if plan.domainname is not None:
@@ -151,19 +198,21 @@ def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
     rootfs.prepare()
     kernel.close(rootfs.ensure(plan.proc.cwd, directory=True, pointer="/process/cwd"))
 
-    hook_state = {}
-    if plan.runtime_hooks:
-        ch.send(HooksReady())
-        hook_state = ch.expect(Proceed, "the runtime hooks ran").state or {}
-    hooks_mod.run(plan.hooks, "createContainer", hook_state)
+    hook_state = fx.runtime_hooks(plan)
 
     rootfs.pivot()
     sysctl(kernel, plan.sysctl)
     rootfs.finish()
     if plan.console_fd is not None:
-        console.setup(plan.console_fd, plan.console_size)
+        fx.console(plan)
 
-    path, env = prepare_exec(kernel, plan.proc, plan.last_cap, "config.json", plan.seccomp, ch)
+    path, env = prepare_exec(kernel, plan.proc, plan.last_cap, "config.json", plan.seccomp,
+                             fx=fx)
+    return path, env, hook_state
+
+
+def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
+    path, env, hook_state = setup_init(kernel, plan, InitEffects(ch))
 
     ch.send(Ready())
     ch.close()
@@ -186,34 +235,31 @@ def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
 
 
 def prepare_exec(kernel: k.Kernel, proc: process.ProcessSpec, last_cap: int, origin: str,
-                 seccomp=None, ch: Channel | None = None):
+                 seccomp=None, ch: Channel | None = None, fx: InitEffects | None = None):
     """The process's own setup, shared by the init and `exec`: limits, cwd, identity, seccomp, fds.
 
     Returns the resolved executable and its environment; the caller execs it. The seccomp filter
     goes in as late as it can (runc's order): after the identity switch with no_new_privs; before
     it without, since loading a filter then needs CAP_SYS_ADMIN.
     """
+    fx = fx or InitEffects(ch)
     process.set_limits(kernel, proc)
     try:
         kernel.chdir(proc.cwd)
     except OSError as e:
         raise OcirtError(f"chdir to cwd (\"{proc.cwd}\") set in {origin} failed", e.errno) from None
     if seccomp is not None and not proc.no_new_privileges:
-        _install_seccomp(seccomp, ch)
+        fx.seccomp(seccomp)
     process.switch_identity(kernel, proc, last_cap)
     kernel.umask(proc.umask if proc.umask is not None else proc.caller_umask)
     env = process.exec_environment(proc)
-    path = process.lookup(proc.args[0], env)
-    refuse_runtime_binary(path)
+    path = fx.lookup(proc.args[0], env)
     for fd in range(3, 3 + proc.preserve_fds):
-        try:
-            os.set_inheritable(fd, True)
-        except OSError:
-            pass
+        fx.inherit(fd)
     kernel.close_fds_from(3 + proc.preserve_fds)
     lsm.apply_on_exec(kernel, proc.apparmor_profile, proc.selinux_label)
     if seccomp is not None and proc.no_new_privileges:
-        _install_seccomp(seccomp, ch)
+        fx.seccomp(seccomp)
     return path, env
 
 

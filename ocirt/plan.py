@@ -1,0 +1,397 @@
+"""`ocirt plan`: every kernel operation a bundle maps to, without performing any.
+
+The code path is create's own: spawn.check_config and spawn.make_plan build the InitPlan, the
+cgroup is made and configured through cgroups.Cgroup with a recording CgroupFS, and the children's
+steps run as stages.enter_namespaces and stages.setup_init against a RecordingKernel, with
+`PlanEffects` standing in for what is not a Kernel call (the protocol, hooks, the loopback ioctl,
+the pty, seccomp, the exec lookup). Nothing on the host is changed; the config, the rootfs and
+the host's cgroup layout are only read.
+
+What is not replayed: `seal` (PR_SET_DUMPABLE and closing inherited fds, listed as one prctl),
+the fork()s, the wait on exec.fifo (listed), and the parent's state.json.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+
+from . import config as config_mod
+from . import kernel as k
+from . import namespaces, spawn, stages
+from .errors import OcirtError
+from .kernel.fake import Call, RecordingKernel
+from .record import field, record
+
+STAGE1_PID = "<stage1-pid>"
+
+
+@record
+class Step:
+    stage: str
+    call: Call
+
+
+@record
+class Plan:
+    steps: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
+class PlanKernel(RecordingKernel):
+    """RecordingKernel that knows which paths exist under the rootfs (read on the host, plus what
+    the plan made), so `Rootfs.ensure` records the mkdirs the real init would do."""
+
+    def __init__(self, rootfs: str):
+        super().__init__()
+        self.rootfs = rootfs.rstrip("/")
+        self.made: set[str] = set()
+
+    def _exists(self, full: str) -> bool:
+        return full in self.made or not full.startswith(self.rootfs + "/") or \
+            os.path.lexists(full)
+
+    def open_in_root(self, root_fd, path, flags, mode=0):
+        fd = super().open_in_root(root_fd, path, flags, mode)
+        if not self._exists(self.fd_path(fd)):
+            self.calls.pop()
+            self.close(fd)
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return fd
+
+    def open(self, path, flags, mode=0o777, dir_fd=None):
+        fd = super().open(path, flags, mode, dir_fd)
+        if flags & os.O_CREAT:
+            self.made.add(self.fd_path(fd))
+        return fd
+
+    def mkdir(self, path, mode=0o755, dir_fd=None):
+        super().mkdir(path, mode, dir_fd)
+        self.made.add(self._resolve(path, dir_fd))
+
+    def mknod(self, path, mode, device, dir_fd=None):
+        super().mknod(path, mode, device, dir_fd)
+        self.made.add(self._resolve(path, dir_fd))
+
+    def symlink(self, target, path, dir_fd=None):
+        super().symlink(target, path, dir_fd)
+        self.made.add(self._resolve(path, dir_fd))
+
+    def note(self, name: str, *args) -> None:
+        """A step that is not a Kernel call (an ioctl, a hook, a message), listed in order."""
+        self.calls.append(Call(name, args))
+
+
+class RecordingCgroupFS:
+    """The cgroups package's file seam (cgroups/fs.py), recording mkdir and writes into the plan
+    kernel's list. Reads come from the host (the parent of a directory not made yet)."""
+
+    def __init__(self, kernel: PlanKernel):
+        self.k = kernel
+
+    def read(self, path: str) -> str:
+        d, name = os.path.split(path)
+        while d and d != "/":
+            try:
+                with open(os.path.join(d, name)) as f:
+                    return f.read()
+            except OSError:
+                d = os.path.dirname(d)
+        return ""
+
+    def write(self, path: str, value: str) -> None:
+        self.k.note("write_file", path, value)
+
+    def exists(self, path: str) -> bool:
+        return True
+
+    def isdir(self, path: str) -> bool:
+        return True
+
+    def mkdir(self, path: str) -> bool:
+        if os.path.isdir(path):
+            return False
+        self.k.note("mkdir", path, 0o755)
+        return True
+
+    def rmdir(self, path: str) -> None:
+        self.k.note("rmdir", path)
+
+    def subdirs(self, path: str) -> list:
+        return []
+
+    def sleep(self, seconds: float) -> None:
+        pass
+
+    def kill(self, pid: int, sig: int) -> None:
+        self.k.note("kill", pid, sig)
+
+
+class PlanEffects(stages.InitEffects):
+    """stages.InitEffects, listed instead of done."""
+
+    def __init__(self, kernel: PlanKernel, linux: dict, rootfs: str, notes: list):
+        super().__init__(None)
+        self.k, self.linux, self.rootfs, self.notes = kernel, linux, rootfs, notes
+
+    def map_user_ns(self) -> None:  # the parent writes the maps (spawn._write_id_maps)
+        for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
+            data = namespaces.id_map(self.linux.get(key) or [])
+            if data:
+                self.k.note("write_file", f"/proc/{STAGE1_PID}/{name}", data)
+
+    def loopback_up(self) -> None:
+        self.k.note("ioctl", "lo", "SIOCSIFFLAGS", "IFF_UP")
+
+    def runtime_hooks(self, plan) -> dict:
+        if plan.runtime_hooks:
+            for name in ("prestart", "createRuntime"):  # run by the parent, in the runtime ns
+                self._hooks(plan, name)
+        self._hooks(plan, "createContainer")
+        return {}
+
+    def _hooks(self, plan, name: str) -> None:
+        for h in plan.hooks.get(name) or []:
+            self.k.note("hook", name, h.get("path"), list(h.get("args") or []))
+
+    def console(self, plan) -> None:
+        self.k.note("console_setup", "/dev/pts/ptmx", "--console-socket", plan.console_size)
+
+    def seccomp(self, seccomp) -> None:
+        self.k.note("seccomp_load", f"default_action={seccomp.default_action:#x}",
+                    "notify" if seccomp.notify else "")
+
+    def lookup(self, executable: str, env: dict) -> str:
+        found = lookup_in_rootfs(self.rootfs, executable, env)
+        if found is None:
+            self.notes.append(f"process.args[0] {executable!r} was not found in the rootfs: "
+                              "the init would fail there")
+            return executable
+        return found
+
+    def inherit(self, fd: int) -> None:
+        self.k.note("set_inheritable", fd)
+
+
+def lookup_in_rootfs(rootfs: str, executable: str, env: dict) -> str | None:
+    """process.lookup, resolved under `rootfs` on the host (symlinks kept inside it)."""
+    if "/" in executable:
+        candidates = [executable]
+    else:
+        candidates = [posixpath.join(d or ".", executable) for d in env.get("PATH", "").split(":")]
+    for path in candidates:
+        host = _in_root(rootfs, path)
+        if host is None:
+            continue
+        try:
+            st = os.stat(host)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) and st.st_mode & 0o111:
+            return path
+    return None
+
+
+def _in_root(rootfs: str, path: str, hops: int = 0) -> str | None:
+    """The host path of `path` inside rootfs, following symlinks as RESOLVE_IN_ROOT does."""
+    parts = [p for p in posixpath.normpath("/" + path).split("/") if p]
+    cur = "/"
+    for i, part in enumerate(parts):
+        nxt = posixpath.normpath(posixpath.join(cur, part))
+        host = os.path.join(rootfs, nxt.lstrip("/"))
+        if os.path.islink(host):
+            if hops > 40:
+                return None
+            target = os.readlink(host)
+            base = "/" if target.startswith("/") else cur
+            rest = "/".join(parts[i + 1:])
+            return _in_root(rootfs, posixpath.join(base, target, rest), hops + 1)
+        cur = nxt
+    return os.path.join(rootfs, cur.lstrip("/"))
+
+
+def build(opts: spawn.CreateOptions) -> Plan:
+    """What `ocirt create` with `opts` would do, step by step."""
+    from . import cgroups
+
+    out = Plan()
+    bundle = os.path.abspath(opts.bundle)
+    config = config_mod.load(bundle)
+    checked = spawn.check_config(config, bundle, opts)
+    linux = checked.linux
+    kern = PlanKernel(checked.rootfs)
+    stage_starts: list[tuple[int, str]] = []
+
+    def stage(name: str) -> None:
+        stage_starts.append((len(kern.calls), name))
+
+    # -- the parent: cgroup, exec.fifo ---------------------------------------------------------
+    stage("create (runtime): cgroup")
+    try:
+        layout = cgroups.detect()
+    except OcirtError as e:
+        layout = cgroups.Layout("v2", unified="/sys/fs/cgroup")
+        out.notes.append(f"no cgroup layout on this host ({e}); assumed cgroup v2 at "
+                         "/sys/fs/cgroup")
+    cg = cgroups.Cgroup.for_container(layout, linux.get("cgroupsPath"), opts.id,
+                                      systemd=opts.systemd_cgroup, fs=RecordingCgroupFS(kern))
+    cg.create()
+    resources = spawn.resources_with_default_devices(linux)
+    try:
+        cg.apply(resources, kern)
+    except OSError as e:
+        kern.note("cgroup_apply", cg.unified or cg.paths, resources)
+        out.notes.append(f"the cgroup writes could not be listed ({e}): the resources to apply "
+                         "are listed as one cgroup_apply")
+    stage("create (runtime): state")
+    sd_dir = os.path.join(opts.root, opts.id)
+    kern.note("mkfifo", os.path.join(sd_dir, "exec.fifo"), 0o622)
+    fifo_fd = kern.open(os.path.join(sd_dir, "exec.fifo"), os.O_PATH | os.O_CLOEXEC)
+    plan = spawn.make_plan(config, bundle, opts, checked, layout, cg, fifo_fd)
+    if checked.proc_cfg.get("terminal"):
+        plan.console_fd = -1  # create connects to --console-socket here; nothing to connect to
+        plan.console_size = checked.proc_cfg.get("consoleSize")
+    if opts.subreaper:
+        kern.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
+    cg.add_pid(STAGE1_PID)
+
+    fx = PlanEffects(kern, linux, checked.rootfs, out.notes)
+    # -- stage 1 -------------------------------------------------------------------------------
+    stage("stage 1: namespaces")
+    kern.prctl(k.PR_SET_DUMPABLE, 0)  # stages.seal (its fd closing is not replayed)
+    stages.enter_namespaces(kern, plan, fx)
+    # -- the init ------------------------------------------------------------------------------
+    stage("init: setup")
+    path, env, _ = stages.setup_init(kern, plan, fx)
+    stage("init: start")
+    kern.note("write_file", f"/proc/self/fd/{fifo_fd}", "0")  # blocks until `ocirt start`
+    fx._hooks(plan, "startContainer")
+    kern.execve(path, plan.proc.args, env)
+
+    bounds = stage_starts + [(len(kern.calls), "")]
+    for (start, name), (end, _) in zip(bounds, bounds[1:]):
+        out.steps.extend(Step(name, c) for c in kern.calls[start:end])
+    return out
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+def _table(prefix: str, module=k) -> list[tuple[str, int]]:
+    return [(n, v) for n, v in vars(module).items() if n.startswith(prefix) and isinstance(v, int)]
+
+
+MS_FLAGS = [(n, v) for n, v in _table("MS_")]
+CLONE_FLAGS = _table("CLONE_NEW")
+MOUNT_ATTRS = [(n, v) for n, v in _table("MOUNT_ATTR_") if v and n != "MOUNT_ATTR__ATIME"]
+O_FLAGS = [(n, getattr(os, n)) for n in (
+    "O_WRONLY", "O_RDWR", "O_CREAT", "O_EXCL", "O_NOCTTY", "O_TRUNC", "O_APPEND", "O_NONBLOCK",
+    "O_DIRECTORY", "O_NOFOLLOW", "O_CLOEXEC", "O_PATH") if hasattr(os, n)]
+PRCTL = {v: n for n, v in _table("PR_") if n in (
+    "PR_SET_PDEATHSIG", "PR_SET_DUMPABLE", "PR_SET_KEEPCAPS", "PR_CAPBSET_READ", "PR_CAPBSET_DROP",
+    "PR_SET_NO_NEW_PRIVS", "PR_SET_CHILD_SUBREAPER", "PR_CAP_AMBIENT")}
+AMBIENT = {k.PR_CAP_AMBIENT_RAISE: "PR_CAP_AMBIENT_RAISE",
+           k.PR_CAP_AMBIENT_CLEAR_ALL: "PR_CAP_AMBIENT_CLEAR_ALL"}
+
+
+def decode(value: int, table) -> str:
+    """Flag names joined with |, what is left in hex; "0" for none."""
+    names, left = [], value
+    for name, bit in table:
+        if bit and value & bit == bit and left & bit:
+            names.append(name)
+            left &= ~bit
+    if left:
+        names.append(hex(left))
+    return "|".join(names) or "0"
+
+
+def _rlimit_name(num: int) -> str:
+    import resource
+    for n in dir(resource):
+        if n.startswith("RLIMIT_") and getattr(resource, n) == num:
+            return n
+    return str(num)
+
+
+def _cap_name(num: int) -> str:
+    from . import capabilities
+    names = {v: n for n, v in getattr(capabilities, "NUMBERS", {}).items()}
+    return names.get(num, str(num))
+
+
+class _Raw(str):
+    """An argument already rendered (a flag expression): printed without quotes."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def decoded_args(call: Call) -> tuple:
+    a = list(call.args)
+    n = call.name
+    if n == "mount":
+        a[3] = _Raw(decode(a[3], MS_FLAGS))
+    elif n == "umount":
+        a[1] = _Raw("MNT_DETACH" if a[1] == k.MNT_DETACH else str(a[1]))
+    elif n == "unshare":
+        a[0] = _Raw(decode(a[0], CLONE_FLAGS))
+    elif n == "setns":
+        a[1] = _Raw(decode(a[1], CLONE_FLAGS))
+    elif n in ("open", "open_in_root"):
+        a[1] = _Raw(decode(a[1], O_FLAGS) if a[1] else "O_RDONLY")
+    elif n in ("mkdir", "chmod", "mkfifo") and len(a) > 1:
+        a[1] = _Raw(f"0o{a[1]:03o}")
+    elif n == "umask":
+        a[0] = _Raw(f"0o{a[0]:03o}")
+    elif n == "mknod":
+        kind = {stat.S_IFCHR: "S_IFCHR", stat.S_IFBLK: "S_IFBLK", stat.S_IFIFO: "S_IFIFO"}
+        a[1] = _Raw(f"{kind.get(stat.S_IFMT(a[1]), hex(stat.S_IFMT(a[1])))}|{oct(a[1] & 0o7777)}")
+    elif n == "mount_setattr":
+        a[1] = _Raw(decode(a[1], MOUNT_ATTRS))
+        a[2] = _Raw("MOUNT_ATTR__ATIME" if a[2] == k.MOUNT_ATTR__ATIME else decode(a[2], MOUNT_ATTRS))
+        a[3] = _Raw(decode(a[3], MS_FLAGS))
+    elif n == "prctl":
+        opt = a[0]
+        a[0] = _Raw(PRCTL.get(opt, str(opt)))
+        if opt == k.PR_CAP_AMBIENT:
+            a[1] = _Raw(AMBIENT.get(a[1], str(a[1])))
+            if a[1] == "PR_CAP_AMBIENT_RAISE":
+                a[2] = _Raw(_cap_name(a[2]))
+        elif opt == k.PR_CAPBSET_DROP:
+            a[1] = _Raw(_cap_name(a[1]))
+        while len(a) > 2 and a[-1] == 0:  # the unused trailing arguments
+            a.pop()
+    elif n == "capset":
+        a = [_Raw(f"{x:#x}") for x in a]
+    elif n == "setrlimit":
+        a[0] = _Raw(_rlimit_name(a[0]))
+    elif n == "bpf":
+        a = [a[0], _Raw(f"<attr {len(a[1])} bytes>")]
+    return tuple(a)
+
+
+def render_text(p: Plan) -> str:
+    lines, cur = [], None
+    for step in p.steps:
+        if step.stage != cur:
+            cur = step.stage
+            lines.append(f"# {cur}")
+        lines.append(f"{step.call.name}({', '.join(repr(x) for x in decoded_args(step.call))})")
+    lines += [f"# note: {n}" for n in p.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _jsonable(v):
+    if isinstance(v, bytes):
+        return v.hex()
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(key): _jsonable(x) for key, x in v.items()}
+    return v
+
+
+def render_json(p: Plan) -> list:
+    return [{"stage": s.stage, "op": s.call.name, "args": _jsonable(list(s.call.args)),
+             "text": f"{s.call.name}({', '.join(repr(x) for x in decoded_args(s.call))})"}
+            for s in p.steps]

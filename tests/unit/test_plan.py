@@ -1,0 +1,145 @@
+"""`ocirt plan`: the bundle's kernel operations, from create's own code path, without root."""
+import json
+import os
+import shutil
+
+import pytest
+
+from ocirt import kernel as k
+from ocirt import plan as plan_mod
+from ocirt import stages
+from ocirt.cli import main
+from ocirt.kernel.fake import Call, RecordingKernel
+from ocirt.spawn import CreateOptions
+
+SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "bundles", "runc-spec.json")
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    (tmp_path / "rootfs" / "bin").mkdir(parents=True)
+    sh = tmp_path / "rootfs" / "bin" / "sh"
+    sh.write_text("#!/bin/true\n")
+    sh.chmod(0o755)
+    shutil.copy(SPEC, tmp_path / "config.json")
+    return tmp_path
+
+
+def edit(bundle, fn):
+    path = bundle / "config.json"
+    config = json.loads(path.read_text())
+    fn(config)
+    path.write_text(json.dumps(config))
+
+
+def plan_text(bundle, capsys, *extra):
+    assert main(["--root", str(bundle / "state"), "plan", "--bundle", str(bundle), *extra]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def index(lines, prefix):
+    return next(i for i, line in enumerate(lines) if line.startswith(prefix))
+
+
+def test_text_lists_the_init_steps_in_order(bundle, capsys):
+    lines = plan_text(bundle, capsys)
+    root = str(bundle / "rootfs")
+    order = [
+        index(lines, "unshare(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID|CLONE_NEWNET)"),
+        index(lines, "sethostname('runc')"),
+        index(lines, f"mount('proc', '{root}/proc', 'proc', 0, None)"),
+        index(lines, f"mount('tmpfs', '{root}/dev', 'tmpfs', MS_NOSUID|MS_STRICTATIME, "),
+        index(lines, "pivot_root('.', '.')"),
+        index(lines, "umount('.', MNT_DETACH)"),
+        index(lines, "mount(None, '/', None, MS_RDONLY|MS_REMOUNT|MS_BIND"),
+        index(lines, "setrlimit(RLIMIT_NOFILE, 1024, 1024)"),
+        index(lines, "prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN)"),
+        index(lines, "setresuid(0)"),
+        index(lines, "capset(0x"),
+        index(lines, "prctl(PR_SET_NO_NEW_PRIVS, 1)"),
+        index(lines, "execve('/bin/sh', ['sh'], "),
+    ]
+    assert order == sorted(order)
+    assert "# stage 1: namespaces" in lines and "# init: setup" in lines
+    assert f"mkdir('{root}/proc', 0o755)" in lines           # ensure() of a missing mount point
+    assert not any(line.startswith("# note:") for line in lines)
+    # nothing was made: not in the rootfs, not the state dir
+    assert sorted(os.listdir(bundle / "rootfs")) == ["bin"]
+    assert not (bundle / "state").exists()
+
+
+def test_json_parses_and_has_ops_and_args(bundle, capsys):
+    assert main(["--root", str(bundle / "state"), "plan", "-b", str(bundle),
+                 "--format", "json"]) == 0
+    steps = json.loads(capsys.readouterr().out)
+    ops = [s["op"] for s in steps]
+    assert ops[-1] == "execve" and steps[-1]["args"][0] == "/bin/sh"
+    assert "pivot_root" in ops and "capset" in ops
+    proc = next(s for s in steps if s["op"] == "mount" and s["args"][0] == "proc")
+    assert proc["args"][1] == str(bundle / "rootfs" / "proc")
+    assert proc["stage"] == "init: setup"
+
+
+def test_user_namespace_maps_and_flags(bundle, capsys):
+    def userns(c):
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+        c["linux"]["namespaces"].append({"type": "network", "path": "/run/netns/x"})
+    edit(bundle, userns)
+    lines = plan_text(bundle, capsys)
+    order = [index(lines, "open('/run/netns/x', O_CLOEXEC)"),
+             index(lines, "setns('/run/netns/x', CLONE_NEWNET)"),
+             index(lines, "unshare(CLONE_NEWUSER)"),
+             index(lines, "write_file('/proc/<stage1-pid>/uid_map', '0 1000 1\\n')"),
+             index(lines, "unshare(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID)")]
+    assert order == sorted(order)
+    assert "ioctl('lo', 'SIOCSIFFLAGS', 'IFF_UP')" not in lines  # the network ns is joined
+
+
+def test_missing_executable_is_a_note(bundle, capsys):
+    os.unlink(bundle / "rootfs" / "bin" / "sh")
+    lines = plan_text(bundle, capsys)
+    assert lines[-2].startswith("execve('sh', ['sh'], ")
+    assert "not found in the rootfs" in lines[-1]
+
+
+def test_invalid_config_is_the_usual_one_line_error(bundle, capsys):
+    edit(bundle, lambda c: c.pop("process"))
+    assert main(["plan", "--bundle", str(bundle)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "/process" in err[0] and "level=error" in err[0]
+
+
+def test_bad_format_is_refused(bundle, capsys):
+    assert main(["plan", "--bundle", str(bundle), "--format", "yaml"]) == 1
+    assert "invalid format" in capsys.readouterr().err
+
+
+def test_decode_flags():
+    assert plan_mod.decode(k.MS_BIND | k.MS_REC | 0x8000000, plan_mod.MS_FLAGS) == \
+        "MS_BIND|MS_REC|0x8000000"
+    assert plan_mod.decode(0, plan_mod.CLONE_FLAGS) == "0"
+    assert str(Call("x", ())) == "x()"
+
+
+def test_init_runs_the_shared_setup(monkeypatch):
+    """The real init goes through stages.setup_init (what plan replays), then Ready, then exec."""
+    seen = []
+
+    def fake_setup(kernel, plan, fx):
+        seen.append(type(fx))
+        raise RuntimeError("stop")
+    monkeypatch.setattr(stages, "setup_init", fake_setup)
+    with pytest.raises(RuntimeError):
+        stages._init(RecordingKernel(), object(), ch=None)
+    assert seen == [stages.InitEffects]
+
+
+def test_plan_build_against_recording_kernel(bundle):
+    p = plan_mod.build(CreateOptions(id="c1", bundle=str(bundle), root=str(bundle / "state")))
+    names = [s.call.name for s in p.steps if s.stage.startswith("init")]
+    assert names.index("pivot_root") < names.index("capset") < names.index("execve")
+    assert any(s.call.name == "join_session_keyring" and s.call.args == ("_ses.c1",)
+               for s in p.steps)
