@@ -1,39 +1,21 @@
 """process.terminal with --console-socket: the pty master reaches the socket, the container's
 process has the slave as its controlling terminal (as engines use it: conmon, containerd-shim)."""
-import json
 import os
 import socket
 import subprocess
-import sys
-import time
 import uuid
 
 import pytest
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OCIRT = [sys.executable, "-m", "ocirt"]
+from cli_helpers import OCIRT, REPO, make_bundle, read_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
-@pytest.fixture(scope="module")
-def rootfs(tmp_path_factory):
-    path = tmp_path_factory.mktemp("rootfs") / "rootfs"
-    subprocess.run(["sh", os.path.join(REPO, "bundles", "mkrootfs.sh"), str(path)], check=True)
-    return str(path)
-
-
-def test_console_socket_gets_the_pty_master(tmp_path, rootfs):
+def test_console_socket_gets_the_pty_master(tmp_path, busybox_rootfs):
     cid = f"console-{uuid.uuid4().hex[:8]}"
-    with open(os.path.join(REPO, "bundles", "runc-spec.json")) as f:
-        config = json.load(f)
-    config["root"]["path"] = rootfs
-    config["process"]["terminal"] = True
-    config["process"]["consoleSize"] = {"height": 33, "width": 99}
-    config["process"]["args"] = ["sh", "-c", "tty; stty size; echo hello-from-the-pty"]
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    (bundle / "config.json").write_text(json.dumps(config))
+    bundle = make_bundle(tmp_path / "bundle", busybox_rootfs,
+                         ["sh", "-c", "tty; stty size; echo hello-from-the-pty"],
+                         terminal=True, consoleSize={"height": 33, "width": 99})
     root = str(tmp_path / "root")
     path = str(tmp_path / "console.sock")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -41,7 +23,7 @@ def test_console_socket_gets_the_pty_master(tmp_path, rootfs):
     server.listen(1)
     master = None
     try:
-        create = subprocess.run(OCIRT + ["--root", root, "create", "--bundle", str(bundle),
+        create = subprocess.run(OCIRT + ["--root", root, "create", "--bundle", bundle,
                                          "--console-socket", path, cid], cwd=REPO,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True, timeout=60)
@@ -53,16 +35,7 @@ def test_console_socket_gets_the_pty_master(tmp_path, rootfs):
         master = fds[0]
         subprocess.run(OCIRT + ["--root", root, "start", cid], cwd=REPO, check=True,
                        capture_output=True, timeout=60)
-        out = b""
-        deadline = time.monotonic() + 20
-        while b"hello-from-the-pty" not in out and time.monotonic() < deadline:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the slave side is closed, the process is done
-                break
-            if not chunk:
-                break
-            out += chunk
+        out = read_until(master, b"hello-from-the-pty")
         text = out.decode(errors="replace")
         assert "/dev/pts/0" in text and "33 99" in text and "hello-from-the-pty" in text, text
     finally:
@@ -73,15 +46,9 @@ def test_console_socket_gets_the_pty_master(tmp_path, rootfs):
                        capture_output=True)
 
 
-def test_exec_tty_gets_its_own_pty(tmp_path, rootfs):
+def test_exec_tty_gets_its_own_pty(tmp_path, busybox_rootfs):
     cid = f"console-x-{uuid.uuid4().hex[:8]}"
-    with open(os.path.join(REPO, "bundles", "runc-spec.json")) as f:
-        config = json.load(f)
-    config["root"]["path"] = rootfs
-    config["process"]["args"] = ["sleep", "60"]
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    (bundle / "config.json").write_text(json.dumps(config))
+    bundle = make_bundle(tmp_path / "bundle", busybox_rootfs, ["sleep", "60"])
     root = str(tmp_path / "root")
     path = str(tmp_path / "exec.sock")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -89,7 +56,7 @@ def test_exec_tty_gets_its_own_pty(tmp_path, rootfs):
     server.listen(1)
     master = None
     try:
-        for step in (["create", "--bundle", str(bundle), cid], ["start", cid]):
+        for step in (["create", "--bundle", bundle, cid], ["start", cid]):
             # not a pipe: the container's init inherits the runtime's stdio
             with open(tmp_path / "err", "w+") as err:
                 p = subprocess.run(OCIRT + ["--root", root, *step], cwd=REPO,
@@ -106,16 +73,7 @@ def test_exec_tty_gets_its_own_pty(tmp_path, rootfs):
         with conn:
             _, fds, _, _ = socket.recv_fds(conn, 64, 1)
         master = fds[0]
-        out = b""
-        deadline = time.monotonic() + 20
-        while b"exec-on-a-pty" not in out and time.monotonic() < deadline:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
+        out = read_until(master, b"exec-on-a-pty")
         assert b"/dev/pts/" in out and b"exec-on-a-pty" in out, out
     finally:
         if master is not None:
@@ -125,20 +83,14 @@ def test_exec_tty_gets_its_own_pty(tmp_path, rootfs):
                        capture_output=True)
 
 
-def test_run_with_a_terminal_relays_the_pty(tmp_path, rootfs):
+def test_run_with_a_terminal_relays_the_pty(tmp_path, busybox_rootfs):
     """`run` of a terminal container without --console-socket holds the pty itself (runc run -t)."""
     cid = f"console-r-{uuid.uuid4().hex[:8]}"
-    with open(os.path.join(REPO, "bundles", "runc-spec.json")) as f:
-        config = json.load(f)
-    config["root"]["path"] = rootfs
-    config["process"]["terminal"] = True
-    config["process"]["args"] = ["sh", "-c", "tty; echo on-the-pty; exit 3"]
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    (bundle / "config.json").write_text(json.dumps(config))
+    bundle = make_bundle(tmp_path / "bundle", busybox_rootfs,
+                         ["sh", "-c", "tty; echo on-the-pty; exit 3"], terminal=True)
     root = str(tmp_path / "root")
     try:
-        p = subprocess.run(OCIRT + ["--root", root, "run", "--bundle", str(bundle), cid], cwd=REPO,
+        p = subprocess.run(OCIRT + ["--root", root, "run", "--bundle", bundle, cid], cwd=REPO,
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
         assert p.returncode == 3, p.stderr
         assert b"/dev/pts/0\r\non-the-pty\r\n" in p.stdout, p.stdout

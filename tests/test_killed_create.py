@@ -5,23 +5,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 
 import pytest
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OCIRT = [sys.executable, "-m", "ocirt"]
+from cli_helpers import OCIRT, REPO, make_bundle
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
-
-
-@pytest.fixture(scope="module")
-def rootfs(tmp_path_factory):
-    path = tmp_path_factory.mktemp("rootfs") / "rootfs"
-    subprocess.run(["sh", os.path.join(REPO, "bundles", "mkrootfs.sh"), str(path)], check=True)
-    return str(path)
 
 
 def cgroup_dirs(name: str) -> list[str]:
@@ -33,23 +23,21 @@ def cgroup_dirs(name: str) -> list[str]:
     return out
 
 
-def test_delete_force_cleans_a_killed_create(tmp_path, rootfs):
+def test_delete_force_cleans_a_killed_create(tmp_path, busybox_rootfs):
     cid = f"killed-{uuid.uuid4().hex[:8]}"
-    with open(os.path.join(REPO, "bundles", "runc-spec.json")) as f:
-        config = json.load(f)
     marker = tmp_path / "hook-ran"
     hook = tmp_path / "hook.sh"
     hook.write_text(f"#!/bin/sh\ntouch {marker}\nexec sleep 3\n")
     hook.chmod(0o755)
-    config["root"]["path"] = rootfs
-    config["process"]["args"] = ["true"]
+    bundle = make_bundle(tmp_path / "bundle", busybox_rootfs, ["true"])
+    with open(os.path.join(bundle, "config.json")) as f:
+        config = json.load(f)
     config["linux"]["cgroupsPath"] = f"/ocirt-test-killed/{cid}"
     config["hooks"] = {"createRuntime": [{"path": str(hook)}]}
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    (bundle / "config.json").write_text(json.dumps(config))
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(config, f)
     root = str(tmp_path / "root")
-    create = subprocess.Popen(OCIRT + ["--root", root, "create", "--bundle", str(bundle), cid],
+    create = subprocess.Popen(OCIRT + ["--root", root, "create", "--bundle", bundle, cid],
                               cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:

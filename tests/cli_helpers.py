@@ -1,0 +1,35 @@
+"""Helpers of the kernel tests that drive the ocirt CLI of the source tree (fixtures: conftest.py)."""
+import json
+import os
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OCIRT = [sys.executable, "-m", "ocirt"]
+
+
+def make_bundle(directory, rootfs: str, args: list[str], **process) -> str:
+    """A bundle of bundles/runc-spec.json with `args` and the given process fields."""
+    with open(os.path.join(REPO, "bundles", "runc-spec.json")) as f:
+        config = json.load(f)
+    config["root"]["path"] = rootfs
+    config["process"].update(args=args, **process)
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "config.json"), "w") as f:
+        json.dump(config, f)
+    return str(directory)
+
+
+def read_until(fd: int, marker: bytes, timeout: float = 20) -> bytes:
+    """Read a pty master until `marker` shows up, the other side closes, or time runs out."""
+    out = b""
+    deadline = time.monotonic() + timeout
+    while marker not in out and time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: every slave fd is closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
