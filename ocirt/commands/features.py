@@ -14,7 +14,7 @@ OCI_VERSION_MIN = "1.0.0"
 
 
 def features() -> dict:
-    from .. import capabilities, hooks, namespaces, rootfs
+    from .. import capabilities, hooks, lsm, namespaces, rootfs, seccomp
 
     mount_options = set(rootfs.FLAG_OPTIONS) | set(rootfs.PROPAGATION_OPTIONS) | set(rootfs.RECURSIVE_OPTIONS)
     return {
@@ -26,9 +26,9 @@ def features() -> dict:
             "namespaces": sorted(namespaces.FLAGS),
             "capabilities": sorted(capabilities.NUMBERS, key=capabilities.NUMBERS.get),
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
-            "seccomp": {"enabled": False},
-            "apparmor": {"enabled": False},
-            "selinux": {"enabled": False},
+            "seccomp": seccomp.features(),
+            "apparmor": {"enabled": lsm.apparmor_enabled()},
+            "selinux": {"enabled": lsm.selinux_enabled()},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
         },

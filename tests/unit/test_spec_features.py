@@ -170,8 +170,12 @@ def test_features_json(capsys):
     assert set(linux["capabilities"]) == set(capabilities.NUMBERS)
     assert linux["capabilities"][0] == "CAP_CHOWN"  # numeric order, as runc lists them
     assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True}
-    assert linux["seccomp"]["enabled"] is False
-    assert linux["apparmor"] == {"enabled": False} and linux["selinux"] == {"enabled": False}
+    from ocirt import lsm, seccomp
+    assert linux["seccomp"] == seccomp.features()  # what this libseccomp and kernel can do
+    if linux["seccomp"]["enabled"]:
+        assert "SCMP_ACT_NOTIFY" in linux["seccomp"]["actions"]
+    assert linux["apparmor"] == {"enabled": lsm.apparmor_enabled()}
+    assert linux["selinux"] == {"enabled": lsm.selinux_enabled()}
     assert linux["intelRdt"]["enabled"] is False
     assert linux["mountExtensions"] == {"idmap": {"enabled": False}}
     assert f["annotations"] == {"io.ocirt.version": ocirt.__version__}
