@@ -137,6 +137,8 @@ class Container:
                 return False
             signal.pidfd_send_signal(pidfd, sig)
             return True
+        except ProcessLookupError:  # it exited after pidfd_open (a zombie now)
+            return False
         finally:
             os.close(pidfd)
 
