@@ -76,16 +76,19 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         layout = cgroups.detect()
         cg = cgroups.Cgroup.for_container(layout, linux.get("cgroupsPath"), opts.id,
                                           systemd=opts.systemd_cgroup)
-        cg.create()
-        undo.push(cg.destroy)
         state = ContainerState(id=opts.id, bundle=bundle, rootfs=rootfs, created=_rfc3339(),
                                annotations=config.get("annotations") or {},
                                hooks={n: v for n, v in (config.get("hooks") or {}).items()
                                       if n in ("poststart", "poststop")},
-                               systemd_cgroup=opts.systemd_cgroup, cgroup=cg.to_dict(),
-                               seccomp=linux.get("seccomp"))
-        # Saved now (status "creating", no pid): if this process is killed, `delete --force`
-        # still finds the cgroup to remove.
+                               systemd_cgroup=opts.systemd_cgroup, seccomp=linux.get("seccomp"))
+        # Saved before anything is made (status "creating", no pid), and again once the cgroup
+        # exists: if this process is killed anywhere from here on, `delete --force` finds what
+        # to remove (here: the container's own cgroup directories, which create() is about to make).
+        state.cgroup = {**cg.to_dict(), "created": [d for d in cg.dirs() if not os.path.isdir(d)]}
+        sd.save(state)
+        cg.create()
+        undo.push(cg.destroy)
+        state.cgroup = cg.to_dict()
         sd.save(state)
         cg.apply(resources_with_default_devices(linux), kernel)
         os.mkfifo(sd.fifo, 0o622)
