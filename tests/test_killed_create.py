@@ -14,6 +14,18 @@ from cli_helpers import OCIRT, REPO, make_bundle
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def remove_parent_cgroup():
+    """The tests' cgroups share a parent; the last worker out removes it (while another still
+    uses it, rmdir fails and is ignored)."""
+    yield
+    for top in os.listdir("/sys/fs/cgroup"):
+        try:
+            os.rmdir(os.path.join("/sys/fs/cgroup", top, "ocirt-test-killed"))
+        except OSError:
+            pass
+
+
 def cgroup_dirs(name: str) -> list[str]:
     out = []
     for top in os.listdir("/sys/fs/cgroup"):
@@ -59,6 +71,58 @@ def test_delete_force_cleans_a_killed_create(tmp_path, busybox_rootfs):
         if create.poll() is None:
             create.kill()
             create.wait()
+        subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO,
+                       capture_output=True)
+        for d in cgroup_dirs(cid):
+            os.rmdir(d)
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read()
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    zombie = f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+            except OSError:
+                continue
+            if text.encode() in cmdline and not zombie:
+                out.append(int(pid))
+    return out
+
+
+@pytest.mark.parametrize("delay_ms", [0, 3, 6, 10, 15, 20, 30, 45, 60, 90])
+def test_kill_create_at_any_moment_then_delete_force(tmp_path, busybox_rootfs, delay_ms):
+    """SIGKILL `ocirt create` after `delay_ms` (before, during and after each step, depending on
+    the machine's speed); `delete --force` must then leave no state, cgroup or process."""
+    cid = f"kill9-{delay_ms}-{uuid.uuid4().hex[:6]}"
+    bundle = make_bundle(tmp_path / "bundle", busybox_rootfs, ["sleep", "60"])
+    with open(os.path.join(bundle, "config.json")) as f:
+        config = json.load(f)
+    config["linux"]["cgroupsPath"] = f"/ocirt-test-killed/{cid}"
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(config, f)
+    root = str(tmp_path / "root")
+    create = subprocess.Popen(OCIRT + ["--root", root, "create", "--bundle", bundle, cid], cwd=REPO,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(delay_ms / 1000)
+        create.send_signal(signal.SIGKILL)
+        create.wait()
+        subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO, check=True,
+                       capture_output=True)
+        assert not os.path.exists(os.path.join(root, cid))
+        assert cgroup_dirs(cid) == []
+        deadline = time.monotonic() + 10  # an orphaned init exits once it sees the parent gone
+        while _processes_mentioning(cid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _processes_mentioning(cid) == []
+    finally:
+        for pid in _processes_mentioning(cid):
+            os.kill(pid, signal.SIGKILL)
         subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO,
                        capture_output=True)
         for d in cgroup_dirs(cid):
