@@ -11,50 +11,65 @@ from cli_helpers import OCIRT, REPO, make_bundle, read_until
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
-def test_console_socket_gets_the_pty_master(tmp_path, busybox_rootfs):
+class ConsoleSocket:
+    """The engine's side of --console-socket: a listening socket, and the pty master it gets."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(path)
+        self.server.listen(1)
+        self.master = None
+
+    def receive(self) -> tuple[bytes, int]:
+        conn, _ = self.server.accept()
+        with conn:
+            name, fds, _, _ = socket.recv_fds(conn, 64, 1)
+        assert len(fds) == 1
+        self.master = fds[0]
+        return name, self.master
+
+    def close(self) -> None:
+        if self.master is not None:
+            os.close(self.master)
+        self.server.close()
+
+
+@pytest.fixture
+def console_socket(tmp_path):
+    sock = ConsoleSocket(str(tmp_path / "console.sock"))
+    yield sock
+    sock.close()
+
+
+def test_console_socket_gets_the_pty_master(tmp_path, busybox_rootfs, console_socket):
     cid = f"console-{uuid.uuid4().hex[:8]}"
     bundle = make_bundle(tmp_path / "bundle", busybox_rootfs,
                          ["sh", "-c", "tty; stty size; echo hello-from-the-pty"],
                          terminal=True, consoleSize={"height": 33, "width": 99})
     root = str(tmp_path / "root")
-    path = str(tmp_path / "console.sock")
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
-    server.listen(1)
-    master = None
     try:
         create = subprocess.run(OCIRT + ["--root", root, "create", "--bundle", bundle,
-                                         "--console-socket", path, cid], cwd=REPO,
+                                         "--console-socket", console_socket.path, cid], cwd=REPO,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True, timeout=60)
         assert create.returncode == 0, create.stderr
-        conn, _ = server.accept()
-        with conn:
-            name, fds, _, _ = socket.recv_fds(conn, 64, 1)
-        assert name == b"/dev/ptmx" and len(fds) == 1
-        master = fds[0]
+        name, master = console_socket.receive()
+        assert name == b"/dev/ptmx"
         subprocess.run(OCIRT + ["--root", root, "start", cid], cwd=REPO, check=True,
                        capture_output=True, timeout=60)
         out = read_until(master, b"hello-from-the-pty")
         text = out.decode(errors="replace")
         assert "/dev/pts/0" in text and "33 99" in text and "hello-from-the-pty" in text, text
     finally:
-        if master is not None:
-            os.close(master)
-        server.close()
         subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO,
                        capture_output=True)
 
 
-def test_exec_tty_gets_its_own_pty(tmp_path, busybox_rootfs):
+def test_exec_tty_gets_its_own_pty(tmp_path, busybox_rootfs, console_socket):
     cid = f"console-x-{uuid.uuid4().hex[:8]}"
     bundle = make_bundle(tmp_path / "bundle", busybox_rootfs, ["sleep", "60"])
     root = str(tmp_path / "root")
-    path = str(tmp_path / "exec.sock")
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
-    server.listen(1)
-    master = None
     try:
         for step in (["create", "--bundle", bundle, cid], ["start", cid]):
             # not a pipe: the container's init inherits the runtime's stdio
@@ -65,20 +80,14 @@ def test_exec_tty_gets_its_own_pty(tmp_path, busybox_rootfs):
                 err.seek(0)
                 assert p.returncode == 0, err.read()
         p = subprocess.run(OCIRT + ["--root", root, "exec", "--tty", "--detach", "--console-socket",
-                                    path, cid, "sh", "-c", "tty; echo exec-on-a-pty"],
+                                    console_socket.path, cid, "sh", "-c", "tty; echo exec-on-a-pty"],
                            cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True, timeout=60)
         assert p.returncode == 0, p.stderr
-        conn, _ = server.accept()
-        with conn:
-            _, fds, _, _ = socket.recv_fds(conn, 64, 1)
-        master = fds[0]
+        _, master = console_socket.receive()
         out = read_until(master, b"exec-on-a-pty")
         assert b"/dev/pts/" in out and b"exec-on-a-pty" in out, out
     finally:
-        if master is not None:
-            os.close(master)
-        server.close()
         subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO,
                        capture_output=True)
 

@@ -16,6 +16,7 @@ import time
 import uuid
 
 import pytest
+from engine_helpers import rmdir_tree
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OCIRT = os.path.join(REPO, ".venv", "bin", "ocirt")
@@ -63,13 +64,6 @@ def _pids_matching(needle):
     return found
 
 
-def _rmdir_tree(path):
-    """Remove an (empty) cgroup directory tree, deepest first."""
-    for dirpath, _dirs, _files in sorted(os.walk(path), key=lambda t: -t[0].count("/")):
-        try:
-            os.rmdir(dirpath)
-        except OSError:
-            pass
 
 
 class Containerd:
@@ -163,7 +157,7 @@ def _teardown(c, sockets_before):
         subprocess.run(["umount", "-l", m], check=False)
     shutil.rmtree(c.d, ignore_errors=True)
     for controller in os.listdir("/sys/fs/cgroup"):
-        _rmdir_tree(os.path.join("/sys/fs/cgroup", controller, c.ns))
+        rmdir_tree(os.path.join("/sys/fs/cgroup", controller, c.ns))
     # containerd 1.6 names a shim socket sha256(<containerd address>/<namespace>/<id>): remove only
     # those of this run's containers (other containerds may share /run/containerd/s).
     ours = {hashlib.sha256(os.path.join(c.address, c.ns, cid).encode()).hexdigest() for cid in c.ids}

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 
 import pytest
+from engine_helpers import rmdir_tree
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OCIRT = os.path.join(REPO, ".venv", "bin", "ocirt")
@@ -67,12 +68,6 @@ def _cgroup_dirs(name_prefix):
     return set(found)
 
 
-def _rmdir_tree(path):
-    for dirpath, _dirs, _files in sorted(os.walk(path), key=lambda t: -t[0].count("/")):
-        try:
-            os.rmdir(dirpath)
-        except OSError:
-            pass
 
 
 class Podman:
@@ -118,7 +113,7 @@ def podman(tmp_path_factory):
             subprocess.run(["umount", "-l", m], check=False)
         shutil.rmtree(d, ignore_errors=True)
         for cg in sorted(_cgroup_dirs("libpod_parent") - cgroups_before):
-            _rmdir_tree(cg)  # only empty ones go
+            rmdir_tree(cg)  # only empty ones go
         if not cache_existed and os.path.exists(BLOB_CACHE):
             os.unlink(BLOB_CACHE)
         for path in (BLOB_CACHE_DIR, "/var/lib/containers"):
