@@ -93,6 +93,8 @@ class V1Writer:
                                      "child cgroups (cgroup v1 devices)")
             raise self._error(p, "devices.deny", "a", e)
         for i, rule in enumerate(r.devices):
+            if i == 0 and not rule.allow and rule.v1_line() == "a":
+                continue  # the usual leading deny-all: what the reset above just did
             name = "devices.allow" if rule.allow else "devices.deny"
             self._set(ptr("devices", i), "devices", name, rule.v1_line())
 
