@@ -82,6 +82,33 @@ class PlanKernel(RecordingKernel):
         self.calls.append(Call(name, args))
 
 
+class RecordingSystemdBus:
+    """The systemd driver's D-Bus seam (cgroups/systemd.py SystemdBus), recording the manager
+    calls; properties are listed as name=value."""
+
+    def __init__(self, kernel: PlanKernel):
+        self.k = kernel
+
+    @staticmethod
+    def _props(properties) -> dict:
+        return {name: v.value for name, v in properties}
+
+    def close(self) -> None:
+        pass
+
+    def version(self) -> int:
+        return 0
+
+    def start_unit(self, unit: str, properties) -> None:
+        self.k.note("dbus_StartTransientUnit", unit, "replace", self._props(properties))
+
+    def stop_unit(self, unit: str) -> None:
+        self.k.note("dbus_StopUnit", unit, "replace")
+
+    def set_properties(self, unit: str, properties) -> None:
+        self.k.note("dbus_SetUnitProperties", unit, True, self._props(properties))
+
+
 class RecordingCgroupFS:
     """The cgroups package's file seam (cgroups/fs.py), recording mkdir and writes into the plan
     kernel's list. Reads come from the host (the parent of a directory not made yet)."""
@@ -234,7 +261,10 @@ def build(opts: spawn.CreateOptions) -> Plan:
         out.notes.append(f"no cgroup layout on this host ({e}); assumed cgroup v2 at "
                          "/sys/fs/cgroup")
     cg = cgroups.Cgroup.for_container(layout, linux.get("cgroupsPath"), opts.id,
-                                      systemd=opts.systemd_cgroup, fs=RecordingCgroupFS(kern))
+                                      systemd=opts.systemd_cgroup, fs=RecordingCgroupFS(kern),
+                                      annotations=config.get("annotations"),
+                                      bus=(lambda: RecordingSystemdBus(kern))
+                                      if opts.systemd_cgroup else None)
     cg.create()
     resources = spawn.resources_with_default_devices(linux)
     try:

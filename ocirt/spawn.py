@@ -75,7 +75,8 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         from . import cgroups
         layout = cgroups.detect()
         cg = cgroups.Cgroup.for_container(layout, linux.get("cgroupsPath"), opts.id,
-                                          systemd=opts.systemd_cgroup)
+                                          systemd=opts.systemd_cgroup,
+                                          annotations=config.get("annotations"))
         state = ContainerState(id=opts.id, bundle=bundle, rootfs=rootfs, created=_rfc3339(),
                                annotations=config.get("annotations") or {},
                                hooks={n: v for n, v in (config.get("hooks") or {}).items()

@@ -9,9 +9,9 @@
 
 Stdlib only, no subprocess: this is on the hot path of create.
 """
-from .cgroup import Cgroup, check_systemd
+from .cgroup import Cgroup
 from .layout import Layout, detect, parse_mountinfo, parse_proc_cgroup
 from .resources import DeviceRule, Resources
 
 __all__ = ["Cgroup", "Layout", "detect", "parse_mountinfo", "parse_proc_cgroup", "Resources",
-           "DeviceRule", "check_systemd"]
+           "DeviceRule"]

@@ -29,7 +29,6 @@ from .fs import DEFAULT_FS, CgroupFS, read_pids
 from .layout import Layout, clean_path, own_cgroups, strip_root
 from .resources import DeviceRule, Resources
 
-SYSTEMD_RUN_DIR = "/run/systemd/system"
 STATE_VERSION = 1
 
 # Which v1 hierarchy holds "the container's processes" for pids()/kill: runc uses devices;
@@ -42,19 +41,6 @@ def _join(mountpoint: str, cg_path: str) -> str:
     rel = cg_path.strip("/")
     base = mountpoint.rstrip("/")
     return base + "/" + rel if rel else (base or "/")
-
-
-def check_systemd(cgroups_path, run_dir: str = SYSTEMD_RUN_DIR) -> None:
-    """The systemd driver: refuse clearly (it is not implemented yet)."""
-    if not os.path.isdir(run_dir):
-        raise OcirtError("the systemd cgroup driver was requested (--systemd-cgroup), but "
-                         f"systemd is not running on this host (no {run_dir}); "
-                         "run without --systemd-cgroup")
-    if cgroups_path and len(cgroups_path.split(":")) != 3:
-        raise ConfigError("/linux/cgroupsPath", 'must be "slice:prefix:name" with the systemd '
-                                                "cgroup driver")
-    raise OcirtError("the systemd cgroup driver is not supported yet; run without "
-                     "--systemd-cgroup")
 
 
 class Cgroup:
@@ -82,15 +68,21 @@ class Cgroup:
     @classmethod
     def for_container(cls, layout: Layout, cgroups_path: str | None, container_id: str,
                       systemd: bool = False, own: dict | None = None,
-                      fs: CgroupFS | None = None) -> "Cgroup":
+                      fs: CgroupFS | None = None, annotations: dict | None = None,
+                      bus=None) -> "Cgroup":
         """Where the container's cgroup is (nothing is touched yet).
 
         `own` is /proc/self/cgroup parsed (layout.parse_proc_cgroup); read when needed.
+        With `systemd`, a SystemdCgroup (cgroups/systemd.py): the container becomes a systemd
+        unit; `annotations` may carry org.systemd.property.* and `bus` replaces the D-Bus
+        connection (a recording one for `ocirt plan`).
         """
         if cgroups_path is not None and not isinstance(cgroups_path, str):
             raise ConfigError("/linux/cgroupsPath", "must be a string")
         if systemd:
-            check_systemd(cgroups_path)
+            from .systemd import SystemdCgroup
+            return SystemdCgroup.for_systemd(layout, cgroups_path, container_id,
+                                             annotations=annotations, fs=fs, bus=bus)
         if cgroups_path:
             inner = clean_path(cgroups_path)
         else:
@@ -140,6 +132,9 @@ class Cgroup:
 
     @classmethod
     def from_dict(cls, layout: Layout, d: dict, fs: CgroupFS | None = None) -> "Cgroup":
+        if d.get("systemd"):
+            from .systemd import SystemdCgroup
+            return SystemdCgroup.from_saved(layout, d, fs=fs)
         if d.get("kind") != layout.kind:
             raise OcirtError(f"the container's cgroup was made on a cgroup {d.get('kind')} host "
                              f"but this host is cgroup {layout.kind}")

@@ -25,7 +25,7 @@ def features() -> dict:
         "linux": {
             "namespaces": sorted(namespaces.FLAGS),
             "capabilities": sorted(capabilities.NUMBERS, key=capabilities.NUMBERS.get),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True},
             "seccomp": seccomp.features(),
             "apparmor": {"enabled": lsm.apparmor_enabled()},
             "selinux": {"enabled": lsm.selinux_enabled()},

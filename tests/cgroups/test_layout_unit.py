@@ -121,16 +121,6 @@ def test_placement_errors():
         Cgroup.for_container(lay, None, "../evil", own={})
 
 
-def test_systemd_not_running(tmp_path):
-    from ocirt.cgroups import check_systemd
-    with pytest.raises(OcirtError, match="systemd is not running"):
-        check_systemd("system.slice:ocirt:x", run_dir=str(tmp_path / "absent"))
-    with pytest.raises(ConfigError, match="slice:prefix:name"):
-        check_systemd("nocolons", run_dir=str(tmp_path))
-    with pytest.raises(OcirtError, match="not supported yet"):
-        check_systemd("system.slice:ocirt:x", run_dir=str(tmp_path))
-
-
 def test_conversions():
     assert shares_to_weight(1024) == 100
     assert shares_to_weight(2) == 1

@@ -169,7 +169,7 @@ def test_features_json(capsys):
     assert linux["namespaces"] == sorted(namespaces.FLAGS)
     assert set(linux["capabilities"]) == set(capabilities.NUMBERS)
     assert linux["capabilities"][0] == "CAP_CHOWN"  # numeric order, as runc lists them
-    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True}
+    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True}
     from ocirt import lsm, seccomp
     assert linux["seccomp"] == seccomp.features()  # what this libseccomp and kernel can do
     if linux["seccomp"]["enabled"]:
