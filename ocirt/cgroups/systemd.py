@@ -420,9 +420,9 @@ class SystemdCgroup(Cgroup):
         slice_, unit = parse_cgroups_path(cgroups_path, container_id)
         extra = annotation_properties(annotations)
         if bus is None and not systemd_running(run_dir):   # a given bus stands for systemd
-            raise OcirtError("the systemd cgroup driver was requested (--systemd-cgroup), but "
-                             f"systemd is not running on this host (no {run_dir}); "
-                             "run without --systemd-cgroup")
+            # runc's words (engines match them), and why
+            raise OcirtError("systemd not running on this host, cannot use systemd cgroups "
+                             f"manager (no {run_dir}: run without --systemd-cgroup)")
         rel = unit_cgroup(slice_, unit)
         paths, unified = {}, None
         if layout.kind == "v2":

@@ -68,7 +68,7 @@ def test_places():
 
 
 def test_systemd_not_running(tmp_path):
-    with pytest.raises(OcirtError, match="systemd is not running"):
+    with pytest.raises(OcirtError, match="systemd not running on this host"):
         SystemdCgroup.for_systemd(parse_mountinfo(V2), None, "id", run_dir=str(tmp_path / "no"))
 
 
