@@ -321,13 +321,15 @@ class Connection:
         self.close()
 
     def _authenticate(self) -> None:
+        # BEGIN goes with AUTH, as sd-bus's own clients send it: systemd (252 at least) does not
+        # dispatch a message that arrives in the same read as a lone BEGIN until more data
+        # comes, so a call sent right after BEGIN could wait forever.
         uid = str(os.geteuid()).encode().hex().encode()
-        self.sock.sendall(b"\0AUTH EXTERNAL " + uid + b"\r\n")
+        self.sock.sendall(b"\0AUTH EXTERNAL " + uid + b"\r\nBEGIN\r\n")
         line = self._read_line()
         if not line.startswith(b"OK "):
             raise OcirtError(f"D-Bus authentication refused by {self.path}: "
                              f"{line.decode(errors='replace').strip()}")
-        self.sock.sendall(b"BEGIN\r\n")
 
     def _read_line(self) -> bytes:
         while b"\r\n" not in self._buf:
