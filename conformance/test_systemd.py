@@ -19,7 +19,6 @@ import tempfile
 import pytest
 
 import sysd
-from conftest import runtime_command
 from runtime import CgroupLayout, Runtime, assert_failed_cleanly, ok, one_line, sh, wait_for
 
 SLICE = "system.slice"
@@ -68,8 +67,8 @@ class InsideRuntime(Runtime):
 
 
 @pytest.fixture
-def srt(host, env, tmp_path):
-    r = InsideRuntime(host, runtime_command(), tempfile.mkdtemp(prefix="root-", dir=str(tmp_path)),
+def srt(host, env, rt, tmp_path):
+    r = InsideRuntime(host, rt.command, tempfile.mkdtemp(prefix="root-", dir=str(tmp_path)),
                       global_args=["--systemd-cgroup"])
     env.runtimes.append(r)
     return r
@@ -238,3 +237,38 @@ def test_no_systemd_on_this_host(rt, make_bundle):
     p = rt.run(b.id, b, global_args=["--systemd-cgroup"])
     assert_failed_cleanly(rt, b, p)
     assert "systemd" in one_line(p.stderr)
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.runc_deviates("runc 1.1.5: after a SIGKILL mid-create, delete --force leaves "
+                           "the container's cgroups behind")
+def test_create_killed_after_the_unit_started(host, srt, make_bundle, tmp_path):
+    """SIGKILL the runtime while a createRuntime hook runs (the unit exists by then):
+    `delete --force` must still remove the unit, its cgroups and its processes."""
+    marker = tmp_path / "hook-ran"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\ntouch {marker}\nexec sleep 30\n")
+    hook.chmod(0o755)
+    b = sd_bundle(make_bundle, ["true"], hooks={"createRuntime": [{"path": str(hook)}]})
+    unit = unit_of(b)
+    srt._remember(b.id)
+    with tempfile.TemporaryFile() as out:
+        nsenter = host.popen(srt.argv("create", "--bundle", b.path, b.id), stdout=out,
+                             stderr=out)
+        wait_for(lambda: marker.exists() or nsenter.poll() is not None, timeout=30,
+                 what="the createRuntime hook")
+        assert nsenter.poll() is None, "create ended before its hook ran"
+        assert show(host, unit, "ActiveState")["ActiveState"] == "active"
+        for pid in _children(nsenter.pid):      # the runtime, inside the namespaces
+            os.kill(pid, 9)
+        nsenter.wait(timeout=30)
+    srt.delete(b.id, force=True)
+    assert_gone(host, unit)
+    assert srt.state(b.id).returncode != 0
