@@ -247,8 +247,6 @@ def _children(pid):
         return []
 
 
-@pytest.mark.runc_deviates("runc 1.1.5: after a SIGKILL mid-create, delete --force leaves "
-                           "the container's cgroups behind")
 def test_create_killed_after_the_unit_started(host, srt, make_bundle, tmp_path):
     """SIGKILL the runtime while a createRuntime hook runs (the unit exists by then):
     `delete --force` must still remove the unit, its cgroups and its processes."""
@@ -270,5 +268,11 @@ def test_create_killed_after_the_unit_started(host, srt, make_bundle, tmp_path):
             os.kill(pid, 9)
         nsenter.wait(timeout=30)
     srt.delete(b.id, force=True)
-    assert_gone(host, unit)
+    try:
+        assert_gone(host, unit)
+    except AssertionError:
+        if srt.is_runc and not CgroupLayout().is_v2:     # runc passes this on cgroup v2
+            pytest.xfail("runc 1.1.5 on cgroup v1: after a SIGKILL mid-create, delete --force "
+                         "leaves the container's cgroups behind")
+        raise
     assert srt.state(b.id).returncode != 0
