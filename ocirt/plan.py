@@ -290,6 +290,11 @@ def build(opts: spawn.CreateOptions) -> Plan:
     stage("stage 1: namespaces")
     kern.prctl(k.PR_SET_DUMPABLE, 0)  # stages.seal (its fd closing is not replayed)
     stages.enter_namespaces(kern, plan, fx)
+    if checked.net_devices:
+        # create's parent, once the init exists in its network namespace (netdev.move)
+        stage("create (runtime): network devices")
+        for host_name, name in checked.net_devices.items():
+            kern.note("netdev_move", host_name, "/proc/<init-pid>/ns/net", name)
     # -- the init ------------------------------------------------------------------------------
     stage("init: setup")
     path, env, _ = stages.setup_init(kern, plan, fx)

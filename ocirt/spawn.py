@@ -118,7 +118,7 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
             cg.add_pid(stage1_pid)
             parent_ch.send(Proceed())
             init_pid = _drive_children(parent_ch, stage1_pid, linux, state, cfg_hooks,
-                                       seccomp_filter)
+                                       seccomp_filter, checked.net_devices)
         except BaseException:
             if init_pid:
                 undo.push(_kill_and_reap, init_pid)
@@ -154,6 +154,7 @@ class Checked:
     rootfs: str
     last_cap: int = 40
     seccomp: object | None = None    # a compiled ocirt.seccomp.Filter
+    net_devices: dict | None = None  # linux.netDevices checked: {host name: name inside}
 
 
 def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
@@ -184,8 +185,10 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
     if linux.get("seccomp"):
         from . import seccomp
         seccomp_filter = seccomp.compile(linux["seccomp"])
+    from . import netdev
+    net_devices = netdev.check(linux.get("netDevices"), ns.has("network"))
     return Checked(linux=linux, ns=ns, proc_cfg=proc_cfg, proc=proc, rootfs=rootfs,
-                   last_cap=last_cap, seccomp=seccomp_filter)
+                   last_cap=last_cap, seccomp=seccomp_filter, net_devices=net_devices)
 
 
 def make_plan(config: dict, bundle: str, opts: CreateOptions, checked: Checked, layout, cg,
@@ -240,8 +243,27 @@ def resources_with_default_devices(linux: dict) -> dict:
 
 
 def _drive_children(ch: Channel, stage1_pid: int, linux: dict, state: ContainerState,
-                    cfg_hooks: dict, seccomp_filter) -> int:
-    """The parent's side of the protocol; returns the init's pid once it is Ready."""
+                    cfg_hooks: dict, seccomp_filter, net_devices: dict | None = None) -> int:
+    """The parent's side of the protocol; returns the init's pid once it is Ready.
+
+    linux.netDevices are moved when the init exists (in its network namespace) and before it
+    goes on with its setup."""
+    moves = None
+    if net_devices:
+        from . import netdev
+        moves = netdev.Moves()
+    try:
+        return _drive(ch, stage1_pid, linux, state, cfg_hooks, seccomp_filter, net_devices, moves)
+    except BaseException:
+        if moves is not None:
+            moves.undo()        # before the init dies with it, a virtual device would die too
+        raise
+    finally:
+        if moves is not None:
+            moves.close()
+
+
+def _drive(ch, stage1_pid, linux, state, cfg_hooks, seccomp_filter, net_devices, moves) -> int:
     init_pid = 0
     while True:
         expected = (UserNsReady, InitPid) if not init_pid else (HooksReady, SeccompFd, Ready)
@@ -252,6 +274,8 @@ def _drive_children(ch: Channel, stage1_pid: int, linux: dict, state: ContainerS
         elif isinstance(msg, InitPid):
             init_pid = msg.pid
             os.waitpid(stage1_pid, 0)
+            if moves is not None:
+                moves.move(net_devices, init_pid)
             ch.send(Proceed())
         elif isinstance(msg, HooksReady):
             hook_state = state.oci(Status.CREATING)

@@ -31,6 +31,7 @@ def features() -> dict:
             "selinux": {"enabled": lsm.selinux_enabled()},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
+            "netDevices": {"enabled": True},
         },
         "annotations": {"io.ocirt.version": __version__},
     }
