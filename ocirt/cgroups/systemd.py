@@ -523,7 +523,11 @@ class SystemdCgroup(Cgroup):
 
     def destroy(self, timeout: float = 2.0) -> None:
         """Stop the unit (systemd removes its directories), then remove ocirt's."""
-        self._with_bus(lambda b: b.stop_unit(self.unit))
+        failure = None
+        try:
+            self._with_bus(lambda b: b.stop_unit(self.unit))
+        except OcirtError as e:
+            failure = e             # systemd gone? remove what can be removed, then tell
         self.started = False
         super().destroy(timeout)
         for d in self.dirs():       # what systemd left, e.g. a v1 hierarchy it does not know
@@ -531,3 +535,5 @@ class SystemdCgroup(Cgroup):
                 self._rmtree(d, timeout)
             except OSError:
                 pass
+        if failure is not None and any(self.fs.isdir(d) for d in self.dirs()):
+            raise failure
