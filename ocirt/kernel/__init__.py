@@ -53,6 +53,9 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
+# ioprio_set(2)
+IOPRIO_WHO_PROCESS = 1
+
 # openat2(2) resolve flags
 RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -134,5 +137,18 @@ class Kernel:
     def setrlimit(self, resource: int, soft: int, hard: int) -> None: raise NotImplementedError
     def capset(self, effective: int, permitted: int, inheritable: int) -> None:
         raise NotImplementedError
+    # scheduling, I/O priority, CPU affinity, personality, NUMA memory policy (pid 0: the caller)
+    def sched_setattr(self, pid: int, policy: int, flags: int, nice: int, priority: int,
+                      runtime: int, deadline: int, period: int) -> None: raise NotImplementedError
+    def ioprio_set(self, which: int, who: int, ioprio: int) -> None: raise NotImplementedError
+    def sched_setaffinity(self, pid: int, cpus) -> None: raise NotImplementedError
+    def sched_getaffinity(self, pid: int) -> set: raise NotImplementedError
+    def personality(self, persona: int) -> int:
+        """Returns the previous persona."""
+        raise NotImplementedError
+    def set_mempolicy(self, mode: int, nodes) -> None:
+        """`mode` with its MPOL_F_* flags or'ed in; `nodes` the node numbers of the nodemask."""
+        raise NotImplementedError
+
     def execve(self, path: str, args: list[str], env: dict[str, str]) -> None:
         raise NotImplementedError

@@ -120,4 +120,18 @@ class RecordingKernel(Kernel):
     def setrlimit(self, resource_id, soft, hard): self._record("setrlimit", resource_id, soft, hard)
     def capset(self, effective, permitted, inheritable):
         self._record("capset", effective, permitted, inheritable)
+    def sched_setattr(self, pid, policy, flags, nice, priority, runtime, deadline, period):
+        self._record("sched_setattr", pid, policy, flags, nice, priority, runtime, deadline, period)
+    def ioprio_set(self, which, who, ioprio): self._record("ioprio_set", which, who, ioprio)
+    def sched_setaffinity(self, pid, cpus): self._record("sched_setaffinity", pid, sorted(cpus))
+    affinity: set = field(default_factory=lambda: {0, 1, 2, 3})  # what sched_getaffinity returns
+
+    def sched_getaffinity(self, pid):
+        self._record("sched_getaffinity", pid)
+        return set(self.affinity)
+
+    def personality(self, persona):
+        self._record("personality", persona)
+        return 0
+    def set_mempolicy(self, mode, nodes): self._record("set_mempolicy", mode, sorted(nodes))
     def execve(self, path, args, env): self._record("execve", path, list(args), dict(env))

@@ -16,9 +16,11 @@ from . import (
 # Syscalls libc does not wrap (or wraps only in newer glibc): numbers per architecture.
 _SYSCALLS = {
     "x86_64": {"pivot_root": 155, "capset": 126, "close_range": 436, "openat2": 437,
-               "mount_setattr": 442, "keyctl": 250, "bpf": 321},
+               "mount_setattr": 442, "keyctl": 250, "bpf": 321, "sched_setattr": 314,
+               "ioprio_set": 251, "set_mempolicy": 238, "personality": 135},
     "aarch64": {"pivot_root": 41, "capset": 91, "close_range": 436, "openat2": 437,
-                "mount_setattr": 442, "keyctl": 219, "bpf": 280},
+                "mount_setattr": 442, "keyctl": 219, "bpf": 280, "sched_setattr": 274,
+                "ioprio_set": 30, "set_mempolicy": 237, "personality": 92},
 }
 
 
@@ -224,6 +226,41 @@ class LinuxKernel(Kernel):
             data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
             data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
         self._syscall("capset", hdr, data)
+
+    def sched_setattr(self, pid, policy, flags, nice, priority, runtime, deadline, period) -> None:
+        attr = self.ffi.new("struct sched_attr *")
+        attr.size = self.ffi.sizeof("struct sched_attr")  # SCHED_ATTR_SIZE_VER1: util clamps too
+        attr.sched_policy, attr.sched_flags = policy, flags
+        attr.sched_nice, attr.sched_priority = nice, priority
+        attr.sched_runtime, attr.sched_deadline, attr.sched_period = runtime, deadline, period
+        self._syscall("sched_setattr", self.ffi.cast("int", pid), attr,
+                      self.ffi.cast("unsigned int", 0))
+
+    def ioprio_set(self, which, who, ioprio) -> None:
+        self._syscall("ioprio_set", self.ffi.cast("int", which), self.ffi.cast("int", who),
+                      self.ffi.cast("int", ioprio))
+
+    def sched_setaffinity(self, pid, cpus) -> None:
+        os.sched_setaffinity(pid, cpus)
+
+    def sched_getaffinity(self, pid) -> set:
+        return os.sched_getaffinity(pid)
+
+    def personality(self, persona) -> int:
+        return self._syscall("personality", self.ffi.cast("unsigned long", persona))
+
+    def set_mempolicy(self, mode, nodes) -> None:
+        if nodes:
+            words = max(nodes) // 64 + 1
+            mask = self.ffi.new("unsigned long[]", words)
+            for n in nodes:
+                mask[n // 64] |= 1 << (n % 64)
+            # the kernel reads maxnode - 1 bits (a historical off-by-one every libnuma passes)
+            maxnode = words * 64 + 1
+        else:
+            mask, maxnode = self.ffi.NULL, 0
+        self._syscall("set_mempolicy", self.ffi.cast("int", mode), mask,
+                      self.ffi.cast("unsigned long", maxnode))
 
     def execve(self, path, args, env) -> None:
         os.execve(path, args, env)
