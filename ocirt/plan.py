@@ -402,7 +402,31 @@ def decoded_args(call: Call) -> tuple:
         a[0] = _Raw(_rlimit_name(a[0]))
     elif n == "bpf":
         a = [a[0], _Raw(f"<attr {len(a[1])} bytes>")]
+    elif n in ("sched_setattr", "ioprio_set", "personality", "set_mempolicy"):
+        a = _decode_procattr(n, a)
     return tuple(a)
+
+
+def _decode_procattr(n: str, a: list) -> list:
+    from . import procattr as pa
+
+    def name(table: dict, value: int) -> str:
+        return next((key for key, v in table.items() if v == value), str(value))
+
+    if n == "sched_setattr":
+        a[1] = _Raw(name(pa.SCHED_POLICIES, a[1]))
+        a[2] = _Raw(decode(a[2], list(pa.SCHED_FLAGS.items())))
+    elif n == "ioprio_set":
+        a[0] = _Raw("IOPRIO_WHO_PROCESS" if a[0] == k.IOPRIO_WHO_PROCESS else str(a[0]))
+        cls, level = a[2] >> pa.IOPRIO_CLASS_SHIFT, a[2] & ((1 << pa.IOPRIO_CLASS_SHIFT) - 1)
+        a[2] = _Raw(f"IOPRIO_PRIO_VALUE({name(pa.IOPRIO_CLASSES, cls)}, {level})")
+    elif n == "personality":
+        a[0] = _Raw(f"PER_{name(pa.PERSONALITY_DOMAINS, a[0])}")
+    elif n == "set_mempolicy":
+        flags = a[0] & sum(pa.MPOL_FLAGS.values())
+        mode = name(pa.MPOL_MODES, a[0] & ~flags)
+        a[0] = _Raw(f"{mode}|{decode(flags, list(pa.MPOL_FLAGS.items()))}" if flags else mode)
+    return a
 
 
 def render_text(p: Plan) -> str:

@@ -27,11 +27,21 @@ class ProcessSpec:
     caller_umask: int = 0o022       # kept when the config gives no umask (config.md)
     apparmor_profile: str | None = None
     selinux_label: str | None = None
+    # ocirt.procattr's parse of process.scheduler / ioPriority / execCPUAffinity
+    scheduler: tuple | None = None          # sched_setattr(2): (policy, flags, nice, priority,
+                                            # runtime, deadline, period)
+    io_priority: int | None = None          # ioprio_set(2): class << 13 | level
+    affinity_initial: list | None = None    # execCPUAffinity (exec only): CPUs before the cgroup
+    affinity_final: list | None = None      # ... and after it
+    pointer: str = "/process"               # where these fields are: "" in exec's process.json
 
     @classmethod
-    def from_config(cls, proc: dict, preserve_fds: int = 0) -> "ProcessSpec":
+    def from_config(cls, proc: dict, preserve_fds: int = 0, pointer: str = "/process",
+                    document: str = "config.json") -> "ProcessSpec":
+        """Raises ConfigError (at `pointer` in `document`) for a bad scheduler, ioPriority or
+        execCPUAffinity."""
         user = proc.get("user") or {}
-        return cls(args=list(proc.get("args") or []), env=list(proc.get("env") or []),
+        spec = cls(args=list(proc.get("args") or []), env=list(proc.get("env") or []),
                    cwd=proc.get("cwd") or "/", uid=user.get("uid", 0), gid=user.get("gid", 0),
                    additional_gids=list(user.get("additionalGids") or []),
                    umask=user.get("umask"), rlimits=list(proc.get("rlimits") or []),
@@ -39,7 +49,11 @@ class ProcessSpec:
                    no_new_privileges=bool(proc.get("noNewPrivileges")),
                    capabilities=proc.get("capabilities"), preserve_fds=preserve_fds,
                    caller_umask=_current_umask(), apparmor_profile=proc.get("apparmorProfile"),
-                   selinux_label=proc.get("selinuxLabel"))
+                   selinux_label=proc.get("selinuxLabel"), pointer=pointer)
+        if any(proc.get(key) is not None for key in ("scheduler", "ioPriority", "execCPUAffinity")):
+            from . import procattr
+            procattr.parse_process(spec, proc, pointer, document)
+        return spec
 
     def check(self) -> None:
         """What the schema cannot say: env entries are KEY=VALUE, soft <= hard, known rlimits."""
@@ -105,6 +119,52 @@ def set_limits(kernel: k.Kernel, spec: ProcessSpec) -> None:
             kernel.write_file("/proc/self/oom_score_adj", str(spec.oom_score_adj))
         except OSError as e:
             raise OcirtError("/process/oomScoreAdj: write /proc/self/oom_score_adj", e.errno) from None
+
+
+def set_attributes(kernel: k.Kernel, spec: ProcessSpec, personality: int | None = None,
+                   mempolicy: tuple | None = None) -> None:
+    """process.scheduler, process.ioPriority, linux.memoryPolicy, linux.personality, on the
+    process itself (pid 0), just before exec. Before the identity switch and the seccomp filter:
+    an RT policy or a negative nice needs CAP_SYS_NICE, IOPRIO_CLASS_RT CAP_SYS_ADMIN or
+    CAP_SYS_NICE, which the process may not keep; a filter may deny the calls (Docker's denies
+    set_mempolicy without CAP_SYS_NICE). All four are kept across setresuid and execve."""
+    if spec.scheduler is not None:
+        try:
+            kernel.sched_setattr(0, *spec.scheduler)
+        except OSError as e:
+            raise OcirtError(f"{spec.pointer}/scheduler: sched_setattr{_sched_hint(spec, e)}",
+                             e.errno) from None
+    if spec.io_priority is not None:
+        # IOPRIO_WHO_PROCESS on the process itself: its children inherit it, so every process
+        # the init starts has it, and no process outside the container is touched (the init's
+        # process group may be the caller's: IOPRIO_WHO_PGRP would reach the caller's job).
+        try:
+            kernel.ioprio_set(k.IOPRIO_WHO_PROCESS, 0, spec.io_priority)
+        except OSError as e:
+            raise OcirtError(f"{spec.pointer}/ioPriority: ioprio_set", e.errno) from None
+    if mempolicy is not None:
+        try:
+            kernel.set_mempolicy(*mempolicy)
+        except OSError as e:
+            raise OcirtError("/linux/memoryPolicy: set_mempolicy", e.errno) from None
+    if personality is not None:
+        try:
+            kernel.personality(personality)
+        except OSError as e:
+            raise OcirtError("/linux/personality: personality", e.errno) from None
+
+
+def _sched_hint(spec: ProcessSpec, e: OSError) -> str:
+    import errno
+    if e.errno != errno.EPERM:
+        return ""
+    policy = spec.scheduler[0]
+    if policy in (1, 2):
+        return (" (an RT policy needs CAP_SYS_NICE and, with RT group scheduling, realtime "
+                "runtime in the container's cpu cgroup: linux.resources.cpu.realtimeRuntime)")
+    if policy == 6:
+        return " (SCHED_DEADLINE needs CAP_SYS_NICE and an affinity spanning its root domain)"
+    return ""
 
 
 def switch_identity(kernel: k.Kernel, spec: ProcessSpec, last_cap: int) -> None:

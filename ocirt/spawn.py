@@ -155,6 +155,8 @@ class Checked:
     last_cap: int = 40
     seccomp: object | None = None    # a compiled ocirt.seccomp.Filter
     net_devices: dict | None = None  # linux.netDevices checked: {host name: name inside}
+    personality: int | None = None   # linux.personality, parsed (ocirt.procattr)
+    mempolicy: tuple | None = None   # linux.memoryPolicy: (mode | flags, nodes)
 
 
 def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
@@ -187,8 +189,31 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
         seccomp_filter = seccomp.compile(linux["seccomp"])
     from . import netdev
     net_devices = netdev.check(linux.get("netDevices"), ns.has("network"))
+    if linux.get("intelRdt") is not None:
+        check_intel_rdt()
+    personality = mempolicy = None
+    if linux.get("personality") is not None or linux.get("memoryPolicy") is not None:
+        from . import procattr
+        personality, mempolicy = procattr.parse_linux(linux)
     return Checked(linux=linux, ns=ns, proc_cfg=proc_cfg, proc=proc, rootfs=rootfs,
-                   last_cap=last_cap, seccomp=seccomp_filter, net_devices=net_devices)
+                   last_cap=last_cap, seccomp=seccomp_filter, net_devices=net_devices,
+                   personality=personality, mempolicy=mempolicy)
+
+
+def check_intel_rdt(mountinfo: str = "/proc/self/mountinfo") -> None:
+    """linux.intelRdt: config-linux.md says the runtime MUST generate an error when no resctrl
+    filesystem is mounted in the runtime namespace. ocirt does not write resctrl either, so a
+    host that has one gets an error too, rather than an intelRdt silently ignored."""
+    try:
+        with open(mountinfo) as f:
+            mounted = any(line.partition(" - ")[2].startswith("resctrl ") for line in f)
+    except OSError:
+        mounted = False
+    if not mounted:
+        raise ConfigError("/linux/intelRdt", "intelRdt is specified in config, but no resctrl "
+                                             "filesystem is mounted (Intel RDT is not supported or enabled)")
+    raise ConfigError("/linux/intelRdt", "intelRdt is specified in config, but ocirt does not "
+                                         "support Intel RDT (resctrl)")
 
 
 def make_plan(config: dict, bundle: str, opts: CreateOptions, checked: Checked, layout, cg,
@@ -215,7 +240,8 @@ def make_plan(config: dict, bundle: str, opts: CreateOptions, checked: Checked, 
         runtime_hooks=any(cfg_hooks.get(n) for n in ("prestart", "createRuntime",
                                                       "createContainer", "startContainer")),
         last_cap=checked.last_cap, seccomp=checked.seccomp,
-        keyring=None if opts.no_new_keyring else f"_ses.{opts.id}")
+        keyring=None if opts.no_new_keyring else f"_ses.{opts.id}",
+        personality=checked.personality, mempolicy=checked.mempolicy)
 
 
 # Always allowed, after the config's own rules, as runc does: mknod of anything, the default devices
@@ -374,14 +400,15 @@ def exec_process(c: Container, proc: process.ProcessSpec, kernel: k.Kernel,
             raise OcirtError("cannot exec in a stopped container")
         seccomp_filter = _container_seccomp(c)
         plan = ExecPlan(ns_fds=ns_fds, proc=proc, last_cap=capabilities.last_cap(),
-                        seccomp=seccomp_filter, console_size=console_size)
+                        seccomp=seccomp_filter, console_size=console_size,
+                        personality=_init_personality(c.state.pid))
         if console_socket:
             from . import console
             console_fd = plan.console_fd = console.connect(console_socket)
         parent_ch, child_ch = Channel.pair()
         if subreaper:
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
-        stage1_pid = os.fork()
+        stage1_pid = fork_with_affinity(kernel, proc)
         if stage1_pid == 0:
             parent_ch.close()
             exec_stage1(kernel, plan, child_ch)
@@ -420,3 +447,42 @@ def _container_seccomp(c: Container):
         return None
     from . import seccomp
     return seccomp.compile(c.state.seccomp)
+
+
+def fork_with_affinity(kernel: k.Kernel, proc: process.ProcessSpec, fork=os.fork) -> int:
+    """fork() exec's stage 1 on the CPUs of execCPUAffinity.initial (config.md: the runtime's
+    process runs there "initially, before the transition to container's cgroup"): the parent
+    moves itself there, forks (the child has the affinity from its first instruction), and
+    moves back. Joining the container's cpuset later resets the child's affinity; `final` is
+    set by stage 1 once it is in the cgroup (stages.set_final_affinity)."""
+    if not proc.affinity_initial:
+        return fork()
+    saved = kernel.sched_getaffinity(0)
+    try:
+        kernel.sched_setaffinity(0, proc.affinity_initial)
+    except OSError as e:
+        raise OcirtError(f"{proc.pointer}/execCPUAffinity/initial: sched_setaffinity",
+                         e.errno) from None
+    try:
+        pid = fork()
+    except BaseException:
+        kernel.sched_setaffinity(0, saved)
+        raise
+    if pid:
+        kernel.sched_setaffinity(0, saved)
+    return pid
+
+
+def _init_personality(pid: int) -> int | None:
+    """The container's personality, for `exec`: its init's (what linux.personality set, unless
+    the container changed its own), where it differs from ours. state.json does not keep the
+    config, and config.json may have changed since create (runtime.md: that MUST NOT affect the
+    container)."""
+    values = []
+    for who in (pid, "self"):
+        try:
+            with open(f"/proc/{who}/personality") as f:
+                values.append(int(f.read().strip(), 16))
+        except (OSError, ValueError):
+            return None
+    return values[0] if values[0] != values[1] else None   # the same: nothing to change

@@ -50,6 +50,8 @@ class InitPlan:
     console_size: dict | None = None
     seccomp: object | None = None    # a compiled ocirt.seccomp.Filter
     last_cap: int = 40
+    personality: int | None = None   # linux.personality, parsed (ocirt.procattr)
+    mempolicy: tuple | None = None   # linux.memoryPolicy: (mode | flags, nodes)
 
 
 def _fail(ch: Channel, exc: BaseException) -> None:
@@ -207,7 +209,7 @@ def setup_init(kernel: k.Kernel, plan: InitPlan, fx: InitEffects):
         fx.console(plan)
 
     path, env = prepare_exec(kernel, plan.proc, plan.last_cap, "config.json", plan.seccomp,
-                             fx=fx)
+                             fx=fx, personality=plan.personality, mempolicy=plan.mempolicy)
     return path, env, hook_state
 
 
@@ -235,12 +237,15 @@ def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
 
 
 def prepare_exec(kernel: k.Kernel, proc: process.ProcessSpec, last_cap: int, origin: str,
-                 seccomp=None, ch: Channel | None = None, fx: InitEffects | None = None):
-    """The process's own setup, shared by the init and `exec`: limits, cwd, identity, seccomp, fds.
+                 seccomp=None, ch: Channel | None = None, fx: InitEffects | None = None,
+                 personality: int | None = None, mempolicy: tuple | None = None):
+    """The process's own setup, shared by the init and `exec`: limits, cwd, scheduling and
+    execution attributes, identity, seccomp, fds.
 
     Returns the resolved executable and its environment; the caller execs it. The seccomp filter
     goes in as late as it can (runc's order): after the identity switch with no_new_privs; before
-    it without, since loading a filter then needs CAP_SYS_ADMIN.
+    it without, since loading a filter then needs CAP_SYS_ADMIN. The scheduler, I/O priority,
+    memory policy and personality go in before both (process.set_attributes says why).
     """
     fx = fx or InitEffects(ch)
     process.set_limits(kernel, proc)
@@ -248,6 +253,7 @@ def prepare_exec(kernel: k.Kernel, proc: process.ProcessSpec, last_cap: int, ori
         kernel.chdir(proc.cwd)
     except OSError as e:
         raise OcirtError(f"chdir to cwd (\"{proc.cwd}\") set in {origin} failed", e.errno) from None
+    process.set_attributes(kernel, proc, personality, mempolicy)
     if seccomp is not None and not proc.no_new_privileges:
         fx.seccomp(seccomp)
     process.switch_identity(kernel, proc, last_cap)
@@ -318,6 +324,8 @@ class ExecPlan:
     seccomp: object | None = None
     console_fd: int | None = None    # --console-socket with --tty, connected
     console_size: dict | None = None
+    personality: int | None = None   # the container's (its init's) personality
+    mempolicy: tuple | None = None
 
 
 def exec_stage1(kernel: k.Kernel, plan: ExecPlan, ch: Channel) -> None:
@@ -328,6 +336,7 @@ def exec_stage1(kernel: k.Kernel, plan: ExecPlan, ch: Channel) -> None:
             keep.add(plan.console_fd)
         seal(kernel, keep=keep, preserve=plan.proc.preserve_fds)
         ch.expect(Proceed, "the cgroup was joined")
+        set_final_affinity(kernel, plan.proc)
         for fd, nstype in plan.ns_fds:
             try:
                 kernel.setns(fd, nstype)
@@ -342,7 +351,8 @@ def exec_stage1(kernel: k.Kernel, plan: ExecPlan, ch: Channel) -> None:
                 if plan.console_fd is not None:
                     console.setup(plan.console_fd, plan.console_size)
                 path, env = prepare_exec(kernel, plan.proc, plan.last_cap, "process.json",
-                                         plan.seccomp, ch)
+                                         plan.seccomp, ch, personality=plan.personality,
+                                         mempolicy=plan.mempolicy)
                 ch.send(Ready())
                 ch.close()
                 kernel.execve(path, plan.proc.args, env)
@@ -355,3 +365,15 @@ def exec_stage1(kernel: k.Kernel, plan: ExecPlan, ch: Channel) -> None:
         _fail(ch, e)
     finally:
         os._exit(code)
+
+
+def set_final_affinity(kernel: k.Kernel, proc: process.ProcessSpec) -> None:
+    """execCPUAffinity.final, in exec's stage 1 as soon as the parent has moved it into the
+    container's cgroup (joining a cpuset resets the affinity to the cpuset's CPUs): the process
+    it forks inherits it. Nothing when absent or empty (config.md: the kernel decides then)."""
+    if proc.affinity_final:
+        try:
+            kernel.sched_setaffinity(0, proc.affinity_final)
+        except OSError as e:
+            raise OcirtError(f"{proc.pointer}/execCPUAffinity/final: sched_setaffinity",
+                             e.errno) from None

@@ -88,7 +88,11 @@ def main(g, o, args) -> int:
             check_process(proc, where="", document="process.json")
         else:
             check_process(proc, where="/process")
-        spec = ProcessSpec.from_config(proc, int_option(o, "preserve_fds"))
+        if o["process"]:
+            spec = ProcessSpec.from_config(proc, int_option(o, "preserve_fds"), pointer="",
+                                           document="process.json")
+        else:
+            spec = ProcessSpec.from_config(proc, int_option(o, "preserve_fds"))
         terminal = bool(proc.get("terminal"))
         pid = c.exec(spec, g.kernel(), pid_file=o["pid_file"], subreaper=not o["detach"],
                      console_socket=o["console_socket"] if terminal else None,

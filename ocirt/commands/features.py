@@ -14,7 +14,7 @@ OCI_VERSION_MIN = "1.0.0"
 
 
 def features() -> dict:
-    from .. import capabilities, hooks, lsm, namespaces, rootfs, seccomp
+    from .. import capabilities, hooks, lsm, namespaces, procattr, rootfs, seccomp
 
     mount_options = set(rootfs.FLAG_OPTIONS) | set(rootfs.PROPAGATION_OPTIONS) | set(rootfs.RECURSIVE_OPTIONS)
     return {
@@ -29,6 +29,7 @@ def features() -> dict:
             "seccomp": seccomp.features(),
             "apparmor": {"enabled": lsm.apparmor_enabled()},
             "selinux": {"enabled": lsm.selinux_enabled()},
+            "memoryPolicy": procattr.features(),
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
             "netDevices": {"enabled": True},
