@@ -237,6 +237,16 @@ def test_memory_policy(running, policy, shown):
 
 
 @needs_numa
+@pytest.mark.runc_deviates(MPOL)
+def test_memory_policy_of_exec(rt, running):
+    """An exec'd process gets the container's memory policy too (recorded at create)."""
+    b, _ = running(mutate=linux(memoryPolicy={"mode": "MPOL_INTERLEAVE", "nodes": NODES}))
+    out = rt("exec", b.id, "sh", "-c", "grep -v '^$' /proc/self/numa_maps | head -1")
+    assert out.returncode == 0, out.stderr
+    assert f" interleave:{NODES} " in out.stdout
+
+
+@needs_numa
 def test_memory_policy_default(running):
     _, pid = running(mutate=linux(memoryPolicy={"mode": "MPOL_DEFAULT"}))
     assert mempolicies_of(pid) == {"default"}

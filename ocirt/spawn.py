@@ -81,7 +81,8 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
                                annotations=config.get("annotations") or {},
                                hooks={n: v for n, v in (config.get("hooks") or {}).items()
                                       if n in ("poststart", "poststop")},
-                               systemd_cgroup=opts.systemd_cgroup, seccomp=linux.get("seccomp"))
+                               systemd_cgroup=opts.systemd_cgroup, seccomp=linux.get("seccomp"),
+                               memory_policy=linux.get("memoryPolicy"))
         # Saved before anything is made (status "creating", no pid), and again once the cgroup
         # exists: if this process is killed anywhere from here on, `delete --force` finds what
         # to remove (here: the container's own cgroup directories, which create() is about to make).
@@ -399,9 +400,13 @@ def exec_process(c: Container, proc: process.ProcessSpec, kernel: k.Kernel,
         if proc_start_time(c.state.pid) != c.state.pid_start:
             raise OcirtError("cannot exec in a stopped container")
         seccomp_filter = _container_seccomp(c)
+        mempolicy = None
+        if c.state.memory_policy:           # recorded at create, as the seccomp filter is
+            from . import procattr
+            mempolicy = procattr.parse_linux({"memoryPolicy": c.state.memory_policy})[1]
         plan = ExecPlan(ns_fds=ns_fds, proc=proc, last_cap=capabilities.last_cap(),
                         seccomp=seccomp_filter, console_size=console_size,
-                        personality=_init_personality(c.state.pid))
+                        personality=_init_personality(c.state.pid), mempolicy=mempolicy)
         if console_socket:
             from . import console
             console_fd = plan.console_fd = console.connect(console_socket)

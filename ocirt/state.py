@@ -91,6 +91,7 @@ class ContainerState:
     hooks: dict = field(default_factory=dict)   # poststart/poststop, run after create returned
     systemd_cgroup: bool = False
     seccomp: dict | None = None     # linux.seccomp at create: `exec` applies the same filter
+    memory_policy: dict | None = None   # linux.memoryPolicy at create: `exec` sets it too
 
     def oci(self, status: Status) -> dict:
         """The state of runtime.md, as `state` prints it."""
