@@ -1,6 +1,7 @@
 #!/bin/sh
-# Set up ocirt on a fresh Debian 12 machine (as root): system packages, a virtualenv in .venv with
-# ocirt and its test tools, and the busybox rootfs of the bundled default bundle.
+# Set up ocirt on a fresh Debian 12 machine (as root): system packages, the container engines the
+# tests in tests/engines drive (podman, containerd, docker), a virtualenv in .venv with ocirt and
+# its test tools, and the busybox rootfs of the bundled default bundle.
 set -eu
 cd "$(dirname "$0")/.."
 need=""
@@ -11,6 +12,32 @@ command -v python3 >/dev/null 2>&1 || need="$need python3"
 if [ -n "$need" ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
+fi
+# The engines (see tests/engines): the tests start and stop them with private state. Installed
+# without recommends, and with a policy-rc.d that forbids starting services for the time of the
+# install, so that no packaged daemon (docker, containerd) is started.
+engines=""
+for p in podman conmon catatonit fuse-overlayfs containerd docker.io skopeo umoci \
+         containernetworking-plugins uidmap iptables; do
+  dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || engines="$engines $p"
+done
+if [ -n "$engines" ]; then
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
+  log=$(mktemp)
+  # quiet: the install's output (invoke-rc.d's "denied" notes among it) only shows if it fails
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+         apt-get install -y -qq --no-install-recommends $engines; } >"$log" 2>&1; then
+    cat "$log" >&2
+    exit 1
+  fi
+  rm -f "$log"
+  if [ -n "$policy" ]; then rm -f "$policy"; trap - EXIT; fi
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check '.[test]'

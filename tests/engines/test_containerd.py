@@ -7,20 +7,16 @@ of it again, also when a test fails: containers and tasks, the containerd proces
 of the namespace (by PID), D, the namespace's cgroups and the shim sockets this run left in
 /run/containerd/s. See /work/shared/ENGINES.md for what the shim calls.
 """
-import hashlib
+import json
 import os
+import re
 import shutil
-import signal
 import subprocess
 import time
 import uuid
 
 import pytest
-from engine_helpers import rmdir_tree
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OCIRT = os.path.join(REPO, ".venv", "bin", "ocirt")
-SHIM_SOCKETS = "/run/containerd/s"
+from engine_helpers import OCIRT, REPO, TTY_COLS, TTY_ROWS, WAIT_SIZE, Containerd, features_gaps, run_in_pty
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -29,65 +25,32 @@ pytestmark = [
     pytest.mark.skipif(not os.access(OCIRT, os.X_OK), reason=f"{OCIRT} missing"),
 ]
 
-CONFIG = """version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
-[grpc]
-  address = "{d}/containerd.sock"
+class Session:
+    """ctr on a private containerd, in a namespace unique to the session."""
 
-[ttrpc]
-  address = "{d}/containerd.sock.ttrpc"
-
-[debug]
-  address = "{d}/debug.sock"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{d}/opt"
-"""
-
-
-def _pids_matching(needle):
-    """PIDs (other than this one) whose command line contains every string of needle."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if cmdline and all(n.encode() in cmdline for n in needle):
-            found.append(int(entry))
-    return found
-
-
-
-
-class Containerd:
-    def __init__(self, d, ns):
-        self.d = d
+    def __init__(self, containerd, ns):
+        self.containerd = containerd
+        self.d = containerd.d
+        self.address = containerd.address
         self.ns = ns
-        self.address = f"{d}/containerd.sock"
-        self.proc = None
         self.ids = set()  # every container id this session used
 
-    def ctr(self, *args, timeout=60, check=True, **kw):
-        res = subprocess.run(["ctr", "-a", self.address, "-n", self.ns, *args], check=False,
-                             stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                             timeout=timeout, **kw)
-        if check:
-            assert res.returncode == 0, f"ctr {' '.join(args)}: rc={res.returncode}\n{res.stdout}{res.stderr}"
-        return res
+    def ctr(self, *args, **kw):
+        return self.containerd.ctr(self.ns, *args, **kw)
 
-    def run(self, flags, rootfs, cid, *cmd, **kw):
+    def run_flags(self, flags, rootfs, cid):
         self.ids.add(cid)
         # urfave/cli stops at the first positional argument: every flag goes before the rootfs.
-        return self.ctr("run", "--runtime", "io.containerd.runc.v2", "--runc-binary", OCIRT,
-                        "--runc-root", f"{self.d}/runc-root", "--fifo-dir", f"{self.d}/fifo",
-                        *flags, "--rootfs", rootfs, cid, *cmd, **kw)
+        return ["--runtime", "io.containerd.runc.v2", "--runc-binary", OCIRT,
+                "--runc-root", f"{self.d}/runc-root", "--fifo-dir", f"{self.d}/fifo",
+                *flags, "--rootfs", rootfs, cid]
+
+    def run(self, flags, rootfs, cid, *cmd, **kw):
+        return self.ctr("run", *self.run_flags(flags, rootfs, cid), *cmd, **kw)
+
+    def ctr_argv(self, *args):
+        return ["ctr", "-a", self.address, "-n", self.ns, *args]
 
     def task_status(self, cid):
         for line in self.ctr("tasks", "ls").stdout.splitlines()[1:]:
@@ -100,73 +63,15 @@ class Containerd:
 @pytest.fixture(scope="module")
 def containerd(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("containerd"))
-    ns = f"ocirt-test-{uuid.uuid4().hex[:8]}"
-    sockets_before = set(os.listdir(SHIM_SOCKETS)) if os.path.isdir(SHIM_SOCKETS) else set()
-    with open(f"{d}/config.toml", "w") as f:
-        f.write(CONFIG.format(d=d))
     os.makedirs(f"{d}/fifo")
-    c = Containerd(d, ns)
-    with open(f"{d}/containerd.log", "w") as log:
-        c.proc = subprocess.Popen(["setsid", "containerd", "--config", f"{d}/config.toml"],
-                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    daemon = Containerd(d)
+    c = Session(daemon, f"ocirt-test-{uuid.uuid4().hex[:8]}")
     try:
-        deadline = time.monotonic() + 30
-        while c.ctr("version", check=False, timeout=10).returncode != 0:
-            if c.proc.poll() is not None:
-                with open(f"{d}/containerd.log") as f:
-                    pytest.fail(f"containerd exited:\n{f.read()}")
-            assert time.monotonic() < deadline, "containerd did not come up"
-            time.sleep(0.2)
+        daemon.start()
         yield c
     finally:
-        _teardown(c, sockets_before)
-
-
-def _teardown(c, sockets_before):
-    if c.proc.poll() is None:
-        for line in c.ctr("tasks", "ls", check=False, timeout=20).stdout.splitlines()[1:]:
-            if line.split():
-                c.ctr("tasks", "kill", "-s", "SIGKILL", line.split()[0], check=False, timeout=20)
-        time.sleep(0.3)
-        for line in c.ctr("tasks", "ls", check=False, timeout=20).stdout.splitlines()[1:]:
-            if line.split():
-                c.ctr("tasks", "rm", "-f", line.split()[0], check=False, timeout=20)
-        for cid in c.ctr("containers", "ls", "-q", check=False, timeout=20).stdout.split():
-            c.ctr("containers", "rm", cid, check=False, timeout=20)
-        c.proc.terminate()  # setsid execs containerd: this PID is containerd itself
-        try:
-            c.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            c.proc.kill()
-            c.proc.wait()
-    # Shims of this namespace outlive containerd when a task was not deleted: end them by PID.
-    for pid in _pids_matching(["-namespace", c.ns]):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    for pid in _pids_matching([c.d + "/"]):  # anything else still running from D (container processes)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    time.sleep(0.2)
-    with open("/proc/self/mountinfo") as f:
-        mounts = [line.split()[4] for line in f if c.d in line.split()[4]]
-    for m in sorted(mounts, key=len, reverse=True):
-        subprocess.run(["umount", "-l", m], check=False)
-    shutil.rmtree(c.d, ignore_errors=True)
-    for controller in os.listdir("/sys/fs/cgroup"):
-        rmdir_tree(os.path.join("/sys/fs/cgroup", controller, c.ns))
-    # containerd 1.6 names a shim socket sha256(<containerd address>/<namespace>/<id>): remove only
-    # those of this run's containers (other containerds may share /run/containerd/s).
-    ours = {hashlib.sha256(os.path.join(c.address, c.ns, cid).encode()).hexdigest() for cid in c.ids}
-    if os.path.isdir(SHIM_SOCKETS):
-        for name in (set(os.listdir(SHIM_SOCKETS)) - sockets_before) & ours:
-            try:
-                os.unlink(os.path.join(SHIM_SOCKETS, name))
-            except OSError:
-                pass
+        daemon.remove_all(c.ns)
+        daemon.stop([c.ns], {(c.ns, cid) for cid in c.ids})
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +129,50 @@ def test_detached_exec_ps_pause_resume_kill_rm(containerd, rootfs):
     containerd.ctr("containers", "rm", cid)
     assert containerd.ctr("containers", "ls", "-q").stdout.split() == []
     assert not os.path.exists(f"{containerd.d}/runc-root/{cid}")
+
+
+def _lines(out):
+    """The lines a container wrote to its terminal, less ctr's own log lines: ctr may log
+    "resize pty ... cannot resize a stopped container" when the process ends before ctr resized."""
+    return [line for line in out.splitlines() if "resize pty" not in line]
+
+
+def test_run_tty(containerd, rootfs):
+    """`ctr run -t`: the shim has ocirt hand the pty master back over --console-socket. ctr wants
+    a terminal of its own, hence run_in_pty."""
+    cid = "tty"
+    argv = containerd.ctr_argv("run", "-t", *containerd.run_flags(["--rm"], rootfs, cid),
+                               "/bin/sh", "-c", "tty; " + WAIT_SIZE + "; echo tty-done")
+    rc, out = run_in_pty(argv)
+    assert rc == 0, out
+    lines = _lines(out)
+    assert re.fullmatch(r"/dev/pts/\d+", lines[0]), out
+    assert lines[1:] == [f"{TTY_ROWS} {TTY_COLS}", "tty-done"], out  # ctr passed its size on
+    assert cid not in containerd.ctr("containers", "ls", "-q").stdout.split()
+
+
+def test_exec_tty_and_features_cover_config(containerd, rootfs):
+    """`ctr tasks exec -t` in a running task; and `ocirt features` lists all that the shim's
+    config.json uses (containerd 1.6 itself never calls `features`: ENGINES.md)."""
+    cid = "exectty"
+    containerd.run(["-d"], rootfs, cid, "/bin/sleep", "300")
+    try:
+        rc, out = run_in_pty(containerd.ctr_argv(
+            "tasks", "exec", "-t", "--exec-id", "t1", "--fifo-dir", f"{containerd.d}/fifo", cid,
+            "/bin/sh", "-c", "tty; echo exec-done; exit 5"))
+        assert rc == 5, out
+        lines = _lines(out)
+        assert re.fullmatch(r"/dev/pts/\d+", lines[0]), out
+        assert lines[1:] == ["exec-done"], out
+
+        bundle = f"{containerd.d}/state/io.containerd.runtime.v2.task/{containerd.ns}/{cid}"
+        with open(f"{bundle}/config.json") as f:
+            config = json.load(f)
+        assert features_gaps(config) == []
+    finally:
+        containerd.ctr("tasks", "kill", "-s", "SIGKILL", cid, check=False)
+        deadline = time.monotonic() + 20
+        while containerd.task_status(cid) not in ("STOPPED", None) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        containerd.ctr("tasks", "rm", "-f", cid, check=False)
+        containerd.ctr("containers", "rm", cid, check=False)
