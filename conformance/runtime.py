@@ -138,7 +138,7 @@ class Runtime:
         # stdout/stderr go to files, not pipes: a created container's init inherits the
         # runtime's stdio and would hold a pipe open (no EOF) until it exits.
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            p = subprocess.run(argv, stdout=out, stderr=err, timeout=timeout, **kw)
+            p = self.spawn(argv, stdout=out, stderr=err, timeout=timeout, **kw)
             out.seek(0)
             err.seek(0)
             p.stdout = out.read().decode(errors="replace")
@@ -146,6 +146,10 @@ class Runtime:
         if check:
             p.check_returncode()
         return p
+
+    def spawn(self, argv, **kw):
+        """subprocess.run of one runtime command line (a subclass may run it elsewhere)."""
+        return subprocess.run(argv, **kw)
 
     def popen(self, *args, prelude=None, global_args=(), **kw):
         argv = self.argv(*args, global_args=global_args)

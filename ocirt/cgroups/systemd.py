@@ -506,16 +506,9 @@ class SystemdCgroup(Cgroup):
         self._with_bus(start)
         self.started = True
         # The hierarchies systemd leaves alone (v1 freezer, cpuset, ...), and controllers it
-        # did not enable on the way down (v2 hugetlb, rdma, misc), are ocirt's to set up.
-        if self.kind == "v2":
-            self._make(self.layout.unified, self.unified, v2_enable=True)
-        else:
-            for mnt, ctrls in self.layout.hierarchies().items():
-                d = self.paths.get(ctrls[0])
-                if d:
-                    self._make(mnt, d, cpuset="cpuset" in ctrls)
-            if self.unified:
-                self._make(self.layout.unified, self.unified)
+        # did not enable on the way down (v2 hugetlb, rdma, misc), are ocirt's to set up: the
+        # cgroupfs driver's create() does that, leaving alone what exists.
+        super().create()
         super().add_pid(pid)
         if r is not None:
             self._pending = None
