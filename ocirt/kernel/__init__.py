@@ -75,8 +75,16 @@ MOUNT_ATTR_RELATIME = 0x0
 MOUNT_ATTR_NOATIME = 0x10
 MOUNT_ATTR_STRICTATIME = 0x20
 MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_IDMAP = 0x100000
 MOUNT_ATTR_NOSYMFOLLOW = 0x200000
 AT_RECURSIVE = 0x8000
+AT_EMPTY_PATH = 0x1000
+
+# open_tree(2), move_mount(2)
+OPEN_TREE_CLONE = 0x1
+OPEN_TREE_CLOEXEC = 0o2000000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 
 
 class Kernel:
@@ -93,6 +101,25 @@ class Kernel:
     def pivot_root(self, new_root: str, put_old: str) -> None: raise NotImplementedError
     def mount_setattr(self, path: str, attr_set: int, attr_clr: int, propagation: int = 0,
                       recursive: bool = True) -> None: raise NotImplementedError
+    # the new mount API on detached trees (idmapped mounts)
+    def open_tree(self, path: str, flags: int) -> int:
+        """open_tree(AT_FDCWD, path, flags): with OPEN_TREE_CLONE, a detached copy of the mount
+        at `path` (of its subtree too with AT_RECURSIVE), as an fd."""
+        raise NotImplementedError
+    def mount_setattr_fd(self, fd: int, attr_set: int, attr_clr: int, propagation: int = 0,
+                         recursive: bool = False, userns_fd: int | None = None) -> None:
+        """mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE]); MOUNT_ATTR_IDMAP takes
+        `userns_fd`, the user namespace whose mapping the mount gets."""
+        raise NotImplementedError
+    def move_mount(self, from_fd: int, to_fd: int) -> None:
+        """move_mount(from_fd, "", to_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH):
+        attach the tree of from_fd on the (already resolved) mount point to_fd."""
+        raise NotImplementedError
+    def new_userns(self, uid_map: str, gid_map: str) -> int:
+        """An fd of a new user namespace with these uid_map/gid_map lines and no process in it
+        (a helper child is forked to hold it while the maps are written, then killed and reaped).
+        Its only use: the mapping of an idmapped mount."""
+        raise NotImplementedError
     def chroot(self, path: str) -> None: raise NotImplementedError
     def chdir(self, path: str) -> None: raise NotImplementedError
     def fchdir(self, fd: int) -> None: raise NotImplementedError

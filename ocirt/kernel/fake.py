@@ -68,6 +68,19 @@ class RecordingKernel(Kernel):
     def pivot_root(self, new_root, put_old): self._record("pivot_root", new_root, put_old)
     def mount_setattr(self, path, attr_set, attr_clr, propagation=0, recursive=True):
         self._record("mount_setattr", path, attr_set, attr_clr, propagation, recursive)
+    def open_tree(self, path, flags):
+        self._record("open_tree", path, flags)
+        return self._new_fd(f"<tree {path}>")
+    def mount_setattr_fd(self, fd, attr_set, attr_clr, propagation=0, recursive=False,
+                         userns_fd=None):
+        self._record("mount_setattr", self.fd_path(fd), attr_set, attr_clr, propagation, recursive,
+                     None if userns_fd is None else self.fd_path(userns_fd))
+    def move_mount(self, from_fd, to_fd):
+        self._record("move_mount", self.fd_path(from_fd), self.fd_path(to_fd))
+    def new_userns(self, uid_map, gid_map):
+        self._record("new_userns", uid_map, gid_map)
+        lines = (", ".join(m.strip().splitlines()) for m in (uid_map, gid_map))
+        return self._new_fd("<userns uid_map={} gid_map={}>".format(*lines))
     def chroot(self, path): self._record("chroot", path)
     def chdir(self, path): self._record("chdir", path)
     def fchdir(self, fd): self._record("fchdir", self.fd_path(fd))

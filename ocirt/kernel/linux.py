@@ -6,8 +6,12 @@ import os
 import struct
 
 from . import (
+    AT_EMPTY_PATH,
     AT_RECURSIVE,
+    CLONE_NEWUSER,
     CLOSE_RANGE_CLOEXEC,
+    MOVE_MOUNT_F_EMPTY_PATH,
+    MOVE_MOUNT_T_EMPTY_PATH,
     RESOLVE_IN_ROOT,
     RESOLVE_NO_MAGICLINKS,
     Kernel,
@@ -16,10 +20,10 @@ from . import (
 # Syscalls libc does not wrap (or wraps only in newer glibc): numbers per architecture.
 _SYSCALLS = {
     "x86_64": {"pivot_root": 155, "capset": 126, "close_range": 436, "openat2": 437,
-               "mount_setattr": 442, "keyctl": 250, "bpf": 321, "sched_setattr": 314,
+               "mount_setattr": 442, "open_tree": 428, "move_mount": 429, "keyctl": 250, "bpf": 321, "sched_setattr": 314,
                "ioprio_set": 251, "set_mempolicy": 238, "personality": 135},
     "aarch64": {"pivot_root": 41, "capset": 91, "close_range": 436, "openat2": 437,
-                "mount_setattr": 442, "keyctl": 219, "bpf": 280, "sched_setattr": 274,
+                "mount_setattr": 442, "open_tree": 428, "move_mount": 429, "keyctl": 219, "bpf": 280, "sched_setattr": 274,
                 "ioprio_set": 30, "set_mempolicy": 237, "personality": 92},
 }
 
@@ -80,6 +84,73 @@ class LinuxKernel(Kernel):
         self._syscall("mount_setattr", self.ffi.cast("int", -100), self.ffi.new("char[]", path.encode()),
                       self.ffi.cast("unsigned int", flags), attr,
                       self.ffi.cast("size_t", self.ffi.sizeof("struct mount_attr")))
+
+    def open_tree(self, path, flags) -> int:
+        ffi = self.ffi
+        ret = self.libc.syscall(ffi.cast("long", self._nr["open_tree"]), ffi.cast("int", -100),
+                                ffi.new("char[]", path.encode()), ffi.cast("unsigned int", flags))
+        return self._check(ret, f"open_tree {path}")
+
+    def mount_setattr_fd(self, fd, attr_set, attr_clr, propagation=0, recursive=False,
+                         userns_fd=None) -> None:
+        ffi = self.ffi
+        attr = ffi.new("struct mount_attr *")
+        attr.attr_set, attr.attr_clr, attr.propagation = attr_set, attr_clr, propagation
+        attr.userns_fd = userns_fd if userns_fd is not None else 0
+        flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+        self._syscall("mount_setattr", ffi.cast("int", fd), ffi.new("char[]", b""),
+                      ffi.cast("unsigned int", flags), attr,
+                      ffi.cast("size_t", ffi.sizeof("struct mount_attr")))
+
+    def move_mount(self, from_fd, to_fd) -> None:
+        ffi = self.ffi
+        empty = ffi.new("char[]", b"")
+        self._syscall("move_mount", ffi.cast("int", from_fd), empty, ffi.cast("int", to_fd), empty,
+                      ffi.cast("unsigned int", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH))
+
+    def new_userns(self, uid_map, gid_map) -> int:
+        ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+        hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            pid = os.fork()
+        except BaseException:
+            for fd in (ready_r, ready_w, hold_r, hold_w):
+                os.close(fd)
+            raise
+        if pid == 0:  # the holder: unshare, say so, wait to be killed (or for the parent to go)
+            code = 1
+            try:
+                os.close(ready_r)
+                os.close(hold_w)
+                self.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+                self.unshare(CLONE_NEWUSER)
+                os.write(ready_w, b"1")
+                os.read(hold_r, 1)
+                code = 0
+            except BaseException:  # noqa: BLE001
+                pass
+            finally:
+                os._exit(code)
+        os.close(ready_w)
+        os.close(hold_r)
+        try:
+            if os.read(ready_r, 1) != b"1":
+                raise OSError(errno.EPERM, "unshare a user namespace for an idmapped mount")
+            for name, data in (("uid_map", uid_map), ("setgroups", "deny"), ("gid_map", gid_map)):
+                try:
+                    self.write_file(f"/proc/{pid}/{name}", data)
+                except OSError as e:
+                    raise OSError(e.errno, f"write {name} of an idmapped mount's user namespace") \
+                        from None
+            return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            os.close(ready_r)
+            os.close(hold_w)
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+            os.waitpid(pid, 0)
 
     def chroot(self, path: str) -> None:
         os.chroot(path)
