@@ -281,6 +281,11 @@ def build(opts: spawn.CreateOptions) -> Plan:
     if checked.proc_cfg.get("terminal"):
         plan.console_fd = -1  # create connects to --console-socket here; nothing to connect to
         plan.console_size = checked.proc_cfg.get("consoleSize")
+    if checked.idmaps:  # as create does: detached idmapped trees, before stage 1 is forked
+        from . import idmap
+        stage("create (runtime): idmapped mounts")
+        plan.rootfs.idmap_fds = idmap.prepare(kern, checked.idmaps, plan.rootfs.mounts,
+                                              plan.rootfs.propagation)
     if opts.subreaper:
         kern.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
     cg.add_pid(STAGE1_PID)
@@ -318,6 +323,8 @@ def _table(prefix: str, module=k) -> list[tuple[str, int]]:
 MS_FLAGS = [(n, v) for n, v in _table("MS_")]
 CLONE_FLAGS = _table("CLONE_NEW")
 MOUNT_ATTRS = [(n, v) for n, v in _table("MOUNT_ATTR_") if v and n != "MOUNT_ATTR__ATIME"]
+OPEN_TREE_FLAGS = [(n, getattr(k, n)) for n in ("OPEN_TREE_CLONE", "OPEN_TREE_CLOEXEC",
+                                                 "AT_RECURSIVE")]
 O_FLAGS = [(n, getattr(os, n)) for n in (
     "O_WRONLY", "O_RDWR", "O_CREAT", "O_EXCL", "O_NOCTTY", "O_TRUNC", "O_APPEND", "O_NONBLOCK",
     "O_DIRECTORY", "O_NOFOLLOW", "O_CLOEXEC", "O_PATH") if hasattr(os, n)]
@@ -381,6 +388,8 @@ def decoded_args(call: Call) -> tuple:
     elif n == "mknod":
         kind = {stat.S_IFCHR: "S_IFCHR", stat.S_IFBLK: "S_IFBLK", stat.S_IFIFO: "S_IFIFO"}
         a[1] = _Raw(f"{kind.get(stat.S_IFMT(a[1]), hex(stat.S_IFMT(a[1])))}|{oct(a[1] & 0o7777)}")
+    elif n == "open_tree":
+        a[1] = _Raw(decode(a[1], OPEN_TREE_FLAGS))
     elif n == "mount_setattr":
         a[1] = _Raw(decode(a[1], MOUNT_ATTRS))
         a[2] = _Raw("MOUNT_ATTR__ATIME" if a[2] == k.MOUNT_ATTR__ATIME else decode(a[2], MOUNT_ATTRS))

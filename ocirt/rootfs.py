@@ -2,7 +2,8 @@
 
 Runs in the init, inside the new mount namespace, through a `Kernel`. Every mount destination is
 opened with openat2(RESOLVE_IN_ROOT) under the rootfs, and the mount is made on that fd's
-/proc/self/fd link: a symlink in the rootfs can never send a mount outside it.
+/proc/self/fd link: a symlink in the rootfs can never send a mount outside it. An idmapped bind
+arrives as a detached tree made by the parent (ocirt/idmap.py) and is moved onto that fd.
 """
 from __future__ import annotations
 
@@ -59,6 +60,9 @@ RECURSIVE_OPTIONS = {
     "rnosymfollow": (k.MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, k.MOUNT_ATTR_NOSYMFOLLOW),
 }
 
+# idmapped mounts (ocirt/idmap.py): never passed to mount(2)
+IDMAP_OPTIONS = ("idmap", "ridmap")
+
 # flags a bind remount must keep when they are locked on the source (user namespaces)
 _LOCKABLE = ((os.ST_NOSUID, k.MS_NOSUID), (os.ST_NODEV, k.MS_NODEV), (os.ST_NOEXEC, k.MS_NOEXEC),
              (os.ST_RDONLY, k.MS_RDONLY))
@@ -99,11 +103,17 @@ def parse_options(options: list[str]) -> ParsedOptions:
             s, c = RECURSIVE_OPTIONS[opt]
             out.recursive_set = (out.recursive_set | s) & ~c
             out.recursive_clear |= c
-        elif opt in ("idmap", "ridmap"):
+        elif opt in IDMAP_OPTIONS:
             out.idmap = True
         else:
             out.data.append(opt)
     return out
+
+
+def needs_idmap(m: dict) -> bool:
+    """Does this mount ask for an idmapping (an option, or mappings of its own)?"""
+    return "uidMappings" in m or "gidMappings" in m or \
+        any(o in IDMAP_OPTIONS for o in m.get("options") or ())
 
 
 @record
@@ -121,6 +131,7 @@ class RootfsSpec:
     cgroup_binds: list[tuple[str, str]] = field(default_factory=list)  # (host dir, name under mount)
     cgroup2: bool = False
     mount_label: str = ""
+    idmap_fds: dict = field(default_factory=dict)  # mount index -> detached idmapped tree (fd)
 
 
 class Rootfs:
@@ -195,25 +206,29 @@ class Rootfs:
         source = m.get("source") or mtype or "none"
         if mtype == "bind":
             opts.flags |= k.MS_BIND
-        if opts.idmap:
-            raise ConfigError(f"{where}/options", "idmap mounts are not supported yet")
+        tree = self.spec.idmap_fds.get(index)
+        if tree is None and needs_idmap(m):  # check_config made one for every such mount
+            raise ConfigError(f"{where}/options", "idmapped mount without its prepared tree")
         if mtype == "cgroup" and not opts.is_bind:
             return self.mount_cgroup(where, dest, opts)
         directory = self._source_is_dir(source, where) if opts.is_bind else True
         self.k.close(self.ensure(dest, directory=directory, pointer=f"{where}/destination"))
         data = ",".join(opts.data) or None
         try:
-            if opts.is_bind:
+            if tree is not None:  # idmapped: the parent's detached tree, moved onto the mount point
+                self._move_tree(tree, dest, where, source)
+            elif opts.is_bind:
                 self._at(dest, lambda t: self.k.mount(source, t, None,
                                                       opts.flags & (k.MS_BIND | k.MS_REC), None))
+            else:
+                data = lsm.mount_data(data, self.spec.mount_label, mtype or None)
+                self._at(dest, lambda t: self.k.mount(source, t, mtype or None, opts.flags, data))
+            if opts.is_bind:
                 extra = opts.flags & ~(k.MS_BIND | k.MS_REC)
                 if extra & ~k.MS_REMOUNT:
                     self._at(dest, lambda t: self.k.mount(
                         None, t, None, k.MS_BIND | k.MS_REMOUNT | extra |
                         (self._locked_flags(t) if self.spec.in_userns else 0), None))
-            else:
-                data = lsm.mount_data(data, self.spec.mount_label, mtype or None)
-                self._at(dest, lambda t: self.k.mount(source, t, mtype or None, opts.flags, data))
             for prop in opts.propagation:
                 self._at(dest, lambda t: self.k.mount(None, t, None, prop, None))
             if opts.recursive_set or opts.recursive_clear:
@@ -222,6 +237,17 @@ class Rootfs:
         except OSError as e:
             raise OcirtError(f"{where}: mount {source} to {dest} ({mtype or 'bind'})",
                              e.errno) from None
+
+    def _move_tree(self, tree: int, dest: str, where: str, source: str) -> None:
+        fd = self.k.open_in_root(self.root_fd, dest, os.O_PATH)
+        try:
+            self.k.move_mount(tree, fd)
+        except OSError as e:
+            raise OcirtError(f"{where}: move the idmapped mount of {source} to {dest}",
+                             e.errno) from None
+        finally:
+            self.k.close(fd)
+            self.k.close(tree)
 
     def _at(self, path: str, fn) -> None:
         """Call fn with the /proc/self/fd path of `path` opened now: after a mount, the new top."""

@@ -25,7 +25,7 @@ from .protocol import (
     UserNsReady,
 )
 from .record import field, record
-from .rootfs import RootfsSpec
+from .rootfs import RootfsSpec, needs_idmap
 from .stages import ExecPlan, InitPlan, exec_stage1, stage1
 from .state import ContainerState, StateDir, Status, proc_start_time
 
@@ -105,6 +105,12 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
             plan.console_fd = console.connect(opts.console_socket)
             undo.push(os.close, plan.console_fd)
             plan.console_size = proc_cfg.get("consoleSize")
+        if checked.idmaps:  # detached idmapped trees, made here (ocirt/idmap.py says why)
+            from . import idmap
+            plan.rootfs.idmap_fds = idmap.prepare(kernel, checked.idmaps, plan.rootfs.mounts,
+                                                  plan.rootfs.propagation)
+            for fd in plan.rootfs.idmap_fds.values():
+                undo.push(os.close, fd)
 
         parent_ch, child_ch = Channel.pair()
         if opts.subreaper:
@@ -138,6 +144,8 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         os.close(fifo_fd)
         if plan.console_fd is not None:
             os.close(plan.console_fd)
+        for fd in plan.rootfs.idmap_fds.values():
+            os.close(fd)
         return sd, state
     except BaseException:
         undo.run()
@@ -158,6 +166,7 @@ class Checked:
     net_devices: dict | None = None  # linux.netDevices checked: {host name: name inside}
     personality: int | None = None   # linux.personality, parsed (ocirt.procattr)
     mempolicy: tuple | None = None   # linux.memoryPolicy: (mode | flags, nodes)
+    idmaps: list = field(default_factory=list)  # idmapped mounts (ocirt.idmap.IdmapMount)
 
 
 def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
@@ -196,9 +205,13 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
     if linux.get("personality") is not None or linux.get("memoryPolicy") is not None:
         from . import procattr
         personality, mempolicy = procattr.parse_linux(linux)
+    idmaps = []
+    if any(isinstance(m, dict) and needs_idmap(m) for m in config.get("mounts") or ()):
+        from . import idmap
+        idmaps = idmap.check(config, ns)
     return Checked(linux=linux, ns=ns, proc_cfg=proc_cfg, proc=proc, rootfs=rootfs,
                    last_cap=last_cap, seccomp=seccomp_filter, net_devices=net_devices,
-                   personality=personality, mempolicy=mempolicy)
+                   personality=personality, mempolicy=mempolicy, idmaps=idmaps)
 
 
 def check_intel_rdt(mountinfo: str = "/proc/self/mountinfo") -> None:

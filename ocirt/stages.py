@@ -82,7 +82,7 @@ def stage1(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
     """Join/unshare namespaces, then fork the init (pid 1 of a new pid namespace)."""
     code = 1
     try:
-        keep = {ch.fileno(), plan.fifo_fd}
+        keep = {ch.fileno(), plan.fifo_fd, *plan.rootfs.idmap_fds.values()}
         if plan.console_fd is not None:
             keep.add(plan.console_fd)
         seal(kernel, keep=keep, preserve=plan.proc.preserve_fds)

@@ -16,7 +16,8 @@ OCI_VERSION_MIN = "1.0.0"
 def features() -> dict:
     from .. import capabilities, hooks, lsm, namespaces, procattr, rootfs, seccomp
 
-    mount_options = set(rootfs.FLAG_OPTIONS) | set(rootfs.PROPAGATION_OPTIONS) | set(rootfs.RECURSIVE_OPTIONS)
+    mount_options = set(rootfs.FLAG_OPTIONS) | set(rootfs.PROPAGATION_OPTIONS) | \
+        set(rootfs.RECURSIVE_OPTIONS) | set(rootfs.IDMAP_OPTIONS)
     return {
         "ociVersionMin": OCI_VERSION_MIN,
         "ociVersionMax": SPEC_VERSION,
@@ -31,7 +32,7 @@ def features() -> dict:
             "selinux": {"enabled": lsm.selinux_enabled()},
             "memoryPolicy": procattr.features(),
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},   # ocirt/idmap.py
             "netDevices": {"enabled": True},
         },
         "annotations": {"io.ocirt.version": __version__},

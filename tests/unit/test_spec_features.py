@@ -163,7 +163,8 @@ def test_features_json(capsys):
     assert out.startswith('{\n    "ociVersionMin"')  # indent 4 like runc features
     assert f["ociVersionMin"] == "1.0.0" and f["ociVersionMax"] == "1.3.0"
     assert f["hooks"] == list(hooks.HOOK_NAMES)
-    expected = set(rootfs.FLAG_OPTIONS) | set(rootfs.PROPAGATION_OPTIONS) | set(rootfs.RECURSIVE_OPTIONS)
+    expected = set(rootfs.FLAG_OPTIONS) | set(rootfs.PROPAGATION_OPTIONS) | \
+        set(rootfs.RECURSIVE_OPTIONS) | {"idmap", "ridmap"}
     assert f["mountOptions"] == sorted(expected)
     linux = f["linux"]
     assert linux["namespaces"] == sorted(namespaces.FLAGS)
@@ -177,7 +178,7 @@ def test_features_json(capsys):
     assert linux["apparmor"] == {"enabled": lsm.apparmor_enabled()}
     assert linux["selinux"] == {"enabled": lsm.selinux_enabled()}
     assert linux["intelRdt"]["enabled"] is False
-    assert linux["mountExtensions"] == {"idmap": {"enabled": False}}
+    assert linux["mountExtensions"] == {"idmap": {"enabled": True}}
     assert f["annotations"] == {"io.ocirt.version": ocirt.__version__}
 
 
