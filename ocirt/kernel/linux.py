@@ -171,9 +171,15 @@ class LinuxKernel(Kernel):
         how.mode = mode
         how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
         name = self.ffi.new("char[]", (path.lstrip("/") or ".").encode())
-        return self._check(self.libc.syscall(
-            self.ffi.cast("long", self._nr["openat2"]), self.ffi.cast("int", root_fd), name, how,
-            self.ffi.cast("size_t", self.ffi.sizeof("struct open_how"))), f"open {path}")
+        for _ in range(64):
+            ret = self.libc.syscall(
+                self.ffi.cast("long", self._nr["openat2"]), self.ffi.cast("int", root_fd), name,
+                how, self.ffi.cast("size_t", self.ffi.sizeof("struct open_how")))
+            # openat2(2): EAGAIN when a rename or a mount anywhere on the host raced a ".."
+            # being resolved in the root; the lookup is to be retried
+            if ret >= 0 or self.ffi.errno != errno.EAGAIN:
+                break
+        return self._check(ret, f"open {path}")
 
     def close(self, fd: int) -> None:
         os.close(fd)
