@@ -380,3 +380,19 @@ def test_mount_destination_symlink_to_etc(rt, make_bundle):
     os.symlink("/etc", os.path.join(b.rootfs, "mnt", "x"))
     assert ok(rt.run(b.id, b)).strip() == "0"
     assert os.path.exists("/etc/passwd")
+
+
+
+def test_tmpcopyup_starts_with_the_covered_contents(run_in):
+    """runc's `tmpcopyup` (podman's --tmpfs asks for it): the tmpfs over /etc starts with a copy
+    of what /etc had (contents, modes, owners); writes land in the tmpfs, not in the rootfs."""
+    tmpfs = {"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "nodev", "mode=755", "tmpcopyup"]}
+    out = ok(run_in(sh("grep -c root /etc/passwd; stat -c '%a %u' /etc/passwd; "
+                       "grep ' /etc ' /proc/mounts | cut -d' ' -f3; "
+                       "echo x > /etc/new && echo wrote"), mutate=mounts(tmpfs)))
+    count, mode_owner, fstype, wrote = out.split("\n")[:4]
+    assert int(count) >= 1
+    assert mode_owner == "644 0"
+    assert fstype == "tmpfs"
+    assert wrote == "wrote"           # the shared rootfs stays unchanged (checked at teardown)

@@ -84,6 +84,7 @@ class ParsedOptions:
     recursive_clear: int = 0
     data: list[str] = field(default_factory=list)
     idmap: bool = False
+    copyup: bool = False          # tmpcopyup (runc's, asked for by podman's --tmpfs)
 
     @property
     def is_bind(self) -> bool:
@@ -105,6 +106,8 @@ def parse_options(options: list[str]) -> ParsedOptions:
             out.recursive_clear |= c
         elif opt in IDMAP_OPTIONS:
             out.idmap = True
+        elif opt == "tmpcopyup":
+            out.copyup = True
         else:
             out.data.append(opt)
     return out
@@ -222,7 +225,18 @@ class Rootfs:
                                                       opts.flags & (k.MS_BIND | k.MS_REC), None))
             else:
                 data = lsm.mount_data(data, self.spec.mount_label, mtype or None)
-                self._at(dest, lambda t: self.k.mount(source, t, mtype or None, opts.flags, data))
+                covered = None
+                if opts.copyup and mtype == "tmpfs":
+                    # opened before the tmpfs goes on top: this fd still reaches the old contents
+                    covered = self.k.open_in_root(self.root_fd, dest, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    self._at(dest, lambda t: self.k.mount(source, t, mtype or None, opts.flags,
+                                                          data))
+                    if covered is not None:
+                        self._copy_up(covered, dest)
+                finally:
+                    if covered is not None:
+                        self.k.close(covered)
             if opts.is_bind:
                 extra = opts.flags & ~(k.MS_BIND | k.MS_REC)
                 if extra & ~k.MS_REMOUNT:
@@ -237,6 +251,13 @@ class Rootfs:
         except OSError as e:
             raise OcirtError(f"{where}: mount {source} to {dest} ({mtype or 'bind'})",
                              e.errno) from None
+
+    def _copy_up(self, covered: int, dest: str) -> None:
+        fresh = self.k.open_in_root(self.root_fd, dest, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            self.k.copy_tree(covered, fresh)
+        finally:
+            self.k.close(fresh)
 
     def _move_tree(self, tree: int, dest: str, where: str, source: str) -> None:
         fd = self.k.open_in_root(self.root_fd, dest, os.O_PATH)

@@ -17,7 +17,7 @@ def features() -> dict:
     from .. import capabilities, hooks, lsm, namespaces, procattr, rootfs, seccomp
 
     mount_options = set(rootfs.FLAG_OPTIONS) | set(rootfs.PROPAGATION_OPTIONS) | \
-        set(rootfs.RECURSIVE_OPTIONS) | set(rootfs.IDMAP_OPTIONS)
+        set(rootfs.RECURSIVE_OPTIONS) | set(rootfs.IDMAP_OPTIONS) | {"tmpcopyup"}
     return {
         "ociVersionMin": OCI_VERSION_MIN,
         "ociVersionMax": SPEC_VERSION,

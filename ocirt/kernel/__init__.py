@@ -111,6 +111,10 @@ class Kernel:
         """mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE]); MOUNT_ATTR_IDMAP takes
         `userns_fd`, the user namespace whose mapping the mount gets."""
         raise NotImplementedError
+    def copy_tree(self, src_fd: int, dst_fd: int) -> None:
+        """Copy the tree of directory src_fd into directory dst_fd, keeping types, modes,
+        owners and times (ocirt/copyup.py; for the `tmpcopyup` mount option)."""
+        raise NotImplementedError
     def move_mount(self, from_fd: int, to_fd: int) -> None:
         """move_mount(from_fd, "", to_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH):
         attach the tree of from_fd on the (already resolved) mount point to_fd."""

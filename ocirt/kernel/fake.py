@@ -75,6 +75,8 @@ class RecordingKernel(Kernel):
                          userns_fd=None):
         self._record("mount_setattr", self.fd_path(fd), attr_set, attr_clr, propagation, recursive,
                      None if userns_fd is None else self.fd_path(userns_fd))
+    def copy_tree(self, src_fd, dst_fd):
+        self._record("copy_tree", self.fd_path(src_fd), self.fd_path(dst_fd))
     def move_mount(self, from_fd, to_fd):
         self._record("move_mount", self.fd_path(from_fd), self.fd_path(to_fd))
     def new_userns(self, uid_map, gid_map):

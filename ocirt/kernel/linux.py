@@ -102,6 +102,10 @@ class LinuxKernel(Kernel):
                       ffi.cast("unsigned int", flags), attr,
                       ffi.cast("size_t", ffi.sizeof("struct mount_attr")))
 
+    def copy_tree(self, src_fd, dst_fd) -> None:
+        from ..copyup import copy_tree
+        copy_tree(src_fd, dst_fd)
+
     def move_mount(self, from_fd, to_fd) -> None:
         ffi = self.ffi
         empty = ffi.new("char[]", b"")

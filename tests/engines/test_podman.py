@@ -267,8 +267,6 @@ def test_features_cover_config(podman):
         podman("rm", "-f", "-t", "0", cid)
 
 
-@pytest.mark.xfail(strict=True, reason="ocirt lacks the tmpcopyup mount option: it passes it to "
-                   "tmpfs as data and the mount fails with EINVAL")
 def test_run_tmpfs_tmpcopyup(podman):
     """`podman run --tmpfs DIR` puts "tmpcopyup" (copy what the image has in DIR into the new
     tmpfs; runc does) in the mount's options."""
