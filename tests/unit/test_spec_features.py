@@ -164,7 +164,7 @@ def test_features_json(capsys):
     assert f["ociVersionMin"] == "1.0.0" and f["ociVersionMax"] == "1.3.0"
     assert f["hooks"] == list(hooks.HOOK_NAMES)
     expected = set(rootfs.FLAG_OPTIONS) | set(rootfs.PROPAGATION_OPTIONS) | \
-        set(rootfs.RECURSIVE_OPTIONS) | {"idmap", "ridmap"}
+        set(rootfs.RECURSIVE_OPTIONS) | {"idmap", "ridmap", "tmpcopyup"}
     assert f["mountOptions"] == sorted(expected)
     linux = f["linux"]
     assert linux["namespaces"] == sorted(namespaces.FLAGS)
