@@ -9,6 +9,7 @@ command -v runc >/dev/null 2>&1 || need="$need runc"
 dpkg -s busybox-static >/dev/null 2>&1 || need="$need busybox-static"
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need="$need python3-venv"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
+command -v strace >/dev/null 2>&1 || need="$need strace"   # tests: SIGKILL at each step of create
 if [ -n "$need" ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null

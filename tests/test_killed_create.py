@@ -1,7 +1,9 @@
 """A create killed with SIGKILL half-way leaves a state that `delete --force` cleans up completely:
 no state directory, no cgroup, no process. (The state is saved, status "creating", as soon as the
-cgroup exists, before any process of the container does.)"""
+cgroup exists, before any process of the container does.) Killed while a hook runs, after a delay,
+and just before each system call of create's parent that changes something (strace injection)."""
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -120,6 +122,85 @@ def test_kill_create_at_any_moment_then_delete_force(tmp_path, busybox_rootfs, d
         while _processes_mentioning(cid) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _processes_mentioning(cid) == []
+    finally:
+        for pid in _processes_mentioning(cid):
+            os.kill(pid, signal.SIGKILL)
+        subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO,
+                       capture_output=True)
+        for d in cgroup_dirs(cid):
+            os.rmdir(d)
+
+
+# ---- SIGKILL just before each step of create ---------------------------------------------------
+#
+# strace's fault injection kills `ocirt create` on entering the i-th call of one system call, for
+# every system call of the parent that changes something (a directory, a file, a process, a
+# message): so every step of create, not a moment that depends on the machine's speed, gets its
+# SIGKILL. The calls a create makes are counted once (BASELINE); steps beyond the count skip.
+
+STEP_CALLS = {"mkdir": 40, "write": 50, "clone": 3, "rename": 5, "sendto": 5, "mknodat": 2,
+              "flock": 2}
+STEPS = [(call, i) for call, most in STEP_CALLS.items() for i in range(1, most + 1)]
+TRACED = ",".join(c for c in STEP_CALLS)
+
+
+def _bundle(tmp_path, rootfs, cid):
+    bundle = make_bundle(tmp_path / "bundle", rootfs, ["sleep", "60"])
+    with open(os.path.join(bundle, "config.json")) as f:
+        config = json.load(f)
+    config["linux"]["cgroupsPath"] = f"/ocirt-test-killed/{cid}"
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(config, f)
+    return bundle
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory, busybox_rootfs):
+    """How many times an uninterrupted create enters each of the traced calls."""
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    tmp = tmp_path_factory.mktemp("baseline")
+    cid = f"kill9-base-{uuid.uuid4().hex[:6]}"
+    bundle, root, log = _bundle(tmp, busybox_rootfs, cid), str(tmp / "root"), str(tmp / "trace")
+    try:
+        subprocess.run(["strace", "-qq", "-o", log, "-e", f"trace={TRACED}"] + OCIRT +
+                       ["--root", root, "create", "--bundle", bundle, cid], cwd=REPO, check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    finally:
+        subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO,
+                       capture_output=True)
+    counts = {}
+    with open(log) as f:
+        for line in f:
+            name = line.split("(", 1)[0].strip()
+            if name in STEP_CALLS:
+                counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("call,nth", STEPS, ids=[f"{c}-{i}" for c, i in STEPS])
+def test_sigkill_before_each_step_then_delete_force(tmp_path, busybox_rootfs, baseline, call,
+                                                     nth):
+    if nth > baseline.get(call, 0):
+        pytest.skip(f"create enters {call} {baseline.get(call, 0)} times")
+    cid = f"kill9-{call}-{nth}-{uuid.uuid4().hex[:6]}"
+    bundle, root = _bundle(tmp_path, busybox_rootfs, cid), str(tmp_path / "root")
+    try:
+        killed = subprocess.run(
+            ["strace", "-qq", "-o", "/dev/null", "-e", f"trace={call}",
+             "-e", f"inject={call}:signal=KILL:when={nth}"] + OCIRT +
+            ["--root", root, "create", "--bundle", bundle, cid], cwd=REPO,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert killed.returncode != 0, "create was not killed"
+        subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO, check=True,
+                       capture_output=True)
+        assert not os.path.exists(os.path.join(root, cid)), "state left"
+        assert cgroup_dirs(cid) == [], "cgroup left"
+        deadline = time.monotonic() + 10  # an orphaned stage 1 or init exits on its own
+        while _processes_mentioning(cid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _processes_mentioning(cid) == [], "process left"
     finally:
         for pid in _processes_mentioning(cid):
             os.kill(pid, signal.SIGKILL)
