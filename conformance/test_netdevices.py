@@ -77,6 +77,8 @@ def test_moved_renamed_with_addresses_and_up(rt, make_bundle, veth):
     out = ok(rt("exec", b.id, "ip", "addr", "show", "dev", "eth0"))
     assert f"inet {net}.2/24" in out
     assert "inet6 fd00:5eed::2/64" in out
+    v6 = next(line for line in out.splitlines() if "fd00:5eed::2/64" in line)
+    assert "tentative" not in v6        # it passed DAD on the host: usable at once inside
     assert ",UP" in out or "<UP" in out
     # the host reaches the container through the peer (traffic into the test's namespace only)
     ok(rt.start(b.id))

@@ -25,6 +25,9 @@ from .errors import ConfigError, OcirtError, json_pointer
 
 IFNAMSIZ = 16                    # names are at most 15 bytes
 IFA_F_PERMANENT = 0x80
+IFA_F_NODAD = 0x02
+IFA_F_TENTATIVE = 0x40
+AF_INET6 = 10
 RT_SCOPE_UNIVERSE = 0
 
 
@@ -82,6 +85,10 @@ def _addresses(ipr, index: int) -> list:
             continue
         address = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
         extra = {}
+        if msg["family"] == AF_INET6 and not flags & IFA_F_TENTATIVE:
+            # the address passed duplicate address detection on the host already: it moves as
+            # it was, usable at once, not tentative again for a second or two
+            extra["flags"] = IFA_F_NODAD
         broadcast = msg.get_attr("IFA_BROADCAST")
         if broadcast:
             extra["broadcast"] = broadcast
