@@ -95,18 +95,42 @@ def _processes_mentioning(text: str) -> list[int]:
     return out
 
 
-@pytest.mark.parametrize("delay_ms", [0, 3, 6, 10, 15, 20, 30, 45, 60, 90])
-def test_kill_create_at_any_moment_then_delete_force(tmp_path, busybox_rootfs, delay_ms):
-    """SIGKILL `ocirt create` after `delay_ms` (before, during and after each step, depending on
-    the machine's speed); `delete --force` must then leave no state, cgroup or process."""
-    cid = f"kill9-{delay_ms}-{uuid.uuid4().hex[:6]}"
-    bundle = make_bundle(tmp_path / "bundle", busybox_rootfs, ["sleep", "60"])
+def _bundle(tmp_path, rootfs, cid):
+    bundle = make_bundle(tmp_path / "bundle", rootfs, ["sleep", "60"])
     with open(os.path.join(bundle, "config.json")) as f:
         config = json.load(f)
     config["linux"]["cgroupsPath"] = f"/ocirt-test-killed/{cid}"
     with open(os.path.join(bundle, "config.json"), "w") as f:
         json.dump(config, f)
-    root = str(tmp_path / "root")
+    return bundle
+
+
+def _delete_force_leaves_nothing(root: str, cid: str) -> None:
+    subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO, check=True,
+                   capture_output=True)
+    assert not os.path.exists(os.path.join(root, cid)), "state left"
+    assert cgroup_dirs(cid) == [], "cgroup left"
+    deadline = time.monotonic() + 10  # an orphaned stage 1 or init exits once its parent is gone
+    while _processes_mentioning(cid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_mentioning(cid) == [], "process left"
+
+
+def _clean(root: str, cid: str) -> None:
+    for pid in _processes_mentioning(cid):
+        os.kill(pid, signal.SIGKILL)
+    subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO,
+                   capture_output=True)
+    for d in cgroup_dirs(cid):
+        os.rmdir(d)
+
+
+@pytest.mark.parametrize("delay_ms", [0, 3, 6, 10, 15, 20, 30, 45, 60, 90])
+def test_kill_create_at_any_moment_then_delete_force(tmp_path, busybox_rootfs, delay_ms):
+    """SIGKILL `ocirt create` after `delay_ms` (before, during and after each step, depending on
+    the machine's speed); `delete --force` must then leave no state, cgroup or process."""
+    cid = f"kill9-{delay_ms}-{uuid.uuid4().hex[:6]}"
+    bundle, root = _bundle(tmp_path, busybox_rootfs, cid), str(tmp_path / "root")
     create = subprocess.Popen(OCIRT + ["--root", root, "create", "--bundle", bundle, cid], cwd=REPO,
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
@@ -114,21 +138,9 @@ def test_kill_create_at_any_moment_then_delete_force(tmp_path, busybox_rootfs, d
         time.sleep(delay_ms / 1000)
         create.send_signal(signal.SIGKILL)
         create.wait()
-        subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO, check=True,
-                       capture_output=True)
-        assert not os.path.exists(os.path.join(root, cid))
-        assert cgroup_dirs(cid) == []
-        deadline = time.monotonic() + 10  # an orphaned init exits once it sees the parent gone
-        while _processes_mentioning(cid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _processes_mentioning(cid) == []
+        _delete_force_leaves_nothing(root, cid)
     finally:
-        for pid in _processes_mentioning(cid):
-            os.kill(pid, signal.SIGKILL)
-        subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO,
-                       capture_output=True)
-        for d in cgroup_dirs(cid):
-            os.rmdir(d)
+        _clean(root, cid)
 
 
 # ---- SIGKILL just before each step of create ---------------------------------------------------
@@ -142,16 +154,6 @@ STEP_CALLS = {"mkdir": 40, "write": 50, "clone": 3, "rename": 5, "sendto": 5, "m
               "flock": 2}
 STEPS = [(call, i) for call, most in STEP_CALLS.items() for i in range(1, most + 1)]
 TRACED = ",".join(c for c in STEP_CALLS)
-
-
-def _bundle(tmp_path, rootfs, cid):
-    bundle = make_bundle(tmp_path / "bundle", rootfs, ["sleep", "60"])
-    with open(os.path.join(bundle, "config.json")) as f:
-        config = json.load(f)
-    config["linux"]["cgroupsPath"] = f"/ocirt-test-killed/{cid}"
-    with open(os.path.join(bundle, "config.json"), "w") as f:
-        json.dump(config, f)
-    return bundle
 
 
 @pytest.fixture(scope="module")
@@ -193,18 +195,6 @@ def test_sigkill_before_each_step_then_delete_force(tmp_path, busybox_rootfs, ba
             ["--root", root, "create", "--bundle", bundle, cid], cwd=REPO,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert killed.returncode != 0, "create was not killed"
-        subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO, check=True,
-                       capture_output=True)
-        assert not os.path.exists(os.path.join(root, cid)), "state left"
-        assert cgroup_dirs(cid) == [], "cgroup left"
-        deadline = time.monotonic() + 10  # an orphaned stage 1 or init exits on its own
-        while _processes_mentioning(cid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _processes_mentioning(cid) == [], "process left"
+        _delete_force_leaves_nothing(root, cid)
     finally:
-        for pid in _processes_mentioning(cid):
-            os.kill(pid, signal.SIGKILL)
-        subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO,
-                       capture_output=True)
-        for d in cgroup_dirs(cid):
-            os.rmdir(d)
+        _clean(root, cid)
