@@ -241,21 +241,26 @@ class Harness:
     def cleanup(self):
         for cid in list(self.live):
             self.delete(cid)
-        # remove the cgroup directories this run made, deepest first, in every hierarchy
-        for root in self.acct.all_roots():
-            top = os.path.join(root, CGROUP_TOP)
-            run = os.path.join(top, self.run_id)
-            if os.path.isdir(run):
-                for dirpath, dirnames, _ in sorted(os.walk(run), key=lambda w: -w[0].count("/")):
-                    try:
-                        os.rmdir(dirpath)
-                    except OSError as e:
-                        print("warning: could not remove cgroup %s: %s" % (dirpath, e), file=sys.stderr)
-            try:
-                os.rmdir(top)   # only succeeds when no other run is using it
-            except OSError:
-                pass
+        remove_run_cgroups(self.acct, CGROUP_TOP, self.run_id)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def remove_run_cgroups(acct, top_name, run_id):
+    """Remove the cgroup directories of one run (<top>/<run id>/...), deepest first, in every
+    hierarchy; then <top> itself if no other run uses it."""
+    for root in acct.all_roots():
+        top = os.path.join(root, top_name)
+        run = os.path.join(top, run_id)
+        if os.path.isdir(run):
+            for dirpath, _, _ in sorted(os.walk(run), key=lambda w: -w[0].count("/")):
+                try:
+                    os.rmdir(dirpath)
+                except OSError as e:
+                    print("warning: could not remove cgroup %s: %s" % (dirpath, e), file=sys.stderr)
+        try:
+            os.rmdir(top)   # only succeeds when no other run is using it
+        except OSError:
+            pass
 
 
 def host_busy_ns():

@@ -48,7 +48,8 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from cpu_shares import Accounting, PAPER_TABLE2, expand_cpus, wait_idle  # noqa: E402
+from cpu_shares import (Accounting, PAPER_TABLE2, expand_cpus,  # noqa: E402
+                        remove_run_cgroups, wait_idle)
 
 REPO = os.path.dirname(HERE)
 MKROOTFS = os.path.join(REPO, "bundles", "mkrootfs.sh")
@@ -443,19 +444,7 @@ class Harness:
             for e in net.teardown():
                 print("warning: " + e, file=sys.stderr)
             self.nets.remove(net)
-        for root in self.acct.all_roots():
-            top = os.path.join(root, CGROUP_TOP)
-            run = os.path.join(top, self.run_id)
-            if os.path.isdir(run):
-                for dirpath, _, _ in sorted(os.walk(run), key=lambda w: -w[0].count("/")):
-                    try:
-                        os.rmdir(dirpath)
-                    except OSError as e:
-                        print("warning: could not remove cgroup %s: %s" % (dirpath, e), file=sys.stderr)
-            try:
-                os.rmdir(top)   # only when no other run uses it
-            except OSError:
-                pass
+        remove_run_cgroups(self.acct, CGROUP_TOP, self.run_id)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
