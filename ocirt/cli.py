@@ -7,6 +7,7 @@ short aliases (-b), and booleans (--detach, -d, --detach=false).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from . import __version__
@@ -53,7 +54,8 @@ class Opt:
 
 
 GLOBAL_OPTIONS = (
-    Opt("root", value=True, default="/run/ocirt", help="root directory for storage of container state"),
+    Opt("root", value=True, default="", help="root directory for storage of container state "
+        "(default: /run/ocirt, or $XDG_RUNTIME_DIR/ocirt when not root)"),
     Opt("log", value=True, default="", help="set the log file to write ocirt logs to (default is stderr)"),
     Opt("log-format", value=True, default="text", help="set the log format ('text' (default), or 'json')"),
     Opt("debug", help="enable debug logging"),
@@ -65,12 +67,37 @@ GLOBAL_OPTIONS = (
 )
 
 
+def default_root() -> str:
+    """runc's rule: /run/<name> for root; for anyone else $XDG_RUNTIME_DIR/<name> when set."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if os.geteuid() != 0 and xdg:
+        return os.path.join(xdg, "ocirt")
+    return "/run/ocirt"
+
+
+def rootless_mode(value: str) -> bool:
+    """--rootless true|false|auto. auto (runc's): rootless when not root, or when root only inside
+    a user namespace (the uid map is not the whole range)."""
+    if value in ("true", "false"):
+        return value == "true"
+    if value != "auto":
+        raise UsageError(f'invalid value "{value}" for flag --rootless: expected true, false or auto')
+    if os.geteuid() != 0:
+        return True
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
 @record
 class Globals:
     root: str
     log: Logger
     systemd_cgroup: bool = False
     debug: bool = False
+    rootless: bool = False
 
     def kernel(self):
         from .kernel.linux import LinuxKernel
@@ -185,11 +212,16 @@ def main(argv: list[str] | None = None) -> int:
         if values.pop("help"):
             sys.stdout.write(help_text(name, module))
             return 0
-        g = Globals(root=g_values["root"], log=log, systemd_cgroup=g_values["systemd_cgroup"],
-                    debug=g_values["debug"])
+        g = Globals(root=g_values["root"] or default_root(), log=log,
+                    systemd_cgroup=g_values["systemd_cgroup"], debug=g_values["debug"],
+                    rootless=rootless_mode(g_values["rootless"]))
         return module.main(g, values, args) or 0
     except OcirtError as e:
         log.error(str(e))
+        return 1
+    except OSError as e:        # one line, not a traceback, for what no handler foresaw
+        where = f": {e.filename}" if e.filename else ""
+        log.error(f"{e.strerror or e}{where}")
         return 1
     except KeyboardInterrupt:
         return 130

@@ -41,6 +41,7 @@ class CreateOptions:
     no_new_keyring: bool = False
     preserve_fds: int = 0
     systemd_cgroup: bool = False
+    rootless: bool = False             # --rootless: cgroups are used only where permitted
     subreaper: bool = False
     warn: object = print               # runtime.md warnings go to the log           # `run`: the init is re-parented to us, so we can wait for it
 
@@ -88,11 +89,18 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         # to remove (here: the container's own cgroup directories, which create() is about to make).
         state.cgroup = {**cg.to_dict(), "created": [d for d in cg.dirs() if not os.path.isdir(d)]}
         sd.save(state)
-        cg.create()
-        undo.push(cg.destroy)
-        state.cgroup = cg.to_dict()
-        sd.save(state)
-        cg.apply(resources_with_default_devices(linux), kernel)
+        try:
+            cg.create()
+        except OcirtError as e:
+            cg = _rootless_without_cgroup(opts, linux, cg, e)     # or raises
+        if cg is not None:
+            undo.push(cg.destroy)
+            state.cgroup = cg.to_dict()
+            sd.save(state)
+            cg.apply(resources_with_default_devices(linux), kernel)
+        else:
+            state.cgroup = {}
+            sd.save(state)
         os.mkfifo(sd.fifo, 0o622)
         os.chmod(sd.fifo, 0o622)  # mkfifo's mode is masked by the umask; a non-root init writes it
         fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
@@ -122,7 +130,8 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         child_ch.close()
         init_pid = 0
         try:
-            cg.add_pid(stage1_pid)
+            if cg is not None:
+                cg.add_pid(stage1_pid)
             parent_ch.send(Proceed())
             init_pid = _drive_children(parent_ch, stage1_pid, linux, state, cfg_hooks,
                                        seccomp_filter, checked.net_devices)
@@ -136,7 +145,7 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         undo.push(_kill_and_reap, init_pid)
         state.pid = init_pid
         state.pid_start = proc_start_time(init_pid) or 0
-        state.cgroup = cg.to_dict()  # again: now with what apply() set
+        state.cgroup = cg.to_dict() if cg is not None else {}  # again: with what apply() set
         sd.save(state)
         if opts.pid_file:
             _write_pid_file(opts.pid_file, init_pid)
@@ -255,7 +264,8 @@ def make_plan(config: dict, bundle: str, opts: CreateOptions, checked: Checked, 
                                                       "createContainer", "startContainer")),
         last_cap=checked.last_cap, seccomp=checked.seccomp,
         keyring=None if opts.no_new_keyring else f"_ses.{opts.id}",
-        personality=checked.personality, mempolicy=checked.mempolicy)
+        personality=checked.personality, mempolicy=checked.mempolicy,
+        unprivileged=os.geteuid() != 0)
 
 
 # Always allowed, after the config's own rules, as runc does: mknod of anything, the default devices
@@ -344,6 +354,15 @@ def _write_id_maps(pid: int, linux: dict) -> None:
         data = namespaces.id_map(linux.get(key) or [])
         if not data:
             continue
+        if name == "gid_map" and os.geteuid() != 0:
+            # An unprivileged writer may map its own gid only once setgroups is denied
+            # (user_namespaces(7)); the container then cannot change its groups.
+            try:
+                with open(f"/proc/{pid}/setgroups", "w") as f:
+                    f.write("deny")
+            except OSError as e:
+                raise OcirtError(f"/linux/gidMappings: write /proc/{pid}/setgroups",
+                                 e.errno) from None
         try:
             with open(f"/proc/{pid}/{name}", "w") as f:
                 f.write(data)
@@ -363,8 +382,31 @@ def _with_bundle_sources(bundle: str, mounts: list[dict]) -> list[dict]:
     return out
 
 
+def _rootless_without_cgroup(opts: CreateOptions, linux: dict, cg, error: OcirtError):
+    """A rootless create that may not make its cgroup goes on without one (runc does too), unless
+    the config asks for limits, which need it."""
+    import errno as _errno
+    if not opts.rootless or error.errno not in (_errno.EACCES, _errno.EPERM, _errno.EROFS):
+        raise error
+    asked = sorted(k for k, v in (linux.get("resources") or {}).items()
+                   if k != "devices" and v not in (None, {}, []))
+    if asked:
+        raise ConfigError(f"/linux/resources/{asked[0]}",
+                          f"a rootless container cannot get limits here: {error} (delegate a "
+                          "cgroup v2 subtree to this user, or run as root)")
+    try:
+        cg.destroy()        # whatever part of the path it could make
+    except OcirtError:
+        pass
+    return None             # state.json records no cgroup: `ps`, `pause` say so
+
+
 def _cgroup_binds(layout, cg) -> list[tuple[str, str]]:
-    """(host dir of the container's cgroup, name under /sys/fs/cgroup) per v1/hybrid hierarchy."""
+    """(host dir of the container's cgroup, name under /sys/fs/cgroup) per v1/hybrid hierarchy;
+    without a cgroup of its own (rootless), the one the runtime is in."""
+    if cg is None:
+        from . import cgroups
+        cg = cgroups.Cgroup.current(layout)
     binds, seen = [], set()
     for controller, mountpoint in layout.mounts.items():
         d = cg.paths.get(controller)

@@ -52,6 +52,7 @@ class InitPlan:
     last_cap: int = 40
     personality: int | None = None   # linux.personality, parsed (ocirt.procattr)
     mempolicy: tuple | None = None   # linux.memoryPolicy: (mode | flags, nodes)
+    unprivileged: bool = False       # the runtime is not root (rootless): see enter_namespaces
 
 
 def _fail(ch: Channel, exc: BaseException) -> None:
@@ -158,7 +159,15 @@ def enter_namespaces(kernel: k.Kernel, plan: InitPlan, fx: InitEffects) -> None:
             kernel.close(fd)
     if "user" in plan.ns.new:
         kernel.unshare(k.CLONE_NEWUSER)
+        # An unprivileged parent can open /proc/<us>/uid_map only while we are dumpable (the
+        # file of a non-dumpable process belongs to root): dumpable just for the mapping, as
+        # runc does, while no code of the container runs yet.
+        unprivileged = plan.unprivileged
+        if unprivileged:
+            kernel.prctl(k.PR_SET_DUMPABLE, 1)
         fx.map_user_ns()
+        if unprivileged:
+            kernel.prctl(k.PR_SET_DUMPABLE, 0)
         kernel.setresgid(0)
         kernel.setresuid(0)
     flags = plan.ns.new_flags(exclude=("user",))

@@ -130,11 +130,14 @@ class StateDir:
     # locking
     def make_and_lock(self) -> None:
         """Create the directory (exactly one of two concurrent creates succeeds) and lock it."""
-        os.makedirs(self.root, mode=0o711, exist_ok=True)
         try:
+            os.makedirs(self.root, mode=0o711, exist_ok=True)
             os.mkdir(self.path, 0o711)
         except FileExistsError:
             raise OcirtError("container with given ID already exists") from None
+        except OSError as e:
+            raise OcirtError(f"cannot create the state directory {self.path} (--root)",
+                             errno=e.errno) from None
         self._lock_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
 

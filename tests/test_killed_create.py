@@ -95,21 +95,26 @@ def _processes_mentioning(text: str) -> list[int]:
     return out
 
 
-def _bundle(tmp_path, rootfs, cid):
+def _bundle(tmp_path, rootfs, cid, cgroups_path=None):
     bundle = make_bundle(tmp_path / "bundle", rootfs, ["sleep", "60"])
     with open(os.path.join(bundle, "config.json")) as f:
         config = json.load(f)
-    config["linux"]["cgroupsPath"] = f"/ocirt-test-killed/{cid}"
+    config["linux"]["cgroupsPath"] = cgroups_path or f"/ocirt-test-killed/{cid}"
     with open(os.path.join(bundle, "config.json"), "w") as f:
         json.dump(config, f)
     return bundle
+
+
+def _top_cgroup_dirs(cid: str) -> list[str]:
+    return [d for d in (os.path.join("/sys/fs/cgroup", top, cid)
+                        for top in os.listdir("/sys/fs/cgroup")) if os.path.isdir(d)]
 
 
 def _delete_force_leaves_nothing(root: str, cid: str) -> None:
     subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO, check=True,
                    capture_output=True)
     assert not os.path.exists(os.path.join(root, cid)), "state left"
-    assert cgroup_dirs(cid) == [], "cgroup left"
+    assert cgroup_dirs(cid) == [] and _top_cgroup_dirs(cid) == [], "cgroup left"
     deadline = time.monotonic() + 10  # an orphaned stage 1 or init exits once its parent is gone
     while _processes_mentioning(cid) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -121,7 +126,7 @@ def _clean(root: str, cid: str) -> None:
         os.kill(pid, signal.SIGKILL)
     subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO,
                    capture_output=True)
-    for d in cgroup_dirs(cid):
+    for d in cgroup_dirs(cid) + _top_cgroup_dirs(cid):
         os.rmdir(d)
 
 
@@ -163,7 +168,8 @@ def baseline(tmp_path_factory, busybox_rootfs):
         pytest.skip("strace is not installed")
     tmp = tmp_path_factory.mktemp("baseline")
     cid = f"kill9-base-{uuid.uuid4().hex[:6]}"
-    bundle, root, log = _bundle(tmp, busybox_rootfs, cid), str(tmp / "root"), str(tmp / "trace")
+    bundle, root, log = (_bundle(tmp, busybox_rootfs, cid, f"/{cid}"), str(tmp / "root"),
+                         str(tmp / "trace"))
     try:
         subprocess.run(["strace", "-qq", "-o", log, "-e", f"trace={TRACED}"] + OCIRT +
                        ["--root", root, "create", "--bundle", bundle, cid], cwd=REPO, check=True,
@@ -187,7 +193,9 @@ def test_sigkill_before_each_step_then_delete_force(tmp_path, busybox_rootfs, ba
     if nth > baseline.get(call, 0):
         pytest.skip(f"create enters {call} {baseline.get(call, 0)} times")
     cid = f"kill9-{call}-{nth}-{uuid.uuid4().hex[:6]}"
-    bundle, root = _bundle(tmp_path, busybox_rootfs, cid), str(tmp_path / "root")
+    # its own cgroup right under the root: every create then makes the same directories and
+    # writes the same files as the baseline's (a shared parent made or not would shift them)
+    bundle, root = _bundle(tmp_path, busybox_rootfs, cid, f"/{cid}"), str(tmp_path / "root")
     try:
         killed = subprocess.run(
             ["strace", "-qq", "-o", "/dev/null", "-e", f"trace={call}",

@@ -119,6 +119,23 @@ class Cgroup:
                 unified = place(layout.unified, "", parent_of_own=False)
         return cls(layout, paths, unified, cgroups_path=cgroups_path, fs=fs)
 
+    @classmethod
+    def current(cls, layout: Layout, own: dict | None = None) -> "Cgroup":
+        """Where this process is (nothing made, nothing to remove): the cgroup a rootless
+        container stays in when it may not have one of its own."""
+        own = own_cgroups() if own is None else own
+        paths, unified = {}, None
+        for mnt, ctrls in layout.hierarchies().items():
+            key = next((c for c in ctrls if c in own), None)
+            if key is not None:
+                d = _join(mnt, strip_root(own[key] or "/", layout.roots.get(mnt, "/")))
+                for c in ctrls:
+                    paths[c] = d
+        if layout.unified and "" in own:
+            unified = _join(layout.unified, strip_root(own[""] or "/",
+                                                       layout.roots.get(layout.unified, "/")))
+        return cls(layout, paths, unified)
+
     def to_dict(self) -> dict:
         return {
             "version": STATE_VERSION,

@@ -17,7 +17,8 @@ def options_from(g, o, container_id: str, **extra) -> CreateOptions:
                          console_socket=o["console_socket"], no_pivot=o["no_pivot"],
                          no_new_keyring=o["no_new_keyring"],
                          preserve_fds=int_option(o, "preserve_fds"),
-                         systemd_cgroup=g.systemd_cgroup, warn=g.log.warning, **extra)
+                         systemd_cgroup=g.systemd_cgroup, rootless=g.rootless,
+                         warn=g.log.warning, **extra)
 
 
 def main(g, o, args) -> int:
