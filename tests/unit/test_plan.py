@@ -143,3 +143,21 @@ def test_plan_build_against_recording_kernel(bundle):
     assert names.index("pivot_root") < names.index("capset") < names.index("execve")
     assert any(s.call.name == "join_session_keyring" and s.call.args == ("_ses.c1",)
                for s in p.steps)
+
+
+def test_unprivileged_stage1_is_dumpable_only_while_mapped(bundle, capsys, monkeypatch):
+    """Rootless: the parent (not root) can write /proc/<stage1>/uid_map only while stage 1 is
+    dumpable; it is so just around the mapping."""
+    def userns(c):
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+    edit(bundle, userns)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    lines = plan_text(bundle, capsys)
+    user = index(lines, "unshare(CLONE_NEWUSER)")
+    on = index(lines, "prctl(PR_SET_DUMPABLE, 1)")
+    mapped = index(lines, "write_file('/proc/<stage1-pid>/uid_map'")
+    off = next(i for i, line in enumerate(lines)
+               if i > mapped and line.startswith("prctl(PR_SET_DUMPABLE, 0)"))
+    assert user < on < mapped < off
