@@ -56,6 +56,7 @@ How it is built (stdlib only; nothing here imports ocirt: the suite is black box
 """
 
 import ctypes
+import errno
 import os
 import re
 import shlex
@@ -637,7 +638,7 @@ def _join_cgroup(d):
     """Put the calling process into cgroup directory d, making it if needed. systemd on cgroup v1
     removes empty cgroups below its root in hierarchies it does not use for the root slice (it
     "trims" them), so the directory may vanish between a mkdir and the write: retry."""
-    for _ in range(100):
+    for _ in range(200):
         try:
             with open(os.path.join(d, "cgroup.procs"), "w") as f:
                 f.write("0")
@@ -647,6 +648,19 @@ def _join_cgroup(d):
                 os.mkdir(d)  # cpuset: clone_children of the dedicated cgroup fills cpus/mems
             except FileExistsError:
                 pass
+        except OSError as e:
+            # a cpuset made again without clone_children has no cpus/mems (ENOSPC): copy the
+            # parent's; anything else (a trim racing the write): try again shortly
+            if e.errno == errno.ENOSPC:
+                for name in ("cpuset.cpus", "cpuset.mems"):
+                    try:
+                        with open(os.path.join(os.path.dirname(d), name)) as src:
+                            value = src.read().strip()
+                        with open(os.path.join(d, name), "w") as dst:
+                            dst.write(value)
+                    except OSError:
+                        pass
+            time.sleep(0.005)
     raise OSError(f"cannot join {d}")
 
 

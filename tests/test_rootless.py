@@ -16,6 +16,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -64,14 +65,18 @@ def home(busybox_rootfs):
     shutil.rmtree(d, ignore_errors=True)
 
 
-def as_user(home, argv, **kw):
+def as_user(home, argv, cgroup=None, **kw):
+    """argv as uid 1000 (started in the cgroup directory `cgroup`, moved there while still root)."""
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": home,
            "XDG_RUNTIME_DIR": os.path.join(home, "xdg"), "PYTHONPATH": SITE}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         os.fchown(out.fileno(), UID, GID)
         os.fchown(err.fileno(), UID, GID)
-        p = subprocess.run(["setpriv", f"--reuid={UID}", f"--regid={GID}", "--clear-groups",
-                            "--"] + argv, cwd=os.path.join(home, "bundle"), env=env,
+        enter = ["sh", "-c", f'echo $$ > {cgroup}/cgroup.procs && exec "$@"', "sh"] \
+            if cgroup else []
+        p = subprocess.run(enter + ["setpriv", f"--reuid={UID}", f"--regid={GID}",
+                                    "--clear-groups", "--"] + argv,
+                           cwd=os.path.join(home, "bundle"), env=env,
                            stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=60, **kw)
         out.seek(0)
         err.seek(0)
@@ -170,3 +175,57 @@ def test_root_is_not_rootless():
     assert rootless_mode("auto") is False
     assert rootless_mode("true") is True
     assert default_root() == "/run/ocirt"
+
+
+def _cgroup2_root():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[fields.index("-") + 1] == "cgroup2" and fields[4] == "/sys/fs/cgroup":
+                return fields[4]
+    return None
+
+
+@pytest.fixture
+def delegated():
+    """A cgroup v2 subtree given to uid 1000, as systemd delegates one to a user session:
+    <top> and its control files belong to the user; the user's commands start in <top>/leaf."""
+    root = _cgroup2_root()
+    if root is None:
+        pytest.skip("not a cgroup v2 host (the v2 VM runs this)")
+    top = os.path.join(root, f"ocirt-rl-{uuid.uuid4().hex[:8]}")
+    os.mkdir(top)
+    leaf = os.path.join(top, "leaf")
+    os.mkdir(leaf)
+    for path in (top, leaf):
+        for name in ("", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"):
+            os.chown(os.path.join(path, name) if name else path, UID, GID)
+    yield top
+    for dirpath, dirs, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+        try:
+            with open(os.path.join(dirpath, "cgroup.kill"), "w") as f:
+                f.write("1")
+        except OSError:
+            pass
+    for dirpath, dirs, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+        for _ in range(100):
+            try:
+                os.rmdir(dirpath)
+                break
+            except OSError:
+                time.sleep(0.02)
+
+
+def test_limits_in_a_delegated_cgroup(home, delegated):
+    """Where the user owns a cgroup v2 subtree, a rootless container gets its cgroup and its
+    limits there (the runtime itself starts inside the subtree, as in a user session)."""
+    cid = f"rl-{uuid.uuid4().hex[:8]}"
+    name = os.path.basename(delegated)
+    make_config(home, ["sh", "-c", "cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max"],
+                cgroupsPath=f"/{name}/{cid}",
+                resources={"pids": {"limit": 17}, "memory": {"limit": 64 << 20}})
+    p = as_user(home, [SYSTEM_PYTHON, "-m", "ocirt", "run", cid],
+                cgroup=os.path.join(delegated, "leaf"))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["17", str(64 << 20)]
+    assert not os.path.exists(os.path.join(delegated, cid))      # removed by run's delete
