@@ -7,6 +7,7 @@ arrives as a detached tree made by the parent (ocirt/idmap.py) and is moved onto
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -290,7 +291,21 @@ class Rootfs:
         self.k.close(self.ensure(dest, directory=True, pointer=f"{where}/destination"))
         try:
             if self.spec.cgroup2:
-                self._at(dest, lambda t: self.k.mount("cgroup2", t, "cgroup2", opts.flags, None))
+                try:
+                    self._at(dest, lambda t: self.k.mount("cgroup2", t, "cgroup2", opts.flags,
+                                                          None))
+                except OSError as e:
+                    # In a user namespace cgroup2 may be refused (no cgroup namespace of its
+                    # own, or one the user namespace does not own): bind the container's
+                    # cgroup directory instead, as runc does.
+                    whole = [d for d, name in self.spec.cgroup_binds if name == ""]
+                    if e.errno not in (errno.EPERM, errno.EBUSY) or not whole:
+                        raise
+                    self._at(dest, lambda t: self.k.mount(whole[0], t, None,
+                                                          k.MS_BIND | k.MS_REC, None))
+                    self._at(dest, lambda t: self.k.mount(
+                        None, t, None, k.MS_BIND | k.MS_REMOUNT | base | ro |
+                        (self._locked_flags(t) if self.spec.in_userns else 0), None))
                 return
             self._at(dest, lambda t: self.k.mount("tmpfs", t, "tmpfs", base, "mode=755"))
             for host_dir, name in self.spec.cgroup_binds:

@@ -402,11 +402,16 @@ def _rootless_without_cgroup(opts: CreateOptions, linux: dict, cg, error: OcirtE
 
 
 def _cgroup_binds(layout, cg) -> list[tuple[str, str]]:
-    """(host dir of the container's cgroup, name under /sys/fs/cgroup) per v1/hybrid hierarchy;
-    without a cgroup of its own (rootless), the one the runtime is in."""
+    """(host dir of the container's cgroup, name under /sys/fs/cgroup) per v1/hybrid hierarchy
+    (on v2: the directory, name ""); without a cgroup of its own (rootless), the one the runtime
+    is in."""
     if cg is None:
         from . import cgroups
         cg = cgroups.Cgroup.current(layout)
+    if layout.kind == "v2":
+        # only if mounting cgroup2 is refused (a user namespace without its own cgroup
+        # namespace: EPERM/EBUSY): the container's directory bound instead, as runc does
+        return [(cg.unified, "")] if cg.unified else []
     binds, seen = [], set()
     for controller, mountpoint in layout.mounts.items():
         d = cg.paths.get(controller)

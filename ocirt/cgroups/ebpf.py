@@ -306,9 +306,10 @@ def device_filter(rules) -> list:
 
 
 def can_skip_errors(rules) -> bool:
-    """runc's leniency when bpf(2) fails: inside a user namespace (a rootless runtime cannot
-    load programs, nor make or reach host devices), or when every rule allows everything."""
-    if in_user_namespace():
+    """runc's leniency when bpf(2) fails: inside a user namespace, or not root at all (a
+    rootless runtime cannot load programs; its containers cannot make device nodes, and reach
+    host devices only as the user could), or when every rule allows everything."""
+    if os.geteuid() != 0 or in_user_namespace():
         return True
     return all(r.allow and access_bits(r.access) == ACC_ALL for r in rules)
 
