@@ -206,8 +206,10 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
     if linux.get("seccomp"):
         from . import seccomp
         seccomp_filter = seccomp.compile(linux["seccomp"])
-    from . import netdev
-    net_devices = netdev.check(linux.get("netDevices"), ns.has("network"))
+    net_devices = None
+    if linux.get("netDevices") is not None:
+        from . import netdev
+        net_devices = netdev.check(linux["netDevices"], ns.has("network"))
     if linux.get("intelRdt") is not None:
         check_intel_rdt()
     personality = mempolicy = None

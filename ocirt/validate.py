@@ -20,7 +20,6 @@ is what runc and crun read the config with.
 from __future__ import annotations
 
 import os
-import re
 
 from ocirt import jsonio
 from ocirt.errors import ConfigError, OcirtError, json_pointer
@@ -98,10 +97,99 @@ def first_error(instance, schemas: Schemas, name: str = CONFIG_SCHEMA):
 def check_version(config) -> None:
     """Only ociVersion 1.x is understood; other major versions may mean other things."""
     version = config.get("ociVersion") if isinstance(config, dict) else None
-    match = re.match(r"(\d+)\.", version) if isinstance(version, str) else None
-    if match and int(match.group(1)) != SUPPORTED_MAJOR:
-        raise ConfigError("/ociVersion", f"unsupported major version {match.group(1)} in "
+    major = _leading_major(version) if isinstance(version, str) else None
+    if major is not None and int(major) != SUPPORTED_MAJOR:
+        raise ConfigError("/ociVersion", f"unsupported major version {major} in "
                                          f"{_show(version)} (ocirt implements {SUPPORTED_MAJOR}.x)")
+
+
+def _leading_major(version: str) -> str | None:
+    """The digits before the first '.', as re.match(r"(\d+)\.") finds them, or None."""
+    n = 0
+    while n < len(version) and version[n].isdecimal():
+        n += 1
+    return version[:n] if n and version[n:n + 1] == "." else None
+
+
+# ---------------------------------------------------------------- patterns without `re`
+#
+# The schemas' few patterns as plain predicates: importing re (and enum with it) costs ~3 ms on
+# every create. Each predicate is what re.search(pattern, s) answers, "$" included (it also
+# matches before one final newline); tests/unit/test_validate.py checks them against re. A
+# pattern not listed here falls back to re.
+
+_DIGITS = frozenset("0123456789")
+_UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_ALNUM_DASH = _DIGITS | _UPPER | frozenset("abcdefghijklmnopqrstuvwxyz-")
+
+
+def _body(s: str) -> str:
+    """s without the one final newline "$" may stand before."""
+    return s[:-1] if s.endswith("\n") else s
+
+
+def _all_in(chars):
+    return lambda s: all(c in chars for c in _body(s))
+
+
+def _prefixed_word(prefix: str, chars):
+    def match(s):
+        b = _body(s)
+        return b.startswith(prefix) and len(b) > len(prefix) and \
+            all(c in chars for c in b[len(prefix):])
+    return match
+
+
+def _page_size(s: str) -> bool:                     # ^[1-9][0-9]*[KMGTPE]?B$
+    b = _body(s)
+    if len(b) < 2 or b[-1] != "B" or b[0] not in "123456789":
+        return False
+    middle = b[1:-1]
+    if middle and middle[-1] in "KMGTPE":
+        middle = middle[:-1]
+    return all(c in _DIGITS for c in middle)
+
+
+def _number(part: str) -> bool:                     # 0|[1-9][0-9]*
+    return part == "0" or (part[:1] in set("123456789") and all(c in _DIGITS for c in part))
+
+
+def _dotted(part: str) -> bool:                     # [0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*
+    return all(p and all(c in _ALNUM_DASH for c in p) for p in part.split("."))
+
+
+def _semver(s: str) -> bool:
+    b = _body(s)
+    core, plus, build = b.partition("+")
+    if plus and not _dotted(build):
+        return False
+    core, dash, pre = core.partition("-")
+    if dash and not _dotted(pre):
+        return False
+    parts = core.split(".")
+    return len(parts) == 3 and all(_number(p) for p in parts)
+
+
+_PATTERNS = {
+    "^[rwm]*$": _all_in(frozenset("rwm")),
+    "^[1-9][0-9]*[KMGTPE]?B$": _page_size,
+    "^MB:": lambda s: s.startswith("MB:"),
+    "^RLIMIT_[A-Z]+$": _prefixed_word("RLIMIT_", _UPPER),
+    "^CAP_[A-Z0-9_]+$": _prefixed_word("CAP_", _UPPER | _DIGITS | {"_"}),
+    "^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?"
+    "(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$": _semver,
+    "^/": lambda s: s.startswith("/"),
+    "\n": lambda s: "\n" in s,
+    "^[0-9,:/ -]*$": _all_in(_DIGITS | frozenset(",:/ -")),
+}
+
+
+def pattern_matches(pattern: str, value: str) -> bool:
+    known = _PATTERNS.get(pattern)
+    if known is not None:
+        return known(value)
+    import re
+    return re.search(pattern, value) is not None
 
 
 def check_unique(config: dict) -> None:
@@ -165,7 +253,7 @@ def _check(value, node: dict, name: str, schemas: Schemas) -> None:
         if len(value) < node.get("minLength", 0):
             raise _Fail("minLength", f"{_show(value)} is shorter than {node['minLength']} characters")
         pattern = node.get("pattern")
-        if pattern is not None and not re.search(pattern, value):
+        if pattern is not None and not pattern_matches(pattern, value):
             raise _Fail("pattern", f"{_show(value)} is not {node.get('description') or 'matching ' + pattern}")
     elif _is_type(value, "number"):
         if "minimum" in node and value < node["minimum"]:

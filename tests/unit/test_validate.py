@@ -627,3 +627,38 @@ def test_validate_does_not_import_jsonschema():
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": REPO}, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_pattern_predicates_agree_with_re():
+    """validate's patterns without `re` (3 ms of imports on every create) say what re.search
+    says, on strings built from each pattern's own alphabet and its near misses."""
+    import random
+    import re
+
+    from ocirt.validate import _PATTERNS, pattern_matches
+
+    rng = random.Random(1234)
+    alphabet = "0123456789AZaz_-.+:/ ,\nrwmKMGTPEBCAPRLIMITéx\t"
+    samples = ["", "\n", "1.0.0", "1.0.0\n", "01.0.0", "1.2.3-rc.1+build.5", "1.2.3-", "1.2.3+",
+               "1.2.3-a..b", "CAP_SYS_ADMIN", "CAP_", "CAP_X\n", "CAP_X\n\n", "RLIMIT_NOFILE",
+               "RLIMIT_nofile", "2MB", "1GB\n", "0MB", "10B", "MB:0=1", "/x", "x/", "rw", "rwx",
+               "0-3,5", "1:2 3/4", "a\nb", "\n\n", "1.0.0\n\n", "1.0.0-é"]
+    for _ in range(20000):
+        n = rng.randint(0, 12)
+        samples.append("".join(rng.choice(alphabet) for _ in range(n)))
+        base = rng.choice(samples[:30])
+        i = rng.randint(0, len(base))
+        samples.append(base[:i] + rng.choice(alphabet) + base[i:])
+    for pattern in _PATTERNS:
+        for s in samples:
+            assert pattern_matches(pattern, s) == (re.search(pattern, s) is not None), \
+                (pattern, s)
+
+
+def test_version_major_without_re():
+    import re
+
+    from ocirt.validate import _leading_major
+    for v in ["1.0.0", "2.0", "12.1", "1", ".1", "a.1", "１.0", "1x.0", "", "007.1"]:
+        m = re.match(r"(\d+)\.", v)
+        assert _leading_major(v) == (m.group(1) if m else None), v
