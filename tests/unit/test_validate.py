@@ -662,3 +662,17 @@ def test_version_major_without_re():
     for v in ["1.0.0", "2.0", "12.1", "1", ".1", "a.1", "１.0", "1x.0", "", "007.1"]:
         m = re.match(r"(\d+)\.", v)
         assert _leading_major(v) == (m.group(1) if m else None), v
+
+
+def test_hot_path_imports_stay_light():
+    """create/run/state import none of the costly modules (each ~2-100 ms here): validation of a
+    full config included."""
+    script = ("import sys; from ocirt import jsonio; from ocirt.validate import validate;"
+              "import ocirt.cli, ocirt.spawn, ocirt.container, ocirt.cgroups, ocirt.kernel.linux;"
+              "import ocirt.commands.create, ocirt.commands.run, ocirt.commands.state;"
+              f"validate(jsonio.loads({json.dumps(json.dumps(full_config()))}));"
+              "print(sorted(m for m in ('re', 'enum', 'json', 'dataclasses', 'typing', 'click',"
+              " 'jsonschema', 'pyroute2', 'subprocess') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": REPO}, check=True).stdout
+    assert out.strip() == "[]"
