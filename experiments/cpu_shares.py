@@ -129,17 +129,8 @@ class Harness:
         return "/%s/%s/%s" % (CGROUP_TOP, self.run_id, name)
 
     def rt(self, *args, check=True, timeout=60, stdout=subprocess.DEVNULL):
-        cmd = [self.runtime, "--root", self.state_root] + list(args)
-        # The container inherits the runtime's stdio (terminal: false), so stderr goes to a file:
-        # a pipe would stay open for as long as the container lives.
-        with tempfile.TemporaryFile(dir=self.tmp) as err:
-            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=stdout,
-                               stderr=err, timeout=timeout)
-            if check and p.returncode != 0:
-                err.seek(0)
-                raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), p.returncode,
-                                                            err.read().decode(errors="replace").strip()))
-        return p
+        return run_runtime([self.runtime, "--root", self.state_root] + list(args), self.tmp,
+                           check=check, timeout=timeout, stdout=stdout)
 
     def build_rootfs(self):
         subprocess.run(["sh", MKROOTFS, self.rootfs], check=True)
@@ -243,6 +234,19 @@ class Harness:
             self.delete(cid)
         remove_run_cgroups(self.acct, CGROUP_TOP, self.run_id)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def run_runtime(cmd, tmp, check=True, timeout=60, stdout=subprocess.DEVNULL):
+    """One runtime command. The container inherits the runtime's stdio (terminal: false), so
+    stderr goes to a file in tmp: a pipe would stay open for as long as the container lives."""
+    with tempfile.TemporaryFile(dir=tmp) as err:
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err,
+                           timeout=timeout)
+        if check and p.returncode != 0:
+            err.seek(0)
+            raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), p.returncode,
+                                                        err.read().decode(errors="replace").strip()))
+    return p
 
 
 def remove_run_cgroups(acct, top_name, run_id):

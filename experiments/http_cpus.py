@@ -49,7 +49,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from cpu_shares import (Accounting, PAPER_TABLE2, expand_cpus,  # noqa: E402
-                        remove_run_cgroups, wait_idle)
+                        remove_run_cgroups, run_runtime, wait_idle)
 
 REPO = os.path.dirname(HERE)
 MKROOTFS = os.path.join(REPO, "bundles", "mkrootfs.sh")
@@ -318,17 +318,8 @@ class Harness:
         return os.path.join(self.tmp, "state-" + re.sub(r"[^A-Za-z0-9]", "_", runtime)[-40:])
 
     def rt(self, runtime, *args, check=True, timeout=60):
-        cmd = [runtime, "--root", self.state_root(runtime)] + list(args)
-        # The container inherits the runtime's stdio: stderr to a file, not a pipe that would
-        # stay open as long as the container lives.
-        with tempfile.TemporaryFile(dir=self.tmp) as err:
-            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=err, timeout=timeout)
-            if check and p.returncode != 0:
-                err.seek(0)
-                raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), p.returncode,
-                                                            err.read().decode(errors="replace").strip()))
-        return p
+        return run_runtime([runtime, "--root", self.state_root(runtime)] + list(args), self.tmp,
+                           check=check, timeout=timeout)
 
     def build_rootfs(self):
         subprocess.run(["sh", MKROOTFS, self.rootfs], check=True)
