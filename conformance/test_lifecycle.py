@@ -434,3 +434,11 @@ def test_pid_file_relative_path(rt, make_bundle, tmp_path):
            prelude=f"cd {tmp_path}")
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "rel.pid").read_text().strip() == str(rt.state_json(b.id)["pid"])
+
+
+def test_run_accepts_no_subreaper(run_in):
+    """`run --no-subreaper` (runc's flag, passed by some engines) runs the container as usual and
+    still returns its exit code."""
+    p = run_in(["sh", "-c", "echo hi; exit 4"], extra=["--no-subreaper"])
+    assert p.returncode == 4, p.stderr
+    assert p.stdout == "hi\n"
