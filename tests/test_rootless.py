@@ -135,8 +135,11 @@ def test_lifecycle_as_an_unprivileged_user(home):
         assert uids == [str(UID)] * 4           # root inside is uid 1000 outside
         assert ocirt(home, "start", cid).returncode == 0
         assert json.loads(ocirt(home, "state", cid).stdout)["status"] == "running"
+        ex = ocirt(home, "exec", cid, "sh", "-c", "id -u; cat /proc/self/uid_map")
+        assert ex.returncode == 0, ex.stderr
+        assert ex.stdout.split() == ["0", "0", str(UID), "1"]
         ps = ocirt(home, "ps", "--format", "json", cid)      # no cgroup: its pid namespace
-        assert ps.returncode == 0 and json.loads(ps.stdout) == [state["pid"]], ps.stderr
+        assert ps.returncode == 0 and json.loads(ps.stdout) == [state["pid"]], ps.stderr  # exec'd one gone
         pause = ocirt(home, "pause", cid)
         assert pause.returncode != 0 and "no cgroup" in pause.stderr
         assert ocirt(home, "kill", cid, "KILL").returncode == 0
