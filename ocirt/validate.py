@@ -104,7 +104,7 @@ def check_version(config) -> None:
 
 
 def _leading_major(version: str) -> str | None:
-    """The digits before the first '.', as re.match(r"(\d+)\.") finds them, or None."""
+    """The digits before the first '.', as re.match(r"(\\d+)\\.") finds them, or None."""
     n = 0
     while n < len(version) and version[n].isdecimal():
         n += 1

@@ -14,7 +14,7 @@ def main(g, o, args) -> int:
         c = Container.open(g.root, container_id)
     except OcirtError:
         if o["force"]:  # engines always issue a second `delete --force`: a missing id is fine
-            _remove_leftover(g.root, container_id)
+            remove_leftover(g.root, container_id)
             return 0
         raise
     try:
@@ -24,7 +24,7 @@ def main(g, o, args) -> int:
     return 0
 
 
-def _remove_leftover(root: str, container_id: str) -> None:
+def remove_leftover(root: str, container_id: str) -> None:
     """A state dir without state.json: a create that was killed. Remove it."""
     from ..state import StateDir
     sd = StateDir(root, container_id)

@@ -28,13 +28,13 @@ def main(g, o, args) -> int:
     try:
         c.kill(sig, all_processes=o["all"])
         if sig == _signal.SIGKILL and c.state.cgroup:
-            _after_sigkill(c, o["all"])
+            after_sigkill(c, o["all"])
     finally:
         c.close()
     return 0
 
 
-def _after_sigkill(c, all_processes: bool) -> None:
+def after_sigkill(c, all_processes: bool) -> None:
     """SIGKILL must take effect: a paused (frozen) container is thawed, or on cgroup v1 the
     processes could not die (runc thaws too); with --all, return once the cgroup is empty, so
     that the `delete` engines send next finds nothing left (runc waits for them as well)."""

@@ -356,16 +356,22 @@ def main(g, o, args) -> int:
         else:
             delta = from_flags(o, g.log)
         check_rdt(o)
-        v2 = bool(c.state.cgroup) and c.state.cgroup.get("kind") == "v2"
-        apply, record, rollback = plan(delta, c.recorded_resources(), v2)
-
-        def set_back_failed(err):
-            g.log.warning(f"Setting back cgroup configs failed due to error: {err}, your "
-                          "state.json and actual configs might be inconsistent.")
-        try:
-            c.update(apply, record, rollback, on_rollback_error=set_back_failed)
-        except ConfigError as e:
-            raise OcirtError(apply_error(c, e)) from None
+        apply_resources(c, delta, g.log.warning)
     finally:
         c.close()
     return 0
+
+
+def apply_resources(c: Container, delta: dict, warn) -> None:
+    """Write a partial linux.resources (already checked) to the container's cgroup and record
+    it; on failure the previous values are set back (shared with ocirt.api)."""
+    v2 = bool(c.state.cgroup) and c.state.cgroup.get("kind") == "v2"
+    apply, record, rollback = plan(delta, c.recorded_resources(), v2)
+
+    def set_back_failed(err):
+        warn(f"Setting back cgroup configs failed due to error: {err}, your "
+             "state.json and actual configs might be inconsistent.")
+    try:
+        c.update(apply, record, rollback, on_rollback_error=set_back_failed)
+    except ConfigError as e:
+        raise OcirtError(apply_error(c, e)) from None
