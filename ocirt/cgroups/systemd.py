@@ -96,18 +96,11 @@ def unit_cgroup(slice_: str, unit: str) -> str:
 # ---------------------------------------------------------------- properties
 
 def _cpus_mask(spec: str, pointer: str) -> bytes:
-    """'0-2,5' -> the little-endian byte mask systemd wants for AllowedCPUs."""
-    bits = set()
-    try:
-        for part in spec.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            lo, _, hi = part.partition("-")
-            bits.update(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        raise ConfigError(pointer, f"invalid cpu list {spec!r}") from None
-    mask = bytearray((max(bits) // 8 + 1) if bits else 0)
+    """'0-2,5' -> the little-endian byte mask systemd wants for AllowedCPUs (a kernel list, parsed
+    as process.execCPUAffinity's is)."""
+    from ..procattr import MAX_CPUS, _Where, parse_list
+    bits = parse_list(spec, _Where("", "config.json"), pointer, MAX_CPUS)
+    mask = bytearray((bits[-1] // 8 + 1) if bits else 0)
     for b in bits:
         mask[b // 8] |= 1 << (b % 8)
     return bytes(mask)
