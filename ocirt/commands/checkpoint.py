@@ -1,0 +1,37 @@
+"""`checkpoint <id>`: runc's command line, answered with a clear error.
+
+ocirt has no CRIU integration yet. The command takes runc's flags, checks that the container
+exists (the error a user of runc would get first otherwise), then says so in one line, so an
+engine asking for a checkpoint (podman container checkpoint) reports a plain reason.
+"""
+from ..cli import Opt
+from ..container import Container
+from ..errors import OcirtError
+from .pause import exact_id
+
+USAGE = "checkpoint [command options] <container-id>"
+OPTIONS = (
+    Opt("image-path", value=True, help="path for saving criu image files"),
+    Opt("work-path", value=True, help="path for saving work files and logs"),
+    Opt("parent-path", value=True, help="path for previous criu image files in pre-dump"),
+    Opt("leave-running", help="leave the process running after checkpointing"),
+    Opt("tcp-established", help="allow open tcp connections"),
+    Opt("ext-unix-sk", help="allow external unix sockets"),
+    Opt("shell-job", help="allow shell jobs"),
+    Opt("lazy-pages", help="use userfaultfd to lazily restore memory pages"),
+    Opt("status-fd", value=True, default="-1", help="criu writes \\0 to this FD once lazy-pages is ready"),
+    Opt("page-server", value=True, help="ADDRESS:PORT of the page server"),
+    Opt("file-locks", help="handle file locks, for safety"),
+    Opt("pre-dump", help="dump container's memory information only, leave the container running after this"),
+    Opt("manage-cgroups-mode", value=True, help="cgroups mode: 'soft' (default), 'full' and 'strict'"),
+    Opt("empty-ns", value=True, multi=True, help="create a namespace, but don't restore its properties"),
+    Opt("auto-dedup", help="enable auto deduplication of memory images"),
+)
+
+UNSUPPORTED = ("checkpoint/restore is not supported by ocirt yet (it has no CRIU integration); "
+               "use runc for containers that need it")
+
+
+def main(g, o, args) -> int:
+    Container.open(g.root, exact_id(args, "checkpoint"), lock=False)   # "does not exist" first
+    raise OcirtError(UNSUPPORTED)
