@@ -28,6 +28,7 @@ knows them applies them).
 """
 from __future__ import annotations
 
+import errno
 import os
 
 from . import kernel as k
@@ -154,8 +155,10 @@ def prepare(kernel: k.Kernel, requests: list[IdmapMount], mounts: list[dict],
                                             recursive=r.recursive_tree or r.recursive_map,
                                             userns_fd=userns[key])
             except OSError as e:
-                raise OcirtError(f"{where}: idmap {source} (mount_setattr MOUNT_ATTR_IDMAP)",
-                                 e.errno) from None
+                hint = " (its filesystem may not support idmapped mounts on this kernel)" \
+                    if e.errno == errno.EINVAL else ""
+                raise OcirtError(f"{where}: idmap {source} (mount_setattr MOUNT_ATTR_IDMAP)"
+                                 f"{hint}", e.errno) from None
     except BaseException:
         for fd in trees.values():
             kernel.close(fd)
