@@ -56,35 +56,60 @@ def cgroup_dirs(cgroups_path):
     return found
 
 
-def remove_cgroup_tree(path):
-    """Kill what is in a cgroup directory tree (thawing a frozen v1 freezer so the kill lands) and
-    remove the tree, leaves first. Returns True if something could not be removed."""
-    deadline = time.monotonic() + 5
-    while True:
-        for root, _dirs, _files in os.walk(path, topdown=False):
-            try:
-                with open(os.path.join(root, "cgroup.procs")) as f:
-                    pids = [int(p) for p in f.read().split()]
-            except OSError:
-                pids = []
-            for pid in pids:
+def thaw_cgroup_tree(top):
+    """Thaw every cgroup of a tree (v1 freezer.state, v2 cgroup.freeze): a frozen task does not
+    die of SIGKILL."""
+    for root, _dirs, _files in os.walk(top):
+        for name, value in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
+            f = os.path.join(root, name)
+            if os.path.exists(f):
                 try:
-                    os.kill(pid, 9)
+                    with open(f, "w") as out:
+                        out.write(value)
                 except OSError:
                     pass
-            if os.path.exists(os.path.join(root, "freezer.state")):
-                try:
-                    with open(os.path.join(root, "freezer.state"), "w") as f:
-                        f.write("THAWED")
-                except OSError:
-                    pass
+
+
+def _kill_and_rmdir(top):
+    """One pass over a cgroup tree, deepest first: SIGKILL what is in it, rmdir what is empty."""
+    for root, _dirs, _files in os.walk(top, topdown=False):
+        try:
+            with open(os.path.join(root, "cgroup.procs")) as f:
+                pids = [int(p) for p in f.read().split()]
+        except OSError:
+            pids = []
+        for pid in pids:
             try:
-                os.rmdir(root)
+                os.kill(pid, 9)
             except OSError:
                 pass
-        if not os.path.isdir(path) or time.monotonic() > deadline:
-            return os.path.isdir(path)
+        try:
+            os.rmdir(root)
+        except OSError:
+            pass
+
+
+def remove_cgroup_trees(tops, timeout=15):
+    """Remove cgroup trees (e.g. one per hierarchy): thaw them all, kill what is left, rmdir
+    deepest first, until all are gone. Returns those that could not be removed."""
+    deadline = time.monotonic() + timeout
+    pending = [t for t in tops if os.path.isdir(t)]
+    while pending:
+        for t in pending:
+            thaw_cgroup_tree(t)
+        for t in pending:
+            _kill_and_rmdir(t)
+        pending = [t for t in pending if os.path.isdir(t)]
+        if not pending or time.monotonic() > deadline:
+            break
         time.sleep(0.05)
+    return pending
+
+
+def remove_cgroup_tree(path):
+    """Kill what is in a cgroup directory tree and remove it, leaves first. Returns True if
+    something could not be removed."""
+    return bool(remove_cgroup_trees([path], timeout=5))
 
 
 def output(proc):

@@ -13,7 +13,7 @@
         host.log()                  # what systemd logged (its console)
     # stopped: processes, cgroups and mounts are gone
 
-How it is built (stdlib only; nothing here imports ocirt: the suite is black box):
+How it is built (stdlib and the suite's runtime.py; nothing here imports ocirt: the suite is black box):
 
 - A dedicated cgroup ``/ocirt-sysd-<pid>-<random>`` is made in every cgroup hierarchy mounted under
   /sys/fs/cgroup (each v1 hierarchy, name=systemd included, and cgroup2), so several instances (one
@@ -67,6 +67,8 @@ import tempfile
 import time
 import tty
 import uuid
+
+from runtime import remove_cgroup_trees, thaw_cgroup_tree
 
 SYSTEMD = "/lib/systemd/systemd"
 CGROUP_FS = "/sys/fs/cgroup"
@@ -597,7 +599,7 @@ class SystemdHost:
                 deadline = time.monotonic() + 30
                 while self._unshare.poll() is None and time.monotonic() < deadline:
                     for d in self._made:
-                        _thaw_tree(d)
+                        thaw_cgroup_tree(d)
                     time.sleep(0.02)
                 if self._unshare.poll() is None:
                     self._unshare.kill()
@@ -662,45 +664,3 @@ def _join_cgroup(d):
                         pass
             time.sleep(0.005)
     raise OSError(f"cannot join {d}")
-
-
-def _thaw_tree(top):
-    for root, _dirs, _files in os.walk(top):
-        for name, value in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
-            f = os.path.join(root, name)
-            if os.path.exists(f):
-                try:
-                    _write(f, value)
-                except OSError:
-                    pass
-
-
-def _remove_pass(top):
-    """One pass over a cgroup tree, deepest first: SIGKILL what is in it, rmdir what is empty."""
-    for root, _dirs, _files in os.walk(top, topdown=False):
-        for pid in _procs(root):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        try:
-            os.rmdir(root)
-        except OSError:
-            pass
-
-
-def remove_cgroup_trees(tops, timeout=15):
-    """Remove cgroup trees (one per hierarchy): thaw them all (a frozen v1 task does not die), kill
-    what is left, rmdir deepest first, until all are gone. Returns those that could not be."""
-    deadline = time.monotonic() + timeout
-    pending = [t for t in tops if os.path.isdir(t)]
-    while pending:
-        for t in pending:
-            _thaw_tree(t)
-        for t in pending:
-            _remove_pass(t)
-        pending = [t for t in pending if os.path.isdir(t)]
-        if not pending or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    return pending
