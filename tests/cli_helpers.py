@@ -33,3 +33,14 @@ def read_until(fd: int, marker: bytes, timeout: float = 20) -> bytes:
             break
         out += chunk
     return out
+
+
+def remove_cgroup_parent(name: str) -> None:
+    """rmdir /<name> in every cgroup hierarchy: the shared parent of a test module's cgroups.
+    While another xdist worker still has a cgroup below it, rmdir fails and is ignored (the last
+    one out removes it)."""
+    for top in os.listdir("/sys/fs/cgroup"):
+        try:
+            os.rmdir(os.path.join("/sys/fs/cgroup", top, name))
+        except OSError:
+            pass

@@ -12,7 +12,7 @@ import pytest
 
 import ocirt
 import ocirt.api
-from cli_helpers import REPO, make_bundle
+from cli_helpers import REPO, make_bundle, remove_cgroup_parent
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -39,11 +39,7 @@ def bundle(tmp_path, rootfs, args, name="bundle", **linux):
 @pytest.fixture(scope="module", autouse=True)
 def parent_cgroup():
     yield
-    for top in os.listdir("/sys/fs/cgroup"):
-        try:
-            os.rmdir(os.path.join("/sys/fs/cgroup", top, "ocirt-test-api"))
-        except OSError:
-            pass
+    remove_cgroup_parent("ocirt-test-api")
 
 
 def test_import_is_lazy():

@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from cli_helpers import OCIRT, REPO, make_bundle
+from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_parent
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -21,11 +21,7 @@ def remove_parent_cgroup():
     """The tests' cgroups share a parent; the last worker out removes it (while another still
     uses it, rmdir fails and is ignored)."""
     yield
-    for top in os.listdir("/sys/fs/cgroup"):
-        try:
-            os.rmdir(os.path.join("/sys/fs/cgroup", top, "ocirt-test-killed"))
-        except OSError:
-            pass
+    remove_cgroup_parent("ocirt-test-killed")
 
 
 def cgroup_dirs(name: str) -> list[str]:

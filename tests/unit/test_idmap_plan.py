@@ -15,7 +15,6 @@ from ocirt.rootfs import Rootfs, RootfsSpec, needs_idmap
 ROOT = "/bundle/rootfs"
 MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
 LINES = "0 100000 65536\n"
-SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "bundles", "runc-spec.json")
 
 
 def bind(src="/host/src", dest="/data", *options, uid=MAP, gid=None):
@@ -216,11 +215,10 @@ def test_init_refuses_an_idmap_mount_without_its_tree():
 
 # ---- ocirt plan --------------------------------------------------------------------------------------
 
-def test_plan_lists_the_idmap_steps(tmp_path, capsys):
-    (tmp_path / "rootfs" / "bin").mkdir(parents=True)
-    (tmp_path / "rootfs" / "bin" / "sh").write_text("")
+def test_plan_lists_the_idmap_steps(plan_bundle, capsys):
+    tmp_path = plan_bundle
     (tmp_path / "src").mkdir()
-    c = json.load(open(SPEC))
+    c = json.loads((tmp_path / "config.json").read_text())
     c["mounts"].append(bind(str(tmp_path / "src"), "/data", "rbind", "ridmap", "ro"))
     (tmp_path / "config.json").write_text(json.dumps(c))
     assert main(["--root", str(tmp_path / "state"), "plan", "--bundle", str(tmp_path)]) == 0

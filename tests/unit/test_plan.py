@@ -1,7 +1,6 @@
 """`ocirt plan`: the bundle's kernel operations, from create's own code path, without root."""
 import json
 import os
-import shutil
 
 import pytest
 
@@ -12,17 +11,11 @@ from ocirt.cli import main
 from ocirt.kernel.fake import Call, RecordingKernel
 from ocirt.spawn import CreateOptions
 
-SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "bundles", "runc-spec.json")
 
 
 @pytest.fixture
-def bundle(tmp_path):
-    (tmp_path / "rootfs" / "bin").mkdir(parents=True)
-    sh = tmp_path / "rootfs" / "bin" / "sh"
-    sh.write_text("#!/bin/true\n")
-    sh.chmod(0o755)
-    shutil.copy(SPEC, tmp_path / "config.json")
-    return tmp_path
+def bundle(plan_bundle):
+    return plan_bundle
 
 
 def edit(bundle, fn):

@@ -15,7 +15,6 @@ from ocirt.errors import ConfigError, OcirtError
 from ocirt.kernel.fake import Call, RecordingKernel
 from ocirt.process import ProcessSpec
 
-SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "bundles", "runc-spec.json")
 
 
 @pytest.fixture(autouse=True)
@@ -279,12 +278,9 @@ def test_exec_final_affinity_in_stage1():
 # ---- the init, through `ocirt plan` (create's own code path) --------------------------------
 
 @pytest.fixture
-def bundle(tmp_path):
-    (tmp_path / "rootfs" / "bin").mkdir(parents=True)
-    sh = tmp_path / "rootfs" / "bin" / "sh"
-    sh.write_text("#!/bin/true\n")
-    sh.chmod(0o755)
-    config = json.load(open(SPEC))
+def bundle(plan_bundle):
+    tmp_path = plan_bundle
+    config = json.loads((tmp_path / "config.json").read_text())
     config["process"]["terminal"] = False
     config["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 7}
     config["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_BE", "priority": 6}

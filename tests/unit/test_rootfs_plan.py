@@ -1,5 +1,4 @@
 """The config -> mount calls mapping, run against the recording fake: no root needed."""
-import os
 
 import pytest
 
