@@ -84,13 +84,8 @@ def rootless_mode(value: str) -> bool:
         return value == "true"
     if value != "auto":
         raise UsageError(f'invalid value "{value}" for flag --rootless: expected true, false or auto')
-    if os.geteuid() != 0:
-        return True
-    try:
-        with open("/proc/self/uid_map") as f:
-            return f.read().split() != ["0", "0", "4294967295"]
-    except OSError:
-        return False
+    from .namespaces import in_user_namespace
+    return os.geteuid() != 0 or in_user_namespace()
 
 
 @record
@@ -99,7 +94,7 @@ class Globals:
     log: Logger
     systemd_cgroup: bool = False
     debug: bool = False
-    rootless: bool = False
+    rootless: str = "auto"          # --rootless as given: rootless_mode() decides where it matters
 
     def kernel(self):
         from .kernel.linux import LinuxKernel
@@ -216,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         g = Globals(root=g_values["root"] or default_root(), log=log,
                     systemd_cgroup=g_values["systemd_cgroup"], debug=g_values["debug"],
-                    rootless=rootless_mode(g_values["rootless"]))
+                    rootless=g_values["rootless"])
         return module.main(g, values, args) or 0
     except OcirtError as e:
         log.error(str(e))

@@ -36,6 +36,17 @@ class NamespacePlan:
         return flags
 
 
+
+def in_user_namespace() -> bool:
+    """Does this process run in a user namespace other than the initial one (its uid map is not
+    the whole range)?"""
+    try:
+        with open("/proc/self/uid_map", "rb") as f:
+            fields = f.read().split()
+    except OSError:
+        return False
+    return fields != [b"0", b"0", b"4294967295"]
+
 def plan(config: dict) -> NamespacePlan:
     namespaces = config.get("linux", {}).get("namespaces") or []
     seen: set[str] = set()

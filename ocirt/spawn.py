@@ -42,8 +42,8 @@ class CreateOptions:
     preserve_fds: int = 0
     systemd_cgroup: bool = False
     rootless: bool = False             # --rootless: cgroups are used only where permitted
-    subreaper: bool = False
-    warn: object = print               # runtime.md warnings go to the log           # `run`: the init is re-parented to us, so we can wait for it
+    subreaper: bool = False            # `run`: the init is re-parented to us, so we can wait for it
+    warn: object = print               # runtime.md warnings go to the log
 
 @record
 class _Undo:
@@ -95,12 +95,10 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
             cg = _rootless_without_cgroup(opts, linux, cg, e)     # or raises
         if cg is not None:
             undo.push(cg.destroy)
-            state.cgroup = cg.to_dict()
-            sd.save(state)
+        state.cgroup = cg.to_dict() if cg is not None else {}
+        sd.save(state)
+        if cg is not None:
             cg.apply(resources_with_default_devices(linux), kernel)
-        else:
-            state.cgroup = {}
-            sd.save(state)
         os.mkfifo(sd.fifo, 0o622)
         os.chmod(sd.fifo, 0o622)  # mkfifo's mode is masked by the umask; a non-root init writes it
         fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)

@@ -41,6 +41,7 @@ import struct
 import sys
 
 from ..errors import ConfigError, OcirtError
+from ..namespaces import in_user_namespace
 from .resources import ptr
 
 # ---------------------------------------------------------------- bpf(2) ABI (linux/bpf.h)
@@ -312,15 +313,6 @@ def can_skip_errors(rules) -> bool:
     if os.geteuid() != 0 or in_user_namespace():
         return True
     return all(r.allow and access_bits(r.access) == ACC_ALL for r in rules)
-
-
-def in_user_namespace() -> bool:
-    try:
-        with open("/proc/self/uid_map", "rb") as f:
-            fields = f.read().split()
-    except OSError:
-        return False
-    return fields != [b"0", b"0", b"4294967295"]
 
 
 # ---------------------------------------------------------------- bpf(2) calls

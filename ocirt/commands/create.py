@@ -1,4 +1,4 @@
-from ..cli import Opt, int_option, need_id
+from ..cli import Opt, int_option, need_id, rootless_mode
 from ..spawn import CreateOptions, create
 
 USAGE = "create [command options] <container-id>"
@@ -17,7 +17,7 @@ def options_from(g, o, container_id: str, **extra) -> CreateOptions:
                          console_socket=o["console_socket"], no_pivot=o["no_pivot"],
                          no_new_keyring=o["no_new_keyring"],
                          preserve_fds=int_option(o, "preserve_fds"),
-                         systemd_cgroup=g.systemd_cgroup, rootless=g.rootless,
+                         systemd_cgroup=g.systemd_cgroup, rootless=rootless_mode(g.rootless),
                          warn=g.log.warning, **extra)
 
 
