@@ -274,6 +274,22 @@ def make_bundle(env, tmp_path, rootfs, new_id):
 
 
 @pytest.fixture
+def started(rt, make_bundle):
+    """started(args=["sleep", "1000"], **make_bundle_kw) -> the bundle of a created and started
+    container (for `exec`, reading its init, ...)."""
+
+    def start(args=("sleep", "1000"), **kw):
+        b = make_bundle(list(args), **kw)
+        p = rt.create(b.id, b)
+        assert p.returncode == 0, p.stderr
+        p = rt.start(b.id)
+        assert p.returncode == 0, p.stderr
+        return b
+
+    return start
+
+
+@pytest.fixture
 def run_in(rt, make_bundle):
     """run_in(args, **make_bundle_kw) -> CompletedProcess of `run` (foreground) in a new bundle."""
 

@@ -73,14 +73,11 @@ def host_cpus():
 # ---- fixtures --------------------------------------------------------------------------------
 
 @pytest.fixture
-def running(rt, make_bundle):
+def running(rt, started):
     """running(args=SLEEP, **make_bundle_kw) -> (bundle, init pid) of a started container."""
 
     def start(args=SLEEP, **kw):
-        b = make_bundle(args, **kw)
-        p = rt.create(b.id, b)
-        assert p.returncode == 0, p.stderr
-        assert rt.start(b.id).returncode == 0
+        b = started(args, **kw)
         rt.wait_status(b.id, "running")
         return b, rt.state_json(b.id)["pid"]
 

@@ -70,21 +70,6 @@ def rexec(rt, cid, *args, extra=(), **kw):
     return rt("exec", *extra, cid, *args, **kw)
 
 
-@pytest.fixture
-def started(rt, make_bundle):
-    """started(args=SLEEP, **make_bundle_kw) -> a running container's bundle (for `exec`)."""
-
-    def start(args=SLEEP, **kw):
-        b = make_bundle(args, **kw)
-        p = rt.create(b.id, b)
-        assert p.returncode == 0, p.stderr
-        p = rt.start(b.id)
-        assert p.returncode == 0, p.stderr
-        return b
-
-    return start
-
-
 # ---- capabilities ----------------------------------------------------------------------------------------
 
 # Chosen so that the kernel's exec rules leave every set exactly as configured for uid 0 with
