@@ -183,6 +183,23 @@ def test_capability_missing_from_kernel_is_skipped(run_in):
     assert missing in p.stderr, p.stderr
 
 
+@pytest.mark.runc_deviates("runc 1.1.5 fails create: capset: operation not permitted")
+def test_capability_outside_the_runtime_bounding_set_warns(rt, make_bundle):
+    """config.md: a capability that cannot be granted (the runtime itself may not hold it: not in
+    its bounding set) is logged as a warning, and the container runs without it (SHOULD NOT fail).
+    The runtime runs with CAP_SYS_RESOURCE dropped from its bounding set (setpriv)."""
+    if not shutil.which("setpriv"):
+        pytest.skip("no setpriv (util-linux) to drop a capability from the runtime's bounding set")
+    caps = {s: ["CAP_KILL", "CAP_SYS_RESOURCE"] for s in ("bounding", "effective", "permitted")}
+    b = make_bundle(sh("cat /proc/self/status"), process={"capabilities": caps})
+    rt._remember(b.id)
+    p = rt("run", "--bundle", str(b), b.id,
+           prelude='exec setpriv --bounding-set -sys_resource -- "$@"')
+    got = caps_of(ok(p))
+    assert got["effective"] == got["permitted"] == got["bounding"] == capmask(["CAP_KILL"]), got
+    assert "CAP_SYS_RESOURCE" in p.stderr and "warn" in p.stderr.lower(), p.stderr
+
+
 # ---- noNewPrivileges ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("nnp,want", [(True, "1"), (False, "0")])
