@@ -35,6 +35,7 @@ COMMANDS = {
     "events": "display container events such as OOM notifications, cpu, memory, and IO usage statistics",
     "exec": "execute new process inside the container",
     "plan": "print every kernel operation the bundle maps to (nothing is done)",
+    "check": "list every problem of the bundle's config.json and what this host lacks for it",
     "checkpoint": "checkpoint a running container (not supported yet: no CRIU integration)",
     "restore": "restore a container from a previous checkpoint (not supported yet)",
 }
