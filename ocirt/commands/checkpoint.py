@@ -5,7 +5,7 @@ exists (the error a user of runc would get first otherwise), then says so in one
 engine asking for a checkpoint (podman container checkpoint) reports a plain reason.
 """
 from ..cli import Opt
-from ..container import Container
+from ..container import OpenContainer
 from ..errors import OcirtError
 from .pause import exact_id
 
@@ -36,5 +36,5 @@ UNSUPPORTED = ("checkpoint/restore is not supported by ocirt yet (it has no CRIU
 
 
 def main(g, o, args) -> int:
-    Container.open(g.root, exact_id(args, "checkpoint"), lock=False)   # "does not exist" first
+    OpenContainer.open(g.root, exact_id(args, "checkpoint"), lock=False)   # "does not exist" first
     raise OcirtError(UNSUPPORTED)

@@ -16,7 +16,7 @@ import sys
 import time
 
 from ..cli import Opt, UsageError
-from ..container import Container
+from ..container import OpenContainer
 from ..errors import OcirtError
 from ..state import Status
 from .pause import exact_id
@@ -147,7 +147,7 @@ def runc_stats(data: dict, cpuset_dir: str | None = None) -> dict:
             "network_interfaces": None}
 
 
-def stats_event(c: Container, cg) -> dict:
+def stats_event(c: OpenContainer, cg) -> dict:
     cpuset_dir = None if cg.kind == "v2" else cg.path("cpuset")
     return {"type": "stats", "id": c.state.id, "data": runc_stats(cg.stats(), cpuset_dir)}
 
@@ -192,7 +192,7 @@ def main(g, o, args) -> int:
     except ValueError:
         raise UsageError(f'invalid value "{o["interval"]}" for flag -interval: parse error') from None
     container_id = exact_id(args, "events")
-    c = Container.open(g.root, container_id, lock=False)
+    c = OpenContainer.open(g.root, container_id, lock=False)
     if interval <= 0:
         raise OcirtError("duration interval must be greater than 0")
     if c.status() is Status.STOPPED:
@@ -214,7 +214,7 @@ def main(g, o, args) -> int:
     return 0
 
 
-def stream(g, c: Container, cg, interval: float) -> None:
+def stream(g, c: OpenContainer, cg, interval: float) -> None:
     where = oom_counter_file(cg)
     last_oom = read_counter(where)
     next_stats = time.monotonic() + interval

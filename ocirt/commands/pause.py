@@ -1,6 +1,6 @@
 """`pause <id>`: freeze every process of the container (its cgroup's freezer)."""
 from ..cli import UsageError
-from ..container import Container
+from ..container import OpenContainer
 
 USAGE = "pause <container-id>"
 OPTIONS = ()
@@ -14,9 +14,6 @@ def exact_id(args: list, command: str) -> str:
 
 
 def main(g, o, args) -> int:
-    c = Container.open(g.root, exact_id(args, "pause"))
-    try:
+    with OpenContainer.open(g.root, exact_id(args, "pause")) as c:
         c.pause()
-    finally:
-        c.close()
     return 0

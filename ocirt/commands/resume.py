@@ -1,5 +1,5 @@
 """`resume <id>`: thaw a paused container."""
-from ..container import Container
+from ..container import OpenContainer
 from .pause import exact_id
 
 USAGE = "resume <container-id>"
@@ -7,9 +7,6 @@ OPTIONS = ()
 
 
 def main(g, o, args) -> int:
-    c = Container.open(g.root, exact_id(args, "resume"))
-    try:
+    with OpenContainer.open(g.root, exact_id(args, "resume")) as c:
         c.resume()
-    finally:
-        c.close()
     return 0

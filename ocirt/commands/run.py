@@ -3,7 +3,7 @@ import os
 import _signal  # not signal: it imports enum (run is on the benchmark's hot path)
 
 from ..cli import Opt, need_id
-from ..container import Container, wait_init
+from ..container import OpenContainer, wait_init
 from ..spawn import create
 from . import create as create_cmd
 
@@ -36,7 +36,7 @@ def main(g, o, args) -> int:
             e.message = f"ocirt run failed: {e.message}"
             raise
         master = None
-        c = Container(sd, state)
+        c = OpenContainer(sd, state)
         try:
             if listener is not None:
                 from .. import console
@@ -65,11 +65,8 @@ def main(g, o, args) -> int:
             os.unlink(o["console_socket"])
             os.rmdir(os.path.dirname(o["console_socket"]))
     if not o["keep"]:
-        c = Container.open(g.root, container_id)
-        try:
+        with OpenContainer.open(g.root, container_id) as c:
             c.delete(force=True)
-        finally:
-            c.close()
     return code
 
 
