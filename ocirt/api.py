@@ -1,5 +1,9 @@
 """The public Python API: what the `ocirt` command does, as calls, from the same code.
 
+Like the command line (ocirt/cli.py, ocirt/commands/), this is a thin adapter over the core
+(ocirt/container.py, spawn.py, execspec.py, signals.py, defaults.py, features_doc.py, ...); it
+never imports the command line (tests/unit/test_layering.py checks it).
+
     import ocirt.api as ocirt                    # (Runtime, Container, spec, features and the
                                                  # errors are also plain ocirt.<name>)
     rt = ocirt.Runtime()                         # --root /run/ocirt (or $XDG_RUNTIME_DIR/ocirt)
