@@ -3,7 +3,7 @@ import json
 import sys
 
 from ..cli import UsageError
-from ..features_doc import features  # noqa: F401 - also reached as ocirt.commands.features.features
+from ..features_doc import features
 
 USAGE = "features"
 OPTIONS = ()
