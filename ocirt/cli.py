@@ -215,3 +215,10 @@ def need_id(args: list[str], command: str, count: int = 1) -> str:
     if len(args) < count:
         raise UsageError(f'{command}: "{command}" requires a minimum of {count} argument(s)')
     return args[0]
+
+
+def exact_id(args: list[str], command: str) -> str:
+    """runc's checkArgs(ctx, 1, exactArgs)."""
+    if len(args) != 1:
+        raise UsageError(f'ocirt: "{command}" requires exactly 1 argument(s)')
+    return args[0]

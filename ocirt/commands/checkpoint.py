@@ -4,10 +4,9 @@ ocirt has no CRIU integration yet. The command takes runc's flags, checks that t
 exists (the error a user of runc would get first otherwise), then says so in one line, so an
 engine asking for a checkpoint (podman container checkpoint) reports a plain reason.
 """
-from ..cli import Opt
+from ..cli import Opt, exact_id
 from ..container import OpenContainer
 from ..errors import OcirtError
-from .pause import exact_id
 
 USAGE = "checkpoint [command options] <container-id>"
 # the CRIU flags runc's checkpoint and restore both take (restore.py reuses them)

@@ -15,11 +15,10 @@ import re
 import sys
 import time
 
-from ..cli import Opt, UsageError
+from ..cli import Opt, UsageError, exact_id
 from ..container import OpenContainer
 from ..errors import OcirtError
 from ..state import Status
-from .pause import exact_id
 
 USAGE = "events [command options] <container-id>"
 OPTIONS = (

@@ -1,6 +1,6 @@
 """`resume <id>`: thaw a paused container."""
+from ..cli import exact_id
 from ..container import OpenContainer
-from .pause import exact_id
 
 USAGE = "resume <container-id>"
 OPTIONS = ()
