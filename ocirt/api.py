@@ -280,11 +280,19 @@ class Container:
         return self._open(lock=False).pids()
 
     def stats(self) -> dict:
-        """Resource usage, shaped as the "data" of `ocirt events --stats`."""
+        """Resource usage, shaped as the "data" of `ocirt events --stats` (runc's types.Stats)."""
+        from .events import stats_event, watched_cgroup
         c = self._open(lock=False)
-        if not c.state.cgroup:
-            raise OcirtError("the container has no cgroup")
-        return c.cgroup().stats()
+        return stats_event(c, watched_cgroup(c))["data"]
+
+    def events(self, interval: float = 5.0):
+        """`ocirt events`: yields {"type": "stats", "id", "data"} every interval seconds and
+        {"type": "oom", "id"} when the cgroup's OOM counter grows, until the container stops."""
+        from .events import watch, watched_cgroup
+        if interval <= 0:
+            raise OcirtError("duration interval must be greater than 0")
+        c = self._open(lock=False)
+        return watch(c, watched_cgroup(c), interval)
 
     def update(self, resources: dict) -> None:
         """`ocirt update --resources`: linux.resources (partial) written to the live cgroup."""

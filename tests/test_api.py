@@ -83,6 +83,9 @@ def test_exec_update_stats(rt, tmp_path, busybox_rootfs):
     assert pid in box.pids()
     box.update({"pids": {"limit": 80}})
     assert box.stats()["pids"]["limit"] == 80
+    event = next(box.events(interval=0.01))        # as `ocirt events` prints them
+    assert event["type"] == "stats" and event["id"] == box.id
+    assert event["data"]["pids"]["limit"] == 80
     box.kill(signal.SIGKILL, all=True)
     box.wait(timeout=10)
     box.delete()

@@ -153,3 +153,58 @@ def test_open_container_is_a_context_manager():
     with OpenContainer(sd=FakeDir(), state=None) as c:
         assert isinstance(c, OpenContainer)
     assert closed == [True]
+
+
+# -- events ---------------------------------------------------------------------------------------
+class _FakeCgroup:
+    kind = "v2"
+
+    def __init__(self, unified):
+        self.unified = unified
+        self.calls = 0
+
+    def stats(self):
+        self.calls += 1
+        if self.calls == 2:
+            raise OcirtError("stats failed")
+        return {"pids": {"current": 1, "limit": 5}}
+
+
+class _FakeContainer:
+    def __init__(self, state_file, statuses):
+        self.state = ContainerState(id="box", bundle="/", cgroup={"x": 1})
+        self.sd = type("SD", (), {"state_file": state_file})()
+        self.statuses = list(statuses)
+
+    def status(self):
+        from ocirt.state import Status
+        return Status.STOPPED if not self.statuses.pop(0) else Status.RUNNING
+
+
+def test_watch_yields_stats_and_oom_until_stopped(tmp_path):
+    from ocirt import events
+    (tmp_path / "memory.events").write_text("low 0\noom 0\n")
+    (tmp_path / "state.json").write_text("{}")
+    cg = _FakeCgroup(str(tmp_path))
+    c = _FakeContainer(str(tmp_path / "state.json"), [True, True, True, False])
+    errors, seen = [], []
+    for event in events.watch(c, cg, 0.001, on_error=errors.append):
+        seen.append(event)
+        if len(seen) == 1:
+            (tmp_path / "memory.events").write_text("low 0\noom 2\n")
+    assert seen[0] == {"type": "stats", "id": "box",
+                       "data": events.runc_stats({"pids": {"current": 1, "limit": 5}})}
+    assert seen[0]["data"]["pids"] == {"current": 1, "limit": 5}
+    assert {"type": "oom", "id": "box"} in seen
+    assert [str(e) for e in errors] == ["stats failed"]
+
+
+def test_watched_cgroup_refuses_stopped_and_cgroupless():
+    from ocirt import events
+    c = _FakeContainer("/nonexistent", [False])
+    with pytest.raises(OcirtError, match="^container with id box is not running$"):
+        events.watched_cgroup(c)
+    c = _FakeContainer("/nonexistent", [True])
+    c.state.cgroup = {}
+    with pytest.raises(OcirtError, match="^the container has no cgroup$"):
+        events.watched_cgroup(c)
