@@ -162,31 +162,21 @@ class Runtime:
         delete the container (unless keep). Returns its exit code (128+N for signal N), or 0
         when detached. The process shares the caller's stdio; a config with process.terminal
         needs the command line (`ocirt run` relays the terminal) or create(console_socket=)."""
-        from .container import wait_init
+        from .container import start_created, wait_init
         from .spawn import create
-        box = Container(self, container_id)
-        if detach:      # nothing to wait for: the init goes to the host's reaper, as after create
-            self.create(container_id, bundle, no_pivot=no_pivot, preserve_fds=preserve_fds)
-            try:
-                box.start()
-            except BaseException:
-                box.delete(force=True)
-                raise
-            return 0
 
         def run() -> int:
             sd, state = create(self._options(container_id, bundle, no_pivot=no_pivot,
                                              preserve_fds=preserve_fds), self._kernel())
-            sd.unlock()
-            try:
-                box.start()
-            except BaseException:
-                box.delete(force=True)
-                raise
+            start_created(sd, state)
+            if detach:
+                return 0
             code = wait_init(state.pid)
             if not keep:
-                box.delete(force=True)
+                Container(self, container_id).delete(force=True)
             return code
+        if detach:      # nothing to wait for: the init goes to the host's reaper, as after create
+            return run()
         return _in_reaper(run)
 
     def container(self, container_id: str) -> "Container":

@@ -274,6 +274,20 @@ class OpenContainer:
         self.sd.save(self.state)
 
 
+def start_created(sd: StateDir, state: ContainerState, before_start=None) -> None:
+    """run's start: start the container create just made (its lock still held, so nothing acts
+    on it in between), after before_start() if given; on any failure delete it. The lock is let
+    go."""
+    with OpenContainer(sd, state) as c:
+        try:
+            if before_start is not None:
+                before_start()
+            c.start()
+        except BaseException:
+            c.delete(force=True)
+            raise
+
+
 def remove_leftover(root: str, container_id: str) -> bool:
     """A state dir without state.json (a create that was killed): remove it. False when there
     was no state dir."""
