@@ -208,3 +208,26 @@ def test_watched_cgroup_refuses_stopped_and_cgroupless():
     c.state.cgroup = {}
     with pytest.raises(OcirtError, match="^the container has no cgroup$"):
         events.watched_cgroup(c)
+
+
+def test_start_created_deletes_what_failed_to_start(monkeypatch):
+    from ocirt import container
+    calls = []
+
+    class FakeDir:
+        def unlock(self):
+            calls.append("unlock")
+
+    def start(self):
+        calls.append("start")
+        raise OcirtError("cannot start")
+    monkeypatch.setattr(container.OpenContainer, "start", start)
+    monkeypatch.setattr(container.OpenContainer, "delete",
+                        lambda self, force=False: calls.append(("delete", force)))
+    with pytest.raises(OcirtError, match="cannot start"):
+        container.start_created(FakeDir(), None, before_start=lambda: calls.append("before"))
+    assert calls == ["before", "start", ("delete", True), "unlock"]
+    calls.clear()
+    monkeypatch.setattr(container.OpenContainer, "start", lambda self: calls.append("start"))
+    container.start_created(FakeDir(), None)
+    assert calls == ["start", "unlock"]
