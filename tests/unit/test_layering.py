@@ -133,3 +133,17 @@ def test_the_checker_sees_function_level_and_relative_imports():
     assert "ocirt.commands.update" not in _imports("ocirt.api", module_level_only=True)
     assert "ocirt.cli" in _imports("ocirt.commands.kill", module_level_only=True)
     assert "ocirt.errors" in _imports("ocirt.container", module_level_only=True)
+
+
+def test_hot_commands_import_no_costly_module():
+    """start, state, kill, delete (and the core they call) stay off re, json, enum, typing, ..."""
+    import subprocess
+    import sys
+    script = ("import sys; import ocirt.cli, ocirt.commands.start, ocirt.commands.state,"
+              " ocirt.commands.kill, ocirt.commands.delete, ocirt.container, ocirt.signals,"
+              " ocirt.defaults;"
+              "print(sorted(m for m in ('re', 'enum', 'json', 'dataclasses', 'typing', 'click',"
+              " 'jsonschema', 'subprocess', 'signal') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], cwd=os.path.dirname(OCIRT),
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
