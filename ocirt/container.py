@@ -1,8 +1,14 @@
 """Operations on an existing container (runtime.md): start, state, kill, delete, pause, resume,
-update, and run's wait. Making containers and processes is ocirt/spawn.py.
+update, its processes (ps), and run's wait. Making containers and processes is ocirt/spawn.py.
 
-Every operation takes the container's lock (flock on its state directory), derives the status from
-the kernel, checks the status allows the operation, and then acts.
+An OpenContainer is one container's state directory and state, opened with its lock (flock on
+the directory) or without it (state, ps, list). Every operation derives the status from the
+kernel, checks the status allows the operation, and then acts. The command line
+(ocirt/commands/) and the public API (ocirt/api.py, whose handle is ocirt.api.Container) are
+both thin adapters over these:
+
+    with OpenContainer.open(root, container_id) as c:
+        c.kill(signals.parse_signal("KILL"), all_processes=False)
 """
 from __future__ import annotations
 
@@ -45,12 +51,12 @@ def _wait_gone(pid: int, start: int | None, timeout: float = 10.0) -> None:
 # -- operations on an existing container ------------------------------------------------------------
 
 @record
-class Container:
+class OpenContainer:
     sd: StateDir
     state: ContainerState
 
     @classmethod
-    def open(cls, root: str, container_id: str, lock: bool = True) -> "Container":
+    def open(cls, root: str, container_id: str, lock: bool = True) -> "OpenContainer":
         check_id(container_id)
         sd = StateDir(root, container_id)
         if lock:
@@ -75,6 +81,12 @@ class Container:
 
     def close(self) -> None:
         self.sd.unlock()
+
+    def __enter__(self) -> "OpenContainer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def start(self) -> None:
         self.status().check("start")
@@ -110,6 +122,8 @@ class Container:
             return False
 
     def kill(self, sig: int, all_processes: bool = False) -> None:
+        """Signal the init, or with all_processes every process of the cgroup. A SIGKILL must
+        take effect: see _after_sigkill."""
         status = self.status()
         if status is Status.STOPPED and not all_processes:
             status.check("kill")
@@ -118,10 +132,35 @@ class Container:
                 self.cgroup().kill_all(sig)
             except OSError as e:
                 raise OcirtError("kill all processes", e.errno) from None
-            return
-        status.check("kill")
-        if not self._signal_init(sig):
-            raise OcirtError("container not running")
+        else:
+            status.check("kill")
+            if not self._signal_init(sig):
+                raise OcirtError("container not running")
+        if sig == signal.SIGKILL and self.state.cgroup:
+            self._after_sigkill(all_processes)
+
+    def _after_sigkill(self, all_processes: bool) -> None:
+        """A paused (frozen) container is thawed, or on cgroup v1 the processes could not die
+        (runc thaws too); with all_processes, return once the cgroup is empty, so that the
+        `delete` engines send next finds nothing left (runc waits for them as well)."""
+        try:
+            cg = self.cgroup()
+            if cg.frozen():
+                cg.thaw()
+            if all_processes:
+                cg.wait_empty()
+        except (OSError, OcirtError):
+            pass
+
+    def pids(self) -> list:
+        """The host pids of the container's processes: its cgroup's; without a cgroup of its
+        own (rootless), those of its pid namespace (just the init when it shares ours)."""
+        if not self.state.cgroup:
+            return pid_namespace_members(self.state.pid) if self.state.pid else []
+        try:
+            return self.cgroup().pids()
+        except OSError as e:
+            raise OcirtError("unable to get all container pids", e.errno) from None
 
     def _signal_init(self, sig: int) -> bool:
         """Signal the init if it is still the process create made (same pid, same start time,
@@ -235,6 +274,52 @@ class Container:
         self.sd.save(self.state)
 
 
+def start_created(sd: StateDir, state: ContainerState, before_start=None) -> None:
+    """run's start: start the container create just made (its lock still held, so nothing acts
+    on it in between), after before_start() if given; on any failure delete it. The lock is let
+    go."""
+    with OpenContainer(sd, state) as c:
+        try:
+            if before_start is not None:
+                before_start()
+            c.start()
+        except BaseException:
+            c.delete(force=True)
+            raise
+
+
+def remove_leftover(root: str, container_id: str) -> bool:
+    """A state dir without state.json (a create that was killed): remove it. False when there
+    was no state dir."""
+    sd = StateDir(root, container_id)
+    if not os.path.isdir(sd.path):
+        return False
+    try:
+        sd.remove()
+    except OSError:
+        pass
+    return True
+
+
+def pid_namespace_members(pid: int) -> list:
+    """The host pids in the pid namespace of `pid`: [pid] when that is our own namespace."""
+    try:
+        target = os.stat(f"/proc/{pid}/ns/pid")
+        if os.path.samestat(target, os.stat("/proc/self/ns/pid")):
+            return [pid]
+    except OSError:
+        return []
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.path.samestat(os.stat(f"/proc/{name}/ns/pid"), target):
+                    out.append(int(name))
+            except OSError:
+                continue
+    return sorted(out)
+
+
 def wait_init(pid: int) -> int:
     """Reap children until `pid` exits (we are its subreaper); its exit code, 128+N for a signal."""
     while True:
@@ -247,3 +332,8 @@ def wait_init(pid: int) -> int:
         if got == pid:
             return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else \
                 128 + os.WTERMSIG(status)
+
+
+# The former name, for modules that still use it (spawn.py, commands/update.py, commands/list.py):
+# to be dropped once they say OpenContainer.
+Container = OpenContainer
