@@ -30,7 +30,7 @@ class _Factory:
         self.make = make
 
 
-def field(*, default_factory: Callable[[], Any]) -> Any:
+def field(default_factory: Callable[[], Any]) -> Any:
     return _Factory(default_factory)
 
 
