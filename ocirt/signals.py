@@ -12,7 +12,7 @@ def parse_signal(text: str) -> int:
     """The signal number `text` names; OcirtError for anything that is not a signal."""
     if text.isdigit():
         num = int(text)
-        if 0 < num < _signal.NSIG:
+        if 0 <= num < _signal.NSIG:     # 0: only whether the process is there, as kill(2)
             return num
     else:
         name = text.upper()
