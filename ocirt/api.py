@@ -253,7 +253,7 @@ class Container:
 
         def kill(c):
             c.kill(num, all_processes=all)
-            if num == _signal.SIGKILL and c.state.cgroup:
+            if num == _signal.SIGKILL:
                 from .commands.kill import after_sigkill
                 after_sigkill(c, all)
         self._locked(kill)
@@ -298,15 +298,12 @@ class Container:
 
     def stats(self) -> dict:
         """Resource usage, shaped as the "data" of `ocirt events --stats`."""
-        c = self._open(lock=False)
-        if not c.state.cgroup:
-            raise OcirtError("the container has no cgroup")
-        return c.cgroup().stats()
+        return self._open(lock=False).cgroup().stats()
 
     def update(self, resources: dict) -> None:
         """`ocirt update --resources`: linux.resources (partial) written to the live cgroup."""
         from . import jsonio
-        from .commands.update import apply_resources, from_json
+        from .cgroups.update import apply_resources, from_json
         delta = from_json(jsonio.dumps(resources))
         self._locked(lambda c: apply_resources(c, delta, self.runtime.warn))
 

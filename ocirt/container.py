@@ -63,7 +63,7 @@ class Container:
 
     def cgroup(self):
         from . import cgroups
-        return cgroups.Cgroup.from_dict(cgroups.detect(), self.state.cgroup)
+        return cgroups.manager_from_state(cgroups.detect(), self.state.cgroup, pid=self.state.pid)
 
     def status(self) -> Status:
         def frozen():
@@ -71,7 +71,7 @@ class Container:
                 return self.cgroup().frozen()
             except OSError:
                 return False
-        return self.sd.status(self.state, frozen if self.state.cgroup else None)
+        return self.sd.status(self.state, frozen)
 
     def close(self) -> None:
         self.sd.unlock()
@@ -145,8 +145,8 @@ class Container:
     def delete(self, force: bool = False) -> None:
         status = self.status()
         status.check("delete", force=force, container_id=self.state.id)
-        cg = self.cgroup() if self.state.cgroup else None
-        if status is Status.PAUSED and cg:
+        cg = self.cgroup()
+        if status is Status.PAUSED:
             try:
                 cg.thaw()
             except OcirtError:
@@ -154,7 +154,7 @@ class Container:
         # Every process left in the cgroup goes, not only the init: exec'd processes, and
         # strays of a container without its own pid namespace (even once the init is gone,
         # if the cgroup is ours). The cgroup can only be removed once it is empty.
-        sweep = cg is not None and (status is not Status.STOPPED or bool(cg.created))
+        sweep = status is not Status.STOPPED or bool(cg.created)
         if sweep:
             try:
                 if cg.pids():
@@ -173,8 +173,7 @@ class Container:
         self.destroy()
 
     def destroy(self) -> None:
-        if self.state.cgroup:
-            self.cgroup().destroy()
+        self.cgroup().destroy()
         hooks = self.state.hooks.get("poststop")
         self.sd.remove()
         if hooks:
@@ -185,18 +184,13 @@ class Container:
 
     # -- pause / resume / update: operations on the container's cgroup ----------------------------
 
-    def _own_cgroup(self):
-        if not self.state.cgroup:
-            raise OcirtError("the container has no cgroup")
-        return self.cgroup()
-
     def pause(self) -> None:
         self.status().check("pause")
-        self._own_cgroup().freeze()
+        self.cgroup().freeze()
 
     def resume(self) -> None:
         self.status().check("resume")
-        self._own_cgroup().thaw()
+        self.cgroup().thaw()
 
     def recorded_resources(self) -> dict:
         """linux.resources as last set: what `update` recorded in state.json's cgroup, else the
@@ -217,7 +211,7 @@ class Container:
         """Write `apply` (a partial linux.resources) to the cgroup and record `record` as the
         container's resources. On a failure, write `rollback` back (best effort) and re-raise."""
         self.status().check("update")
-        cg = self._own_cgroup()
+        cg = self.cgroup()
         try:
             cg.apply(apply)
         except OcirtError:

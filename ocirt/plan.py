@@ -260,11 +260,11 @@ def build(opts: spawn.CreateOptions) -> Plan:
         layout = cgroups.Layout("v2", unified="/sys/fs/cgroup")
         out.notes.append(f"no cgroup layout on this host ({e}); assumed cgroup v2 at "
                          "/sys/fs/cgroup")
-    cg = cgroups.Cgroup.for_container(layout, linux.get("cgroupsPath"), opts.id,
-                                      systemd=opts.systemd_cgroup, fs=RecordingCgroupFS(kern),
-                                      annotations=config.get("annotations"),
-                                      bus=(lambda: RecordingSystemdBus(kern))
-                                      if opts.systemd_cgroup else None)
+    cg = cgroups.manager_for(layout, linux.get("cgroupsPath"), opts.id,
+                             systemd=opts.systemd_cgroup, fs=RecordingCgroupFS(kern),
+                             annotations=config.get("annotations"),
+                             bus=(lambda: RecordingSystemdBus(kern))
+                             if opts.systemd_cgroup else None)
     cg.create()
     resources = spawn.resources_with_default_devices(linux)
     try:

@@ -197,8 +197,6 @@ def main(g, o, args) -> int:
         raise OcirtError("duration interval must be greater than 0")
     if c.status() is Status.STOPPED:
         raise OcirtError(f"container with id {container_id} is not running")
-    if not c.state.cgroup:
-        raise OcirtError("the container has no cgroup")
     cg = c.cgroup()
     try:
         if o["stats"]:

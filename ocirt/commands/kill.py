@@ -27,7 +27,7 @@ def main(g, o, args) -> int:
     c = Container.open(g.root, container_id)
     try:
         c.kill(sig, all_processes=o["all"])
-        if sig == _signal.SIGKILL and c.state.cgroup:
+        if sig == _signal.SIGKILL:
             after_sigkill(c, o["all"])
     finally:
         c.close()

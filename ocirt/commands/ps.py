@@ -18,33 +18,11 @@ STOP_AT_ARGS = True
 
 
 def container_pids(c: Container) -> list:
-    if not c.state.cgroup:
-        # A rootless container may have no cgroup of its own: its processes are then those of
-        # its pid namespace (just the init when it shares ours).
-        return _pid_namespace_members(c.state.pid) if c.state.pid else []
+    # without a cgroup of its own (rootless): the members of its init's pid namespace
     try:
         return c.cgroup().pids()
     except OSError as e:
         raise OcirtError("unable to get all container pids", e.errno) from None
-
-
-def _pid_namespace_members(pid: int) -> list:
-    import os
-    try:
-        target = os.stat(f"/proc/{pid}/ns/pid")
-        if os.path.samestat(target, os.stat("/proc/self/ns/pid")):
-            return [pid]
-    except OSError:
-        return []
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if os.path.samestat(os.stat(f"/proc/{name}/ns/pid"), target):
-                    out.append(int(name))
-            except OSError:
-                continue
-    return sorted(out)
 
 
 def filter_table(output: str, pids) -> list:
