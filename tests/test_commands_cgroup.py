@@ -22,8 +22,8 @@ import uuid
 import pytest
 
 from ocirt import cgroups
-from ocirt.commands.events import parse_duration, runc_stats
 from ocirt.cgroups.update import from_json, merge_update, ram_in_bytes
+from ocirt.commands.events import parse_duration, runc_stats
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MKROOTFS = os.path.join(REPO, "bundles", "mkrootfs.sh")
@@ -76,10 +76,11 @@ def test_update_unlimited_memory_means_unlimited_swap():
     assert from_json('{"memory": {"limit": -1}}') == {"memory": {"limit": -1, "swap": -1}}
 
 
-def test_update_plan_merges_and_rolls_back():
+def test_update_merges_and_rolls_back():
     base = {"memory": {"limit": 100, "swap": 300}, "pids": {"limit": 5},
             "devices": [{"allow": False}]}
-    apply, record, back = merge_update({"memory": {"limit": 200}, "cpu": {"shares": 2}}, base, v2=False)
+    apply, record, back = merge_update({"memory": {"limit": 200}, "cpu": {"shares": 2}}, base,
+                                       v2=False)
     assert apply == {"memory": {"limit": 200}, "cpu": {"shares": 2}}
     assert record == {"memory": {"limit": 200, "swap": 300}, "pids": {"limit": 5},
                       "cpu": {"shares": 2}}

@@ -19,8 +19,10 @@ NO_CGROUP = "the container has no cgroup"
 def _asks_limits(resources) -> bool:
     """True unless `resources` (a dict or a parsed Resources) holds device rules and nothing
     else."""
-    if not isinstance(resources, dict):
-        resources = {f: getattr(resources, f, None) for f in resources._fields}
+    if not isinstance(resources, dict):                 # a Resources: what differs from none
+        unset = type(resources)()
+        resources = {f: getattr(resources, f) for f in resources._fields
+                     if f == "devices" or getattr(resources, f) != getattr(unset, f)}
     if resources.get("devices") is None:
         return True
     return any(v not in (None, {}, []) for k, v in resources.items() if k != "devices")

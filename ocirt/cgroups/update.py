@@ -240,7 +240,7 @@ def check_rdt(l3_cache_schema: str | None, mem_bw_schema: str | None) -> None:
     raise OcirtError("Intel RDT is not supported by ocirt")
 
 
-# -- the update ---------------------------------------------------------------------------------------
+# -- the update ----------------------------------------------------------------------------------
 
 def apply_resources(c, delta: dict, warn) -> None:
     """Write a partial linux.resources (already checked) to the cgroup of `c` (an
