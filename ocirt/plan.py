@@ -1,7 +1,7 @@
 """`ocirt plan`: every kernel operation a bundle maps to, without performing any.
 
 The code path is create's own: spawn.check_config and spawn.make_plan build the InitPlan, the
-cgroup is made and configured through cgroups.Cgroup with a recording CgroupFS, and the children's
+cgroup is made and configured through its manager with a recording CgroupFS, and the children's
 steps run as stages.enter_namespaces and stages.setup_init against a RecordingKernel, with
 `PlanEffects` standing in for what is not a Kernel call (the protocol, hooks, the loopback ioctl,
 the pty, seccomp, the exec lookup). Nothing on the host is changed; the config, the rootfs and

@@ -96,7 +96,7 @@ def _mem_entry(e: dict | None) -> dict:
 
 
 def runc_stats(data: dict, cpuset_dir: str | None = None) -> dict:
-    """Cgroup.stats() -> the "data" of runc's stats event: same keys, order and omitempty rules
+    """cg.stats() -> the "data" of runc's stats event: same keys, order and omitempty rules
     as runc's types.Stats (Go zero values present unless the field is omitempty)."""
     cpu = data.get("cpu") or {}
     u = cpu.get("usage") or {}
