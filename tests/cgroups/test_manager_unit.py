@@ -210,3 +210,24 @@ def test_import_rules():
     assert not {"ocirt.cgroups.systemd", "ocirt.cgroups.update", "re", "json"} & mods
     mods = _modules_after("import ocirt.cgroups.update")
     assert not {m for m in mods if m == "ocirt.cli" or m.startswith("ocirt.commands")}
+
+
+# ---------------------------------------------------------------- a container without a cgroup
+
+def test_container_without_a_cgroup(tmp_path):
+    """state.json's `{}`: the operations that need a cgroup say so; update records nothing."""
+    from ocirt.cgroups.update import apply_resources
+    from ocirt.container import Container
+    from ocirt.state import ContainerState, StateDir, Status, proc_start_time
+    sd = StateDir(str(tmp_path), "c1")
+    os.makedirs(sd.path)
+    me = os.getpid()                    # stands for a running init sharing our pid namespace
+    sd.save(ContainerState(id="c1", bundle=str(tmp_path), pid=me, pid_start=proc_start_time(me)))
+    c = Container(sd, sd.load())
+    assert c.status() is Status.RUNNING
+    assert type(c.cgroup()) is NoCgroup and c.cgroup().pids() == [me]
+    warned = []
+    for op in (c.pause, lambda: apply_resources(c, {"pids": {"limit": 3}}, warned.append)):
+        with pytest.raises(OcirtError, match=f"^{NO_CGROUP}$"):
+            op()
+    assert sd.load().cgroup == {} and warned == []
