@@ -287,7 +287,7 @@ class Container:
     def update(self, resources: dict) -> None:
         """`ocirt update --resources`: linux.resources (partial) written to the live cgroup."""
         from . import jsonio
-        from .commands.update import apply_resources, from_json
+        from .cgroups.update import apply_resources, from_json
         delta = from_json(jsonio.dumps(resources))
         self._locked(lambda c: apply_resources(c, delta, self.runtime.warn))
 

@@ -69,7 +69,7 @@ class OpenContainer:
 
     def cgroup(self):
         from . import cgroups
-        return cgroups.Cgroup.from_dict(cgroups.detect(), self.state.cgroup)
+        return cgroups.manager_from_state(cgroups.detect(), self.state.cgroup, pid=self.state.pid)
 
     def status(self) -> Status:
         def frozen():
@@ -77,7 +77,7 @@ class OpenContainer:
                 return self.cgroup().frozen()
             except OSError:
                 return False
-        return self.sd.status(self.state, frozen if self.state.cgroup else None)
+        return self.sd.status(self.state, frozen)
 
     def close(self) -> None:
         self.sd.unlock()
@@ -136,7 +136,7 @@ class OpenContainer:
             status.check("kill")
             if not self._signal_init(sig):
                 raise OcirtError("container not running")
-        if sig == signal.SIGKILL and self.state.cgroup:
+        if sig == signal.SIGKILL:
             self._after_sigkill(all_processes)
 
     def _after_sigkill(self, all_processes: bool) -> None:
@@ -155,8 +155,6 @@ class OpenContainer:
     def pids(self) -> list:
         """The host pids of the container's processes: its cgroup's; without a cgroup of its
         own (rootless), those of its pid namespace (just the init when it shares ours)."""
-        if not self.state.cgroup:
-            return pid_namespace_members(self.state.pid) if self.state.pid else []
         try:
             return self.cgroup().pids()
         except OSError as e:
@@ -184,8 +182,8 @@ class OpenContainer:
     def delete(self, force: bool = False) -> None:
         status = self.status()
         status.check("delete", force=force, container_id=self.state.id)
-        cg = self.cgroup() if self.state.cgroup else None
-        if status is Status.PAUSED and cg:
+        cg = self.cgroup()
+        if status is Status.PAUSED:
             try:
                 cg.thaw()
             except OcirtError:
@@ -193,7 +191,7 @@ class OpenContainer:
         # Every process left in the cgroup goes, not only the init: exec'd processes, and
         # strays of a container without its own pid namespace (even once the init is gone,
         # if the cgroup is ours). The cgroup can only be removed once it is empty.
-        sweep = cg is not None and (status is not Status.STOPPED or bool(cg.created))
+        sweep = status is not Status.STOPPED or bool(cg.created)
         if sweep:
             try:
                 if cg.pids():
@@ -212,8 +210,7 @@ class OpenContainer:
         self.destroy()
 
     def destroy(self) -> None:
-        if self.state.cgroup:
-            self.cgroup().destroy()
+        self.cgroup().destroy()
         hooks = self.state.hooks.get("poststop")
         self.sd.remove()
         if hooks:
@@ -224,18 +221,13 @@ class OpenContainer:
 
     # -- pause / resume / update: operations on the container's cgroup ----------------------------
 
-    def _own_cgroup(self):
-        if not self.state.cgroup:
-            raise OcirtError("the container has no cgroup")
-        return self.cgroup()
-
     def pause(self) -> None:
         self.status().check("pause")
-        self._own_cgroup().freeze()
+        self.cgroup().freeze()
 
     def resume(self) -> None:
         self.status().check("resume")
-        self._own_cgroup().thaw()
+        self.cgroup().thaw()
 
     def recorded_resources(self) -> dict:
         """linux.resources as last set: what `update` recorded in state.json's cgroup, else the
@@ -256,7 +248,7 @@ class OpenContainer:
         """Write `apply` (a partial linux.resources) to the cgroup and record `record` as the
         container's resources. On a failure, write `rollback` back (best effort) and re-raise."""
         self.status().check("update")
-        cg = self._own_cgroup()
+        cg = self.cgroup()
         try:
             cg.apply(apply)
         except OcirtError:
@@ -299,25 +291,6 @@ def remove_leftover(root: str, container_id: str) -> bool:
     except OSError:
         pass
     return True
-
-
-def pid_namespace_members(pid: int) -> list:
-    """The host pids in the pid namespace of `pid`: [pid] when that is our own namespace."""
-    try:
-        target = os.stat(f"/proc/{pid}/ns/pid")
-        if os.path.samestat(target, os.stat("/proc/self/ns/pid")):
-            return [pid]
-    except OSError:
-        return []
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if os.path.samestat(os.stat(f"/proc/{name}/ns/pid"), target):
-                    out.append(int(name))
-            except OSError:
-                continue
-    return sorted(out)
 
 
 def wait_init(pid: int) -> int:

@@ -23,9 +23,10 @@ def watched_cgroup(c):
     has no cgroup)."""
     if c.status() is Status.STOPPED:
         raise OcirtError(f"container with id {c.state.id} is not running")
-    if not c.state.cgroup:
+    cg = c.cgroup()
+    if cg.kind == "none":
         raise OcirtError("the container has no cgroup")
-    return c.cgroup()
+    return cg
 
 
 # -- runc's JSON shape of the statistics ------------------------------------------------------------

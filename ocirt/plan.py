@@ -1,7 +1,7 @@
 """`ocirt plan`: every kernel operation a bundle maps to, without performing any.
 
 The code path is create's own: spawn.check_config and spawn.make_plan build the InitPlan, the
-cgroup is made and configured through cgroups.Cgroup with a recording CgroupFS, and the children's
+cgroup is made and configured through its manager with a recording CgroupFS, and the children's
 steps run as stages.enter_namespaces and stages.setup_init against a RecordingKernel, with
 `PlanEffects` standing in for what is not a Kernel call (the protocol, hooks, the loopback ioctl,
 the pty, seccomp, the exec lookup). Nothing on the host is changed; the config, the rootfs and
@@ -260,11 +260,11 @@ def build(opts: spawn.CreateOptions) -> Plan:
         layout = cgroups.Layout("v2", unified="/sys/fs/cgroup")
         out.notes.append(f"no cgroup layout on this host ({e}); assumed cgroup v2 at "
                          "/sys/fs/cgroup")
-    cg = cgroups.Cgroup.for_container(layout, linux.get("cgroupsPath"), opts.id,
-                                      systemd=opts.systemd_cgroup, fs=RecordingCgroupFS(kern),
-                                      annotations=config.get("annotations"),
-                                      bus=(lambda: RecordingSystemdBus(kern))
-                                      if opts.systemd_cgroup else None)
+    cg = cgroups.manager_for(layout, linux.get("cgroupsPath"), opts.id,
+                             systemd=opts.systemd_cgroup, fs=RecordingCgroupFS(kern),
+                             annotations=config.get("annotations"),
+                             bus=(lambda: RecordingSystemdBus(kern))
+                             if opts.systemd_cgroup else None)
     cg.create()
     resources = spawn.resources_with_default_devices(linux)
     try:

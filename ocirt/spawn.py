@@ -75,9 +75,9 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
     try:
         from . import cgroups
         layout = cgroups.detect()
-        cg = cgroups.Cgroup.for_container(layout, linux.get("cgroupsPath"), opts.id,
-                                          systemd=opts.systemd_cgroup,
-                                          annotations=config.get("annotations"))
+        cg = cgroups.manager_for(layout, linux.get("cgroupsPath"), opts.id,
+                                 systemd=opts.systemd_cgroup,
+                                 annotations=config.get("annotations"))
         state = ContainerState(id=opts.id, bundle=bundle, rootfs=rootfs, created=_rfc3339(),
                                annotations=config.get("annotations") or {},
                                hooks={n: v for n, v in (config.get("hooks") or {}).items()
@@ -93,12 +93,10 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
             cg.create()
         except OcirtError as e:
             cg = _rootless_without_cgroup(opts, linux, cg, e)     # or raises
-        if cg is not None:
-            undo.push(cg.destroy)
-        state.cgroup = cg.to_dict() if cg is not None else {}
+        undo.push(cg.destroy)
+        state.cgroup = cg.to_dict()
         sd.save(state)
-        if cg is not None:
-            cg.apply(resources_with_default_devices(linux), kernel)
+        cg.apply(resources_with_default_devices(linux), kernel)
         os.mkfifo(sd.fifo, 0o622)
         os.chmod(sd.fifo, 0o622)  # mkfifo's mode is masked by the umask; a non-root init writes it
         fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
@@ -128,8 +126,7 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         child_ch.close()
         init_pid = 0
         try:
-            if cg is not None:
-                cg.add_pid(stage1_pid)
+            cg.add_pid(stage1_pid)
             parent_ch.send(Proceed())
             init_pid = _drive_children(parent_ch, stage1_pid, linux, state, cfg_hooks,
                                        seccomp_filter, checked.net_devices)
@@ -143,7 +140,7 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         undo.push(_kill_and_reap, init_pid)
         state.pid = init_pid
         state.pid_start = proc_start_time(init_pid) or 0
-        state.cgroup = cg.to_dict() if cg is not None else {}  # again: with what apply() set
+        state.cgroup = cg.to_dict()  # again: with what apply() set
         sd.save(state)
         if opts.pid_file:
             _write_pid_file(opts.pid_file, init_pid)
@@ -398,16 +395,15 @@ def _rootless_without_cgroup(opts: CreateOptions, linux: dict, cg, error: OcirtE
         cg.destroy()        # whatever part of the path it could make
     except OcirtError:
         pass
-    return None             # state.json records no cgroup: `ps`, `pause` say so
+    from . import cgroups
+    return cgroups.no_cgroup(cg.layout)     # state.json records no cgroup: `ps`, `pause` say so
 
 
 def _cgroup_binds(layout, cg) -> list[tuple[str, str]]:
     """(host dir of the container's cgroup, name under /sys/fs/cgroup) per v1/hybrid hierarchy
     (on v2: the directory, name ""); without a cgroup of its own (rootless), the one the runtime
     is in."""
-    if cg is None:
-        from . import cgroups
-        cg = cgroups.Cgroup.current(layout)
+    cg = cg.placement()
     if layout.kind == "v2":
         # only if mounting cgroup2 is refused (a user namespace without its own cgroup
         # namespace: EPERM/EBUSY): the container's directory bound instead, as runc does
@@ -480,8 +476,7 @@ def exec_process(c: Container, proc: process.ProcessSpec, kernel: k.Kernel,
         child_ch.close()
         pid = 0
         try:
-            if c.state.cgroup:
-                c.cgroup().add_pid(stage1_pid)
+            c.cgroup().add_pid(stage1_pid)
             parent_ch.send(Proceed())
             pid = parent_ch.expect(InitPid, "the process was started").pid
             os.waitpid(stage1_pid, 0)

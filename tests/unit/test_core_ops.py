@@ -9,7 +9,8 @@ import pytest
 from ocirt import defaults, execspec, signals
 from ocirt.cli import UsageError, main
 from ocirt.commands.kill import parse_signal as cli_parse_signal
-from ocirt.container import OpenContainer, pid_namespace_members, remove_leftover
+from ocirt.cgroups.nocgroup import NoCgroup
+from ocirt.container import OpenContainer, remove_leftover
 from ocirt.errors import ConfigError, OcirtError
 from ocirt.state import ContainerState, StateDir
 
@@ -136,8 +137,8 @@ def test_remove_leftover(tmp_path):
 
 
 def test_pids_without_a_cgroup():
-    assert pid_namespace_members(os.getpid()) == [os.getpid()]      # our own pid namespace
-    assert pid_namespace_members(2 ** 22 + 1) == []                   # no such process
+    assert NoCgroup(pid=os.getpid()).pids() == [os.getpid()]        # our own pid namespace
+    assert NoCgroup(pid=2 ** 22 + 1).pids() == []                    # no such process
     c = OpenContainer(sd=None, state=ContainerState(id="x", bundle="/", pid=os.getpid()))
     assert c.pids() == [os.getpid()]
     c.state.pid = 0
@@ -205,7 +206,7 @@ def test_watched_cgroup_refuses_stopped_and_cgroupless():
     with pytest.raises(OcirtError, match="^container with id box is not running$"):
         events.watched_cgroup(c)
     c = _FakeContainer("/nonexistent", [True])
-    c.state.cgroup = {}
+    c.cgroup = lambda: NoCgroup()
     with pytest.raises(OcirtError, match="^the container has no cgroup$"):
         events.watched_cgroup(c)
 
