@@ -193,3 +193,111 @@ def wait_for(predicate, timeout=20, interval=0.1, what="condition"):
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(interval)
+
+
+# --- the CRI streaming server: exec over a WebSocket (the channel.k8s.io subprotocols) ----------
+
+STDIN, STDOUT, STDERR, ERROR, RESIZE = range(5)  # the channel byte before each message
+
+
+class WebSocketExec:
+    """A client of the URL an Exec call returns: RFC 6455 frames (client frames masked), each
+    message's first byte the channel. v4.channel.k8s.io reports the exit as a JSON Status on
+    ERROR."""
+
+    def __init__(self, url, timeout=30):
+        import base64
+        import socket
+        import urllib.parse
+        parts = urllib.parse.urlsplit(url)
+        assert parts.scheme == "http" and parts.hostname == "127.0.0.1", url
+        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n")
+        self.sock.sendall(request.encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(4096)
+            assert chunk, f"no WebSocket handshake from {url}: {self.buf!r}"
+            self.buf += chunk
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode())
+                                  .digest()).decode()
+        headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
+        assert {k.lower(): v for k, v in headers.items()}.get("sec-websocket-accept") == accept, head
+
+    def _read(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def send(self, channel, data):
+        self._frame(2, bytes([channel]) + data)
+
+    def _frame(self, opcode, payload):
+        mask = os.urandom(4)
+        header = bytes([0x80 | opcode])
+        n = len(payload)
+        if n < 126:
+            header += bytes([0x80 | n])
+        elif n < 1 << 16:
+            header += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+        else:
+            header += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(header + mask + masked)
+
+    def resize(self, rows, cols):
+        self.send(RESIZE, json.dumps({"Width": cols, "Height": rows}).encode())
+
+    def receive_all(self):
+        """Every message until the server closes: ({channel: bytes}, the ERROR channel's Status)."""
+        out = {}
+        message = b""
+        try:
+            while True:
+                b0, b1 = self._read(2)
+                opcode, n = b0 & 0x0F, b1 & 0x7F
+                if n == 126:
+                    n = int.from_bytes(self._read(2), "big")
+                elif n == 127:
+                    n = int.from_bytes(self._read(8), "big")
+                mask = self._read(4) if b1 & 0x80 else None
+                data = self._read(n)
+                if mask:
+                    data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+                if opcode == 8:  # close
+                    break
+                if opcode == 9:  # ping
+                    self._frame(10, data)
+                    continue
+                message += data
+                if b0 & 0x80 and message:  # a whole message
+                    out[message[0]] = out.get(message[0], b"") + message[1:]
+                    message = b""
+                elif b0 & 0x80:
+                    message = b""
+        except EOFError:
+            pass
+        finally:
+            self.sock.close()
+        status = json.loads(out[ERROR]) if out.get(ERROR) else None
+        return out, status
+
+
+def exit_code(status):
+    """The exit code a v4.channel.k8s.io Status reports (None: it reports none)."""
+    if status is None or status.get("status") == "Success":
+        return 0
+    for cause in (status.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode":
+            return int(cause["message"])
+    return None

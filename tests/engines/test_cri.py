@@ -16,7 +16,7 @@ import time
 import uuid
 
 import pytest
-from engine_helpers import OCIRT, REPO, cgroup_dirs, pids_matching
+from engine_helpers import OCIRT, REPO, TTY_COLS, TTY_ROWS, WAIT_SIZE, cgroup_dirs, pids_matching
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -28,7 +28,8 @@ pytestmark = [
 grpc = pytest.importorskip("grpc")
 pytest.importorskip("grpc_tools")
 import cri_helpers  # noqa: E402  (after the skips: it needs nothing optional itself)
-from cri_helpers import HANDLER, IMAGE, CriContainerd, wait_for  # noqa: E402
+from cri_helpers import (HANDLER, IMAGE, STDERR, STDIN, STDOUT, CriContainerd, WebSocketExec,  # noqa: E402
+                         exit_code, wait_for)
 
 # The runtime the handler runs: ocirt; CRI_TEST_RUNTIME=runc runs the same tests on the reference.
 RUNTIME = shutil.which(os.environ.get("CRI_TEST_RUNTIME", "")) or OCIRT
@@ -288,6 +289,36 @@ def test_container_with_terminal(cri):
         texts = [text.rstrip("\r") for _stream, text in cri.log_lines(pod, "term")]
         assert re.fullmatch(r"/dev/pts/\d+", texts[0]), texts
         assert texts[1:] == ["tty-done"], texts
+    finally:
+        cri.remove_pod(pod_id)
+
+
+def test_exec_streaming_with_and_without_terminal(cri):
+    """Exec as `kubectl exec` does it: the CRI Exec call gives a URL of containerd's streaming
+    server, the client speaks v4.channel.k8s.io over a WebSocket to it. With a terminal: stdin
+    typed into an interactive shell, the terminal resized; without: stdout and stderr apart."""
+    pb = cri.pb
+    pod_id, pod = cri.run_pod("stream")
+    try:
+        cid = cri.container(pod_id, pod, "target", ["/bin/sleep", "300"])
+        url = cri.rt.Exec(pb.ExecRequest(container_id=cid, cmd=["/bin/sh"], tty=True, stdin=True,
+                                         stdout=True), timeout=30).url
+        ws = WebSocketExec(url)
+        ws.resize(TTY_ROWS, TTY_COLS)
+        ws.send(STDIN, ("tty; " + WAIT_SIZE.replace('"$s" != "0 0"', f'"$s" = "{TTY_ROWS} {TTY_COLS}"')
+                        + "; echo typed-$((6*7)); exit 5\n").encode())
+        out, status = ws.receive_all()
+        text = out.get(STDOUT, b"").decode(errors="replace").replace("\r", "")
+        assert exit_code(status) == 5, (status, text)
+        assert re.search(r"^/dev/pts/\d+$", text, re.M), text
+        assert re.search(rf"^{TTY_ROWS} {TTY_COLS}$", text, re.M), text
+        assert re.search(r"^typed-42$", text, re.M), text
+
+        url = cri.rt.Exec(pb.ExecRequest(container_id=cid, cmd=["/bin/sh", "-c", "echo o; echo e >&2; exit 2"],
+                                         stdout=True, stderr=True), timeout=30).url
+        out, status = WebSocketExec(url).receive_all()
+        assert (out.get(STDOUT), out.get(STDERR), exit_code(status)) == (b"o\n", b"e\n", 2), (out, status)
+        cri.rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=0), timeout=60)
     finally:
         cri.remove_pod(pod_id)
 
