@@ -166,6 +166,12 @@ def _container_cgroup(cri, cid, controller):
     return f"/sys/fs/cgroup/{controller}{cri.cgroup_parent}/{cid}"
 
 
+def _runtime_state(cri, cid):
+    """`<runtime> state` of a container in the handler's root (the containerd namespace below it)."""
+    return json.loads(subprocess.run([RUNTIME, "--root", f"{cri.daemon.d}/runtime-root/k8s.io", "state", cid],
+                                     check=True, capture_output=True, text=True).stdout)
+
+
 def test_version_and_image(cri):
     v = cri.rt.Version(cri.pb.VersionRequest(), timeout=10)
     assert v.runtime_name == "containerd"
@@ -179,6 +185,7 @@ def test_pod_container_logs_exit_code(cri):
     try:
         state = cri.rt.PodSandboxStatus(cri.pb.PodSandboxStatusRequest(pod_sandbox_id=pod_id), timeout=10)
         assert state.status.state == cri.pb.SANDBOX_READY
+        assert _runtime_state(cri, pod_id)["status"] == "running"  # the sandbox's container is ocirt's
         cid = cri.container(pod_id, pod, "hello", ["/bin/sh", "-c", "echo out-line; echo err-line >&2; exit 3"])
         status = cri.wait_exited(cid)
         assert status.exit_code == 3
@@ -200,9 +207,7 @@ def test_exec_stats_update_stop(cri):
                                                                  cpu_shares=512))
         assert cri.status(cid).state == pb.CONTAINER_RUNNING
         # the handler's runtime made it, in the handler's root (the containerd namespace below it)
-        state = json.loads(subprocess.run(
-            [RUNTIME, "--root", f"{cri.daemon.d}/runtime-root/k8s.io", "state", cid],
-            check=True, capture_output=True, text=True).stdout)
+        state = _runtime_state(cri, cid)
         assert state["status"] == "running" and state["id"] == cid
 
         rc, out, _err = cri.exec_sync(cid, ["/bin/sh", "-c", "echo in-exec; tr '\\0' ' ' </proc/1/cmdline"])
