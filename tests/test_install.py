@@ -127,8 +127,16 @@ def check_installed(ocirt, python, env, work, rootfs):
 
 
 def _fresh_venv(path):
-    _run([SYSTEM_PYTHON if os.access(SYSTEM_PYTHON, os.X_OK) else sys.executable, "-m", "venv", str(path)])
+    """A new virtualenv of the interpreter the tests run on (a venv of a venv's Python is one of its
+    base interpreter: none of the test venv's packages are in it)."""
+    _run([sys.executable, "-m", "venv", str(path)])
     return os.path.join(path, "bin")
+
+
+def _system_pip_usable():
+    res = subprocess.run([SYSTEM_PYTHON, "-c", "import sys, pip; sys.exit(sys.version_info < (3, 11))"],
+                         capture_output=True) if os.access(SYSTEM_PYTHON, os.X_OK) else None
+    return res is not None and res.returncode == 0
 
 
 @pytest.mark.parametrize("kind", ["wheel", "sdist"])
@@ -142,8 +150,7 @@ def test_install_into_fresh_venv(dists, rootfs, tmp_path, kind):
                     str(work), rootfs)
 
 
-@pytest.mark.skipif(subprocess.run([SYSTEM_PYTHON, "-m", "pip", "--version"], capture_output=True).returncode != 0,
-                    reason="the system's python3 has no pip")
+@pytest.mark.skipif(not _system_pip_usable(), reason="no system python3 >= 3.11 with pip")
 def test_install_with_system_pip_into_prefix(dists, rootfs, tmp_path):
     """`python3 -m pip install --prefix P` of the system's Python (Debian's puts it under
     P/local): the dependencies go into P too; the command runs with PYTHONPATH naming P's
