@@ -97,7 +97,8 @@ def check_installed(ocirt, python, env, work, rootfs):
     with open(os.path.join(bundle, "config.json")) as f:
         config = json.load(f)
     # the jsonschema validator on the packaged schemas accepts what `ocirt spec` wrote
-    _run([python, "-c", "import json, sys, ocirt.validate as v; v.validate_with_jsonschema(json.load(sys.stdin))"],
+    check = "import json, sys, ocirt.validate as v; v.validate_with_jsonschema(json.load(sys.stdin))"
+    _run([python, "-c", check],
          cwd=work, env=env, input=json.dumps(config))
     config["root"] = {"path": rootfs, "readonly": True}
     config["process"]["terminal"] = False

@@ -186,7 +186,8 @@ def test_pod_container_logs_exit_code(cri):
         state = cri.rt.PodSandboxStatus(cri.pb.PodSandboxStatusRequest(pod_sandbox_id=pod_id), timeout=10)
         assert state.status.state == cri.pb.SANDBOX_READY
         assert _runtime_state(cri, pod_id)["status"] == "running"  # the sandbox's container is ocirt's
-        cid = cri.container(pod_id, pod, "hello", ["/bin/sh", "-c", "echo out-line; echo err-line >&2; exit 3"])
+        cid = cri.container(pod_id, pod, "hello",
+                            ["/bin/sh", "-c", "echo out-line; echo err-line >&2; exit 3"])
         status = cri.wait_exited(cid)
         assert status.exit_code == 3
         lines = cri.log_lines(pod, "hello")
@@ -319,7 +320,8 @@ def test_exec_streaming_with_and_without_terminal(cri):
         assert re.search(rf"^{TTY_ROWS} {TTY_COLS}$", text, re.M), text
         assert re.search(r"^typed-42$", text, re.M), text
 
-        url = cri.rt.Exec(pb.ExecRequest(container_id=cid, cmd=["/bin/sh", "-c", "echo o; echo e >&2; exit 2"],
+        url = cri.rt.Exec(pb.ExecRequest(container_id=cid,
+                                         cmd=["/bin/sh", "-c", "echo o; echo e >&2; exit 2"],
                                          stdout=True, stderr=True), timeout=30).url
         out, status = WebSocketExec(url).receive_all()
         assert (out.get(STDOUT), out.get(STDERR), exit_code(status)) == (b"o\n", b"e\n", 2), (out, status)
