@@ -159,11 +159,14 @@ def _ready(client):
     return any(c.type == "RuntimeReady" and c.status for c in status.conditions)
 
 
-def _container_cgroup(cri, cid, controller):
-    """The host's directory of a container's cgroup for controller (v1) or the unified one."""
-    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-        return f"/sys/fs/cgroup{cri.cgroup_parent}/{cid}"
-    return f"/sys/fs/cgroup/{controller}{cri.cgroup_parent}/{cid}"
+def _memory_limit(cri, cid):
+    """The memory limit in the host's cgroup of a container (cgroupfs driver: <parent>/<id>)."""
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):  # v2 only
+        path = f"/sys/fs/cgroup{cri.cgroup_parent}/{cid}/memory.max"
+    else:
+        path = f"/sys/fs/cgroup/memory{cri.cgroup_parent}/{cid}/memory.limit_in_bytes"
+    with open(path) as f:
+        return int(f.read())
 
 
 def _runtime_state(cri, cid):
@@ -221,16 +224,11 @@ def test_exec_stats_update_stop(cri):
         assert stats.memory.working_set_bytes.value > 0 or stats.memory.usage_bytes.value > 0
         assert stats.cpu.usage_core_nano_seconds.value > 0
 
-        memory = _container_cgroup(cri, cid, "memory")
-        limit_file = "memory.max" if memory.startswith("/sys/fs/cgroup/" + cri.cgroup_parent.strip("/")) \
-            else "memory.limit_in_bytes"
-        with open(os.path.join(memory, limit_file)) as f:
-            assert int(f.read()) == 256 << 20
+        assert _memory_limit(cri, cid) == 256 << 20
         cri.rt.UpdateContainerResources(pb.UpdateContainerResourcesRequest(
             container_id=cid, linux=pb.LinuxContainerResources(memory_limit_in_bytes=128 << 20,
                                                                 cpu_shares=256)), timeout=30)
-        with open(os.path.join(memory, limit_file)) as f:
-            assert int(f.read()) == 128 << 20
+        assert _memory_limit(cri, cid) == 128 << 20
 
         cri.rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=2), timeout=60)
         status = cri.status(cid)
