@@ -94,6 +94,16 @@ class PlanKernel(RecordingKernel):
         super().mkdir(path, mode, dir_fd)
         self.made.add(self._resolve(path, dir_fd))
 
+    def mount(self, source, target, fstype, flags, data):
+        """A bind of a missing source fails as the real one does (ENOENT: make_readonly skips a
+        path the container's /proc or /sys lacks). After pivot_root, a path of the container's
+        kernel filesystems is looked up on the host's: the same kernel."""
+        if flags & k.MS_BIND and not flags & k.MS_REMOUNT and source and \
+                source.startswith("/") and source not in self.made and \
+                not os.path.lexists(source):
+            raise FileNotFoundError(2, "No such file or directory", source)
+        super().mount(source, target, fstype, flags, data)
+
     def mknod(self, path, mode, device, dir_fd=None):
         super().mknod(path, mode, device, dir_fd)
         self.made.add(self._resolve(path, dir_fd))
@@ -136,13 +146,23 @@ class RecordingSystemdBus:
 
 class RecordingCgroupFS:
     """The cgroups package's file seam (cgroups/fs.py), recording mkdir and writes into the plan
-    kernel's list. Reads come from the host (the parent of a directory not made yet)."""
+    kernel's list. A file read is what the plan wrote to it, else what a new cgroup has (empty
+    cpuset.cpus/mems and cgroup.subtree_control), else the host's (the nearest existing parent's,
+    for a directory not made yet)."""
+
+    NEW_EMPTY = ("cpuset.cpus", "cpuset.mems", "cgroup.subtree_control")
 
     def __init__(self, kernel: PlanKernel):
         self.k = kernel
+        self.made: set[str] = set()
+        self.written: dict[str, str] = {}
 
     def read(self, path: str) -> str:
         d, name = os.path.split(path)
+        if path in self.written:
+            return self.written[path]
+        if d in self.made and name in self.NEW_EMPTY:
+            return ""
         while d and d != "/":
             try:
                 with open(os.path.join(d, name)) as f:
@@ -153,6 +173,12 @@ class RecordingCgroupFS:
 
     def write(self, path: str, value: str) -> None:
         self.k.note("write_file", path, value)
+        if os.path.basename(path) == "cgroup.subtree_control":  # "+cpu -io": a set changed
+            have = set(self.read(path).split())
+            for word in value.split():
+                (have.add if word[0] == "+" else have.discard)(word[1:])
+            value = " ".join(sorted(have))
+        self.written[path] = value
 
     def exists(self, path: str) -> bool:
         return True
@@ -164,6 +190,8 @@ class RecordingCgroupFS:
         if os.path.isdir(path):
             return False
         self.k.note("mkdir", path, 0o755)
+        self.made.add(path)
+        self.k.made.add(path)   # a bind source of the init's cgroup mount (v1)
         return True
 
     def rmdir(self, path: str) -> None:
