@@ -218,3 +218,28 @@ def test_protocol_passes_fds():
             os.close(fd)
         a.close()
         b.close()
+
+
+def test_parent_writes_the_id_maps_through_the_kernel():
+    linux = {"uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+             "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}
+    kern = RecordingKernel()
+    namespaces.write_id_maps(kern, 42, linux, unprivileged=False)
+    assert [c.args for c in kern.calls] == [("/proc/42/uid_map", "0 1000 1\n"),
+                                           ("/proc/42/gid_map", "0 1000 1\n")]
+    kern = RecordingKernel()
+    namespaces.write_id_maps(kern, 42, linux, unprivileged=True)   # setgroups denied first
+    assert [c.args[0] for c in kern.calls] == ["/proc/42/uid_map", "/proc/42/setgroups",
+                                              "/proc/42/gid_map"]
+    kern = RecordingKernel(fail={"write_file": PermissionError(1, "denied")})
+    with pytest.raises(OcirtError) as e:
+        namespaces.write_id_maps(kern, 42, linux, unprivileged=False)
+    assert "/linux/uidMappings: write /proc/42/uid_map" in str(e.value)
+
+
+def test_recording_kernel_records_the_parents_calls():
+    kern = RecordingKernel(fork_pid=7)
+    kern.mkfifo("/run/x/exec.fifo", 0o622)
+    assert kern.fork() == 7
+    kern.waitpid(7)
+    assert kern.names() == ["mkfifo", "fork", "waitpid"]
