@@ -344,6 +344,7 @@ class PlanEffects(create_mod.HostEffects):
         stages.enter_namespaces(kern, spec, fx)
         kern.fork_pid = INIT_PID
         kern.fork()
+        kern.stage("create (runtime): the init's pid")   # stage 1 reports it, then exits
         parent.init_started(INIT_PID)
         kern.stage("init: setup")
         self.exec_path, self.env, self.hook_state = stages.setup_init(kern, spec, fx)
