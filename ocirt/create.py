@@ -26,10 +26,12 @@ from .state import ContainerState, StateDir, Status, proc_start_time
 
 
 def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerState]:
+    """`ocirt create`: the container made, its init waiting on exec.fifo; the state dir locked."""
     return steps(opts, kernel, HostEffects())
 
 
 def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[StateDir, ContainerState]:
+    """create's parent, in order (shared with `ocirt plan`, which passes recording ones)."""
     check_id(opts.id)
     bundle = os.path.abspath(opts.bundle)
     config = config_mod.load(bundle)
