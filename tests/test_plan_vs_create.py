@@ -4,7 +4,9 @@ planned one is in the trace, in order per process, and every traced one is in th
 
 Compared: mount, umount2, pivot_root, unshare, setns, mknod (devices), sethostname,
 setdomainname, mkdir and file writes under /sys/fs/cgroup (and /proc/sys: sysctl), uid_map and
-gid_map writes, the seccomp filter load, and the hooks run. The targets of the init's mounts are
+gid_map writes, the seccomp filter load, and the hooks run; and in stage 1 and the init (told
+apart in the trace by their unshare and pivot_root), prctl, capset, setrlimit, setresuid,
+setresgid, setgroups, the session keyring, umask and chdir. The targets of the init's mounts are
 /proc/self/fd/N links in the trace, so a mount is compared by source (non-bind), type and flags.
 """
 import json
@@ -16,16 +18,24 @@ import subprocess
 import time
 import uuid
 
+import resource
+
 import pytest
 from cli_helpers import OCIRT, REPO, make_bundle
 
+from ocirt import capabilities
 from ocirt import kernel as k
 
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
               pytest.mark.skipif(not shutil.which("strace"), reason="strace is not installed")]
 
 TRACED = ("mount,umount2,pivot_root,unshare,setns,mknod,mknodat,sethostname,setdomainname,"
-          "mkdir,mkdirat,write,seccomp,execve,exit_group")
+          "mkdir,mkdirat,write,seccomp,execve,prctl,capset,prlimit64,setrlimit,setresuid,"
+          "setresgid,setgroups,keyctl,umask,chdir")
+CHILD_STAGES = {"stage 1: namespaces": "stage1", "init: setup": "init"}
+NAMES = {**{n: v for n, v in vars(k).items() if n.startswith("PR_") and isinstance(v, int)},
+         **capabilities.NUMBERS, "SUID_DUMP_DISABLE": 0, "SUID_DUMP_USER": 1,
+         **{n: getattr(resource, n) for n in dir(resource) if n.startswith("RLIMIT_")}}
 MS = {n: v for n, v in vars(k).items() if n.startswith("MS_") and isinstance(v, int)}
 MS["MS_MGC_VAL"] = 0xC0ED0000   # strace names the old magic when it is set (never by ocirt)
 CLONE = {n: v for n, v in vars(k).items() if n.startswith("CLONE_NEW") and isinstance(v, int)}
@@ -84,7 +94,37 @@ def planned(steps: list, hooks: dict) -> dict:
             continue
         for kind, op in plan_ops(s["op"], s["args"]):
             out.setdefault(kind, []).append(op)
+        who = CHILD_STAGES.get(s["stage"])
+        for kind, op in plan_attr_ops(s["op"], s["args"]) if who else ():
+            out.setdefault(f"{who} {kind}", []).append(op)
     return out
+
+
+def plan_attr_ops(op: str, a: list):
+    if op == "prctl":
+        yield "prctl", strip_zeros(a)
+    elif op == "capset":
+        yield "capset", tuple(a)
+    elif op == "setrlimit":
+        yield "setrlimit", tuple(rlim(v) for v in a)
+    elif op in ("setresuid", "setresgid", "umask", "chdir"):
+        yield op, a[0]
+    elif op == "setgroups":
+        yield "setgroups", tuple(a[0])
+    elif op == "join_session_keyring":
+        yield "keyring", a[0]
+
+
+def strip_zeros(args) -> tuple:
+    """prctl's unused trailing arguments (0) left out."""
+    args = list(args)
+    while len(args) > 1 and args[-1] == 0:
+        args.pop()
+    return tuple(args)
+
+
+def rlim(v: int) -> int:
+    return -1 if v in (resource.RLIM_INFINITY, 2 ** 64 - 1) else v
 
 
 def plan_ops(op: str, a: list):
@@ -129,17 +169,68 @@ LINE = re.compile(r"^(\d+) +(\w+)\((.*)\) += (-?\w+)")
 
 def traced(log: str, hook_paths: set) -> dict:
     """{kind: [operation, ...]} in order, from `strace -f -y -o log` of create (successful calls)."""
+    calls = [m.groups() for m in map(LINE.match, joined(log)) if m]
+    calls = [c for c in calls if not c[3].startswith("-")]  # failed: EEXIST of a mkdir, probes
+    # stage 1 is the first to unshare (or setns), the init the one that pivots
+    stage1 = next(pid for pid, name, _, _ in calls if name in ("unshare", "setns"))
+    init = next(pid for pid, name, _, _ in calls if name == "pivot_root")
+    roles = {stage1: "stage1", init: "init"}
     out = {}
-    for line in joined(log):
-        m = LINE.match(line)
-        if not m:
-            continue
-        _, name, args, ret = m.groups()
-        if ret.startswith("-"):  # failed (EEXIST of a cgroup mkdir, a probe, ...)
-            continue
+    for pid, name, args, _ in calls:
         for kind, op in trace_ops(name, args, hook_paths):
             out.setdefault(kind, []).append(op)
+        for kind, op in trace_attr_ops(name, args) if pid in roles else ():
+            out.setdefault(f"{roles[pid]} {kind}", []).append(op)
     return out
+
+
+def named(text: str) -> int:
+    """A strace argument: a number, a name, or names/shifts joined with |."""
+    value = 0
+    for part in text.split("|"):
+        part = part.strip()
+        if "<<" in part:
+            one, _, name = part.partition("<<")
+            value |= int(one, 0) << NAMES.get(name, None if not name.isdigit() else int(name))
+        elif part in NAMES:
+            value |= NAMES[part]
+        else:
+            value |= int(part, 0)
+    return value
+
+
+def limit(text: str) -> int:
+    if text == "RLIM64_INFINITY":
+        return -1
+    value = 1
+    for factor in text.split("*"):
+        value *= int(factor, 0)
+    return value
+
+
+def trace_attr_ops(name: str, args: str):
+    parts = split_args(args)
+    if name == "prctl":
+        yield "prctl", strip_zeros(named(p) for p in parts)
+    elif name == "capset":
+        sets = dict(re.findall(r"(effective|permitted|inheritable)=([^,}]+)", parts[1]))
+        yield "capset", tuple(named(sets[n]) for n in ("effective", "permitted", "inheritable"))
+    elif name in ("prlimit64", "setrlimit"):
+        new = parts[2] if name == "prlimit64" else parts[1]
+        if new != "NULL":
+            cur, hard = re.findall(r"rlim_(?:cur|max)=([^,}]+)", new)
+            yield "setrlimit", (NAMES[parts[1 if name == "prlimit64" else 0]], limit(cur),
+                                limit(hard))
+    elif name in ("setresuid", "setresgid"):
+        yield name, int(parts[0])
+    elif name == "umask":
+        yield "umask", int(parts[0], 8)
+    elif name == "chdir":
+        yield "chdir", cstrings(args)[0]
+    elif name == "setgroups":
+        yield "setgroups", tuple(int(g) for g in re.findall(r"\d+", parts[1]))
+    elif name == "keyctl" and parts[0] == "KEYCTL_JOIN_SESSION_KEYRING":
+        yield "keyring", cstrings(args)[0]
 
 
 def joined(log: str):
@@ -303,6 +394,7 @@ def test_plan_is_what_create_does(tmp_path, busybox_rootfs, userns):
     if userns:  # no mknod there: devices are bound from the host; the parent maps the ids
         assert ("/proc/<pid>/uid_map", "0 0 65536") in want["proc_write"]
     assert len(want["hook"]) == 3       # prestart, createRuntime, createContainer
+    assert want["init capset"] and want["init setrlimit"] and want["init keyring"]
     diffs = [describe(kind, want.get(kind, []), got.get(kind, []))
              for kind in sorted(set(want) | set(got)) if want.get(kind, []) != got.get(kind, [])]
     assert not diffs, "\n".join(diffs)
