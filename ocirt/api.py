@@ -1,7 +1,7 @@
 """The public Python API: what the `ocirt` command does, as calls, from the same code.
 
 Like the command line (ocirt/cli.py, ocirt/commands/), this is a thin adapter over the core
-(ocirt/container.py, spawn.py, execspec.py, signals.py, defaults.py, features_doc.py, ...); it
+(ocirt/container.py, create.py, execute.py, execspec.py, signals.py, defaults.py, features_doc.py, ...); it
 never imports the command line (tests/unit/test_layering.py checks it).
 
     import ocirt.api as ocirt                    # (Runtime, Container, spec, features and the
@@ -137,7 +137,7 @@ class Runtime:
         return LinuxKernel()
 
     def _options(self, container_id: str, bundle: str, **kw):
-        from .spawn import CreateOptions
+        from .checks import CreateOptions
         return CreateOptions(id=container_id, bundle=os.fspath(bundle), root=self.root,
                              systemd_cgroup=self.systemd_cgroup, rootless=self.rootless,
                              warn=self.warn, **kw)
@@ -148,7 +148,7 @@ class Runtime:
                console_socket: str | None = None, no_pivot: bool = False,
                no_new_keyring: bool = False, preserve_fds: int = 0) -> "Container":
         """`ocirt create`: the container exists, its process waits for start()."""
-        from .spawn import create
+        from .create import create
         sd, _ = create(self._options(container_id, bundle, pid_file=pid_file,
                                      console_socket=console_socket, no_pivot=no_pivot,
                                      no_new_keyring=no_new_keyring, preserve_fds=preserve_fds),
@@ -163,7 +163,7 @@ class Runtime:
         when detached. The process shares the caller's stdio; a config with process.terminal
         needs the command line (`ocirt run` relays the terminal) or create(console_socket=)."""
         from .container import start_created, wait_init
-        from .spawn import create
+        from .create import create
 
         def run() -> int:
             sd, state = create(self._options(container_id, bundle, no_pivot=no_pivot,

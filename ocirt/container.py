@@ -1,5 +1,5 @@
 """Operations on an existing container (runtime.md): start, state, kill, delete, pause, resume,
-update, its processes (ps), and run's wait. Making containers and processes is ocirt/spawn.py.
+update, its processes (ps), and run's wait. Making containers is ocirt/create.py, processes in them ocirt/execute.py.
 
 An OpenContainer is one container's state directory and state, opened with its lock (flock on
 the directory) or without it (state, ps, list). Every operation derives the status from the
@@ -111,7 +111,7 @@ class OpenContainer:
     def exec(self, proc, kernel, pid_file: str | None = None, subreaper: bool = False,
              console_socket: str | None = None, console_size: dict | None = None) -> int:
         """Start `proc` inside the container; returns its pid once it is about to exec."""
-        from .spawn import exec_process
+        from .execute import exec_process
         return exec_process(self, proc, kernel, pid_file, subreaper, console_socket, console_size)
 
     @staticmethod
@@ -307,6 +307,6 @@ def wait_init(pid: int) -> int:
                 128 + os.WTERMSIG(status)
 
 
-# The former name, for modules that still use it (spawn.py, commands/update.py, commands/list.py):
+# The former name, for modules that still use it (commands/list.py):
 # to be dropped once they say OpenContainer.
 Container = OpenContainer

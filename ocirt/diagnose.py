@@ -123,7 +123,7 @@ def host_checks(config: dict, bundle: str, report: Report) -> None:
     from . import capabilities, config as config_mod, lsm, namespaces, process
 
     linux = config.get("linux") or {}
-    ns = report.attempt(namespaces.plan, config)
+    ns = report.attempt(namespaces.parse, config)
     rootfs = config_mod.rootfs_path(bundle, config)
     if not os.path.isdir(rootfs):
         report.error("/root/path", f"rootfs {rootfs} is not a directory")
@@ -226,10 +226,5 @@ def _seccomp(profile: dict, report: Report) -> None:
 
 
 def _intel_rdt(report: Report) -> None:
-    try:
-        with open("/proc/self/mountinfo") as f:
-            mounted = any(line.partition(" - ")[2].startswith("resctrl ") for line in f)
-    except OSError:
-        mounted = False
-    report.error("/linux/intelRdt", "ocirt does not support Intel RDT (resctrl)" if mounted else
-                 "no resctrl filesystem is mounted (Intel RDT is not supported or enabled)")
+    from .checks import check_intel_rdt
+    report.attempt(check_intel_rdt)

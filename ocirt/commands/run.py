@@ -4,7 +4,7 @@ import _signal  # not signal: it imports enum (run is on the benchmark's hot pat
 
 from ..cli import Opt, need_id
 from ..container import OpenContainer, start_created, wait_init
-from ..spawn import create
+from ..create import create
 from . import create as create_cmd
 
 USAGE = "run [command options] <container-id>"

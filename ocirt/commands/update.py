@@ -12,7 +12,7 @@ import re
 from ..cgroups.update import (INT64, apply_resources, check_rdt, from_json, memory_value,
                               parse_int, parse_uint, read_resources, resources_delta)
 from ..cli import Opt, UsageError
-from ..container import Container
+from ..container import OpenContainer
 from .pause import exact_id
 
 USAGE = "update [command options] <container-id>"
@@ -135,7 +135,7 @@ def main(g, o, args) -> int:
     int_flag("blkio-weight", o["blkio_weight"])       # urfave parses int flags up front
     int_flag("pids-limit", o["pids_limit"])
     container_id = exact_id(args, "update")
-    c = Container.open(g.root, container_id)
+    c = OpenContainer.open(g.root, container_id)
     try:
         if o["resources"]:
             delta = from_json(read_resources(o["resources"]))

@@ -234,6 +234,9 @@ class LinuxKernel(Kernel):
         finally:
             os.close(fd)
 
+    def mkfifo(self, path, mode) -> None:
+        os.mkfifo(path, mode)
+
     def close_fds_from(self, first: int) -> None:
         try:
             self._syscall("close_range", self.ffi.cast("unsigned int", first),
@@ -363,6 +366,12 @@ class LinuxKernel(Kernel):
             mask, maxnode = self.ffi.NULL, 0
         self._syscall("set_mempolicy", self.ffi.cast("int", mode), mask,
                       self.ffi.cast("unsigned long", maxnode))
+
+    def fork(self) -> int:
+        return os.fork()
+
+    def waitpid(self, pid) -> None:
+        os.waitpid(pid, 0)
 
     def execve(self, path, args, env) -> None:
         os.execve(path, args, env)
