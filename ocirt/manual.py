@@ -363,7 +363,8 @@ _ocirt() {{
     elif ((npos == 0)) && [[ $_ocirt_id_commands == *" $cmd "* ]]; then
         COMPREPLY=($(compgen -W "$(_ocirt_ids "$prog" "$root")" -- "$cur"))
     elif ((npos == 1)) && [[ $cmd == kill ]]; then
-        COMPREPLY=($(compgen -A signal -- "$cur"))
+        a=$(compgen -A signal)
+        COMPREPLY=($(compgen -W "$a ${{a//SIG/}}" -- "$cur"))
     fi
     return 0
 }}
@@ -442,9 +443,7 @@ _ocirt_ids() {{
 }}
 
 _ocirt_signals() {{
-    local -a sigs
-    sigs=(${{signals[2,-3]}})
-    _describe -t signals 'signal' sigs
+    _wanted signals expl 'signal' compadd -- ${{signals[2,-3]}} SIG${{^signals[2,-3]}}
 }}
 
 _ocirt() {{
