@@ -225,3 +225,95 @@ def test_the_runtime_does_not_import_the_generator():
     code = "import sys, ocirt.cli; ocirt.cli.main(['--version']); print('ocirt.manual' in sys.modules)"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert p.stdout.strip().splitlines()[-1] == "False"
+
+
+# -- zsh and bash-completion, as a user at a terminal ---------------------------------------------
+
+def _pty_session(argv, env, setup, line, expect, timeout=30.0):
+    """Start argv on a pty, type `setup`, wait for READY, type `line` and two Tabs; returns the
+    terminal's output (escapes removed) once every word of `expect` appeared, or at the timeout."""
+    import pty
+    import select
+    import signal
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execvpe(argv[0], argv, env)
+        finally:
+            os._exit(127)
+
+    def read_until(words, deadline):
+        out = b""
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.2)
+            if r:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+                text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode(errors="replace"))
+                if all(w in text for w in words):
+                    return text
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode(errors="replace"))
+
+    try:
+        os.write(fd, setup.encode() + b"\n")
+        read_until(["READY\r\n"], time.monotonic() + timeout)
+        os.write(fd, line.encode() + b"\t\t")
+        return read_until(expect, time.monotonic() + timeout).split("READY", 1)[-1]
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+        os.close(fd)
+
+
+@pytest.mark.skipif(not shutil.which("zsh"), reason="no zsh")
+@pytest.mark.parametrize("line, expect", [
+    ("ocirt --root ROOT sta", ["start", "state", "output the state of a container"]),
+    ("ocirt --root ROOT start ", ["db2", "web1"]),
+    ("ocirt --root ROOT rm ", ["db2", "web1"]),
+    ("ocirt list -", ["--format", "--quiet", "-q", "display only container IDs"]),
+    ("ocirt --log-format ", ["json", "text"]),
+    ("ocirt kill web1 SIGKI", ["SIGKILL"]),
+])
+def test_zsh_completes_at_a_terminal(generated, fake_root, tmp_path, line, expect):
+    root, bindir = fake_root
+    fdir = tmp_path / "functions"
+    fdir.mkdir()
+    shutil.copy(generated / "_ocirt", fdir / "_ocirt")
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}", "HOME": str(tmp_path), "TERM": "dumb",
+           "ZDOTDIR": str(tmp_path)}
+    setup = (f"fpath=({fdir} $fpath); autoload -U compinit; compinit -u -D; "
+             "zstyle ':completion:*' list-prompt ''; PROMPT='P> '; print RE''ADY")
+    out = _pty_session(["zsh", "-f", "-i"], env, setup, line.replace("ROOT", str(root)), expect)
+    for word in expect:
+        assert word in out, (line, word, out)
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/bash-completion/bash_completion"),
+                    reason="no bash-completion package")
+def test_bash_completion_package_loads_it_on_first_use(tmp_path, fake_root):
+    """After --install, bash-completion finds the script itself (XDG_DATA_DIRS holds PREFIX/share)."""
+    root, bindir = fake_root
+    prefix = tmp_path / "prefix"
+    assert manual.main(["--install", "--prefix", str(prefix)]) == 0
+    script = (
+        "source /usr/share/bash-completion/bash_completion\n"
+        "complete -p ocirt >/dev/null 2>&1 && echo loaded-too-early\n"
+        "_completion_loader ocirt\n"
+        "complete -p ocirt\n"
+        f"COMP_LINE='ocirt --root {root} kill w'; COMP_POINT=${{#COMP_LINE}}; "
+        "COMP_WORDS=(ocirt --root x kill w); COMP_CWORD=4; _ocirt; echo \"${COMPREPLY[*]}\"\n")
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}",
+               XDG_DATA_DIRS=f"{prefix / 'share'}:/usr/share", BASH_COMPLETION_USER_DIR=str(tmp_path / "none"))
+    p = subprocess.run(["bash", "--norc", "--noprofile", "-c", script], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert p.stdout.split("\n")[:2] == ["complete -F _ocirt ocirt", "web1"], (p.stdout, p.stderr)
