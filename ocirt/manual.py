@@ -127,8 +127,11 @@ def _page_head(name: str, title: str) -> list[str]:
 def man_page(name: str, text: str, module) -> str:
     """ocirt-<name>(8)."""
     out = _page_head(f"ocirt-{name}", text)
-    out += [".SH SYNOPSIS", f"\\fBocirt\\fR [\\fIglobal options\\fR] {_dash(module.USAGE)}",
-            ".SH DESCRIPTION", f"{_roff(text[:1].upper() + text[1:])}."]
+    out.append(".SH SYNOPSIS")
+    for i, usage in enumerate(u.strip() for u in module.USAGE.split("||")):
+        usage = usage if usage.split(" ")[0] == name else f"{name} {usage}"
+        out += ([".br"] if i else []) + [f"\\fBocirt\\fR [\\fIglobal options\\fR] {_dash(usage)}"]
+    out += [".SH DESCRIPTION", f"{_roff(text[:1].upper() + text[1:])}."]
     names = [a for a, c in aliases().items() if c == name]
     if names:
         out += [".PP", "Also called as " + ", ".join(f"\\fBocirt {_dash(a)}\\fR" for a in names) + "."]

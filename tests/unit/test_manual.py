@@ -49,7 +49,8 @@ def test_every_command_and_flag_in_the_man_pages(generated):
         assert f"ocirt-{name}(8)" in main
         page = roff_text(generated / "man8" / f"ocirt-{name}.8")
         assert f"ocirt-{name} - {cli.COMMANDS[name]}" in page
-        assert manual.command_module(name).USAGE in page
+        for usage in manual.command_module(name).USAGE.split("||"):     # exec has two forms
+            assert usage.strip() in page, (name, usage)
         for flag in flags:
             assert re.search(rf"(^|[ ,]){re.escape(flag)}\b", page, re.M), (name, flag)
 
