@@ -26,6 +26,9 @@ def metric_rows(doc):
     """[(title, metric key, sample field)] in bench.py's table order."""
     settings = doc.get("settings", {})
     try:
+        import importlib.util
+        if importlib.util.find_spec("click") is None:   # bench.py would re-exec itself under .venv
+            raise ImportError("click")
         sys.path.insert(0, HERE)
         import bench
         rows = bench.table_rows(None, settings.get("lifecycles", 100), settings.get("workers", 2))
