@@ -35,11 +35,12 @@ def to_mask(names: list[str], last: int) -> int:
 def unknown(caps: dict | None) -> list[str]:
     """A warning per capability name that cannot be mapped to the kernel (config.md)."""
     out = []
+    last = last_cap()  # once, not once per name (a procfs read each)
     for s in SETS:
         for i, name in enumerate((caps or {}).get(s) or []):
             if name not in NUMBERS:
                 out.append(f"/process/capabilities/{s}/{i}: unknown capability {name!r} ignored")
-            elif NUMBERS[name] > last_cap():
+            elif NUMBERS[name] > last:
                 out.append(f"/process/capabilities/{s}/{i}: {name} is not supported by this "
                            "kernel and is ignored")
     return out
