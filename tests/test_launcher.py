@@ -47,7 +47,7 @@ def test_launcher_line_starts_python_isolated():
     with open(LAUNCHER) as f:
         text = f.read()
     assert text.startswith("#!/bin/sh\n")  # not `#!python`: pip would drop the flags of that line
-    assert '-I -S "$0" "$@"' in text
+    assert '-I -S "$s" "$@"' in text
 
 
 @pytest.fixture
@@ -87,6 +87,17 @@ def test_installed_launcher_falls_back_to_site(venv, tmp_path):
     p = _run([str(root / "bin" / "ocirt"), "--version"])
     assert p.returncode == 0 and p.stdout.startswith("ocirt version "), p.stderr
     assert mark.exists()
+
+
+def test_launcher_called_through_a_symlink_uses_its_own_directory(tmp_path):
+    """A link named runc in a directory with another python3: the script's directory decides."""
+    if not os.access(LAUNCHER, os.X_OK):
+        pytest.skip("bin/ocirt is not executable in this checkout")
+    (tmp_path / "python3").write_text("#!/bin/sh\nexit 99\n")
+    os.chmod(tmp_path / "python3", 0o755)
+    os.symlink(LAUNCHER, tmp_path / "runc")
+    p = _run([str(tmp_path / "runc"), "--version"])
+    assert p.returncode == 0 and p.stdout.startswith("ocirt version "), p.stderr
 
 
 def test_launcher_flushes_a_large_output_into_a_pipe():
