@@ -47,7 +47,7 @@ def test_launcher_line_starts_python_isolated():
     with open(LAUNCHER) as f:
         text = f.read()
     assert text.startswith("#!/bin/sh\n")  # not `#!python`: pip would drop the flags of that line
-    assert '-I -S "$s" "$@"' in text
+    assert '-I -S "$0" "$@"' in text
 
 
 @pytest.fixture
