@@ -235,6 +235,21 @@ def test_kill_signal_spellings(rt, running, sig):
     rt.wait_status(running.id, "stopped")
 
 
+@pytest.mark.parametrize("all_", [False, True], ids=["init", "all"])
+def test_kill_signal_zero_checks_without_signalling(rt, running, all_):
+    """Signal 0, as kill(2): success while the container runs, nothing delivered (runc takes
+    "0" as a number too)."""
+    p = rt.kill(running.id, "0", all=all_)
+    assert p.returncode == 0, p.stderr
+    assert rt.status(running.id) == "running"
+
+
+def test_kill_signal_zero_of_stopped_fails(rt, stopped):
+    p = rt.kill(stopped.id, "0")
+    assert p.returncode != 0
+    assert MSG_NOT_RUNNING in one_line(p.stderr)
+
+
 def test_kill_created_container(rt, created):
     """kill is allowed in `created` (runtime.md: neither created nor running -> error)."""
     p = rt.kill(created.id, "KILL")

@@ -2,8 +2,11 @@
 capability sets, noNewPrivileges, the LSM fields (apparmorProfile, selinuxLabel, mountLabel),
 seccomp end to end, and the same confinement for processes started with `exec`."""
 
+import errno
 import json
 import os
+import shutil
+import subprocess
 
 import pytest
 from runtime import assert_failed_cleanly, ok, one_line, sh, wait_for
@@ -178,6 +181,23 @@ def test_capability_missing_from_kernel_is_skipped(run_in):
     p = run_in(sh("cat /proc/self/status"), process={"capabilities": caps})
     assert caps_of(ok(p))["bounding"] == capmask(["CAP_KILL"])
     assert missing in p.stderr, p.stderr
+
+
+@pytest.mark.runc_deviates("runc 1.1.5 fails create: capset: operation not permitted")
+def test_capability_outside_the_runtime_bounding_set_warns(rt, make_bundle):
+    """config.md: a capability that cannot be granted (the runtime itself may not hold it: not in
+    its bounding set) is logged as a warning, and the container runs without it (SHOULD NOT fail).
+    The runtime runs with CAP_SYS_RESOURCE dropped from its bounding set (setpriv)."""
+    if not shutil.which("setpriv"):
+        pytest.skip("no setpriv (util-linux) to drop a capability from the runtime's bounding set")
+    caps = {s: ["CAP_KILL", "CAP_SYS_RESOURCE"] for s in ("bounding", "effective", "permitted")}
+    b = make_bundle(sh("cat /proc/self/status"), process={"capabilities": caps})
+    rt._remember(b.id)
+    p = rt("run", "--bundle", str(b), b.id,
+           prelude='exec setpriv --bounding-set -sys_resource -- "$@"')
+    got = caps_of(ok(p))
+    assert got["effective"] == got["permitted"] == got["bounding"] == capmask(["CAP_KILL"]), got
+    assert "CAP_SYS_RESOURCE" in p.stderr and "warn" in p.stderr.lower(), p.stderr
 
 
 # ---- noNewPrivileges ---------------------------------------------------------------------------------------
@@ -380,6 +400,63 @@ def test_seccomp_kill_process_action(run_in):
     out = ok(run_in(sh("echo before; /bin/busybox sync; echo status=$?"),
                     mutate=seccomp(seccomp_profile(extra_rules=[rule]))))
     assert out.split() == ["before", "status=159"]
+
+
+# A syscall the profile does not name: the default action when the profile knows newer ones, ENOSYS
+# when it is newer than all of them (a profile made for an older kernel), so that libc falls back
+# (glibc goes from clone3 to clone only on ENOSYS). Numbers are x86_64's: process_mrelease 448 and
+# futex_waitv 449 are newer than every name of SECCOMP_ALLOW (faccessat2 439 the newest); mkdir 83.
+SYSCALL_PROBE_C = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        long nr = strtol(argv[i], NULL, 10);
+        errno = 0;
+        long r = syscall(nr, -1L, -1L, 0L, 0L);
+        printf("%ld:%d\n", nr, r < 0 ? errno : 0);
+    }
+    return 0;
+}
+"""
+ENOSYS = 38
+
+
+@pytest.fixture
+def syscall_probe(tmp_path):
+    """A static binary that makes raw syscalls (number: errno per line); copied into a rootfs."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("the probe's syscall numbers are x86_64's")
+    src = tmp_path / "probe.c"
+    src.write_text(SYSCALL_PROBE_C)
+    out = tmp_path / "probe"
+    try:
+        subprocess.run(["cc", "-static", "-O2", "-o", str(out), str(src)], check=True,
+                       capture_output=True, timeout=120)
+    except (OSError, subprocess.CalledProcessError) as e:
+        pytest.skip(f"no static C toolchain for the probe: {e}")
+    return str(out)
+
+
+def _probe_errnos(rt, make_bundle, probe, profile, numbers):
+    b = make_bundle(["/probe", *map(str, numbers)], rootfs_copy=True, mutate=seccomp(profile))
+    shutil.copy(probe, os.path.join(b.rootfs, "probe"))
+    out = ok(rt.run(b.id, b))
+    return dict(tuple(map(int, line.split(":"))) for line in out.split())
+
+
+def test_seccomp_syscalls_newer_than_the_profile_are_enosys(rt, make_bundle, syscall_probe):
+    got = _probe_errnos(rt, make_bundle, syscall_probe, seccomp_profile(), [83, 448, 449, 1000])
+    assert got == {83: errno.EPERM, 448: ENOSYS, 449: ENOSYS, 1000: ENOSYS}
+
+
+def test_seccomp_enosys_keeps_explicit_rules(rt, make_bundle, syscall_probe):
+    rule = {"names": ["process_mrelease"], "action": "SCMP_ACT_ERRNO", "errnoRet": EXDEV}
+    got = _probe_errnos(rt, make_bundle, syscall_probe, seccomp_profile(extra_rules=[rule]),
+                        [83, 448, 449])
+    assert got == {83: errno.EPERM, 448: EXDEV, 449: ENOSYS}
 
 
 def test_seccomp_non_root_user(run_in):

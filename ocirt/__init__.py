@@ -10,6 +10,7 @@ use, so that `import ocirt` stays cheap for the command itself:
 """
 
 __version__ = "0.1.0"
+SPEC_VERSION = "1.3.0"        # the OCI runtime spec this ocirt implements (ociVersionMax)
 
 # what `ocirt.<name>` gives without naming the api module; plan() and validate() are reached as
 # ocirt.api.plan / ocirt.api.validate (ocirt.plan and ocirt.validate are modules of their own)

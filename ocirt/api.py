@@ -1,5 +1,9 @@
 """The public Python API: what the `ocirt` command does, as calls, from the same code.
 
+Like the command line (ocirt/cli.py, ocirt/commands/), this is a thin adapter over the core
+(ocirt/container.py, create.py, execute.py, execspec.py, signals.py, defaults.py, features_doc.py, ...); it
+never imports the command line (tests/unit/test_layering.py checks it).
+
     import ocirt.api as ocirt                    # (Runtime, Container, spec, features and the
                                                  # errors are also plain ocirt.<name>)
     rt = ocirt.Runtime()                         # --root /run/ocirt (or $XDG_RUNTIME_DIR/ocirt)
@@ -31,20 +35,12 @@ init from dying).
 from __future__ import annotations
 
 import os
-import signal as _signal
 import time
 
 from .errors import ConfigError, OcirtError
 
 __all__ = ["Runtime", "Container", "plan", "validate", "spec", "features", "OcirtError",
            "ConfigError"]
-
-
-def _signal_number(sig) -> int:
-    if isinstance(sig, int):
-        return int(sig)
-    from .commands.kill import parse_signal
-    return parse_signal(str(sig))
 
 
 def _in_reaper(fn):
@@ -127,7 +123,7 @@ class Runtime:
 
     def __init__(self, root: str | None = None, *, systemd_cgroup: bool = False,
                  rootless: bool | None = None, warn=_warn):
-        from .cli import default_root, rootless_mode
+        from .defaults import default_root, rootless_mode
         self.root = root or default_root()
         self.systemd_cgroup = systemd_cgroup
         self.rootless = rootless_mode("auto") if rootless is None else bool(rootless)
@@ -141,7 +137,7 @@ class Runtime:
         return LinuxKernel()
 
     def _options(self, container_id: str, bundle: str, **kw):
-        from .spawn import CreateOptions
+        from .checks import CreateOptions
         return CreateOptions(id=container_id, bundle=os.fspath(bundle), root=self.root,
                              systemd_cgroup=self.systemd_cgroup, rootless=self.rootless,
                              warn=self.warn, **kw)
@@ -152,7 +148,7 @@ class Runtime:
                console_socket: str | None = None, no_pivot: bool = False,
                no_new_keyring: bool = False, preserve_fds: int = 0) -> "Container":
         """`ocirt create`: the container exists, its process waits for start()."""
-        from .spawn import create
+        from .create import create
         sd, _ = create(self._options(container_id, bundle, pid_file=pid_file,
                                      console_socket=console_socket, no_pivot=no_pivot,
                                      no_new_keyring=no_new_keyring, preserve_fds=preserve_fds),
@@ -166,31 +162,21 @@ class Runtime:
         delete the container (unless keep). Returns its exit code (128+N for signal N), or 0
         when detached. The process shares the caller's stdio; a config with process.terminal
         needs the command line (`ocirt run` relays the terminal) or create(console_socket=)."""
-        from .container import wait_init
-        from .spawn import create
-        box = Container(self, container_id)
-        if detach:      # nothing to wait for: the init goes to the host's reaper, as after create
-            self.create(container_id, bundle, no_pivot=no_pivot, preserve_fds=preserve_fds)
-            try:
-                box.start()
-            except BaseException:
-                box.delete(force=True)
-                raise
-            return 0
+        from .container import start_created, wait_init
+        from .create import create
 
         def run() -> int:
             sd, state = create(self._options(container_id, bundle, no_pivot=no_pivot,
                                              preserve_fds=preserve_fds), self._kernel())
-            sd.unlock()
-            try:
-                box.start()
-            except BaseException:
-                box.delete(force=True)
-                raise
+            start_created(sd, state)
+            if detach:
+                return 0
             code = wait_init(state.pid)
             if not keep:
-                box.delete(force=True)
+                Container(self, container_id).delete(force=True)
             return code
+        if detach:      # nothing to wait for: the init goes to the host's reaper, as after create
+            return run()
         return _in_reaper(run)
 
     def container(self, container_id: str) -> "Container":
@@ -201,12 +187,12 @@ class Runtime:
 
     def list(self) -> list:
         """The OCI state of each container under root, as `ocirt list --format json` has them."""
-        from .container import Container as _Container
+        from .container import OpenContainer
         from .state import list_ids
         out = []
         for cid in list_ids(self.root):
             try:
-                c = _Container.open(self.root, cid, lock=False)
+                c = OpenContainer.open(self.root, cid, lock=False)
             except OcirtError:
                 continue            # deleted meanwhile
             out.append(c.state.oci(c.status()))
@@ -224,15 +210,12 @@ class Container:
         return f"ocirt.Container({self.id!r}, root={self.runtime.root!r})"
 
     def _open(self, lock: bool = True):
-        from .container import Container as _Container
-        return _Container.open(self.runtime.root, self.id, lock=lock)
+        from .container import OpenContainer
+        return OpenContainer.open(self.runtime.root, self.id, lock=lock)
 
     def _locked(self, fn):
-        c = self._open()
-        try:
+        with self._open() as c:
             return fn(c)
-        finally:
-            c.close()
 
     def state(self) -> dict:
         """The OCI state (runtime.md): ociVersion, id, status, pid, bundle, annotations."""
@@ -249,14 +232,9 @@ class Container:
     def kill(self, sig="TERM", all: bool = False) -> None:
         """Send a signal (a number or a name: 9, "KILL", "SIGKILL") to the init, or with all=True
         to every process of the container."""
-        num = _signal_number(sig)
-
-        def kill(c):
-            c.kill(num, all_processes=all)
-            if num == _signal.SIGKILL and c.state.cgroup:
-                from .commands.kill import after_sigkill
-                after_sigkill(c, all)
-        self._locked(kill)
+        from .signals import signal_number
+        num = signal_number(sig)
+        self._locked(lambda c: c.kill(num, all_processes=all))
 
     def wait(self, timeout: float | None = None, interval: float = 0.02) -> str:
         """Wait until the container has stopped; its status then ("stopped"). TimeoutError when
@@ -271,19 +249,15 @@ class Container:
             time.sleep(interval)
 
     def delete(self, force: bool = False) -> None:
-        from .state import StateDir
         try:
             c = self._open()
         except OcirtError:
-            if force and os.path.isdir(StateDir(self.runtime.root, self.id).path):
-                from .commands.delete import remove_leftover
-                remove_leftover(self.runtime.root, self.id)
+            from .container import remove_leftover
+            if force and remove_leftover(self.runtime.root, self.id):
                 return
             raise
-        try:
+        with c:
             c.delete(force=force)
-        finally:
-            c.close()
 
     def pause(self) -> None:
         self._locked(lambda c: c.pause())
@@ -293,48 +267,50 @@ class Container:
 
     def pids(self) -> list:
         """The host pids of the container's processes, as `ocirt ps --format json`."""
-        from .commands.ps import container_pids
-        return container_pids(self._open(lock=False))
+        return self._open(lock=False).pids()
 
     def stats(self) -> dict:
-        """Resource usage, shaped as the "data" of `ocirt events --stats`."""
+        """Resource usage, shaped as the "data" of `ocirt events --stats` (runc's types.Stats)."""
+        from .events import stats_event, watched_cgroup
         c = self._open(lock=False)
-        if not c.state.cgroup:
-            raise OcirtError("the container has no cgroup")
-        return c.cgroup().stats()
+        return stats_event(c, watched_cgroup(c))["data"]
+
+    def events(self, interval: float = 5.0):
+        """`ocirt events`: yields {"type": "stats", "id", "data"} every interval seconds and
+        {"type": "oom", "id"} when the cgroup's OOM counter grows, until the container stops."""
+        from .events import watch, watched_cgroup
+        if interval <= 0:
+            raise OcirtError("duration interval must be greater than 0")
+        c = self._open(lock=False)
+        return watch(c, watched_cgroup(c), interval)
 
     def update(self, resources: dict) -> None:
         """`ocirt update --resources`: linux.resources (partial) written to the live cgroup."""
         from . import jsonio
-        from .commands.update import apply_resources, from_json
+        from .cgroups.update import apply_resources, from_json
         delta = from_json(jsonio.dumps(resources))
         self._locked(lambda c: apply_resources(c, delta, self.runtime.warn))
 
-    def exec(self, args, *, env=(), cwd: str | None = None, user: str | None = None,
-             process: dict | None = None, detach: bool = False,
-             pid_file: str | None = None) -> int:
+    def exec(self, args=(), *, env=(), cwd: str | None = None, user: str | None = None,
+             additional_gids=(), no_new_privileges: bool = False, apparmor: str | None = None,
+             process_label: str | None = None, caps=(), process: dict | None = None,
+             detach: bool = False, pid_file: str | None = None) -> int:
         """`ocirt exec`: args (or a whole process.json dict) in the container, with its
-        confinement. Returns the exit code, or the pid when detach=True."""
-        from .cli import parse
-        from .commands.exec import OPTIONS, build_process
+        confinement; the keywords are exec's flags (user: "uid[:gid]"). Returns the exit code,
+        or the pid when detach=True."""
         from .container import wait_init
-        from .process import ProcessSpec
+        from .execspec import ExecOptions, parse_user, process_config, process_spec
+        uid, gid = parse_user(user) if user else (None, None)
+        opts = ExecOptions(process=process, env=list(env), cwd=cwd, uid=uid, gid=gid,
+                           additional_gids=[int(g) for g in additional_gids],
+                           no_new_privileges=no_new_privileges, apparmor=apparmor,
+                           process_label=process_label, caps=list(caps))
 
         def start(c):
-            if process is not None:
-                proc, pointer, document = dict(process), "", "process.json"
-            else:
-                o, _ = parse(OPTIONS, [], stop_at_positional=True)
-                o.update(env=list(env), cwd=cwd, user=user)
-                proc = build_process(o, list(args), c.state.bundle)
-                pointer, document = "/process", "config.json"
+            proc = process_config(opts, list(args), c.state.bundle)
             if proc.get("terminal"):
                 raise OcirtError("exec with a terminal needs the command line (ocirt exec -t)")
-            from .lsm import check_process
-            check_process(proc, where=pointer, document=document)
-            spec = ProcessSpec.from_config(proc, 0, pointer=pointer, document=document) \
-                if process is not None else ProcessSpec.from_config(proc, 0)
-            return c.exec(spec, self.runtime._kernel(), pid_file=pid_file)
+            return c.exec(process_spec(proc, opts), self.runtime._kernel(), pid_file=pid_file)
         if detach:
             return self._locked(start)
         return _in_reaper(lambda: wait_init(self._locked(start)))
@@ -367,5 +343,5 @@ def spec(rootless: bool = False, args=None) -> dict:
 
 def features() -> dict:
     """What this ocirt supports (features.md), as `ocirt features` prints it."""
-    from .commands.features import features as _features
+    from .features_doc import features as _features
     return _features()

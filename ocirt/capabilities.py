@@ -32,10 +32,28 @@ def to_mask(names: list[str], last: int) -> int:
     return mask
 
 
-def unknown(caps: dict | None) -> list[str]:
-    """A warning per capability name that cannot be mapped to the kernel (config.md)."""
+def bounding(status: str = "/proc/self/status") -> int:
+    """The runtime's own bounding set: what any process it starts can hold at most (-1: all,
+    where it cannot be read)."""
+    try:
+        with open(status) as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError, IndexError):
+        pass
+    return -1
+
+
+def unknown(caps: dict | None, allowed: int | None = None) -> list[str]:
+    """A warning per capability name that cannot be mapped to the kernel, and per capability
+    outside `allowed` (the runtime's bounding set), which the container cannot get: config.md
+    says a runtime SHOULD NOT fail for either; both are left out of the sets."""
+    if allowed is None:
+        allowed = bounding() if caps else -1
     out = []
     last = last_cap()  # once, not once per name (a procfs read each)
+    withheld: dict[str, list[str]] = {}
     for s in SETS:
         for i, name in enumerate((caps or {}).get(s) or []):
             if name not in NUMBERS:
@@ -43,9 +61,14 @@ def unknown(caps: dict | None) -> list[str]:
             elif NUMBERS[name] > last:
                 out.append(f"/process/capabilities/{s}/{i}: {name} is not supported by this "
                            "kernel and is ignored")
+            elif not allowed & (1 << NUMBERS[name]):
+                withheld.setdefault(name, []).append(s)
+    for name, sets in withheld.items():
+        out.append(f"/process/capabilities: {name} is not in the runtime's bounding set, so it "
+                   f"cannot be granted: left out of {', '.join(sets)}")
     return out
 
 
-def masks(caps: dict | None, last: int) -> dict[str, int]:
+def masks(caps: dict | None, last: int, allowed: int = -1) -> dict[str, int]:
     caps = caps or {}
-    return {s: to_mask(caps.get(s) or [], last) for s in SETS}
+    return {s: to_mask(caps.get(s) or [], last) & allowed for s in SETS}

@@ -6,15 +6,13 @@ short aliases (-b), and booleans (--detach, -d, --detach=false).
 """
 from __future__ import annotations
 
-import os
 import sys
 
-from . import __version__
+from . import SPEC_VERSION, __version__, defaults
+from .defaults import default_root
 from .errors import OcirtError
 from .log import Logger
 from .record import record
-
-SPEC_VERSION = "1.3.0"
 
 # name -> one-line help; the module ocirt.commands.<name> implements it
 COMMANDS = {
@@ -34,6 +32,7 @@ COMMANDS = {
     "events": "display container events such as OOM notifications, cpu, memory, and IO usage statistics",
     "exec": "execute new process inside the container",
     "plan": "print every kernel operation the bundle maps to (nothing is done)",
+    "check": "list every problem of the bundle's config.json and what this host lacks for it",
     "checkpoint": "checkpoint a running container (not supported yet: no CRIU integration)",
     "restore": "restore a container from a previous checkpoint (not supported yet)",
 }
@@ -68,23 +67,12 @@ GLOBAL_OPTIONS = (
 )
 
 
-def default_root() -> str:
-    """runc's rule: /run/<name> for root; for anyone else $XDG_RUNTIME_DIR/<name> when set."""
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if os.geteuid() != 0 and xdg:
-        return os.path.join(xdg, "ocirt")
-    return "/run/ocirt"
-
-
 def rootless_mode(value: str) -> bool:
-    """--rootless true|false|auto. auto (runc's): rootless when not root, or when root only inside
-    a user namespace (the uid map is not the whole range)."""
-    if value in ("true", "false"):
-        return value == "true"
-    if value != "auto":
-        raise UsageError(f'invalid value "{value}" for flag --rootless: expected true, false or auto')
-    from .namespaces import in_user_namespace
-    return os.geteuid() != 0 or in_user_namespace()
+    """--rootless true|false|auto (ocirt/defaults.py); a value it does not take, a usage error."""
+    try:
+        return defaults.rootless_mode(value)
+    except OcirtError as e:
+        raise UsageError(e.message) from None
 
 
 @record
@@ -227,4 +215,11 @@ def main(argv: list[str] | None = None) -> int:
 def need_id(args: list[str], command: str, count: int = 1) -> str:
     if len(args) < count:
         raise UsageError(f'{command}: "{command}" requires a minimum of {count} argument(s)')
+    return args[0]
+
+
+def exact_id(args: list[str], command: str) -> str:
+    """runc's checkArgs(ctx, 1, exactArgs)."""
+    if len(args) != 1:
+        raise UsageError(f'ocirt: "{command}" requires exactly 1 argument(s)')
     return args[0]

@@ -1,8 +1,14 @@
 """Operations on an existing container (runtime.md): start, state, kill, delete, pause, resume,
-update, and run's wait. Making containers and processes is ocirt/spawn.py.
+update, its processes (ps), and run's wait. Making containers is ocirt/create.py, processes in them ocirt/execute.py.
 
-Every operation takes the container's lock (flock on its state directory), derives the status from
-the kernel, checks the status allows the operation, and then acts.
+An OpenContainer is one container's state directory and state, opened with its lock (flock on
+the directory) or without it (state, ps, list). Every operation derives the status from the
+kernel, checks the status allows the operation, and then acts. The command line
+(ocirt/commands/) and the public API (ocirt/api.py, whose handle is ocirt.api.Container) are
+both thin adapters over these:
+
+    with OpenContainer.open(root, container_id) as c:
+        c.kill(signals.parse_signal("KILL"), all_processes=False)
 """
 from __future__ import annotations
 
@@ -45,12 +51,12 @@ def _wait_gone(pid: int, start: int | None, timeout: float = 10.0) -> None:
 # -- operations on an existing container ------------------------------------------------------------
 
 @record
-class Container:
+class OpenContainer:
     sd: StateDir
     state: ContainerState
 
     @classmethod
-    def open(cls, root: str, container_id: str, lock: bool = True) -> "Container":
+    def open(cls, root: str, container_id: str, lock: bool = True) -> "OpenContainer":
         check_id(container_id)
         sd = StateDir(root, container_id)
         if lock:
@@ -63,7 +69,7 @@ class Container:
 
     def cgroup(self):
         from . import cgroups
-        return cgroups.Cgroup.from_dict(cgroups.detect(), self.state.cgroup)
+        return cgroups.manager_from_state(cgroups.detect(), self.state.cgroup, pid=self.state.pid)
 
     def status(self) -> Status:
         def frozen():
@@ -71,10 +77,16 @@ class Container:
                 return self.cgroup().frozen()
             except OSError:
                 return False
-        return self.sd.status(self.state, frozen if self.state.cgroup else None)
+        return self.sd.status(self.state, frozen)
 
     def close(self) -> None:
         self.sd.unlock()
+
+    def __enter__(self) -> "OpenContainer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def start(self) -> None:
         self.status().check("start")
@@ -101,7 +113,7 @@ class Container:
     def exec(self, proc, kernel, pid_file: str | None = None, subreaper: bool = False,
              console_socket: str | None = None, console_size: dict | None = None) -> int:
         """Start `proc` inside the container; returns its pid once it is about to exec."""
-        from .spawn import exec_process
+        from .execute import exec_process
         return exec_process(self, proc, kernel, pid_file, subreaper, console_socket, console_size)
 
     @staticmethod
@@ -112,6 +124,8 @@ class Container:
             return False
 
     def kill(self, sig: int, all_processes: bool = False) -> None:
+        """Signal the init, or with all_processes every process of the cgroup. A SIGKILL must
+        take effect: see _after_sigkill."""
         status = self.status()
         if status is Status.STOPPED and not all_processes:
             status.check("kill")
@@ -120,10 +134,33 @@ class Container:
                 self.cgroup().kill_all(sig)
             except OSError as e:
                 raise OcirtError("kill all processes", e.errno) from None
-            return
-        status.check("kill")
-        if not self._signal_init(sig):
-            raise OcirtError("container not running")
+        else:
+            status.check("kill")
+            if not self._signal_init(sig):
+                raise OcirtError("container not running")
+        if sig == signal.SIGKILL:
+            self._after_sigkill(all_processes)
+
+    def _after_sigkill(self, all_processes: bool) -> None:
+        """A paused (frozen) container is thawed, or on cgroup v1 the processes could not die
+        (runc thaws too); with all_processes, return once the cgroup is empty, so that the
+        `delete` engines send next finds nothing left (runc waits for them as well)."""
+        try:
+            cg = self.cgroup()
+            if cg.frozen():
+                cg.thaw()
+            if all_processes:
+                cg.wait_empty()
+        except (OSError, OcirtError):
+            pass
+
+    def pids(self) -> list:
+        """The host pids of the container's processes: its cgroup's; without a cgroup of its
+        own (rootless), those of its pid namespace (just the init when it shares ours)."""
+        try:
+            return self.cgroup().pids()
+        except OSError as e:
+            raise OcirtError("unable to get all container pids", e.errno) from None
 
     def _signal_init(self, sig: int) -> bool:
         """Signal the init if it is still the process create made (same pid, same start time,
@@ -147,8 +184,8 @@ class Container:
     def delete(self, force: bool = False) -> None:
         status = self.status()
         status.check("delete", force=force, container_id=self.state.id)
-        cg = self.cgroup() if self.state.cgroup else None
-        if status is Status.PAUSED and cg:
+        cg = self.cgroup()
+        if status is Status.PAUSED:
             try:
                 cg.thaw()
             except OcirtError:
@@ -156,7 +193,7 @@ class Container:
         # Every process left in the cgroup goes, not only the init: exec'd processes, and
         # strays of a container without its own pid namespace (even once the init is gone,
         # if the cgroup is ours). The cgroup can only be removed once it is empty.
-        sweep = cg is not None and (status is not Status.STOPPED or bool(cg.created))
+        sweep = status is not Status.STOPPED or bool(cg.created)
         if sweep:
             try:
                 if cg.pids():
@@ -175,8 +212,7 @@ class Container:
         self.destroy()
 
     def destroy(self) -> None:
-        if self.state.cgroup:
-            self.cgroup().destroy()
+        self.cgroup().destroy()
         hooks = self.state.hooks.get("poststop")
         self.sd.remove()
         if hooks:
@@ -187,18 +223,13 @@ class Container:
 
     # -- pause / resume / update: operations on the container's cgroup ----------------------------
 
-    def _own_cgroup(self):
-        if not self.state.cgroup:
-            raise OcirtError("the container has no cgroup")
-        return self.cgroup()
-
     def pause(self) -> None:
         self.status().check("pause")
-        self._own_cgroup().freeze()
+        self.cgroup().freeze()
 
     def resume(self) -> None:
         self.status().check("resume")
-        self._own_cgroup().thaw()
+        self.cgroup().thaw()
 
     def recorded_resources(self) -> dict:
         """linux.resources as last set: what `update` recorded in state.json's cgroup, else the
@@ -219,7 +250,7 @@ class Container:
         """Write `apply` (a partial linux.resources) to the cgroup and record `record` as the
         container's resources. On a failure, write `rollback` back (best effort) and re-raise."""
         self.status().check("update")
-        cg = self._own_cgroup()
+        cg = self.cgroup()
         try:
             cg.apply(apply)
         except OcirtError:
@@ -237,6 +268,33 @@ class Container:
         self.sd.save(self.state)
 
 
+def start_created(sd: StateDir, state: ContainerState, before_start=None) -> None:
+    """run's start: start the container create just made (its lock still held, so nothing acts
+    on it in between), after before_start() if given; on any failure delete it. The lock is let
+    go."""
+    with OpenContainer(sd, state) as c:
+        try:
+            if before_start is not None:
+                before_start()
+            c.start()
+        except BaseException:
+            c.delete(force=True)
+            raise
+
+
+def remove_leftover(root: str, container_id: str) -> bool:
+    """A state dir without state.json (a create that was killed): remove it. False when there
+    was no state dir."""
+    sd = StateDir(root, container_id)
+    if not os.path.isdir(sd.path):
+        return False
+    try:
+        sd.remove()
+    except OSError:
+        pass
+    return True
+
+
 def wait_init(pid: int) -> int:
     """Reap children until `pid` exits (we are its subreaper); its exit code, 128+N for a signal."""
     while True:
@@ -249,3 +307,8 @@ def wait_init(pid: int) -> int:
         if got == pid:
             return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else \
                 128 + os.WTERMSIG(status)
+
+
+# The former name, for modules that still use it (commands/list.py):
+# to be dropped once they say OpenContainer.
+Container = OpenContainer

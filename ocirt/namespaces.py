@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from . import kernel as k
-from .errors import ConfigError
+from .errors import ConfigError, OcirtError
 from .record import field, record
 
 FLAGS = {
@@ -21,7 +21,8 @@ PROC_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts
 
 
 @record
-class NamespacePlan:
+class Namespaces:
+    """linux.namespaces, checked: what to unshare and what to join."""
     new: list[str] = field(default_factory=list)          # types to unshare
     join: list[tuple[str, str, int]] = field(default_factory=list)  # (type, path, index), JOIN_ORDER
 
@@ -35,8 +36,6 @@ class NamespacePlan:
                 flags |= FLAGS[t]
         return flags
 
-
-
 def in_user_namespace() -> bool:
     """Does this process run in a user namespace other than the initial one (its uid map is not
     the whole range)?"""
@@ -47,10 +46,11 @@ def in_user_namespace() -> bool:
         return False
     return fields != [b"0", b"0", b"4294967295"]
 
-def plan(config: dict) -> NamespacePlan:
+
+def parse(config: dict) -> Namespaces:
     namespaces = config.get("linux", {}).get("namespaces") or []
     seen: set[str] = set()
-    out = NamespacePlan()
+    out = Namespaces()
     joins = {}
     for i, ns in enumerate(namespaces):
         nstype = ns.get("type")
@@ -81,6 +81,26 @@ def id_map(mappings: list[dict]) -> str:
     return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
 
 
+def write_id_maps(kernel: k.Kernel, pid, linux: dict, unprivileged: bool) -> None:
+    """create's parent, once stage 1 (`pid`) has its new user namespace: uid_map and gid_map."""
+    for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
+        data = id_map(linux.get(key) or [])
+        if not data:
+            continue
+        if name == "gid_map" and unprivileged:
+            # An unprivileged writer may map its own gid only once setgroups is denied
+            # (user_namespaces(7)); the container then cannot change its groups.
+            try:
+                kernel.write_file(f"/proc/{pid}/setgroups", "deny")
+            except OSError as e:
+                raise OcirtError(f"/linux/gidMappings: write /proc/{pid}/setgroups",
+                                 e.errno) from None
+        try:
+            kernel.write_file(f"/proc/{pid}/{name}", data)
+        except OSError as e:
+            raise OcirtError(f"/linux/{key}: write /proc/{pid}/{name}", e.errno) from None
+
+
 def time_offsets(offsets: dict) -> str:
     clocks = {"monotonic": "monotonic", "boottime": "boottime"}
     lines = []
@@ -95,7 +115,7 @@ _IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                 "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
 
 
-def check_sysctl(sysctl: dict, ns: NamespacePlan) -> None:
+def check_sysctl(sysctl: dict, ns: Namespaces) -> None:
     for key in sysctl:
         where = f"/linux/sysctl/{key}"
         if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):

@@ -1,14 +1,17 @@
 """`ocirt plan`: every kernel operation a bundle maps to, without performing any.
 
-The code path is create's own: spawn.check_config and spawn.make_plan build the InitPlan, the
-cgroup is made and configured through cgroups.Cgroup with a recording CgroupFS, and the children's
-steps run as stages.enter_namespaces and stages.setup_init against a RecordingKernel, with
-`PlanEffects` standing in for what is not a Kernel call (the protocol, hooks, the loopback ioctl,
-the pty, seccomp, the exec lookup). Nothing on the host is changed; the config, the rootfs and
-the host's cgroup layout are only read.
+The code path is create's own: `create.steps` runs against a `PlanKernel` (a RecordingKernel) and
+`PlanEffects` (create.HostEffects, listed instead of done): the state directory, the cgroup through
+cgroups.Cgroup with a recording CgroupFS (and D-Bus), exec.fifo, the fork of stage 1. Where create
+would wait for its children's messages, `PlanEffects.drive` plays their steps (stages.
+enter_namespaces and stages.setup_init, with `PlanChildEffects` for the protocol, the loopback
+ioctl, the pty, seccomp, the exec lookup), and what they would ask of the parent is asked of
+create's own `Parent` (the id maps, the init's pid and the network devices, the runtime hooks).
+Nothing on the host is changed; the config, the rootfs and the host's cgroup layout are only read.
 
 What is not replayed: `seal` (PR_SET_DUMPABLE and closing inherited fds, listed as one prctl),
-the fork()s, the wait on exec.fifo (listed), and the parent's state.json.
+the stage-1 skeleton around the calls (its fork of the init is listed), and the wait on exec.fifo
+(listed as the init's write to it).
 """
 from __future__ import annotations
 
@@ -17,13 +20,16 @@ import posixpath
 import stat
 
 from . import config as config_mod
+from . import create as create_mod
 from . import kernel as k
-from . import namespaces, spawn, stages
+from . import stages
+from .checks import CreateOptions
 from .errors import OcirtError
 from .kernel.fake import Call, RecordingKernel
 from .record import field, record
 
 STAGE1_PID = "<stage1-pid>"
+INIT_PID = "<init-pid>"
 
 
 @record
@@ -46,6 +52,25 @@ class PlanKernel(RecordingKernel):
         super().__init__()
         self.rootfs = rootfs.rstrip("/")
         self.made: set[str] = set()
+        self.stages: list[tuple[int, str]] = []   # (index of the first call, stage name)
+        self.fork_pid = STAGE1_PID
+
+    def stage(self, name: str) -> None:
+        """The calls from here on belong to stage `name` (unless it is the current one)."""
+        if not self.stages or self.stages[-1][1] != name:
+            self.stages.append((len(self.calls), name))
+
+    def mkfifo(self, path, mode):
+        self.stage("create (runtime): exec.fifo")
+        super().mkfifo(path, mode)
+
+    def new_userns(self, uid_map, gid_map):
+        self.stage("create (runtime): idmapped mounts")
+        return super().new_userns(uid_map, gid_map)
+
+    def open_tree(self, path, flags):
+        self.stage("create (runtime): idmapped mounts")
+        return super().open_tree(path, flags)
 
     def _exists(self, full: str) -> bool:
         return full in self.made or not full.startswith(self.rootfs + "/") or \
@@ -68,6 +93,16 @@ class PlanKernel(RecordingKernel):
     def mkdir(self, path, mode=0o755, dir_fd=None):
         super().mkdir(path, mode, dir_fd)
         self.made.add(self._resolve(path, dir_fd))
+
+    def mount(self, source, target, fstype, flags, data):
+        """A bind of a missing source fails as the real one does (ENOENT: make_readonly skips a
+        path the container's /proc or /sys lacks). After pivot_root, a path of the container's
+        kernel filesystems is looked up on the host's: the same kernel."""
+        if flags & k.MS_BIND and not flags & k.MS_REMOUNT and source and \
+                source.startswith("/") and source not in self.made and \
+                not os.path.lexists(source):
+            raise FileNotFoundError(2, "No such file or directory", source)
+        super().mount(source, target, fstype, flags, data)
 
     def mknod(self, path, mode, device, dir_fd=None):
         super().mknod(path, mode, device, dir_fd)
@@ -111,13 +146,23 @@ class RecordingSystemdBus:
 
 class RecordingCgroupFS:
     """The cgroups package's file seam (cgroups/fs.py), recording mkdir and writes into the plan
-    kernel's list. Reads come from the host (the parent of a directory not made yet)."""
+    kernel's list. A file read is what the plan wrote to it, else what a new cgroup has (empty
+    cpuset.cpus/mems and cgroup.subtree_control), else the host's (the nearest existing parent's,
+    for a directory not made yet)."""
+
+    NEW_EMPTY = ("cpuset.cpus", "cpuset.mems", "cgroup.subtree_control")
 
     def __init__(self, kernel: PlanKernel):
         self.k = kernel
+        self.made: set[str] = set()
+        self.written: dict[str, str] = {}
 
     def read(self, path: str) -> str:
         d, name = os.path.split(path)
+        if path in self.written:
+            return self.written[path]
+        if d in self.made and name in self.NEW_EMPTY:
+            return ""
         while d and d != "/":
             try:
                 with open(os.path.join(d, name)) as f:
@@ -128,6 +173,12 @@ class RecordingCgroupFS:
 
     def write(self, path: str, value: str) -> None:
         self.k.note("write_file", path, value)
+        if os.path.basename(path) == "cgroup.subtree_control":  # "+cpu -io": a set changed
+            have = set(self.read(path).split())
+            for word in value.split():
+                (have.add if word[0] == "+" else have.discard)(word[1:])
+            value = " ".join(sorted(have))
+        self.written[path] = value
 
     def exists(self, path: str) -> bool:
         return True
@@ -139,6 +190,8 @@ class RecordingCgroupFS:
         if os.path.isdir(path):
             return False
         self.k.note("mkdir", path, 0o755)
+        self.made.add(path)
+        self.k.made.add(path)   # a bind source of the init's cgroup mount (v1)
         return True
 
     def rmdir(self, path: str) -> None:
@@ -154,35 +207,27 @@ class RecordingCgroupFS:
         self.k.note("kill", pid, sig)
 
 
-class PlanEffects(stages.InitEffects):
-    """stages.InitEffects, listed instead of done."""
+class PlanChildEffects(stages.InitEffects):
+    """stages.InitEffects, listed instead of done. What the children would ask the parent for
+    (the user namespace's maps, the runtime hooks) is asked of create's own `Parent` directly."""
 
-    def __init__(self, kernel: PlanKernel, linux: dict, rootfs: str, notes: list):
+    def __init__(self, kernel: PlanKernel, parent, host: PlanEffects, rootfs: str, notes: list):
         super().__init__(None)
-        self.k, self.linux, self.rootfs, self.notes = kernel, linux, rootfs, notes
+        self.k, self.parent, self.host, self.rootfs, self.notes = kernel, parent, host, rootfs, notes
 
-    def map_user_ns(self) -> None:  # the parent writes the maps (spawn._write_id_maps)
-        for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
-            data = namespaces.id_map(self.linux.get(key) or [])
-            if data:
-                self.k.note("write_file", f"/proc/{STAGE1_PID}/{name}", data)
+    def map_user_ns(self) -> None:  # the parent writes the maps (namespaces.write_id_maps)
+        self.parent.map_user_ns()
 
     def loopback_up(self) -> None:
         self.k.note("ioctl", "lo", "SIOCSIFFLAGS", "IFF_UP")
 
-    def runtime_hooks(self, plan) -> dict:
-        if plan.runtime_hooks:
-            for name in ("prestart", "createRuntime"):  # run by the parent, in the runtime ns
-                self._hooks(plan, name)
-        self._hooks(plan, "createContainer")
-        return {}
+    def runtime_hooks(self, spec) -> dict:
+        hook_state = self.parent.runtime_hooks() if spec.runtime_hooks else {}
+        self.host.run_hooks(spec.hooks, "createContainer", hook_state)
+        return hook_state
 
-    def _hooks(self, plan, name: str) -> None:
-        for h in plan.hooks.get(name) or []:
-            self.k.note("hook", name, h.get("path"), list(h.get("args") or []))
-
-    def console(self, plan) -> None:
-        self.k.note("console_setup", "/dev/pts/ptmx", "--console-socket", plan.console_size)
+    def console(self, spec) -> None:
+        self.k.note("console_setup", "/dev/pts/ptmx", "--console-socket", spec.console_size)
 
     def seccomp(self, seccomp) -> None:
         self.k.note("seccomp_load", f"default_action={seccomp.default_action:#x}",
@@ -198,6 +243,123 @@ class PlanEffects(stages.InitEffects):
 
     def inherit(self, fd: int) -> None:
         self.k.note("set_inheritable", fd)
+
+
+class PlanStateDir:
+    """state.StateDir, listed: nothing is made under --root."""
+
+    def __init__(self, kernel: PlanKernel, root: str, container_id: str):
+        self.k = kernel
+        self.path = os.path.join(root, container_id)
+        self.state_file = os.path.join(self.path, "state.json")
+        self.fifo = os.path.join(self.path, "exec.fifo")
+
+    def make_and_lock(self) -> None:
+        self.k.note("mkdir", self.path, 0o711)
+        self.k.note("flock", self.path, "LOCK_EX")
+
+    def save(self, state) -> None:
+        self.k.note("write_file", self.state_file, f"<state.json: pid {state.pid or 0}>")
+
+    def remove(self) -> None:
+        pass
+
+    def unlock(self) -> None:
+        pass
+
+
+class PlanMoves:
+    """netdev.Moves, listed."""
+
+    def __init__(self, kernel: PlanKernel):
+        self.k = kernel
+
+    def move(self, devices: dict, pid) -> None:
+        self.k.stage("create (runtime): network devices")
+        for host_name, name in devices.items():
+            self.k.note("netdev_move", host_name, f"/proc/{pid}/ns/net", name)
+
+    def undo(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class PlanChannel:
+    """No channel: the children's steps are played in `PlanEffects.drive`."""
+
+    def close(self) -> None:
+        pass
+
+
+class PlanEffects(create_mod.HostEffects):
+    """create.HostEffects, listed instead of done; `drive` plays the children's steps."""
+
+    def __init__(self, kernel: PlanKernel, notes: list):
+        self.k, self.notes = kernel, notes
+        self.exec_path, self.env, self.hook_state = "", {}, {}
+
+    def state_dir(self, root: str, container_id: str) -> PlanStateDir:
+        self.k.stage("create (runtime): state")
+        return PlanStateDir(self.k, root, container_id)
+
+    def cgroup(self, opts, linux: dict, config: dict):
+        from . import cgroups
+        self.k.stage("create (runtime): cgroup")
+        try:
+            layout = cgroups.detect()
+        except OcirtError as e:
+            layout = cgroups.Layout("v2", unified="/sys/fs/cgroup")
+            self.notes.append(f"no cgroup layout on this host ({e}); assumed cgroup v2 at "
+                              "/sys/fs/cgroup")
+        kern = self.k
+        cg = cgroups.manager_for(layout, linux.get("cgroupsPath"), opts.id,
+                                 systemd=opts.systemd_cgroup, fs=RecordingCgroupFS(kern),
+                                 annotations=config.get("annotations"),
+                                 bus=(lambda: RecordingSystemdBus(kern))
+                                 if opts.systemd_cgroup else None)
+        return layout, cg
+
+    def apply(self, cg, resources: dict, kernel) -> None:
+        try:
+            cg.apply(resources, kernel)
+        except OSError as e:
+            self.k.note("cgroup_apply", cg.unified or cg.paths, resources)
+            self.notes.append(f"the cgroup writes could not be listed ({e}): the resources to "
+                              "apply are listed as one cgroup_apply")
+
+    def connect_console(self, socket_path: str) -> int:
+        return -1   # create connects to --console-socket here; nothing to connect to
+
+    def channel(self):
+        self.k.stage("create (runtime): stage 1")
+        return PlanChannel(), PlanChannel()
+
+    def drive(self, ch, spec, parent):
+        kern = self.k
+        fx = PlanChildEffects(kern, parent, self, spec.rootfs.rootfs, self.notes)
+        kern.stage("stage 1: namespaces")
+        kern.prctl(k.PR_SET_DUMPABLE, 0)  # stages.seal (its fd closing is not replayed)
+        stages.enter_namespaces(kern, spec, fx)
+        kern.fork_pid = INIT_PID
+        kern.fork()
+        kern.stage("create (runtime): the init's pid")   # stage 1 reports it, then exits
+        parent.init_started(INIT_PID)
+        kern.stage("init: setup")
+        self.exec_path, self.env, self.hook_state = stages.setup_init(kern, spec, fx)
+        kern.stage("create (runtime): state")
+        return INIT_PID
+
+    def netdev_moves(self) -> PlanMoves:
+        return PlanMoves(self.k)
+
+    def run_hooks(self, hooks: dict, name: str, hook_state: dict) -> None:
+        for h in hooks.get(name) or []:
+            self.k.note("hook", name, h.get("path"), list(h.get("args") or []))
+
+    def kill_and_reap(self, pid) -> None:
+        self.k.note("kill_and_reap", pid)
 
 
 def lookup_in_rootfs(rootfs: str, executable: str, env: dict) -> str | None:
@@ -237,78 +399,23 @@ def _in_root(rootfs: str, path: str, hops: int = 0) -> str | None:
     return os.path.join(rootfs, cur.lstrip("/"))
 
 
-def build(opts: spawn.CreateOptions) -> Plan:
-    """What `ocirt create` with `opts` would do, step by step."""
-    from . import cgroups
-
+def build(opts: CreateOptions) -> Plan:
+    """What `ocirt create` with `opts` would do, step by step: create's own steps
+    (create.steps), against a PlanKernel and PlanEffects."""
     out = Plan()
     bundle = os.path.abspath(opts.bundle)
     config = config_mod.load(bundle)
-    checked = spawn.check_config(config, bundle, opts)
-    linux = checked.linux
-    kern = PlanKernel(checked.rootfs)
-    stage_starts: list[tuple[int, str]] = []
+    kern = PlanKernel(config_mod.rootfs_path(bundle, config))
+    fx = PlanEffects(kern, out.notes)
+    _, state = create_mod.steps(opts, kern, fx)
+    # `ocirt start`: the init's open of exec.fifo returns, then it execs
+    kern.stage("init: start")
+    kern.note("write_file", "/proc/self/fd/<exec.fifo>", "0")  # blocks until `ocirt start`
+    fx.run_hooks(config.get("hooks") or {}, "startContainer", fx.hook_state)
+    args = (config.get("process") or {}).get("args") or []
+    kern.execve(fx.exec_path, args, fx.env)
 
-    def stage(name: str) -> None:
-        stage_starts.append((len(kern.calls), name))
-
-    # -- the parent: cgroup, exec.fifo ---------------------------------------------------------
-    stage("create (runtime): cgroup")
-    try:
-        layout = cgroups.detect()
-    except OcirtError as e:
-        layout = cgroups.Layout("v2", unified="/sys/fs/cgroup")
-        out.notes.append(f"no cgroup layout on this host ({e}); assumed cgroup v2 at "
-                         "/sys/fs/cgroup")
-    cg = cgroups.Cgroup.for_container(layout, linux.get("cgroupsPath"), opts.id,
-                                      systemd=opts.systemd_cgroup, fs=RecordingCgroupFS(kern),
-                                      annotations=config.get("annotations"),
-                                      bus=(lambda: RecordingSystemdBus(kern))
-                                      if opts.systemd_cgroup else None)
-    cg.create()
-    resources = spawn.resources_with_default_devices(linux)
-    try:
-        cg.apply(resources, kern)
-    except OSError as e:
-        kern.note("cgroup_apply", cg.unified or cg.paths, resources)
-        out.notes.append(f"the cgroup writes could not be listed ({e}): the resources to apply "
-                         "are listed as one cgroup_apply")
-    stage("create (runtime): state")
-    sd_dir = os.path.join(opts.root, opts.id)
-    kern.note("mkfifo", os.path.join(sd_dir, "exec.fifo"), 0o622)
-    fifo_fd = kern.open(os.path.join(sd_dir, "exec.fifo"), os.O_PATH | os.O_CLOEXEC)
-    plan = spawn.make_plan(config, bundle, opts, checked, layout, cg, fifo_fd)
-    if checked.proc_cfg.get("terminal"):
-        plan.console_fd = -1  # create connects to --console-socket here; nothing to connect to
-        plan.console_size = checked.proc_cfg.get("consoleSize")
-    if checked.idmaps:  # as create does: detached idmapped trees, before stage 1 is forked
-        from . import idmap
-        stage("create (runtime): idmapped mounts")
-        plan.rootfs.idmap_fds = idmap.prepare(kern, checked.idmaps, plan.rootfs.mounts,
-                                              plan.rootfs.propagation)
-    if opts.subreaper:
-        kern.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
-    cg.add_pid(STAGE1_PID)
-
-    fx = PlanEffects(kern, linux, checked.rootfs, out.notes)
-    # -- stage 1 -------------------------------------------------------------------------------
-    stage("stage 1: namespaces")
-    kern.prctl(k.PR_SET_DUMPABLE, 0)  # stages.seal (its fd closing is not replayed)
-    stages.enter_namespaces(kern, plan, fx)
-    if checked.net_devices:
-        # create's parent, once the init exists in its network namespace (netdev.move)
-        stage("create (runtime): network devices")
-        for host_name, name in checked.net_devices.items():
-            kern.note("netdev_move", host_name, "/proc/<init-pid>/ns/net", name)
-    # -- the init ------------------------------------------------------------------------------
-    stage("init: setup")
-    path, env, _ = stages.setup_init(kern, plan, fx)
-    stage("init: start")
-    kern.note("write_file", f"/proc/self/fd/{fifo_fd}", "0")  # blocks until `ocirt start`
-    fx._hooks(plan, "startContainer")
-    kern.execve(path, plan.proc.args, env)
-
-    bounds = stage_starts + [(len(kern.calls), "")]
+    bounds = kern.stages + [(len(kern.calls), "")]
     for (start, name), (end, _) in zip(bounds, bounds[1:]):
         out.steps.extend(Step(name, c) for c in kern.calls[start:end])
     return out

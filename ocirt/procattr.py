@@ -4,7 +4,7 @@ process.scheduler, process.ioPriority, process.execCPUAffinity (config.md "Linux
 linux.personality, linux.memoryPolicy (config-linux.md). The parent turns them into the numbers
 the syscalls take, before anything is made: a bad value fails create (or exec) with a ConfigError
 naming the field. The calls themselves are made by the process (process.set_attributes) and, for
-execCPUAffinity, by exec (spawn.exec_process, stages.exec_stage1).
+execCPUAffinity, by exec (execute.exec_process, stages.exec_stage1).
 
 Only imported when a config has one of these fields (kept off create's usual path).
 """

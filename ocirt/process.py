@@ -23,6 +23,7 @@ class ProcessSpec:
     oom_score_adj: int | None = None
     no_new_privileges: bool = False
     capabilities: dict | None = None
+    cap_allowed: int = -1           # the runtime's bounding set: capabilities outside it are left out
     preserve_fds: int = 0
     caller_umask: int = 0o022       # kept when the config gives no umask (config.md)
     apparmor_profile: str | None = None
@@ -50,6 +51,8 @@ class ProcessSpec:
                    capabilities=proc.get("capabilities"), preserve_fds=preserve_fds,
                    caller_umask=_current_umask(), apparmor_profile=proc.get("apparmorProfile"),
                    selinux_label=proc.get("selinuxLabel"), pointer=pointer)
+        if spec.capabilities:
+            spec.cap_allowed = capabilities.bounding()
         if any(proc.get(key) is not None for key in ("scheduler", "ioPriority", "execCPUAffinity")):
             from . import procattr
             procattr.parse_process(spec, proc, pointer, document)
@@ -169,7 +172,8 @@ def _sched_hint(spec: ProcessSpec, e: OSError) -> str:
 
 def switch_identity(kernel: k.Kernel, spec: ProcessSpec, last_cap: int) -> None:
     """Bounding set, uid/gid and groups, then the capability sets, in the order that keeps them."""
-    caps = capabilities.masks(spec.capabilities, last_cap) if spec.capabilities is not None else None
+    caps = capabilities.masks(spec.capabilities, last_cap, spec.cap_allowed) \
+        if spec.capabilities is not None else None
     if caps is not None:
         for cap in range(last_cap + 1):
             if not caps["bounding"] & (1 << cap):

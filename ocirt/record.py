@@ -11,6 +11,17 @@ one shared __init__/__repr__/__eq__: same declarations, no code generation.
 """
 from __future__ import annotations
 
+# typing is not imported at run time (the hot path); type checkers see dataclass_transform, so
+# they know a @record class's __init__ as they know a dataclass's.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, TypeVar, dataclass_transform
+
+    _T = TypeVar("_T")
+else:
+    def dataclass_transform(**_kwargs):
+        return lambda fn: fn
+
 
 class _Factory:
     __slots__ = ("make",)
@@ -19,7 +30,7 @@ class _Factory:
         self.make = make
 
 
-def field(default_factory):
+def field(default_factory: Callable[[], Any]) -> Any:
     return _Factory(default_factory)
 
 
@@ -56,7 +67,8 @@ def _eq(self, other):
     return all(getattr(self, n) == getattr(other, n) for n in type(self).__record_fields__)
 
 
-def record(cls):
+@dataclass_transform(eq_default=True, field_specifiers=(field,))
+def record(cls: type[_T]) -> type[_T]:
     names, defaults = [], {}
     for base in reversed(cls.__mro__[1:]):
         names += [n for n in getattr(base, "__record_fields__", ()) if n not in names]

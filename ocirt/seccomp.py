@@ -20,7 +20,12 @@ Where the spec leaves room, runc's behaviour is followed:
   argument index each condition becomes a rule of its own (ORed), as runc does;
 - SCMP_ACT_NOTIFY is refused as the default action and for `write`; ocirt refuses it for `sendmsg`
   too, the call that carries the notify fd from the init to the parent (a deadlock otherwise);
-- the no_new_privs bit is left to process.noNewPrivileges (libseccomp would set it on load).
+- the no_new_privs bit is left to process.noNewPrivileges (libseccomp would set it on load);
+- a syscall newer than every syscall the profile names (per architecture) fails with ENOSYS, not
+  with the default action, unless that is to allow: a profile written for an older kernel then
+  tells glibc "not implemented" (it falls back from clone3, faccessat2, ... only on ENOSYS), while
+  every syscall the profile knows keeps its rule. A short BPF prefix does it (enosys_prefix),
+  loaded with the libseccomp program by seccomp(2) (Filter.install).
 Spec-listed architectures this libseccomp does not know (e.g. SCMP_ARCH_LOONGARCH64 before 2.6)
 are skipped (Filter.skipped_architectures): a host libseccomp cannot build for cannot run them.
 SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV only means something for a listener: without
@@ -124,6 +129,9 @@ SECCOMP_FILTER_FLAG_TSYNC_ESRCH = 1 << 4
 SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 1 << 5
 
 _NR_SCMP_ERROR = -1          # seccomp_syscall_resolve_name(): unknown name
+_X32_SYSCALL_BIT = 0x40000000
+_AUDIT_ARCH_X86_64 = 0xC000003E
+_SCMP_ARCH_X32 = 0x4000003E  # its syscalls arrive as x86_64's, with _X32_SYSCALL_BIT set
 _MAX_ARGS = 6
 _U64_MAX = (1 << 64) - 1
 _OPTIMIZE_ABOVE = 32         # runc: binary-tree optimization for rule sets longer than this
@@ -394,13 +402,72 @@ def compile(cfg: dict, pointer: str = "/linux/seccomp") -> "Filter":  # noqa: A0
                     raise ConfigError(f"{rule.pointer}/names/{j}",
                                       f"libseccomp refused the rule for {name}: {os.strerror(-rc)}")
 
+    newest = {}
+    if profile.default not in (ACTIONS["SCMP_ACT_ALLOW"], ACTIONS["SCMP_ACT_LOG"]):
+        newest = _newest_syscalls(lib, profile, skipped_arches)
+        direct = direct or bool(newest)
+
     flt = Filter(ffi, lib, ctx, default_action=profile.default, notify=notify,
                  listener_path=profile.listener_path, listener_metadata=profile.listener_metadata,
                  unknown_syscalls=unknown, skipped_architectures=skipped_arches,
                  ignored_flags=ignored_flags)
     if direct:
-        flt._prepare_direct_load(profile.flags)
+        flt._prepare_direct_load(profile.flags, enosys_prefix(newest))
     return flt
+
+
+def _newest_syscalls(lib, profile: "_Profile", skipped_arches: list[str]) -> dict[int, int]:
+    """{audit arch: the highest syscall number the profile names for it}, for the filter's
+    architectures (the native one included); an architecture none of the names resolve on is
+    left out (it keeps the default action everywhere)."""
+    tokens = {lib.seccomp_arch_native()}
+    for _, name in profile.architectures:
+        if name not in skipped_arches:
+            tokens.add(lib.seccomp_arch_resolve_name(ARCHITECTURES[name].encode()))
+    tokens.discard(_SCMP_ARCH_X32)      # checked as x86_64 (see enosys_prefix)
+    tokens.discard(0)
+    names = {n.encode() for rule in profile.rules for n in rule.names}
+    newest = {}
+    for token in tokens:
+        numbers = [lib.seccomp_syscall_resolve_name_arch(token, n) for n in names]
+        numbers = [nr for nr in numbers if nr >= 0]   # < 0: unknown there, or a multiplexed pseudo-call
+        if numbers:
+            newest[token] = max(numbers)
+    return newest
+
+
+def enosys_prefix(newest: dict[int, int]) -> bytes:
+    """BPF (struct sock_filter[]) to run before libseccomp's program: for an architecture of
+    `newest`, a syscall number above its highest known one returns ENOSYS; everything else falls
+    through to libseccomp's program (which loads the architecture again itself)."""
+    import struct
+
+    def op(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
+        return struct.pack("=HBBI", code, jt, jf, k)
+
+    ld_abs, jeq, jgt, jset, ja, ret = 0x20, 0x15, 0x25, 0x45, 0x05, 0x06
+    if not newest:
+        return b""
+    blocks = []
+    for arch, top in sorted(newest.items()):
+        blocks.append((arch, top, arch == _AUDIT_ARCH_X86_64))
+    # instruction counts: ld arch; per block: jeq, ld nr, [jset], jgt; then ja over the ret; ret
+    sizes = [4 if x32 else 3 for _, _, x32 in blocks]
+    enosys_at = 1 + sum(sizes) + 1
+    rest = enosys_at + 1
+    out = [op(ld_abs, 4)]
+    pos = 1
+    for (arch, top, x32), size in zip(blocks, sizes):
+        out.append(op(jeq, arch, 0, size - 1))
+        out.append(op(ld_abs, 0))
+        if x32:
+            out.append(op(jset, _X32_SYSCALL_BIT, rest - (pos + 3), 0))
+        here = pos + size - 1
+        out.append(op(jgt, top, enosys_at - (here + 1), rest - (here + 1)))
+        pos += size
+    out.append(op(ja, 1))
+    out.append(op(ret, ACTIONS["SCMP_ACT_ERRNO"] | _errno.ENOSYS))
+    return b"".join(out)
 
 
 class Filter:
@@ -422,8 +489,9 @@ class Filter:
         self._libc = None
         self._nr_seccomp = -1
 
-    def _prepare_direct_load(self, flags: list[str]) -> None:
-        """For what libseccomp cannot set: export the program now (parent), seccomp(2) in install."""
+    def _prepare_direct_load(self, flags: list[str], prefix: bytes = b"") -> None:
+        """For what libseccomp cannot set (a flag, the ENOSYS prefix): export the program now
+        (parent), prefixed; seccomp(2) loads it in install()."""
         bits = {"SECCOMP_FILTER_FLAG_TSYNC": SECCOMP_FILTER_FLAG_TSYNC,
                 "SECCOMP_FILTER_FLAG_LOG": SECCOMP_FILTER_FLAG_LOG,
                 "SECCOMP_FILTER_FLAG_SPEC_ALLOW": SECCOMP_FILTER_FLAG_SPEC_ALLOW,
@@ -436,7 +504,7 @@ class Filter:
             if load & SECCOMP_FILTER_FLAG_TSYNC:
                 load |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH
         self._load_flags = load
-        self._bpf = self.export_bpf()
+        self._bpf = prefix + self.export_bpf()
         self._nr_seccomp = self._lib.seccomp_syscall_resolve_name(b"seccomp")
         self._libc = self._ffi.dlopen(None)
 

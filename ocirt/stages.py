@@ -1,7 +1,7 @@
 """What runs in the forked children of `create`: stage 1 (namespaces) and the container's init.
 
 Both are entered right after fork() and never return: they end in os._exit() or execve().
-Everything they need was computed by the parent before fork (`InitPlan`); errors go back to the
+Everything they need was computed by the parent before fork (`InitSpec`); errors go back to the
 parent as a `Failed` message.
 """
 from __future__ import annotations
@@ -32,9 +32,9 @@ from .rootfs import Rootfs, RootfsSpec, sysctl
 
 
 @record
-class InitPlan:
+class InitSpec:
     """Everything the children do, decided by the parent from config.json."""
-    ns: namespaces.NamespacePlan
+    ns: namespaces.Namespaces
     rootfs: RootfsSpec
     proc: process.ProcessSpec
     fifo_fd: int                     # exec.fifo, O_PATH, opened by the parent (the init may not
@@ -79,21 +79,21 @@ def describe_oserror(exc: OSError) -> str:
     return what or "system call failed"
 
 
-def stage1(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
+def stage1(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
     """Join/unshare namespaces, then fork the init (pid 1 of a new pid namespace)."""
     code = 1
     try:
-        keep = {ch.fileno(), plan.fifo_fd, *plan.rootfs.idmap_fds.values()}
-        if plan.console_fd is not None:
-            keep.add(plan.console_fd)
-        seal(kernel, keep=keep, preserve=plan.proc.preserve_fds)
+        keep = {ch.fileno(), spec.fifo_fd, *spec.rootfs.idmap_fds.values()}
+        if spec.console_fd is not None:
+            keep.add(spec.console_fd)
+        seal(kernel, keep=keep, preserve=spec.proc.preserve_fds)
         ch.expect(Proceed, "the cgroup was joined")
-        enter_namespaces(kernel, plan, InitEffects(ch))
+        enter_namespaces(kernel, spec, InitEffects(ch))
         pid = os.fork()
         if pid == 0:
             # the parent must hear InitPid (from us) before anything from the init
             ch.expect(Proceed, "the init's pid was known")
-            init(kernel, plan, ch)  # never returns
+            init(kernel, spec, ch)  # never returns
         ch.send(InitPid(pid))
         code = 0
     except BaseException as e:  # noqa: BLE001 - everything goes back to the parent
@@ -117,16 +117,16 @@ class InitEffects:
     def loopback_up(self) -> None:
         loopback_up()
 
-    def runtime_hooks(self, plan: InitPlan) -> dict:
+    def runtime_hooks(self, spec: InitSpec) -> dict:
         hook_state = {}
-        if plan.runtime_hooks:
+        if spec.runtime_hooks:
             self.ch.send(HooksReady())
             hook_state = self.ch.expect(Proceed, "the runtime hooks ran").state or {}
-        hooks_mod.run(plan.hooks, "createContainer", hook_state)
+        hooks_mod.run(spec.hooks, "createContainer", hook_state)
         return hook_state
 
-    def console(self, plan: InitPlan) -> None:
-        console.setup(plan.console_fd, plan.console_size)
+    def console(self, spec: InitSpec) -> None:
+        console.setup(spec.console_fd, spec.console_size)
 
     def seccomp(self, seccomp) -> None:
         _install_seccomp(seccomp, self.ch)
@@ -143,9 +143,9 @@ class InitEffects:
             pass
 
 
-def enter_namespaces(kernel: k.Kernel, plan: InitPlan, fx: InitEffects) -> None:
+def enter_namespaces(kernel: k.Kernel, spec: InitSpec, fx: InitEffects) -> None:
     """Stage 1, once in the cgroup: join namespaces by path, a new user ns, the other new ones."""
-    for nstype, path, index in plan.ns.join:
+    for nstype, path, index in spec.ns.join:
         where = f"/linux/namespaces/{index}/path"
         try:
             fd = kernel.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -157,12 +157,12 @@ def enter_namespaces(kernel: k.Kernel, plan: InitPlan, fx: InitEffects) -> None:
             raise OcirtError(f"{where}: join {nstype} namespace {path}", e.errno) from None
         finally:
             kernel.close(fd)
-    if "user" in plan.ns.new:
+    if "user" in spec.ns.new:
         kernel.unshare(k.CLONE_NEWUSER)
         # An unprivileged parent can open /proc/<us>/uid_map only while we are dumpable (the
         # file of a non-dumpable process belongs to root): dumpable just for the mapping, as
         # runc does, while no code of the container runs yet.
-        unprivileged = plan.unprivileged
+        unprivileged = spec.unprivileged
         if unprivileged:
             kernel.prctl(k.PR_SET_DUMPABLE, 1)
         fx.map_user_ns()
@@ -170,73 +170,73 @@ def enter_namespaces(kernel: k.Kernel, plan: InitPlan, fx: InitEffects) -> None:
             kernel.prctl(k.PR_SET_DUMPABLE, 0)
         kernel.setresgid(0)
         kernel.setresuid(0)
-    flags = plan.ns.new_flags(exclude=("user",))
+    flags = spec.ns.new_flags(exclude=("user",))
     if flags:
         try:
             kernel.unshare(flags)
         except OSError as e:
             raise OcirtError(f"unshare namespaces {flags:#x}", e.errno) from None
-    if plan.time_offsets:
-        kernel.write_file("/proc/self/timens_offsets", plan.time_offsets)
+    if spec.time_offsets:
+        kernel.write_file("/proc/self/timens_offsets", spec.time_offsets)
 
 
-def init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
+def init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
     try:
-        _init(kernel, plan, ch)
+        _init(kernel, spec, ch)
     except BaseException as e:  # noqa: BLE001
         _fail(ch, e)
     os._exit(1)
 
 
-def setup_init(kernel: k.Kernel, plan: InitPlan, fx: InitEffects):
+def setup_init(kernel: k.Kernel, spec: InitSpec, fx: InitEffects):
     """The init's whole setup, up to (not including) the wait on exec.fifo and the exec; shared
     with `ocirt plan`. Returns the resolved executable, its environment and the hook state."""
     kernel.umask(0)  # devices and mount points get exactly the modes asked for
-    if plan.keyring:
+    if spec.keyring:
         try:  # the container must not share the caller's session keyring
-            kernel.join_session_keyring(plan.keyring)
+            kernel.join_session_keyring(spec.keyring)
         except OSError as e:
             if e.errno not in (errno.ENOSYS, errno.EACCES, errno.EPERM):
                 raise OcirtError("join a new session keyring", e.errno) from None
-    if "network" in plan.ns.new:
+    if "network" in spec.ns.new:
         fx.loopback_up()
-    if plan.hostname is not None:
-        kernel.sethostname(plan.hostname)
-    if plan.domainname is not None:
-        kernel.setdomainname(plan.domainname)
+    if spec.hostname is not None:
+        kernel.sethostname(spec.hostname)
+    if spec.domainname is not None:
+        kernel.setdomainname(spec.domainname)
 
-    rootfs = Rootfs(kernel, plan.rootfs)
+    rootfs = Rootfs(kernel, spec.rootfs)
     rootfs.prepare()
-    kernel.close(rootfs.ensure(plan.proc.cwd, directory=True, pointer="/process/cwd"))
+    kernel.close(rootfs.ensure(spec.proc.cwd, directory=True, pointer="/process/cwd"))
 
-    hook_state = fx.runtime_hooks(plan)
+    hook_state = fx.runtime_hooks(spec)
 
     rootfs.pivot()
-    sysctl(kernel, plan.sysctl)
+    sysctl(kernel, spec.sysctl)
     rootfs.finish()
-    if plan.console_fd is not None:
-        fx.console(plan)
+    if spec.console_fd is not None:
+        fx.console(spec)
 
-    path, env = prepare_exec(kernel, plan.proc, plan.last_cap, "config.json", plan.seccomp,
-                             fx=fx, personality=plan.personality, mempolicy=plan.mempolicy)
+    path, env = prepare_exec(kernel, spec.proc, spec.last_cap, "config.json", spec.seccomp,
+                             fx=fx, personality=spec.personality, mempolicy=spec.mempolicy)
     return path, env, hook_state
 
 
-def _init(kernel: k.Kernel, plan: InitPlan, ch: Channel) -> None:
-    path, env, hook_state = setup_init(kernel, plan, InitEffects(ch))
+def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
+    path, env, hook_state = setup_init(kernel, spec, InitEffects(ch))
 
     ch.send(Ready())
     ch.close()
     try:
         # Blocks until `ocirt start` opens the fifo for reading. Reopened through the container's
         # own /proc: the init holds nothing of the host's (no host /proc, no host directory).
-        wfd = os.open(f"/proc/self/fd/{plan.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        wfd = os.open(f"/proc/self/fd/{spec.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(wfd, b"0")
         os.close(wfd)
-        os.close(plan.fifo_fd)
-        if plan.hooks.get("startContainer"):
-            hooks_mod.run(plan.hooks, "startContainer", {**hook_state, "status": "running"})
-        kernel.execve(path, plan.proc.args, env)
+        os.close(spec.fifo_fd)
+        if spec.hooks.get("startContainer"):
+            hooks_mod.run(spec.hooks, "startContainer", {**hook_state, "status": "running"})
+        kernel.execve(path, spec.proc.args, env)
     except OcirtError as e:
         sys.stderr.write(f"ocirt init: {e}\n")
     except OSError as e:
@@ -325,7 +325,7 @@ def loopback_up() -> None:
 
 
 @record
-class ExecPlan:
+class ExecSpec:
     """`exec`: join the init's namespaces (fds opened by the parent), then fork the process."""
     ns_fds: list[tuple[int, int]]          # (fd, CLONE_NEW*) in join order
     proc: process.ProcessSpec
@@ -337,16 +337,16 @@ class ExecPlan:
     mempolicy: tuple | None = None
 
 
-def exec_stage1(kernel: k.Kernel, plan: ExecPlan, ch: Channel) -> None:
+def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel) -> None:
     code = 1
     try:
-        keep = {ch.fileno(), *(fd for fd, _ in plan.ns_fds)}
-        if plan.console_fd is not None:
-            keep.add(plan.console_fd)
-        seal(kernel, keep=keep, preserve=plan.proc.preserve_fds)
+        keep = {ch.fileno(), *(fd for fd, _ in spec.ns_fds)}
+        if spec.console_fd is not None:
+            keep.add(spec.console_fd)
+        seal(kernel, keep=keep, preserve=spec.proc.preserve_fds)
         ch.expect(Proceed, "the cgroup was joined")
-        set_final_affinity(kernel, plan.proc)
-        for fd, nstype in plan.ns_fds:
+        set_final_affinity(kernel, spec.proc)
+        for fd, nstype in spec.ns_fds:
             try:
                 kernel.setns(fd, nstype)
             except OSError as e:
@@ -355,16 +355,16 @@ def exec_stage1(kernel: k.Kernel, plan: ExecPlan, ch: Channel) -> None:
         if pid == 0:
             try:
                 ch.expect(Proceed, "the process's pid was known")
-                for fd, _ in plan.ns_fds:
+                for fd, _ in spec.ns_fds:
                     os.close(fd)
-                if plan.console_fd is not None:
-                    console.setup(plan.console_fd, plan.console_size)
-                path, env = prepare_exec(kernel, plan.proc, plan.last_cap, "process.json",
-                                         plan.seccomp, ch, personality=plan.personality,
-                                         mempolicy=plan.mempolicy)
+                if spec.console_fd is not None:
+                    console.setup(spec.console_fd, spec.console_size)
+                path, env = prepare_exec(kernel, spec.proc, spec.last_cap, "process.json",
+                                         spec.seccomp, ch, personality=spec.personality,
+                                         mempolicy=spec.mempolicy)
                 ch.send(Ready())
                 ch.close()
-                kernel.execve(path, plan.proc.args, env)
+                kernel.execve(path, spec.proc.args, env)
             except BaseException as e:  # noqa: BLE001
                 _fail(ch, e)
             os._exit(127)

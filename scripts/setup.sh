@@ -11,6 +11,8 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need="$need python3-venv"
 # the system's Python 3 too: the rootless tests run ocirt as uid 1000, who may not reach .venv's
 [ -x /usr/bin/python3 ] || need="$need python3"
 command -v strace >/dev/null 2>&1 || need="$need strace"   # tests: SIGKILL at each step of create
+# a static C probe for raw syscalls (conformance/test_security.py: seccomp's ENOSYS)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ "$(uname -m)" != x86_64 ] || need="$need gcc libc6-dev"
 if [ -n "$need" ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null

@@ -83,6 +83,9 @@ def test_exec_update_stats(rt, tmp_path, busybox_rootfs):
     assert pid in box.pids()
     box.update({"pids": {"limit": 80}})
     assert box.stats()["pids"]["limit"] == 80
+    event = next(box.events(interval=0.01))        # as `ocirt events` prints them
+    assert event["type"] == "stats" and event["id"] == box.id
+    assert event["data"]["pids"]["limit"] == 80
     box.kill(signal.SIGKILL, all=True)
     box.wait(timeout=10)
     box.delete()
@@ -137,3 +140,37 @@ def test_no_child_or_zombie_lands_in_the_caller(rt, tmp_path, busybox_rootfs):
         assert f.read().split() == []
     box.kill("KILL", all=True)
     assert box.wait(timeout=10) == "stopped"       # nothing of its pid namespace is stuck
+
+
+def test_exec_keywords_are_execs_flags(rt, tmp_path, busybox_rootfs):
+    """exec's keywords build the ProcessSpec the command line builds from its flags
+    (ocirt/execspec.py), without the command line."""
+    box = rt.create(f"api-{uuid.uuid4().hex[:8]}", bundle(tmp_path, busybox_rootfs,
+                                                           ["sleep", "300"]))
+    box.start()
+    assert box.exec(["sh", "-c", 'test "$(id -u):$(id -g)" = 1000:1000 && '
+                                 'id -G | grep -qw 44'], user="1000:1000",
+                    additional_gids=[44]) == 0
+    assert box.exec(["sh", "-c", "grep -q '^NoNewPrivs:.*1' /proc/self/status"],
+                    no_new_privileges=True) == 0
+    assert box.exec(process={"args": ["/bin/sh", "-c", "exit 4"], "cwd": "/"}) == 4
+    with pytest.raises(ocirt.OcirtError, match=r"invalid --user 'nobody'"):
+        box.exec(["true"], user="nobody")
+    with pytest.raises(ocirt.OcirtError, match="no command given"):
+        box.exec([])
+    with pytest.raises(ocirt.OcirtError, match=r"^process.json: /args: is required$"):
+        box.exec(process={"cwd": "/"})
+    box.kill("KILL", all=True)
+    box.wait(timeout=10)
+    box.delete()
+
+
+def test_kill_and_delete_errors(rt, tmp_path):
+    box = ocirt.Container(rt, "api-nosuch")
+    with pytest.raises(ocirt.OcirtError, match="unknown signal 'NOPE'"):
+        box.kill("NOPE")
+    with pytest.raises(ocirt.OcirtError, match="does not exist"):
+        box.delete(force=True)                  # nothing at all: still an error for the API
+    os.makedirs(os.path.join(rt.root, "api-half"))  # a create killed before state.json
+    ocirt.Container(rt, "api-half").delete(force=True)
+    assert not os.path.exists(os.path.join(rt.root, "api-half"))

@@ -22,8 +22,8 @@ import uuid
 import pytest
 
 from ocirt import cgroups
+from ocirt.cgroups.update import from_json, merge_update, ram_in_bytes
 from ocirt.commands.events import parse_duration, runc_stats
-from ocirt.commands.update import from_json, plan, ram_in_bytes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MKROOTFS = os.path.join(REPO, "bundles", "mkrootfs.sh")
@@ -76,16 +76,17 @@ def test_update_unlimited_memory_means_unlimited_swap():
     assert from_json('{"memory": {"limit": -1}}') == {"memory": {"limit": -1, "swap": -1}}
 
 
-def test_update_plan_merges_and_rolls_back():
+def test_update_merges_and_rolls_back():
     base = {"memory": {"limit": 100, "swap": 300}, "pids": {"limit": 5},
             "devices": [{"allow": False}]}
-    apply, record, back = plan({"memory": {"limit": 200}, "cpu": {"shares": 2}}, base, v2=False)
+    apply, record, back = merge_update({"memory": {"limit": 200}, "cpu": {"shares": 2}}, base,
+                                       v2=False)
     assert apply == {"memory": {"limit": 200}, "cpu": {"shares": 2}}
     assert record == {"memory": {"limit": 200, "swap": 300}, "pids": {"limit": 5},
                       "cpu": {"shares": 2}}
     assert back == {"memory": {"limit": 100}}
     # v2: memory.swap.max = swap - limit, so a new limit is written with the recorded swap
-    apply, _, back = plan({"memory": {"limit": 200}}, base, v2=True)
+    apply, _, back = merge_update({"memory": {"limit": 200}}, base, v2=True)
     assert apply == {"memory": {"limit": 200, "swap": 300}}
     assert back == {"memory": {"limit": 100, "swap": 300}}
 
@@ -144,7 +145,7 @@ class Ctr:
         if resources is not None:
             cfg["linux"]["resources"] = resources
         (self.bundle / "config.json").write_text(json.dumps(cfg))
-        self.cg = cgroups.Cgroup.for_container(layout, self.cgroups_path, self.id)
+        self.cg = cgroups.manager_for(layout, self.cgroups_path, self.id)
         self.created = False
 
     def run(self, *args, input=None, ok=True):

@@ -1,17 +1,20 @@
-"""Cgroups for ocirt: layout detection, the resources model, v1 and v2 writers, the facade.
+"""Cgroups for ocirt: layout detection, the resources model, the managers and their writers.
 
     layout = cgroups.detect()
-    cg = cgroups.Cgroup.for_container(layout, cgroups_path, container_id, systemd=False)
-    cg.create(); cg.add_pid(pid); cg.apply(resources_dict)
+    cg = cgroups.manager_for(layout, cgroups_path, container_id, systemd=False)
+    cg.create(); cg.add_pid(pid); cg.apply(resources_dict, kernel)
     cg.pids(); cg.freeze(); cg.thaw(); cg.frozen(); cg.kill_all(sig); cg.destroy()
     cg.stats(); cg.device_rules()
-    cg.to_dict() / Cgroup.from_dict(layout, d)
+    cg.to_dict() / cgroups.manager_from_state(layout, d, pid=init_pid)
 
-Stdlib only, no subprocess: this is on the hot path of create.
+Every manager has the interface of cgroups/manager.py. Stdlib only, no subprocess: this is on
+the hot path of create. `update`'s merging and parsing live in cgroups/update.py (imported on
+use).
 """
-from .cgroup import Cgroup
+from .factory import current, manager_for, manager_from_state, no_cgroup
 from .layout import Layout, detect, parse_mountinfo, parse_proc_cgroup
+from .manager import Manager
 from .resources import DeviceRule, Resources
 
-__all__ = ["Cgroup", "Layout", "detect", "parse_mountinfo", "parse_proc_cgroup", "Resources",
-           "DeviceRule"]
+__all__ = ["Manager", "manager_for", "manager_from_state", "no_cgroup", "current", "Layout",
+           "detect", "parse_mountinfo", "parse_proc_cgroup", "Resources", "DeviceRule"]

@@ -24,12 +24,14 @@ with a clear error instead of silently using cgroupfs.
 """
 from __future__ import annotations
 
+import _signal  # not signal: it imports enum
 import os
 import posixpath
 
 from ..errors import ConfigError, OcirtError
-from .cgroup import Cgroup, _join
+from .cgroup import FsCgroup, _join
 from .dbus import SYSTEM_BUS, SYSTEMD_PRIVATE, Connection, DBusError, Variant
+from .manager import Manager
 from .resources import Resources, shares_to_weight, swap_to_v2
 
 SYSTEMD_RUN_DIR = "/run/systemd/system"
@@ -388,17 +390,27 @@ def systemd_running(run_dir: str = SYSTEMD_RUN_DIR) -> bool:
 
 # ---------------------------------------------------------------- the cgroup
 
-class SystemdCgroup(Cgroup):
-    """A Cgroup whose directories belong to a transient systemd unit.
+def _fs_class(kind: str) -> type:
+    if kind == "v2":
+        from .cgroup_v2 import V2Cgroup
+        return V2Cgroup
+    from .cgroup_v1 import V1Cgroup
+    return V1Cgroup
 
-    create() makes nothing (the unit cannot exist before its first process); apply() before
-    the unit exists keeps the resources; add_pid() of the first process starts the unit with
-    them, makes the directories systemd leaves to us, and writes the resources to cgroupfs.
+
+class SystemdCgroup(Manager):
+    """A cgroup whose directories belong to a transient systemd unit.
+
+    The files are those of a cgroupfs manager (`files`, a V1Cgroup or V2Cgroup at the unit's
+    cgroup), which every operation but the unit's own goes to. create() makes nothing (the unit
+    cannot exist before its first process); apply() before the unit exists keeps the resources;
+    add_pid() of the first process starts the unit with them, makes the directories systemd
+    leaves to us, and writes the resources to cgroupfs.
     """
 
-    def __init__(self, layout, paths, unified, unit: str, slice_: str, description: str = "",
-                 extra: list | None = None, started: bool = False, bus=None, **kw):
-        super().__init__(layout, paths, unified, **kw)
+    def __init__(self, files: FsCgroup, unit: str, slice_: str, description: str = "",
+                 extra: list | None = None, started: bool = False, bus=None):
+        self.files = files
         self.unit = unit
         self.slice = slice_
         self.description = description
@@ -406,6 +418,15 @@ class SystemdCgroup(Cgroup):
         self.started = started
         self._bus_factory = bus or SystemdBus
         self._pending = None                    # (Resources, kernel) until the unit starts
+
+    # what the cgroupfs manager knows
+    layout = property(lambda self: self.files.layout)
+    kind = property(lambda self: self.files.kind)
+    paths = property(lambda self: self.files.paths)
+    unified = property(lambda self: self.files.unified)
+    created = property(lambda self: self.files.created)
+    cgroups_path = property(lambda self: self.files.cgroups_path)
+    fs = property(lambda self: self.files.fs)
 
     @classmethod
     def for_systemd(cls, layout, cgroups_path, container_id: str, annotations=None,
@@ -426,22 +447,22 @@ class SystemdCgroup(Cgroup):
                     paths[c] = _join(mnt, rel)
             if layout.kind == "hybrid":
                 unified = _join(layout.unified, rel)
-        return cls(layout, paths, unified, unit, slice_,
-                   description=f"ocirt container {container_id}", extra=extra, bus=bus,
-                   cgroups_path=cgroups_path, fs=fs)
+        files = _fs_class(layout.kind)(layout, paths, unified, cgroups_path=cgroups_path, fs=fs)
+        return cls(files, unit, slice_, description=f"ocirt container {container_id}",
+                   extra=extra, bus=bus)
 
     def to_dict(self) -> dict:
-        d = super().to_dict()
+        d = self.files.to_dict()
         d["systemd"] = {"unit": self.unit, "slice": self.slice, "started": self.started}
         return d
 
     @classmethod
     def from_saved(cls, layout, d: dict, fs=None, bus=None) -> "SystemdCgroup":
-        base = Cgroup.from_dict(layout, {k: v for k, v in d.items() if k != "systemd"}, fs=fs)
+        files = _fs_class(layout.kind).from_dict(
+            layout, {k: v for k, v in d.items() if k != "systemd"}, fs=fs)
         sd = d["systemd"]
-        return cls(layout, base.paths, base.unified, sd["unit"], sd.get("slice", ""),
-                   started=bool(sd.get("started")), bus=bus, cgroups_path=base.cgroups_path,
-                   created=base.created, devices=base._devices, fs=fs)
+        return cls(files, sd["unit"], sd.get("slice", ""), started=bool(sd.get("started")),
+                   bus=bus)
 
     # -- the unit ---------------------------------------------------------------------------
 
@@ -478,7 +499,7 @@ class SystemdCgroup(Cgroup):
             if props:
                 bus.set_properties(self.unit, props)
         self._with_bus(update)
-        super().apply(r, kernel)
+        self.files.apply(r, kernel)
 
     def _with_bus(self, fn):
         bus = self._bus_factory()
@@ -489,7 +510,7 @@ class SystemdCgroup(Cgroup):
 
     def add_pid(self, pid: int) -> None:
         if self.started:
-            super().add_pid(pid)
+            self.files.add_pid(pid)
             return
         r, kernel = self._pending or (None, None)
 
@@ -500,12 +521,12 @@ class SystemdCgroup(Cgroup):
         self.started = True
         # The hierarchies systemd leaves alone (v1 freezer, cpuset, ...), and controllers it
         # did not enable on the way down (v2 hugetlb, rdma, misc), are ocirt's to set up: the
-        # cgroupfs driver's create() does that, leaving alone what exists.
-        super().create()
-        super().add_pid(pid)
+        # cgroupfs manager's create() does that, leaving alone what exists.
+        self.files.create()
+        self.files.add_pid(pid)
         if r is not None:
             self._pending = None
-            super().apply(r, kernel)
+            self.files.apply(r, kernel)
 
     def destroy(self, timeout: float = 2.0) -> None:
         """Stop the unit (systemd removes its directories), then remove ocirt's."""
@@ -515,11 +536,46 @@ class SystemdCgroup(Cgroup):
         except OcirtError as e:
             failure = e             # systemd gone? remove what can be removed, then tell
         self.started = False
-        super().destroy(timeout)
+        self.files.destroy(timeout)
         for d in self.dirs():       # what systemd left, e.g. a v1 hierarchy it does not know
             try:
-                self._rmtree(d, timeout)
+                self.files.rmtree(d, timeout)
             except OSError:
                 pass
         if failure is not None and any(self.fs.isdir(d) for d in self.dirs()):
             raise failure
+
+    # -- the rest is cgroupfs ---------------------------------------------------------------
+
+    def dirs(self) -> list:
+        return self.files.dirs()
+
+    def path(self, controller: str | None = None) -> str | None:
+        return self.files.path(controller)
+
+    def device_rules(self) -> list | None:
+        return self.files.device_rules()
+
+    def pids(self) -> list:
+        return self.files.pids()
+
+    def wait_empty(self, timeout: float = 5.0) -> bool:
+        return self.files.wait_empty(timeout)
+
+    def kill_all(self, sig: int = _signal.SIGKILL) -> None:
+        self.files.kill_all(sig)
+
+    def freeze(self, timeout: float = 10.0) -> None:
+        self.files.freeze(timeout)
+
+    def thaw(self) -> None:
+        self.files.thaw()
+
+    def frozen(self) -> bool:
+        return self.files.frozen()
+
+    def stats(self) -> dict:
+        return self.files.stats()
+
+    def __repr__(self) -> str:
+        return f"SystemdCgroup(unit={self.unit!r}, files={self.files!r})"

@@ -4,10 +4,9 @@ ocirt has no CRIU integration yet. The command takes runc's flags, checks that t
 exists (the error a user of runc would get first otherwise), then says so in one line, so an
 engine asking for a checkpoint (podman container checkpoint) reports a plain reason.
 """
-from ..cli import Opt
-from ..container import Container
+from ..cli import Opt, exact_id
+from ..container import OpenContainer
 from ..errors import OcirtError
-from .pause import exact_id
 
 USAGE = "checkpoint [command options] <container-id>"
 # the CRIU flags runc's checkpoint and restore both take (restore.py reuses them)
@@ -36,5 +35,5 @@ UNSUPPORTED = ("checkpoint/restore is not supported by ocirt yet (it has no CRIU
 
 
 def main(g, o, args) -> int:
-    Container.open(g.root, exact_id(args, "checkpoint"), lock=False)   # "does not exist" first
+    OpenContainer.open(g.root, exact_id(args, "checkpoint"), lock=False)   # "does not exist" first
     raise OcirtError(UNSUPPORTED)

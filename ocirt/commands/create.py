@@ -1,5 +1,6 @@
+from ..checks import CreateOptions
 from ..cli import Opt, int_option, need_id, rootless_mode
-from ..spawn import CreateOptions, create
+from ..create import create
 
 USAGE = "create [command options] <container-id>"
 OPTIONS = (

@@ -1,7 +1,5 @@
-import os
-
 from ..cli import Opt, need_id
-from ..container import Container
+from ..container import OpenContainer, remove_leftover
 from ..errors import OcirtError
 
 USAGE = "delete [command options] <container-id>"
@@ -11,25 +9,12 @@ OPTIONS = (Opt("force", "f", help="forcibly deletes the container if it is still
 def main(g, o, args) -> int:
     container_id = need_id(args, "delete")
     try:
-        c = Container.open(g.root, container_id)
+        c = OpenContainer.open(g.root, container_id)
     except OcirtError:
         if o["force"]:  # engines always issue a second `delete --force`: a missing id is fine
             remove_leftover(g.root, container_id)
             return 0
         raise
-    try:
+    with c:
         c.delete(force=o["force"])
-    finally:
-        c.close()
     return 0
-
-
-def remove_leftover(root: str, container_id: str) -> None:
-    """A state dir without state.json: a create that was killed. Remove it."""
-    from ..state import StateDir
-    sd = StateDir(root, container_id)
-    if os.path.isdir(sd.path):
-        try:
-            sd.remove()
-        except OSError:
-            pass

@@ -1,11 +1,10 @@
 import os
 import signal
 
-from .. import jsonio
 from ..cli import Opt, UsageError, int_option, need_id
-from ..container import Container, wait_init
+from ..container import OpenContainer, wait_init
 from ..errors import OcirtError
-from ..process import ProcessSpec
+from ..execspec import NO_COMMAND, ExecOptions, parse_user, process_config, process_spec
 
 USAGE = "exec [command options] <container-id> <command> [command options]  || -p process.json <container-id>"
 STOP_AT_ARGS = True
@@ -29,76 +28,39 @@ OPTIONS = (
 )
 
 
-def build_process(o: dict, args: list[str], bundle: str) -> dict:
-    """The process to run: --process FILE, or config.json's process with the flags applied."""
-    if o["process"]:
-        try:
-            with open(o["process"]) as f:
-                return jsonio.load(f)
-        except (OSError, ValueError) as e:
-            raise OcirtError(f"process.json: {e}") from None
-    if not args:
-        raise UsageError("exec: no command given (args must not be empty)")
-    with open(os.path.join(bundle, "config.json")) as f:
-        proc = dict(jsonio.load(f).get("process") or {})
-    proc["args"] = args
-    proc["terminal"] = o["tty"]
-    proc["env"] = list(proc.get("env") or []) + o["env"]
-    if o["cwd"]:
-        proc["cwd"] = o["cwd"]
-    user = dict(proc.get("user") or {})
+def exec_options(o: dict, args: list) -> ExecOptions:
+    """The flags as ExecOptions (ocirt/execspec.py); what is wrong in them, a usage error."""
+    if not o["process"] and not args:
+        raise UsageError(NO_COMMAND)
+    uid = gid = None
     if o["user"]:
-        uid, _, gid = o["user"].partition(":")
         try:
-            user["uid"] = int(uid)
-            if gid:
-                user["gid"] = int(gid)
-        except ValueError:
-            raise UsageError(f"invalid --user {o['user']!r}: numeric uid[:gid] expected") from None
-    if o["additional_gids"]:
-        user["additionalGids"] = [int(g) for g in o["additional_gids"]]
-    proc["user"] = user
-    if o["no_new_privs"]:
-        proc["noNewPrivileges"] = True
-    if o["apparmor"]:
-        proc["apparmorProfile"] = o["apparmor"]
-    if o["process_label"]:
-        proc["selinuxLabel"] = o["process_label"]
-    if o["cap"]:
-        caps = {k: list(v) for k, v in (proc.get("capabilities") or {}).items()}
-        for name in ("bounding", "effective", "permitted", "inheritable", "ambient"):
-            caps.setdefault(name, [])
-            if name != "ambient":
-                caps[name] += [c for c in o["cap"] if c not in caps[name]]
-        proc["capabilities"] = caps
-    return proc
+            uid, gid = parse_user(o["user"])
+        except OcirtError as e:
+            raise UsageError(e.message) from None
+    try:
+        gids = [int(g) for g in o["additional_gids"]]
+    except ValueError:
+        raise UsageError(f"invalid value for flag -additional-gids: {o['additional_gids']!r}") from None
+    return ExecOptions(process_file=o["process"] or None, tty=o["tty"], env=o["env"],
+                       cwd=o["cwd"] or None, uid=uid, gid=gid, additional_gids=gids,
+                       no_new_privileges=o["no_new_privs"], apparmor=o["apparmor"] or None,
+                       process_label=o["process_label"] or None, caps=o["cap"],
+                       preserve_fds=int_option(o, "preserve_fds"))
 
 
 def main(g, o, args) -> int:
     container_id = need_id(args, "exec")
-    c = Container.open(g.root, container_id)
-    try:
-        proc = build_process(o, args[1:], c.state.bundle)
+    with OpenContainer.open(g.root, container_id) as c:
+        opts = exec_options(o, args[1:])
+        proc = process_config(opts, args[1:], c.state.bundle)
         if proc.get("terminal") and not o["console_socket"]:
             raise OcirtError("cannot allocate tty if runc will detach without setting console socket")
-        if not proc.get("args"):
-            raise OcirtError("process.json: /args: is required")
-        from ..lsm import check_process
-        if o["process"]:
-            check_process(proc, where="", document="process.json")
-        else:
-            check_process(proc, where="/process")
-        if o["process"]:
-            spec = ProcessSpec.from_config(proc, int_option(o, "preserve_fds"), pointer="",
-                                           document="process.json")
-        else:
-            spec = ProcessSpec.from_config(proc, int_option(o, "preserve_fds"))
+        spec = process_spec(proc, opts)
         terminal = bool(proc.get("terminal"))
         pid = c.exec(spec, g.kernel(), pid_file=o["pid_file"], subreaper=not o["detach"],
                      console_socket=o["console_socket"] if terminal else None,
                      console_size=proc.get("consoleSize"))
-    finally:
-        c.close()
     if o["detach"]:
         return 0
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,

@@ -1,49 +1,25 @@
 import _signal
 
+from .. import signals
 from ..cli import Opt, UsageError, need_id
-from ..container import Container
+from ..container import OpenContainer
+from ..errors import OcirtError
 
 USAGE = "kill [command options] <container-id> [signal]"
 OPTIONS = (Opt("all", "a", help="send the specified signal to all processes inside the container"),)
 
 
 def parse_signal(text: str) -> int:
-    if text.isdigit():
-        num = int(text)
-        if 0 < num < _signal.NSIG:
-            return num
-    else:
-        name = text.upper()
-        name = name if name.startswith("SIG") else "SIG" + name
-        sig = getattr(_signal, name, None) if name.isupper() and not name.startswith("SIG_") else None
-        if sig is not None:
-            return int(sig)
-    raise UsageError(f"unknown signal {text!r}")
+    """signals.parse_signal, its error a usage error of the command line."""
+    try:
+        return signals.parse_signal(text)
+    except OcirtError as e:
+        raise UsageError(e.message) from None
 
 
 def main(g, o, args) -> int:
     container_id = need_id(args, "kill")
     sig = parse_signal(args[1]) if len(args) > 1 else _signal.SIGTERM
-    c = Container.open(g.root, container_id)
-    try:
+    with OpenContainer.open(g.root, container_id) as c:
         c.kill(sig, all_processes=o["all"])
-        if sig == _signal.SIGKILL and c.state.cgroup:
-            after_sigkill(c, o["all"])
-    finally:
-        c.close()
     return 0
-
-
-def after_sigkill(c, all_processes: bool) -> None:
-    """SIGKILL must take effect: a paused (frozen) container is thawed, or on cgroup v1 the
-    processes could not die (runc thaws too); with --all, return once the cgroup is empty, so
-    that the `delete` engines send next finds nothing left (runc waits for them as well)."""
-    from ..errors import OcirtError
-    try:
-        cg = c.cgroup()
-        if cg.frozen():
-            cg.thaw()
-        if all_processes:
-            cg.wait_empty()
-    except (OSError, OcirtError):
-        pass

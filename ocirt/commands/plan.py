@@ -23,7 +23,7 @@ DEFAULT_ID = "plan"
 def main(g, o, args) -> int:
     from .. import plan as plan_mod
     from ..cli import int_option
-    from ..spawn import CreateOptions
+    from ..checks import CreateOptions
 
     if o["format"] not in ("text", "json"):
         raise UsageError(f"invalid format {o['format']!r}: 'text' or 'json'")

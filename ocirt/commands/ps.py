@@ -9,42 +9,12 @@ import subprocess
 import sys
 
 from ..cli import Opt, need_id
-from ..container import Container
+from ..container import OpenContainer
 from ..errors import OcirtError
 
 USAGE = "ps [command options] <container-id> [ps options]"
 OPTIONS = (Opt("format", "f", value=True, default="table", help="select one of: table or json"),)
 STOP_AT_ARGS = True
-
-
-def container_pids(c: Container) -> list:
-    if not c.state.cgroup:
-        # A rootless container may have no cgroup of its own: its processes are then those of
-        # its pid namespace (just the init when it shares ours).
-        return _pid_namespace_members(c.state.pid) if c.state.pid else []
-    try:
-        return c.cgroup().pids()
-    except OSError as e:
-        raise OcirtError("unable to get all container pids", e.errno) from None
-
-
-def _pid_namespace_members(pid: int) -> list:
-    import os
-    try:
-        target = os.stat(f"/proc/{pid}/ns/pid")
-        if os.path.samestat(target, os.stat("/proc/self/ns/pid")):
-            return [pid]
-    except OSError:
-        return []
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if os.path.samestat(os.stat(f"/proc/{name}/ns/pid"), target):
-                    out.append(int(name))
-            except OSError:
-                continue
-    return sorted(out)
 
 
 def filter_table(output: str, pids) -> list:
@@ -74,8 +44,7 @@ def filter_table(output: str, pids) -> list:
 
 def main(g, o, args) -> int:
     container_id = need_id(args, "ps")
-    c = Container.open(g.root, container_id, lock=False)
-    pids = container_pids(c)
+    pids = OpenContainer.open(g.root, container_id, lock=False).pids()
     fmt = o["format"]
     if fmt == "json":
         sys.stdout.write(json.dumps(pids or None, separators=(",", ":")) + "\n")

@@ -1,8 +1,7 @@
 """`restore <id>`: runc's command line, answered with a clear error (see checkpoint.py)."""
-from ..cli import Opt
+from ..cli import Opt, exact_id
 from ..errors import OcirtError
 from .checkpoint import CRIU_OPTIONS, UNSUPPORTED
-from .pause import exact_id
 
 USAGE = "restore [command options] <container-id>"
 OPTIONS = (

@@ -1,15 +1,12 @@
 """`resume <id>`: thaw a paused container."""
-from ..container import Container
-from .pause import exact_id
+from ..cli import exact_id
+from ..container import OpenContainer
 
 USAGE = "resume <container-id>"
 OPTIONS = ()
 
 
 def main(g, o, args) -> int:
-    c = Container.open(g.root, exact_id(args, "resume"))
-    try:
+    with OpenContainer.open(g.root, exact_id(args, "resume")) as c:
         c.resume()
-    finally:
-        c.close()
     return 0

@@ -3,8 +3,8 @@ import os
 import _signal  # not signal: it imports enum (run is on the benchmark's hot path)
 
 from ..cli import Opt, need_id
-from ..container import Container, wait_init
-from ..spawn import create
+from ..container import OpenContainer, start_created, wait_init
+from ..create import create
 from . import create as create_cmd
 
 USAGE = "run [command options] <container-id>"
@@ -27,6 +27,7 @@ def main(g, o, args) -> int:
     detach = o["detach"]
     listener = None
     if not detach and not o["console_socket"] and _wants_terminal(o["bundle"]):
+        from .. import console
         listener, o["console_socket"] = _console_listener()  # runc run -t: we hold the pty
     try:
         try:
@@ -35,24 +36,19 @@ def main(g, o, args) -> int:
         except OcirtError as e:
             e.message = f"ocirt run failed: {e.message}"
             raise
+        pid = state.pid
         master = None
-        c = Container(sd, state)
-        try:
+
+        def before_start():
+            nonlocal master
             if listener is not None:
-                from .. import console
                 master = console.receive_master(listener)
-            pid = state.pid
             if not detach:
                 for sig in FORWARDED:
                     _signal.signal(sig, lambda s, f: _forward(pid, s))
                 if master is not None:
                     _signal.signal(_signal.SIGWINCH, lambda s, f: console.resize(master))
-            c.start()
-        except BaseException:
-            c.delete(force=True)
-            c.close()
-            raise
-        c.close()
+        start_created(sd, state, before_start)
         if detach:
             return 0
         if master is not None:
@@ -65,11 +61,8 @@ def main(g, o, args) -> int:
             os.unlink(o["console_socket"])
             os.rmdir(os.path.dirname(o["console_socket"]))
     if not o["keep"]:
-        c = Container.open(g.root, container_id)
-        try:
+        with OpenContainer.open(g.root, container_id) as c:
             c.delete(force=True)
-        finally:
-            c.close()
     return code
 
 

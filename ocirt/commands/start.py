@@ -1,14 +1,11 @@
 from ..cli import need_id
-from ..container import Container
+from ..container import OpenContainer
 
 USAGE = "start <container-id>"
 OPTIONS = ()
 
 
 def main(g, o, args) -> int:
-    c = Container.open(g.root, need_id(args, "start"))
-    try:
+    with OpenContainer.open(g.root, need_id(args, "start")) as c:
         c.start()
-    finally:
-        c.close()
     return 0

@@ -2,13 +2,13 @@ import sys
 
 from .. import jsonio
 from ..cli import need_id
-from ..container import Container
+from ..container import OpenContainer
 
 USAGE = "state <container-id>"
 OPTIONS = ()
 
 
 def main(g, o, args) -> int:
-    c = Container.open(g.root, need_id(args, "state"), lock=False)
+    c = OpenContainer.open(g.root, need_id(args, "state"), lock=False)
     sys.stdout.write(jsonio.dumps(c.state.oci(c.status()), indent="  ") + "\n")
     return 0

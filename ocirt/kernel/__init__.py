@@ -146,6 +146,7 @@ class Kernel:
     def chmod(self, path: str, mode: int) -> None: raise NotImplementedError
     def chown(self, path: str, uid: int, gid: int) -> None: raise NotImplementedError
     def write_file(self, path: str, data: str | bytes) -> None: raise NotImplementedError
+    def mkfifo(self, path: str, mode: int) -> None: raise NotImplementedError
     def close_fds_from(self, first: int) -> None:
         """Mark every fd >= first close-on-exec."""
         raise NotImplementedError
@@ -180,6 +181,10 @@ class Kernel:
     def set_mempolicy(self, mode: int, nodes) -> None:
         """`mode` with its MPOL_F_* flags or'ed in; `nodes` the node numbers of the nodemask."""
         raise NotImplementedError
+
+    # processes (create's parent: stage 1 is forked, then reaped once it has forked the init)
+    def fork(self) -> int: raise NotImplementedError
+    def waitpid(self, pid: int) -> None: raise NotImplementedError
 
     def execve(self, path: str, args: list[str], env: dict[str, str]) -> None:
         raise NotImplementedError

@@ -36,6 +36,7 @@ int seccomp_attr_get(const scmp_filter_ctx ctx, int attr, uint32_t *value);
 int seccomp_attr_set(scmp_filter_ctx ctx, int attr, uint32_t value);
 
 int seccomp_syscall_resolve_name(const char *name);
+int seccomp_syscall_resolve_name_arch(uint32_t arch_token, const char *name);
 int seccomp_rule_add_array(scmp_filter_ctx ctx, uint32_t action, int syscall,
                            unsigned int arg_cnt, const struct scmp_arg_cmp *arg_array);
 

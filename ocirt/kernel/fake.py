@@ -117,6 +117,7 @@ class RecordingKernel(Kernel):
     def chmod(self, path, mode): self._record("chmod", path, mode)
     def chown(self, path, uid, gid): self._record("chown", path, uid, gid)
     def write_file(self, path, data): self._record("write_file", path, data)
+    def mkfifo(self, path, mode): self._record("mkfifo", path, mode)
     def close_fds_from(self, first): self._record("close_fds_from", first)
     def bpf(self, cmd, attr, pointers):
         # BPF_PROG_LOAD and BPF_PROG_GET_FD_BY_ID make an fd; a BPF_PROG_QUERY finds nothing
@@ -149,4 +150,11 @@ class RecordingKernel(Kernel):
         self._record("personality", persona)
         return 0
     def set_mempolicy(self, mode, nodes): self._record("set_mempolicy", mode, sorted(nodes))
+    fork_pid: int = 4242  # what fork returns: the parent's side
+
+    def fork(self):
+        self._record("fork")
+        return self.fork_pid
+
+    def waitpid(self, pid): self._record("waitpid", pid)
     def execve(self, path, args, env): self._record("execve", path, list(args), dict(env))

@@ -17,15 +17,28 @@ from . import (
     Kernel,
 )
 
-# Syscalls libc does not wrap (or wraps only in newer glibc): numbers per architecture.
+# Syscalls libc does not wrap (or wraps only in newer glibc): numbers per architecture, for the
+# 64-bit ABI of each (uname -m). Numbers from 424 on are the same everywhere but on alpha and mips.
+_NEW = {"close_range": 436, "openat2": 437, "mount_setattr": 442, "open_tree": 428,
+        "move_mount": 429}
+_GENERIC = {"pivot_root": 41, "capset": 91, "keyctl": 219, "bpf": 280, "sched_setattr": 274,
+            "ioprio_set": 30, "set_mempolicy": 237, "personality": 92, **_NEW}  # asm-generic
+_POWERPC = {"pivot_root": 203, "capset": 184, "keyctl": 271, "bpf": 361, "sched_setattr": 355,
+            "ioprio_set": 273, "set_mempolicy": 261, "personality": 136, **_NEW}
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "capset": 126, "close_range": 436, "openat2": 437,
-               "mount_setattr": 442, "open_tree": 428, "move_mount": 429, "keyctl": 250, "bpf": 321, "sched_setattr": 314,
-               "ioprio_set": 251, "set_mempolicy": 238, "personality": 135},
-    "aarch64": {"pivot_root": 41, "capset": 91, "close_range": 436, "openat2": 437,
-                "mount_setattr": 442, "open_tree": 428, "move_mount": 429, "keyctl": 219, "bpf": 280, "sched_setattr": 274,
-                "ioprio_set": 30, "set_mempolicy": 237, "personality": 92},
+    "x86_64": {"pivot_root": 155, "capset": 126, "keyctl": 250, "bpf": 321, "sched_setattr": 314,
+               "ioprio_set": 251, "set_mempolicy": 238, "personality": 135, **_NEW},
+    "aarch64": _GENERIC, "riscv64": _GENERIC, "loongarch64": _GENERIC,
+    "ppc64le": _POWERPC, "ppc64": _POWERPC,
+    "s390x": {"pivot_root": 217, "capset": 185, "keyctl": 280, "bpf": 351, "sched_setattr": 345,
+              "ioprio_set": 282, "set_mempolicy": 270, "personality": 136, **_NEW},
 }
+
+
+def syscall_numbers(machine: str, pointer_size: int) -> dict:
+    """The table for this process's ABI; {} where ocirt does not know it (a 32-bit process, or
+    an architecture not listed): a call then fails with ENOSYS, never a wrong syscall."""
+    return _SYSCALLS.get(machine, {}) if pointer_size == 8 else {}
 
 
 def _load_ffi():
@@ -43,7 +56,8 @@ def _load_ffi():
 class LinuxKernel(Kernel):
     def __init__(self) -> None:
         self.ffi, self.libc = _load_ffi()
-        self._nr = _SYSCALLS.get(os.uname().machine, _SYSCALLS["x86_64"])
+        self._machine = os.uname().machine
+        self._nr = syscall_numbers(self._machine, self.ffi.sizeof("void *"))
 
     def _check(self, ret: int, what: str) -> int:
         if ret < 0:
@@ -54,8 +68,15 @@ class LinuxKernel(Kernel):
     def _str(self, s: str | None):
         return self.ffi.NULL if s is None else s.encode()
 
+    def _number(self, name: str):
+        try:
+            return self.ffi.cast("long", self._nr[name])
+        except KeyError:
+            raise OSError(errno.ENOSYS, f"{name}: syscall number not known for this architecture "
+                                        f"({self._machine}, {self.ffi.sizeof('void *') * 8}-bit)") from None
+
     def _syscall(self, name: str, *args) -> int:
-        return self._check(self.libc.syscall(self.ffi.cast("long", self._nr[name]), *args), name)
+        return self._check(self.libc.syscall(self._number(name), *args), name)
 
     # namespaces
     def unshare(self, flags: int) -> None:
@@ -87,7 +108,7 @@ class LinuxKernel(Kernel):
 
     def open_tree(self, path, flags) -> int:
         ffi = self.ffi
-        ret = self.libc.syscall(ffi.cast("long", self._nr["open_tree"]), ffi.cast("int", -100),
+        ret = self.libc.syscall(self._number("open_tree"), ffi.cast("int", -100),
                                 ffi.new("char[]", path.encode()), ffi.cast("unsigned int", flags))
         return self._check(ret, f"open_tree {path}")
 
@@ -177,7 +198,7 @@ class LinuxKernel(Kernel):
         name = self.ffi.new("char[]", (path.lstrip("/") or ".").encode())
         for _ in range(64):
             ret = self.libc.syscall(
-                self.ffi.cast("long", self._nr["openat2"]), self.ffi.cast("int", root_fd), name,
+                self._number("openat2"), self.ffi.cast("int", root_fd), name,
                 how, self.ffi.cast("size_t", self.ffi.sizeof("struct open_how")))
             # openat2(2): EAGAIN when a rename or a mount anywhere on the host raced a ".."
             # being resolved in the root; the lookup is to be retried
@@ -212,6 +233,9 @@ class LinuxKernel(Kernel):
             os.write(fd, data.encode() if isinstance(data, str) else data)
         finally:
             os.close(fd)
+
+    def mkfifo(self, path, mode) -> None:
+        os.mkfifo(path, mode)
 
     def close_fds_from(self, first: int) -> None:
         try:
@@ -342,6 +366,12 @@ class LinuxKernel(Kernel):
             mask, maxnode = self.ffi.NULL, 0
         self._syscall("set_mempolicy", self.ffi.cast("int", mode), mask,
                       self.ffi.cast("unsigned long", maxnode))
+
+    def fork(self) -> int:
+        return os.fork()
+
+    def waitpid(self, pid) -> None:
+        os.waitpid(pid, 0)
 
     def execve(self, path, args, env) -> None:
         os.execve(path, args, env)

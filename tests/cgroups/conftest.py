@@ -54,13 +54,13 @@ def leftovers(cg) -> list:
 
 @pytest.fixture
 def make_cg(layout, root_only):
-    """make_cg(cgroups_path=None) -> created Cgroup; destroyed (and checked gone) at teardown."""
+    """make_cg(cgroups_path=None) -> created cgroup manager; destroyed (and checked gone) at teardown."""
     made = []
 
     def make(cgroups_path=None, create=True):
         name = unique_name()
         path = cgroups_path if cgroups_path is not None else "/" + name
-        cg = cgroups.Cgroup.for_container(layout, path, name)
+        cg = cgroups.manager_for(layout, path, name)
         made.append(cg)
         if create:
             cg.create()

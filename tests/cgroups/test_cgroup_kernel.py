@@ -101,7 +101,7 @@ def test_to_dict_from_dict_roundtrip(make_cg, layout, procs):
     p = procs()
     cg.add_pid(p.pid)
     d = json.loads(json.dumps(cg.to_dict()))
-    again = cgroups.Cgroup.from_dict(layout, d)
+    again = cgroups.manager_from_state(layout, d)
     assert again.dirs() == cg.dirs() and again.created == cg.created
     assert again.pids() == [p.pid]
     again.kill_all(signal.SIGKILL)
@@ -283,14 +283,15 @@ def test_devices(cg):
              {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
              {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "r"},
              {"allow": True, "type": "c", "major": 136, "access": "rw"}]
-    cg.apply({"devices": rules})
+    from ocirt.kernel.linux import LinuxKernel
+    cg.apply({"devices": rules}, LinuxKernel())        # v2: the eBPF filter, through the kernel
     got = cg.device_rules()
     assert [r.v1_line() for r in got] == ["a", "c 1:3 rwm", "c 1:5 r", "c 136:* rw"]
     if "devices" in cg.paths:
         lines = read(cg, "devices", "devices.list").splitlines()
         assert sorted(lines) == sorted(["c 1:3 rwm", "c 1:5 r", "c 136:* rw"])
     # The rules survive a state round trip (v2 needs them later for the eBPF filter).
-    again = cgroups.Cgroup.from_dict(cg.layout, json.loads(json.dumps(cg.to_dict())))
+    again = cgroups.manager_from_state(cg.layout, json.loads(json.dumps(cg.to_dict())))
     assert again.device_rules() == got
 
 

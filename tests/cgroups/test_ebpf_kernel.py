@@ -121,19 +121,20 @@ def test_extra_programs_are_removed(kern, cg, tmp_path):
 
 
 def test_cgroup_apply(kern, cg, tmp_path):
-    """Cgroup.apply attaches on v2 (on a hybrid host devices go to the v1 controller)."""
+    """The v2 manager's apply attaches (on a hybrid host devices go to the v1 controller)."""
     if cg.kind != "v2":
-        pytest.skip("the v2 path of Cgroup.apply needs a cgroup v2 host")
+        pytest.skip("the v2 manager needs a cgroup v2 host")
     cg.apply({"devices": [DENY_ALL, {"allow": True, "type": "c", "major": 1, "minor": 3,
                                      "access": "rw"}]}, kernel=kern)
     assert len(attached(kern, cg.unified)) == 1
     assert probe(cg.unified, tmp_path, ("/dev/null", "rw"), ("/dev/zero", "r")) == ["ok", "EPERM"]
-    cg.apply({"devices": [DENY_ALL, {"allow": True, "type": "c", "access": "r"}]})
+    cg.apply({"devices": [DENY_ALL, {"allow": True, "type": "c", "access": "r"}]}, kernel=kern)
     assert len(attached(kern, cg.unified)) == 1
     assert probe(cg.unified, tmp_path, ("/dev/null", "w"), ("/dev/zero", "r")) == ["EPERM", "ok"]
     with pytest.raises(ConfigError):
         cg.apply({"devices": [DENY_ALL, {"allow": True, "type": "c", "access": "r"},
-                              {"allow": False, "type": "c", "major": 1, "access": "r"}]})
+                              {"allow": False, "type": "c", "major": 1, "access": "r"}]},
+                 kernel=kern)
     assert probe(cg.unified, tmp_path, ("/dev/zero", "r")) == ["ok"]       # unchanged
 
 

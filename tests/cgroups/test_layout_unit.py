@@ -4,7 +4,7 @@ No root and no cgroupfs needed: everything is fed canned /proc text.
 """
 import pytest
 
-from ocirt.cgroups import Cgroup, Resources, parse_mountinfo, parse_proc_cgroup
+from ocirt.cgroups import Resources, manager_for, parse_mountinfo, parse_proc_cgroup
 from ocirt.cgroups.layout import clean_path, strip_root
 from ocirt.cgroups.resources import (blkio_weight_to_io_weight, shares_to_weight, swap_to_v2)
 from ocirt.errors import ConfigError, OcirtError
@@ -80,45 +80,45 @@ OWN_HYBRID = parse_proc_cgroup(
 
 def test_placement_hybrid():
     lay = parse_mountinfo(HYBRID)
-    cg = Cgroup.for_container(lay, None, "c1", own=OWN_HYBRID)
+    cg = manager_for(lay, None, "c1", own=OWN_HYBRID)
     assert cg.paths["memory"] == "/sys/fs/cgroup/memory/process_api/h/c1"
     assert cg.paths["cpu"] == cg.paths["cpuacct"] == "/sys/fs/cgroup/cpu,cpuacct/c1"
     assert cg.paths["name=systemd"] == "/sys/fs/cgroup/systemd/user.slice/s/c1"
     assert cg.unified == "/sys/fs/cgroup/unified/user.slice/s/c1"
-    cg = Cgroup.for_container(lay, "/abs/../x", "c1", own=OWN_HYBRID)
+    cg = manager_for(lay, "/abs/../x", "c1", own=OWN_HYBRID)
     assert cg.paths["memory"] == "/sys/fs/cgroup/memory/x"
     assert cg.unified == "/sys/fs/cgroup/unified/x"
-    cg = Cgroup.for_container(lay, "../../rel/y", "c1", own=OWN_HYBRID)
+    cg = manager_for(lay, "../../rel/y", "c1", own=OWN_HYBRID)
     assert cg.paths["memory"] == "/sys/fs/cgroup/memory/process_api/h/rel/y"
 
 
 def test_placement_v2_uses_parent_of_own():
     lay = parse_mountinfo(V2)
     own = parse_proc_cgroup("0::/user.slice/user-0.slice/session-1.scope\n")
-    cg = Cgroup.for_container(lay, "a/b", "c1", own=own)
+    cg = manager_for(lay, "a/b", "c1", own=own)
     assert cg.unified == "/sys/fs/cgroup/user.slice/user-0.slice/a/b"
     assert cg.paths == {}
-    cg = Cgroup.for_container(lay, None, "c1", own=parse_proc_cgroup("0::/\n"))
+    cg = manager_for(lay, None, "c1", own=parse_proc_cgroup("0::/\n"))
     assert cg.unified == "/sys/fs/cgroup/c1"
-    cg = Cgroup.for_container(lay, "/x/y", "c1", own=own)
+    cg = manager_for(lay, "/x/y", "c1", own=own)
     assert cg.unified == "/sys/fs/cgroup/x/y"
 
 
 def test_placement_v1_mount_root():
     lay = parse_mountinfo(V1)
     own = parse_proc_cgroup("3:memory:/docker/abc/inner\n2:cpu:/\n1:pids:/\n")
-    cg = Cgroup.for_container(lay, None, "c1", own=own)
+    cg = manager_for(lay, None, "c1", own=own)
     assert cg.paths["memory"] == "/sys/fs/cgroup/memory/inner/c1"
 
 
 def test_placement_errors():
     lay = parse_mountinfo(V2)
     with pytest.raises(ConfigError, match="/linux/cgroupsPath"):
-        Cgroup.for_container(lay, "/", "c1", own={})
+        manager_for(lay, "/", "c1", own={})
     with pytest.raises(ConfigError, match="/linux/cgroupsPath"):
-        Cgroup.for_container(lay, "/..", "c1", own={})
+        manager_for(lay, "/..", "c1", own={})
     with pytest.raises(OcirtError):
-        Cgroup.for_container(lay, None, "../evil", own={})
+        manager_for(lay, None, "../evil", own={})
 
 
 def test_conversions():

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ocirt.cgroups import Cgroup, Resources, parse_mountinfo
+from ocirt.cgroups import Resources, manager_for, manager_from_state, parse_mountinfo
 from ocirt.cgroups import dbus
 from ocirt.cgroups.resources import DeviceRule
 from ocirt.cgroups.systemd import (UINT64_MAX, SystemdCgroup, annotation_properties,
@@ -220,7 +220,7 @@ class FakeFS:
 
 def test_unit_starts_with_the_first_process_then_files_are_written():
     log = []
-    cg = Cgroup.for_container(parse_mountinfo(V2), "system.slice:t:c1", "c1", systemd=True,
+    cg = manager_for(parse_mountinfo(V2), "system.slice:t:c1", "c1", systemd=True,
                               fs=FakeFS(log), bus=lambda: FakeBus(log),
                               annotations={"org.systemd.property.CollectMode": "'inactive'"})
     assert isinstance(cg, SystemdCgroup)
@@ -244,7 +244,7 @@ def test_unit_starts_with_the_first_process_then_files_are_written():
     d = cg.to_dict()
     assert d["systemd"] == {"unit": "t-c1.scope", "slice": "system.slice", "started": True}
     log.clear()
-    again = Cgroup.from_dict(parse_mountinfo(V2), d, fs=FakeFS(log))
+    again = manager_from_state(parse_mountinfo(V2), d, fs=FakeFS(log))
     again._bus_factory = lambda: FakeBus(log)
     again.add_pid(5)                    # exec: the unit exists, a plain move
     assert log == [("write", scope + "/cgroup.procs", "5")]
@@ -259,7 +259,7 @@ def test_unit_starts_with_the_first_process_then_files_are_written():
 
 def test_a_bad_value_fails_before_the_unit():
     log = []
-    cg = Cgroup.for_container(parse_mountinfo(V2), None, "c1", systemd=True,
+    cg = manager_for(parse_mountinfo(V2), None, "c1", systemd=True,
                               fs=FakeFS(log), bus=lambda: FakeBus(log))
     with pytest.raises(ConfigError, match="/linux/resources/unified/pids.max"):
         cg.apply({"unified": {"pids.max": "many"}})

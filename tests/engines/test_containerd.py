@@ -5,7 +5,7 @@ Everything is private to the session: a containerd started here with root, state
 tmp dir D, a namespace unique to the session, ocirt's state under D/runc-root. The fixture removes all
 of it again, also when a test fails: containers and tasks, the containerd process (by PID), the shims
 of the namespace (by PID), D, the namespace's cgroups and the shim sockets this run left in
-/run/containerd/s. See /work/shared/ENGINES.md for what the shim calls.
+/run/containerd/s. See ../shared/ENGINES.md (from the repository root) for what the shim calls.
 """
 import json
 import os

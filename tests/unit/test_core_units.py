@@ -1,4 +1,4 @@
-"""Namespaces plan, process setup order, status transitions, CLI parsing, protocol."""
+"""Namespaces (linux.namespaces parsed), process setup order, status transitions, CLI parsing, protocol."""
 import os
 import signal
 
@@ -20,7 +20,7 @@ def cfg(namespaces_list, **linux):
 
 # -- namespaces ---------------------------------------------------------------------------------
 def test_new_and_joined_namespaces():
-    p = namespaces.plan(cfg([{"type": "pid"}, {"type": "network", "path": "/run/netns/x"},
+    p = namespaces.parse(cfg([{"type": "pid"}, {"type": "network", "path": "/run/netns/x"},
                              {"type": "mount"}, {"type": "user", "path": "/proc/1/ns/user"}]))
     assert p.new == ["pid", "mount"]
     assert p.join == [("user", "/proc/1/ns/user", 3), ("network", "/run/netns/x", 1)]
@@ -29,13 +29,13 @@ def test_new_and_joined_namespaces():
 
 def test_duplicated_namespace_names_the_duplicate():
     with pytest.raises(ConfigError) as e:
-        namespaces.plan(cfg([{"type": "pid"}, {"type": "ipc"}, {"type": "pid"}]))
+        namespaces.parse(cfg([{"type": "pid"}, {"type": "ipc"}, {"type": "pid"}]))
     assert e.value.pointer == "/linux/namespaces/2"
 
 
 def test_user_namespace_needs_mappings():
     with pytest.raises(ConfigError, match="/linux/uidMappings"):
-        namespaces.plan(cfg([{"type": "user"}]))
+        namespaces.parse(cfg([{"type": "user"}]))
 
 
 def test_id_map_and_time_offsets_format():
@@ -82,7 +82,7 @@ def test_env_and_rlimit_checks_name_their_pointer():
 
 
 def test_sysctl_needs_its_namespace():
-    ns = namespaces.plan(cfg([{"type": "ipc"}]))
+    ns = namespaces.parse(cfg([{"type": "ipc"}]))
     namespaces.check_sysctl({"kernel.shmmax": "1", "fs.mqueue.queues_max": "2"}, ns)
     with pytest.raises(ConfigError, match="/linux/sysctl/net.ipv4.ip_forward"):
         namespaces.check_sysctl({"net.ipv4.ip_forward": "1"}, ns)
@@ -218,3 +218,28 @@ def test_protocol_passes_fds():
             os.close(fd)
         a.close()
         b.close()
+
+
+def test_parent_writes_the_id_maps_through_the_kernel():
+    linux = {"uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+             "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}
+    kern = RecordingKernel()
+    namespaces.write_id_maps(kern, 42, linux, unprivileged=False)
+    assert [c.args for c in kern.calls] == [("/proc/42/uid_map", "0 1000 1\n"),
+                                           ("/proc/42/gid_map", "0 1000 1\n")]
+    kern = RecordingKernel()
+    namespaces.write_id_maps(kern, 42, linux, unprivileged=True)   # setgroups denied first
+    assert [c.args[0] for c in kern.calls] == ["/proc/42/uid_map", "/proc/42/setgroups",
+                                              "/proc/42/gid_map"]
+    kern = RecordingKernel(fail={"write_file": PermissionError(1, "denied")})
+    with pytest.raises(OcirtError) as e:
+        namespaces.write_id_maps(kern, 42, linux, unprivileged=False)
+    assert "/linux/uidMappings: write /proc/42/uid_map" in str(e.value)
+
+
+def test_recording_kernel_records_the_parents_calls():
+    kern = RecordingKernel(fork_pid=7)
+    kern.mkfifo("/run/x/exec.fifo", 0o622)
+    assert kern.fork() == 7
+    kern.waitpid(7)
+    assert kern.names() == ["mkfifo", "fork", "waitpid"]

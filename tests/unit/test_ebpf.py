@@ -7,7 +7,8 @@ import struct
 
 import pytest
 
-from ocirt.cgroups import Cgroup, Layout, ebpf
+from ocirt.cgroups import Layout, ebpf
+from ocirt.cgroups.cgroup_v2 import V2Cgroup
 from ocirt.cgroups.ebpf import Insn
 from ocirt.cgroups.resources import parse_device_rules
 from ocirt.errors import ConfigError, OcirtError
@@ -431,7 +432,7 @@ def test_failures_skipped_like_runc(monkeypatch):
 
 
 def test_cgroup_apply_on_v2_attaches(tmp_path):
-    cg = Cgroup(Layout("v2", unified=str(tmp_path)), {}, str(tmp_path / "c"))
+    cg = V2Cgroup(Layout("v2", unified=str(tmp_path)), {}, str(tmp_path / "c"))
     kern = FakeBpf()
     cg.apply({"devices": [DENY_ALL]}, kernel=kern)
     assert bpf_calls(kern)[-1] == ("BPF_PROG_ATTACH", 101, 6, 2)

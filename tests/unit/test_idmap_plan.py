@@ -37,7 +37,7 @@ def config(*mounts, user=False, join_user=None, linux_map=MAP):
 
 
 def check(c):
-    return idmap.check(c, namespaces.plan(c))
+    return idmap.check(c, namespaces.parse(c))
 
 
 def pointer_of(c):

@@ -9,7 +9,7 @@ from ocirt import plan as plan_mod
 from ocirt import stages
 from ocirt.cli import main
 from ocirt.kernel.fake import Call, RecordingKernel
-from ocirt.spawn import CreateOptions
+from ocirt.checks import CreateOptions
 
 
 
@@ -154,3 +154,116 @@ def test_unprivileged_stage1_is_dumpable_only_while_mapped(bundle, capsys, monke
     off = next(i for i, line in enumerate(lines)
                if i > mapped and line.startswith("prctl(PR_SET_DUMPABLE, 0)"))
     assert user < on < mapped < off
+
+
+def test_plan_runs_creates_own_steps(bundle, monkeypatch):
+    """plan.build is create.steps with recording effects, not a copy of it."""
+    from ocirt import create as create_mod
+    seen = []
+
+    def fake_steps(opts, kernel, fx):
+        seen.append((type(kernel), type(fx)))
+        raise RuntimeError("stop")
+    monkeypatch.setattr(create_mod, "steps", fake_steps)
+    with pytest.raises(RuntimeError):
+        plan_mod.build(CreateOptions(id="c1", bundle=str(bundle), root=str(bundle / "state")))
+    assert seen == [(plan_mod.PlanKernel, plan_mod.PlanEffects)]
+
+
+def test_the_parents_steps_are_listed_in_order(bundle, capsys):
+    lines = plan_text(bundle, capsys)
+    state = str(bundle / "state" / "plan")
+    order = [index(lines, f"mkdir('{state}', 0o711)"),
+             index(lines, f"mkfifo('{state}/exec.fifo', 0o622)"),
+             index(lines, f"open('{state}/exec.fifo', O_CLOEXEC|O_PATH)"),
+             index(lines, "fork()"),
+             index(lines, "prctl(PR_SET_DUMPABLE, 0)"),
+             index(lines, "waitpid('<stage1-pid>')"),
+             index(lines, "umask(0o000)"),
+             index(lines, f"write_file('{state}/state.json', '<state.json: pid <init-pid>>')")]
+    assert order == sorted(order)
+    assert lines.index("# create (runtime): exec.fifo") < lines.index("# stage 1: namespaces")
+
+
+def test_hooks_are_listed_where_they_run(bundle, capsys):
+    def hooks(c):
+        c["hooks"] = {n: [{"path": f"/bin/{n}", "args": [n, "x"]}] for n in
+                      ("prestart", "createRuntime", "createContainer", "startContainer",
+                       "poststart")}
+    edit(bundle, hooks)
+    lines = plan_text(bundle, capsys)
+    order = [index(lines, f"hook('{n}', '/bin/{n}', ['{n}', 'x'])") for n in
+             ("prestart", "createRuntime", "createContainer")]
+    assert order == sorted(order) and index(lines, "mount('proc'") < order[0]
+    assert order[-1] < index(lines, "pivot_root(")
+    start = lines.index("# init: start")
+    assert index(lines, "hook('startContainer', ") > start
+    assert not any(line.startswith("hook('poststart'") for line in lines)
+
+
+def test_drive_turns_messages_into_parent_calls():
+    """create.drive: each child message -> the Parent call, and Proceed back (the same calls
+    ocirt plan makes directly)."""
+    from ocirt import create as create_mod
+    from ocirt.protocol import HooksReady, InitPid, Proceed, Ready, UserNsReady
+
+    class FakeChannel:
+        def __init__(self, incoming):
+            self.incoming, self.sent = list(incoming), []
+
+        def send(self, msg, fds=()):
+            self.sent.append(msg)
+
+        def expect(self, cls, what):
+            msg = self.incoming.pop(0)
+            assert isinstance(msg, cls)
+            return msg
+
+    class FakeParent:
+        init_pid = 0
+
+        def __init__(self):
+            self.calls = []
+
+        def map_user_ns(self):
+            self.calls.append("map_user_ns")
+
+        def init_started(self, pid):
+            self.init_pid = pid
+            self.calls.append(("init_started", pid))
+
+        def runtime_hooks(self):
+            self.calls.append("runtime_hooks")
+            return {"pid": self.init_pid}
+
+    ch = FakeChannel([UserNsReady(), InitPid(77), HooksReady(), Ready()])
+    parent = FakeParent()
+    assert create_mod.drive(ch, None, parent) == 77
+    assert parent.calls == ["map_user_ns", ("init_started", 77), "runtime_hooks"]
+    assert [type(m) for m in ch.sent] == [Proceed] * 4 and ch.sent[-1].state == {"pid": 77}
+
+
+def test_cgroup_files_read_as_a_new_cgroup_or_as_written(tmp_path):
+    kern = plan_mod.PlanKernel(str(tmp_path))
+    fs = plan_mod.RecordingCgroupFS(kern)
+    (tmp_path / "cpuset.cpus").write_text("0-3\n")
+    new = str(tmp_path / "c1")
+    assert fs.mkdir(new) and new in kern.made
+    assert fs.read(f"{new}/cpuset.cpus") == ""           # a new v1 cpuset is empty
+    assert fs.read(f"{new}/cpu.shares") == ""            # nothing on the host either
+    fs.write(f"{new}/cpu.shares", "512")
+    assert fs.read(f"{new}/cpu.shares") == "512"
+    fs.write(f"{new}/cgroup.subtree_control", "+cpu +memory")
+    fs.write(f"{new}/cgroup.subtree_control", "-cpu")
+    assert fs.read(f"{new}/cgroup.subtree_control") == "memory"
+    assert fs.read(f"{tmp_path}/x/y/cpuset.cpus") == "0-3\n"  # not made: the nearest parent's
+
+
+def test_bind_of_a_missing_source_fails_as_it_would(tmp_path):
+    kern = plan_mod.PlanKernel(str(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        kern.mount(str(tmp_path / "missing"), "/x", None, k.MS_BIND, None)
+    assert kern.calls == []
+    kern.mount(str(tmp_path), "/x", None, k.MS_BIND, None)
+    kern.mount(None, "/x", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY, None)
+    assert len(kern.calls) == 2

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from ocirt import kernel as k
-from ocirt import procattr, spawn, stages
+from ocirt import checks, execute, procattr, stages
 from ocirt.cli import main
 from ocirt.commands.features import features
 from ocirt.errors import ConfigError, OcirtError
@@ -162,12 +162,12 @@ def test_intel_rdt_refused_without_and_with_resctrl(tmp_path):
     none = tmp_path / "mountinfo"
     none.write_text("22 1 0:21 / /proc rw - proc proc rw\n")
     with pytest.raises(ConfigError) as e:
-        spawn.check_intel_rdt(str(none))
+        checks.check_intel_rdt(str(none))
     assert e.value.pointer == "/linux/intelRdt" and "no resctrl" in str(e.value)
     some = tmp_path / "mountinfo2"
     some.write_text("40 22 0:40 / /sys/fs/resctrl rw,relatime - resctrl resctrl rw\n")
     with pytest.raises(ConfigError) as e:
-        spawn.check_intel_rdt(str(some))
+        checks.check_intel_rdt(str(some))
     assert e.value.pointer == "/linux/intelRdt" and "does not support" in str(e.value)
 
 
@@ -248,7 +248,7 @@ def test_exec_initial_affinity_around_the_fork():
     def fork():
         forks.append(len(kern.calls))
         return 4242
-    assert spawn.fork_with_affinity(kern, full_spec(), fork=fork) == 4242
+    assert execute.fork_with_affinity(kern, full_spec(), fork=fork) == 4242
     assert [str(c) for c in kern.calls] == ["sched_getaffinity(0)", "sched_setaffinity(0, [0])",
                                             "sched_setaffinity(0, [0, 1, 2, 3])"]
     assert forks == [2]                                       # between the two
@@ -256,13 +256,13 @@ def test_exec_initial_affinity_around_the_fork():
 
 def test_exec_initial_affinity_not_restored_in_the_child():
     kern = RecordingKernel()
-    assert spawn.fork_with_affinity(kern, full_spec(), fork=lambda: 0) == 0
+    assert execute.fork_with_affinity(kern, full_spec(), fork=lambda: 0) == 0
     assert kern.names() == ["sched_getaffinity", "sched_setaffinity"]
 
 
 def test_exec_without_initial_affinity_just_forks():
     kern = RecordingKernel()
-    assert spawn.fork_with_affinity(kern, ProcessSpec(args=["sh"]), fork=lambda: 7) == 7
+    assert execute.fork_with_affinity(kern, ProcessSpec(args=["sh"]), fork=lambda: 7) == 7
     assert kern.calls == []
 
 

@@ -411,3 +411,17 @@ def test_features():
     assert f["knownFlags"] == list(seccomp.FLAGS)
     assert set(f["supportedFlags"]) <= set(seccomp.FLAGS)
     assert {"SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"} <= set(f["archs"]) <= set(seccomp.ARCHITECTURES)
+
+
+def test_enosys_prefix_jumps_stay_inside_the_prefix():
+    import struct
+
+    from ocirt.seccomp import enosys_prefix
+    assert enosys_prefix({}) == b""
+    prog = enosys_prefix({0x40000003: 435, 0xC000003E: 439})
+    insns = [struct.unpack("=HBBI", prog[i:i + 8]) for i in range(0, len(prog), 8)]
+    assert insns[0] == (0x20, 0, 0, 4)                    # the architecture first
+    assert insns[-1] == (0x06, 0, 0, 0x00050000 | 38)     # ERRNO(ENOSYS)
+    for i, (code, jt, jf, k) in enumerate(insns):
+        if code & 0x07 == 0x05 and code != 0x05:          # conditional jumps: to the ret or past it
+            assert i + 1 + jt <= len(insns) and i + 1 + jf <= len(insns)

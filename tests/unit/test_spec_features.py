@@ -215,3 +215,12 @@ def test_default_bundle_config():
     expected = default_spec(args=cfg["process"]["args"], cgroupns=True)
     expected["process"]["terminal"] = False
     assert cfg == expected
+
+
+def test_features_built_by_the_core(capsys):
+    """`ocirt features` prints the core's document (ocirt/features_doc.py); the API returns it."""
+    import ocirt.api
+    from ocirt import features_doc
+    _, f = run_features(capsys)
+    assert f == features_doc.features() == ocirt.api.features()
+    assert f["ociVersionMax"] == ocirt.SPEC_VERSION

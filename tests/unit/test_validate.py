@@ -668,7 +668,7 @@ def test_hot_path_imports_stay_light():
     """create/run/state import none of the costly modules (each ~2-100 ms here): validation of a
     full config included."""
     script = ("import sys; from ocirt import jsonio; from ocirt.validate import validate;"
-              "import ocirt.cli, ocirt.spawn, ocirt.container, ocirt.cgroups, ocirt.kernel.linux;"
+              "import ocirt.cli, ocirt.create, ocirt.execute, ocirt.container, ocirt.cgroups, ocirt.kernel.linux;"
               "import ocirt.commands.create, ocirt.commands.run, ocirt.commands.state;"
               f"validate(jsonio.loads({json.dumps(json.dumps(full_config()))}));"
               "print(sorted(m for m in ('re', 'enum', 'json', 'dataclasses', 'typing', 'click',"

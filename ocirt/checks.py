@@ -1,0 +1,106 @@
+"""The checks `create` makes before touching anything, shared with `ocirt plan`: config.json and
+the command's options -> `Checked` (or a one-line ConfigError / OcirtError)."""
+from __future__ import annotations
+
+import os
+
+from . import config as config_mod
+from . import lsm, namespaces, process
+from .errors import ConfigError, OcirtError
+from .record import field, record
+from .rootfs import needs_idmap
+
+
+@record
+class CreateOptions:
+    id: str
+    bundle: str = "."
+    root: str = "/run/ocirt"
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+    systemd_cgroup: bool = False
+    rootless: bool = False             # --rootless: cgroups are used only where permitted
+    subreaper: bool = False            # `run`: the init is re-parented to us, so we can wait for it
+    warn: object = print               # runtime.md warnings go to the log
+
+
+@record
+class Checked:
+    """What validating config.json decided, before anything is made (check_config)."""
+    linux: dict
+    ns: namespaces.Namespaces
+    proc_cfg: dict
+    proc: process.ProcessSpec
+    rootfs: str
+    last_cap: int = 40
+    seccomp: object | None = None    # a compiled ocirt.seccomp.Filter
+    net_devices: dict | None = None  # linux.netDevices checked: {host name: name inside}
+    personality: int | None = None   # linux.personality, parsed (ocirt.procattr)
+    mempolicy: tuple | None = None   # linux.memoryPolicy: (mode | flags, nodes)
+    idmaps: list = field(default_factory=list)  # idmapped mounts (ocirt.idmap.IdmapMount)
+
+
+def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
+    """The checks `create` makes before touching anything (shared with `ocirt plan`)."""
+    linux = config.get("linux") or {}
+    ns = namespaces.parse(config)
+    proc_cfg = config.get("process")
+    if not proc_cfg:
+        raise ConfigError("/process", "is required to create a container")
+    if proc_cfg.get("terminal") and not opts.console_socket:
+        raise OcirtError("cannot allocate tty if runc will detach without setting console socket")
+    if not ns.has("mount"):
+        raise ConfigError("/linux/namespaces", "a mount namespace is required")
+    if config.get("hostname") and not ns.has("uts"):
+        raise ConfigError("/hostname", "unable to set hostname without a private UTS namespace")
+    rootfs = config_mod.rootfs_path(bundle, config)
+    if not os.path.isdir(rootfs):
+        raise ConfigError("/root/path", f"rootfs {rootfs} is not a directory")
+    proc = process.ProcessSpec.from_config(proc_cfg, opts.preserve_fds)
+    proc.check()
+    lsm.check(config)
+    namespaces.check_sysctl(linux.get("sysctl") or {}, ns)
+    from . import capabilities
+    last_cap = capabilities.last_cap()
+    for warning in capabilities.unknown(proc.capabilities):
+        opts.warn(warning)
+    seccomp_filter = None
+    if linux.get("seccomp"):
+        from . import seccomp
+        seccomp_filter = seccomp.compile(linux["seccomp"])
+    net_devices = None
+    if linux.get("netDevices") is not None:
+        from . import netdev
+        net_devices = netdev.check(linux["netDevices"], ns.has("network"))
+    if linux.get("intelRdt") is not None:
+        check_intel_rdt()
+    personality = mempolicy = None
+    if linux.get("personality") is not None or linux.get("memoryPolicy") is not None:
+        from . import procattr
+        personality, mempolicy = procattr.parse_linux(linux)
+    idmaps = []
+    if any(isinstance(m, dict) and needs_idmap(m) for m in config.get("mounts") or ()):
+        from . import idmap
+        idmaps = idmap.check(config, ns)
+    return Checked(linux=linux, ns=ns, proc_cfg=proc_cfg, proc=proc, rootfs=rootfs,
+                   last_cap=last_cap, seccomp=seccomp_filter, net_devices=net_devices,
+                   personality=personality, mempolicy=mempolicy, idmaps=idmaps)
+
+
+def check_intel_rdt(mountinfo: str = "/proc/self/mountinfo") -> None:
+    """linux.intelRdt: config-linux.md says the runtime MUST generate an error when no resctrl
+    filesystem is mounted in the runtime namespace. ocirt does not write resctrl either, so a
+    host that has one gets an error too, rather than an intelRdt silently ignored."""
+    try:
+        with open(mountinfo) as f:
+            mounted = any(line.partition(" - ")[2].startswith("resctrl ") for line in f)
+    except OSError:
+        mounted = False
+    if not mounted:
+        raise ConfigError("/linux/intelRdt", "intelRdt is specified in config, but no resctrl "
+                                             "filesystem is mounted (Intel RDT is not supported or enabled)")
+    raise ConfigError("/linux/intelRdt", "intelRdt is specified in config, but ocirt does not "
+                                         "support Intel RDT (resctrl)")

@@ -1,0 +1,45 @@
+"""The runtime parent's side of the children it forks (create's and exec's): reaping one that must
+not live on, handing a seccomp listener its fd, the --pid-file."""
+from __future__ import annotations
+
+import _signal as signal  # the C module: no IntEnum building (enum import)
+import os
+import time
+
+from .errors import OcirtError
+from .protocol import Proceed
+from .state import Status, proc_start_time
+
+
+def kill_and_reap(pid: int) -> None:
+    """SIGKILL `pid` and wait until it is gone (reaped if it is our child, else watched)."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:   # the init, once stage 1 has exited: not our child
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and proc_start_time(pid) is not None:
+            time.sleep(0.002)
+
+
+def pass_seccomp_fd(ch, seccomp_filter, state, pid: int) -> None:
+    """A child loaded a filter with SCMP_ACT_NOTIFY and sent its listener fd: it goes to
+    linux.seccomp.listenerPath with the container's state (`state`: a ContainerState)."""
+    if not ch.received_fds:
+        raise OcirtError("protocol error: seccomp fd missing")
+    fd = ch.received_fds[0]
+    hook_state = state.oci(Status.CREATING)
+    hook_state["pid"] = pid
+    seccomp_filter.send_to_listener(fd, hook_state)  # closes fd
+    ch.send(Proceed())
+
+
+def write_pid_file(path: str, pid) -> None:
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)

@@ -1,0 +1,283 @@
+"""`create`'s parent: from config.json to a created container, step by step.
+
+`steps` is the whole orchestration, run against a `Kernel` and a `HostEffects` (what is not a
+syscall: the state directory, the cgroup, the console socket, the channel to the children, hooks,
+network devices). `create` runs it for real; `ocirt plan` (ocirt/plan.py) runs the same function
+with a recording kernel and recording effects, whose `drive` plays the children's steps
+(ocirt/stages.py) instead of waiting for their messages. A failed create undoes what it did, in
+reverse order, and leaves nothing behind.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from . import config as config_mod
+from . import kernel as k
+from . import namespaces, stages
+from .checks import CreateOptions, check_config
+from .children import kill_and_reap, pass_seccomp_fd, write_pid_file
+from .container import check_id
+from .errors import ConfigError, OcirtError
+from .mapping import init_spec, resources_with_default_devices
+from .protocol import Channel, HooksReady, InitPid, Proceed, Ready, SeccompFd, UserNsReady
+from .record import field, record
+from .state import ContainerState, StateDir, Status, proc_start_time
+
+
+def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerState]:
+    """`ocirt create`: the container made, its init waiting on exec.fifo; the state dir locked."""
+    return steps(opts, kernel, HostEffects())
+
+
+def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[StateDir, ContainerState]:
+    """create's parent, in order (shared with `ocirt plan`, which passes recording ones)."""
+    check_id(opts.id)
+    bundle = os.path.abspath(opts.bundle)
+    config = config_mod.load(bundle)
+    checked = check_config(config, bundle, opts)
+    sd = fx.state_dir(opts.root, opts.id)
+    sd.make_and_lock()
+    undo = Undo()
+    undo.push(sd.remove)
+    try:
+        state = new_state(opts, bundle, config, checked)
+        layout, cg = fx.cgroup(opts, checked.linux, config)
+        cg = make_cgroup(opts, checked.linux, sd, state, cg, kernel, fx, undo)
+        fifo_fd = open_exec_fifo(kernel, sd.fifo, undo)
+        spec = init_spec(config, bundle, opts, checked, layout, cg, fifo_fd)
+        if checked.proc_cfg.get("terminal"):
+            spec.console_fd = fx.connect_console(opts.console_socket)
+            undo.push(kernel.close, spec.console_fd)
+            spec.console_size = checked.proc_cfg.get("consoleSize")
+        if checked.idmaps:  # detached idmapped trees, made here (ocirt/idmap.py says why)
+            from . import idmap
+            spec.rootfs.idmap_fds = idmap.prepare(kernel, checked.idmaps, spec.rootfs.mounts,
+                                                  spec.rootfs.propagation)
+            for fd in spec.rootfs.idmap_fds.values():
+                undo.push(kernel.close, fd)
+        if opts.subreaper:
+            kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
+        parent = Parent(kernel, fx, checked, state, spec)
+        state.pid = run_children(kernel, fx, spec, cg, parent, undo)
+        state.pid_start = proc_start_time(state.pid) or 0
+        state.cgroup = cg.to_dict()  # again: with what apply() set
+        sd.save(state)
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, state.pid)
+        undo.steps.clear()
+        for fd in (fifo_fd, spec.console_fd, *spec.rootfs.idmap_fds.values()):
+            if fd is not None:
+                kernel.close(fd)
+        return sd, state
+    except BaseException:
+        undo.run()
+        sd.unlock()
+        raise
+
+
+@record
+class Undo:
+    steps: list = field(default_factory=list)
+
+    def push(self, fn, *args) -> None:
+        self.steps.append((fn, args))
+
+    def run(self) -> None:
+        while self.steps:
+            fn, args = self.steps.pop()
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - undo what we can
+                pass
+
+
+def new_state(opts: CreateOptions, bundle: str, config: dict, checked) -> ContainerState:
+    linux = checked.linux
+    return ContainerState(id=opts.id, bundle=bundle, rootfs=checked.rootfs, created=_rfc3339(),
+                          annotations=config.get("annotations") or {},
+                          hooks={n: v for n, v in (config.get("hooks") or {}).items()
+                                 if n in ("poststart", "poststop")},
+                          systemd_cgroup=opts.systemd_cgroup, seccomp=linux.get("seccomp"),
+                          memory_policy=linux.get("memoryPolicy"))
+
+
+def make_cgroup(opts: CreateOptions, linux: dict, sd, state: ContainerState, cg, kernel: k.Kernel,
+                fx: HostEffects, undo: Undo):
+    """The container's cgroup made and configured (a rootless create that may not make one: the
+    manager of no cgroup)."""
+    # Saved before anything is made (status "creating", no pid), and again once the cgroup
+    # exists: if this process is killed anywhere from here on, `delete --force` finds what
+    # to remove (here: the container's own cgroup directories, which create() is about to make).
+    state.cgroup = {**cg.to_dict(), "created": [d for d in cg.dirs() if not os.path.isdir(d)]}
+    sd.save(state)
+    try:
+        cg.create()
+    except OcirtError as e:
+        cg = _rootless_without_cgroup(opts, linux, cg, e)     # or raises
+    undo.push(cg.destroy)
+    state.cgroup = cg.to_dict()
+    sd.save(state)
+    fx.apply(cg, resources_with_default_devices(linux), kernel)
+    return cg
+
+
+def open_exec_fifo(kernel: k.Kernel, path: str, undo: Undo) -> int:
+    """exec.fifo, and an O_PATH fd of it for the init (which may not reach the state dir)."""
+    kernel.mkfifo(path, 0o622)
+    kernel.chmod(path, 0o622)  # mkfifo's mode is masked by the umask; a non-root init writes it
+    fifo_fd = kernel.open(path, os.O_PATH | os.O_CLOEXEC)
+    undo.push(kernel.close, fifo_fd)
+    return fifo_fd
+
+
+def run_children(kernel: k.Kernel, fx: HostEffects, spec: stages.InitSpec, cg, parent: Parent,
+                 undo: Undo) -> int:
+    """Fork stage 1, put it in the cgroup, drive the children until the init is Ready; its pid."""
+    parent_ch, child_ch = fx.channel()
+    stage1_pid = kernel.fork()
+    if stage1_pid == 0:
+        parent_ch.close()
+        stages.stage1(kernel, spec, child_ch)  # never returns
+    child_ch.close()
+    parent.stage1_pid = stage1_pid
+    try:
+        cg.add_pid(stage1_pid)
+        init_pid = fx.drive(parent_ch, spec, parent)
+    except BaseException:
+        parent.undo_moves()     # before the init dies with it, a virtual device would die too
+        if parent.init_pid:
+            undo.push(fx.kill_and_reap, parent.init_pid)
+        fx.kill_and_reap(stage1_pid)
+        raise
+    finally:
+        parent.close_moves()
+        parent_ch.close()
+    undo.push(fx.kill_and_reap, init_pid)
+    return init_pid
+
+
+class Parent:
+    """What the parent does when the children ask (their messages; in `ocirt plan`, their calls):
+    map the user namespace, take the init's pid (and move linux.netDevices into its network
+    namespace), run the runtime hooks, hand over a seccomp listener fd."""
+
+    def __init__(self, kernel: k.Kernel, fx: HostEffects, checked, state: ContainerState,
+                 spec: stages.InitSpec):
+        self.kernel, self.fx, self.linux, self.state = kernel, fx, checked.linux, state
+        self.hooks, self.seccomp, self.net_devices = spec.hooks, checked.seccomp, checked.net_devices
+        self.unprivileged = spec.unprivileged
+        self.stage1_pid = self.init_pid = 0
+        self.moves = None
+
+    def map_user_ns(self) -> None:
+        namespaces.write_id_maps(self.kernel, self.stage1_pid, self.linux, self.unprivileged)
+
+    def init_started(self, pid) -> None:
+        self.init_pid = pid
+        self.kernel.waitpid(self.stage1_pid)
+        if self.net_devices:  # in the init's network namespace, before it goes on with its setup
+            self.moves = self.fx.netdev_moves()
+            self.moves.move(self.net_devices, pid)
+
+    def runtime_hooks(self) -> dict:
+        """prestart and createRuntime, in the runtime's namespaces; the state they got."""
+        hook_state = self.state.oci(Status.CREATING)
+        hook_state["pid"] = self.init_pid
+        self.fx.run_hooks(self.hooks, "prestart", hook_state)
+        self.fx.run_hooks(self.hooks, "createRuntime", hook_state)
+        return hook_state
+
+    def undo_moves(self) -> None:
+        if self.moves is not None:
+            self.moves.undo()
+
+    def close_moves(self) -> None:
+        if self.moves is not None:
+            self.moves.close()
+
+
+def drive(ch: Channel, spec: stages.InitSpec, parent: Parent) -> int:
+    """The parent's side of the protocol (ocirt/protocol.py); the init's pid once it is Ready."""
+    ch.send(Proceed())  # stage 1 is in the cgroup
+    while True:
+        expected = (UserNsReady, InitPid) if not parent.init_pid else (HooksReady, SeccompFd, Ready)
+        msg = ch.expect(expected, "the container was created")
+        if isinstance(msg, UserNsReady):
+            parent.map_user_ns()
+            ch.send(Proceed())
+        elif isinstance(msg, InitPid):
+            parent.init_started(msg.pid)
+            ch.send(Proceed())
+        elif isinstance(msg, HooksReady):
+            ch.send(Proceed(state=parent.runtime_hooks()))
+        elif isinstance(msg, SeccompFd):
+            pass_seccomp_fd(ch, parent.seccomp, parent.state, parent.init_pid)
+        elif isinstance(msg, Ready):
+            return parent.init_pid
+
+
+class HostEffects:
+    """create's side effects that are not Kernel calls, done on the host. ocirt/plan.py lists them
+    instead (PlanEffects)."""
+
+    def state_dir(self, root: str, container_id: str) -> StateDir:
+        return StateDir(root, container_id)
+
+    def cgroup(self, opts: CreateOptions, linux: dict, config: dict):
+        """(layout, the container's cgroup, not made yet)."""
+        from . import cgroups
+        layout = cgroups.detect()
+        cg = cgroups.manager_for(layout, linux.get("cgroupsPath"), opts.id,
+                                 systemd=opts.systemd_cgroup,
+                                 annotations=config.get("annotations"))
+        return layout, cg
+
+    def apply(self, cg, resources: dict, kernel: k.Kernel) -> None:
+        cg.apply(resources, kernel)
+
+    def connect_console(self, socket_path: str) -> int:
+        from . import console
+        return console.connect(socket_path)
+
+    def channel(self) -> tuple[Channel, Channel]:
+        return Channel.pair()
+
+    def drive(self, ch: Channel, spec: stages.InitSpec, parent: Parent) -> int:
+        return drive(ch, spec, parent)
+
+    def netdev_moves(self):
+        from . import netdev
+        return netdev.Moves()
+
+    def run_hooks(self, hooks: dict, name: str, hook_state: dict) -> None:
+        from . import hooks as hooks_mod
+        hooks_mod.run(hooks, name, hook_state)
+
+    def kill_and_reap(self, pid: int) -> None:
+        kill_and_reap(pid)
+
+
+def _rootless_without_cgroup(opts: CreateOptions, linux: dict, cg, error: OcirtError):
+    """A rootless create that may not make its cgroup goes on without one (runc does too), unless
+    the config asks for limits, which need it."""
+    import errno as _errno
+    if not opts.rootless or error.errno not in (_errno.EACCES, _errno.EPERM, _errno.EROFS):
+        raise error
+    asked = sorted(k for k, v in (linux.get("resources") or {}).items()
+                   if k != "devices" and v not in (None, {}, []))
+    if asked:
+        raise ConfigError(f"/linux/resources/{asked[0]}",
+                          f"a rootless container cannot get limits here: {error} (delegate a "
+                          "cgroup v2 subtree to this user, or run as root)")
+    try:
+        cg.destroy()        # whatever part of the path it could make
+    except OcirtError:
+        pass
+    from . import cgroups
+    return cgroups.no_cgroup(cg.layout)     # state.json records no cgroup: `ps`, `pause` say so
+
+
+def _rfc3339() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"

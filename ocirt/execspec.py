@@ -1,0 +1,107 @@
+"""The process `exec` runs: a whole process.json, or the bundle's config.json process with the
+exec options applied (runc's rules), then checked and turned into a ProcessSpec.
+
+The command line (ocirt/commands/exec.py) fills ExecOptions from its flags, the API
+(ocirt/api.py) from keyword arguments; both then make the same two calls:
+
+    proc = process_config(opts, args, bundle)       # the process as a config dict
+    spec = process_spec(proc, opts)                 # checked: labels, scheduler, ...
+"""
+from __future__ import annotations
+
+import os
+
+from . import jsonio
+from .errors import OcirtError
+from .record import field, record
+
+NO_COMMAND = "exec: no command given (args must not be empty)"
+
+
+@record
+class ExecOptions:
+    process: dict | None = None         # a whole process (process.json's content) ...
+    process_file: str | None = None     # ... or the path of a process.json
+    tty: bool = False
+    env: list = field(list)             # appended to config.json's process.env
+    cwd: str | None = None
+    uid: int | None = None
+    gid: int | None = None
+    additional_gids: list = field(list)
+    no_new_privileges: bool = False
+    apparmor: str | None = None
+    process_label: str | None = None
+    caps: list = field(list)            # added to every set but ambient
+    preserve_fds: int = 0
+
+    @property
+    def whole(self) -> bool:
+        """The process is given whole (process.json), not built from config.json."""
+        return self.process is not None or bool(self.process_file)
+
+
+def parse_user(text: str) -> tuple:
+    """--user uid[:gid] -> (uid, gid or None)."""
+    uid, _, gid = text.partition(":")
+    try:
+        return int(uid), (int(gid) if gid else None)
+    except ValueError:
+        raise OcirtError(f"invalid --user {text!r}: numeric uid[:gid] expected") from None
+
+
+def process_config(opts: ExecOptions, args: list, bundle: str) -> dict:
+    """The process to run, as a config dict: opts.process, opts.process_file's content, or
+    config.json's process with args and the options applied."""
+    if opts.process is not None:
+        return dict(opts.process)
+    if opts.process_file:
+        try:
+            with open(opts.process_file) as f:
+                return jsonio.load(f)
+        except (OSError, ValueError) as e:
+            raise OcirtError(f"process.json: {e}") from None
+    if not args:
+        raise OcirtError(NO_COMMAND)
+    with open(os.path.join(bundle, "config.json")) as f:
+        proc = dict(jsonio.load(f).get("process") or {})
+    proc["args"] = list(args)
+    proc["terminal"] = opts.tty
+    proc["env"] = list(proc.get("env") or []) + list(opts.env)
+    if opts.cwd:
+        proc["cwd"] = opts.cwd
+    user = dict(proc.get("user") or {})
+    if opts.uid is not None:
+        user["uid"] = opts.uid
+    if opts.gid is not None:
+        user["gid"] = opts.gid
+    if opts.additional_gids:
+        user["additionalGids"] = list(opts.additional_gids)
+    proc["user"] = user
+    if opts.no_new_privileges:
+        proc["noNewPrivileges"] = True
+    if opts.apparmor:
+        proc["apparmorProfile"] = opts.apparmor
+    if opts.process_label:
+        proc["selinuxLabel"] = opts.process_label
+    if opts.caps:
+        caps = {k: list(v) for k, v in (proc.get("capabilities") or {}).items()}
+        for name in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+            caps.setdefault(name, [])
+            if name != "ambient":
+                caps[name] += [c for c in opts.caps if c not in caps[name]]
+        proc["capabilities"] = caps
+    return proc
+
+
+def process_spec(proc: dict, opts: ExecOptions):
+    """The checked ProcessSpec of `proc` (from process_config with the same opts); errors name
+    the field in process.json or in config.json's /process."""
+    from .lsm import check_process
+    from .process import ProcessSpec
+    if not proc.get("args"):
+        raise OcirtError("process.json: /args: is required")
+    if opts.whole:
+        check_process(proc, where="", document="process.json")
+        return ProcessSpec.from_config(proc, opts.preserve_fds, pointer="", document="process.json")
+    check_process(proc, where="/process")
+    return ProcessSpec.from_config(proc, opts.preserve_fds)

@@ -1,0 +1,128 @@
+"""`exec`: a new process in an existing container. Stage 1 joins the init's namespaces (their
+/proc/PID/ns files, opened here) and forks the process (stages.exec_stage1); the parent puts stage 1
+in the container's cgroup and drives them through the protocol of ocirt/protocol.py."""
+from __future__ import annotations
+
+import os
+
+from . import kernel as k
+from . import namespaces, process
+from .children import kill_and_reap, pass_seccomp_fd, write_pid_file
+from .errors import OcirtError
+from .protocol import Channel, InitPid, Proceed, Ready, SeccompFd
+from .stages import ExecSpec, exec_stage1
+from .state import proc_start_time
+
+
+def exec_process(c, proc: process.ProcessSpec, kernel: k.Kernel,
+                 pid_file: str | None = None, subreaper: bool = False,
+                 console_socket: str | None = None, console_size: dict | None = None) -> int:
+    """Start `proc` inside the container; returns its pid once it is about to exec."""
+    c.status().check("exec")
+    from . import capabilities
+    ns_fds = []
+    console_fd = None
+    try:
+        for nstype in namespaces.JOIN_ORDER:
+            name = namespaces.PROC_NAMES[nstype]
+            theirs = f"/proc/{c.state.pid}/ns/{name}"
+            try:
+                if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                    continue
+                ns_fds.append((os.open(theirs, os.O_RDONLY | os.O_CLOEXEC),
+                               namespaces.FLAGS[nstype]))
+            except FileNotFoundError:
+                continue
+        if proc_start_time(c.state.pid) != c.state.pid_start:
+            raise OcirtError("cannot exec in a stopped container")
+        seccomp_filter = container_seccomp(c)
+        mempolicy = None
+        if c.state.memory_policy:           # recorded at create, as the seccomp filter is
+            from . import procattr
+            mempolicy = procattr.parse_linux({"memoryPolicy": c.state.memory_policy})[1]
+        spec = ExecSpec(ns_fds=ns_fds, proc=proc, last_cap=capabilities.last_cap(),
+                        seccomp=seccomp_filter, console_size=console_size,
+                        personality=init_personality(c.state.pid), mempolicy=mempolicy)
+        if console_socket:
+            from . import console
+            console_fd = spec.console_fd = console.connect(console_socket)
+        parent_ch, child_ch = Channel.pair()
+        if subreaper:
+            kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
+        stage1_pid = fork_with_affinity(kernel, proc, kernel.fork)
+        if stage1_pid == 0:
+            parent_ch.close()
+            exec_stage1(kernel, spec, child_ch)
+        child_ch.close()
+        pid = 0
+        try:
+            c.cgroup().add_pid(stage1_pid)
+            parent_ch.send(Proceed())
+            pid = parent_ch.expect(InitPid, "the process was started").pid
+            kernel.waitpid(stage1_pid)
+            parent_ch.send(Proceed())
+            while isinstance(parent_ch.expect((SeccompFd, Ready), "the process was started"),
+                             SeccompFd):
+                pass_seccomp_fd(parent_ch, seccomp_filter, c.state, pid)
+        except BaseException:
+            if pid:
+                kill_and_reap(pid)
+            kill_and_reap(stage1_pid)
+            raise
+        finally:
+            parent_ch.close()
+    finally:
+        for fd, _ in ns_fds:
+            os.close(fd)
+        if console_fd is not None:
+            os.close(console_fd)
+    if pid_file:
+        write_pid_file(pid_file, pid)
+    return pid
+
+
+def container_seccomp(c):
+    """The container's seccomp filter, as it was at create (state.json), for `exec`."""
+    if not c.state.seccomp:
+        return None
+    from . import seccomp
+    return seccomp.compile(c.state.seccomp)
+
+
+def fork_with_affinity(kernel: k.Kernel, proc: process.ProcessSpec, fork=os.fork) -> int:
+    """fork() exec's stage 1 on the CPUs of execCPUAffinity.initial (config.md: the runtime's
+    process runs there "initially, before the transition to container's cgroup"): the parent
+    moves itself there, forks (the child has the affinity from its first instruction), and
+    moves back. Joining the container's cpuset later resets the child's affinity; `final` is
+    set by stage 1 once it is in the cgroup (stages.set_final_affinity)."""
+    if not proc.affinity_initial:
+        return fork()
+    saved = kernel.sched_getaffinity(0)
+    try:
+        kernel.sched_setaffinity(0, proc.affinity_initial)
+    except OSError as e:
+        raise OcirtError(f"{proc.pointer}/execCPUAffinity/initial: sched_setaffinity",
+                         e.errno) from None
+    try:
+        pid = fork()
+    except BaseException:
+        kernel.sched_setaffinity(0, saved)
+        raise
+    if pid:
+        kernel.sched_setaffinity(0, saved)
+    return pid
+
+
+def init_personality(pid: int) -> int | None:
+    """The container's personality, for `exec`: its init's (what linux.personality set, unless
+    the container changed its own), where it differs from ours. state.json does not keep the
+    config, and config.json may have changed since create (runtime.md: that MUST NOT affect the
+    container)."""
+    values = []
+    for who in (pid, "self"):
+        try:
+            with open(f"/proc/{who}/personality") as f:
+                values.append(int(f.read().strip(), 16))
+        except (OSError, ValueError):
+            return None
+    return values[0] if values[0] != values[1] else None   # the same: nothing to change

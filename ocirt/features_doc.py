@@ -1,0 +1,33 @@
+"""The Features structure (features.md, features-linux.md): what `ocirt features` prints.
+
+Every list is read from the module that implements it, so it can't claim more than ocirt does.
+"""
+from . import SPEC_VERSION, __version__
+
+OCI_VERSION_MIN = "1.0.0"
+
+
+def features() -> dict:
+    from . import capabilities, hooks, lsm, namespaces, procattr, rootfs, seccomp
+
+    mount_options = set(rootfs.FLAG_OPTIONS) | set(rootfs.PROPAGATION_OPTIONS) | \
+        set(rootfs.RECURSIVE_OPTIONS) | set(rootfs.IDMAP_OPTIONS) | {"tmpcopyup"}
+    return {
+        "ociVersionMin": OCI_VERSION_MIN,
+        "ociVersionMax": SPEC_VERSION,
+        "hooks": list(hooks.HOOK_NAMES),
+        "mountOptions": sorted(mount_options),
+        "linux": {
+            "namespaces": sorted(namespaces.FLAGS),
+            "capabilities": sorted(capabilities.NUMBERS, key=capabilities.NUMBERS.get),
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True},
+            "seccomp": seccomp.features(),
+            "apparmor": {"enabled": lsm.apparmor_enabled()},
+            "selinux": {"enabled": lsm.selinux_enabled()},
+            "memoryPolicy": procattr.features(),
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": True}},   # ocirt/idmap.py
+            "netDevices": {"enabled": True},
+        },
+        "annotations": {"io.ocirt.version": __version__},
+    }

@@ -1,0 +1,30 @@
+"""Signal names as runc takes them: "KILL", "SIGKILL", "kill", or a number ("9").
+
+Read from the C module _signal: the signal module builds an IntEnum (enum import) on import, and
+kill is on the hot path.
+"""
+import _signal
+
+from .errors import OcirtError
+
+
+def parse_signal(text: str) -> int:
+    """The signal number `text` names; OcirtError for anything that is not a signal."""
+    if text.isdigit():
+        num = int(text)
+        if 0 <= num < _signal.NSIG:     # 0: only whether the process is there, as kill(2)
+            return num
+    else:
+        name = text.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        sig = getattr(_signal, name, None) if name.isupper() and not name.startswith("SIG_") else None
+        if sig is not None:
+            return int(sig)
+    raise OcirtError(f"unknown signal {text!r}")
+
+
+def signal_number(sig) -> int:
+    """A number as it is; a name (or a number as text) through parse_signal."""
+    if isinstance(sig, int):
+        return int(sig)
+    return parse_signal(str(sig))

@@ -1,0 +1,239 @@
+"""The operations the command line and the API share, called without either (no root needed):
+signal names, the global defaults, exec's process, a leftover state dir, a container's pids."""
+import json
+import os
+import signal
+
+import pytest
+
+from ocirt import defaults, execspec, signals
+from ocirt.cli import UsageError, main
+from ocirt.commands.kill import parse_signal as cli_parse_signal
+from ocirt.cgroups.nocgroup import NoCgroup
+from ocirt.container import OpenContainer, remove_leftover
+from ocirt.errors import ConfigError, OcirtError
+from ocirt.state import ContainerState, StateDir
+
+
+# -- signals --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text,num", [("KILL", 9), ("SIGKILL", 9), ("9", 9), ("term", 15),
+                                      ("SIGRTMIN", int(signal.SIGRTMIN))])
+def test_signal_names(text, num):
+    assert signals.parse_signal(text) == num
+    assert signals.signal_number(text) == num
+    assert signals.signal_number(num) == num
+
+
+@pytest.mark.parametrize("text", ["SIGNOPE", "65", "SIG_DFL", "-9", ""])
+def test_unknown_signal_is_a_core_error(text):
+    with pytest.raises(OcirtError) as e:
+        signals.parse_signal(text)
+    assert type(e.value) is OcirtError and str(e.value) == f"unknown signal {text!r}"
+    with pytest.raises(UsageError) as cli:            # the command line: its usage error
+        cli_parse_signal(text)
+    assert str(cli.value) == str(e.value)
+
+
+def test_kill_prints_the_same_line(tmp_path, capsys):
+    assert main(["--root", str(tmp_path), "kill", "box", "NOPE"]) == 1
+    assert capsys.readouterr().err.strip().endswith('msg="unknown signal \'NOPE\'"')
+
+
+# -- defaults -------------------------------------------------------------------------------------
+def test_rootless_mode_values(monkeypatch):
+    assert defaults.rootless_mode("true") is True
+    assert defaults.rootless_mode("false") is False
+    with pytest.raises(OcirtError, match='invalid value "maybe" for flag --rootless'):
+        defaults.rootless_mode("maybe")
+    from ocirt import cli
+    with pytest.raises(UsageError, match='invalid value "maybe" for flag --rootless'):
+        cli.rootless_mode("maybe")
+
+
+def test_default_root(monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert defaults.default_root() == "/run/user/1000/ocirt"
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert defaults.default_root() == "/run/ocirt"
+
+
+# -- exec's process -------------------------------------------------------------------------------
+@pytest.fixture
+def bundle(tmp_path):
+    config = {"process": {"args": ["sh"], "env": ["PATH=/bin"], "cwd": "/",
+                          "user": {"uid": 0, "gid": 0},
+                          "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"]}}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    return str(tmp_path)
+
+
+def test_exec_process_from_config(bundle):
+    opts = execspec.ExecOptions(env=["A=1"], cwd="/tmp", uid=5, gid=6, additional_gids=[7],
+                                no_new_privileges=True, caps=["CAP_CHOWN", "CAP_KILL"])
+    proc = execspec.process_config(opts, ["id", "-u"], bundle)
+    assert proc["args"] == ["id", "-u"] and proc["terminal"] is False
+    assert proc["env"] == ["PATH=/bin", "A=1"] and proc["cwd"] == "/tmp"
+    assert proc["user"] == {"uid": 5, "gid": 6, "additionalGids": [7]}
+    assert proc["noNewPrivileges"] is True
+    caps = proc["capabilities"]
+    assert caps["bounding"] == ["CAP_KILL", "CAP_CHOWN"] and caps["ambient"] == []
+    assert caps["inheritable"] == ["CAP_CHOWN", "CAP_KILL"]
+    spec = execspec.process_spec(proc, opts)
+    assert (spec.args, spec.uid, spec.gid, spec.additional_gids) == (["id", "-u"], 5, 6, [7])
+    assert spec.pointer == "/process"
+
+
+def test_exec_process_whole(tmp_path, bundle):
+    whole = {"args": ["true"], "cwd": "/", "scheduler": {"policy": "SCHED_NOPE"}}
+    opts = execspec.ExecOptions(process=whole)
+    proc = execspec.process_config(opts, ["ignored"], bundle)
+    assert proc == whole and proc is not whole
+    with pytest.raises(ConfigError) as e:       # errors name the field in process.json
+        execspec.process_spec(proc, opts)
+    assert str(e.value).startswith("process.json: /scheduler")
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"cwd": "/"}))
+    opts = execspec.ExecOptions(process_file=str(path))
+    with pytest.raises(OcirtError, match=r"^process.json: /args: is required$"):
+        execspec.process_spec(execspec.process_config(opts, [], bundle), opts)
+    with pytest.raises(OcirtError, match="^process.json: "):
+        execspec.process_config(execspec.ExecOptions(process_file=str(tmp_path / "none")), [],
+                                bundle)
+
+
+def test_exec_user_and_command_errors(bundle):
+    assert execspec.parse_user("1000") == (1000, None)
+    assert execspec.parse_user("1000:50") == (1000, 50)
+    with pytest.raises(OcirtError, match=r"invalid --user 'root': numeric uid\[:gid\] expected"):
+        execspec.parse_user("root")
+    with pytest.raises(OcirtError, match=r"^exec: no command given \(args must not be empty\)$"):
+        execspec.process_config(execspec.ExecOptions(), [], bundle)
+
+
+def test_exec_flags_to_options():
+    from ocirt.cli import parse
+    from ocirt.commands.exec import OPTIONS, exec_options
+    o, args = parse(OPTIONS, ["-e", "A=1", "-u", "1:2", "-g", "3", "--cap", "CAP_KILL",
+                              "--no-new-privs", "--preserve-fds", "2", "sh"], True)
+    opts = exec_options(o, args)
+    assert (opts.env, opts.uid, opts.gid, opts.additional_gids, opts.caps) == \
+        (["A=1"], 1, 2, [3], ["CAP_KILL"])
+    assert opts.no_new_privileges and opts.preserve_fds == 2 and not opts.whole
+    for argv, message in ((["-u", "x", "sh"], "invalid --user 'x'"), ([], "no command given"),
+                          (["-g", "x", "sh"], "additional-gids")):
+        o, args = parse(OPTIONS, argv, True)
+        with pytest.raises(UsageError, match=message):
+            exec_options(o, args)
+
+
+# -- a container's state dir and pids -------------------------------------------------------------
+def test_remove_leftover(tmp_path):
+    assert remove_leftover(str(tmp_path), "gone") is False
+    sd = StateDir(str(tmp_path), "half")
+    os.makedirs(sd.path)
+    assert remove_leftover(str(tmp_path), "half") is True
+    assert not os.path.exists(sd.path)
+
+
+def test_pids_without_a_cgroup():
+    assert NoCgroup(pid=os.getpid()).pids() == [os.getpid()]        # our own pid namespace
+    assert NoCgroup(pid=2 ** 22 + 1).pids() == []                    # no such process
+    c = OpenContainer(sd=None, state=ContainerState(id="x", bundle="/", pid=os.getpid()))
+    assert c.pids() == [os.getpid()]
+    c.state.pid = 0
+    assert c.pids() == []
+
+
+def test_open_container_is_a_context_manager():
+    closed = []
+
+    class FakeDir:
+        def unlock(self):
+            closed.append(True)
+    with OpenContainer(sd=FakeDir(), state=None) as c:
+        assert isinstance(c, OpenContainer)
+    assert closed == [True]
+
+
+# -- events ---------------------------------------------------------------------------------------
+class _FakeCgroup:
+    kind = "v2"
+
+    def __init__(self, unified):
+        self.unified = unified
+        self.calls = 0
+
+    def stats(self):
+        self.calls += 1
+        if self.calls == 2:
+            raise OcirtError("stats failed")
+        return {"pids": {"current": 1, "limit": 5}}
+
+
+class _FakeContainer:
+    def __init__(self, state_file, statuses):
+        self.state = ContainerState(id="box", bundle="/", cgroup={"x": 1})
+        self.sd = type("SD", (), {"state_file": state_file})()
+        self.statuses = list(statuses)
+
+    def status(self):
+        from ocirt.state import Status
+        return Status.STOPPED if not self.statuses.pop(0) else Status.RUNNING
+
+
+def test_watch_yields_stats_and_oom_until_stopped(tmp_path):
+    from ocirt import events
+    (tmp_path / "memory.events").write_text("low 0\noom 0\n")
+    (tmp_path / "state.json").write_text("{}")
+    cg = _FakeCgroup(str(tmp_path))
+    c = _FakeContainer(str(tmp_path / "state.json"), [True, True, True, False])
+    errors, seen = [], []
+    for event in events.watch(c, cg, 0.001, on_error=errors.append):
+        seen.append(event)
+        if len(seen) == 1:
+            (tmp_path / "memory.events").write_text("low 0\noom 2\n")
+    assert seen[0] == {"type": "stats", "id": "box",
+                       "data": events.runc_stats({"pids": {"current": 1, "limit": 5}})}
+    assert seen[0]["data"]["pids"] == {"current": 1, "limit": 5}
+    assert {"type": "oom", "id": "box"} in seen
+    assert [str(e) for e in errors] == ["stats failed"]
+
+
+def test_watched_cgroup_refuses_stopped_and_cgroupless():
+    from ocirt import events
+    c = _FakeContainer("/nonexistent", [False])
+    with pytest.raises(OcirtError, match="^container with id box is not running$"):
+        events.watched_cgroup(c)
+    c = _FakeContainer("/nonexistent", [True])
+    c.cgroup = lambda: NoCgroup()
+    with pytest.raises(OcirtError, match="^the container has no cgroup$"):
+        events.watched_cgroup(c)
+
+
+def test_start_created_deletes_what_failed_to_start(monkeypatch):
+    from ocirt import container
+    calls = []
+
+    class FakeDir:
+        def unlock(self):
+            calls.append("unlock")
+
+    def start(self):
+        calls.append("start")
+        raise OcirtError("cannot start")
+    monkeypatch.setattr(container.OpenContainer, "start", start)
+    monkeypatch.setattr(container.OpenContainer, "delete",
+                        lambda self, force=False: calls.append(("delete", force)))
+    with pytest.raises(OcirtError, match="cannot start"):
+        container.start_created(FakeDir(), None, before_start=lambda: calls.append("before"))
+    assert calls == ["before", "start", ("delete", True), "unlock"]
+    calls.clear()
+    monkeypatch.setattr(container.OpenContainer, "start", lambda self: calls.append("start"))
+    container.start_created(FakeDir(), None)
+    assert calls == ["start", "unlock"]
+
+
+def test_signal_zero_is_a_signal():
+    """kill(2)'s 0: existence only (runc passes "0" through as well)."""
+    assert signals.parse_signal("0") == 0
