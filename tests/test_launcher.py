@@ -89,6 +89,16 @@ def test_installed_launcher_falls_back_to_site(venv, tmp_path):
     assert mark.exists()
 
 
+def test_installed_launcher_honours_pythonpath(venv, tmp_path):
+    """-I drops PYTHONPATH; the launcher puts it back (a --prefix install is found through it)."""
+    root, _site_packages, _mark = venv
+    elsewhere = tmp_path / "prefix-site"
+    elsewhere.mkdir()
+    os.symlink(os.path.join(REPO, "ocirt"), elsewhere / "ocirt")
+    p = _run([str(root / "bin" / "ocirt"), "--version"], env={**os.environ, "PYTHONPATH": str(elsewhere)})
+    assert p.returncode == 0 and p.stdout.startswith("ocirt version "), p.stderr
+
+
 def test_launcher_called_through_a_symlink_uses_its_own_directory(tmp_path):
     """A link named runc in a directory with another python3: the script's directory decides."""
     if not os.access(LAUNCHER, os.X_OK):
