@@ -314,6 +314,34 @@ class RssMeter:
         return self.floor
 
 
+def launcher_python(path):
+    """The interpreter a runtime's command starts, as [python, flags...], or None (not Python).
+
+    ocirt's launcher (bin/ocirt) is a shell line that execs the python3 beside it (else a source
+    tree's .venv/bin/python3, else python3 on PATH) with -I -S; an older install is a script whose
+    #! line names the interpreter."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    first = head.split(b"\n", 1)[0][2:].decode(errors="replace").split()
+    if first and os.path.basename(first[0]) == "env":
+        first = first[1:]
+    if first and "python" in os.path.basename(first[0]):
+        return [shutil.which(first[0]) or first[0]]
+    if b"-I -S" not in head:
+        return None
+    d = os.path.dirname(path)
+    for py in (os.path.join(d, "python3"), os.path.join(d, "..", ".venv", "bin", "python3")):
+        if os.access(py, os.X_OK):
+            return [os.path.normpath(py), "-I", "-S"]
+    py = shutil.which("python3")
+    return [py, "-I", "-S"] if py else None
+
+
 def read_pid_file(path):
     with open(path) as f:
         return int(f.read().strip())
@@ -357,8 +385,9 @@ def sample_lifecycle(bench, rt):
 
 
 def sample_rss(bench, rt, rss):
-    """Peak RSS of run, create, state (of the created container), start and delete, each through
-    the `time` wrapper; VmRSS and cmdline of the init waiting between create and start."""
+    """Peak RSS of run, create, state (of the created container), start, exec, kill and delete
+    (of a `sleep` container), each through the `time` wrapper; VmRSS and cmdline of the init
+    waiting between create and start."""
     out = {}
     cid = bench.new_id(rt.label, "rssrun")
     bundle = bench.bundle(cid)
@@ -366,7 +395,7 @@ def sample_rss(bench, rt, rss):
     out["run"] = rt.check("run", "--bundle", bundle, cid, rss=rss).maxrss_kib
     rt.live.discard(cid)
     cid = bench.new_id(rt.label, "rss")
-    bundle = bench.bundle(cid)
+    bundle = bench.bundle(cid, args=("/bin/sleep", "1000000"))
     pid_file = os.path.join(bundle, "pid")
     rt.live.add(cid)
     out["create"] = rt.check("create", "--bundle", bundle, "--pid-file", pid_file, cid,
@@ -379,10 +408,33 @@ def sample_rss(bench, rt, rss):
     out["init_cmdline"] = cmdline.replace(bench.tmp, "$TMP").replace(cid, "$ID")
     out["state"] = rt.check("state", cid, rss=rss).maxrss_kib
     out["start"] = rt.check("start", cid, rss=rss).maxrss_kib
-    code = wait_exit(pid)
-    if code not in (0, None):
-        raise BenchError(f"{rt.name}: container {cid} exited with {code}")
+    out["exec"] = rt.check("exec", cid, "/bin/true", rss=rss).maxrss_kib
+    out["kill"] = rt.check("kill", cid, "KILL", rss=rss).maxrss_kib
+    wait_exit(pid)
     out["delete"] = rt.check("delete", cid, rss=rss).maxrss_kib
+    rt.live.discard(cid)
+    return out
+
+
+def sample_short(bench, rt, floor_argv):
+    """The floor (a bare start of the launcher's interpreter, and the harness spawning
+    /bin/true), then the short commands on one `sleep` container: start, state, kill, delete
+    (create is untimed here: the lifecycle rows time it)."""
+    out = {}
+    if floor_argv:
+        out["floor_py"] = rt.sp.run(floor_argv).secs
+    out["floor_true"] = rt.sp.run([shutil.which("true") or "/bin/true"]).secs
+    cid = bench.new_id(rt.label, "short")
+    bundle = bench.bundle(cid, args=("/bin/sleep", "1000000"))
+    pid_file = os.path.join(bundle, "pid")
+    rt.live.add(cid)
+    rt.check("create", "--bundle", bundle, "--pid-file", pid_file, cid)
+    pid = read_pid_file(pid_file)
+    out["start"] = rt.check("start", cid).secs
+    out["state"] = rt.check("state", cid).secs
+    out["kill"] = rt.check("kill", cid, "KILL").secs
+    wait_exit(pid)
+    out["delete"] = rt.check("delete", cid).secs
     rt.live.discard(cid)
     return out
 
@@ -544,13 +596,14 @@ def measure(key, runtimes, fn, rounds, warmup, log):
     return m
 
 
-def measure_state(bench, runtimes, rounds, warmup, log):
-    """`state` of a running container (one `sleep` container per runtime, started once)."""
-    m = Metric("state", runtimes)
+def measure_state(bench, runtimes, rounds, warmup, log, key="state", command=("state",)):
+    """`state` (or `command`, e.g. exec ID /bin/true) of a running container (one `sleep`
+    container per runtime, started once)."""
+    m = Metric(key, runtimes)
     running = {}
     try:
         for rt in runtimes:
-            cid = bench.new_id(rt.label, "state")
+            cid = bench.new_id(rt.label, key)
             bundle = bench.bundle(cid, args=("/bin/sleep", "1000000"))
             pid_file = os.path.join(bundle, "pid")
             rt.live.add(cid)
@@ -571,9 +624,9 @@ def measure_state(bench, runtimes, rounds, warmup, log):
             for rt in runtimes:
                 if not m.active(rt):
                     continue
-                res = rt.run("state", running[rt.label][0])
+                res = rt.run(command[0], running[rt.label][0], *command[1:])
                 if res.rc != 0:
-                    m.fail(rt, f"{rt.name} state -> exit {res.rc}: {res.stderr}", log)
+                    m.fail(rt, f"{rt.name} {command[0]} -> exit {res.rc}: {res.stderr}", log)
                 else:
                     m.ok(rt, {"t": res.secs}, keep=r >= warmup)
     finally:
@@ -727,25 +780,43 @@ def med(values):
 
 
 def table_rows(metrics, n_lc, workers):
-    """(title, metric key, field, unit scale, unit) for the table."""
+    """(title, metric key, field, unit scale, unit, compared with the floor) for the table."""
     ms, s, mib = 1e3, 1.0, 1 / 1024
     return [
-        ("run /bin/true", "run", "t", ms, "ms"),
-        ("create+start+wait+delete", "lifecycle", "t", ms, "ms"),
-        ("  create", "lifecycle", "create", ms, "ms"),
-        ("  start", "lifecycle", "start", ms, "ms"),
-        ("  wait (start -> init exited)", "lifecycle", "wait", ms, "ms"),
-        ("  delete", "lifecycle", "delete", ms, "ms"),
-        ("state (running container)", "state", "t", ms, "ms"),
-        (f"{n_lc} lifecycles in a row", "batch", "t", s, "s"),
-        (f"{n_lc} lifecycles, {workers} workers", "parallel", "t", s, "s"),
-        ("peak RSS: run", "rss", "run", mib, "MiB"),
-        ("peak RSS: create", "rss", "create", mib, "MiB"),
-        ("peak RSS: state (created)", "rss", "state", mib, "MiB"),
-        ("peak RSS: start", "rss", "start", mib, "MiB"),
-        ("peak RSS: delete", "rss", "delete", mib, "MiB"),
-        ("VmRSS of the waiting init", "rss", "init_rss", mib, "MiB"),
+        ("floor: python -I -S -c pass", "short", "floor_py", ms, "ms", False),
+        ("floor: harness (spawn+reap true)", "short", "floor_true", ms, "ms", False),
+        ("run /bin/true", "run", "t", ms, "ms", False),
+        ("create+start+wait+delete", "lifecycle", "t", ms, "ms", False),
+        ("  create", "lifecycle", "create", ms, "ms", False),
+        ("  start", "lifecycle", "start", ms, "ms", True),
+        ("  wait (start -> init exited)", "lifecycle", "wait", ms, "ms", False),
+        ("  delete", "lifecycle", "delete", ms, "ms", True),
+        ("state (running container)", "state", "t", ms, "ms", True),
+        ("start (sleep container)", "short", "start", ms, "ms", True),
+        ("state (just started)", "short", "state", ms, "ms", True),
+        ("kill KILL", "short", "kill", ms, "ms", True),
+        ("delete (killed container)", "short", "delete", ms, "ms", True),
+        ("exec /bin/true (running container)", "exec", "t", ms, "ms", True),
+        (f"{n_lc} lifecycles in a row", "batch", "t", s, "s", False),
+        (f"{n_lc} lifecycles, {workers} workers", "parallel", "t", s, "s", False),
+        ("peak RSS: run", "rss", "run", mib, "MiB", False),
+        ("peak RSS: create", "rss", "create", mib, "MiB", False),
+        ("peak RSS: state (created)", "rss", "state", mib, "MiB", False),
+        ("peak RSS: start", "rss", "start", mib, "MiB", False),
+        ("peak RSS: exec /bin/true", "rss", "exec", mib, "MiB", False),
+        ("peak RSS: kill", "rss", "kill", mib, "MiB", False),
+        ("peak RSS: delete", "rss", "delete", mib, "MiB", False),
+        ("VmRSS of the waiting init", "rss", "init_rss", mib, "MiB", False),
     ]
+
+
+def floor_of(metrics):
+    """The interpreter floor: median of every `python -I -S -c pass` sample (both runtimes'
+    rounds: the same command, interleaved with both), in seconds; None if not measured."""
+    m = metrics.get("short")
+    if m is None:
+        return None
+    return med([x["floor_py"] for rt in m.samples for x in m.samples[rt] if "floor_py" in x])
 
 
 def fmt(v, unit):
@@ -762,14 +833,18 @@ def render(metrics, runtimes, n_lc, workers):
     a, b = runtimes
     head_a = f"A: {a.name}"
     head_b = f"B: {b.name}"
+    floor = floor_of(metrics)
+    floor_ms = None if floor is None else floor * 1e3
     rows = []
     summary = []
-    for title, key, field, scale, unit in table_rows(metrics, n_lc, workers):
+    for title, key, field, scale, unit, vs_floor in table_rows(metrics, n_lc, workers):
         m = metrics.get(key)
         if m is None:
             continue
         va = med([x[field] for x in m.samples[a.label] if x.get(field) is not None])
         vb = med([x[field] for x in m.samples[b.label] if x.get(field) is not None])
+        if va is None and vb is None and not (m.errors[a.label] or m.errors[b.label]):
+            continue
         va = None if va is None else va * scale
         vb = None if vb is None else vb * scale
         ratio = f"{va / vb:.2f}x" if va is not None and vb else "-"
@@ -777,18 +852,28 @@ def render(metrics, runtimes, n_lc, workers):
             ratio = "A failed"
         elif vb is None and m.errors[b.label]:
             ratio = "B failed"
+        fa = fb = "-"
+        if vs_floor and floor_ms:
+            fa = f"{va / floor_ms:.2f}x" if va is not None else "-"
+            fb = f"{vb / floor_ms:.2f}x" if vb is not None else "-"
         n = f"{len(m.samples[a.label])}/{len(m.samples[b.label])}"
         fails = (len(m.errors[a.label]), len(m.errors[b.label]))
         if any(fails):
             n += f" ({fails[0]}/{fails[1]} failed)"
-        rows.append((title, fmt(va, unit), fmt(vb, unit), ratio, n))
+        rows.append((title, fmt(va, unit), fmt(vb, unit), ratio, fa, fb, n))
         summary.append({"metric": title.strip(), "unit": unit, "a": va, "b": vb,
-                        "ratio": (va / vb) if va is not None and vb else None})
-    header = ("metric", f"{head_a} (median)", f"{head_b} (median)", "A/B", "samples A/B")
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(5)]
+                        "ratio": (va / vb) if va is not None and vb else None,
+                        "a_floor": (va / floor_ms) if vs_floor and floor_ms and va is not None
+                        else None,
+                        "b_floor": (vb / floor_ms) if vs_floor and floor_ms and vb is not None
+                        else None})
+    header = ("metric", f"{head_a} (median)", f"{head_b} (median)", "A/B", "A/floor", "B/floor",
+              "samples A/B")
+    ncol = len(header)
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(ncol)]
     lines = []
     for i, r in enumerate([header] + rows):
-        cells = [r[0].ljust(widths[0])] + [r[j].rjust(widths[j]) for j in range(1, 5)]
+        cells = [r[0].ljust(widths[0])] + [r[j].rjust(widths[j]) for j in range(1, ncol)]
         lines.append("  ".join(cells))
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -873,7 +958,8 @@ def command_line():
               help="Samples per runtime of the RSS pass [default: 10, --quick: 3].")
 @click.option("--quick", is_flag=True, help="Few samples and small batches: a smoke test.")
 @click.option("--only", multiple=True,
-              type=click.Choice(["run", "lifecycle", "state", "batch", "parallel", "rss"]),
+              type=click.Choice(["run", "lifecycle", "state", "short", "exec", "batch",
+                                 "parallel", "rss"]),
               help="Measure only these metrics (repeatable).")
 @click.option("--json", "json_path", default=None, metavar="FILE",
               help="Write the raw samples and the summary as JSON.")
@@ -903,7 +989,8 @@ def main(runtime_a, runtime_b, rounds, batch_rounds, lifecycles, rss_rounds, qui
     rss_rounds = rss_rounds or (3 if quick else 10)
     workers = 2
     warmup = 1
-    selected = set(only) or {"run", "lifecycle", "state", "batch", "parallel", "rss"}
+    selected = set(only) or {"run", "lifecycle", "state", "short", "exec", "batch", "parallel",
+                             "rss"}
     log = lambda msg: click.echo(msg, err=True)  # noqa: E731
 
     cmdline = command_line()
@@ -957,6 +1044,18 @@ def main(runtime_a, runtime_b, rounds, batch_rounds, lifecycles, rss_rounds, qui
         if "state" in selected:
             log("measuring: state of a running container")
             metrics["state"] = measure_state(bench, runtimes, rounds, warmup, log)
+        floor_argv = None
+        if "short" in selected:
+            floor_py = launcher_python(path_a)
+            floor_argv = floor_py + ["-c", "pass"] if floor_py else None
+            log("measuring: floor and start / state / kill / delete of a sleep container")
+            metrics["short"] = measure("short", runtimes,
+                                       lambda rt: sample_short(bench, rt, floor_argv),
+                                       rounds, warmup, log)
+        if "exec" in selected:
+            log("measuring: exec /bin/true into a running container")
+            metrics["exec"] = measure_state(bench, runtimes, rounds, warmup, log, key="exec",
+                                            command=("exec", "/bin/true"))
         if "batch" in selected:
             log(f"measuring: {n_lc} lifecycles in a row")
             metrics["batch"] = measure("batch", runtimes, lambda rt: sample_batch(bench, rt, n_lc),
@@ -982,6 +1081,13 @@ def main(runtime_a, runtime_b, rounds, batch_rounds, lifecycles, rss_rounds, qui
         if rss_info:
             click.echo(f"peak RSS = ru_maxrss via `{rss_info['tool']}` (its result for /bin/true: "
                        f"{rss_info['floor_kib'] / 1024:.1f} MiB)")
+        if floor_argv:
+            click.echo(f"floor = `{shlex.join(floor_argv)}` (the interpreter A's command starts, "
+                       f"with its flags), timed before each runtime's commands in every `short` "
+                       f"round; A/floor and B/floor divide by its median over all rounds")
+        elif "short" in selected:
+            click.echo("floor: A's command starts no Python that this script could find (no "
+                       "interpreter floor)")
         inits = init_lines(metrics, runtimes)
         if inits:
             click.echo("waiting init (cmdline of the --pid-file pid between create and start):")
@@ -1013,6 +1119,7 @@ def main(runtime_a, runtime_b, rounds, batch_rounds, lifecycles, rss_rounds, qui
                              "units": "seconds; RSS in KiB"},
                 "harness_overhead_seconds": overhead,
                 "summary": summary,
+                "floor_command": floor_argv,
                 "samples": {k: {"a": m.samples["a"], "b": m.samples["b"], "errors": m.errors,
                                 "dropped": m.dropped}
                             for k, m in metrics.items()},

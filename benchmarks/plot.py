@@ -32,7 +32,7 @@ def metric_rows(doc):
         sys.path.insert(0, HERE)
         import bench
         rows = bench.table_rows(None, settings.get("lifecycles", 100), settings.get("workers", 2))
-        return [(title.strip(), key, field) for title, key, field, _scale, _unit in rows]
+        return [(row[0].strip(), row[1], row[2]) for row in rows]   # (title, key, field, ...)
     except Exception:   # bench.py not importable here: every numeric field of every metric
         out = []
         for key, m in doc["samples"].items():

@@ -21,14 +21,19 @@ fi
 [ -n "$ocirt" ] && [ -x "$ocirt" ] || { echo "profile.sh: no ocirt found (give its path)" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "profile.sh: run as root" >&2; exit 1; }
 
-# The interpreter of the ocirt script (its #! line), so importtime sees the same imports.
-set -- $(head -n 1 "$ocirt" | sed -n 's/^#! *//p')
-if [ "${1:-}" != "" ] && [ "$(basename "$1")" = env ]; then shift; fi
-py=${1:-}
+# The interpreter the ocirt launcher (bin/ocirt) starts, with its flags (-I -S), so importtime sees
+# the same imports: the python3 beside it, else a source tree's .venv, else python3 on PATH. A
+# script with a #! line naming Python instead (an older install) is run with that interpreter.
+dir=$(dirname "$ocirt")
 script=$ocirt
-if [ -z "$py" ]; then
-  echo "profile.sh: $ocirt is not a script with a #! line; using python3 -m ocirt" >&2
-  py=python3 script="-m ocirt"
+flags="-I -S"
+if head -n 1 "$ocirt" | grep -q '^#!.*python'; then
+  set -- $(head -n 1 "$ocirt" | sed -n 's/^#! *//p')
+  if [ "$(basename "$1")" = env ]; then shift; fi
+  py=$1 flags=""
+elif [ -x "$dir/python3" ]; then py=$dir/python3
+elif [ -x "$dir/../.venv/bin/python3" ]; then py=$dir/../.venv/bin/python3
+else py=python3
 fi
 
 tmp=$(mktemp -d /tmp/ocirt-profile-XXXXXX)
@@ -48,10 +53,10 @@ trap 'exit 130' INT TERM HUP
 
 # ---- 1. import times -----------------------------------------------------------------------
 # shellcheck disable=SC2086
-"$py" $script --root "$tmp/root" state x >/dev/null 2>&1 || true  # warm the .pyc cache
+"$py" $flags $script --root "$tmp/root" state x >/dev/null 2>&1 || true  # warm the .pyc cache
 # shellcheck disable=SC2086
-"$py" -X importtime $script --root "$tmp/root" state x 2>"$tmp/imports" >/dev/null || true
-echo "== python -X importtime $ocirt state x   (microseconds; $py)"
+"$py" $flags -X importtime $script --root "$tmp/root" state x 2>"$tmp/imports" >/dev/null || true
+echo "== python $flags -X importtime $ocirt state x   (microseconds; $py)"
 grep '^import time:' "$tmp/imports" | sed 's/^import time://' | awk -F'|' '
   NR == 1 { next }                                   # the header line
   { self = $1 + 0; cum = $2 + 0; name = $3; sub(/^ /, "", name)
@@ -83,7 +88,7 @@ def med(argv, n=11):
         ts.append(time.perf_counter() - t0)
     return statistics.median(ts) * 1e3
 print(f"wall time of `ocirt state x` without importtime: median {med([ocirt, '--root', root, 'state', 'x']):.1f} ms"
-      f"; for scale, the same interpreter: `-S -c pass` {med([py, '-S', '-c', 'pass']):.1f} ms"
+      f"; for scale, the same interpreter: `-I -S -c pass` {med([py, '-I', '-S', '-c', 'pass']):.1f} ms"
       f", `-c pass` {med([py, '-c', 'pass']):.1f} ms")
 EOF
 

@@ -106,6 +106,10 @@ def copy_runtime(command, dest):
     with open(path) as f:
         first, rest = f.readline(), f.read()
     interp, *interp_args = first[2:].split()
+    if os.path.basename(interp) in ("sh", "dash", "bash") and '-I -S "$0"' in rest:
+        # ocirt's launcher (bin/ocirt): its shell line execs the python3 beside it with -I -S,
+        # so that interpreter is what the runtime's processes execute
+        interp, interp_args = os.path.join(os.path.dirname(os.path.realpath(path)), "python3"), ["-IS"]
     if os.path.basename(interp) == "env":
         pytest.skip(f"{path}: cannot copy a runtime started through {interp}")
     real_interp = os.path.realpath(interp)

@@ -52,12 +52,13 @@ def unknown(caps: dict | None, allowed: int | None = None) -> list[str]:
     if allowed is None:
         allowed = bounding() if caps else -1
     out = []
+    last = last_cap()  # once, not once per name (a procfs read each)
     withheld: dict[str, list[str]] = {}
     for s in SETS:
         for i, name in enumerate((caps or {}).get(s) or []):
             if name not in NUMBERS:
                 out.append(f"/process/capabilities/{s}/{i}: unknown capability {name!r} ignored")
-            elif NUMBERS[name] > last_cap():
+            elif NUMBERS[name] > last:
                 out.append(f"/process/capabilities/{s}/{i}: {name} is not supported by this "
                            "kernel and is ignored")
             elif not allowed & (1 << NUMBERS[name]):

@@ -97,9 +97,11 @@ class OpenContainer:
         try:
             while not self._read_fifo(fd):
                 # Nothing yet: either the init is about to write, or it died. A byte written just
-                # before it exited is still in the fifo, so read once more before giving up.
-                if proc_start_time(self.state.pid) != self.state.pid_start and \
-                        not self._read_fifo(fd):
+                # before it exited is still in the fifo, so read once more before giving up (and
+                # if that read gets it, the init did start: the byte must not be read and lost).
+                if proc_start_time(self.state.pid) != self.state.pid_start:
+                    if self._read_fifo(fd):
+                        break
                     raise OcirtError("cannot start a container that has stopped")
                 select.select([fd], [], [], 0.05)
         finally:

@@ -237,7 +237,8 @@ def test_hooks_from_hooks_dir(podman, tmp_path):
                                        ("createRuntime", "create", "creating"),
                                        ("poststart", "start", "running")):
             parent, state = got(stage)
-            assert parent[1] == podman.runtime and command in parent and parent[-1] == cid, parent
+            script = [a for a in parent[1:] if not a.startswith("-")][0]  # past python's flags
+            assert script == podman.runtime and command in parent and parent[-1] == cid, parent
             assert state["id"] == cid and state["status"] == status, state
             assert state["bundle"] == os.path.dirname(config_path), state
             assert state["pid"] > 0, state

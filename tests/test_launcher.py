@@ -1,0 +1,119 @@
+"""bin/ocirt, the command engines run: Python with -I -S, ocirt found without `site`, and the exit
+code and output of `python -m ocirt`, from a source tree and from an install (a venv made here)."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from cli_helpers import REPO
+
+LAUNCHER = os.path.join(REPO, "bin", "ocirt")
+
+
+def _run(argv, **kw):
+    return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          cwd="/", timeout=60, **kw)
+
+
+def _module(*args):
+    return _run([sys.executable, "-m", "ocirt", *args], env={**os.environ, "PYTHONPATH": REPO})
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["state", "--help"],
+                                  ["--root", "/nonexistent-ocirt-root", "state", "nosuch"],
+                                  ["nosuchcommand"]])
+def test_source_tree_launcher_behaves_as_the_module(args):
+    """`bin/ocirt` of a checkout: the same stdout, stderr and exit code as `python -m ocirt`."""
+    if not os.access(LAUNCHER, os.X_OK):
+        pytest.skip("bin/ocirt is not executable in this checkout")
+    got, want = _run([LAUNCHER, *args]), _module(*args)
+    assert (got.returncode, got.stdout) == (want.returncode, want.stdout)
+    strip = lambda s: [line.split(" level=", 1)[-1] for line in s.splitlines()]  # noqa: E731
+    assert strip(got.stderr) == strip(want.stderr)
+
+
+def test_launcher_runs_without_site():
+    """What the shell line starts: -I -S, and no `site` imported on the way to ocirt.cli."""
+    p = _run([sys.executable, "-I", "-S", "-X", "importtime", LAUNCHER, "--version"])
+    assert p.returncode == 0 and p.stdout.startswith("ocirt version ")
+    imported = {line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "ocirt.cli" in imported
+    assert "site" not in imported
+
+
+def test_launcher_line_starts_python_isolated():
+    with open(LAUNCHER) as f:
+        text = f.read()
+    assert text.startswith("#!/bin/sh\n")  # not `#!python`: pip would drop the flags of that line
+    assert '-I -S "$0" "$@"' in text
+
+
+@pytest.fixture
+def venv(tmp_path):
+    """A venv (no pip) with ocirt's source linked into its site-packages, the launcher in its
+    bin/, and a .pth file that leaves a mark when `site` processes it."""
+    root = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    site_packages = root / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / \
+        "site-packages"
+    mark = tmp_path / "site-ran"
+    (site_packages / "mark.pth").write_text(f"import os; os.close(os.open({str(mark)!r}, "
+                                            "os.O_CREAT | os.O_WRONLY))\n")
+    shutil.copy(LAUNCHER, root / "bin" / "ocirt")
+    os.chmod(root / "bin" / "ocirt", 0o755)
+    return root, site_packages, mark
+
+
+def test_installed_launcher_finds_ocirt_without_site(venv):
+    root, site_packages, mark = venv
+    os.symlink(os.path.join(REPO, "ocirt"), site_packages / "ocirt")
+    p = _run([str(root / "bin" / "ocirt"), "--version"])
+    assert p.returncode == 0 and p.stdout.startswith("ocirt version "), p.stderr
+    assert not mark.exists(), "site ran: the launcher should find ocirt without it"
+    p = _run([str(root / "bin" / "ocirt"), "--root", str(root / "state"), "state", "nosuch"])
+    assert p.returncode == 1
+    assert p.stderr.strip().endswith('msg="container does not exist: nosuch"')
+
+
+def test_installed_launcher_falls_back_to_site(venv, tmp_path):
+    """ocirt reached only through a .pth file (as an editable install is): `site` finds it."""
+    root, site_packages, mark = venv
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(os.path.join(REPO, "ocirt"), elsewhere / "ocirt")
+    (site_packages / "ocirt-path.pth").write_text(f"{elsewhere}\n")
+    p = _run([str(root / "bin" / "ocirt"), "--version"])
+    assert p.returncode == 0 and p.stdout.startswith("ocirt version "), p.stderr
+    assert mark.exists()
+
+
+def test_installed_launcher_honours_pythonpath(venv, tmp_path):
+    """-I drops PYTHONPATH; the launcher puts it back (a --prefix install is found through it)."""
+    root, _site_packages, _mark = venv
+    elsewhere = tmp_path / "prefix-site"
+    elsewhere.mkdir()
+    os.symlink(os.path.join(REPO, "ocirt"), elsewhere / "ocirt")
+    p = _run([str(root / "bin" / "ocirt"), "--version"], env={**os.environ, "PYTHONPATH": str(elsewhere)})
+    assert p.returncode == 0 and p.stdout.startswith("ocirt version "), p.stderr
+
+
+def test_launcher_called_through_a_symlink_uses_its_own_directory(tmp_path):
+    """A link named runc in a directory with another python3: the script's directory decides."""
+    if not os.access(LAUNCHER, os.X_OK):
+        pytest.skip("bin/ocirt is not executable in this checkout")
+    (tmp_path / "python3").write_text("#!/bin/sh\nexit 99\n")
+    os.chmod(tmp_path / "python3", 0o755)
+    os.symlink(LAUNCHER, tmp_path / "runc")
+    p = _run([str(tmp_path / "runc"), "--version"])
+    assert p.returncode == 0 and p.stdout.startswith("ocirt version "), p.stderr
+
+
+def test_launcher_flushes_a_large_output_into_a_pipe():
+    """os._exit comes after the flush: nothing of stdout is lost."""
+    p = subprocess.run([sys.executable, "-I", "-S", LAUNCHER, "spec", "--help"],
+                       capture_output=True, text=True, cwd="/", timeout=60)
+    want = _module("spec", "--help")
+    assert p.returncode == want.returncode == 0
+    assert p.stdout == want.stdout and p.stdout.endswith("\n")

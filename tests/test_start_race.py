@@ -1,0 +1,142 @@
+"""A create that succeeded must start, however `start` and the init interleave.
+
+`start` reads exec.fifo without blocking and, when nothing is there yet, checks whether the init is
+still alive. An init that runs `true` can write its byte, exec and exit between that read and the
+check; the read made after the check then gets the byte, and that read decides that the container
+started (it once threw the byte away and reported "cannot start a container that has stopped",
+about one lifecycle in 300 on a loaded machine). The first test replays that interleaving
+exactly; the second runs lifecycles of `true` next to two busy loops, bounded in time and count.
+"""
+import json
+import os
+import select
+import subprocess
+import time
+import uuid
+
+import pytest
+from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_parent
+
+from ocirt import container as container_mod
+from ocirt.container import Container
+from ocirt.state import ContainerState, StateDir, proc_start_time
+
+
+def test_start_keeps_the_byte_read_after_the_init_exited(tmp_path, monkeypatch):
+    """The init writes its byte and exits just after start's first (empty) read."""
+    sd = StateDir(str(tmp_path), "race")
+    os.mkdir(sd.path)
+    os.mkfifo(sd.fifo, 0o622)
+    me = os.getpid()  # stands for the init: alive, with its start time, while status() checks
+    state = ContainerState(id="race", bundle=str(tmp_path), pid=me, pid_start=proc_start_time(me))
+    calls = []
+
+    def init_writes_and_exits(pid):
+        if not calls:  # between start's first read and its liveness check
+            wfd = os.open(sd.fifo, os.O_WRONLY | os.O_NONBLOCK)
+            os.write(wfd, b"0")
+            os.close(wfd)
+        calls.append(pid)
+        return None  # gone: exec'd `true`, which has exited
+
+    monkeypatch.setattr(container_mod, "proc_start_time", init_writes_and_exits)
+    Container(sd, state).start()
+    assert calls, "the interleaving was not replayed"
+    assert not os.path.exists(sd.fifo), "a started container has no exec.fifo"
+
+
+def test_start_of_an_init_that_exits_at_once_never_fails(tmp_path, monkeypatch):
+    """The init exits (with the byte written) before start even looks: still a start."""
+    sd = StateDir(str(tmp_path), "gone")
+    os.mkdir(sd.path)
+    os.mkfifo(sd.fifo, 0o622)
+    me = os.getpid()
+    state = ContainerState(id="gone", bundle=str(tmp_path), pid=me, pid_start=proc_start_time(me))
+    real_open = os.open
+
+    def open_then_init_runs(path, flags, *args):
+        fd = real_open(path, flags, *args)
+        if path == sd.fifo:
+            wfd = real_open(sd.fifo, os.O_WRONLY | os.O_NONBLOCK)
+            os.write(wfd, b"0")
+            os.close(wfd)
+        return fd
+
+    monkeypatch.setattr(container_mod.os, "open", open_then_init_runs)
+    monkeypatch.setattr(container_mod, "proc_start_time", lambda pid: None)
+    Container(sd, state).start()
+    assert not os.path.exists(sd.fifo)
+
+
+CGROUP_PARENT = "ocirt-test-start-race"
+LIFECYCLES = 60          # at most this many lifecycles ...
+SECONDS = 40             # ... and no more than this long (a bound on the cost, not a timing check)
+
+
+@pytest.fixture
+def busy_loops():
+    """Two shell loops that keep both CPUs busy; ended by their pids."""
+    procs = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(2)]
+    yield
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def remove_parent_cgroup():
+    yield
+    remove_cgroup_parent(CGROUP_PARENT)
+
+
+def _run(args, err_path):
+    with open(err_path, "w+") as err:  # a file, not a pipe: the waiting init inherits stderr
+        rc = subprocess.run(OCIRT + args, cwd=REPO, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=err).returncode
+        err.seek(0)
+        return rc, err.read().strip()
+
+
+def _wait_exit(pid: int, timeout: float = 20) -> None:
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        select.select([pidfd], [], [], timeout)
+    finally:
+        os.close(pidfd)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_lifecycles_of_true_under_load_all_start(tmp_path, busybox_rootfs, busy_loops):
+    tag = uuid.uuid4().hex[:8]
+    bundle = make_bundle(tmp_path / "bundle", busybox_rootfs, ["true"])
+    config_path = os.path.join(bundle, "config.json")
+    with open(config_path) as f:
+        config = json.load(f)
+    root = str(tmp_path / "root")
+    err = str(tmp_path / "stderr")
+    pid_file = str(tmp_path / "pid")
+    failures, done = [], 0
+    deadline = time.monotonic() + SECONDS
+    while done < LIFECYCLES and time.monotonic() < deadline:
+        cid = f"race-{tag}-{done}"
+        config["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{cid}"
+        with open(config_path, "w") as f:
+            json.dump(config, f)
+        try:
+            rc, msg = _run(["--root", root, "create", "--bundle", bundle, "--pid-file", pid_file,
+                            cid], err)
+            assert rc == 0, f"create {cid}: {msg}"
+            with open(pid_file) as f:
+                pid = int(f.read())
+            rc, msg = _run(["--root", root, "start", cid], err)
+            if rc != 0:
+                failures.append(f"start {cid}: {msg}")
+            _wait_exit(pid)
+        finally:
+            _run(["--root", root, "delete", "--force", cid], err)
+        done += 1
+    assert done > 0
+    assert failures == [], f"{len(failures)} of {done} starts failed after a successful create"
