@@ -45,6 +45,7 @@ class Context:
         self.mount_at = -1          # the mount entry being made (its index)
         self.hooks_seen: dict = {}
         self.pivoted = False
+        self.cgroup_made = self.applying = False   # cgroup dirs made; the limits being written
         self.umasks = 0
         self.prev = ""              # the name of the call before
         self.rules_used: set = set()   # linux.resources.devices entries already matched
@@ -318,6 +319,7 @@ def _netdev(ctx: Context, step) -> list:
 def _write_file(ctx: Context, step) -> list:
     path, value = step.call.args[0], step.call.args[1]
     if path.endswith("/state.json") or "<exec.fifo>" in path:
+        ctx.applying = ctx.applying or ctx.cgroup_made   # saved once made, then the limits
         return _ALL
     for suffix, rule in _PROC_FILES:
         if path.endswith(suffix):
@@ -401,9 +403,12 @@ def cgroup_file(ctx: Context, path: str, value) -> list:
         return _ALL
     if name in ("devices.allow", "devices.deny"):
         return _device_rule(ctx, name == "devices.allow", str(value))
-    if name in ("cpuset.cpus", "cpuset.mems"):   # v1: also the parent's, copied into a new one
+    if name in ("cpuset.cpus", "cpuset.mems"):
         key = "cpus" if name == "cpuset.cpus" else "mems"
-        return [f"{R}/cpu/{key}"] if (res.get("cpu") or {}).get(key) == value else _ALL
+        want = (res.get("cpu") or {}).get(key)
+        if not want or str(value) != str(want) or ctx.cgroup_made and not ctx.applying:
+            return _ALL     # v1: a new cpuset gets its parent's CPUs and nodes first
+        return [f"{R}/cpu/{key}"]
     if name in _BLKIO_DEVICE_FILES:
         lists, what = _BLKIO_DEVICE_FILES[name]
         majmin = str(value).split(" ", 1)[0]
@@ -482,6 +487,7 @@ def _cgroup_mkdir(ctx: Context, step) -> list:
     if ctx.rel(path) is not None:
         return []                       # a mount point: see _PREP
     if path.startswith("/sys/fs/cgroup"):
+        ctx.cgroup_made = True
         return ctx.field("/linux/cgroupsPath", "linux", "cgroupsPath")
     return _ALL                         # the state directory
 
@@ -504,6 +510,7 @@ _UNIFIED_PROPS = {"MemoryHigh": "memory.high", "MemoryLow": "memory.low", "Memor
 
 def _dbus(ctx: Context, step) -> list:
     props = step.call.args[-1] if isinstance(step.call.args[-1], dict) else {}
+    ctx.applying = True
     out = [RUNTIME] if step.call.name == "dbus_StartTransientUnit" else []
     if ctx.has("linux", "cgroupsPath") and step.call.name == "dbus_StartTransientUnit":
         out.append("/linux/cgroupsPath")
@@ -666,9 +673,10 @@ def describe(config: dict, pointer: str) -> str:
 class Explained:
     """A bundle's plan with its causes: what `ocirt plan` prints."""
 
-    def __init__(self, plan, bundle: str):
+    def __init__(self, plan, bundle: str, state_dir: str = ""):
         from . import config as config_mod
         self.plan = plan
+        self.state_dir = state_dir          # <root>/<id>: the same for both sides of a diff
         self.bundle = os.path.abspath(bundle)
         self.config = config_mod.load(self.bundle)
         self.rootfs = config_mod.rootfs_path(self.bundle, self.config)
@@ -679,4 +687,5 @@ class Explained:
 
     def placeholders(self) -> list:
         """What differs between two bundles of the same config: their paths."""
-        return [(self.rootfs, "<rootfs>"), (self.bundle, "<bundle>")]
+        state = [(self.state_dir, "<state>")] if self.state_dir else []
+        return state + [(self.rootfs, "<rootfs>"), (self.bundle, "<bundle>")]

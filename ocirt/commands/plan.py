@@ -4,6 +4,7 @@ each with the config.json field(s) it comes from.
 No root needed: the steps run against a RecordingKernel (see ocirt/plan.py); the causes are read
 from the config (ocirt/explain.py).
 """
+import os
 import sys
 
 from .. import jsonio
@@ -47,7 +48,7 @@ def main(g, o, args) -> int:
                              no_new_keyring=o["no_new_keyring"],
                              preserve_fds=int_option(o, "preserve_fds"),
                              systemd_cgroup=g.systemd_cgroup, warn=g.log.warning)
-        e = Explained(plan_mod.build(opts), bundle)
+        e = Explained(plan_mod.build(opts), bundle, os.path.join(opts.root, opts.id))
         if field:
             e.plan, e.causes = plan_mod.select(e.plan, e.causes, field)
         return e
@@ -71,5 +72,6 @@ def main(g, o, args) -> int:
     else:
         if field and not p.steps:
             sys.stdout.write(f"# no operation comes from {field}\n")
-        sys.stdout.write(plan_mod.render_text(p, a.causes, a.describe))
+        else:
+            sys.stdout.write(plan_mod.render_text(p, a.causes, a.describe))
     return 0
