@@ -634,8 +634,8 @@ def diff(a: Plan, a_causes: list, a_subst: list, b: Plan, b_causes: list, b_subs
 
 def render_diff_text(hunks: list, a_name: str, b_name: str, describe_a=None,
                      describe_b=None) -> str:
-    """A unified-style diff: `@@ stage @@` per hunk (and where the stage changes in it), each
-    changed operation with its causes in that bundle."""
+    """A unified-style diff: `@@ stage @@` at each hunk (`# stage` where it changes within one),
+    each changed operation with its causes in its own bundle."""
     if not hunks:
         return f"# the plans of {a_name} and {b_name} make the same operations\n"
     lines = [f"--- {a_name}", f"+++ {b_name}"]
@@ -643,8 +643,8 @@ def render_diff_text(hunks: list, a_name: str, b_name: str, describe_a=None,
         stage = None
         for change, st, text, causes in hunk:
             if st != stage:
+                lines.append(f"# {st}" if stage else f"@@ {st} @@")
                 stage = st
-                lines.append(f"@@ {st} @@")
             if change == " ":
                 lines.append(f" {text}")
             else:
