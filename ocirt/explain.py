@@ -34,7 +34,6 @@ class Context:
         self.config = config
         self.rootfs = rootfs.rstrip("/")
         self.process = config.get("process") or {}
-        self.user = self.process.get("user") or {}
         self.linux = config.get("linux") or {}
         self.resources = self.linux.get("resources") or {}
         self.mounts = with_bundle_sources(bundle, config.get("mounts") or [])
@@ -607,13 +606,23 @@ def causes(steps: list, config: dict, bundle: str, rootfs: str) -> list[list[str
     prep = [_is_prep(ctx, s) for s in steps]
     for i, s in enumerate(steps):
         if not prep[i]:
-            rule = RULES.get(s.call.name)
-            out[i] = list(rule(ctx, s)) if rule else []
+            out[i] = _apply(RULES.get(s.call.name), ctx, s)
             ctx.prev = s.call.name
     for i, s in enumerate(steps):
         if prep[i]:
-            out[i] = _prep_cause(ctx, steps, out, prep, i)
+            out[i] = list(_prep_cause(ctx, steps, out, prep, i))
     return out
+
+
+def _apply(rule, ctx: Context, step) -> list:
+    """A rule's causes; none (shown as "(no rule)") where there is no rule or it does not fit
+    the call's arguments: a plan is still worth printing without them."""
+    if rule is None:
+        return []
+    try:
+        return list(rule(ctx, step))
+    except (LookupError, TypeError, ValueError, AttributeError):
+        return []
 
 
 def _prep_cause(ctx: Context, steps: list, out: list, prep: list, i: int) -> list:

@@ -401,3 +401,14 @@ def test_two_mounts_on_one_destination_are_told_apart_by_source():
                (init, "open_in_root", "/b/rootfs/m", 0),
                (init, "mount", "two", "/b/rootfs/m", "tmpfs", 0, None)], config)
     assert got == [["/mounts/0"], ["/mounts/0"], ["/mounts/1"], ["/mounts/1"]]
+
+
+def test_the_python_api_gives_the_causes_too(plan_bundle):
+    import ocirt.api
+    path = plan_bundle / "config.json"
+    config = json.loads(path.read_text())
+    config["process"]["terminal"] = False
+    path.write_text(json.dumps(config))
+    steps = ocirt.api.plan(str(plan_bundle), root=str(plan_bundle / "state"))
+    assert next(s for s in steps if s["op"] == "sethostname")["causes"] == ["/hostname"]
+    assert all(s["causes"] for s in steps)
