@@ -119,7 +119,7 @@ def _key(value: str) -> str:
     return value.replace("~", "~0").replace("/", "~1")
 
 
-# -- the rules: call name -> (ctx, step) -> causes ----------------------------------------------------
+# -- the rules: call name -> (ctx, step) -> causes -------------------------------------------
 
 def _mount(ctx: Context, step) -> list:
     source, target, _fstype, flags, data = step.call.args
@@ -344,7 +344,7 @@ _PROC_FILES = (
 )
 
 
-# -- cgroup files -> linux.resources ----------------------------------------------------------------
+# -- cgroup files -> linux.resources --------------------------------------------------------
 
 R = "/linux/resources"
 

@@ -169,8 +169,8 @@ def test_the_runtime_s_own_operations(bundle, capsys):
     fork_and_wait = [s["causes"] for s in steps if s["op"] in ("fork", "waitpid")]
     assert fork_and_wait and all(c == ["runtime"] for c in fork_and_wait)
     # the config's own device rules, then the ones the runtime always allows
-    rules = [(s["args"][1], s["causes"]) for s in steps
-             if s["op"] == "write_file" and s["args"][0].endswith(("devices.allow", "devices.deny"))]
+    rules = [(s["args"][1], s["causes"]) for s in steps if s["op"] == "write_file" and
+             s["args"][0].endswith(("devices.allow", "devices.deny"))]
     if rules:   # cgroup v1 (v2 filters devices with bpf)
         assert rules[:2] == [("a", ["/linux/resources/devices/0"]),
                              ("c 10:229 rwm", ["/linux/resources/devices/1"])]
@@ -259,7 +259,7 @@ def test_diff_of_a_copy_is_empty(bundle, tmp_path_factory, capsys):
     assert lines == [f"# the plans of {bundle} and {other} make the same operations"]
 
 
-# ---- the rules ------------------------------------------------------------------------------------
+# ---- the rules ------------------------------------------------------------------------------
 
 def recorded_names() -> set:
     """Every call name the plan can record: the RecordingKernel's, and what plan.py notes."""
@@ -293,7 +293,8 @@ CG = "create (runtime): cgroup"
     ("io.max", "8:0 rbps=10", {"blockIO": {"throttleReadBpsDevice": [
         {"major": 8, "minor": 16, "rate": 1}, {"major": 8, "minor": 0, "rate": 10}]}},
      ["/linux/resources/blockIO/throttleReadBpsDevice/1"]),
-    ("io.weight", "8:0 100", {"blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 10}]}},
+    ("io.weight", "8:0 100",
+     {"blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 10}]}},
      ["/linux/resources/blockIO/weightDevice/0/weight"]),
     ("hugetlb.2MB.max", "4096", {"hugepageLimits": [{"pageSize": "1GB", "limit": 0},
                                                     {"pageSize": "2MB", "limit": 4096}]},
