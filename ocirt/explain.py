@@ -44,7 +44,7 @@ class Context:
         self.mount_at = -1          # the mount entry being made (its index)
         self.hooks_seen: dict = {}
         self.pivoted = False
-        self.cgroup_made = self.applying = False   # cgroup dirs made; the limits being written
+        self.inherit_dir = None     # a cgroup directory just made (v1 cpuset: the parent's copied)
         self.umasks = 0
         self.prev = ""              # the name of the call before
         self.rules_used: set = set()   # linux.resources.devices entries already matched
@@ -318,7 +318,6 @@ def _netdev(ctx: Context, step) -> list:
 def _write_file(ctx: Context, step) -> list:
     path, value = step.call.args[0], step.call.args[1]
     if path.endswith("/state.json") or "<exec.fifo>" in path:
-        ctx.applying = ctx.applying or ctx.cgroup_made   # saved once made, then the limits
         return _ALL
     for suffix, rule in _PROC_FILES:
         if path.endswith(suffix):
@@ -405,8 +404,8 @@ def cgroup_file(ctx: Context, path: str, value) -> list:
     if name in ("cpuset.cpus", "cpuset.mems"):
         key = "cpus" if name == "cpuset.cpus" else "mems"
         want = (res.get("cpu") or {}).get(key)
-        if not want or str(value) != str(want) or ctx.cgroup_made and not ctx.applying:
-            return _ALL     # v1: a new cpuset gets its parent's CPUs and nodes first
+        if not want or str(value) != str(want) or os.path.dirname(path) == ctx.inherit_dir:
+            return _ALL     # v1: a new cpuset gets its parent's CPUs and nodes when made
         return [f"{R}/cpu/{key}"]
     if name in _BLKIO_DEVICE_FILES:
         lists, what = _BLKIO_DEVICE_FILES[name]
@@ -486,7 +485,7 @@ def _cgroup_mkdir(ctx: Context, step) -> list:
     if ctx.rel(path) is not None:
         return []                       # a mount point: see _PREP
     if path.startswith("/sys/fs/cgroup"):
-        ctx.cgroup_made = True
+        ctx.inherit_dir = path
         return ctx.field("/linux/cgroupsPath", "linux", "cgroupsPath")
     return _ALL                         # the state directory
 
@@ -509,7 +508,6 @@ _UNIFIED_PROPS = {"MemoryHigh": "memory.high", "MemoryLow": "memory.low", "Memor
 
 def _dbus(ctx: Context, step) -> list:
     props = step.call.args[-1] if isinstance(step.call.args[-1], dict) else {}
-    ctx.applying = True
     out = [RUNTIME] if step.call.name == "dbus_StartTransientUnit" else []
     if ctx.has("linux", "cgroupsPath") and step.call.name == "dbus_StartTransientUnit":
         out.append("/linux/cgroupsPath")
@@ -608,10 +606,17 @@ def causes(steps: list, config: dict, bundle: str, rootfs: str) -> list[list[str
         if not prep[i]:
             out[i] = _apply(RULES.get(s.call.name), ctx, s)
             ctx.prev = s.call.name
+            if s.call.name != "mkdir" and not _is_cpuset_write(s.call):
+                ctx.inherit_dir = None
     for i, s in enumerate(steps):
         if prep[i]:
             out[i] = list(_prep_cause(ctx, steps, out, prep, i))
     return out
+
+
+def _is_cpuset_write(call) -> bool:
+    return call.name == "write_file" and \
+        os.path.basename(str(call.args[0])) in ("cpuset.cpus", "cpuset.mems")
 
 
 def _apply(rule, ctx: Context, step) -> list:

@@ -340,6 +340,13 @@ def test_cpuset_copied_from_the_parent_is_the_runtime_s():
                (CG, "write_file", "/sys/fs/cgroup/cpuset/c/cpuset.cpus", "0")], config)
     assert got == [["runtime"], ["runtime"], ["runtime"], ["/linux/resources/cpu/mems"],
                    ["/linux/resources/cpu/cpus"]]
+    # the systemd driver: the unit first, then the directories systemd leaves alone, the limits
+    got = why([("create (runtime): stage 1", "dbus_StartTransientUnit", "x.scope", "replace", {}),
+               (CG, "mkdir", "/sys/fs/cgroup/cpuset/s/x.scope", 0o755),
+               (CG, "write_file", "/sys/fs/cgroup/cpuset/s/x.scope/cpuset.cpus", "0"),
+               (CG, "write_file", "/sys/fs/cgroup/cpuset/s/x.scope/cgroup.procs", "1"),
+               (CG, "write_file", "/sys/fs/cgroup/cpuset/s/x.scope/cpuset.cpus", "0")], config)
+    assert got[2:] == [["runtime"], ["runtime"], ["/linux/resources/cpu/cpus"]]
 
 
 def test_v2_device_filter_and_systemd_properties():
