@@ -321,11 +321,13 @@ class Container:
 def plan(bundle=".", container_id: str = "plan", *, root: str | None = None,
          systemd_cgroup: bool = False) -> list:
     """Every kernel operation `create` would make for the bundle, made by nobody: a list of
-    {"stage", "op", "args"} (what `ocirt plan --format json` prints)."""
+    {"stage", "op", "args", "text", "causes"} (what `ocirt plan --format json` prints)."""
     from . import plan as plan_mod
+    from .explain import Explained
     opts = Runtime(root or "/run/ocirt", systemd_cgroup=systemd_cgroup, rootless=False) \
         ._options(container_id, bundle)
-    return plan_mod.render_json(plan_mod.build(opts))
+    p = plan_mod.build(opts)
+    return plan_mod.render_json(p, Explained(p, bundle).causes)
 
 
 def validate(config: dict) -> None:

@@ -545,13 +545,33 @@ def _decode_procattr(n: str, a: list) -> list:
     return a
 
 
-def render_text(p: Plan) -> str:
-    lines, cur = [], None
-    for step in p.steps:
+def op_text(call: Call) -> str:
+    return f"{call.name}({', '.join(repr(x) for x in decoded_args(call))})"
+
+
+def cause_text(causes: list, describe=None) -> str:
+    """'/mounts/1 (tmpfs on /dev)', 'runtime', ...: an operation's causes, for people."""
+    if not causes:
+        return "(no rule)"
+    out = []
+    for c in causes:
+        what = describe(c) if describe and c != "runtime" else ""
+        out.append(f"{c} ({what})" if what else c)
+    return ", ".join(out)
+
+
+def render_text(p: Plan, causes: list | None = None, describe=None) -> str:
+    """The operations, grouped by stage (`# stage`); with `causes` (ocirt/explain.py, one list
+    per step), each run of operations with the same causes under a `## cause` line."""
+    lines, cur, cur_causes = [], None, None
+    for i, step in enumerate(p.steps):
         if step.stage != cur:
-            cur = step.stage
+            cur, cur_causes = step.stage, None
             lines.append(f"# {cur}")
-        lines.append(f"{step.call.name}({', '.join(repr(x) for x in decoded_args(step.call))})")
+        if causes is not None and causes[i] != cur_causes:
+            cur_causes = causes[i]
+            lines.append(f"## {cause_text(cur_causes, describe)}")
+        lines.append(op_text(step.call))
     lines += [f"# note: {n}" for n in p.notes]
     return "\n".join(lines) + "\n"
 
@@ -566,7 +586,74 @@ def _jsonable(v):
     return v
 
 
-def render_json(p: Plan) -> list:
-    return [{"stage": s.stage, "op": s.call.name, "args": _jsonable(list(s.call.args)),
-             "text": f"{s.call.name}({', '.join(repr(x) for x in decoded_args(s.call))})"}
-            for s in p.steps]
+def render_json(p: Plan, causes: list | None = None) -> list:
+    """[{"stage", "op", "args", "text"}] per operation; with `causes`, also "causes": the JSON
+    pointers of the config fields it comes from, or ["runtime"]."""
+    out = [{"stage": s.stage, "op": s.call.name, "args": _jsonable(list(s.call.args)),
+            "text": op_text(s.call)} for s in p.steps]
+    if causes is not None:
+        for item, c in zip(out, causes):
+            item["causes"] = list(c)
+    return out
+
+
+def select(p: Plan, causes: list, field: str) -> tuple[Plan, list]:
+    """Only the operations that come from `field` (explain.matches)."""
+    from .explain import matches
+    keep = [i for i, c in enumerate(causes) if matches(c, field)]
+    return Plan(steps=[p.steps[i] for i in keep], notes=list(p.notes)), [causes[i] for i in keep]
+
+
+def _normalize(text: str, subst: list) -> str:
+    for old, new in subst:
+        text = text.replace(old, new)
+    return text
+
+
+def diff(a: Plan, a_causes: list, a_subst: list, b: Plan, b_causes: list, b_subst: list,
+         context: int = 2) -> list:
+    """The two plans' operations compared by stage and text, with what is specific to each bundle
+    (`*_subst`: (text, placeholder), e.g. its rootfs path -> '<rootfs>') replaced. Hunks of
+    [(change, stage, text, causes)], change one of ' ', '-', '+'."""
+    import difflib
+    ka = [(s.stage, _normalize(op_text(s.call), a_subst)) for s in a.steps]
+    kb = [(s.stage, _normalize(op_text(s.call), b_subst)) for s in b.steps]
+    hunks = []
+    matcher = difflib.SequenceMatcher(None, ka, kb, autojunk=False)
+    for group in matcher.get_grouped_opcodes(context):
+        hunk = []
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                hunk += [(" ", *ka[i], a_causes[i]) for i in range(i1, i2)]
+                continue
+            hunk += [("-", *ka[i], a_causes[i]) for i in range(i1, i2)]
+            hunk += [("+", *kb[j], b_causes[j]) for j in range(j1, j2)]
+        hunks.append(hunk)
+    return hunks
+
+
+def render_diff_text(hunks: list, a_name: str, b_name: str, describe_a=None,
+                     describe_b=None) -> str:
+    """A unified-style diff: `@@ stage @@` at each hunk (`# stage` where it changes within one),
+    each changed operation with its causes in its own bundle."""
+    if not hunks:
+        return f"# the plans of {a_name} and {b_name} make the same operations\n"
+    lines = [f"--- {a_name}", f"+++ {b_name}"]
+    for hunk in hunks:
+        stage = None
+        for change, st, text, causes in hunk:
+            if st != stage:
+                lines.append(f"# {st}" if stage else f"@@ {st} @@")
+                stage = st
+            if change == " ":
+                lines.append(f" {text}")
+            else:
+                describe = describe_a if change == "-" else describe_b
+                lines.append(f"{change}{text}    # {cause_text(causes, describe)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_diff_json(hunks: list) -> list:
+    """The changed operations: [{"change": "-"|"+", "stage", "text", "causes"}], in order."""
+    return [{"change": change, "stage": st, "text": text, "causes": list(causes)}
+            for hunk in hunks for change, st, text, causes in hunk if change != " "]

@@ -294,7 +294,7 @@ def bundle(plan_bundle):
 
 def test_plan_lists_them_before_the_identity_switch(bundle, capsys):
     assert main(["--root", str(bundle / "state"), "plan", "--bundle", str(bundle)]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if not ln.startswith("## ")]
     want = ["sched_setattr(0, SCHED_BATCH, 0, 7, 0, 0, 0, 0)",
             "ioprio_set(IOPRIO_WHO_PROCESS, 0, IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, 6))",
             "set_mempolicy(MPOL_INTERLEAVE|MPOL_F_STATIC_NODES, [0, 1])",
