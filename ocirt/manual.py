@@ -24,7 +24,7 @@ SECTION = "8"
 # What the value of a flag is, for completion (keyed by the flag's long name; a (command, name)
 # key wins). These are hints about values, not flags: a flag missing here still completes, its
 # value just gets no suggestions.
-DIR_VALUES = ("root", "bundle", "image-path", "work-path", "parent-path")
+DIR_VALUES = ("root", "bundle", "image-path", "work-path", "parent-path", "diff")
 FILE_VALUES = ("log", "pid-file", "console-socket", "process", "resources", "criu")
 CHOICES = {
     "log-format": ("text", "json"),
