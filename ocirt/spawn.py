@@ -44,6 +44,7 @@ class CreateOptions:
     rootless: bool = False             # --rootless: cgroups are used only where permitted
     subreaper: bool = False            # `run`: the init is re-parented to us, so we can wait for it
     warn: object = print               # runtime.md warnings go to the log
+    debug: object = None               # --debug: a callable(str) for level=debug lines, else None
 
 @record
 class _Undo:
@@ -90,7 +91,7 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
         state.cgroup = {**cg.to_dict(), "created": [d for d in cg.dirs() if not os.path.isdir(d)]}
         sd.save(state)
         try:
-            cg.create()
+            cg.create(warn=opts.warn)
         except OcirtError as e:
             cg = _rootless_without_cgroup(opts, linux, cg, e)     # or raises
         undo.push(cg.destroy)

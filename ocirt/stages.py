@@ -126,7 +126,7 @@ class InitEffects:
         return hook_state
 
     def console(self, plan: InitPlan) -> None:
-        console.setup(plan.console_fd, plan.console_size)
+        console.setup(plan.console_fd, plan.console_size, plan.proc.uid)
 
     def seccomp(self, seccomp) -> None:
         _install_seccomp(seccomp, self.ch)
@@ -358,7 +358,7 @@ def exec_stage1(kernel: k.Kernel, plan: ExecPlan, ch: Channel) -> None:
                 for fd, _ in plan.ns_fds:
                     os.close(fd)
                 if plan.console_fd is not None:
-                    console.setup(plan.console_fd, plan.console_size)
+                    console.setup(plan.console_fd, plan.console_size, plan.proc.uid)
                 path, env = prepare_exec(kernel, plan.proc, plan.last_cap, "process.json",
                                          plan.seccomp, ch, personality=plan.personality,
                                          mempolicy=plan.mempolicy)

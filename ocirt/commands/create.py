@@ -18,7 +18,7 @@ def options_from(g, o, container_id: str, **extra) -> CreateOptions:
                          no_new_keyring=o["no_new_keyring"],
                          preserve_fds=int_option(o, "preserve_fds"),
                          systemd_cgroup=g.systemd_cgroup, rootless=rootless_mode(g.rootless),
-                         warn=g.log.warning, **extra)
+                         warn=g.log.warning, debug=g.log.debugger, **extra)
 
 
 def main(g, o, args) -> int:
