@@ -92,10 +92,11 @@ def proxy(master: int, host: int | None = 0) -> None:
     import termios
     import tty
     saved = None
-    if host is not None and os.isatty(host):
-        saved = termios.tcgetattr(host)
-        tty.setraw(host)
+    if host is not None:
         resize(master, host)
+        if _foreground(host):       # a background job may not change the terminal (SIGTTOU)
+            saved = termios.tcgetattr(host)
+            tty.setraw(host, termios.TCSANOW)   # not TCSAFLUSH: it waits for pending output
     try:
         readers = [0, master]
         while True:
@@ -119,7 +120,14 @@ def proxy(master: int, host: int | None = 0) -> None:
                     readers.remove(0)  # stdin closed: keep copying the output
     finally:
         if saved is not None:
-            termios.tcsetattr(host, termios.TCSADRAIN, saved)
+            termios.tcsetattr(host, termios.TCSANOW, saved)
+
+
+def _foreground(fd: int) -> bool:
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -128,6 +136,17 @@ def _write_all(fd: int, data: bytes) -> None:
             data = data[os.write(fd, data):]
         except InterruptedError:
             continue
+
+
+def size_of(host: int | None) -> dict | None:
+    """The size of our terminal as a process.consoleSize ({"height", "width"}), or None."""
+    if host is None:
+        return None
+    try:
+        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(host, 0x5413, b"\0" * 8))
+    except OSError:
+        return None
+    return {"height": rows, "width": cols} if rows or cols else None
 
 
 def resize(master: int, host: int | None = 0) -> None:

@@ -93,8 +93,12 @@ def run_exec(g, o, args, container_id: str) -> int:
                 if o["detach"]:
                     raise OcirtError("cannot allocate tty if runc will detach without setting "
                                      "console socket")
-                # in the foreground, as runc: we hold the pty and relay it
+                # in the foreground, as runc: we hold the pty and relay it, and it has our
+                # terminal's size from the start
                 listener, socket_path = console.listener()
+                host = console.host_terminal()
+                if proc.get("consoleSize") is None:
+                    proc["consoleSize"] = console.size_of(host)
             if debug:
                 debug(f"exec: {spec.args} in container {container_id} (init pid {c.state.pid}),"
                       f" uid {spec.uid} gid {spec.gid}, terminal {terminal}")
@@ -109,9 +113,6 @@ def run_exec(g, o, args, container_id: str) -> int:
             signal.signal(sig, lambda s, f: _forward(pid, s))
         if listener is not None:
             master = console.receive_master(listener)
-            host = console.host_terminal()
-            if proc.get("consoleSize") is None:
-                console.resize(master, host)
             signal.signal(signal.SIGWINCH, lambda s, f: console.resize(master, host))
             console.proxy(master, host)
         code = wait_init(pid)
