@@ -25,9 +25,10 @@ def main(g, o, args) -> int:
     from ..errors import OcirtError
     container_id = need_id(args, "create")
     try:
-        sd, _ = create(options_from(g, o, container_id), g.kernel())
+        sd, state = create(options_from(g, o, container_id), g.kernel())
     except OcirtError as e:
         e.message = f"ocirt create failed: {e.message}"
         raise
+    g.log.debug(f"create: container {container_id} created, init pid {state.pid}")
     sd.unlock()
     return 0
