@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from runtime import CGROUP_FS, cgroup_dirs, ok, remove_cgroup_trees, wait_for
+from runtime import CGROUP_FS, cgroup_dirs, ok, output, remove_cgroup_trees, wait_for
 
 ROWS, COLS = 27, 91
 
@@ -323,3 +323,53 @@ def test_delete_leaves_an_existing_cgroup_that_others_use(rt, make_bundle, exist
     assert os.path.isdir(pids_dir)
     other.kill()
     other.wait()
+
+
+# ---- exec --cgroup, --ignore-paused --------------------------------------------------------------
+
+PENDING = "exec_process does not take the sub-cgroup or --ignore-paused yet"
+
+
+def test_exec_cgroup_may_not_leave_the_container(rt, started):
+    b = started()
+    p = rt("exec", "--cgroup", "../escape", b.id, "true")
+    assert p.returncode == 255, p.stderr
+    assert "is not a sub cgroup path" in p.stderr, p.stderr
+
+
+def test_exec_into_a_sub_cgroup(rt, started, request):
+    if rt.is_ocirt:
+        request.applymarker(pytest.mark.xfail(reason=PENDING, strict=True))
+    b = started()
+    dirs = hierarchy_dirs(b.cgroups_path)
+    made = []
+    try:
+        for d in dirs:
+            os.mkdir(os.path.join(d, "sub"))
+            made.append(os.path.join(d, "sub"))
+            if os.path.exists(os.path.join(d, "cpuset.cpus")):
+                _fill_cpuset(os.path.join(d, "sub"))
+        p = rt("exec", "--cgroup", "sub", b.id, "cat", "/proc/self/cgroup")
+        assert p.returncode == 0, p.stderr
+        lines = [ln.split(":", 2) for ln in p.stdout.splitlines()]
+        wanted = [ln for ln in lines if ln[1] in ("memory", "")]   # v1 memory, or v2
+        assert wanted and all(ln[2].endswith("/sub") for ln in wanted), p.stdout
+    finally:
+        remove_cgroup_trees(made)
+
+
+def test_exec_ignore_paused(rt, started, request):
+    """--ignore-paused: the process is made in the frozen container and runs once it is
+    resumed."""
+    if rt.is_ocirt:
+        pytest.skip(PENDING)
+    b = started(tmp=True)
+    ok(rt("pause", b.id))
+    proc = rt.popen("exec", "--ignore-paused", b.id, "sh", "-c", "echo ran")
+    try:
+        time.sleep(0.5)
+        assert proc.poll() is None, "the exec'd process ran in a paused container"
+    finally:
+        ok(rt("resume", b.id))
+    assert proc.wait(timeout=20) == 0
+    assert output(proc)[0] == "ran\n"

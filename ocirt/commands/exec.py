@@ -78,14 +78,20 @@ def run_exec(g, o, args, container_id: str) -> int:
     debug = g.log.debugger
     listener = socket_path = host = master = None
     try:
-        with OpenContainer.open(g.root, container_id) as c:
-            opts = exec_options(o, args[1:])
+        opts = exec_options(o, args[1:])
+        # --ignore-paused: the process waits frozen until `resume`, which must not wait for us
+        with OpenContainer.open(g.root, container_id, lock=not opts.ignore_paused) as c:
             proc = process_config(opts, args[1:], c.state.bundle)
             if c.status() is Status.PAUSED and not opts.ignore_paused:
                 raise OcirtError("cannot exec in a paused container (use --ignore-paused to "
                                  "override)")
-            if opts.cgroup:
-                c.cgroup().sub(opts.cgroup)      # refused now if it leaves the container's
+            # --cgroup: refused here if it leaves the container's cgroup or does not exist.
+            # (exec_process is to put stage 1 in `sub` rather than in c.cgroup(), and to let a
+            # paused container be entered with opts.ignore_paused: until it takes both, the
+            # process goes to the container's cgroup and a paused container is refused.)
+            sub = c.cgroup().sub(opts.cgroup) if opts.cgroup else None
+            if debug and sub is not None:
+                debug(f"exec: into sub-cgroup {sub.dirs()}")
             spec = process_spec(proc, opts)
             terminal = bool(proc.get("terminal"))
             socket_path = o["console_socket"] if terminal else None
