@@ -121,6 +121,18 @@ def test_exec_tty_without_any_terminal(rt, started):
     assert "/dev/pts/" in p.stdout and "on-a-pty" in p.stdout, p.stdout
 
 
+def test_run_tty_belongs_to_the_process_user(rt, make_bundle):
+    """run of a terminal container (runc run -t): the same pty rules for the init."""
+    def terminal(c):
+        c["process"]["terminal"] = True
+        c["process"]["user"] = {"uid": 1000, "gid": 1000}
+    b = make_bundle(["sh", "-c", TTY_SCRIPT], mutate=terminal)
+    rt._remember(b.id)
+    code, out = on_a_terminal(rt.argv("run", "--bundle", b.path, b.id))
+    assert code == 3, out
+    check_tty_output(out, 1000, size=True)
+
+
 def test_exec_tty_detached_needs_a_console_socket(rt, started):
     b = started()
     p = rt("exec", "-t", "-d", b.id, "true")
