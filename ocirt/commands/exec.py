@@ -79,12 +79,13 @@ def run_exec(g, o, args, container_id: str) -> int:
     listener = socket_path = host = master = None
     try:
         opts = exec_options(o, args[1:])
-        # --ignore-paused: the process waits frozen until `resume`, which must not wait for us
-        with OpenContainer.open(g.root, container_id, lock=not opts.ignore_paused) as c:
+        with OpenContainer.open(g.root, container_id) as c:
             proc = process_config(opts, args[1:], c.state.bundle)
-            if c.status() is Status.PAUSED and not opts.ignore_paused:
-                raise OcirtError("cannot exec in a paused container (use --ignore-paused to "
-                                 "override)")
+            if c.status() is Status.PAUSED:
+                if not opts.ignore_paused:
+                    raise OcirtError("cannot exec in a paused container (use --ignore-paused to "
+                                     "override)")
+                c.sd.unlock()   # the process waits frozen for `resume`, which takes the lock
             # --cgroup: refused here if it leaves the container's cgroup or does not exist.
             # (exec_process is to put stage 1 in `sub` rather than in c.cgroup(), and to let a
             # paused container be entered with opts.ignore_paused: until it takes both, the
