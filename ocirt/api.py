@@ -310,7 +310,9 @@ class Container:
             proc = process_config(opts, list(args), c.state.bundle)
             if proc.get("terminal"):
                 raise OcirtError("exec with a terminal needs the command line (ocirt exec -t)")
-            return c.exec(process_spec(proc, opts), self.runtime._kernel(), pid_file=pid_file)
+            from .execute import exec_process
+            return exec_process(c, process_spec(proc, opts), self.runtime._kernel(),
+                                pid_file=pid_file)
         if detach:
             return self._locked(start)
         return _in_reaper(lambda: wait_init(self._locked(start)))

@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         log = Logger(g_values["log"] or None, g_values["log_format"], g_values["debug"])
         if g_values["log_format"] not in ("text", "json"):
             raise UsageError(f"invalid log-format: {g_values['log_format']}")
+        log.open()      # runc creates --log FILE at once, whatever is logged later
         if g_values["version"]:
             sys.stdout.write(version_text())
             return 0
@@ -200,10 +201,11 @@ def main(argv: list[str] | None = None) -> int:
         g = Globals(root=g_values["root"] or default_root(), log=log,
                     systemd_cgroup=g_values["systemd_cgroup"], debug=g_values["debug"],
                     rootless=g_values["rootless"])
+        log.debug(f"ocirt {__version__}: {name} {' '.join(rest[1:])}, root {g.root}")
         return module.main(g, values, args) or 0
     except OcirtError as e:
         log.error(str(e))
-        return 1
+        return getattr(e, "exit_code", 1)   # a command may set its own (exec: 255, as runc)
     except OSError as e:        # one line, not a traceback, for what no handler foresaw
         where = f": {e.filename}" if e.filename else ""
         log.error(f"{e.strerror or e}{where}")

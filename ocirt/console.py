@@ -29,13 +29,23 @@ def connect(path: str) -> int:
     return sock.detach()
 
 
-def setup(socket_fd: int, size: dict | None) -> None:
-    """In the init (or exec's process), after pivot_root: the pty, sent and made our terminal."""
+def setup(socket_fd: int, size: dict | None, owner: int | None = None) -> None:
+    """In the init (or exec's process), after pivot_root: the pty, sent and made our terminal.
+
+    `owner` (process.user.uid) gets the pty, so that a process that is not root can use its
+    terminal; its group stays devpts' (tty), as with runc. Where the uid is not mapped (a user
+    namespace), the pty is left as it is."""
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
         number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
         slave = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY)
+        if owner:
+            try:
+                os.fchown(slave, owner, -1)
+            except OSError as e:
+                if e.errno not in (22, 1):      # EINVAL, EPERM: not mapped here
+                    raise
         if size:
             fcntl.ioctl(slave, TIOCSWINSZ, struct.pack("HHHH", size.get("height", 0),
                                                        size.get("width", 0), 0, 0))
@@ -55,18 +65,38 @@ def setup(socket_fd: int, size: dict | None) -> None:
         os.close(slave)
 
 
-def proxy(master: int) -> None:
-    """`run` with a terminal and no --console-socket (as `runc run -t`): our stdin goes to the
-    container's pty, its output to our stdout, until the container side closes. Our terminal is
-    put in raw mode meanwhile (the container's pty does the line discipline) and given back."""
+def host_terminal() -> int | None:
+    """The terminal we were started on: stderr, stdout or stdin (runc's order: any of them may
+    be redirected), else our controlling terminal (/dev/tty, opened: the caller closes it, as
+    close_host_terminal does); None without one."""
+    for fd in (2, 1, 0):
+        if os.isatty(fd):
+            return fd
+    try:
+        return os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def close_host_terminal(fd: int | None) -> None:
+    if fd is not None and fd > 2:
+        os.close(fd)
+
+
+def proxy(master: int, host: int | None = 0) -> None:
+    """`run`/`exec` with a terminal and no --console-socket (as runc -t): our stdin goes to the
+    container's pty, its output to our stdout, until the container side closes. Our terminal
+    (`host`, see host_terminal) is put in raw mode meanwhile (the container's pty does the line
+    discipline), its size given to the pty, and its mode given back at the end."""
     import select
     import termios
     import tty
     saved = None
-    if os.isatty(0):
-        saved = termios.tcgetattr(0)
-        tty.setraw(0)
-        resize(master)
+    if host is not None:
+        resize(master, host)
+        if _foreground(host):       # a background job may not change the terminal (SIGTTOU)
+            saved = termios.tcgetattr(host)
+            tty.setraw(host, termios.TCSANOW)   # not TCSAFLUSH: it waits for pending output
     try:
         readers = [0, master]
         while True:
@@ -78,25 +108,85 @@ def proxy(master: int) -> None:
                     data = b""
                 if not data:
                     return
-                os.write(1, data)
+                _write_all(1, data)
             if 0 in ready:
-                data = os.read(0, 65536)
+                try:
+                    data = os.read(0, 65536)
+                except OSError:
+                    data = b""
                 if data:
-                    os.write(master, data)
+                    _write_all(master, data)
                 else:
                     readers.remove(0)  # stdin closed: keep copying the output
     finally:
         if saved is not None:
-            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+            termios.tcsetattr(host, termios.TCSANOW, saved)
 
 
-def resize(master: int) -> None:
-    """Give the container's pty the size of our terminal (also on SIGWINCH)."""
+def _foreground(fd: int) -> bool:
     try:
-        size = fcntl.ioctl(0, 0x5413, struct.pack("HHHH", 0, 0, 0, 0))  # TIOCGWINSZ
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        try:
+            data = data[os.write(fd, data):]
+        except InterruptedError:
+            continue
+
+
+def size_of(host: int | None) -> dict | None:
+    """The size of our terminal as a process.consoleSize ({"height", "width"}), or None."""
+    if host is None:
+        return None
+    try:
+        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(host, 0x5413, b"\0" * 8))
+    except OSError:
+        return None
+    return {"height": rows, "width": cols} if rows or cols else None
+
+
+def resize(master: int, host: int | None = 0) -> None:
+    """Give the container's pty the size of our terminal (also on SIGWINCH)."""
+    if host is None:
+        return
+    try:
+        size = fcntl.ioctl(host, 0x5413, struct.pack("HHHH", 0, 0, 0, 0))  # TIOCGWINSZ
         fcntl.ioctl(master, TIOCSWINSZ, size)
     except OSError:
         pass
+
+
+def listener() -> tuple:
+    """A console socket of our own (`run`/`exec` with a terminal and no --console-socket, as
+    runc -t): (listening socket, its path) in a new private directory; close() removes both."""
+    import tempfile
+    directory = tempfile.mkdtemp(prefix="ocirt-console-")
+    path = os.path.join(directory, "console.sock")
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        sock.bind(path)
+        sock.listen(1)
+    except BaseException:
+        sock.close()
+        close(None, path)
+        raise
+    return sock, path
+
+
+def close(sock, path: str) -> None:
+    """Undo listener()."""
+    if sock is not None:
+        sock.close()
+    for remove in (os.unlink, os.rmdir):
+        try:
+            remove(path)
+        except OSError:
+            pass
+        path = os.path.dirname(path)
 
 
 def receive_master(listener) -> int:

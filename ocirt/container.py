@@ -110,12 +110,6 @@ class OpenContainer:
         hooks = self.state.hooks.get("poststart")
         if hooks:
             hooks_mod.run({"poststart": hooks}, "poststart", self.state.oci(Status.RUNNING))
-    def exec(self, proc, kernel, pid_file: str | None = None, subreaper: bool = False,
-             console_socket: str | None = None, console_size: dict | None = None) -> int:
-        """Start `proc` inside the container; returns its pid once it is about to exec."""
-        from .execute import exec_process
-        return exec_process(self, proc, kernel, pid_file, subreaper, console_socket, console_size)
-
     @staticmethod
     def _read_fifo(fd: int) -> bool:
         try:

@@ -112,7 +112,7 @@ def make_cgroup(opts: CreateOptions, linux: dict, sd, state: ContainerState, cg,
     state.cgroup = {**cg.to_dict(), "created": [d for d in cg.dirs() if not os.path.isdir(d)]}
     sd.save(state)
     try:
-        cg.create()
+        cg.create(warn=opts.warn)
     except OcirtError as e:
         cg = _rootless_without_cgroup(opts, linux, cg, e)     # or raises
     undo.push(cg.destroy)

@@ -33,6 +33,8 @@ class ExecOptions:
     process_label: str | None = None
     caps: list = field(list)            # added to every set but ambient
     preserve_fds: int = 0
+    ignore_paused: bool = False         # exec into a paused container (the process stays frozen)
+    cgroup: dict = field(dict)          # --cgroup: {controller or "" (all): sub-cgroup path}
 
     @property
     def whole(self) -> bool:

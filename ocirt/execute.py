@@ -11,14 +11,19 @@ from .children import kill_and_reap, pass_seccomp_fd, write_pid_file
 from .errors import OcirtError
 from .protocol import Channel, InitPid, Proceed, Ready, SeccompFd
 from .stages import ExecSpec, exec_stage1
-from .state import proc_start_time
+from .state import Status, proc_start_time
 
 
 def exec_process(c, proc: process.ProcessSpec, kernel: k.Kernel,
                  pid_file: str | None = None, subreaper: bool = False,
-                 console_socket: str | None = None, console_size: dict | None = None) -> int:
-    """Start `proc` inside the container; returns its pid once it is about to exec."""
-    c.status().check("exec")
+                 console_socket: str | None = None, console_size: dict | None = None,
+                 cgroup=None, ignore_paused: bool = False) -> int:
+    """Start `proc` inside the container; returns its pid once it is about to exec. `cgroup`:
+    a sub-cgroup of the container's (exec --cgroup) to put it in; `ignore_paused`: a paused
+    container is entered too (the process waits frozen for `resume`)."""
+    status = c.status()
+    if not (ignore_paused and status is Status.PAUSED):
+        status.check("exec")
     from . import capabilities
     ns_fds = []
     console_fd = None
@@ -56,7 +61,7 @@ def exec_process(c, proc: process.ProcessSpec, kernel: k.Kernel,
         child_ch.close()
         pid = 0
         try:
-            c.cgroup().add_pid(stage1_pid)
+            (cgroup if cgroup is not None else c.cgroup()).add_pid(stage1_pid)
             parent_ch.send(Proceed())
             pid = parent_ch.expect(InitPid, "the process was started").pid
             kernel.waitpid(stage1_pid)

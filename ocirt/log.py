@@ -19,6 +19,16 @@ class Logger:
     fmt: str = "text"
     debug_enabled: bool = False
 
+    def open(self) -> None:
+        """Create --log FILE now (runc does, before anything is logged); where it cannot be
+        made, lines go to stderr as they come."""
+        if self.path:
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                                 0o644))
+            except OSError:
+                pass
+
     def _write(self, level: str, msg: str) -> None:
         if self.fmt == "json":
             line = jsonio.dumps({"level": level, "msg": msg, "time": _now()})
@@ -46,5 +56,12 @@ class Logger:
         self._write("warning", msg)
 
     def debug(self, msg: str) -> None:
+        """A level=debug line, with --debug only: what the runtime is doing."""
         if self.debug_enabled:
             self._write("debug", msg)
+
+    @property
+    def debugger(self):
+        """The debug callable to hand to core operations: None without --debug (so that they
+        skip composing the message)."""
+        return self.debug if self.debug_enabled else None

@@ -126,7 +126,7 @@ class InitEffects:
         return hook_state
 
     def console(self, spec: InitSpec) -> None:
-        console.setup(spec.console_fd, spec.console_size)
+        console.setup(spec.console_fd, spec.console_size, spec.proc.uid)
 
     def seccomp(self, seccomp) -> None:
         _install_seccomp(seccomp, self.ch)
@@ -358,7 +358,7 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel) -> None:
                 for fd, _ in spec.ns_fds:
                     os.close(fd)
                 if spec.console_fd is not None:
-                    console.setup(spec.console_fd, spec.console_size)
+                    console.setup(spec.console_fd, spec.console_size, spec.proc.uid)
                 path, env = prepare_exec(kernel, spec.proc, spec.last_cap, "process.json",
                                          spec.seccomp, ch, personality=spec.personality,
                                          mempolicy=spec.mempolicy)

@@ -2,7 +2,7 @@
 
     layout = cgroups.detect()
     cg = cgroups.manager_for(layout, cgroups_path, container_id, systemd=False)
-    cg.create(); cg.add_pid(pid); cg.apply(resources_dict, kernel)
+    cg.create(warn=None); cg.add_pid(pid); cg.apply(resources_dict, kernel); cg.sub(paths)
     cg.pids(); cg.freeze(); cg.thaw(); cg.frozen(); cg.kill_all(sig); cg.destroy()
     cg.stats(); cg.device_rules()
     cg.to_dict() / cgroups.manager_from_state(layout, d, pid=init_pid)

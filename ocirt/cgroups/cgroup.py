@@ -14,8 +14,10 @@ Paths are cleaned lexically first ("..": can never climb above the base). The sp
 runtime choose for relative paths ("MAY interpret the path relative to a runtime-determined
 location"); the choice above is runc's, so both runtimes put a given config in the same place.
 
-Only the directories that create() made are removed by destroy(); a cgroup the container
-joined (it existed before) is left alone.
+destroy() removes the directories create() made and, as runc does, the container's own
+directories that existed before create (a cgroup it joined) where they are empty; parents that
+existed before are left alone. Joining a frozen cgroup is refused (the container would never
+run), a non-empty one is a warning (runc's).
 """
 from __future__ import annotations
 
@@ -41,6 +43,21 @@ def _join(mountpoint: str, cg_path: str) -> str:
     return base + "/" + rel if rel else (base or "/")
 
 
+
+
+def _below(d: str, sub: str) -> str:
+    """d/sub, where sub may not climb out of d (exec --cgroup)."""
+    parts = []
+    for comp in sub.split("/"):
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            if not parts:
+                raise OcirtError(f"{sub} is not a sub cgroup path")
+            parts.pop()
+            continue
+        parts.append(comp)
+    return d.rstrip("/") + "".join("/" + p for p in parts)
 
 
 def inner_path(cgroups_path: str | None, container_id: str) -> str:
@@ -160,6 +177,37 @@ class FsCgroup(Manager):
 
     # ------------------------------------------------------------ create
 
+    def create(self, warn=None) -> None:
+        existed = [d for d in self.dirs() if self.fs.isdir(d)]
+        self._create()
+        if self._effectively_frozen():
+            self._remove_created()
+            raise OcirtError("container's cgroup unexpectedly frozen")
+        if existed and warn is not None:
+            count = len(self._pids_below(existed))
+            if count:
+                warn(f"container's cgroup is not empty: {count} process(es) found")
+
+    def _create(self) -> None:
+        """mkdir the directories (the v1 and v2 managers)."""
+        raise NotImplementedError
+
+    def _effectively_frozen(self) -> bool:
+        raise NotImplementedError
+
+    def sub(self, paths: dict) -> "FsCgroup":
+        for controller in paths:
+            if controller and controller not in self.paths:
+                raise OcirtError(f"--cgroup: unknown controller {controller}")
+        new_paths = {c: _below(d, paths.get(c, paths.get("", ""))) for c, d in self.paths.items()}
+        unified = self.unified
+        if unified and "" in paths:
+            unified = _below(unified, paths[""])
+        for d in set(new_paths.values()) | ({unified} if unified else set()):
+            if not self.fs.isdir(d):
+                raise OcirtError(f"--cgroup: no sub-cgroup {d}", errno=errno.ENOENT)
+        return type(self)(self.layout, new_paths, unified, fs=self.fs)
+
     def _make(self, mountpoint: str, target: str, made=None, descending=None) -> None:
         """mkdir target and its missing parents below mountpoint. made(parent, dir) follows
         each directory of the path; descending(dir) precedes each step down (the mount point
@@ -273,11 +321,37 @@ class FsCgroup(Manager):
     # ------------------------------------------------------------ destroy
 
     def destroy(self, timeout: float = 2.0) -> None:
-        """rmdir what create() made, deepest first. Already gone is fine.
+        """rmdir what create() made, deepest first, and the container's own directories that
+        existed before, where nothing is left in them. Already gone is fine.
 
         A directory still busy (processes exiting) is retried for `timeout`; a created
-        parent still holding other cgroups is left in place silently.
+        parent still holding other cgroups is left in place silently, and so is a directory
+        that existed before and still holds processes (not the container's: they stay).
         """
+        made = set(self.created)
+        self._remove_created(timeout)
+        for d in self.dirs():
+            if d in made or not self.fs.isdir(d) or self._pids_below([d]):
+                continue
+            try:
+                self.rmtree(d, timeout)
+            except OSError:
+                pass                        # busy: someone else's cgroup below, or a process
+
+    def _pids_below(self, dirs: list) -> set:
+        """Every pid in the cgroups `dirs` and their descendants."""
+        out, stack = set(), list(dirs)
+        while stack:
+            d = stack.pop()
+            try:
+                out.update(read_pids(self.fs, os.path.join(d, "cgroup.procs")))
+            except OSError:
+                pass
+            stack.extend(self.fs.subdirs(d))
+        return out
+
+    def _remove_created(self, timeout: float = 2.0) -> None:
+        """rmdir what create() made, deepest first (destroy's first part)."""
         leaves = set(self.dirs())
         # Deepest first; within a depth, reverse creation order.
         order = sorted(reversed(self.created), key=lambda p: p.count("/"), reverse=True)

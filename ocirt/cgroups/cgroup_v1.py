@@ -47,7 +47,11 @@ class V1Cgroup(FsCgroup):
             return self.unified
         return self.paths.get(controller)
 
-    def create(self) -> None:
+    def _effectively_frozen(self) -> bool:
+        d, v2 = self._freezer()
+        return freezer.effectively_frozen(self.fs, d, v2)
+
+    def _create(self) -> None:
         for mnt, ctrls in self.layout.hierarchies().items():
             d = self.paths.get(ctrls[0])
             if d:

@@ -26,7 +26,10 @@ class V2Cgroup(FsCgroup):
     def path(self, controller: str | None = None) -> str | None:
         return self.unified
 
-    def create(self) -> None:
+    def _effectively_frozen(self) -> bool:
+        return freezer.effectively_frozen(self.fs, self.unified, v2=True)
+
+    def _create(self) -> None:
         self._make(self.layout.unified, self.unified, descending=self._enable_controllers)
 
     def _enable_controllers(self, d: str) -> None:

@@ -83,3 +83,18 @@ def frozen(fs: CgroupFS, d: str | None, v2: bool) -> bool:
             return fs.read(os.path.join(d, "freezer.state")).strip() == "FROZEN"
     except OSError:
         return False
+
+
+def effectively_frozen(fs: CgroupFS, d: str | None, v2: bool) -> bool:
+    """True if processes put in the cgroup would not run: frozen itself or by an ancestor
+    (v1 freezer.state says FROZEN or FREEZING for both; v2 cgroup.events says frozen)."""
+    if not d:
+        return False
+    try:
+        if v2:
+            if fs.read(os.path.join(d, "cgroup.freeze")).strip() == "1":
+                return True
+            return "frozen 1" in fs.read(os.path.join(d, "cgroup.events")).splitlines()
+        return fs.read(os.path.join(d, "freezer.state")).strip() in ("FROZEN", "FREEZING")
+    except OSError:
+        return False

@@ -23,7 +23,8 @@ class Manager:
     kind       "v1", "v2", "hybrid" (the host's layout), or "none"
     paths      v1 controller (or name=...) -> directory; {} on v2 and without a cgroup
     unified    the cgroup2 directory (v2, hybrid), else None
-    created    the directories create() made (destroy() removes only these)
+    created    the directories create() made (destroy() removes these, and the container's
+               own directories that existed before, where they are empty, as runc does)
     """
 
     kind = "none"
@@ -49,9 +50,18 @@ class Manager:
 
     # -- life cycle ------------------------------------------------------------------------
 
-    def create(self) -> None:
-        """Make the cgroup's directories."""
+    def create(self, warn=None) -> None:
+        """Make the cgroup's directories. A cgroup that is frozen (itself or by an ancestor) is
+        refused before any process goes there (it would never run); one that already has
+        processes is joined with a warning (`warn(message)`, runc's)."""
         raise NotImplementedError
+
+    def sub(self, paths: dict) -> "Manager":
+        """exec --cgroup: the manager of an existing sub-cgroup of this one, {controller or ""
+        (every hierarchy): path below the container's cgroup}; a path that leaves it, or one
+        that does not exist, is refused. Nothing is made, and destroy() of it removes nothing."""
+        from ..errors import OcirtError
+        raise OcirtError("the container's cgroup has no sub-cgroups (exec --cgroup)")
 
     def apply(self, resources, kernel=None) -> None:
         """Write linux.resources (the config.json dict or a parsed Resources). `kernel` (an
@@ -67,7 +77,9 @@ class Manager:
         raise NotImplementedError
 
     def destroy(self, timeout: float = 2.0) -> None:
-        """Remove what create() made. Already gone is fine."""
+        """Remove what create() made, and the container's directories that existed before it
+        if they are empty (as runc's delete does; one still holding processes that are not the
+        container's is left). Already gone is fine."""
         raise NotImplementedError
 
     # -- processes -------------------------------------------------------------------------

@@ -57,8 +57,11 @@ class NoCgroup(Manager):
     def to_dict(self) -> dict:
         return {}
 
-    def create(self) -> None:
+    def create(self, warn=None) -> None:
         pass
+
+    def sub(self, paths: dict) -> Manager:
+        raise OcirtError(NO_CGROUP)
 
     def apply(self, resources, kernel=None) -> None:
         """Device rules are dropped (no cgroup to hold them: the container has the devices its

@@ -484,8 +484,11 @@ class SystemdCgroup(Manager):
             props += resource_properties(r, self.kind, version)
         return props + self.extra
 
-    def create(self) -> None:
+    def create(self, warn=None) -> None:
         """Nothing yet: the unit, and so its cgroup, starts with the first process."""
+
+    def sub(self, paths: dict):
+        return self.files.sub(paths)
 
     def apply(self, resources, kernel=None) -> None:
         r = resources if isinstance(resources, Resources) else Resources.parse(resources)

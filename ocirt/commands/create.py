@@ -19,16 +19,17 @@ def options_from(g, o, container_id: str, **extra) -> CreateOptions:
                          no_new_keyring=o["no_new_keyring"],
                          preserve_fds=int_option(o, "preserve_fds"),
                          systemd_cgroup=g.systemd_cgroup, rootless=rootless_mode(g.rootless),
-                         warn=g.log.warning, **extra)
+                         warn=g.log.warning, debug=g.log.debugger, **extra)
 
 
 def main(g, o, args) -> int:
     from ..errors import OcirtError
     container_id = need_id(args, "create")
     try:
-        sd, _ = create(options_from(g, o, container_id), g.kernel())
+        sd, state = create(options_from(g, o, container_id), g.kernel())
     except OcirtError as e:
         e.message = f"ocirt create failed: {e.message}"
         raise
+    g.log.debug(f"create: container {container_id} created, init pid {state.pid}")
     sd.unlock()
     return 0

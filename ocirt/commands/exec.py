@@ -1,9 +1,12 @@
 import os
 import signal
 
+from .. import console
 from ..cli import Opt, UsageError, int_option, need_id
 from ..container import OpenContainer, wait_init
+from ..execute import exec_process
 from ..errors import OcirtError
+from ..state import Status
 from ..execspec import NO_COMMAND, ExecOptions, parse_user, process_config, process_spec
 
 USAGE = "exec [command options] <container-id> <command> [command options]  || -p process.json <container-id>"
@@ -28,6 +31,9 @@ OPTIONS = (
 )
 
 
+EXEC_FAILED = 255     # runc's status for exec's own failures; 1 is the process's
+
+
 def exec_options(o: dict, args: list) -> ExecOptions:
     """The flags as ExecOptions (ocirt/execspec.py); what is wrong in them, a usage error."""
     if not o["process"] and not args:
@@ -42,31 +48,107 @@ def exec_options(o: dict, args: list) -> ExecOptions:
         gids = [int(g) for g in o["additional_gids"]]
     except ValueError:
         raise UsageError(f"invalid value for flag -additional-gids: {o['additional_gids']!r}") from None
+    try:
+        cgroup = parse_cgroup_option(o["cgroup"])
+    except OcirtError as e:
+        raise UsageError(e.message) from None
     return ExecOptions(process_file=o["process"] or None, tty=o["tty"], env=o["env"],
                        cwd=o["cwd"] or None, uid=uid, gid=gid, additional_gids=gids,
                        no_new_privileges=o["no_new_privs"], apparmor=o["apparmor"] or None,
                        process_label=o["process_label"] or None, caps=o["cap"],
-                       preserve_fds=int_option(o, "preserve_fds"))
+                       preserve_fds=int_option(o, "preserve_fds"),
+                       ignore_paused=o["ignore_paused"], cgroup=cgroup)
 
 
 def main(g, o, args) -> int:
     container_id = need_id(args, "exec")
-    with OpenContainer.open(g.root, container_id) as c:
+    try:
+        return run_exec(g, o, args, container_id)
+    except OcirtError as e:
+        e.message = f"exec failed: {e.message}"
+        e.exit_code = EXEC_FAILED
+        raise
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        error = OcirtError(f"exec failed: {e.strerror or e}{where}")
+        error.exit_code = EXEC_FAILED
+        raise error from None
+
+
+def run_exec(g, o, args, container_id: str) -> int:
+    debug = g.log.debugger
+    listener = socket_path = host = master = None
+    try:
         opts = exec_options(o, args[1:])
-        proc = process_config(opts, args[1:], c.state.bundle)
-        if proc.get("terminal") and not o["console_socket"]:
-            raise OcirtError("cannot allocate tty if runc will detach without setting console socket")
-        spec = process_spec(proc, opts)
-        terminal = bool(proc.get("terminal"))
-        pid = c.exec(spec, g.kernel(), pid_file=o["pid_file"], subreaper=not o["detach"],
-                     console_socket=o["console_socket"] if terminal else None,
-                     console_size=proc.get("consoleSize"))
-    if o["detach"]:
-        return 0
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-                signal.SIGUSR2):
-        signal.signal(sig, lambda s, f: _forward(pid, s))
-    return wait_init(pid)
+        with OpenContainer.open(g.root, container_id) as c:
+            proc = process_config(opts, args[1:], c.state.bundle)
+            if c.status() is Status.PAUSED:
+                if not opts.ignore_paused:
+                    raise OcirtError("cannot exec in a paused container (use --ignore-paused to "
+                                     "override)")
+                c.sd.unlock()   # the process waits frozen for `resume`, which takes the lock
+            # --cgroup: refused here if it leaves the container's cgroup or does not exist
+            sub = c.cgroup().sub(opts.cgroup) if opts.cgroup else None
+            if debug and sub is not None:
+                debug(f"exec: into sub-cgroup {sub.dirs()}")
+            spec = process_spec(proc, opts)
+            terminal = bool(proc.get("terminal"))
+            socket_path = o["console_socket"] if terminal else None
+            if terminal and not socket_path:
+                if o["detach"]:
+                    raise OcirtError("cannot allocate tty if runc will detach without setting "
+                                     "console socket")
+                # in the foreground, as runc: we hold the pty and relay it, and it has our
+                # terminal's size from the start
+                listener, socket_path = console.listener()
+                host = console.host_terminal()
+                if proc.get("consoleSize") is None:
+                    proc["consoleSize"] = console.size_of(host)
+            if debug:
+                debug(f"exec: {spec.args} in container {container_id} (init pid {c.state.pid}),"
+                      f" uid {spec.uid} gid {spec.gid}, terminal {terminal}")
+            pid = exec_process(c, spec, g.kernel(), pid_file=o["pid_file"],
+                               subreaper=not o["detach"], console_socket=socket_path,
+                               console_size=proc.get("consoleSize"), cgroup=sub,
+                               ignore_paused=opts.ignore_paused)
+        if debug:
+            debug(f"exec: process started, pid {pid}")
+        if o["detach"]:
+            return 0
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                    signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(sig, lambda s, f: _forward(pid, s))
+        if listener is not None:
+            master = console.receive_master(listener)
+            signal.signal(signal.SIGWINCH, lambda s, f: console.resize(master, host))
+            console.proxy(master, host)
+        code = wait_init(pid)
+        if debug:
+            debug(f"exec: process {pid} exited with {code}")
+        return code
+    finally:
+        if master is not None:
+            os.close(master)
+        if listener is not None:
+            console.close(listener, socket_path)
+            console.close_host_terminal(host)
+
+
+def parse_cgroup_option(values: list) -> dict:
+    """--cgroup [<controller>[,<controller>...]:]<path>, repeatable (runc's format) ->
+    {controller: path}, "" for every controller."""
+    out = {}
+    for value in values:
+        controllers, sep, path = value.partition(":")
+        if not sep:
+            controllers, path = "", controllers
+        if not path:
+            raise OcirtError(f"invalid --cgroup argument: {value}")
+        for controller in controllers.split(","):
+            if (sep and not controller) or controller in out:
+                raise OcirtError(f"invalid --cgroup argument: {value}")
+            out[controller] = path
+    return out
 
 
 def _forward(pid: int, sig: int) -> None:

@@ -8,5 +8,6 @@ OPTIONS = ()
 
 def main(g, o, args) -> int:
     with OpenContainer.open(g.root, exact_id(args, "pause")) as c:
+        g.log.debug(f"pause: freezing cgroup {c.cgroup().path()} of container {c.state.id}")
         c.pause()
     return 0

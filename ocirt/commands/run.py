@@ -25,10 +25,10 @@ def main(g, o, args) -> int:
     from ..errors import OcirtError
     container_id = need_id(args, "run")
     detach = o["detach"]
-    listener = None
+    listener = host = None
     if not detach and not o["console_socket"] and _wants_terminal(o["bundle"]):
         from .. import console
-        listener, o["console_socket"] = _console_listener()  # runc run -t: we hold the pty
+        listener, o["console_socket"] = console.listener()  # runc run -t: we hold the pty
     try:
         try:
             sd, state = create(create_cmd.options_from(g, o, container_id, subreaper=not detach),
@@ -37,29 +37,31 @@ def main(g, o, args) -> int:
             e.message = f"ocirt run failed: {e.message}"
             raise
         pid = state.pid
+        g.log.debug(f"run: container {container_id} created, init pid {pid}")
         master = None
 
         def before_start():
-            nonlocal master
+            nonlocal master, host
             if listener is not None:
                 master = console.receive_master(listener)
+                host = console.host_terminal()
             if not detach:
                 for sig in FORWARDED:
                     _signal.signal(sig, lambda s, f: _forward(pid, s))
                 if master is not None:
-                    _signal.signal(_signal.SIGWINCH, lambda s, f: console.resize(master))
+                    _signal.signal(_signal.SIGWINCH, lambda s, f: console.resize(master, host))
         start_created(sd, state, before_start)
         if detach:
             return 0
         if master is not None:
-            console.proxy(master)
+            console.proxy(master, host)
             os.close(master)
         code = wait_init(pid)
+        g.log.debug(f"run: container {container_id} exited with {code}")
     finally:
         if listener is not None:
-            listener.close()
-            os.unlink(o["console_socket"])
-            os.rmdir(os.path.dirname(o["console_socket"]))
+            console.close(listener, o["console_socket"])
+            console.close_host_terminal(host)
     if not o["keep"]:
         with OpenContainer.open(g.root, container_id) as c:
             c.delete(force=True)
@@ -73,18 +75,6 @@ def _wants_terminal(bundle: str) -> bool:
             return bool((jsonio.load(f).get("process") or {}).get("terminal"))
     except (OSError, ValueError, AttributeError):
         return False  # create reports what is wrong with the bundle
-
-
-def _console_listener():
-    import tempfile
-
-    import _socket
-    directory = tempfile.mkdtemp(prefix="ocirt-console-")
-    path = os.path.join(directory, "console.sock")
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
-    sock.bind(path)
-    sock.listen(1)
-    return sock, path
 
 
 def _forward(pid: int, sig: int) -> None:
