@@ -16,7 +16,7 @@ import sys
 from . import console, lsm, namespaces, process
 from . import hooks as hooks_mod
 from . import kernel as k
-from .errors import OcirtError
+from .errors import ConfigError, OcirtError
 from .protocol import (
     Channel,
     Failed,
@@ -122,7 +122,11 @@ class InitEffects:
         if spec.runtime_hooks:
             self.ch.send(HooksReady())
             hook_state = self.ch.expect(Proceed, "the runtime hooks ran").state or {}
-        hooks_mod.run(spec.hooks, "createContainer", hook_state)
+        if spec.hooks.get("createContainer"):
+            # in the container's namespaces: its pid as the container sees it; from the rootfs
+            # (not pivoted yet), as runc runs it
+            hooks_mod.run(spec.hooks, "createContainer", {**hook_state, "pid": os.getpid()},
+                          cwd=spec.rootfs.rootfs)
         return hook_state
 
     def console(self, spec: InitSpec) -> None:
@@ -217,6 +221,8 @@ def setup_init(kernel: k.Kernel, spec: InitSpec, fx: InitEffects):
     if spec.console_fd is not None:
         fx.console(spec)
 
+    if not spec.proc.args:  # no `process` (config.md: required only at start): nothing to exec
+        return None, {}, hook_state
     path, env = prepare_exec(kernel, spec.proc, spec.last_cap, "config.json", spec.seccomp,
                              fx=fx, personality=spec.personality, mempolicy=spec.mempolicy)
     return path, env, hook_state
@@ -227,21 +233,39 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
 
     ch.send(Ready())
     ch.close()
+    wfd = None
     try:
         # Blocks until `ocirt start` opens the fifo for reading. Reopened through the container's
         # own /proc: the init holds nothing of the host's (no host /proc, no host directory).
         wfd = os.open(f"/proc/self/fd/{spec.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(wfd, b"0")
-        os.close(wfd)
         os.close(spec.fifo_fd)
+        # From here `start` reads the fifo to its end: wfd is close-on-exec, so the end comes when
+        # execve succeeded (then poststart runs) or this process is gone; a failure before that
+        # writes its message after the "0" (start reports it).
+        if path is None:
+            raise ConfigError("/process", "is required to start a container")
         if spec.hooks.get("startContainer"):
-            hooks_mod.run(spec.hooks, "startContainer", {**hook_state, "status": "running"})
+            # runtime.md step 7: before the program runs (status created), in the container
+            hooks_mod.run(spec.hooks, "startContainer",
+                          {**hook_state, "status": "created", "pid": os.getpid()})
         kernel.execve(path, spec.proc.args, env)
     except OcirtError as e:
-        sys.stderr.write(f"ocirt init: {e}\n")
+        message = str(e)
     except OSError as e:
-        sys.stderr.write(f"ocirt init: {describe_oserror(e)}: {os.strerror(e.errno).lower()}\n")
-    sys.stderr.flush()
+        message = f"{describe_oserror(e)}: {os.strerror(e.errno).lower()}"
+    except BaseException as e:  # noqa: BLE001 - reported, never raised out of the init
+        message = f"internal error: {e!r}"
+    try:
+        sys.stderr.write(f"ocirt init: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    if wfd is not None:
+        try:
+            os.write(wfd, message.encode(errors="replace")[:4000])
+        except OSError:
+            pass
     os._exit(127)
 
 
