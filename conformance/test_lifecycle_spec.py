@@ -5,6 +5,7 @@ listed in the config; deprecated fields."""
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -248,3 +249,61 @@ def test_deprecated_kernel_memory_warns(rt, make_bundle):
     p = rt.create(b.id, b)
     assert p.returncode == 0, p.stderr
     assert "warn" in p.stderr.lower() and "kernel" in p.stderr.lower(), p.stderr
+
+
+# ---- 3: namespaces not listed are inherited, the mount namespace too ----------------------------
+
+def _mounts_under(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f
+                if line.split()[4] == path or line.split()[4].startswith(path + "/")]
+
+
+def _unmount_under(path):
+    """A runtime that mounted on the host (runc does without a mount namespace): undo it."""
+    for mp in sorted(_mounts_under(path), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mp], capture_output=True)
+
+
+def _without_mount_ns(mounts=()):
+    def mutate(cfg):
+        linux = cfg["linux"]
+        linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "mount"]
+        linux["maskedPaths"], linux["readonlyPaths"] = [], []
+        cfg["mounts"] = list(mounts)
+        cfg["root"]["readonly"] = False
+    return mutate
+
+
+@pytest.mark.runc_deviates("runc 1.1.5 needs /proc mounted, and mounts in the host's mount namespace")
+def test_mount_namespace_not_listed_is_inherited(rt, make_bundle):
+    b = make_bundle(sh("cat /etc/hostname 2>/dev/null; ls /bin/sh && exec sleep 1000"),
+                    rootfs_copy=True, tmp=False, mutate=_without_mount_ns())
+    before = _mounts_under(b.rootfs)
+    try:
+        p = rt.create(b.id, b)
+        assert p.returncode == 0, p.stderr
+        pid = rt.state_json(b.id)["pid"]
+        assert os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+        assert rt.start(b.id).returncode == 0
+        wait_for(lambda: os.readlink(f"/proc/{pid}/root") == os.path.realpath(b.rootfs),
+                 what="the program to run with the rootfs as its root")
+        assert _mounts_under(b.rootfs) == before, "the host's mounts were changed"
+    finally:
+        rt.delete(b.id, force=True)
+        _unmount_under(b.rootfs)
+
+
+@pytest.mark.runc_deviates("runc 1.1.5 makes the config's mounts in the host's mount namespace")
+def test_mounts_without_a_mount_namespace_are_refused(rt, make_bundle, rootfs):
+    b = make_bundle(SLEEP, tmp=False, rootfs_copy=True, mutate=_without_mount_ns(
+        [{"destination": "/proc", "type": "proc", "source": "proc"}]))
+    try:
+        p = rt.create(b.id, b)
+        assert p.returncode != 0
+        assert "/mounts" in p.stderr and "mount namespace" in p.stderr, p.stderr
+        assert _mounts_under(b.rootfs) == []
+    finally:
+        rt.delete(b.id, force=True)
+        _unmount_under(b.rootfs)

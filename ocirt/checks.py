@@ -55,7 +55,7 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
     if proc_cfg.get("terminal") and not opts.console_socket:
         raise OcirtError("cannot allocate tty if runc will detach without setting console socket")
     if not ns.has("mount"):
-        raise ConfigError("/linux/namespaces", "a mount namespace is required")
+        check_without_mount_ns(config, linux)
     if config.get("hostname") and not ns.has("uts"):
         raise ConfigError("/hostname", "unable to set hostname without a private UTS namespace")
     rootfs = config_mod.rootfs_path(bundle, config)
@@ -92,6 +92,22 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
     return Checked(linux=linux, ns=ns, proc_cfg=proc_cfg, proc=proc, rootfs=rootfs,
                    last_cap=last_cap, seccomp=seccomp_filter, net_devices=net_devices,
                    personality=personality, mempolicy=mempolicy, idmaps=idmaps)
+
+
+def check_without_mount_ns(config: dict, linux: dict) -> None:
+    """No mount namespace listed: the container inherits the runtime's (config-linux.md), and its
+    init only chroots into the rootfs. Whatever would mount something there would mount it on
+    the host, so it is refused rather than done."""
+    why = "needs a mount namespace (without one it would change the host's mounts)"
+    if config.get("mounts"):
+        raise ConfigError("/mounts/0", why)
+    for key in ("maskedPaths", "readonlyPaths", "devices"):
+        if linux.get(key):
+            raise ConfigError(f"/linux/{key}", why)
+    if linux.get("rootfsPropagation"):
+        raise ConfigError("/linux/rootfsPropagation", why)
+    if (config.get("root") or {}).get("readonly"):
+        raise ConfigError("/root/readonly", why)
 
 
 def deprecated(linux: dict) -> list[str]:
