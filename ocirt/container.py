@@ -111,10 +111,12 @@ class OpenContainer:
                         not self._read_fifo(fd):
                     raise OcirtError("cannot start a container that has stopped")
                 select.select([fd], [], [], 0.05)
+            # started: from here the status is the init's (running once it execs, stopped if it
+            # fails), even if this command is killed while the startContainer hooks run
+            os.unlink(self.sd.fifo)
             failure = self._read_to_end(fd)
         finally:
             os.close(fd)
-        os.unlink(self.sd.fifo)
         if failure:
             self._stop()
             raise OcirtError(failure)
