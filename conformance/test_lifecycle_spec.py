@@ -154,6 +154,22 @@ def test_hook_timeout_kills_it_and_fails(rt, make_bundle, out):
     assert lines(out / "started") == ["started"]
 
 
+@pytest.mark.runc_deviates("runc 1.1.5's start exits 0 when a startContainer hook fails")
+def test_start_container_hook_timeout_fails_start(rt, make_bundle):
+    """The same in the container: a startContainer hook that outlives its timeout is killed, and
+    `start` fails naming it; the program never runs."""
+    hooks = {"startContainer": [hook("exec sleep 30", timeout=1)]}
+    b = make_bundle(SLEEP, mutate=with_hooks(hooks))
+    assert rt.create(b.id, b).returncode == 0
+    t0 = time.monotonic()
+    p = rt.start(b.id)
+    assert p.returncode != 0
+    assert time.monotonic() - t0 < 10, "the hook was not killed at its timeout"
+    assert "startContainer" in p.stderr and "timed out" in p.stderr, p.stderr
+    rt.wait_status(b.id, "stopped")
+    assert rt.delete(b.id).returncode == 0
+
+
 # The state on each hook's stdin: its status at that point of the lifecycle (runtime.md "State":
 # creating until create ends, created until the program is executed, running after step 8,
 # stopped at step 13), and the pid as the hook's namespace sees it.
