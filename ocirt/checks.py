@@ -49,12 +49,14 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
     linux = config.get("linux") or {}
     ns = namespaces.parse(config)
     proc_cfg = config.get("process")
-    if not proc_cfg:
-        raise ConfigError("/process", "is required to create a container")
+    if proc_cfg is None:
+        # config.md: REQUIRED only when start is called. The init waits without one; `start`
+        # then fails with an error and the container can be deleted.
+        proc_cfg = {}
     if proc_cfg.get("terminal") and not opts.console_socket:
         raise OcirtError("cannot allocate tty if runc will detach without setting console socket")
     if not ns.has("mount"):
-        raise ConfigError("/linux/namespaces", "a mount namespace is required")
+        check_without_mount_ns(config, linux)
     if config.get("hostname") and not ns.has("uts"):
         raise ConfigError("/hostname", "unable to set hostname without a private UTS namespace")
     rootfs = config_mod.rootfs_path(bundle, config)
@@ -67,6 +69,8 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
     from . import capabilities
     last_cap = capabilities.last_cap()
     for warning in capabilities.unknown(proc.capabilities):
+        opts.warn(warning)
+    for warning in deprecated(linux):
         opts.warn(warning)
     seccomp_filter = None
     if linux.get("seccomp"):
@@ -89,6 +93,37 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
     return Checked(linux=linux, ns=ns, proc_cfg=proc_cfg, proc=proc, rootfs=rootfs,
                    last_cap=last_cap, seccomp=seccomp_filter, net_devices=net_devices,
                    personality=personality, mempolicy=mempolicy, idmaps=idmaps)
+
+
+def check_without_mount_ns(config: dict, linux: dict) -> None:
+    """No mount namespace listed: the container inherits the runtime's (config-linux.md), and its
+    init only chroots into the rootfs. Whatever would mount something there would mount it on
+    the host, so it is refused rather than done."""
+    why = "needs a mount namespace (without one it would change the host's mounts)"
+    if config.get("mounts"):
+        raise ConfigError("/mounts/0", why)
+    for key in ("maskedPaths", "readonlyPaths", "devices"):
+        if linux.get(key):
+            raise ConfigError(f"/linux/{key}", why)
+    if linux.get("rootfsPropagation"):
+        raise ConfigError("/linux/rootfsPropagation", why)
+    if (config.get("root") or {}).get("readonly"):
+        raise ConfigError("/root/readonly", why)
+
+
+def deprecated(linux: dict) -> list[str]:
+    """Deprecated fields of linux.resources.memory: a warning each, as runc 1.1 gives ("Kernel
+    memory settings are ignored and will be removed"), rather than silence."""
+    memory = (linux.get("resources") or {}).get("memory")
+    if not isinstance(memory, dict):
+        return []
+    out = []
+    if "kernel" in memory:
+        out.append("/linux/resources/memory/kernel is deprecated: kernel memory limits are ignored")
+    if "kernelTCP" in memory:
+        out.append("/linux/resources/memory/kernelTCP is deprecated: ignored except on cgroup v1 "
+                   "hosts that still have memory.kmem.tcp.limit_in_bytes")
+    return out
 
 
 def check_intel_rdt(mountinfo: str = "/proc/self/mountinfo") -> None:

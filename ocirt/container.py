@@ -48,21 +48,27 @@ def _wait_gone(pid: int, start: int | None, timeout: float = 10.0) -> None:
             return
         time.sleep(0.002)
 
+def _warn(message: str) -> None:
+    from .log import Logger
+    Logger().warning(message)
+
 # -- operations on an existing container ------------------------------------------------------------
 
 @record
 class OpenContainer:
     sd: StateDir
     state: ContainerState
+    warn: object = None     # where warnings go (the command's log); None: stderr, runc's format
 
     @classmethod
-    def open(cls, root: str, container_id: str, lock: bool = True) -> "OpenContainer":
+    def open(cls, root: str, container_id: str, lock: bool = True,
+             warn=None) -> "OpenContainer":
         check_id(container_id)
         sd = StateDir(root, container_id)
         if lock:
             sd.lock()
         try:
-            return cls(sd, sd.load())
+            return cls(sd, sd.load(), warn)
         except BaseException:
             sd.unlock()
             raise
@@ -89,6 +95,9 @@ class OpenContainer:
         self.close()
 
     def start(self) -> None:
+        """runtime.md steps 6-9: the init runs the startContainer hooks and execs the program;
+        `start` returns after that, and after the poststart hooks. A failure of either stops the
+        container (it can then be deleted: steps 12 and 13) and is the error of `start`."""
         self.status().check("start")
         try:
             fd = os.open(self.sd.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -104,12 +113,54 @@ class OpenContainer:
                         break
                     raise OcirtError("cannot start a container that has stopped")
                 select.select([fd], [], [], 0.05)
+            # started: from here the status is the init's (running once it execs, stopped if it
+            # fails), even if this command is killed while the startContainer hooks run
+            os.unlink(self.sd.fifo)
+            failure = self._read_to_end(fd)
         finally:
             os.close(fd)
-        os.unlink(self.sd.fifo)
+        if failure:
+            self._stop()
+            raise OcirtError(failure)
         hooks = self.state.hooks.get("poststart")
         if hooks:
-            hooks_mod.run({"poststart": hooks}, "poststart", self.state.oci(Status.RUNNING))
+            try:
+                hooks_mod.run({"poststart": hooks}, "poststart", self.state.oci(Status.RUNNING),
+                              cwd=self.state.bundle)
+            except OcirtError:
+                self._stop()
+                raise
+
+    @staticmethod
+    def _read_to_end(fd: int) -> str:
+        """After the init's "0": what it writes before the fifo's end. The init holds its end
+        close-on-exec, so the end comes when the program was executed (nothing written) or the
+        init is gone; a failure in between (a startContainer hook, the exec) is its message."""
+        os.set_blocking(fd, True)
+        chunks = []
+        while True:
+            try:
+                data = os.read(fd, 4096)
+            except InterruptedError:
+                continue
+            if not data:
+                break
+            chunks.append(data)
+        return b"".join(chunks).decode(errors="replace").strip()
+
+    def _stop(self) -> None:
+        """Stop a container whose start failed: SIGKILL its init and whatever else is in its
+        cgroup, and wait until the init is gone."""
+        self._signal_init(signal.SIGKILL)
+        try:
+            cg = self.cgroup()
+            if cg.pids():
+                cg.kill_all(signal.SIGKILL)
+        except (OSError, OcirtError):
+            pass
+        if self.state.pid > 0:
+            _wait_gone(self.state.pid, self.state.pid_start)
+
     @staticmethod
     def _read_fifo(fd: int) -> bool:
         try:
@@ -210,10 +261,10 @@ class OpenContainer:
         hooks = self.state.hooks.get("poststop")
         self.sd.remove()
         if hooks:
-            try:
-                hooks_mod.run({"poststop": hooks}, "poststop", self.state.oci(Status.STOPPED))
-            except OcirtError:
-                pass  # runtime.md: poststop failures are logged, the delete still succeeds
+            # runtime.md step 13: a failure is logged as a warning, the other hooks still run,
+            # and the delete succeeds
+            hooks_mod.run_all({"poststop": hooks}, "poststop", self.state.oci(Status.STOPPED),
+                              self.warn or _warn)
 
     # -- pause / resume / update: operations on the container's cgroup ----------------------------
 

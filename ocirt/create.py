@@ -40,6 +40,7 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
     sd.make_and_lock()
     undo = Undo()
     undo.push(sd.remove)
+    state = None
     try:
         state = new_state(opts, bundle, config, checked)
         layout, cg = fx.cgroup(opts, checked.linux, config)
@@ -73,6 +74,11 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
     except BaseException:
         undo.run()
         sd.unlock()
+        # runtime.md: a failed hook stops the container and the lifecycle goes on at step 12
+        # (destroyed: the undo above) and 13, the poststop hooks (runc runs them on any failed
+        # create, as here)
+        if state is not None and state.hooks.get("poststop"):
+            fx.poststop(state, opts.warn)
         raise
 
 
@@ -184,8 +190,9 @@ class Parent:
         """prestart and createRuntime, in the runtime's namespaces; the state they got."""
         hook_state = self.state.oci(Status.CREATING)
         hook_state["pid"] = self.init_pid
-        self.fx.run_hooks(self.hooks, "prestart", hook_state)
-        self.fx.run_hooks(self.hooks, "createRuntime", hook_state)
+        bundle = self.state.bundle  # their working directory, as runc's
+        self.fx.run_hooks(self.hooks, "prestart", hook_state, cwd=bundle)
+        self.fx.run_hooks(self.hooks, "createRuntime", hook_state, cwd=bundle)
         return hook_state
 
     def undo_moves(self) -> None:
@@ -250,9 +257,14 @@ class HostEffects:
         from . import netdev
         return netdev.Moves()
 
-    def run_hooks(self, hooks: dict, name: str, hook_state: dict) -> None:
+    def run_hooks(self, hooks: dict, name: str, hook_state: dict, cwd: str | None = None) -> None:
         from . import hooks as hooks_mod
-        hooks_mod.run(hooks, name, hook_state)
+        hooks_mod.run(hooks, name, hook_state, cwd=cwd)
+
+    def poststop(self, state: ContainerState, warn) -> None:
+        """A failed create's poststop hooks: each runs, a failure is a warning."""
+        from . import hooks as hooks_mod
+        hooks_mod.run_all(state.hooks, "poststop", state.oci(Status.STOPPED), warn)
 
     def kill_and_reap(self, pid: int) -> None:
         kill_and_reap(pid)

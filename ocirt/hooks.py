@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import select
 import time
 
 from . import jsonio
@@ -10,13 +11,28 @@ from .errors import OcirtError
 HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
-def run(hooks: dict | None, name: str, state: dict) -> None:
-    """Run every hook of kind `name`; the first failure raises, naming the hook by JSON pointer."""
+# The working directory each kind of hook runs in, as runc 1.1.5 runs them: the bundle for the
+# runtime-namespace hooks of create and start, the rootfs (before pivot_root) for createContainer,
+# process.cwd for startContainer (the init is there already), the caller's for poststop.
+
+
+def run(hooks: dict | None, name: str, state: dict, cwd: str | None = None) -> None:
+    """Run every hook of kind `name`; the first failure raises, naming the hook by JSON pointer.
+    A hook's `timeout` kills it and counts as a failure."""
     for i, hook in enumerate((hooks or {}).get(name) or []):
-        run_one(hook, state, f"/hooks/{name}/{i}")
+        run_one(hook, state, f"/hooks/{name}/{i}", cwd)
 
 
-def run_one(hook: dict, state: dict, pointer: str) -> None:
+def run_all(hooks: dict | None, name: str, state: dict, warn, cwd: str | None = None) -> None:
+    """poststop (runtime.md step 13): every hook runs; a failure is a warning, not an error."""
+    for i, hook in enumerate((hooks or {}).get(name) or []):
+        try:
+            run_one(hook, state, f"/hooks/{name}/{i}", cwd)
+        except OcirtError as e:
+            warn(f"{name} hook failed: {e}")
+
+
+def run_one(hook: dict, state: dict, pointer: str, cwd: str | None = None) -> None:
     path = hook["path"]
     args = hook.get("args") or [path]
     env = dict(item.split("=", 1) for item in hook.get("env") or [] if "=" in item)
@@ -33,6 +49,8 @@ def run_one(hook: dict, state: dict, pointer: str) -> None:
             os.dup2(r, 0)
             os.close(r)
             os.close(w)
+            if cwd:
+                os.chdir(cwd)
             os.execve(path, args, env)
         except OSError as e:
             os.write(2, f"{pointer}: exec {path}: {os.strerror(e.errno)}\n".encode())
@@ -55,15 +73,33 @@ def run_one(hook: dict, state: dict, pointer: str) -> None:
 
 
 def _wait(pid: int, timeout: int | None):
+    """The hook's wait status; None when it outlived `timeout` seconds (it is killed then). The
+    wait is on a pidfd: no polling."""
     if not timeout:
-        return os.waitpid(pid, 0)[1]
-    deadline = time.monotonic() + timeout
+        return _waitpid(pid)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # no pidfds (Linux < 5.3): a plain wait, without the timeout
+        return _waitpid(pid)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or select.select([pidfd], [], [], left)[0]:
+                break
+    finally:
+        os.close(pidfd)
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        return status
+    os.kill(pid, 9)
+    _waitpid(pid)
+    return None
+
+
+def _waitpid(pid: int) -> int:
     while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status
-        if time.monotonic() >= deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            return None
-        time.sleep(0.005)
+        try:
+            return os.waitpid(pid, 0)[1]
+        except InterruptedError:
+            continue

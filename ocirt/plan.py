@@ -354,9 +354,12 @@ class PlanEffects(create_mod.HostEffects):
     def netdev_moves(self) -> PlanMoves:
         return PlanMoves(self.k)
 
-    def run_hooks(self, hooks: dict, name: str, hook_state: dict) -> None:
+    def run_hooks(self, hooks: dict, name: str, hook_state: dict, cwd: str | None = None) -> None:
         for h in hooks.get(name) or []:
             self.k.note("hook", name, h.get("path"), list(h.get("args") or []))
+
+    def poststop(self, state, warn) -> None:
+        pass    # only a create that fails runs them: a plan that fails raises instead
 
     def kill_and_reap(self, pid) -> None:
         self.k.note("kill_and_reap", pid)
@@ -413,7 +416,8 @@ def build(opts: CreateOptions) -> Plan:
     kern.note("write_file", "/proc/self/fd/<exec.fifo>", "0")  # blocks until `ocirt start`
     fx.run_hooks(config.get("hooks") or {}, "startContainer", fx.hook_state)
     args = (config.get("process") or {}).get("args") or []
-    kern.execve(fx.exec_path, args, fx.env)
+    if fx.exec_path is not None:    # None: no `process`, start fails
+        kern.execve(fx.exec_path, args, fx.env)
 
     bounds = kern.stages + [(len(kern.calls), "")]
     for (start, name), (end, _) in zip(bounds, bounds[1:]):

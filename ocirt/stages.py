@@ -16,7 +16,7 @@ import sys
 from . import console, lsm, namespaces, process
 from . import hooks as hooks_mod
 from . import kernel as k
-from .errors import OcirtError
+from .errors import ConfigError, OcirtError
 from .protocol import (
     Channel,
     Failed,
@@ -53,6 +53,8 @@ class InitSpec:
     personality: int | None = None   # linux.personality, parsed (ocirt.procattr)
     mempolicy: tuple | None = None   # linux.memoryPolicy: (mode | flags, nodes)
     unprivileged: bool = False       # the runtime is not root (rootless): see enter_namespaces
+    fd_dir: int | None = None        # no mount namespace: the runtime's /proc/self/fd, for the
+                                     # exec.fifo (enter_rootfs_without_mount_ns)
 
 
 def _fail(ch: Channel, exc: BaseException) -> None:
@@ -122,7 +124,11 @@ class InitEffects:
         if spec.runtime_hooks:
             self.ch.send(HooksReady())
             hook_state = self.ch.expect(Proceed, "the runtime hooks ran").state or {}
-        hooks_mod.run(spec.hooks, "createContainer", hook_state)
+        if spec.hooks.get("createContainer"):
+            # in the container's namespaces: its pid as the container sees it; from the rootfs
+            # (not pivoted yet), as runc runs it
+            hooks_mod.run(spec.hooks, "createContainer", {**hook_state, "pid": os.getpid()},
+                          cwd=spec.rootfs.rootfs)
         return hook_state
 
     def console(self, spec: InitSpec) -> None:
@@ -205,21 +211,40 @@ def setup_init(kernel: k.Kernel, spec: InitSpec, fx: InitEffects):
     if spec.domainname is not None:
         kernel.setdomainname(spec.domainname)
 
-    rootfs = Rootfs(kernel, spec.rootfs)
-    rootfs.prepare()
-    kernel.close(rootfs.ensure(spec.proc.cwd, directory=True, pointer="/process/cwd"))
+    if spec.ns.has("mount"):
+        rootfs = Rootfs(kernel, spec.rootfs)
+        rootfs.prepare()
+        kernel.close(rootfs.ensure(spec.proc.cwd, directory=True, pointer="/process/cwd"))
 
-    hook_state = fx.runtime_hooks(spec)
+        hook_state = fx.runtime_hooks(spec)
 
-    rootfs.pivot()
-    sysctl(kernel, spec.sysctl)
-    rootfs.finish()
+        rootfs.pivot()
+        sysctl(kernel, spec.sysctl)
+        rootfs.finish()
+    else:
+        hook_state = enter_rootfs_without_mount_ns(kernel, spec, fx)
     if spec.console_fd is not None:
         fx.console(spec)
 
+    if not spec.proc.args:  # no `process` (config.md: required only at start): nothing to exec
+        return None, {}, hook_state
     path, env = prepare_exec(kernel, spec.proc, spec.last_cap, "config.json", spec.seccomp,
                              fx=fx, personality=spec.personality, mempolicy=spec.mempolicy)
     return path, env, hook_state
+
+
+def enter_rootfs_without_mount_ns(kernel: k.Kernel, spec: InitSpec, fx: InitEffects) -> dict:
+    """No mount namespace: the runtime's is inherited (config-linux.md) and nothing is mounted in
+    it (checks.check_without_mount_ns refused what would be); the init chroots into the rootfs,
+    as runc does then. The sysctls are written before, through the runtime's /proc (the rootfs
+    has none mounted), and so is the exec.fifo reopened later: through a /proc/self/fd opened
+    now, closed at exec."""
+    hook_state = fx.runtime_hooks(spec)
+    sysctl(kernel, spec.sysctl)
+    spec.fd_dir = kernel.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    kernel.chroot(spec.rootfs.rootfs)
+    kernel.chdir("/")
+    return hook_state
 
 
 def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
@@ -227,21 +252,43 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
 
     ch.send(Ready())
     ch.close()
+    wfd = None
     try:
         # Blocks until `ocirt start` opens the fifo for reading. Reopened through the container's
         # own /proc: the init holds nothing of the host's (no host /proc, no host directory).
-        wfd = os.open(f"/proc/self/fd/{spec.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        if spec.fd_dir is None:
+            wfd = os.open(f"/proc/self/fd/{spec.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        else:   # chrooted without a mount namespace: no /proc in the rootfs
+            wfd = os.open(str(spec.fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=spec.fd_dir)
+            os.close(spec.fd_dir)
         os.write(wfd, b"0")
-        os.close(wfd)
         os.close(spec.fifo_fd)
+        # From here `start` reads the fifo to its end: wfd is close-on-exec, so the end comes when
+        # execve succeeded (then poststart runs) or this process is gone; a failure before that
+        # writes its message after the "0" (start reports it).
+        if path is None:
+            raise ConfigError("/process", "is required to start a container")
         if spec.hooks.get("startContainer"):
-            hooks_mod.run(spec.hooks, "startContainer", {**hook_state, "status": "running"})
+            # runtime.md step 7: before the program runs (status created), in the container
+            hooks_mod.run(spec.hooks, "startContainer",
+                          {**hook_state, "status": "created", "pid": os.getpid()})
         kernel.execve(path, spec.proc.args, env)
     except OcirtError as e:
-        sys.stderr.write(f"ocirt init: {e}\n")
+        message = str(e)
     except OSError as e:
-        sys.stderr.write(f"ocirt init: {describe_oserror(e)}: {os.strerror(e.errno).lower()}\n")
-    sys.stderr.flush()
+        message = f"{describe_oserror(e)}: {os.strerror(e.errno).lower()}"
+    except BaseException as e:  # noqa: BLE001 - reported, never raised out of the init
+        message = f"internal error: {e!r}"
+    try:
+        sys.stderr.write(f"ocirt init: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    if wfd is not None:
+        try:
+            os.write(wfd, message.encode(errors="replace")[:4000])
+        except OSError:
+            pass
     os._exit(127)
 
 

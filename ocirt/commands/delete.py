@@ -9,7 +9,7 @@ OPTIONS = (Opt("force", "f", help="forcibly deletes the container if it is still
 def main(g, o, args) -> int:
     container_id = need_id(args, "delete")
     try:
-        c = OpenContainer.open(g.root, container_id)
+        c = OpenContainer.open(g.root, container_id, warn=g.log.warning)
     except OcirtError:
         if o["force"]:  # engines always issue a second `delete --force`: a missing id is fine
             remove_leftover(g.root, container_id)

@@ -99,7 +99,7 @@ def test_missing_executable_is_a_note(bundle, capsys):
 
 
 def test_invalid_config_is_the_usual_one_line_error(bundle, capsys):
-    edit(bundle, lambda c: c.pop("process"))
+    edit(bundle, lambda c: c["process"].pop("args"))  # (no process at all is valid at create)
     assert main(["plan", "--bundle", str(bundle)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "/process" in err[0] and "level=error" in err[0]
