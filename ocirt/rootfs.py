@@ -364,13 +364,17 @@ class Rootfs:
             finally:
                 self.k.close(fd)
 
+    @staticmethod
+    def mountinfo() -> bytes:
+        """This mount namespace's /proc/self/mountinfo (read, never changed: not a Kernel call)."""
+        with open("/proc/self/mountinfo", "rb") as f:
+            return f.read()
+
     def hide_host_kernel_filesystems(self) -> None:
         """--no-pivot: the host's mounts stay in the container's mount namespace, under its root.
         Every fully visible procfs and sysfs among them is unmounted (or covered, where a user
         namespace may not unmount it), so none is left for a nested namespace to point to."""
-        with open("/proc/self/mountinfo", "rb") as f:
-            text = f.read()
-        for path in visible_kernel_mounts(text, self.spec.rootfs):
+        for path in visible_kernel_mounts(self.mountinfo(), self.spec.rootfs):
             try:
                 self.k.umount(path, k.MNT_DETACH)
             except FileNotFoundError:
