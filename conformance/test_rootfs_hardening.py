@@ -3,6 +3,7 @@ tmpfs) with mounts and devices under it, bind sources a user namespace cannot re
 leaving no unmasked procfs within reach, and proc/sysfs refused on a symlink of the image."""
 
 import os
+import subprocess
 
 import pytest
 
@@ -91,16 +92,27 @@ def test_readonly_tmpfs_with_a_mount_under_it(run_in):
 
 # ---- bind sources in a user namespace ----------------------------------------------------------------
 
-@pytest.mark.parametrize("kind", ["dir", "file"])
-def test_bind_source_the_user_namespace_cannot_reach(run_in, tmp_path, kind):
-    """The bind source sits under a directory only the host's root may enter (the test's 0700 tmp
-    dir, owned by root; the container's root is host uid 100000): the runtime opens it before the
-    user namespace, so the bind works, read-only when asked."""
+@pytest.fixture
+def private_source(tmp_path):
+    """A directory on a tmpfs of its own (no read-only/nosuid/nodev/noexec, whatever the host's
+    /tmp has), under a directory only the host's root may enter (the test's 0700 tmp dir, owned
+    by root; the container's root is host uid 100000)."""
     assert os.stat(tmp_path).st_mode & 0o007 == 0 and os.stat(tmp_path).st_uid == 0
-    (tmp_path / "private").mkdir(mode=0o700)
     src = tmp_path / "private" / "data"
-    src.mkdir(mode=0o755)
-    (src / "file").write_text("from-the-host\n")
+    src.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755,size=1m", "tmpfs", str(src)], check=True)
+    try:
+        (src / "file").write_text("from-the-host\n")
+        yield src
+    finally:
+        subprocess.run(["umount", "-l", str(src)], check=True)
+
+
+@pytest.mark.parametrize("kind", ["dir", "file"])
+def test_bind_source_the_user_namespace_cannot_reach(run_in, private_source, kind):
+    """The runtime opens the source before the user namespace, so the bind works, read-only when
+    asked (runc: the same)."""
+    src = private_source
     source = src if kind == "dir" else src / "file"
     dest = "/tmp/data" if kind == "dir" else "/tmp/data-file"
     path = "/tmp/data/file" if kind == "dir" else dest
@@ -118,6 +130,32 @@ def test_bind_source_the_user_namespace_cannot_reach(run_in, tmp_path, kind):
     assert "ro" in mountinfo_options(info, dest)
     assert "WROTE" not in verdict
     assert (src / "file").read_text() == "from-the-host\n"
+
+
+def test_unreachable_bind_source_keeps_its_mounts_flags_locked(run_in, tmp_path):
+    """The source's own mount is nosuid,nodev: the container's root (with CAP_SYS_ADMIN in its user
+    namespace) must not be able to lift that (runc: the flags are locked; ocirt: no such bind is
+    made through the runtime's namespace, so it is refused or the flags hold)."""
+    assert os.stat(tmp_path).st_uid == 0
+    src = tmp_path / "private" / "flagged"
+    src.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755,size=1m,nosuid,nodev", "tmpfs", str(src)],
+                   check=True)
+    try:
+        def mutate(c):
+            userns(c)
+            for key in ("bounding", "effective", "permitted"):
+                c["process"]["capabilities"][key] = c["process"]["capabilities"][key] + ["CAP_SYS_ADMIN"]
+            c["mounts"].append({"destination": "/tmp/data", "type": "bind", "source": str(src),
+                                "options": ["rbind"]})
+
+        p = run_in(sh("mount -o remount,bind,suid,dev /tmp/data 2>/dev/null && echo LIFTED; "
+                      "awk '$5 == \"/tmp/data\"' /proc/self/mountinfo"), mutate=mutate)
+        if p.returncode == 0:
+            assert "LIFTED" not in p.stdout
+            assert {"nosuid", "nodev"} <= mountinfo_options(p.stdout, "/tmp/data")
+    finally:
+        subprocess.run(["umount", "-l", str(src)], check=True)
 
 
 def test_bind_source_missing_still_fails_in_a_user_namespace(rt, make_bundle, tmp_path):

@@ -578,8 +578,11 @@ def open_bind_sources(kernel: k.Kernel, spec: RootfsSpec) -> list[int]:
     credentials, as runc opens bind sources before it enters the user namespace. The init binds
     a source itself when it can (the bind then keeps the flags the kernel locks on the copy of the
     host's mounts); where the user namespace cannot reach it (permission denied), it moves this
-    tree in instead. A source the runtime cannot open either is left to the init's error. Adds the
-    trees to spec.idmap_fds and their indexes to spec.source_trees; returns the new fds."""
+    tree in instead. Such a tree comes from the runtime's mount namespace, so the kernel locks
+    none of its flags against the container's root: a source whose mounts are read-only, nosuid,
+    nodev or noexec (flags the container must not lift) gets no tree, and its bind fails as
+    before. A source the runtime cannot open either is left to the init's error. Adds the trees
+    to spec.idmap_fds and their indexes to spec.source_trees; returns the new fds."""
     prop = k.MS_PRIVATE if spec.propagation in ("private", "rprivate") else k.MS_SLAVE
     made = []
     for i, m in enumerate(spec.mounts):
@@ -589,8 +592,10 @@ def open_bind_sources(kernel: k.Kernel, spec: RootfsSpec) -> list[int]:
             opts.flags |= k.MS_BIND
         if not opts.is_bind or i in spec.idmap_fds or needs_idmap(m) or not source.startswith("/"):
             continue
-        flags = k.OPEN_TREE_CLONE | k.OPEN_TREE_CLOEXEC | (k.AT_RECURSIVE if opts.flags & k.MS_REC
-                                                            else 0)
+        recursive = bool(opts.flags & k.MS_REC)
+        if has_lockable_flags(source, recursive):
+            continue
+        flags = k.OPEN_TREE_CLONE | k.OPEN_TREE_CLOEXEC | (k.AT_RECURSIVE if recursive else 0)
         try:
             fd = kernel.open_tree(source, flags)
         except OSError:
@@ -604,6 +609,29 @@ def open_bind_sources(kernel: k.Kernel, spec: RootfsSpec) -> list[int]:
         spec.source_trees.append(i)
         made.append(fd)
     return made
+
+
+_LOCKABLE_OPTIONS = {b"ro", b"nosuid", b"nodev", b"noexec"}
+
+
+def has_lockable_flags(source: str, recursive: bool, mountinfo: bytes | None = None) -> bool:
+    """Is the mount of `source` (with `recursive`, any mount under it too, from `mountinfo` or
+    this process's) read-only, nosuid, nodev or noexec? (One that cannot be looked at: yes.)"""
+    try:
+        if os.statvfs(source).f_flag & (os.ST_RDONLY | os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC):
+            return True
+        if not recursive:
+            return False
+        under = os.path.realpath(source).rstrip("/") + "/"
+        text = Rootfs.mountinfo() if mountinfo is None else mountinfo
+    except OSError:
+        return True
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 5 and os.fsdecode(_unescape(fields[4])).startswith(under) and \
+                _LOCKABLE_OPTIONS & set(fields[5].split(b",")):
+            return True
+    return False
 
 
 def sysctl(kernel: k.Kernel, settings: dict) -> None:

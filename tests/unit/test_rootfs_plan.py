@@ -1,5 +1,7 @@
 """The config -> mount calls mapping, run against the recording fake: no root needed."""
 
+import os
+
 import pytest
 
 from ocirt import kernel as k
@@ -307,7 +309,14 @@ def test_pivot_root_leaves_the_mountinfo_alone():
 
 # -- bind sources a user namespace cannot reach: opened by the parent ------------------------------
 
-def test_parent_opens_bind_sources_as_slave_trees(tmp_path):
+@pytest.fixture
+def no_lockable_flags(monkeypatch):
+    """Every bind source on a mount without read-only/nosuid/nodev/noexec (whatever the host's)."""
+    import ocirt.rootfs
+    monkeypatch.setattr(ocirt.rootfs, "has_lockable_flags", lambda source, recursive: False)
+
+
+def test_parent_opens_bind_sources_as_slave_trees(no_lockable_flags):
     from ocirt.rootfs import open_bind_sources
     kern = RecordingKernel()
     spec = RootfsSpec(rootfs=ROOT, in_userns=True, mounts=[
@@ -327,7 +336,7 @@ def test_parent_opens_bind_sources_as_slave_trees(tmp_path):
         assert c.args[1:5] == (0, 0, k.MS_SLAVE, True)
 
 
-def test_parent_skips_a_source_it_cannot_open():
+def test_parent_skips_a_source_it_cannot_open(no_lockable_flags):
     from ocirt.rootfs import open_bind_sources
     kern = RecordingKernel(fail={"open_tree": PermissionError(1, "no")})
     spec = RootfsSpec(rootfs=ROOT, in_userns=True, mounts=[
@@ -359,7 +368,8 @@ def trees_spec(tmp_path):
     return spec, open_bind_sources, str(private)
 
 
-def test_init_binds_what_it_reaches_and_moves_the_parents_tree_for_the_rest(tmp_path):
+def test_init_binds_what_it_reaches_and_moves_the_parents_tree_for_the_rest(tmp_path,
+                                                                            no_lockable_flags):
     spec, open_bind_sources, private = trees_spec(tmp_path)
     kern = RefusingKernel(private)
     open_bind_sources(kern, spec)
@@ -383,3 +393,32 @@ def test_a_refused_bind_without_a_tree_names_the_mount(tmp_path):
         {"destination": "/p", "type": "bind", "source": str(private), "options": ["rbind"]}])
     with pytest.raises(OcirtError, match=r"^/mounts/0: mount .*permission denied"):
         Rootfs(kern, spec).prepare()
+
+
+def test_no_tree_for_a_source_whose_mount_has_flags_to_lock(monkeypatch):
+    """A tree from the runtime's mount namespace would carry nosuid/nodev/... unlocked: the
+    container's root could lift them. No tree then (the bind fails as before)."""
+    import ocirt.rootfs
+    from ocirt.rootfs import open_bind_sources
+    seen = []
+    monkeypatch.setattr(ocirt.rootfs, "has_lockable_flags",
+                        lambda source, recursive: seen.append((source, recursive)) or True)
+    kern = RecordingKernel()
+    spec = RootfsSpec(rootfs=ROOT, in_userns=True, mounts=[
+        {"destination": "/a", "type": "bind", "source": "/src/a", "options": ["rbind"]},
+        {"destination": "/b", "type": "bind", "source": "/src/b", "options": ["bind"]}])
+    assert open_bind_sources(kern, spec) == [] and not kern.find("open_tree")
+    assert seen == [("/src/a", True), ("/src/b", False)]
+
+
+def test_has_lockable_flags(tmp_path, monkeypatch):
+    from ocirt.rootfs import has_lockable_flags
+    assert has_lockable_flags("/does/not/exist", False)
+    plain = b"40 1 0:50 / %s rw,relatime - tmpfs tmpfs rw\n" % str(tmp_path).encode()
+    sub = plain + b"41 40 0:51 / %s/sub rw,nosuid - tmpfs tmpfs rw\n" % str(tmp_path).encode()
+    monkeypatch.setattr("os.statvfs", lambda p: type("V", (), {"f_flag": 0})())
+    assert not has_lockable_flags(str(tmp_path), True, plain)
+    assert has_lockable_flags(str(tmp_path), True, sub)       # a submount an rbind takes along
+    assert not has_lockable_flags(str(tmp_path), False, sub)  # a bind does not
+    monkeypatch.setattr("os.statvfs", lambda p: type("V", (), {"f_flag": os.ST_NODEV})())
+    assert has_lockable_flags(str(tmp_path), False, plain)
