@@ -253,8 +253,8 @@ class Rootfs:
                 try:
                     self._at(dest, lambda t: self.k.mount(source, t, None,
                                                           opts.flags & (k.MS_BIND | k.MS_REC), None))
-                except PermissionError:
-                    if fallback is None:
+                except OSError as e:  # only where the user namespace may not look the source up
+                    if fallback is None or e.errno != errno.EACCES:
                         raise
                     self.spec.idmap_fds.pop(index, None)
                     self._move_tree(fallback, dest, where, source)
@@ -324,12 +324,10 @@ class Rootfs:
     def _source_is_dir(self, source: str, where: str, fallback: int | None = None) -> bool:
         try:
             return stat.S_ISDIR(os.stat(source).st_mode)
-        except PermissionError:
-            if fallback is None:
-                raise OcirtError(f"{where}/source: {source}", errno.EACCES) from None
-            return stat.S_ISDIR(os.fstat(fallback).st_mode)
         except OSError as e:
-            raise OcirtError(f"{where}/source: {source}", e.errno) from None
+            if fallback is None or e.errno != errno.EACCES:
+                raise OcirtError(f"{where}/source: {source}", e.errno) from None
+        return stat.S_ISDIR(os.fstat(fallback).st_mode)  # what the user namespace cannot reach
 
     def _refuse_symlink(self, dest: str, mtype: str, where: str) -> None:
         """proc and sysfs only on an ordinary directory (runc's rule): through a symlink, a procfs
@@ -384,7 +382,7 @@ class Rootfs:
                     raise OcirtError(f"--no-pivot: unmount {path}", e.errno) from None
                 try:
                     self.k.mount("tmpfs", path, "tmpfs", k.MS_RDONLY | k.MS_NOSUID | k.MS_NODEV |
-                                 k.MS_NOEXEC, "size=0")
+                                 k.MS_NOEXEC, None)
                 except OSError as e2:
                     raise OcirtError(f"--no-pivot: cover {path}", e2.errno) from None
 

@@ -347,14 +347,14 @@ def test_parent_skips_a_source_it_cannot_open(no_lockable_flags):
 class RefusingKernel(RecordingKernel):
     """The init's bind of `refused` fails as a user namespace's would (permission denied)."""
 
-    def __init__(self, refused):
+    def __init__(self, refused, error=13):
         super().__init__()
-        self.refused = refused
+        self.refused, self.error = refused, error
 
     def mount(self, source, target, fstype, flags, data):
         super().mount(source, target, fstype, flags, data)
         if source == self.refused:
-            raise PermissionError(13, "Permission denied")
+            raise PermissionError(self.error, os.strerror(self.error))
 
 
 def trees_spec(tmp_path):
@@ -383,6 +383,15 @@ def test_init_binds_what_it_reaches_and_moves_the_parents_tree_for_the_rest(tmp_
     assert remount and remount[0][3] & k.MS_RDONLY     # the mount's own options, after the move
     assert tree_r not in kern._fds and tree_p not in kern._fds   # both closed in the init
     assert spec.idmap_fds == {}
+
+
+def test_only_permission_denied_falls_back_to_the_tree(tmp_path, no_lockable_flags):
+    spec, open_bind_sources, private = trees_spec(tmp_path)
+    kern = RefusingKernel(private, error=1)     # EPERM: not a lookup the user namespace may not do
+    open_bind_sources(kern, spec)
+    with pytest.raises(OcirtError, match=r"^/mounts/1: mount .*operation not permitted"):
+        Rootfs(kern, spec).prepare()
+    assert not kern.find("move_mount")
 
 
 def test_a_refused_bind_without_a_tree_names_the_mount(tmp_path):
