@@ -57,6 +57,10 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
                                                   spec.rootfs.propagation)
             for fd in spec.rootfs.idmap_fds.values():
                 undo.push(kernel.close, fd)
+        if spec.rootfs.in_userns:  # bind sources opened before the user namespace (rootfs.py)
+            from .rootfs import open_bind_sources
+            for fd in open_bind_sources(kernel, spec.rootfs):
+                undo.push(kernel.close, fd)
         if opts.subreaper:
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
         parent = Parent(kernel, fx, checked, state, spec)

@@ -3,7 +3,16 @@
 Runs in the init, inside the new mount namespace, through a `Kernel`. Every mount destination is
 opened with openat2(RESOLVE_IN_ROOT) under the rootfs, and the mount is made on that fd's
 /proc/self/fd link: a symlink in the rootfs can never send a mount outside it. An idmapped bind
-arrives as a detached tree made by the parent (ocirt/idmap.py) and is moved onto that fd.
+arrives as a detached tree made by the parent (ocirt/idmap.py) and is moved onto that fd; so does,
+in a new user namespace, a bind whose source that namespace cannot reach (`open_bind_sources`).
+
+Hardening, as runc does it:
+- proc and sysfs go only on an ordinary directory of the rootfs, never through a symlink there.
+- A read-only tmpfs (or /dev) is mounted writable and made read-only once everything under it is
+  made (`seal_readonly`, before pivot_root): mount points and devices can be created in it.
+- With --no-pivot, no fully visible procfs or sysfs of the host is left in the container's mount
+  namespace (`hide_host_kernel_filesystems`): the kernel would let a nested user namespace mount
+  a new, unmasked procfs because one is visible already.
 """
 from __future__ import annotations
 
@@ -135,7 +144,11 @@ class RootfsSpec:
     cgroup_binds: list[tuple[str, str]] = field(default_factory=list)  # (host dir, name under mount)
     cgroup2: bool = False
     mount_label: str = ""
-    idmap_fds: dict = field(default_factory=dict)  # mount index -> detached idmapped tree (fd)
+    # mount index -> a detached tree (fd) the parent made: idmapped (ocirt/idmap.py), or a bind
+    # source opened before the user namespace (open_bind_sources; those indexes in source_trees,
+    # used only where the init's own bind of the source is refused)
+    idmap_fds: dict = field(default_factory=dict)
+    source_trees: list[int] = field(default_factory=list)
 
 
 class Rootfs:
@@ -143,6 +156,7 @@ class Rootfs:
         self.k = kernel
         self.spec = spec
         self.root_fd = -1
+        self.late_readonly: list[tuple[int, int, bool]] = []  # (fd, flags, whole superblock)
 
     # -- top level -------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -164,10 +178,16 @@ class Rootfs:
             self.default_devices()
         for i, dev in enumerate(s.devices):
             self.create_device(dev, f"/linux/devices/{i}")
+        for i in s.source_trees:  # bind sources the init could reach itself: not needed
+            fd = s.idmap_fds.pop(i, None)
+            if fd is not None:
+                self.k.close(fd)
 
     def pivot(self) -> None:
         s = self.spec
+        self.seal_readonly()
         if s.no_pivot:
+            self.hide_host_kernel_filesystems()
             self.k.chdir(s.rootfs)
             self.k.mount(s.rootfs, "/", None, k.MS_MOVE, None)
             self.k.chroot(".")
@@ -213,26 +233,48 @@ class Rootfs:
         tree = self.spec.idmap_fds.get(index)
         if tree is None and needs_idmap(m):  # check_config made one for every such mount
             raise ConfigError(f"{where}/options", "idmapped mount without its prepared tree")
+        fallback = None  # a bind source opened by the parent, for when ours is refused
+        if tree is not None and index in self.spec.source_trees:
+            tree, fallback = None, tree
         if mtype == "cgroup" and not opts.is_bind:
             return self.mount_cgroup(where, dest, opts)
-        directory = self._source_is_dir(source, where) if opts.is_bind else True
+        if mtype in ("proc", "sysfs") and not opts.is_bind:
+            self._refuse_symlink(dest, mtype, where)
+        directory = True
+        if opts.is_bind:
+            directory = self._source_is_dir(source, where) if fallback is None else \
+                self._source_is_dir(source, where, fallback)
         self.k.close(self.ensure(dest, directory=directory, pointer=f"{where}/destination"))
         data = ",".join(opts.data) or None
         try:
             if tree is not None:  # idmapped: the parent's detached tree, moved onto the mount point
                 self._move_tree(tree, dest, where, source)
             elif opts.is_bind:
-                self._at(dest, lambda t: self.k.mount(source, t, None,
-                                                      opts.flags & (k.MS_BIND | k.MS_REC), None))
+                try:
+                    self._at(dest, lambda t: self.k.mount(source, t, None,
+                                                          opts.flags & (k.MS_BIND | k.MS_REC), None))
+                except OSError as e:  # only where the user namespace may not look the source up
+                    if fallback is None or e.errno != errno.EACCES:
+                        raise
+                    self.spec.idmap_fds.pop(index, None)
+                    self._move_tree(fallback, dest, where, source)
             else:
                 data = lsm.mount_data(data, self.spec.mount_label, mtype or None)
+                flags = opts.flags
+                late = bool(flags & k.MS_RDONLY) and \
+                    (mtype == "tmpfs" or os.path.normpath(dest) == "/dev")
+                if late:  # writable until everything under it is made: seal_readonly
+                    flags &= ~k.MS_RDONLY
                 covered = None
                 if opts.copyup and mtype == "tmpfs":
                     # opened before the tmpfs goes on top: this fd still reaches the old contents
                     covered = self.k.open_in_root(self.root_fd, dest, os.O_RDONLY | os.O_DIRECTORY)
                 try:
-                    self._at(dest, lambda t: self.k.mount(source, t, mtype or None, opts.flags,
-                                                          data))
+                    self._at(dest, lambda t: self.k.mount(source, t, mtype or None, flags, data))
+                    if late:
+                        self.late_readonly.append(
+                            (self.k.open_in_root(self.root_fd, dest, os.O_PATH), opts.flags,
+                             mtype == "tmpfs"))
                     if covered is not None:
                         self._copy_up(covered, dest)
                 finally:
@@ -279,11 +321,70 @@ class Rootfs:
         finally:
             self.k.close(fd)
 
-    def _source_is_dir(self, source: str, where: str) -> bool:
+    def _source_is_dir(self, source: str, where: str, fallback: int | None = None) -> bool:
         try:
             return stat.S_ISDIR(os.stat(source).st_mode)
         except OSError as e:
-            raise OcirtError(f"{where}/source: {source}", e.errno) from None
+            if fallback is None or e.errno != errno.EACCES:
+                raise OcirtError(f"{where}/source: {source}", e.errno) from None
+        return stat.S_ISDIR(os.fstat(fallback).st_mode)  # what the user namespace cannot reach
+
+    def _refuse_symlink(self, dest: str, mtype: str, where: str) -> None:
+        """proc and sysfs only on an ordinary directory (runc's rule): through a symlink, a procfs
+        would land where the masked paths do not look for it."""
+        parent, name = os.path.split(os.path.normpath(dest))
+        if not name:
+            return
+        try:
+            pfd = self.k.open_in_root(self.root_fd, parent, os.O_PATH)
+        except OSError:
+            return  # ensure() says what is wrong with the way there
+        try:
+            target = self.k.readlink(os.path.join(self.k.fd_path(pfd), name))
+        except OSError:
+            return  # not a symlink (or missing: made as a directory)
+        finally:
+            self.k.close(pfd)
+        raise OcirtError(f"{where}/destination: {dest} is a symlink (to {target}) in the rootfs: "
+                         f"{mtype} must be mounted on an ordinary directory")
+
+    def seal_readonly(self) -> None:
+        """The read-only tmpfs mounts (and /dev) made read-only, now that what goes under them is
+        made: the whole superblock for a tmpfs (its own), the mount only for anything else."""
+        while self.late_readonly:
+            fd, flags, whole = self.late_readonly.pop(0)
+            try:
+                how = k.MS_REMOUNT | flags if whole else \
+                    k.MS_BIND | k.MS_REMOUNT | flags | self._locked_flags(self.k.fd_path(fd))
+                self.k.mount(None, self.k.fd_path(fd), None, how, None)
+            except OSError as e:
+                raise OcirtError(f"remount {self.k.fd_path(fd)} read-only", e.errno) from None
+            finally:
+                self.k.close(fd)
+
+    @staticmethod
+    def mountinfo() -> bytes:
+        """This mount namespace's /proc/self/mountinfo (read, never changed: not a Kernel call)."""
+        with open("/proc/self/mountinfo", "rb") as f:
+            return f.read()
+
+    def hide_host_kernel_filesystems(self) -> None:
+        """--no-pivot: the host's mounts stay in the container's mount namespace, under its root.
+        Every fully visible procfs and sysfs among them is unmounted (or covered, where a user
+        namespace may not unmount it), so none is left for a nested namespace to point to."""
+        for path in visible_kernel_mounts(self.mountinfo(), self.spec.rootfs):
+            try:
+                self.k.umount(path, k.MNT_DETACH)
+            except FileNotFoundError:
+                continue  # under one unmounted already
+            except OSError as e:
+                if e.errno not in (errno.EINVAL, errno.EPERM):
+                    raise OcirtError(f"--no-pivot: unmount {path}", e.errno) from None
+                try:
+                    self.k.mount("tmpfs", path, "tmpfs", k.MS_RDONLY | k.MS_NOSUID | k.MS_NODEV |
+                                 k.MS_NOEXEC, None)
+                except OSError as e2:
+                    raise OcirtError(f"--no-pivot: cover {path}", e2.errno) from None
 
     def mount_cgroup(self, where: str, dest: str, opts: ParsedOptions) -> None:
         ro = opts.flags & k.MS_RDONLY
@@ -432,6 +533,103 @@ class Rootfs:
         except OSError:
             return 0
         return sum(ms for st, ms in _LOCKABLE if f_flag & st and ms != k.MS_RDONLY)
+
+
+def visible_kernel_mounts(mountinfo: bytes, rootfs: str) -> list[str]:
+    """Mount points of the procfs and sysfs mounts showing their whole filesystem (root "/"),
+    outside `rootfs`, from /proc/self/mountinfo's text."""
+    out = []
+    inside = rootfs.rstrip("/") + "/"
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        try:
+            sep = fields.index(b"-", 6)
+        except ValueError:
+            continue
+        if fields[3] != b"/" or len(fields) <= sep + 1 or fields[sep + 1] not in (b"proc", b"sysfs"):
+            continue
+        path = os.fsdecode(_unescape(fields[4]))
+        if path + "/" != inside and not path.startswith(inside):
+            out.append(path)
+    return out
+
+
+def _unescape(field_: bytes) -> bytes:
+    """mountinfo's octal escapes (\\040 for a space, ...) undone."""
+    if b"\\" not in field_:
+        return field_
+    out, i = bytearray(), 0
+    while i < len(field_):
+        chunk = field_[i + 1:i + 4]
+        if field_[i] == 0x5C and len(chunk) == 3 and all(0x30 <= c <= 0x37 for c in chunk):
+            out.append(int(chunk, 8))
+            i += 4
+        else:
+            out.append(field_[i])
+            i += 1
+    return bytes(out)
+
+
+def open_bind_sources(kernel: k.Kernel, spec: RootfsSpec) -> list[int]:
+    """In the parent, before fork, for a container with a new user namespace: every bind source
+    (not idmapped) opened as a detached tree (open_tree(OPEN_TREE_CLONE)) with the runtime's
+    credentials, as runc opens bind sources before it enters the user namespace. The init binds
+    a source itself when it can (the bind then keeps the flags the kernel locks on the copy of the
+    host's mounts); where the user namespace cannot reach it (permission denied), it moves this
+    tree in instead. Such a tree comes from the runtime's mount namespace, so the kernel locks
+    none of its flags against the container's root: a source whose mounts are read-only, nosuid,
+    nodev or noexec (flags the container must not lift) gets no tree, and its bind fails as
+    before. A source the runtime cannot open either is left to the init's error. Adds the trees
+    to spec.idmap_fds and their indexes to spec.source_trees; returns the new fds."""
+    prop = k.MS_PRIVATE if spec.propagation in ("private", "rprivate") else k.MS_SLAVE
+    made = []
+    for i, m in enumerate(spec.mounts):
+        source = m.get("source") or ""
+        opts = parse_options(m.get("options") or [])
+        if m.get("type") == "bind":
+            opts.flags |= k.MS_BIND
+        if not opts.is_bind or i in spec.idmap_fds or needs_idmap(m) or not source.startswith("/"):
+            continue
+        recursive = bool(opts.flags & k.MS_REC)
+        if has_lockable_flags(source, recursive):
+            continue
+        flags = k.OPEN_TREE_CLONE | k.OPEN_TREE_CLOEXEC | (k.AT_RECURSIVE if recursive else 0)
+        try:
+            fd = kernel.open_tree(source, flags)
+        except OSError:
+            continue
+        try:  # like the init's binds: nothing made under it reaches the host
+            kernel.mount_setattr_fd(fd, 0, 0, prop, recursive=True)
+        except OSError:
+            kernel.close(fd)
+            continue
+        spec.idmap_fds[i] = fd
+        spec.source_trees.append(i)
+        made.append(fd)
+    return made
+
+
+_LOCKABLE_OPTIONS = {b"ro", b"nosuid", b"nodev", b"noexec"}
+
+
+def has_lockable_flags(source: str, recursive: bool, mountinfo: bytes | None = None) -> bool:
+    """Is the mount of `source` (with `recursive`, any mount under it too, from `mountinfo` or
+    this process's) read-only, nosuid, nodev or noexec? (One that cannot be looked at: yes.)"""
+    try:
+        if os.statvfs(source).f_flag & (os.ST_RDONLY | os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC):
+            return True
+        if not recursive:
+            return False
+        under = os.path.realpath(source).rstrip("/") + "/"
+        text = Rootfs.mountinfo() if mountinfo is None else mountinfo
+    except OSError:
+        return True
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 5 and os.fsdecode(_unescape(fields[4])).startswith(under) and \
+                _LOCKABLE_OPTIONS & set(fields[5].split(b",")):
+            return True
+    return False
 
 
 def sysctl(kernel: k.Kernel, settings: dict) -> None:

@@ -1,5 +1,7 @@
 """The config -> mount calls mapping, run against the recording fake: no root needed."""
 
+import os
+
 import pytest
 
 from ocirt import kernel as k
@@ -178,3 +180,254 @@ def test_cgroup_v1_mount_is_tmpfs_plus_binds():
     assert ("tmpfs", ROOT + "/sys/fs/cgroup", "tmpfs", 0, "mode=755") in ms
     assert ("/sys/fs/cgroup/memory/c1", ROOT + "/sys/fs/cgroup/memory", None,
             k.MS_BIND | k.MS_REC, None) in ms
+
+
+# -- a read-only /dev or tmpfs: writable until what goes under it is made ---------------------------
+
+def test_readonly_tmpfs_is_mounted_writable_then_sealed_before_pivot_root():
+    kern = RecordingKernel()
+    rootfs = Rootfs(kern, RootfsSpec(rootfs=ROOT, mounts=[
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "ro", "mode=755"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid"]}]))
+    rootfs.prepare()
+    dev = [a for a in mounts(kern) if a[2] == "tmpfs"][0]
+    assert dev[1] == ROOT + "/dev" and not dev[3] & k.MS_RDONLY
+    assert not [a for a in mounts(kern) if a[3] & k.MS_REMOUNT]
+    assert kern.find("mknod")         # the default devices went into it
+    rootfs.pivot()
+    names = kern.names()
+    (seal,) = [c for c in kern.find("mount") if c.args[3] & k.MS_REMOUNT]
+    assert seal.args == (None, ROOT + "/dev", None,
+                         k.MS_REMOUNT | k.MS_NOSUID | k.MS_RDONLY, None)
+    assert kern.calls.index(seal) < names.index("pivot_root")
+
+
+def test_readonly_bind_is_still_remounted_at_once():
+    kern = run_prepare([{"destination": "/data", "type": "bind", "source": "/tmp",
+                         "options": ["rbind", "ro"]}])
+    assert [a for a in mounts(kern) if a[3] & k.MS_REMOUNT]
+
+
+def test_readonly_non_tmpfs_dev_is_sealed_per_mount():
+    kern = RecordingKernel()
+    rootfs = Rootfs(kern, RootfsSpec(rootfs=ROOT, mounts=[
+        {"destination": "/dev", "type": "devtmpfs", "source": "devtmpfs", "options": ["ro"]}]))
+    rootfs.prepare()
+    rootfs.seal_readonly()
+    (seal,) = [a for a in mounts(kern) if a[3] & k.MS_REMOUNT]
+    assert seal[3] & (k.MS_BIND | k.MS_RDONLY) == k.MS_BIND | k.MS_RDONLY  # not the superblock
+
+
+# -- proc and sysfs only on an ordinary directory ------------------------------------------------
+
+@pytest.mark.parametrize("dest,mtype", [("/proc", "proc"), ("/sys", "sysfs")])
+def test_proc_or_sysfs_on_a_symlink_is_refused(dest, mtype):
+    kern = RecordingKernel()
+    kern.links[ROOT + dest] = "/elsewhere" + dest
+    spec = RootfsSpec(rootfs=ROOT, mounts=[{"destination": dest, "type": mtype, "source": mtype}])
+    with pytest.raises(OcirtError, match=r"^/mounts/0/destination: .*symlink.*"
+                                         rf"{mtype} must be mounted on an ordinary directory"):
+        Rootfs(kern, spec).prepare()
+    assert not [a for a in mounts(kern) if a[2] == mtype]
+
+
+def test_proc_on_a_directory_is_mounted():
+    kern = run_prepare([{"destination": "/proc", "type": "proc", "source": "proc"}])
+    assert ("proc", ROOT + "/proc", "proc", 0, None) in mounts(kern)
+
+
+def test_a_bind_on_a_symlinked_proc_is_not_refused():
+    kern = RecordingKernel()
+    kern.links[ROOT + "/proc"] = "/elsewhere/proc"
+    Rootfs(kern, RootfsSpec(rootfs=ROOT, mounts=[
+        {"destination": "/proc", "type": "bind", "source": "/tmp", "options": ["rbind"]}])).prepare()
+
+
+# -- --no-pivot: no visible procfs or sysfs of the host left ---------------------------------------
+
+MOUNTINFO = b"""\
+22 1 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:5 - proc proc rw
+23 1 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:6 - sysfs sysfs rw
+24 23 0:23 / /sys/fs/cgroup ro shared:7 - tmpfs tmpfs ro
+25 1 0:21 /sys /mnt/procsys rw - proc proc rw
+26 1 0:21 / /srv/my\\040proc rw - proc proc rw
+30 1 254:0 /bundle/rootfs /bundle/rootfs rw - ext4 /dev/vda rw
+31 30 0:40 / /bundle/rootfs/proc rw - proc proc rw
+32 30 0:41 / /bundle/rootfs/sys rw - sysfs sysfs rw
+33 1 0:42 / /bundle/rootfs2/proc rw - proc proc rw
+"""
+
+
+def test_visible_kernel_mounts_are_the_whole_procfs_and_sysfs_outside_the_rootfs():
+    from ocirt.rootfs import visible_kernel_mounts
+    assert visible_kernel_mounts(MOUNTINFO, ROOT) == [
+        "/proc", "/sys", "/srv/my proc", "/bundle/rootfs2/proc"]
+
+
+class MountinfoKernel(RecordingKernel):
+    def __init__(self, umount_error=None):
+        super().__init__()
+        self.umount_error = umount_error
+
+    def umount(self, target, flags=0):
+        super().umount(target, flags)
+        if self.umount_error and target != ".":
+            raise OSError(self.umount_error, "refused")
+
+
+def no_pivot(kern):
+    rootfs = Rootfs(kern, RootfsSpec(rootfs=ROOT, mounts=[], no_pivot=True))
+    rootfs.mountinfo = lambda: MOUNTINFO
+    rootfs.pivot()
+    return kern
+
+
+def test_no_pivot_unmounts_the_hosts_procfs_and_sysfs_before_the_move():
+    kern = no_pivot(MountinfoKernel())
+    umounts = [c.args for c in kern.find("umount")]
+    assert umounts == [("/proc", k.MNT_DETACH), ("/sys", k.MNT_DETACH),
+                       ("/srv/my proc", k.MNT_DETACH), ("/bundle/rootfs2/proc", k.MNT_DETACH)]
+    move = [c for c in kern.find("mount") if c.args[3] == k.MS_MOVE][0]
+    assert kern.calls.index(kern.find("umount")[-1]) < kern.calls.index(move)
+
+
+def test_no_pivot_covers_what_a_user_namespace_may_not_unmount():
+    import errno
+    kern = no_pivot(MountinfoKernel(errno.EINVAL))
+    covers = [a for a in mounts(kern) if a[2] == "tmpfs"]
+    assert [a[1] for a in covers] == ["/proc", "/sys", "/srv/my proc", "/bundle/rootfs2/proc"]
+    assert all(a[3] & k.MS_RDONLY for a in covers)
+
+
+def test_pivot_root_leaves_the_mountinfo_alone():
+    kern = MountinfoKernel()
+    rootfs = Rootfs(kern, RootfsSpec(rootfs=ROOT, mounts=[]))
+    rootfs.mountinfo = lambda: pytest.fail("read without --no-pivot")
+    rootfs.pivot()
+
+
+# -- bind sources a user namespace cannot reach: opened by the parent ------------------------------
+
+@pytest.fixture
+def no_lockable_flags(monkeypatch):
+    """Every bind source on a mount without read-only/nosuid/nodev/noexec (whatever the host's)."""
+    import ocirt.rootfs
+    monkeypatch.setattr(ocirt.rootfs, "has_lockable_flags", lambda source, recursive: False)
+
+
+def test_parent_opens_bind_sources_as_slave_trees(no_lockable_flags):
+    from ocirt.rootfs import open_bind_sources
+    kern = RecordingKernel()
+    spec = RootfsSpec(rootfs=ROOT, in_userns=True, mounts=[
+        {"destination": "/a", "type": "bind", "source": "/src/a", "options": ["rbind"]},
+        {"destination": "/b", "source": "/src/b", "options": ["bind", "ro"]},
+        {"destination": "/t", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/i", "type": "bind", "source": "/src/i", "options": ["rbind", "idmap"]},
+        {"destination": "/p", "type": "proc", "source": "proc"},
+    ], idmap_fds={3: 99})
+    fds = open_bind_sources(kern, spec)
+    trees = [c.args for c in kern.find("open_tree")]
+    assert trees == [("/src/a", k.OPEN_TREE_CLONE | k.OPEN_TREE_CLOEXEC | k.AT_RECURSIVE),
+                     ("/src/b", k.OPEN_TREE_CLONE | k.OPEN_TREE_CLOEXEC)]
+    assert spec.source_trees == [0, 1] and sorted(fds) == sorted([spec.idmap_fds[0], spec.idmap_fds[1]])
+    assert spec.idmap_fds[3] == 99
+    for c in kern.find("mount_setattr"):
+        assert c.args[1:5] == (0, 0, k.MS_SLAVE, True)
+
+
+def test_parent_skips_a_source_it_cannot_open(no_lockable_flags):
+    from ocirt.rootfs import open_bind_sources
+    kern = RecordingKernel(fail={"open_tree": PermissionError(1, "no")})
+    spec = RootfsSpec(rootfs=ROOT, in_userns=True, mounts=[
+        {"destination": "/a", "type": "bind", "source": "/src/a", "options": ["rbind"]}])
+    assert open_bind_sources(kern, spec) == [] and spec.source_trees == [] and not spec.idmap_fds
+
+
+class RefusingKernel(RecordingKernel):
+    """The init's bind of `refused` fails as a user namespace's would (permission denied)."""
+
+    def __init__(self, refused, error=13):
+        super().__init__()
+        self.refused, self.error = refused, error
+
+    def mount(self, source, target, fstype, flags, data):
+        super().mount(source, target, fstype, flags, data)
+        if source == self.refused:
+            raise PermissionError(self.error, os.strerror(self.error))
+
+
+def trees_spec(tmp_path):
+    from ocirt.rootfs import open_bind_sources
+    reachable, private = tmp_path / "reachable", tmp_path / "private"
+    reachable.mkdir()
+    private.mkdir()
+    spec = RootfsSpec(rootfs=ROOT, in_userns=True, mounts=[
+        {"destination": "/r", "type": "bind", "source": str(reachable), "options": ["rbind"]},
+        {"destination": "/p", "type": "bind", "source": str(private), "options": ["rbind", "ro"]}])
+    return spec, open_bind_sources, str(private)
+
+
+def test_init_binds_what_it_reaches_and_moves_the_parents_tree_for_the_rest(tmp_path,
+                                                                            no_lockable_flags):
+    spec, open_bind_sources, private = trees_spec(tmp_path)
+    kern = RefusingKernel(private)
+    open_bind_sources(kern, spec)
+    tree_r, tree_p = spec.idmap_fds[0], spec.idmap_fds[1]
+    Rootfs(kern, spec).prepare()
+    moves = [c.args for c in kern.find("move_mount")]
+    assert moves == [(f"<tree {private}>", ROOT + "/p")]
+    assert (str(tmp_path / "reachable"), ROOT + "/r", None, k.MS_BIND | k.MS_REC, None) \
+        in mounts(kern)
+    remount = [a for a in mounts(kern) if a[1] == ROOT + "/p" and a[3] & k.MS_REMOUNT]
+    assert remount and remount[0][3] & k.MS_RDONLY     # the mount's own options, after the move
+    assert tree_r not in kern._fds and tree_p not in kern._fds   # both closed in the init
+    assert spec.idmap_fds == {}
+
+
+def test_only_permission_denied_falls_back_to_the_tree(tmp_path, no_lockable_flags):
+    spec, open_bind_sources, private = trees_spec(tmp_path)
+    kern = RefusingKernel(private, error=1)     # EPERM: not a lookup the user namespace may not do
+    open_bind_sources(kern, spec)
+    with pytest.raises(OcirtError, match=r"^/mounts/1: mount .*operation not permitted"):
+        Rootfs(kern, spec).prepare()
+    assert not kern.find("move_mount")
+
+
+def test_a_refused_bind_without_a_tree_names_the_mount(tmp_path):
+    private = tmp_path / "private"
+    private.mkdir()
+    kern = RefusingKernel(str(private))
+    spec = RootfsSpec(rootfs=ROOT, mounts=[
+        {"destination": "/p", "type": "bind", "source": str(private), "options": ["rbind"]}])
+    with pytest.raises(OcirtError, match=r"^/mounts/0: mount .*permission denied"):
+        Rootfs(kern, spec).prepare()
+
+
+def test_no_tree_for_a_source_whose_mount_has_flags_to_lock(monkeypatch):
+    """A tree from the runtime's mount namespace would carry nosuid/nodev/... unlocked: the
+    container's root could lift them. No tree then (the bind fails as before)."""
+    import ocirt.rootfs
+    from ocirt.rootfs import open_bind_sources
+    seen = []
+    monkeypatch.setattr(ocirt.rootfs, "has_lockable_flags",
+                        lambda source, recursive: seen.append((source, recursive)) or True)
+    kern = RecordingKernel()
+    spec = RootfsSpec(rootfs=ROOT, in_userns=True, mounts=[
+        {"destination": "/a", "type": "bind", "source": "/src/a", "options": ["rbind"]},
+        {"destination": "/b", "type": "bind", "source": "/src/b", "options": ["bind"]}])
+    assert open_bind_sources(kern, spec) == [] and not kern.find("open_tree")
+    assert seen == [("/src/a", True), ("/src/b", False)]
+
+
+def test_has_lockable_flags(tmp_path, monkeypatch):
+    from ocirt.rootfs import has_lockable_flags
+    assert has_lockable_flags("/does/not/exist", False)
+    plain = b"40 1 0:50 / %s rw,relatime - tmpfs tmpfs rw\n" % str(tmp_path).encode()
+    sub = plain + b"41 40 0:51 / %s/sub rw,nosuid - tmpfs tmpfs rw\n" % str(tmp_path).encode()
+    monkeypatch.setattr("os.statvfs", lambda p: type("V", (), {"f_flag": 0})())
+    assert not has_lockable_flags(str(tmp_path), True, plain)
+    assert has_lockable_flags(str(tmp_path), True, sub)       # a submount an rbind takes along
+    assert not has_lockable_flags(str(tmp_path), False, sub)  # a bind does not
+    monkeypatch.setattr("os.statvfs", lambda p: type("V", (), {"f_flag": os.ST_NODEV})())
+    assert has_lockable_flags(str(tmp_path), False, plain)
