@@ -113,9 +113,11 @@ class Container:
         status = self.status()
         if status is Status.STOPPED and not all_processes:
             status.check("kill")
-        if all_processes:
+        if all_processes:  # the container's processes only: ocirt/members.py
+            from . import members
             try:
-                self.cgroup().kill_all(sig)
+                members.signal_all(self.cgroup() if self.state.cgroup else None,
+                                   self.state.pid, self.state.pid_start, sig)
             except OSError as e:
                 raise OcirtError("kill all processes", e.errno) from None
             return
@@ -151,23 +153,15 @@ class Container:
                 cg.thaw()
             except OcirtError:
                 pass
-        # Every process left in the cgroup goes, not only the init: exec'd processes, and
+        # Every process of the container goes, not only the init: exec'd processes, and
         # strays of a container without its own pid namespace (even once the init is gone,
-        # if the cgroup is ours). The cgroup can only be removed once it is empty.
-        sweep = cg is not None and (status is not Status.STOPPED or bool(cg.created))
-        if sweep:
-            try:
-                if cg.pids():
-                    cg.kill_all(signal.SIGKILL)
-            except (OSError, OcirtError):
-                pass
+        # if the cgroup is ours); never a process that only shares its cgroup (members.py).
+        # The cgroup can only be removed once it is empty.
+        if cg is not None and (status is not Status.STOPPED or bool(cg.created)):
+            from . import members
+            members.kill_and_wait(cg, self.state.pid, self.state.pid_start)
         if status is not Status.STOPPED:
             self._signal_init(signal.SIGKILL)
-        if sweep:
-            try:
-                cg.wait_empty()
-            except OSError:
-                pass
         if status is not Status.STOPPED and self.state.pid > 0:
             _wait_gone(self.state.pid, self.state.pid_start)
         self.destroy()

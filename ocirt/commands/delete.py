@@ -1,5 +1,3 @@
-import os
-
 from ..cli import Opt, need_id
 from ..container import Container
 from ..errors import OcirtError
@@ -25,11 +23,7 @@ def main(g, o, args) -> int:
 
 
 def remove_leftover(root: str, container_id: str) -> None:
-    """A state dir without state.json: a create that was killed. Remove it."""
-    from ..state import StateDir
-    sd = StateDir(root, container_id)
-    if os.path.isdir(sd.path):
-        try:
-            sd.remove()
-        except OSError:
-            pass
+    """A state dir without a usable state.json (a create that was killed, a damaged file):
+    remove what it still tells of, and the directory."""
+    from ..members import remove_damaged
+    remove_damaged(root, container_id)

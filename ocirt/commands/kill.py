@@ -39,11 +39,12 @@ def after_sigkill(c, all_processes: bool) -> None:
     processes could not die (runc thaws too); with --all, return once the cgroup is empty, so
     that the `delete` engines send next finds nothing left (runc waits for them as well)."""
     from ..errors import OcirtError
+    from ..members import owns_cgroup
     try:
         cg = c.cgroup()
         if cg.frozen():
             cg.thaw()
-        if all_processes:
+        if all_processes and owns_cgroup(cg):
             cg.wait_empty()
     except (OSError, OcirtError):
         pass
