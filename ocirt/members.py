@@ -132,6 +132,11 @@ def _cgroup(saved):
         return None
     try:
         from . import cgroups
-        return cgroups.Cgroup.from_dict(cgroups.detect(), saved)
+        layout = cgroups.detect()
+        cg = cgroups.Cgroup.from_dict(layout, saved)
     except (OSError, OcirtError, TypeError, ValueError, KeyError, AttributeError):
         return None
+    tops = [m.rstrip("/") + "/" for m in (*layout.mounts.values(), layout.unified) if m]
+    if all(any(d.startswith(t) for t in tops) for d in (*cg.dirs(), *cg.created)):
+        return cg
+    return None     # not a cgroup directory: nothing of it is touched

@@ -266,6 +266,13 @@ def _hook(h) -> bool:
         _optional(_is_int)(h.get("timeout"))
 
 
+def _cgroup_dir(v) -> bool:
+    """An absolute path without '.', '..' or empty components: a cgroup directory, as saved
+    (destroy() removes the created ones: a damaged record must not name just any directory)."""
+    return type(v) is str and v.startswith("/") and "\x00" not in v and \
+        all(part not in ("", ".", "..") for part in v[1:].split("/"))
+
+
 def _cgroup(v) -> bool:
     """The shape Cgroup.to_dict (and SystemdCgroup's) saves; {} for no cgroup."""
     if type(v) is not dict:
@@ -273,9 +280,10 @@ def _cgroup(v) -> bool:
     if not v:
         return True
     systemd = v.get("systemd")
-    return _is_str(v.get("kind")) and _dict_of(_is_str)(v.get("paths", {})) and \
-        _optional(_is_str)(v.get("unified")) and _optional(_is_str)(v.get("cgroupsPath")) and \
-        _optional(_str_list)(v.get("created")) and \
+    return _is_str(v.get("kind")) and _dict_of(_cgroup_dir)(v.get("paths", {})) and \
+        _optional(_cgroup_dir)(v.get("unified")) and _optional(_is_str)(v.get("cgroupsPath")) and \
+        _optional(lambda c: type(c) is list and all(_cgroup_dir(d) for d in c))(v.get("created")) \
+        and \
         _optional(lambda d: type(d) is list and all(type(r) is dict for r in d))(v.get("devices")) \
         and (not systemd or (type(systemd) is dict and _is_str(systemd.get("unit"))
                              and _optional(_is_str)(systemd.get("slice"))))
