@@ -17,6 +17,12 @@ def main(g, o, args) -> int:
         raise
     try:
         c.delete(force=o["force"])
+    except OcirtError as e:
+        if not o["force"]:
+            raise
+        c.close()   # never impossible to remove: what its state still tells of goes
+        g.log.warning(f"delete --force {container_id}: {e}; removing what can be found")
+        remove_leftover(g.root, container_id)
     finally:
         c.close()
     return 0
