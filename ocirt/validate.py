@@ -84,6 +84,17 @@ def validate(config: dict, schemas: Schemas | None = None) -> None:
     check_strings(config)
 
 
+def validate_process(proc, document: str = "process.json") -> None:
+    """exec's process (`--process FILE`, or config.json's with the flags applied) against the
+    config schema's process definition, then check_strings; ConfigError naming `document`."""
+    schemas = Schemas()
+    try:
+        _check(proc, {"$ref": "#/$defs/process"}, CONFIG_SCHEMA, schemas)
+    except _Fail as fail:
+        raise ConfigError(json_pointer(fail.path[::-1]), fail.rule, document) from None
+    check_strings(proc, document)
+
+
 def first_error(instance, schemas: Schemas, name: str = CONFIG_SCHEMA):
     """The first schema error in `instance` as (path, keyword, rule), or None."""
     try:

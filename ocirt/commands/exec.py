@@ -34,9 +34,12 @@ def build_process(o: dict, args: list[str], bundle: str) -> dict:
     if o["process"]:
         try:
             with open(o["process"]) as f:
-                return jsonio.load(f)
+                proc = jsonio.load(f)
         except (OSError, ValueError) as e:
             raise OcirtError(f"process.json: {e}") from None
+        from ..validate import validate_process
+        validate_process(proc)
+        return proc
     if not args:
         raise UsageError("exec: no command given (args must not be empty)")
     with open(os.path.join(bundle, "config.json")) as f:

@@ -709,3 +709,23 @@ def test_nul_bytes_in_annotations_are_only_json():
     config["annotations"] = {"a\0": "b\0"}
     validate(config)
     validate_with_jsonschema(config)
+
+
+@pytest.mark.parametrize("proc,pointer", [
+    ([], "/"),
+    ({"args": ["sh"]}, "/cwd"),
+    ({"args": "sh", "cwd": "/"}, "/args"),
+    ({"args": ["sh\0"], "cwd": "/"}, "/args/0"),
+    ({"args": ["sh"], "cwd": "/", "env": [1]}, "/env/0"),
+])
+def test_exec_process_json_is_validated_with_pointers_into_it(proc, pointer):
+    from ocirt.validate import validate_process
+    with pytest.raises(ConfigError) as caught:
+        validate_process(proc)
+    assert caught.value.pointer == pointer, str(caught.value)
+    assert str(caught.value).startswith(f"process.json: {pointer}: ")
+
+
+def test_exec_process_json_valid():
+    from ocirt.validate import validate_process
+    validate_process({"args": ["sh"], "cwd": "/", "env": ["A=b"], "user": {"uid": 0, "gid": 0}})
