@@ -123,8 +123,11 @@ def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerSt
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
         stage1_pid = os.fork()
         if stage1_pid == 0:
-            parent_ch.close()
-            stage1(kernel, plan, child_ch)  # never returns
+            try:        # a forked child never returns into the runtime's code
+                parent_ch.close()
+                stage1(kernel, plan, child_ch)  # never returns
+            finally:
+                os._exit(1)
         child_ch.close()
         init_pid = 0
         try:
@@ -475,8 +478,11 @@ def exec_process(c: Container, proc: process.ProcessSpec, kernel: k.Kernel,
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
         stage1_pid = fork_with_affinity(kernel, proc)
         if stage1_pid == 0:
-            parent_ch.close()
-            exec_stage1(kernel, plan, child_ch)
+            try:        # a forked child never returns into the runtime's code
+                parent_ch.close()
+                exec_stage1(kernel, plan, child_ch)
+            finally:
+                os._exit(1)
         child_ch.close()
         pid = 0
         try:
