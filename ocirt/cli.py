@@ -212,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as e:      # noqa: BLE001 - a last resort: a bug, still told in one line
+        log.error(f"internal error: {type(e).__name__}: {' '.join(str(e).split())}")
+        return 1
 
 
 def need_id(args: list[str], command: str, count: int = 1) -> str:

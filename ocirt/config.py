@@ -19,7 +19,7 @@ def load(bundle: str) -> dict:
     try:
         config = jsonio.loads(data)
     except ValueError as e:
-        raise OcirtError(f"config.json: invalid JSON: {e}") from None
+        raise OcirtError(f"{path}: invalid JSON: {e}") from None
     if not isinstance(config, dict):
         raise ConfigError("/", "must be an object")
     from .validate import validate

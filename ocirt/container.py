@@ -149,13 +149,12 @@ class OpenContainer:
         return b"".join(chunks).decode(errors="replace").strip()
 
     def _stop(self) -> None:
-        """Stop a container whose start failed: SIGKILL its init and whatever else is in its
-        cgroup, and wait until the init is gone."""
+        """Stop a container whose start failed: SIGKILL its processes (members.py: its own only)
+        and wait until they are gone."""
+        from . import members
         self._signal_init(signal.SIGKILL)
         try:
-            cg = self.cgroup()
-            if cg.pids():
-                cg.kill_all(signal.SIGKILL)
+            members.kill_and_wait(self.cgroup(), self.state.pid, self.state.pid_start)
         except (OSError, OcirtError):
             pass
         if self.state.pid > 0:
@@ -174,9 +173,10 @@ class OpenContainer:
         status = self.status()
         if status is Status.STOPPED and not all_processes:
             status.check("kill")
-        if all_processes:
+        if all_processes:  # the container's processes only: ocirt/members.py
+            from . import members
             try:
-                self.cgroup().kill_all(sig)
+                members.signal_all(self.cgroup(), self.state.pid, self.state.pid_start, sig)
             except OSError as e:
                 raise OcirtError("kill all processes", e.errno) from None
         else:
@@ -190,11 +190,12 @@ class OpenContainer:
         """A paused (frozen) container is thawed, or on cgroup v1 the processes could not die
         (runc thaws too); with all_processes, return once the cgroup is empty, so that the
         `delete` engines send next finds nothing left (runc waits for them as well)."""
+        from .members import owns_cgroup
         try:
             cg = self.cgroup()
             if cg.frozen():
                 cg.thaw()
-            if all_processes:
+            if all_processes and owns_cgroup(cg):   # a shared cgroup may never be empty
                 cg.wait_empty()
         except (OSError, OcirtError):
             pass
@@ -235,23 +236,15 @@ class OpenContainer:
                 cg.thaw()
             except OcirtError:
                 pass
-        # Every process left in the cgroup goes, not only the init: exec'd processes, and
+        # Every process of the container goes, not only the init: exec'd processes, and
         # strays of a container without its own pid namespace (even once the init is gone,
-        # if the cgroup is ours). The cgroup can only be removed once it is empty.
-        sweep = status is not Status.STOPPED or bool(cg.created)
-        if sweep:
-            try:
-                if cg.pids():
-                    cg.kill_all(signal.SIGKILL)
-            except (OSError, OcirtError):
-                pass
+        # if the cgroup is ours); never a process that only shares its cgroup (members.py).
+        # The cgroup can only be removed once it is empty.
+        if status is not Status.STOPPED or bool(cg.created):
+            from . import members
+            members.kill_and_wait(cg, self.state.pid, self.state.pid_start)
         if status is not Status.STOPPED:
             self._signal_init(signal.SIGKILL)
-        if sweep:
-            try:
-                cg.wait_empty()
-            except OSError:
-                pass
         if status is not Status.STOPPED and self.state.pid > 0:
             _wait_gone(self.state.pid, self.state.pid_start)
         self.destroy()
@@ -328,15 +321,17 @@ def start_created(sd: StateDir, state: ContainerState, before_start=None) -> Non
 
 
 def remove_leftover(root: str, container_id: str) -> bool:
-    """A state dir without state.json (a create that was killed): remove it. False when there
-    was no state dir."""
-    sd = StateDir(root, container_id)
-    if not os.path.isdir(sd.path):
-        return False
+    """A state dir without a usable state.json (a create that was killed, a damaged file): what
+    it still tells of is killed and removed, then the directory (members.remove_damaged). False
+    when there was no state dir."""
     try:
-        sd.remove()
-    except OSError:
-        pass
+        check_id(container_id)
+    except OcirtError:
+        return False
+    if not os.path.isdir(StateDir(root, container_id).path):
+        return False
+    from .members import remove_damaged
+    remove_damaged(root, container_id)
     return True
 
 

@@ -147,8 +147,11 @@ def run_children(kernel: k.Kernel, fx: HostEffects, spec: stages.InitSpec, cg, p
     parent_ch, child_ch = fx.channel()
     stage1_pid = kernel.fork()
     if stage1_pid == 0:
-        parent_ch.close()
-        stages.stage1(kernel, spec, child_ch)  # never returns
+        try:        # a forked child never returns into the runtime's code
+            parent_ch.close()
+            stages.stage1(kernel, spec, child_ch)  # never returns
+        finally:
+            os._exit(1)
     child_ch.close()
     parent.stage1_pid = stage1_pid
     try:

@@ -54,14 +54,18 @@ def parse_user(text: str) -> tuple:
 def process_config(opts: ExecOptions, args: list, bundle: str) -> dict:
     """The process to run, as a config dict: opts.process, opts.process_file's content, or
     config.json's process with args and the options applied."""
-    if opts.process is not None:
-        return dict(opts.process)
-    if opts.process_file:
-        try:
-            with open(opts.process_file) as f:
-                return jsonio.load(f)
-        except (OSError, ValueError) as e:
-            raise OcirtError(f"process.json: {e}") from None
+    if opts.process is not None or opts.process_file:
+        if opts.process is not None:
+            proc = dict(opts.process)
+        else:
+            try:
+                with open(opts.process_file) as f:
+                    proc = jsonio.load(f)
+            except (OSError, ValueError) as e:
+                raise OcirtError(f"process.json: {e}") from None
+        from .validate import validate_process
+        validate_process(proc)      # the schema's process, NUL bytes: errors point into it
+        return proc
     if not args:
         raise OcirtError(NO_COMMAND)
     with open(os.path.join(bundle, "config.json")) as f:

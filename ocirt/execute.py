@@ -56,8 +56,11 @@ def exec_process(c, proc: process.ProcessSpec, kernel: k.Kernel,
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
         stage1_pid = fork_with_affinity(kernel, proc, kernel.fork)
         if stage1_pid == 0:
-            parent_ch.close()
-            exec_stage1(kernel, spec, child_ch)
+            try:        # a forked child never returns into the runtime's code
+                parent_ch.close()
+                exec_stage1(kernel, spec, child_ch)
+            finally:
+                os._exit(1)
         child_ch.close()
         pid = 0
         try:

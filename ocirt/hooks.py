@@ -44,17 +44,8 @@ def run_one(hook: dict, state: dict, pointer: str, cwd: str | None = None) -> No
         os.close(r)
         os.close(w)
         raise OcirtError(f"{pointer}: fork", e.errno) from None
-    if pid == 0:  # child
-        try:
-            os.dup2(r, 0)
-            os.close(r)
-            os.close(w)
-            if cwd:
-                os.chdir(cwd)
-            os.execve(path, args, env)
-        except OSError as e:
-            os.write(2, f"{pointer}: exec {path}: {os.strerror(e.errno)}\n".encode())
-        os._exit(127)
+    if pid == 0:
+        _child(r, w, path, args, env, pointer, cwd)  # never returns
     os.close(r)
     try:
         os.write(w, jsonio.dumps(state).encode())
@@ -70,6 +61,26 @@ def run_one(hook: dict, state: dict, pointer: str, cwd: str | None = None) -> No
     code = os.WEXITSTATUS(status)
     if code:
         raise OcirtError(f"{pointer}: hook {path} exited with status {code}")
+
+
+def _child(r: int, w: int, path, args, env, pointer: str, cwd: str | None = None) -> None:
+    """The forked hook runner: exec the hook, or exit 127. Whatever it raises, it never returns
+    into the runtime's code (a ValueError of a NUL byte, a KeyboardInterrupt...)."""
+    try:
+        os.dup2(r, 0)
+        os.close(r)
+        os.close(w)
+        if cwd:
+            os.chdir(cwd)
+        os.execve(path, args, env)
+    except BaseException as e:  # noqa: BLE001 - told to the parent's stderr, then _exit
+        reason = os.strerror(e.errno) if isinstance(e, OSError) and e.errno else str(e)
+        try:
+            os.write(2, f"{pointer}: exec {path}: {reason}\n".encode(errors="replace"))
+        except BaseException:  # noqa: BLE001
+            pass
+    finally:
+        os._exit(127)
 
 
 def _wait(pid: int, timeout: int | None):

@@ -34,10 +34,26 @@ def _default(o):
 _encode = _json.make_encoder(None, _default, _str, None, ": ", ", ", False, False, False)
 
 
+class JSONError(ValueError):
+    """Not one JSON document: `msg` at `pos` (a character index), `lineno` and `colno` from 1."""
+
+    def __init__(self, msg: str, text: str, pos: int):
+        self.msg = msg
+        self.pos = pos
+        self.lineno = text.count("\n", 0, pos) + 1
+        self.colno = pos - text.rfind("\n", 0, pos)
+        super().__init__(f"line {self.lineno} column {self.colno}: {msg}")
+
+
 def loads(text: str | bytes):
-    """Decode one JSON document; ValueError (json.JSONDecodeError) when it is not one."""
+    """Decode one JSON document; JSONError (a ValueError, with line and column) when it is not one,
+    is nested deeper than the interpreter's recursion limit allows, or is not UTF-8."""
     if isinstance(text, (bytes, bytearray)):
-        text = text.decode("utf-8")
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            good = bytes(text[:e.start]).decode("utf-8")
+            raise JSONError("not UTF-8 text", good, len(good)) from None
     end = len(text)
     i = 0
     while i < end and text[i] in _WS:
@@ -45,12 +61,59 @@ def loads(text: str | bytes):
     try:
         value, i = _scan(text, i)
     except StopIteration as e:
-        raise ValueError(f"Expecting value: char {e.value}") from None
+        raise JSONError("Expecting value", text, e.value) from None
+    except RecursionError:
+        raise JSONError("nested too deeply", text, _deepest(text)) from None
+    except (SystemError, ValueError, MemoryError):
+        raise _error(text) from None
     while i < end and text[i] in _WS:
         i += 1
     if i != end:
-        raise ValueError(f"Extra data: char {i}")
+        raise JSONError("Extra data", text, i)
     return value
+
+
+def _error(text: str) -> JSONError:
+    """Why `text` failed to parse. The C scanner reports syntax errors with json.decoder's
+    JSONDecodeError, which it only finds once json.decoder is imported (without it: a SystemError),
+    so that import happens here, on the error path only; nesting is measured without recursion."""
+    import json.decoder
+    i = 0
+    while i < len(text) and text[i] in _WS:
+        i += 1
+    try:
+        _scan(text, i)
+    except json.decoder.JSONDecodeError as e:
+        return JSONError(e.msg, text, e.pos)
+    except StopIteration as e:
+        return JSONError("Expecting value", text, e.value)
+    except RecursionError:
+        return JSONError("nested too deeply", text, _deepest(text))
+    except (ValueError, MemoryError) as e:
+        return JSONError(str(e) or type(e).__name__, text, i)
+    return JSONError("invalid JSON", text, i)
+
+
+def _deepest(text: str) -> int:
+    """The index of the first '[' or '{' at the deepest nesting (strings skipped), counted without
+    recursion: where a document too deep for the C scanner's recursion is shown to fail."""
+    depth = deepest = where = 0
+    i = 0
+    end = len(text)
+    while i < end:
+        c = text[i]
+        if c == '"':
+            i += 1
+            while i < end and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+        elif c in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, where = depth, i
+        elif c in "]}":
+            depth -= 1
+        i += 1
+    return where
 
 
 def dumps(value, indent: str | None = None) -> str:

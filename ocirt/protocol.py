@@ -57,6 +57,10 @@ class Failed:
     errno: int = 0
 
 
+CHUNK = 32768           # a packet's payload: well under the socket buffer, any message size passes
+MORE, LAST = b"+", b"."
+_MSG_TRUNC = 0x20       # MSG_TRUNC (Linux)
+
 MESSAGES = {cls.__name__: cls for cls in (UserNsReady, Proceed, InitPid, HooksReady, SeccompFd, Ready, Failed)}
 
 
@@ -71,26 +75,46 @@ class Channel:
         return cls(a), cls(b)
 
     def send(self, msg, fds: tuple[int, ...] = ()) -> None:
+        """One message as one or more packets of at most CHUNK bytes, each after a one-byte mark:
+        MORE, or LAST for the packet that ends it. fds ride with the first packet."""
         body = jsonio.dumps({"type": type(msg).__name__, **asdict(msg)}).encode()
-        if fds:
-            rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
-            self.sock.sendmsg([body], rights)
-        else:
-            self.sock.send(body)
+        for at in range(0, max(len(body), 1), CHUNK):
+            mark = LAST if at + CHUNK >= len(body) else MORE
+            packet = mark + body[at:at + CHUNK]
+            if fds and at == 0:
+                rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                           struct.pack(f"{len(fds)}i", *fds))]
+                self.sock.sendmsg([packet], rights)
+            else:
+                self.sock.send(packet)
 
     def recv(self):
         """The next message; None when the other side closed without a word."""
         fds: list[int] = []
-        data, ancillary, _, _ = self.sock.recvmsg(65536, _socket.CMSG_LEN(4 * 4))
-        for level, kind, payload in ancillary:
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                fds += struct.unpack(f"{len(payload) // 4}i", payload[:len(payload) // 4 * 4])
+        parts = []
+        while True:
+            data, ancillary, flags, _ = self.sock.recvmsg(CHUNK + 1, _socket.CMSG_LEN(4 * 4))
+            for level, kind, payload in ancillary:
+                if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                    fds += struct.unpack(f"{len(payload) // 4}i",
+                                         payload[:len(payload) // 4 * 4])
+            if not data:
+                if parts:
+                    raise OcirtError("protocol error: the message was cut short")
+                self.received_fds = fds
+                return None
+            if flags & _MSG_TRUNC or data[:1] not in (MORE, LAST):
+                raise OcirtError("protocol error: a malformed message")
+            parts.append(data[1:])
+            if data[:1] == LAST:
+                break
         self.received_fds = fds
-        if not data:
-            return None
-        body = jsonio.loads(data)
-        cls = MESSAGES[body.pop("type")]
-        return cls(**{name: body[name] for name in cls.__record_fields__})
+        try:
+            body = jsonio.loads(b"".join(parts))
+            cls = MESSAGES[body.pop("type")]
+            return cls(**{name: body[name] for name in cls.__record_fields__})
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise OcirtError(f"protocol error: a malformed message ({e})") from None
 
     def expect(self, cls, what: str):
         """Receive a message of type `cls`; a Failed or a hang-up becomes an OcirtError."""

@@ -167,11 +167,30 @@ class StateDir:
 
     # contents
     def load(self) -> ContainerState:
+        """state.json as a ContainerState. Members it does not know are ignored; a file that is
+        not JSON, or a known member of the wrong type, raises DamagedState (an OcirtError), which
+        carries what could still be read (`salvage`)."""
+        data = self.read()
+        damage = state_damage(data, self.id)
+        if damage:
+            raise DamagedState(self.id, damage, salvage_fields(data))
+        return ContainerState(**{k: data[k] for k in ContainerState.__record_fields__ if k in data})
+
+    def read(self):
+        """state.json parsed, whatever it holds; DamagedState when it is not JSON."""
         try:
-            with open(self.state_file) as f:
-                return ContainerState(**jsonio.load(f))
+            with open(self.state_file, "rb") as f:
+                text = f.read()
         except FileNotFoundError:
             raise OcirtError(f"container does not exist: {self.id}") from None
+        except IsADirectoryError:
+            raise DamagedState(self.id, "state.json is not a file", {}) from None
+        except OSError as e:
+            raise OcirtError(f"container {self.id}: cannot read state.json", e.errno) from None
+        try:
+            return jsonio.loads(text)
+        except ValueError as e:
+            raise DamagedState(self.id, f"not JSON: {e}", {}) from None
 
     def save(self, state: ContainerState) -> None:
         tmp = self.state_file + ".tmp"
@@ -192,15 +211,125 @@ class StateDir:
 
     def remove(self) -> None:
         for name in os.listdir(self.path):
+            path = os.path.join(self.path, name)
             try:
-                os.unlink(os.path.join(self.path, name))
+                os.unlink(path)
             except FileNotFoundError:
                 pass
+            except IsADirectoryError:   # a damaged state dir: whatever is in it goes
+                import shutil
+                shutil.rmtree(path, ignore_errors=True)
         try:
             os.rmdir(self.path)
         except OSError as e:
             if e.errno != errno.ENOENT:
                 raise
+
+
+class DamagedState(OcirtError):
+    """state.json cannot be used: the command fails for this container only; `delete --force`
+    still removes what `salvage` (salvage_fields) tells of it."""
+
+    def __init__(self, container_id: str, damage: str, salvage: dict):
+        self.salvage = salvage
+        super().__init__(f"container {container_id}: damaged state.json: {damage} "
+                         "(delete --force removes it)")
+
+
+def _is_int(v) -> bool:
+    return type(v) is int
+
+
+def _is_str(v) -> bool:
+    return type(v) is str
+
+
+def _str_list(v) -> bool:
+    return type(v) is list and all(type(x) is str for x in v)
+
+
+def _optional(check):
+    return lambda v: v is None or check(v)
+
+
+def _dict_of(check):
+    return lambda v: type(v) is dict and all(type(k) is str and check(x) for k, x in v.items())
+
+
+def _hook_list(v) -> bool:
+    return type(v) is list and all(_hook(h) for h in v)
+
+
+def _hook(h) -> bool:
+    return type(h) is dict and _is_str(h.get("path")) and \
+        all(_str_list(h[k]) for k in ("args", "env") if h.get(k) is not None) and \
+        _optional(_is_int)(h.get("timeout"))
+
+
+def _cgroup_dir(v) -> bool:
+    """An absolute path without '.', '..' or empty components: a cgroup directory, as saved
+    (destroy() removes the created ones: a damaged record must not name just any directory)."""
+    return type(v) is str and v.startswith("/") and "\x00" not in v and \
+        all(part not in ("", ".", "..") for part in v[1:].split("/"))
+
+
+def _cgroup(v) -> bool:
+    """The shape Cgroup.to_dict (and SystemdCgroup's) saves; {} for no cgroup."""
+    if type(v) is not dict:
+        return False
+    if not v:
+        return True
+    systemd = v.get("systemd")
+    return _is_str(v.get("kind")) and _dict_of(_cgroup_dir)(v.get("paths", {})) and \
+        _optional(_cgroup_dir)(v.get("unified")) and _optional(_is_str)(v.get("cgroupsPath")) and \
+        _optional(lambda c: type(c) is list and all(_cgroup_dir(d) for d in c))(v.get("created")) \
+        and \
+        _optional(lambda d: type(d) is list and all(type(r) is dict for r in d))(v.get("devices")) \
+        and (not systemd or (type(systemd) is dict and _is_str(systemd.get("unit"))
+                             and _optional(_is_str)(systemd.get("slice"))))
+
+
+_FIELD_CHECKS = {
+    "id": (_is_str, "a string"),
+    "bundle": (_is_str, "a string"),
+    "pid": (lambda v: _is_int(v) and 0 <= v < 1 << 22, "a pid"),
+    "pid_start": (lambda v: _is_int(v) and v >= 0, "a start time"),
+    "rootfs": (_is_str, "a string"),
+    "created": (_is_str, "a string"),
+    "owner": (_is_str, "a string"),
+    "annotations": (_dict_of(_is_str), "an object of strings"),
+    "cgroup": (_cgroup, "a cgroup record"),
+    "hooks": (_dict_of(_hook_list), "an object of hook lists"),
+    "systemd_cgroup": (lambda v: type(v) is bool, "a boolean"),
+    "seccomp": (_optional(lambda v: type(v) is dict), "an object or null"),
+    "memory_policy": (_optional(lambda v: type(v) is dict), "an object or null"),
+}
+
+
+def state_damage(data, container_id: str) -> str:
+    """What is wrong with a parsed state.json ("" when nothing): its members ContainerState
+    knows must have their types; the others are ignored (a newer or older ocirt's)."""
+    if type(data) is not dict:
+        return "not an object"
+    for name in ("id", "bundle"):
+        if name not in data:
+            return f"{name!r} is missing"
+    for name, value in data.items():
+        check = _FIELD_CHECKS.get(name)
+        if check is not None and not check[0](value):
+            return f"{name!r} is not {check[1]}"
+    if data["id"] != container_id:
+        return f"it records another id ({data['id'][:40]!r})"
+    return ""
+
+
+def salvage_fields(data) -> dict:
+    """What a damaged state.json still tells, for `delete --force`: each of pid, pid_start and
+    cgroup that has its type."""
+    if type(data) is not dict:
+        return {}
+    return {name: data[name] for name in ("pid", "pid_start", "cgroup")
+            if name in data and _FIELD_CHECKS[name][0](data[name])}
 
 
 def list_ids(root: str) -> list[str]:

@@ -81,6 +81,18 @@ def validate(config: dict, schemas: Schemas | None = None) -> None:
         path, _keyword, rule = error
         raise ConfigError(json_pointer(path), rule)
     check_unique(config)
+    check_strings(config)
+
+
+def validate_process(proc, document: str = "process.json") -> None:
+    """exec's process (`--process FILE`, or config.json's with the flags applied) against the
+    config schema's process definition, then check_strings; ConfigError naming `document`."""
+    schemas = Schemas()
+    try:
+        _check(proc, {"$ref": "#/$defs/process"}, CONFIG_SCHEMA, schemas)
+    except _Fail as fail:
+        raise ConfigError(json_pointer(fail.path[::-1]), fail.rule, document) from None
+    check_strings(proc, document)
 
 
 def first_error(instance, schemas: Schemas, name: str = CONFIG_SCHEMA):
@@ -196,6 +208,37 @@ def check_unique(config: dict) -> None:
     """A namespace type or an rlimit type may appear once (config-linux.md, config.md)."""
     _unique(config.get("linux", {}).get("namespaces", ()), ("linux", "namespaces"), "namespace type")
     _unique(config.get("process", {}).get("rlimits", ()), ("process", "rlimits"), "rlimit")
+
+
+def check_strings(config: dict, document: str = "config.json") -> None:
+    """Every string (and member name) must be text the kernel and state.json can take: no NUL byte
+    (paths, args, env, hostnames... are C strings), except in /annotations, which only go back out
+    as JSON; and no lone surrogate (a \\ud800 escape: not UTF-8, anywhere). Walked with a list,
+    not recursion: a document may nest as deep as the parser let it."""
+    todo = [((), config)]
+    while todo:
+        path, value = todo.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key, path, document, key=True)
+                todo.append(((*path, key), item))
+        elif isinstance(value, list):
+            todo.extend(((*path, i), item) for i, item in enumerate(value))
+        elif isinstance(value, str):
+            _check_text(value, path, document)
+
+
+def _check_text(text: str, path: tuple, document: str, key: bool = False) -> None:
+    """`path` is where `text` is, or for a member name (`key`) the object that has it."""
+    what = f"key {_show(text)}" if key else "string"
+    if "\x00" in text and path[:1] != ("annotations",):
+        raise ConfigError(json_pointer(path), f"{what} contains a NUL byte", document)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(json_pointer(path), f"{what} is not Unicode text (a lone surrogate)",
+                              document) from None
 
 
 def _unique(entries, where: tuple, what: str) -> None:
@@ -382,6 +425,7 @@ def validate_with_jsonschema(config: dict, directory: str | None = None) -> None
         pointer, _keyword, rule = jsonschema_error(error)
         raise ConfigError(pointer, rule)
     check_unique(config)
+    check_strings(config)
 
 
 def jsonschema_validator(directory: str | None = None, name: str = CONFIG_SCHEMA):

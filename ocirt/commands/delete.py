@@ -16,5 +16,14 @@ def main(g, o, args) -> int:
             return 0
         raise
     with c:
-        c.delete(force=o["force"])
+        try:
+            c.delete(force=o["force"])
+            return 0
+        except OcirtError as e:
+            if not o["force"]:
+                raise
+            failed = e
+    # never impossible to remove: what its state still tells of goes
+    g.log.warning(f"delete --force {container_id}: {failed}; removing what can be found")
+    remove_leftover(g.root, container_id)
     return 0

@@ -5,7 +5,7 @@ from .. import jsonio
 from ..cli import Opt
 from ..container import Container
 from ..errors import OcirtError
-from ..state import list_ids
+from ..state import DamagedState, list_ids
 
 USAGE = "list [command options]"
 OPTIONS = (
@@ -19,10 +19,17 @@ def main(g, o, args) -> int:
     for cid in list_ids(g.root):
         try:
             c = Container.open(g.root, cid, lock=False)
-        except OcirtError:
+        except DamagedState as e:   # the others are listed all the same
+            g.log.warning(str(e))
+            continue
+        except OcirtError:          # gone meanwhile, or a create that has not saved yet
             continue
         st = c.state
-        status = c.status()
+        try:
+            status = c.status()
+        except OcirtError as e:
+            g.log.warning(f"container {cid}: {e}")
+            continue
         rows.append({"ociVersion": "1.3.0", "id": cid,
                      "pid": st.pid if status.value != "stopped" else 0,
                      "status": status.value, "bundle": st.bundle, "rootfs": st.rootfs,

@@ -62,3 +62,71 @@ def test_jsonio_refuses_what_it_cannot_encode():
         jsonio.dumps({"a": object()})
     with pytest.raises(ValueError):
         jsonio.dumps(float("nan"))
+
+
+@pytest.mark.parametrize("text,line,column", [
+    ('{"a": 1,}', 1, 9),                         # C scanner errors need json.decoder: imported
+    ('{\n  "a": [1,\n]}', 3, 1),
+    ('{"a" 1}', 1, 6),
+    ("[1 2]", 1, 4),
+    ('"\x00"', 1, 2),
+    ("[" * 100000, 1, None),                     # too deep: no RecursionError
+    ('{"a":' * 50000, 1, None),
+    (b"\xff", 1, 1),                             # not UTF-8
+    ("", 1, 1),
+    ("{} x", 1, 4),
+])
+def test_jsonio_errors_name_line_and_column(text, line, column):
+    with pytest.raises(jsonio.JSONError) as caught:
+        jsonio.loads(text)
+    e = caught.value
+    assert isinstance(e, ValueError)
+    assert e.lineno == line and (column is None or e.colno == column), str(e)
+    assert str(e).startswith(f"line {e.lineno} column {e.colno}: ")
+    if column is None:
+        assert "nested too deeply" in str(e)
+
+
+def test_jsonio_errors_agree_with_json():
+    for text in ('{"a": 1,}', '[1, 2', '{"a": tru}', '["a\\q"]', '{"a": "b" "c"}'):
+        with pytest.raises(json.JSONDecodeError) as expected:
+            json.loads(text)
+        with pytest.raises(jsonio.JSONError) as caught:
+            jsonio.loads(text)
+        assert (caught.value.msg, caught.value.pos) == (expected.value.msg, expected.value.pos)
+
+
+@pytest.mark.parametrize("size", [0, 100, 32767, 32768, 65536, 100_000, 1_000_000])
+def test_protocol_messages_of_any_size(size):
+    """Messages larger than a packet (and than the socket buffer) pass whole, in chunks."""
+    import threading
+    from ocirt.protocol import Channel, Failed, Proceed
+    a, b = Channel.pair()
+    try:
+        for msg in (Failed("x" * size, 2), Proceed({"big": "y" * size})):
+            sender = threading.Thread(target=a.send, args=(msg,))
+            sender.start()
+            got = b.recv()
+            sender.join()
+            assert got == msg
+    finally:
+        a.close()
+        b.close()
+
+
+def test_protocol_hang_up_and_garbage():
+    from ocirt.errors import OcirtError
+    from ocirt.protocol import Channel
+    a, b = Channel.pair()
+    a.sock.send(b".not json")
+    with pytest.raises(OcirtError, match="protocol error"):
+        b.recv()
+    a.sock.send(b'.{"type": "NoSuch"}')
+    with pytest.raises(OcirtError, match="protocol error"):
+        b.recv()
+    a.sock.send(b"+{")
+    a.close()
+    with pytest.raises(OcirtError, match="cut short"):
+        b.recv()
+    assert b.recv() is None
+    b.close()

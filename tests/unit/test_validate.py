@@ -676,3 +676,56 @@ def test_hot_path_imports_stay_light():
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": REPO}, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("where,value,pointer", [
+    (("process", "env"), ["PATH=/bin\0"], "/process/env/0"),
+    (("process", "args"), ["sh", "a\0"], "/process/args/1"),
+    (("hostname",), "h\0", "/hostname"),
+    (("root", "path"), "rootfs\0", "/root/path"),
+    (("linux", "cgroupsPath"), "/a\0b", "/linux/cgroupsPath"),
+    (("hooks",), {"prestart": [{"path": "/bin/true", "env": ["A=\0"]}]}, "/hooks/prestart/0/env/0"),
+    (("hooks",), {"prestart": [{"path": "/bin/\0true"}]}, "/hooks/prestart/0/path"),
+    (("process", "cwd"), "/\ud800", "/process/cwd"),
+    (("annotations",), {"a": "\ud800"}, "/annotations/a"),
+])
+def test_nul_bytes_and_lone_surrogates_are_refused_by_pointer(where, value, pointer):
+    """Strings the kernel takes as C strings cannot hold a NUL byte; no string may hold a lone
+    surrogate (it is not UTF-8). Both validators agree."""
+    config = full_config()
+    node = config
+    for key in where[:-1]:
+        node = node.setdefault(key, {})
+    node[where[-1]] = value
+    for check in (validate, validate_with_jsonschema):
+        with pytest.raises(ConfigError) as caught:
+            check(config)
+        assert caught.value.pointer == pointer, str(caught.value)
+        assert "NUL" in caught.value.rule or "surrogate" in caught.value.rule
+
+
+def test_nul_bytes_in_annotations_are_only_json():
+    config = full_config()
+    config["annotations"] = {"a\0": "b\0"}
+    validate(config)
+    validate_with_jsonschema(config)
+
+
+@pytest.mark.parametrize("proc,pointer", [
+    ([], "/"),
+    ({"args": ["sh"]}, "/cwd"),
+    ({"args": "sh", "cwd": "/"}, "/args"),
+    ({"args": ["sh\0"], "cwd": "/"}, "/args/0"),
+    ({"args": ["sh"], "cwd": "/", "env": [1]}, "/env/0"),
+])
+def test_exec_process_json_is_validated_with_pointers_into_it(proc, pointer):
+    from ocirt.validate import validate_process
+    with pytest.raises(ConfigError) as caught:
+        validate_process(proc)
+    assert caught.value.pointer == pointer, str(caught.value)
+    assert str(caught.value).startswith(f"process.json: {pointer}: ")
+
+
+def test_exec_process_json_valid():
+    from ocirt.validate import validate_process
+    validate_process({"args": ["sh"], "cwd": "/", "env": ["A=b"], "user": {"uid": 0, "gid": 0}})

@@ -1,0 +1,144 @@
+"""Which processes are the container's, signalling only them, and removing a container whose
+state.json is damaged.
+
+A process is the container's when it is in a cgroup ocirt made for the container (every directory
+of the container's cgroup was made by create, or it is the container's systemd unit), or, when
+the cgroup is shared (linux.cgroupsPath named a cgroup that existed, or a rootless container stays
+in the caller's cgroup), when it is in the container's pid namespace, as the init verified by pid
+and start time has it, and that namespace is not the runtime's own. A container in a shared
+cgroup and the host's pid namespace has one process of its own: the init. So `kill --all` and
+`delete --force` never signal a process that only shares the container's cgroup (runc 1.1.5
+leaves such a process alive as well).
+"""
+from __future__ import annotations
+
+import _signal as signal
+import os
+import time
+
+from .errors import OcirtError
+from .state import DamagedState, StateDir, proc_start_time, salvage_fields
+
+
+def owns_cgroup(cg) -> bool:
+    """True when the whole cgroup is the container's: made by create, or its systemd unit."""
+    if getattr(cg, "unit", None):
+        return True
+    dirs = cg.dirs()
+    made = set(cg.created)
+    return bool(dirs) and all(d in made for d in dirs)
+
+
+def _pid_ns(pid) -> tuple | None:
+    try:
+        st = os.stat(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def container_pids(cg, pid: int, pid_start: int) -> list[int]:
+    """The container's processes (see the module's docstring); `cg` may be None."""
+    if cg is not None and owns_cgroup(cg):
+        return cg.pids()
+    if pid <= 0 or proc_start_time(pid) != pid_start:
+        return []
+    ns = _pid_ns(pid)
+    if cg is None or ns is None or ns == _pid_ns("self"):
+        return [pid]
+    members = [p for p in cg.pids() if _pid_ns(p) == ns]
+    return members if pid in members else [pid, *members]
+
+
+def signal_all(cg, pid: int, pid_start: int, sig: int) -> list[int]:
+    """Send `sig` to each of the container's processes. A cgroup of its own is signalled as a
+    whole (cgroup.kill, or frozen while signalled); otherwise each pid. Returns the pids signalled
+    one by one ([] for a whole cgroup)."""
+    if cg is not None and owns_cgroup(cg):
+        if cg.pids():
+            cg.kill_all(sig)
+        return []
+    done = []
+    for p in container_pids(cg, pid, pid_start):
+        try:
+            os.kill(p, sig)
+            done.append(p)
+        except ProcessLookupError:
+            pass
+        except OSError as e:
+            raise OcirtError(f"cannot send signal {sig} to {p}", errno=e.errno) from None
+    return done
+
+
+def kill_and_wait(cg, pid: int, pid_start: int, timeout: float = 5.0) -> None:
+    """SIGKILL every process of the container and wait until they are gone (best effort)."""
+    starts = {p: proc_start_time(p) for p in container_pids(cg, pid, pid_start)}
+    try:
+        signal_all(cg, pid, pid_start, signal.SIGKILL)
+    except (OSError, OcirtError):
+        pass
+    if cg is not None and owns_cgroup(cg):
+        try:
+            cg.wait_empty(timeout)
+        except OSError:
+            pass
+        return
+    deadline = time.monotonic() + timeout
+    while starts and time.monotonic() < deadline:
+        starts = {p: s for p, s in starts.items() if s is not None and proc_start_time(p) == s}
+        if starts:
+            time.sleep(0.005)
+
+
+def remove_damaged(root: str, container_id: str) -> None:
+    """`delete --force` of a container whose state.json is missing or damaged: kill what it
+    still tells of (the init when its pid and start time match, the cgroup ocirt made), remove
+    that cgroup (best effort), and the state directory. Missing altogether is fine."""
+    from .container import check_id
+    try:
+        check_id(container_id)  # nothing of ocirt's is under a name that is not an id
+    except OcirtError:
+        return
+    sd = StateDir(root, container_id)
+    try:
+        sd.lock()           # waits for a create of this id still at work
+    except OcirtError:
+        return
+    try:
+        try:
+            salvage = salvage_fields(sd.read())
+        except DamagedState as e:
+            salvage = e.salvage
+        except OcirtError:  # no state.json: a create killed before it saved one
+            salvage = {}
+        cg = _cgroup(salvage.get("cgroup"))
+        kill_and_wait(cg, salvage.get("pid", 0), salvage.get("pid_start", 0))
+        if cg is not None:
+            try:
+                cg.destroy()
+            except (OSError, OcirtError):
+                pass
+        try:
+            sd.remove()
+        except OSError as e:
+            raise OcirtError(f"cannot remove the state directory {sd.path}", e.errno) from None
+    finally:
+        sd.unlock()
+
+
+def _cgroup(saved):
+    """The cgroup a (salvaged) record names, or None when there is none or it cannot be used."""
+    if not saved:
+        return None
+    try:
+        from . import cgroups
+        layout = cgroups.detect()
+        cg = cgroups.manager_from_state(layout, saved)
+    except (OSError, OcirtError, TypeError, ValueError, KeyError, AttributeError):
+        return None
+    if cg.kind == "none":
+        return None
+    tops = [m.rstrip("/") + "/" for m in (*layout.mounts.values(), layout.unified) if m]
+    if all(any(d.startswith(t) for t in tops) for d in (*cg.dirs(), *cg.created)):
+        return cg
+    return None     # not a cgroup directory: nothing of it is touched
