@@ -58,8 +58,7 @@ WAIT_TIMEOUT = 30.0  # seconds a container may take to exit after `start` / `kil
 
 # `runc spec` (runc 1.1.5) with terminal false; args, root.path and cgroupsPath are filled in.
 # `runc spec` (1.1.5) with terminal false, as the conformance suite uses it; args /bin/true.
-with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bundles",
-                       "runc-spec.json")) as _f:
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bundles", "runc-spec.json")) as _f:
     BASE_CONFIG = json.load(_f)
 BASE_CONFIG["process"]["args"] = ["/bin/true"]
 
@@ -75,6 +74,7 @@ class Interrupted(BaseException):
 # ---------------------------------------------------------------------------------------------
 # Processes
 # ---------------------------------------------------------------------------------------------
+
 
 def set_child_subreaper():
     libc = ctypes.CDLL(None, use_errno=True)
@@ -178,7 +178,7 @@ def children_of(ppid):
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2:].split()
+        fields = stat[stat.rfind(")") + 2 :].split()
         if int(fields[1]) == ppid:
             kids.append(int(name))
     return kids
@@ -200,6 +200,7 @@ def proc_status(pid):
 # ---------------------------------------------------------------------------------------------
 # Runtimes and bundles
 # ---------------------------------------------------------------------------------------------
+
 
 class Bench:
     """Temp dir, rootfs and bundles; the session prefix of every container id."""
@@ -242,11 +243,11 @@ def write_config(bundle, rootfs, cid, args=("/bin/true",)):
 
 class Runtime:
     def __init__(self, label, path, root, spawner):
-        self.label = label          # "a" / "b"
+        self.label = label  # "a" / "b"
         self.path = path
         self.root = root
         self.sp = spawner
-        self.live = set()           # ids that may still exist in this runtime's --root
+        self.live = set()  # ids that may still exist in this runtime's --root
         os.makedirs(root, exist_ok=True)
 
     @property
@@ -305,7 +306,7 @@ class RssMeter:
         try:
             r.maxrss_kib = int(lines[-1])
         except (IndexError, ValueError):
-            raise BenchError(f"{self.tool}: no RSS for {shlex.join(argv)}: {lines!r}")
+            raise BenchError(f"{self.tool}: no RSS for {shlex.join(argv)}: {lines!r}") from None
         return r
 
     def measure_floor(self, spawner):
@@ -350,6 +351,7 @@ def read_pid_file(path):
 # ---------------------------------------------------------------------------------------------
 # One sample of each metric
 # ---------------------------------------------------------------------------------------------
+
 
 def sample_run(bench, rt):
     cid = bench.new_id(rt.label, "run")
@@ -398,13 +400,12 @@ def sample_rss(bench, rt, rss):
     bundle = bench.bundle(cid, args=("/bin/sleep", "1000000"))
     pid_file = os.path.join(bundle, "pid")
     rt.live.add(cid)
-    out["create"] = rt.check("create", "--bundle", bundle, "--pid-file", pid_file, cid,
-                             rss=rss).maxrss_kib
+    out["create"] = rt.check("create", "--bundle", bundle, "--pid-file", pid_file, cid, rss=rss).maxrss_kib
     pid = read_pid_file(pid_file)
     try:
         out["init_rss"], cmdline = proc_status(pid)
     except OSError as e:
-        raise BenchError(f"{rt.name} create: init pid {pid} from --pid-file: {e}")
+        raise BenchError(f"{rt.name} create: init pid {pid} from --pid-file: {e}") from None
     out["init_cmdline"] = cmdline.replace(bench.tmp, "$TMP").replace(cid, "$ID")
     out["state"] = rt.check("state", cid, rss=rss).maxrss_kib
     out["start"] = rt.check("start", cid, rss=rss).maxrss_kib
@@ -498,7 +499,7 @@ def sample_parallel(bench, rt, n, workers=2):
         t0 = time.perf_counter()
         os.write(go_w, b"g" * workers)
         msgs = []
-        for pid, res_r in procs:
+        for _pid, res_r in procs:
             chunks = []
             while True:
                 b = os.read(res_r, 65536)
@@ -611,12 +612,15 @@ def measure_state(bench, runtimes, rounds, warmup, log, key="state", command=("s
                 rt.check("create", "--bundle", bundle, "--pid-file", pid_file, cid)
                 running[rt.label] = (cid, read_pid_file(pid_file))
                 rt.check("start", cid)
-                p = subprocess.run([rt.path, "--root", rt.root, "state", cid], capture_output=True,
-                                   text=True, timeout=30)
+                p = subprocess.run(
+                    [rt.path, "--root", rt.root, "state", cid], capture_output=True, text=True, timeout=30
+                )
                 status = json.loads(p.stdout).get("status") if p.returncode == 0 else None
                 if status != "running":
-                    raise BenchError(f"{rt.name} state {cid}: status {status!r}, rc {p.returncode}, "
-                                     f"stderr {p.stderr.strip()!r}")
+                    raise BenchError(
+                        f"{rt.name} state {cid}: status {status!r}, rc {p.returncode}, "
+                        f"stderr {p.stderr.strip()!r}"
+                    )
             except (BenchError, ValueError) as e:
                 m.errors[rt.label].append(str(e))
                 m.drop(rt, f"setup failed: {e}", log)
@@ -775,6 +779,7 @@ def remove_cgroups(session):
 # Report
 # ---------------------------------------------------------------------------------------------
 
+
 def med(values):
     return statistics.median(values) if values else None
 
@@ -861,14 +866,26 @@ def render(metrics, runtimes, n_lc, workers):
         if any(fails):
             n += f" ({fails[0]}/{fails[1]} failed)"
         rows.append((title, fmt(va, unit), fmt(vb, unit), ratio, fa, fb, n))
-        summary.append({"metric": title.strip(), "unit": unit, "a": va, "b": vb,
-                        "ratio": (va / vb) if va is not None and vb else None,
-                        "a_floor": (va / floor_ms) if vs_floor and floor_ms and va is not None
-                        else None,
-                        "b_floor": (vb / floor_ms) if vs_floor and floor_ms and vb is not None
-                        else None})
-    header = ("metric", f"{head_a} (median)", f"{head_b} (median)", "A/B", "A/floor", "B/floor",
-              "samples A/B")
+        summary.append(
+            {
+                "metric": title.strip(),
+                "unit": unit,
+                "a": va,
+                "b": vb,
+                "ratio": (va / vb) if va is not None and vb else None,
+                "a_floor": (va / floor_ms) if vs_floor and floor_ms and va is not None else None,
+                "b_floor": (vb / floor_ms) if vs_floor and floor_ms and vb is not None else None,
+            }
+        )
+    header = (
+        "metric",
+        f"{head_a} (median)",
+        f"{head_b} (median)",
+        "A/B",
+        "A/floor",
+        "B/floor",
+        "samples A/B",
+    )
     ncol = len(header)
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(ncol)]
     lines = []
@@ -910,12 +927,18 @@ def init_lines(metrics, runtimes):
 # CLI
 # ---------------------------------------------------------------------------------------------
 
+
 def repo_revision():
     try:
-        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "?"
     return (head or "?") + (" with uncommitted changes" if dirty else "")
@@ -944,37 +967,80 @@ def command_line():
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--runtime-a", default=None, metavar="PATH",
-              help="Runtime A (default: .venv/bin/ocirt if it exists, else ocirt on PATH).")
-@click.option("--runtime-b", default=DEFAULT_RUNC, show_default=True, metavar="PATH",
-              help="Runtime B, the reference.")
-@click.option("--rounds", type=click.IntRange(1), default=None,
-              help="Samples per runtime of each single-operation metric [default: 20, --quick: 5].")
-@click.option("--batch-rounds", type=click.IntRange(1), default=None,
-              help="Samples per runtime of the two batch metrics [default: 3, --quick: 1].")
-@click.option("--lifecycles", type=click.IntRange(2), default=None,
-              help="Lifecycles per batch sample [default: 100, --quick: 20].")
-@click.option("--rss-rounds", type=click.IntRange(1), default=None,
-              help="Samples per runtime of the RSS pass [default: 10, --quick: 3].")
+@click.option(
+    "--runtime-a",
+    default=None,
+    metavar="PATH",
+    help="Runtime A (default: .venv/bin/ocirt if it exists, else ocirt on PATH).",
+)
+@click.option(
+    "--runtime-b", default=DEFAULT_RUNC, show_default=True, metavar="PATH", help="Runtime B, the reference."
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(1),
+    default=None,
+    help="Samples per runtime of each single-operation metric [default: 20, --quick: 5].",
+)
+@click.option(
+    "--batch-rounds",
+    type=click.IntRange(1),
+    default=None,
+    help="Samples per runtime of the two batch metrics [default: 3, --quick: 1].",
+)
+@click.option(
+    "--lifecycles",
+    type=click.IntRange(2),
+    default=None,
+    help="Lifecycles per batch sample [default: 100, --quick: 20].",
+)
+@click.option(
+    "--rss-rounds",
+    type=click.IntRange(1),
+    default=None,
+    help="Samples per runtime of the RSS pass [default: 10, --quick: 3].",
+)
 @click.option("--quick", is_flag=True, help="Few samples and small batches: a smoke test.")
-@click.option("--only", multiple=True,
-              type=click.Choice(["run", "lifecycle", "state", "short", "exec", "batch",
-                                 "parallel", "rss"]),
-              help="Measure only these metrics (repeatable).")
-@click.option("--json", "json_path", default=None, metavar="FILE",
-              help="Write the raw samples and the summary as JSON.")
-@click.option("--write-bundle", default=None, hidden=True, metavar="DIR",
-              help="(for profile.sh) Write the benchmark's bundle to DIR, with its own rootfs, "
-                   "for container --bundle-id, and exit.")
+@click.option(
+    "--only",
+    multiple=True,
+    type=click.Choice(["run", "lifecycle", "state", "short", "exec", "batch", "parallel", "rss"]),
+    help="Measure only these metrics (repeatable).",
+)
+@click.option(
+    "--json", "json_path", default=None, metavar="FILE", help="Write the raw samples and the summary as JSON."
+)
+@click.option(
+    "--write-bundle",
+    default=None,
+    hidden=True,
+    metavar="DIR",
+    help="(for profile.sh) Write the benchmark's bundle to DIR, with its own rootfs, "
+    "for container --bundle-id, and exit.",
+)
 @click.option("--bundle-id", default="profile", hidden=True)
-def main(runtime_a, runtime_b, rounds, batch_rounds, lifecycles, rss_rounds, quick, only, json_path,
-         write_bundle, bundle_id):
+def main(
+    runtime_a,
+    runtime_b,
+    rounds,
+    batch_rounds,
+    lifecycles,
+    rss_rounds,
+    quick,
+    only,
+    json_path,
+    write_bundle,
+    bundle_id,
+):
     """Benchmark runtime A (ocirt) against runtime B (runc) on the same bundles, alternating
     A B A B. Prints medians and the A/B ratio. Needs root."""
     if write_bundle:
         os.makedirs(write_bundle, exist_ok=True)
-        p = subprocess.run(["sh", os.path.join(REPO, "bundles", "mkrootfs.sh"),
-                            os.path.join(write_bundle, "rootfs")], capture_output=True, text=True)
+        p = subprocess.run(
+            ["sh", os.path.join(REPO, "bundles", "mkrootfs.sh"), os.path.join(write_bundle, "rootfs")],
+            capture_output=True,
+            text=True,
+        )
         if p.returncode != 0:
             raise click.ClickException(f"mkrootfs.sh failed: {p.stderr.strip()}")
         write_config(write_bundle, "rootfs", bundle_id)
@@ -989,8 +1055,7 @@ def main(runtime_a, runtime_b, rounds, batch_rounds, lifecycles, rss_rounds, qui
     rss_rounds = rss_rounds or (3 if quick else 10)
     workers = 2
     warmup = 1
-    selected = set(only) or {"run", "lifecycle", "state", "short", "exec", "batch", "parallel",
-                             "rss"}
+    selected = set(only) or {"run", "lifecycle", "state", "short", "exec", "batch", "parallel", "rss"}
     log = lambda msg: click.echo(msg, err=True)  # noqa: E731
 
     cmdline = command_line()
@@ -1010,37 +1075,50 @@ def main(runtime_a, runtime_b, rounds, batch_rounds, lifecycles, rss_rounds, qui
     try:
         set_child_subreaper()
         runtimes = [
-            Runtime("a", path_a, os.path.join(bench.tmp, "root-a"),
-                    Spawner(os.path.join(bench.tmp, "stderr-a.log"))),
-            Runtime("b", path_b, os.path.join(bench.tmp, "root-b"),
-                    Spawner(os.path.join(bench.tmp, "stderr-b.log"))),
+            Runtime(
+                "a",
+                path_a,
+                os.path.join(bench.tmp, "root-a"),
+                Spawner(os.path.join(bench.tmp, "stderr-a.log")),
+            ),
+            Runtime(
+                "b",
+                path_b,
+                os.path.join(bench.tmp, "root-b"),
+                Spawner(os.path.join(bench.tmp, "stderr-b.log")),
+            ),
         ]
         a, b = runtimes
         versions = {"a": a.version(), "b": b.version()}
         click.echo(f"A: {path_a}  ({versions['a']})")
         click.echo(f"B: {path_b}  ({versions['b']})")
         revision = repo_revision()
-        click.echo(f"host: {platform.node()} {platform.release()}, {os.cpu_count()} CPUs, "
-                   f"python {platform.python_version()}; repo {revision}")
-        click.echo(f"rounds {rounds} (+{warmup} warm-up), batches {batch_rounds} x {n_lc} lifecycles, "
-                   f"RSS rounds {rss_rounds}, order A B A B, state dirs and bundles in {bench.tmp}")
+        click.echo(
+            f"host: {platform.node()} {platform.release()}, {os.cpu_count()} CPUs, "
+            f"python {platform.python_version()}; repo {revision}"
+        )
+        click.echo(
+            f"rounds {rounds} (+{warmup} warm-up), batches {batch_rounds} x {n_lc} lifecycles, "
+            f"RSS rounds {rss_rounds}, order A B A B, state dirs and bundles in {bench.tmp}"
+        )
         bench.build_rootfs()
 
         gc.disable()
         overhead = harness_overhead(rounds)
-        click.echo(f"harness overhead (spawn + reap /bin/true, no runtime): posix_spawn+waitpid "
-                   f"{med(overhead['posix_spawn_waitpid']) * 1e3:.2f} ms (used), subprocess.run "
-                   f"{med(overhead['subprocess_run']) * 1e3:.2f} ms")
+        click.echo(
+            f"harness overhead (spawn + reap /bin/true, no runtime): posix_spawn+waitpid "
+            f"{med(overhead['posix_spawn_waitpid']) * 1e3:.2f} ms (used), subprocess.run "
+            f"{med(overhead['subprocess_run']) * 1e3:.2f} ms"
+        )
 
         if "run" in selected:
             log("measuring: run /bin/true")
-            metrics["run"] = measure("run", runtimes, lambda rt: sample_run(bench, rt),
-                                     rounds, warmup, log)
+            metrics["run"] = measure("run", runtimes, lambda rt: sample_run(bench, rt), rounds, warmup, log)
         if "lifecycle" in selected:
             log("measuring: create+start+wait+delete")
-            metrics["lifecycle"] = measure("lifecycle", runtimes,
-                                           lambda rt: sample_lifecycle(bench, rt),
-                                           rounds, warmup, log)
+            metrics["lifecycle"] = measure(
+                "lifecycle", runtimes, lambda rt: sample_lifecycle(bench, rt), rounds, warmup, log
+            )
         if "state" in selected:
             log("measuring: state of a running container")
             metrics["state"] = measure_state(bench, runtimes, rounds, warmup, log)
@@ -1049,45 +1127,58 @@ def main(runtime_a, runtime_b, rounds, batch_rounds, lifecycles, rss_rounds, qui
             floor_py = launcher_python(path_a)
             floor_argv = floor_py + ["-c", "pass"] if floor_py else None
             log("measuring: floor and start / state / kill / delete of a sleep container")
-            metrics["short"] = measure("short", runtimes,
-                                       lambda rt: sample_short(bench, rt, floor_argv),
-                                       rounds, warmup, log)
+            metrics["short"] = measure(
+                "short", runtimes, lambda rt: sample_short(bench, rt, floor_argv), rounds, warmup, log
+            )
         if "exec" in selected:
             log("measuring: exec /bin/true into a running container")
-            metrics["exec"] = measure_state(bench, runtimes, rounds, warmup, log, key="exec",
-                                            command=("exec", "/bin/true"))
+            metrics["exec"] = measure_state(
+                bench, runtimes, rounds, warmup, log, key="exec", command=("exec", "/bin/true")
+            )
         if "batch" in selected:
             log(f"measuring: {n_lc} lifecycles in a row")
-            metrics["batch"] = measure("batch", runtimes, lambda rt: sample_batch(bench, rt, n_lc),
-                                       batch_rounds, 0, log)
+            metrics["batch"] = measure(
+                "batch", runtimes, lambda rt: sample_batch(bench, rt, n_lc), batch_rounds, 0, log
+            )
         if "parallel" in selected:
             log(f"measuring: {n_lc} lifecycles over {workers} workers")
-            metrics["parallel"] = measure("parallel", runtimes,
-                                          lambda rt: sample_parallel(bench, rt, n_lc, workers),
-                                          batch_rounds, 0, log)
+            metrics["parallel"] = measure(
+                "parallel",
+                runtimes,
+                lambda rt: sample_parallel(bench, rt, n_lc, workers),
+                batch_rounds,
+                0,
+                log,
+            )
         rss_info = None
         if "rss" in selected:
             rss = RssMeter(os.path.join(bench.tmp, "maxrss"))
             floor = rss.measure_floor(a.sp)
             rss_info = {"tool": shlex.join(rss.prefix[:-2]), "floor_kib": floor}
             log(f"measuring: peak RSS ({rss.tool} -f %M; its floor, for /bin/true: {floor} KiB)")
-            metrics["rss"] = measure("rss", runtimes, lambda rt: sample_rss(bench, rt, rss),
-                                     rss_rounds, 0, log)
+            metrics["rss"] = measure(
+                "rss", runtimes, lambda rt: sample_rss(bench, rt, rss), rss_rounds, 0, log
+            )
         gc.enable()
 
         table, summary = render(metrics, runtimes, n_lc, workers)
         click.echo("")
         click.echo(table)
         if rss_info:
-            click.echo(f"peak RSS = ru_maxrss via `{rss_info['tool']}` (its result for /bin/true: "
-                       f"{rss_info['floor_kib'] / 1024:.1f} MiB)")
+            click.echo(
+                f"peak RSS = ru_maxrss via `{rss_info['tool']}` (its result for /bin/true: "
+                f"{rss_info['floor_kib'] / 1024:.1f} MiB)"
+            )
         if floor_argv:
-            click.echo(f"floor = `{shlex.join(floor_argv)}` (the interpreter A's command starts, "
-                       f"with its flags), timed before each runtime's commands in every `short` "
-                       f"round; A/floor and B/floor divide by its median over all rounds")
+            click.echo(
+                f"floor = `{shlex.join(floor_argv)}` (the interpreter A's command starts, "
+                f"with its flags), timed before each runtime's commands in every `short` "
+                f"round; A/floor and B/floor divide by its median over all rounds"
+            )
         elif "short" in selected:
-            click.echo("floor: A's command starts no Python that this script could find (no "
-                       "interpreter floor)")
+            click.echo(
+                "floor: A's command starts no Python that this script could find (no interpreter floor)"
+            )
         inits = init_lines(metrics, runtimes)
         if inits:
             click.echo("waiting init (cmdline of the --pid-file pid between create and start):")
@@ -1100,29 +1191,43 @@ def main(runtime_a, runtime_b, rounds, batch_rounds, lifecycles, rss_rounds, qui
             for k, rt, m in failures:
                 errs = m.errors[rt.label]
                 gave_up = f", gave up: {m.dropped[rt.label]}" if rt.label in m.dropped else ""
-                click.echo(f"  {k} {rt.label.upper()} ({rt.name}): {len(errs)} failed{gave_up}; "
-                           f"first: {errs[0]}")
+                click.echo(
+                    f"  {k} {rt.label.upper()} ({rt.name}): {len(errs)} failed{gave_up}; first: {errs[0]}"
+                )
         click.echo(f"\ncommand: {cmdline}")
 
         if json_path:
             doc = {
                 "command": cmdline,
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "host": {"node": platform.node(), "kernel": platform.release(),
-                         "cpus": os.cpu_count(), "python": platform.python_version()},
+                "host": {
+                    "node": platform.node(),
+                    "kernel": platform.release(),
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                },
                 "repo": revision,
-                "runtimes": {"a": {"path": path_a, "version": versions["a"]},
-                             "b": {"path": path_b, "version": versions["b"]}},
-                "settings": {"rounds": rounds, "warmup": warmup, "batch_rounds": batch_rounds,
-                             "lifecycles": n_lc, "workers": workers, "rss_rounds": rss_rounds,
-                             "rss": rss_info,
-                             "units": "seconds; RSS in KiB"},
+                "runtimes": {
+                    "a": {"path": path_a, "version": versions["a"]},
+                    "b": {"path": path_b, "version": versions["b"]},
+                },
+                "settings": {
+                    "rounds": rounds,
+                    "warmup": warmup,
+                    "batch_rounds": batch_rounds,
+                    "lifecycles": n_lc,
+                    "workers": workers,
+                    "rss_rounds": rss_rounds,
+                    "rss": rss_info,
+                    "units": "seconds; RSS in KiB",
+                },
                 "harness_overhead_seconds": overhead,
                 "summary": summary,
                 "floor_command": floor_argv,
-                "samples": {k: {"a": m.samples["a"], "b": m.samples["b"], "errors": m.errors,
-                                "dropped": m.dropped}
-                            for k, m in metrics.items()},
+                "samples": {
+                    k: {"a": m.samples["a"], "b": m.samples["b"], "errors": m.errors, "dropped": m.dropped}
+                    for k, m in metrics.items()
+                },
             }
             with open(json_path, "w") as f:
                 json.dump(doc, f, indent=1)

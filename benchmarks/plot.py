@@ -11,6 +11,7 @@ the figure shows, per metric, the distribution of these paired ratios A_i/B_i (b
 whiskers: min-max, dots: every pair) and the ratio of the medians that bench.py prints (the
 diamond). Metrics and their fields come from bench.py's own table (table_rows).
 """
+
 import argparse
 import json
 import os
@@ -27,18 +28,23 @@ def metric_rows(doc):
     settings = doc.get("settings", {})
     try:
         import importlib.util
-        if importlib.util.find_spec("click") is None:   # bench.py would re-exec itself under .venv
+
+        if importlib.util.find_spec("click") is None:  # bench.py would re-exec itself under .venv
             raise ImportError("click")
         sys.path.insert(0, HERE)
         import bench
+
         rows = bench.table_rows(None, settings.get("lifecycles", 100), settings.get("workers", 2))
-        return [(row[0].strip(), row[1], row[2]) for row in rows]   # (title, key, field, ...)
-    except Exception:   # bench.py not importable here: every numeric field of every metric
+        return [(row[0].strip(), row[1], row[2]) for row in rows]  # (title, key, field, ...)
+    except Exception:  # bench.py not importable here: every numeric field of every metric
         out = []
         for key, m in doc["samples"].items():
             first = (m.get("a") or [{}])[0]
-            out += [(f"{key} {f}" if f != "t" else key, key, f) for f, v in first.items()
-                    if isinstance(v, (int, float))]
+            out += [
+                (f"{key} {f}" if f != "t" else key, key, f)
+                for f, v in first.items()
+                if isinstance(v, (int, float))
+            ]
         return out
 
 
@@ -77,28 +83,48 @@ def plot(doc, out, name):
     except ImportError:
         sys.exit("plot.py: needs matplotlib: .venv/bin/pip install '.[plots]' (or pip install matplotlib)")
     matplotlib.use("Agg")
-    matplotlib.rcParams.update({"svg.hashsalt": "ocirt", "font.size": 8, "axes.spines.top": False,
-                                "axes.spines.right": False, "svg.fonttype": "none"})
+    matplotlib.rcParams.update(
+        {
+            "svg.hashsalt": "ocirt",
+            "font.size": 8,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "svg.fonttype": "none",
+        }
+    )
     import matplotlib.pyplot as plt
 
     rows = paired_ratios(doc)
     if not rows:
         sys.exit("plot.py: no metric has samples of both runtimes")
-    rows.reverse()                                  # the table's first metric on top
+    rows.reverse()  # the table's first metric on top
     fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.3))
     ys = range(len(rows))
     horizontal = {"orientation": "horizontal"} if _version(matplotlib) >= (3, 10) else {"vert": False}
-    ax.boxplot([r[1] for r in rows], positions=list(ys), widths=0.55, whis=(0, 100),
-               showfliers=False, patch_artist=True, **horizontal,
-               boxprops={"facecolor": "#c6dbef", "edgecolor": "#4a6fa5", "linewidth": 0.8},
-               medianprops={"color": "#4a6fa5"}, whiskerprops={"color": "#4a6fa5", "linewidth": 0.8},
-               capprops={"color": "#4a6fa5", "linewidth": 0.8})
+    ax.boxplot(
+        [r[1] for r in rows],
+        positions=list(ys),
+        widths=0.55,
+        whis=(0, 100),
+        showfliers=False,
+        patch_artist=True,
+        **horizontal,
+        boxprops={"facecolor": "#c6dbef", "edgecolor": "#4a6fa5", "linewidth": 0.8},
+        medianprops={"color": "#4a6fa5"},
+        whiskerprops={"color": "#4a6fa5", "linewidth": 0.8},
+        capprops={"color": "#4a6fa5", "linewidth": 0.8},
+    )
     for y, (_title, ratios, med) in zip(ys, rows):
         ax.scatter(ratios, [y] * len(ratios), s=5, color="#08306b", alpha=0.45, zorder=3, linewidths=0)
         if med is not None:
             ax.scatter([med], [y], marker="D", s=22, color="#d62728", zorder=4)
-            ax.annotate(f"{med:.2f}x", (max(max(ratios), med), y), xytext=(6, -3),
-                        textcoords="offset points", fontsize=7)
+            ax.annotate(
+                f"{med:.2f}x",
+                (max(max(ratios), med), y),
+                xytext=(6, -3),
+                textcoords="offset points",
+                fontsize=7,
+            )
     ax.axvline(1.0, color="#555555", lw=0.8, ls="--")
     ax.set_xscale("log")
     lo = min(min(min(r[1]), r[2] or 1) for r in rows)
@@ -114,11 +140,13 @@ def plot(doc, out, name):
     ax.set_xlabel(f"{name_a} / {name_b} (log scale; < 1: {name_a} is faster or smaller)")
     s = doc.get("settings", {})
     host = doc.get("host", {})
-    ax.set_title(f"benchmarks/bench.py: {name_a} against {name_b}, paired ratios A_i/B_i "
-                 f"({s.get('rounds', '?')} rounds, batches {s.get('batch_rounds', '?')} x "
-                 f"{s.get('lifecycles', '?')}; {host.get('cpus', '?')} CPUs)\n"
-                 "box: quartiles, whiskers: min-max, dots: each pair, diamond: ratio of the medians",
-                 fontsize=8)
+    ax.set_title(
+        f"benchmarks/bench.py: {name_a} against {name_b}, paired ratios A_i/B_i "
+        f"({s.get('rounds', '?')} rounds, batches {s.get('batch_rounds', '?')} x "
+        f"{s.get('lifecycles', '?')}; {host.get('cpus', '?')} CPUs)\n"
+        "box: quartiles, whiskers: min-max, dots: each pair, diamond: ratio of the medians",
+        fontsize=8,
+    )
     fig.tight_layout()
     os.makedirs(out, exist_ok=True)
     paths = []
@@ -133,8 +161,12 @@ def plot(doc, out, name):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Plot the ratios of a bench.py --json run.")
-    p.add_argument("results", nargs="?", default=os.path.join(HERE, "results_bench.json"),
-                   help="bench.py --json output (default: benchmarks/results_bench.json)")
+    p.add_argument(
+        "results",
+        nargs="?",
+        default=os.path.join(HERE, "results_bench.json"),
+        help="bench.py --json output (default: benchmarks/results_bench.json)",
+    )
     p.add_argument("--out", default=os.path.join(REPO, "docs", "figures"))
     p.add_argument("--name", default="bench_ratios", help="file name without extension")
     a = p.parse_args(argv)

@@ -14,14 +14,13 @@ import copy
 import itertools
 import json
 import os
-import sys
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 
 import pytest
-
 from runtime import (
     TMP_MOUNT,
     Runtime,
@@ -85,10 +84,12 @@ def worker_id():
 def new_id():
     def make(prefix="ocirt-ct"):
         return f"{prefix}-{worker_id()}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
+
     return make
 
 
 # ---- the shared rootfs ------------------------------------------------------------------------
+
 
 def _snapshot(path):
     snap = {}
@@ -123,6 +124,7 @@ def rootfs():
 
 
 # ---- bundles ----------------------------------------------------------------------------------
+
 
 def _merge(dst, src):
     for k, v in src.items():
@@ -224,6 +226,7 @@ def make_runtime(env, tmp_path):
         r = Runtime(command or runtime_command(), root, global_args=global_args)
         env.runtimes.append(r)
         return r
+
     return make
 
 

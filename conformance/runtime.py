@@ -19,13 +19,16 @@ CGROUP_FS = "/sys/fs/cgroup"
 
 # What `runc spec` (1.1.5) prints, with terminal false (tests capture stdio), shared with the
 # benchmark: bundles/runc-spec.json.
-with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bundles",
-                       "runc-spec.json")) as _f:
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bundles", "runc-spec.json")) as _f:
     DEFAULT_CONFIG = json.load(_f)
 
 # A writable /tmp for tests whose process writes something (the shared rootfs is read-only).
-TMP_MOUNT = {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "nodev", "mode=1777", "size=16m"]}
+TMP_MOUNT = {
+    "destination": "/tmp",
+    "type": "tmpfs",
+    "source": "tmpfs",
+    "options": ["nosuid", "nodev", "mode=1777", "size=16m"],
+}
 
 
 def default_config():
@@ -152,8 +155,17 @@ class Runtime:
             head += ["--root", self.root]
         return head + self.global_args + list(global_args) + [str(a) for a in args]
 
-    def __call__(self, *args, input=None, stdin=subprocess.DEVNULL, timeout=DEFAULT_TIMEOUT,
-                 prelude=None, global_args=(), root=True, check=False):
+    def __call__(
+        self,
+        *args,
+        input=None,
+        stdin=subprocess.DEVNULL,
+        timeout=DEFAULT_TIMEOUT,
+        prelude=None,
+        global_args=(),
+        root=True,
+        check=False,
+    ):
         """Run one runtime command. ``prelude`` is shell code run (in a wrapper sh) just before
         exec'ing the runtime, e.g. to open extra fds or set oom_score_adj."""
         argv = self.argv(*args, root=root, global_args=global_args)
@@ -262,6 +274,7 @@ class Runtime:
 
 # ---- assertions shared by the test modules ---------------------------------------------------------
 
+
 def ok(p):
     """stdout of a command that must have succeeded."""
     assert p.returncode == 0, f"rc={p.returncode} stdout={p.stdout!r} stderr={p.stderr!r}"
@@ -312,6 +325,7 @@ def which_runtime(command):
 
 
 # ---- cgroup layout of the host, seen from outside the container ----------------------------------
+
 
 class CgroupLayout:
     """The host's cgroup layout, read from /proc/self/mountinfo (mounts under /sys/fs/cgroup).

@@ -73,13 +73,16 @@ from runtime import remove_cgroup_trees, thaw_cgroup_tree
 SYSTEMD = "/lib/systemd/systemd"
 CGROUP_FS = "/sys/fs/cgroup"
 TARGET = "ocirt-test.target"
-RUN_CGROUP = "ocirt-run"          # leaf cgroup (inside the namespace) of processes run()/popen() start
-CONTAINER_ENV = "ocirt-test"      # $container for systemd: it knows it runs in a container
-START_TIMEOUT = 120               # seconds for systemd to reach its target (the VM is slow)
+RUN_CGROUP = "ocirt-run"  # leaf cgroup (inside the namespace) of processes run()/popen() start
+CONTAINER_ENV = "ocirt-test"  # $container for systemd: it knows it runs in a container
+START_TIMEOUT = 120  # seconds for systemd to reach its target (the VM is slow)
 GENERATOR_DIRS = (
-    "/usr/lib/systemd/system-generators", "/lib/systemd/system-generators",
-    "/usr/local/lib/systemd/system-generators", "/etc/systemd/system-generators",
-    "/usr/lib/systemd/system-environment-generators", "/lib/systemd/system-environment-generators",
+    "/usr/lib/systemd/system-generators",
+    "/lib/systemd/system-generators",
+    "/usr/local/lib/systemd/system-generators",
+    "/etc/systemd/system-generators",
+    "/usr/lib/systemd/system-environment-generators",
+    "/lib/systemd/system-environment-generators",
     "/usr/local/lib/systemd/system-environment-generators",
     "/etc/systemd/system-environment-generators",
 )
@@ -90,20 +93,45 @@ GENERATOR_DIRS = (
 # journald, utmp, ... write to /var. So this systemd knows no unit but the stubs below and what a
 # test makes itself (transient units, files in /run/systemd/system).
 UNIT_DIRS = (
-    "/etc/systemd/system.control", "/etc/systemd/system", "/etc/systemd/system.attached",
-    "/usr/local/lib/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system",
+    "/etc/systemd/system.control",
+    "/etc/systemd/system",
+    "/etc/systemd/system.attached",
+    "/usr/local/lib/systemd/system",
+    "/lib/systemd/system",
+    "/usr/lib/systemd/system",
 )
 # Targets that units' default dependencies name (Requires=sysinit.target for services, ...): empty.
-STUB_TARGETS = ("sysinit.target", "basic.target", "shutdown.target", "slices.target",
-                "sockets.target", "timers.target", "paths.target", "local-fs.target",
-                "local-fs-pre.target", "umount.target", "final.target", "network.target",
-                "multi-user.target")
+STUB_TARGETS = (
+    "sysinit.target",
+    "basic.target",
+    "shutdown.target",
+    "slices.target",
+    "sockets.target",
+    "timers.target",
+    "paths.target",
+    "local-fs.target",
+    "local-fs-pre.target",
+    "umount.target",
+    "final.target",
+    "network.target",
+    "multi-user.target",
+)
 # Dropped from systemd's bounding set (it and its services); run()/popen() keep them.
 DROP_CAPS = ("sys_module", "sys_time")
 # Variables of the caller that would point systemctl, runc, ... elsewhere than the private systemd.
-_SCRUB_ENV = ("DBUS_SYSTEM_BUS_ADDRESS", "DBUS_SESSION_BUS_ADDRESS", "NOTIFY_SOCKET",
-              "XDG_RUNTIME_DIR", "SYSTEMD_EXEC_PID", "INVOCATION_ID", "LISTEN_FDS", "LISTEN_PID",
-              "LISTEN_FDNAMES", "WATCHDOG_PID", "WATCHDOG_USEC")
+_SCRUB_ENV = (
+    "DBUS_SYSTEM_BUS_ADDRESS",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "NOTIFY_SOCKET",
+    "XDG_RUNTIME_DIR",
+    "SYSTEMD_EXEC_PID",
+    "INVOCATION_ID",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+    "WATCHDOG_PID",
+    "WATCHDOG_USEC",
+)
 
 _TARGET_UNIT = """\
 [Unit]
@@ -125,6 +153,7 @@ _STATEDIR_RE = re.compile(r"^ocirt-sysd-(\d+)-state-")
 
 
 # ---- the host's cgroup mounts -----------------------------------------------------------------
+
 
 class _Hierarchy:
     """One cgroup mount under /sys/fs/cgroup: ``path`` (its mount point on the host), ``fstype``
@@ -185,6 +214,7 @@ def host_hierarchies(mountinfo="/proc/self/mountinfo"):
 
 # ---- availability -----------------------------------------------------------------------------
 
+
 def available():
     """None if a SystemdHost can run here, else a one-line reason (for pytest.skip)."""
     if os.geteuid() != 0:
@@ -208,6 +238,7 @@ def available():
 
 
 # ---- small helpers ------------------------------------------------------------------------------
+
 
 def _write(path, text):
     with open(path, "w") as f:
@@ -257,6 +288,7 @@ class SystemdError(RuntimeError):
 
 # ---- the environment ----------------------------------------------------------------------------
 
+
 class SystemdHost:
     """A private systemd (PID 1 of new pid/mount/cgroup/uts/ipc/net namespaces). Context manager.
 
@@ -275,13 +307,13 @@ class SystemdHost:
         self.state = None
         self.startup_seconds = None
         self._unshare = None
-        self._made = []          # dedicated cgroup dirs made on the host
+        self._made = []  # dedicated cgroup dirs made on the host
         self._popens = []
         self._statedir = None
         self._log_text = ""
-        self._home = {}          # hierarchy mount point -> our own cgroup dir there (host view)
-        self._console = None     # our fd of the pty slave that is systemd's /dev/console
-        self._reader = None      # `cat` copying the pty master to console.log
+        self._home = {}  # hierarchy mount point -> our own cgroup dir there (host view)
+        self._console = None  # our fd of the pty slave that is systemd's /dev/console
+        self._reader = None  # `cat` copying the pty master to console.log
 
     # ---- public API -------------------------------------------------------------------------
     def cgroup_root(self):
@@ -311,8 +343,9 @@ class SystemdHost:
     def command(self, argv, cwd=None):
         """The host command line that runs argv inside the namespaces (cwd: inside, default ours)."""
         wd = os.fspath(cwd) if cwd is not None else os.getcwd()
-        return ["nsenter", "-t", str(self.pid), "-m", "-p", "-C", "-u", "-i", "-n",
-                f"--wd={wd}", "--"] + [os.fspath(a) for a in argv]
+        return ["nsenter", "-t", str(self.pid), "-m", "-p", "-C", "-u", "-i", "-n", f"--wd={wd}", "--"] + [
+            os.fspath(a) for a in argv
+        ]
 
     def run(self, argv, *, input=None, timeout=None, check=False, capture_output=False, **kw):
         """subprocess.run(argv, ...) inside the namespaces, in the cgroup <root>/ocirt-run.
@@ -437,7 +470,8 @@ class SystemdHost:
         for h in self.hierarchies:
             for _hid, ctrls, path in lines:
                 if (h.fstype == "cgroup2" and ctrls == "") or (
-                        h.fstype == "cgroup" and set(h.opts) == set(ctrls.split(","))):
+                    h.fstype == "cgroup" and set(h.opts) == set(ctrls.split(","))
+                ):
                     out[h.path] = os.path.join(h.path, path.lstrip("/"))
         return out
 
@@ -450,8 +484,10 @@ class SystemdHost:
             "mount -o remount,bind,ro,nosuid,nodev,noexec /proc/sys",
         ]
         if os.path.exists("/proc/sysrq-trigger"):
-            lines += ["mount --bind /proc/sysrq-trigger /proc/sysrq-trigger",
-                      "mount -o remount,bind,ro /proc/sysrq-trigger"]
+            lines += [
+                "mount --bind /proc/sysrq-trigger /proc/sysrq-trigger",
+                "mount -o remount,bind,ro /proc/sysrq-trigger",
+            ]
         lines += [
             "mount -t sysfs -o ro,nosuid,nodev,noexec sysfs /sys",
         ]
@@ -490,7 +526,8 @@ class SystemdHost:
             f"exec setpriv --bounding-set -{',-'.join(DROP_CAPS)} env -i container={CONTAINER_ENV} "
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "
             f"{SYSTEMD} --unit={TARGET} --log-target=console --log-level={q(self.log_level)} "
-            "--log-color=no --show-status=no </dev/null")  # (stdout, stderr: unshare.log)
+            "--log-color=no --show-status=no </dev/null"
+        )  # (stdout, stderr: unshare.log)
         return "\n".join(lines) + "\n"
 
     def _open_console(self):
@@ -503,8 +540,9 @@ class SystemdHost:
         except Exception:  # noqa: BLE001 -- cosmetic (systemd resets the terminal anyway)
             pass
         with open(os.path.join(self._statedir, "console.log"), "ab") as log:
-            self._reader = subprocess.Popen(["cat"], stdin=master, stdout=log,
-                                            stderr=subprocess.DEVNULL, close_fds=True)
+            self._reader = subprocess.Popen(
+                ["cat"], stdin=master, stdout=log, stderr=subprocess.DEVNULL, close_fds=True
+            )
         os.close(master)
         self._console = slave
         return os.ttyname(slave)
@@ -516,9 +554,24 @@ class SystemdHost:
         console = self._open_console()
         self._make_cgroups()
         back = self._home = self._own_cgroups()
-        argv = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "--mount",
-                "--propagation", "private", "--cgroup", "--uts", "--ipc", "--net",
-                "--", "sh", "-c", self._setup_script(console)]
+        argv = [
+            "unshare",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--mount-proc",
+            "--mount",
+            "--propagation",
+            "private",
+            "--cgroup",
+            "--uts",
+            "--ipc",
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            self._setup_script(console),
+        ]
         name = self.name
         paths = [os.path.join(h.path, name, "cgroup.procs") for h in self.hierarchies]
 
@@ -530,10 +583,15 @@ class SystemdHost:
 
         stdout = open(os.path.join(self._statedir, "unshare.log"), "w")
         with stdout:
-            self._unshare = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=stdout,
-                                             stderr=subprocess.STDOUT, preexec_fn=preexec,
-                                             close_fds=True, env={"PATH": os.environ.get(
-                                                 "PATH", "/usr/sbin:/usr/bin:/sbin:/bin")})
+            self._unshare = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=stdout,
+                stderr=subprocess.STDOUT,
+                preexec_fn=preexec,
+                close_fds=True,
+                env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")},
+            )
         deadline = time.monotonic() + 30
         while True:
             kids = _children(self._unshare.pid)
@@ -548,8 +606,12 @@ class SystemdHost:
         # The child has unshared everything (the fork comes after unshare(2)): take `unshare`
         # out of the dedicated cgroup, where only systemd's subtree may live.
         for h in self.hierarchies:
-            _write(os.path.join(h.path, "cgroup.procs") if h.path not in back
-                   else os.path.join(back[h.path], "cgroup.procs"), str(self._unshare.pid))
+            _write(
+                os.path.join(h.path, "cgroup.procs")
+                if h.path not in back
+                else os.path.join(back[h.path], "cgroup.procs"),
+                str(self._unshare.pid),
+            )
         self._unshare.stdin.write(b"go\n")
         self._unshare.stdin.close()
 
@@ -577,8 +639,9 @@ class SystemdHost:
                 break
             time.sleep(0.05)  # "offline": could not connect (yet)
         if self.state not in ("running", "degraded"):
-            raise SystemdError(f"systemctl is-system-running: {self.state!r} {p.stderr.strip()!r}\n"
-                               f"{self._startup_output()}")
+            raise SystemdError(
+                f"systemctl is-system-running: {self.state!r} {p.stderr.strip()!r}\n{self._startup_output()}"
+            )
 
     # ---- stop ---------------------------------------------------------------------------------
     def __exit__(self, *exc):

@@ -18,7 +18,6 @@ import shlex
 import time
 
 import pytest
-
 from runtime import (
     CgroupLayout,
     assert_failed_cleanly,
@@ -51,6 +50,7 @@ def need(cond, why):
 
 
 # ---- v1 -> v2 conversions --------------------------------------------------------------------------
+
 
 def weight_linear(shares):
     """cpu.shares -> cpu.weight as runc <= 1.2 converts it (linear: 1024 -> 39)."""
@@ -102,6 +102,7 @@ def online_mem():
 
 # ---- set, run, read back -----------------------------------------------------------------------------
 
+
 def parse_sections(text):
     """'@@name' lines followed by that file's content -> {name: content}."""
     out, cur = {}, None
@@ -119,8 +120,7 @@ def read_back(rt, make_bundle, tmp_path, layout, resources, files, mutate=None):
     all devices), read each (controller, file) of `files` from the host while it is created, start
     it, and let it print the same files from inside. Returns (host, inside, host_dirs):
     {file: content}, {file: content}, {controller: host directory}."""
-    script = "".join(f'echo "@@{name}"; cat {layout.inside_dir(ctrl)}/{name} 2>&1; '
-                     for ctrl, name in files)
+    script = "".join(f'echo "@@{name}"; cat {layout.inside_dir(ctrl)}/{name} 2>&1; ' for ctrl, name in files)
 
     def mut(c):
         with_cgroupns(c)
@@ -164,6 +164,7 @@ def weight_is(n):
     def f(text):
         line = first_line(text)
         return line in (str(n), f"default {n}")
+
     f.__doc__ = f"'{n}' or 'default {n}'"
     return f
 
@@ -171,11 +172,13 @@ def weight_is(n):
 def has_line(want):
     def f(text):
         return want in [ln.strip() for ln in text.splitlines()]
+
     f.__doc__ = f"a line {want!r}"
     return f
 
 
 # ---- memory -----------------------------------------------------------------------------------------------
+
 
 def test_memory(rt, make_bundle, tmp_path, layout):
     need(layout.has("memory"), "no memory controller")
@@ -187,19 +190,25 @@ def test_memory(rt, make_bundle, tmp_path, layout):
     else:
         # swappiness and disableOOMKiller exist on v1 only.
         mem.update(swappiness=42, disableOOMKiller=True)
-        files = {"memory.limit_in_bytes": limit, "memory.soft_limit_in_bytes": reservation,
-                 "memory.swappiness": 42, "memory.oom_control": has_line("oom_kill_disable 1")}
+        files = {
+            "memory.limit_in_bytes": limit,
+            "memory.soft_limit_in_bytes": reservation,
+            "memory.swappiness": 42,
+            "memory.oom_control": has_line("oom_kill_disable 1"),
+        }
         if os.path.exists(os.path.join(layout.v1["memory"], "memory.memsw.limit_in_bytes")):
             mem["swap"] = swap
             files["memory.memsw.limit_in_bytes"] = swap
-    host, inside, dirs = read_back(rt, make_bundle, tmp_path, layout, {"memory": mem},
-                                   [("memory", f) for f in files])
+    host, inside, dirs = read_back(
+        rt, make_bundle, tmp_path, layout, {"memory": mem}, [("memory", f) for f in files]
+    )
     if layout.is_v2 and not os.path.exists(os.path.join(dirs["memory"], "memory.swap.max")):
-        del files["memory.swap.max"]        # no swap accounting in this kernel
+        del files["memory.swap.max"]  # no swap accounting in this kernel
     check(host, inside, files)
 
 
 # ---- cpu ----------------------------------------------------------------------------------------------------
+
 
 def test_cpu_shares_quota_period_cpuset(rt, make_bundle, tmp_path, layout):
     need(layout.has("cpu") and layout.has("cpuset"), "no cpu or cpuset controller")
@@ -209,14 +218,23 @@ def test_cpu_shares_quota_period_cpuset(rt, make_bundle, tmp_path, layout):
     if layout.is_v2:
         # runc 1.1.5 converts shares with the old linear formula, newer runtimes with the log one.
         weight = weight_linear(shares) if rt.is_runc else weight_log(shares)
-        files = [("cpu", "cpu.weight", weight), ("cpu", "cpu.max", f"{quota} {period}"),
-                 ("cpuset", "cpuset.cpus", cpus), ("cpuset", "cpuset.mems", mems)]
+        files = [
+            ("cpu", "cpu.weight", weight),
+            ("cpu", "cpu.max", f"{quota} {period}"),
+            ("cpuset", "cpuset.cpus", cpus),
+            ("cpuset", "cpuset.mems", mems),
+        ]
     else:
-        files = [("cpu", "cpu.shares", shares), ("cpu", "cpu.cfs_quota_us", quota),
-                 ("cpu", "cpu.cfs_period_us", period),
-                 ("cpuset", "cpuset.cpus", cpus), ("cpuset", "cpuset.mems", mems)]
-    host, inside, _ = read_back(rt, make_bundle, tmp_path, layout, {"cpu": cpu},
-                                [(c, f) for c, f, _ in files])
+        files = [
+            ("cpu", "cpu.shares", shares),
+            ("cpu", "cpu.cfs_quota_us", quota),
+            ("cpu", "cpu.cfs_period_us", period),
+            ("cpuset", "cpuset.cpus", cpus),
+            ("cpuset", "cpuset.mems", mems),
+        ]
+    host, inside, _ = read_back(
+        rt, make_bundle, tmp_path, layout, {"cpu": cpu}, [(c, f) for c, f, _ in files]
+    )
     check(host, inside, {f: v for _, f, v in files})
 
 
@@ -227,19 +245,31 @@ def test_cpu_burst_idle(rt, make_bundle, tmp_path, layout):
     if layout.is_v2:
         files = {"cpu.max": f"{quota} {period}", "cpu.max.burst": burst, "cpu.idle": 1}
     else:
-        files = {"cpu.cfs_quota_us": quota, "cpu.cfs_period_us": period, "cpu.cfs_burst_us": burst,
-                 "cpu.idle": 1}
-    if not layout.is_v2:   # v1 has the files at the root too; v2 only below it (checked below)
-        need(all(os.path.exists(os.path.join(layout.v1["cpu"], f)) for f in files),
-             "no cpu burst/idle in this kernel")
-    host, inside, _ = read_back(rt, make_bundle, tmp_path, layout,
-                                {"cpu": {"quota": quota, "period": period, "burst": burst, "idle": 1}},
-                                [("cpu", f) for f in files])
+        files = {
+            "cpu.cfs_quota_us": quota,
+            "cpu.cfs_period_us": period,
+            "cpu.cfs_burst_us": burst,
+            "cpu.idle": 1,
+        }
+    if not layout.is_v2:  # v1 has the files at the root too; v2 only below it (checked below)
+        need(
+            all(os.path.exists(os.path.join(layout.v1["cpu"], f)) for f in files),
+            "no cpu burst/idle in this kernel",
+        )
+    host, inside, _ = read_back(
+        rt,
+        make_bundle,
+        tmp_path,
+        layout,
+        {"cpu": {"quota": quota, "period": period, "burst": burst, "idle": 1}},
+        [("cpu", f) for f in files],
+    )
     need("<missing>" not in host.values(), "no cpu burst/idle in this kernel")
     check(host, inside, files)
 
 
 # ---- block IO -------------------------------------------------------------------------------------------------
+
 
 def test_block_io(rt, make_bundle, tmp_path, layout):
     ctrl = "io" if layout.is_v2 else "blkio"
@@ -248,17 +278,23 @@ def test_block_io(rt, make_bundle, tmp_path, layout):
     need(dev, "no block device for a throttle entry")
     major, minor = dev
     weight, rbps, wiops = 500, 1048576, 120
-    resources = {"blockIO": {
-        "weight": weight,
-        "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": rbps}],
-        "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": wiops}],
-    }}
+    resources = {
+        "blockIO": {
+            "weight": weight,
+            "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": rbps}],
+            "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": wiops}],
+        }
+    }
     # Which weight file the kernel offers is known once the cgroup exists: read all candidates.
     if layout.is_v2:
         names = ["io.bfq.weight", "io.weight", "io.max"]
     else:
-        names = ["blkio.bfq.weight", "blkio.weight", "blkio.throttle.read_bps_device",
-                 "blkio.throttle.write_iops_device"]
+        names = [
+            "blkio.bfq.weight",
+            "blkio.weight",
+            "blkio.throttle.read_bps_device",
+            "blkio.throttle.write_iops_device",
+        ]
     host, inside, _ = read_back(rt, make_bundle, tmp_path, layout, resources, [(ctrl, n) for n in names])
     if layout.is_v2:
         if host["io.bfq.weight"] != "<missing>":
@@ -268,30 +304,42 @@ def test_block_io(rt, make_bundle, tmp_path, layout):
         want["io.max"] = has_line(f"{major}:{minor} rbps={rbps} wbps=max riops=max wiops={wiops}")
     else:
         wfile = "blkio.bfq.weight" if host["blkio.bfq.weight"] != "<missing>" else "blkio.weight"
-        want = {wfile: weight_is(weight),
-                "blkio.throttle.read_bps_device": has_line(f"{major}:{minor} {rbps}"),
-                "blkio.throttle.write_iops_device": has_line(f"{major}:{minor} {wiops}")}
+        want = {
+            wfile: weight_is(weight),
+            "blkio.throttle.read_bps_device": has_line(f"{major}:{minor} {rbps}"),
+            "blkio.throttle.write_iops_device": has_line(f"{major}:{minor} {wiops}"),
+        }
     check(host, inside, want)
 
 
 # ---- pids, hugetlb, network ---------------------------------------------------------------------------------
 
+
 def test_pids_limit(rt, make_bundle, tmp_path, layout):
     need(layout.has("pids"), "no pids controller")
-    host, inside, _ = read_back(rt, make_bundle, tmp_path, layout, {"pids": {"limit": 77}},
-                                [("pids", "pids.max")])
+    host, inside, _ = read_back(
+        rt, make_bundle, tmp_path, layout, {"pids": {"limit": 77}}, [("pids", "pids.max")]
+    )
     check(host, inside, {"pids.max": 77})
 
 
 def test_hugepage_limits(rt, make_bundle, tmp_path, layout):
-    need(layout.has("hugetlb"), "the hugetlb controller is not usable with this layout "
-                                "(hybrid hosts: only mounted as v1 it takes hugepageLimits)")
+    need(
+        layout.has("hugetlb"),
+        "the hugetlb controller is not usable with this layout "
+        "(hybrid hosts: only mounted as v1 it takes hugepageLimits)",
+    )
     need(os.path.isdir("/sys/kernel/mm/hugepages/hugepages-2048kB"), "no 2MB huge pages")
     limit = 2 * 2 * MiB
     name = "hugetlb.2MB.max" if layout.is_v2 else "hugetlb.2MB.limit_in_bytes"
-    host, inside, _ = read_back(rt, make_bundle, tmp_path, layout,
-                                {"hugepageLimits": [{"pageSize": "2MB", "limit": limit}]},
-                                [("hugetlb", name)])
+    host, inside, _ = read_back(
+        rt,
+        make_bundle,
+        tmp_path,
+        layout,
+        {"hugepageLimits": [{"pageSize": "2MB", "limit": limit}]},
+        [("hugetlb", name)],
+    )
     check(host, inside, {name: limit})
 
 
@@ -299,25 +347,37 @@ def test_network_classid_priorities(rt, make_bundle, tmp_path, layout):
     need(not layout.is_v2, "net_cls/net_prio are cgroup v1 controllers")
     need(layout.has("net_cls") and layout.has("net_prio"), "net_cls/net_prio are not mounted")
     host, inside, _ = read_back(
-        rt, make_bundle, tmp_path, layout,
+        rt,
+        make_bundle,
+        tmp_path,
+        layout,
         {"network": {"classID": 1048577, "priorities": [{"name": "lo", "priority": 5}]}},
-        [("net_cls", "net_cls.classid"), ("net_prio", "net_prio.ifpriomap")])
+        [("net_cls", "net_cls.classid"), ("net_prio", "net_prio.ifpriomap")],
+    )
     check(host, inside, {"net_cls.classid": 1048577, "net_prio.ifpriomap": has_line("lo 5")})
 
 
 # ---- unified ---------------------------------------------------------------------------------------------------
 
+
 def test_unified_v2(rt, make_bundle, tmp_path, layout):
     need(layout.is_v2 and "memory" in layout.v2_controllers(), "needs pure cgroup v2 with memory")
-    host, inside, _ = read_back(rt, make_bundle, tmp_path, layout,
-                                {"unified": {"memory.high": str(48 * MiB), "pids.max": "33"}},
-                                [("memory", "memory.high"), ("pids", "pids.max")])
+    host, inside, _ = read_back(
+        rt,
+        make_bundle,
+        tmp_path,
+        layout,
+        {"unified": {"memory.high": str(48 * MiB), "pids.max": "33"}},
+        [("memory", "memory.high"), ("pids", "pids.max")],
+    )
     check(host, inside, {"memory.high": 48 * MiB, "pids.max": 33})
 
 
-@pytest.mark.runc_deviates("runc 1.1.5 refuses every unified key unless the host is pure cgroup v2 "
-                           "('cannot use unified on cgroup v1'), even for a controller that the "
-                           "hybrid host's cgroup2 hierarchy has")
+@pytest.mark.runc_deviates(
+    "runc 1.1.5 refuses every unified key unless the host is pure cgroup v2 "
+    "('cannot use unified on cgroup v1'), even for a controller that the "
+    "hybrid host's cgroup2 hierarchy has"
+)
 def test_unified_hybrid_v2_controller(rt, make_bundle, tmp_path, layout):
     """On a hybrid host, a controller that is not bound to v1 is in the cgroup2 hierarchy: a unified
     key for it is written there (the runtime enables the controller on the way)."""
@@ -329,8 +389,7 @@ def test_unified_hybrid_v2_controller(rt, make_bundle, tmp_path, layout):
         key, value = "pids.max", "33"
     else:
         pytest.skip(f"no usable controller in the hybrid cgroup2 hierarchy ({sorted(avail)})")
-    host, inside, _ = read_back(rt, make_bundle, tmp_path, layout, {"unified": {key: value}},
-                                [("", key)])
+    host, inside, _ = read_back(rt, make_bundle, tmp_path, layout, {"unified": {key: value}}, [("", key)])
     check(host, inside, {key: value})
 
 
@@ -338,8 +397,7 @@ def test_unified_key_of_missing_controller_fails(rt, make_bundle, layout):
     """A unified key whose controller the cgroup2 hierarchy does not have (hybrid: bound to v1;
     v2: no such controller) fails create; nothing is left behind."""
     avail = layout.v2_controllers()
-    key = next(k for k in ("memory.high", "pids.max", "net_cls.classid")
-               if k.split(".")[0] not in avail)
+    key = next(k for k in ("memory.high", "pids.max", "net_cls.classid") if k.split(".")[0] not in avail)
     b = make_bundle(SLEEP, linux={"resources": {"unified": {key: "1000000"}}})
     p = rt.create(b.id, b)
     assert_failed_cleanly(rt, b, p, pointer="/linux/resources/unified")
@@ -347,14 +405,16 @@ def test_unified_key_of_missing_controller_fails(rt, make_bundle, layout):
 
 # ---- behaviour -----------------------------------------------------------------------------------------------
 
+
 def test_memory_limit_oom_kills_hog(rt, run_in, layout):
     """dd with a 64 MiB buffer in a 32 MiB cgroup (no swap) is OOM-killed: run exits 128+SIGKILL."""
     need(layout.has("memory"), "no memory controller")
     mem = {"limit": 32 * MiB}
     if layout.is_v2 or os.path.exists(os.path.join(layout.v1["memory"], "memory.memsw.limit_in_bytes")):
-        mem["swap"] = 32 * MiB          # memory+swap = memory: no swapping out of the limit
-    p = run_in(["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
-               linux={"resources": {"memory": mem}})
+        mem["swap"] = 32 * MiB  # memory+swap = memory: no swapping out of the limit
+    p = run_in(
+        ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"], linux={"resources": {"memory": mem}}
+    )
     assert p.returncode == 137, f"rc={p.returncode} stdout={p.stdout!r} stderr={p.stderr!r}"
 
 
@@ -363,10 +423,12 @@ def test_pids_limit_stops_fork_bomb(run_in, layout):
     sees the limit hit in pids.events."""
     need(layout.has("pids"), "no pids controller")
     d = layout.inside_dir("pids")
-    script = ("sh -c 'i=0; while [ $i -lt 40 ]; do sleep 1000 & i=$((i+1)); done; echo bomb-done' 2>/dev/null; "
-              f"echo bomb-rc=$?; read cur < {d}/pids.current; echo current=$cur; "
-              f"while read k v; do [ $k = max ] && echo events-max=$v; done < {d}/pids.events; "
-              "kill -9 -1; echo survived")
+    script = (
+        "sh -c 'i=0; while [ $i -lt 40 ]; do sleep 1000 & i=$((i+1)); done; echo bomb-done' 2>/dev/null; "
+        f"echo bomb-rc=$?; read cur < {d}/pids.current; echo current=$cur; "
+        f"while read k v; do [ $k = max ] && echo events-max=$v; done < {d}/pids.events; "
+        "kill -9 -1; echo survived"
+    )
     out = ok(run_in(sh(script), linux={"resources": {"pids": {"limit": 10}}}, mutate=with_cgroupns))
     vals = dict(ln.split("=", 1) for ln in out.split() if "=" in ln)
     assert "bomb-done" not in out and vals.get("bomb-rc") not in (None, "0"), out
@@ -386,8 +448,9 @@ def cpu_usage_seconds(layout, pid):
 def test_cpu_quota_caps_busy_loop(rt, make_bundle, tmp_path, layout):
     """quota 20000/period 100000: a busy loop gets about 20% of one cpu (asserted: < 40%)."""
     need(layout.has("cpu") and (layout.is_v2 or layout.has("cpuacct")), "no cpu/cpuacct controller")
-    b = make_bundle(sh("while :; do :; done"),
-                    linux={"resources": {"cpu": {"quota": 20000, "period": 100000}}})
+    b = make_bundle(
+        sh("while :; do :; done"), linux={"resources": {"cpu": {"quota": 20000, "period": 100000}}}
+    )
     pid_file = os.path.join(str(tmp_path), "pid")
     ok(rt.create(b.id, b, pid_file=pid_file))
     pid = int(read_text(pid_file))
@@ -400,8 +463,10 @@ def test_cpu_quota_caps_busy_loop(rt, make_bundle, tmp_path, layout):
     assert 0 < share < 0.4, f"the busy loop used {share:.0%} of a cpu with a 20% quota"
 
 
-OPEN_W = ('r=$( ( exec 3>>{0} ) 2>&1 ) && echo {1}=opened || '
-          '{{ case "$r" in *"Operation not permitted"*) echo {1}=eperm;; *) echo {1}=other;; esac; }}; ')
+OPEN_W = (
+    "r=$( ( exec 3>>{0} ) 2>&1 ) && echo {1}=opened || "
+    '{{ case "$r" in *"Operation not permitted"*) echo {1}=eperm;; *) echo {1}=other;; esac; }}; '
+)
 
 
 def test_denied_device_cannot_be_opened(run_in):
@@ -420,19 +485,26 @@ def test_denied_device_cannot_be_opened(run_in):
         c["process"]["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
         c["linux"]["devices"] = [
             {"path": "/dev/cg-zero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o666},
-            {"path": "/dev/cg-kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o222}]
+            {"path": "/dev/cg-kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o222},
+        ]
         c["linux"]["resources"]["devices"].append(
-            {"allow": False, "type": "c", "major": 1, "minor": 11, "access": "rwm"})
-    script = ("echo zero=$(head -c 4 /dev/cg-zero | od -An -tx1 | tr -d ' '); "
-              + OPEN_W.format("/dev/cg-kmsg", "config-node")
-              + "mknod /dev/cg-unlisted c 1 6 && " + OPEN_W.format("/dev/cg-unlisted", "unlisted-node")
-              + "true")
+            {"allow": False, "type": "c", "major": 1, "minor": 11, "access": "rwm"}
+        )
+
+    script = (
+        "echo zero=$(head -c 4 /dev/cg-zero | od -An -tx1 | tr -d ' '); "
+        + OPEN_W.format("/dev/cg-kmsg", "config-node")
+        + "mknod /dev/cg-unlisted c 1 6 && "
+        + OPEN_W.format("/dev/cg-unlisted", "unlisted-node")
+        + "true"
+    )
     out = ok(run_in(sh(script), mutate=mutate))
     got = dict(ln.split("=", 1) for ln in out.split() if "=" in ln)
     assert got.get("zero") == "00000000", out
     assert got.get("unlisted-node") == "eperm", f"no device filter at all (c 1:6 got past it): {out!r}"
-    assert got.get("config-node") == "eperm", \
+    assert got.get("config-node") == "eperm", (
         f"the linux.devices node c 1:11 opens although linux.resources.devices denies it: {out!r}"
+    )
 
 
 def test_pause_freezes_counter(rt, make_bundle, tmp_path, layout):
@@ -469,8 +541,10 @@ def test_update_memory_and_pids_limit(rt, make_bundle, tmp_path, layout):
     mem_file = "memory.max" if layout.is_v2 else "memory.limit_in_bytes"
 
     def limits():
-        return (read_text(os.path.join(layout.host_dir(pid, "memory"), mem_file)).strip(),
-                read_text(os.path.join(layout.host_dir(pid, "pids"), "pids.max")).strip())
+        return (
+            read_text(os.path.join(layout.host_dir(pid, "memory"), mem_file)).strip(),
+            read_text(os.path.join(layout.host_dir(pid, "pids"), "pids.max")).strip(),
+        )
 
     assert limits() == (str(64 * MiB), "50")
     ok(rt("update", "--memory", str(96 * MiB), "--pids-limit", "42", b.id))

@@ -14,7 +14,6 @@ import termios
 import time
 
 import pytest
-
 from runtime import CGROUP_FS, cgroup_dirs, ok, output, remove_cgroup_trees, wait_for
 
 ROWS, COLS = 27, 91
@@ -23,6 +22,7 @@ ROWS, COLS = 27, 91
 def user(uid, gid):
     def mutate(c):
         c["process"]["user"] = {"uid": uid, "gid": gid}
+
     return mutate
 
 
@@ -37,8 +37,9 @@ def on_a_terminal(argv, stdin_tty=True, timeout=30):
         fcntl.ioctl(0 if stdin_tty else 1, termios.TIOCSCTTY, 0)
 
     stdin = slave if stdin_tty else subprocess.DEVNULL
-    p = subprocess.Popen(argv, stdin=stdin, stdout=slave, stderr=slave, start_new_session=True,
-                         preexec_fn=controlling)
+    p = subprocess.Popen(
+        argv, stdin=stdin, stdout=slave, stderr=slave, start_new_session=True, preexec_fn=controlling
+    )
     os.close(slave)
     out = b""
     deadline = time.monotonic() + timeout
@@ -48,7 +49,7 @@ def on_a_terminal(argv, stdin_tty=True, timeout=30):
             if ready:
                 try:
                     data = os.read(master, 65536)
-                except OSError:         # EIO: every slave fd is closed
+                except OSError:  # EIO: every slave fd is closed
                     break
                 if not data:
                     break
@@ -64,8 +65,9 @@ def on_a_terminal(argv, stdin_tty=True, timeout=30):
     return code, out.decode(errors="replace").replace("\r", "")
 
 
-TTY_SCRIPT = ("tty; ls -ln $(tty); for fd in 0 1 2; do readlink /proc/self/fd/$fd; done; "
-              "stty size; id -u; exit 3")
+TTY_SCRIPT = (
+    "tty; ls -ln $(tty); for fd in 0 1 2; do readlink /proc/self/fd/$fd; done; stty size; id -u; exit 3"
+)
 
 
 def check_tty_output(out, uid, size=False):
@@ -90,13 +92,11 @@ def test_exec_tty_in_the_foreground_relays_a_pty(rt, started, uid):
     check_tty_output(out, uid)
 
 
-@pytest.mark.runc_deviates("runc 1.1.5 sizes the pty after the process has started (a race)",
-                           strict=False)
+@pytest.mark.runc_deviates("runc 1.1.5 sizes the pty after the process has started (a race)", strict=False)
 @pytest.mark.parametrize("stdin_tty", [True, False])
 def test_exec_tty_has_the_terminal_size_from_the_start(rt, started, stdin_tty):
     b = started()
-    code, out = on_a_terminal(rt.argv("exec", "-t", b.id, "sh", "-c", TTY_SCRIPT),
-                              stdin_tty=stdin_tty)
+    code, out = on_a_terminal(rt.argv("exec", "-t", b.id, "sh", "-c", TTY_SCRIPT), stdin_tty=stdin_tty)
     assert code == 3, out
     check_tty_output(out, 0, size=True)
 
@@ -105,8 +105,7 @@ def test_exec_tty_with_stdin_not_a_terminal(rt, started):
     """stdin redirected, stdout and stderr on a terminal: still a pty in the container, with
     the terminal's size, and the output relayed."""
     b = started(mutate=user(1000, 1000))
-    code, out = on_a_terminal(rt.argv("exec", "-t", b.id, "sh", "-c", TTY_SCRIPT),
-                              stdin_tty=False)
+    code, out = on_a_terminal(rt.argv("exec", "-t", b.id, "sh", "-c", TTY_SCRIPT), stdin_tty=False)
     assert code == 3, out
     check_tty_output(out, 1000)
 
@@ -123,9 +122,11 @@ def test_exec_tty_without_any_terminal(rt, started):
 
 def test_run_tty_belongs_to_the_process_user(rt, make_bundle):
     """run of a terminal container (runc run -t): the same pty rules for the init."""
+
     def terminal(c):
         c["process"]["terminal"] = True
         c["process"]["user"] = {"uid": 1000, "gid": 1000}
+
     b = make_bundle(["sh", "-c", TTY_SCRIPT], mutate=terminal)
     rt._remember(b.id)
     code, out = on_a_terminal(rt.argv("run", "--bundle", b.path, b.id))
@@ -141,6 +142,7 @@ def test_exec_tty_detached_needs_a_console_socket(rt, started):
 
 
 # ---- exit status ------------------------------------------------------------------------------
+
 
 def test_exec_status_is_the_process_status(rt, started):
     b = started()
@@ -180,6 +182,7 @@ def test_exec_paused_container_is_refused(rt, started):
 
 # ---- --debug, --log ---------------------------------------------------------------------------
 
+
 def test_debug_lines_on_stderr(rt, started):
     b = started()
     p = rt("exec", b.id, "true", global_args=["--debug"])
@@ -196,8 +199,7 @@ def test_no_debug_lines_without_debug(rt, started):
 def test_debug_lines_in_the_json_log(rt, started, tmp_path):
     b = started()
     log = tmp_path / "debug.json"
-    p = rt("exec", b.id, "true", global_args=["--debug", "--log", str(log),
-                                               "--log-format", "json"])
+    p = rt("exec", b.id, "true", global_args=["--debug", "--log", str(log), "--log-format", "json"])
     assert p.returncode == 0, p.stderr
     entries = [json.loads(ln) for ln in log.read_text().splitlines() if ln.strip()]
     debug = [e for e in entries if e.get("level") == "debug"]
@@ -214,13 +216,17 @@ def test_log_file_is_created(rt, started, tmp_path):
 
 # ---- a cgroup that exists before create -------------------------------------------------------
 
+
 def hierarchy_dirs(cgroups_path):
     """The directory of cgroups_path in every mounted hierarchy (v1 and v2)."""
     rel = cgroups_path.lstrip("/")
     if os.path.exists(os.path.join(CGROUP_FS, "cgroup.controllers")):
         return [os.path.join(CGROUP_FS, rel)]
-    return [os.path.join(CGROUP_FS, h, rel) for h in sorted(os.listdir(CGROUP_FS))
-            if os.path.ismount(os.path.join(CGROUP_FS, h))]
+    return [
+        os.path.join(CGROUP_FS, h, rel)
+        for h in sorted(os.listdir(CGROUP_FS))
+        if os.path.ismount(os.path.join(CGROUP_FS, h))
+    ]
 
 
 @pytest.fixture
@@ -281,8 +287,7 @@ def test_frozen_cgroup_is_refused_at_once(rt, make_bundle, existing_cgroup):
     assert rt.state(b.id).returncode != 0, "a refused create left a container"
 
 
-def test_non_empty_cgroup_is_joined_with_a_warning(rt, make_bundle, existing_cgroup,
-                                                   host_process):
+def test_non_empty_cgroup_is_joined_with_a_warning(rt, make_bundle, existing_cgroup, host_process):
     b = make_bundle(["sleep", "1000"])
     dirs = existing_cgroup(b.cgroups_path)
     other = host_process(["sleep", "1000"])
@@ -313,12 +318,10 @@ def test_delete_removes_a_cgroup_that_existed_before(rt, make_bundle, existing_c
     ok(rt.kill(b.id, "KILL"))
     rt.wait_status(b.id, "stopped")
     ok(rt.delete(b.id))
-    wait_for(lambda: cgroup_dirs(b.cgroups_path) == [], timeout=5,
-             what="the cgroup to be removed")
+    wait_for(lambda: cgroup_dirs(b.cgroups_path) == [], timeout=5, what="the cgroup to be removed")
 
 
-def test_delete_leaves_an_existing_cgroup_that_others_use(rt, make_bundle, existing_cgroup,
-                                                          host_process):
+def test_delete_leaves_an_existing_cgroup_that_others_use(rt, make_bundle, existing_cgroup, host_process):
     """A cgroup that existed before and still holds a process that is not the container's
     stays (the process with it); delete succeeds."""
     b = make_bundle(["sleep", "1000"])
@@ -338,6 +341,7 @@ def test_delete_leaves_an_existing_cgroup_that_others_use(rt, make_bundle, exist
 
 
 # ---- exec --cgroup, --ignore-paused --------------------------------------------------------------
+
 
 def test_exec_cgroup_may_not_leave_the_container(rt, started):
     b = started()
@@ -359,7 +363,7 @@ def test_exec_into_a_sub_cgroup(rt, started, request):
         p = rt("exec", "--cgroup", "sub", b.id, "cat", "/proc/self/cgroup")
         assert p.returncode == 0, p.stderr
         lines = [ln.split(":", 2) for ln in p.stdout.splitlines()]
-        wanted = [ln for ln in lines if ln[1] in ("memory", "")]   # v1 memory, or v2
+        wanted = [ln for ln in lines if ln[1] in ("memory", "")]  # v1 memory, or v2
         assert wanted and all(ln[2].endswith("/sub") for ln in wanted), p.stdout
     finally:
         remove_cgroup_trees(made)

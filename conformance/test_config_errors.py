@@ -5,7 +5,6 @@ as if the operation were never attempted)."""
 import os
 
 import pytest
-
 from runtime import assert_failed_cleanly
 
 # Default config (tmp=False): 7 mounts, 5 namespaces (pid, network, ipc, uts, mount),
@@ -18,6 +17,7 @@ def drop(path):
         for k in parents:
             c = c[k]
         del c[last]
+
     return mutate
 
 
@@ -27,6 +27,7 @@ def put(path, value):
         for k in parents:
             c = c[k]
         c[last] = value() if callable(value) else value
+
     return mutate
 
 
@@ -35,12 +36,14 @@ def append(path, value):
         for k in path:
             c = c[k]
         c.append(value)
+
     return mutate
 
 
 def remove_ns(kind):
     def mutate(c):
         c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != kind]
+
     return mutate
 
 
@@ -58,56 +61,145 @@ CASES = [
     ("args-not-array", put(["process", "args"], "true"), "/process/args", None),
     ("cwd-relative", put(["process", "cwd"], "tmp"), "/process/cwd", None),
     ("uid-not-int", put(["process", "user", "uid"], "x"), "/process/user/uid", None),
-    ("additional-gids-not-array", put(["process", "user", "additionalGids"], "x"),
-     "/process/user/additionalGids", None),
+    (
+        "additional-gids-not-array",
+        put(["process", "user", "additionalGids"], "x"),
+        "/process/user/additionalGids",
+        None,
+    ),
     ("env-without-equals", append(["process", "env"], "NOEQUALS"), "/process/env/2", None),
-    ("rlimit-unknown-type", put(["process", "rlimits"], [{"type": "RLIMIT_BOGUS", "hard": 1, "soft": 1}]),
-     "/process/rlimits/0/type", None),
-    ("rlimit-soft-above-hard", put(["process", "rlimits"], [{"type": "RLIMIT_NOFILE", "hard": 1, "soft": 2}]),
-     "/process/rlimits/0", None),
-    ("rlimit-duplicated", put(["process", "rlimits"], [{"type": "RLIMIT_NOFILE", "hard": 200, "soft": 200},
-                                                      {"type": "RLIMIT_NOFILE", "hard": 100, "soft": 100}]),
-     "/process/rlimits/1", "runc 1.1.5 applies duplicated rlimits in order instead of failing "
-                           "(config.md: duplicated rlimits MUST generate an error)"),
+    (
+        "rlimit-unknown-type",
+        put(["process", "rlimits"], [{"type": "RLIMIT_BOGUS", "hard": 1, "soft": 1}]),
+        "/process/rlimits/0/type",
+        None,
+    ),
+    (
+        "rlimit-soft-above-hard",
+        put(["process", "rlimits"], [{"type": "RLIMIT_NOFILE", "hard": 1, "soft": 2}]),
+        "/process/rlimits/0",
+        None,
+    ),
+    (
+        "rlimit-duplicated",
+        put(
+            ["process", "rlimits"],
+            [
+                {"type": "RLIMIT_NOFILE", "hard": 200, "soft": 200},
+                {"type": "RLIMIT_NOFILE", "hard": 100, "soft": 100},
+            ],
+        ),
+        "/process/rlimits/1",
+        "runc 1.1.5 applies duplicated rlimits in order instead of failing "
+        "(config.md: duplicated rlimits MUST generate an error)",
+    ),
     ("oom-score-adj-out-of-range", put(["process", "oomScoreAdj"], 5000), "/process/oomScoreAdj", MULTILINE),
-    ("ociversion-missing", drop(["ociVersion"]), "/ociVersion",
-     "runc 1.1.5 does not check ociVersion (config.md: REQUIRED)"),
-    ("ociversion-not-semver", put(["ociVersion"], "banana"), "/ociVersion",
-     "runc 1.1.5 does not check ociVersion (config.md: MUST be SemVer)"),
+    (
+        "ociversion-missing",
+        drop(["ociVersion"]),
+        "/ociVersion",
+        "runc 1.1.5 does not check ociVersion (config.md: REQUIRED)",
+    ),
+    (
+        "ociversion-not-semver",
+        put(["ociVersion"], "banana"),
+        "/ociVersion",
+        "runc 1.1.5 does not check ociVersion (config.md: MUST be SemVer)",
+    ),
     ("root-missing", drop(["root"]), "/root", None),
     ("root-path-missing", put(["root", "path"], "/nonexistent/rootfs"), "/root/path", None),
     ("hostname-without-uts-ns", remove_ns("uts"), "/hostname", None),
-    ("mount-without-destination", append(["mounts"], {"type": "tmpfs", "source": "tmpfs"}),
-     "/mounts/7/destination", MULTILINE),
-    ("mount-options-not-array", append(["mounts"], {"destination": "/dev/x", "type": "tmpfs",
-                                                    "source": "tmpfs", "options": "ro"}),
-     "/mounts/7/options", None),
-    ("mount-unknown-fstype", append(["mounts"], {"destination": "/dev/x", "type": "bogusfs", "source": "none"}),
-     "/mounts/7", None),
-    ("namespace-unknown-type", append(["linux", "namespaces"], {"type": "bogus"}),
-     "/linux/namespaces/5/type", None),
+    (
+        "mount-without-destination",
+        append(["mounts"], {"type": "tmpfs", "source": "tmpfs"}),
+        "/mounts/7/destination",
+        MULTILINE,
+    ),
+    (
+        "mount-options-not-array",
+        append(["mounts"], {"destination": "/dev/x", "type": "tmpfs", "source": "tmpfs", "options": "ro"}),
+        "/mounts/7/options",
+        None,
+    ),
+    (
+        "mount-unknown-fstype",
+        append(["mounts"], {"destination": "/dev/x", "type": "bogusfs", "source": "none"}),
+        "/mounts/7",
+        None,
+    ),
+    (
+        "namespace-unknown-type",
+        append(["linux", "namespaces"], {"type": "bogus"}),
+        "/linux/namespaces/5/type",
+        None,
+    ),
     ("namespace-duplicated", append(["linux", "namespaces"], {"type": "pid"}), "/linux/namespaces", None),
-    ("namespace-path-relative", put(["linux", "namespaces", 1], {"type": "network", "path": "relative/ns"}),
-     "/linux/namespaces/1/path", None),
-    ("namespace-path-missing", put(["linux", "namespaces", 1], {"type": "network", "path": "/nonexistent/ns"}),
-     "/linux/namespaces/1/path", None),
-    ("namespace-path-wrong-type",
-     put(["linux", "namespaces", 1], lambda: {"type": "network", "path": f"/proc/{os.getpid()}/ns/ipc"}),
-     "/linux/namespaces/1/path", MULTILINE),
-    ("uid-mappings-without-gid-mappings", userns_uid_only, ("/linux/gidMappings", "/linux/uidMappings"), None),
-    ("device-unknown-type", put(["linux", "devices"], [{"path": "/dev/foo", "type": "x", "major": 1, "minor": 3}]),
-     "/linux/devices/0/type", None),
-    ("device-without-path", put(["linux", "devices"], [{"type": "c", "major": 1, "minor": 3}]),
-     "/linux/devices/0/path", "runc 1.1.5 accepts a device without path (config-linux.md: path REQUIRED)"),
-    ("rootfs-propagation-unknown", put(["linux", "rootfsPropagation"], "bogus"), "/linux/rootfsPropagation", None),
-    ("masked-path-relative", append(["linux", "maskedPaths"], "proc/x"), "/linux/maskedPaths/10",
-     "runc 1.1.5 accepts relative maskedPaths (config-linux.md: MUST be absolute)"),
-    ("readonly-path-relative", append(["linux", "readonlyPaths"], "proc/x"), "/linux/readonlyPaths/5",
-     "runc 1.1.5 accepts relative readonlyPaths (config-linux.md: MUST be absolute)"),
-    ("net-sysctl-in-host-netns",
-     lambda c: (remove_ns("network")(c), c["linux"].__setitem__("sysctl", {"net.ipv4.ip_forward": "1"})),
-     "/linux/sysctl", None),
-    ("sysctl-not-namespaced", put(["linux", "sysctl"], {"kernel.bogus_not_namespaced": "1"}), "/linux/sysctl", None),
+    (
+        "namespace-path-relative",
+        put(["linux", "namespaces", 1], {"type": "network", "path": "relative/ns"}),
+        "/linux/namespaces/1/path",
+        None,
+    ),
+    (
+        "namespace-path-missing",
+        put(["linux", "namespaces", 1], {"type": "network", "path": "/nonexistent/ns"}),
+        "/linux/namespaces/1/path",
+        None,
+    ),
+    (
+        "namespace-path-wrong-type",
+        put(["linux", "namespaces", 1], lambda: {"type": "network", "path": f"/proc/{os.getpid()}/ns/ipc"}),
+        "/linux/namespaces/1/path",
+        MULTILINE,
+    ),
+    (
+        "uid-mappings-without-gid-mappings",
+        userns_uid_only,
+        ("/linux/gidMappings", "/linux/uidMappings"),
+        None,
+    ),
+    (
+        "device-unknown-type",
+        put(["linux", "devices"], [{"path": "/dev/foo", "type": "x", "major": 1, "minor": 3}]),
+        "/linux/devices/0/type",
+        None,
+    ),
+    (
+        "device-without-path",
+        put(["linux", "devices"], [{"type": "c", "major": 1, "minor": 3}]),
+        "/linux/devices/0/path",
+        "runc 1.1.5 accepts a device without path (config-linux.md: path REQUIRED)",
+    ),
+    (
+        "rootfs-propagation-unknown",
+        put(["linux", "rootfsPropagation"], "bogus"),
+        "/linux/rootfsPropagation",
+        None,
+    ),
+    (
+        "masked-path-relative",
+        append(["linux", "maskedPaths"], "proc/x"),
+        "/linux/maskedPaths/10",
+        "runc 1.1.5 accepts relative maskedPaths (config-linux.md: MUST be absolute)",
+    ),
+    (
+        "readonly-path-relative",
+        append(["linux", "readonlyPaths"], "proc/x"),
+        "/linux/readonlyPaths/5",
+        "runc 1.1.5 accepts relative readonlyPaths (config-linux.md: MUST be absolute)",
+    ),
+    (
+        "net-sysctl-in-host-netns",
+        lambda c: (remove_ns("network")(c), c["linux"].__setitem__("sysctl", {"net.ipv4.ip_forward": "1"})),
+        "/linux/sysctl",
+        None,
+    ),
+    (
+        "sysctl-not-namespaced",
+        put(["linux", "sysctl"], {"kernel.bogus_not_namespaced": "1"}),
+        "/linux/sysctl",
+        None,
+    ),
 ]
 
 

@@ -50,6 +50,7 @@ def read(path):
 
 # ---- 1. the runtime's executable ----------------------------------------------------------------------
 
+
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -64,7 +65,7 @@ def elf_interpreter(path):
         head = f.read(64)
         if head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
             return None
-        phoff, = struct.unpack_from("<Q", head, 0x20)
+        (phoff,) = struct.unpack_from("<Q", head, 0x20)
         phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
         for i in range(phnum):
             f.seek(phoff + i * phentsize)
@@ -83,8 +84,8 @@ class RuntimeCopy:
         self.command = command
         self.copies = copies
         self.originals = originals
-        self.binary = binary            # the ELF file the runtime's processes execute
-        self.prefix = prefix            # every copy is under this directory (ends with "/")
+        self.binary = binary  # the ELF file the runtime's processes execute
+        self.prefix = prefix  # every copy is under this directory (ends with "/")
 
     def hashes(self):
         return {p: sha256(p) for p in self.copies + self.originals}
@@ -141,7 +142,11 @@ def copy_runtime(command, dest):
             os.unlink(new_interp)
         shutil.copy2(real_interp, new_interp)
         inside = os.path.realpath(path).startswith(os.path.realpath(venv) + "/")
-        script = os.path.join(vcopy, os.path.relpath(path, venv)) if inside else os.path.join(dest, os.path.basename(path))
+        script = (
+            os.path.join(vcopy, os.path.relpath(path, venv))
+            if inside
+            else os.path.join(dest, os.path.basename(path))
+        )
     else:
         new_interp = os.path.join(dest, os.path.basename(real_interp))
         shutil.copy2(real_interp, new_interp)
@@ -149,8 +154,13 @@ def copy_runtime(command, dest):
     with open(script, "w") as f:
         f.write("#!" + " ".join([new_interp] + interp_args) + "\n" + rest)
     os.chmod(script, 0o755)
-    return RuntimeCopy(shlex.join([script] + argv[1:]), [new_interp, script],
-                       [real_interp, os.path.realpath(path)], new_interp, prefix)
+    return RuntimeCopy(
+        shlex.join([script] + argv[1:]),
+        [new_interp, script],
+        [real_interp, os.path.realpath(path)],
+        new_interp,
+        prefix,
+    )
 
 
 @pytest.fixture
@@ -184,11 +194,35 @@ def fake_loader(script):
     d = lambda v: struct.pack("<I", v)
 
     def code(exe, busybox, argv, envp):
-        return (b"\x48\xbf" + q(exe) + b"\x31\xf6" + b"\x31\xd2" + b"\xb8" + d(2) + b"\x0f\x05"   # open(exe, O_RDONLY)
-                + b"\x89\xc7" + b"\xbe" + d(3) + b"\xb8" + d(33) + b"\x0f\x05"                     # dup2(fd, 3)
-                + b"\x48\xbf" + q(busybox) + b"\x48\xbe" + q(argv) + b"\x48\xba" + q(envp)
-                + b"\xb8" + d(59) + b"\x0f\x05"                                                   # execve
-                + b"\xbf" + d(127) + b"\xb8" + d(60) + b"\x0f\x05")                               # exit(127)
+        return (
+            b"\x48\xbf"
+            + q(exe)
+            + b"\x31\xf6"
+            + b"\x31\xd2"
+            + b"\xb8"
+            + d(2)
+            + b"\x0f\x05"  # open(exe, O_RDONLY)
+            + b"\x89\xc7"
+            + b"\xbe"
+            + d(3)
+            + b"\xb8"
+            + d(33)
+            + b"\x0f\x05"  # dup2(fd, 3)
+            + b"\x48\xbf"
+            + q(busybox)
+            + b"\x48\xbe"
+            + q(argv)
+            + b"\x48\xba"
+            + q(envp)
+            + b"\xb8"
+            + d(59)
+            + b"\x0f\x05"  # execve
+            + b"\xbf"
+            + d(127)
+            + b"\xb8"
+            + d(60)
+            + b"\x0f\x05"
+        )  # exit(127)
 
     code_len = len(code(0, 0, 0, 0))
     argv_off = code_off + code_len + (-(code_off + code_len)) % 8
@@ -202,8 +236,12 @@ def fake_loader(script):
     body += b"\0" * (argv_off - code_off - len(body))
     body += q(arg0) + q(arg1) + q(0) + q(0) + b"".join(strings)
     size = code_off + len(body)
-    ehdr = (b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
-            + struct.pack("<HHIQQQIHHHHHH", 2, 0x3E, 1, base + code_off, 64, 0, 0, 64, 56, 1, 0, 0, 0))
+    ehdr = (
+        b"\x7fELF"
+        + bytes([2, 1, 1, 0])
+        + bytes(8)
+        + struct.pack("<HHIQQQIHHHHHH", 2, 0x3E, 1, base + code_off, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+    )
     phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, size, size, 0x1000)
     return ehdr + phdr + body
 
@@ -231,10 +269,15 @@ prefix=$(cat /attack.prefix)
 say() { echo "$*" >>/attack.log; }
 """
 
-EXE_ATTACK = ATTACK_HEAD + r"""
+EXE_ATTACK = (
+    ATTACK_HEAD
+    + r"""
 if [ ! -e /proc/self/fd/3 ]; then say "no fd 3"; say done; exit 0; fi
 say "fd3 $(readlink /proc/self/fd/3)"
-""" + WRITE_FD3 + "say done\n"
+"""
+    + WRITE_FD3
+    + "say done\n"
+)
 
 
 def arm_exe_attack(rootfs, copy):
@@ -259,7 +302,9 @@ def check_not_overwritten(copy, before, log):
     after = copy.hashes()
     changed = [p for p in before if after[p] != before[p]]
     assert not changed, f"the container overwrote the runtime's files {changed}; attack log:\n{log}"
-    assert "opened-for-write" not in log, f"the container could open the runtime's executable for writing:\n{log}"
+    assert "opened-for-write" not in log, (
+        f"the container could open the runtime's executable for writing:\n{log}"
+    )
 
 
 def wait_log(path, word, timeout):
@@ -302,7 +347,9 @@ def test_runtime_exe_not_writable_at_exec(runtime_copy, make_bundle):
 # /proc/PID/exe and keeps it, then writes through it once the runtime is gone. The container's
 # /etc/passwd may be a FIFO, served only after the watcher had its look: a runtime that reads it
 # from inside the container (for HOME) waits there meanwhile.
-WATCHER = ATTACK_HEAD + r"""
+WATCHER = (
+    ATTACK_HEAD
+    + r"""
 if [ -p /etc/passwd ]; then
   ( k=0; while [ ! -e /tmp/go ] && [ $k -lt 300 ]; do sleep 0.05; k=$((k+1)); done
     while :; do cat /passwd.real > /etc/passwd; done ) &
@@ -337,9 +384,12 @@ while [ -z "$grabbed" ] && [ $n -lt 6000 ]; do  # a minute at least
     [ $((n - first)) -gt 100 ] && touch /tmp/go
   done
 done
-[ -n "$grabbed" ] && { """ + WRITE_FD3 + r"""}
+[ -n "$grabbed" ] && { """
+    + WRITE_FD3
+    + r"""}
 say done
 """
+)
 
 
 def arm_watcher(rootfs, copy):
@@ -424,8 +474,10 @@ done
 echo checked
 """.replace("UP", UP)
 
-CWD_CHECK = (f'if [ "$(stat -c %d:%i {UP})" = "$(stat -c %d:%i /)" ]; then echo INSIDE; '
-             'else echo "ESCAPED cwd=$(readlink /proc/self/cwd)"; fi')
+CWD_CHECK = (
+    f'if [ "$(stat -c %d:%i {UP})" = "$(stat -c %d:%i /)" ]; then echo INSIDE; '
+    'else echo "ESCAPED cwd=$(readlink /proc/self/cwd)"; fi'
+)
 
 
 def assert_no_escape(out):
@@ -469,8 +521,14 @@ def test_exec_process_has_only_stdio(rt, make_bundle, tmp_path):
     assert rt.create(b.id, b).returncode == 0
     assert rt.start(b.id).returncode == 0
     pid_file = tmp_path / "exec.pid"
-    p = rexec(rt, b.id, "sleep", "1000", extra=["--detach", "--pid-file", str(pid_file), "--cwd", "/tmp"],
-              prelude=f"exec 7<{hostdir}")
+    p = rexec(
+        rt,
+        b.id,
+        "sleep",
+        "1000",
+        extra=["--detach", "--pid-file", str(pid_file), "--cwd", "/tmp"],
+        prelude=f"exec 7<{hostdir}",
+    )
     assert p.returncode == 0, p.stderr
     pid = int(pid_file.read_text())
 
@@ -481,8 +539,9 @@ def test_exec_process_has_only_stdio(rt, make_bundle, tmp_path):
     assert sorted(int(n) for n in os.listdir(f"/proc/{pid}/fd")) == [0, 1, 2]
 
 
-CWD_PATHS = (["/proc/self/cwd", "/proc/self/root", "/proc/thread-self/cwd", "/proc/1/cwd", "/proc/1/root"]
-             + [f"/proc/self/fd/{n}" for n in range(3, 16)])
+CWD_PATHS = ["/proc/self/cwd", "/proc/self/root", "/proc/thread-self/cwd", "/proc/1/cwd", "/proc/1/root"] + [
+    f"/proc/self/fd/{n}" for n in range(3, 16)
+]
 
 
 def test_process_cwd_through_proc_stays_inside(rt, make_bundle):
@@ -511,6 +570,7 @@ def test_exec_cwd_through_proc_stays_inside(rt, make_bundle):
 
 # ---- 3. symlinks in the rootfs -----------------------------------------------------------------------------
 
+
 def host_mounts():
     with open("/proc/self/mountinfo") as f:
         return {line.split()[4] for line in f}
@@ -534,8 +594,14 @@ class HostTarget:
             for name in ["."] + dirs + files:
                 p = os.path.normpath(os.path.join(root, name))
                 st = os.lstat(p)
-                snap[os.path.relpath(p, self.path)] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode),
-                                                      st.st_uid, st.st_size, st.st_mtime_ns, st.st_rdev)
+                snap[os.path.relpath(p, self.path)] = (
+                    stat.S_IFMT(st.st_mode),
+                    stat.S_IMODE(st.st_mode),
+                    st.st_uid,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_rdev,
+                )
         return snap
 
     def link(self, style, sub=""):
@@ -547,8 +613,13 @@ class HostTarget:
         changed = sorted(set(now.items()) ^ set(self.snapshot.items()))
         assert not changed, f"the runtime changed the host directory {self.path}: {changed}"
         new = host_mounts() - self.mounts
-        bad = [m for m in new if m == self.path or m.startswith(self.path + "/")
-               or not m.startswith(tempfile.gettempdir() + "/")]
+        bad = [
+            m
+            for m in new
+            if m == self.path
+            or m.startswith(self.path + "/")
+            or not m.startswith(tempfile.gettempdir() + "/")
+        ]
         assert not bad, f"mounted on the host outside the rootfs: {bad}"
         with open(os.path.join(self.path, "rwdir", "probe"), "w") as f:  # not made read-only
             f.write("x")
@@ -582,6 +653,7 @@ def assert_proc_masked(out):
     assert "WRITABLE" not in out, out
     assert all(ln.endswith("masked=0") for ln in out.splitlines() if ln.startswith("proc at")), out
 
+
 STYLES = ["absolute", "relative"]
 
 
@@ -607,8 +679,9 @@ def test_dev_symlink_out_of_rootfs(rt, make_bundle, host_target, style):
     def mutate(c):
         writable_rootfs(c)
         c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/dev"]
-        c["linux"]["devices"] = [{"path": "/dev/conformance-null", "type": "c", "major": 1, "minor": 3,
-                                  "fileMode": 0o666}]
+        c["linux"]["devices"] = [
+            {"path": "/dev/conformance-null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666}
+        ]
 
     b = make_bundle(["true"], rootfs_copy=True, tmp=False, mutate=mutate)
     os.rmdir(os.path.join(b.rootfs, "dev"))
@@ -630,7 +703,12 @@ def test_mount_destination_through_symlinked_directory(rt, make_bundle, host_tar
         c["mounts"] += [
             {"destination": "/mnt/newdir/sub", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]},
             {"destination": "/mnt/bound", "type": "bind", "source": str(payload), "options": ["rbind"]},
-            {"destination": "/mnt/secret", "type": "bind", "source": str(payload / "file"), "options": ["bind"]},
+            {
+                "destination": "/mnt/secret",
+                "type": "bind",
+                "source": str(payload / "file"),
+                "options": ["bind"],
+            },
         ]
 
     b = make_bundle(sh("cat /mnt/bound/file; cat /mnt/secret"), rootfs_copy=True, tmp=False, mutate=mutate)
@@ -648,8 +726,10 @@ def test_mount_destination_through_symlinked_directory(rt, make_bundle, host_tar
         assert p.stdout == "payload\npayload\n"
 
 
-@pytest.mark.parametrize("dest", ["/../../../../../..{target}/dotdot", "/tmp/../../../..{target}/dotdot",
-                                  "//{target}/./dotdot/../dotdot"])
+@pytest.mark.parametrize(
+    "dest",
+    ["/../../../../../..{target}/dotdot", "/tmp/../../../..{target}/dotdot", "//{target}/./dotdot/../dotdot"],
+)
 def test_mount_destination_with_dotdot(rt, make_bundle, host_target, dest):
     """A mount destination climbing with ".." stays in the rootfs (or is refused)."""
     dest = dest.format(target=host_target.path)
@@ -693,6 +773,7 @@ def test_proc_symlink_inside_rootfs_is_still_masked(rt, make_bundle):
 
 # ---- 4. /proc and /sys -------------------------------------------------------------------------------------
 
+
 def first_existing(*paths):
     for p in paths:
         if os.path.exists(p):
@@ -714,8 +795,15 @@ def write_back(path):
 
 def test_proc_sys_read_only(run_in):
     """A global sysctl must not be writable, and the container cannot remount /proc/sys read-write."""
-    out = ok(run_in(sh(write_back("/proc/" + SYSCTL) + "mount -o remount,rw /proc/sys 2>/dev/null && echo REMOUNTED; "
-                       "echo end")))
+    out = ok(
+        run_in(
+            sh(
+                write_back("/proc/" + SYSCTL)
+                + "mount -o remount,rw /proc/sys 2>/dev/null && echo REMOUNTED; "
+                "echo end"
+            )
+        )
+    )
     assert "WROTE" not in out and "Read-only file system" in out, out
     assert "REMOUNTED" not in out, out
 
@@ -734,10 +822,15 @@ def test_proc_masks_in_init(run_in):
 def test_masked_paths_cannot_be_unmasked(run_in):
     """Masked files read empty and the container (default capabilities) cannot unmount the masks;
     masked directories are empty and read-only."""
-    files = [f for f in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug") if os.path.exists(f)]
+    files = [
+        f for f in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug") if os.path.exists(f)
+    ]
     dirs = [d for d in ("/proc/acpi", "/proc/scsi", "/sys/firmware") if os.path.isdir(d)]
-    script = "".join(f"umount {f} 2>/dev/null && echo UNMOUNTED-{f}; umount -l {f} 2>/dev/null && echo UNMOUNTED-{f}; "
-                     f"cat {f} | wc -c; " for f in files)
+    script = "".join(
+        f"umount {f} 2>/dev/null && echo UNMOUNTED-{f}; umount -l {f} 2>/dev/null && echo UNMOUNTED-{f}; "
+        f"cat {f} | wc -c; "
+        for f in files
+    )
     script += "".join(f"touch {d}/x 2>/dev/null && echo WROTE-{d}; ls -A {d} | wc -l; " for d in dirs)
     out = ok(run_in(sh(script + "true")))
     assert "UNMOUNTED" not in out and "WROTE" not in out, out
@@ -745,12 +838,17 @@ def test_masked_paths_cannot_be_unmasked(run_in):
 
 
 def test_sys_read_only(run_in):
-    f = first_existing("/sys/kernel/mm/ksm/pages_to_scan", "/sys/kernel/mm/ksm/sleep_millisecs",
-                       "/sys/block/vda/queue/read_ahead_kb", "/sys/block/sda/queue/read_ahead_kb")
-    script = (write_back(f)
-              + "for d in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do "
-                "mkdir \"$d/conformance-escape\" 2>/dev/null && echo MKDIR-$d; done; "
-              "mount -o remount,rw /sys 2>/dev/null && echo REMOUNTED; echo end")
+    f = first_existing(
+        "/sys/kernel/mm/ksm/pages_to_scan",
+        "/sys/kernel/mm/ksm/sleep_millisecs",
+        "/sys/block/vda/queue/read_ahead_kb",
+        "/sys/block/sda/queue/read_ahead_kb",
+    )
+    script = (
+        write_back(f) + "for d in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do "
+        'mkdir "$d/conformance-escape" 2>/dev/null && echo MKDIR-$d; done; '
+        "mount -o remount,rw /sys 2>/dev/null && echo REMOUNTED; echo end"
+    )
     out = ok(run_in(sh(script)))
     assert "WROTE" not in out and "Read-only file system" in out, out
     assert "MKDIR" not in out and "REMOUNTED" not in out, out
@@ -760,8 +858,12 @@ def test_sys_read_only(run_in):
 
 # Opening (not reading or writing) tells whether the device cgroup lets a node through: EPERM if not;
 # otherwise whatever the driver says (this host may well have no disk of major 8: ENXIO).
-OPEN_R = '( exec 3<{0} ) 2>&1 | grep -q "Operation not permitted" && echo {1}-r-denied || echo {1}-r-allowed; '
-OPEN_W = '( exec 3>>{0} ) 2>&1 | grep -q "Operation not permitted" && echo {1}-w-denied || echo {1}-w-allowed; '
+OPEN_R = (
+    '( exec 3<{0} ) 2>&1 | grep -q "Operation not permitted" && echo {1}-r-denied || echo {1}-r-allowed; '
+)
+OPEN_W = (
+    '( exec 3>>{0} ) 2>&1 | grep -q "Operation not permitted" && echo {1}-w-denied || echo {1}-w-allowed; '
+)
 
 
 def probe(path, name):
@@ -771,9 +873,12 @@ def probe(path, name):
 def test_device_node_not_in_allow_list_cannot_be_opened(run_in):
     """linux.devices makes the node; linux.resources.devices (deny all) does not allow it: open fails
     with EPERM, for reading and writing. The default devices still work."""
+
     def mutate(c):
-        c["linux"]["devices"] = [{"path": "/dev/conformance-sda", "type": "b", "major": 8, "minor": 0,
-                                  "fileMode": 0o660}]
+        c["linux"]["devices"] = [
+            {"path": "/dev/conformance-sda", "type": "b", "major": 8, "minor": 0, "fileMode": 0o660}
+        ]
+
     out = ok(run_in(sh(probe("/dev/conformance-sda", "sda") + probe("/dev/null", "null")), mutate=mutate))
     assert out.split() == ["sda-r-denied", "sda-w-denied", "null-r-allowed", "null-w-allowed"]
 
@@ -782,25 +887,35 @@ def test_mknod_of_denied_device_cannot_be_opened(run_in):
     """With CAP_MKNOD the container may make any node ("m" is allowed), but not open one it is denied."""
     caps = ["CAP_MKNOD", "CAP_KILL", "CAP_AUDIT_WRITE", "CAP_NET_BIND_SERVICE"]
     script = "mknod /dev/conformance-sdb b 8 16 && " + probe("/dev/conformance-sdb", "sdb")
-    out = ok(run_in(sh(script), process={"capabilities": {s: caps for s in ("bounding", "effective", "permitted")}}))
+    out = ok(
+        run_in(
+            sh(script), process={"capabilities": {s: caps for s in ("bounding", "effective", "permitted")}}
+        )
+    )
     assert out.split() == ["sdb-r-denied", "sdb-w-denied"]
 
 
 def test_device_access_limited_to_allowed_types(run_in):
     """A rule allowing "r" only: opening for reading passes the cgroup, for writing does not."""
+
     def mutate(c):
-        c["linux"]["devices"] = [{"path": "/dev/conformance-sda", "type": "b", "major": 8, "minor": 0,
-                                  "fileMode": 0o660}]
-        c["linux"]["resources"]["devices"].append({"allow": True, "type": "b", "major": 8, "minor": 0,
-                                                   "access": "r"})
+        c["linux"]["devices"] = [
+            {"path": "/dev/conformance-sda", "type": "b", "major": 8, "minor": 0, "fileMode": 0o660}
+        ]
+        c["linux"]["resources"]["devices"].append(
+            {"allow": True, "type": "b", "major": 8, "minor": 0, "access": "r"}
+        )
+
     out = ok(run_in(sh(probe("/dev/conformance-sda", "sda")), mutate=mutate))
     assert out.split() == ["sda-r-allowed", "sda-w-denied"]
 
 
 def test_denied_device_in_exec(rt, make_bundle):
     def mutate(c):
-        c["linux"]["devices"] = [{"path": "/dev/conformance-sda", "type": "b", "major": 8, "minor": 0,
-                                  "fileMode": 0o660}]
+        c["linux"]["devices"] = [
+            {"path": "/dev/conformance-sda", "type": "b", "major": 8, "minor": 0, "fileMode": 0o660}
+        ]
+
     b = make_bundle(SLEEP, mutate=mutate)
     assert rt.create(b.id, b).returncode == 0
     assert rt.start(b.id).returncode == 0

@@ -2,7 +2,6 @@
 
 import json
 import os
-import sys
 
 
 def test_version(rt):
@@ -96,12 +95,18 @@ def test_suite_is_black_box():
     """The suite drives a command; it never imports the implementation (checked in its source:
     in a run together with tests/, ocirt is in sys.modules already)."""
     import ast
+
     here = os.path.dirname(os.path.abspath(__file__))
     for name in os.listdir(here):
         if name.endswith(".py"):
             with open(os.path.join(here, name)) as f:
                 tree = ast.parse(f.read())
             for node in ast.walk(tree):
-                mods = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                mods = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
                 assert not any(m.split(".")[0] == "ocirt" for m in mods), f"{name} imports {mods}"

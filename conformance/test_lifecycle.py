@@ -7,7 +7,6 @@ import threading
 import time
 
 import pytest
-
 from runtime import (
     cgroup_dirs,
     one_line,
@@ -36,6 +35,7 @@ def out_mount(host_dir):
 def with_mounts(*mounts):
     def mutate(cfg):
         cfg["mounts"].extend(mounts)
+
     return mutate
 
 
@@ -63,6 +63,7 @@ def stopped(rt, running):
 
 
 # ---- create / state / start / kill / delete ----------------------------------------------------
+
 
 def test_create_state_created(rt, make_bundle, tmp_path):
     b = make_bundle(SLEEP)
@@ -178,8 +179,10 @@ def test_delete_running_without_force_fails(rt, running):
     assert pid_alive(pid)
 
 
-@pytest.mark.runc_deviates("runc 1.1.5 `delete` (no --force) of a created container kills and deletes it; "
-                           "runtime.md: deleting a container that is not stopped MUST generate an error")
+@pytest.mark.runc_deviates(
+    "runc 1.1.5 `delete` (no --force) of a created container kills and deletes it; "
+    "runtime.md: deleting a container that is not stopped MUST generate an error"
+)
 def test_delete_created_without_force_fails(rt, created):
     pid = rt.state_json(created.id)["pid"]
     p = rt.delete(created.id)
@@ -257,12 +260,15 @@ def test_kill_created_container(rt, created):
     rt.wait_status(created.id, "stopped")
 
 
-TRAP = ('trap "echo USR1 >> /tmp/out/sig" USR1; trap "echo TERM >> /tmp/out/sig" TERM; '
-        'echo ready > /tmp/out/ready; while :; do sleep 0.05; done')
+TRAP = (
+    'trap "echo USR1 >> /tmp/out/sig" USR1; trap "echo TERM >> /tmp/out/sig" TERM; '
+    "echo ready > /tmp/out/ready; while :; do sleep 0.05; done"
+)
 
 
-@pytest.mark.parametrize("sig,name", [("USR1", "USR1"), ("SIGUSR1", "USR1"), ("10", "USR1"),
-                                      (None, "TERM"), ("15", "TERM")])
+@pytest.mark.parametrize(
+    "sig,name", [("USR1", "USR1"), ("SIGUSR1", "USR1"), ("10", "USR1"), (None, "TERM"), ("15", "TERM")]
+)
 def test_kill_delivers_signal_to_init(rt, make_bundle, tmp_path, sig, name):
     out = tmp_path / "out"
     out.mkdir()
@@ -281,8 +287,11 @@ def test_kill_all(rt, make_bundle, tmp_path):
     b = make_bundle(sh("sleep 1000 & sleep 1000 & exec sleep 1000"))
     assert rt.create(b.id, b).returncode == 0
     assert rt.start(b.id).returncode == 0
-    procs = [os.path.join(d, "cgroup.procs") for d in cgroup_dirs(b.cgroups_path)
-             if os.path.exists(os.path.join(d, "cgroup.procs")) and "/unified/" not in d]
+    procs = [
+        os.path.join(d, "cgroup.procs")
+        for d in cgroup_dirs(b.cgroups_path)
+        if os.path.exists(os.path.join(d, "cgroup.procs")) and "/unified/" not in d
+    ]
 
     def count():
         return max(len(open(f).read().split()) for f in procs)
@@ -296,6 +305,7 @@ def test_kill_all(rt, make_bundle, tmp_path):
 
 # ---- run -----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("code", [0, 3, 42])
 def test_run_exit_code(run_in, code):
     p = run_in(sh(f"exit {code}"))
@@ -305,9 +315,12 @@ def test_run_exit_code(run_in, code):
 @pytest.mark.parametrize("sig,code", [("9", 137), ("15", 143)])
 def test_run_exit_code_of_signal(run_in, sig, code):
     # Without a pid namespace the shell is not an init, so it can signal itself.
-    p = run_in(sh(f"kill -{sig} $$; sleep 5"),
-               mutate=lambda c: c["linux"].__setitem__(
-                   "namespaces", [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]))
+    p = run_in(
+        sh(f"kill -{sig} $$; sleep 5"),
+        mutate=lambda c: c["linux"].__setitem__(
+            "namespaces", [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+        ),
+    )
     assert p.returncode == code, p.stderr
 
 
@@ -343,6 +356,7 @@ def test_run_missing_executable_fails(rt, make_bundle):
 
 
 # ---- list ------------------------------------------------------------------------------------------
+
 
 def test_list_json(rt, created, running_other):
     p = rt.list("json")
@@ -386,9 +400,12 @@ def running_other(rt, make_bundle):
 
 # ---- races and the pid file -------------------------------------------------------------------------
 
+
 @pytest.mark.runc_deviates(
     "runc 1.1.5 create is not atomic per id: two concurrent creates can both fail ('file exists', "
-    "'unable to store init state') and the loser tries to remove the winner's cgroup", strict=False)
+    "'unable to store init state') and the loser tries to remove the winner's cgroup",
+    strict=False,
+)
 def test_concurrent_create_same_id(rt, make_bundle):
     for _attempt in range(5):
         b = make_bundle(SLEEP)
@@ -445,8 +462,7 @@ def test_pid_file_atomic(rt, make_bundle, tmp_path):
 def test_pid_file_relative_path(rt, make_bundle, tmp_path):
     b = make_bundle(SLEEP)
     rt.ids.append(b.id)
-    p = rt("create", "--bundle", b.path, "--pid-file", "rel.pid", b.id,
-           prelude=f"cd {tmp_path}")
+    p = rt("create", "--bundle", b.path, "--pid-file", "rel.pid", b.id, prelude=f"cd {tmp_path}")
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "rel.pid").read_text().strip() == str(rt.state_json(b.id)["pid"])
 

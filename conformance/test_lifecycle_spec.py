@@ -9,7 +9,6 @@ import subprocess
 import time
 
 import pytest
-
 from runtime import sh, wait_for
 
 SLEEP = ["sleep", "1000"]
@@ -30,14 +29,14 @@ def failing(name):
 
 def out_mount(host_dir):
     """A host directory, read-write at /tmp/out in the container (for hooks that run there)."""
-    return {"destination": "/tmp/out", "type": "bind", "source": str(host_dir),
-            "options": ["rbind", "rw"]}
+    return {"destination": "/tmp/out", "type": "bind", "source": str(host_dir), "options": ["rbind", "rw"]}
 
 
 def with_hooks(hooks, *mounts):
     def mutate(cfg):
         cfg["hooks"] = hooks
         cfg["mounts"].extend(mounts)
+
     return mutate
 
 
@@ -55,6 +54,7 @@ def lines(path):
 
 # ---- 1: startContainer, the program, then poststart, all before `start` returns ----------------
 
+
 @pytest.mark.runc_deviates("runc 1.1.5 runs poststart while the startContainer hooks still run")
 def test_poststart_runs_after_the_program_was_executed(rt, make_bundle, out):
     """Steps 7, 8, 9: a 1 s startContainer hook, then the program (the init has executed it:
@@ -62,9 +62,13 @@ def test_poststart_runs_after_the_program_was_executed(rt, make_bundle, out):
     only after all three."""
     hooks = {
         "startContainer": [hook("sleep 1; echo startContainer >> /tmp/out/order")],
-        "poststart": [hook(f"echo poststart >> {out}/order; "
-                           "pid=$(sed 's/.*\"pid\": *\\([0-9]*\\).*/\\1/'); "
-                           f"tr '\\0' ' ' < /proc/$pid/cmdline > {out}/cmdline")],
+        "poststart": [
+            hook(
+                f"echo poststart >> {out}/order; "
+                "pid=$(sed 's/.*\"pid\": *\\([0-9]*\\).*/\\1/'); "
+                f"tr '\\0' ' ' < /proc/$pid/cmdline > {out}/cmdline"
+            )
+        ],
     }
     b = make_bundle(SLEEP, mutate=with_hooks(hooks, out_mount(out)))
     assert rt.create(b.id, b).returncode == 0
@@ -79,6 +83,7 @@ def test_poststart_runs_after_the_program_was_executed(rt, make_bundle, out):
 
 
 # ---- 2: hook failures ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["prestart", "createRuntime", "createContainer"])
 def test_failing_create_hook_fails_create_and_runs_poststop(rt, make_bundle, out, name):
@@ -97,10 +102,11 @@ def test_failing_create_hook_fails_create_and_runs_poststop(rt, make_bundle, out
 def test_failing_start_container_hook_fails_start(rt, make_bundle, out):
     """Step 7: `start` fails naming the hook, the program never runs, the container is stopped;
     delete (steps 12, 13) runs the poststop hooks."""
-    hooks = {"startContainer": [failing("startContainer")],
-             "poststop": [hook(f"echo poststop >> {out}/poststop")]}
-    b = make_bundle(sh("echo ran > /tmp/out/ran; exec sleep 1000"),
-                    mutate=with_hooks(hooks, out_mount(out)))
+    hooks = {
+        "startContainer": [failing("startContainer")],
+        "poststop": [hook(f"echo poststop >> {out}/poststop")],
+    }
+    b = make_bundle(sh("echo ran > /tmp/out/ran; exec sleep 1000"), mutate=with_hooks(hooks, out_mount(out)))
     assert rt.create(b.id, b).returncode == 0
     p = rt.start(b.id)
     assert p.returncode != 0
@@ -114,8 +120,7 @@ def test_failing_start_container_hook_fails_start(rt, make_bundle, out):
 
 @pytest.mark.runc_deviates("runc 1.1.5 leaves the container running when a poststart hook fails")
 def test_failing_poststart_hook_fails_start_and_stops_the_container(rt, make_bundle, out):
-    hooks = {"poststart": [failing("poststart")],
-             "poststop": [hook(f"echo poststop >> {out}/poststop")]}
+    hooks = {"poststart": [failing("poststart")], "poststop": [hook(f"echo poststop >> {out}/poststop")]}
     b = make_bundle(SLEEP, mutate=with_hooks(hooks))
     assert rt.create(b.id, b).returncode == 0
     p = rt.start(b.id)
@@ -131,8 +136,13 @@ def test_failing_poststart_hook_fails_start_and_stops_the_container(rt, make_bun
 def test_failing_poststop_hook_is_a_warning(rt, make_bundle, out):
     """Step 13: a failing poststop hook is logged as a warning, the others still run, and the
     delete succeeds."""
-    hooks = {"poststop": [hook(f"echo one >> {out}/poststop"), failing("poststop"),
-                          hook(f"echo three >> {out}/poststop")]}
+    hooks = {
+        "poststop": [
+            hook(f"echo one >> {out}/poststop"),
+            failing("poststop"),
+            hook(f"echo three >> {out}/poststop"),
+        ]
+    }
     b = make_bundle(SLEEP, mutate=with_hooks(hooks))
     assert rt.create(b.id, b).returncode == 0
     p = rt.delete(b.id, force=True)
@@ -173,8 +183,7 @@ def test_start_container_hook_timeout_fails_start(rt, make_bundle):
 # The state on each hook's stdin: its status at that point of the lifecycle (runtime.md "State":
 # creating until create ends, created until the program is executed, running after step 8,
 # stopped at step 13), and the pid as the hook's namespace sees it.
-STATE_HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
-               "poststop")
+STATE_HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
 def _state_hooks(out):
@@ -185,13 +194,21 @@ def _state_hooks(out):
     return hooks
 
 
-@pytest.mark.parametrize("name,status", [
-    ("prestart", "creating"), ("createRuntime", "creating"), ("createContainer", "creating"),
-    ("startContainer", "created"),
-    pytest.param("poststart", "running", marks=pytest.mark.runc_deviates(
-        "runc 1.1.5 gives poststart the status created")),
-    ("poststop", "stopped"),
-])
+@pytest.mark.parametrize(
+    "name,status",
+    [
+        ("prestart", "creating"),
+        ("createRuntime", "creating"),
+        ("createContainer", "creating"),
+        ("startContainer", "created"),
+        pytest.param(
+            "poststart",
+            "running",
+            marks=pytest.mark.runc_deviates("runc 1.1.5 gives poststart the status created"),
+        ),
+        ("poststop", "stopped"),
+    ],
+)
 def test_hook_state_status(rt, make_bundle, out, name, status):
     b = make_bundle(SLEEP, mutate=with_hooks(_state_hooks(out), out_mount(out)))
     assert rt.create(b.id, b).returncode == 0
@@ -202,12 +219,13 @@ def test_hook_state_status(rt, make_bundle, out, name, status):
     assert state["id"] == b.id and state["status"] == status
     assert os.path.realpath(state["bundle"]) == os.path.realpath(b.path)
     if name in ("createContainer", "startContainer"):
-        assert state["pid"] == 1    # in the container's pid namespace
+        assert state["pid"] == 1  # in the container's pid namespace
     elif name != "poststop":
         assert state["pid"] == pid
 
 
 # ---- issue: hooks' working directories, as runc 1.1.5 has them --------------------------------
+
 
 def test_hook_working_directories(rt, make_bundle, out, tmp_path):
     """prestart, createRuntime and poststart run in the bundle, createContainer in the rootfs
@@ -216,8 +234,7 @@ def test_hook_working_directories(rt, make_bundle, out, tmp_path):
     for name in STATE_HOOKS:
         where = "/tmp/out" if name == "startContainer" else str(out)
         hooks[name] = [hook(f"pwd -P > {where}/{name}.cwd")]
-    b = make_bundle(SLEEP, mutate=with_hooks(hooks, out_mount(out)),
-                    process={"cwd": "/bin"})
+    b = make_bundle(SLEEP, mutate=with_hooks(hooks, out_mount(out)), process={"cwd": "/bin"})
     caller = tmp_path / "caller"
     caller.mkdir()
     assert rt.create(b.id, b, prelude=f"cd {caller}").returncode == 0
@@ -243,6 +260,7 @@ def test_create_container_hook_writes_relative_to_the_rootfs(rt, make_bundle):
 
 # ---- 5: process is required only at start ------------------------------------------------------
 
+
 @pytest.mark.runc_deviates("runc 1.1.5 refuses a config without process at create")
 def test_create_without_process_then_start_fails(rt, make_bundle):
     b = make_bundle(mutate=lambda cfg: cfg.pop("process"))
@@ -260,6 +278,7 @@ def test_create_without_process_then_start_fails(rt, make_bundle):
 
 # ---- 6: deprecated fields ---------------------------------------------------------------------
 
+
 def test_deprecated_kernel_memory_warns(rt, make_bundle):
     b = make_bundle(SLEEP, linux={"resources": {"memory": {"kernel": 64 << 20}}})
     p = rt.create(b.id, b)
@@ -269,11 +288,13 @@ def test_deprecated_kernel_memory_warns(rt, make_bundle):
 
 # ---- 3: namespaces not listed are inherited, the mount namespace too ----------------------------
 
+
 def _mounts_under(path):
     path = os.path.realpath(path)
     with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f
-                if line.split()[4] == path or line.split()[4].startswith(path + "/")]
+        return [
+            line.split()[4] for line in f if line.split()[4] == path or line.split()[4].startswith(path + "/")
+        ]
 
 
 def _unmount_under(path):
@@ -289,13 +310,18 @@ def _without_mount_ns(mounts=()):
         linux["maskedPaths"], linux["readonlyPaths"] = [], []
         cfg["mounts"] = list(mounts)
         cfg["root"]["readonly"] = False
+
     return mutate
 
 
 @pytest.mark.runc_deviates("runc 1.1.5 needs /proc mounted, and mounts in the host's mount namespace")
 def test_mount_namespace_not_listed_is_inherited(rt, make_bundle):
-    b = make_bundle(sh("cat /etc/hostname 2>/dev/null; ls /bin/sh && exec sleep 1000"),
-                    rootfs_copy=True, tmp=False, mutate=_without_mount_ns())
+    b = make_bundle(
+        sh("cat /etc/hostname 2>/dev/null; ls /bin/sh && exec sleep 1000"),
+        rootfs_copy=True,
+        tmp=False,
+        mutate=_without_mount_ns(),
+    )
     before = _mounts_under(b.rootfs)
     try:
         p = rt.create(b.id, b)
@@ -303,8 +329,10 @@ def test_mount_namespace_not_listed_is_inherited(rt, make_bundle):
         pid = rt.state_json(b.id)["pid"]
         assert os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
         assert rt.start(b.id).returncode == 0
-        wait_for(lambda: os.readlink(f"/proc/{pid}/root") == os.path.realpath(b.rootfs),
-                 what="the program to run with the rootfs as its root")
+        wait_for(
+            lambda: os.readlink(f"/proc/{pid}/root") == os.path.realpath(b.rootfs),
+            what="the program to run with the rootfs as its root",
+        )
         assert _mounts_under(b.rootfs) == before, "the host's mounts were changed"
     finally:
         rt.delete(b.id, force=True)
@@ -313,8 +341,12 @@ def test_mount_namespace_not_listed_is_inherited(rt, make_bundle):
 
 @pytest.mark.runc_deviates("runc 1.1.5 makes the config's mounts in the host's mount namespace")
 def test_mounts_without_a_mount_namespace_are_refused(rt, make_bundle, rootfs):
-    b = make_bundle(SLEEP, tmp=False, rootfs_copy=True, mutate=_without_mount_ns(
-        [{"destination": "/proc", "type": "proc", "source": "proc"}]))
+    b = make_bundle(
+        SLEEP,
+        tmp=False,
+        rootfs_copy=True,
+        mutate=_without_mount_ns([{"destination": "/proc", "type": "proc", "source": "proc"}]),
+    )
     try:
         p = rt.create(b.id, b)
         assert p.returncode != 0

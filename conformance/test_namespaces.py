@@ -4,12 +4,19 @@ import os
 import socket
 
 import pytest
-
 from runtime import assert_failed_cleanly, ok, sh, wait_for
 
 # config type -> /proc/PID/ns/<name>
-NS_FILE = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts", "mount": "mnt",
-           "cgroup": "cgroup", "user": "user", "time": "time"}
+NS_FILE = {
+    "pid": "pid",
+    "network": "net",
+    "ipc": "ipc",
+    "uts": "uts",
+    "mount": "mnt",
+    "cgroup": "cgroup",
+    "user": "user",
+    "time": "time",
+}
 
 
 def host_ns(kind, pid="self"):
@@ -18,19 +25,22 @@ def host_ns(kind, pid="self"):
 
 def set_namespaces(*kinds, **paths):
     """mutate(): linux.namespaces = kinds (new ones) + paths (type=path, joined)."""
+
     def mutate(c):
         c["linux"]["namespaces"] = [{"type": k} for k in kinds] + [
-            {"type": k, "path": p} for k, p in paths.items()]
+            {"type": k, "path": p} for k, p in paths.items()
+        ]
         if "uts" not in kinds and "uts" not in paths:
             c.pop("hostname", None)
+
     return mutate
 
 
 def add_namespaces(*entries):
     def mutate(c):
         c["linux"]["namespaces"].extend(entries)
-    return mutate
 
+    return mutate
 
 
 USERNS_MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
@@ -43,6 +53,7 @@ def userns(c):
 
 
 # ---- new vs inherited ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ["pid", "network", "ipc", "uts", "mount", "cgroup"])
 def test_new_namespace(run_in, kind):
@@ -62,6 +73,7 @@ def test_absent_namespace_is_inherited(run_in, kind):
 
 # ---- pid -------------------------------------------------------------------------------------------
 
+
 def test_pid_ns_init_is_pid_1(run_in):
     out = ok(run_in(sh("echo $$; ls -d /proc/[0-9]* | wc -l")))
     pid, nprocs = out.split()
@@ -70,6 +82,7 @@ def test_pid_ns_init_is_pid_1(run_in):
 
 
 # ---- uts -------------------------------------------------------------------------------------------
+
 
 def test_uts_hostname(run_in):
     before = socket.gethostname()
@@ -90,13 +103,17 @@ def test_uts_domainname(run_in):
 
 # ---- ipc -------------------------------------------------------------------------------------------
 
+
 def test_ipc_ns_isolates_sysv_ipc(run_in):
     # A fresh ipc namespace has no SysV objects at all (only the header lines).
-    out = ok(run_in(sh("cat /proc/sysvipc/shm /proc/sysvipc/msg /proc/sysvipc/sem | grep -vc '^ *key'; true")))
+    out = ok(
+        run_in(sh("cat /proc/sysvipc/shm /proc/sysvipc/msg /proc/sysvipc/sem | grep -vc '^ *key'; true"))
+    )
     assert out.strip() == "0"
 
 
 # ---- network ---------------------------------------------------------------------------------------
+
 
 def test_net_ns_only_loopback_and_up(run_in):
     out = ok(run_in(sh("tail -n +3 /proc/net/dev | cut -d: -f1; echo --; cat /sys/class/net/lo/flags")))
@@ -107,12 +124,21 @@ def test_net_ns_only_loopback_and_up(run_in):
 
 def test_join_existing_netns_by_path(run_in, host_process):
     holder = host_process(["unshare", "--net", "sleep", "1000"])
-    wait_for(lambda: os.path.exists(f"/proc/{holder.pid}/ns/net")
-             and host_ns("network", holder.pid) != host_ns("network"), what="the netns holder")
+    wait_for(
+        lambda: (
+            os.path.exists(f"/proc/{holder.pid}/ns/net")
+            and host_ns("network", holder.pid) != host_ns("network")
+        ),
+        what="the netns holder",
+    )
     target = host_ns("network", holder.pid)
     kinds = ["pid", "ipc", "uts", "mount"]
-    out = ok(run_in(sh("readlink /proc/self/ns/net"),
-                    mutate=set_namespaces(*kinds, network=f"/proc/{holder.pid}/ns/net")))
+    out = ok(
+        run_in(
+            sh("readlink /proc/self/ns/net"),
+            mutate=set_namespaces(*kinds, network=f"/proc/{holder.pid}/ns/net"),
+        )
+    )
     assert out.strip() == target
 
 
@@ -121,9 +147,14 @@ def test_join_other_containers_pid_and_ipc_ns(rt, make_bundle, run_in):
     assert rt.create(a.id, a).returncode == 0
     assert rt.start(a.id).returncode == 0
     apid = rt.state_json(a.id)["pid"]
-    out = ok(run_in(sh("readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc; tr '\\0' ' ' < /proc/1/cmdline"),
-                    mutate=set_namespaces("network", "uts", "mount",
-                                          pid=f"/proc/{apid}/ns/pid", ipc=f"/proc/{apid}/ns/ipc")))
+    out = ok(
+        run_in(
+            sh("readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc; tr '\\0' ' ' < /proc/1/cmdline"),
+            mutate=set_namespaces(
+                "network", "uts", "mount", pid=f"/proc/{apid}/ns/pid", ipc=f"/proc/{apid}/ns/ipc"
+            ),
+        )
+    )
     pidns, ipcns, cmdline = out.split("\n", 2)
     assert pidns == host_ns("pid", apid)
     assert ipcns == host_ns("ipc", apid)
@@ -137,6 +168,7 @@ def test_namespace_duplicated_is_an_error(rt, make_bundle):
 
 # ---- mount -----------------------------------------------------------------------------------------
 
+
 def test_mount_ns_shows_only_configured_mounts(run_in):
     b_cfg = {}
 
@@ -147,8 +179,9 @@ def test_mount_ns_shows_only_configured_mounts(run_in):
     allowed = [m["destination"] for m in b_cfg["mounts"]]
     exact = set(b_cfg["linux"]["maskedPaths"] + b_cfg["linux"]["readonlyPaths"] + ["/"])
     for mp in out.split():
-        assert mp in exact or any(mp == d or mp.startswith(d.rstrip("/") + "/") for d in allowed), \
+        assert mp in exact or any(mp == d or mp.startswith(d.rstrip("/") + "/") for d in allowed), (
             f"unexpected mount point {mp} in the container"
+        )
 
 
 def test_mount_ns_does_not_leak_to_host(run_in, rootfs):
@@ -156,15 +189,21 @@ def test_mount_ns_does_not_leak_to_host(run_in, rootfs):
         before = f.read()
     ok(run_in(["true"]))
     with open("/proc/self/mountinfo") as f:
-        assert [ln for ln in f.read().splitlines() if rootfs in ln] == \
-            [ln for ln in before.splitlines() if rootfs in ln]
+        assert [ln for ln in f.read().splitlines() if rootfs in ln] == [
+            ln for ln in before.splitlines() if rootfs in ln
+        ]
 
 
 # ---- user ------------------------------------------------------------------------------------------
 
+
 def test_user_ns_mappings(run_in):
-    out = ok(run_in(sh("id -u; id -g; echo --; cat /proc/self/uid_map; echo --; cat /proc/self/gid_map"),
-                    mutate=userns))
+    out = ok(
+        run_in(
+            sh("id -u; id -g; echo --; cat /proc/self/uid_map; echo --; cat /proc/self/gid_map"),
+            mutate=userns,
+        )
+    )
     ids, uid_map, gid_map = out.split("--")
     assert ids.split() == ["0", "0"]
     assert uid_map.split() == ["0", "100000", "65536"]
@@ -188,11 +227,13 @@ def test_user_ns_uid_mapping_of_non_root(run_in):
     def mutate(c):
         userns(c)
         c["process"]["user"] = {"uid": 1000, "gid": 1000}
+
     out = ok(run_in(sh("id -u; id -g; grep ^Uid /proc/self/status"), mutate=mutate))
     assert out.split()[:2] == ["1000", "1000"]
 
 
 # ---- cgroup ----------------------------------------------------------------------------------------
+
 
 def test_cgroup_ns_root_is_container_cgroup(run_in):
     out = ok(run_in(sh("cat /proc/self/cgroup"), mutate=add_namespaces({"type": "cgroup"})))
@@ -209,8 +250,10 @@ def test_without_cgroup_ns_cgroup_path_is_visible(rt, make_bundle):
 
 # ---- time ------------------------------------------------------------------------------------------
 
-@pytest.mark.runc_deviates("runc 1.1.5 has no time namespace: 'namespace {\"time\" \"\"} does not exist' "
-                           "(support came in runc 1.2)")
+
+@pytest.mark.runc_deviates(
+    'runc 1.1.5 has no time namespace: \'namespace {"time" ""} does not exist\' (support came in runc 1.2)'
+)
 def test_time_ns_offsets(run_in):
     if not os.path.exists("/proc/self/ns/time"):
         pytest.skip("no time namespaces on this kernel")
@@ -218,8 +261,10 @@ def test_time_ns_offsets(run_in):
 
     def mutate(c):
         c["linux"]["namespaces"].append({"type": "time"})
-        c["linux"]["timeOffsets"] = {"boottime": {"secs": day, "nanosecs": 0},
-                                     "monotonic": {"secs": day, "nanosecs": 0}}
+        c["linux"]["timeOffsets"] = {
+            "boottime": {"secs": day, "nanosecs": 0},
+            "monotonic": {"secs": day, "nanosecs": 0},
+        }
 
     with open("/proc/uptime") as f:
         host_before = float(f.read().split()[0])

@@ -20,7 +20,6 @@ import time
 import uuid
 
 import pytest
-
 from runtime import assert_failed_cleanly, ok, sh, wait_for
 
 RUNC = "runc 1.1.5 ignores linux.netDevices (support came in runc 1.3)"
@@ -60,6 +59,7 @@ def with_netdevs(devices, extra_ns=True):
         cfg["linux"]["netDevices"] = devices
         if extra_ns and NETNS not in cfg["linux"]["namespaces"]:
             cfg["linux"]["namespaces"].append(dict(NETNS))
+
     return mutate
 
 
@@ -70,15 +70,16 @@ def test_moved_renamed_with_addresses_and_up(rt, make_bundle, veth):
     ip("-6", "addr", "add", "fd00:5eed::2/64", "dev", inner, "nodad")
     ip("addr", "add", f"{net}.1/24", "dev", outer)
     ip("link", "set", outer, "up")
-    b = make_bundle(sh("echo hello-from-eth0 | nc -l -p 7777"),
-                    mutate=with_netdevs({inner: {"name": "eth0"}}))
+    b = make_bundle(
+        sh("echo hello-from-eth0 | nc -l -p 7777"), mutate=with_netdevs({inner: {"name": "eth0"}})
+    )
     ok(rt.create(b.id, b))
     assert not link_exists(inner)
     out = ok(rt("exec", b.id, "ip", "addr", "show", "dev", "eth0"))
     assert f"inet {net}.2/24" in out
     assert "inet6 fd00:5eed::2/64" in out
     v6 = next(line for line in out.splitlines() if "fd00:5eed::2/64" in line)
-    assert "tentative" not in v6        # it passed DAD on the host: usable at once inside
+    assert "tentative" not in v6  # it passed DAD on the host: usable at once inside
     assert ",UP" in out or "<UP" in out
     # the host reaches the container through the peer (traffic into the test's namespace only)
     ok(rt.start(b.id))
@@ -89,7 +90,7 @@ def test_moved_renamed_with_addresses_and_up(rt, make_bundle, veth):
             with socket.create_connection((f"{net}.2", 7777), timeout=5) as conn:
                 got = conn.recv(100)
         except OSError:
-            time.sleep(0.05)        # nc is not listening yet
+            time.sleep(0.05)  # nc is not listening yet
     assert got.strip() == b"hello-from-eth0"
     ok(rt.delete(b.id, force=True))
     # not moved back: the veth dies with the namespace, and its host peer with it (the kernel
@@ -102,8 +103,10 @@ def test_moved_renamed_with_addresses_and_up(rt, make_bundle, veth):
 def test_host_name_kept_and_template(run_in, veth):
     a, _, _ = veth()
     c, _, _ = veth()
-    p = run_in(sh("ip -o link show | cut -d: -f2 | tr -d ' ' | cut -d@ -f1 | sort"),
-               mutate=with_netdevs({a: {}, c: {"name": "net%d"}}))
+    p = run_in(
+        sh("ip -o link show | cut -d: -f2 | tr -d ' ' | cut -d@ -f1 | sort"),
+        mutate=with_netdevs({a: {}, c: {"name": "net%d"}}),
+    )
     names = ok(p).split()
     assert a in names
     assert "net0" in names
@@ -133,8 +136,8 @@ def test_needs_a_network_namespace(rt, make_bundle, veth):
 
     def mutate(cfg):
         cfg["linux"]["netDevices"] = {a: {}}
-        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
-                                      if n["type"] != "network"]
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "network"]
+
     b = make_bundle(["true"], mutate=mutate)
     p = rt.run(b.id, b)
     assert_failed_cleanly(rt, b, p, pointer="/linux/netDevices")
@@ -149,6 +152,7 @@ def test_failed_create_gives_the_device_back(rt, make_bundle, veth):
     def mutate(cfg):
         with_netdevs({a: {"name": "eth0"}})(cfg)
         cfg["mounts"].append({"destination": "/tmp/bad", "type": "ocirtnosuchfs", "source": "x"})
+
     b = make_bundle(["true"], mutate=mutate)
     p = rt.run(b.id, b)
     assert_failed_cleanly(rt, b, p)

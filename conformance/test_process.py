@@ -4,7 +4,6 @@ noNewPrivileges, capabilities, stdio and extra fds."""
 import os
 
 import pytest
-
 from runtime import ok, sh, wait_for
 
 
@@ -20,16 +19,19 @@ def status_field(out, name):
 def process(**fields):
     def mutate(c):
         c["process"].update(fields)
+
     return mutate
 
 
 def user(**fields):
     def mutate(c):
         c["process"]["user"] = fields
+
     return mutate
 
 
 # ---- args, env, cwd ------------------------------------------------------------------------------------
+
 
 def test_args_passed_verbatim(run_in):
     out = ok(run_in(["sh", "-c", 'printf "[%s]" "$0" "$@"', "zero", "a b", "", "c*", "$HOME", "'q'"]))
@@ -44,8 +46,13 @@ def test_env_exact(run_in):
     env = ["PATH=/bin:/usr/bin", "FOO=bar baz", "EMPTY=", "WITH_EQ=a=b"]
     # /proc/1/environ: the environment init was exec'd with. (Not `tr < /proc/1/environ`: sh would
     # exec tr after opening the file, and an environ opened before an exec reads empty.)
-    out = ok(run_in(sh("cat /proc/1/environ | tr '\\0' '\\n'"), process={"env": env},
-                    run_kw={"prelude": "export CONFORMANCE_HOST_ONLY=leak"}))
+    out = ok(
+        run_in(
+            sh("cat /proc/1/environ | tr '\\0' '\\n'"),
+            process={"env": env},
+            run_kw={"prelude": "export CONFORMANCE_HOST_ONLY=leak"},
+        )
+    )
     got = out.splitlines()
     assert set(env) <= set(got)
     extra = [e for e in got if e not in env]
@@ -63,8 +70,11 @@ def test_cwd_relative_file_access(run_in):
 
 # ---- user --------------------------------------------------------------------------------------------
 
+
 def test_user_uid_gid_additional_gids(run_in):
-    out = ok(run_in(sh("cat /proc/self/status"), mutate=user(uid=1000, gid=1001, additionalGids=[2000, 3000])))
+    out = ok(
+        run_in(sh("cat /proc/self/status"), mutate=user(uid=1000, gid=1001, additionalGids=[2000, 3000]))
+    )
     assert status_field(out, "Uid") == ["1000"] * 4
     assert status_field(out, "Gid") == ["1001"] * 4
     assert set(status_field(out, "Groups")) == {"2000", "3000"}
@@ -84,8 +94,10 @@ def test_umask(run_in):
     assert out.split() == ["0027", "640"]
 
 
-@pytest.mark.runc_deviates("runc 1.1.5 sets umask 0022 when process.user.umask is absent "
-                           "(config.md: if unspecified, the umask should not be changed from the caller's)")
+@pytest.mark.runc_deviates(
+    "runc 1.1.5 sets umask 0022 when process.user.umask is absent "
+    "(config.md: if unspecified, the umask should not be changed from the caller's)"
+)
 def test_umask_absent_inherits_callers(run_in):
     out = ok(run_in(sh("umask"), run_kw={"prelude": "umask 0077"}))
     assert out.strip() == "0077"
@@ -93,18 +105,26 @@ def test_umask_absent_inherits_callers(run_in):
 
 # ---- rlimits, oom_score_adj, no_new_privs ---------------------------------------------------------------
 
+
 def test_rlimits(run_in):
-    rlimits = [{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200},
-               {"type": "RLIMIT_CORE", "soft": 0, "hard": 4096}]
-    out = ok(run_in(sh("grep -E '^Max (open files|core file size)' /proc/self/limits"),
-                    process={"rlimits": rlimits}))
+    rlimits = [
+        {"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200},
+        {"type": "RLIMIT_CORE", "soft": 0, "hard": 4096},
+    ]
+    out = ok(
+        run_in(
+            sh("grep -E '^Max (open files|core file size)' /proc/self/limits"), process={"rlimits": rlimits}
+        )
+    )
     rows = {ln[:26].strip(): ln[26:].split()[:2] for ln in out.splitlines()}
     assert rows["Max open files"] == ["100", "200"]
     assert rows["Max core file size"] == ["0", "4096"]
 
 
 def test_rlimit_nofile_enforced(run_in):
-    out = ok(run_in(sh("ulimit -n"), process={"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 64, "hard": 64}]}))
+    out = ok(
+        run_in(sh("ulimit -n"), process={"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 64, "hard": 64}]})
+    )
     assert out.strip() == "64"
 
 
@@ -115,8 +135,9 @@ def test_oom_score_adj_set(run_in):
 def test_oom_score_adj_absent_is_untouched(run_in):
     """config.md: if oomScoreAdj is not set, the runtime MUST NOT change oom_score_adj.
     The caller raises its own value (no privilege needed) and the container must see it."""
-    out = ok(run_in(sh("cat /proc/self/oom_score_adj"),
-                    run_kw={"prelude": "echo 234 > /proc/self/oom_score_adj"}))
+    out = ok(
+        run_in(sh("cat /proc/self/oom_score_adj"), run_kw={"prelude": "echo 234 > /proc/self/oom_score_adj"})
+    )
     assert out.strip() == "234"
 
 
@@ -128,8 +149,13 @@ def test_no_new_privileges(run_in, nnp, want):
 
 # ---- capabilities ----------------------------------------------------------------------------------------
 
-CAP_BITS = {"CAP_KILL": 5, "CAP_NET_BIND_SERVICE": 10, "CAP_AUDIT_WRITE": 29, "CAP_SYS_ADMIN": 21,
-            "CAP_CHOWN": 0}
+CAP_BITS = {
+    "CAP_KILL": 5,
+    "CAP_NET_BIND_SERVICE": 10,
+    "CAP_AUDIT_WRITE": 29,
+    "CAP_SYS_ADMIN": 21,
+    "CAP_CHOWN": 0,
+}
 
 
 def capmask(*names):
@@ -160,6 +186,7 @@ def test_capabilities_unknown_is_a_warning_not_an_error(run_in):
 
 
 # ---- stdio and fds ---------------------------------------------------------------------------------------
+
 
 def test_stdout_and_stderr_reach_the_caller(run_in):
     p = run_in(sh("echo to-out; echo to-err >&2"))

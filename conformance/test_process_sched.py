@@ -9,7 +9,6 @@ import os
 import platform
 
 import pytest
-
 from runtime import assert_failed_cleanly, ok, one_line, read_text, sh
 
 SLEEP = ["sleep", "1000"]
@@ -20,11 +19,12 @@ SCHED_OTHER, SCHED_FIFO, SCHED_RR, SCHED_BATCH, SCHED_IDLE = 0, 1, 2, 3, 5
 
 # ---- reading a process from the host ---------------------------------------------------------
 
+
 def stat_fields(pid):
     """/proc/PID/stat as a list indexed like proc(5) (1-based: [18] priority, [19] nice,
     [41] policy)."""
     text = read_text(f"/proc/{pid}/stat")
-    rest = text[text.rindex(")") + 2:].split()
+    rest = text[text.rindex(")") + 2 :].split()
     return [None, str(pid), "comm"] + rest
 
 
@@ -72,6 +72,7 @@ def host_cpus():
 
 # ---- fixtures --------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def running(rt, started):
     """running(args=SLEEP, **make_bundle_kw) -> (bundle, init pid) of a started container."""
@@ -104,16 +105,19 @@ def rt_bundle(make_bundle, new_id, env):
 def process(**fields):
     def mutate(c):
         c["process"].update(fields)
+
     return mutate
 
 
 def linux(**fields):
     def mutate(c):
         c["linux"].update(fields)
+
     return mutate
 
 
 # ---- process.scheduler -----------------------------------------------------------------------
+
 
 @pytest.mark.runc_deviates(PRE_12.format("scheduler"))
 def test_scheduler_batch_with_nice(running):
@@ -130,8 +134,12 @@ def test_scheduler_idle(running):
 @pytest.mark.runc_deviates(PRE_12.format("scheduler"))
 def test_scheduler_negative_nice_needs_the_runtimes_privilege(running):
     """A nice below 0 needs CAP_SYS_NICE: set before the process drops to uid 1000."""
-    _, pid = running(mutate=lambda c: (process(scheduler={"policy": "SCHED_OTHER", "nice": -5})(c),
-                                       c["process"].__setitem__("user", {"uid": 1000, "gid": 1000})))
+    _, pid = running(
+        mutate=lambda c: (
+            process(scheduler={"policy": "SCHED_OTHER", "nice": -5})(c),
+            c["process"].__setitem__("user", {"uid": 1000, "gid": 1000}),
+        )
+    )
     assert sched_of(pid)["nice"] == -5
     assert status_field(pid, "Uid").split()[0] == "1000"
 
@@ -151,9 +159,12 @@ def test_scheduler_realtime(rt, rt_bundle, policy, value):
 def test_scheduler_reset_on_fork(running):
     """SCHED_FLAG_RESET_ON_FORK: the init has a negative nice, what it forks gets 0 back
     (sched(7): an RT policy would be reset to SCHED_OTHER, a negative nice to 0)."""
-    _, pid = running(sh("sleep 1000 & exec sleep 1001"),
-                     mutate=process(scheduler={"policy": "SCHED_OTHER", "nice": -4,
-                                               "flags": ["SCHED_FLAG_RESET_ON_FORK"]}))
+    _, pid = running(
+        sh("sleep 1000 & exec sleep 1001"),
+        mutate=process(
+            scheduler={"policy": "SCHED_OTHER", "nice": -4, "flags": ["SCHED_FLAG_RESET_ON_FORK"]}
+        ),
+    )
     # the shell forked the background sleep before exec'ing: it is the init's child
     kids = children_of(pid)
     assert len(kids) == 1
@@ -174,9 +185,11 @@ def test_scheduler_refused_by_the_kernel_fails_cleanly(rt, make_bundle):
 
 # ---- process.ioPriority ----------------------------------------------------------------------
 
+
 @pytest.mark.runc_deviates(PRE_12.format("ioPriority"))
-@pytest.mark.parametrize("cls,value,level", [("IOPRIO_CLASS_BE", 2, 5), ("IOPRIO_CLASS_IDLE", 3, 0),
-                                             ("IOPRIO_CLASS_RT", 1, 3)])
+@pytest.mark.parametrize(
+    "cls,value,level", [("IOPRIO_CLASS_BE", 2, 5), ("IOPRIO_CLASS_IDLE", 3, 0), ("IOPRIO_CLASS_RT", 1, 3)]
+)
 def test_io_priority(running, cls, value, level):
     _, pid = running(mutate=process(ioPriority={"class": cls, "priority": level}))
     assert ioprio_of(pid) == (value, level)
@@ -188,8 +201,10 @@ def test_io_priority_reaches_the_inits_children_and_not_the_caller(running):
     and inherited by what it forks; the runtime's caller (this test, same process group as a
     non-terminal init) keeps its own."""
     mine = ioprio_of(os.getpid())
-    _, pid = running(sh("sleep 1000 & exec sleep 1001"),
-                     mutate=process(ioPriority={"class": "IOPRIO_CLASS_BE", "priority": 6}))
+    _, pid = running(
+        sh("sleep 1000 & exec sleep 1001"),
+        mutate=process(ioPriority={"class": "IOPRIO_CLASS_BE", "priority": 6}),
+    )
     kids = children_of(pid)
     assert len(kids) == 1
     assert ioprio_of(kids[0]) == (2, 6)
@@ -198,11 +213,13 @@ def test_io_priority_reaches_the_inits_children_and_not_the_caller(running):
 
 # ---- linux.personality -----------------------------------------------------------------------
 
+
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="LINUX32 shows i686 on x86_64")
 @pytest.mark.runc_deviates("runc 1.1.5 predates linux.personality (added in runc 1.2): it ignores it")
 def test_personality_linux32(run_in):
-    out = ok(run_in(sh("uname -m; cat /proc/self/personality"),
-                    mutate=linux(personality={"domain": "LINUX32"})))
+    out = ok(
+        run_in(sh("uname -m; cat /proc/self/personality"), mutate=linux(personality={"domain": "LINUX32"}))
+    )
     assert out.split() == ["i686", "00000008"]
 
 
@@ -220,14 +237,19 @@ MPOL = "runc 1.1.5 predates linux.memoryPolicy (runtime-spec 1.3): it ignores it
 
 @needs_numa
 @pytest.mark.runc_deviates(MPOL)
-@pytest.mark.parametrize("policy,shown", [
-    ({"mode": "MPOL_INTERLEAVE", "nodes": NODES}, f"interleave:{NODES}"),
-    ({"mode": "MPOL_BIND", "nodes": NODES}, f"bind:{NODES}"),
-    ({"mode": "MPOL_PREFERRED", "nodes": NODES.split(",")[0].split("-")[0]},
-     f"prefer:{NODES.split(',')[0].split('-')[0]}"),
-    ({"mode": "MPOL_BIND", "nodes": NODES, "flags": ["MPOL_F_STATIC_NODES"]}, f"bind=static:{NODES}"),
-    ({"mode": "MPOL_LOCAL"}, "local"),
-])
+@pytest.mark.parametrize(
+    "policy,shown",
+    [
+        ({"mode": "MPOL_INTERLEAVE", "nodes": NODES}, f"interleave:{NODES}"),
+        ({"mode": "MPOL_BIND", "nodes": NODES}, f"bind:{NODES}"),
+        (
+            {"mode": "MPOL_PREFERRED", "nodes": NODES.split(",")[0].split("-")[0]},
+            f"prefer:{NODES.split(',')[0].split('-')[0]}",
+        ),
+        ({"mode": "MPOL_BIND", "nodes": NODES, "flags": ["MPOL_F_STATIC_NODES"]}, f"bind=static:{NODES}"),
+        ({"mode": "MPOL_LOCAL"}, "local"),
+    ],
+)
 def test_memory_policy(running, policy, shown):
     _, pid = running(mutate=linux(memoryPolicy=policy))
     assert mempolicies_of(pid) == {shown}
@@ -251,13 +273,12 @@ def test_memory_policy_default(running):
 
 # ---- process.execCPUAffinity -----------------------------------------------------------------
 
+
 def test_exec_cpu_affinity_not_for_the_init(running):
     """config.md: "not applicable to the container's init process"."""
     cpus = host_cpus()
-    _, pid = running(mutate=process(execCPUAffinity={"initial": str(cpus[0]),
-                                                     "final": str(cpus[-1])}))
-    assert status_field(pid, "Cpus_allowed_list") == read_text(
-        "/sys/devices/system/cpu/online").strip()
+    _, pid = running(mutate=process(execCPUAffinity={"initial": str(cpus[0]), "final": str(cpus[-1])}))
+    assert status_field(pid, "Cpus_allowed_list") == read_text("/sys/devices/system/cpu/online").strip()
 
 
 def exec_detached(rt, cid, tmp_path, proc):
@@ -277,8 +298,9 @@ def exec_process(b, **fields):
 def test_exec_cpu_affinity_final(rt, running, tmp_path):
     b, _ = running()
     cpus = host_cpus()
-    p, pid = exec_detached(rt, b.id, tmp_path, exec_process(
-        b, execCPUAffinity={"initial": str(cpus[0]), "final": str(cpus[-1])}))
+    p, pid = exec_detached(
+        rt, b.id, tmp_path, exec_process(b, execCPUAffinity={"initial": str(cpus[0]), "final": str(cpus[-1])})
+    )
     assert p.returncode == 0, p.stderr
     assert status_field(pid, "Cpus_allowed_list") == str(cpus[-1])
 
@@ -287,9 +309,16 @@ def test_exec_cpu_affinity_final(rt, running, tmp_path):
 def test_exec_scheduler_and_io_priority(rt, running, tmp_path):
     """process.json of `exec` has its own scheduler and ioPriority; the init keeps its own."""
     b, init = running()
-    p, pid = exec_detached(rt, b.id, tmp_path, exec_process(
-        b, scheduler={"policy": "SCHED_BATCH", "nice": 4},
-        ioPriority={"class": "IOPRIO_CLASS_IDLE", "priority": 0}))
+    p, pid = exec_detached(
+        rt,
+        b.id,
+        tmp_path,
+        exec_process(
+            b,
+            scheduler={"policy": "SCHED_BATCH", "nice": 4},
+            ioPriority={"class": "IOPRIO_CLASS_IDLE", "priority": 0},
+        ),
+    )
     assert p.returncode == 0, p.stderr
     assert sched_of(pid) == {"policy": SCHED_BATCH, "nice": 4, "priority": 24}
     assert ioprio_of(pid) == (3, 0)
@@ -305,13 +334,18 @@ def test_exec_gets_the_containers_personality(rt, running, tmp_path):
     assert personality_of(init) == personality_of(pid) == 8
 
 
-@pytest.mark.runc_deviates("runc 1.1.5 predates process.scheduler, ioPriority and execCPUAffinity "
-                           "(added in runc 1.2): it ignores them, exec succeeds")
-@pytest.mark.parametrize("fields,pointer", [
-    ({"scheduler": {"policy": "SCHED_BOGUS"}}, "/scheduler/policy"),
-    ({"ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 9}}, "/ioPriority/priority"),
-    ({"execCPUAffinity": {"final": "1-0"}}, "/execCPUAffinity/final"),
-])
+@pytest.mark.runc_deviates(
+    "runc 1.1.5 predates process.scheduler, ioPriority and execCPUAffinity "
+    "(added in runc 1.2): it ignores them, exec succeeds"
+)
+@pytest.mark.parametrize(
+    "fields,pointer",
+    [
+        ({"scheduler": {"policy": "SCHED_BOGUS"}}, "/scheduler/policy"),
+        ({"ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 9}}, "/ioPriority/priority"),
+        ({"execCPUAffinity": {"final": "1-0"}}, "/execCPUAffinity/final"),
+    ],
+)
 def test_exec_invalid_process_json_fails(rt, running, tmp_path, fields, pointer):
     b, init = running()
     p, _ = exec_detached(rt, b.id, tmp_path, exec_process(b, **fields))
@@ -326,47 +360,91 @@ def test_exec_invalid_process_json_fails(rt, running, tmp_path, fields, pointer)
 INVALID = [
     ("policy-unknown", process(scheduler={"policy": "SCHED_BOGUS"}), "/process/scheduler/policy"),
     ("fifo-priority-0", process(scheduler={"policy": "SCHED_FIFO"}), "/process/scheduler/priority"),
-    ("other-priority", process(scheduler={"policy": "SCHED_OTHER", "priority": 3}),
-     "/process/scheduler/priority"),
+    (
+        "other-priority",
+        process(scheduler={"policy": "SCHED_OTHER", "priority": 3}),
+        "/process/scheduler/priority",
+    ),
     ("nice-20", process(scheduler={"policy": "SCHED_OTHER", "nice": 20}), "/process/scheduler/nice"),
-    ("deadline-runtime", process(scheduler={"policy": "SCHED_DEADLINE", "runtime": 10,
-                                            "deadline": 1000000}), "/process/scheduler/runtime"),
-    ("flag-unknown", process(scheduler={"policy": "SCHED_OTHER", "flags": ["SCHED_FLAG_X"]}),
-     "/process/scheduler/flags/0"),
-    ("ioprio-level-8", process(ioPriority={"class": "IOPRIO_CLASS_BE", "priority": 8}),
-     "/process/ioPriority/priority"),
-    ("ioprio-class", process(ioPriority={"class": "IOPRIO_CLASS_NONE", "priority": 0}),
-     "/process/ioPriority/class"),
+    (
+        "deadline-runtime",
+        process(scheduler={"policy": "SCHED_DEADLINE", "runtime": 10, "deadline": 1000000}),
+        "/process/scheduler/runtime",
+    ),
+    (
+        "flag-unknown",
+        process(scheduler={"policy": "SCHED_OTHER", "flags": ["SCHED_FLAG_X"]}),
+        "/process/scheduler/flags/0",
+    ),
+    (
+        "ioprio-level-8",
+        process(ioPriority={"class": "IOPRIO_CLASS_BE", "priority": 8}),
+        "/process/ioPriority/priority",
+    ),
+    (
+        "ioprio-class",
+        process(ioPriority={"class": "IOPRIO_CLASS_NONE", "priority": 0}),
+        "/process/ioPriority/class",
+    ),
     ("affinity-bad-list", process(execCPUAffinity={"initial": "0-"}), "/process/execCPUAffinity/initial"),
     ("affinity-cpu-absent", process(execCPUAffinity={"final": "4095"}), "/process/execCPUAffinity/final"),
     ("personality-domain", linux(personality={"domain": "LINUX64"}), "/linux/personality/domain"),
-    ("personality-flag", linux(personality={"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]}),
-     "/linux/personality/flags/0"),
+    (
+        "personality-flag",
+        linux(personality={"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]}),
+        "/linux/personality/flags/0",
+    ),
     ("mpol-mode", linux(memoryPolicy={"mode": "MPOL_X"}), "/linux/memoryPolicy/mode"),
     ("mpol-bind-no-nodes", linux(memoryPolicy={"mode": "MPOL_BIND"}), "/linux/memoryPolicy/nodes"),
-    ("mpol-node-absent", linux(memoryPolicy={"mode": "MPOL_BIND", "nodes": "1000"}),
-     "/linux/memoryPolicy/nodes"),
-    ("mpol-default-with-nodes", linux(memoryPolicy={"mode": "MPOL_DEFAULT", "nodes": "0"}),
-     "/linux/memoryPolicy/nodes"),
+    (
+        "mpol-node-absent",
+        linux(memoryPolicy={"mode": "MPOL_BIND", "nodes": "1000"}),
+        "/linux/memoryPolicy/nodes",
+    ),
+    (
+        "mpol-default-with-nodes",
+        linux(memoryPolicy={"mode": "MPOL_DEFAULT", "nodes": "0"}),
+        "/linux/memoryPolicy/nodes",
+    ),
 ]
 
 
-@pytest.mark.parametrize("mutate,pointer", [
-    pytest.param(m, ptr, id=i, marks=[pytest.mark.runc_deviates(
-        "runc 1.1.5 predates these fields and ignores them: create succeeds")])
-    for i, m, ptr in INVALID])
+@pytest.mark.parametrize(
+    "mutate,pointer",
+    [
+        pytest.param(
+            m,
+            ptr,
+            id=i,
+            marks=[
+                pytest.mark.runc_deviates(
+                    "runc 1.1.5 predates these fields and ignores them: create succeeds"
+                )
+            ],
+        )
+        for i, m, ptr in INVALID
+    ],
+)
 def test_invalid_value_fails_create(rt, make_bundle, mutate, pointer):
     b = make_bundle(["true"], tmp=False, mutate=mutate)
     assert_failed_cleanly(rt, b, rt.create(b.id, b), pointer)
 
 
 @pytest.mark.skipif(os.path.isdir("/sys/fs/resctrl/info"), reason="this host has resctrl")
-@pytest.mark.parametrize("rdt", [
-    pytest.param({"closID": "conformance"}, id="closid-only", marks=pytest.mark.runc_deviates(
-        "runc 1.1.5 accepts an intelRdt with only closID on a host without resctrl "
-        "(config-linux.md: MUST generate an error)")),
-    pytest.param({"closID": "conformance", "l3CacheSchema": "L3:0=f"}, id="l3-schema"),
-])
+@pytest.mark.parametrize(
+    "rdt",
+    [
+        pytest.param(
+            {"closID": "conformance"},
+            id="closid-only",
+            marks=pytest.mark.runc_deviates(
+                "runc 1.1.5 accepts an intelRdt with only closID on a host without resctrl "
+                "(config-linux.md: MUST generate an error)"
+            ),
+        ),
+        pytest.param({"closID": "conformance", "l3CacheSchema": "L3:0=f"}, id="l3-schema"),
+    ],
+)
 def test_intel_rdt_without_resctrl_fails_create(rt, make_bundle, rdt):
     """config-linux.md: no resctrl mounted in the runtime namespace: the runtime MUST generate an
     error (runc: "... is specified in config, but Intel RDT/CAT is not enabled")."""

@@ -4,13 +4,13 @@ import os
 import subprocess
 
 import pytest
-
 from runtime import ok, sh
 
 
 def mounts(*entries):
     def mutate(c):
         c["mounts"].extend(entries)
+
     return mutate
 
 
@@ -54,6 +54,7 @@ def hostdir(tmp_path):
 
 # ---- bind / rbind ------------------------------------------------------------------------------------
 
+
 def test_bind_mount(run_in, hostdir):
     out = ok(run_in(sh("cat /tmp/h/file; echo new > /tmp/h/written"), mutate=mounts(bind(hostdir, "/tmp/h"))))
     assert out == "from-host\n"
@@ -69,8 +70,12 @@ def test_bind_mount_relative_source_is_relative_to_bundle(rt, make_bundle):
 
 
 def test_bind_mount_ro(run_in, hostdir):
-    out = ok(run_in(sh(f"cat /tmp/h/file; touch /tmp/h/new 2>/dev/null && echo WROTE; {mountinfo_line('/tmp/h')}"),
-                    mutate=mounts(bind(hostdir, "/tmp/h", "rbind", "ro"))))
+    out = ok(
+        run_in(
+            sh(f"cat /tmp/h/file; touch /tmp/h/new 2>/dev/null && echo WROTE; {mountinfo_line('/tmp/h')}"),
+            mutate=mounts(bind(hostdir, "/tmp/h", "rbind", "ro")),
+        )
+    )
     first, rest = out.split("\n", 1)
     assert first == "from-host"
     assert "WROTE" not in rest
@@ -90,8 +95,12 @@ def test_rbind_includes_submounts_bind_does_not(run_in, tmp_path, kind, sees_sub
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "conformance-sub", str(src / "sub")], check=True)
     try:
         (src / "sub" / "inner").write_text("inner\n")
-        out = ok(run_in(sh("cat /tmp/s/sub/inner 2>/dev/null || echo MISSING"),
-                        mutate=mounts(bind(src, "/tmp/s", kind))))
+        out = ok(
+            run_in(
+                sh("cat /tmp/s/sub/inner 2>/dev/null || echo MISSING"),
+                mutate=mounts(bind(src, "/tmp/s", kind)),
+            )
+        )
     finally:
         subprocess.run(["umount", str(src / "sub")], check=True)
     assert out == ("inner\n" if sees_submount else "MISSING\n")
@@ -99,9 +108,14 @@ def test_rbind_includes_submounts_bind_does_not(run_in, tmp_path, kind, sees_sub
 
 # ---- tmpfs and mount options ---------------------------------------------------------------------------
 
+
 def test_tmpfs_size_and_mode(run_in):
-    out = ok(run_in(sh(f"stat -c %a /tmp/t; df -k /tmp/t | tail -n 1; {mountinfo_line('/tmp/t')}"),
-                    mutate=mounts(tmpfs("/tmp/t", "size=1m", "mode=700"))))
+    out = ok(
+        run_in(
+            sh(f"stat -c %a /tmp/t; df -k /tmp/t | tail -n 1; {mountinfo_line('/tmp/t')}"),
+            mutate=mounts(tmpfs("/tmp/t", "size=1m", "mode=700")),
+        )
+    )
     mode, df, info = out.strip().split("\n")
     assert mode == "700"
     assert df.split()[1] == "1024"
@@ -111,15 +125,21 @@ def test_tmpfs_size_and_mode(run_in):
 
 
 def test_tmpfs_ro(run_in):
-    out = ok(run_in(sh(f"touch /tmp/t/x 2>/dev/null && echo WROTE; {mountinfo_line('/tmp/t')}"),
-                    mutate=mounts(tmpfs("/tmp/t", "ro"))))
+    out = ok(
+        run_in(
+            sh(f"touch /tmp/t/x 2>/dev/null && echo WROTE; {mountinfo_line('/tmp/t')}"),
+            mutate=mounts(tmpfs("/tmp/t", "ro")),
+        )
+    )
     assert "WROTE" not in out
     assert "ro" in mountinfo(out).options
 
 
 def test_nosuid_noexec_nodev(run_in):
-    script = (f"{mountinfo_line('/tmp/t')}; cp /bin/busybox /tmp/t/true; "
-              "/tmp/t/true 2>/dev/null && echo EXECUTED || echo NOEXEC")
+    script = (
+        f"{mountinfo_line('/tmp/t')}; cp /bin/busybox /tmp/t/true; "
+        "/tmp/t/true 2>/dev/null && echo EXECUTED || echo NOEXEC"
+    )
     out = ok(run_in(sh(script), mutate=mounts(tmpfs("/tmp/t", "nosuid", "noexec", "nodev"))))
     info, verdict = out.strip().split("\n")
     assert {"nosuid", "noexec", "nodev"} <= mountinfo(info).options
@@ -127,25 +147,42 @@ def test_nosuid_noexec_nodev(run_in):
 
 
 def test_exec_suid_dev_defaults(run_in):
-    out = ok(run_in(sh(f"{mountinfo_line('/tmp/t')}; cp /bin/busybox /tmp/t/true; /tmp/t/true && echo EXECUTED"),
-                    mutate=mounts(tmpfs("/tmp/t"))))
+    out = ok(
+        run_in(
+            sh(f"{mountinfo_line('/tmp/t')}; cp /bin/busybox /tmp/t/true; /tmp/t/true && echo EXECUTED"),
+            mutate=mounts(tmpfs("/tmp/t")),
+        )
+    )
     info, verdict = out.strip().split("\n")
     assert not {"nosuid", "noexec", "nodev"} & mountinfo(info).options
     assert verdict == "EXECUTED"
 
 
 def test_mounts_in_listed_order(run_in):
-    out = ok(run_in(sh("cut -d' ' -f5 /proc/self/mountinfo | grep '^/tmp/o'; ls /tmp/o"),
-                    mutate=mounts(tmpfs("/tmp/o"), tmpfs("/tmp/o/inner", "size=1m"))))
+    out = ok(
+        run_in(
+            sh("cut -d' ' -f5 /proc/self/mountinfo | grep '^/tmp/o'; ls /tmp/o"),
+            mutate=mounts(tmpfs("/tmp/o"), tmpfs("/tmp/o/inner", "size=1m")),
+        )
+    )
     assert out.split() == ["/tmp/o", "/tmp/o/inner", "inner"]
 
 
 # ---- special filesystems ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dest,fstypes", [
-    ("/proc", {"proc"}), ("/sys", {"sysfs"}), ("/dev", {"tmpfs"}), ("/dev/pts", {"devpts"}),
-    ("/dev/shm", {"tmpfs"}), ("/dev/mqueue", {"mqueue"}), ("/tmp", {"tmpfs"}),
-])
+
+@pytest.mark.parametrize(
+    "dest,fstypes",
+    [
+        ("/proc", {"proc"}),
+        ("/sys", {"sysfs"}),
+        ("/dev", {"tmpfs"}),
+        ("/dev/pts", {"devpts"}),
+        ("/dev/shm", {"tmpfs"}),
+        ("/dev/mqueue", {"mqueue"}),
+        ("/tmp", {"tmpfs"}),
+    ],
+)
 def test_special_filesystem_types(run_in, dest, fstypes):
     assert mountinfo(ok(run_in(sh(mountinfo_line(dest))))).fstype in fstypes
 
@@ -168,8 +205,11 @@ def test_devpts_options(run_in):
 
 # ---- propagation ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("option,expect", [("shared", "shared:"), ("rshared", "shared:"),
-                                           ("private", None), ("unbindable", "unbindable")])
+
+@pytest.mark.parametrize(
+    "option,expect",
+    [("shared", "shared:"), ("rshared", "shared:"), ("private", None), ("unbindable", "unbindable")],
+)
 def test_mount_propagation_option(run_in, option, expect):
     mi = mountinfo(ok(run_in(sh(mountinfo_line("/tmp/p")), mutate=mounts(tmpfs("/tmp/p", option)))))
     if expect is None:
@@ -179,7 +219,9 @@ def test_mount_propagation_option(run_in, option, expect):
 
 
 def test_bind_rshared(run_in, hostdir):
-    mi = mountinfo(ok(run_in(sh(mountinfo_line("/tmp/h")), mutate=mounts(bind(hostdir, "/tmp/h", "rbind", "rshared")))))
+    mi = mountinfo(
+        ok(run_in(sh(mountinfo_line("/tmp/h")), mutate=mounts(bind(hostdir, "/tmp/h", "rbind", "rshared"))))
+    )
     assert any(o.startswith("shared:") for o in mi.optional)
 
 
@@ -189,8 +231,10 @@ def test_rootfs_propagation_shared(run_in):
     assert any(o.startswith("shared:") for o in mi.optional), mi.optional
 
 
-@pytest.mark.runc_deviates("runc 1.1.5 fails: 'mount ROOTFS:ROOTFS, flags: 0x5000: invalid argument' "
-                           "(it bind-mounts the rootfs after making the parent unbindable)")
+@pytest.mark.runc_deviates(
+    "runc 1.1.5 fails: 'mount ROOTFS:ROOTFS, flags: 0x5000: invalid argument' "
+    "(it bind-mounts the rootfs after making the parent unbindable)"
+)
 def test_rootfs_propagation_unbindable(run_in):
     mi = mountinfo(ok(run_in(sh(mountinfo_line("/")), linux={"rootfsPropagation": "unbindable"})))
     assert "unbindable" in mi.optional
@@ -205,13 +249,19 @@ def test_container_mounts_do_not_propagate_to_host(run_in, hostdir):
     """Whatever the propagation, a mount made inside the container never shows on the host."""
     with open("/proc/self/mountinfo") as f:
         before = f.read()
-    ok(run_in(["true"], mutate=mounts(bind(hostdir, "/tmp/h", "rbind", "rshared"), tmpfs("/tmp/h/sub")),
-              linux={"rootfsPropagation": "slave"}))
+    ok(
+        run_in(
+            ["true"],
+            mutate=mounts(bind(hostdir, "/tmp/h", "rbind", "rshared"), tmpfs("/tmp/h/sub")),
+            linux={"rootfsPropagation": "slave"},
+        )
+    )
     with open("/proc/self/mountinfo") as f:
         assert f.read() == before
 
 
 # ---- root ------------------------------------------------------------------------------------------------
+
 
 def test_root_readonly(run_in):
     out = ok(run_in(sh(f"touch /newfile 2>/dev/null && echo WROTE; {mountinfo_line('/')}")))
@@ -220,7 +270,9 @@ def test_root_readonly(run_in):
 
 
 def test_root_writable(run_in, tmp_path):
-    p = run_in(sh(f"echo hello > /newfile && {mountinfo_line('/')}"), rootfs_copy=True, root={"readonly": False})
+    p = run_in(
+        sh(f"echo hello > /newfile && {mountinfo_line('/')}"), rootfs_copy=True, root={"readonly": False}
+    )
     mi = mountinfo(ok(p))
     assert "rw" in mi.options
     copies = list(tmp_path.glob("bundle-*/rootfs/newfile"))
@@ -245,8 +297,11 @@ def test_relative_root_path_is_relative_to_bundle(rt, make_bundle):
 
 # ---- masked and readonly paths ---------------------------------------------------------------------------
 
+
 def test_masked_paths_default(run_in):
-    files = [f for f in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug") if os.path.exists(f)]
+    files = [
+        f for f in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug") if os.path.exists(f)
+    ]
     dirs = [d for d in ("/sys/firmware", "/proc/acpi", "/proc/scsi") if os.path.isdir(d)]
     assert files and dirs, "nothing to mask on this host"
     script = "; ".join([f"cat {f} | wc -c" for f in files] + [f"ls -A {d} | wc -l" for d in dirs])
@@ -283,53 +338,90 @@ def test_readonly_path_custom(run_in, hostdir):
 
 # ---- devices ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,major,minor", [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7),
-                                              ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)])
+
+@pytest.mark.parametrize(
+    "name,major,minor",
+    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)],
+)
 def test_default_device(run_in, name, major, minor):
     out = ok(run_in(sh(f"stat -c '%F %t %T' /dev/{name}")))
     assert out.strip() == f"character special file {major:x} {minor:x}"
 
 
-@pytest.mark.parametrize("name,target", [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
-                                         ("ptmx", "pts/ptmx")])
+@pytest.mark.parametrize(
+    "name,target",
+    [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ],
+)
 def test_default_dev_symlink(run_in, name, target):
     assert ok(run_in(sh(f"readlink /dev/{name}"))).strip() == target
 
 
 def test_default_devices_work(run_in):
-    script = ("echo x > /dev/null && echo null-ok; head -c 5 /dev/zero | wc -c; "
-              "head -c 7 /dev/urandom | wc -c; echo x 2>/dev/null > /dev/full || echo full-enospc")
+    script = (
+        "echo x > /dev/null && echo null-ok; head -c 5 /dev/zero | wc -c; "
+        "head -c 7 /dev/urandom | wc -c; echo x 2>/dev/null > /dev/full || echo full-enospc"
+    )
     assert ok(run_in(sh(script))).split() == ["null-ok", "5", "7", "full-enospc"]
 
 
 def test_linux_devices_created(run_in):
     devices = [
-        {"path": "/dev/conformance-c", "type": "c", "major": 1, "minor": 5, "fileMode": 0o640,
-         "uid": 1000, "gid": 1001},
-        {"path": "/dev/conformance-b", "type": "b", "major": 7, "minor": 200, "fileMode": 0o600, "uid": 0, "gid": 0},
+        {
+            "path": "/dev/conformance-c",
+            "type": "c",
+            "major": 1,
+            "minor": 5,
+            "fileMode": 0o640,
+            "uid": 1000,
+            "gid": 1001,
+        },
+        {
+            "path": "/dev/conformance-b",
+            "type": "b",
+            "major": 7,
+            "minor": 200,
+            "fileMode": 0o600,
+            "uid": 0,
+            "gid": 0,
+        },
     ]
-    out = ok(run_in(sh("stat -c '%F %t %T %a %u %g' /dev/conformance-c /dev/conformance-b"),
-                    linux={"devices": devices}))
+    out = ok(
+        run_in(
+            sh("stat -c '%F %t %T %a %u %g' /dev/conformance-c /dev/conformance-b"),
+            linux={"devices": devices},
+        )
+    )
     assert out.splitlines() == ["character special file 1 5 640 1000 1001", "block special file 7 c8 600 0 0"]
 
 
 def test_linux_devices_usable_when_allowed(run_in):
     def mutate(c):
-        c["linux"]["devices"] = [{"path": "/dev/conformance-zero", "type": "c", "major": 1, "minor": 5,
-                                  "fileMode": 0o666}]
-        c["linux"]["resources"]["devices"].append({"allow": True, "type": "c", "major": 1, "minor": 5,
-                                                   "access": "rwm"})
+        c["linux"]["devices"] = [
+            {"path": "/dev/conformance-zero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o666}
+        ]
+        c["linux"]["resources"]["devices"].append(
+            {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"}
+        )
+
     assert ok(run_in(sh("head -c 3 /dev/conformance-zero | wc -c"), mutate=mutate)).strip() == "3"
 
 
 # ---- sysctl ----------------------------------------------------------------------------------------------
 
+
 def test_sysctl_in_new_netns(run_in):
     with open("/proc/sys/net/ipv4/ip_forward") as f:
         host = f.read()
     target = "0" if host.strip() == "1" else "1"
-    out = ok(run_in(sh("cat /proc/sys/net/ipv4/ip_forward"), linux={"sysctl": {"net.ipv4.ip_forward": target}}))
+    out = ok(
+        run_in(sh("cat /proc/sys/net/ipv4/ip_forward"), linux={"sysctl": {"net.ipv4.ip_forward": target}})
+    )
     assert out.strip() == target
     with open("/proc/sys/net/ipv4/ip_forward") as f:
         assert f.read() == host
@@ -346,6 +438,7 @@ def test_sysctl_ipc_namespaced(run_in):
 
 # ---- symlinks in the rootfs must not lead a mount out of it ------------------------------------------------
 
+
 @pytest.mark.parametrize("target_in_rootfs", [True, False], ids=["target-exists", "dangling"])
 @pytest.mark.parametrize("style", ["absolute", "relative"])
 def test_mount_destination_symlink_stays_in_rootfs(rt, make_bundle, tmp_path, style, target_in_rootfs):
@@ -356,8 +449,12 @@ def test_mount_destination_symlink_stays_in_rootfs(rt, make_bundle, tmp_path, st
     payload = tmp_path / "payload"
     payload.mkdir()
     (payload / "file").write_text("payload\n")
-    b = make_bundle(sh(f"cat {host_target}/file; cut -d' ' -f5 /proc/self/mountinfo | grep -x '{host_target}'"),
-                    rootfs_copy=True, tmp=False, mutate=mounts(bind(payload, "/mnt/link")))
+    b = make_bundle(
+        sh(f"cat {host_target}/file; cut -d' ' -f5 /proc/self/mountinfo | grep -x '{host_target}'"),
+        rootfs_copy=True,
+        tmp=False,
+        mutate=mounts(bind(payload, "/mnt/link")),
+    )
     in_rootfs = os.path.join(b.rootfs, str(host_target).lstrip("/"))
     if target_in_rootfs:
         os.makedirs(in_rootfs)
@@ -382,17 +479,27 @@ def test_mount_destination_symlink_to_etc(rt, make_bundle):
     assert os.path.exists("/etc/passwd")
 
 
-
 def test_tmpcopyup_starts_with_the_covered_contents(run_in):
     """runc's `tmpcopyup` (podman's --tmpfs asks for it): the tmpfs over /etc starts with a copy
     of what /etc had (contents, modes, owners); writes land in the tmpfs, not in the rootfs."""
-    tmpfs = {"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "nodev", "mode=755", "tmpcopyup"]}
-    out = ok(run_in(sh("grep -c root /etc/passwd; stat -c '%a %u' /etc/passwd; "
-                       "grep ' /etc ' /proc/mounts | cut -d' ' -f3; "
-                       "echo x > /etc/new && echo wrote"), mutate=mounts(tmpfs)))
+    tmpfs = {
+        "destination": "/etc",
+        "type": "tmpfs",
+        "source": "tmpfs",
+        "options": ["nosuid", "nodev", "mode=755", "tmpcopyup"],
+    }
+    out = ok(
+        run_in(
+            sh(
+                "grep -c root /etc/passwd; stat -c '%a %u' /etc/passwd; "
+                "grep ' /etc ' /proc/mounts | cut -d' ' -f3; "
+                "echo x > /etc/new && echo wrote"
+            ),
+            mutate=mounts(tmpfs),
+        )
+    )
     count, mode_owner, fstype, wrote = out.split("\n")[:4]
     assert int(count) >= 1
     assert mode_owner == "644 0"
     assert fstype == "tmpfs"
-    assert wrote == "wrote"           # the shared rootfs stays unchanged (checked at teardown)
+    assert wrote == "wrote"  # the shared rootfs stays unchanged (checked at teardown)

@@ -6,7 +6,6 @@ import os
 import subprocess
 
 import pytest
-
 from runtime import assert_failed_cleanly, ok, sh
 
 USERNS_MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
@@ -32,6 +31,7 @@ def mountinfo_fstype(out, dest):
 
 # ---- a read-only /dev and read-only tmpfs mounts -----------------------------------------------------
 
+
 def readonly_dev(c):
     for m in c["mounts"]:
         if m["destination"] == "/dev":
@@ -47,16 +47,19 @@ def test_readonly_dev_gets_its_mounts_and_devices(run_in, ns):
     def mutate(c):
         readonly_dev(c)
         # (a device the host has: in a user namespace it is bound from the host)
-        c["linux"]["devices"] = [{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11,
-                                  "fileMode": 0o600}]
+        c["linux"]["devices"] = [
+            {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o600}
+        ]
         if ns == "new-userns":
             userns(c)
 
-    script = ("cat /proc/self/mountinfo; echo ===; "
-              "touch /dev/new 2>/dev/null && echo WROTE-DEV; "
-              "echo data > /dev/null && echo NULL-OK; test -c /dev/kmsg && echo DEVICE-OK; "
-              "readlink /dev/ptmx; readlink /dev/fd; test -c /dev/pts/ptmx && echo PTMX; "
-              "touch /dev/shm/x && echo SHM-WRITABLE")
+    script = (
+        "cat /proc/self/mountinfo; echo ===; "
+        "touch /dev/new 2>/dev/null && echo WROTE-DEV; "
+        "echo data > /dev/null && echo NULL-OK; test -c /dev/kmsg && echo DEVICE-OK; "
+        "readlink /dev/ptmx; readlink /dev/fd; test -c /dev/pts/ptmx && echo PTMX; "
+        "touch /dev/shm/x && echo SHM-WRITABLE"
+    )
     out = ok(run_in(sh(script), mutate=mutate))
     info, _, rest = out.partition("===\n")
     assert "ro" in mountinfo_options(info, "/dev")
@@ -79,18 +82,22 @@ def test_readonly_tmpfs_with_a_mount_under_it(run_in):
             {"destination": "/tmp/ro/sub/dir", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]},
         ]
 
-    script = ("cat /proc/self/mountinfo; echo ===; touch /tmp/ro/x 2>/dev/null && echo WROTE-RO; "
-              "touch /tmp/ro/sub/dir/x && echo WROTE-SUB")
+    script = (
+        "cat /proc/self/mountinfo; echo ===; touch /tmp/ro/x 2>/dev/null && echo WROTE-RO; "
+        "touch /tmp/ro/sub/dir/x && echo WROTE-SUB"
+    )
     out = ok(run_in(sh(script), mutate=mutate))
     info, _, rest = out.partition("===\n")
     assert "ro" in mountinfo_options(info, "/tmp/ro")
-    assert "size=1024k" in [o for ln in info.splitlines() if ln.split()[4] == "/tmp/ro"
-                            for o in ln.split()[-1].split(",")]
+    assert "size=1024k" in [
+        o for ln in info.splitlines() if ln.split()[4] == "/tmp/ro" for o in ln.split()[-1].split(",")
+    ]
     assert "WROTE-RO" not in rest
     assert "WROTE-SUB" in rest
 
 
 # ---- bind sources in a user namespace ----------------------------------------------------------------
+
 
 @pytest.fixture
 def private_source(tmp_path):
@@ -119,11 +126,19 @@ def test_bind_source_the_user_namespace_cannot_reach(run_in, private_source, kin
 
     def mutate(c):
         userns(c)
-        c["mounts"].append({"destination": dest, "type": "bind", "source": str(source),
-                            "options": ["rbind", "ro"]})
+        c["mounts"].append(
+            {"destination": dest, "type": "bind", "source": str(source), "options": ["rbind", "ro"]}
+        )
 
-    out = ok(run_in(sh(f"cat {path}; cat /proc/self/mountinfo; echo ===; "
-                       f"( echo x >> {path} ) 2>/dev/null && echo WROTE; true"), mutate=mutate))
+    out = ok(
+        run_in(
+            sh(
+                f"cat {path}; cat /proc/self/mountinfo; echo ===; "
+                f"( echo x >> {path} ) 2>/dev/null && echo WROTE; true"
+            ),
+            mutate=mutate,
+        )
+    )
     first, rest = out.split("\n", 1)
     assert first == "from-the-host"
     info, _, verdict = rest.partition("===\n")
@@ -139,18 +154,26 @@ def test_unreachable_bind_source_keeps_its_mounts_flags_locked(run_in, tmp_path)
     assert os.stat(tmp_path).st_uid == 0
     src = tmp_path / "private" / "flagged"
     src.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755,size=1m,nosuid,nodev", "tmpfs", str(src)],
-                   check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "mode=755,size=1m,nosuid,nodev", "tmpfs", str(src)], check=True
+    )
     try:
+
         def mutate(c):
             userns(c)
             for key in ("bounding", "effective", "permitted"):
                 c["process"]["capabilities"][key] = c["process"]["capabilities"][key] + ["CAP_SYS_ADMIN"]
-            c["mounts"].append({"destination": "/tmp/data", "type": "bind", "source": str(src),
-                                "options": ["rbind"]})
+            c["mounts"].append(
+                {"destination": "/tmp/data", "type": "bind", "source": str(src), "options": ["rbind"]}
+            )
 
-        p = run_in(sh("mount -o remount,bind,suid,dev /tmp/data 2>/dev/null && echo LIFTED; "
-                      "awk '$5 == \"/tmp/data\"' /proc/self/mountinfo"), mutate=mutate)
+        p = run_in(
+            sh(
+                "mount -o remount,bind,suid,dev /tmp/data 2>/dev/null && echo LIFTED; "
+                "awk '$5 == \"/tmp/data\"' /proc/self/mountinfo"
+            ),
+            mutate=mutate,
+        )
         if p.returncode == 0:
             assert "LIFTED" not in p.stdout
             assert {"nosuid", "nodev"} <= mountinfo_options(p.stdout, "/tmp/data")
@@ -161,8 +184,14 @@ def test_unreachable_bind_source_keeps_its_mounts_flags_locked(run_in, tmp_path)
 def test_bind_source_missing_still_fails_in_a_user_namespace(rt, make_bundle, tmp_path):
     def mutate(c):
         userns(c)
-        c["mounts"].append({"destination": "/tmp/data", "type": "bind",
-                            "source": str(tmp_path / "missing"), "options": ["rbind"]})
+        c["mounts"].append(
+            {
+                "destination": "/tmp/data",
+                "type": "bind",
+                "source": str(tmp_path / "missing"),
+                "options": ["rbind"],
+            }
+        )
 
     b = make_bundle(["true"], mutate=mutate)
     p = rt.run(b.id, b)
@@ -173,8 +202,10 @@ def test_bind_source_missing_still_fails_in_a_user_namespace(rt, make_bundle, tm
 
 # ---- --no-pivot -------------------------------------------------------------------------------------
 
-NESTED_PROC = ("unshare -mrpf sh -c 'echo NESTED; mount -t proc none /proc && echo MOUNTED-PROC; "
-               "mount -t sysfs none /sys 2>/dev/null && echo MOUNTED-SYS'; true")
+NESTED_PROC = (
+    "unshare -mrpf sh -c 'echo NESTED; mount -t proc none /proc && echo MOUNTED-PROC; "
+    "mount -t sysfs none /sys 2>/dev/null && echo MOUNTED-SYS'; true"
+)
 
 
 def unprivileged_user(c):
@@ -214,12 +245,20 @@ def test_no_pivot_in_a_user_namespace(run_in):
 
 
 def test_no_pivot_container_still_works(run_in):
-    out = ok(run_in(sh("cat /proc/self/mountinfo | wc -l; echo x > /dev/null && echo OK; "
-                       "test -e /proc/keys && cat /proc/keys | wc -c"), extra=["--no-pivot"]))
+    out = ok(
+        run_in(
+            sh(
+                "cat /proc/self/mountinfo | wc -l; echo x > /dev/null && echo OK; "
+                "test -e /proc/keys && cat /proc/keys | wc -c"
+            ),
+            extra=["--no-pivot"],
+        )
+    )
     assert "OK" in out
 
 
 # ---- proc and sysfs on a symlink of the image --------------------------------------------------------
+
 
 def writable_rootfs(c):
     c["root"]["readonly"] = False

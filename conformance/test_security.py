@@ -13,16 +13,56 @@ from runtime import assert_failed_cleanly, ok, one_line, sh, wait_for
 
 # capabilities(7), by number
 CAP_NAMES = (
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
-    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
-    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
-    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
-    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
 )
 CAP = {"CAP_" + n: i for i, n in enumerate(CAP_NAMES)}
-CAP_SETS = {"bounding": "CapBnd", "effective": "CapEff", "permitted": "CapPrm",
-            "inheritable": "CapInh", "ambient": "CapAmb"}
+CAP_SETS = {
+    "bounding": "CapBnd",
+    "effective": "CapEff",
+    "permitted": "CapPrm",
+    "inheritable": "CapInh",
+    "ambient": "CapAmb",
+}
 SLEEP = ["sleep", "1000"]
 
 
@@ -51,8 +91,9 @@ def caps_of(out):
 
 
 def describe(mask):
-    return sorted(f"CAP_{CAP_NAMES[i]}" if i < len(CAP_NAMES) else str(i)
-                  for i in range(64) if mask & (1 << i))
+    return sorted(
+        f"CAP_{CAP_NAMES[i]}" if i < len(CAP_NAMES) else str(i) for i in range(64) if mask & (1 << i)
+    )
 
 
 def assert_caps(out, want):
@@ -65,6 +106,7 @@ def assert_caps(out, want):
 def process(**fields):
     def mutate(c):
         c["process"].update(fields)
+
     return mutate
 
 
@@ -79,8 +121,15 @@ def rexec(rt, cid, *args, extra=(), **kw):
 # no_new_privs: P'(permitted) = (bounding | inheritable) & P(permitted) = permitted (permitted is
 # in bounding), effective = permitted, ambient (in permitted & inheritable) is kept.
 ROOT_CAPS = {
-    "bounding": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETUID",
-                 "CAP_SETGID", "CAP_AUDIT_WRITE"],
+    "bounding": [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_KILL",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SETUID",
+        "CAP_SETGID",
+        "CAP_AUDIT_WRITE",
+    ],
     "effective": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
     "permitted": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
     "inheritable": ["CAP_KILL", "CAP_NET_BIND_SERVICE"],
@@ -96,8 +145,12 @@ def test_capabilities_all_five_sets(run_in):
 def test_capabilities_empty_sets(run_in):
     """Empty lists: the process has no capability at all, even as uid 0."""
     caps = {s: [] for s in CAP_SETS}
-    out = ok(run_in(sh("cat /proc/self/status; chown 1:1 /tmp 2>&1 || echo chown-denied"),
-                    process={"capabilities": caps}))
+    out = ok(
+        run_in(
+            sh("cat /proc/self/status; chown 1:1 /tmp 2>&1 || echo chown-denied"),
+            process={"capabilities": caps},
+        )
+    )
     assert_caps(out, caps)
     assert "chown-denied" in out
 
@@ -120,16 +173,19 @@ USER_CAPS_AFTER_EXEC = {
 }
 # Binding port 80 needs CAP_NET_BIND_SERVICE (net.ipv4.ip_unprivileged_port_start is 1024 in a new netns).
 # (busybox nc listens on IPv6 when it can: look in both tables.)
-BIND_80 = ("nc -l -p 80 </dev/null >/dev/null 2>/tmp/nc.err & pid=$!; i=0; "
-           "while [ $i -lt 50 ] && ! cat /proc/net/tcp* | grep -q ':0050 '; do sleep 0.05; i=$((i+1)); done; "
-           "cat /proc/net/tcp* | grep -q ':0050 ' && echo BOUND-80 || { echo NOT-BOUND; cat /tmp/nc.err; }; "
-           "kill $pid 2>/dev/null; wait")
+BIND_80 = (
+    "nc -l -p 80 </dev/null >/dev/null 2>/tmp/nc.err & pid=$!; i=0; "
+    "while [ $i -lt 50 ] && ! cat /proc/net/tcp* | grep -q ':0050 '; do sleep 0.05; i=$((i+1)); done; "
+    "cat /proc/net/tcp* | grep -q ':0050 ' && echo BOUND-80 || { echo NOT-BOUND; cat /tmp/nc.err; }; "
+    "kill $pid 2>/dev/null; wait"
+)
 
 
 def non_root(uid=1000, gid=1000, **caps):
     def mutate(c):
         c["process"]["user"] = {"uid": uid, "gid": gid}
         c["process"]["capabilities"] = caps or USER_CAPS
+
     return mutate
 
 
@@ -193,14 +249,14 @@ def test_capability_outside_the_runtime_bounding_set_warns(rt, make_bundle):
     caps = {s: ["CAP_KILL", "CAP_SYS_RESOURCE"] for s in ("bounding", "effective", "permitted")}
     b = make_bundle(sh("cat /proc/self/status"), process={"capabilities": caps})
     rt._remember(b.id)
-    p = rt("run", "--bundle", str(b), b.id,
-           prelude='exec setpriv --bounding-set -sys_resource -- "$@"')
+    p = rt("run", "--bundle", str(b), b.id, prelude='exec setpriv --bounding-set -sys_resource -- "$@"')
     got = caps_of(ok(p))
     assert got["effective"] == got["permitted"] == got["bounding"] == capmask(["CAP_KILL"]), got
     assert "CAP_SYS_RESOURCE" in p.stderr and "warn" in p.stderr.lower(), p.stderr
 
 
 # ---- noNewPrivileges ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("nnp,want", [(True, "1"), (False, "0")])
 def test_no_new_privileges_in_exec(rt, started, nnp, want):
@@ -230,6 +286,7 @@ def test_capabilities_in_exec_non_root(rt, started):
 
 # ---- LSMs: apparmorProfile, selinuxLabel, mountLabel --------------------------------------------------------
 
+
 def apparmor_enabled():
     try:
         with open("/sys/module/apparmor/parameters/enabled") as f:
@@ -244,13 +301,27 @@ def selinux_enabled():
 
 LSM_CASES = [
     # (config edit, LSM, JSON pointer, words one of which the error must contain)
-    pytest.param(process(apparmorProfile="conformance-profile"), "apparmor", "/process/apparmorProfile",
-                 ("apparmor",), id="apparmorProfile"),
-    pytest.param(process(selinuxLabel="system_u:system_r:container_t:s0:c1,c2"), "selinux",
-                 "/process/selinuxLabel", ("selinux",), id="selinuxLabel"),
-    pytest.param(lambda c: c["linux"].update(mountLabel="system_u:object_r:container_file_t:s0:c1,c2"),
-                 "selinux", "/linux/mountLabel",
-                 ("selinux", "mountLabel", "system_u:object_r:container_file_t:s0:c1,c2"), id="mountLabel"),
+    pytest.param(
+        process(apparmorProfile="conformance-profile"),
+        "apparmor",
+        "/process/apparmorProfile",
+        ("apparmor",),
+        id="apparmorProfile",
+    ),
+    pytest.param(
+        process(selinuxLabel="system_u:system_r:container_t:s0:c1,c2"),
+        "selinux",
+        "/process/selinuxLabel",
+        ("selinux",),
+        id="selinuxLabel",
+    ),
+    pytest.param(
+        lambda c: c["linux"].update(mountLabel="system_u:object_r:container_file_t:s0:c1,c2"),
+        "selinux",
+        "/linux/mountLabel",
+        ("selinux", "mountLabel", "system_u:object_r:container_file_t:s0:c1,c2"),
+        id="mountLabel",
+    ),
 ]
 
 
@@ -337,10 +408,17 @@ def seccomp_profile(default_errno=None, extra_rules=()):
             {"names": SECCOMP_ALLOW, "action": "SCMP_ACT_ALLOW"},
             {"names": ["chmod", "fchmod", "fchmodat"], "action": "SCMP_ACT_ERRNO", "errnoRet": EXDEV},
             # kill(pid, 0) is allowed, kill(pid, SIGUSR1) fails with EDOM, any other signal: default action
-            {"names": ["kill"], "action": "SCMP_ACT_ALLOW",
-             "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]},
-            {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": EDOM,
-             "args": [{"index": 1, "value": SIGUSR1, "op": "SCMP_CMP_EQ"}]},
+            {
+                "names": ["kill"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}],
+            },
+            {
+                "names": ["kill"],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": EDOM,
+                "args": [{"index": 1, "value": SIGUSR1, "op": "SCMP_CMP_EQ"}],
+            },
             *extra_rules,
         ],
     }
@@ -352,6 +430,7 @@ def seccomp_profile(default_errno=None, extra_rules=()):
 def seccomp(profile):
     def mutate(c):
         c["linux"]["seccomp"] = profile
+
     return mutate
 
 
@@ -372,11 +451,11 @@ def check_probe(out, default_errno_text="Operation not permitted"):
     assert st.get("Seccomp") == "2", f"no seccomp filter in the process: {out!r}"
     lines = [ln for ln in out.splitlines() if not ln.startswith(("Seccomp", "NoNewPrivs"))]
     mkdir, chmod, kill0, killusr1, killcont, end = lines
-    assert "mkdir-OK" not in mkdir and default_errno_text in mkdir, mkdir      # default action
-    assert "Invalid cross-device link" in chmod, chmod                          # errnoRet EXDEV
-    assert kill0 == "kill0-OK", kill0                                           # args: allowed
-    assert "Numerical argument out of domain" in killusr1, killusr1             # args: errnoRet EDOM
-    assert default_errno_text in killcont, killcont                             # args: no match -> default
+    assert "mkdir-OK" not in mkdir and default_errno_text in mkdir, mkdir  # default action
+    assert "Invalid cross-device link" in chmod, chmod  # errnoRet EXDEV
+    assert kill0 == "kill0-OK", kill0  # args: allowed
+    assert "Numerical argument out of domain" in killusr1, killusr1  # args: errnoRet EDOM
+    assert default_errno_text in killcont, killcont  # args: no match -> default
     assert end == "end"
 
 
@@ -397,8 +476,12 @@ def test_seccomp_default_errno_ret(run_in):
 def test_seccomp_kill_process_action(run_in):
     """SCMP_ACT_KILL_PROCESS: the process making the call dies of SIGSYS (exit status 128+31)."""
     rule = {"names": ["sync"], "action": "SCMP_ACT_KILL_PROCESS"}
-    out = ok(run_in(sh("echo before; /bin/busybox sync; echo status=$?"),
-                    mutate=seccomp(seccomp_profile(extra_rules=[rule]))))
+    out = ok(
+        run_in(
+            sh("echo before; /bin/busybox sync; echo status=$?"),
+            mutate=seccomp(seccomp_profile(extra_rules=[rule])),
+        )
+    )
     assert out.split() == ["before", "status=159"]
 
 
@@ -433,8 +516,9 @@ def syscall_probe(tmp_path):
     src.write_text(SYSCALL_PROBE_C)
     out = tmp_path / "probe"
     try:
-        subprocess.run(["cc", "-static", "-O2", "-o", str(out), str(src)], check=True,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            ["cc", "-static", "-O2", "-o", str(out), str(src)], check=True, capture_output=True, timeout=120
+        )
     except (OSError, subprocess.CalledProcessError) as e:
         pytest.skip(f"no static C toolchain for the probe: {e}")
     return str(out)
@@ -454,15 +538,13 @@ def test_seccomp_syscalls_newer_than_the_profile_are_enosys(rt, make_bundle, sys
 
 def test_seccomp_enosys_keeps_explicit_rules(rt, make_bundle, syscall_probe):
     rule = {"names": ["process_mrelease"], "action": "SCMP_ACT_ERRNO", "errnoRet": EXDEV}
-    got = _probe_errnos(rt, make_bundle, syscall_probe, seccomp_profile(extra_rules=[rule]),
-                        [83, 448, 449])
+    got = _probe_errnos(rt, make_bundle, syscall_probe, seccomp_profile(extra_rules=[rule]), [83, 448, 449])
     assert got == {83: errno.EPERM, 448: EXDEV, 449: ENOSYS}
 
 
 def test_seccomp_non_root_user(run_in):
     """The filter also holds for a process that switched to another uid (loaded before or after it)."""
-    out = ok(run_in(sh(SECCOMP_PROBE), mutate=lambda c: (seccomp(seccomp_profile())(c),
-                                                         non_root()(c))))
+    out = ok(run_in(sh(SECCOMP_PROBE), mutate=lambda c: (seccomp(seccomp_profile())(c), non_root()(c))))
     check_probe(out)
 
 

@@ -14,7 +14,6 @@ import tempfile
 import time
 
 import pytest
-
 import sysd
 
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
@@ -75,6 +74,7 @@ def wait_unit_gone(host, unit, timeout=20):
 
 # ---- systemd itself ---------------------------------------------------------------------------
 
+
 def test_systemctl_status(host):
     assert host.state == "running"
     out = ok(host, ["systemctl", "--no-pager", "status"])
@@ -112,8 +112,9 @@ def test_cgroup_mounts_are_the_namespace_root(host):
 
 
 def test_systemd_run_scope(host):
-    out = ok(host, ["systemd-run", "--quiet", "--scope", "--unit=ocirt-smoke", "--",
-                    "cat", "/proc/self/cgroup"])
+    out = ok(
+        host, ["systemd-run", "--quiet", "--scope", "--unit=ocirt-smoke", "--", "cat", "/proc/self/cgroup"]
+    )
     assert "/system.slice/ocirt-smoke.scope" in out
     assert wait_unit_gone(host, "ocirt-smoke.scope")["ActiveState"] == "inactive"
 
@@ -128,19 +129,39 @@ def test_a_service_starts_nothing_else(host, tmp_path):
     assert {ln.split()[0] for ln in files if ln.strip()} == {sysd.TARGET, *sysd.STUB_TARGETS}
     # (no --wait: it needs a bus daemon for the unit's property signals)
     ran = tmp_path / "ran"
-    ok(host, ["systemd-run", "--quiet", "--unit=ocirt-svc", "--",
-              "sh", "-c", f"cat {canary} && echo ok > {ran}.tmp && mv {ran}.tmp {ran}"])
+    ok(
+        host,
+        [
+            "systemd-run",
+            "--quiet",
+            "--unit=ocirt-svc",
+            "--",
+            "sh",
+            "-c",
+            f"cat {canary} && echo ok > {ran}.tmp && mv {ran}.tmp {ran}",
+        ],
+    )
     assert wait_unit_gone(host, "ocirt-svc.service")["ActiveState"] == "inactive"
     assert ran.read_text() == "ok\n"
     assert canary.read_text() == "still here"
-    active = ok(host, ["systemctl", "list-units", "--no-legend", "--plain", "--state=active,activating",
-                       "--type=service,socket,timer,path,swap,automount"])
+    active = ok(
+        host,
+        [
+            "systemctl",
+            "list-units",
+            "--no-legend",
+            "--plain",
+            "--state=active,activating",
+            "--type=service,socket,timer,path,swap,automount",
+        ],
+    )
     assert active.strip() == "", active
     jobs = ok(host, ["systemctl", "list-jobs", "--no-legend"])
     assert jobs.strip() == "", jobs
 
 
 # ---- runc --systemd-cgroup --------------------------------------------------------------------
+
 
 def test_runc_systemd_run(host, make_bundle):
     b, unit = systemd_bundle(make_bundle, ["true"])
@@ -173,8 +194,15 @@ def test_runc_systemd_scope_while_running(host, make_bundle):
         # v1/hybrid name=systemd and the cgroup2 one), seen from inside. (Not asserted for every v1
         # controller: on this hybrid host runc 1.1.5's container init ends up in
         # devices:/system.slice, above its scope; processes of `systemd-run --scope` do not.)
-        tracking = [d for d in dirs if os.path.relpath(d, host.cgroup_root()).split("/")[0]
-                    in ("systemd", "unified")] if host.kind != "v2" else dirs
+        tracking = (
+            [
+                d
+                for d in dirs
+                if os.path.relpath(d, host.cgroup_root()).split("/")[0] in ("systemd", "unified")
+            ]
+            if host.kind != "v2"
+            else dirs
+        )
         assert tracking, dirs
         for d in tracking:
             procs = ok(host, ["cat", os.path.join(d, "cgroup.procs")]).split()
@@ -190,6 +218,7 @@ def test_runc_systemd_scope_while_running(host, make_bundle):
 
 
 # ---- instances side by side, and cleanup -----------------------------------------------------
+
 
 def _mounts():
     with open("/proc/self/mountinfo") as f:
@@ -244,8 +273,15 @@ def test_nothing_left_behind(make_bundle, tmp_path):
     canary.write_text("x")
     mounts = _mounts()
     run_systemd = _tree("/run/systemd") if os.path.isdir("/run/systemd") else set()
-    sysctls = {p: _read(p) for p in ("/proc/sys/kernel/core_pattern", "/proc/sys/fs/nr_open",
-                                     "/proc/sys/fs/file-max", "/proc/sys/kernel/hostname")}
+    sysctls = {
+        p: _read(p)
+        for p in (
+            "/proc/sys/kernel/core_pattern",
+            "/proc/sys/fs/nr_open",
+            "/proc/sys/fs/file-max",
+            "/proc/sys/kernel/hostname",
+        )
+    }
     b, unit = systemd_bundle(make_bundle, ["sleep", "100"])
     with sysd.SystemdHost() as h:
         ok(h, runc(h, "run", "-d", "-b", b.path, b.id))  # left running: stopping h must kill it

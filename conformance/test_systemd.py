@@ -16,7 +16,6 @@ import os
 import tempfile
 
 import pytest
-
 import sysd
 from runtime import CgroupLayout, Runtime, assert_failed_cleanly, ok, one_line, sh, wait_for
 
@@ -27,8 +26,10 @@ MIB = 1 << 20
 # Seen with runc 1.1.5 on this hybrid host: the container's init ends up in the *slice's* v1
 # devices cgroup, not the scope's (systemd moves it there), and runc finds the container's
 # processes through the devices hierarchy: `ps` lists none and `kill --all` reaches none.
-RUNC_V1_DEVICES = ("runc 1.1.5, --systemd-cgroup on cgroup v1: the init is left in the slice's "
-                   "devices cgroup, so ps/kill --all find no process")
+RUNC_V1_DEVICES = (
+    "runc 1.1.5, --systemd-cgroup on cgroup v1: the init is left in the slice's "
+    "devices cgroup, so ps/kill --all find no process"
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +54,12 @@ class InsideRuntime(Runtime):
 
 @pytest.fixture
 def srt(host, env, rt, tmp_path):
-    r = InsideRuntime(host, rt.command, tempfile.mkdtemp(prefix="root-", dir=str(tmp_path)),
-                      global_args=["--systemd-cgroup"])
+    r = InsideRuntime(
+        host,
+        rt.command,
+        tempfile.mkdtemp(prefix="root-", dir=str(tmp_path)),
+        global_args=["--systemd-cgroup"],
+    )
     env.runtimes.append(r)
     return r
 
@@ -93,19 +98,23 @@ def init_cgroup(host, srt, cid):
 def assert_gone(host, unit):
     state = show(host, unit, "LoadState", "ActiveState")
     assert state.get("ActiveState") in ("inactive", None) and state.get("LoadState") in (
-        "not-found", "loaded", None), state
-    wait_for(lambda: not host.cgroup_dirs(f"{SLICE}/{unit}"), timeout=10,
-             what=f"the cgroups of {unit} to go")
+        "not-found",
+        "loaded",
+        None,
+    ), state
+    wait_for(lambda: not host.cgroup_dirs(f"{SLICE}/{unit}"), timeout=10, what=f"the cgroups of {unit} to go")
 
 
 def test_container_is_a_scope_with_its_limits(host, srt, make_bundle):
     v2 = CgroupLayout().is_v2
-    b = sd_bundle(make_bundle, ["sleep", "300"], linux={"resources": {
-        "memory": {"limit": 64 * MIB}, "pids": {"limit": 40}, "cpu": {"shares": 512}}})
+    b = sd_bundle(
+        make_bundle,
+        ["sleep", "300"],
+        linux={"resources": {"memory": {"limit": 64 * MIB}, "pids": {"limit": 40}, "cpu": {"shares": 512}}},
+    )
     ok(srt.create(b.id, b))
     unit = unit_of(b)
-    p = show(host, unit, "ActiveState", "Slice", "TasksMax", "Delegate",
-             "MemoryMax" if v2 else "MemoryLimit")
+    p = show(host, unit, "ActiveState", "Slice", "TasksMax", "Delegate", "MemoryMax" if v2 else "MemoryLimit")
     assert p["ActiveState"] == "active"
     assert p["Slice"] == SLICE
     assert p["TasksMax"] == "40"
@@ -113,8 +122,7 @@ def test_container_is_a_scope_with_its_limits(host, srt, make_bundle):
     assert p["MemoryMax" if v2 else "MemoryLimit"] == str(64 * MIB)
     # the same limits in cgroupfs, and the init in the unit's cgroup
     assert cg_file(host, unit, "pids", "pids.max") == "40"
-    assert cg_file(host, unit, "memory", "memory.max" if v2 else "memory.limit_in_bytes") == \
-        str(64 * MIB)
+    assert cg_file(host, unit, "memory", "memory.max" if v2 else "memory.limit_in_bytes") == str(64 * MIB)
     assert f"/{SLICE}/{unit}" in init_cgroup(host, srt, b.id)
     ok(srt.start(b.id))
     ok(srt.delete(b.id, force=True))
@@ -153,9 +161,13 @@ def test_update_changes_the_unit_and_the_files(host, srt, make_bundle):
 
 
 def test_exec_joins_the_unit(host, srt, make_bundle):
-    b = sd_bundle(make_bundle, ["sleep", "300"],
-                  mutate=lambda c: c["linux"].__setitem__(
-                      "namespaces", [n for n in c["linux"]["namespaces"] if n["type"] != "cgroup"]))
+    b = sd_bundle(
+        make_bundle,
+        ["sleep", "300"],
+        mutate=lambda c: c["linux"].__setitem__(
+            "namespaces", [n for n in c["linux"]["namespaces"] if n["type"] != "cgroup"]
+        ),
+    )
     ok(srt.create(b.id, b))
     ok(srt.start(b.id))
     out = ok(srt("exec", b.id, "cat", "/proc/self/cgroup"))
@@ -195,7 +207,7 @@ def test_default_unit_name(host, srt, make_bundle):
 
 
 def test_sub_slice(host, srt, make_bundle):
-    """"a-b.slice" is the slice b inside a: the cgroup is /a.slice/a-b.slice/<unit>."""
+    """ "a-b.slice" is the slice b inside a: the cgroup is /a.slice/a-b.slice/<unit>."""
     b = make_bundle(["sleep", "300"], cgroups=False)
     slice_ = f"ocirtct-{b.id.replace('-', '')}.slice"
     parent = slice_.split("-")[0] + ".slice"
@@ -243,21 +255,23 @@ def test_create_killed_after_the_unit_started(host, srt, make_bundle, tmp_path):
     unit = unit_of(b)
     srt._remember(b.id)
     with tempfile.TemporaryFile() as out:
-        nsenter = host.popen(srt.argv("create", "--bundle", b.path, b.id), stdout=out,
-                             stderr=out)
-        wait_for(lambda: marker.exists() or nsenter.poll() is not None, timeout=30,
-                 what="the createRuntime hook")
+        nsenter = host.popen(srt.argv("create", "--bundle", b.path, b.id), stdout=out, stderr=out)
+        wait_for(
+            lambda: marker.exists() or nsenter.poll() is not None, timeout=30, what="the createRuntime hook"
+        )
         assert nsenter.poll() is None, "create ended before its hook ran"
         assert show(host, unit, "ActiveState")["ActiveState"] == "active"
-        for pid in _children(nsenter.pid):      # the runtime, inside the namespaces
+        for pid in _children(nsenter.pid):  # the runtime, inside the namespaces
             os.kill(pid, 9)
         nsenter.wait(timeout=30)
     srt.delete(b.id, force=True)
     try:
         assert_gone(host, unit)
     except AssertionError:
-        if srt.is_runc and not CgroupLayout().is_v2:     # runc passes this on cgroup v2
-            pytest.xfail("runc 1.1.5 on cgroup v1: after a SIGKILL mid-create, delete --force "
-                         "leaves the container's cgroups behind")
+        if srt.is_runc and not CgroupLayout().is_v2:  # runc passes this on cgroup v2
+            pytest.xfail(
+                "runc 1.1.5 on cgroup v1: after a SIGKILL mid-create, delete --force "
+                "leaves the container's cgroups behind"
+            )
         raise
     assert srt.state(b.id).returncode != 0

@@ -58,6 +58,7 @@ def _on_sigterm(signum, frame):
 
 # ---------------------------------------------------------------- cgroup accounting
 
+
 def cgroup_mounts():
     """[(fstype, mountpoint, super_options)] of cgroup/cgroup2 mounts from /proc/self/mountinfo."""
     out = []
@@ -113,6 +114,7 @@ class Accounting:
 
 # ---------------------------------------------------------------- the experiment harness
 
+
 class Harness:
     def __init__(self, runtime, acct):
         self.runtime = runtime
@@ -121,7 +123,7 @@ class Harness:
         self.tmp = tempfile.mkdtemp(prefix="ocirt-paper-")
         self.state_root = os.path.join(self.tmp, "state")
         self.rootfs = os.path.join(self.tmp, "rootfs")
-        self.live = []          # container ids not yet deleted
+        self.live = []  # container ids not yet deleted
         with open(SPEC) as f:
             self.spec = json.load(f)
 
@@ -129,8 +131,13 @@ class Harness:
         return "/%s/%s/%s" % (CGROUP_TOP, self.run_id, name)
 
     def rt(self, *args, check=True, timeout=60, stdout=subprocess.DEVNULL):
-        return run_runtime([self.runtime, "--root", self.state_root] + list(args), self.tmp,
-                           check=check, timeout=timeout, stdout=stdout)
+        return run_runtime(
+            [self.runtime, "--root", self.state_root] + list(args),
+            self.tmp,
+            check=check,
+            timeout=timeout,
+            stdout=stdout,
+        )
 
     def build_rootfs(self):
         subprocess.run(["sh", MKROOTFS, self.rootfs], check=True)
@@ -188,10 +195,17 @@ class Harness:
                 self.delete(cid)
         pct = [100.0 * (b - a) / (t1 - t0) for a, b in zip(u0, u1)]
         other = 100.0 * (h1 - h0) / (t1 - t0) - sum(pct)
-        return {"case": n, "setup": setup,  "cpus": cpus, "shares": [sh1, sh2],
-                "busy": [busy1, busy2], "measured": [round(x, 1) for x in pct],
-                "other_load": round(max(other, 0.0), 1),
-                "paper": [p1, p2], "seconds": round((t1 - t0) / 1e9, 2)}
+        return {
+            "case": n,
+            "setup": setup,
+            "cpus": cpus,
+            "shares": [sh1, sh2],
+            "busy": [busy1, busy2],
+            "measured": [round(x, 1) for x in pct],
+            "other_load": round(max(other, 0.0), 1),
+            "paper": [p1, p2],
+            "seconds": round((t1 - t0) / 1e9, 2),
+        }
 
     # -- Table 2 analogue
     def table2_run(self, cpus, workers, iters):
@@ -199,8 +213,10 @@ class Harness:
         loop = "i=0; while [ $i -lt %d ]; do i=$((i+1)); done" % iters
         # timed inside the container from /proc/uptime (10 ms resolution), so runtime start-up
         # and polling latency are not counted; the two stamps go to the container's stdout
-        script = ("read a _ </proc/uptime; for w in $(seq %d); do sh -c '%s' & done; wait; "
-                  "read b _ </proc/uptime; echo $a $b" % (workers, loop))
+        script = (
+            "read a _ </proc/uptime; for w in $(seq %d); do sh -c '%s' & done; wait; "
+            "read b _ </proc/uptime; echo $a $b" % (workers, loop)
+        )
         b = self.bundle(name, ["sh", "-c", script], cpus, 1024)
         cid = self.cid(name)
         self.live.append(cid)
@@ -211,9 +227,12 @@ class Harness:
             self.rt("start", cid)
             # wait for the container's init to exit (state "stopped")
             while True:
-                p = subprocess.run([self.runtime, "--root", self.state_root, "state", cid],
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.DEVNULL)
+                p = subprocess.run(
+                    [self.runtime, "--root", self.state_root, "state", cid],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                )
                 if p.returncode != 0 or json.loads(p.stdout or b"{}").get("status") == "stopped":
                     break
                 time.sleep(0.05)
@@ -224,9 +243,15 @@ class Harness:
         finally:
             self.delete(cid)
         total = workers * iters
-        return {"cpus": cpus, "ncpus": len(expand_cpus(cpus)), "workers": workers,
-                "iterations_total": total, "wall_s": round(wall, 3), "cpu_s": round(cpu_s, 3),
-                "throughput_kiter_s": round(total / wall / 1000, 1)}
+        return {
+            "cpus": cpus,
+            "ncpus": len(expand_cpus(cpus)),
+            "workers": workers,
+            "iterations_total": total,
+            "wall_s": round(wall, 3),
+            "cpu_s": round(cpu_s, 3),
+            "throughput_kiter_s": round(total / wall / 1000, 1),
+        }
 
     # -- cleanup
     def cleanup(self):
@@ -240,12 +265,13 @@ def run_runtime(cmd, tmp, check=True, timeout=60, stdout=subprocess.DEVNULL):
     """One runtime command. The container inherits the runtime's stdio (terminal: false), so
     stderr goes to a file in tmp: a pipe would stay open for as long as the container lives."""
     with tempfile.TemporaryFile(dir=tmp) as err:
-        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err,
-                           timeout=timeout)
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err, timeout=timeout)
         if check and p.returncode != 0:
             err.seek(0)
-            raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), p.returncode,
-                                                        err.read().decode(errors="replace").strip()))
+            raise RuntimeError(
+                "%s failed (%d): %s"
+                % (" ".join(cmd), p.returncode, err.read().decode(errors="replace").strip())
+            )
     return p
 
 
@@ -262,7 +288,7 @@ def remove_run_cgroups(acct, top_name, run_id):
                 except OSError as e:
                     print("warning: could not remove cgroup %s: %s" % (dirpath, e), file=sys.stderr)
         try:
-            os.rmdir(top)   # only succeeds when no other run is using it
+            os.rmdir(top)  # only succeeds when no other run is using it
         except OSError:
             pass
 
@@ -306,31 +332,58 @@ def print_table3(rows, runtime, acct_desc):
     print()
     print("Table 3 - two busy-loop containers, CPU use per container (%% of one CPU)  runtime: %s" % runtime)
     print("accounting: %s" % acct_desc)
-    hdr = ("| case | setup | shares | cpus | c1 measured | c2 measured | c1:c2 split | c1 paper | c2 paper "
-           "| other host load |")
+    hdr = (
+        "| case | setup | shares | cpus | c1 measured | c2 measured | c1:c2 split | c1 paper | c2 paper "
+        "| other host load |"
+    )
     print(hdr)
     print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         m1, m2 = r["measured"]
         split = "%.0f:%.0f" % (100 * m1 / (m1 + m2), 100 * m2 / (m1 + m2)) if m1 + m2 > 0 else "-"
-        print("| %d | %s | %d/%d | %s | %.1f | %.1f | %s | %d | %d | %.1f |" % (
-            r["case"], r["setup"], r["shares"][0], r["shares"][1], r["cpus"],
-            m1, m2, split, r["paper"][0], r["paper"][1], r["other_load"]))
+        print(
+            "| %d | %s | %d/%d | %s | %.1f | %.1f | %s | %d | %d | %.1f |"
+            % (
+                r["case"],
+                r["setup"],
+                r["shares"][0],
+                r["shares"][1],
+                r["cpus"],
+                m1,
+                m2,
+                split,
+                r["paper"][0],
+                r["paper"][1],
+                r["other_load"],
+            )
+        )
 
 
 def print_table2(rows):
     print()
     print("Table 2 analogue - fixed CPU-bound work in one container, CPUs given by cpuset")
     print("(this machine has %d CPUs; the paper went up to 4 with apache + ab)" % os.cpu_count())
-    print("| CPUs | workers | total iterations | wall s | container CPU s | kiter/s | speedup | paper req/s | paper speedup |")
+    print(
+        "| CPUs | workers | total iterations | wall s | container CPU s | kiter/s | speedup | paper req/s | paper speedup |"
+    )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     base = rows[0]["throughput_kiter_s"] if rows else 1
     for r in rows:
         paper = PAPER_TABLE2.get(r["ncpus"])
-        print("| %d | %d | %d | %.2f | %.2f | %.1f | %.2f | %s | %s |" % (
-            r["ncpus"], r["workers"], r["iterations_total"], r["wall_s"], r["cpu_s"],
-            r["throughput_kiter_s"], r["throughput_kiter_s"] / base,
-            paper if paper else "-", "%.2f" % (paper / PAPER_TABLE2[1]) if paper else "-"))
+        print(
+            "| %d | %d | %d | %.2f | %.2f | %.1f | %.2f | %s | %s |"
+            % (
+                r["ncpus"],
+                r["workers"],
+                r["iterations_total"],
+                r["wall_s"],
+                r["cpu_s"],
+                r["throughput_kiter_s"],
+                r["throughput_kiter_s"] / base,
+                paper if paper else "-",
+                "%.2f" % (paper / PAPER_TABLE2[1]) if paper else "-",
+            )
+        )
 
 
 def main():
@@ -342,8 +395,13 @@ def main():
     ap.add_argument("--table2", action="store_true", help="also run the Table 2 analogue")
     ap.add_argument("--workers", type=int, default=4, help="Table 2: parallel loops")
     ap.add_argument("--iters", type=int, default=1000000, help="Table 2: iterations per loop")
-    ap.add_argument("--wait-idle", type=float, default=60.0, metavar="S",
-                    help="before each run wait up to S seconds for the host to be idle (0: don't)")
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="before each run wait up to S seconds for the host to be idle (0: don't)",
+    )
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
     a = ap.parse_args()
 
@@ -355,8 +413,15 @@ def main():
     acct = Accounting()
     h = Harness(os.path.abspath(a.runtime) if os.sep in a.runtime else a.runtime, acct)
     ok = True
-    result = {"runtime": a.runtime, "accounting": acct.describe(), "ncpus": os.cpu_count(),
-              "seconds": a.seconds, "run_id": h.run_id, "table3": [], "table2": []}
+    result = {
+        "runtime": a.runtime,
+        "accounting": acct.describe(),
+        "ncpus": os.cpu_count(),
+        "seconds": a.seconds,
+        "run_id": h.run_id,
+        "table3": [],
+        "table2": [],
+    }
     try:
         h.build_rootfs()
         wanted = {int(x) for x in a.cases.split(",") if x}
@@ -365,8 +430,10 @@ def main():
                 if a.wait_idle > 0:
                     wait_idle(a.wait_idle)
                 r = h.table3_case(case, a.seconds, a.warmup)
-                print("case %d: c1 %.1f%%  c2 %.1f%%" % (r["case"], r["measured"][0], r["measured"][1]),
-                      flush=True)
+                print(
+                    "case %d: c1 %.1f%%  c2 %.1f%%" % (r["case"], r["measured"][0], r["measured"][1]),
+                    flush=True,
+                )
                 result["table3"].append(r)
         if a.table2:
             for cpus in ("0", "0-1"):
@@ -389,8 +456,10 @@ def main():
 
     if result["table3"]:
         print_table3(result["table3"], a.runtime, acct.describe())
-        print("other host load = CPU time the whole host used during the interval (/proc/stat) minus\n"
-              "the two containers', in % of one CPU; above a few % the numbers are disturbed.")
+        print(
+            "other host load = CPU time the whole host used during the interval (/proc/stat) minus\n"
+            "the two containers', in % of one CPU; above a few % the numbers are disturbed."
+        )
     if result["table2"]:
         print_table2(result["table2"])
     if a.json:

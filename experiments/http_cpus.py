@@ -48,8 +48,14 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from cpu_shares import (Accounting, PAPER_TABLE2, expand_cpus,  # noqa: E402
-                        remove_run_cgroups, run_runtime, wait_idle)
+from cpu_shares import (
+    PAPER_TABLE2,
+    Accounting,
+    expand_cpus,  # noqa: E402
+    remove_run_cgroups,
+    run_runtime,
+    wait_idle,
+)
 
 REPO = os.path.dirname(HERE)
 MKROOTFS = os.path.join(REPO, "bundles", "mkrootfs.sh")
@@ -78,6 +84,7 @@ def _on_signal(signum, frame):
 
 # ---------------------------------------------------------------- host CPU accounting
 
+
 def proc_stat():
     """{"cpu": [...], "cpu0": [...], ...} jiffies from /proc/stat:
     user nice system idle iowait irq softirq steal."""
@@ -95,8 +102,7 @@ def stat_delta(s0, s1, key):
     hz = os.sysconf("SC_CLK_TCK")
     d = [b - a for a, b in zip(s0[key], s1[key])]
     busy = d[0] + d[1] + d[2] + d[5] + d[7]
-    return (busy * 1_000_000_000 // hz, d[6] * 1_000_000_000 // hz,
-            sum(d) * 1_000_000_000 // hz)
+    return (busy * 1_000_000_000 // hz, d[6] * 1_000_000_000 // hz, sum(d) * 1_000_000_000 // hz)
 
 
 def children_cpu_ns():
@@ -106,13 +112,14 @@ def children_cpu_ns():
 
 # ---------------------------------------------------------------- network
 
+
 class Net:
     """One veth pair for one container, 198.18.X.1/24 on the host end and 198.18.X.2/24 on the
     container end; in mode "netns" also a named network namespace holding the container end."""
 
     def __init__(self, tag, mode):
         self.mode = mode
-        self.host_if = "hth%sh" % tag          # <= 15 bytes
+        self.host_if = "hth%sh" % tag  # <= 15 bytes
         self.cont_if = "hth%sc" % tag
         self.netns = "ocirt-http-%s" % tag if mode == "netns" else None
         self.subnet = None
@@ -148,6 +155,7 @@ class Net:
 
     def setup(self):
         from pyroute2 import IPRoute, netns
+
         with IPRoute() as ipr:
             self.subnet = self._pick_subnet(ipr)
             ipr.link("add", ifname=self.host_if, kind="veth", peer=self.cont_if)
@@ -173,12 +181,14 @@ class Net:
     def check_moved(self):
         """After create with netDevices: the container end must have left the host."""
         from pyroute2 import IPRoute
+
         with IPRoute() as ipr:
             if ipr.link_lookup(ifname=self.cont_if):
                 raise RuntimeError("%s is still on the host after create" % self.cont_if)
 
     def teardown(self):
         from pyroute2 import IPRoute, netns
+
         errors = []
         if self.made_netns:
             try:
@@ -217,15 +227,19 @@ AB_FIELDS = {
 
 
 def run_ab(url, concurrency, seconds, cpus):
-    cmd = ["ab", "-q", "-r", "-s", "10", "-c", str(concurrency), "-t", "%g" % seconds,
-           "-n", "100000000", url]
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=seconds + 60,
-                       preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+    cmd = ["ab", "-q", "-r", "-s", "10", "-c", str(concurrency), "-t", "%g" % seconds, "-n", "100000000", url]
+    p = subprocess.run(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=seconds + 60,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+    )
     out = p.stdout.decode(errors="replace")
     if p.returncode != 0:
-        raise RuntimeError("ab failed (%d): %s %s" % (p.returncode, out[-500:],
-                                                      p.stderr.decode(errors="replace")[-500:]))
+        raise RuntimeError(
+            "ab failed (%d): %s %s" % (p.returncode, out[-500:], p.stderr.decode(errors="replace")[-500:])
+        )
     r = {}
     for k, rx in AB_FIELDS.items():
         m = re.search(rx, out, re.M)
@@ -238,11 +252,23 @@ def run_ab(url, concurrency, seconds, cpus):
 
 def run_python_loadgen(url, concurrency, seconds, cpus):
     """Run this file as the generator in a child process (so that it can be pinned)."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--loadgen", url,
-           "--concurrency", str(concurrency), "--seconds", str(seconds)]
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=seconds + 60,
-                       preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--loadgen",
+        url,
+        "--concurrency",
+        str(concurrency),
+        "--seconds",
+        str(seconds),
+    ]
+    p = subprocess.run(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=seconds + 60,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+    )
     if p.returncode != 0:
         raise RuntimeError("load generator failed: %s" % p.stderr.decode(errors="replace")[-500:])
     return json.loads(p.stdout)
@@ -290,12 +316,22 @@ def loadgen_main(url, concurrency, seconds):
         t.join()
     elapsed = time.monotonic() - start
     total = counts["ok"] + counts["failed"] + counts["non2xx"]
-    print(json.dumps({"complete": total, "failed": counts["failed"], "non2xx": counts["non2xx"],
-                      "ok": counts["ok"], "seconds": round(elapsed, 3),
-                      "rps": round(counts["ok"] / elapsed, 2)}))
+    print(
+        json.dumps(
+            {
+                "complete": total,
+                "failed": counts["failed"],
+                "non2xx": counts["non2xx"],
+                "ok": counts["ok"],
+                "seconds": round(elapsed, 3),
+                "rps": round(counts["ok"] / elapsed, 2),
+            }
+        )
+    )
 
 
 # ---------------------------------------------------------------- the experiment
+
 
 class Harness:
     def __init__(self, acct, page_bytes):
@@ -304,8 +340,8 @@ class Harness:
         self.tag_base = uuid.uuid4().hex[:6]
         self.tmp = tempfile.mkdtemp(prefix="ocirt-http-")
         self.rootfs = os.path.join(self.tmp, "rootfs")
-        self.live = []          # (runtime, state root, container id) not yet deleted
-        self.nets = []          # Net not yet torn down
+        self.live = []  # (runtime, state root, container id) not yet deleted
+        self.nets = []  # Net not yet torn down
         self.seq = 0
         self.page_bytes = page_bytes
         with open(SPEC) as f:
@@ -318,8 +354,9 @@ class Harness:
         return os.path.join(self.tmp, "state-" + re.sub(r"[^A-Za-z0-9]", "_", runtime)[-40:])
 
     def rt(self, runtime, *args, check=True, timeout=60):
-        return run_runtime([runtime, "--root", self.state_root(runtime)] + list(args), self.tmp,
-                           check=check, timeout=timeout)
+        return run_runtime(
+            [runtime, "--root", self.state_root(runtime)] + list(args), self.tmp, check=check, timeout=timeout
+        )
 
     def build_rootfs(self):
         subprocess.run(["sh", MKROOTFS, self.rootfs], check=True)
@@ -329,16 +366,28 @@ class Harness:
         os.makedirs(b, exist_ok=True)
         spec = json.loads(json.dumps(self.spec))
         body = "<html><body><h1>It works!</h1></body></html>\n"
-        body = (body + "x" * max(0, self.page_bytes - len(body) - 1) + "\n") \
-            if self.page_bytes > len(body) else body
+        body = (
+            (body + "x" * max(0, self.page_bytes - len(body) - 1) + "\n")
+            if self.page_bytes > len(body)
+            else body
+        )
         spec["process"]["terminal"] = False
         spec["process"]["args"] = [
-            "sh", "-c", "mkdir -p /tmp/www && printf '%%s' '%s' > /tmp/www/index.html && "
-            "exec httpd -f -p %d -h /tmp/www" % (body, PORT)]
+            "sh",
+            "-c",
+            "mkdir -p /tmp/www && printf '%%s' '%s' > /tmp/www/index.html && "
+            "exec httpd -f -p %d -h /tmp/www" % (body, PORT),
+        ]
         spec["root"] = {"path": self.rootfs, "readonly": True}
         spec["hostname"] = name
-        spec["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
-                               "options": ["nosuid", "nodev", "mode=1777", "size=1m"]})
+        spec["mounts"].append(
+            {
+                "destination": "/tmp",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "nodev", "mode=1777", "size=1m"],
+            }
+        )
         linux = spec.setdefault("linux", {})
         linux["cgroupsPath"] = self.cgpath(name)
         linux.setdefault("resources", {})["cpu"] = {"cpus": cpus, "mems": "0"}
@@ -410,13 +459,26 @@ class Harness:
                 b_, s_, tot = stat_delta(s0, s1, k)
                 per_cpu[k] = round(100.0 * (b_ + s_) / tot, 1) if tot else 0.0
         pct = lambda ns: round(100.0 * ns / wall, 1)  # noqa: E731
-        return {"runtime": runtime, "label": label, "net": mode, "cpus": cpus,
-                "ncpus": len(expand_cpus(cpus)), "round": rnd, "rps": r["rps"],
-                "complete": r["complete"], "ok": r["ok"], "failed": r["failed"],
-                "non2xx": r["non2xx"], "load_seconds": r["seconds"],
-                "server_cpu_pct": pct(server), "generator_cpu_pct": pct(generator),
-                "softirq_pct": pct(soft), "other_load_pct": pct(busy + soft - server - generator),
-                "per_cpu_busy_pct": per_cpu, "container_ip": net.cont_ip}
+        return {
+            "runtime": runtime,
+            "label": label,
+            "net": mode,
+            "cpus": cpus,
+            "ncpus": len(expand_cpus(cpus)),
+            "round": rnd,
+            "rps": r["rps"],
+            "complete": r["complete"],
+            "ok": r["ok"],
+            "failed": r["failed"],
+            "non2xx": r["non2xx"],
+            "load_seconds": r["seconds"],
+            "server_cpu_pct": pct(server),
+            "generator_cpu_pct": pct(generator),
+            "softirq_pct": pct(soft),
+            "other_load_pct": pct(busy + soft - server - generator),
+            "per_cpu_busy_pct": per_cpu,
+            "container_ip": net.cont_ip,
+        }
 
     def delete(self, runtime, cid):
         self.rt(runtime, "delete", "--force", cid, check=False)
@@ -429,7 +491,7 @@ class Harness:
         for runtime, cid in list(self.live):
             try:
                 self.delete(runtime, cid)
-            except Exception as e:           # keep cleaning
+            except Exception as e:  # keep cleaning
                 print("warning: delete %s: %s" % (cid, e), file=sys.stderr)
         for net in list(self.nets):
             for e in net.teardown():
@@ -461,16 +523,27 @@ def summarize(runs):
             keys.append(k)
     for label, cpus in keys:
         rs = [r for r in runs if r["label"] == label and r["cpus"] == cpus]
-        med = lambda f: round(statistics.median(r[f] for r in rs), 1)  # noqa: E731
-        rows.append({"label": label, "runtime": rs[0]["runtime"], "net": rs[0]["net"],
-                     "cpus": cpus, "ncpus": rs[0]["ncpus"], "n": len(rs),
-                     "rps_median": med("rps"), "rps_all": [r["rps"] for r in rs],
-                     "rps_min": min(r["rps"] for r in rs), "rps_max": max(r["rps"] for r in rs),
-                     "failed": sum(r["failed"] + r["non2xx"] for r in rs),
-                     "server_cpu_pct": med("server_cpu_pct"),
-                     "generator_cpu_pct": med("generator_cpu_pct"),
-                     "softirq_pct": med("softirq_pct"), "other_load_pct": med("other_load_pct"),
-                     "other_load_max": max(r["other_load_pct"] for r in rs)})
+        med = lambda f, rs=rs: round(statistics.median(r[f] for r in rs), 1)  # noqa: E731
+        rows.append(
+            {
+                "label": label,
+                "runtime": rs[0]["runtime"],
+                "net": rs[0]["net"],
+                "cpus": cpus,
+                "ncpus": rs[0]["ncpus"],
+                "n": len(rs),
+                "rps_median": med("rps"),
+                "rps_all": [r["rps"] for r in rs],
+                "rps_min": min(r["rps"] for r in rs),
+                "rps_max": max(r["rps"] for r in rs),
+                "failed": sum(r["failed"] + r["non2xx"] for r in rs),
+                "server_cpu_pct": med("server_cpu_pct"),
+                "generator_cpu_pct": med("generator_cpu_pct"),
+                "softirq_pct": med("softirq_pct"),
+                "other_load_pct": med("other_load_pct"),
+                "other_load_max": max(r["other_load_pct"] for r in rs),
+            }
+        )
     base = {}
     for row in rows:
         if row["ncpus"] == 1:
@@ -484,50 +557,94 @@ def summarize(runs):
 def print_table(rows, a, gen_desc):
     print()
     print("Table 2 over the network: busybox httpd in a container, CPUs by cpuset, load from the host")
-    print("load: %s, concurrency %d, %gs per run, median of %d rounds; %s"
-          % (a.load, a.concurrency, a.seconds, a.rounds, gen_desc))
-    print("| runtime | network | CPUs | req/s median | min-max | speed-up | failed | server CPU % "
-          "| generator CPU % | softirq % | other load % (max) | paper req/s | paper speed-up |")
+    print(
+        "load: %s, concurrency %d, %gs per run, median of %d rounds; %s"
+        % (a.load, a.concurrency, a.seconds, a.rounds, gen_desc)
+    )
+    print(
+        "| runtime | network | CPUs | req/s median | min-max | speed-up | failed | server CPU % "
+        "| generator CPU % | softirq % | other load % (max) | paper req/s | paper speed-up |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         p = PAPER_TABLE2.get(r["ncpus"])
-        print("| %s | %s | %s | %.0f | %.0f-%.0f | %s | %d | %.0f | %.0f | %.0f | %.1f (%.1f) | %s | %s |" % (
-            os.path.basename(r["runtime"]), r["net"], r["cpus"], r["rps_median"], r["rps_min"],
-            r["rps_max"], "%.2f" % r["speedup"] if r["speedup"] else "-", r["failed"],
-            r["server_cpu_pct"], r["generator_cpu_pct"], r["softirq_pct"], r["other_load_pct"],
-            r["other_load_max"], p if p else "-",
-            "%.2f" % (p / PAPER_TABLE2[1]) if p else "-"))
-    print("CPU columns: % of one CPU over the run. server = the container's cgroup (cpuacct),\n"
-          "generator = the load generator's rusage, softirq = the host's softirq time (/proc/stat;\n"
-          "veth traffic is processed there; this kernel charges it to the task it interrupts, so it\n"
-          "is mostly inside server and generator already), other = the host's non-idle time\n"
-          "minus server and generator: load from anything else.")
+        print(
+            "| %s | %s | %s | %.0f | %.0f-%.0f | %s | %d | %.0f | %.0f | %.0f | %.1f (%.1f) | %s | %s |"
+            % (
+                os.path.basename(r["runtime"]),
+                r["net"],
+                r["cpus"],
+                r["rps_median"],
+                r["rps_min"],
+                r["rps_max"],
+                "%.2f" % r["speedup"] if r["speedup"] else "-",
+                r["failed"],
+                r["server_cpu_pct"],
+                r["generator_cpu_pct"],
+                r["softirq_pct"],
+                r["other_load_pct"],
+                r["other_load_max"],
+                p if p else "-",
+                "%.2f" % (p / PAPER_TABLE2[1]) if p else "-",
+            )
+        )
+    print(
+        "CPU columns: % of one CPU over the run. server = the container's cgroup (cpuacct),\n"
+        "generator = the load generator's rusage, softirq = the host's softirq time (/proc/stat;\n"
+        "veth traffic is processed there; this kernel charges it to the task it interrupts, so it\n"
+        "is mostly inside server and generator already), other = the host's non-idle time\n"
+        "minus server and generator: load from anything else."
+    )
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runtime", action="append", metavar="PATH[@MODE]",
-                    help="runtime to test, repeatable; MODE netdevices (default for ocirt*) or "
-                         "netns (default otherwise). Default: %s and %s" % (OCIRT, RUNC))
-    ap.add_argument("--cpus", default="0 0-1", help="cpuset settings to test, space separated "
-                    "(default %(default)r)")
+    ap.add_argument(
+        "--runtime",
+        action="append",
+        metavar="PATH[@MODE]",
+        help="runtime to test, repeatable; MODE netdevices (default for ocirt*) or "
+        "netns (default otherwise). Default: %s and %s" % (OCIRT, RUNC),
+    )
+    ap.add_argument(
+        "--cpus", default="0 0-1", help="cpuset settings to test, space separated (default %(default)r)"
+    )
     ap.add_argument("--seconds", type=float, default=10.0, help="load per run (default %(default)s)")
     ap.add_argument("--warmup", type=float, default=1.0, help="unmeasured load before each run")
     ap.add_argument("--rounds", type=int, default=3, help="runs per setting; median reported")
     ap.add_argument("--concurrency", type=int, default=16, help="requests in flight")
-    ap.add_argument("--load", choices=("auto", "ab", "python"), default="auto",
-                    help="load generator: ab (ApacheBench) if installed, else python")
-    ap.add_argument("--gen-cpus", default=None,
-                    help="CPUs the load generator is pinned to (default: the last CPU; "
-                         "'all' for no pinning)")
+    ap.add_argument(
+        "--load",
+        choices=("auto", "ab", "python"),
+        default="auto",
+        help="load generator: ab (ApacheBench) if installed, else python",
+    )
+    ap.add_argument(
+        "--gen-cpus",
+        default=None,
+        help="CPUs the load generator is pinned to (default: the last CPU; 'all' for no pinning)",
+    )
     ap.add_argument("--page-bytes", type=int, default=177, help="size of the page served")
-    ap.add_argument("--wait-idle", type=float, default=60.0, metavar="S",
-                    help="before each run wait up to S s for the host to be idle (0: don't)")
-    ap.add_argument("--max-other", type=float, default=10.0, metavar="PCT",
-                    help="discard and redo a run during which other load exceeded PCT %% of a "
-                         "CPU (default %(default)s)")
-    ap.add_argument("--retries", type=int, default=3, help="redos per run at most; the last "
-                    "attempt is kept whatever its other load (default %(default)s)")
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="before each run wait up to S s for the host to be idle (0: don't)",
+    )
+    ap.add_argument(
+        "--max-other",
+        type=float,
+        default=10.0,
+        metavar="PCT",
+        help="discard and redo a run during which other load exceeded PCT %% of a CPU (default %(default)s)",
+    )
+    ap.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="redos per run at most; the last attempt is kept whatever its other load (default %(default)s)",
+    )
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
     ap.add_argument("--loadgen", metavar="URL", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -540,7 +657,7 @@ def main():
     try:
         import pyroute2  # noqa: F401
     except ImportError:
-        raise SystemExit("pyroute2 is needed: run with the project's venv (.venv/bin/python)")
+        raise SystemExit("pyroute2 is needed: run with the project's venv (.venv/bin/python)") from None
     if a.load == "auto":
         a.load = "ab" if shutil.which("ab") else "python"
     elif a.load == "ab" and not shutil.which("ab"):
@@ -562,13 +679,25 @@ def main():
     acct = Accounting()
     h = Harness(acct, a.page_bytes)
     ok = True
-    result = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "kernel": os.uname().release,
-              "ncpus": ncpu, "load": a.load, "concurrency": a.concurrency, "seconds": a.seconds,
-              "warmup": a.warmup, "rounds": a.rounds, "page_bytes": a.page_bytes,
-              "generator_cpus": sorted(gen_cpus) if gen_cpus else "all",
-              "accounting": acct.describe(), "run_id": h.run_id,
-              "runtimes": [{"path": p, "label": l, "net": m} for p, l, m in runtimes],
-              "max_other": a.max_other, "runs": [], "discarded": [], "table": []}
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "kernel": os.uname().release,
+        "ncpus": ncpu,
+        "load": a.load,
+        "concurrency": a.concurrency,
+        "seconds": a.seconds,
+        "warmup": a.warmup,
+        "rounds": a.rounds,
+        "page_bytes": a.page_bytes,
+        "generator_cpus": sorted(gen_cpus) if gen_cpus else "all",
+        "accounting": acct.describe(),
+        "run_id": h.run_id,
+        "runtimes": [{"path": p, "label": lb, "net": m} for p, lb, m in runtimes],
+        "max_other": a.max_other,
+        "runs": [],
+        "discarded": [],
+        "table": [],
+    }
     try:
         h.build_rootfs()
         for rnd in range(1, a.rounds + 1):
@@ -581,15 +710,30 @@ def main():
                         r["attempt"] = attempt
                         if r["other_load_pct"] <= a.max_other or attempt > a.retries:
                             break
-                        print("round %d %-20s cpus=%-4s %8.1f req/s  discarded: other load %.1f%%"
-                              % (rnd, label, cpus, r["rps"], r["other_load_pct"]), flush=True)
+                        print(
+                            "round %d %-20s cpus=%-4s %8.1f req/s  discarded: other load %.1f%%"
+                            % (rnd, label, cpus, r["rps"], r["other_load_pct"]),
+                            flush=True,
+                        )
                         result["discarded"].append(r)
                     result["runs"].append(r)
-                    print("round %d %-20s cpus=%-4s %8.1f req/s  failed %d  server %.0f%%  gen %.0f%%  "
-                          "softirq %.0f%%  other %.1f%%  per-cpu %s" % (
-                              rnd, label, cpus, r["rps"], r["failed"] + r["non2xx"],
-                              r["server_cpu_pct"], r["generator_cpu_pct"], r["softirq_pct"],
-                              r["other_load_pct"], r["per_cpu_busy_pct"]), flush=True)
+                    print(
+                        "round %d %-20s cpus=%-4s %8.1f req/s  failed %d  server %.0f%%  gen %.0f%%  "
+                        "softirq %.0f%%  other %.1f%%  per-cpu %s"
+                        % (
+                            rnd,
+                            label,
+                            cpus,
+                            r["rps"],
+                            r["failed"] + r["non2xx"],
+                            r["server_cpu_pct"],
+                            r["generator_cpu_pct"],
+                            r["softirq_pct"],
+                            r["other_load_pct"],
+                            r["per_cpu_busy_pct"],
+                        ),
+                        flush=True,
+                    )
     except (KeyboardInterrupt, Terminated):
         print("\ninterrupted, cleaning up", file=sys.stderr)
         ok = False

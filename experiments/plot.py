@@ -13,6 +13,7 @@ Writes, as PNG and SVG into --out:
                   (and beside the CPU-bound shell loops of cpu_shares.py --table2).
 A results file that is missing is skipped (its figure is not made).
 """
+
 import argparse
 import json
 import os
@@ -23,10 +24,19 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from cpu_shares import PAPER_TABLE2  # noqa: E402  (the paper's numbers, defined once)
 
-COLORS = {"paper": "#9e9e9e", "ocirt": "#1f77b4", "runc": "#ff7f0e",
-          "ocirt-netdevices": "#1f77b4", "ocirt-netns": "#6baed6", "runc-netns": "#ff7f0e"}
-LABELS = {"ocirt-netdevices": "ocirt (netDevices)", "ocirt-netns": "ocirt (script's netns)",
-          "runc-netns": "runc (script's netns)"}
+COLORS = {
+    "paper": "#9e9e9e",
+    "ocirt": "#1f77b4",
+    "runc": "#ff7f0e",
+    "ocirt-netdevices": "#1f77b4",
+    "ocirt-netns": "#6baed6",
+    "runc-netns": "#ff7f0e",
+}
+LABELS = {
+    "ocirt-netdevices": "ocirt (netDevices)",
+    "ocirt-netns": "ocirt (script's netns)",
+    "runc-netns": "runc (script's netns)",
+}
 FORMATS = ("png", "svg")
 
 
@@ -36,9 +46,17 @@ def pyplot():
     except ImportError:
         sys.exit("plot.py: needs matplotlib: .venv/bin/pip install '.[plots]' (or pip install matplotlib)")
     matplotlib.use("Agg")
-    matplotlib.rcParams.update({"svg.hashsalt": "ocirt", "font.size": 9, "axes.spines.top": False,
-                                "axes.spines.right": False, "svg.fonttype": "none"})
+    matplotlib.rcParams.update(
+        {
+            "svg.hashsalt": "ocirt",
+            "font.size": 9,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "svg.fonttype": "none",
+        }
+    )
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -103,25 +121,49 @@ def table2(plt, http, loops):
         xs = [r["ncpus"] + (i - (len(labels) - 1) / 2) * width for r in rows]
         med = [r["rps_median"] for r in rows]
         err = [[r["rps_median"] - r["rps_min"] for r in rows], [r["rps_max"] - r["rps_median"] for r in rows]]
-        ax_rps.bar(xs, med, width, yerr=err, capsize=3, color=COLORS.get(label),
-                   label=LABELS.get(label, label), error_kw={"elinewidth": 0.8})
-        ax_up.plot([r["ncpus"] for r in rows], [r["rps_median"] / rows[0]["rps_median"] for r in rows],
-                   "o-", color=COLORS.get(label), label=LABELS.get(label, label) + ", HTTP")
+        ax_rps.bar(
+            xs,
+            med,
+            width,
+            yerr=err,
+            capsize=3,
+            color=COLORS.get(label),
+            label=LABELS.get(label, label),
+            error_kw={"elinewidth": 0.8},
+        )
+        ax_up.plot(
+            [r["ncpus"] for r in rows],
+            [r["rps_median"] / rows[0]["rps_median"] for r in rows],
+            "o-",
+            color=COLORS.get(label),
+            label=LABELS.get(label, label) + ", HTTP",
+        )
     ax_rps.set_xticks(ncpus, [f"{n} CPU" + ("s" if n > 1 else "") for n in ncpus])
     ax_rps.set_ylabel("requests/s (median, min-max)")
-    ax_rps.set_title(f"busybox httpd in a container, ab -c {http['concurrency']}, "
-                     f"{http['rounds']} rounds", fontsize=8)
+    ax_rps.set_title(
+        f"busybox httpd in a container, ab -c {http['concurrency']}, {http['rounds']} rounds", fontsize=8
+    )
     ax_rps.legend(fontsize=7, frameon=False, loc="upper left")
     ax_rps.set_ylim(0, max(r["rps_max"] for r in http["table"]) * 1.25)
     paper = sorted(PAPER_TABLE2.items())
-    ax_up.plot([n for n, _ in paper], [v / PAPER_TABLE2[1] for _, v in paper], "s--",
-               color=COLORS["paper"], label="paper (apache, ab from another host)")
+    ax_up.plot(
+        [n for n, _ in paper],
+        [v / PAPER_TABLE2[1] for _, v in paper],
+        "s--",
+        color=COLORS["paper"],
+        label="paper (apache, ab from another host)",
+    )
     for name, doc in (loops or {}).items():
         rows = sorted(doc.get("table2") or [], key=lambda r: r["ncpus"])
         if rows:
-            ax_up.plot([r["ncpus"] for r in rows],
-                       [r["throughput_kiter_s"] / rows[0]["throughput_kiter_s"] for r in rows],
-                       "^:", color=COLORS.get(name), alpha=0.7, label=f"{name}, CPU-bound shell loops")
+            ax_up.plot(
+                [r["ncpus"] for r in rows],
+                [r["throughput_kiter_s"] / rows[0]["throughput_kiter_s"] for r in rows],
+                "^:",
+                color=COLORS.get(name),
+                alpha=0.7,
+                label=f"{name}, CPU-bound shell loops",
+            )
     top = max(PAPER_TABLE2)
     ax_up.plot([1, top], [1, top], color="#dddddd", lw=0.8, zorder=0, label="linear")
     ax_up.set_xticks(range(1, top + 1))

@@ -10,7 +10,7 @@ use, so that `import ocirt` stays cheap for the command itself:
 """
 
 __version__ = "0.1.0"
-SPEC_VERSION = "1.3.0"        # the OCI runtime spec this ocirt implements (ociVersionMax)
+SPEC_VERSION = "1.3.0"  # the OCI runtime spec this ocirt implements (ociVersionMax)
 
 # what `ocirt.<name>` gives without naming the api module; plan() and validate() are reached as
 # ocirt.api.plan / ocirt.api.validate (ocirt.plan and ocirt.validate are modules of their own)
@@ -20,6 +20,7 @@ _API = ("Runtime", "Container", "spec", "features", "OcirtError", "ConfigError")
 def __getattr__(name):
     if name in _API:
         from . import api
+
         return getattr(api, name)
     raise AttributeError(f"module 'ocirt' has no attribute {name!r}")
 

@@ -1,13 +1,49 @@
 """Capability names of capabilities(7) and their numbers."""
+
 from __future__ import annotations
 
 NAMES = (
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
-    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
-    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
-    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
-    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
 )
 NUMBERS = {"CAP_" + name: i for i, name in enumerate(NAMES)}
 SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
@@ -59,13 +95,16 @@ def unknown(caps: dict | None, allowed: int | None = None) -> list[str]:
             if name not in NUMBERS:
                 out.append(f"/process/capabilities/{s}/{i}: unknown capability {name!r} ignored")
             elif NUMBERS[name] > last:
-                out.append(f"/process/capabilities/{s}/{i}: {name} is not supported by this "
-                           "kernel and is ignored")
+                out.append(
+                    f"/process/capabilities/{s}/{i}: {name} is not supported by this kernel and is ignored"
+                )
             elif not allowed & (1 << NUMBERS[name]):
                 withheld.setdefault(name, []).append(s)
     for name, sets in withheld.items():
-        out.append(f"/process/capabilities: {name} is not in the runtime's bounding set, so it "
-                   f"cannot be granted: left out of {', '.join(sets)}")
+        out.append(
+            f"/process/capabilities: {name} is not in the runtime's bounding set, so it "
+            f"cannot be granted: left out of {', '.join(sets)}"
+        )
     return out
 
 

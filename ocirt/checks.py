@@ -1,5 +1,6 @@
 """The checks `create` makes before touching anything, shared with `ocirt plan`: config.json and
 the command's options -> `Checked` (or a one-line ConfigError / OcirtError)."""
+
 from __future__ import annotations
 
 import os
@@ -22,25 +23,26 @@ class CreateOptions:
     no_new_keyring: bool = False
     preserve_fds: int = 0
     systemd_cgroup: bool = False
-    rootless: bool = False             # --rootless: cgroups are used only where permitted
-    subreaper: bool = False            # `run`: the init is re-parented to us, so we can wait for it
-    warn: object = print               # runtime.md warnings go to the log
-    debug: object = None               # --debug: a callable taking one line, else None
+    rootless: bool = False  # --rootless: cgroups are used only where permitted
+    subreaper: bool = False  # `run`: the init is re-parented to us, so we can wait for it
+    warn: object = print  # runtime.md warnings go to the log
+    debug: object = None  # --debug: a callable taking one line, else None
 
 
 @record
 class Checked:
     """What validating config.json decided, before anything is made (check_config)."""
+
     linux: dict
     ns: namespaces.Namespaces
     proc_cfg: dict
     proc: process.ProcessSpec
     rootfs: str
     last_cap: int = 40
-    seccomp: object | None = None    # a compiled ocirt.seccomp.Filter
+    seccomp: object | None = None  # a compiled ocirt.seccomp.Filter
     net_devices: dict | None = None  # linux.netDevices checked: {host name: name inside}
-    personality: int | None = None   # linux.personality, parsed (ocirt.procattr)
-    mempolicy: tuple | None = None   # linux.memoryPolicy: (mode | flags, nodes)
+    personality: int | None = None  # linux.personality, parsed (ocirt.procattr)
+    mempolicy: tuple | None = None  # linux.memoryPolicy: (mode | flags, nodes)
     idmaps: list = field(default_factory=list)  # idmapped mounts (ocirt.idmap.IdmapMount)
 
 
@@ -67,6 +69,7 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
     lsm.check(config)
     namespaces.check_sysctl(linux.get("sysctl") or {}, ns)
     from . import capabilities
+
     last_cap = capabilities.last_cap()
     for warning in capabilities.unknown(proc.capabilities):
         opts.warn(warning)
@@ -75,24 +78,38 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
     seccomp_filter = None
     if linux.get("seccomp"):
         from . import seccomp
+
         seccomp_filter = seccomp.compile(linux["seccomp"])
     net_devices = None
     if linux.get("netDevices") is not None:
         from . import netdev
+
         net_devices = netdev.check(linux["netDevices"], ns.has("network"))
     if linux.get("intelRdt") is not None:
         check_intel_rdt()
     personality = mempolicy = None
     if linux.get("personality") is not None or linux.get("memoryPolicy") is not None:
         from . import procattr
+
         personality, mempolicy = procattr.parse_linux(linux)
     idmaps = []
     if any(isinstance(m, dict) and needs_idmap(m) for m in config.get("mounts") or ()):
         from . import idmap
+
         idmaps = idmap.check(config, ns)
-    return Checked(linux=linux, ns=ns, proc_cfg=proc_cfg, proc=proc, rootfs=rootfs,
-                   last_cap=last_cap, seccomp=seccomp_filter, net_devices=net_devices,
-                   personality=personality, mempolicy=mempolicy, idmaps=idmaps)
+    return Checked(
+        linux=linux,
+        ns=ns,
+        proc_cfg=proc_cfg,
+        proc=proc,
+        rootfs=rootfs,
+        last_cap=last_cap,
+        seccomp=seccomp_filter,
+        net_devices=net_devices,
+        personality=personality,
+        mempolicy=mempolicy,
+        idmaps=idmaps,
+    )
 
 
 def check_without_mount_ns(config: dict, linux: dict) -> None:
@@ -121,8 +138,10 @@ def deprecated(linux: dict) -> list[str]:
     if "kernel" in memory:
         out.append("/linux/resources/memory/kernel is deprecated: kernel memory limits are ignored")
     if "kernelTCP" in memory:
-        out.append("/linux/resources/memory/kernelTCP is deprecated: ignored except on cgroup v1 "
-                   "hosts that still have memory.kmem.tcp.limit_in_bytes")
+        out.append(
+            "/linux/resources/memory/kernelTCP is deprecated: ignored except on cgroup v1 "
+            "hosts that still have memory.kmem.tcp.limit_in_bytes"
+        )
     return out
 
 
@@ -136,7 +155,11 @@ def check_intel_rdt(mountinfo: str = "/proc/self/mountinfo") -> None:
     except OSError:
         mounted = False
     if not mounted:
-        raise ConfigError("/linux/intelRdt", "intelRdt is specified in config, but no resctrl "
-                                             "filesystem is mounted (Intel RDT is not supported or enabled)")
-    raise ConfigError("/linux/intelRdt", "intelRdt is specified in config, but ocirt does not "
-                                         "support Intel RDT (resctrl)")
+        raise ConfigError(
+            "/linux/intelRdt",
+            "intelRdt is specified in config, but no resctrl "
+            "filesystem is mounted (Intel RDT is not supported or enabled)",
+        )
+    raise ConfigError(
+        "/linux/intelRdt", "intelRdt is specified in config, but ocirt does not support Intel RDT (resctrl)"
+    )

@@ -1,5 +1,6 @@
 """The runtime parent's side of the children it forks (create's and exec's): reaping one that must
 not live on, handing a seccomp listener its fd, the --pid-file."""
+
 from __future__ import annotations
 
 import _signal as signal  # the C module: no IntEnum building (enum import)
@@ -19,7 +20,7 @@ def kill_and_reap(pid: int) -> None:
         return
     try:
         os.waitpid(pid, 0)
-    except ChildProcessError:   # the init, once stage 1 has exited: not our child
+    except ChildProcessError:  # the init, once stage 1 has exited: not our child
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline and proc_start_time(pid) is not None:
             time.sleep(0.002)

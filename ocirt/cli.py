@@ -4,6 +4,7 @@ A small parser of its own, not click: `ocirt state` must not pay for importing c
 Flags follow Go's conventions as runc users type them: --flag value, --flag=value, -flag value,
 short aliases (-b), and booleans (--detach, -d, --detach=false).
 """
+
 from __future__ import annotations
 
 import sys
@@ -43,10 +44,10 @@ ALIASES = {"ps": "ps", "del": "delete", "rm": "delete"}
 class Opt:
     name: str
     short: str = ""
-    value: bool = False          # takes a value (else a boolean)
+    value: bool = False  # takes a value (else a boolean)
     default: object = None
     help: str = ""
-    multi: bool = False          # may repeat; collected in a list
+    multi: bool = False  # may repeat; collected in a list
 
     @property
     def key(self) -> str:
@@ -54,8 +55,13 @@ class Opt:
 
 
 GLOBAL_OPTIONS = (
-    Opt("root", value=True, default="", help="root directory for storage of container state "
-        "(default: /run/ocirt, or $XDG_RUNTIME_DIR/ocirt when not root)"),
+    Opt(
+        "root",
+        value=True,
+        default="",
+        help="root directory for storage of container state "
+        "(default: /run/ocirt, or $XDG_RUNTIME_DIR/ocirt when not root)",
+    ),
     Opt("log", value=True, default="", help="set the log file to write ocirt logs to (default is stderr)"),
     Opt("log-format", value=True, default="text", help="set the log format ('text' (default), or 'json')"),
     Opt("debug", help="enable debug logging"),
@@ -81,10 +87,11 @@ class Globals:
     log: Logger
     systemd_cgroup: bool = False
     debug: bool = False
-    rootless: str = "auto"          # --rootless as given: rootless_mode() decides where it matters
+    rootless: str = "auto"  # --rootless as given: rootless_mode() decides where it matters
 
     def kernel(self):
         from .kernel.linux import LinuxKernel
+
         return LinuxKernel()
 
 
@@ -151,15 +158,20 @@ def version_text() -> str:
 
 def help_text(name: str | None = None, module=None) -> str:
     if module is None:
-        lines = ["NAME:", "   ocirt - Open Container Initiative runtime", "", "USAGE:",
-                 "   ocirt [global options] command [command options] [arguments...]", "",
-                 "COMMANDS:"]
+        lines = [
+            "NAME:",
+            "   ocirt - Open Container Initiative runtime",
+            "",
+            "USAGE:",
+            "   ocirt [global options] command [command options] [arguments...]",
+            "",
+            "COMMANDS:",
+        ]
         lines += [f"   {n:<10} {h}" for n, h in COMMANDS.items()]
         lines += ["", "GLOBAL OPTIONS:"]
         lines += [_opt_line(o) for o in GLOBAL_OPTIONS]
         return "\n".join(lines) + "\n"
-    lines = ["NAME:", f"   ocirt {name} - {COMMANDS[name]}", "", "USAGE:",
-             f"   ocirt {module.USAGE}", ""]
+    lines = ["NAME:", f"   ocirt {name} - {COMMANDS[name]}", "", "USAGE:", f"   ocirt {module.USAGE}", ""]
     if module.OPTIONS:
         lines.append("OPTIONS:")
         lines += [_opt_line(o) for o in module.OPTIONS]
@@ -180,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         log = Logger(g_values["log"] or None, g_values["log_format"], g_values["debug"])
         if g_values["log_format"] not in ("text", "json"):
             raise UsageError(f"invalid log-format: {g_values['log_format']}")
-        log.open()      # runc creates --log FILE at once, whatever is logged later
+        log.open()  # runc creates --log FILE at once, whatever is logged later
         if g_values["version"]:
             sys.stdout.write(version_text())
             return 0
@@ -193,26 +205,33 @@ def main(argv: list[str] | None = None) -> int:
         __import__(f"ocirt.commands.{name}")  # not importlib: it imports warnings (~0.5 ms)
         module = sys.modules[f"ocirt.commands.{name}"]
         help_opt = (Opt("help", "h"),)
-        values, args = parse(tuple(module.OPTIONS) + help_opt, rest[1:],
-                             stop_at_positional=getattr(module, "STOP_AT_ARGS", False))
+        values, args = parse(
+            tuple(module.OPTIONS) + help_opt,
+            rest[1:],
+            stop_at_positional=getattr(module, "STOP_AT_ARGS", False),
+        )
         if values.pop("help"):
             sys.stdout.write(help_text(name, module))
             return 0
-        g = Globals(root=g_values["root"] or default_root(), log=log,
-                    systemd_cgroup=g_values["systemd_cgroup"], debug=g_values["debug"],
-                    rootless=g_values["rootless"])
+        g = Globals(
+            root=g_values["root"] or default_root(),
+            log=log,
+            systemd_cgroup=g_values["systemd_cgroup"],
+            debug=g_values["debug"],
+            rootless=g_values["rootless"],
+        )
         log.debug(f"ocirt {__version__}: {name} {' '.join(rest[1:])}, root {g.root}")
         return module.main(g, values, args) or 0
     except OcirtError as e:
         log.error(str(e))
-        return getattr(e, "exit_code", 1)   # a command may set its own (exec: 255, as runc)
-    except OSError as e:        # one line, not a traceback, for what no handler foresaw
+        return getattr(e, "exit_code", 1)  # a command may set its own (exec: 255, as runc)
+    except OSError as e:  # one line, not a traceback, for what no handler foresaw
         where = f": {e.filename}" if e.filename else ""
         log.error(f"{e.strerror or e}{where}")
         return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as e:      # noqa: BLE001 - a last resort: a bug, still told in one line
+    except Exception as e:  # noqa: BLE001 - a last resort: a bug, still told in one line
         log.error(f"internal error: {type(e).__name__}: {' '.join(str(e).split())}")
         return 1
 

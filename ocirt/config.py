@@ -1,4 +1,5 @@
 """Loading a bundle's config.json."""
+
 from __future__ import annotations
 
 import os
@@ -23,6 +24,7 @@ def load(bundle: str) -> dict:
     if not isinstance(config, dict):
         raise ConfigError("/", "must be an object")
     from .validate import validate
+
     validate(config)
     return config
 

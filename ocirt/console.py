@@ -4,6 +4,7 @@ As runc does it with --console-socket: the init opens /dev/ptmx of the container
 (after pivot_root), sends the master over the AF_UNIX socket with SCM_RIGHTS, and makes the slave
 its controlling terminal and stdio. The engine (conmon, containerd-shim) holds the master.
 """
+
 from __future__ import annotations
 
 import _socket
@@ -20,6 +21,7 @@ TIOCSPTLCK = 0x40045431
 def connect(path: str) -> int:
     """In the parent, before fork: the connected socket's fd (inherited by the init)."""
     from .errors import OcirtError
+
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
         sock.connect(path)
@@ -44,11 +46,12 @@ def setup(socket_fd: int, size: dict | None, owner: int | None = None) -> None:
             try:
                 os.fchown(slave, owner, -1)
             except OSError as e:
-                if e.errno not in (22, 1):      # EINVAL, EPERM: not mapped here
+                if e.errno not in (22, 1):  # EINVAL, EPERM: not mapped here
                     raise
         if size:
-            fcntl.ioctl(slave, TIOCSWINSZ, struct.pack("HHHH", size.get("height", 0),
-                                                       size.get("width", 0), 0, 0))
+            fcntl.ioctl(
+                slave, TIOCSWINSZ, struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0)
+            )
         sock = _socket.socket(fileno=socket_fd)
         try:
             rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", master))]
@@ -91,12 +94,13 @@ def proxy(master: int, host: int | None = 0) -> None:
     import select
     import termios
     import tty
+
     saved = None
     if host is not None:
         resize(master, host)
-        if _foreground(host):       # a background job may not change the terminal (SIGTTOU)
+        if _foreground(host):  # a background job may not change the terminal (SIGTTOU)
             saved = termios.tcgetattr(host)
-            tty.setraw(host, termios.TCSANOW)   # not TCSAFLUSH: it waits for pending output
+            tty.setraw(host, termios.TCSANOW)  # not TCSAFLUSH: it waits for pending output
     try:
         readers = [0, master]
         while True:
@@ -133,7 +137,7 @@ def _foreground(fd: int) -> bool:
 def _write_all(fd: int, data: bytes) -> None:
     while data:
         try:
-            data = data[os.write(fd, data):]
+            data = data[os.write(fd, data) :]
         except InterruptedError:
             continue
 
@@ -164,6 +168,7 @@ def listener() -> tuple:
     """A console socket of our own (`run`/`exec` with a terminal and no --console-socket, as
     runc -t): (listening socket, its path) in a new private directory; close() removes both."""
     import tempfile
+
     directory = tempfile.mkdtemp(prefix="ocirt-console-")
     path = os.path.join(directory, "console.sock")
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
@@ -201,4 +206,5 @@ def receive_master(listener) -> int:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             return struct.unpack("i", payload[:4])[0]
     from .errors import OcirtError
+
     raise OcirtError("console socket: no pty master received")

@@ -10,6 +10,7 @@ both thin adapters over these:
     with OpenContainer.open(root, container_id) as c:
         c.kill(signals.parse_signal("KILL"), all_processes=False)
 """
+
 from __future__ import annotations
 
 import _signal as signal  # the C module: no IntEnum building (enum import)
@@ -25,9 +26,11 @@ from .state import ContainerState, StateDir, Status, proc_start_time
 # runc's id rule, ^[\w+-.]+$, without importing re (~4 ms) on every command
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
+
 def check_id(container_id: str) -> None:
     if not container_id or container_id in (".", "..") or not _ID_CHARS.issuperset(container_id):
         raise OcirtError(f"invalid container id format: {container_id}")
+
 
 def _kill_and_reap(pid: int) -> None:
     try:
@@ -48,21 +51,24 @@ def _wait_gone(pid: int, start: int | None, timeout: float = 10.0) -> None:
             return
         time.sleep(0.002)
 
+
 def _warn(message: str) -> None:
     from .log import Logger
+
     Logger().warning(message)
 
+
 # -- operations on an existing container ------------------------------------------------------------
+
 
 @record
 class OpenContainer:
     sd: StateDir
     state: ContainerState
-    warn: object = None     # where warnings go (the command's log); None: stderr, runc's format
+    warn: object = None  # where warnings go (the command's log); None: stderr, runc's format
 
     @classmethod
-    def open(cls, root: str, container_id: str, lock: bool = True,
-             warn=None) -> "OpenContainer":
+    def open(cls, root: str, container_id: str, lock: bool = True, warn=None) -> OpenContainer:
         check_id(container_id)
         sd = StateDir(root, container_id)
         if lock:
@@ -75,6 +81,7 @@ class OpenContainer:
 
     def cgroup(self):
         from . import cgroups
+
         return cgroups.manager_from_state(cgroups.detect(), self.state.cgroup, pid=self.state.pid)
 
     def status(self) -> Status:
@@ -83,12 +90,13 @@ class OpenContainer:
                 return self.cgroup().frozen()
             except OSError:
                 return False
+
         return self.sd.status(self.state, frozen)
 
     def close(self) -> None:
         self.sd.unlock()
 
-    def __enter__(self) -> "OpenContainer":
+    def __enter__(self) -> OpenContainer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -125,8 +133,9 @@ class OpenContainer:
         hooks = self.state.hooks.get("poststart")
         if hooks:
             try:
-                hooks_mod.run({"poststart": hooks}, "poststart", self.state.oci(Status.RUNNING),
-                              cwd=self.state.bundle)
+                hooks_mod.run(
+                    {"poststart": hooks}, "poststart", self.state.oci(Status.RUNNING), cwd=self.state.bundle
+                )
             except OcirtError:
                 self._stop()
                 raise
@@ -152,6 +161,7 @@ class OpenContainer:
         """Stop a container whose start failed: SIGKILL its processes (members.py: its own only)
         and wait until they are gone."""
         from . import members
+
         self._signal_init(signal.SIGKILL)
         try:
             members.kill_and_wait(self.cgroup(), self.state.pid, self.state.pid_start)
@@ -175,6 +185,7 @@ class OpenContainer:
             status.check("kill")
         if all_processes:  # the container's processes only: ocirt/members.py
             from . import members
+
             try:
                 members.signal_all(self.cgroup(), self.state.pid, self.state.pid_start, sig)
             except OSError as e:
@@ -191,11 +202,12 @@ class OpenContainer:
         (runc thaws too); with all_processes, return once the cgroup is empty, so that the
         `delete` engines send next finds nothing left (runc waits for them as well)."""
         from .members import owns_cgroup
+
         try:
             cg = self.cgroup()
             if cg.frozen():
                 cg.thaw()
-            if all_processes and owns_cgroup(cg):   # a shared cgroup may never be empty
+            if all_processes and owns_cgroup(cg):  # a shared cgroup may never be empty
                 cg.wait_empty()
         except (OSError, OcirtError):
             pass
@@ -242,6 +254,7 @@ class OpenContainer:
         # The cgroup can only be removed once it is empty.
         if status is not Status.STOPPED or bool(cg.created):
             from . import members
+
             members.kill_and_wait(cg, self.state.pid, self.state.pid_start)
         if status is not Status.STOPPED:
             self._signal_init(signal.SIGKILL)
@@ -256,8 +269,9 @@ class OpenContainer:
         if hooks:
             # runtime.md step 13: a failure is logged as a warning, the other hooks still run,
             # and the delete succeeds
-            hooks_mod.run_all({"poststop": hooks}, "poststop", self.state.oci(Status.STOPPED),
-                              self.warn or _warn)
+            hooks_mod.run_all(
+                {"poststop": hooks}, "poststop", self.state.oci(Status.STOPPED), self.warn or _warn
+            )
 
     # -- pause / resume / update: operations on the container's cgroup ----------------------------
 
@@ -278,13 +292,13 @@ class OpenContainer:
         try:
             with open(os.path.join(self.state.bundle, "config.json"), "rb") as f:
                 from . import jsonio
+
                 resources = (jsonio.load(f).get("linux") or {}).get("resources")
         except (OSError, ValueError, AttributeError):
             return {}
         return resources if isinstance(resources, dict) else {}
 
-    def update(self, apply: dict, record: dict, rollback: dict | None = None,
-               on_rollback_error=None) -> None:
+    def update(self, apply: dict, record: dict, rollback: dict | None = None, on_rollback_error=None) -> None:
         """Write `apply` (a partial linux.resources) to the cgroup and record `record` as the
         container's resources. On a failure, write `rollback` back (best effort) and re-raise."""
         self.status().check("update")
@@ -331,6 +345,7 @@ def remove_leftover(root: str, container_id: str) -> bool:
     if not os.path.isdir(StateDir(root, container_id).path):
         return False
     from .members import remove_damaged
+
     remove_damaged(root, container_id)
     return True
 
@@ -345,8 +360,7 @@ def wait_init(pid: int) -> int:
         except ChildProcessError:
             return 255
         if got == pid:
-            return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else \
-                128 + os.WTERMSIG(status)
+            return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
 # The former name, for modules that still use it (commands/list.py):

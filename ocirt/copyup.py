@@ -6,6 +6,7 @@ on top; that fd still reaches the covered directory afterwards, and the tree is 
 into the new mount, keeping types, modes, owners and times. Every name is resolved relative to
 a directory fd with O_NOFOLLOW, so nothing in the rootfs can redirect the copy elsewhere.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,12 @@ def _copy_entry(src_dir: int, dst_dir: int, name: str) -> None:
     if stat.S_ISREG(mode):
         s = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_dir)
         try:
-            d = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                        0o600, dir_fd=dst_dir)
+            d = os.open(
+                name,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=dst_dir,
+            )
             try:
                 _copy_data(s, d, st.st_size)
                 _copy_attrs(d, None, st)
@@ -66,7 +71,7 @@ def _copy_data(src: int, dst: int, size: int) -> None:
             n = os.copy_file_range(src, dst, size - offset)
         except OSError:
             n = -1
-        if n <= 0:          # not supported across these filesystems (or the file shrank)
+        if n <= 0:  # not supported across these filesystems (or the file shrank)
             break
         offset += n
     while True:

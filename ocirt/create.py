@@ -7,6 +7,7 @@ with a recording kernel and recording effects, whose `drive` plays the children'
 (ocirt/stages.py) instead of waiting for their messages. A failed create undoes what it did, in
 reverse order, and leaves nothing behind.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,12 +54,15 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
             spec.console_size = checked.proc_cfg.get("consoleSize")
         if checked.idmaps:  # detached idmapped trees, made here (ocirt/idmap.py says why)
             from . import idmap
-            spec.rootfs.idmap_fds = idmap.prepare(kernel, checked.idmaps, spec.rootfs.mounts,
-                                                  spec.rootfs.propagation)
+
+            spec.rootfs.idmap_fds = idmap.prepare(
+                kernel, checked.idmaps, spec.rootfs.mounts, spec.rootfs.propagation
+            )
             for fd in spec.rootfs.idmap_fds.values():
                 undo.push(kernel.close, fd)
         if spec.rootfs.in_userns:  # bind sources opened before the user namespace (rootfs.py)
             from .rootfs import open_bind_sources
+
             for fd in open_bind_sources(kernel, spec.rootfs):
                 undo.push(kernel.close, fd)
         if opts.subreaper:
@@ -104,16 +108,29 @@ class Undo:
 
 def new_state(opts: CreateOptions, bundle: str, config: dict, checked) -> ContainerState:
     linux = checked.linux
-    return ContainerState(id=opts.id, bundle=bundle, rootfs=checked.rootfs, created=_rfc3339(),
-                          annotations=config.get("annotations") or {},
-                          hooks={n: v for n, v in (config.get("hooks") or {}).items()
-                                 if n in ("poststart", "poststop")},
-                          systemd_cgroup=opts.systemd_cgroup, seccomp=linux.get("seccomp"),
-                          memory_policy=linux.get("memoryPolicy"))
+    return ContainerState(
+        id=opts.id,
+        bundle=bundle,
+        rootfs=checked.rootfs,
+        created=_rfc3339(),
+        annotations=config.get("annotations") or {},
+        hooks={n: v for n, v in (config.get("hooks") or {}).items() if n in ("poststart", "poststop")},
+        systemd_cgroup=opts.systemd_cgroup,
+        seccomp=linux.get("seccomp"),
+        memory_policy=linux.get("memoryPolicy"),
+    )
 
 
-def make_cgroup(opts: CreateOptions, linux: dict, sd, state: ContainerState, cg, kernel: k.Kernel,
-                fx: HostEffects, undo: Undo):
+def make_cgroup(
+    opts: CreateOptions,
+    linux: dict,
+    sd,
+    state: ContainerState,
+    cg,
+    kernel: k.Kernel,
+    fx: HostEffects,
+    undo: Undo,
+):
     """The container's cgroup made and configured (a rootless create that may not make one: the
     manager of no cgroup)."""
     # Saved before anything is made (status "creating", no pid), and again once the cgroup
@@ -124,7 +141,7 @@ def make_cgroup(opts: CreateOptions, linux: dict, sd, state: ContainerState, cg,
     try:
         cg.create(warn=opts.warn)
     except OcirtError as e:
-        cg = _rootless_without_cgroup(opts, linux, cg, e)     # or raises
+        cg = _rootless_without_cgroup(opts, linux, cg, e)  # or raises
     undo.push(cg.destroy)
     state.cgroup = cg.to_dict()
     sd.save(state)
@@ -141,13 +158,14 @@ def open_exec_fifo(kernel: k.Kernel, path: str, undo: Undo) -> int:
     return fifo_fd
 
 
-def run_children(kernel: k.Kernel, fx: HostEffects, spec: stages.InitSpec, cg, parent: Parent,
-                 undo: Undo) -> int:
+def run_children(
+    kernel: k.Kernel, fx: HostEffects, spec: stages.InitSpec, cg, parent: Parent, undo: Undo
+) -> int:
     """Fork stage 1, put it in the cgroup, drive the children until the init is Ready; its pid."""
     parent_ch, child_ch = fx.channel()
     stage1_pid = kernel.fork()
     if stage1_pid == 0:
-        try:        # a forked child never returns into the runtime's code
+        try:  # a forked child never returns into the runtime's code
             parent_ch.close()
             stages.stage1(kernel, spec, child_ch)  # never returns
         finally:
@@ -158,7 +176,7 @@ def run_children(kernel: k.Kernel, fx: HostEffects, spec: stages.InitSpec, cg, p
         cg.add_pid(stage1_pid)
         init_pid = fx.drive(parent_ch, spec, parent)
     except BaseException:
-        parent.undo_moves()     # before the init dies with it, a virtual device would die too
+        parent.undo_moves()  # before the init dies with it, a virtual device would die too
         if parent.init_pid:
             undo.push(fx.kill_and_reap, parent.init_pid)
         fx.kill_and_reap(stage1_pid)
@@ -175,8 +193,9 @@ class Parent:
     map the user namespace, take the init's pid (and move linux.netDevices into its network
     namespace), run the runtime hooks, hand over a seccomp listener fd."""
 
-    def __init__(self, kernel: k.Kernel, fx: HostEffects, checked, state: ContainerState,
-                 spec: stages.InitSpec):
+    def __init__(
+        self, kernel: k.Kernel, fx: HostEffects, checked, state: ContainerState, spec: stages.InitSpec
+    ):
         self.kernel, self.fx, self.linux, self.state = kernel, fx, checked.linux, state
         self.hooks, self.seccomp, self.net_devices = spec.hooks, checked.seccomp, checked.net_devices
         self.unprivileged = spec.unprivileged
@@ -241,10 +260,15 @@ class HostEffects:
     def cgroup(self, opts: CreateOptions, linux: dict, config: dict):
         """(layout, the container's cgroup, not made yet)."""
         from . import cgroups
+
         layout = cgroups.detect()
-        cg = cgroups.manager_for(layout, linux.get("cgroupsPath"), opts.id,
-                                 systemd=opts.systemd_cgroup,
-                                 annotations=config.get("annotations"))
+        cg = cgroups.manager_for(
+            layout,
+            linux.get("cgroupsPath"),
+            opts.id,
+            systemd=opts.systemd_cgroup,
+            annotations=config.get("annotations"),
+        )
         return layout, cg
 
     def apply(self, cg, resources: dict, kernel: k.Kernel) -> None:
@@ -252,6 +276,7 @@ class HostEffects:
 
     def connect_console(self, socket_path: str) -> int:
         from . import console
+
         return console.connect(socket_path)
 
     def channel(self) -> tuple[Channel, Channel]:
@@ -262,15 +287,18 @@ class HostEffects:
 
     def netdev_moves(self):
         from . import netdev
+
         return netdev.Moves()
 
     def run_hooks(self, hooks: dict, name: str, hook_state: dict, cwd: str | None = None) -> None:
         from . import hooks as hooks_mod
+
         hooks_mod.run(hooks, name, hook_state, cwd=cwd)
 
     def poststop(self, state: ContainerState, warn) -> None:
         """A failed create's poststop hooks: each runs, a failure is a warning."""
         from . import hooks as hooks_mod
+
         hooks_mod.run_all(state.hooks, "poststop", state.oci(Status.STOPPED), warn)
 
     def kill_and_reap(self, pid: int) -> None:
@@ -281,20 +309,25 @@ def _rootless_without_cgroup(opts: CreateOptions, linux: dict, cg, error: OcirtE
     """A rootless create that may not make its cgroup goes on without one (runc does too), unless
     the config asks for limits, which need it."""
     import errno as _errno
+
     if not opts.rootless or error.errno not in (_errno.EACCES, _errno.EPERM, _errno.EROFS):
         raise error
-    asked = sorted(k for k, v in (linux.get("resources") or {}).items()
-                   if k != "devices" and v not in (None, {}, []))
+    asked = sorted(
+        k for k, v in (linux.get("resources") or {}).items() if k != "devices" and v not in (None, {}, [])
+    )
     if asked:
-        raise ConfigError(f"/linux/resources/{asked[0]}",
-                          f"a rootless container cannot get limits here: {error} (delegate a "
-                          "cgroup v2 subtree to this user, or run as root)")
+        raise ConfigError(
+            f"/linux/resources/{asked[0]}",
+            f"a rootless container cannot get limits here: {error} (delegate a "
+            "cgroup v2 subtree to this user, or run as root)",
+        )
     try:
-        cg.destroy()        # whatever part of the path it could make
+        cg.destroy()  # whatever part of the path it could make
     except OcirtError:
         pass
     from . import cgroups
-    return cgroups.no_cgroup(cg.layout)     # state.json records no cgroup: `ps`, `pause` say so
+
+    return cgroups.no_cgroup(cg.layout)  # state.json records no cgroup: `ps`, `pause` say so
 
 
 def _rfc3339() -> str:

@@ -1,4 +1,5 @@
 """The defaults of the global options: where state lives (--root) and --rootless auto."""
+
 import os
 
 from .errors import OcirtError
@@ -20,4 +21,5 @@ def rootless_mode(value: str) -> bool:
     if value != "auto":
         raise OcirtError(f'invalid value "{value}" for flag --rootless: expected true, false or auto')
     from .namespaces import in_user_namespace
+
     return os.geteuid() != 0 or in_user_namespace()

@@ -8,6 +8,7 @@ grant, the seccomp profile, idmapped mounts, network devices, the rootfs, intelR
 
 Speed does not matter here (nothing on the hot path imports this module).
 """
+
 from __future__ import annotations
 
 import os
@@ -17,19 +18,32 @@ from .record import field, record
 
 # linux.resources section -> the controller it needs: (cgroup v1, cgroup v2); None: not there
 _CONTROLLERS = {
-    "memory": ("memory", "memory"), "cpu": ("cpu", "cpu"), "pids": ("pids", "pids"),
-    "blockIO": ("blkio", "io"), "hugepageLimits": ("hugetlb", "hugetlb"),
-    "network": ("net_cls", None), "rdma": ("rdma", "rdma"), "devices": ("devices", None),
+    "memory": ("memory", "memory"),
+    "cpu": ("cpu", "cpu"),
+    "pids": ("pids", "pids"),
+    "blockIO": ("blkio", "io"),
+    "hugepageLimits": ("hugetlb", "hugetlb"),
+    "network": ("net_cls", None),
+    "rdma": ("rdma", "rdma"),
+    "devices": ("devices", None),
 }
 # /proc/self/ns names of config namespace types
-_NS_FILES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
-             "user": "user", "cgroup": "cgroup", "time": "time"}
+_NS_FILES = {
+    "pid": "pid",
+    "network": "net",
+    "mount": "mnt",
+    "ipc": "ipc",
+    "uts": "uts",
+    "user": "user",
+    "cgroup": "cgroup",
+    "time": "time",
+}
 
 
 @record
 class Problem:
-    level: str          # "error": create would fail; "warning": create goes on and says so
-    pointer: str        # JSON pointer into config.json ("" for the file as a whole)
+    level: str  # "error": create would fail; "warning": create goes on and says so
+    pointer: str  # JSON pointer into config.json ("" for the file as a whole)
     message: str
 
     def as_dict(self) -> dict:
@@ -86,7 +100,7 @@ def check_bundle(bundle: str) -> Report:
         report.error("", "must be an object")
         return report
     schema_errors(config, report)
-    if report.problems:     # the host checks read the config's shape: only a valid one
+    if report.problems:  # the host checks read the config's shape: only a valid one
         return report
     host_checks(config, os.path.abspath(bundle), report)
     return report
@@ -103,6 +117,7 @@ def schema_errors(config: dict, report: Report) -> None:
         # an anyOf/oneOf: the branch that matched best, as validate() reports it
         if error.context:
             from jsonschema.exceptions import best_match
+
             error = best_match(error.context) or error
         errors.append(jsonschema_error(error))
     seen = set()
@@ -120,7 +135,8 @@ def _pointer_key(pointer: str) -> list:
 
 def host_checks(config: dict, bundle: str, report: Report) -> None:
     """What create checks against this host, each check on its own."""
-    from . import capabilities, config as config_mod, lsm, namespaces, process
+    from . import capabilities, lsm, namespaces, process
+    from . import config as config_mod
 
     linux = config.get("linux") or {}
     ns = report.attempt(namespaces.parse, config)
@@ -150,17 +166,20 @@ def host_checks(config: dict, bundle: str, report: Report) -> None:
         _seccomp(linux["seccomp"], report)
     if linux.get("netDevices") is not None and ns is not None:
         from . import netdev
+
         if report.attempt(netdev.check, linux["netDevices"], ns.has("network")) is not None:
             for name in linux["netDevices"]:
                 if not os.path.exists(f"/sys/class/net/{name}"):
-                    report.error(f"/linux/netDevices/{_escape(name)}",
-                                 f"no network device {name!r} on this host")
+                    report.error(
+                        f"/linux/netDevices/{_escape(name)}", f"no network device {name!r} on this host"
+                    )
     if linux.get("intelRdt") is not None:
         _intel_rdt(report)
     from .rootfs import needs_idmap
-    if ns is not None and any(isinstance(m, dict) and needs_idmap(m)
-                              for m in config.get("mounts") or ()):
+
+    if ns is not None and any(isinstance(m, dict) and needs_idmap(m) for m in config.get("mounts") or ()):
         from . import idmap
+
         report.attempt(idmap.check, config, ns)
 
 
@@ -177,6 +196,7 @@ def _namespaces_available(config: dict, report: Report) -> None:
 
 def _cgroup_controllers(resources: dict, report: Report) -> None:
     from . import cgroups
+
     try:
         layout = cgroups.detect()
     except OcirtError as e:
@@ -196,35 +216,38 @@ def _cgroup_controllers(resources: dict, report: Report) -> None:
         v1, v2 = _CONTROLLERS[section]
         if layout.kind == "v2":
             if section == "devices":
-                continue            # an eBPF program, no controller
+                continue  # an eBPF program, no controller
             if v2 is None or v2 not in available_v2:
-                report.error(f"/linux/resources/{section}",
-                             f"cgroup v2 has no {v2 or section} controller on this host")
+                report.error(
+                    f"/linux/resources/{section}", f"cgroup v2 has no {v2 or section} controller on this host"
+                )
         elif v1 not in layout.mounts:
-            report.error(f"/linux/resources/{section}",
-                         f"no cgroup v1 hierarchy with the {v1} controller on this host")
+            report.error(
+                f"/linux/resources/{section}", f"no cgroup v1 hierarchy with the {v1} controller on this host"
+            )
     if resources.get("unified") and not layout.unified:
         report.error("/linux/resources/unified", "no cgroup v2 hierarchy on this host")
     memory = resources.get("memory") or {}
     for key in ("kernel", "kernelTCP"):
         if memory.get(key) is not None:
-            report.warning(f"/linux/resources/memory/{key}",
-                           "deprecated: kernel memory limits are ignored")
+            report.warning(f"/linux/resources/memory/{key}", "deprecated: kernel memory limits are ignored")
 
 
 def _seccomp(profile: dict, report: Report) -> None:
     from . import seccomp
+
     flt = report.attempt(seccomp.compile, profile)
     if flt is None:
         return
     for name in flt.unknown_syscalls:
-        report.warning("/linux/seccomp/syscalls", f"libseccomp does not know syscall {name!r}: "
-                                                  "its rule is skipped")
+        report.warning(
+            "/linux/seccomp/syscalls", f"libseccomp does not know syscall {name!r}: its rule is skipped"
+        )
     for name in flt.skipped_architectures:
-        report.warning("/linux/seccomp/architectures", f"libseccomp cannot build for {name}: "
-                                                       "skipped")
+        report.warning("/linux/seccomp/architectures", f"libseccomp cannot build for {name}: skipped")
 
 
 def _intel_rdt(report: Report) -> None:
     from .checks import check_intel_rdt
+
     report.attempt(check_intel_rdt)

@@ -1,4 +1,5 @@
 """Errors that reach the user as one line."""
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ The OOM counter of the memory cgroup (memory.oom_control on v1, memory.events on
 no eventfd/inotify. `ocirt events` (ocirt/commands/events.py) prints these as JSON lines; the API
 (ocirt.api.Container.stats / .events) returns them.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,7 @@ import time
 from .errors import OcirtError
 from .state import Status
 
-OOM_POLL = 0.2       # seconds between two reads of the OOM counter
+OOM_POLL = 0.2  # seconds between two reads of the OOM counter
 
 
 def watched_cgroup(c):
@@ -31,17 +32,27 @@ def watched_cgroup(c):
 
 # -- runc's JSON shape of the statistics ------------------------------------------------------------
 
-_CPUSET_V1 = (("cpu_exclusive", "cpuset.cpu_exclusive"), ("mem_hardwall", "cpuset.mem_hardwall"),
-              ("mem_exclusive", "cpuset.mem_exclusive"),
-              ("memory_migrate", "cpuset.memory_migrate"),
-              ("memory_spread_page", "cpuset.memory_spread_page"),
-              ("memory_spread_slab", "cpuset.memory_spread_slab"),
-              ("memory_pressure", "cpuset.memory_pressure"),
-              ("sched_load_balance", "cpuset.sched_load_balance"),
-              ("sched_relax_domain_level", "cpuset.sched_relax_domain_level"))
-_BLKIO_KEYS = ("ioServiceBytesRecursive", "ioServicedRecursive", "ioQueueRecursive",
-               "ioServiceTimeRecursive", "ioWaitTimeRecursive", "ioMergedRecursive",
-               "ioTimeRecursive", "sectorsRecursive")
+_CPUSET_V1 = (
+    ("cpu_exclusive", "cpuset.cpu_exclusive"),
+    ("mem_hardwall", "cpuset.mem_hardwall"),
+    ("mem_exclusive", "cpuset.mem_exclusive"),
+    ("memory_migrate", "cpuset.memory_migrate"),
+    ("memory_spread_page", "cpuset.memory_spread_page"),
+    ("memory_spread_slab", "cpuset.memory_spread_slab"),
+    ("memory_pressure", "cpuset.memory_pressure"),
+    ("sched_load_balance", "cpuset.sched_load_balance"),
+    ("sched_relax_domain_level", "cpuset.sched_relax_domain_level"),
+)
+_BLKIO_KEYS = (
+    "ioServiceBytesRecursive",
+    "ioServicedRecursive",
+    "ioQueueRecursive",
+    "ioServiceTimeRecursive",
+    "ioWaitTimeRecursive",
+    "ioMergedRecursive",
+    "ioTimeRecursive",
+    "sectorsRecursive",
+)
 
 
 def _omitempty(d: dict) -> dict:
@@ -69,15 +80,24 @@ def runc_stats(data: dict, cpuset_dir: str | None = None) -> dict:
     as runc's types.Stats (Go zero values present unless the field is omitempty)."""
     cpu = data.get("cpu") or {}
     u = cpu.get("usage") or {}
-    usage = _omitempty({"total": u.get("total", 0), "percpu": u.get("percpu"),
-                        "percpu_kernel": u.get("percpu_kernel"),
-                        "percpu_user": u.get("percpu_user")})
+    usage = _omitempty(
+        {
+            "total": u.get("total", 0),
+            "percpu": u.get("percpu"),
+            "percpu_kernel": u.get("percpu_kernel"),
+            "percpu_user": u.get("percpu_user"),
+        }
+    )
     usage["kernel"] = u.get("kernel", 0)
     usage["user"] = u.get("user", 0)
     t = cpu.get("throttling") or {}
-    throttling = _omitempty({"periods": t.get("periods", 0),
-                             "throttledPeriods": t.get("throttledPeriods", 0),
-                             "throttledTime": t.get("throttledTime", 0)})
+    throttling = _omitempty(
+        {
+            "periods": t.get("periods", 0),
+            "throttledPeriods": t.get("throttledPeriods", 0),
+            "throttledTime": t.get("throttledTime", 0),
+        }
+    )
     cs = data.get("cpuset") or {}
     cpuset = {}
     if cs.get("cpus"):
@@ -85,7 +105,7 @@ def runc_stats(data: dict, cpuset_dir: str | None = None) -> dict:
     cpuset["cpu_exclusive"] = 0
     if cs.get("mems"):
         cpuset["mems"] = cs["mems"]
-    for key, name in _CPUSET_V1[1:]:
+    for key, _ in _CPUSET_V1[1:]:
         cpuset[key] = 0
     if cpuset_dir:
         for key, name in _CPUSET_V1:
@@ -101,9 +121,17 @@ def runc_stats(data: dict, cpuset_dir: str | None = None) -> dict:
     b = data.get("blkio") or {}
     blkio = {}
     for key in _BLKIO_KEYS:
-        entries = [_omitempty({"major": e.get("major", 0), "minor": e.get("minor", 0),
-                               "op": e.get("op", ""), "value": e.get("value", 0)})
-                   for e in b.get(key) or ()]
+        entries = [
+            _omitempty(
+                {
+                    "major": e.get("major", 0),
+                    "minor": e.get("minor", 0),
+                    "op": e.get("op", ""),
+                    "value": e.get("value", 0),
+                }
+            )
+            for e in b.get(key) or ()
+        ]
         if entries:
             blkio[key] = entries
     hugetlb = {}
@@ -111,12 +139,20 @@ def runc_stats(data: dict, cpuset_dir: str | None = None) -> dict:
         entry = _omitempty({"usage": h.get("usage", 0), "max": h.get("max", 0)})
         entry["failcnt"] = h.get("failcnt", 0)
         hugetlb[size] = entry
-    return {"cpu": {"usage": usage, "throttling": throttling}, "cpuset": cpuset, "memory": memory,
-            "pids": pids, "blkio": blkio, "hugetlb": hugetlb, "intel_rdt": {},
-            "network_interfaces": None}
+    return {
+        "cpu": {"usage": usage, "throttling": throttling},
+        "cpuset": cpuset,
+        "memory": memory,
+        "pids": pids,
+        "blkio": blkio,
+        "hugetlb": hugetlb,
+        "intel_rdt": {},
+        "network_interfaces": None,
+    }
 
 
 # -- OOM ------------------------------------------------------------------------------------------
+
 
 def oom_counter_file(cg) -> tuple[str, str] | None:
     """(file, key) whose value counts the cgroup's OOM events, or None without a memory cgroup."""
@@ -166,7 +202,7 @@ def watch(c, cg, interval: float, on_error=None):
                 on_error(e)
             else:
                 yield event
-            while next_stats <= now:          # like Go's time.Tick: missed ticks are dropped
+            while next_stats <= now:  # like Go's time.Tick: missed ticks are dropped
                 next_stats += interval
         count = read_counter(where)
         if count is not None and last_oom is not None and count > last_oom:

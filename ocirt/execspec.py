@@ -7,6 +7,7 @@ The command line (ocirt/commands/exec.py) fills ExecOptions from its flags, the 
     proc = process_config(opts, args, bundle)       # the process as a config dict
     spec = process_spec(proc, opts)                 # checked: labels, scheduler, ...
 """
+
 from __future__ import annotations
 
 import os
@@ -20,10 +21,10 @@ NO_COMMAND = "exec: no command given (args must not be empty)"
 
 @record
 class ExecOptions:
-    process: dict | None = None         # a whole process (process.json's content) ...
-    process_file: str | None = None     # ... or the path of a process.json
+    process: dict | None = None  # a whole process (process.json's content) ...
+    process_file: str | None = None  # ... or the path of a process.json
     tty: bool = False
-    env: list = field(list)             # appended to config.json's process.env
+    env: list = field(list)  # appended to config.json's process.env
     cwd: str | None = None
     uid: int | None = None
     gid: int | None = None
@@ -31,10 +32,10 @@ class ExecOptions:
     no_new_privileges: bool = False
     apparmor: str | None = None
     process_label: str | None = None
-    caps: list = field(list)            # added to every set but ambient
+    caps: list = field(list)  # added to every set but ambient
     preserve_fds: int = 0
-    ignore_paused: bool = False         # exec into a paused container (the process stays frozen)
-    cgroup: dict = field(dict)          # --cgroup: {controller or "" (all): sub-cgroup path}
+    ignore_paused: bool = False  # exec into a paused container (the process stays frozen)
+    cgroup: dict = field(dict)  # --cgroup: {controller or "" (all): sub-cgroup path}
 
     @property
     def whole(self) -> bool:
@@ -64,7 +65,8 @@ def process_config(opts: ExecOptions, args: list, bundle: str) -> dict:
             except (OSError, ValueError) as e:
                 raise OcirtError(f"process.json: {e}") from None
         from .validate import validate_process
-        validate_process(proc)      # the schema's process, NUL bytes: errors point into it
+
+        validate_process(proc)  # the schema's process, NUL bytes: errors point into it
         return proc
     if not args:
         raise OcirtError(NO_COMMAND)
@@ -104,6 +106,7 @@ def process_spec(proc: dict, opts: ExecOptions):
     the field in process.json or in config.json's /process."""
     from .lsm import check_process
     from .process import ProcessSpec
+
     if not proc.get("args"):
         raise OcirtError("process.json: /args: is required")
     if opts.whole:

@@ -1,6 +1,7 @@
 """`exec`: a new process in an existing container. Stage 1 joins the init's namespaces (their
 /proc/PID/ns files, opened here) and forks the process (stages.exec_stage1); the parent puts stage 1
 in the container's cgroup and drives them through the protocol of ocirt/protocol.py."""
+
 from __future__ import annotations
 
 import os
@@ -14,10 +15,17 @@ from .stages import ExecSpec, exec_stage1
 from .state import Status, proc_start_time
 
 
-def exec_process(c, proc: process.ProcessSpec, kernel: k.Kernel,
-                 pid_file: str | None = None, subreaper: bool = False,
-                 console_socket: str | None = None, console_size: dict | None = None,
-                 cgroup=None, ignore_paused: bool = False) -> int:
+def exec_process(
+    c,
+    proc: process.ProcessSpec,
+    kernel: k.Kernel,
+    pid_file: str | None = None,
+    subreaper: bool = False,
+    console_socket: str | None = None,
+    console_size: dict | None = None,
+    cgroup=None,
+    ignore_paused: bool = False,
+) -> int:
     """Start `proc` inside the container; returns its pid once it is about to exec. `cgroup`:
     a sub-cgroup of the container's (exec --cgroup) to put it in; `ignore_paused`: a paused
     container is entered too (the process waits frozen for `resume`)."""
@@ -25,6 +33,7 @@ def exec_process(c, proc: process.ProcessSpec, kernel: k.Kernel,
     if not (ignore_paused and status is Status.PAUSED):
         status.check("exec")
     from . import capabilities
+
     ns_fds = []
     console_fd = None
     try:
@@ -34,29 +43,36 @@ def exec_process(c, proc: process.ProcessSpec, kernel: k.Kernel,
             try:
                 if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
                     continue
-                ns_fds.append((os.open(theirs, os.O_RDONLY | os.O_CLOEXEC),
-                               namespaces.FLAGS[nstype]))
+                ns_fds.append((os.open(theirs, os.O_RDONLY | os.O_CLOEXEC), namespaces.FLAGS[nstype]))
             except FileNotFoundError:
                 continue
         if proc_start_time(c.state.pid) != c.state.pid_start:
             raise OcirtError("cannot exec in a stopped container")
         seccomp_filter = container_seccomp(c)
         mempolicy = None
-        if c.state.memory_policy:           # recorded at create, as the seccomp filter is
+        if c.state.memory_policy:  # recorded at create, as the seccomp filter is
             from . import procattr
+
             mempolicy = procattr.parse_linux({"memoryPolicy": c.state.memory_policy})[1]
-        spec = ExecSpec(ns_fds=ns_fds, proc=proc, last_cap=capabilities.last_cap(),
-                        seccomp=seccomp_filter, console_size=console_size,
-                        personality=init_personality(c.state.pid), mempolicy=mempolicy)
+        spec = ExecSpec(
+            ns_fds=ns_fds,
+            proc=proc,
+            last_cap=capabilities.last_cap(),
+            seccomp=seccomp_filter,
+            console_size=console_size,
+            personality=init_personality(c.state.pid),
+            mempolicy=mempolicy,
+        )
         if console_socket:
             from . import console
+
             console_fd = spec.console_fd = console.connect(console_socket)
         parent_ch, child_ch = Channel.pair()
         if subreaper:
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
         stage1_pid = fork_with_affinity(kernel, proc, kernel.fork)
         if stage1_pid == 0:
-            try:        # a forked child never returns into the runtime's code
+            try:  # a forked child never returns into the runtime's code
                 parent_ch.close()
                 exec_stage1(kernel, spec, child_ch)
             finally:
@@ -69,8 +85,7 @@ def exec_process(c, proc: process.ProcessSpec, kernel: k.Kernel,
             pid = parent_ch.expect(InitPid, "the process was started").pid
             kernel.waitpid(stage1_pid)
             parent_ch.send(Proceed())
-            while isinstance(parent_ch.expect((SeccompFd, Ready), "the process was started"),
-                             SeccompFd):
+            while isinstance(parent_ch.expect((SeccompFd, Ready), "the process was started"), SeccompFd):
                 pass_seccomp_fd(parent_ch, seccomp_filter, c.state, pid)
         except BaseException:
             if pid:
@@ -94,6 +109,7 @@ def container_seccomp(c):
     if not c.state.seccomp:
         return None
     from . import seccomp
+
     return seccomp.compile(c.state.seccomp)
 
 
@@ -109,8 +125,7 @@ def fork_with_affinity(kernel: k.Kernel, proc: process.ProcessSpec, fork=os.fork
     try:
         kernel.sched_setaffinity(0, proc.affinity_initial)
     except OSError as e:
-        raise OcirtError(f"{proc.pointer}/execCPUAffinity/initial: sched_setaffinity",
-                         e.errno) from None
+        raise OcirtError(f"{proc.pointer}/execCPUAffinity/initial: sched_setaffinity", e.errno) from None
     try:
         pid = fork()
     except BaseException:
@@ -133,4 +148,4 @@ def init_personality(pid: int) -> int | None:
                 values.append(int(f.read().strip(), 16))
         except (OSError, ValueError):
             return None
-    return values[0] if values[0] != values[1] else None   # the same: nothing to change
+    return values[0] if values[0] != values[1] else None  # the same: nothing to change

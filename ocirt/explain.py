@@ -13,6 +13,7 @@ missing mount point, a readlink) are not matched on their own: they get the caus
 operation of their stage on that path or below it (the mount, the device node), and, when there
 is none, that of /process/cwd (the init makes sure its cwd exists) or the runtime's.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,6 +32,7 @@ class Context:
 
     def __init__(self, config: dict, bundle: str, rootfs: str):
         from .mapping import with_bundle_sources
+
         self.config = config
         self.rootfs = rootfs.rstrip("/")
         self.process = config.get("process") or {}
@@ -41,13 +43,13 @@ class Context:
         self.devices = [_norm(d.get("path", "")) for d in self.linux.get("devices") or []]
         self.namespaces = self.linux.get("namespaces") or []
         self.cwd = _norm(self.process.get("cwd") or "/")
-        self.mount_at = -1          # the mount entry being made (its index)
+        self.mount_at = -1  # the mount entry being made (its index)
         self.hooks_seen: dict = {}
         self.pivoted = False
-        self.inherit_dir = None     # a cgroup directory just made (v1 cpuset: the parent's copied)
+        self.inherit_dir = None  # a cgroup directory just made (v1 cpuset: the parent's copied)
         self.umasks = 0
-        self.prev = ""              # the name of the call before
-        self.rules_used: set = set()   # linux.resources.devices entries already matched
+        self.prev = ""  # the name of the call before
+        self.rules_used: set = set()  # linux.resources.devices entries already matched
 
     # -- helpers the rules share ----------------------------------------------------------------
     def rel(self, path) -> str | None:
@@ -57,7 +59,7 @@ class Context:
         if path == self.rootfs:
             return "/"
         if path.startswith(self.rootfs + "/"):
-            return _norm(path[len(self.rootfs):])
+            return _norm(path[len(self.rootfs) :])
         return None
 
     def has(self, *keys) -> bool:
@@ -69,13 +71,16 @@ class Context:
         return True
 
     def ns(self, nstype: str) -> list:
-        return [f"/linux/namespaces/{i}" for i, n in enumerate(self.namespaces)
-                if n.get("type") == nstype]
+        return [f"/linux/namespaces/{i}" for i, n in enumerate(self.namespaces) if n.get("type") == nstype]
 
     def ns_flags(self, flags: int, joined: bool = False) -> list:
         from .namespaces import FLAGS
-        return [f"/linux/namespaces/{i}" for i, n in enumerate(self.namespaces)
-                if FLAGS.get(n.get("type"), 0) & flags and bool(n.get("path")) == joined]
+
+        return [
+            f"/linux/namespaces/{i}"
+            for i, n in enumerate(self.namespaces)
+            if FLAGS.get(n.get("type"), 0) & flags and bool(n.get("path")) == joined
+        ]
 
     def field(self, pointer: str, *keys) -> list:
         """[pointer] if the config has it, else the runtime's."""
@@ -85,15 +90,19 @@ class Context:
         """The mount entry that makes `rel` (with `source`, if it is a mount's first call)."""
         same = [i for i, d in enumerate(self.dests) if d == rel]
         if not same:  # a cgroup hierarchy under a cgroup mount, say
-            same = [i for i, d in enumerate(self.dests) if rel.startswith(d.rstrip("/") + "/")
-                    and (self.mounts[i].get("type") == "cgroup" or i == self.mount_at)]
+            same = [
+                i
+                for i, d in enumerate(self.dests)
+                if rel.startswith(d.rstrip("/") + "/")
+                and (self.mounts[i].get("type") == "cgroup" or i == self.mount_at)
+            ]
             same = same[-1:]
         if not same:
             return []
         if source is not None:
-            by_source = [i for i in same if _source(self.mounts[i]) == source and
-                         i > self.mount_at] or \
-                        [i for i in same if _source(self.mounts[i]) == source]
+            by_source = [i for i in same if _source(self.mounts[i]) == source and i > self.mount_at] or [
+                i for i in same if _source(self.mounts[i]) == source
+            ]
             if by_source:
                 same = by_source[:1]
         pick = self.mount_at if self.mount_at in same else same[0]
@@ -121,22 +130,23 @@ def _key(value: str) -> str:
 
 # -- the rules: call name -> (ctx, step) -> causes -------------------------------------------
 
+
 def _mount(ctx: Context, step) -> list:
     source, target, _fstype, flags, data = step.call.args
     if step.stage.startswith("create (runtime)"):
         return _idmap_tree(ctx, target)
     if flags & k.MS_MOVE:
-        return _ALL                                      # --no-pivot's move of the rootfs
+        return _ALL  # --no-pivot's move of the rootfs
     if ctx.pivoted:
         return _after_pivot(ctx, source, target, flags)
-    if target == "/":   # rslave/rprivate until pivot_root
+    if target == "/":  # rslave/rprivate until pivot_root
         return ctx.field("/linux/rootfsPropagation", "linux", "rootfsPropagation")
     if target == ctx.rootfs and source == ctx.rootfs:
         return ["/root/path"]
     rel = ctx.rel(target)
     if rel is None:
         return _ALL
-    if source == rel and flags == k.MS_BIND:   # a device bound from the host (user namespace)
+    if source == rel and flags == k.MS_BIND:  # a device bound from the host (user namespace)
         dev = ctx.device_for(rel)
         if dev or rel in _default_devices():
             return dev or _ALL
@@ -148,7 +158,7 @@ def _mount(ctx: Context, step) -> list:
 
 def _after_pivot(ctx: Context, source, target, flags) -> list:
     if target == ".":
-        return _ALL                                      # pivot_root's old root
+        return _ALL  # pivot_root's old root
     if target == "/":
         if flags & k.MS_REMOUNT:
             return ["/root/readonly"]
@@ -166,16 +176,17 @@ def _after_pivot(ctx: Context, source, target, flags) -> list:
 
 def _idmap_tree(ctx: Context, tree) -> list:
     """'<tree SRC>' (or SRC): the idmapped mounts with that source."""
-    src = tree[len("<tree "):-1] if isinstance(tree, str) and tree.startswith("<tree ") else tree
+    src = tree[len("<tree ") : -1] if isinstance(tree, str) and tree.startswith("<tree ") else tree
     from .rootfs import needs_idmap
-    out = [f"/mounts/{i}" for i, m in enumerate(ctx.mounts)
-           if needs_idmap(m) and m.get("source") == src]
+
+    out = [f"/mounts/{i}" for i, m in enumerate(ctx.mounts) if needs_idmap(m) and m.get("source") == src]
     return out or ["/mounts"]
 
 
 def _new_userns(ctx: Context, step) -> list:
     from .namespaces import id_map
     from .rootfs import needs_idmap
+
     uid_map = step.call.args[0]
     out = []
     for i, m in enumerate(ctx.mounts):
@@ -191,6 +202,7 @@ def _new_userns(ctx: Context, step) -> list:
 
 def _at_path(index: int):
     """A call whose argument `index` is a path: the mount or device that makes it."""
+
     def rule(ctx: Context, step) -> list:
         if step.stage.startswith("create (runtime)"):
             return _idmap_tree(ctx, step.call.args[index])
@@ -198,26 +210,30 @@ def _at_path(index: int):
         if rel is None:
             return _ALL
         return ctx.mount_for(rel) or _ALL
+
     return rule
 
 
 def _node(index: int):
     """mknod, chown, symlink in the rootfs: a device of linux.devices, or a default one."""
+
     def rule(ctx: Context, step) -> list:
         rel = ctx.rel(step.call.args[index])
         return (ctx.device_for(rel) if rel else []) or _ALL
+
     return rule
 
 
 def _default_devices() -> set:
     from .rootfs import DEFAULT_DEVICES
+
     return {f"/dev/{name}" for name, _, _ in DEFAULT_DEVICES}
 
 
 def _open(ctx: Context, step) -> list:
     path, flags = step.call.args[0], step.call.args[1]
     if path == ctx.rootfs and flags & os.O_PATH:
-        return ["/root/path"]           # the rootfs every mount is made under
+        return ["/root/path"]  # the rootfs every mount is made under
     for i, n in enumerate(ctx.namespaces):
         if n.get("path") and n.get("path") == path:
             return [f"/linux/namespaces/{i}"]
@@ -226,8 +242,7 @@ def _open(ctx: Context, step) -> list:
 
 def _setns(ctx: Context, step) -> list:
     path = step.call.args[0]
-    return [f"/linux/namespaces/{i}" for i, n in enumerate(ctx.namespaces)
-            if n.get("path") == path] or _ALL
+    return [f"/linux/namespaces/{i}" for i, n in enumerate(ctx.namespaces) if n.get("path") == path] or _ALL
 
 
 def _unshare(ctx: Context, step) -> list:
@@ -237,10 +252,12 @@ def _unshare(ctx: Context, step) -> list:
 def _ids(user_key: str):
     """setresuid/setresgid: stage 1's switch to root in a new user namespace; the init's to
     process.user."""
+
     def rule(ctx: Context, step) -> list:
         if step.stage.startswith("stage 1"):
             return ctx.ns("user") or _ALL
         return ctx.field(f"/process/user/{user_key}", "process", "user", user_key)
+
     return rule
 
 
@@ -251,7 +268,7 @@ def _setgroups(ctx: Context, step) -> list:
 def _umask(ctx: Context, step) -> list:
     if step.stage.startswith("init") and ctx.umasks == 0:
         ctx.umasks += 1
-        return _ALL         # the init's umask(0): modes exactly as asked
+        return _ALL  # the init's umask(0): modes exactly as asked
     ctx.umasks += 1
     return ctx.field("/process/user/umask", "process", "user", "umask")
 
@@ -263,21 +280,26 @@ def _prctl(ctx: Context, step) -> list:
     if option == k.PR_SET_KEEPCAPS:
         return ["/process/capabilities"]
     if option == k.PR_CAP_AMBIENT:
-        return ["/process/capabilities/ambient"] if arg2 == k.PR_CAP_AMBIENT_RAISE or \
-            ctx.has("process", "capabilities", "ambient") else ["/process/capabilities"]
+        return (
+            ["/process/capabilities/ambient"]
+            if arg2 == k.PR_CAP_AMBIENT_RAISE or ctx.has("process", "capabilities", "ambient")
+            else ["/process/capabilities"]
+        )
     if option == k.PR_SET_NO_NEW_PRIVS:
         return ["/process/noNewPrivileges"]
-    return _ALL             # PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER: the runtime's safety
+    return _ALL  # PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER: the runtime's safety
 
 
 def _capset(ctx: Context, step) -> list:
     caps = ctx.process.get("capabilities") or {}
-    return [f"/process/capabilities/{s}" for s in ("effective", "permitted", "inheritable")
-            if s in caps] or ["/process/capabilities"]
+    return [f"/process/capabilities/{s}" for s in ("effective", "permitted", "inheritable") if s in caps] or [
+        "/process/capabilities"
+    ]
 
 
 def _setrlimit(ctx: Context, step) -> list:
     from .process import rlimit_number
+
     num = step.call.args[0]
     for i, rl in enumerate(ctx.process.get("rlimits") or []):
         try:
@@ -291,7 +313,7 @@ def _setrlimit(ctx: Context, step) -> list:
 def _chdir(ctx: Context, step) -> list:
     path = step.call.args[0]
     if path == ctx.rootfs or not ctx.pivoted or ctx.prev in ("umount", "chroot"):
-        return _ALL          # pivot_root's (or --no-pivot's) change of directory
+        return _ALL  # pivot_root's (or --no-pivot's) change of directory
     return ["/process/cwd"]
 
 
@@ -350,28 +372,37 @@ R = "/linux/resources"
 # file name (v1 and v2) -> the resources field(s) whose values it holds
 CGROUP_FILES = {
     # memory
-    "memory.limit_in_bytes": ["memory/limit"], "memory.max": ["memory/limit"],
+    "memory.limit_in_bytes": ["memory/limit"],
+    "memory.max": ["memory/limit"],
     "memory.memsw.limit_in_bytes": ["memory/swap"],
-    "memory.swap.max": ["memory/swap", "memory/limit"],     # v2: swap - limit
-    "memory.soft_limit_in_bytes": ["memory/reservation"], "memory.low": ["memory/reservation"],
+    "memory.swap.max": ["memory/swap", "memory/limit"],  # v2: swap - limit
+    "memory.soft_limit_in_bytes": ["memory/reservation"],
+    "memory.low": ["memory/reservation"],
     "memory.kmem.tcp.limit_in_bytes": ["memory/kernelTCP"],
     "memory.swappiness": ["memory/swappiness"],
     "memory.oom_control": ["memory/disableOOMKiller"],
     "memory.use_hierarchy": ["memory/useHierarchy"],
     # cpu
-    "cpu.shares": ["cpu/shares"], "cpu.weight": ["cpu/shares"],
-    "cpu.cfs_quota_us": ["cpu/quota"], "cpu.cfs_period_us": ["cpu/period"],
+    "cpu.shares": ["cpu/shares"],
+    "cpu.weight": ["cpu/shares"],
+    "cpu.cfs_quota_us": ["cpu/quota"],
+    "cpu.cfs_period_us": ["cpu/period"],
     "cpu.max": ["cpu/quota", "cpu/period"],
-    "cpu.cfs_burst_us": ["cpu/burst"], "cpu.max.burst": ["cpu/burst"],
-    "cpu.rt_period_us": ["cpu/realtimePeriod"], "cpu.rt_runtime_us": ["cpu/realtimeRuntime"],
+    "cpu.cfs_burst_us": ["cpu/burst"],
+    "cpu.max.burst": ["cpu/burst"],
+    "cpu.rt_period_us": ["cpu/realtimePeriod"],
+    "cpu.rt_runtime_us": ["cpu/realtimeRuntime"],
     "cpu.idle": ["cpu/idle"],
-    "cpuset.cpus": ["cpu/cpus"], "cpuset.mems": ["cpu/mems"],
+    "cpuset.cpus": ["cpu/cpus"],
+    "cpuset.mems": ["cpu/mems"],
     # pids, network, rdma
     "pids.max": ["pids/limit"],
     "net_cls.classid": ["network/classID"],
     # block I/O (the per-device files are matched by major:minor below)
-    "blkio.weight": ["blockIO/weight"], "blkio.bfq.weight": ["blockIO/weight"],
-    "io.weight": ["blockIO/weight"], "io.bfq.weight": ["blockIO/weight"],
+    "blkio.weight": ["blockIO/weight"],
+    "blkio.bfq.weight": ["blockIO/weight"],
+    "io.weight": ["blockIO/weight"],
+    "io.bfq.weight": ["blockIO/weight"],
     "blkio.leaf_weight": ["blockIO/leafWeight"],
 }
 # per-device block I/O files: file -> (config list, what of an entry)
@@ -383,12 +414,27 @@ _BLKIO_DEVICE_FILES = {
     "blkio.throttle.write_bps_device": (("throttleWriteBpsDevice",), ""),
     "blkio.throttle.read_iops_device": (("throttleReadIOPSDevice",), ""),
     "blkio.throttle.write_iops_device": (("throttleWriteIOPSDevice",), ""),
-    "io.max": (("throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice",
-                "throttleWriteIOPSDevice"), ""),
+    "io.max": (
+        (
+            "throttleReadBpsDevice",
+            "throttleWriteBpsDevice",
+            "throttleReadIOPSDevice",
+            "throttleWriteIOPSDevice",
+        ),
+        "",
+    ),
 }
 # the cgroup's own bookkeeping: the runtime's
-_CGROUP_RUNTIME = ("cgroup.procs", "cgroup.subtree_control", "cgroup.freeze", "cgroup.kill",
-                   "tasks", "freezer.state", "notify_on_release", "cgroup.clone_children")
+_CGROUP_RUNTIME = (
+    "cgroup.procs",
+    "cgroup.subtree_control",
+    "cgroup.freeze",
+    "cgroup.kill",
+    "tasks",
+    "freezer.state",
+    "notify_on_release",
+    "cgroup.clone_children",
+)
 
 
 def cgroup_file(ctx: Context, path: str, value) -> list:
@@ -405,7 +451,7 @@ def cgroup_file(ctx: Context, path: str, value) -> list:
         key = "cpus" if name == "cpuset.cpus" else "mems"
         want = (res.get("cpu") or {}).get(key)
         if not want or str(value) != str(want) or os.path.dirname(path) == ctx.inherit_dir:
-            return _ALL     # v1: a new cpuset gets its parent's CPUs and nodes when made
+            return _ALL  # v1: a new cpuset gets its parent's CPUs and nodes when made
         return [f"{R}/cpu/{key}"]
     if name in _BLKIO_DEVICE_FILES:
         lists, what = _BLKIO_DEVICE_FILES[name]
@@ -439,7 +485,7 @@ def cgroup_file(ctx: Context, path: str, value) -> list:
     if name in CGROUP_FILES:
         out = [f"{R}/{f}" for f in CGROUP_FILES[name] if _res_has(res, f)]
         if name in ("memory.memsw.limit_in_bytes", "memory.swap.max") and not out:
-            out = [f"{R}/memory/limit"]     # limit -1 means memory+swap unlimited too
+            out = [f"{R}/memory/limit"]  # limit -1 means memory+swap unlimited too
         return out or [f"{R}/{CGROUP_FILES[name][0]}"]
     return [R]
 
@@ -458,7 +504,7 @@ def _device_rule(ctx: Context, allow: bool, line: str) -> list:
             continue
         seen.add(i)
         return [f"{R}/devices/{i}"]
-    if line == "a" and not allow:   # the reset to deny-all: the config's leading rule, if any
+    if line == "a" and not allow:  # the reset to deny-all: the config's leading rule, if any
         rules = ctx.resources.get("devices") or []
         if rules and not rules[0].get("allow") and _v1_line(rules[0]) == "a":
             seen.add(0)
@@ -483,27 +529,43 @@ def _bpf(ctx: Context, step) -> list:
 def _cgroup_mkdir(ctx: Context, step) -> list:
     path = step.call.args[0]
     if ctx.rel(path) is not None:
-        return []                       # a mount point: see _PREP
+        return []  # a mount point: see _PREP
     if path.startswith("/sys/fs/cgroup"):
         ctx.inherit_dir = path
         return ctx.field("/linux/cgroupsPath", "linux", "cgroupsPath")
-    return _ALL                         # the state directory
+    return _ALL  # the state directory
 
 
 # systemd unit properties -> resources fields
 _SYSTEMD_PROPS = {
-    "MemoryMax": "memory/limit", "MemoryLimit": "memory/limit", "MemoryLow": "memory/reservation",
-    "MemorySwapMax": "memory/swap", "CPUWeight": "cpu/shares", "CPUShares": "cpu/shares",
-    "BlockIOWeight": "blockIO/weight", "CPUQuotaPerSecUSec": "cpu/quota",
-    "CPUQuotaPeriodUSec": "cpu/period", "AllowedCPUs": "cpu/cpus",
-    "AllowedMemoryNodes": "cpu/mems", "TasksMax": "pids/limit",
-    "DevicePolicy": "devices", "DeviceAllow": "devices",
+    "MemoryMax": "memory/limit",
+    "MemoryLimit": "memory/limit",
+    "MemoryLow": "memory/reservation",
+    "MemorySwapMax": "memory/swap",
+    "CPUWeight": "cpu/shares",
+    "CPUShares": "cpu/shares",
+    "BlockIOWeight": "blockIO/weight",
+    "CPUQuotaPerSecUSec": "cpu/quota",
+    "CPUQuotaPeriodUSec": "cpu/period",
+    "AllowedCPUs": "cpu/cpus",
+    "AllowedMemoryNodes": "cpu/mems",
+    "TasksMax": "pids/limit",
+    "DevicePolicy": "devices",
+    "DeviceAllow": "devices",
 }
-_UNIFIED_PROPS = {"MemoryHigh": "memory.high", "MemoryLow": "memory.low", "MemoryMin": "memory.min",
-                  "MemoryMax": "memory.max", "MemorySwapMax": "memory.swap.max",
-                  "TasksMax": "pids.max", "CPUWeight": "cpu.weight",
-                  "CPUQuotaPerSecUSec": "cpu.max", "CPUQuotaPeriodUSec": "cpu.max",
-                  "AllowedCPUs": "cpuset.cpus", "AllowedMemoryNodes": "cpuset.mems"}
+_UNIFIED_PROPS = {
+    "MemoryHigh": "memory.high",
+    "MemoryLow": "memory.low",
+    "MemoryMin": "memory.min",
+    "MemoryMax": "memory.max",
+    "MemorySwapMax": "memory.swap.max",
+    "TasksMax": "pids.max",
+    "CPUWeight": "cpu.weight",
+    "CPUQuotaPerSecUSec": "cpu.max",
+    "CPUQuotaPeriodUSec": "cpu.max",
+    "AllowedCPUs": "cpuset.cpus",
+    "AllowedMemoryNodes": "cpuset.mems",
+}
 
 
 def _dbus(ctx: Context, step) -> list:
@@ -537,40 +599,71 @@ def _config_field(pointer: str, *keys: str):
 
 RULES = {
     # the runtime's own: state dir, exec.fifo, forks and waits, pivot_root, fd hygiene
-    "flock": _fixed(RUNTIME), "mkfifo": _fixed(RUNTIME), "chmod": _fixed(RUNTIME),
-    "fork": _fixed(RUNTIME), "waitpid": _fixed(RUNTIME), "kill": _fixed(RUNTIME),
-    "kill_and_reap": _fixed(RUNTIME), "rmdir": _fixed(RUNTIME), "close_fds_from": _fixed(RUNTIME),
-    "set_inheritable": _fixed(RUNTIME), "join_session_keyring": _fixed(RUNTIME),
-    "pivot_root": _pivot, "chroot": _pivot, "fchdir": _fixed(RUNTIME), "umount": _fixed(RUNTIME),
+    "flock": _fixed(RUNTIME),
+    "mkfifo": _fixed(RUNTIME),
+    "chmod": _fixed(RUNTIME),
+    "fork": _fixed(RUNTIME),
+    "waitpid": _fixed(RUNTIME),
+    "kill": _fixed(RUNTIME),
+    "kill_and_reap": _fixed(RUNTIME),
+    "rmdir": _fixed(RUNTIME),
+    "close_fds_from": _fixed(RUNTIME),
+    "set_inheritable": _fixed(RUNTIME),
+    "join_session_keyring": _fixed(RUNTIME),
+    "pivot_root": _pivot,
+    "chroot": _pivot,
+    "fchdir": _fixed(RUNTIME),
+    "umount": _fixed(RUNTIME),
     "chdir": _chdir,
     # namespaces, ids
-    "unshare": _unshare, "setns": _setns, "open": _open,
-    "ioctl": lambda ctx, step: ctx.ns("network") or _ALL,          # loopback up
-    "sethostname": _fixed("/hostname"), "setdomainname": _fixed("/domainname"),
-    "setresuid": _ids("uid"), "setresgid": _ids("gid"), "setgroups": _setgroups,
+    "unshare": _unshare,
+    "setns": _setns,
+    "open": _open,
+    "ioctl": lambda ctx, step: ctx.ns("network") or _ALL,  # loopback up
+    "sethostname": _fixed("/hostname"),
+    "setdomainname": _fixed("/domainname"),
+    "setresuid": _ids("uid"),
+    "setresgid": _ids("gid"),
+    "setgroups": _setgroups,
     "umask": _umask,
     # the root filesystem
-    "mount": _mount, "mount_setattr": _at_path(0), "move_mount": _at_path(1),
-    "copy_tree": _at_path(1), "open_tree": lambda ctx, step: _idmap_tree(ctx, step.call.args[0]),
+    "mount": _mount,
+    "mount_setattr": _at_path(0),
+    "move_mount": _at_path(1),
+    "copy_tree": _at_path(1),
+    "open_tree": lambda ctx, step: _idmap_tree(ctx, step.call.args[0]),
     "new_userns": _new_userns,
-    "mknod": _node(0), "chown": _node(0), "symlink": _node(1),
-    "open_in_root": _fixed(RUNTIME), "readlink": _fixed(RUNTIME), "mkdir": _cgroup_mkdir,
+    "mknod": _node(0),
+    "chown": _node(0),
+    "symlink": _node(1),
+    "open_in_root": _fixed(RUNTIME),
+    "readlink": _fixed(RUNTIME),
+    "mkdir": _cgroup_mkdir,
     # the process
-    "setrlimit": _setrlimit, "prctl": _prctl, "capset": _capset,
-    "sched_setattr": _fixed("/process/scheduler"), "ioprio_set": _fixed("/process/ioPriority"),
+    "setrlimit": _setrlimit,
+    "prctl": _prctl,
+    "capset": _capset,
+    "sched_setattr": _fixed("/process/scheduler"),
+    "ioprio_set": _fixed("/process/ioPriority"),
     "sched_getaffinity": _fixed("/process/execCPUAffinity"),
     "sched_setaffinity": _fixed("/process/execCPUAffinity"),
-    "personality": _fixed("/linux/personality"), "set_mempolicy": _fixed("/linux/memoryPolicy"),
+    "personality": _fixed("/linux/personality"),
+    "set_mempolicy": _fixed("/linux/memoryPolicy"),
     "seccomp_load": _fixed("/linux/seccomp"),
-    "console_setup": lambda ctx, step: ["/process/terminal"] +
-    (["/process/consoleSize"] if ctx.has("process", "consoleSize") else []),
+    "console_setup": lambda ctx, step: (
+        ["/process/terminal"] + (["/process/consoleSize"] if ctx.has("process", "consoleSize") else [])
+    ),
     "execve": _execve,
     # files: cgroups, /proc
-    "write_file": _write_file, "bpf": _bpf, "cgroup_apply": _fixed(R),
-    "dbus_StartTransientUnit": _dbus, "dbus_SetUnitProperties": _dbus,
+    "write_file": _write_file,
+    "bpf": _bpf,
+    "cgroup_apply": _fixed(R),
+    "dbus_StartTransientUnit": _dbus,
+    "dbus_SetUnitProperties": _dbus,
     "dbus_StopUnit": _fixed(RUNTIME),
     # hooks, network devices
-    "hook": _hook, "netdev_move": _netdev,
+    "hook": _hook,
+    "netdev_move": _netdev,
 }
 
 
@@ -591,8 +684,10 @@ def _target(ctx: Context, step) -> str | None:
     """The path in the rootfs an operation acts on, if any."""
     c = step.call
     index = {"mount": 1, "symlink": 1, "move_mount": 1, "copy_tree": 1}.get(c.name, 0)
-    if c.name not in ("mount", "symlink", "move_mount", "copy_tree", "mknod", "chown",
-                      "mount_setattr") or len(c.args) <= index:
+    if (
+        c.name not in ("mount", "symlink", "move_mount", "copy_tree", "mknod", "chown", "mount_setattr")
+        or len(c.args) <= index
+    ):
         return None
     return ctx.rel(c.args[index])
 
@@ -608,15 +703,14 @@ def causes(steps: list, config: dict, bundle: str, rootfs: str) -> list[list[str
             ctx.prev = s.call.name
             if s.call.name != "mkdir" and not _is_cpuset_write(s.call):
                 ctx.inherit_dir = None
-    for i, s in enumerate(steps):
+    for i in range(len(steps)):
         if prep[i]:
             out[i] = list(_prep_cause(ctx, steps, out, prep, i))
     return out
 
 
 def _is_cpuset_write(call) -> bool:
-    return call.name == "write_file" and \
-        os.path.basename(str(call.args[0])) in ("cpuset.cpus", "cpuset.mems")
+    return call.name == "write_file" and os.path.basename(str(call.args[0])) in ("cpuset.cpus", "cpuset.mems")
 
 
 def _apply(rule, ctx: Context, step) -> list:
@@ -665,8 +759,11 @@ def describe(config: dict, pointer: str) -> str:
         if parts[1] == "mounts" and len(parts) == 3:
             m = (config.get("mounts") or [])[int(parts[2])]
             kind, source = m.get("type") or "bind", m.get("source")
-            return f"{kind} on {m.get('destination')}" if source in (None, kind) else \
-                f"{kind} {source} on {m.get('destination')}"
+            return (
+                f"{kind} on {m.get('destination')}"
+                if source in (None, kind)
+                else f"{kind} {source} on {m.get('destination')}"
+            )
         linux = config.get("linux") or {}
         if parts[1:3] == ["linux", "namespaces"] and len(parts) == 4:
             n = linux["namespaces"][int(parts[3])]
@@ -689,8 +786,9 @@ class Explained:
 
     def __init__(self, plan, bundle: str, state_dir: str = ""):
         from . import config as config_mod
+
         self.plan = plan
-        self.state_dir = state_dir          # <root>/<id>: the same for both sides of a diff
+        self.state_dir = state_dir  # <root>/<id>: the same for both sides of a diff
         self.bundle = os.path.abspath(bundle)
         self.config = config_mod.load(self.bundle)
         self.rootfs = config_mod.rootfs_path(self.bundle, self.config)

@@ -2,6 +2,7 @@
 
 Every list is read from the module that implements it, so it can't claim more than ocirt does.
 """
+
 from . import SPEC_VERSION, __version__
 
 OCI_VERSION_MIN = "1.0.0"
@@ -10,8 +11,13 @@ OCI_VERSION_MIN = "1.0.0"
 def features() -> dict:
     from . import capabilities, hooks, lsm, namespaces, procattr, rootfs, seccomp
 
-    mount_options = set(rootfs.FLAG_OPTIONS) | set(rootfs.PROPAGATION_OPTIONS) | \
-        set(rootfs.RECURSIVE_OPTIONS) | set(rootfs.IDMAP_OPTIONS) | {"tmpcopyup"}
+    mount_options = (
+        set(rootfs.FLAG_OPTIONS)
+        | set(rootfs.PROPAGATION_OPTIONS)
+        | set(rootfs.RECURSIVE_OPTIONS)
+        | set(rootfs.IDMAP_OPTIONS)
+        | {"tmpcopyup"}
+    )
     return {
         "ociVersionMin": OCI_VERSION_MIN,
         "ociVersionMax": SPEC_VERSION,
@@ -26,7 +32,7 @@ def features() -> dict:
             "selinux": {"enabled": lsm.selinux_enabled()},
             "memoryPolicy": procattr.features(),
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": True}},   # ocirt/idmap.py
+            "mountExtensions": {"idmap": {"enabled": True}},  # ocirt/idmap.py
             "netDevices": {"enabled": True},
         },
         "annotations": {"io.ocirt.version": __version__},

@@ -1,4 +1,5 @@
 """OCI hooks (config.md "POSIX-platform Hooks"): the state on stdin, a timeout, errors by name."""
+
 from __future__ import annotations
 
 import os

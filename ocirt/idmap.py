@@ -26,6 +26,7 @@ A mount with uidMappings/gidMappings and neither option gets its mapping too, as
 asks for the option so that older runtimes do not ignore the mappings silently: a runtime that
 knows them applies them).
 """
+
 from __future__ import annotations
 
 import errno
@@ -36,24 +37,26 @@ from .errors import ConfigError, OcirtError
 from .namespaces import id_map
 from .record import record
 
-MAX_LINES = 340        # user_namespaces(7): the most lines a uid_map/gid_map takes
+MAX_LINES = 340  # user_namespaces(7): the most lines a uid_map/gid_map takes
 ID_LIMIT = 1 << 32
 
 
 @record
 class IdmapMount:
     """One idmapped mount, as check_config decided it."""
-    index: int                # in config.json's mounts
-    recursive_tree: bool      # rbind: the source's submounts come along (open_tree AT_RECURSIVE)
-    recursive_map: bool       # ridmap: the mapping goes on the submounts too
-    uid_map: str = ""         # uid_map/gid_map lines of the mapping
+
+    index: int  # in config.json's mounts
+    recursive_tree: bool  # rbind: the source's submounts come along (open_tree AT_RECURSIVE)
+    recursive_map: bool  # ridmap: the mapping goes on the submounts too
+    uid_map: str = ""  # uid_map/gid_map lines of the mapping
     gid_map: str = ""
-    userns_path: str = ""     # or: the joined user namespace whose mapping is used
+    userns_path: str = ""  # or: the joined user namespace whose mapping is used
 
 
 def check(config: dict, ns) -> list[IdmapMount]:
     """The idmapped mounts of config.json, validated (ConfigError on the first problem)."""
     from .rootfs import needs_idmap, parse_options
+
     out = []
     linux = config.get("linux") or {}
     for i, m in enumerate(config.get("mounts") or []):
@@ -64,26 +67,30 @@ def check(config: dict, ns) -> list[IdmapMount]:
         opts = parse_options(options)
         asked = "/options" if opts.idmap else "/uidMappings" if "uidMappings" in m else "/gidMappings"
         if m.get("type") != "bind" and not opts.is_bind:
-            raise ConfigError(where + asked, "idmapped mounts are only supported for bind mounts "
-                                             "(type \"bind\" or option bind/rbind)")
+            raise ConfigError(
+                where + asked,
+                'idmapped mounts are only supported for bind mounts (type "bind" or option bind/rbind)',
+            )
         has_uid, has_gid = "uidMappings" in m, "gidMappings" in m
         if has_uid != has_gid:
             missing = "gidMappings" if has_uid else "uidMappings"
-            raise ConfigError(f"{where}/{missing}", "uidMappings and gidMappings must be given "
-                                                     "together")
-        req = IdmapMount(index=i, recursive_tree=bool(opts.flags & k.MS_REC),
-                         recursive_map="ridmap" in options)
+            raise ConfigError(f"{where}/{missing}", "uidMappings and gidMappings must be given together")
+        req = IdmapMount(
+            index=i, recursive_tree=bool(opts.flags & k.MS_REC), recursive_map="ridmap" in options
+        )
         if has_uid:
             req.uid_map = id_map(check_mappings(m["uidMappings"], f"{where}/uidMappings"))
             req.gid_map = id_map(check_mappings(m["gidMappings"], f"{where}/gidMappings"))
-        elif "user" in ns.new:    # the container's user namespace mapping (config.md: MAY)
+        elif "user" in ns.new:  # the container's user namespace mapping (config.md: MAY)
             req.uid_map = id_map(linux.get("uidMappings") or [])
             req.gid_map = id_map(linux.get("gidMappings") or [])
         elif any(t == "user" for t, _, _ in ns.join):
             req.userns_path = next(path for t, path, _ in ns.join if t == "user")
         else:
-            raise ConfigError(where + asked, "an idmapped mount needs uidMappings and gidMappings, "
-                                             "or a user namespace for the container")
+            raise ConfigError(
+                where + asked,
+                "an idmapped mount needs uidMappings and gidMappings, or a user namespace for the container",
+            )
         out.append(req)
     return out
 
@@ -109,8 +116,9 @@ def check_mappings(mappings, where: str) -> list[dict]:
             raise ConfigError(f"{at}/size", "must be at least 1")
         for key, start in (("containerID", c), ("hostID", h)):
             if start + size > ID_LIMIT:
-                raise ConfigError(f"{at}/size", f"{key} {start} + size {size} is past the last "
-                                                f"id ({ID_LIMIT - 1})")
+                raise ConfigError(
+                    f"{at}/size", f"{key} {start} + size {size} is past the last id ({ID_LIMIT - 1})"
+                )
         for n, (c2, h2, size2, _) in enumerate(seen):
             if c < c2 + size2 and c2 < c + size:
                 raise ConfigError(f"{at}/containerID", f"range overlaps {where}/{n}")
@@ -120,8 +128,9 @@ def check_mappings(mappings, where: str) -> list[dict]:
     return mappings
 
 
-def prepare(kernel: k.Kernel, requests: list[IdmapMount], mounts: list[dict],
-            propagation: str = "") -> dict[int, int]:
+def prepare(
+    kernel: k.Kernel, requests: list[IdmapMount], mounts: list[dict], propagation: str = ""
+) -> dict[int, int]:
     """The idmapped detached trees, {mount index: fd} (see the module docstring). `mounts` has
     the bundle-relative sources made absolute. On failure, everything made is closed."""
     userns: dict = {}
@@ -133,11 +142,15 @@ def prepare(kernel: k.Kernel, requests: list[IdmapMount], mounts: list[dict],
             key = r.userns_path or (r.uid_map, r.gid_map)
             if key not in userns:
                 try:
-                    userns[key] = kernel.open(r.userns_path, os.O_RDONLY | os.O_CLOEXEC) \
-                        if r.userns_path else kernel.new_userns(r.uid_map, r.gid_map)
+                    userns[key] = (
+                        kernel.open(r.userns_path, os.O_RDONLY | os.O_CLOEXEC)
+                        if r.userns_path
+                        else kernel.new_userns(r.uid_map, r.gid_map)
+                    )
                 except OSError as e:
-                    raise OcirtError(f"{where}: make the user namespace of the idmapped mount",
-                                     e.errno) from None
+                    raise OcirtError(
+                        f"{where}: make the user namespace of the idmapped mount", e.errno
+                    ) from None
             source = mounts[r.index].get("source") or ""
             flags = k.OPEN_TREE_CLONE | k.OPEN_TREE_CLOEXEC | (k.AT_RECURSIVE if r.recursive_tree else 0)
             try:
@@ -148,17 +161,27 @@ def prepare(kernel: k.Kernel, requests: list[IdmapMount], mounts: list[dict],
             try:
                 if r.recursive_tree and not r.recursive_map:  # the whole tree slave, the top mapped
                     kernel.mount_setattr_fd(fd, 0, 0, prop, recursive=True)
-                    kernel.mount_setattr_fd(fd, k.MOUNT_ATTR_IDMAP, 0, 0, recursive=False,
-                                            userns_fd=userns[key])
+                    kernel.mount_setattr_fd(
+                        fd, k.MOUNT_ATTR_IDMAP, 0, 0, recursive=False, userns_fd=userns[key]
+                    )
                 else:
-                    kernel.mount_setattr_fd(fd, k.MOUNT_ATTR_IDMAP, 0, prop,
-                                            recursive=r.recursive_tree or r.recursive_map,
-                                            userns_fd=userns[key])
+                    kernel.mount_setattr_fd(
+                        fd,
+                        k.MOUNT_ATTR_IDMAP,
+                        0,
+                        prop,
+                        recursive=r.recursive_tree or r.recursive_map,
+                        userns_fd=userns[key],
+                    )
             except OSError as e:
-                hint = " (its filesystem may not support idmapped mounts on this kernel)" \
-                    if e.errno == errno.EINVAL else ""
-                raise OcirtError(f"{where}: idmap {source} (mount_setattr MOUNT_ATTR_IDMAP)"
-                                 f"{hint}", e.errno) from None
+                hint = (
+                    " (its filesystem may not support idmapped mounts on this kernel)"
+                    if e.errno == errno.EINVAL
+                    else ""
+                )
+                raise OcirtError(
+                    f"{where}: idmap {source} (mount_setattr MOUNT_ATTR_IDMAP){hint}", e.errno
+                ) from None
     except BaseException:
         for fd in trees.values():
             kernel.close(fd)

@@ -4,6 +4,7 @@
 costs. The package is a thin layer over `_json` (scanner and encoder in C); this is the same
 layer, for what ocirt reads and writes: strict JSON (no NaN/Infinity), UTF-8 text.
 """
+
 from __future__ import annotations
 
 import _json
@@ -52,7 +53,7 @@ def loads(text: str | bytes):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as e:
-            good = bytes(text[:e.start]).decode("utf-8")
+            good = bytes(text[: e.start]).decode("utf-8")
             raise JSONError("not UTF-8 text", good, len(good)) from None
     end = len(text)
     i = 0
@@ -78,6 +79,7 @@ def _error(text: str) -> JSONError:
     JSONDecodeError, which it only finds once json.decoder is imported (without it: a SystemError),
     so that import happens here, on the error path only; nesting is measured without recursion."""
     import json.decoder
+
     i = 0
     while i < len(text) and text[i] in _WS:
         i += 1

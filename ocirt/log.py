@@ -1,4 +1,5 @@
 """--log FILE and --log-format text|json, written the way runc writes them."""
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,7 @@ class Logger:
         made, lines go to stderr as they come."""
         if self.path:
             try:
-                os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                                 0o644))
+                os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
             except OSError:
                 pass
 

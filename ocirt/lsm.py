@@ -3,6 +3,7 @@
 Detected from the host, never assumed. A config that asks for a module the host lacks fails
 create with a clear error (a container silently left unconfined is worse than no container).
 """
+
 from __future__ import annotations
 
 import os
@@ -27,20 +28,26 @@ def check(config: dict) -> None:
     """In the parent, before anything is made."""
     check_process(config.get("process") or {})
     if (config.get("linux") or {}).get("mountLabel") and not selinux_enabled():
-        raise ConfigError("/linux/mountLabel",
-                          "selinux mount label is specified in config, but selinux is disabled or not supported")
+        raise ConfigError(
+            "/linux/mountLabel",
+            "selinux mount label is specified in config, but selinux is disabled or not supported",
+        )
 
 
 def check_process(proc: dict, where: str = "/process", document: str = "config.json") -> None:
     """The labels of one process (the init's, or exec's process.json with where="")."""
     if proc.get("apparmorProfile") and not apparmor_enabled():
-        raise ConfigError(f"{where}/apparmorProfile",
-                          "apparmor profile specified but apparmor is not enabled on this system",
-                          document)
+        raise ConfigError(
+            f"{where}/apparmorProfile",
+            "apparmor profile specified but apparmor is not enabled on this system",
+            document,
+        )
     if proc.get("selinuxLabel") and not selinux_enabled():
-        raise ConfigError(f"{where}/selinuxLabel",
-                          "selinux label is specified in config, but selinux is disabled or not supported",
-                          document)
+        raise ConfigError(
+            f"{where}/selinuxLabel",
+            "selinux label is specified in config, but selinux is disabled or not supported",
+            document,
+        )
 
 
 def apply_on_exec(kernel: k.Kernel, apparmor_profile: str | None, selinux_label: str | None) -> None:

@@ -11,6 +11,7 @@ command shows up in its man page and in both completions the next time they are 
 
 Not imported by the runtime itself (only by this command and by tests).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -39,6 +40,7 @@ NEW_ID_COMMANDS = ("create", "run", "restore")
 
 
 # -- the command line, read from its definition -------------------------------------------------
+
 
 def command_module(name: str):
     return importlib.import_module(f"ocirt.commands.{name}")
@@ -86,6 +88,7 @@ def value_kind(command: str, opt):
 
 # -- man pages ----------------------------------------------------------------------------------
 
+
 def _roff(text: str) -> str:
     """Plain text -> roff text: backslashes escaped, no line read as a request."""
     lines = []
@@ -119,9 +122,12 @@ def _option_roff(opt) -> list[str]:
 
 
 def _page_head(name: str, title: str) -> list[str]:
-    return [f'.\\" Generated from ocirt\'s command line by `python -m ocirt.manual`; do not edit.',
-            f'.TH {name.upper()} {SECTION} "" "ocirt {__version__}" "System Administration"',
-            ".SH NAME", f"{_dash(name)} \\- {_roff(title)}"]
+    return [
+        ".\\\" Generated from ocirt's command line by `python -m ocirt.manual`; do not edit.",
+        f'.TH {name.upper()} {SECTION} "" "ocirt {__version__}" "System Administration"',
+        ".SH NAME",
+        f"{_dash(name)} \\- {_roff(title)}",
+    ]
 
 
 def man_page(name: str, text: str, module) -> str:
@@ -142,51 +148,77 @@ def man_page(name: str, text: str, module) -> str:
         out.append(".SH OPTIONS")
         for o in opts:
             out += _option_roff(o)
-    out += [".SH GLOBAL OPTIONS", "The global options of \\fBocirt\\fR(8) go before the command name.",
-            ".SH EXIT STATUS", _exit_status(name),
-            ".SH SEE ALSO", "\\fBocirt\\fR(8), \\fBrunc\\fR(8)"]
+    out += [
+        ".SH GLOBAL OPTIONS",
+        "The global options of \\fBocirt\\fR(8) go before the command name.",
+        ".SH EXIT STATUS",
+        _exit_status(name),
+        ".SH SEE ALSO",
+        "\\fBocirt\\fR(8), \\fBrunc\\fR(8)",
+    ]
     return "\n".join(out) + "\n"
 
 
 def _exit_status(name: str) -> str:
     if name == "run":
-        return ("The exit code of the container's process (128+N if signal N ended it); 1 if the "
-                "container could not be made; 0 with \\fB\\-\\-detach\\fR once it runs.")
+        return (
+            "The exit code of the container's process (128+N if signal N ended it); 1 if the "
+            "container could not be made; 0 with \\fB\\-\\-detach\\fR once it runs."
+        )
     if name == "exec":
-        return ("The exit code of the process (128+N if signal N ended it); 1 if it could not be "
-                "started; 0 with \\fB\\-\\-detach\\fR once it runs.")
+        return (
+            "The exit code of the process (128+N if signal N ended it); 1 if it could not be "
+            "started; 0 with \\fB\\-\\-detach\\fR once it runs."
+        )
     return "0 on success; 1 on an error, which is printed on one line to standard error (and the log)."
 
 
 def main_page(cmds: dict) -> str:
     """ocirt(8): the commands and the global options."""
     out = _page_head("ocirt", "Open Container Initiative runtime")
-    out += [".SH SYNOPSIS",
-            "\\fBocirt\\fR [\\fIglobal options\\fR] \\fIcommand\\fR [\\fIcommand options\\fR] "
-            "[\\fIarguments\\fR...]",
-            ".SH DESCRIPTION",
-            "\\fBocirt\\fR is a low\\-level OCI container runtime written in Python. It makes a "
-            "container from an OCI bundle (a \\fIconfig.json\\fR and a root filesystem) with Linux "
-            "namespaces, cgroups, mounts and a pivoted root. Its command line is runc's, so "
-            "container engines can call it where they call \\fBrunc\\fR(8).",
-            ".SH COMMANDS"]
+    out += [
+        ".SH SYNOPSIS",
+        "\\fBocirt\\fR [\\fIglobal options\\fR] \\fIcommand\\fR [\\fIcommand options\\fR] "
+        "[\\fIarguments\\fR...]",
+        ".SH DESCRIPTION",
+        "\\fBocirt\\fR is a low\\-level OCI container runtime written in Python. It makes a "
+        "container from an OCI bundle (a \\fIconfig.json\\fR and a root filesystem) with Linux "
+        "namespaces, cgroups, mounts and a pivoted root. Its command line is runc's, so "
+        "container engines can call it where they call \\fBrunc\\fR(8).",
+        ".SH COMMANDS",
+    ]
     for name, (text, _module) in cmds.items():
-        out += [".TP", f"\\fB{_dash(name)}\\fR", f"{_roff(text)}; see \\fBocirt\\-{_dash(name)}\\fR({SECTION})."]
+        out += [
+            ".TP",
+            f"\\fB{_dash(name)}\\fR",
+            f"{_roff(text)}; see \\fBocirt\\-{_dash(name)}\\fR({SECTION}).",
+        ]
     al = aliases()
     if al:
-        out += [".PP", "Aliases: " + ", ".join(f"\\fB{_dash(a)}\\fR for \\fB{_dash(c)}\\fR"
-                                                for a, c in al.items()) + "."]
+        out += [
+            ".PP",
+            "Aliases: "
+            + ", ".join(f"\\fB{_dash(a)}\\fR for \\fB{_dash(c)}\\fR" for a, c in al.items())
+            + ".",
+        ]
     out.append(".SH GLOBAL OPTIONS")
     for o in global_options():
         out += _option_roff(o)
-    out += [".SH ENVIRONMENT", ".TP", "\\fBXDG_RUNTIME_DIR\\fR",
-            "When not root, the default state directory is \\fI$XDG_RUNTIME_DIR/ocirt\\fR.",
-            ".SH FILES", ".TP", "\\fI/run/ocirt\\fR",
-            "The default state directory (\\fB\\-\\-root\\fR): one directory per container.",
-            ".SH EXIT STATUS", "0 on success; 1 on an error, printed on one line to standard error. "
-            "\\fBrun\\fR and \\fBexec\\fR exit with the code of the container's process.",
-            ".SH SEE ALSO",
-            ", ".join(f"\\fBocirt\\-{_dash(n)}\\fR({SECTION})" for n in cmds) + ", \\fBrunc\\fR(8)"]
+    out += [
+        ".SH ENVIRONMENT",
+        ".TP",
+        "\\fBXDG_RUNTIME_DIR\\fR",
+        "When not root, the default state directory is \\fI$XDG_RUNTIME_DIR/ocirt\\fR.",
+        ".SH FILES",
+        ".TP",
+        "\\fI/run/ocirt\\fR",
+        "The default state directory (\\fB\\-\\-root\\fR): one directory per container.",
+        ".SH EXIT STATUS",
+        "0 on success; 1 on an error, printed on one line to standard error. "
+        "\\fBrun\\fR and \\fBexec\\fR exit with the code of the container's process.",
+        ".SH SEE ALSO",
+        ", ".join(f"\\fBocirt\\-{_dash(n)}\\fR({SECTION})" for n in cmds) + ", \\fBrunc\\fR(8)",
+    ]
     return "\n".join(out) + "\n"
 
 
@@ -205,6 +237,7 @@ def generate_man(directory: str) -> list[str]:
 
 
 # -- bash ---------------------------------------------------------------------------------------
+
 
 def _words(items) -> str:
     return " ".join(items)
@@ -238,10 +271,14 @@ def bash_completion() -> str:
     """A bash completion script for ocirt (`complete -F _ocirt ocirt`)."""
     cmds = commands()
     gopts = global_options()
-    flag_arms = [([name], f"echo '{_words(f for o in options(m) for f in flags(o))}'")
-                 for name, (_t, m) in cmds.items()]
-    value_flags = [([name], f"echo ' {_words(f for o in options(m) if o.value for f in flags(o))} '")
-                   for name, (_t, m) in cmds.items()]
+    flag_arms = [
+        ([name], f"echo '{_words(f for o in options(m) for f in flags(o))}'")
+        for name, (_t, m) in cmds.items()
+    ]
+    value_flags = [
+        ([name], f"echo ' {_words(f for o in options(m) if o.value for f in flags(o))} '")
+        for name, (_t, m) in cmds.items()
+    ]
     alias_arms = [([a], f"echo {c}") for a, c in aliases().items()]
     stops = [n for n, (_t, m) in cmds.items() if getattr(m, "STOP_AT_ARGS", False)]
     ids = [n for n, (_t, m) in cmds.items() if takes_id(n, m)]
@@ -378,6 +415,7 @@ complete -F _ocirt ocirt
 
 # -- zsh ----------------------------------------------------------------------------------------
 
+
 def _zq(text: str) -> str:
     """Text inside a single-quoted zsh word."""
     return text.replace("'", "'\\''")
@@ -432,7 +470,9 @@ def zsh_completion() -> str:
         if getattr(m, "STOP_AT_ARGS", False):
             specs.append("'*::argument: _normal'" if name == "exec" else "'*::ps option: '")
         body = " \\\n                ".join(specs)
-        arms.append(f"            ({pats})\n                _arguments -s -S \\\n                {body} && ret=0\n                ;;")
+        arms.append(
+            f"            ({pats})\n                _arguments -s -S \\\n                {body} && ret=0\n                ;;"
+        )
     arm_text = "\n".join(arms)
     return f"""\
 #compdef ocirt
@@ -485,6 +525,7 @@ _ocirt "$@"
 
 # -- writing and installing ---------------------------------------------------------------------
 
+
 def _write(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path + ".tmp"
@@ -499,8 +540,10 @@ def install(prefix: str = "/usr/local") -> list[str]:
     PREFIX/share/bash-completion/completions/ocirt, zsh's into PREFIX/share/zsh/site-functions."""
     share = os.path.join(prefix, "share")
     paths = generate_man(os.path.join(share, "man", f"man{SECTION}"))
-    for path, text in ((os.path.join(share, "bash-completion", "completions", "ocirt"), bash_completion()),
-                       (os.path.join(share, "zsh", "site-functions", "_ocirt"), zsh_completion())):
+    for path, text in (
+        (os.path.join(share, "bash-completion", "completions", "ocirt"), bash_completion()),
+        (os.path.join(share, "zsh", "site-functions", "_ocirt"), zsh_completion()),
+    ):
         _write(path, text)
         paths.append(path)
     return paths
@@ -509,14 +552,18 @@ def install(prefix: str = "/usr/local") -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m ocirt.manual",
-                                description="Write ocirt's man pages and shell completion, made from "
-                                            "its command line.")
+    p = argparse.ArgumentParser(
+        prog="python -m ocirt.manual",
+        description="Write ocirt's man pages and shell completion, made from its command line.",
+    )
     p.add_argument("--man", metavar="DIR", help="write ocirt.8 and ocirt-<command>.8 into DIR")
     p.add_argument("--bash", metavar="FILE", help="write the bash completion script to FILE")
     p.add_argument("--zsh", metavar="FILE", help="write the zsh completion function (_ocirt) to FILE")
-    p.add_argument("--install", action="store_true",
-                   help="write all three where man, bash-completion and zsh look, under --prefix")
+    p.add_argument(
+        "--install",
+        action="store_true",
+        help="write all three where man, bash-completion and zsh look, under --prefix",
+    )
     p.add_argument("--prefix", default="/usr/local", help="for --install (default: /usr/local)")
     a = p.parse_args(argv)
     if not (a.man or a.bash or a.zsh or a.install):

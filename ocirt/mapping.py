@@ -1,6 +1,7 @@
 """config.json -> what the children of `create` do (`stages.InitSpec`): pure, no side effect, shared
 with `ocirt plan`. Also what the parent derives from the config for the cgroup: the device rules
 always allowed, and the cgroup directories the init binds where it cannot mount cgroupfs."""
+
 from __future__ import annotations
 
 import os
@@ -15,35 +16,55 @@ def init_spec(config: dict, bundle: str, opts, checked, layout, cg, fifo_fd: int
     console fd is not in it: `create` connects to --console-socket itself."""
     linux, ns = checked.linux, checked.ns
     rspec = RootfsSpec(
-        rootfs=checked.rootfs, mounts=with_bundle_sources(bundle, config.get("mounts") or []),
+        rootfs=checked.rootfs,
+        mounts=with_bundle_sources(bundle, config.get("mounts") or []),
         readonly=bool(config["root"].get("readonly")),
         propagation=linux.get("rootfsPropagation") or "",
-        masked=linux.get("maskedPaths") or [], readonly_paths=linux.get("readonlyPaths") or [],
-        devices=linux.get("devices") or [], in_userns=ns.has("user"), no_pivot=opts.no_pivot,
-        cgroup_binds=cgroup_binds(layout, cg), cgroup2=layout.kind == "v2",
-        mount_label=linux.get("mountLabel") or "")
+        masked=linux.get("maskedPaths") or [],
+        readonly_paths=linux.get("readonlyPaths") or [],
+        devices=linux.get("devices") or [],
+        in_userns=ns.has("user"),
+        no_pivot=opts.no_pivot,
+        cgroup_binds=cgroup_binds(layout, cg),
+        cgroup2=layout.kind == "v2",
+        mount_label=linux.get("mountLabel") or "",
+    )
     cfg_hooks = config.get("hooks") or {}
     return InitSpec(
-        ns=ns, rootfs=rspec, proc=checked.proc, fifo_fd=fifo_fd,
+        ns=ns,
+        rootfs=rspec,
+        proc=checked.proc,
+        fifo_fd=fifo_fd,
         hostname=config.get("hostname") if ns.has("uts") else None,
         domainname=config.get("domainname") if ns.has("uts") and "domainname" in config else None,
         sysctl=linux.get("sysctl") or {},
         time_offsets=namespaces.time_offsets(linux.get("timeOffsets") or {}),
         hooks=cfg_hooks,
-        runtime_hooks=any(cfg_hooks.get(n) for n in ("prestart", "createRuntime",
-                                                      "createContainer", "startContainer")),
-        last_cap=checked.last_cap, seccomp=checked.seccomp,
+        runtime_hooks=any(
+            cfg_hooks.get(n) for n in ("prestart", "createRuntime", "createContainer", "startContainer")
+        ),
+        last_cap=checked.last_cap,
+        seccomp=checked.seccomp,
         keyring=None if opts.no_new_keyring else f"_ses.{opts.id}",
-        personality=checked.personality, mempolicy=checked.mempolicy,
-        unprivileged=os.geteuid() != 0)
+        personality=checked.personality,
+        mempolicy=checked.mempolicy,
+        unprivileged=os.geteuid() != 0,
+    )
 
 
 # Always allowed, after the config's own rules, as runc does: mknod of anything, the default devices
 # of config-linux.md, /dev/pts/*, /dev/ptmx and /dev/net/tun.
 DEFAULT_DEVICE_RULES = (
-    ("c", None, None, "m"), ("b", None, None, "m"),
-    ("c", 1, 3, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 7, "rwm"), ("c", 5, 0, "rwm"),
-    ("c", 1, 5, "rwm"), ("c", 1, 9, "rwm"), ("c", 136, None, "rwm"), ("c", 5, 2, "rwm"),
+    ("c", None, None, "m"),
+    ("b", None, None, "m"),
+    ("c", 1, 3, "rwm"),
+    ("c", 1, 8, "rwm"),
+    ("c", 1, 7, "rwm"),
+    ("c", 5, 0, "rwm"),
+    ("c", 1, 5, "rwm"),
+    ("c", 1, 9, "rwm"),
+    ("c", 136, None, "rwm"),
+    ("c", 5, 2, "rwm"),
     ("c", 10, 200, "rwm"),
 )
 

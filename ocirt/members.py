@@ -10,6 +10,7 @@ cgroup and the host's pid namespace has one process of its own: the init. So `ki
 `delete --force` never signal a process that only shares the container's cgroup (runc 1.1.5
 leaves such a process alive as well).
 """
+
 from __future__ import annotations
 
 import _signal as signal
@@ -95,13 +96,14 @@ def remove_damaged(root: str, container_id: str) -> None:
     still tells of (the init when its pid and start time match, the cgroup ocirt made), remove
     that cgroup (best effort), and the state directory. Missing altogether is fine."""
     from .container import check_id
+
     try:
         check_id(container_id)  # nothing of ocirt's is under a name that is not an id
     except OcirtError:
         return
     sd = StateDir(root, container_id)
     try:
-        sd.lock()           # waits for a create of this id still at work
+        sd.lock()  # waits for a create of this id still at work
     except OcirtError:
         return
     try:
@@ -132,6 +134,7 @@ def _cgroup(saved):
         return None
     try:
         from . import cgroups
+
         layout = cgroups.detect()
         cg = cgroups.manager_from_state(layout, saved)
     except (OSError, OcirtError, TypeError, ValueError, KeyError, AttributeError):
@@ -141,4 +144,4 @@ def _cgroup(saved):
     tops = [m.rstrip("/") + "/" for m in (*layout.mounts.values(), layout.unified) if m]
     if all(any(d.startswith(t) for t in tops) for d in (*cg.dirs(), *cg.created)):
         return cg
-    return None     # not a cgroup directory: nothing of it is touched
+    return None  # not a cgroup directory: nothing of it is touched

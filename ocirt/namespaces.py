@@ -1,4 +1,5 @@
 """linux.namespaces: which to create, which to join by path, and in what order."""
+
 from __future__ import annotations
 
 from . import kernel as k
@@ -6,9 +7,14 @@ from .errors import ConfigError, OcirtError
 from .record import field, record
 
 FLAGS = {
-    "pid": k.CLONE_NEWPID, "network": k.CLONE_NEWNET, "mount": k.CLONE_NEWNS,
-    "ipc": k.CLONE_NEWIPC, "uts": k.CLONE_NEWUTS, "user": k.CLONE_NEWUSER,
-    "cgroup": k.CLONE_NEWCGROUP, "time": k.CLONE_NEWTIME,
+    "pid": k.CLONE_NEWPID,
+    "network": k.CLONE_NEWNET,
+    "mount": k.CLONE_NEWNS,
+    "ipc": k.CLONE_NEWIPC,
+    "uts": k.CLONE_NEWUTS,
+    "user": k.CLONE_NEWUSER,
+    "cgroup": k.CLONE_NEWCGROUP,
+    "time": k.CLONE_NEWTIME,
 }
 
 # setns order: the user namespace first (it owns the others), mount last but before pid/time,
@@ -16,14 +22,23 @@ FLAGS = {
 JOIN_ORDER = ("user", "ipc", "uts", "network", "cgroup", "mount", "pid", "time")
 
 # /proc/PID/ns file names
-PROC_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
-              "user": "user", "cgroup": "cgroup", "time": "time"}
+PROC_NAMES = {
+    "pid": "pid",
+    "network": "net",
+    "mount": "mnt",
+    "ipc": "ipc",
+    "uts": "uts",
+    "user": "user",
+    "cgroup": "cgroup",
+    "time": "time",
+}
 
 
 @record
 class Namespaces:
     """linux.namespaces, checked: what to unshare and what to join."""
-    new: list[str] = field(default_factory=list)          # types to unshare
+
+    new: list[str] = field(default_factory=list)  # types to unshare
     join: list[tuple[str, str, int]] = field(default_factory=list)  # (type, path, index), JOIN_ORDER
 
     def has(self, nstype: str) -> bool:
@@ -35,6 +50,7 @@ class Namespaces:
             if t not in exclude:
                 flags |= FLAGS[t]
         return flags
+
 
 def in_user_namespace() -> bool:
     """Does this process run in a user namespace other than the initial one (its uid map is not
@@ -64,14 +80,17 @@ def parse(config: dict) -> Namespaces:
         else:
             out.new.append(nstype)
     out.join = [(t, *joins[t]) for t in JOIN_ORDER if t in joins]
-    if "user" not in seen and (config.get("linux", {}).get("uidMappings") or
-                               config.get("linux", {}).get("gidMappings")):
+    if "user" not in seen and (
+        config.get("linux", {}).get("uidMappings") or config.get("linux", {}).get("gidMappings")
+    ):
         raise ConfigError("/linux/uidMappings", "user namespace mappings given without a user namespace")
     if "user" in out.new:
         linux = config.get("linux", {})
         if not linux.get("uidMappings") or not linux.get("gidMappings"):
-            raise ConfigError("/linux/uidMappings" if not linux.get("uidMappings") else "/linux/gidMappings",
-                              "a new user namespace needs both uidMappings and gidMappings")
+            raise ConfigError(
+                "/linux/uidMappings" if not linux.get("uidMappings") else "/linux/gidMappings",
+                "a new user namespace needs both uidMappings and gidMappings",
+            )
     if config.get("linux", {}).get("timeOffsets") and "time" not in out.new:
         raise ConfigError("/linux/timeOffsets", "timeOffsets need a new time namespace")
     return out
@@ -93,8 +112,7 @@ def write_id_maps(kernel: k.Kernel, pid, linux: dict, unprivileged: bool) -> Non
             try:
                 kernel.write_file(f"/proc/{pid}/setgroups", "deny")
             except OSError as e:
-                raise OcirtError(f"/linux/gidMappings: write /proc/{pid}/setgroups",
-                                 e.errno) from None
+                raise OcirtError(f"/linux/gidMappings: write /proc/{pid}/setgroups", e.errno) from None
         try:
             kernel.write_file(f"/proc/{pid}/{name}", data)
         except OSError as e:
@@ -111,8 +129,16 @@ def time_offsets(offsets: dict) -> str:
 
 
 # sysctls that belong to a namespace (runc's rules); any other one would change the host
-_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+_IPC_SYSCTLS = {
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+}
 
 
 def check_sysctl(sysctl: dict, ns: Namespaces) -> None:

@@ -16,6 +16,7 @@ The move happens in `create`'s parent once the init exists in its new network na
 before the init goes on with its setup, so the devices are there for hooks and the process.
 netlink is spoken with pyroute2, imported only when a config has netDevices (~150 ms).
 """
+
 from __future__ import annotations
 
 import errno as _errno
@@ -23,7 +24,7 @@ import os
 
 from .errors import ConfigError, OcirtError, json_pointer
 
-IFNAMSIZ = 16                    # names are at most 15 bytes
+IFNAMSIZ = 16  # names are at most 15 bytes
 IFA_F_PERMANENT = 0x80
 IFA_F_NODAD = 0x02
 IFA_F_TENTATIVE = 0x40
@@ -39,13 +40,11 @@ def check_name(name, pointer: str) -> None:
     if not isinstance(name, str) or not name:
         raise ConfigError(pointer, "must be a non-empty network device name")
     if len(name.encode()) >= IFNAMSIZ:
-        raise ConfigError(pointer, f"network device name {name!r} is longer than "
-                                   f"{IFNAMSIZ - 1} bytes")
+        raise ConfigError(pointer, f"network device name {name!r} is longer than {IFNAMSIZ - 1} bytes")
     if name in (".", "..") or "/" in name or ":" in name or any(c.isspace() for c in name):
         raise ConfigError(pointer, f"invalid network device name {name!r}")
     if name.count("%") > (1 if "%d" in name else 0):
-        raise ConfigError(pointer, f"invalid network device name {name!r}: only one %d "
-                                   "template is allowed")
+        raise ConfigError(pointer, f"invalid network device name {name!r}: only one %d template is allowed")
 
 
 def check(net_devices, new_netns: bool) -> dict:
@@ -53,9 +52,12 @@ def check(net_devices, new_netns: bool) -> dict:
     if not net_devices:
         return {}
     if not new_netns:
-        raise ConfigError("/linux/netDevices", "network devices can only be moved into a "
-                                               "network namespace of the container's own "
-                                               "(linux.namespaces has no network entry)")
+        raise ConfigError(
+            "/linux/netDevices",
+            "network devices can only be moved into a "
+            "network namespace of the container's own "
+            "(linux.namespaces has no network entry)",
+        )
     out, taken = {}, set()
     for host_name, spec in net_devices.items():
         check_name(host_name, _pointer(host_name))
@@ -66,8 +68,9 @@ def check(net_devices, new_netns: bool) -> dict:
         check_name(name, _pointer(host_name, "name"))
         if "%d" not in name:
             if name in taken:
-                raise ConfigError(_pointer(host_name, "name"),
-                                  f"two devices would be named {name!r} in the container")
+                raise ConfigError(
+                    _pointer(host_name, "name"), f"two devices would be named {name!r} in the container"
+                )
             taken.add(name)
         out[host_name] = name
     return out
@@ -94,18 +97,19 @@ def _addresses(ipr, index: int) -> list:
             extra["broadcast"] = broadcast
         peer = msg.get_attr("IFA_ADDRESS")
         if msg.get_attr("IFA_LOCAL") and peer and peer != address:
-            extra["address"] = peer        # point to point: IFA_ADDRESS is the peer
+            extra["address"] = peer  # point to point: IFA_ADDRESS is the peer
         out.append((msg["family"], address, msg["prefixlen"], extra))
     return out
 
 
 class Moved:
     """A device moved into the container: what moving it back needs."""
+
     __slots__ = ("host_name", "index", "addresses", "was_up")
 
     def __init__(self, host_name: str, index: int, addresses: list, was_up: bool):
         self.host_name = host_name
-        self.index = index              # inside the container's namespace
+        self.index = index  # inside the container's namespace
         self.addresses = addresses
         self.was_up = was_up
 
@@ -151,13 +155,18 @@ def move(devices: dict, netns_fd: int, moved: list | None = None) -> None:
         found = {}
         for host_name, name in devices.items():
             where = _pointer(host_name)
-            links = host.get_links(*host.link_lookup(ifname=host_name)) \
-                if host.link_lookup(ifname=host_name) else []
+            links = (
+                host.get_links(*host.link_lookup(ifname=host_name))
+                if host.link_lookup(ifname=host_name)
+                else []
+            )
             if not links:
                 raise OcirtError(f"{where}: no network device {host_name!r} on the host")
             if "%d" not in name and inside.link_lookup(ifname=name):
-                raise OcirtError(f"{where}: a network device named {name!r} already exists "
-                                 "in the container's network namespace")
+                raise OcirtError(
+                    f"{where}: a network device named {name!r} already exists "
+                    "in the container's network namespace"
+                )
             found[host_name] = links[0]
         for host_name, name in devices.items():
             where = _pointer(host_name)
@@ -170,18 +179,23 @@ def move(devices: dict, netns_fd: int, moved: list | None = None) -> None:
                 # inside.
                 host.link("set", index=index, net_ns_fd=netns_fd, ifname=name)
             except NetlinkError as e:
-                raise OcirtError(f"{where}: cannot move network device {host_name!r} into the "
-                                 "container's network namespace", errno=e.code) from None
+                raise OcirtError(
+                    f"{where}: cannot move network device {host_name!r} into the "
+                    "container's network namespace",
+                    errno=e.code,
+                ) from None
             new_index = _find_moved(inside, name)
             moved.append(Moved(host_name, new_index, addresses, bool(link["flags"] & 1)))
             for family, address, prefixlen, extra in addresses:
                 try:
-                    inside.addr("add", index=new_index, family=family, address=address,
-                                prefixlen=prefixlen, **extra)
+                    inside.addr(
+                        "add", index=new_index, family=family, address=address, prefixlen=prefixlen, **extra
+                    )
                 except NetlinkError as e:
                     if e.code != _errno.EEXIST:
-                        raise OcirtError(f"{where}: cannot add address {address}/{prefixlen} "
-                                         f"to {name!r}", errno=e.code) from None
+                        raise OcirtError(
+                            f"{where}: cannot add address {address}/{prefixlen} to {name!r}", errno=e.code
+                        ) from None
             try:
                 inside.link("set", index=new_index, state="up")
             except NetlinkError as e:
@@ -206,8 +220,14 @@ def move_back(moved: list, netns_fd: int) -> None:
                     index = host.link_lookup(ifname=m.host_name)[0]
                     for family, address, prefixlen, extra in m.addresses:
                         try:
-                            host.addr("add", index=index, family=family, address=address,
-                                      prefixlen=prefixlen, **extra)
+                            host.addr(
+                                "add",
+                                index=index,
+                                family=family,
+                                address=address,
+                                prefixlen=prefixlen,
+                                **extra,
+                            )
                         except NetlinkError:
                             pass
                     if m.was_up:
@@ -225,17 +245,15 @@ def _find_moved(inside, name: str) -> int:
         found = inside.link_lookup(ifname=name)
         if found:
             return found[0]
-        raise OcirtError(f"network device {name!r} is not in the container's namespace after "
-                         "the move")
+        raise OcirtError(f"network device {name!r} is not in the container's namespace after the move")
     prefix, _, suffix = name.partition("%d")
     best = None
     for link in inside.get_links():
         ifname = link.get_attr("IFLA_IFNAME") or ""
-        middle = ifname[len(prefix):len(ifname) - len(suffix) if suffix else None]
+        middle = ifname[len(prefix) : len(ifname) - len(suffix) if suffix else None]
         if ifname.startswith(prefix) and ifname.endswith(suffix) and middle.isdigit():
             if best is None or link["index"] > best:
                 best = link["index"]
     if best is None:
-        raise OcirtError(f"no network device matching {name!r} in the container's namespace "
-                         "after the move")
+        raise OcirtError(f"no network device matching {name!r} in the container's namespace after the move")
     return best

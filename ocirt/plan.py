@@ -13,6 +13,7 @@ What is not replayed: `seal` (PR_SET_DUMPABLE and closing inherited fds, listed 
 the stage-1 skeleton around the calls (its fork of the init is listed), and the wait on exec.fifo
 (listed as the init's write to it).
 """
+
 from __future__ import annotations
 
 import os
@@ -52,7 +53,7 @@ class PlanKernel(RecordingKernel):
         super().__init__()
         self.rootfs = rootfs.rstrip("/")
         self.made: set[str] = set()
-        self.stages: list[tuple[int, str]] = []   # (index of the first call, stage name)
+        self.stages: list[tuple[int, str]] = []  # (index of the first call, stage name)
         self.fork_pid = STAGE1_PID
 
     def stage(self, name: str) -> None:
@@ -73,8 +74,7 @@ class PlanKernel(RecordingKernel):
         return super().open_tree(path, flags)
 
     def _exists(self, full: str) -> bool:
-        return full in self.made or not full.startswith(self.rootfs + "/") or \
-            os.path.lexists(full)
+        return full in self.made or not full.startswith(self.rootfs + "/") or os.path.lexists(full)
 
     def open_in_root(self, root_fd, path, flags, mode=0):
         fd = super().open_in_root(root_fd, path, flags, mode)
@@ -98,9 +98,14 @@ class PlanKernel(RecordingKernel):
         """A bind of a missing source fails as the real one does (ENOENT: make_readonly skips a
         path the container's /proc or /sys lacks). After pivot_root, a path of the container's
         kernel filesystems is looked up on the host's: the same kernel."""
-        if flags & k.MS_BIND and not flags & k.MS_REMOUNT and source and \
-                source.startswith("/") and source not in self.made and \
-                not os.path.lexists(source):
+        if (
+            flags & k.MS_BIND
+            and not flags & k.MS_REMOUNT
+            and source
+            and source.startswith("/")
+            and source not in self.made
+            and not os.path.lexists(source)
+        ):
             raise FileNotFoundError(2, "No such file or directory", source)
         super().mount(source, target, fstype, flags, data)
 
@@ -191,7 +196,7 @@ class RecordingCgroupFS:
             return False
         self.k.note("mkdir", path, 0o755)
         self.made.add(path)
-        self.k.made.add(path)   # a bind source of the init's cgroup mount (v1)
+        self.k.made.add(path)  # a bind source of the init's cgroup mount (v1)
         return True
 
     def rmdir(self, path: str) -> None:
@@ -230,14 +235,16 @@ class PlanChildEffects(stages.InitEffects):
         self.k.note("console_setup", "/dev/pts/ptmx", "--console-socket", spec.console_size)
 
     def seccomp(self, seccomp) -> None:
-        self.k.note("seccomp_load", f"default_action={seccomp.default_action:#x}",
-                    "notify" if seccomp.notify else "")
+        self.k.note(
+            "seccomp_load", f"default_action={seccomp.default_action:#x}", "notify" if seccomp.notify else ""
+        )
 
     def lookup(self, executable: str, env: dict) -> str:
         found = lookup_in_rootfs(self.rootfs, executable, env)
         if found is None:
-            self.notes.append(f"process.args[0] {executable!r} was not found in the rootfs: "
-                              "the init would fail there")
+            self.notes.append(
+                f"process.args[0] {executable!r} was not found in the rootfs: the init would fail there"
+            )
             return executable
         return found
 
@@ -306,19 +313,23 @@ class PlanEffects(create_mod.HostEffects):
 
     def cgroup(self, opts, linux: dict, config: dict):
         from . import cgroups
+
         self.k.stage("create (runtime): cgroup")
         try:
             layout = cgroups.detect()
         except OcirtError as e:
             layout = cgroups.Layout("v2", unified="/sys/fs/cgroup")
-            self.notes.append(f"no cgroup layout on this host ({e}); assumed cgroup v2 at "
-                              "/sys/fs/cgroup")
+            self.notes.append(f"no cgroup layout on this host ({e}); assumed cgroup v2 at /sys/fs/cgroup")
         kern = self.k
-        cg = cgroups.manager_for(layout, linux.get("cgroupsPath"), opts.id,
-                                 systemd=opts.systemd_cgroup, fs=RecordingCgroupFS(kern),
-                                 annotations=config.get("annotations"),
-                                 bus=(lambda: RecordingSystemdBus(kern))
-                                 if opts.systemd_cgroup else None)
+        cg = cgroups.manager_for(
+            layout,
+            linux.get("cgroupsPath"),
+            opts.id,
+            systemd=opts.systemd_cgroup,
+            fs=RecordingCgroupFS(kern),
+            annotations=config.get("annotations"),
+            bus=(lambda: RecordingSystemdBus(kern)) if opts.systemd_cgroup else None,
+        )
         return layout, cg
 
     def apply(self, cg, resources: dict, kernel) -> None:
@@ -326,11 +337,13 @@ class PlanEffects(create_mod.HostEffects):
             cg.apply(resources, kernel)
         except OSError as e:
             self.k.note("cgroup_apply", cg.unified or cg.paths, resources)
-            self.notes.append(f"the cgroup writes could not be listed ({e}): the resources to "
-                              "apply are listed as one cgroup_apply")
+            self.notes.append(
+                f"the cgroup writes could not be listed ({e}): the resources to "
+                "apply are listed as one cgroup_apply"
+            )
 
     def connect_console(self, socket_path: str) -> int:
-        return -1   # create connects to --console-socket here; nothing to connect to
+        return -1  # create connects to --console-socket here; nothing to connect to
 
     def channel(self):
         self.k.stage("create (runtime): stage 1")
@@ -344,7 +357,7 @@ class PlanEffects(create_mod.HostEffects):
         stages.enter_namespaces(kern, spec, fx)
         kern.fork_pid = INIT_PID
         kern.fork()
-        kern.stage("create (runtime): the init's pid")   # stage 1 reports it, then exits
+        kern.stage("create (runtime): the init's pid")  # stage 1 reports it, then exits
         parent.init_started(INIT_PID)
         kern.stage("init: setup")
         self.exec_path, self.env, self.hook_state = stages.setup_init(kern, spec, fx)
@@ -359,7 +372,7 @@ class PlanEffects(create_mod.HostEffects):
             self.k.note("hook", name, h.get("path"), list(h.get("args") or []))
 
     def poststop(self, state, warn) -> None:
-        pass    # only a create that fails runs them: a plan that fails raises instead
+        pass  # only a create that fails runs them: a plan that fails raises instead
 
     def kill_and_reap(self, pid) -> None:
         self.k.note("kill_and_reap", pid)
@@ -396,7 +409,7 @@ def _in_root(rootfs: str, path: str, hops: int = 0) -> str | None:
                 return None
             target = os.readlink(host)
             base = "/" if target.startswith("/") else cur
-            rest = "/".join(parts[i + 1:])
+            rest = "/".join(parts[i + 1 :])
             return _in_root(rootfs, posixpath.join(base, target, rest), hops + 1)
         cur = nxt
     return os.path.join(rootfs, cur.lstrip("/"))
@@ -416,7 +429,7 @@ def build(opts: CreateOptions) -> Plan:
     kern.note("write_file", "/proc/self/fd/<exec.fifo>", "0")  # blocks until `ocirt start`
     fx.run_hooks(config.get("hooks") or {}, "startContainer", fx.hook_state)
     args = (config.get("process") or {}).get("args") or []
-    if fx.exec_path is not None:    # None: no `process`, start fails
+    if fx.exec_path is not None:  # None: no `process`, start fails
         kern.execve(fx.exec_path, args, fx.env)
 
     bounds = kern.stages + [(len(kern.calls), "")]
@@ -427,6 +440,7 @@ def build(opts: CreateOptions) -> Plan:
 
 # -- rendering ---------------------------------------------------------------------------------
 
+
 def _table(prefix: str, module=k) -> list[tuple[str, int]]:
     return [(n, v) for n, v in vars(module).items() if n.startswith(prefix) and isinstance(v, int)]
 
@@ -434,16 +448,44 @@ def _table(prefix: str, module=k) -> list[tuple[str, int]]:
 MS_FLAGS = [(n, v) for n, v in _table("MS_")]
 CLONE_FLAGS = _table("CLONE_NEW")
 MOUNT_ATTRS = [(n, v) for n, v in _table("MOUNT_ATTR_") if v and n != "MOUNT_ATTR__ATIME"]
-OPEN_TREE_FLAGS = [(n, getattr(k, n)) for n in ("OPEN_TREE_CLONE", "OPEN_TREE_CLOEXEC",
-                                                 "AT_RECURSIVE")]
-O_FLAGS = [(n, getattr(os, n)) for n in (
-    "O_WRONLY", "O_RDWR", "O_CREAT", "O_EXCL", "O_NOCTTY", "O_TRUNC", "O_APPEND", "O_NONBLOCK",
-    "O_DIRECTORY", "O_NOFOLLOW", "O_CLOEXEC", "O_PATH") if hasattr(os, n)]
-PRCTL = {v: n for n, v in _table("PR_") if n in (
-    "PR_SET_PDEATHSIG", "PR_SET_DUMPABLE", "PR_SET_KEEPCAPS", "PR_CAPBSET_READ", "PR_CAPBSET_DROP",
-    "PR_SET_NO_NEW_PRIVS", "PR_SET_CHILD_SUBREAPER", "PR_CAP_AMBIENT")}
-AMBIENT = {k.PR_CAP_AMBIENT_RAISE: "PR_CAP_AMBIENT_RAISE",
-           k.PR_CAP_AMBIENT_CLEAR_ALL: "PR_CAP_AMBIENT_CLEAR_ALL"}
+OPEN_TREE_FLAGS = [(n, getattr(k, n)) for n in ("OPEN_TREE_CLONE", "OPEN_TREE_CLOEXEC", "AT_RECURSIVE")]
+O_FLAGS = [
+    (n, getattr(os, n))
+    for n in (
+        "O_WRONLY",
+        "O_RDWR",
+        "O_CREAT",
+        "O_EXCL",
+        "O_NOCTTY",
+        "O_TRUNC",
+        "O_APPEND",
+        "O_NONBLOCK",
+        "O_DIRECTORY",
+        "O_NOFOLLOW",
+        "O_CLOEXEC",
+        "O_PATH",
+    )
+    if hasattr(os, n)
+]
+PRCTL = {
+    v: n
+    for n, v in _table("PR_")
+    if n
+    in (
+        "PR_SET_PDEATHSIG",
+        "PR_SET_DUMPABLE",
+        "PR_SET_KEEPCAPS",
+        "PR_CAPBSET_READ",
+        "PR_CAPBSET_DROP",
+        "PR_SET_NO_NEW_PRIVS",
+        "PR_SET_CHILD_SUBREAPER",
+        "PR_CAP_AMBIENT",
+    )
+}
+AMBIENT = {
+    k.PR_CAP_AMBIENT_RAISE: "PR_CAP_AMBIENT_RAISE",
+    k.PR_CAP_AMBIENT_CLEAR_ALL: "PR_CAP_AMBIENT_CLEAR_ALL",
+}
 
 
 def decode(value: int, table) -> str:
@@ -460,6 +502,7 @@ def decode(value: int, table) -> str:
 
 def _rlimit_name(num: int) -> str:
     import resource
+
     for n in dir(resource):
         if n.startswith("RLIMIT_") and getattr(resource, n) == num:
             return n
@@ -468,6 +511,7 @@ def _rlimit_name(num: int) -> str:
 
 def _cap_name(num: int) -> str:
     from . import capabilities
+
     names = {v: n for n, v in getattr(capabilities, "NUMBERS", {}).items()}
     return names.get(num, str(num))
 
@@ -593,8 +637,10 @@ def _jsonable(v):
 def render_json(p: Plan, causes: list | None = None) -> list:
     """[{"stage", "op", "args", "text"}] per operation; with `causes`, also "causes": the JSON
     pointers of the config fields it comes from, or ["runtime"]."""
-    out = [{"stage": s.stage, "op": s.call.name, "args": _jsonable(list(s.call.args)),
-            "text": op_text(s.call)} for s in p.steps]
+    out = [
+        {"stage": s.stage, "op": s.call.name, "args": _jsonable(list(s.call.args)), "text": op_text(s.call)}
+        for s in p.steps
+    ]
     if causes is not None:
         for item, c in zip(out, causes):
             item["causes"] = list(c)
@@ -604,6 +650,7 @@ def render_json(p: Plan, causes: list | None = None) -> list:
 def select(p: Plan, causes: list, field: str) -> tuple[Plan, list]:
     """Only the operations that come from `field` (explain.matches)."""
     from .explain import matches
+
     keep = [i for i, c in enumerate(causes) if matches(c, field)]
     return Plan(steps=[p.steps[i] for i in keep], notes=list(p.notes)), [causes[i] for i in keep]
 
@@ -614,12 +661,14 @@ def _normalize(text: str, subst: list) -> str:
     return text
 
 
-def diff(a: Plan, a_causes: list, a_subst: list, b: Plan, b_causes: list, b_subst: list,
-         context: int = 2) -> list:
+def diff(
+    a: Plan, a_causes: list, a_subst: list, b: Plan, b_causes: list, b_subst: list, context: int = 2
+) -> list:
     """The two plans' operations compared by stage and text, with what is specific to each bundle
     (`*_subst`: (text, placeholder), e.g. its rootfs path -> '<rootfs>') replaced. Hunks of
     [(change, stage, text, causes)], change one of ' ', '-', '+'."""
     import difflib
+
     ka = [(s.stage, _normalize(op_text(s.call), a_subst)) for s in a.steps]
     kb = [(s.stage, _normalize(op_text(s.call), b_subst)) for s in b.steps]
     hunks = []
@@ -636,8 +685,7 @@ def diff(a: Plan, a_causes: list, a_subst: list, b: Plan, b_causes: list, b_subs
     return hunks
 
 
-def render_diff_text(hunks: list, a_name: str, b_name: str, describe_a=None,
-                     describe_b=None) -> str:
+def render_diff_text(hunks: list, a_name: str, b_name: str, describe_a=None, describe_b=None) -> str:
     """A unified-style diff: `@@ stage @@` at each hunk (`# stage` where it changes within one),
     each changed operation with its causes in its own bundle."""
     if not hunks:
@@ -659,5 +707,9 @@ def render_diff_text(hunks: list, a_name: str, b_name: str, describe_a=None,
 
 def render_diff_json(hunks: list) -> list:
     """The changed operations: [{"change": "-"|"+", "stage", "text", "causes"}], in order."""
-    return [{"change": change, "stage": st, "text": text, "causes": list(causes)}
-            for hunk in hunks for change, st, text, causes in hunk if change != " "]
+    return [
+        {"change": change, "stage": st, "text": text, "causes": list(causes)}
+        for hunk in hunks
+        for change, st, text, causes in hunk
+        if change != " "
+    ]

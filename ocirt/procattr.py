@@ -8,19 +8,32 @@ execCPUAffinity, by exec (execute.exec_process, stages.exec_stage1).
 
 Only imported when a config has one of these fields (kept off create's usual path).
 """
+
 from __future__ import annotations
 
 from .errors import ConfigError
 
 # sched_setattr(2): include/uapi/linux/sched.h
-SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
-                  "SCHED_ISO": 4, "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
-SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
-               "SCHED_FLAG_DL_OVERRUN": 0x04, "SCHED_FLAG_KEEP_POLICY": 0x08,
-               "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
-               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+SCHED_POLICIES = {
+    "SCHED_OTHER": 0,
+    "SCHED_FIFO": 1,
+    "SCHED_RR": 2,
+    "SCHED_BATCH": 3,
+    "SCHED_ISO": 4,
+    "SCHED_IDLE": 5,
+    "SCHED_DEADLINE": 6,
+}
+SCHED_FLAGS = {
+    "SCHED_FLAG_RESET_ON_FORK": 0x01,
+    "SCHED_FLAG_RECLAIM": 0x02,
+    "SCHED_FLAG_DL_OVERRUN": 0x04,
+    "SCHED_FLAG_KEEP_POLICY": 0x08,
+    "SCHED_FLAG_KEEP_PARAMS": 0x10,
+    "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+    "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40,
+}
 RT_POLICIES = (1, 2)
-DL_SCALE_MIN_RUNTIME = 1 << 10      # the kernel refuses a deadline runtime under 1024 ns
+DL_SCALE_MIN_RUNTIME = 1 << 10  # the kernel refuses a deadline runtime under 1024 ns
 
 # ioprio_set(2): include/uapi/linux/ioprio.h
 IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
@@ -31,16 +44,30 @@ IOPRIO_LEVELS = 8
 PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
 # set_mempolicy(2): include/uapi/linux/mempolicy.h
-MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3,
-              "MPOL_LOCAL": 4, "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
-MPOL_FLAGS = {"MPOL_F_NUMA_BALANCING": 1 << 13, "MPOL_F_RELATIVE_NODES": 1 << 14,
-              "MPOL_F_STATIC_NODES": 1 << 15}
-MPOL_NO_NODES = ("MPOL_DEFAULT", "MPOL_LOCAL")          # set_mempolicy(2): nodemask must be empty
-MPOL_SOME_NODES = ("MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
-                   "MPOL_PREFERRED_MANY")               # ... must not be empty
+MPOL_MODES = {
+    "MPOL_DEFAULT": 0,
+    "MPOL_PREFERRED": 1,
+    "MPOL_BIND": 2,
+    "MPOL_INTERLEAVE": 3,
+    "MPOL_LOCAL": 4,
+    "MPOL_PREFERRED_MANY": 5,
+    "MPOL_WEIGHTED_INTERLEAVE": 6,
+}
+MPOL_FLAGS = {
+    "MPOL_F_NUMA_BALANCING": 1 << 13,
+    "MPOL_F_RELATIVE_NODES": 1 << 14,
+    "MPOL_F_STATIC_NODES": 1 << 15,
+}
+MPOL_NO_NODES = ("MPOL_DEFAULT", "MPOL_LOCAL")  # set_mempolicy(2): nodemask must be empty
+MPOL_SOME_NODES = (
+    "MPOL_BIND",
+    "MPOL_INTERLEAVE",
+    "MPOL_WEIGHTED_INTERLEAVE",
+    "MPOL_PREFERRED_MANY",
+)  # ... must not be empty
 
-MAX_CPUS = 8192          # NR_CPUS's largest configuration
-MAX_NODES = 1024         # MAX_NUMNODES's largest (NODES_SHIFT 10)
+MAX_CPUS = 8192  # NR_CPUS's largest configuration
+MAX_NODES = 1024  # MAX_NUMNODES's largest (NODES_SHIFT 10)
 
 CPU_POSSIBLE = "/sys/devices/system/cpu/possible"
 NODE_DIR = "/sys/devices/system/node"
@@ -97,6 +124,7 @@ def _enum(obj: dict, key: str, table: dict, where: _Where, rel: str) -> str:
 
 # -- lists of CPUs / nodes ---------------------------------------------------------------------
 
+
 def parse_list(text, where: _Where, rel: str, limit: int, what: str = "CPU") -> list[int]:
     """A kernel cpu/node list ("0-3,7", also the "0-7:2/4" stride form of bitmap_parselist)."""
     if not isinstance(text, str):
@@ -149,8 +177,9 @@ def _on_host(items: list[int], host: set[int] | None, where: _Where, rel: str, w
         return
     missing = [n for n in items if n not in host]
     if missing:
-        raise where.error(rel, f"{what} {missing[0]} is not on this host (it has {what}s "
-                               f"{_fmt_list(sorted(host))})")
+        raise where.error(
+            rel, f"{what} {missing[0]} is not on this host (it has {what}s {_fmt_list(sorted(host))})"
+        )
 
 
 def _fmt_list(items: list[int]) -> str:
@@ -165,6 +194,7 @@ def _fmt_list(items: list[int]) -> str:
 
 
 # -- process.* ---------------------------------------------------------------------------------
+
 
 def parse_scheduler(value, where: _Where) -> tuple:
     """process.scheduler -> (policy, flags, nice, priority, runtime, deadline, period), the
@@ -182,8 +212,10 @@ def parse_scheduler(value, where: _Where) -> tuple:
     else:
         priority = _int(s, "priority", where, rel, -(1 << 31), (1 << 31) - 1)
         if priority != 0:
-            raise where.error(f"{rel}/priority", f"must be 0 for {name} (a static priority "
-                                                 "1-99 is for SCHED_FIFO and SCHED_RR)")
+            raise where.error(
+                f"{rel}/priority",
+                f"must be 0 for {name} (a static priority 1-99 is for SCHED_FIFO and SCHED_RR)",
+            )
     u63 = (1 << 63) - 1
     runtime = _int(s, "runtime", where, rel, 0, u63)
     deadline = _int(s, "deadline", where, rel, 0, u63)
@@ -192,8 +224,9 @@ def parse_scheduler(value, where: _Where) -> tuple:
         if deadline == 0:
             raise where.error(f"{rel}/deadline", "SCHED_DEADLINE needs a deadline")
         if runtime < DL_SCALE_MIN_RUNTIME:
-            raise where.error(f"{rel}/runtime",
-                              f"SCHED_DEADLINE needs a runtime of at least {DL_SCALE_MIN_RUNTIME} ns")
+            raise where.error(
+                f"{rel}/runtime", f"SCHED_DEADLINE needs a runtime of at least {DL_SCALE_MIN_RUNTIME} ns"
+            )
         if runtime > deadline:
             raise where.error(f"{rel}/runtime", "must not exceed the deadline")
         if period and period < deadline:
@@ -243,6 +276,7 @@ def parse_process(spec, proc: dict, base: str, document: str) -> None:
 
 # -- linux.* -----------------------------------------------------------------------------------
 
+
 def parse_personality(value, where: _Where) -> int:
     rel = "/personality"
     p = _obj(value, where, rel)
@@ -251,8 +285,10 @@ def parse_personality(value, where: _Where) -> int:
     if not isinstance(flags, list):
         raise where.error(f"{rel}/flags", "must be an array")
     if flags:
-        raise where.error(f"{rel}/flags/0", f"unsupported personality flag {flags[0]!r} "
-                                            "(config-linux.md: no flag values are supported)")
+        raise where.error(
+            f"{rel}/flags/0",
+            f"unsupported personality flag {flags[0]!r} (config-linux.md: no flag values are supported)",
+        )
     return domain
 
 
@@ -263,8 +299,9 @@ def parse_memory_policy(value, where: _Where) -> tuple[int, list[int]]:
     mode_name = _enum(m, "mode", MPOL_MODES, where, rel)
     flag_names, flags = _names(m, "flags", MPOL_FLAGS, where, rel)
     if "MPOL_F_STATIC_NODES" in flag_names and "MPOL_F_RELATIVE_NODES" in flag_names:
-        raise where.error(f"{rel}/flags",
-                          "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES are mutually exclusive")
+        raise where.error(
+            f"{rel}/flags", "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES are mutually exclusive"
+        )
     if m.get("nodes") is None:
         nodes = []
     else:
@@ -272,12 +309,13 @@ def parse_memory_policy(value, where: _Where) -> tuple[int, list[int]]:
     if mode_name in MPOL_NO_NODES:
         if nodes:
             raise where.error(f"{rel}/nodes", f"{mode_name} takes no nodes")
-        if mode_name == "MPOL_LOCAL" and flags & (MPOL_FLAGS["MPOL_F_STATIC_NODES"] |
-                                                  MPOL_FLAGS["MPOL_F_RELATIVE_NODES"]):
+        if mode_name == "MPOL_LOCAL" and flags & (
+            MPOL_FLAGS["MPOL_F_STATIC_NODES"] | MPOL_FLAGS["MPOL_F_RELATIVE_NODES"]
+        ):
             raise where.error(f"{rel}/flags", "MPOL_LOCAL takes no node flags")
     elif mode_name in MPOL_SOME_NODES and not nodes:
         raise where.error(f"{rel}/nodes", f"{mode_name} needs at least one node")
-    if "MPOL_F_RELATIVE_NODES" not in flag_names:   # relative nodes are remapped: any number
+    if "MPOL_F_RELATIVE_NODES" not in flag_names:  # relative nodes are remapped: any number
         _on_host(nodes, _read_list(f"{NODE_DIR}/possible"), where, f"{rel}/nodes", "node")
     return MPOL_MODES[mode_name] | flags, nodes
 
@@ -285,14 +323,16 @@ def parse_memory_policy(value, where: _Where) -> tuple[int, list[int]]:
 def parse_linux(linux: dict) -> tuple[int | None, tuple | None]:
     """(personality, memory policy) of config.json's linux object; None where absent."""
     import os
+
     where = _Where("/linux", "config.json")
     personality = mempolicy = None
     if linux.get("personality") is not None:
         personality = parse_personality(linux["personality"], where)
     if linux.get("memoryPolicy") is not None:
         if not os.path.isdir(NODE_DIR):
-            raise where.error("/memoryPolicy", f"the host kernel has no NUMA support ({NODE_DIR} "
-                                               "does not exist)")
+            raise where.error(
+                "/memoryPolicy", f"the host kernel has no NUMA support ({NODE_DIR} does not exist)"
+            )
         mempolicy = parse_memory_policy(linux["memoryPolicy"], where)
     return personality, mempolicy
 

@@ -1,4 +1,5 @@
 """The container process: identity, limits and the final exec. Runs in the init after pivot_root."""
+
 from __future__ import annotations
 
 import os
@@ -23,38 +24,49 @@ class ProcessSpec:
     oom_score_adj: int | None = None
     no_new_privileges: bool = False
     capabilities: dict | None = None
-    cap_allowed: int = -1           # the runtime's bounding set: capabilities outside it are left out
+    cap_allowed: int = -1  # the runtime's bounding set: capabilities outside it are left out
     preserve_fds: int = 0
-    caller_umask: int = 0o022       # kept when the config gives no umask (config.md)
+    caller_umask: int = 0o022  # kept when the config gives no umask (config.md)
     apparmor_profile: str | None = None
     selinux_label: str | None = None
     # ocirt.procattr's parse of process.scheduler / ioPriority / execCPUAffinity
-    scheduler: tuple | None = None          # sched_setattr(2): (policy, flags, nice, priority,
-                                            # runtime, deadline, period)
-    io_priority: int | None = None          # ioprio_set(2): class << 13 | level
-    affinity_initial: list | None = None    # execCPUAffinity (exec only): CPUs before the cgroup
-    affinity_final: list | None = None      # ... and after it
-    pointer: str = "/process"               # where these fields are: "" in exec's process.json
+    scheduler: tuple | None = None  # sched_setattr(2): (policy, flags, nice, priority,
+    # runtime, deadline, period)
+    io_priority: int | None = None  # ioprio_set(2): class << 13 | level
+    affinity_initial: list | None = None  # execCPUAffinity (exec only): CPUs before the cgroup
+    affinity_final: list | None = None  # ... and after it
+    pointer: str = "/process"  # where these fields are: "" in exec's process.json
 
     @classmethod
-    def from_config(cls, proc: dict, preserve_fds: int = 0, pointer: str = "/process",
-                    document: str = "config.json") -> "ProcessSpec":
+    def from_config(
+        cls, proc: dict, preserve_fds: int = 0, pointer: str = "/process", document: str = "config.json"
+    ) -> ProcessSpec:
         """Raises ConfigError (at `pointer` in `document`) for a bad scheduler, ioPriority or
         execCPUAffinity."""
         user = proc.get("user") or {}
-        spec = cls(args=list(proc.get("args") or []), env=list(proc.get("env") or []),
-                   cwd=proc.get("cwd") or "/", uid=user.get("uid", 0), gid=user.get("gid", 0),
-                   additional_gids=list(user.get("additionalGids") or []),
-                   umask=user.get("umask"), rlimits=list(proc.get("rlimits") or []),
-                   oom_score_adj=proc.get("oomScoreAdj"),
-                   no_new_privileges=bool(proc.get("noNewPrivileges")),
-                   capabilities=proc.get("capabilities"), preserve_fds=preserve_fds,
-                   caller_umask=_current_umask(), apparmor_profile=proc.get("apparmorProfile"),
-                   selinux_label=proc.get("selinuxLabel"), pointer=pointer)
+        spec = cls(
+            args=list(proc.get("args") or []),
+            env=list(proc.get("env") or []),
+            cwd=proc.get("cwd") or "/",
+            uid=user.get("uid", 0),
+            gid=user.get("gid", 0),
+            additional_gids=list(user.get("additionalGids") or []),
+            umask=user.get("umask"),
+            rlimits=list(proc.get("rlimits") or []),
+            oom_score_adj=proc.get("oomScoreAdj"),
+            no_new_privileges=bool(proc.get("noNewPrivileges")),
+            capabilities=proc.get("capabilities"),
+            preserve_fds=preserve_fds,
+            caller_umask=_current_umask(),
+            apparmor_profile=proc.get("apparmorProfile"),
+            selinux_label=proc.get("selinuxLabel"),
+            pointer=pointer,
+        )
         if spec.capabilities:
             spec.cap_allowed = capabilities.bounding()
         if any(proc.get(key) is not None for key in ("scheduler", "ioPriority", "execCPUAffinity")):
             from . import procattr
+
             procattr.parse_process(spec, proc, pointer, document)
         return spec
 
@@ -124,8 +136,9 @@ def set_limits(kernel: k.Kernel, spec: ProcessSpec) -> None:
             raise OcirtError("/process/oomScoreAdj: write /proc/self/oom_score_adj", e.errno) from None
 
 
-def set_attributes(kernel: k.Kernel, spec: ProcessSpec, personality: int | None = None,
-                   mempolicy: tuple | None = None) -> None:
+def set_attributes(
+    kernel: k.Kernel, spec: ProcessSpec, personality: int | None = None, mempolicy: tuple | None = None
+) -> None:
     """process.scheduler, process.ioPriority, linux.memoryPolicy, linux.personality, on the
     process itself (pid 0), just before exec. Before the identity switch and the seccomp filter:
     an RT policy or a negative nice needs CAP_SYS_NICE, IOPRIO_CLASS_RT CAP_SYS_ADMIN or
@@ -135,8 +148,9 @@ def set_attributes(kernel: k.Kernel, spec: ProcessSpec, personality: int | None 
         try:
             kernel.sched_setattr(0, *spec.scheduler)
         except OSError as e:
-            raise OcirtError(f"{spec.pointer}/scheduler: sched_setattr{_sched_hint(spec, e)}",
-                             e.errno) from None
+            raise OcirtError(
+                f"{spec.pointer}/scheduler: sched_setattr{_sched_hint(spec, e)}", e.errno
+            ) from None
     if spec.io_priority is not None:
         # IOPRIO_WHO_PROCESS on the process itself: its children inherit it, so every process
         # the init starts has it, and no process outside the container is touched (the init's
@@ -159,12 +173,15 @@ def set_attributes(kernel: k.Kernel, spec: ProcessSpec, personality: int | None 
 
 def _sched_hint(spec: ProcessSpec, e: OSError) -> str:
     import errno
+
     if e.errno != errno.EPERM:
         return ""
     policy = spec.scheduler[0]
     if policy in (1, 2):
-        return (" (an RT policy needs CAP_SYS_NICE and, with RT group scheduling, realtime "
-                "runtime in the container's cpu cgroup: linux.resources.cpu.realtimeRuntime)")
+        return (
+            " (an RT policy needs CAP_SYS_NICE and, with RT group scheduling, realtime "
+            "runtime in the container's cpu cgroup: linux.resources.cpu.realtimeRuntime)"
+        )
     if policy == 6:
         return " (SCHED_DEADLINE needs CAP_SYS_NICE and an affinity spanning its root domain)"
     return ""
@@ -172,8 +189,11 @@ def _sched_hint(spec: ProcessSpec, e: OSError) -> str:
 
 def switch_identity(kernel: k.Kernel, spec: ProcessSpec, last_cap: int) -> None:
     """Bounding set, uid/gid and groups, then the capability sets, in the order that keeps them."""
-    caps = capabilities.masks(spec.capabilities, last_cap, spec.cap_allowed) \
-        if spec.capabilities is not None else None
+    caps = (
+        capabilities.masks(spec.capabilities, last_cap, spec.cap_allowed)
+        if spec.capabilities is not None
+        else None
+    )
     if caps is not None:
         for cap in range(last_cap + 1):
             if not caps["bounding"] & (1 << cap):

@@ -1,15 +1,16 @@
 """The typed messages the runtime parent and its children exchange over a SOCK_SEQPACKET pair.
 
-    stage 1 -> parent   UserNsReady        "write my uid_map/gid_map"  (only with a new user ns)
-    parent  -> stage 1  Proceed
-    stage 1 -> parent   InitPid(pid)       the container's init, as the parent's pid ns sees it
-    init    -> parent   HooksReady         mounts done, before pivot_root: run the runtime hooks
-    parent  -> init     Proceed(state)     the state for createContainer/startContainer hooks
-    init    -> parent   SeccompFd          the listener fd of SCMP_ACT_NOTIFY rides along (SCM_RIGHTS)
-    parent  -> init     Proceed
-    init    -> parent   Ready              waiting on exec.fifo
-    any     -> parent   Failed(message, errno)
+stage 1 -> parent   UserNsReady        "write my uid_map/gid_map"  (only with a new user ns)
+parent  -> stage 1  Proceed
+stage 1 -> parent   InitPid(pid)       the container's init, as the parent's pid ns sees it
+init    -> parent   HooksReady         mounts done, before pivot_root: run the runtime hooks
+parent  -> init     Proceed(state)     the state for createContainer/startContainer hooks
+init    -> parent   SeccompFd          the listener fd of SCMP_ACT_NOTIFY rides along (SCM_RIGHTS)
+parent  -> init     Proceed
+init    -> parent   Ready              waiting on exec.fifo
+any     -> parent   Failed(message, errno)
 """
+
 from __future__ import annotations
 
 # _socket, not socket: the socket module builds its IntEnums at import (~2 ms on every create)
@@ -28,7 +29,7 @@ class UserNsReady:
 
 @record
 class Proceed:
-    state: dict | None = None   # the container state, for the hooks the init runs
+    state: dict | None = None  # the container state, for the hooks the init runs
 
 
 @record
@@ -57,20 +58,22 @@ class Failed:
     errno: int = 0
 
 
-CHUNK = 32768           # a packet's payload: well under the socket buffer, any message size passes
+CHUNK = 32768  # a packet's payload: well under the socket buffer, any message size passes
 MORE, LAST = b"+", b"."
-_MSG_TRUNC = 0x20       # MSG_TRUNC (Linux)
+_MSG_TRUNC = 0x20  # MSG_TRUNC (Linux)
 
-MESSAGES = {cls.__name__: cls for cls in (UserNsReady, Proceed, InitPid, HooksReady, SeccompFd, Ready, Failed)}
+MESSAGES = {
+    cls.__name__: cls for cls in (UserNsReady, Proceed, InitPid, HooksReady, SeccompFd, Ready, Failed)
+}
 
 
 class Channel:
     def __init__(self, sock: _socket.socket):
         self.sock = sock
-        self.received_fds: list[int] = []   # fds that came with the last message
+        self.received_fds: list[int] = []  # fds that came with the last message
 
     @classmethod
-    def pair(cls) -> tuple["Channel", "Channel"]:
+    def pair(cls) -> tuple[Channel, Channel]:
         a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
         return cls(a), cls(b)
 
@@ -80,10 +83,9 @@ class Channel:
         body = jsonio.dumps({"type": type(msg).__name__, **asdict(msg)}).encode()
         for at in range(0, max(len(body), 1), CHUNK):
             mark = LAST if at + CHUNK >= len(body) else MORE
-            packet = mark + body[at:at + CHUNK]
+            packet = mark + body[at : at + CHUNK]
             if fds and at == 0:
-                rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
-                           struct.pack(f"{len(fds)}i", *fds))]
+                rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
                 self.sock.sendmsg([packet], rights)
             else:
                 self.sock.send(packet)
@@ -96,8 +98,7 @@ class Channel:
             data, ancillary, flags, _ = self.sock.recvmsg(CHUNK + 1, _socket.CMSG_LEN(4 * 4))
             for level, kind, payload in ancillary:
                 if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                    fds += struct.unpack(f"{len(payload) // 4}i",
-                                         payload[:len(payload) // 4 * 4])
+                    fds += struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4])
             if not data:
                 if parts:
                     raise OcirtError("protocol error: the message was cut short")

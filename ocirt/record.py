@@ -9,16 +9,19 @@ one shared __init__/__repr__/__eq__: same declarations, no code generation.
         pid: int
         names: list = field(default_factory=list)
 """
+
 from __future__ import annotations
 
 # typing is not imported at run time (the hot path); type checkers see dataclass_transform, so
 # they know a @record class's __init__ as they know a dataclass's.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, TypeVar, dataclass_transform
+    from collections.abc import Callable
+    from typing import Any, TypeVar, dataclass_transform
 
     _T = TypeVar("_T")
 else:
+
     def dataclass_transform(**_kwargs):
         return lambda fn: fn
 
@@ -42,7 +45,7 @@ def _init(self, *args, **kwargs):
     for name, value in zip(names, args):
         setattr(self, name, value)
     defaults = cls.__record_defaults__
-    for name in names[len(args):]:
+    for name in names[len(args) :]:
         if name in kwargs:
             value = kwargs.pop(name)
         elif name in defaults:

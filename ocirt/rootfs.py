@@ -14,6 +14,7 @@ Hardening, as runc does it:
   namespace (`hide_host_kernel_filesystems`): the kernel would let a nested user namespace mount
   a new, unmasked procfs because one is visible already.
 """
+
 from __future__ import annotations
 
 import errno
@@ -27,62 +28,99 @@ from .record import field, record
 
 # option -> (set flags, clear flags); mount(8) names, config.md "Linux mount options"
 FLAG_OPTIONS = {
-    "async": (0, k.MS_SYNCHRONOUS), "sync": (k.MS_SYNCHRONOUS, 0),
-    "atime": (0, k.MS_NOATIME), "noatime": (k.MS_NOATIME, 0),
+    "async": (0, k.MS_SYNCHRONOUS),
+    "sync": (k.MS_SYNCHRONOUS, 0),
+    "atime": (0, k.MS_NOATIME),
+    "noatime": (k.MS_NOATIME, 0),
     "defaults": (0, 0),
-    "dev": (0, k.MS_NODEV), "nodev": (k.MS_NODEV, 0),
-    "diratime": (0, k.MS_NODIRATIME), "nodiratime": (k.MS_NODIRATIME, 0),
+    "dev": (0, k.MS_NODEV),
+    "nodev": (k.MS_NODEV, 0),
+    "diratime": (0, k.MS_NODIRATIME),
+    "nodiratime": (k.MS_NODIRATIME, 0),
     "dirsync": (k.MS_DIRSYNC, 0),
-    "exec": (0, k.MS_NOEXEC), "noexec": (k.MS_NOEXEC, 0),
-    "iversion": (1 << 23, 0), "noiversion": (0, 1 << 23),
-    "lazytime": (k.MS_LAZYTIME, 0), "nolazytime": (0, k.MS_LAZYTIME),
-    "loud": (0, k.MS_SILENT), "silent": (k.MS_SILENT, 0),
-    "mand": (k.MS_MANDLOCK, 0), "nomand": (0, k.MS_MANDLOCK),
-    "relatime": (k.MS_RELATIME, 0), "norelatime": (0, k.MS_RELATIME),
-    "strictatime": (k.MS_STRICTATIME, 0), "nostrictatime": (0, k.MS_STRICTATIME),
-    "suid": (0, k.MS_NOSUID), "nosuid": (k.MS_NOSUID, 0),
-    "symfollow": (0, k.MS_NOSYMFOLLOW), "nosymfollow": (k.MS_NOSYMFOLLOW, 0),
-    "ro": (k.MS_RDONLY, 0), "rw": (0, k.MS_RDONLY),
+    "exec": (0, k.MS_NOEXEC),
+    "noexec": (k.MS_NOEXEC, 0),
+    "iversion": (1 << 23, 0),
+    "noiversion": (0, 1 << 23),
+    "lazytime": (k.MS_LAZYTIME, 0),
+    "nolazytime": (0, k.MS_LAZYTIME),
+    "loud": (0, k.MS_SILENT),
+    "silent": (k.MS_SILENT, 0),
+    "mand": (k.MS_MANDLOCK, 0),
+    "nomand": (0, k.MS_MANDLOCK),
+    "relatime": (k.MS_RELATIME, 0),
+    "norelatime": (0, k.MS_RELATIME),
+    "strictatime": (k.MS_STRICTATIME, 0),
+    "nostrictatime": (0, k.MS_STRICTATIME),
+    "suid": (0, k.MS_NOSUID),
+    "nosuid": (k.MS_NOSUID, 0),
+    "symfollow": (0, k.MS_NOSYMFOLLOW),
+    "nosymfollow": (k.MS_NOSYMFOLLOW, 0),
+    "ro": (k.MS_RDONLY, 0),
+    "rw": (0, k.MS_RDONLY),
     "remount": (k.MS_REMOUNT, 0),
-    "bind": (k.MS_BIND, 0), "rbind": (k.MS_BIND | k.MS_REC, 0),
+    "bind": (k.MS_BIND, 0),
+    "rbind": (k.MS_BIND | k.MS_REC, 0),
 }
 
 PROPAGATION_OPTIONS = {
-    "private": k.MS_PRIVATE, "rprivate": k.MS_PRIVATE | k.MS_REC,
-    "shared": k.MS_SHARED, "rshared": k.MS_SHARED | k.MS_REC,
-    "slave": k.MS_SLAVE, "rslave": k.MS_SLAVE | k.MS_REC,
-    "unbindable": k.MS_UNBINDABLE, "runbindable": k.MS_UNBINDABLE | k.MS_REC,
+    "private": k.MS_PRIVATE,
+    "rprivate": k.MS_PRIVATE | k.MS_REC,
+    "shared": k.MS_SHARED,
+    "rshared": k.MS_SHARED | k.MS_REC,
+    "slave": k.MS_SLAVE,
+    "rslave": k.MS_SLAVE | k.MS_REC,
+    "unbindable": k.MS_UNBINDABLE,
+    "runbindable": k.MS_UNBINDABLE | k.MS_REC,
 }
 
 # recursive options -> (attr_set, attr_clr) for mount_setattr(AT_RECURSIVE)
 RECURSIVE_OPTIONS = {
-    "rro": (k.MOUNT_ATTR_RDONLY, 0), "rrw": (0, k.MOUNT_ATTR_RDONLY),
-    "rnosuid": (k.MOUNT_ATTR_NOSUID, 0), "rsuid": (0, k.MOUNT_ATTR_NOSUID),
-    "rnodev": (k.MOUNT_ATTR_NODEV, 0), "rdev": (0, k.MOUNT_ATTR_NODEV),
-    "rnoexec": (k.MOUNT_ATTR_NOEXEC, 0), "rexec": (0, k.MOUNT_ATTR_NOEXEC),
-    "rnodiratime": (k.MOUNT_ATTR_NODIRATIME, 0), "rdiratime": (0, k.MOUNT_ATTR_NODIRATIME),
+    "rro": (k.MOUNT_ATTR_RDONLY, 0),
+    "rrw": (0, k.MOUNT_ATTR_RDONLY),
+    "rnosuid": (k.MOUNT_ATTR_NOSUID, 0),
+    "rsuid": (0, k.MOUNT_ATTR_NOSUID),
+    "rnodev": (k.MOUNT_ATTR_NODEV, 0),
+    "rdev": (0, k.MOUNT_ATTR_NODEV),
+    "rnoexec": (k.MOUNT_ATTR_NOEXEC, 0),
+    "rexec": (0, k.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (k.MOUNT_ATTR_NODIRATIME, 0),
+    "rdiratime": (0, k.MOUNT_ATTR_NODIRATIME),
     "rnoatime": (k.MOUNT_ATTR_NOATIME, k.MOUNT_ATTR__ATIME),
     "ratime": (k.MOUNT_ATTR_RELATIME, k.MOUNT_ATTR__ATIME),
     "rrelatime": (k.MOUNT_ATTR_RELATIME, k.MOUNT_ATTR__ATIME),
     "rnorelatime": (k.MOUNT_ATTR_STRICTATIME, k.MOUNT_ATTR__ATIME),
     "rstrictatime": (k.MOUNT_ATTR_STRICTATIME, k.MOUNT_ATTR__ATIME),
     "rnostrictatime": (k.MOUNT_ATTR_RELATIME, k.MOUNT_ATTR__ATIME),
-    "rnosymfollow": (k.MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, k.MOUNT_ATTR_NOSYMFOLLOW),
+    "rnosymfollow": (k.MOUNT_ATTR_NOSYMFOLLOW, 0),
+    "rsymfollow": (0, k.MOUNT_ATTR_NOSYMFOLLOW),
 }
 
 # idmapped mounts (ocirt/idmap.py): never passed to mount(2)
 IDMAP_OPTIONS = ("idmap", "ridmap")
 
 # flags a bind remount must keep when they are locked on the source (user namespaces)
-_LOCKABLE = ((os.ST_NOSUID, k.MS_NOSUID), (os.ST_NODEV, k.MS_NODEV), (os.ST_NOEXEC, k.MS_NOEXEC),
-             (os.ST_RDONLY, k.MS_RDONLY))
+_LOCKABLE = (
+    (os.ST_NOSUID, k.MS_NOSUID),
+    (os.ST_NODEV, k.MS_NODEV),
+    (os.ST_NOEXEC, k.MS_NOEXEC),
+    (os.ST_RDONLY, k.MS_RDONLY),
+)
 
 DEFAULT_DEVICES = (  # config-linux.md "Default Devices": name, major, minor
-    ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
     ("tty", 5, 0),
 )
-DEFAULT_SYMLINKS = (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
-                    ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"))
+DEFAULT_SYMLINKS = (
+    ("/proc/self/fd", "fd"),
+    ("/proc/self/fd/0", "stdin"),
+    ("/proc/self/fd/1", "stdout"),
+    ("/proc/self/fd/2", "stderr"),
+)
 
 
 @record
@@ -94,7 +132,7 @@ class ParsedOptions:
     recursive_clear: int = 0
     data: list[str] = field(default_factory=list)
     idmap: bool = False
-    copyup: bool = False          # tmpcopyup (runc's, asked for by podman's --tmpfs)
+    copyup: bool = False  # tmpcopyup (runc's, asked for by podman's --tmpfs)
 
     @property
     def is_bind(self) -> bool:
@@ -125,13 +163,13 @@ def parse_options(options: list[str]) -> ParsedOptions:
 
 def needs_idmap(m: dict) -> bool:
     """Does this mount ask for an idmapping (an option, or mappings of its own)?"""
-    return "uidMappings" in m or "gidMappings" in m or \
-        any(o in IDMAP_OPTIONS for o in m.get("options") or ())
+    return "uidMappings" in m or "gidMappings" in m or any(o in IDMAP_OPTIONS for o in m.get("options") or ())
 
 
 @record
 class RootfsSpec:
     """What the init needs to build the root filesystem; made by the parent before fork."""
+
     rootfs: str
     mounts: list[dict]
     readonly: bool = False
@@ -171,8 +209,10 @@ class Rootfs:
         dev_is_tmpfs = False
         for i, m in enumerate(s.mounts):
             self.mount_entry(i, m)
-            if os.path.normpath(m.get("destination", "")) == "/dev" and \
-                    not parse_options(m.get("options") or []).is_bind:
+            if (
+                os.path.normpath(m.get("destination", "")) == "/dev"
+                and not parse_options(m.get("options") or []).is_bind
+            ):
                 dev_is_tmpfs = True
         if dev_is_tmpfs:
             self.default_devices()
@@ -213,11 +253,11 @@ class Rootfs:
         for path in self.spec.readonly_paths:
             self.make_readonly(path)
         if self.spec.readonly:
-            self.k.mount(None, "/", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY |
-                         self._locked_flags("/"), None)
+            self.k.mount(
+                None, "/", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | self._locked_flags("/"), None
+            )
         if self.spec.propagation:  # last: "unbindable" would forbid the binds above
-            self.k.mount(None, "/", None, PROPAGATION_OPTIONS[self.spec.propagation] | k.MS_REC,
-                         None)
+            self.k.mount(None, "/", None, PROPAGATION_OPTIONS[self.spec.propagation] | k.MS_REC, None)
 
     # -- mounts ----------------------------------------------------------------------------------
     def mount_entry(self, index: int, m: dict) -> None:
@@ -242,8 +282,11 @@ class Rootfs:
             self._refuse_symlink(dest, mtype, where)
         directory = True
         if opts.is_bind:
-            directory = self._source_is_dir(source, where) if fallback is None else \
-                self._source_is_dir(source, where, fallback)
+            directory = (
+                self._source_is_dir(source, where)
+                if fallback is None
+                else self._source_is_dir(source, where, fallback)
+            )
         self.k.close(self.ensure(dest, directory=directory, pointer=f"{where}/destination"))
         data = ",".join(opts.data) or None
         try:
@@ -251,8 +294,10 @@ class Rootfs:
                 self._move_tree(tree, dest, where, source)
             elif opts.is_bind:
                 try:
-                    self._at(dest, lambda t: self.k.mount(source, t, None,
-                                                          opts.flags & (k.MS_BIND | k.MS_REC), None))
+                    self._at(
+                        dest,
+                        lambda t: self.k.mount(source, t, None, opts.flags & (k.MS_BIND | k.MS_REC), None),
+                    )
                 except OSError as e:  # only where the user namespace may not look the source up
                     if fallback is None or e.errno != errno.EACCES:
                         raise
@@ -261,8 +306,7 @@ class Rootfs:
             else:
                 data = lsm.mount_data(data, self.spec.mount_label, mtype or None)
                 flags = opts.flags
-                late = bool(flags & k.MS_RDONLY) and \
-                    (mtype == "tmpfs" or os.path.normpath(dest) == "/dev")
+                late = bool(flags & k.MS_RDONLY) and (mtype == "tmpfs" or os.path.normpath(dest) == "/dev")
                 if late:  # writable until everything under it is made: seal_readonly
                     flags &= ~k.MS_RDONLY
                 covered = None
@@ -273,8 +317,8 @@ class Rootfs:
                     self._at(dest, lambda t: self.k.mount(source, t, mtype or None, flags, data))
                     if late:
                         self.late_readonly.append(
-                            (self.k.open_in_root(self.root_fd, dest, os.O_PATH), opts.flags,
-                             mtype == "tmpfs"))
+                            (self.k.open_in_root(self.root_fd, dest, os.O_PATH), opts.flags, mtype == "tmpfs")
+                        )
                     if covered is not None:
                         self._copy_up(covered, dest)
                 finally:
@@ -283,17 +327,25 @@ class Rootfs:
             if opts.is_bind:
                 extra = opts.flags & ~(k.MS_BIND | k.MS_REC)
                 if extra & ~k.MS_REMOUNT:
-                    self._at(dest, lambda t: self.k.mount(
-                        None, t, None, k.MS_BIND | k.MS_REMOUNT | extra |
-                        (self._locked_flags(t) if self.spec.in_userns else 0), None))
+                    self._at(
+                        dest,
+                        lambda t: self.k.mount(
+                            None,
+                            t,
+                            None,
+                            k.MS_BIND
+                            | k.MS_REMOUNT
+                            | extra
+                            | (self._locked_flags(t) if self.spec.in_userns else 0),
+                            None,
+                        ),
+                    )
             for prop in opts.propagation:
-                self._at(dest, lambda t: self.k.mount(None, t, None, prop, None))
+                self._at(dest, lambda t, prop=prop: self.k.mount(None, t, None, prop, None))
             if opts.recursive_set or opts.recursive_clear:
-                self._at(dest, lambda t: self.k.mount_setattr(t, opts.recursive_set,
-                                                              opts.recursive_clear))
+                self._at(dest, lambda t: self.k.mount_setattr(t, opts.recursive_set, opts.recursive_clear))
         except OSError as e:
-            raise OcirtError(f"{where}: mount {source} to {dest} ({mtype or 'bind'})",
-                             e.errno) from None
+            raise OcirtError(f"{where}: mount {source} to {dest} ({mtype or 'bind'})", e.errno) from None
 
     def _copy_up(self, covered: int, dest: str) -> None:
         fresh = self.k.open_in_root(self.root_fd, dest, os.O_RDONLY | os.O_DIRECTORY)
@@ -307,8 +359,7 @@ class Rootfs:
         try:
             self.k.move_mount(tree, fd)
         except OSError as e:
-            raise OcirtError(f"{where}: move the idmapped mount of {source} to {dest}",
-                             e.errno) from None
+            raise OcirtError(f"{where}: move the idmapped mount of {source} to {dest}", e.errno) from None
         finally:
             self.k.close(fd)
             self.k.close(tree)
@@ -345,8 +396,10 @@ class Rootfs:
             return  # not a symlink (or missing: made as a directory)
         finally:
             self.k.close(pfd)
-        raise OcirtError(f"{where}/destination: {dest} is a symlink (to {target}) in the rootfs: "
-                         f"{mtype} must be mounted on an ordinary directory")
+        raise OcirtError(
+            f"{where}/destination: {dest} is a symlink (to {target}) in the rootfs: "
+            f"{mtype} must be mounted on an ordinary directory"
+        )
 
     def seal_readonly(self) -> None:
         """The read-only tmpfs mounts (and /dev) made read-only, now that what goes under them is
@@ -354,8 +407,11 @@ class Rootfs:
         while self.late_readonly:
             fd, flags, whole = self.late_readonly.pop(0)
             try:
-                how = k.MS_REMOUNT | flags if whole else \
-                    k.MS_BIND | k.MS_REMOUNT | flags | self._locked_flags(self.k.fd_path(fd))
+                how = (
+                    k.MS_REMOUNT | flags
+                    if whole
+                    else k.MS_BIND | k.MS_REMOUNT | flags | self._locked_flags(self.k.fd_path(fd))
+                )
                 self.k.mount(None, self.k.fd_path(fd), None, how, None)
             except OSError as e:
                 raise OcirtError(f"remount {self.k.fd_path(fd)} read-only", e.errno) from None
@@ -381,8 +437,9 @@ class Rootfs:
                 if e.errno not in (errno.EINVAL, errno.EPERM):
                     raise OcirtError(f"--no-pivot: unmount {path}", e.errno) from None
                 try:
-                    self.k.mount("tmpfs", path, "tmpfs", k.MS_RDONLY | k.MS_NOSUID | k.MS_NODEV |
-                                 k.MS_NOEXEC, None)
+                    self.k.mount(
+                        "tmpfs", path, "tmpfs", k.MS_RDONLY | k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC, None
+                    )
                 except OSError as e2:
                     raise OcirtError(f"--no-pivot: cover {path}", e2.errno) from None
 
@@ -393,8 +450,7 @@ class Rootfs:
         try:
             if self.spec.cgroup2:
                 try:
-                    self._at(dest, lambda t: self.k.mount("cgroup2", t, "cgroup2", opts.flags,
-                                                          None))
+                    self._at(dest, lambda t: self.k.mount("cgroup2", t, "cgroup2", opts.flags, None))
                 except OSError as e:
                     # In a user namespace cgroup2 may be refused (no cgroup namespace of its
                     # own, or one the user namespace does not own): bind the container's
@@ -402,28 +458,39 @@ class Rootfs:
                     whole = [d for d, name in self.spec.cgroup_binds if name == ""]
                     if e.errno not in (errno.EPERM, errno.EBUSY) or not whole:
                         raise
-                    self._at(dest, lambda t: self.k.mount(whole[0], t, None,
-                                                          k.MS_BIND | k.MS_REC, None))
-                    self._at(dest, lambda t: self.k.mount(
-                        None, t, None, k.MS_BIND | k.MS_REMOUNT | base | ro |
-                        (self._locked_flags(t) if self.spec.in_userns else 0), None))
+                    self._at(dest, lambda t: self.k.mount(whole[0], t, None, k.MS_BIND | k.MS_REC, None))
+                    self._at(
+                        dest,
+                        lambda t: self.k.mount(
+                            None,
+                            t,
+                            None,
+                            k.MS_BIND
+                            | k.MS_REMOUNT
+                            | base
+                            | ro
+                            | (self._locked_flags(t) if self.spec.in_userns else 0),
+                            None,
+                        ),
+                    )
                 return
             self._at(dest, lambda t: self.k.mount("tmpfs", t, "tmpfs", base, "mode=755"))
             for host_dir, name in self.spec.cgroup_binds:
                 sub = os.path.join(dest, name)
                 self.k.close(self.ensure(sub, directory=True, pointer=f"{where}/destination"))
-                self._at(sub, lambda t: self.k.mount(host_dir, t, None, k.MS_BIND | k.MS_REC, None))
-                self._at(sub, lambda t: self.k.mount(None, t, None,
-                                                     k.MS_BIND | k.MS_REMOUNT | base | ro, None))
+                self._at(sub, lambda t, src=host_dir: self.k.mount(src, t, None, k.MS_BIND | k.MS_REC, None))
+                self._at(
+                    sub, lambda t: self.k.mount(None, t, None, k.MS_BIND | k.MS_REMOUNT | base | ro, None)
+                )
             if ro:
-                self._at(dest, lambda t: self.k.mount(None, t, None,
-                                                      k.MS_REMOUNT | k.MS_RDONLY | base, "mode=755"))
+                self._at(
+                    dest, lambda t: self.k.mount(None, t, None, k.MS_REMOUNT | k.MS_RDONLY | base, "mode=755")
+                )
         except OSError as e:
             raise OcirtError(f"{where}: mount cgroup to {dest}", e.errno) from None
 
     # -- paths inside the rootfs -----------------------------------------------------------------
-    def ensure(self, path: str, directory: bool, pointer: str, mode: int = 0o755,
-               hops: int = 0) -> int:
+    def ensure(self, path: str, directory: bool, pointer: str, mode: int = 0o755, hops: int = 0) -> int:
         """Open `path` under the rootfs (O_PATH), creating it (and its parents) when missing.
 
         A dangling symlink on the way is followed as the kernel would inside the rootfs: what it
@@ -444,16 +511,16 @@ class Rootfs:
             if directory:
                 self.k.mkdir(entry, mode)
             else:
-                self.k.close(self.k.open(entry, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC |
-                                         os.O_NOFOLLOW, 0o644))
+                self.k.close(
+                    self.k.open(entry, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+                )
         except FileExistsError:
             try:
                 target = self.k.readlink(entry)
             except OSError:
                 target = None  # something made it meanwhile
             if target is not None:  # a dangling symlink: make its target, inside the rootfs
-                self.k.close(self.ensure(os.path.join(parent, target), directory, pointer, mode,
-                                         hops + 1))
+                self.k.close(self.ensure(os.path.join(parent, target), directory, pointer, mode, hops + 1))
         except OSError as e:
             raise OcirtError(f"{pointer}: create {path}", e.errno) from None
         finally:
@@ -463,8 +530,18 @@ class Rootfs:
     # -- /dev ------------------------------------------------------------------------------------
     def default_devices(self) -> None:
         for name, major, minor in DEFAULT_DEVICES:
-            self.create_device({"path": f"/dev/{name}", "type": "c", "major": major, "minor": minor,
-                                "fileMode": 0o666, "uid": 0, "gid": 0}, "/linux/devices")
+            self.create_device(
+                {
+                    "path": f"/dev/{name}",
+                    "type": "c",
+                    "major": major,
+                    "minor": minor,
+                    "fileMode": 0o666,
+                    "uid": 0,
+                    "gid": 0,
+                },
+                "/linux/devices",
+            )
         dev = self.k.open_in_root(self.root_fd, "/dev", os.O_PATH | os.O_DIRECTORY)
         try:
             for target, name in DEFAULT_SYMLINKS + (("pts/ptmx", "ptmx"),):
@@ -487,13 +564,19 @@ class Rootfs:
                 self._bind_host_device(path, full, where)
             else:
                 try:
-                    self.k.mknod(full, kind | (dev.get("fileMode", 0o666) & 0o7777),
-                                 os.makedev(dev.get("major", 0), dev.get("minor", 0)))
+                    self.k.mknod(
+                        full,
+                        kind | (dev.get("fileMode", 0o666) & 0o7777),
+                        os.makedev(dev.get("major", 0), dev.get("minor", 0)),
+                    )
                 except FileExistsError:
                     # an existing node (from the image) is replaced, as runc does
                     os.unlink(full)
-                    self.k.mknod(full, kind | (dev.get("fileMode", 0o666) & 0o7777),
-                                 os.makedev(dev.get("major", 0), dev.get("minor", 0)))
+                    self.k.mknod(
+                        full,
+                        kind | (dev.get("fileMode", 0o666) & 0o7777),
+                        os.makedev(dev.get("major", 0), dev.get("minor", 0)),
+                    )
                 self.k.chown(full, dev.get("uid", 0), dev.get("gid", 0))
         except OSError as e:
             raise OcirtError(f"{where}: create device {path}", e.errno) from None
@@ -524,8 +607,13 @@ class Rootfs:
             self.k.mount(path, path, None, k.MS_BIND | k.MS_REC, None)
         except FileNotFoundError:
             return
-        self.k.mount(None, path, None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_REC |
-                     self._locked_flags(path), None)
+        self.k.mount(
+            None,
+            path,
+            None,
+            k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_REC | self._locked_flags(path),
+            None,
+        )
 
     def _locked_flags(self, path: str) -> int:
         try:
@@ -560,7 +648,7 @@ def _unescape(field_: bytes) -> bytes:
         return field_
     out, i = bytearray(), 0
     while i < len(field_):
-        chunk = field_[i + 1:i + 4]
+        chunk = field_[i + 1 : i + 4]
         if field_[i] == 0x5C and len(chunk) == 3 and all(0x30 <= c <= 0x37 for c in chunk):
             out.append(int(chunk, 8))
             i += 4
@@ -626,8 +714,11 @@ def has_lockable_flags(source: str, recursive: bool, mountinfo: bytes | None = N
         return True
     for line in text.splitlines():
         fields = line.split()
-        if len(fields) > 5 and os.fsdecode(_unescape(fields[4])).startswith(under) and \
-                _LOCKABLE_OPTIONS & set(fields[5].split(b",")):
+        if (
+            len(fields) > 5
+            and os.fsdecode(_unescape(fields[4])).startswith(under)
+            and _LOCKABLE_OPTIONS & set(fields[5].split(b","))
+        ):
             return True
     return False
 
@@ -639,5 +730,3 @@ def sysctl(kernel: k.Kernel, settings: dict) -> None:
             kernel.write_file(path, str(value))
         except OSError as e:
             raise OcirtError(f"/linux/sysctl/{key}: write {path}", e.errno) from None
-
-

@@ -32,6 +32,7 @@ SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV only means something for a listener: with
 SCMP_ACT_NOTIFY rules it is ignored (the kernel would refuse it); libseccomp < 2.6 cannot set it,
 so the BPF program is then exported here and loaded with seccomp(2) by Filter.install.
 """
+
 from __future__ import annotations
 
 import errno as _errno
@@ -41,12 +42,12 @@ from .errors import ConfigError, OcirtError
 
 # action name -> libseccomp action value (seccomp.h SCMP_ACT_*)
 ACTIONS = {
-    "SCMP_ACT_KILL": 0x00000000,           # = SCMP_ACT_KILL_THREAD
+    "SCMP_ACT_KILL": 0x00000000,  # = SCMP_ACT_KILL_THREAD
     "SCMP_ACT_KILL_THREAD": 0x00000000,
     "SCMP_ACT_KILL_PROCESS": 0x80000000,
     "SCMP_ACT_TRAP": 0x00030000,
-    "SCMP_ACT_ERRNO": 0x00050000,           # | errno
-    "SCMP_ACT_TRACE": 0x7FF00000,           # | msg
+    "SCMP_ACT_ERRNO": 0x00050000,  # | errno
+    "SCMP_ACT_TRACE": 0x7FF00000,  # | msg
     "SCMP_ACT_LOG": 0x7FFC0000,
     "SCMP_ACT_ALLOW": 0x7FFF0000,
     "SCMP_ACT_NOTIFY": 0x7FC00000,
@@ -90,7 +91,7 @@ OPERATORS = {
     "SCMP_CMP_EQ": 4,
     "SCMP_CMP_GE": 5,
     "SCMP_CMP_GT": 6,
-    "SCMP_CMP_MASKED_EQ": 7,   # (arg & value) == valueTwo
+    "SCMP_CMP_MASKED_EQ": 7,  # (arg & value) == valueTwo
 }
 
 FLAGS = (
@@ -110,7 +111,7 @@ _ATTR_CTL_LOG = 6
 _ATTR_CTL_SSB = 7
 _ATTR_CTL_OPTIMIZE = 8
 _ATTR_API_SYSRAWRC = 9
-_ATTR_CTL_WAITKILL = 10     # libseccomp >= 2.6.0
+_ATTR_CTL_WAITKILL = 10  # libseccomp >= 2.6.0
 _FLAG_ATTRS = {
     "SECCOMP_FILTER_FLAG_TSYNC": _ATTR_CTL_TSYNC,
     "SECCOMP_FILTER_FLAG_LOG": _ATTR_CTL_LOG,
@@ -128,43 +129,59 @@ SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
 SECCOMP_FILTER_FLAG_TSYNC_ESRCH = 1 << 4
 SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 1 << 5
 
-_NR_SCMP_ERROR = -1          # seccomp_syscall_resolve_name(): unknown name
+_NR_SCMP_ERROR = -1  # seccomp_syscall_resolve_name(): unknown name
 _X32_SYSCALL_BIT = 0x40000000
 _AUDIT_ARCH_X86_64 = 0xC000003E
 _SCMP_ARCH_X32 = 0x4000003E  # its syscalls arrive as x86_64's, with _X32_SYSCALL_BIT set
 _MAX_ARGS = 6
 _U64_MAX = (1 << 64) - 1
-_OPTIMIZE_ABOVE = 32         # runc: binary-tree optimization for rule sets longer than this
+_OPTIMIZE_ABOVE = 32  # runc: binary-tree optimization for rule sets longer than this
 
 
 # --- the profile, checked (pure Python, no libseccomp) ---------------------------------------
 
+
 class _Rule:
     __slots__ = ("pointer", "names", "action", "conditions")
 
-    def __init__(self, pointer: str, names: list[str], action: int,
-                 conditions: list[tuple[int, int, int, int]]):   # (index, op, datum_a, datum_b)
+    def __init__(
+        self, pointer: str, names: list[str], action: int, conditions: list[tuple[int, int, int, int]]
+    ):  # (index, op, datum_a, datum_b)
         self.pointer, self.names, self.action, self.conditions = pointer, names, action, conditions
 
 
 class _Profile:
     """linux.seccomp, checked. (No dataclasses: importing them costs more than this module.)"""
-    __slots__ = ("default", "architectures", "flags", "listener_path", "listener_metadata", "rules",
-                 "notify_at")
 
-    def __init__(self, default: int, architectures: list[tuple[str, str]], flags: list[str],
-                 listener_path: str | None, listener_metadata: str | None):
+    __slots__ = (
+        "default",
+        "architectures",
+        "flags",
+        "listener_path",
+        "listener_metadata",
+        "rules",
+        "notify_at",
+    )
+
+    def __init__(
+        self,
+        default: int,
+        architectures: list[tuple[str, str]],
+        flags: list[str],
+        listener_path: str | None,
+        listener_metadata: str | None,
+    ):
         self.default = default
-        self.architectures = architectures      # (pointer, spec name)
+        self.architectures = architectures  # (pointer, spec name)
         self.flags = flags
         self.listener_path = listener_path
         self.listener_metadata = listener_metadata
         self.rules: list[_Rule] = []
-        self.notify_at: str | None = None       # pointer of the first SCMP_ACT_NOTIFY rule
+        self.notify_at: str | None = None  # pointer of the first SCMP_ACT_NOTIFY rule
 
 
 def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)   # JSON true is not 1
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not 1
 
 
 def _action(name, errno_ret, where: str, errno_where: str) -> int:
@@ -175,8 +192,9 @@ def _action(name, errno_ret, where: str, errno_where: str) -> int:
     if errno_ret is None:
         return value | _errno.EPERM if limit is not None else value
     if limit is None:
-        raise ConfigError(errno_where, f"{name} does not take an errno return code "
-                                       f"(only {' and '.join(ERRNO_ACTIONS)} do)")
+        raise ConfigError(
+            errno_where, f"{name} does not take an errno return code (only {' and '.join(ERRNO_ACTIONS)} do)"
+        )
     if not _is_int(errno_ret) or not 0 <= errno_ret <= limit:
         raise ConfigError(errno_where, f"must be an integer from 0 to {limit} for {name}")
     return value | errno_ret
@@ -204,8 +222,12 @@ def _parse(cfg, pointer: str) -> _Profile:
         raise ConfigError(f"{pointer}/defaultAction", "required")
     if cfg["defaultAction"] == "SCMP_ACT_NOTIFY":
         raise ConfigError(f"{pointer}/defaultAction", "SCMP_ACT_NOTIFY cannot be used as the default action")
-    default = _action(cfg["defaultAction"], cfg.get("defaultErrnoRet"), f"{pointer}/defaultAction",
-                      f"{pointer}/defaultErrnoRet")
+    default = _action(
+        cfg["defaultAction"],
+        cfg.get("defaultErrnoRet"),
+        f"{pointer}/defaultAction",
+        f"{pointer}/defaultErrnoRet",
+    )
 
     arches = []
     for i, name in enumerate(_list(cfg, "architectures", pointer)):
@@ -247,8 +269,9 @@ def _parse(cfg, pointer: str) -> _Profile:
         if rule["action"] == "SCMP_ACT_NOTIFY":
             for j, name in enumerate(names):
                 if name in NOTIFY_FORBIDDEN:
-                    raise ConfigError(f"{rp}/names/{j}",
-                                      f"SCMP_ACT_NOTIFY cannot be used for the {name} syscall")
+                    raise ConfigError(
+                        f"{rp}/names/{j}", f"SCMP_ACT_NOTIFY cannot be used for the {name} syscall"
+                    )
             profile.notify_at = profile.notify_at or f"{rp}/action"
         conditions = []
         for k, arg in enumerate(_list(rule, "args", rp)):
@@ -257,7 +280,9 @@ def _parse(cfg, pointer: str) -> _Profile:
                 raise ConfigError(ap, "must be an object")
             index = arg.get("index")
             if not _is_int(index) or not 0 <= index < _MAX_ARGS:
-                raise ConfigError(f"{ap}/index", f"must be a syscall argument index from 0 to {_MAX_ARGS - 1}")
+                raise ConfigError(
+                    f"{ap}/index", f"must be a syscall argument index from 0 to {_MAX_ARGS - 1}"
+                )
             op = arg.get("op")
             if not isinstance(op, str) or op not in OPERATORS:
                 raise ConfigError(f"{ap}/op", f"unknown seccomp operator {op!r}")
@@ -270,8 +295,9 @@ def _parse(cfg, pointer: str) -> _Profile:
         profile.rules.append(_Rule(rp, names, action, conditions))
 
     if profile.notify_at and listener_path is None:
-        raise ConfigError(f"{pointer}/listenerPath",
-                          f"required when SCMP_ACT_NOTIFY is used ({profile.notify_at})")
+        raise ConfigError(
+            f"{pointer}/listenerPath", f"required when SCMP_ACT_NOTIFY is used ({profile.notify_at})"
+        )
     return profile
 
 
@@ -285,6 +311,7 @@ def _split(conditions: list) -> list[list]:
 
 # --- libseccomp --------------------------------------------------------------------------------
 
+
 def _load():
     """(ffi, libseccomp): the pre-parsed module when built, the cdefs parsed now otherwise."""
     try:
@@ -293,6 +320,7 @@ def _load():
         from cffi import FFI
 
         from .kernel._seccomp_cdefs import CDEF
+
         ffi = FFI()
         ffi.cdef(CDEF)
     try:
@@ -322,7 +350,7 @@ def _export(export_fn, ctx) -> bytes:
         os.close(fd)
 
 
-def compile(cfg: dict, pointer: str = "/linux/seccomp") -> "Filter":  # noqa: A001 - the API name
+def compile(cfg: dict, pointer: str = "/linux/seccomp") -> Filter:  # noqa: A001 - the API name
     """Check linux.seccomp and build the libseccomp filter. Runs in the runtime parent before fork.
 
     Config mistakes raise ConfigError(pointer into config.json, rule); what this libseccomp or
@@ -334,10 +362,14 @@ def compile(cfg: dict, pointer: str = "/linux/seccomp") -> "Filter":  # noqa: A0
     where = f"libseccomp {'.'.join(map(str, version))}, API level {api}"
     notify = profile.notify_at is not None
     if notify and api < 5:
-        raise OcirtError(f"seccomp notify unsupported ({where}): it needs libseccomp >= 2.5.0 and Linux >= 5.0")
+        raise OcirtError(
+            f"seccomp notify unsupported ({where}): it needs libseccomp >= 2.5.0 and Linux >= 5.0"
+        )
     if notify and "SECCOMP_FILTER_FLAG_TSYNC" in profile.flags and api < 6:
-        raise OcirtError(f"seccomp notify together with SECCOMP_FILTER_FLAG_TSYNC unsupported ({where}): "
-                         "it needs Linux >= 5.7")
+        raise OcirtError(
+            f"seccomp notify together with SECCOMP_FILTER_FLAG_TSYNC unsupported ({where}): "
+            "it needs Linux >= 5.7"
+        )
 
     raw = lib.seccomp_init(profile.default)
     if raw == ffi.NULL:
@@ -356,7 +388,7 @@ def compile(cfg: dict, pointer: str = "/linux/seccomp") -> "Filter":  # noqa: A0
 
     ignored_flags: list[str] = []
     direct = False
-    for i, name in enumerate(profile.flags):
+    for _i, name in enumerate(profile.flags):
         if name == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV":
             if not notify:
                 ignored_flags.append(name)
@@ -399,24 +431,34 @@ def compile(cfg: dict, pointer: str = "/linux/seccomp") -> "Filter":  # noqa: A0
             for count, array in arrays:
                 rc = lib.seccomp_rule_add_array(ctx, rule.action, nr, count, array)
                 if rc < 0:
-                    raise ConfigError(f"{rule.pointer}/names/{j}",
-                                      f"libseccomp refused the rule for {name}: {os.strerror(-rc)}")
+                    raise ConfigError(
+                        f"{rule.pointer}/names/{j}",
+                        f"libseccomp refused the rule for {name}: {os.strerror(-rc)}",
+                    )
 
     newest = {}
     if profile.default not in (ACTIONS["SCMP_ACT_ALLOW"], ACTIONS["SCMP_ACT_LOG"]):
         newest = _newest_syscalls(lib, profile, skipped_arches)
         direct = direct or bool(newest)
 
-    flt = Filter(ffi, lib, ctx, default_action=profile.default, notify=notify,
-                 listener_path=profile.listener_path, listener_metadata=profile.listener_metadata,
-                 unknown_syscalls=unknown, skipped_architectures=skipped_arches,
-                 ignored_flags=ignored_flags)
+    flt = Filter(
+        ffi,
+        lib,
+        ctx,
+        default_action=profile.default,
+        notify=notify,
+        listener_path=profile.listener_path,
+        listener_metadata=profile.listener_metadata,
+        unknown_syscalls=unknown,
+        skipped_architectures=skipped_arches,
+        ignored_flags=ignored_flags,
+    )
     if direct:
         flt._prepare_direct_load(profile.flags, enosys_prefix(newest))
     return flt
 
 
-def _newest_syscalls(lib, profile: "_Profile", skipped_arches: list[str]) -> dict[int, int]:
+def _newest_syscalls(lib, profile: _Profile, skipped_arches: list[str]) -> dict[int, int]:
     """{audit arch: the highest syscall number the profile names for it}, for the filter's
     architectures (the native one included); an architecture none of the names resolve on is
     left out (it keeps the default action everywhere)."""
@@ -424,13 +466,13 @@ def _newest_syscalls(lib, profile: "_Profile", skipped_arches: list[str]) -> dic
     for _, name in profile.architectures:
         if name not in skipped_arches:
             tokens.add(lib.seccomp_arch_resolve_name(ARCHITECTURES[name].encode()))
-    tokens.discard(_SCMP_ARCH_X32)      # checked as x86_64 (see enosys_prefix)
+    tokens.discard(_SCMP_ARCH_X32)  # checked as x86_64 (see enosys_prefix)
     tokens.discard(0)
     names = {n.encode() for rule in profile.rules for n in rule.names}
     newest = {}
     for token in tokens:
         numbers = [lib.seccomp_syscall_resolve_name_arch(token, n) for n in names]
-        numbers = [nr for nr in numbers if nr >= 0]   # < 0: unknown there, or a multiplexed pseudo-call
+        numbers = [nr for nr in numbers if nr >= 0]  # < 0: unknown there, or a multiplexed pseudo-call
         if numbers:
             newest[token] = max(numbers)
     return newest
@@ -473,18 +515,29 @@ def enosys_prefix(newest: dict[int, int]) -> bytes:
 class Filter:
     """A compiled seccomp profile, ready to be loaded by the container's init."""
 
-    def __init__(self, ffi, lib, ctx, *, default_action: int, notify: bool, listener_path: str | None,
-                 listener_metadata: str | None, unknown_syscalls: list[str],
-                 skipped_architectures: list[str], ignored_flags: list[str]):
+    def __init__(
+        self,
+        ffi,
+        lib,
+        ctx,
+        *,
+        default_action: int,
+        notify: bool,
+        listener_path: str | None,
+        listener_metadata: str | None,
+        unknown_syscalls: list[str],
+        skipped_architectures: list[str],
+        ignored_flags: list[str],
+    ):
         self._ffi, self._lib, self._ctx = ffi, lib, ctx
         self.default_action = default_action
-        self.notify = notify                        # SCMP_ACT_NOTIFY is used: install() returns an fd
+        self.notify = notify  # SCMP_ACT_NOTIFY is used: install() returns an fd
         self.listener_path = listener_path
         self.listener_metadata = listener_metadata
-        self.unknown_syscalls = unknown_syscalls    # names skipped as runc does; worth a debug log
+        self.unknown_syscalls = unknown_syscalls  # names skipped as runc does; worth a debug log
         self.skipped_architectures = skipped_architectures
         self.ignored_flags = ignored_flags
-        self._bpf: bytes | None = None              # set when install() calls seccomp(2) itself
+        self._bpf: bytes | None = None  # set when install() calls seccomp(2) itself
         self._load_flags = 0
         self._libc = None
         self._nr_seccomp = -1
@@ -492,10 +545,12 @@ class Filter:
     def _prepare_direct_load(self, flags: list[str], prefix: bytes = b"") -> None:
         """For what libseccomp cannot set (a flag, the ENOSYS prefix): export the program now
         (parent), prefixed; seccomp(2) loads it in install()."""
-        bits = {"SECCOMP_FILTER_FLAG_TSYNC": SECCOMP_FILTER_FLAG_TSYNC,
-                "SECCOMP_FILTER_FLAG_LOG": SECCOMP_FILTER_FLAG_LOG,
-                "SECCOMP_FILTER_FLAG_SPEC_ALLOW": SECCOMP_FILTER_FLAG_SPEC_ALLOW,
-                "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV}
+        bits = {
+            "SECCOMP_FILTER_FLAG_TSYNC": SECCOMP_FILTER_FLAG_TSYNC,
+            "SECCOMP_FILTER_FLAG_LOG": SECCOMP_FILTER_FLAG_LOG,
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW": SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+        }
         load = 0
         for name in flags:
             load |= bits[name]
@@ -544,8 +599,12 @@ class Filter:
         program = ffi.from_buffer("struct sock_filter[]", self._bpf)
         prog.len = len(self._bpf) // ffi.sizeof("struct sock_filter")
         prog.filter = program
-        ret = self._libc.syscall(ffi.cast("long", self._nr_seccomp), ffi.cast("long", SECCOMP_SET_MODE_FILTER),
-                                 ffi.cast("long", self._load_flags), prog)
+        ret = self._libc.syscall(
+            ffi.cast("long", self._nr_seccomp),
+            ffi.cast("long", SECCOMP_SET_MODE_FILTER),
+            ffi.cast("long", self._load_flags),
+            prog,
+        )
         if ret < 0:
             raise OcirtError("load the seccomp filter", ffi.errno)
         if self.notify:
@@ -565,8 +624,12 @@ class Filter:
         import json
         import socket
 
-        message = {"ociVersion": state.get("ociVersion"), "fds": ["seccompFd"], "pid": state.get("pid"),
-                   "state": state}
+        message = {
+            "ociVersion": state.get("ociVersion"),
+            "fds": ["seccompFd"],
+            "pid": state.get("pid"),
+            "state": state,
+        }
         if self.listener_metadata:
             message["metadata"] = self.listener_metadata
         data = json.dumps(message).encode()
@@ -577,8 +640,9 @@ class Filter:
                 if sent < len(data):
                     sock.sendall(data[sent:])
         except OSError as e:
-            raise OcirtError(f"send the seccomp notify fd to the seccomp agent at {self.listener_path}",
-                             e.errno) from None
+            raise OcirtError(
+                f"send the seccomp notify fd to the seccomp agent at {self.listener_path}", e.errno
+            ) from None
         finally:
             os.close(notify_fd)
 

@@ -3,6 +3,7 @@
 Read from the C module _signal: the signal module builds an IntEnum (enum import) on import, and
 kill is on the hot path.
 """
+
 import _signal
 
 from .errors import OcirtError
@@ -12,7 +13,7 @@ def parse_signal(text: str) -> int:
     """The signal number `text` names; OcirtError for anything that is not a signal."""
     if text.isdigit():
         num = int(text)
-        if 0 <= num < _signal.NSIG:     # 0: only whether the process is there, as kill(2)
+        if 0 <= num < _signal.NSIG:  # 0: only whether the process is there, as kill(2)
             return num
     else:
         name = text.upper()

@@ -11,6 +11,7 @@ the cgroup resources go (no permission to write them).
 Unlike runc 1.1.5 there are no ambient capabilities: without inheritable ones they can't be raised
 (current runc dropped them too), and /sys/devices/virtual/tpm is masked as in current runc.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,16 @@ HOSTNAME = "ocirt"
 DEFAULT_ARGS = ("sh",)
 DEFAULT_CAPABILITIES = ("CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE")
 MASKED_PATHS = (
-    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/sys/firmware",
+    "/proc/scsi",
     "/sys/devices/virtual/tpm",
 )
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")

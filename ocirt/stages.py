@@ -4,6 +4,7 @@ Both are entered right after fork() and never return: they end in os._exit() or 
 Everything they need was computed by the parent before fork (`InitSpec`); errors go back to the
 parent as a `Failed` message.
 """
+
 from __future__ import annotations
 
 import _socket
@@ -34,27 +35,28 @@ from .rootfs import Rootfs, RootfsSpec, sysctl
 @record
 class InitSpec:
     """Everything the children do, decided by the parent from config.json."""
+
     ns: namespaces.Namespaces
     rootfs: RootfsSpec
     proc: process.ProcessSpec
-    fifo_fd: int                     # exec.fifo, O_PATH, opened by the parent (the init may not
-                                     # be able to reach the state dir: user namespaces)
+    fifo_fd: int  # exec.fifo, O_PATH, opened by the parent (the init may not
+    # be able to reach the state dir: user namespaces)
     hostname: str | None = None
     domainname: str | None = None
     sysctl: dict = field(default_factory=dict)
     time_offsets: str = ""
     hooks: dict = field(default_factory=dict)
-    runtime_hooks: bool = False      # any hooks: the init stops before pivot_root for them
-    keyring: str | None = None       # name of a new session keyring (None: --no-new-keyring)
-    console_fd: int | None = None    # --console-socket, connected: the pty master goes there
+    runtime_hooks: bool = False  # any hooks: the init stops before pivot_root for them
+    keyring: str | None = None  # name of a new session keyring (None: --no-new-keyring)
+    console_fd: int | None = None  # --console-socket, connected: the pty master goes there
     console_size: dict | None = None
-    seccomp: object | None = None    # a compiled ocirt.seccomp.Filter
+    seccomp: object | None = None  # a compiled ocirt.seccomp.Filter
     last_cap: int = 40
-    personality: int | None = None   # linux.personality, parsed (ocirt.procattr)
-    mempolicy: tuple | None = None   # linux.memoryPolicy: (mode | flags, nodes)
-    unprivileged: bool = False       # the runtime is not root (rootless): see enter_namespaces
-    fd_dir: int | None = None        # no mount namespace: the runtime's /proc/self/fd, for the
-                                     # exec.fifo (enter_rootfs_without_mount_ns)
+    personality: int | None = None  # linux.personality, parsed (ocirt.procattr)
+    mempolicy: tuple | None = None  # linux.memoryPolicy: (mode | flags, nodes)
+    unprivileged: bool = False  # the runtime is not root (rootless): see enter_namespaces
+    fd_dir: int | None = None  # no mount namespace: the runtime's /proc/self/fd, for the
+    # exec.fifo (enter_rootfs_without_mount_ns)
 
 
 def _fail(ch: Channel, exc: BaseException) -> None:
@@ -66,6 +68,7 @@ def _fail(ch: Channel, exc: BaseException) -> None:
         msg, err = f"internal error: {exc!r}", 0
         if os.environ.get("OCIRT_DEBUG"):
             import traceback
+
             traceback.print_exc()
     try:
         ch.send(Failed(msg, err))
@@ -127,8 +130,9 @@ class InitEffects:
         if spec.hooks.get("createContainer"):
             # in the container's namespaces: its pid as the container sees it; from the rootfs
             # (not pivoted yet), as runc runs it
-            hooks_mod.run(spec.hooks, "createContainer", {**hook_state, "pid": os.getpid()},
-                          cwd=spec.rootfs.rootfs)
+            hooks_mod.run(
+                spec.hooks, "createContainer", {**hook_state, "pid": os.getpid()}, cwd=spec.rootfs.rootfs
+            )
         return hook_state
 
     def console(self, spec: InitSpec) -> None:
@@ -228,8 +232,16 @@ def setup_init(kernel: k.Kernel, spec: InitSpec, fx: InitEffects):
 
     if not spec.proc.args:  # no `process` (config.md: required only at start): nothing to exec
         return None, {}, hook_state
-    path, env = prepare_exec(kernel, spec.proc, spec.last_cap, "config.json", spec.seccomp,
-                             fx=fx, personality=spec.personality, mempolicy=spec.mempolicy)
+    path, env = prepare_exec(
+        kernel,
+        spec.proc,
+        spec.last_cap,
+        "config.json",
+        spec.seccomp,
+        fx=fx,
+        personality=spec.personality,
+        mempolicy=spec.mempolicy,
+    )
     return path, env, hook_state
 
 
@@ -258,7 +270,7 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
         # own /proc: the init holds nothing of the host's (no host /proc, no host directory).
         if spec.fd_dir is None:
             wfd = os.open(f"/proc/self/fd/{spec.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
-        else:   # chrooted without a mount namespace: no /proc in the rootfs
+        else:  # chrooted without a mount namespace: no /proc in the rootfs
             wfd = os.open(str(spec.fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=spec.fd_dir)
             os.close(spec.fd_dir)
         os.write(wfd, b"0")
@@ -270,8 +282,9 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
             raise ConfigError("/process", "is required to start a container")
         if spec.hooks.get("startContainer"):
             # runtime.md step 7: before the program runs (status created), in the container
-            hooks_mod.run(spec.hooks, "startContainer",
-                          {**hook_state, "status": "created", "pid": os.getpid()})
+            hooks_mod.run(
+                spec.hooks, "startContainer", {**hook_state, "status": "created", "pid": os.getpid()}
+            )
         kernel.execve(path, spec.proc.args, env)
     except OcirtError as e:
         message = str(e)
@@ -292,9 +305,17 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
     os._exit(127)
 
 
-def prepare_exec(kernel: k.Kernel, proc: process.ProcessSpec, last_cap: int, origin: str,
-                 seccomp=None, ch: Channel | None = None, fx: InitEffects | None = None,
-                 personality: int | None = None, mempolicy: tuple | None = None):
+def prepare_exec(
+    kernel: k.Kernel,
+    proc: process.ProcessSpec,
+    last_cap: int,
+    origin: str,
+    seccomp=None,
+    ch: Channel | None = None,
+    fx: InitEffects | None = None,
+    personality: int | None = None,
+    mempolicy: tuple | None = None,
+):
     """The process's own setup, shared by the init and `exec`: limits, cwd, scheduling and
     execution attributes, identity, seccomp, fds.
 
@@ -308,7 +329,7 @@ def prepare_exec(kernel: k.Kernel, proc: process.ProcessSpec, last_cap: int, ori
     try:
         kernel.chdir(proc.cwd)
     except OSError as e:
-        raise OcirtError(f"chdir to cwd (\"{proc.cwd}\") set in {origin} failed", e.errno) from None
+        raise OcirtError(f'chdir to cwd ("{proc.cwd}") set in {origin} failed', e.errno) from None
     process.set_attributes(kernel, proc, personality, mempolicy)
     if seccomp is not None and not proc.no_new_privileges:
         fx.seccomp(seccomp)
@@ -374,13 +395,14 @@ def loopback_up() -> None:
 @record
 class ExecSpec:
     """`exec`: join the init's namespaces (fds opened by the parent), then fork the process."""
-    ns_fds: list[tuple[int, int]]          # (fd, CLONE_NEW*) in join order
+
+    ns_fds: list[tuple[int, int]]  # (fd, CLONE_NEW*) in join order
     proc: process.ProcessSpec
     last_cap: int = 40
     seccomp: object | None = None
-    console_fd: int | None = None    # --console-socket with --tty, connected
+    console_fd: int | None = None  # --console-socket with --tty, connected
     console_size: dict | None = None
-    personality: int | None = None   # the container's (its init's) personality
+    personality: int | None = None  # the container's (its init's) personality
     mempolicy: tuple | None = None
 
 
@@ -406,9 +428,16 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel) -> None:
                     os.close(fd)
                 if spec.console_fd is not None:
                     console.setup(spec.console_fd, spec.console_size, spec.proc.uid)
-                path, env = prepare_exec(kernel, spec.proc, spec.last_cap, "process.json",
-                                         spec.seccomp, ch, personality=spec.personality,
-                                         mempolicy=spec.mempolicy)
+                path, env = prepare_exec(
+                    kernel,
+                    spec.proc,
+                    spec.last_cap,
+                    "process.json",
+                    spec.seccomp,
+                    ch,
+                    personality=spec.personality,
+                    mempolicy=spec.mempolicy,
+                )
                 ch.send(Ready())
                 ch.close()
                 kernel.execve(path, spec.proc.args, env)
@@ -431,5 +460,4 @@ def set_final_affinity(kernel: k.Kernel, proc: process.ProcessSpec) -> None:
         try:
             kernel.sched_setaffinity(0, proc.affinity_final)
         except OSError as e:
-            raise OcirtError(f"{proc.pointer}/execCPUAffinity/final: sched_setaffinity",
-                             e.errno) from None
+            raise OcirtError(f"{proc.pointer}/execCPUAffinity/final: sched_setaffinity", e.errno) from None

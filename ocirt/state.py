@@ -4,6 +4,7 @@ The status is derived from the kernel, not trusted from a file (crun's way): the
 alive with the start time recorded at create, exec.fifo tells created from running, and a frozen
 cgroup means paused. state.json only records what cannot be derived.
 """
+
 from __future__ import annotations
 
 import errno
@@ -23,12 +24,13 @@ class Status:
     An enum without the enum module (its import is ~3 ms of every command): the five members are
     the only instances, compared with `is`.
     """
+
     __slots__ = ("value",)
-    CREATING: "Status"
-    CREATED: "Status"
-    RUNNING: "Status"
-    PAUSED: "Status"
-    STOPPED: "Status"
+    CREATING: Status
+    CREATED: Status
+    RUNNING: Status
+    PAUSED: Status
+    STOPPED: Status
 
     def __init__(self, value: str):
         self.value = value
@@ -79,25 +81,30 @@ _REFUSALS = {
 @record
 class ContainerState:
     """What state.json records."""
+
     id: str
     bundle: str
     pid: int = 0
-    pid_start: int = 0              # field 22 of /proc/PID/stat when the init was made
+    pid_start: int = 0  # field 22 of /proc/PID/stat when the init was made
     rootfs: str = ""
-    created: str = ""               # RFC 3339
+    created: str = ""  # RFC 3339
     owner: str = ""
     annotations: dict = field(default_factory=dict)
     cgroup: dict = field(default_factory=dict)
-    hooks: dict = field(default_factory=dict)   # poststart/poststop, run after create returned
+    hooks: dict = field(default_factory=dict)  # poststart/poststop, run after create returned
     systemd_cgroup: bool = False
-    seccomp: dict | None = None     # linux.seccomp at create: `exec` applies the same filter
-    memory_policy: dict | None = None   # linux.memoryPolicy at create: `exec` sets it too
+    seccomp: dict | None = None  # linux.seccomp at create: `exec` applies the same filter
+    memory_policy: dict | None = None  # linux.memoryPolicy at create: `exec` sets it too
 
     def oci(self, status: Status) -> dict:
         """The state of runtime.md, as `state` prints it."""
-        out = {"ociVersion": OCI_VERSION, "id": self.id, "status": status.value,
-               "pid": self.pid if status in (Status.CREATED, Status.RUNNING, Status.PAUSED) else 0,
-               "bundle": self.bundle}
+        out = {
+            "ociVersion": OCI_VERSION,
+            "id": self.id,
+            "status": status.value,
+            "pid": self.pid if status in (Status.CREATED, Status.RUNNING, Status.PAUSED) else 0,
+            "bundle": self.bundle,
+        }
         if self.annotations:
             out["annotations"] = self.annotations
         return out
@@ -110,7 +117,7 @@ def proc_start_time(pid: int) -> int | None:
             data = f.read()
     except OSError:
         return None
-    fields = data[data.rindex(b")") + 2:].split()
+    fields = data[data.rindex(b")") + 2 :].split()
     if fields[0] in (b"Z", b"X"):  # a zombie has exited already
         return None
     return int(fields[19])
@@ -136,8 +143,9 @@ class StateDir:
         except FileExistsError:
             raise OcirtError("container with given ID already exists") from None
         except OSError as e:
-            raise OcirtError(f"cannot create the state directory {self.path} (--root)",
-                             errno=e.errno) from None
+            raise OcirtError(
+                f"cannot create the state directory {self.path} (--root)", errno=e.errno
+            ) from None
         self._lock_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
 
@@ -216,8 +224,9 @@ class StateDir:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-            except IsADirectoryError:   # a damaged state dir: whatever is in it goes
+            except IsADirectoryError:  # a damaged state dir: whatever is in it goes
                 import shutil
+
                 shutil.rmtree(path, ignore_errors=True)
         try:
             os.rmdir(self.path)
@@ -232,8 +241,9 @@ class DamagedState(OcirtError):
 
     def __init__(self, container_id: str, damage: str, salvage: dict):
         self.salvage = salvage
-        super().__init__(f"container {container_id}: damaged state.json: {damage} "
-                         "(delete --force removes it)")
+        super().__init__(
+            f"container {container_id}: damaged state.json: {damage} (delete --force removes it)"
+        )
 
 
 def _is_int(v) -> bool:
@@ -261,16 +271,23 @@ def _hook_list(v) -> bool:
 
 
 def _hook(h) -> bool:
-    return type(h) is dict and _is_str(h.get("path")) and \
-        all(_str_list(h[k]) for k in ("args", "env") if h.get(k) is not None) and \
-        _optional(_is_int)(h.get("timeout"))
+    return (
+        type(h) is dict
+        and _is_str(h.get("path"))
+        and all(_str_list(h[k]) for k in ("args", "env") if h.get(k) is not None)
+        and _optional(_is_int)(h.get("timeout"))
+    )
 
 
 def _cgroup_dir(v) -> bool:
     """An absolute path without '.', '..' or empty components: a cgroup directory, as saved
     (destroy() removes the created ones: a damaged record must not name just any directory)."""
-    return type(v) is str and v.startswith("/") and "\x00" not in v and \
-        all(part not in ("", ".", "..") for part in v[1:].split("/"))
+    return (
+        type(v) is str
+        and v.startswith("/")
+        and "\x00" not in v
+        and all(part not in ("", ".", "..") for part in v[1:].split("/"))
+    )
 
 
 def _cgroup(v) -> bool:
@@ -280,13 +297,22 @@ def _cgroup(v) -> bool:
     if not v:
         return True
     systemd = v.get("systemd")
-    return _is_str(v.get("kind")) and _dict_of(_cgroup_dir)(v.get("paths", {})) and \
-        _optional(_cgroup_dir)(v.get("unified")) and _optional(_is_str)(v.get("cgroupsPath")) and \
-        _optional(lambda c: type(c) is list and all(_cgroup_dir(d) for d in c))(v.get("created")) \
-        and \
-        _optional(lambda d: type(d) is list and all(type(r) is dict for r in d))(v.get("devices")) \
-        and (not systemd or (type(systemd) is dict and _is_str(systemd.get("unit"))
-                             and _optional(_is_str)(systemd.get("slice"))))
+    return (
+        _is_str(v.get("kind"))
+        and _dict_of(_cgroup_dir)(v.get("paths", {}))
+        and _optional(_cgroup_dir)(v.get("unified"))
+        and _optional(_is_str)(v.get("cgroupsPath"))
+        and _optional(lambda c: type(c) is list and all(_cgroup_dir(d) for d in c))(v.get("created"))
+        and _optional(lambda d: type(d) is list and all(type(r) is dict for r in d))(v.get("devices"))
+        and (
+            not systemd
+            or (
+                type(systemd) is dict
+                and _is_str(systemd.get("unit"))
+                and _optional(_is_str)(systemd.get("slice"))
+            )
+        )
+    )
 
 
 _FIELD_CHECKS = {
@@ -328,8 +354,11 @@ def salvage_fields(data) -> dict:
     cgroup that has its type."""
     if type(data) is not dict:
         return {}
-    return {name: data[name] for name in ("pid", "pid_start", "cgroup")
-            if name in data and _FIELD_CHECKS[name][0](data[name])}
+    return {
+        name: data[name]
+        for name in ("pid", "pid_start", "cgroup")
+        if name in data and _FIELD_CHECKS[name][0](data[name])
+    }
 
 
 def list_ids(root: str) -> list[str]:

@@ -17,6 +17,7 @@ for duplicate namespace types and duplicate rlimit types, which the spec says ar
 Integers are strict in both validators: 1.0 and 1e3 are not integers, as in Go's encoding/json, which
 is what runc and crun read the config with.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,18 +26,49 @@ from ocirt import jsonio
 from ocirt.errors import ConfigError, OcirtError, json_pointer
 
 CONFIG_SCHEMA = "config-schema.json"
-SCHEMA_FILES = ("defs.json", "config-schema.json", "config-linux.json", "state-schema.json",
-                "features-schema.json", "features-linux.json")
+SCHEMA_FILES = (
+    "defs.json",
+    "config-schema.json",
+    "config-linux.json",
+    "state-schema.json",
+    "features-schema.json",
+    "features-linux.json",
+)
 SCHEMA_BASE_URI = "https://ocirt.dev/schema/"
 SUPPORTED_MAJOR = 1
 
 # Every keyword the fast validator understands. The unit tests check spec/*.json uses no others.
-KEYWORDS = frozenset({
-    "$schema", "$id", "$comment", "title", "description", "$defs",
-    "$ref", "type", "enum", "const", "required", "dependentRequired", "properties",
-    "additionalProperties", "propertyNames", "items", "minItems", "minLength", "pattern",
-    "minimum", "maximum", "allOf", "anyOf", "not", "if", "then", "else",
-})
+KEYWORDS = frozenset(
+    {
+        "$schema",
+        "$id",
+        "$comment",
+        "title",
+        "description",
+        "$defs",
+        "$ref",
+        "type",
+        "enum",
+        "const",
+        "required",
+        "dependentRequired",
+        "properties",
+        "additionalProperties",
+        "propertyNames",
+        "items",
+        "minItems",
+        "minLength",
+        "pattern",
+        "minimum",
+        "maximum",
+        "allOf",
+        "anyOf",
+        "not",
+        "if",
+        "then",
+        "else",
+    }
+)
 
 
 def schema_dir() -> str:
@@ -106,13 +138,16 @@ def first_error(instance, schemas: Schemas, name: str = CONFIG_SCHEMA):
 
 # The rules no JSON schema can express.
 
+
 def check_version(config) -> None:
     """Only ociVersion 1.x is understood; other major versions may mean other things."""
     version = config.get("ociVersion") if isinstance(config, dict) else None
     major = _leading_major(version) if isinstance(version, str) else None
     if major is not None and int(major) != SUPPORTED_MAJOR:
-        raise ConfigError("/ociVersion", f"unsupported major version {major} in "
-                                         f"{_show(version)} (ocirt implements {SUPPORTED_MAJOR}.x)")
+        raise ConfigError(
+            "/ociVersion",
+            f"unsupported major version {major} in {_show(version)} (ocirt implements {SUPPORTED_MAJOR}.x)",
+        )
 
 
 def _leading_major(version: str) -> str | None:
@@ -120,7 +155,7 @@ def _leading_major(version: str) -> str | None:
     n = 0
     while n < len(version) and version[n].isdecimal():
         n += 1
-    return version[:n] if n and version[n:n + 1] == "." else None
+    return version[:n] if n and version[n : n + 1] == "." else None
 
 
 # ---------------------------------------------------------------- patterns without `re`
@@ -147,12 +182,12 @@ def _all_in(chars):
 def _prefixed_word(prefix: str, chars):
     def match(s):
         b = _body(s)
-        return b.startswith(prefix) and len(b) > len(prefix) and \
-            all(c in chars for c in b[len(prefix):])
+        return b.startswith(prefix) and len(b) > len(prefix) and all(c in chars for c in b[len(prefix) :])
+
     return match
 
 
-def _page_size(s: str) -> bool:                     # ^[1-9][0-9]*[KMGTPE]?B$
+def _page_size(s: str) -> bool:  # ^[1-9][0-9]*[KMGTPE]?B$
     b = _body(s)
     if len(b) < 2 or b[-1] != "B" or b[0] not in "123456789":
         return False
@@ -162,11 +197,11 @@ def _page_size(s: str) -> bool:                     # ^[1-9][0-9]*[KMGTPE]?B$
     return all(c in _DIGITS for c in middle)
 
 
-def _number(part: str) -> bool:                     # 0|[1-9][0-9]*
+def _number(part: str) -> bool:  # 0|[1-9][0-9]*
     return part == "0" or (part[:1] in set("123456789") and all(c in _DIGITS for c in part))
 
 
-def _dotted(part: str) -> bool:                     # [0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*
+def _dotted(part: str) -> bool:  # [0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*
     return all(p and all(c in _ALNUM_DASH for c in p) for p in part.split("."))
 
 
@@ -201,6 +236,7 @@ def pattern_matches(pattern: str, value: str) -> bool:
     if known is not None:
         return known(value)
     import re
+
     return re.search(pattern, value) is not None
 
 
@@ -237,8 +273,9 @@ def _check_text(text: str, path: tuple, document: str, key: bool = False) -> Non
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise ConfigError(json_pointer(path), f"{what} is not Unicode text (a lone surrogate)",
-                              document) from None
+            raise ConfigError(
+                json_pointer(path), f"{what} is not Unicode text (a lone surrogate)", document
+            ) from None
 
 
 def _unique(entries, where: tuple, what: str) -> None:
@@ -247,11 +284,14 @@ def _unique(entries, where: tuple, what: str) -> None:
         kind = entry["type"]
         if kind in seen:
             first = json_pointer((*where, seen[kind]))
-            raise ConfigError(json_pointer((*where, index)), f"duplicate {what} {_show(kind)} (first at {first})")
+            raise ConfigError(
+                json_pointer((*where, index)), f"duplicate {what} {_show(kind)} (first at {first})"
+            )
         seen[kind] = index
 
 
 # The fast validator.
+
 
 class _Fail(Exception):
     """A schema error; `path` is collected innermost first while the exception unwinds."""
@@ -297,7 +337,9 @@ def _check(value, node: dict, name: str, schemas: Schemas) -> None:
             raise _Fail("minLength", f"{_show(value)} is shorter than {node['minLength']} characters")
         pattern = node.get("pattern")
         if pattern is not None and not pattern_matches(pattern, value):
-            raise _Fail("pattern", f"{_show(value)} is not {node.get('description') or 'matching ' + pattern}")
+            raise _Fail(
+                "pattern", f"{_show(value)} is not {node.get('description') or 'matching ' + pattern}"
+            )
     elif _is_type(value, "number"):
         if "minimum" in node and value < node["minimum"]:
             raise _Fail("minimum", f"{value} is less than the minimum {node['minimum']}")
@@ -388,8 +430,15 @@ def _in(value, choices: list) -> bool:
 
 # One-line wording.
 
-_ARTICLES = {"object": "an object", "array": "an array", "string": "a string", "integer": "an integer",
-             "number": "a number", "boolean": "a boolean", "null": "null"}
+_ARTICLES = {
+    "object": "an object",
+    "array": "an array",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "null": "null",
+}
 
 
 def _type_words(kind) -> str:
@@ -399,7 +448,7 @@ def _type_words(kind) -> str:
 
 def _show(value, limit: int = 40) -> str:
     text = jsonio.dumps(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _choices(choices: list, limit: int = 60) -> str:
@@ -412,6 +461,7 @@ def _choices(choices: list, limit: int = 60) -> str:
 
 
 # The reference validator, with the jsonschema library.
+
 
 def validate_with_jsonschema(config: dict, directory: str | None = None) -> None:
     """Same contract as validate(), checked by jsonschema (slow to import: tests and tools only)."""
@@ -450,7 +500,14 @@ def jsonschema_error(error) -> tuple[str, str, str]:
     if error.validator == "required":
         path.append(next(key for key in error.validator_value if key not in error.instance))
     elif error.validator == "dependentRequired":
-        path.append(next(other for key, needs in error.validator_value.items() if key in error.instance
-                         for other in needs if other not in error.instance))
+        path.append(
+            next(
+                other
+                for key, needs in error.validator_value.items()
+                if key in error.instance
+                for other in needs
+                if other not in error.instance
+            )
+        )
     rule = " ".join(error.message.split())
     return json_pointer(path), error.validator, rule if len(rule) <= 200 else rule[:197] + "..."

@@ -1,4 +1,5 @@
 """Helpers of the kernel tests that drive the ocirt CLI of the source tree (fixtures: conftest.py)."""
+
 import json
 import os
 import sys

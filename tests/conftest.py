@@ -1,4 +1,5 @@
 """Shared fixtures of the kernel tests that drive the ocirt CLI of the source tree."""
+
 import os
 import subprocess
 

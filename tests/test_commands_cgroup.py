@@ -8,6 +8,7 @@ once per session (per xdist worker) with bundles/mkrootfs.sh.
 `create` runs with stdout/stderr on DEVNULL/a file: the container inherits them, so a pipe
 would never reach EOF.
 """
+
 from __future__ import annotations
 
 import glob
@@ -35,10 +36,22 @@ root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (containers
 
 # -- pure functions (no root) ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text,seconds", [
-    ("5s", 5.0), ("100ms", 0.1), ("1m", 60.0), ("1h2m3.5s", 3723.5), ("0", 0.0),
-    ("1.5s", 1.5), ("-2s", -2.0), ("250us", 0.00025), ("10ns", 1e-8), (".5s", 0.5),
-])
+
+@pytest.mark.parametrize(
+    "text,seconds",
+    [
+        ("5s", 5.0),
+        ("100ms", 0.1),
+        ("1m", 60.0),
+        ("1h2m3.5s", 3723.5),
+        ("0", 0.0),
+        ("1.5s", 1.5),
+        ("-2s", -2.0),
+        ("250us", 0.00025),
+        ("10ns", 1e-8),
+        (".5s", 0.5),
+    ],
+)
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 
@@ -49,10 +62,20 @@ def test_parse_duration_refuses(text):
         parse_duration(text)
 
 
-@pytest.mark.parametrize("text,size", [
-    ("1024", 1024), ("100m", 100 << 20), ("1g", 1 << 30), ("1.5g", 3 << 29), ("100kb", 102400),
-    ("512KiB", 512 << 10), ("2 M", 2 << 20), ("7b", 7), ("1T", 1 << 40),
-])
+@pytest.mark.parametrize(
+    "text,size",
+    [
+        ("1024", 1024),
+        ("100m", 100 << 20),
+        ("1g", 1 << 30),
+        ("1.5g", 3 << 29),
+        ("100kb", 102400),
+        ("512KiB", 512 << 10),
+        ("2 M", 2 << 20),
+        ("7b", 7),
+        ("1T", 1 << 40),
+    ],
+)
 def test_ram_in_bytes(text, size):
     assert ram_in_bytes(text) == size
 
@@ -64,12 +87,19 @@ def test_ram_in_bytes_refuses(text):
 
 
 def test_update_json_takes_runc_fields_only():
-    delta = from_json(json.dumps({
-        "memory": {"limit": 0, "swap": 200, "swappiness": 10}, "pids": {"limit": 0},
-        "cpu": {"shares": 512, "cpus": ""}, "blockIO": {"weight": 300, "leafWeight": 20},
-        "devices": [{"allow": False, "access": "rwm"}], "hugepageLimits": []}))
-    assert delta == {"memory": {"limit": 0, "swap": 200}, "cpu": {"shares": 512},
-                     "blockIO": {"weight": 300}}
+    delta = from_json(
+        json.dumps(
+            {
+                "memory": {"limit": 0, "swap": 200, "swappiness": 10},
+                "pids": {"limit": 0},
+                "cpu": {"shares": 512, "cpus": ""},
+                "blockIO": {"weight": 300, "leafWeight": 20},
+                "devices": [{"allow": False, "access": "rwm"}],
+                "hugepageLimits": [],
+            }
+        )
+    )
+    assert delta == {"memory": {"limit": 0, "swap": 200}, "cpu": {"shares": 512}, "blockIO": {"weight": 300}}
 
 
 def test_update_unlimited_memory_means_unlimited_swap():
@@ -77,13 +107,10 @@ def test_update_unlimited_memory_means_unlimited_swap():
 
 
 def test_update_merges_and_rolls_back():
-    base = {"memory": {"limit": 100, "swap": 300}, "pids": {"limit": 5},
-            "devices": [{"allow": False}]}
-    apply, record, back = merge_update({"memory": {"limit": 200}, "cpu": {"shares": 2}}, base,
-                                       v2=False)
+    base = {"memory": {"limit": 100, "swap": 300}, "pids": {"limit": 5}, "devices": [{"allow": False}]}
+    apply, record, back = merge_update({"memory": {"limit": 200}, "cpu": {"shares": 2}}, base, v2=False)
     assert apply == {"memory": {"limit": 200}, "cpu": {"shares": 2}}
-    assert record == {"memory": {"limit": 200, "swap": 300}, "pids": {"limit": 5},
-                      "cpu": {"shares": 2}}
+    assert record == {"memory": {"limit": 200, "swap": 300}, "pids": {"limit": 5}, "cpu": {"shares": 2}}
     assert back == {"memory": {"limit": 100}}
     # v2: memory.swap.max = swap - limit, so a new limit is written with the recorded swap
     apply, _, back = merge_update({"memory": {"limit": 200}}, base, v2=True)
@@ -92,10 +119,25 @@ def test_update_merges_and_rolls_back():
 
 
 def test_runc_stats_shape():
-    data = runc_stats({"cpu": {"usage": {"total": 5}}, "memory": {"usage": {"limit": 9, "usage": 3}},
-                       "pids": {"current": 1, "limit": 0}, "blkio": {}, "hugetlb": {}})
-    assert list(data) == ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt",
-                          "network_interfaces"]
+    data = runc_stats(
+        {
+            "cpu": {"usage": {"total": 5}},
+            "memory": {"usage": {"limit": 9, "usage": 3}},
+            "pids": {"current": 1, "limit": 0},
+            "blkio": {},
+            "hugetlb": {},
+        }
+    )
+    assert list(data) == [
+        "cpu",
+        "cpuset",
+        "memory",
+        "pids",
+        "blkio",
+        "hugetlb",
+        "intel_rdt",
+        "network_interfaces",
+    ]
     assert data["cpu"] == {"usage": {"total": 5, "kernel": 0, "user": 0}, "throttling": {}}
     assert data["pids"] == {"current": 1}
     assert data["memory"]["usage"] == {"limit": 9, "usage": 3, "failcnt": 0}
@@ -103,6 +145,7 @@ def test_runc_stats_shape():
 
 
 # -- fixtures -----------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def rootfs(tmp_path_factory):
@@ -119,8 +162,14 @@ def layout():
 
 
 def ocirt(*args, root, input=None, timeout=60):
-    return subprocess.run([*OCIRT, "--root", root, *args], cwd=REPO, input=input,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*OCIRT, "--root", root, *args],
+        cwd=REPO,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 class Ctr:
@@ -134,8 +183,9 @@ class Ctr:
         self.bundle.mkdir()
         self.cgroups_path = f"/ocirt-cgtest-{os.getpid()}-{tag}"
         self.layout = layout
-        spec = subprocess.run([*OCIRT, "spec", "--bundle", str(self.bundle)], cwd=REPO,
-                              capture_output=True, text=True)
+        spec = subprocess.run(
+            [*OCIRT, "spec", "--bundle", str(self.bundle)], cwd=REPO, capture_output=True, text=True
+        )
         assert spec.returncode == 0, spec.stderr
         cfg = json.loads((self.bundle / "config.json").read_text())
         cfg["root"] = {"path": rootfs, "readonly": True}
@@ -157,9 +207,14 @@ class Ctr:
     def create(self, start=True):
         err = self.bundle / "create.err"
         with open(err, "w") as f:
-            rc = subprocess.run([*OCIRT, "--root", self.root, "create", "--bundle",
-                                 str(self.bundle), self.id], cwd=REPO, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=f, timeout=60).returncode
+            rc = subprocess.run(
+                [*OCIRT, "--root", self.root, "create", "--bundle", str(self.bundle), self.id],
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=f,
+                timeout=60,
+            ).returncode
         assert rc == 0, err.read_text()
         self.created = True
         if start:
@@ -191,7 +246,7 @@ class Ctr:
             ocirt("delete", "--force", self.id, root=self.root)
         assert not os.path.exists(os.path.join(self.root, self.id)), "state left behind"
         left = self.leftover_cgroups()
-        for d in left:       # do not leak into other tests, but fail this one
+        for d in left:  # do not leak into other tests, but fail this one
             for sub, _dirs, _files in sorted(os.walk(d), key=lambda t: -t[0].count("/")):
                 try:
                     os.rmdir(sub)
@@ -227,7 +282,7 @@ def message(r) -> str:
 def utime(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as f:
         data = f.read()
-    return int(data[data.rindex(")") + 2:].split()[11])
+    return int(data[data.rindex(")") + 2 :].split()[11])
 
 
 def wait_for(fn, timeout=5.0, step=0.02):
@@ -248,6 +303,7 @@ def alive(pid: int) -> bool:
 
 
 # -- pause / resume ----------------------------------------------------------------------------------
+
 
 @root_only
 def test_pause_freezes_and_resume_thaws_a_busy_loop(make):
@@ -319,6 +375,7 @@ def test_delete_force_of_a_paused_container(make):
 
 # -- ps ---------------------------------------------------------------------------------------------
 
+
 @root_only
 def test_ps_json_lists_the_init_pid(make):
     c = make(["sh", "-c", "sleep 1000 & wait"]).create()
@@ -357,6 +414,7 @@ def test_ps_errors(make):
 
 # -- events -----------------------------------------------------------------------------------------
 
+
 @root_only
 def test_events_stats(make):
     c = make(resources={"pids": {"limit": 64}}).create()
@@ -374,14 +432,19 @@ def test_events_stats(make):
 @root_only
 def test_events_stream_until_the_container_stops(make):
     c = make().create()
-    p = subprocess.Popen([*OCIRT, "--root", c.root, "events", "--interval", "100ms", c.id],
-                         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [*OCIRT, "--root", c.root, "events", "--interval", "100ms", c.id],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first, second = json.loads(p.stdout.readline()), json.loads(p.stdout.readline())
         assert first["type"] == second["type"] == "stats"
         assert second["data"]["pids"]["current"] == 1
         c.run("kill", c.id, "KILL")
-        rest, _ = p.communicate(timeout=20)     # keeps reading: a full pipe would block events
+        rest, _ = p.communicate(timeout=20)  # keeps reading: a full pipe would block events
         assert p.returncode == 0
         assert all(json.loads(line)["type"] == "stats" for line in rest.splitlines())
     finally:
@@ -394,10 +457,16 @@ def test_events_stream_until_the_container_stops(make):
 def test_events_oom(make):
     # tail keeps everything it reads from /dev/zero: OOM-killed again and again (so the event
     # comes even if events starts slowly, after the first kill)
-    c = make(["sh", "-c", "while :; do tail /dev/zero; sleep 0.1; done"],
-             resources={"memory": {"limit": 32 << 20}}).create()
-    p = subprocess.Popen([*OCIRT, "--root", c.root, "events", "--interval", "1h", c.id],
-                         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    c = make(
+        ["sh", "-c", "while :; do tail /dev/zero; sleep 0.1; done"], resources={"memory": {"limit": 32 << 20}}
+    ).create()
+    p = subprocess.Popen(
+        [*OCIRT, "--root", c.root, "events", "--interval", "1h", c.id],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         ready, _, _ = select.select([p.stdout], [], [], 60)
         assert ready, "no oom event within 60s"
@@ -411,8 +480,10 @@ def test_events_oom(make):
 @root_only
 def test_events_errors(make):
     c = make().create()
-    for interval, msg in (("5", 'invalid value "5" for flag -interval: parse error'),
-                          ("0", "duration interval must be greater than 0")):
+    for interval, msg in (
+        ("5", 'invalid value "5" for flag -interval: parse error'),
+        ("0", "duration interval must be greater than 0"),
+    ):
         r = c.run("events", "--interval", interval, c.id, ok=False)
         assert r.returncode == 1 and msg in message(r)
     c.run("kill", c.id, "KILL")
@@ -422,6 +493,7 @@ def test_events_errors(make):
 
 
 # -- update -----------------------------------------------------------------------------------------
+
 
 def memory_limit(c) -> int:
     v = c.read("memory", "memory.limit_in_bytes", "memory.max")
@@ -434,7 +506,7 @@ def test_update_memory_and_pids_flags(make):
     c.run("update", "--memory", "100m", "--pids-limit", "50", c.id)
     assert memory_limit(c) == 100 << 20
     assert c.read("pids", "pids.max", "pids.max") == "50"
-    c.run("update", "--memory", "1g", c.id)        # pids unchanged
+    c.run("update", "--memory", "1g", c.id)  # pids unchanged
     assert memory_limit(c) == 1 << 30
     assert c.read("pids", "pids.max", "pids.max") == "50"
     c.run("update", "--pids-limit", "-1", c.id)
@@ -447,8 +519,11 @@ def test_update_memory_and_pids_flags(make):
 @root_only
 def test_update_resources_from_stdin(make):
     c = make().create()
-    doc = {"memory": {"limit": 64 << 20}, "pids": {"limit": 33},
-           "cpu": {"shares": 512, "quota": 50000, "period": 100000}}
+    doc = {
+        "memory": {"limit": 64 << 20},
+        "pids": {"limit": 33},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000},
+    }
     c.run("update", "--resources", "-", c.id, input=json.dumps(doc))
     assert memory_limit(c) == 64 << 20
     assert c.read("pids", "pids.max", "pids.max") == "33"
@@ -482,8 +557,10 @@ def test_update_errors(make):
     c = make().create()
     cases = [
         (("--memory", "100x"), "invalid value for memory: invalid size: '100x'"),
-        (("--cpu-share", "abc"),
-         'invalid value for cpu-share: strconv.ParseUint: parsing "abc": invalid syntax'),
+        (
+            ("--cpu-share", "abc"),
+            'invalid value for cpu-share: strconv.ParseUint: parsing "abc": invalid syntax',
+        ),
         (("--blkio-weight", "x"), 'invalid value "x" for flag -blkio-weight: parse error'),
         (("--resources", "/nonexistent/res.json"), "open /nonexistent/res.json"),
     ]
@@ -510,6 +587,7 @@ def test_update_errors(make):
 
 
 # -- kill --all / delete -----------------------------------------------------------------------------
+
 
 @root_only
 def test_kill_all_then_delete_leaves_nothing(make):

@@ -7,6 +7,7 @@ of a bundle made with `ocirt spec` and a busybox rootfs.
 Needs root (`ocirt run`), the `build` package (the `test` extra) and pip's package index for the
 dependencies (cffi, jsonschema, click, pyroute2) and, for the sdist, the build requirements.
 """
+
 import glob
 import json
 import os
@@ -24,15 +25,28 @@ CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (ocirt run)"),
-    pytest.mark.skipif(subprocess.run([sys.executable, "-c", "import build"],
-                                      capture_output=True).returncode != 0,
-                       reason="the build package is not installed (the test extra)"),
+    pytest.mark.skipif(
+        subprocess.run([sys.executable, "-c", "import build"], capture_output=True).returncode != 0,
+        reason="the build package is not installed (the test extra)",
+    ),
 ]
 
 # left out of the copy the packages are built from: what a build or a test run made in the tree
-IGNORE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__",
-                                ".pytest_cache", ".mypy_cache", ".ruff_cache", ".benchmarks",
-                                "rootfs", "_libc.py", "_libseccomp.py")
+IGNORE = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".benchmarks",
+    "rootfs",
+    "_libc.py",
+    "_libseccomp.py",
+)
 
 
 def _run(argv, timeout=600, **kw):
@@ -81,8 +95,10 @@ def check_installed(ocirt, python, env, work, rootfs):
     assert f"ocirt version {_version()}" in res.stdout, res.stdout
 
     # the package is the installed one, with the cffi modules made at build time and the schemas
-    probe = ("import json, os, ocirt, ocirt.validate as v, ocirt.kernel._libc, ocirt.kernel._libseccomp;"
-             "print(json.dumps([ocirt.__file__, v.schema_dir()]))")
+    probe = (
+        "import json, os, ocirt, ocirt.validate as v, ocirt.kernel._libc, ocirt.kernel._libseccomp;"
+        "print(json.dumps([ocirt.__file__, v.schema_dir()]))"
+    )
     package_file, schemas = json.loads(_run([python, "-c", probe], cwd=work, env=env).stdout)
     package = os.path.dirname(package_file)
     assert not package.startswith(REPO + os.sep), package
@@ -98,8 +114,7 @@ def check_installed(ocirt, python, env, work, rootfs):
         config = json.load(f)
     # the jsonschema validator on the packaged schemas accepts what `ocirt spec` wrote
     check = "import json, sys, ocirt.validate as v; v.validate_with_jsonschema(json.load(sys.stdin))"
-    _run([python, "-c", check],
-         cwd=work, env=env, input=json.dumps(config))
+    _run([python, "-c", check], cwd=work, env=env, input=json.dumps(config))
     config["root"] = {"path": rootfs, "readonly": True}
     config["process"]["terminal"] = False
     config["process"]["args"] = ["/bin/sh", "-c", "echo hello-from-$(hostname)"]
@@ -117,13 +132,21 @@ def check_installed(ocirt, python, env, work, rootfs):
         del config["process"]["args"]
         with open(os.path.join(bundle, "config.json"), "w") as f:
             json.dump(config, f)
-        res = subprocess.run([ocirt, "--root", root, "run", "--bundle", bundle, cid + "-bad"], cwd=work,
-                             env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        res = subprocess.run(
+            [ocirt, "--root", root, "run", "--bundle", bundle, cid + "-bad"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
         assert res.returncode == 1 and "/process/args" in res.stderr, res.stderr
     finally:
         for c in (cid, cid + "-bad"):
-            subprocess.run([ocirt, "--root", root, "delete", "--force", c], env=env, capture_output=True,
-                           timeout=60)
+            subprocess.run(
+                [ocirt, "--root", root, "delete", "--force", c], env=env, capture_output=True, timeout=60
+            )
     assert os.listdir(root) == []
 
 
@@ -135,8 +158,14 @@ def _fresh_venv(path):
 
 
 def _system_pip_usable():
-    res = subprocess.run([SYSTEM_PYTHON, "-c", "import sys, pip; sys.exit(sys.version_info < (3, 11))"],
-                         capture_output=True) if os.access(SYSTEM_PYTHON, os.X_OK) else None
+    res = (
+        subprocess.run(
+            [SYSTEM_PYTHON, "-c", "import sys, pip; sys.exit(sys.version_info < (3, 11))"],
+            capture_output=True,
+        )
+        if os.access(SYSTEM_PYTHON, os.X_OK)
+        else None
+    )
     return res is not None and res.returncode == 0
 
 
@@ -147,8 +176,9 @@ def test_install_into_fresh_venv(dists, rootfs, tmp_path, kind):
     _run([os.path.join(bin_dir, "pip"), "install", "-q", "--disable-pip-version-check", dist])
     work = tmp_path / "work"
     work.mkdir()
-    check_installed(os.path.join(bin_dir, "ocirt"), os.path.join(bin_dir, "python"), CLEAN_ENV,
-                    str(work), rootfs)
+    check_installed(
+        os.path.join(bin_dir, "ocirt"), os.path.join(bin_dir, "python"), CLEAN_ENV, str(work), rootfs
+    )
 
 
 @pytest.mark.skipif(not _system_pip_usable(), reason="no system python3 >= 3.11 with pip")
@@ -157,10 +187,23 @@ def test_install_with_system_pip_into_prefix(dists, rootfs, tmp_path):
     P/local): the dependencies go into P too; the command runs with PYTHONPATH naming P's
     site directory."""
     prefix = tmp_path / "prefix"
-    _run([SYSTEM_PYTHON, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--prefix",
-          str(prefix), dists[0]], env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"})
-    [package] = glob.glob(f"{prefix}/**/site-packages/ocirt/__init__.py", recursive=True) or \
-        glob.glob(f"{prefix}/**/dist-packages/ocirt/__init__.py", recursive=True)
+    _run(
+        [
+            SYSTEM_PYTHON,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--prefix",
+            str(prefix),
+            dists[0],
+        ],
+        env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"},
+    )
+    [package] = glob.glob(f"{prefix}/**/site-packages/ocirt/__init__.py", recursive=True) or glob.glob(
+        f"{prefix}/**/dist-packages/ocirt/__init__.py", recursive=True
+    )
     site = os.path.dirname(os.path.dirname(package))
     [ocirt] = glob.glob(f"{prefix}/**/bin/ocirt", recursive=True)
     work = tmp_path / "work"

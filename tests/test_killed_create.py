@@ -2,9 +2,10 @@
 no state directory, no cgroup, no process. (The state is saved, status "creating", as soon as the
 cgroup exists, before any process of the container does.) Killed while a hook runs, after a delay,
 and just before each system call of create's parent that changes something (strace injection)."""
+
 import json
-import shutil
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -47,9 +48,13 @@ def test_delete_force_cleans_a_killed_create(tmp_path, busybox_rootfs):
     with open(os.path.join(bundle, "config.json"), "w") as f:
         json.dump(config, f)
     root = str(tmp_path / "root")
-    create = subprocess.Popen(OCIRT + ["--root", root, "create", "--bundle", bundle, cid],
-                              cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    create = subprocess.Popen(
+        OCIRT + ["--root", root, "create", "--bundle", bundle, cid],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 20
         while not marker.exists():  # the create is now waiting for its hook
@@ -58,19 +63,20 @@ def test_delete_force_cleans_a_killed_create(tmp_path, busybox_rootfs):
         assert cgroup_dirs(cid), "the container's cgroup should exist mid-create"
         create.send_signal(signal.SIGKILL)
         create.wait()
-        state = subprocess.run(OCIRT + ["--root", root, "state", cid], cwd=REPO,
-                               capture_output=True, text=True)
+        state = subprocess.run(
+            OCIRT + ["--root", root, "state", cid], cwd=REPO, capture_output=True, text=True
+        )
         assert json.loads(state.stdout)["status"] == "creating"
-        subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO, check=True,
-                       capture_output=True)
+        subprocess.run(
+            OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO, check=True, capture_output=True
+        )
         assert not os.path.exists(os.path.join(root, cid))
         assert cgroup_dirs(cid) == []
     finally:
         if create.poll() is None:
             create.kill()
             create.wait()
-        subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO,
-                       capture_output=True)
+        subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO, capture_output=True)
         for d in cgroup_dirs(cid):
             os.rmdir(d)
 
@@ -102,13 +108,17 @@ def _bundle(tmp_path, rootfs, cid, cgroups_path=None):
 
 
 def _top_cgroup_dirs(cid: str) -> list[str]:
-    return [d for d in (os.path.join("/sys/fs/cgroup", top, cid)
-                        for top in os.listdir("/sys/fs/cgroup")) if os.path.isdir(d)]
+    return [
+        d
+        for d in (os.path.join("/sys/fs/cgroup", top, cid) for top in os.listdir("/sys/fs/cgroup"))
+        if os.path.isdir(d)
+    ]
 
 
 def _delete_force_leaves_nothing(root: str, cid: str) -> None:
-    subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO, check=True,
-                   capture_output=True)
+    subprocess.run(
+        OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO, check=True, capture_output=True
+    )
     assert not os.path.exists(os.path.join(root, cid)), "state left"
     assert cgroup_dirs(cid) == [] and _top_cgroup_dirs(cid) == [], "cgroup left"
     deadline = time.monotonic() + 10  # an orphaned stage 1 or init exits once its parent is gone
@@ -120,8 +130,7 @@ def _delete_force_leaves_nothing(root: str, cid: str) -> None:
 def _clean(root: str, cid: str) -> None:
     for pid in _processes_mentioning(cid):
         os.kill(pid, signal.SIGKILL)
-    subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO,
-                   capture_output=True)
+    subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO, capture_output=True)
     for d in cgroup_dirs(cid) + _top_cgroup_dirs(cid):
         os.rmdir(d)
 
@@ -132,9 +141,13 @@ def test_kill_create_at_any_moment_then_delete_force(tmp_path, busybox_rootfs, d
     the machine's speed); `delete --force` must then leave no state, cgroup or process."""
     cid = f"kill9-{delay_ms}-{uuid.uuid4().hex[:6]}"
     bundle, root = _bundle(tmp_path, busybox_rootfs, cid), str(tmp_path / "root")
-    create = subprocess.Popen(OCIRT + ["--root", root, "create", "--bundle", bundle, cid], cwd=REPO,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    create = subprocess.Popen(
+        OCIRT + ["--root", root, "create", "--bundle", bundle, cid],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         time.sleep(delay_ms / 1000)
         create.send_signal(signal.SIGKILL)
@@ -151,8 +164,7 @@ def test_kill_create_at_any_moment_then_delete_force(tmp_path, busybox_rootfs, d
 # message): so every step of create, not a moment that depends on the machine's speed, gets its
 # SIGKILL. The calls a create makes are counted once (BASELINE); steps beyond the count skip.
 
-STEP_CALLS = {"mkdir": 40, "write": 50, "clone": 3, "rename": 5, "sendto": 5, "mknodat": 2,
-              "flock": 2}
+STEP_CALLS = {"mkdir": 40, "write": 50, "clone": 3, "rename": 5, "sendto": 5, "mknodat": 2, "flock": 2}
 STEPS = [(call, i) for call, most in STEP_CALLS.items() for i in range(1, most + 1)]
 TRACED = ",".join(c for c in STEP_CALLS)
 
@@ -164,16 +176,20 @@ def baseline(tmp_path_factory, busybox_rootfs):
         pytest.skip("strace is not installed")
     tmp = tmp_path_factory.mktemp("baseline")
     cid = f"kill9-base-{uuid.uuid4().hex[:6]}"
-    bundle, root, log = (_bundle(tmp, busybox_rootfs, cid, f"/{cid}"), str(tmp / "root"),
-                         str(tmp / "trace"))
+    bundle, root, log = (_bundle(tmp, busybox_rootfs, cid, f"/{cid}"), str(tmp / "root"), str(tmp / "trace"))
     try:
-        subprocess.run(["strace", "-qq", "-o", log, "-e", f"trace={TRACED}"] + OCIRT +
-                       ["--root", root, "create", "--bundle", bundle, cid], cwd=REPO, check=True,
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["strace", "-qq", "-o", log, "-e", f"trace={TRACED}"]
+            + OCIRT
+            + ["--root", root, "create", "--bundle", bundle, cid],
+            cwd=REPO,
+            check=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     finally:
-        subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO,
-                       capture_output=True)
+        subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO, capture_output=True)
     counts = {}
     with open(log) as f:
         for line in f:
@@ -184,8 +200,7 @@ def baseline(tmp_path_factory, busybox_rootfs):
 
 
 @pytest.mark.parametrize("call,nth", STEPS, ids=[f"{c}-{i}" for c, i in STEPS])
-def test_sigkill_before_each_step_then_delete_force(tmp_path, busybox_rootfs, baseline, call,
-                                                     nth):
+def test_sigkill_before_each_step_then_delete_force(tmp_path, busybox_rootfs, baseline, call, nth):
     if nth > baseline.get(call, 0):
         pytest.skip(f"create enters {call} {baseline.get(call, 0)} times")
     cid = f"kill9-{call}-{nth}-{uuid.uuid4().hex[:6]}"
@@ -194,10 +209,23 @@ def test_sigkill_before_each_step_then_delete_force(tmp_path, busybox_rootfs, ba
     bundle, root = _bundle(tmp_path, busybox_rootfs, cid, f"/{cid}"), str(tmp_path / "root")
     try:
         killed = subprocess.run(
-            ["strace", "-qq", "-o", "/dev/null", "-e", f"trace={call}",
-             "-e", f"inject={call}:signal=KILL:when={nth}"] + OCIRT +
-            ["--root", root, "create", "--bundle", bundle, cid], cwd=REPO,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "strace",
+                "-qq",
+                "-o",
+                "/dev/null",
+                "-e",
+                f"trace={call}",
+                "-e",
+                f"inject={call}:signal=KILL:when={nth}",
+            ]
+            + OCIRT
+            + ["--root", root, "create", "--bundle", bundle, cid],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         assert killed.returncode != 0, "create was not killed"
         _delete_force_leaves_nothing(root, cid)
     finally:

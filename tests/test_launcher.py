@@ -1,5 +1,6 @@
 """bin/ocirt, the command engines run: Python with -I -S, ocirt found without `site`, and the exit
 code and output of `python -m ocirt`, from a source tree and from an install (a venv made here)."""
+
 import os
 import shutil
 import subprocess
@@ -12,17 +13,25 @@ LAUNCHER = os.path.join(REPO, "bin", "ocirt")
 
 
 def _run(argv, **kw):
-    return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          cwd="/", timeout=60, **kw)
+    return subprocess.run(
+        argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd="/", timeout=60, **kw
+    )
 
 
 def _module(*args):
     return _run([sys.executable, "-m", "ocirt", *args], env={**os.environ, "PYTHONPATH": REPO})
 
 
-@pytest.mark.parametrize("args", [["--version"], ["--help"], ["state", "--help"],
-                                  ["--root", "/nonexistent-ocirt-root", "state", "nosuch"],
-                                  ["nosuchcommand"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--version"],
+        ["--help"],
+        ["state", "--help"],
+        ["--root", "/nonexistent-ocirt-root", "state", "nosuch"],
+        ["nosuchcommand"],
+    ],
+)
 def test_source_tree_launcher_behaves_as_the_module(args):
     """`bin/ocirt` of a checkout: the same stdout, stderr and exit code as `python -m ocirt`."""
     if not os.access(LAUNCHER, os.X_OK):
@@ -37,8 +46,9 @@ def test_launcher_runs_without_site():
     """What the shell line starts: -I -S, and no `site` imported on the way to ocirt.cli."""
     p = _run([sys.executable, "-I", "-S", "-X", "importtime", LAUNCHER, "--version"])
     assert p.returncode == 0 and p.stdout.startswith("ocirt version ")
-    imported = {line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines()
-                if line.startswith("import time:")}
+    imported = {
+        line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")
+    }
     assert "ocirt.cli" in imported
     assert "site" not in imported
 
@@ -56,11 +66,11 @@ def venv(tmp_path):
     bin/, and a .pth file that leaves a mark when `site` processes it."""
     root = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
-    site_packages = root / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / \
-        "site-packages"
+    site_packages = root / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
     mark = tmp_path / "site-ran"
-    (site_packages / "mark.pth").write_text(f"import os; os.close(os.open({str(mark)!r}, "
-                                            "os.O_CREAT | os.O_WRONLY))\n")
+    (site_packages / "mark.pth").write_text(
+        f"import os; os.close(os.open({str(mark)!r}, os.O_CREAT | os.O_WRONLY))\n"
+    )
     shutil.copy(LAUNCHER, root / "bin" / "ocirt")
     os.chmod(root / "bin" / "ocirt", 0o755)
     return root, site_packages, mark
@@ -112,8 +122,13 @@ def test_launcher_called_through_a_symlink_uses_its_own_directory(tmp_path):
 
 def test_launcher_flushes_a_large_output_into_a_pipe():
     """os._exit comes after the flush: nothing of stdout is lost."""
-    p = subprocess.run([sys.executable, "-I", "-S", LAUNCHER, "spec", "--help"],
-                       capture_output=True, text=True, cwd="/", timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-I", "-S", LAUNCHER, "spec", "--help"],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        timeout=60,
+    )
     want = _module("spec", "--help")
     assert p.returncode == want.returncode == 0
     assert p.stdout == want.stdout and p.stdout.endswith("\n")

@@ -9,16 +9,15 @@ apart in the trace by their unshare and pivot_root), prctl, capset, setrlimit, s
 setresgid, setgroups, the session keyring, umask and chdir. The targets of the init's mounts are
 /proc/self/fd/N links in the trace, so a mount is compared by source (non-bind), type and flags.
 """
+
 import json
 import os
 import re
+import resource
 import shutil
-import signal
 import subprocess
 import time
 import uuid
-
-import resource
 
 import pytest
 from cli_helpers import OCIRT, REPO, make_bundle
@@ -26,18 +25,26 @@ from cli_helpers import OCIRT, REPO, make_bundle
 from ocirt import capabilities
 from ocirt import kernel as k
 
-pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-              pytest.mark.skipif(not shutil.which("strace"), reason="strace is not installed")]
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(not shutil.which("strace"), reason="strace is not installed"),
+]
 
-TRACED = ("mount,umount2,pivot_root,unshare,setns,mknod,mknodat,sethostname,setdomainname,"
-          "mkdir,mkdirat,write,seccomp,execve,prctl,capset,prlimit64,setrlimit,setresuid,"
-          "setresgid,setgroups,keyctl,umask,chdir")
+TRACED = (
+    "mount,umount2,pivot_root,unshare,setns,mknod,mknodat,sethostname,setdomainname,"
+    "mkdir,mkdirat,write,seccomp,execve,prctl,capset,prlimit64,setrlimit,setresuid,"
+    "setresgid,setgroups,keyctl,umask,chdir"
+)
 CHILD_STAGES = {"stage 1: namespaces": "stage1", "init: setup": "init"}
-NAMES = {**{n: v for n, v in vars(k).items() if n.startswith("PR_") and isinstance(v, int)},
-         **capabilities.NUMBERS, "SUID_DUMP_DISABLE": 0, "SUID_DUMP_USER": 1,
-         **{n: getattr(resource, n) for n in dir(resource) if n.startswith("RLIMIT_")}}
+NAMES = {
+    **{n: v for n, v in vars(k).items() if n.startswith("PR_") and isinstance(v, int)},
+    **capabilities.NUMBERS,
+    "SUID_DUMP_DISABLE": 0,
+    "SUID_DUMP_USER": 1,
+    **{n: getattr(resource, n) for n in dir(resource) if n.startswith("RLIMIT_")},
+}
 MS = {n: v for n, v in vars(k).items() if n.startswith("MS_") and isinstance(v, int)}
-MS["MS_MGC_VAL"] = 0xC0ED0000   # strace names the old magic when it is set (never by ocirt)
+MS["MS_MGC_VAL"] = 0xC0ED0000  # strace names the old magic when it is set (never by ocirt)
 CLONE = {n: v for n, v in vars(k).items() if n.startswith("CLONE_NEW") and isinstance(v, int)}
 
 
@@ -54,36 +61,52 @@ def rich_config(bundle: str, cid: str, tmp_path, userns: bool = False) -> dict:
     config["hostname"] = "pvc"
     config["domainname"] = "pvc.example"
     config["mounts"] += [
-        {"destination": "/mnt/shared", "type": "bind", "source": str(shared),
-         "options": ["rbind", "ro", "nosuid"]},
-        {"destination": "/mnt/tmp", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nodev", "noexec", "size=1m", "mode=755"]},
+        {
+            "destination": "/mnt/shared",
+            "type": "bind",
+            "source": str(shared),
+            "options": ["rbind", "ro", "nosuid"],
+        },
+        {
+            "destination": "/mnt/tmp",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nodev", "noexec", "size=1m", "mode=755"],
+        },
     ]
     linux = config["linux"]
     linux["namespaces"].append({"type": "cgroup"})
     linux["cgroupsPath"] = f"/ocirt-test-pvc-{cid}"
     # (in a user namespace, a device is the host's bound: one the host has)
-    linux["devices"] = [{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11,
-                         "fileMode": 0o640, "uid": 0, "gid": 0}]
-    linux["resources"] = {"devices": [{"allow": False, "access": "rwm"}],
-                          "memory": {"limit": 64 << 20}, "pids": {"limit": 64}}
+    linux["devices"] = [
+        {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o640, "uid": 0, "gid": 0}
+    ]
+    linux["resources"] = {
+        "devices": [{"allow": False, "access": "rwm"}],
+        "memory": {"limit": 64 << 20},
+        "pids": {"limit": 64},
+    }
     linux["sysctl"] = {"net.ipv4.ip_forward": "1"}
-    linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
-                        "syscalls": [{"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO"}]}
+    linux["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO"}],
+    }
     true = shutil.which("true")
-    config["hooks"] = {name: [{"path": true, "args": ["true", name]}]
-                       for name in ("prestart", "createRuntime", "createContainer",
-                                    "startContainer")}
+    config["hooks"] = {
+        name: [{"path": true, "args": ["true", name]}]
+        for name in ("prestart", "createRuntime", "createContainer", "startContainer")
+    }
     if userns:  # root mapped to itself: the rootfs needs no chown
         linux["namespaces"].append({"type": "user"})
-        linux["uidMappings"] = linux["gidMappings"] = [{"containerID": 0, "hostID": 0,
-                                                        "size": 65536}]
+        linux["uidMappings"] = linux["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
     with open(path, "w") as f:
         json.dump(config, f)
     return config
 
 
 # -- the plan, as operations ------------------------------------------------------------------------
+
 
 def planned(steps: list, hooks: dict) -> dict:
     """{kind: [operation, ...]} in order, from `ocirt plan --format json` (its "init: start" is
@@ -124,7 +147,7 @@ def strip_zeros(args) -> tuple:
 
 
 def rlim(v: int) -> int:
-    return -1 if v in (resource.RLIM_INFINITY, 2 ** 64 - 1) else v
+    return -1 if v in (resource.RLIM_INFINITY, 2**64 - 1) else v
 
 
 def plan_ops(op: str, a: list):
@@ -219,8 +242,7 @@ def trace_attr_ops(name: str, args: str):
         new = parts[2] if name == "prlimit64" else parts[1]
         if new != "NULL":
             cur, hard = re.findall(r"rlim_(?:cur|max)=([^,}]+)", new)
-            yield "setrlimit", (NAMES[parts[1 if name == "prlimit64" else 0]], limit(cur),
-                                limit(hard))
+            yield "setrlimit", (NAMES[parts[1 if name == "prlimit64" else 0]], limit(cur), limit(hard))
     elif name in ("setresuid", "setresgid"):
         yield name, int(parts[0])
     elif name == "umask":
@@ -242,7 +264,7 @@ def joined(log: str):
             line = line.rstrip("\n")
             pid = line.split(" ", 1)[0]
             if line.endswith("<unfinished ...>"):
-                pending[pid] = line[:-len("<unfinished ...>")].rstrip()
+                pending[pid] = line[: -len("<unfinished ...>")].rstrip()
                 continue
             m = re.match(r"^(\d+) +<\.\.\. \w+ resumed>(.*)$", line)
             if m:
@@ -281,7 +303,7 @@ def trace_ops(name: str, args: str, hook_paths: set):
     elif name in ("mknod", "mknodat"):
         mode_arg = next(p for p in split_args(args) if p.startswith("S_IF"))
         if mode_arg.startswith("S_IFIFO"):
-            return                      # exec.fifo (listed as mkfifo)
+            return  # exec.fifo (listed as mkfifo)
         kind, _, perm = mode_arg.partition("|")
         dev = re.search(r"makedev\((\w+), (\w+)\)", args)
         mode = {"S_IFCHR": 0o020000, "S_IFBLK": 0o060000}[kind] | int(perm, 8)
@@ -337,6 +359,7 @@ def split_args(args: str) -> list[str]:
 
 # -- the test -------------------------------------------------------------------------------------
 
+
 def remove_cgroup(name: str) -> None:
     for top in os.listdir("/sys/fs/cgroup"):
         d = os.path.join("/sys/fs/cgroup", top, name)
@@ -360,16 +383,26 @@ def test_plan_is_what_create_does(tmp_path, busybox_rootfs, userns):
     hook_paths = {h["path"] for hs in config["hooks"].values() for h in hs}
     base = OCIRT + ["--root", root]
 
-    plan = subprocess.run(base + ["plan", "--format", "json", "--bundle", bundle, cid], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    plan = subprocess.run(
+        base + ["plan", "--format", "json", "--bundle", bundle, cid],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert plan.returncode == 0, plan.stderr
     want = planned(json.loads(plan.stdout), config["hooks"])
 
     log, pid_file = str(tmp_path / "strace.log"), str(tmp_path / "pid")
     tracer = subprocess.Popen(
-        ["strace", "-f", "-qq", "-y", "-s", "4096", "-o", log, "-e", f"trace={TRACED}"] + base +
-        ["create", "--bundle", bundle, "--pid-file", pid_file, cid],
-        cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        ["strace", "-f", "-qq", "-y", "-s", "4096", "-o", log, "-e", f"trace={TRACED}"]
+        + base
+        + ["create", "--bundle", bundle, "--pid-file", pid_file, cid],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         # strace ends when the last traced process does: the init waits on exec.fifo until
         # `delete` kills it, once create has written the pid file (its last step)
@@ -388,15 +421,30 @@ def test_plan_is_what_create_does(tmp_path, busybox_rootfs, userns):
         remove_cgroup(f"ocirt-test-pvc-{cid}")
     got = traced(log, hook_paths)
 
-    rich = ("mount", "umount", "pivot_root", "unshare", "mknod", "sethostname", "setdomainname",
-            "cgroup_mkdir", "cgroup_write", "proc_write", "seccomp_load", "hook")
+    rich = (
+        "mount",
+        "umount",
+        "pivot_root",
+        "unshare",
+        "mknod",
+        "sethostname",
+        "setdomainname",
+        "cgroup_mkdir",
+        "cgroup_write",
+        "proc_write",
+        "seccomp_load",
+        "hook",
+    )
     assert [kind for kind in rich if not want.get(kind) and not (userns and kind == "mknod")] == []
     if userns:  # no mknod there: devices are bound from the host; the parent maps the ids
         assert ("/proc/<pid>/uid_map", "0 0 65536") in want["proc_write"]
-    assert len(want["hook"]) == 3       # prestart, createRuntime, createContainer
+    assert len(want["hook"]) == 3  # prestart, createRuntime, createContainer
     assert want["init capset"] and want["init setrlimit"] and want["init keyring"]
-    diffs = [describe(kind, want.get(kind, []), got.get(kind, []))
-             for kind in sorted(set(want) | set(got)) if want.get(kind, []) != got.get(kind, [])]
+    diffs = [
+        describe(kind, want.get(kind, []), got.get(kind, []))
+        for kind in sorted(set(want) | set(got))
+        if want.get(kind, []) != got.get(kind, [])
+    ]
     assert not diffs, "\n".join(diffs)
 
 

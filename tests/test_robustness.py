@@ -9,6 +9,7 @@ leave nothing behind (issue 12, one test or more for each of its five points):
 4. config.json that is not JSON (a trailing comma, nesting 100,000 deep): file, line and column;
 5. messages between the runtime and its children over 64 KiB pass.
 """
+
 import json
 import os
 import subprocess
@@ -33,8 +34,14 @@ def ocirt(root, *args, timeout=60):
     """Run ocirt; the container's processes get no pipe of ours (they would hold it open)."""
     err = os.path.join(root + "-stderr")
     with open(err, "w+") as f:
-        p = subprocess.run(OCIRT + ["--root", root, *args], cwd=REPO, stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL, stderr=f, timeout=timeout)
+        p = subprocess.run(
+            OCIRT + ["--root", root, *args],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=f,
+            timeout=timeout,
+        )
         f.seek(0)
         p.stderr = f.read()
     return p
@@ -81,6 +88,7 @@ def env(tmp_path, busybox_rootfs):
 
 # -- 1. only the container's processes --------------------------------------------------------
 
+
 @pytest.fixture
 def shared_cgroup(env):
     """A cgroup made before the container, holding a host process."""
@@ -119,8 +127,7 @@ def test_delete_force_spares_a_host_process_in_a_shared_cgroup(env, shared_cgrou
     config = read_config(bundle)
     config["linux"]["cgroupsPath"] = path
     if not pidns:
-        config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"]
-                                         if n["type"] != "pid"]
+        config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "pid"]
     write_config(bundle, config)
     p = ocirt(root, "create", "--bundle", bundle, cid)
     assert p.returncode == 0, p.stderr
@@ -162,8 +169,18 @@ DAMAGES = {
     "bad-hooks": b'{"id": "X", "bundle": "/b", "hooks": {"poststop": [{"args": 1}]}}',
     "deep": b"[" * 100000,
 }
-COMMANDS = [["state"], ["kill"], ["kill", "--all"], ["start"], ["delete"], ["pause"],
-            ["resume"], ["ps"], ["events", "--stats"], ["exec"]]
+COMMANDS = [
+    ["state"],
+    ["kill"],
+    ["kill", "--all"],
+    ["start"],
+    ["delete"],
+    ["pause"],
+    ["resume"],
+    ["ps"],
+    ["events", "--stats"],
+    ["exec"],
+]
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
@@ -186,9 +203,10 @@ def test_a_damaged_state_json_fails_one_container_only(tmp_path, damage):
     p = ocirt(root, "list", "--quiet")
     assert "Traceback" not in p.stderr
     assert p.returncode == 0
-    assert "damaged state.json" in p.stderr        # a warning, and the others are listed:
-    p2 = subprocess.run(OCIRT + ["--root", root, "list", "-q"], cwd=REPO, capture_output=True,
-                        text=True, timeout=60)
+    assert "damaged state.json" in p.stderr  # a warning, and the others are listed:
+    p2 = subprocess.run(
+        OCIRT + ["--root", root, "list", "-q"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert p2.stdout.split() == ["fine"]
     p = ocirt(root, "delete", "--force", cid)
     assert p.returncode == 0, p.stderr
@@ -201,8 +219,9 @@ def test_unknown_state_fields_are_ignored(tmp_path):
     os.makedirs(os.path.join(root, "c"))
     with open(os.path.join(root, "c", "state.json"), "w") as f:
         json.dump({"id": "c", "bundle": "/b", "from_a_newer_ocirt": {"x": [1]}}, f)
-    p = subprocess.run(OCIRT + ["--root", root, "state", "c"], cwd=REPO, capture_output=True,
-                       text=True, timeout=60)
+    p = subprocess.run(
+        OCIRT + ["--root", root, "state", "c"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["id"] == "c"
     assert ocirt(root, "delete", "--force", "c").returncode == 0
@@ -217,7 +236,7 @@ def test_delete_force_of_a_damaged_running_container_removes_everything(env):
     state_file = os.path.join(root, cid, "state.json")
     with open(state_file) as f:
         state = json.load(f)
-    state["bundle"] = 42                             # damaged: a member of the wrong type
+    state["bundle"] = 42  # damaged: a member of the wrong type
     with open(state_file, "w") as f:
         json.dump(state, f)
     p = ocirt(root, "state", cid)
@@ -234,8 +253,9 @@ def test_delete_force_of_a_damaged_running_container_removes_everything(env):
 
 NULS = {
     "hook-env": lambda c: c.update(hooks={"prestart": [{"path": "/bin/true", "env": ["A=\0"]}]}),
-    "hook-args": lambda c: c.update(hooks={"createRuntime": [{"path": "/bin/true",
-                                                             "args": ["true", "a\0b"]}]}),
+    "hook-args": lambda c: c.update(
+        hooks={"createRuntime": [{"path": "/bin/true", "args": ["true", "a\0b"]}]}
+    ),
     "hook-path": lambda c: c.update(hooks={"poststart": [{"path": "/bin/true\0x"}]}),
     "cgroupsPath": lambda c: c["linux"].update(cgroupsPath="/ocirt-test-robust/a\0b"),
     "root.path": lambda c: c["root"].update(path=c["root"]["path"] + "\0x"),
@@ -260,23 +280,28 @@ def test_a_nul_byte_is_a_one_line_error(env, where):
 
 def test_a_hook_runner_child_never_returns_into_the_runtime(tmp_path):
     """Whatever the forked child raises (here: execve's ValueError), it _exits."""
-    script = ("import os\nfrom ocirt import hooks\n"
-              "try:\n    hooks.run_one({'path': '/bin/true', 'env': ['A=\\0']}, {}, '/hooks/x/0')\n"
-              "except Exception as e:\n    print('parent', os.getpid(), e)\n")
-    p = subprocess.run([OCIRT[0], "-c", script], cwd=REPO, capture_output=True, text=True,
-                       timeout=60)
+    script = (
+        "import os\nfrom ocirt import hooks\n"
+        "try:\n    hooks.run_one({'path': '/bin/true', 'env': ['A=\\0']}, {}, '/hooks/x/0')\n"
+        "except Exception as e:\n    print('parent', os.getpid(), e)\n"
+    )
+    p = subprocess.run([OCIRT[0], "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert p.stdout.count("parent") == 1, p.stdout
     assert "exited with status 127" in p.stdout
 
 
 # -- 4. config.json that is not JSON ----------------------------------------------------------
 
-@pytest.mark.parametrize("text,where", [
-    ('{"ociVersion": "1.0.2",\n "process": {"args": ["true"],}}', "line 2 column 31"),
-    ('{"a": 1 "b": 2}', "line 1 column 9"),
-    ("[" * 100000, "line 1 column"),
-    ('{"a": "\\ud800"', "line 1 column"),
-])
+
+@pytest.mark.parametrize(
+    "text,where",
+    [
+        ('{"ociVersion": "1.0.2",\n "process": {"args": ["true"],}}', "line 2 column 31"),
+        ('{"a": 1 "b": 2}', "line 1 column 9"),
+        ("[" * 100000, "line 1 column"),
+        ('{"a": "\\ud800"', "line 1 column"),
+    ],
+)
 def test_config_not_json_names_file_line_and_column(tmp_path, text, where):
     bundle = tmp_path / "bundle"
     bundle.mkdir()
@@ -291,10 +316,11 @@ def test_config_not_json_names_file_line_and_column(tmp_path, text, where):
 
 # -- 5. messages over 64 KiB ------------------------------------------------------------------
 
+
 def test_a_failure_message_over_64k_reaches_the_runtime(env):
     root, bundle, cid = env
     config = read_config(bundle)
-    config["process"]["args"] = ["x" * 100000]    # exec fails: its message names the file
+    config["process"]["args"] = ["x" * 100000]  # exec fails: its message names the file
     write_config(bundle, config)
     p = ocirt(root, "run", "--bundle", bundle, cid)
     assert p.returncode != 0
@@ -310,8 +336,7 @@ def test_a_hook_state_over_64k_reaches_the_init(env, tmp_path):
     config = read_config(bundle)
     config["process"]["args"] = ["true"]
     config["annotations"] = {"big": "y" * 100000}
-    config["hooks"] = {"createContainer": [{"path": "/bin/sh",
-                                            "args": ["sh", "-c", f"wc -c > {out}"]}]}
+    config["hooks"] = {"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", f"wc -c > {out}"]}]}
     write_config(bundle, config)
     p = ocirt(root, "run", "--bundle", bundle, cid)
     assert p.returncode == 0, p.stderr

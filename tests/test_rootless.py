@@ -9,6 +9,7 @@ bundle, as a check of the setup itself.
 The venv's interpreter may sit where the user cannot reach it (a pyenv under /root), so ocirt
 is run with the system's Python 3 and the venv's site-packages (same minor version).
 """
+
 import json
 import os
 import shutil
@@ -20,7 +21,6 @@ import time
 import uuid
 
 import pytest
-
 
 UID = GID = 1000
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -34,8 +34,9 @@ def _usable() -> str | None:
         return "no setpriv"
     if not os.access(SYSTEM_PYTHON, os.X_OK):
         return f"no {SYSTEM_PYTHON}"
-    v = subprocess.run([SYSTEM_PYTHON, "-c", "import sys; print(sys.version_info[:2])"],
-                       capture_output=True, text=True).stdout.strip()
+    v = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True
+    ).stdout.strip()
     if v != str(sys.version_info[:2]):
         return f"{SYSTEM_PYTHON} is {v}, the venv {sys.version_info[:2]}"
     try:
@@ -67,17 +68,26 @@ def home(busybox_rootfs):
 
 def as_user(home, argv, cgroup=None, **kw):
     """argv as uid 1000 (started in the cgroup directory `cgroup`, moved there while still root)."""
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": home,
-           "XDG_RUNTIME_DIR": os.path.join(home, "xdg"), "PYTHONPATH": SITE}
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": home,
+        "XDG_RUNTIME_DIR": os.path.join(home, "xdg"),
+        "PYTHONPATH": SITE,
+    }
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         os.fchown(out.fileno(), UID, GID)
         os.fchown(err.fileno(), UID, GID)
-        enter = ["sh", "-c", f'echo $$ > {cgroup}/cgroup.procs && exec "$@"', "sh"] \
-            if cgroup else []
-        p = subprocess.run(enter + ["setpriv", f"--reuid={UID}", f"--regid={GID}",
-                                    "--clear-groups", "--"] + argv,
-                           cwd=os.path.join(home, "bundle"), env=env,
-                           stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=60, **kw)
+        enter = ["sh", "-c", f'echo $$ > {cgroup}/cgroup.procs && exec "$@"', "sh"] if cgroup else []
+        p = subprocess.run(
+            enter + ["setpriv", f"--reuid={UID}", f"--regid={GID}", "--clear-groups", "--"] + argv,
+            cwd=os.path.join(home, "bundle"),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            timeout=60,
+            **kw,
+        )
         out.seek(0)
         err.seek(0)
         p.stdout, p.stderr = out.read().decode(), err.read().decode()
@@ -104,8 +114,7 @@ def make_config(home, args, **linux):
 
 
 def host_cgroups(cid):
-    return [os.path.join(r, d) for r, dirs, _ in os.walk("/sys/fs/cgroup") for d in dirs
-            if d == cid]
+    return [os.path.join(r, d) for r, dirs, _ in os.walk("/sys/fs/cgroup") for d in dirs if d == cid]
 
 
 def test_run_as_an_unprivileged_user(home):
@@ -119,7 +128,7 @@ def test_run_as_an_unprivileged_user(home):
     assert uid_map.split() == ["0", str(UID), "1"]
     assert hostname == config["hostname"]
     assert p.stderr == ""
-    assert os.listdir(os.path.join(home, "xdg", "ocirt")) == []     # the default --root
+    assert os.listdir(os.path.join(home, "xdg", "ocirt")) == []  # the default --root
     assert host_cgroups(cid) == []
 
 
@@ -132,13 +141,13 @@ def test_lifecycle_as_an_unprivileged_user(home):
         assert state["status"] == "created"
         with open(f"/proc/{state['pid']}/status") as f:
             uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
-        assert uids == [str(UID)] * 4           # root inside is uid 1000 outside
+        assert uids == [str(UID)] * 4  # root inside is uid 1000 outside
         assert ocirt(home, "start", cid).returncode == 0
         assert json.loads(ocirt(home, "state", cid).stdout)["status"] == "running"
         ex = ocirt(home, "exec", cid, "sh", "-c", "id -u; cat /proc/self/uid_map")
         assert ex.returncode == 0, ex.stderr
         assert ex.stdout.split() == ["0", "0", str(UID), "1"]
-        ps = ocirt(home, "ps", "--format", "json", cid)      # no cgroup: its pid namespace
+        ps = ocirt(home, "ps", "--format", "json", cid)  # no cgroup: its pid namespace
         assert ps.returncode == 0 and json.loads(ps.stdout) == [state["pid"]], ps.stderr  # exec'd one gone
         pause = ocirt(home, "pause", cid)
         assert pause.returncode != 0 and "no cgroup" in pause.stderr
@@ -175,6 +184,7 @@ def test_runc_runs_the_same_bundle(home):
 def test_root_is_not_rootless():
     """--rootless auto: root in the initial user namespace is not rootless."""
     from ocirt.cli import default_root, rootless_mode
+
     assert rootless_mode("auto") is False
     assert rootless_mode("true") is True
     assert default_root() == "/run/ocirt"
@@ -204,13 +214,13 @@ def delegated():
         for name in ("", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"):
             os.chown(os.path.join(path, name) if name else path, UID, GID)
     yield top
-    for dirpath, dirs, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+    for dirpath, _dirs, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
         try:
             with open(os.path.join(dirpath, "cgroup.kill"), "w") as f:
                 f.write("1")
         except OSError:
             pass
-    for dirpath, dirs, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+    for dirpath, _dirs, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
         for _ in range(100):
             try:
                 os.rmdir(dirpath)
@@ -224,11 +234,13 @@ def test_limits_in_a_delegated_cgroup(home, delegated):
     limits there (the runtime itself starts inside the subtree, as in a user session)."""
     cid = f"rl-{uuid.uuid4().hex[:8]}"
     name = os.path.basename(delegated)
-    make_config(home, ["sh", "-c", "cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max"],
-                cgroupsPath=f"/{name}/{cid}",
-                resources={"pids": {"limit": 17}, "memory": {"limit": 64 << 20}})
-    p = as_user(home, [SYSTEM_PYTHON, "-m", "ocirt", "run", cid],
-                cgroup=os.path.join(delegated, "leaf"))
+    make_config(
+        home,
+        ["sh", "-c", "cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max"],
+        cgroupsPath=f"/{name}/{cid}",
+        resources={"pids": {"limit": 17}, "memory": {"limit": 64 << 20}},
+    )
+    p = as_user(home, [SYSTEM_PYTHON, "-m", "ocirt", "run", cid], cgroup=os.path.join(delegated, "leaf"))
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["17", str(64 << 20)]
-    assert not os.path.exists(os.path.join(delegated, cid))      # removed by run's delete
+    assert not os.path.exists(os.path.join(delegated, cid))  # removed by run's delete

@@ -5,6 +5,7 @@ Root (loading a filter without no_new_privs needs CAP_SYS_ADMIN, as in a contain
 Parallel-safe: every test has its own directories and sockets; every child is reaped, and killed
 first if the test fails while it runs. Children never dump core (SIGSYS would).
 """
+
 import contextlib
 import ctypes
 import errno
@@ -36,7 +37,7 @@ CLONE_NEWUTS = 0x04000000
 SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100
 SECCOMP_IOCTL_NOTIF_SEND = 0xC0182101
 
-NO_SUCH_PID = 0x7FFFFFF0   # above any pid_max: getpriority(PRIO_PROCESS, it) is ESRCH when allowed
+NO_SUCH_PID = 0x7FFFFFF0  # above any pid_max: getpriority(PRIO_PROCESS, it) is ESRCH when allowed
 
 
 def nr(name: str) -> int:
@@ -45,7 +46,7 @@ def nr(name: str) -> int:
 
 
 def attempt(fn) -> int | str:
-    """"ok", or the errno the call failed with."""
+    """ "ok", or the errno the call failed with."""
     try:
         fn()
     except OSError as e:
@@ -130,7 +131,7 @@ def run_ok(cfg: dict, body):
 
 @pytest.fixture
 def scratch():
-    d = tempfile.mkdtemp(prefix="ocirt-seccomp-", dir="/tmp")   # short: AF_UNIX paths are limited
+    d = tempfile.mkdtemp(prefix="ocirt-seccomp-", dir="/tmp")  # short: AF_UNIX paths are limited
     yield d
     shutil.rmtree(d, ignore_errors=True)
 
@@ -144,10 +145,17 @@ MKDIR = ["mkdir", "mkdirat"]
 
 # --- actions -------------------------------------------------------------------------------------
 
+
 def test_errno_defaults_to_eperm(scratch):
     cfg = allow({"names": MKDIR, "action": "SCMP_ACT_ERRNO"})
-    result = run_ok(cfg, lambda fd: [fd, attempt(lambda: os.mkdir(f"{scratch}/d")),
-                                     attempt(lambda: os.rmdir(f"{scratch}/missing"))])
+    result = run_ok(
+        cfg,
+        lambda fd: [
+            fd,
+            attempt(lambda: os.mkdir(f"{scratch}/d")),
+            attempt(lambda: os.rmdir(f"{scratch}/missing")),
+        ],
+    )
     assert result == [None, errno.EPERM, errno.ENOENT]
     assert not os.path.exists(f"{scratch}/d")
 
@@ -174,8 +182,9 @@ def test_log_lets_the_call_through(scratch):
     assert os.path.isdir(f"{scratch}/d")
 
 
-@pytest.mark.parametrize("action", ["SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD",
-                                    "SCMP_ACT_TRAP"])
+@pytest.mark.parametrize(
+    "action", ["SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP"]
+)
 def test_killed_by_sigsys(action):
     status, result = run(allow({"names": ["getsid"], "action": action}), lambda fd: os.getsid(0))
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS, status
@@ -184,20 +193,55 @@ def test_killed_by_sigsys(action):
 
 def test_default_errno_ret_with_an_allow_list(scratch):
     # default deny with ENOTSUP: only what this child needs after install() is allowed
-    cfg = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": errno.ENOTSUP,
-           "syscalls": [{"names": ["write", "exit_group", "exit", "brk", "mmap", "munmap", "mremap", "madvise",
-                                   "rt_sigreturn", "rt_sigprocmask", "rt_sigaction", "futex", "getpid", "close",
-                                   "getsid"], "action": "SCMP_ACT_ALLOW"}]}
-    result = run_ok(cfg, lambda fd: [attempt(lambda: os.mkdir(f"{scratch}/d")), attempt(lambda: os.getsid(0)),
-                                     attempt(lambda: os.rmdir(f"{scratch}/missing"))])
+    cfg = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": errno.ENOTSUP,
+        "syscalls": [
+            {
+                "names": [
+                    "write",
+                    "exit_group",
+                    "exit",
+                    "brk",
+                    "mmap",
+                    "munmap",
+                    "mremap",
+                    "madvise",
+                    "rt_sigreturn",
+                    "rt_sigprocmask",
+                    "rt_sigaction",
+                    "futex",
+                    "getpid",
+                    "close",
+                    "getsid",
+                ],
+                "action": "SCMP_ACT_ALLOW",
+            }
+        ],
+    }
+    result = run_ok(
+        cfg,
+        lambda fd: [
+            attempt(lambda: os.mkdir(f"{scratch}/d")),
+            attempt(lambda: os.getsid(0)),
+            attempt(lambda: os.rmdir(f"{scratch}/missing")),
+        ],
+    )
     assert result == [errno.ENOTSUP, "ok", errno.ENOTSUP]
 
 
 # --- arguments -----------------------------------------------------------------------------------
 
+
 def test_eq_on_an_argument():
-    cfg = allow({"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EDOM,
-                 "args": [{"index": 0, "value": 0xFFFFFFFF, "op": "SCMP_CMP_EQ"}]})
+    cfg = allow(
+        {
+            "names": ["personality"],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": errno.EDOM,
+            "args": [{"index": 0, "value": 0xFFFFFFFF, "op": "SCMP_CMP_EQ"}],
+        }
+    )
     result = run_ok(cfg, lambda fd: [libc_call(LIBC.personality, 0xFFFFFFFF), libc_call(LIBC.personality, 0)])
     assert result == [errno.EDOM, "ok"]
 
@@ -207,43 +251,88 @@ def getpriority(which, who):
 
 
 def test_masked_eq_value_is_the_mask_value_two_the_datum():
-    cfg = allow({"names": ["getpriority"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EBADFD,
-                 "args": [{"index": 1, "value": 0xFFFF0000, "valueTwo": 0x7FFF0000, "op": "SCMP_CMP_MASKED_EQ"}]})
-    result = run_ok(cfg, lambda fd: [attempt(getpriority(os.PRIO_PROCESS, 0x7FFF1234)),
-                                     attempt(getpriority(os.PRIO_PROCESS, 0x7FFE1234)),
-                                     attempt(getpriority(os.PRIO_PROCESS, 0))])
+    cfg = allow(
+        {
+            "names": ["getpriority"],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": errno.EBADFD,
+            "args": [{"index": 1, "value": 0xFFFF0000, "valueTwo": 0x7FFF0000, "op": "SCMP_CMP_MASKED_EQ"}],
+        }
+    )
+    result = run_ok(
+        cfg,
+        lambda fd: [
+            attempt(getpriority(os.PRIO_PROCESS, 0x7FFF1234)),
+            attempt(getpriority(os.PRIO_PROCESS, 0x7FFE1234)),
+            attempt(getpriority(os.PRIO_PROCESS, 0)),
+        ],
+    )
     assert result == [errno.EBADFD, errno.ESRCH, "ok"]
 
 
 def test_conditions_on_distinct_arguments_all_have_to_match():
-    cfg = allow({"names": ["getpriority"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EBADFD,
-                 "args": [{"index": 0, "value": os.PRIO_PROCESS, "op": "SCMP_CMP_EQ"},
-                          {"index": 1, "value": NO_SUCH_PID, "op": "SCMP_CMP_GE"}]})
-    result = run_ok(cfg, lambda fd: [attempt(getpriority(os.PRIO_PROCESS, NO_SUCH_PID + 1)),
-                                     attempt(getpriority(os.PRIO_PGRP, NO_SUCH_PID + 1)),
-                                     attempt(getpriority(os.PRIO_PROCESS, 0))])
+    cfg = allow(
+        {
+            "names": ["getpriority"],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": errno.EBADFD,
+            "args": [
+                {"index": 0, "value": os.PRIO_PROCESS, "op": "SCMP_CMP_EQ"},
+                {"index": 1, "value": NO_SUCH_PID, "op": "SCMP_CMP_GE"},
+            ],
+        }
+    )
+    result = run_ok(
+        cfg,
+        lambda fd: [
+            attempt(getpriority(os.PRIO_PROCESS, NO_SUCH_PID + 1)),
+            attempt(getpriority(os.PRIO_PGRP, NO_SUCH_PID + 1)),
+            attempt(getpriority(os.PRIO_PROCESS, 0)),
+        ],
+    )
     assert result == [errno.EBADFD, errno.ESRCH, "ok"]
 
 
 def test_conditions_on_the_same_argument_match_either_as_runc_does():
-    cfg = allow({"names": ["getpriority"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EBADFD,
-                 "args": [{"index": 1, "value": NO_SUCH_PID + 1, "op": "SCMP_CMP_EQ"},
-                          {"index": 1, "value": NO_SUCH_PID + 2, "op": "SCMP_CMP_EQ"}]})
-    result = run_ok(cfg, lambda fd: [attempt(getpriority(os.PRIO_PROCESS, NO_SUCH_PID + 1)),
-                                     attempt(getpriority(os.PRIO_PROCESS, NO_SUCH_PID + 2)),
-                                     attempt(getpriority(os.PRIO_PROCESS, NO_SUCH_PID + 3))])
+    cfg = allow(
+        {
+            "names": ["getpriority"],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": errno.EBADFD,
+            "args": [
+                {"index": 1, "value": NO_SUCH_PID + 1, "op": "SCMP_CMP_EQ"},
+                {"index": 1, "value": NO_SUCH_PID + 2, "op": "SCMP_CMP_EQ"},
+            ],
+        }
+    )
+    result = run_ok(
+        cfg,
+        lambda fd: [
+            attempt(getpriority(os.PRIO_PROCESS, NO_SUCH_PID + 1)),
+            attempt(getpriority(os.PRIO_PROCESS, NO_SUCH_PID + 2)),
+            attempt(getpriority(os.PRIO_PROCESS, NO_SUCH_PID + 3)),
+        ],
+    )
     assert result == [errno.EBADFD, errno.EBADFD, errno.ESRCH]
 
 
 # --- flags and a whole profile -------------------------------------------------------------------
+
 
 def filter_status() -> dict:
     with open("/proc/self/status") as f:
         return {k: v.strip() for k, _, v in (line.partition(":") for line in f) if k.startswith("Seccomp")}
 
 
-@pytest.mark.parametrize("flags", [["SECCOMP_FILTER_FLAG_TSYNC"], ["SECCOMP_FILTER_FLAG_LOG"],
-                                   ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"], list(seccomp.FLAGS)])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["SECCOMP_FILTER_FLAG_TSYNC"],
+        ["SECCOMP_FILTER_FLAG_LOG"],
+        ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+        list(seccomp.FLAGS),
+    ],
+)
 def test_flags(scratch, flags):
     cfg = allow({"names": MKDIR, "action": "SCMP_ACT_ERRNO"}, flags=flags)
     status, mkdir = run_ok(cfg, lambda fd: [filter_status(), attempt(lambda: os.mkdir(f"{scratch}/d"))])
@@ -255,6 +344,7 @@ def test_no_new_privs_is_left_alone():
     def body(fd):
         with open("/proc/self/status") as f:
             return [line.split()[1] for line in f if line.startswith("NoNewPrivs:")][0]
+
     assert run_ok(allow({"names": MKDIR, "action": "SCMP_ACT_ERRNO"}), body) == "0"
 
 
@@ -273,26 +363,44 @@ statfs statx sysinfo tgkill umask uname unlink unlinkat vfork wait4 waitid write
 
 
 def test_docker_like_profile(scratch):
-    cfg = {"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86",
-                                                                "SCMP_ARCH_X32"],
-           "syscalls": [{"names": ALLOWED, "action": "SCMP_ACT_ALLOW"},
-                        {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-                         "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]},
-                        {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-                         "args": [{"index": 0, "value": 0xFFFFFFFF, "op": "SCMP_CMP_EQ"}]},
-                        {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
-                         "args": [{"index": 0, "value": 0x7E020000, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
-                        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS},
-                        {"names": ["socket"], "action": "SCMP_ACT_ALLOW",
-                         "args": [{"index": 0, "value": socket.AF_VSOCK, "op": "SCMP_CMP_NE"}]},
-                        {"names": ["some_future_syscall"], "action": "SCMP_ACT_ALLOW"}]}
+    cfg = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [
+            {"names": ALLOWED, "action": "SCMP_ACT_ALLOW"},
+            {
+                "names": ["personality"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}],
+            },
+            {
+                "names": ["personality"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": 0xFFFFFFFF, "op": "SCMP_CMP_EQ"}],
+            },
+            {
+                "names": ["clone"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": 0x7E020000, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
+            },
+            {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS},
+            {
+                "names": ["socket"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": socket.AF_VSOCK, "op": "SCMP_CMP_NE"}],
+            },
+            {"names": ["some_future_syscall"], "action": "SCMP_ACT_ALLOW"},
+        ],
+    }
 
     def body(fd):
-        out = {"mkdir": attempt(lambda: os.mkdir(f"{scratch}/d")),
-               "unshare": libc_call(LIBC.unshare, CLONE_NEWUTS),
-               "persona query": libc_call(LIBC.personality, 0xFFFFFFFF),
-               "persona 0x8": libc_call(LIBC.personality, 0x8)}
-        pid = os.fork()           # clone without namespace flags
+        out = {
+            "mkdir": attempt(lambda: os.mkdir(f"{scratch}/d")),
+            "unshare": libc_call(LIBC.unshare, CLONE_NEWUTS),
+            "persona query": libc_call(LIBC.personality, 0xFFFFFFFF),
+            "persona 0x8": libc_call(LIBC.personality, 0x8),
+        }
+        pid = os.fork()  # clone without namespace flags
         if pid == 0:
             os._exit(7)
         out["fork"] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
@@ -301,12 +409,19 @@ def test_docker_like_profile(scratch):
         out["vsock"] = attempt(lambda: socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM))
         return out
 
-    assert run_ok(cfg, body) == {"mkdir": "ok", "unshare": errno.EPERM, "persona query": "ok",
-                                 "persona 0x8": errno.EPERM, "fork": 7, "unix socket": "ok",
-                                 "vsock": errno.EPERM}
+    assert run_ok(cfg, body) == {
+        "mkdir": "ok",
+        "unshare": errno.EPERM,
+        "persona query": "ok",
+        "persona 0x8": errno.EPERM,
+        "fork": 7,
+        "unix socket": "ok",
+        "vsock": errno.EPERM,
+    }
 
 
 # --- SCMP_ACT_NOTIFY: the test is the seccomp agent ------------------------------------------------
+
 
 def serve_one_notification(notify_fd: int, reply_errno: int) -> dict:
     poller = select.poll()
@@ -320,22 +435,41 @@ def serve_one_notification(notify_fd: int, reply_errno: int) -> dict:
     return {"pid": pid, "nr": syscall_nr}
 
 
-@pytest.mark.parametrize("flags", [[], ["SECCOMP_FILTER_FLAG_TSYNC"], ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
-                                   ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
-                                    "SECCOMP_FILTER_FLAG_LOG"]])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        [],
+        ["SECCOMP_FILTER_FLAG_TSYNC"],
+        ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+        ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", "SECCOMP_FILTER_FLAG_LOG"],
+    ],
+)
 def test_notify_sends_fd_and_state_to_the_listener(scratch, flags):
     path = f"{scratch}/agent.sock"
-    cfg = allow({"names": MKDIR, "action": "SCMP_ACT_NOTIFY"}, {"names": ["rmdir"], "action": "SCMP_ACT_ERRNO"},
-                listenerPath=path, listenerMetadata="MKNOD=/dev/null;x", flags=flags)
+    cfg = allow(
+        {"names": MKDIR, "action": "SCMP_ACT_NOTIFY"},
+        {"names": ["rmdir"], "action": "SCMP_ACT_ERRNO"},
+        listenerPath=path,
+        listenerMetadata="MKNOD=/dev/null;x",
+        flags=flags,
+    )
     flt = seccomp.compile(cfg)
 
     def body(fd):
-        state = {"ociVersion": "1.3.0", "id": "seccomp-test", "status": "creating", "pid": os.getpid(),
-                 "bundle": scratch, "annotations": {"a": "b"}}
+        state = {
+            "ociVersion": "1.3.0",
+            "id": "seccomp-test",
+            "status": "creating",
+            "pid": os.getpid(),
+            "bundle": scratch,
+            "annotations": {"a": "b"},
+        }
         flt.send_to_listener(fd, state)
-        return {"fd closed": attempt(lambda: os.fstat(fd)) == errno.EBADF,
-                "mkdir": attempt(lambda: os.mkdir(f"{scratch}/d")),
-                "rmdir": attempt(lambda: os.rmdir(f"{scratch}/missing"))}
+        return {
+            "fd closed": attempt(lambda: os.fstat(fd)) == errno.EBADF,
+            "mkdir": attempt(lambda: os.mkdir(f"{scratch}/d")),
+            "rmdir": attempt(lambda: os.rmdir(f"{scratch}/missing")),
+        }
 
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as server:
         server.bind(path)
@@ -347,7 +481,7 @@ def test_notify_sends_fd_and_state_to_the_listener(scratch, flags):
             try:
                 with conn:
                     data, fds, _, _ = socket.recv_fds(conn, 65536, 4)
-                    while chunk := conn.recv(65536):    # the runtime closes after one message
+                    while chunk := conn.recv(65536):  # the runtime closes after one message
                         data += chunk
                 assert len(fds) == 1
                 seen = serve_one_notification(fds[0], errno.ENOMEDIUM)
@@ -357,9 +491,20 @@ def test_notify_sends_fd_and_state_to_the_listener(scratch, flags):
             status, result = c.finish()
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     message = json.loads(data)
-    assert message == {"ociVersion": "1.3.0", "fds": ["seccompFd"], "pid": c.pid, "metadata": "MKNOD=/dev/null;x",
-                       "state": {"ociVersion": "1.3.0", "id": "seccomp-test", "status": "creating", "pid": c.pid,
-                                 "bundle": scratch, "annotations": {"a": "b"}}}
+    assert message == {
+        "ociVersion": "1.3.0",
+        "fds": ["seccompFd"],
+        "pid": c.pid,
+        "metadata": "MKNOD=/dev/null;x",
+        "state": {
+            "ociVersion": "1.3.0",
+            "id": "seccomp-test",
+            "status": "creating",
+            "pid": c.pid,
+            "bundle": scratch,
+            "annotations": {"a": "b"},
+        },
+    }
     assert seen == {"pid": c.pid, "nr": seen["nr"]} and seen["nr"] in (nr("mkdir"), nr("mkdirat"))
     assert result == {"fd closed": True, "mkdir": errno.ENOMEDIUM, "rmdir": errno.EPERM}
     assert not os.path.exists(f"{scratch}/d")

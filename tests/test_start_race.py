@@ -7,6 +7,7 @@ started (it once threw the byte away and reported "cannot start a container that
 about one lifecycle in 300 on a loaded machine). The first test replays that interleaving
 exactly; the second runs lifecycles of `true` next to two busy loops, bounded in time and count.
 """
+
 import json
 import os
 import select
@@ -69,8 +70,8 @@ def test_start_of_an_init_that_exits_at_once_never_fails(tmp_path, monkeypatch):
 
 
 CGROUP_PARENT = "ocirt-test-start-race"
-LIFECYCLES = 60          # at most this many lifecycles ...
-SECONDS = 40             # ... and no more than this long (a bound on the cost, not a timing check)
+LIFECYCLES = 60  # at most this many lifecycles ...
+SECONDS = 40  # ... and no more than this long (a bound on the cost, not a timing check)
 
 
 @pytest.fixture
@@ -91,8 +92,9 @@ def remove_parent_cgroup():
 
 def _run(args, err_path):
     with open(err_path, "w+") as err:  # a file, not a pipe: the waiting init inherits stderr
-        rc = subprocess.run(OCIRT + args, cwd=REPO, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=err).returncode
+        rc = subprocess.run(
+            OCIRT + args, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+        ).returncode
         err.seek(0)
         return rc, err.read().strip()
 
@@ -126,8 +128,7 @@ def test_lifecycles_of_true_under_load_all_start(tmp_path, busybox_rootfs, busy_
         with open(config_path, "w") as f:
             json.dump(config, f)
         try:
-            rc, msg = _run(["--root", root, "create", "--bundle", bundle, "--pid-file", pid_file,
-                            cid], err)
+            rc, msg = _run(["--root", root, "create", "--bundle", bundle, "--pid-file", pid_file, cid], err)
             assert rc == 0, f"create {cid}: {msg}"
             with open(pid_file) as f:
                 pid = int(f.read())

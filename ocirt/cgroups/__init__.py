@@ -11,10 +11,22 @@ Every manager has the interface of cgroups/manager.py. Stdlib only, no subproces
 the hot path of create. `update`'s merging and parsing live in cgroups/update.py (imported on
 use).
 """
+
 from .factory import current, manager_for, manager_from_state, no_cgroup
 from .layout import Layout, detect, parse_mountinfo, parse_proc_cgroup
 from .manager import Manager
 from .resources import DeviceRule, Resources
 
-__all__ = ["Manager", "manager_for", "manager_from_state", "no_cgroup", "current", "Layout",
-           "detect", "parse_mountinfo", "parse_proc_cgroup", "Resources", "DeviceRule"]
+__all__ = [
+    "Manager",
+    "manager_for",
+    "manager_from_state",
+    "no_cgroup",
+    "current",
+    "Layout",
+    "detect",
+    "parse_mountinfo",
+    "parse_proc_cgroup",
+    "Resources",
+    "DeviceRule",
+]

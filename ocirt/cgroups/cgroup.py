@@ -19,6 +19,7 @@ directories that existed before create (a cgroup it joined) where they are empty
 existed before are left alone. Joining a frozen cgroup is refused (the container would never
 run), a non-empty one is a warning (runc's).
 """
+
 from __future__ import annotations
 
 import _signal  # not signal: it imports enum, ~3 ms on every command
@@ -41,8 +42,6 @@ def _join(mountpoint: str, cg_path: str) -> str:
     rel = cg_path.strip("/")
     base = mountpoint.rstrip("/")
     return base + "/" + rel if rel else (base or "/")
-
-
 
 
 def _below(d: str, sub: str) -> str:
@@ -75,8 +74,7 @@ def inner_path(cgroups_path: str | None, container_id: str) -> str:
     return inner
 
 
-def place(layout: Layout, inner: str, own: dict, mountpoint: str, own_key: str,
-          parent_of_own: bool) -> str:
+def place(layout: Layout, inner: str, own: dict, mountpoint: str, own_key: str, parent_of_own: bool) -> str:
     """The directory of `inner` in the hierarchy mounted at `mountpoint`: as is when absolute,
     else below this process's cgroup there (`own[own_key]`), or below its parent."""
     if inner.startswith("/"):
@@ -97,8 +95,7 @@ def current_dirs(layout: Layout, own: dict) -> tuple[dict, str | None]:
             for c in ctrls:
                 paths[c] = d
     if layout.unified and "" in own:
-        unified = _join(layout.unified, strip_root(own[""] or "/",
-                                                   layout.roots.get(layout.unified, "/")))
+        unified = _join(layout.unified, strip_root(own[""] or "/", layout.roots.get(layout.unified, "/")))
     return paths, unified
 
 
@@ -110,16 +107,23 @@ class FsCgroup(Manager):
     created  directories create() made, in creation order (destroy removes only these)
     """
 
-    def __init__(self, layout: Layout, paths: dict, unified: str | None,
-                 cgroups_path: str | None = None, created=None, devices=None,
-                 fs: CgroupFS | None = None):
+    def __init__(
+        self,
+        layout: Layout,
+        paths: dict,
+        unified: str | None,
+        cgroups_path: str | None = None,
+        created=None,
+        devices=None,
+        fs: CgroupFS | None = None,
+    ):
         self.layout = layout
         self.kind = layout.kind
         self.paths = dict(paths)
         self.unified = unified
         self.cgroups_path = cgroups_path
         self.created = list(created or [])
-        self._devices = devices          # list[DeviceRule] last applied, or None
+        self._devices = devices  # list[DeviceRule] last applied, or None
         self.fs = fs or DEFAULT_FS
 
     # ------------------------------------------------------------ construction
@@ -130,13 +134,20 @@ class FsCgroup(Manager):
         raise NotImplementedError
 
     @classmethod
-    def for_container(cls, layout: Layout, cgroups_path: str | None, container_id: str,
-                      own: dict | None = None, fs: CgroupFS | None = None) -> "FsCgroup":
+    def for_container(
+        cls,
+        layout: Layout,
+        cgroups_path: str | None,
+        container_id: str,
+        own: dict | None = None,
+        fs: CgroupFS | None = None,
+    ) -> FsCgroup:
         """Where the container's cgroup is (nothing is touched yet). `own` is /proc/self/cgroup
         parsed (layout.parse_proc_cgroup); read when a relative path needs it."""
         inner = inner_path(cgroups_path, container_id)
         if own is None and not inner.startswith("/"):
             from .layout import own_cgroups
+
             own = own_cgroups()
         paths, unified = cls.locate(layout, inner, own or {})
         return cls(layout, paths, unified, cgroups_path=cgroups_path, fs=fs)
@@ -153,16 +164,24 @@ class FsCgroup(Manager):
         }
 
     @classmethod
-    def from_dict(cls, layout: Layout, d: dict, fs: CgroupFS | None = None) -> "FsCgroup":
+    def from_dict(cls, layout: Layout, d: dict, fs: CgroupFS | None = None) -> FsCgroup:
         if d.get("kind") != layout.kind:
-            raise OcirtError(f"the container's cgroup was made on a cgroup {d.get('kind')} host "
-                             f"but this host is cgroup {layout.kind}")
+            raise OcirtError(
+                f"the container's cgroup was made on a cgroup {d.get('kind')} host "
+                f"but this host is cgroup {layout.kind}"
+            )
         devices = d.get("devices")
         if devices is not None:
             devices = [DeviceRule(**r) for r in devices]
-        return cls(layout, d.get("paths") or {}, d.get("unified"),
-                   cgroups_path=d.get("cgroupsPath"), created=d.get("created"),
-                   devices=devices, fs=fs)
+        return cls(
+            layout,
+            d.get("paths") or {},
+            d.get("unified"),
+            cgroups_path=d.get("cgroupsPath"),
+            created=d.get("created"),
+            devices=devices,
+            fs=fs,
+        )
 
     # ------------------------------------------------------------ where
 
@@ -195,7 +214,7 @@ class FsCgroup(Manager):
     def _effectively_frozen(self) -> bool:
         raise NotImplementedError
 
-    def sub(self, paths: dict) -> "FsCgroup":
+    def sub(self, paths: dict) -> FsCgroup:
         for controller in paths:
             if controller and controller not in self.paths:
                 raise OcirtError(f"--cgroup: unknown controller {controller}")
@@ -212,7 +231,7 @@ class FsCgroup(Manager):
         """mkdir target and its missing parents below mountpoint. made(parent, dir) follows
         each directory of the path; descending(dir) precedes each step down (the mount point
         included)."""
-        rel = target[len(mountpoint.rstrip("/")):].strip("/")
+        rel = target[len(mountpoint.rstrip("/")) :].strip("/")
         comps = [c for c in rel.split("/") if c]
         for attempt in range(5):
             cur = mountpoint
@@ -258,8 +277,7 @@ class FsCgroup(Manager):
                     if e.errno == errno.EINVAL and attempt < 9:
                         self.fs.sleep(0.01)
                         continue
-                    raise OcirtError(f"cannot move process {pid} into cgroup {d}",
-                                     errno=e.errno) from None
+                    raise OcirtError(f"cannot move process {pid} into cgroup {d}", errno=e.errno) from None
 
     def pids(self) -> list:
         """Every pid in the cgroup and its descendant cgroups, sorted."""
@@ -302,7 +320,7 @@ class FsCgroup(Manager):
                 self.freeze()
                 froze = True
             except OcirtError:
-                pass        # best effort: signal unfrozen
+                pass  # best effort: signal unfrozen
         try:
             for pid in self.pids():
                 try:
@@ -336,7 +354,7 @@ class FsCgroup(Manager):
             try:
                 self.rmtree(d, timeout)
             except OSError:
-                pass                        # busy: someone else's cgroup below, or a process
+                pass  # busy: someone else's cgroup below, or a process
 
     def _pids_below(self, dirs: list) -> set:
         """Every pid in the cgroups `dirs` and their descendants."""
@@ -364,7 +382,7 @@ class FsCgroup(Manager):
                     self._rmdir(d, 0)
             except OSError as e:
                 if d not in leaves and e.errno in (errno.EBUSY, errno.ENOTEMPTY):
-                    continue                # shared parent, still in use
+                    continue  # shared parent, still in use
                 remaining.append(d)
                 if failure is None:
                     failure = OcirtError(f"cannot remove cgroup {d}", errno=e.errno)

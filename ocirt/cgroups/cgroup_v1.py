@@ -4,6 +4,7 @@ cgroup2 one, where `unified` resources and, without a v1 freezer, freezing go).
 Relative cgroup paths go below this process's cgroup in each hierarchy. A new v1 cpuset
 directory gets its parent's cpus and mems (empty ones would refuse every task).
 """
+
 from __future__ import annotations
 
 import os
@@ -20,7 +21,6 @@ _PRIMARY = ("freezer", "pids", "devices", "memory", "cpu", "cpuacct", "name=syst
 
 
 class V1Cgroup(FsCgroup):
-
     @classmethod
     def locate(cls, layout: Layout, inner: str, own: dict) -> tuple[dict, str | None]:
         paths: dict = {}
@@ -70,13 +70,16 @@ class V1Cgroup(FsCgroup):
     def apply(self, resources, kernel=None) -> None:
         """The v1 files (device rules: devices.allow/deny), then `unified` (hybrid only)."""
         r = resources if isinstance(resources, Resources) else Resources.parse(resources)
-        from .v1 import V1Writer      # on use: only a process that applies needs it
+        from .v1 import V1Writer  # on use: only a process that applies needs it
+
         V1Writer(self.paths, self.fs).apply(r)
         if r.unified:
             if not self.unified:
-                raise ConfigError("/linux/resources/unified",
-                                  "needs cgroup v2, which is not mounted on this host")
+                raise ConfigError(
+                    "/linux/resources/unified", "needs cgroup v2, which is not mounted on this host"
+                )
             from .v2 import V2Writer
+
             self._enable_on_path({k.split(".", 1)[0] for k in r.unified} - {"cgroup"})
             V2Writer(self.unified, self.fs, hybrid=True).apply_unified(r.unified)
         if r.devices is not None:
@@ -91,7 +94,7 @@ class V1Cgroup(FsCgroup):
         except OSError:
             return
         wanted = sorted(controllers & have)
-        rel = self.unified[len(root.rstrip("/")):].strip("/").split("/")
+        rel = self.unified[len(root.rstrip("/")) :].strip("/").split("/")
         d = root
         for part in rel:
             for c in wanted:
@@ -126,4 +129,5 @@ class V1Cgroup(FsCgroup):
 
     def stats(self) -> dict:
         from .stats import stats_v1
+
         return stats_v1(self.fs, self.paths)

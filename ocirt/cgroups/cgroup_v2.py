@@ -4,6 +4,7 @@ Relative cgroup paths go below the parent of this process's cgroup (it usually h
 processes, so controllers could not be enabled below it); create() enables on the way down
 every controller a directory has, as runc does.
 """
+
 from __future__ import annotations
 
 import _signal
@@ -18,7 +19,6 @@ from .resources import Resources
 
 
 class V2Cgroup(FsCgroup):
-
     @classmethod
     def locate(cls, layout: Layout, inner: str, own: dict) -> tuple[dict, str | None]:
         return {}, place(layout, inner, own, layout.unified, "", parent_of_own=True)
@@ -61,10 +61,12 @@ class V2Cgroup(FsCgroup):
         r = resources if isinstance(resources, Resources) else Resources.parse(resources)
         if r.devices is not None and kernel is None:
             raise OcirtError("cannot set the device rules of a cgroup v2: no kernel given")
-        from .v2 import V2Writer      # on use: only a process that applies needs it
+        from .v2 import V2Writer  # on use: only a process that applies needs it
+
         V2Writer(self.unified, self.fs).apply(r)
         if r.devices is not None:
             from .ebpf import attach_device_filter
+
             attach_device_filter(kernel, self.unified, r.devices)
             self._devices = list(r.devices)
 
@@ -87,10 +89,11 @@ class V2Cgroup(FsCgroup):
                     return
                 except OSError as e:
                     if e.errno == errno.ENOENT:
-                        return      # the cgroup is gone: nothing left to kill
+                        return  # the cgroup is gone: nothing left to kill
                     raise OcirtError(f"cannot kill cgroup {self.unified}", errno=e.errno) from None
         super().kill_all(sig)
 
     def stats(self) -> dict:
         from .stats import stats_v2
+
         return stats_v2(self.fs, self.unified)

@@ -14,6 +14,7 @@ and read back the same way (a variant comes back as a Variant).
 
 Stdlib only (socket, struct): this runs inside create.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,15 +31,59 @@ METHOD_CALL, METHOD_RETURN, ERROR, SIGNAL = 1, 2, 3, 4
 _NO_REPLY_EXPECTED = 0x1
 
 # header field codes
-_PATH, _INTERFACE, _MEMBER, _ERROR_NAME, _REPLY_SERIAL, _DESTINATION, _SENDER, _SIGNATURE = \
-    1, 2, 3, 4, 5, 6, 7, 8
-_FIELD_SIG = {_PATH: "o", _INTERFACE: "s", _MEMBER: "s", _ERROR_NAME: "s", _REPLY_SERIAL: "u",
-              _DESTINATION: "s", _SENDER: "s", _SIGNATURE: "g", 9: "u"}
+_PATH, _INTERFACE, _MEMBER, _ERROR_NAME, _REPLY_SERIAL, _DESTINATION, _SENDER, _SIGNATURE = (
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+)
+_FIELD_SIG = {
+    _PATH: "o",
+    _INTERFACE: "s",
+    _MEMBER: "s",
+    _ERROR_NAME: "s",
+    _REPLY_SERIAL: "u",
+    _DESTINATION: "s",
+    _SENDER: "s",
+    _SIGNATURE: "g",
+    9: "u",
+}
 
-_FIXED = {"y": ("B", 1), "b": ("I", 4), "n": ("h", 2), "q": ("H", 2), "i": ("i", 4),
-          "u": ("I", 4), "x": ("q", 8), "t": ("Q", 8), "d": ("d", 8), "h": ("I", 4)}
-_ALIGN = {"y": 1, "b": 4, "n": 2, "q": 2, "i": 4, "u": 4, "x": 8, "t": 8, "d": 8, "h": 4,
-          "s": 4, "o": 4, "g": 1, "v": 1, "a": 4, "(": 8, "{": 8}
+_FIXED = {
+    "y": ("B", 1),
+    "b": ("I", 4),
+    "n": ("h", 2),
+    "q": ("H", 2),
+    "i": ("i", 4),
+    "u": ("I", 4),
+    "x": ("q", 8),
+    "t": ("Q", 8),
+    "d": ("d", 8),
+    "h": ("I", 4),
+}
+_ALIGN = {
+    "y": 1,
+    "b": 4,
+    "n": 2,
+    "q": 2,
+    "i": 4,
+    "u": 4,
+    "x": 8,
+    "t": 8,
+    "d": 8,
+    "h": 4,
+    "s": 4,
+    "o": 4,
+    "g": 1,
+    "v": 1,
+    "a": 4,
+    "(": 8,
+    "{": 8,
+}
 
 
 class DBusError(OcirtError):
@@ -57,8 +102,7 @@ class Variant:
         self.value = value
 
     def __eq__(self, other):
-        return (isinstance(other, Variant) and self.signature == other.signature
-                and self.value == other.value)
+        return isinstance(other, Variant) and self.signature == other.signature and self.value == other.value
 
     def __repr__(self):
         return f"Variant({self.signature!r}, {self.value!r})"
@@ -100,6 +144,7 @@ class Message:
 
 # ---------------------------------------------------------------- signatures
 
+
 def split_signature(sig: str) -> list:
     """'sa(sv)a{sv}' -> ['s', 'a(sv)', 'a{sv}']: the complete types, in order."""
     out, i = [], 0
@@ -128,6 +173,7 @@ def _type_end(sig: str, i: int) -> int:
 
 
 # ---------------------------------------------------------------- writing
+
 
 class _Writer:
     def __init__(self):
@@ -184,20 +230,21 @@ def marshal(signature: str, values) -> bytes:
     return bytes(w.buf)
 
 
-def encode_message(type_: int, serial: int, fields: dict, signature: str = "", body=(),
-                   flags: int = 0) -> bytes:
+def encode_message(
+    type_: int, serial: int, fields: dict, signature: str = "", body=(), flags: int = 0
+) -> bytes:
     payload = marshal(signature, body) if signature else b""
     if signature:
         fields = {**fields, _SIGNATURE: signature}
     w = _Writer()
     w.buf += struct.pack("<BBBBII", ord("l"), type_, flags, 1, len(payload), serial)
-    w.write("a(yv)", [(code, Variant(_FIELD_SIG[code], value))
-                      for code, value in sorted(fields.items())])
+    w.write("a(yv)", [(code, Variant(_FIELD_SIG[code], value)) for code, value in sorted(fields.items())])
     w.pad(8)
     return bytes(w.buf) + payload
 
 
 # ---------------------------------------------------------------- reading
+
 
 class _Reader:
     def __init__(self, data: bytes, pos: int = 0, little: bool = True):
@@ -219,12 +266,12 @@ class _Reader:
         if c in "so":
             self.align(4)
             (n,) = struct.unpack_from(self.e + "I", self.data, self.pos)
-            s = self.data[self.pos + 4:self.pos + 4 + n].decode("utf-8", "surrogateescape")
+            s = self.data[self.pos + 4 : self.pos + 4 + n].decode("utf-8", "surrogateescape")
             self.pos += 4 + n + 1
             return s
         if c == "g":
             n = self.data[self.pos]
-            s = self.data[self.pos + 1:self.pos + 1 + n].decode()
+            s = self.data[self.pos + 1 : self.pos + 1 + n].decode()
             self.pos += 1 + n + 1
             return s
         if c == "v":
@@ -279,12 +326,13 @@ def decode_message(data: bytes) -> Message:
     sig = fields.get(_SIGNATURE, "")
     body = ()
     if sig:
-        body = _Reader(data[r.pos:r.pos + body_len], 0, little)
+        body = _Reader(data[r.pos : r.pos + body_len], 0, little)
         body = tuple(body.read(t) for t in split_signature(sig))
     return Message(type_, serial, fields, body, flags)
 
 
 # ---------------------------------------------------------------- connection
+
 
 class Connection:
     """One authenticated connection to a bus, or to systemd's private socket."""
@@ -294,7 +342,7 @@ class Connection:
         self.timeout = timeout
         self._serial = 0
         self._buf = b""
-        self.pending: list = []        # messages read while waiting for something else
+        self.pending: list = []  # messages read while waiting for something else
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             self.sock.settimeout(timeout)
@@ -302,8 +350,7 @@ class Connection:
             self._authenticate()
             # A message bus wants Hello() first; systemd's private socket is peer to peer.
             if hello if hello is not None else path != SYSTEMD_PRIVATE:
-                self.call("org.freedesktop.DBus", "/org/freedesktop/DBus",
-                          "org.freedesktop.DBus", "Hello")
+                self.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello")
         except OSError as e:
             self.sock.close()
             raise OcirtError(f"cannot connect to D-Bus at {path}", errno=e.errno) from None
@@ -328,8 +375,9 @@ class Connection:
         self.sock.sendall(b"\0AUTH EXTERNAL " + uid + b"\r\nBEGIN\r\n")
         line = self._read_line()
         if not line.startswith(b"OK "):
-            raise OcirtError(f"D-Bus authentication refused by {self.path}: "
-                             f"{line.decode(errors='replace').strip()}")
+            raise OcirtError(
+                f"D-Bus authentication refused by {self.path}: {line.decode(errors='replace').strip()}"
+            )
 
     def _read_line(self) -> bytes:
         while b"\r\n" not in self._buf:
@@ -353,14 +401,15 @@ class Connection:
             self.sock.settimeout(left)
             try:
                 chunk = self.sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             if not chunk:
                 raise OcirtError(f"D-Bus: {self.path} closed the connection")
             self._buf += chunk
 
-    def send(self, destination: str, path: str, interface: str, member: str,
-             signature: str = "", args=()) -> int:
+    def send(
+        self, destination: str, path: str, interface: str, member: str, signature: str = "", args=()
+    ) -> int:
         self._serial += 1
         fields = {_PATH: path, _INTERFACE: interface, _MEMBER: member}
         if destination:
@@ -368,8 +417,9 @@ class Connection:
         self.sock.sendall(encode_message(METHOD_CALL, self._serial, fields, signature, args))
         return self._serial
 
-    def call(self, destination: str, path: str, interface: str, member: str,
-             signature: str = "", args=()) -> tuple:
+    def call(
+        self, destination: str, path: str, interface: str, member: str, signature: str = "", args=()
+    ) -> tuple:
         """A method call; returns the reply's body, raises DBusError on an error reply."""
         serial = self.send(destination, path, interface, member, signature, args)
         deadline = time.monotonic() + self.timeout

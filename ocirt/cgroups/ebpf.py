@@ -33,6 +33,7 @@ tests "every bit" for deny exceptions too, so "deny w" there does not stop an O_
 The bytecode helpers below (`Asm`) cover the few instructions needed; `encode()` gives the bytes
 of `struct bpf_insn[]`.
 """
+
 from __future__ import annotations
 
 import errno as _errno
@@ -53,7 +54,7 @@ BPF_PROG_GET_FD_BY_ID = 13
 BPF_PROG_QUERY = 16
 
 BPF_PROG_TYPE_CGROUP_DEVICE = 15
-BPF_CGROUP_DEVICE = 6                     # enum bpf_attach_type
+BPF_CGROUP_DEVICE = 6  # enum bpf_attach_type
 
 BPF_F_ALLOW_MULTI = 1 << 1
 BPF_F_REPLACE = 1 << 2
@@ -70,7 +71,7 @@ ACC_ALL = BPF_DEVCG_ACC_MKNOD | BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE
 DEV_TYPES = {"b": BPF_DEVCG_DEV_BLOCK, "c": BPF_DEVCG_DEV_CHAR}
 ACCESS_BITS = {"m": BPF_DEVCG_ACC_MKNOD, "r": BPF_DEVCG_ACC_READ, "w": BPF_DEVCG_ACC_WRITE}
 
-LICENSE = "Apache"          # device programs call no GPL-only helper
+LICENSE = "Apache"  # device programs call no GPL-only helper
 PROG_NAME = "ocirt_devices"  # shown by `bpftool prog`; [A-Za-z0-9_.], at most 15 characters
 LOG_SIZE = 1 << 16
 
@@ -78,7 +79,7 @@ LOG_SIZE = 1 << 16
 
 # classes
 BPF_LDX = 0x01
-BPF_ALU = 0x04       # 32-bit ALU: the result is zero-extended into the 64-bit register
+BPF_ALU = 0x04  # 32-bit ALU: the result is zero-extended into the 64-bit register
 BPF_JMP = 0x05
 # ldx size / mode
 BPF_W = 0x00
@@ -99,8 +100,10 @@ BPF_EXIT = 0x90
 
 R0, R1, R2, R3, R4, R5 = range(6)
 
+
 class Insn(tuple):
     """One struct bpf_insn: (code, dst, src, off, imm)."""
+
     __slots__ = ()
 
     def __new__(cls, code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0):
@@ -137,7 +140,7 @@ class Asm:
     """A tiny assembler: append instructions, jump to labels, resolve offsets in `insns()`."""
 
     def __init__(self):
-        self._code: list = []       # Insn, or (Insn, label) for a jump not yet resolved
+        self._code: list = []  # Insn, or (Insn, label) for a jump not yet resolved
         self._labels: dict = {}
 
     def __len__(self) -> int:
@@ -208,6 +211,7 @@ class Asm:
 
 # ---------------------------------------------------------------- rules -> exceptions
 
+
 def access_bits(access: str) -> int:
     bits = 0
     for ch in access:
@@ -238,8 +242,9 @@ def emulate(rules) -> tuple:
             continue
         for name, v in (("major", rule.major), ("minor", rule.minor)):
             if v is not None and not 0 <= v <= 0xFFFFFFFF:
-                raise ConfigError(ptr("devices"), f"{rule.v1_line()}: {name} {v} is out of "
-                                                  "range (0 to 4294967295)")
+                raise ConfigError(
+                    ptr("devices"), f"{rule.v1_line()}: {name} {v} is out of range (0 to 4294967295)"
+                )
         key = (rule.type, rule.major, rule.minor)
         bits = access_bits(rule.access)
         if bool(rule.allow) != default_allow:
@@ -247,13 +252,15 @@ def emulate(rules) -> tuple:
             continue
         # Same verdict as the default: take these bits away from the exception with this key.
         # v1 ignores the request for the part a wider (wildcard) exception covers; refuse that.
-        for wider in ((rule.type, None, rule.minor), (rule.type, rule.major, None),
-                      (rule.type, None, None)):
+        for wider in ((rule.type, None, rule.minor), (rule.type, rule.major, None), (rule.type, None, None)):
             if wider != key and exc.get(wider, 0) & bits:
                 verdict = "allow" if rule.allow else "deny"
-                raise ConfigError(ptr("devices"), f"cannot {verdict} {rule.v1_line()}: it "
-                                  f"would punch a hole in the rule {_key_str(wider)} "
-                                  f"{_access_str(exc[wider])}, which cgroup v1 ignores")
+                raise ConfigError(
+                    ptr("devices"),
+                    f"cannot {verdict} {rule.v1_line()}: it "
+                    f"would punch a hole in the rule {_key_str(wider)} "
+                    f"{_access_str(exc[wider])}, which cgroup v1 ignores",
+                )
         left = exc.get(key, 0) & ~bits
         if left:
             exc[key] = left
@@ -268,6 +275,7 @@ def emulate(rules) -> tuple:
 
 
 # ---------------------------------------------------------------- exceptions -> program
+
 
 def device_filter(rules) -> list:
     """The instructions of the device program for a list of DeviceRules."""
@@ -317,9 +325,13 @@ def can_skip_errors(rules) -> bool:
 
 # ---------------------------------------------------------------- bpf(2) calls
 
-_CMD_NAMES = {BPF_PROG_LOAD: "BPF_PROG_LOAD", BPF_PROG_ATTACH: "BPF_PROG_ATTACH",
-              BPF_PROG_DETACH: "BPF_PROG_DETACH", BPF_PROG_GET_FD_BY_ID: "BPF_PROG_GET_FD_BY_ID",
-              BPF_PROG_QUERY: "BPF_PROG_QUERY"}
+_CMD_NAMES = {
+    BPF_PROG_LOAD: "BPF_PROG_LOAD",
+    BPF_PROG_ATTACH: "BPF_PROG_ATTACH",
+    BPF_PROG_DETACH: "BPF_PROG_DETACH",
+    BPF_PROG_GET_FD_BY_ID: "BPF_PROG_GET_FD_BY_ID",
+    BPF_PROG_QUERY: "BPF_PROG_QUERY",
+}
 
 
 class BpfError(OSError):
@@ -374,7 +386,7 @@ def load(kernel, insns, license: str = LICENSE, name: str = PROG_NAME) -> int:
     except BpfError as e:
         e.log = bytes(log).split(b"\0", 1)[0].decode("utf-8", "replace").strip()
         if e.errno == _errno.ENOSPC and first.errno != _errno.ENOSPC:
-            e.errno, e.strerror = first.errno, first.strerror   # the log did not fit: say why
+            e.errno, e.strerror = first.errno, first.strerror  # the log did not fit: say why
         raise e from None
 
 
@@ -390,7 +402,7 @@ def query(kernel, cgroup_fd: int, max_progs: int = 64) -> list:
         try:
             _bpf(kernel, BPF_PROG_QUERY, attr, {16: ids})
         except BpfError as e:
-            if e.errno == _errno.ENOSPC:         # more than max_progs: prog_cnt says how many
+            if e.errno == _errno.ENOSPC:  # more than max_progs: prog_cnt says how many
                 max_progs = max(struct.unpack_from("=I", attr, 24)[0], max_progs * 2)
                 continue
             raise
@@ -415,20 +427,20 @@ def detach(kernel, cgroup_fd: int, prog_fd: int) -> None:
 def attach_device_filter(kernel, cgroup_dir: str, rules) -> None:
     """Enforce `rules` (DeviceRules) on the cgroup v2 directory, replacing ocirt's (or anyone's)
     device filter attached there before."""
-    insns = device_filter(rules)        # a ConfigError before touching anything
+    insns = device_filter(rules)  # a ConfigError before touching anything
     try:
         _attach_replacing(kernel, cgroup_dir, insns)
     except OSError as e:
         if can_skip_errors(rules):
             return
         if not isinstance(e, BpfError):
-            raise OcirtError(f"cannot open cgroup {cgroup_dir} for its device filter",
-                             errno=e.errno) from None
+            raise OcirtError(
+                f"cannot open cgroup {cgroup_dir} for its device filter", errno=e.errno
+            ) from None
         msg = f"cannot set the device filter (eBPF) of cgroup {cgroup_dir}: {e.cmd}"
         if not e.log:
             raise OcirtError(msg, errno=e.errno) from None
-        raise OcirtError(f"{msg}: {os.strerror(e.errno).lower()}; verifier log:\n"
-                         f"{e.log}") from None
+        raise OcirtError(f"{msg}: {os.strerror(e.errno).lower()}; verifier log:\n{e.log}") from None
 
 
 def _attach_replacing(kernel, cgroup_dir: str, insns) -> None:
@@ -455,14 +467,14 @@ def _attach_replacing(kernel, cgroup_dir: str, insns) -> None:
                 attach(kernel, cg_fd, prog_fd, BPF_F_ALLOW_MULTI | BPF_F_REPLACE, old[0])
                 return
             except BpfError as e:
-                if e.errno != _errno.EINVAL:     # EINVAL: a kernel before 5.6, no BPF_F_REPLACE
+                if e.errno != _errno.EINVAL:  # EINVAL: a kernel before 5.6, no BPF_F_REPLACE
                     raise
         attach(kernel, cg_fd, prog_fd, BPF_F_ALLOW_MULTI)
         for fd in old:
             try:
                 detach(kernel, cg_fd, fd)
             except BpfError as e:
-                if e.errno != _errno.ENOENT:     # detached by someone else meanwhile
+                if e.errno != _errno.ENOENT:  # detached by someone else meanwhile
                     raise
     finally:
         for fd in reversed(fds):

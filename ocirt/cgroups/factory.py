@@ -8,6 +8,7 @@
 state.json keeps what to_dict() gave: the cgroupfs fields (kind, paths, unified, created,
 devices), plus "systemd" for the systemd driver; `{}` means no cgroup.
 """
+
 from __future__ import annotations
 
 from ..errors import ConfigError
@@ -24,9 +25,17 @@ def fs_class(kind: str) -> type:
     return V2Cgroup if kind == "v2" else V1Cgroup
 
 
-def manager_for(layout: Layout, cgroups_path: str | None, container_id: str, *,
-                systemd: bool = False, own: dict | None = None, fs=None, bus=None,
-                annotations: dict | None = None) -> Manager:
+def manager_for(
+    layout: Layout,
+    cgroups_path: str | None,
+    container_id: str,
+    *,
+    systemd: bool = False,
+    own: dict | None = None,
+    fs=None,
+    bus=None,
+    annotations: dict | None = None,
+) -> Manager:
     """The manager of a new container's cgroup (nothing is touched yet).
 
     `own` is /proc/self/cgroup parsed (read when a relative path needs it). With `systemd` the
@@ -37,20 +46,21 @@ def manager_for(layout: Layout, cgroups_path: str | None, container_id: str, *,
         raise ConfigError("/linux/cgroupsPath", "must be a string")
     if systemd:
         from .systemd import SystemdCgroup
-        return SystemdCgroup.for_systemd(layout, cgroups_path, container_id,
-                                         annotations=annotations, fs=fs, bus=bus)
-    return fs_class(layout.kind).for_container(layout, cgroups_path, container_id, own=own,
-                                               fs=fs)
+
+        return SystemdCgroup.for_systemd(
+            layout, cgroups_path, container_id, annotations=annotations, fs=fs, bus=bus
+        )
+    return fs_class(layout.kind).for_container(layout, cgroups_path, container_id, own=own, fs=fs)
 
 
-def manager_from_state(layout: Layout, d: dict | None, *, pid: int = 0, fs=None,
-                       bus=None) -> Manager:
+def manager_from_state(layout: Layout, d: dict | None, *, pid: int = 0, fs=None, bus=None) -> Manager:
     """The manager of an existing container, from what to_dict() saved. `pid` is its init
     (what a container without a cgroup knows its processes by)."""
     if not d or not d.get("kind"):
         return no_cgroup(layout, pid)
     if d.get("systemd"):
         from .systemd import SystemdCgroup
+
         return SystemdCgroup.from_saved(layout, d, fs=fs, bus=bus)
     return fs_class(layout.kind).from_dict(layout, d, fs=fs)
 
@@ -64,6 +74,7 @@ def current(layout: Layout, own: dict | None = None) -> FsCgroup:
     container stays in when it may not have one of its own."""
     if own is None:
         from .layout import own_cgroups
+
         own = own_cgroups()
     paths, unified = current_dirs(layout, own)
     return fs_class(layout.kind)(layout, paths, unified)

@@ -1,5 +1,6 @@
 """The two freezers: v1's freezer.state and v2's cgroup.freeze (also used on a hybrid host
 without a v1 freezer). Each function takes the file seam and the cgroup directory."""
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,7 @@ def freeze_v1(fs: CgroupFS, d: str, timeout: float) -> None:
             if state == "FROZEN":
                 return
             if state != "FREEZING":
-                raise OcirtError(f"cannot freeze cgroup {d}: state is {state} after writing "
-                                 "FROZEN")
+                raise OcirtError(f"cannot freeze cgroup {d}: state is {state} after writing FROZEN")
             if time.monotonic() >= deadline:
                 fs.write(path, "THAWED")
                 raise OcirtError(f"cannot freeze cgroup {d}: still FREEZING after {timeout:g}s")
@@ -62,8 +62,9 @@ def freeze_v2(fs: CgroupFS, d: str, timeout: float) -> None:
 
 
 def thaw(fs: CgroupFS, d: str, v2: bool) -> None:
-    path, value = (os.path.join(d, "cgroup.freeze"), "0") if v2 else \
-        (os.path.join(d, "freezer.state"), "THAWED")
+    path, value = (
+        (os.path.join(d, "cgroup.freeze"), "0") if v2 else (os.path.join(d, "freezer.state"), "THAWED")
+    )
     try:
         fs.write(path, value)
     except OSError as e:

@@ -6,6 +6,7 @@ file). Errors stay OSError here; the writers turn them into ConfigError/OcirtErr
 context. `CgroupFS` is the seam for a recording fake later; the default instance is
 stateless.
 """
+
 from __future__ import annotations
 
 import errno

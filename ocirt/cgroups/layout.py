@@ -11,6 +11,7 @@ Three host layouts exist:
 Nothing here assumes a path: mount points come from mountinfo, the process's own cgroups
 from /proc/self/cgroup. Both are read with one open/read each; no subprocess.
 """
+
 from __future__ import annotations
 
 import posixpath
@@ -21,11 +22,22 @@ MOUNTINFO = "/proc/self/mountinfo"
 PROC_SELF_CGROUP = "/proc/self/cgroup"
 
 # v1 super options that are mount flags, not controllers.
-_V1_NON_CONTROLLER_OPTS = frozenset({
-    "rw", "ro", "noprefix", "clone_children", "xattr", "cpuset_v2_mode", "favordynmods",
-    "nsdelegate", "memory_localevents", "memory_recursiveprot", "memory_hugetlb_accounting",
-    "pids_localevents",
-})
+_V1_NON_CONTROLLER_OPTS = frozenset(
+    {
+        "rw",
+        "ro",
+        "noprefix",
+        "clone_children",
+        "xattr",
+        "cpuset_v2_mode",
+        "favordynmods",
+        "nsdelegate",
+        "memory_localevents",
+        "memory_recursiveprot",
+        "memory_hugetlb_accounting",
+        "pids_localevents",
+    }
+)
 
 
 class Layout:
@@ -38,10 +50,12 @@ class Layout:
     roots    mount point -> the cgroup path mounted there (field 4 of mountinfo, "/" unless
              the host bind-mounted a sub-tree, as some container engines do)
     """
+
     __slots__ = ("kind", "mounts", "unified", "roots")
 
-    def __init__(self, kind: str, mounts: dict | None = None, unified: str | None = None,
-                 roots: dict | None = None):
+    def __init__(
+        self, kind: str, mounts: dict | None = None, unified: str | None = None, roots: dict | None = None
+    ):
         self.kind = kind
         self.mounts = dict(mounts or {})
         self.unified = unified
@@ -51,8 +65,10 @@ class Layout:
         return isinstance(other, Layout) and self.to_dict() == other.to_dict()
 
     def __repr__(self):
-        return (f"Layout(kind={self.kind!r}, mounts={self.mounts!r}, unified={self.unified!r}, "
-                f"roots={self.roots!r})")
+        return (
+            f"Layout(kind={self.kind!r}, mounts={self.mounts!r}, unified={self.unified!r}, "
+            f"roots={self.roots!r})"
+        )
 
     def hierarchies(self) -> dict:
         """v1 mount point -> sorted tuple of the controllers (and name=) mounted there."""
@@ -62,8 +78,12 @@ class Layout:
         return {m: tuple(sorted(c)) for m, c in out.items()}
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "mounts": dict(self.mounts), "unified": self.unified,
-                "roots": dict(self.roots)}
+        return {
+            "kind": self.kind,
+            "mounts": dict(self.mounts),
+            "unified": self.unified,
+            "roots": dict(self.roots),
+        }
 
 
 def _unescape(s: str) -> str:
@@ -72,8 +92,8 @@ def _unescape(s: str) -> str:
         return s
     out, i = [], 0
     while i < len(s):
-        if s[i] == "\\" and len(s[i + 1:i + 4]) == 3 and s[i + 1:i + 4].isdigit():
-            out.append(chr(int(s[i + 1:i + 4], 8)))
+        if s[i] == "\\" and len(s[i + 1 : i + 4]) == 3 and s[i + 1 : i + 4].isdigit():
+            out.append(chr(int(s[i + 1 : i + 4], 8)))
             i += 4
         else:
             out.append(s[i])
@@ -105,8 +125,11 @@ def parse_mountinfo(text: str) -> Layout:
             v2_mounts.append(mountpoint)
             roots.setdefault(mountpoint, root)
             continue
-        ctrls = [o for o in superopts.split(",") if o and o not in _V1_NON_CONTROLLER_OPTS
-                 and not o.startswith("release_agent=")]
+        ctrls = [
+            o
+            for o in superopts.split(",")
+            if o and o not in _V1_NON_CONTROLLER_OPTS and not o.startswith("release_agent=")
+        ]
         for c in ctrls:
             # The first mount of a hierarchy wins (later ones are bind mounts of it).
             if c not in mounts:
@@ -129,8 +152,9 @@ def parse_mountinfo(text: str) -> Layout:
         mounts = {}
         roots = {unified: roots[unified]}
     else:
-        raise OcirtError("no cgroup filesystem is mounted (nothing of type cgroup or cgroup2 "
-                         "in /proc/self/mountinfo)")
+        raise OcirtError(
+            "no cgroup filesystem is mounted (nothing of type cgroup or cgroup2 in /proc/self/mountinfo)"
+        )
     if kind != "v2":
         roots = {m: r for m, r in roots.items() if m in mounts.values() or m == unified}
     return Layout(kind=kind, mounts=mounts, unified=unified, roots=roots)
@@ -192,5 +216,5 @@ def strip_root(cg_path: str, mount_root: str) -> str:
     if cg_path == mount_root:
         return "/"
     if cg_path.startswith(mount_root + "/"):
-        return cg_path[len(mount_root):]
+        return cg_path[len(mount_root) :]
     return cg_path

@@ -12,6 +12,7 @@ Operations a manager cannot do raise a one-line OcirtError (NoCgroup: "the conta
 cgroup"); none of them makes a Kernel: the one that needs it (apply, for the v2 device filter)
 takes it as an argument.
 """
+
 from __future__ import annotations
 
 import _signal  # not signal: it imports enum
@@ -39,7 +40,7 @@ class Manager:
         """The directory of a controller (v1), the v2 directory, or the primary one."""
         raise NotImplementedError
 
-    def placement(self) -> "Manager":
+    def placement(self) -> Manager:
         """The cgroup the container's processes are in: this one, or the runtime's own (what
         the container may see as /sys/fs/cgroup) when it has none."""
         return self
@@ -56,11 +57,12 @@ class Manager:
         processes is joined with a warning (`warn(message)`, runc's)."""
         raise NotImplementedError
 
-    def sub(self, paths: dict) -> "Manager":
+    def sub(self, paths: dict) -> Manager:
         """exec --cgroup: the manager of an existing sub-cgroup of this one, {controller or ""
         (every hierarchy): path below the container's cgroup}; a path that leaves it, or one
         that does not exist, is refused. Nothing is made, and destroy() of it removes nothing."""
         from ..errors import OcirtError
+
         raise OcirtError("the container's cgroup has no sub-cgroups (exec --cgroup)")
 
     def apply(self, resources, kernel=None) -> None:

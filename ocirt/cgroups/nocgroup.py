@@ -5,6 +5,7 @@ Nothing is made, moved or removed. Its processes are those of its init's pid nam
 the init when it shares the runtime's). Operations that need a cgroup (pause, resume, update,
 stats, kill --all) fail with one line: "the container has no cgroup". state.json records `{}`.
 """
+
 from __future__ import annotations
 
 import _signal
@@ -19,10 +20,13 @@ NO_CGROUP = "the container has no cgroup"
 def _asks_limits(resources) -> bool:
     """True unless `resources` (a dict or a parsed Resources) holds device rules and nothing
     else."""
-    if not isinstance(resources, dict):                 # a Resources: what differs from none
+    if not isinstance(resources, dict):  # a Resources: what differs from none
         unset = type(resources)()
-        resources = {f: getattr(resources, f) for f in resources._fields
-                     if f == "devices" or getattr(resources, f) != getattr(unset, f)}
+        resources = {
+            f: getattr(resources, f)
+            for f in resources._fields
+            if f == "devices" or getattr(resources, f) != getattr(unset, f)
+        }
     if resources.get("devices") is None:
         return True
     return any(v not in (None, {}, []) for k, v in resources.items() if k != "devices")
@@ -99,7 +103,7 @@ class NoCgroup(Manager):
         return sorted(out)
 
     def wait_empty(self, timeout: float = 5.0) -> bool:
-        return True             # no cgroup to empty: the init's death is waited for elsewhere
+        return True  # no cgroup to empty: the init's death is waited for elsewhere
 
     def kill_all(self, sig: int = _signal.SIGKILL) -> None:
         raise OcirtError(NO_CGROUP)

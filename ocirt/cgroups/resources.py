@@ -7,6 +7,7 @@ Zero handling follows runc (whose Go structs cannot tell 0 from absent): a 0 in 
 limit/reservation/swap/kernel/kernelTCP, cpu shares/quota/period/realtime*, blockIO weights
 means "not set". pids.limit 0 is a real limit (the spec says so), as is swappiness 0 and idle 0.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,6 +22,7 @@ def ptr(*parts) -> str:
 
 
 # ---------------------------------------------------------------- type checks
+
 
 def _get(d: dict, key: str, path: tuple, kind: str):
     """d[key] checked against kind: 'int', 'uint', 'bool', 'str'; None when absent."""
@@ -87,6 +89,7 @@ class _Record:
     Subclasses list `_fields`; `_defaults` gives defaults (a type such as list is called to
     make a fresh value); any other missing field is None.
     """
+
     __slots__ = ()
     _fields: tuple = ()
     _defaults: dict = {}
@@ -96,7 +99,7 @@ class _Record:
             raise TypeError(f"{type(self).__name__}: too many arguments")
         for name, v in zip(self._fields, args):
             setattr(self, name, v)
-        for name in self._fields[len(args):]:
+        for name in self._fields[len(args) :]:
             if name in kw:
                 v = kw.pop(name)
             else:
@@ -122,24 +125,60 @@ class _Record:
 
 
 class Memory(_Record):
-    __slots__ = _fields = ("limit", "reservation", "swap", "kernel", "kernel_tcp",
-                           "swappiness", "disable_oom_killer", "use_hierarchy",
-                           "check_before_update")
+    __slots__ = _fields = (
+        "limit",
+        "reservation",
+        "swap",
+        "kernel",
+        "kernel_tcp",
+        "swappiness",
+        "disable_oom_killer",
+        "use_hierarchy",
+        "check_before_update",
+    )
 
     def is_set(self) -> bool:
-        return any(v is not None for v in (self.limit, self.reservation, self.swap,
-                                            self.kernel, self.kernel_tcp, self.swappiness,
-                                            self.disable_oom_killer, self.use_hierarchy))
+        return any(
+            v is not None
+            for v in (
+                self.limit,
+                self.reservation,
+                self.swap,
+                self.kernel,
+                self.kernel_tcp,
+                self.swappiness,
+                self.disable_oom_killer,
+                self.use_hierarchy,
+            )
+        )
 
 
 class CPU(_Record):
-    __slots__ = _fields = ("shares", "quota", "burst", "period", "realtime_runtime",
-                           "realtime_period", "cpus", "mems", "idle")
+    __slots__ = _fields = (
+        "shares",
+        "quota",
+        "burst",
+        "period",
+        "realtime_runtime",
+        "realtime_period",
+        "cpus",
+        "mems",
+        "idle",
+    )
 
     def is_set(self) -> bool:
-        return any(v is not None for v in (self.shares, self.quota, self.burst, self.period,
-                                            self.realtime_runtime, self.realtime_period,
-                                            self.idle))
+        return any(
+            v is not None
+            for v in (
+                self.shares,
+                self.quota,
+                self.burst,
+                self.period,
+                self.realtime_runtime,
+                self.realtime_period,
+                self.idle,
+            )
+        )
 
     def cpuset_is_set(self) -> bool:
         return bool(self.cpus) or bool(self.mems)
@@ -159,12 +198,20 @@ class BlockIO(_Record):
     _defaults = {"weight_device": list, "throttle": dict}
 
     def is_set(self) -> bool:
-        return (self.weight is not None or self.leaf_weight is not None or bool(self.weight_device)
-                or any(self.throttle.values()))
+        return (
+            self.weight is not None
+            or self.leaf_weight is not None
+            or bool(self.weight_device)
+            or any(self.throttle.values())
+        )
 
 
-THROTTLE_KEYS = ("throttleReadBpsDevice", "throttleWriteBpsDevice",
-                 "throttleReadIOPSDevice", "throttleWriteIOPSDevice")
+THROTTLE_KEYS = (
+    "throttleReadBpsDevice",
+    "throttleWriteBpsDevice",
+    "throttleReadIOPSDevice",
+    "throttleWriteIOPSDevice",
+)
 
 
 class HugepageLimit(_Record):
@@ -172,7 +219,7 @@ class HugepageLimit(_Record):
 
 
 class Network(_Record):
-    __slots__ = _fields = ("class_id", "priorities")     # priorities: [(name, priority)]
+    __slots__ = _fields = ("class_id", "priorities")  # priorities: [(name, priority)]
     _defaults = {"priorities": list}
 
     def is_set(self) -> bool:
@@ -193,6 +240,7 @@ class RdmaLimit(_Record):
 
 class DeviceRule(_Record):
     """One entry of linux.resources.devices, normalised: type in 'abc', major/minor None = '*'."""
+
     __slots__ = _fields = ("allow", "type", "major", "minor", "access")
     _defaults = {"type": "a", "access": "rwm"}
 
@@ -205,19 +253,40 @@ class DeviceRule(_Record):
         return f"{self.type} {maj}:{mnr} {self.access}"
 
     def to_dict(self) -> dict:
-        return {"allow": self.allow, "type": self.type, "major": self.major,
-                "minor": self.minor, "access": self.access}
+        return {
+            "allow": self.allow,
+            "type": self.type,
+            "major": self.major,
+            "minor": self.minor,
+            "access": self.access,
+        }
 
 
 class Resources(_Record):
     # devices: None when config.json has no devices key at all
-    __slots__ = _fields = ("memory", "cpu", "block_io", "hugepage_limits", "network",
-                           "pids_limit", "rdma", "unified", "devices")
-    _defaults = {"memory": Memory, "cpu": CPU, "block_io": BlockIO, "hugepage_limits": list,
-                 "network": Network, "rdma": list, "unified": dict}
+    __slots__ = _fields = (
+        "memory",
+        "cpu",
+        "block_io",
+        "hugepage_limits",
+        "network",
+        "pids_limit",
+        "rdma",
+        "unified",
+        "devices",
+    )
+    _defaults = {
+        "memory": Memory,
+        "cpu": CPU,
+        "block_io": BlockIO,
+        "hugepage_limits": list,
+        "network": Network,
+        "rdma": list,
+        "unified": dict,
+    }
 
     @classmethod
-    def parse(cls, d: dict | None) -> "Resources":
+    def parse(cls, d: dict | None) -> Resources:
         r = cls()
         if d is None:
             return r
@@ -263,14 +332,18 @@ class Resources(_Record):
         b = _obj(d, "blockIO", ())
         if b is not None:
             p = ("blockIO",)
-            bio = BlockIO(weight=_nz(_get(b, "weight", p, "uint")),
-                          leaf_weight=_nz(_get(b, "leafWeight", p, "uint")))
+            bio = BlockIO(
+                weight=_nz(_get(b, "weight", p, "uint")), leaf_weight=_nz(_get(b, "leafWeight", p, "uint"))
+            )
             for i, wd in enumerate(_list(b, "weightDevice", p)):
                 q = p + ("weightDevice", i)
-                dev = WeightDevice(json_pointer(BASE + q), _req(wd, "major", q),
-                                   _req(wd, "minor", q),
-                                   _nz(_get(wd, "weight", q, "uint")),
-                                   _nz(_get(wd, "leafWeight", q, "uint")))
+                dev = WeightDevice(
+                    json_pointer(BASE + q),
+                    _req(wd, "major", q),
+                    _req(wd, "minor", q),
+                    _nz(_get(wd, "weight", q, "uint")),
+                    _nz(_get(wd, "leafWeight", q, "uint")),
+                )
                 if dev.weight is None and dev.leaf_weight is None:
                     raise ConfigError(dev.ptr, "needs weight or leafWeight")
                 bio.weight_device.append(dev)
@@ -281,8 +354,11 @@ class Resources(_Record):
                     rate = _get(td, "rate", q, "uint")
                     if rate is None:
                         raise ConfigError(json_pointer(BASE + q + ("rate",)), "is required")
-                    items.append(ThrottleDevice(json_pointer(BASE + q), _req(td, "major", q),
-                                                _req(td, "minor", q), rate))
+                    items.append(
+                        ThrottleDevice(
+                            json_pointer(BASE + q), _req(td, "major", q), _req(td, "minor", q), rate
+                        )
+                    )
                 bio.throttle[key] = items
             r.block_io = bio
 
@@ -292,8 +368,9 @@ class Resources(_Record):
             if size is None:
                 raise ConfigError(json_pointer(BASE + q + ("pageSize",)), "is required")
             if not _is_page_size(size):
-                raise ConfigError(json_pointer(BASE + q + ("pageSize",)),
-                                  f"{size!r} is not a page size like 2MB or 1GB")
+                raise ConfigError(
+                    json_pointer(BASE + q + ("pageSize",)), f"{size!r} is not a page size like 2MB or 1GB"
+                )
             limit = _get(h, "limit", q, "uint")
             if limit is None:
                 raise ConfigError(json_pointer(BASE + q + ("limit",)), "is required")
@@ -326,8 +403,12 @@ class Resources(_Record):
                     raise ConfigError(json_pointer(BASE + q), "must be an object")
                 if not dev or any(ch.isspace() for ch in dev):
                     raise ConfigError(json_pointer(BASE + q), "is not a device name")
-                e = RdmaLimit(json_pointer(BASE + q), dev, _get(lim, "hcaHandles", q, "uint"),
-                              _get(lim, "hcaObjects", q, "uint"))
+                e = RdmaLimit(
+                    json_pointer(BASE + q),
+                    dev,
+                    _get(lim, "hcaHandles", q, "uint"),
+                    _get(lim, "hcaObjects", q, "uint"),
+                )
                 if e.hca_handles is None and e.hca_objects is None:
                     raise ConfigError(e.ptr, "needs hcaHandles or hcaObjects")
                 r.rdma.append(e)
@@ -368,8 +449,7 @@ def parse_device_rules(devices) -> list:
             raise ConfigError(json_pointer(BASE + q + ("allow",)), "is required")
         typ = _get(dv, "type", q, "str") or "a"
         if typ not in ("a", "b", "c"):
-            raise ConfigError(json_pointer(BASE + q + ("type",)),
-                              f"must be a, b or c, not {typ!r}")
+            raise ConfigError(json_pointer(BASE + q + ("type",)), f"must be a, b or c, not {typ!r}")
         major = _get(dv, "major", q, "int")
         minor = _get(dv, "minor", q, "int")
         # -1 is the Go-side spelling of a wildcard.
@@ -377,14 +457,16 @@ def parse_device_rules(devices) -> list:
         minor = None if minor is None or minor < 0 else minor
         access = _get(dv, "access", q, "str") or "rwm"
         if not access or any(ch not in "rwm" for ch in access) or len(set(access)) != len(access):
-            raise ConfigError(json_pointer(BASE + q + ("access",)),
-                              f"must be made of r, w and m, not {access!r}")
+            raise ConfigError(
+                json_pointer(BASE + q + ("access",)), f"must be made of r, w and m, not {access!r}"
+            )
         access = "".join(ch for ch in "rwm" if ch in access)
         rules.append(DeviceRule(allow, typ, major, minor, access))
     return rules
 
 
 # ---------------------------------------------------------------- v1 -> v2 conversions
+
 
 def shares_to_weight(shares: int) -> int:
     """cpu.shares [2, 262144] -> cpu.weight [1, 10000], the curve current runc uses.
@@ -399,7 +481,7 @@ def shares_to_weight(shares: int) -> int:
         return 10000
     x = math.log2(shares)
     exponent = (x * x + 125 * x) / 612.0 - 7.0 / 34.0
-    return int(math.ceil(10 ** exponent))
+    return int(math.ceil(10**exponent))
 
 
 def blkio_weight_to_io_weight(weight: int) -> int:
@@ -410,7 +492,7 @@ def blkio_weight_to_io_weight(weight: int) -> int:
 def swap_to_v2(swap: int | None, limit: int | None, pointer: str) -> int | None:
     """OCI memory.swap is memory+swap; memory.swap.max is swap alone. -1 = 'max'."""
     if limit == -1 and swap is None:
-        return -1                        # unlimited memory, and swap too (v1 behaviour)
+        return -1  # unlimited memory, and swap too (v1 behaviour)
     if swap is None or swap == -1:
         return swap
     if limit == -1:
@@ -420,8 +502,7 @@ def swap_to_v2(swap: int | None, limit: int | None, pointer: str) -> int | None:
     if limit < 0:
         raise ConfigError(ptr("memory", "limit"), f"invalid memory limit {limit}")
     if swap < limit:
-        raise ConfigError(pointer, f"memory+swap limit {swap} is smaller than the memory "
-                                   f"limit {limit}")
+        raise ConfigError(pointer, f"memory+swap limit {swap} is smaller than the memory limit {limit}")
     return swap - limit
 
 

@@ -2,13 +2,14 @@
 
 Missing files leave their fields out (or zero) instead of failing: stats are advisory.
 """
+
 from __future__ import annotations
 
 import os
 
 from .fs import CgroupFS, read_int, read_keyed
 
-_UNLIMITED_V2 = 2 ** 64 - 1
+_UNLIMITED_V2 = 2**64 - 1
 
 
 def _ints(fs: CgroupFS, path: str) -> list:
@@ -33,8 +34,12 @@ def _cpulist(text: str) -> list:
 
 def _mem_v1(fs: CgroupFS, d: str, prefix: str) -> dict:
     out = {}
-    for key, suffix in (("limit", "limit_in_bytes"), ("usage", "usage_in_bytes"),
-                        ("max", "max_usage_in_bytes"), ("failcnt", "failcnt")):
+    for key, suffix in (
+        ("limit", "limit_in_bytes"),
+        ("usage", "usage_in_bytes"),
+        ("max", "max_usage_in_bytes"),
+        ("failcnt", "failcnt"),
+    ):
         v = read_int(fs, os.path.join(d, f"{prefix}.{suffix}"))
         if v is not None:
             out[key] = v
@@ -43,8 +48,10 @@ def _mem_v1(fs: CgroupFS, d: str, prefix: str) -> dict:
 
 def _blkio_v1(fs: CgroupFS, d: str) -> dict:
     out = {}
-    for key, name in (("ioServiceBytesRecursive", "blkio.throttle.io_service_bytes_recursive"),
-                      ("ioServicedRecursive", "blkio.throttle.io_serviced_recursive")):
+    for key, name in (
+        ("ioServiceBytesRecursive", "blkio.throttle.io_service_bytes_recursive"),
+        ("ioServicedRecursive", "blkio.throttle.io_serviced_recursive"),
+    ):
         entries = []
         try:
             text = fs.read(os.path.join(d, name))
@@ -56,8 +63,7 @@ def _blkio_v1(fs: CgroupFS, d: str) -> dict:
                 continue
             maj, _, mnr = parts[0].partition(":")
             try:
-                entries.append({"major": int(maj), "minor": int(mnr), "op": parts[1],
-                                "value": int(parts[2])})
+                entries.append({"major": int(maj), "minor": int(mnr), "op": parts[1], "value": int(parts[2])})
             except ValueError:
                 pass
         if entries:
@@ -73,9 +79,11 @@ def stats_v1(fs: CgroupFS, paths: dict) -> dict:
         total = read_int(fs, os.path.join(acct, "cpuacct.usage"))
         if total is not None:
             usage["total"] = total
-        for key, name in (("percpu", "cpuacct.usage_percpu"),
-                          ("percpu_kernel", "cpuacct.usage_percpu_sys"),
-                          ("percpu_user", "cpuacct.usage_percpu_user")):
+        for key, name in (
+            ("percpu", "cpuacct.usage_percpu"),
+            ("percpu_kernel", "cpuacct.usage_percpu_sys"),
+            ("percpu_user", "cpuacct.usage_percpu_user"),
+        ):
             vals = _ints(fs, os.path.join(acct, name))
             if vals:
                 usage[key] = vals
@@ -100,8 +108,10 @@ def stats_v1(fs: CgroupFS, paths: dict) -> dict:
     cs = paths.get("cpuset")
     if cs:
         try:
-            data["cpuset"] = {"cpus": _cpulist(fs.read(os.path.join(cs, "cpuset.cpus"))),
-                              "mems": _cpulist(fs.read(os.path.join(cs, "cpuset.mems")))}
+            data["cpuset"] = {
+                "cpus": _cpulist(fs.read(os.path.join(cs, "cpuset.cpus"))),
+                "mems": _cpulist(fs.read(os.path.join(cs, "cpuset.mems"))),
+            }
         except OSError:
             pass
     mem = paths.get("memory")
@@ -117,8 +127,10 @@ def stats_v1(fs: CgroupFS, paths: dict) -> dict:
         }
     pids = paths.get("pids")
     if pids:
-        data["pids"] = {"current": read_int(fs, os.path.join(pids, "pids.current")) or 0,
-                        "limit": read_int(fs, os.path.join(pids, "pids.max")) or 0}
+        data["pids"] = {
+            "current": read_int(fs, os.path.join(pids, "pids.current")) or 0,
+            "limit": read_int(fs, os.path.join(pids, "pids.max")) or 0,
+        }
     blk = paths.get("blkio")
     if blk:
         data["blkio"] = _blkio_v1(fs, blk)
@@ -130,7 +142,7 @@ def stats_v1(fs: CgroupFS, paths: dict) -> dict:
             names = []
         for n in names:
             if n.startswith("hugetlb.") and n.endswith(".usage_in_bytes") and ".rsvd." not in n:
-                size = n[len("hugetlb."):-len(".usage_in_bytes")]
+                size = n[len("hugetlb.") : -len(".usage_in_bytes")]
                 data["hugetlb"][size] = _mem_v1(fs, hug, f"hugetlb.{size}")
                 data["hugetlb"][size].pop("limit", None)
     return data
@@ -140,9 +152,11 @@ def stats_v2(fs: CgroupFS, d: str) -> dict:
     data: dict = {"cpu": {}, "memory": {}, "pids": {}, "blkio": {}, "hugetlb": {}}
     st = read_keyed(fs, os.path.join(d, "cpu.stat"))
     if st:
-        data["cpu"]["usage"] = {"total": st.get("usage_usec", 0) * 1000,
-                                "kernel": st.get("system_usec", 0) * 1000,
-                                "user": st.get("user_usec", 0) * 1000}
+        data["cpu"]["usage"] = {
+            "total": st.get("usage_usec", 0) * 1000,
+            "kernel": st.get("system_usec", 0) * 1000,
+            "user": st.get("user_usec", 0) * 1000,
+        }
         thr = {}
         if st.get("nr_periods"):
             thr["periods"] = st["nr_periods"]
@@ -154,7 +168,8 @@ def stats_v2(fs: CgroupFS, d: str) -> dict:
     try:
         data["cpuset"] = {
             "cpus": _cpulist(fs.read(os.path.join(d, "cpuset.cpus.effective"))),
-            "mems": _cpulist(fs.read(os.path.join(d, "cpuset.mems.effective")))}
+            "mems": _cpulist(fs.read(os.path.join(d, "cpuset.mems.effective"))),
+        }
     except OSError:
         pass
     if fs.exists(os.path.join(d, "memory.current")):
@@ -182,8 +197,10 @@ def stats_v2(fs: CgroupFS, d: str) -> dict:
             swap.pop("max", None)
         data["memory"] = {"cache": raw.get("file", 0), "usage": usage, "swap": swap, "raw": raw}
     if fs.exists(os.path.join(d, "pids.current")):
-        data["pids"] = {"current": read_int(fs, os.path.join(d, "pids.current")) or 0,
-                        "limit": read_int(fs, os.path.join(d, "pids.max")) or 0}
+        data["pids"] = {
+            "current": read_int(fs, os.path.join(d, "pids.current")) or 0,
+            "limit": read_int(fs, os.path.join(d, "pids.max")) or 0,
+        }
     try:
         text = fs.read(os.path.join(d, "io.stat"))
     except OSError:
@@ -197,8 +214,12 @@ def stats_v2(fs: CgroupFS, d: str) -> dict:
         kv = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
         try:
             maj_i, mnr_i = int(maj), int(mnr)
-            for key, op, dest in (("rbytes", "Read", by_bytes), ("wbytes", "Write", by_bytes),
-                                  ("rios", "Read", by_ios), ("wios", "Write", by_ios)):
+            for key, op, dest in (
+                ("rbytes", "Read", by_bytes),
+                ("wbytes", "Write", by_bytes),
+                ("rios", "Read", by_ios),
+                ("wios", "Write", by_ios),
+            ):
                 if key in kv:
                     dest.append({"major": maj_i, "minor": mnr_i, "op": op, "value": int(kv[key])})
         except ValueError:
@@ -213,8 +234,10 @@ def stats_v2(fs: CgroupFS, d: str) -> dict:
         names = []
     for n in names:
         if n.startswith("hugetlb.") and n.endswith(".current") and ".rsvd." not in n:
-            size = n[len("hugetlb."):-len(".current")]
+            size = n[len("hugetlb.") : -len(".current")]
             ev = read_keyed(fs, os.path.join(d, f"hugetlb.{size}.events"))
-            data["hugetlb"][size] = {"usage": read_int(fs, os.path.join(d, n)) or 0,
-                                     "failcnt": ev.get("max", 0)}
+            data["hugetlb"][size] = {
+                "usage": read_int(fs, os.path.join(d, n)) or 0,
+                "failcnt": ev.get("max", 0),
+            }
     return data

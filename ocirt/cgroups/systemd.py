@@ -22,6 +22,7 @@ removes systemd's directories, and removes ocirt's own.
 Where systemd is not running (no /run/systemd/system, as sd_booted() checks), create fails
 with a clear error instead of silently using cgroupfs.
 """
+
 from __future__ import annotations
 
 import _signal  # not signal: it imports enum
@@ -49,26 +50,29 @@ _POINTER = "/linux/cgroupsPath"
 
 # ---------------------------------------------------------------- names
 
+
 def parse_cgroups_path(cgroups_path: str | None, container_id: str) -> tuple[str, str]:
     """(slice, unit name) for linux.cgroupsPath under the systemd driver."""
     if not cgroups_path:
         cgroups_path = f":{DEFAULT_PREFIX}:{container_id}"
     parts = cgroups_path.split(":")
     if len(parts) != 3:
-        raise ConfigError(_POINTER, 'expected cgroupsPath to be of format "slice:prefix:name" '
-                                    f'for systemd cgroups, got "{cgroups_path}" instead')
+        raise ConfigError(
+            _POINTER,
+            'expected cgroupsPath to be of format "slice:prefix:name" '
+            f'for systemd cgroups, got "{cgroups_path}" instead',
+        )
     slice_, prefix, name = parts
     if not name:
         raise ConfigError(_POINTER, f'no unit name in "{cgroups_path}" (slice:prefix:name)')
     if "/" in name or "/" in prefix:
-        raise ConfigError(_POINTER, f'invalid unit name in "{cgroups_path}": "/" is not '
-                                    "allowed")
+        raise ConfigError(_POINTER, f'invalid unit name in "{cgroups_path}": "/" is not allowed')
     if name.endswith(".slice"):
         unit = name
     else:
         unit = f"{prefix}-{name}.scope" if prefix else f"{name}.scope"
     slice_ = slice_ or DEFAULT_SLICE
-    expand_slice(slice_)            # checked now: a ConfigError before anything is made
+    expand_slice(slice_)  # checked now: a ConfigError before anything is made
     return slice_, unit
 
 
@@ -78,7 +82,7 @@ def expand_slice(slice_: str) -> str:
         return "/"
     if not slice_.endswith(".slice") or "/" in slice_:
         raise ConfigError(_POINTER, f"invalid slice name: {slice_}")
-    stem = slice_[:-len(".slice")]
+    stem = slice_[: -len(".slice")]
     if not stem or stem.startswith("-") or stem.endswith("-") or "--" in stem:
         raise ConfigError(_POINTER, f"invalid slice name: {slice_}")
     out, acc = [], ""
@@ -97,10 +101,12 @@ def unit_cgroup(slice_: str, unit: str) -> str:
 
 # ---------------------------------------------------------------- properties
 
+
 def _cpus_mask(spec: str, pointer: str) -> bytes:
     """'0-2,5' -> the little-endian byte mask systemd wants for AllowedCPUs (a kernel list, parsed
     as process.execCPUAffinity's is)."""
     from ..procattr import MAX_CPUS, _Where, parse_list
+
     bits = parse_list(spec, _Where("", "config.json"), pointer, MAX_CPUS)
     mask = bytearray((bits[-1] // 8 + 1) if bits else 0)
     for b in bits:
@@ -144,8 +150,7 @@ def resource_properties(r: Resources, kind: str, version: int = 0) -> list:
                 add("MemoryMax", "t", _limit(mem.limit))
             if mem.reservation:
                 add("MemoryLow", "t", _limit(mem.reservation))
-            swap = swap_to_v2(mem.swap or None, mem.limit or None,
-                              "/linux/resources/memory/swap")
+            swap = swap_to_v2(mem.swap or None, mem.limit or None, "/linux/resources/memory/swap")
             if swap is not None:
                 add("MemorySwapMax", "t", _limit(swap))
         if cpu is not None and cpu.shares:
@@ -167,8 +172,7 @@ def resource_properties(r: Resources, kind: str, version: int = 0) -> list:
             if cpu.cpus:
                 add("AllowedCPUs", "ay", _cpus_mask(cpu.cpus, "/linux/resources/cpu/cpus"))
             if cpu.mems:
-                add("AllowedMemoryNodes", "ay", _cpus_mask(cpu.mems,
-                                                           "/linux/resources/cpu/mems"))
+                add("AllowedMemoryNodes", "ay", _cpus_mask(cpu.mems, "/linux/resources/cpu/mems"))
     if r.pids_limit is not None and r.pids_limit != 0:
         add("TasksMax", "t", _limit(r.pids_limit))
     if kind == "v2" and r.unified:
@@ -179,17 +183,21 @@ def resource_properties(r: Resources, kind: str, version: int = 0) -> list:
 
 
 def _unified_properties(unified: dict, recent: bool) -> list:
-    names = {"memory.high": "MemoryHigh", "memory.low": "MemoryLow", "memory.min": "MemoryMin",
-             "memory.max": "MemoryMax", "memory.swap.max": "MemorySwapMax",
-             "pids.max": "TasksMax"}
+    names = {
+        "memory.high": "MemoryHigh",
+        "memory.low": "MemoryLow",
+        "memory.min": "MemoryMin",
+        "memory.max": "MemoryMax",
+        "memory.swap.max": "MemorySwapMax",
+        "pids.max": "TasksMax",
+    }
     out = []
     for key, value in unified.items():
         value = str(value).strip()
         pointer = f"/linux/resources/unified/{key}"
         try:
             if key in names:
-                out.append((names[key], Variant("t", UINT64_MAX if value == "max"
-                                                else int(value))))
+                out.append((names[key], Variant("t", UINT64_MAX if value == "max" else int(value))))
             elif key == "cpu.weight":
                 out.append(("CPUWeight", Variant("t", int(value))))
             elif key == "cpu.max":
@@ -240,23 +248,20 @@ def device_properties(rules, proc_devices: str = "/proc/devices") -> list:
                 if set(rule.access) >= set("rwm"):
                     policy, allow = "auto", []
                     continue
-                return [("DevicePolicy", Variant("s", "auto")),
-                        ("DeviceAllow", Variant("a(ss)", []))]
+                return [("DevicePolicy", Variant("s", "auto")), ("DeviceAllow", Variant("a(ss)", []))]
             policy, allow = "strict", []
             continue
         if not rule.allow:
-            continue        # a deny systemd cannot say; the cgroupfs rules carry it
+            continue  # a deny systemd cannot say; the cgroupfs rules carry it
         if rule.type == "a" or (rule.major is None and rule.minor is not None):
-            return [("DevicePolicy", Variant("s", "auto")),
-                    ("DeviceAllow", Variant("a(ss)", []))]
+            return [("DevicePolicy", Variant("s", "auto")), ("DeviceAllow", Variant("a(ss)", []))]
         kind = "char" if rule.type == "c" else "block"
         if rule.major is None:
-            allow.append((f"{kind}-*", rule.access))        # every device of the kind
+            allow.append((f"{kind}-*", rule.access))  # every device of the kind
         elif rule.minor is None:
             name = _device_names(rule.type, proc_devices).get(rule.major)
             if name is None:
-                return [("DevicePolicy", Variant("s", "auto")),
-                        ("DeviceAllow", Variant("a(ss)", []))]
+                return [("DevicePolicy", Variant("s", "auto")), ("DeviceAllow", Variant("a(ss)", []))]
             allow.append((f"{kind}-{name}", rule.access))
         else:
             allow.append((f"/dev/{kind}/{rule.major}:{rule.minor}", rule.access))
@@ -272,7 +277,7 @@ def annotation_properties(annotations: dict) -> list:
     for key, value in (annotations or {}).items():
         if not key.startswith("org.systemd.property."):
             continue
-        name = key[len("org.systemd.property."):]
+        name = key[len("org.systemd.property.") :]
         pointer = "/annotations/" + key.replace("~", "~0").replace("/", "~1")
         if not name or name in ("PIDs", "Delegate", "Slice", "Description"):
             raise ConfigError(pointer, f"systemd property {name!r} cannot be set")
@@ -280,9 +285,22 @@ def annotation_properties(annotations: dict) -> list:
     return out
 
 
-_GV_INTS = {"byte": "y", "int16": "n", "uint16": "q", "int32": "i", "uint32": "u",
-            "int64": "x", "uint64": "t", "@y": "y", "@n": "n", "@q": "q", "@i": "i",
-            "@u": "u", "@x": "x", "@t": "t"}
+_GV_INTS = {
+    "byte": "y",
+    "int16": "n",
+    "uint16": "q",
+    "int32": "i",
+    "uint32": "u",
+    "int64": "x",
+    "uint64": "t",
+    "@y": "y",
+    "@n": "n",
+    "@q": "q",
+    "@i": "i",
+    "@u": "u",
+    "@x": "x",
+    "@t": "t",
+}
 
 
 def parse_gvariant(text: str, pointer: str) -> Variant:
@@ -301,11 +319,14 @@ def parse_gvariant(text: str, pointer: str) -> Variant:
             return Variant("d", float(rest))
         return Variant("i", int(t, 0))
     except ValueError:
-        raise ConfigError(pointer, f"cannot parse {text!r} as a systemd property value "
-                                   "(GVariant text: true, 'text', uint64 5, ...)") from None
+        raise ConfigError(
+            pointer,
+            f"cannot parse {text!r} as a systemd property value (GVariant text: true, 'text', uint64 5, ...)",
+        ) from None
 
 
 # ---------------------------------------------------------------- the bus
+
 
 class SystemdBus:
     """The manager calls the driver makes, over one connection."""
@@ -323,8 +344,9 @@ class SystemdBus:
         return self.conn.call(_DEST, _PATH, _MANAGER, member, signature, args)
 
     def version(self) -> int:
-        (v,) = self.conn.call(_DEST, _PATH, "org.freedesktop.DBus.Properties", "Get", "ss",
-                              [_MANAGER, "Version"])
+        (v,) = self.conn.call(
+            _DEST, _PATH, "org.freedesktop.DBus.Properties", "Get", "ss", [_MANAGER, "Version"]
+        )
         digits = ""
         for ch in str(v.value).lstrip("v"):
             if not ch.isdigit():
@@ -333,8 +355,11 @@ class SystemdBus:
         return int(digits or 0)
 
     def _wait_job(self, job: str, what: str, unit: str) -> None:
-        msg = self.conn.wait_signal(lambda m: m.member == "JobRemoved" and m.interface == _MANAGER
-                                    and len(m.body) == 4 and m.body[1] == job)
+        msg = self.conn.wait_signal(
+            lambda m: (
+                m.member == "JobRemoved" and m.interface == _MANAGER and len(m.body) == 4 and m.body[1] == job
+            )
+        )
         result = msg.body[3]
         if result != "done":
             raise OcirtError(f"error {what} systemd unit {unit}: got {result!r}")
@@ -348,8 +373,9 @@ class SystemdBus:
         self._subscribe()
         for attempt in (0, 1):
             try:
-                (job,) = self._call("StartTransientUnit", "ssa(sv)a(sa(sv))",
-                                    [unit, "replace", properties, []])
+                (job,) = self._call(
+                    "StartTransientUnit", "ssa(sv)a(sa(sv))", [unit, "replace", properties, []]
+                )
                 break
             except DBusError as e:
                 if e.name == "org.freedesktop.systemd1.UnitExists" and attempt == 0:
@@ -367,8 +393,7 @@ class SystemdBus:
         try:
             (job,) = self._call("StopUnit", "ss", [unit, "replace"])
         except DBusError as e:
-            if e.name in ("org.freedesktop.systemd1.NoSuchUnit",
-                          "org.freedesktop.systemd1.LoadFailed"):
+            if e.name in ("org.freedesktop.systemd1.NoSuchUnit", "org.freedesktop.systemd1.LoadFailed"):
                 return
             raise OcirtError(f"cannot stop systemd unit {unit}: {e}") from None
         self._wait_job(job, "stopping", unit)
@@ -390,11 +415,14 @@ def systemd_running(run_dir: str = SYSTEMD_RUN_DIR) -> bool:
 
 # ---------------------------------------------------------------- the cgroup
 
+
 def _fs_class(kind: str) -> type:
     if kind == "v2":
         from .cgroup_v2 import V2Cgroup
+
         return V2Cgroup
     from .cgroup_v1 import V1Cgroup
+
     return V1Cgroup
 
 
@@ -408,16 +436,24 @@ class SystemdCgroup(Manager):
     leaves to us, and writes the resources to cgroupfs.
     """
 
-    def __init__(self, files: FsCgroup, unit: str, slice_: str, description: str = "",
-                 extra: list | None = None, started: bool = False, bus=None):
+    def __init__(
+        self,
+        files: FsCgroup,
+        unit: str,
+        slice_: str,
+        description: str = "",
+        extra: list | None = None,
+        started: bool = False,
+        bus=None,
+    ):
         self.files = files
         self.unit = unit
         self.slice = slice_
         self.description = description
-        self.extra = list(extra or [])          # properties from annotations
+        self.extra = list(extra or [])  # properties from annotations
         self.started = started
         self._bus_factory = bus or SystemdBus
-        self._pending = None                    # (Resources, kernel) until the unit starts
+        self._pending = None  # (Resources, kernel) until the unit starts
 
     # what the cgroupfs manager knows
     layout = property(lambda self: self.files.layout)
@@ -429,14 +465,24 @@ class SystemdCgroup(Manager):
     fs = property(lambda self: self.files.fs)
 
     @classmethod
-    def for_systemd(cls, layout, cgroups_path, container_id: str, annotations=None,
-                    fs=None, bus=None, run_dir: str = SYSTEMD_RUN_DIR) -> "SystemdCgroup":
+    def for_systemd(
+        cls,
+        layout,
+        cgroups_path,
+        container_id: str,
+        annotations=None,
+        fs=None,
+        bus=None,
+        run_dir: str = SYSTEMD_RUN_DIR,
+    ) -> SystemdCgroup:
         slice_, unit = parse_cgroups_path(cgroups_path, container_id)
         extra = annotation_properties(annotations)
-        if bus is None and not systemd_running(run_dir):   # a given bus stands for systemd
+        if bus is None and not systemd_running(run_dir):  # a given bus stands for systemd
             # runc's words (engines match them), and why
-            raise OcirtError("systemd not running on this host, cannot use systemd cgroups "
-                             f"manager (no {run_dir}: run without --systemd-cgroup)")
+            raise OcirtError(
+                "systemd not running on this host, cannot use systemd cgroups "
+                f"manager (no {run_dir}: run without --systemd-cgroup)"
+            )
         rel = unit_cgroup(slice_, unit)
         paths, unified = {}, None
         if layout.kind == "v2":
@@ -448,8 +494,7 @@ class SystemdCgroup(Manager):
             if layout.kind == "hybrid":
                 unified = _join(layout.unified, rel)
         files = _fs_class(layout.kind)(layout, paths, unified, cgroups_path=cgroups_path, fs=fs)
-        return cls(files, unit, slice_, description=f"ocirt container {container_id}",
-                   extra=extra, bus=bus)
+        return cls(files, unit, slice_, description=f"ocirt container {container_id}", extra=extra, bus=bus)
 
     def to_dict(self) -> dict:
         d = self.files.to_dict()
@@ -457,12 +502,12 @@ class SystemdCgroup(Manager):
         return d
 
     @classmethod
-    def from_saved(cls, layout, d: dict, fs=None, bus=None) -> "SystemdCgroup":
+    def from_saved(cls, layout, d: dict, fs=None, bus=None) -> SystemdCgroup:
         files = _fs_class(layout.kind).from_dict(
-            layout, {k: v for k, v in d.items() if k != "systemd"}, fs=fs)
+            layout, {k: v for k, v in d.items() if k != "systemd"}, fs=fs
+        )
         sd = d["systemd"]
-        return cls(files, sd["unit"], sd.get("slice", ""), started=bool(sd.get("started")),
-                   bus=bus)
+        return cls(files, sd["unit"], sd.get("slice", ""), started=bool(sd.get("started")), bus=bus)
 
     # -- the unit ---------------------------------------------------------------------------
 
@@ -471,15 +516,19 @@ class SystemdCgroup(Manager):
         if self.unit.endswith(".slice"):
             props.append(("Wants", Variant("as", [self.slice])))
         else:
-            props += [("Slice", Variant("s", self.slice)),
-                      ("PIDs", Variant("au", [pid])),
-                      ("Delegate", Variant("b", True))]
+            props += [
+                ("Slice", Variant("s", self.slice)),
+                ("PIDs", Variant("au", [pid])),
+                ("Delegate", Variant("b", True)),
+            ]
         io = "IOAccounting" if self.kind == "v2" else "BlockIOAccounting"
-        props += [("MemoryAccounting", Variant("b", True)),
-                  ("CPUAccounting", Variant("b", True)),
-                  (io, Variant("b", True)),
-                  ("TasksAccounting", Variant("b", True)),
-                  ("DefaultDependencies", Variant("b", False))]
+        props += [
+            ("MemoryAccounting", Variant("b", True)),
+            ("CPUAccounting", Variant("b", True)),
+            (io, Variant("b", True)),
+            ("TasksAccounting", Variant("b", True)),
+            ("DefaultDependencies", Variant("b", False)),
+        ]
         if r is not None:
             props += resource_properties(r, self.kind, version)
         return props + self.extra
@@ -493,7 +542,7 @@ class SystemdCgroup(Manager):
     def apply(self, resources, kernel=None) -> None:
         r = resources if isinstance(resources, Resources) else Resources.parse(resources)
         if not self.started:
-            resource_properties(r, self.kind)      # a ConfigError now, not after the fork
+            resource_properties(r, self.kind)  # a ConfigError now, not after the fork
             self._pending = (r, kernel)
             return
 
@@ -501,6 +550,7 @@ class SystemdCgroup(Manager):
             props = resource_properties(r, self.kind, bus.version())
             if props:
                 bus.set_properties(self.unit, props)
+
         self._with_bus(update)
         self.files.apply(r, kernel)
 
@@ -520,6 +570,7 @@ class SystemdCgroup(Manager):
         def start(bus):
             version = bus.version() if r is not None else 0
             bus.start_unit(self.unit, self._unit_properties(pid, r, version))
+
         self._with_bus(start)
         self.started = True
         # The hierarchies systemd leaves alone (v1 freezer, cpuset, ...), and controllers it
@@ -537,10 +588,10 @@ class SystemdCgroup(Manager):
         try:
             self._with_bus(lambda b: b.stop_unit(self.unit))
         except OcirtError as e:
-            failure = e             # systemd gone? remove what can be removed, then tell
+            failure = e  # systemd gone? remove what can be removed, then tell
         self.started = False
         self.files.destroy(timeout)
-        for d in self.dirs():       # what systemd left, e.g. a v1 hierarchy it does not know
+        for d in self.dirs():  # what systemd left, e.g. a v1 hierarchy it does not know
             try:
                 self.files.rmtree(d, timeout)
             except OSError:

@@ -15,6 +15,7 @@ changed fields are set back to their recorded values (best effort) and nothing i
 Used by `ocirt update` (ocirt/commands/update.py, the argv side) and ocirt.api's
 Container.update. Numbers are parsed as Go parses them, with its error texts.
 """
+
 from __future__ import annotations
 
 import copy
@@ -31,6 +32,7 @@ UINT64 = (0, (1 << 64) - 1)
 
 # -- Go's number parsing, with its error texts ----------------------------------------------------
 
+
 def go_quote(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
@@ -38,24 +40,28 @@ def go_quote(s: str) -> str:
 def parse_uint(opt: str, text: str) -> int:
     """strconv.ParseUint(text, 10, 64)."""
     if not re.fullmatch(r"[0-9]+", text):
-        raise OcirtError(f"invalid value for {opt}: strconv.ParseUint: parsing {go_quote(text)}: "
-                         "invalid syntax")
+        raise OcirtError(
+            f"invalid value for {opt}: strconv.ParseUint: parsing {go_quote(text)}: invalid syntax"
+        )
     v = int(text)
     if v > UINT64[1]:
-        raise OcirtError(f"invalid value for {opt}: strconv.ParseUint: parsing {go_quote(text)}: "
-                         "value out of range")
+        raise OcirtError(
+            f"invalid value for {opt}: strconv.ParseUint: parsing {go_quote(text)}: value out of range"
+        )
     return v
 
 
 def parse_int(opt: str, text: str) -> int:
     """strconv.ParseInt(text, 10, 64)."""
     if not re.fullmatch(r"[+-]?[0-9]+", text):
-        raise OcirtError(f"invalid value for {opt}: strconv.ParseInt: parsing {go_quote(text)}: "
-                         "invalid syntax")
+        raise OcirtError(
+            f"invalid value for {opt}: strconv.ParseInt: parsing {go_quote(text)}: invalid syntax"
+        )
     v = int(text)
     if not INT64[0] <= v <= INT64[1]:
-        raise OcirtError(f"invalid value for {opt}: strconv.ParseInt: parsing {go_quote(text)}: "
-                         "value out of range")
+        raise OcirtError(
+            f"invalid value for {opt}: strconv.ParseInt: parsing {go_quote(text)}: value out of range"
+        )
     return v
 
 
@@ -88,13 +94,19 @@ def memory_value(opt: str, text: str) -> int:
 
 # -- the update as a partial linux.resources -------------------------------------------------------
 
+
 def resources_delta(memory: dict, cpu: dict, blkio: dict, pids: dict, unified: dict) -> dict:
     """The sections that change, as one partial linux.resources."""
     if memory.get("limit") == -1 and "swap" not in memory:
-        memory["swap"] = -1    # unlimited memory: unlimited memory+swap too (runc)
+        memory["swap"] = -1  # unlimited memory: unlimited memory+swap too (runc)
     out = {}
-    for name, part in (("memory", memory), ("cpu", cpu), ("blockIO", blkio), ("pids", pids),
-                       ("unified", unified)):
+    for name, part in (
+        ("memory", memory),
+        ("cpu", cpu),
+        ("blockIO", blkio),
+        ("pids", pids),
+        ("unified", unified),
+    ):
         if part:
             out[name] = part
     return out
@@ -112,16 +124,22 @@ def from_json(text: str) -> dict:
     if not isinstance(d, dict):
         raise OcirtError(f"invalid resources JSON: expected an object, not {type(d).__name__}")
     from .resources import Resources
+
     try:
         Resources.parse(d)
     except ConfigError as e:
         raise OcirtError(input_error(e)) from None
     sec = {name: (d.get(name) if isinstance(d.get(name), dict) else {}) for name in SECTIONS}
-    memory = {k: sec["memory"][k] for k in ("limit", "reservation", "swap", "checkBeforeUpdate")
-              if sec["memory"].get(k) is not None}
-    cpu = {k: sec["cpu"][k] for k in ("shares", "quota", "burst", "period", "realtimeRuntime",
-                                      "realtimePeriod", "idle")
-           if sec["cpu"].get(k) is not None}
+    memory = {
+        k: sec["memory"][k]
+        for k in ("limit", "reservation", "swap", "checkBeforeUpdate")
+        if sec["memory"].get(k) is not None
+    }
+    cpu = {
+        k: sec["cpu"][k]
+        for k in ("shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod", "idle")
+        if sec["cpu"].get(k) is not None
+    }
     cpu.update({k: sec["cpu"][k] for k in ("cpus", "mems") if sec["cpu"].get(k)})
     blkio = {"weight": sec["blockIO"]["weight"]} if sec["blockIO"].get("weight") is not None else {}
     pids = {"limit": sec["pids"]["limit"]} if sec["pids"].get("limit") else {}
@@ -133,6 +151,7 @@ def read_resources(path: str, stdin=None) -> str:
     if path == "-":
         if stdin is None:
             import sys
+
             stdin = sys.stdin
         return stdin.read()
     try:
@@ -146,7 +165,7 @@ def merge_update(delta: dict, base: dict, v2: bool) -> tuple[dict, dict, dict]:
     """(what to write now, what to record, what to write back on a failure)."""
     base = base if isinstance(base, dict) else {}
     record = copy.deepcopy(base)
-    record.pop("devices", None)            # never re-applied by update (runc: SkipDevices)
+    record.pop("devices", None)  # never re-applied by update (runc: SkipDevices)
     apply = copy.deepcopy(delta)
     rollback: dict = {}
     for name in SECTIONS + ("unified",):
@@ -160,8 +179,7 @@ def merge_update(delta: dict, base: dict, v2: bool) -> tuple[dict, dict, dict]:
             rollback[name] = back
     if v2:
         # memory.swap.max is swap - limit: a new limit or swap needs the other half.
-        for target, source in ((apply, record.get("memory") or {}),
-                               (rollback, base.get("memory") or {})):
+        for target, source in ((apply, record.get("memory") or {}), (rollback, base.get("memory") or {})):
             mem = target.get("memory")
             if not mem:
                 continue
@@ -173,11 +191,12 @@ def merge_update(delta: dict, base: dict, v2: bool) -> tuple[dict, dict, dict]:
 
 # -- errors -----------------------------------------------------------------------------------------
 
+
 def input_error(e: ConfigError) -> str:
     """A ConfigError about linux.resources, pointed within the update's own JSON."""
     pointer = e.pointer
     if pointer.startswith("/linux/resources"):
-        pointer = pointer[len("/linux/resources"):] or "/"
+        pointer = pointer[len("/linux/resources") :] or "/"
     return f"resources: {pointer}: {e.rule}"
 
 
@@ -213,11 +232,11 @@ def _memory_usage(cg) -> tuple:
 
 # -- Intel RDT (not implemented: refused the way runc refuses it on a host without it) -------------
 
+
 def _rdt_features() -> set:
     try:
         with open("/proc/self/mountinfo") as f:
-            mnt = next((line.split(" - ")[0].split()[4] for line in f
-                        if " - resctrl " in line), None)
+            mnt = next((line.split(" - ")[0].split()[4] for line in f if " - resctrl " in line), None)
     except OSError:
         return set()
     if not mnt:
@@ -242,16 +261,19 @@ def check_rdt(l3_cache_schema: str | None, mem_bw_schema: str | None) -> None:
 
 # -- the update ----------------------------------------------------------------------------------
 
+
 def apply_resources(c, delta: dict, warn) -> None:
     """Write a partial linux.resources (already checked) to the cgroup of `c` (an
     ocirt.container.Container, locked) and record it; on failure the previous values are set
     back, and `warn` is told if that failed too."""
-    apply, record, rollback = merge_update(delta, c.recorded_resources(),
-                                           c.cgroup().kind == "v2")
+    apply, record, rollback = merge_update(delta, c.recorded_resources(), c.cgroup().kind == "v2")
 
     def set_back_failed(err):
-        warn(f"Setting back cgroup configs failed due to error: {err}, your "
-             "state.json and actual configs might be inconsistent.")
+        warn(
+            f"Setting back cgroup configs failed due to error: {err}, your "
+            "state.json and actual configs might be inconsistent."
+        )
+
     try:
         c.update(apply, record, rollback, on_rollback_error=set_back_failed)
     except ConfigError as e:

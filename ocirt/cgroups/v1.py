@@ -4,6 +4,7 @@
 directory in it. Order of controllers and of files inside one controller follows runc, where
 the kernel cares (memory vs memsw, cfs period vs quota, rt period vs runtime).
 """
+
 from __future__ import annotations
 
 import errno
@@ -66,8 +67,7 @@ class V1Writer:
         self._memory(r)
         self._cpu(r)
         if r.pids_limit is not None:
-            self._set(ptr("pids", "limit"), "pids", "pids.max",
-                      "max" if r.pids_limit < 0 else r.pids_limit)
+            self._set(ptr("pids", "limit"), "pids", "pids.max", "max" if r.pids_limit < 0 else r.pids_limit)
         self._blkio(r)
         self._hugetlb(r)
         self._network(r)
@@ -89,8 +89,9 @@ class V1Writer:
         e = self._write(p, "devices", "devices.deny", "a")
         if e is not None:
             if e.errno == errno.EINVAL and self.fs.subdirs(self.paths["devices"]):
-                raise ConfigError(p, "cannot reset the device rules of a cgroup that has "
-                                     "child cgroups (cgroup v1 devices)")
+                raise ConfigError(
+                    p, "cannot reset the device rules of a cgroup that has child cgroups (cgroup v1 devices)"
+                )
             raise self._error(p, "devices.deny", "a", e)
         for i, rule in enumerate(r.devices):
             if i == 0 and not rule.allow and rule.v1_line() == "a":
@@ -105,7 +106,7 @@ class V1Writer:
         self._dir("memory", ptr("memory"))
         limit, swap = m.limit, m.swap
         if limit == -1 and swap is None:
-            swap = -1     # unlimited memory means unlimited memory+swap too (runc)
+            swap = -1  # unlimited memory means unlimited memory+swap too (runc)
         lp, sp = ptr("memory", "limit"), ptr("memory", "swap")
 
         def set_limit():
@@ -115,14 +116,14 @@ class V1Writer:
             if not self._has("memory", "memory.memsw.limit_in_bytes"):
                 if swap == -1:
                     return
-                raise ConfigError(sp, "swap accounting is not enabled in this kernel "
-                                      "(no memory.memsw.limit_in_bytes)")
+                raise ConfigError(
+                    sp, "swap accounting is not enabled in this kernel (no memory.memsw.limit_in_bytes)"
+                )
             self._set(sp, "memory", "memory.memsw.limit_in_bytes", swap)
 
         if limit is not None and swap is not None:
             # memsw must stay >= limit at every step: raise memsw first when growing.
-            current = read_int(self.fs, os.path.join(self.paths["memory"],
-                                                     "memory.limit_in_bytes"))
+            current = read_int(self.fs, os.path.join(self.paths["memory"], "memory.limit_in_bytes"))
             if swap == -1 or (current is not None and current < swap):
                 set_swap()
                 set_limit()
@@ -134,20 +135,23 @@ class V1Writer:
         elif swap is not None:
             set_swap()
         if m.reservation is not None:
-            self._set(ptr("memory", "reservation"), "memory", "memory.soft_limit_in_bytes",
-                      m.reservation)
+            self._set(ptr("memory", "reservation"), "memory", "memory.soft_limit_in_bytes", m.reservation)
         # memory.kernel: ignored, as runc does (kmem limits are deprecated, gone in 6.x).
         if m.kernel_tcp is not None and self._has("memory", "memory.kmem.tcp.limit_in_bytes"):
-            self._set(ptr("memory", "kernelTCP"), "memory", "memory.kmem.tcp.limit_in_bytes",
-                      m.kernel_tcp)
+            self._set(ptr("memory", "kernelTCP"), "memory", "memory.kmem.tcp.limit_in_bytes", m.kernel_tcp)
         if m.swappiness is not None and m.swappiness != -1:
             self._set(ptr("memory", "swappiness"), "memory", "memory.swappiness", m.swappiness)
         if m.disable_oom_killer is not None:
-            self._set(ptr("memory", "disableOOMKiller"), "memory", "memory.oom_control",
-                      1 if m.disable_oom_killer else 0)
+            self._set(
+                ptr("memory", "disableOOMKiller"),
+                "memory",
+                "memory.oom_control",
+                1 if m.disable_oom_killer else 0,
+            )
         if m.use_hierarchy is not None:
-            self._set(ptr("memory", "useHierarchy"), "memory", "memory.use_hierarchy",
-                      1 if m.use_hierarchy else 0)
+            self._set(
+                ptr("memory", "useHierarchy"), "memory", "memory.use_hierarchy", 1 if m.use_hierarchy else 0
+            )
 
     def _cpu(self, r: Resources) -> None:
         c = r.cpu
@@ -159,8 +163,9 @@ class V1Writer:
             self._set(p, "cpu", "cpu.shares", c.shares)
             got = read_int(self.fs, os.path.join(self.paths["cpu"], "cpu.shares"))
             if got is not None and got != c.shares:
-                raise ConfigError(p, f"the kernel took {c.shares} as {got}: cpu.shares must "
-                                     "be between 2 and 262144")
+                raise ConfigError(
+                    p, f"the kernel took {c.shares} as {got}: cpu.shares must be between 2 and 262144"
+                )
         # cfs: the kernel checks quota/period against the parent at each write, so a new
         # period that does not fit with the old quota may be refused until the quota is set.
         period_pending = None
@@ -186,16 +191,13 @@ class V1Writer:
         # realtime: same dance between rt_period and rt_runtime.
         rt_pending = None
         if c.realtime_period is not None:
-            e = self._write(ptr("cpu", "realtimePeriod"), "cpu", "cpu.rt_period_us",
-                            c.realtime_period)
+            e = self._write(ptr("cpu", "realtimePeriod"), "cpu", "cpu.rt_period_us", c.realtime_period)
             if e is not None:
                 if e.errno != errno.EINVAL or c.realtime_runtime is None:
-                    raise self._error(ptr("cpu", "realtimePeriod"), "cpu.rt_period_us",
-                                      c.realtime_period, e)
+                    raise self._error(ptr("cpu", "realtimePeriod"), "cpu.rt_period_us", c.realtime_period, e)
                 rt_pending = c.realtime_period
         if c.realtime_runtime is not None:
-            self._set(ptr("cpu", "realtimeRuntime"), "cpu", "cpu.rt_runtime_us",
-                      c.realtime_runtime)
+            self._set(ptr("cpu", "realtimeRuntime"), "cpu", "cpu.rt_runtime_us", c.realtime_runtime)
             if rt_pending is not None:
                 self._set(ptr("cpu", "realtimePeriod"), "cpu", "cpu.rt_period_us", rt_pending)
         if c.idle is not None:
@@ -217,23 +219,24 @@ class V1Writer:
             self._set(ptr("blockIO", "leafWeight"), "blkio", "blkio.leaf_weight", b.leaf_weight)
         for wd in b.weight_device:
             if wd.weight is not None:
-                self._set(wd.ptr + "/weight", "blkio", wdfile,
-                          f"{wd.major}:{wd.minor} {wd.weight}")
+                self._set(wd.ptr + "/weight", "blkio", wdfile, f"{wd.major}:{wd.minor} {wd.weight}")
             if wd.leaf_weight is not None:
-                self._set(wd.ptr + "/leafWeight", "blkio", "blkio.leaf_weight_device",
-                          f"{wd.major}:{wd.minor} {wd.leaf_weight}")
+                self._set(
+                    wd.ptr + "/leafWeight",
+                    "blkio",
+                    "blkio.leaf_weight_device",
+                    f"{wd.major}:{wd.minor} {wd.leaf_weight}",
+                )
         for key in THROTTLE_KEYS:
             for td in b.throttle.get(key, ()):
-                self._set(td.ptr, "blkio", _V1_THROTTLE_FILES[key],
-                          f"{td.major}:{td.minor} {td.rate}")
+                self._set(td.ptr, "blkio", _V1_THROTTLE_FILES[key], f"{td.major}:{td.minor} {td.rate}")
 
     def _hugetlb(self, r: Resources) -> None:
         for h in r.hugepage_limits:
             self._dir("hugetlb", h.ptr)
             name = f"hugetlb.{h.page_size}.limit_in_bytes"
             if not self._has("hugetlb", name):
-                raise ConfigError(h.ptr + "/pageSize",
-                                  f"huge page size {h.page_size} is not supported here")
+                raise ConfigError(h.ptr + "/pageSize", f"huge page size {h.page_size} is not supported here")
             self._set(h.ptr + "/limit", "hugetlb", name, h.limit)
             rsvd = f"hugetlb.{h.page_size}.rsvd.limit_in_bytes"
             if self._has("hugetlb", rsvd):
@@ -244,5 +247,4 @@ class V1Writer:
         if n.class_id is not None:
             self._set(ptr("network", "classID"), "net_cls", "net_cls.classid", n.class_id)
         for i, (name, prio) in enumerate(n.priorities):
-            self._set(ptr("network", "priorities", i), "net_prio", "net_prio.ifpriomap",
-                      f"{name} {prio}")
+            self._set(ptr("network", "priorities", i), "net_prio", "net_prio.ifpriomap", f"{name} {prio}")

@@ -23,6 +23,7 @@ limits, blockIO leaf weights, network classID/priorities, memory.useHierarchy=fa
 Devices are not written here: a v2 cgroup filters devices with an eBPF program, which
 Cgroup.apply attaches (ocirt/cgroups/ebpf.py).
 """
+
 from __future__ import annotations
 
 import errno
@@ -60,8 +61,7 @@ class V2Writer:
     def controllers(self) -> set:
         if self._controllers is None:
             try:
-                self._controllers = set(
-                    self.fs.read(os.path.join(self.path, "cgroup.controllers")).split())
+                self._controllers = set(self.fs.read(os.path.join(self.path, "cgroup.controllers")).split())
             except OSError:
                 self._controllers = set()
         return self._controllers
@@ -72,10 +72,14 @@ class V2Writer:
 
     def _missing(self, ctrl: str) -> str:
         if self.hybrid:
-            return (f'controller "{ctrl}" is not available in the cgroup v2 hierarchy of this '
-                    "hybrid host (bound to cgroup v1, or not in this kernel: use the v1 fields)")
-        return (f'controller "{ctrl}" is not available in {self.path} (not in '
-                "cgroup.controllers: not enabled by the parent or not in this kernel)")
+            return (
+                f'controller "{ctrl}" is not available in the cgroup v2 hierarchy of this '
+                "hybrid host (bound to cgroup v1, or not in this kernel: use the v1 fields)"
+            )
+        return (
+            f'controller "{ctrl}" is not available in {self.path} (not in '
+            "cgroup.controllers: not enabled by the parent or not in this kernel)"
+        )
 
     def _write(self, name: str, value) -> OSError | None:
         try:
@@ -113,15 +117,17 @@ class V2Writer:
             self._need("rdma", e.ptr)
             self._set(e.ptr, "rdma.max", e.line())
         if r.network.is_set():
-            raise ConfigError(ptr("network"), "net_cls/net_prio (classID, priorities) do not "
-                                              "exist on cgroup v2")
+            raise ConfigError(
+                ptr("network"), "net_cls/net_prio (classID, priorities) do not exist on cgroup v2"
+            )
         self.apply_unified(r.unified)
 
     def _memory(self, r: Resources) -> None:
         m = r.memory
         if m.use_hierarchy is False:
-            raise ConfigError(ptr("memory", "useHierarchy"),
-                              "cgroup v2 memory accounting is always hierarchical")
+            raise ConfigError(
+                ptr("memory", "useHierarchy"), "cgroup v2 memory accounting is always hierarchical"
+            )
         if m.limit is None and m.reservation is None and m.swap is None:
             return
         self._need("memory", ptr("memory"))
@@ -129,11 +135,15 @@ class V2Writer:
             usage = read_int(self.fs, os.path.join(self.path, "memory.current"))
             if usage is not None:
                 if m.swap is not None and 0 < m.swap <= usage:
-                    raise ConfigError(ptr("memory", "swap"), f"rejecting memory+swap limit "
-                                      f"{m.swap}: not above the current usage {usage}")
+                    raise ConfigError(
+                        ptr("memory", "swap"),
+                        f"rejecting memory+swap limit {m.swap}: not above the current usage {usage}",
+                    )
                 if m.limit is not None and 0 < m.limit <= usage:
-                    raise ConfigError(ptr("memory", "limit"), f"rejecting memory limit "
-                                      f"{m.limit}: not above the current usage {usage}")
+                    raise ConfigError(
+                        ptr("memory", "limit"),
+                        f"rejecting memory limit {m.limit}: not above the current usage {usage}",
+                    )
         swap = swap_to_v2(m.swap, m.limit, ptr("memory", "swap"))
         if swap is not None:
             value = max_str(swap)
@@ -153,24 +163,24 @@ class V2Writer:
             return
         self._need("io", ptr("blockIO"))
         if b.leaf_weight is not None:
-            raise ConfigError(ptr("blockIO", "leafWeight"), "leaf weights do not exist on "
-                                                            "cgroup v2")
+            raise ConfigError(ptr("blockIO", "leafWeight"), "leaf weights do not exist on cgroup v2")
         bfq = self._exists("io.bfq.weight")
         if b.weight is not None:
             if bfq:
                 self._set(ptr("blockIO", "weight"), "io.bfq.weight", b.weight)
             else:
-                self._set(ptr("blockIO", "weight"), "io.weight",
-                          blkio_weight_to_io_weight(b.weight))
+                self._set(ptr("blockIO", "weight"), "io.weight", blkio_weight_to_io_weight(b.weight))
         for wd in b.weight_device:
             if wd.leaf_weight is not None:
-                raise ConfigError(wd.ptr + "/leafWeight", "leaf weights do not exist on "
-                                                          "cgroup v2")
+                raise ConfigError(wd.ptr + "/leafWeight", "leaf weights do not exist on cgroup v2")
             if bfq:
                 self._set(wd.ptr + "/weight", "io.bfq.weight", f"{wd.major}:{wd.minor} {wd.weight}")
             else:
-                self._set(wd.ptr + "/weight", "io.weight",
-                          f"{wd.major}:{wd.minor} {blkio_weight_to_io_weight(wd.weight)}")
+                self._set(
+                    wd.ptr + "/weight",
+                    "io.weight",
+                    f"{wd.major}:{wd.minor} {blkio_weight_to_io_weight(wd.weight)}",
+                )
         for key in THROTTLE_KEYS:
             for td in b.throttle.get(key, ()):
                 self._set(td.ptr, "io.max", f"{td.major}:{td.minor} {_IO_MAX_KEYS[key]}={td.rate}")
@@ -178,11 +188,9 @@ class V2Writer:
     def _cpu(self, r: Resources) -> None:
         c = r.cpu
         if c.realtime_runtime is not None:
-            raise ConfigError(ptr("cpu", "realtimeRuntime"),
-                              "realtime cpu limits do not exist on cgroup v2")
+            raise ConfigError(ptr("cpu", "realtimeRuntime"), "realtime cpu limits do not exist on cgroup v2")
         if c.realtime_period is not None:
-            raise ConfigError(ptr("cpu", "realtimePeriod"),
-                              "realtime cpu limits do not exist on cgroup v2")
+            raise ConfigError(ptr("cpu", "realtimePeriod"), "realtime cpu limits do not exist on cgroup v2")
         if not c.is_set():
             return
         self._need("cpu", ptr("cpu"))
@@ -227,8 +235,7 @@ class V2Writer:
             self._need("hugetlb", h.ptr)
             name = f"hugetlb.{h.page_size}.max"
             if not self._exists(name):
-                raise ConfigError(h.ptr + "/pageSize",
-                                  f"huge page size {h.page_size} is not supported here")
+                raise ConfigError(h.ptr + "/pageSize", f"huge page size {h.page_size} is not supported here")
             self._set(h.ptr + "/limit", name, h.limit)
             rsvd = f"hugetlb.{h.page_size}.rsvd.max"
             if self._exists(rsvd):

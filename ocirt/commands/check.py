@@ -2,6 +2,7 @@
 
 Exit 0 when `create` would pass (warnings allowed), 1 otherwise. Nothing is created.
 """
+
 import sys
 
 from .. import jsonio
@@ -30,6 +31,7 @@ def main(g, o, args) -> int:
             sys.stdout.write(p.text() + "\n")
         errors = sum(p.level == "error" for p in report.problems)
         warnings = len(report.problems) - errors
-        sys.stdout.write(f"{errors} error(s), {warnings} warning(s): create would "
-                         f"{'pass' if report.ok else 'fail'}\n")
+        sys.stdout.write(
+            f"{errors} error(s), {warnings} warning(s): create would {'pass' if report.ok else 'fail'}\n"
+        )
     return 0 if report.ok else 1

@@ -14,16 +14,26 @@ OPTIONS = (
 
 
 def options_from(g, o, container_id: str, **extra) -> CreateOptions:
-    return CreateOptions(id=container_id, bundle=o["bundle"], root=g.root, pid_file=o["pid_file"],
-                         console_socket=o["console_socket"], no_pivot=o["no_pivot"],
-                         no_new_keyring=o["no_new_keyring"],
-                         preserve_fds=int_option(o, "preserve_fds"),
-                         systemd_cgroup=g.systemd_cgroup, rootless=rootless_mode(g.rootless),
-                         warn=g.log.warning, debug=g.log.debugger, **extra)
+    return CreateOptions(
+        id=container_id,
+        bundle=o["bundle"],
+        root=g.root,
+        pid_file=o["pid_file"],
+        console_socket=o["console_socket"],
+        no_pivot=o["no_pivot"],
+        no_new_keyring=o["no_new_keyring"],
+        preserve_fds=int_option(o, "preserve_fds"),
+        systemd_cgroup=g.systemd_cgroup,
+        rootless=rootless_mode(g.rootless),
+        warn=g.log.warning,
+        debug=g.log.debugger,
+        **extra,
+    )
 
 
 def main(g, o, args) -> int:
     from ..errors import OcirtError
+
     container_id = need_id(args, "create")
     try:
         sd, state = create(options_from(g, o, container_id), g.kernel())

@@ -5,6 +5,7 @@ object a line.
 event whenever the OOM counter of the memory cgroup grows, until the container stops or is
 deleted.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,16 @@ OPTIONS = (
 
 # -- Go's time.ParseDuration ------------------------------------------------------------------------
 
-_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0,
-          "m": 60.0, "h": 3600.0}
+_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,
+    "\u03bcs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
 _PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)([^0-9.]*)")
 
 
@@ -60,6 +69,7 @@ def emit(event: dict) -> None:
 
 
 # -- main ------------------------------------------------------------------------------------------
+
 
 def main(g, o, args) -> int:
     try:

@@ -4,10 +4,10 @@ import signal
 from .. import console
 from ..cli import Opt, UsageError, int_option, need_id
 from ..container import OpenContainer, wait_init
-from ..execute import exec_process
 from ..errors import OcirtError
-from ..state import Status
 from ..execspec import NO_COMMAND, ExecOptions, parse_user, process_config, process_spec
+from ..execute import exec_process
+from ..state import Status
 
 USAGE = "exec [command options] <container-id> <command> [command options]  || -p process.json <container-id>"
 STOP_AT_ARGS = True
@@ -31,7 +31,7 @@ OPTIONS = (
 )
 
 
-EXEC_FAILED = 255     # runc's status for exec's own failures; 1 is the process's
+EXEC_FAILED = 255  # runc's status for exec's own failures; 1 is the process's
 
 
 def exec_options(o: dict, args: list) -> ExecOptions:
@@ -52,12 +52,22 @@ def exec_options(o: dict, args: list) -> ExecOptions:
         cgroup = parse_cgroup_option(o["cgroup"])
     except OcirtError as e:
         raise UsageError(e.message) from None
-    return ExecOptions(process_file=o["process"] or None, tty=o["tty"], env=o["env"],
-                       cwd=o["cwd"] or None, uid=uid, gid=gid, additional_gids=gids,
-                       no_new_privileges=o["no_new_privs"], apparmor=o["apparmor"] or None,
-                       process_label=o["process_label"] or None, caps=o["cap"],
-                       preserve_fds=int_option(o, "preserve_fds"),
-                       ignore_paused=o["ignore_paused"], cgroup=cgroup)
+    return ExecOptions(
+        process_file=o["process"] or None,
+        tty=o["tty"],
+        env=o["env"],
+        cwd=o["cwd"] or None,
+        uid=uid,
+        gid=gid,
+        additional_gids=gids,
+        no_new_privileges=o["no_new_privs"],
+        apparmor=o["apparmor"] or None,
+        process_label=o["process_label"] or None,
+        caps=o["cap"],
+        preserve_fds=int_option(o, "preserve_fds"),
+        ignore_paused=o["ignore_paused"],
+        cgroup=cgroup,
+    )
 
 
 def main(g, o, args) -> int:
@@ -84,9 +94,8 @@ def run_exec(g, o, args, container_id: str) -> int:
             proc = process_config(opts, args[1:], c.state.bundle)
             if c.status() is Status.PAUSED:
                 if not opts.ignore_paused:
-                    raise OcirtError("cannot exec in a paused container (use --ignore-paused to "
-                                     "override)")
-                c.sd.unlock()   # the process waits frozen for `resume`, which takes the lock
+                    raise OcirtError("cannot exec in a paused container (use --ignore-paused to override)")
+                c.sd.unlock()  # the process waits frozen for `resume`, which takes the lock
             # --cgroup: refused here if it leaves the container's cgroup or does not exist
             sub = c.cgroup().sub(opts.cgroup) if opts.cgroup else None
             if debug and sub is not None:
@@ -96,8 +105,7 @@ def run_exec(g, o, args, container_id: str) -> int:
             socket_path = o["console_socket"] if terminal else None
             if terminal and not socket_path:
                 if o["detach"]:
-                    raise OcirtError("cannot allocate tty if runc will detach without setting "
-                                     "console socket")
+                    raise OcirtError("cannot allocate tty if runc will detach without setting console socket")
                 # in the foreground, as runc: we hold the pty and relay it, and it has our
                 # terminal's size from the start
                 listener, socket_path = console.listener()
@@ -105,18 +113,33 @@ def run_exec(g, o, args, container_id: str) -> int:
                 if proc.get("consoleSize") is None:
                     proc["consoleSize"] = console.size_of(host)
             if debug:
-                debug(f"exec: {spec.args} in container {container_id} (init pid {c.state.pid}),"
-                      f" uid {spec.uid} gid {spec.gid}, terminal {terminal}")
-            pid = exec_process(c, spec, g.kernel(), pid_file=o["pid_file"],
-                               subreaper=not o["detach"], console_socket=socket_path,
-                               console_size=proc.get("consoleSize"), cgroup=sub,
-                               ignore_paused=opts.ignore_paused)
+                debug(
+                    f"exec: {spec.args} in container {container_id} (init pid {c.state.pid}),"
+                    f" uid {spec.uid} gid {spec.gid}, terminal {terminal}"
+                )
+            pid = exec_process(
+                c,
+                spec,
+                g.kernel(),
+                pid_file=o["pid_file"],
+                subreaper=not o["detach"],
+                console_socket=socket_path,
+                console_size=proc.get("consoleSize"),
+                cgroup=sub,
+                ignore_paused=opts.ignore_paused,
+            )
         if debug:
             debug(f"exec: process started, pid {pid}")
         if o["detach"]:
             return 0
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                    signal.SIGUSR1, signal.SIGUSR2):
+        for sig in (
+            signal.SIGINT,
+            signal.SIGTERM,
+            signal.SIGHUP,
+            signal.SIGQUIT,
+            signal.SIGUSR1,
+            signal.SIGUSR2,
+        ):
             signal.signal(sig, lambda s, f: _forward(pid, s))
         if listener is not None:
             master = console.receive_master(listener)

@@ -1,4 +1,5 @@
 """`ocirt features`: the Features structure (ocirt/features_doc.py) as JSON on stdout."""
+
 import json
 import sys
 

@@ -21,7 +21,9 @@ def main(g, o, args) -> int:
     container_id = need_id(args, "kill")
     sig = parse_signal(args[1]) if len(args) > 1 else _signal.SIGTERM
     with OpenContainer.open(g.root, container_id) as c:
-        g.log.debug(f"kill: signal {sig} to {'every process of' if o['all'] else 'the init of'} "
-                    f"container {container_id} (init pid {c.state.pid})")
+        g.log.debug(
+            f"kill: signal {sig} to {'every process of' if o['all'] else 'the init of'} "
+            f"container {container_id} (init pid {c.state.pid})"
+        )
         c.kill(sig, all_processes=o["all"])
     return 0

@@ -19,10 +19,10 @@ def main(g, o, args) -> int:
     for cid in list_ids(g.root):
         try:
             c = Container.open(g.root, cid, lock=False)
-        except DamagedState as e:   # the others are listed all the same
+        except DamagedState as e:  # the others are listed all the same
             g.log.warning(str(e))
             continue
-        except OcirtError:          # gone meanwhile, or a create that has not saved yet
+        except OcirtError:  # gone meanwhile, or a create that has not saved yet
             continue
         st = c.state
         try:
@@ -30,11 +30,19 @@ def main(g, o, args) -> int:
         except OcirtError as e:
             g.log.warning(f"container {cid}: {e}")
             continue
-        rows.append({"ociVersion": "1.3.0", "id": cid,
-                     "pid": st.pid if status.value != "stopped" else 0,
-                     "status": status.value, "bundle": st.bundle, "rootfs": st.rootfs,
-                     "created": st.created, "annotations": st.annotations or None,
-                     "owner": st.owner or _owner(g.root, cid)})
+        rows.append(
+            {
+                "ociVersion": "1.3.0",
+                "id": cid,
+                "pid": st.pid if status.value != "stopped" else 0,
+                "status": status.value,
+                "bundle": st.bundle,
+                "rootfs": st.rootfs,
+                "created": st.created,
+                "annotations": st.annotations or None,
+                "owner": st.owner or _owner(g.root, cid),
+            }
+        )
     if o["quiet"]:
         for r in rows:
             sys.stdout.write(r["id"] + "\n")
@@ -44,8 +52,9 @@ def main(g, o, args) -> int:
         fmt = "{:<12} {:<10} {:<10} {:<40} {:<31} {}\n"
         sys.stdout.write(fmt.format("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"))
         for r in rows:
-            sys.stdout.write(fmt.format(r["id"], r["pid"], r["status"], r["bundle"], r["created"],
-                                        r["owner"]))
+            sys.stdout.write(
+                fmt.format(r["id"], r["pid"], r["status"], r["bundle"], r["created"], r["owner"])
+            )
     else:
         raise OcirtError(f"invalid format option: {o['format']}")
     return 0
@@ -53,6 +62,7 @@ def main(g, o, args) -> int:
 
 def _owner(root: str, cid: str) -> str:
     import pwd
+
     try:
         uid = os.stat(os.path.join(root, cid)).st_uid
         return pwd.getpwuid(uid).pw_name

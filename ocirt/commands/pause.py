@@ -1,4 +1,5 @@
 """`pause <id>`: freeze every process of the container (its cgroup's freezer)."""
+
 from ..cli import exact_id  # commands/update.py imports it from here too
 from ..container import OpenContainer
 

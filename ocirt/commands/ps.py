@@ -4,6 +4,7 @@ json: the pids of the container's cgroup (host pids), `null` when there are none
 slice). table: the host's `ps` (default `ps -ef`, or the options after the id) filtered to the
 rows whose PID column is one of those pids. Everything after the id goes to ps, unparsed.
 """
+
 import json
 import subprocess
 import sys
@@ -35,8 +36,9 @@ def filter_table(output: str, pids) -> list:
         try:
             pid = int(fields[index])
         except ValueError:
-            raise OcirtError(f'unable to parse pid: strconv.Atoi: parsing "{fields[index]}": '
-                             "invalid syntax") from None
+            raise OcirtError(
+                f'unable to parse pid: strconv.Atoi: parsing "{fields[index]}": invalid syntax'
+            ) from None
         if pid in wanted:
             out.append(line)
     return out
@@ -53,8 +55,9 @@ def main(g, o, args) -> int:
         raise OcirtError("invalid format option")
     ps_args = args[1:] or ["-ef"]
     try:
-        proc = subprocess.run(["ps", *ps_args], stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.run(
+            ["ps", *ps_args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
     except FileNotFoundError:
         raise OcirtError('exec: "ps": executable file not found in $PATH') from None
     output = proc.stdout.decode("utf-8", "replace")

@@ -1,4 +1,5 @@
 """`resume <id>`: thaw a paused container."""
+
 from ..cli import exact_id
 from ..container import OpenContainer
 

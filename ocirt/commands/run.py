@@ -1,6 +1,5 @@
-import os
-
 import _signal  # not signal: it imports enum (run is on the benchmark's hot path)
+import os
 
 from ..cli import Opt, need_id
 from ..container import OpenContainer, start_created, wait_init
@@ -13,26 +12,35 @@ OPTIONS = create_cmd.OPTIONS + (
     Opt("keep", help="do not delete the container after it exits"),
     # runc's flag, accepted for engines that pass it. ocirt's init is not its direct child (stage 1
     # forks it and exits), so ocirt stays a subreaper anyway: that is how it gets the exit status.
-    Opt("no-subreaper", help="accepted for runc compatibility; ocirt needs the subreaper to "
-                             "reap the container's init"),
+    Opt(
+        "no-subreaper",
+        help="accepted for runc compatibility; ocirt needs the subreaper to reap the container's init",
+    ),
 )
 
-FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1,
-             _signal.SIGUSR2)
+FORWARDED = (
+    _signal.SIGINT,
+    _signal.SIGTERM,
+    _signal.SIGHUP,
+    _signal.SIGQUIT,
+    _signal.SIGUSR1,
+    _signal.SIGUSR2,
+)
 
 
 def main(g, o, args) -> int:
     from ..errors import OcirtError
+
     container_id = need_id(args, "run")
     detach = o["detach"]
     listener = host = None
     if not detach and not o["console_socket"] and _wants_terminal(o["bundle"]):
         from .. import console
+
         listener, o["console_socket"] = console.listener()  # runc run -t: we hold the pty
     try:
         try:
-            sd, state = create(create_cmd.options_from(g, o, container_id, subreaper=not detach),
-                               g.kernel())
+            sd, state = create(create_cmd.options_from(g, o, container_id, subreaper=not detach), g.kernel())
         except OcirtError as e:
             e.message = f"ocirt run failed: {e.message}"
             raise
@@ -50,6 +58,7 @@ def main(g, o, args) -> int:
                     _signal.signal(sig, lambda s, f: _forward(pid, s))
                 if master is not None:
                     _signal.signal(_signal.SIGWINCH, lambda s, f: console.resize(master, host))
+
         start_created(sd, state, before_start)
         if detach:
             return 0
@@ -70,6 +79,7 @@ def main(g, o, args) -> int:
 
 def _wants_terminal(bundle: str) -> bool:
     from .. import jsonio
+
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
             return bool((jsonio.load(f).get("process") or {}).get("terminal"))

@@ -1,4 +1,5 @@
 """`ocirt spec`: write a starter config.json into the bundle directory, as `runc spec` does."""
+
 import json
 import os
 
@@ -12,7 +13,7 @@ OPTIONS = (
     Opt("rootless", help="generate a configuration for a rootless container"),
 )
 CONFIG = "config.json"
-EXISTS = f"File {CONFIG} exists. Remove it first"   # runc's words, no errno suffix
+EXISTS = f"File {CONFIG} exists. Remove it first"  # runc's words, no errno suffix
 
 
 def main(g, o, args) -> int:
@@ -37,7 +38,7 @@ def main(g, o, args) -> int:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     except OSError as e:
         os.unlink(path)  # no half-written config.json left behind to block the next try
         raise OcirtError(f"write {CONFIG}", errno=e.errno) from None

@@ -5,12 +5,22 @@ podman a file) or from the individual flags; with --resources the flags are igno
 This file is the argv side: the flags become a partial linux.resources; checking, merging,
 writing, recording and rolling back are ocirt/cgroups/update.py's.
 """
+
 from __future__ import annotations
 
 import re
 
-from ..cgroups.update import (INT64, apply_resources, check_rdt, from_json, memory_value,
-                              parse_int, parse_uint, read_resources, resources_delta)
+from ..cgroups.update import (
+    INT64,
+    apply_resources,
+    check_rdt,
+    from_json,
+    memory_value,
+    parse_int,
+    parse_uint,
+    read_resources,
+    resources_delta,
+)
 from ..cli import Opt, UsageError
 from ..container import OpenContainer
 from .pause import exact_id
@@ -46,27 +56,36 @@ other options are ignored."""
 
 OPTIONS = (
     Opt("resources", "r", value=True, help=_RESOURCES_HELP),
-    Opt("blkio-weight", value=True, default=0,
-        help="Specifies per cgroup weight, range is from 10 to 1000"),
-    Opt("cpu-period", value=True,
-        help="CPU CFS period to be used for hardcapping (in usecs). 0 to use system default"),
-    Opt("cpu-quota", value=True,
-        help="CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period"),
+    Opt("blkio-weight", value=True, default=0, help="Specifies per cgroup weight, range is from 10 to 1000"),
+    Opt(
+        "cpu-period",
+        value=True,
+        help="CPU CFS period to be used for hardcapping (in usecs). 0 to use system default",
+    ),
+    Opt("cpu-quota", value=True, help="CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period"),
     Opt("cpu-share", value=True, help="CPU shares (relative weight vs. other containers)"),
-    Opt("cpu-rt-period", value=True,
-        help="CPU realtime period to be used for hardcapping (in usecs). 0 to use system default"),
-    Opt("cpu-rt-runtime", value=True,
-        help="CPU realtime hardcap limit (in usecs). Allowed cpu time in a given period"),
+    Opt(
+        "cpu-rt-period",
+        value=True,
+        help="CPU realtime period to be used for hardcapping (in usecs). 0 to use system default",
+    ),
+    Opt(
+        "cpu-rt-runtime",
+        value=True,
+        help="CPU realtime hardcap limit (in usecs). Allowed cpu time in a given period",
+    ),
     Opt("cpuset-cpus", value=True, help="CPU(s) to use"),
     Opt("cpuset-mems", value=True, help="Memory node(s) to use"),
     Opt("kernel-memory", value=True, help="(obsoleted; do not use)"),
     Opt("kernel-memory-tcp", value=True, help="(obsoleted; do not use)"),
     Opt("memory", value=True, help="Memory limit (in bytes)"),
     Opt("memory-reservation", value=True, help="Memory reservation or soft_limit (in bytes)"),
-    Opt("memory-swap", value=True,
-        help="Total memory usage (memory + swap); set '-1' to enable unlimited swap"),
-    Opt("pids-limit", value=True, default=0,
-        help="Maximum number of pids allowed in the container"),
+    Opt(
+        "memory-swap",
+        value=True,
+        help="Total memory usage (memory + swap); set '-1' to enable unlimited swap",
+    ),
+    Opt("pids-limit", value=True, default=0, help="Maximum number of pids allowed in the container"),
     Opt("l3-cache-schema", value=True, help="The string of Intel RDT/CAT L3 cache schema"),
     Opt("mem-bw-schema", value=True, help="The string of Intel RDT/MBA memory bandwidth schema"),
 )
@@ -81,7 +100,7 @@ def int_flag(opt: str, value) -> int:
     try:
         if not body or body != body.strip():
             raise ValueError(s)
-        if re.fullmatch(r"0[0-9_]+", body):      # Go: a leading 0 means octal
+        if re.fullmatch(r"0[0-9_]+", body):  # Go: a leading 0 means octal
             v = int(body, 8)
         else:
             v = int(body, 0)
@@ -97,18 +116,18 @@ def int_flag(opt: str, value) -> int:
 
 # -- the flags as a partial linux.resources ----------------------------------------------------------
 
+
 def from_flags(o: dict, log) -> dict:
     """The flags -> a partial linux.resources (runc's update.go, field by field)."""
     memory, cpu, blkio, pids = {}, {}, {}, {}
     weight = int_flag("blkio-weight", o["blkio_weight"])
     if weight != 0:
-        blkio["weight"] = weight & 0xFFFF           # runc: uint16(val)
+        blkio["weight"] = weight & 0xFFFF  # runc: uint16(val)
     if o["cpuset_cpus"]:
         cpu["cpus"] = o["cpuset_cpus"]
     if o["cpuset_mems"]:
         cpu["mems"] = o["cpuset_mems"]
-    for opt, key in (("cpu-period", "period"), ("cpu-rt-period", "realtimePeriod"),
-                     ("cpu-share", "shares")):
+    for opt, key in (("cpu-period", "period"), ("cpu-rt-period", "realtimePeriod"), ("cpu-share", "shares")):
         val = o[opt.replace("-", "_")]
         if val:
             cpu[key] = parse_uint(opt, val)
@@ -116,8 +135,7 @@ def from_flags(o: dict, log) -> dict:
         val = o[opt.replace("-", "_")]
         if val:
             cpu[key] = parse_int(opt, val)
-    for opt, key in (("memory", "limit"), ("memory-swap", "swap"),
-                     ("memory-reservation", "reservation")):
+    for opt, key in (("memory", "limit"), ("memory-swap", "swap"), ("memory-reservation", "reservation")):
         val = o[opt.replace("-", "_")]
         if val:
             memory[key] = memory_value(opt, val)
@@ -131,8 +149,9 @@ def from_flags(o: dict, log) -> dict:
 
 # -- main ------------------------------------------------------------------------------------------
 
+
 def main(g, o, args) -> int:
-    int_flag("blkio-weight", o["blkio_weight"])       # urfave parses int flags up front
+    int_flag("blkio-weight", o["blkio_weight"])  # urfave parses int flags up front
     int_flag("pids-limit", o["pids_limit"])
     container_id = exact_id(args, "update")
     c = OpenContainer.open(g.root, container_id)

@@ -3,6 +3,7 @@
 `LinuxKernel` (ocirt.kernel.linux) performs the calls; `RecordingKernel` (ocirt.kernel.fake)
 records them, for unit tests without root and for `ocirt plan`.
 """
+
 from __future__ import annotations
 
 # clone(2) / unshare(2) flags
@@ -91,65 +92,115 @@ class Kernel:
     """The interface. Methods raise OSError (with errno) on failure, like the os module."""
 
     # namespaces
-    def unshare(self, flags: int) -> None: raise NotImplementedError
-    def setns(self, fd: int, nstype: int) -> None: raise NotImplementedError
+    def unshare(self, flags: int) -> None:
+        raise NotImplementedError
+
+    def setns(self, fd: int, nstype: int) -> None:
+        raise NotImplementedError
 
     # mounts
-    def mount(self, source: str | None, target: str, fstype: str | None, flags: int,
-              data: str | None) -> None: raise NotImplementedError
-    def umount(self, target: str, flags: int = 0) -> None: raise NotImplementedError
-    def pivot_root(self, new_root: str, put_old: str) -> None: raise NotImplementedError
-    def mount_setattr(self, path: str, attr_set: int, attr_clr: int, propagation: int = 0,
-                      recursive: bool = True) -> None: raise NotImplementedError
+    def mount(
+        self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None
+    ) -> None:
+        raise NotImplementedError
+
+    def umount(self, target: str, flags: int = 0) -> None:
+        raise NotImplementedError
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        raise NotImplementedError
+
+    def mount_setattr(
+        self, path: str, attr_set: int, attr_clr: int, propagation: int = 0, recursive: bool = True
+    ) -> None:
+        raise NotImplementedError
+
     # the new mount API on detached trees (idmapped mounts)
     def open_tree(self, path: str, flags: int) -> int:
         """open_tree(AT_FDCWD, path, flags): with OPEN_TREE_CLONE, a detached copy of the mount
         at `path` (of its subtree too with AT_RECURSIVE), as an fd."""
         raise NotImplementedError
-    def mount_setattr_fd(self, fd: int, attr_set: int, attr_clr: int, propagation: int = 0,
-                         recursive: bool = False, userns_fd: int | None = None) -> None:
+
+    def mount_setattr_fd(
+        self,
+        fd: int,
+        attr_set: int,
+        attr_clr: int,
+        propagation: int = 0,
+        recursive: bool = False,
+        userns_fd: int | None = None,
+    ) -> None:
         """mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE]); MOUNT_ATTR_IDMAP takes
         `userns_fd`, the user namespace whose mapping the mount gets."""
         raise NotImplementedError
+
     def copy_tree(self, src_fd: int, dst_fd: int) -> None:
         """Copy the tree of directory src_fd into directory dst_fd, keeping types, modes,
         owners and times (ocirt/copyup.py; for the `tmpcopyup` mount option)."""
         raise NotImplementedError
+
     def move_mount(self, from_fd: int, to_fd: int) -> None:
         """move_mount(from_fd, "", to_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH):
         attach the tree of from_fd on the (already resolved) mount point to_fd."""
         raise NotImplementedError
+
     def new_userns(self, uid_map: str, gid_map: str) -> int:
         """An fd of a new user namespace with these uid_map/gid_map lines and no process in it
         (a helper child is forked to hold it while the maps are written, then killed and reaped).
         Its only use: the mapping of an idmapped mount."""
         raise NotImplementedError
-    def chroot(self, path: str) -> None: raise NotImplementedError
-    def chdir(self, path: str) -> None: raise NotImplementedError
-    def fchdir(self, fd: int) -> None: raise NotImplementedError
+
+    def chroot(self, path: str) -> None:
+        raise NotImplementedError
+
+    def chdir(self, path: str) -> None:
+        raise NotImplementedError
+
+    def fchdir(self, fd: int) -> None:
+        raise NotImplementedError
 
     # files, resolved safely
     def open(self, path: str, flags: int, mode: int = 0o777, dir_fd: int | None = None) -> int:
         raise NotImplementedError
+
     def open_in_root(self, root_fd: int, path: str, flags: int, mode: int = 0) -> int:
         """openat2(root_fd, path, RESOLVE_IN_ROOT): symlinks can never leave root_fd."""
         raise NotImplementedError
-    def fd_path(self, fd: int) -> str: return f"/proc/self/fd/{fd}"
-    def close(self, fd: int) -> None: raise NotImplementedError
+
+    def fd_path(self, fd: int) -> str:
+        return f"/proc/self/fd/{fd}"
+
+    def close(self, fd: int) -> None:
+        raise NotImplementedError
+
     def mkdir(self, path: str, mode: int = 0o755, dir_fd: int | None = None) -> None:
         raise NotImplementedError
+
     def mknod(self, path: str, mode: int, device: int, dir_fd: int | None = None) -> None:
         raise NotImplementedError
+
     def symlink(self, target: str, path: str, dir_fd: int | None = None) -> None:
         raise NotImplementedError
-    def readlink(self, path: str) -> str: raise NotImplementedError
-    def chmod(self, path: str, mode: int) -> None: raise NotImplementedError
-    def chown(self, path: str, uid: int, gid: int) -> None: raise NotImplementedError
-    def write_file(self, path: str, data: str | bytes) -> None: raise NotImplementedError
-    def mkfifo(self, path: str, mode: int) -> None: raise NotImplementedError
+
+    def readlink(self, path: str) -> str:
+        raise NotImplementedError
+
+    def chmod(self, path: str, mode: int) -> None:
+        raise NotImplementedError
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        raise NotImplementedError
+
+    def write_file(self, path: str, data: str | bytes) -> None:
+        raise NotImplementedError
+
+    def mkfifo(self, path: str, mode: int) -> None:
+        raise NotImplementedError
+
     def close_fds_from(self, first: int) -> None:
         """Mark every fd >= first close-on-exec."""
         raise NotImplementedError
+
     def bpf(self, cmd: int, attr: bytearray, pointers: dict) -> int:
         """bpf(2) with `attr` (bytes of union bpf_attr, updated in place with what the kernel
         writes back); `pointers` maps an offset in attr to a buffer whose address goes there.
@@ -157,34 +208,73 @@ class Kernel:
         raise NotImplementedError
 
     # identity and process attributes
-    def join_session_keyring(self, name: str) -> None: raise NotImplementedError
-    def sethostname(self, name: str) -> None: raise NotImplementedError
-    def setdomainname(self, name: str) -> None: raise NotImplementedError
-    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0,
-              arg5: int = 0) -> int: raise NotImplementedError
-    def setgroups(self, gids: list[int]) -> None: raise NotImplementedError
-    def setresgid(self, gid: int) -> None: raise NotImplementedError
-    def setresuid(self, uid: int) -> None: raise NotImplementedError
-    def umask(self, mask: int) -> None: raise NotImplementedError
-    def setrlimit(self, resource: int, soft: int, hard: int) -> None: raise NotImplementedError
+    def join_session_keyring(self, name: str) -> None:
+        raise NotImplementedError
+
+    def sethostname(self, name: str) -> None:
+        raise NotImplementedError
+
+    def setdomainname(self, name: str) -> None:
+        raise NotImplementedError
+
+    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+        raise NotImplementedError
+
+    def setgroups(self, gids: list[int]) -> None:
+        raise NotImplementedError
+
+    def setresgid(self, gid: int) -> None:
+        raise NotImplementedError
+
+    def setresuid(self, uid: int) -> None:
+        raise NotImplementedError
+
+    def umask(self, mask: int) -> None:
+        raise NotImplementedError
+
+    def setrlimit(self, resource: int, soft: int, hard: int) -> None:
+        raise NotImplementedError
+
     def capset(self, effective: int, permitted: int, inheritable: int) -> None:
         raise NotImplementedError
+
     # scheduling, I/O priority, CPU affinity, personality, NUMA memory policy (pid 0: the caller)
-    def sched_setattr(self, pid: int, policy: int, flags: int, nice: int, priority: int,
-                      runtime: int, deadline: int, period: int) -> None: raise NotImplementedError
-    def ioprio_set(self, which: int, who: int, ioprio: int) -> None: raise NotImplementedError
-    def sched_setaffinity(self, pid: int, cpus) -> None: raise NotImplementedError
-    def sched_getaffinity(self, pid: int) -> set: raise NotImplementedError
+    def sched_setattr(
+        self,
+        pid: int,
+        policy: int,
+        flags: int,
+        nice: int,
+        priority: int,
+        runtime: int,
+        deadline: int,
+        period: int,
+    ) -> None:
+        raise NotImplementedError
+
+    def ioprio_set(self, which: int, who: int, ioprio: int) -> None:
+        raise NotImplementedError
+
+    def sched_setaffinity(self, pid: int, cpus) -> None:
+        raise NotImplementedError
+
+    def sched_getaffinity(self, pid: int) -> set:
+        raise NotImplementedError
+
     def personality(self, persona: int) -> int:
         """Returns the previous persona."""
         raise NotImplementedError
+
     def set_mempolicy(self, mode: int, nodes) -> None:
         """`mode` with its MPOL_F_* flags or'ed in; `nodes` the node numbers of the nodemask."""
         raise NotImplementedError
 
     # processes (create's parent: stage 1 is forked, then reaped once it has forked the init)
-    def fork(self) -> int: raise NotImplementedError
-    def waitpid(self, pid: int) -> None: raise NotImplementedError
+    def fork(self) -> int:
+        raise NotImplementedError
+
+    def waitpid(self, pid: int) -> None:
+        raise NotImplementedError
 
     def execve(self, path: str, args: list[str], env: dict[str, str]) -> None:
         raise NotImplementedError

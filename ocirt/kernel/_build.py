@@ -3,6 +3,7 @@
 Out-of-line mode means no C declarations are parsed when ocirt runs; the generated module holds
 them pre-parsed. No C compiler is needed (ABI mode, libc is dlopen()ed).
 """
+
 import os
 import sys
 

@@ -6,6 +6,7 @@ linux.seccomp, no compiler and no libseccomp headers are needed to build.
 
 setup.py: cffi_modules=[..., "ocirt/kernel/_seccomp_build.py:ffibuilder"]
 """
+
 import os
 import sys
 

@@ -3,6 +3,7 @@
 Paths opened with `open`/`open_in_root` get fake fds, and `fd_path` maps them back to the logical
 path, so a recorded `mount` reads `mount('proc', '/rootfs/proc', ...)` rather than a /proc/self/fd link.
 """
+
 from __future__ import annotations
 
 import os
@@ -60,32 +61,58 @@ class RecordingKernel(Kernel):
         return self._fds.get(fd, f"/proc/self/fd/{fd}")
 
     # every interface method records itself
-    def unshare(self, flags): self._record("unshare", flags)
-    def setns(self, fd, nstype): self._record("setns", self.fd_path(fd), nstype)
+    def unshare(self, flags):
+        self._record("unshare", flags)
+
+    def setns(self, fd, nstype):
+        self._record("setns", self.fd_path(fd), nstype)
+
     def mount(self, source, target, fstype, flags, data):
         self._record("mount", source, target, fstype, flags, data)
-    def umount(self, target, flags=0): self._record("umount", target, flags)
-    def pivot_root(self, new_root, put_old): self._record("pivot_root", new_root, put_old)
+
+    def umount(self, target, flags=0):
+        self._record("umount", target, flags)
+
+    def pivot_root(self, new_root, put_old):
+        self._record("pivot_root", new_root, put_old)
+
     def mount_setattr(self, path, attr_set, attr_clr, propagation=0, recursive=True):
         self._record("mount_setattr", path, attr_set, attr_clr, propagation, recursive)
+
     def open_tree(self, path, flags):
         self._record("open_tree", path, flags)
         return self._new_fd(f"<tree {path}>")
-    def mount_setattr_fd(self, fd, attr_set, attr_clr, propagation=0, recursive=False,
-                         userns_fd=None):
-        self._record("mount_setattr", self.fd_path(fd), attr_set, attr_clr, propagation, recursive,
-                     None if userns_fd is None else self.fd_path(userns_fd))
+
+    def mount_setattr_fd(self, fd, attr_set, attr_clr, propagation=0, recursive=False, userns_fd=None):
+        self._record(
+            "mount_setattr",
+            self.fd_path(fd),
+            attr_set,
+            attr_clr,
+            propagation,
+            recursive,
+            None if userns_fd is None else self.fd_path(userns_fd),
+        )
+
     def copy_tree(self, src_fd, dst_fd):
         self._record("copy_tree", self.fd_path(src_fd), self.fd_path(dst_fd))
+
     def move_mount(self, from_fd, to_fd):
         self._record("move_mount", self.fd_path(from_fd), self.fd_path(to_fd))
+
     def new_userns(self, uid_map, gid_map):
         self._record("new_userns", uid_map, gid_map)
         lines = (", ".join(m.strip().splitlines()) for m in (uid_map, gid_map))
         return self._new_fd("<userns uid_map={} gid_map={}>".format(*lines))
-    def chroot(self, path): self._record("chroot", path)
-    def chdir(self, path): self._record("chdir", path)
-    def fchdir(self, fd): self._record("fchdir", self.fd_path(fd))
+
+    def chroot(self, path):
+        self._record("chroot", path)
+
+    def chdir(self, path):
+        self._record("chdir", path)
+
+    def fchdir(self, fd):
+        self._record("fchdir", self.fd_path(fd))
 
     def open(self, path, flags, mode=0o777, dir_fd=None):
         path = self._resolve(path, dir_fd)
@@ -99,13 +126,18 @@ class RecordingKernel(Kernel):
         self._record("open_in_root", full, flags)
         return self._new_fd(full)
 
-    def close(self, fd): self._fds.pop(fd, None)
+    def close(self, fd):
+        self._fds.pop(fd, None)
+
     def mkdir(self, path, mode=0o755, dir_fd=None):
         self._record("mkdir", self._resolve(path, dir_fd), mode)
+
     def mknod(self, path, mode, device, dir_fd=None):
         self._record("mknod", self._resolve(path, dir_fd), mode, os.major(device), os.minor(device))
+
     def symlink(self, target, path, dir_fd=None):
         self._record("symlink", target, self._resolve(path, dir_fd))
+
     links: dict = field(default_factory=dict)  # path -> target, for tests of symlinked mount points
 
     def readlink(self, path):
@@ -114,32 +146,66 @@ class RecordingKernel(Kernel):
             raise OSError(22, "not a symlink")
         return self.links[path]
 
-    def chmod(self, path, mode): self._record("chmod", path, mode)
-    def chown(self, path, uid, gid): self._record("chown", path, uid, gid)
-    def write_file(self, path, data): self._record("write_file", path, data)
-    def mkfifo(self, path, mode): self._record("mkfifo", path, mode)
-    def close_fds_from(self, first): self._record("close_fds_from", first)
+    def chmod(self, path, mode):
+        self._record("chmod", path, mode)
+
+    def chown(self, path, uid, gid):
+        self._record("chown", path, uid, gid)
+
+    def write_file(self, path, data):
+        self._record("write_file", path, data)
+
+    def mkfifo(self, path, mode):
+        self._record("mkfifo", path, mode)
+
+    def close_fds_from(self, first):
+        self._record("close_fds_from", first)
+
     def bpf(self, cmd, attr, pointers):
         # BPF_PROG_LOAD and BPF_PROG_GET_FD_BY_ID make an fd; a BPF_PROG_QUERY finds nothing
         self._record("bpf", cmd, bytes(attr), {off: bytes(b) for off, b in pointers.items()})
         return self._new_fd(f"<bpf {cmd}>") if cmd in (5, 13) else 0
-    def join_session_keyring(self, name): self._record("join_session_keyring", name)
-    def sethostname(self, name): self._record("sethostname", name)
-    def setdomainname(self, name): self._record("setdomainname", name)
+
+    def join_session_keyring(self, name):
+        self._record("join_session_keyring", name)
+
+    def sethostname(self, name):
+        self._record("sethostname", name)
+
+    def setdomainname(self, name):
+        self._record("setdomainname", name)
+
     def prctl(self, option, arg2=0, arg3=0, arg4=0, arg5=0):
         self._record("prctl", option, arg2, arg3, arg4, arg5)
         return 0
-    def setgroups(self, gids): self._record("setgroups", list(gids))
-    def setresgid(self, gid): self._record("setresgid", gid)
-    def setresuid(self, uid): self._record("setresuid", uid)
-    def umask(self, mask): self._record("umask", mask)
-    def setrlimit(self, resource_id, soft, hard): self._record("setrlimit", resource_id, soft, hard)
+
+    def setgroups(self, gids):
+        self._record("setgroups", list(gids))
+
+    def setresgid(self, gid):
+        self._record("setresgid", gid)
+
+    def setresuid(self, uid):
+        self._record("setresuid", uid)
+
+    def umask(self, mask):
+        self._record("umask", mask)
+
+    def setrlimit(self, resource_id, soft, hard):
+        self._record("setrlimit", resource_id, soft, hard)
+
     def capset(self, effective, permitted, inheritable):
         self._record("capset", effective, permitted, inheritable)
+
     def sched_setattr(self, pid, policy, flags, nice, priority, runtime, deadline, period):
         self._record("sched_setattr", pid, policy, flags, nice, priority, runtime, deadline, period)
-    def ioprio_set(self, which, who, ioprio): self._record("ioprio_set", which, who, ioprio)
-    def sched_setaffinity(self, pid, cpus): self._record("sched_setaffinity", pid, sorted(cpus))
+
+    def ioprio_set(self, which, who, ioprio):
+        self._record("ioprio_set", which, who, ioprio)
+
+    def sched_setaffinity(self, pid, cpus):
+        self._record("sched_setaffinity", pid, sorted(cpus))
+
     affinity: set = field(default_factory=lambda: {0, 1, 2, 3})  # what sched_getaffinity returns
 
     def sched_getaffinity(self, pid):
@@ -149,12 +215,18 @@ class RecordingKernel(Kernel):
     def personality(self, persona):
         self._record("personality", persona)
         return 0
-    def set_mempolicy(self, mode, nodes): self._record("set_mempolicy", mode, sorted(nodes))
+
+    def set_mempolicy(self, mode, nodes):
+        self._record("set_mempolicy", mode, sorted(nodes))
+
     fork_pid: int = 4242  # what fork returns: the parent's side
 
     def fork(self):
         self._record("fork")
         return self.fork_pid
 
-    def waitpid(self, pid): self._record("waitpid", pid)
-    def execve(self, path, args, env): self._record("execve", path, list(args), dict(env))
+    def waitpid(self, pid):
+        self._record("waitpid", pid)
+
+    def execve(self, path, args, env):
+        self._record("execve", path, list(args), dict(env))

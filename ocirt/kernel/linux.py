@@ -1,4 +1,5 @@
 """The real syscall layer: libc through cffi (out-of-line ABI mode, see _build.py)."""
+
 from __future__ import annotations
 
 import errno
@@ -19,19 +20,57 @@ from . import (
 
 # Syscalls libc does not wrap (or wraps only in newer glibc): numbers per architecture, for the
 # 64-bit ABI of each (uname -m). Numbers from 424 on are the same everywhere but on alpha and mips.
-_NEW = {"close_range": 436, "openat2": 437, "mount_setattr": 442, "open_tree": 428,
-        "move_mount": 429}
-_GENERIC = {"pivot_root": 41, "capset": 91, "keyctl": 219, "bpf": 280, "sched_setattr": 274,
-            "ioprio_set": 30, "set_mempolicy": 237, "personality": 92, **_NEW}  # asm-generic
-_POWERPC = {"pivot_root": 203, "capset": 184, "keyctl": 271, "bpf": 361, "sched_setattr": 355,
-            "ioprio_set": 273, "set_mempolicy": 261, "personality": 136, **_NEW}
+_NEW = {"close_range": 436, "openat2": 437, "mount_setattr": 442, "open_tree": 428, "move_mount": 429}
+_GENERIC = {
+    "pivot_root": 41,
+    "capset": 91,
+    "keyctl": 219,
+    "bpf": 280,
+    "sched_setattr": 274,
+    "ioprio_set": 30,
+    "set_mempolicy": 237,
+    "personality": 92,
+    **_NEW,
+}  # asm-generic
+_POWERPC = {
+    "pivot_root": 203,
+    "capset": 184,
+    "keyctl": 271,
+    "bpf": 361,
+    "sched_setattr": 355,
+    "ioprio_set": 273,
+    "set_mempolicy": 261,
+    "personality": 136,
+    **_NEW,
+}
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "capset": 126, "keyctl": 250, "bpf": 321, "sched_setattr": 314,
-               "ioprio_set": 251, "set_mempolicy": 238, "personality": 135, **_NEW},
-    "aarch64": _GENERIC, "riscv64": _GENERIC, "loongarch64": _GENERIC,
-    "ppc64le": _POWERPC, "ppc64": _POWERPC,
-    "s390x": {"pivot_root": 217, "capset": 185, "keyctl": 280, "bpf": 351, "sched_setattr": 345,
-              "ioprio_set": 282, "set_mempolicy": 270, "personality": 136, **_NEW},
+    "x86_64": {
+        "pivot_root": 155,
+        "capset": 126,
+        "keyctl": 250,
+        "bpf": 321,
+        "sched_setattr": 314,
+        "ioprio_set": 251,
+        "set_mempolicy": 238,
+        "personality": 135,
+        **_NEW,
+    },
+    "aarch64": _GENERIC,
+    "riscv64": _GENERIC,
+    "loongarch64": _GENERIC,
+    "ppc64le": _POWERPC,
+    "ppc64": _POWERPC,
+    "s390x": {
+        "pivot_root": 217,
+        "capset": 185,
+        "keyctl": 280,
+        "bpf": 351,
+        "sched_setattr": 345,
+        "ioprio_set": 282,
+        "set_mempolicy": 270,
+        "personality": 136,
+        **_NEW,
+    },
 }
 
 
@@ -48,6 +87,7 @@ def _load_ffi():
         from cffi import FFI
 
         from ._cdefs import CDEF
+
         ffi = FFI()
         ffi.cdef(CDEF)
     return ffi, ffi.dlopen(None)
@@ -72,8 +112,11 @@ class LinuxKernel(Kernel):
         try:
             return self.ffi.cast("long", self._nr[name])
         except KeyError:
-            raise OSError(errno.ENOSYS, f"{name}: syscall number not known for this architecture "
-                                        f"({self._machine}, {self.ffi.sizeof('void *') * 8}-bit)") from None
+            raise OSError(
+                errno.ENOSYS,
+                f"{name}: syscall number not known for this architecture "
+                f"({self._machine}, {self.ffi.sizeof('void *') * 8}-bit)",
+            ) from None
 
     def _syscall(self, name: str, *args) -> int:
         return self._check(self.libc.syscall(self._number(name), *args), name)
@@ -87,8 +130,7 @@ class LinuxKernel(Kernel):
 
     # mounts
     def mount(self, source, target, fstype, flags, data) -> None:
-        ret = self.libc.mount(self._str(source), target.encode(), self._str(fstype), flags,
-                              self._str(data))
+        ret = self.libc.mount(self._str(source), target.encode(), self._str(fstype), flags, self._str(data))
         self._check(ret, f"mount {source or fstype} to {target}")
 
     def umount(self, target: str, flags: int = 0) -> None:
@@ -102,36 +144,58 @@ class LinuxKernel(Kernel):
         attr = self.ffi.new("struct mount_attr *")
         attr.attr_set, attr.attr_clr, attr.propagation = attr_set, attr_clr, propagation
         flags = AT_RECURSIVE if recursive else 0
-        self._syscall("mount_setattr", self.ffi.cast("int", -100), self.ffi.new("char[]", path.encode()),
-                      self.ffi.cast("unsigned int", flags), attr,
-                      self.ffi.cast("size_t", self.ffi.sizeof("struct mount_attr")))
+        self._syscall(
+            "mount_setattr",
+            self.ffi.cast("int", -100),
+            self.ffi.new("char[]", path.encode()),
+            self.ffi.cast("unsigned int", flags),
+            attr,
+            self.ffi.cast("size_t", self.ffi.sizeof("struct mount_attr")),
+        )
 
     def open_tree(self, path, flags) -> int:
         ffi = self.ffi
-        ret = self.libc.syscall(self._number("open_tree"), ffi.cast("int", -100),
-                                ffi.new("char[]", path.encode()), ffi.cast("unsigned int", flags))
+        ret = self.libc.syscall(
+            self._number("open_tree"),
+            ffi.cast("int", -100),
+            ffi.new("char[]", path.encode()),
+            ffi.cast("unsigned int", flags),
+        )
         return self._check(ret, f"open_tree {path}")
 
-    def mount_setattr_fd(self, fd, attr_set, attr_clr, propagation=0, recursive=False,
-                         userns_fd=None) -> None:
+    def mount_setattr_fd(
+        self, fd, attr_set, attr_clr, propagation=0, recursive=False, userns_fd=None
+    ) -> None:
         ffi = self.ffi
         attr = ffi.new("struct mount_attr *")
         attr.attr_set, attr.attr_clr, attr.propagation = attr_set, attr_clr, propagation
         attr.userns_fd = userns_fd if userns_fd is not None else 0
         flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
-        self._syscall("mount_setattr", ffi.cast("int", fd), ffi.new("char[]", b""),
-                      ffi.cast("unsigned int", flags), attr,
-                      ffi.cast("size_t", ffi.sizeof("struct mount_attr")))
+        self._syscall(
+            "mount_setattr",
+            ffi.cast("int", fd),
+            ffi.new("char[]", b""),
+            ffi.cast("unsigned int", flags),
+            attr,
+            ffi.cast("size_t", ffi.sizeof("struct mount_attr")),
+        )
 
     def copy_tree(self, src_fd, dst_fd) -> None:
         from ..copyup import copy_tree
+
         copy_tree(src_fd, dst_fd)
 
     def move_mount(self, from_fd, to_fd) -> None:
         ffi = self.ffi
         empty = ffi.new("char[]", b"")
-        self._syscall("move_mount", ffi.cast("int", from_fd), empty, ffi.cast("int", to_fd), empty,
-                      ffi.cast("unsigned int", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH))
+        self._syscall(
+            "move_mount",
+            ffi.cast("int", from_fd),
+            empty,
+            ffi.cast("int", to_fd),
+            empty,
+            ffi.cast("unsigned int", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+        )
 
     def new_userns(self, uid_map, gid_map) -> int:
         ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
@@ -165,8 +229,7 @@ class LinuxKernel(Kernel):
                 try:
                     self.write_file(f"/proc/{pid}/{name}", data)
                 except OSError as e:
-                    raise OSError(e.errno, f"write {name} of an idmapped mount's user namespace") \
-                        from None
+                    raise OSError(e.errno, f"write {name} of an idmapped mount's user namespace") from None
             return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
         finally:
             os.close(ready_r)
@@ -198,8 +261,12 @@ class LinuxKernel(Kernel):
         name = self.ffi.new("char[]", (path.lstrip("/") or ".").encode())
         for _ in range(64):
             ret = self.libc.syscall(
-                self._number("openat2"), self.ffi.cast("int", root_fd), name,
-                how, self.ffi.cast("size_t", self.ffi.sizeof("struct open_how")))
+                self._number("openat2"),
+                self.ffi.cast("int", root_fd),
+                name,
+                how,
+                self.ffi.cast("size_t", self.ffi.sizeof("struct open_how")),
+            )
             # openat2(2): EAGAIN when a rename or a mount anywhere on the host raced a ".."
             # being resolved in the root; the lookup is to be retried
             if ret >= 0 or self.ffi.errno != errno.EAGAIN:
@@ -239,9 +306,12 @@ class LinuxKernel(Kernel):
 
     def close_fds_from(self, first: int) -> None:
         try:
-            self._syscall("close_range", self.ffi.cast("unsigned int", first),
-                          self.ffi.cast("unsigned int", 0xFFFFFFFF),
-                          self.ffi.cast("unsigned int", CLOSE_RANGE_CLOEXEC))
+            self._syscall(
+                "close_range",
+                self.ffi.cast("unsigned int", first),
+                self.ffi.cast("unsigned int", 0xFFFFFFFF),
+                self.ffi.cast("unsigned int", CLOSE_RANGE_CLOEXEC),
+            )
         except OSError:  # kernels before 5.11
             for name in os.listdir("/proc/self/fd"):
                 fd = int(name)
@@ -253,7 +323,7 @@ class LinuxKernel(Kernel):
 
     def bpf(self, cmd: int, attr: bytearray, pointers: dict) -> int:
         ffi = self.ffi
-        keep = [ffi.from_buffer(buf) for buf in pointers.values()]   # alive during the call
+        keep = [ffi.from_buffer(buf) for buf in pointers.values()]  # alive during the call
         for off, cbuf in zip(pointers, keep):
             struct.pack_into("=Q", attr, off, int(ffi.cast("uintptr_t", cbuf)))
         # The kernel may write back fields past the ones we pass (BPF_PROG_QUERY's revision
@@ -262,8 +332,7 @@ class LinuxKernel(Kernel):
         ffi.memmove(cattr, bytes(attr), len(attr))
 
         def call():
-            return self._syscall("bpf", ffi.cast("int", cmd), cattr,
-                                 ffi.cast("unsigned int", len(attr)))
+            return self._syscall("bpf", ffi.cast("int", cmd), cattr, ffi.cast("unsigned int", len(attr)))
 
         try:
             try:
@@ -271,15 +340,17 @@ class LinuxKernel(Kernel):
             except OSError as e:
                 # Kernels before 5.11 charge programs to RLIMIT_MEMLOCK (EPERM when over it):
                 # raise it for the load only (not for the container, which inherits our limits).
-                if cmd != 5 or e.errno != errno.EPERM:    # 5: BPF_PROG_LOAD
+                if cmd != 5 or e.errno != errno.EPERM:  # 5: BPF_PROG_LOAD
                     raise
                 import resource
+
                 old = resource.getrlimit(resource.RLIMIT_MEMLOCK)
                 if old[0] == resource.RLIM_INFINITY:
                     raise
                 try:
-                    resource.setrlimit(resource.RLIMIT_MEMLOCK,
-                                       (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+                    resource.setrlimit(
+                        resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+                    )
                 except (OSError, ValueError):
                     raise e from None
                 try:
@@ -291,8 +362,9 @@ class LinuxKernel(Kernel):
 
     def join_session_keyring(self, name: str) -> None:
         KEYCTL_JOIN_SESSION_KEYRING = 1
-        self._syscall("keyctl", self.ffi.cast("int", KEYCTL_JOIN_SESSION_KEYRING),
-                      self.ffi.new("char[]", name.encode()))
+        self._syscall(
+            "keyctl", self.ffi.cast("int", KEYCTL_JOIN_SESSION_KEYRING), self.ffi.new("char[]", name.encode())
+        )
 
     # identity and process attributes
     def sethostname(self, name: str) -> None:
@@ -320,6 +392,7 @@ class LinuxKernel(Kernel):
 
     def setrlimit(self, resource_id, soft, hard) -> None:
         import resource
+
         resource.prlimit(0, resource_id, (soft, hard))
 
     def capset(self, effective: int, permitted: int, inheritable: int) -> None:
@@ -338,12 +411,12 @@ class LinuxKernel(Kernel):
         attr.sched_policy, attr.sched_flags = policy, flags
         attr.sched_nice, attr.sched_priority = nice, priority
         attr.sched_runtime, attr.sched_deadline, attr.sched_period = runtime, deadline, period
-        self._syscall("sched_setattr", self.ffi.cast("int", pid), attr,
-                      self.ffi.cast("unsigned int", 0))
+        self._syscall("sched_setattr", self.ffi.cast("int", pid), attr, self.ffi.cast("unsigned int", 0))
 
     def ioprio_set(self, which, who, ioprio) -> None:
-        self._syscall("ioprio_set", self.ffi.cast("int", which), self.ffi.cast("int", who),
-                      self.ffi.cast("int", ioprio))
+        self._syscall(
+            "ioprio_set", self.ffi.cast("int", which), self.ffi.cast("int", who), self.ffi.cast("int", ioprio)
+        )
 
     def sched_setaffinity(self, pid, cpus) -> None:
         os.sched_setaffinity(pid, cpus)
@@ -364,8 +437,9 @@ class LinuxKernel(Kernel):
             maxnode = words * 64 + 1
         else:
             mask, maxnode = self.ffi.NULL, 0
-        self._syscall("set_mempolicy", self.ffi.cast("int", mode), mask,
-                      self.ffi.cast("unsigned long", maxnode))
+        self._syscall(
+            "set_mempolicy", self.ffi.cast("int", mode), mask, self.ffi.cast("unsigned long", maxnode)
+        )
 
     def fork(self) -> int:
         return os.fork()

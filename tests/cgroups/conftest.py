@@ -3,6 +3,7 @@
 Every cgroup is named ocirt-test-<pid>-<uuid> so runs (and pytest-xdist workers) never
 collide, and everything made is removed in the fixture's teardown.
 """
+
 import os
 import signal
 import subprocess
@@ -69,7 +70,7 @@ def make_cg(layout, root_only):
     yield make
     for cg in made:
         try:
-            if cg.frozen():          # thaw so that killed processes can die
+            if cg.frozen():  # thaw so that killed processes can die
                 cg.thaw()
             if cg.pids():
                 cg.kill_all(signal.SIGKILL)
@@ -83,4 +84,3 @@ def make_cg(layout, root_only):
 @pytest.fixture
 def cg(make_cg):
     return make_cg()
-

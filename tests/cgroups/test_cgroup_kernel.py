@@ -3,6 +3,7 @@
 Runs as root on whatever this host is (v1/hybrid here; v2 in the v2 VM or on a v2 host);
 expectations switch on cg.kind where the two differ.
 """
+
 import errno
 import json
 import os
@@ -41,10 +42,11 @@ def need_controller(cg, ctrl):
 def cpu_ticks(pid) -> int:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])     # utime + stime
+    return int(fields[11]) + int(fields[12])  # utime + stime
 
 
 # ------------------------------------------------------------------ create / destroy
+
 
 def test_create_destroy_leaves_nothing(make_cg):
     cg = make_cg(create=False)
@@ -57,7 +59,7 @@ def test_create_destroy_leaves_nothing(make_cg):
     cg.destroy()
     assert not any(os.path.exists(d) for d in cg.dirs())
     assert cg.created == []
-    cg.destroy()    # twice is fine
+    cg.destroy()  # twice is fine
 
 
 def test_nested_path_and_preexisting_parent(make_cg):
@@ -70,7 +72,7 @@ def test_nested_path_and_preexisting_parent(make_cg):
     assert all("/mid" in d for d in child.created)
     child.destroy()
     assert all(not os.path.exists(os.path.dirname(d)) for d in child.dirs())  # mid gone
-    assert all(os.path.isdir(d) for d in parent.dirs())                        # parent stays
+    assert all(os.path.isdir(d) for d in parent.dirs())  # parent stays
 
 
 def test_v1_cpuset_inherits_parent(make_cg):
@@ -113,6 +115,7 @@ def test_to_dict_from_dict_roundtrip(make_cg, layout, procs):
 
 # ------------------------------------------------------------------ resources
 
+
 def test_memory_limit(cg):
     need_controller(cg, "memory")
     cg.apply({"memory": {"limit": 64 * MiB, "reservation": 32 * MiB}})
@@ -126,7 +129,7 @@ def test_memory_limit(cg):
     if cg.kind == "v2":
         assert read(cg, "memory", "memory.max") == "max"
     else:
-        assert int(read(cg, "memory", "memory.limit_in_bytes")) > 2 ** 60
+        assert int(read(cg, "memory", "memory.limit_in_bytes")) > 2**60
 
 
 def test_memory_swap(cg):
@@ -136,13 +139,12 @@ def test_memory_swap(cg):
         pytest.skip("no swap accounting")
     cg.apply({"memory": {"limit": 64 * MiB, "swap": 96 * MiB}})
     if cg.kind == "v2":
-        assert read(cg, "memory", "memory.swap.max") == str(32 * MiB)   # swap alone
+        assert read(cg, "memory", "memory.swap.max") == str(32 * MiB)  # swap alone
     else:
-        assert read(cg, "memory", swap_file) == str(96 * MiB)           # memory+swap
+        assert read(cg, "memory", swap_file) == str(96 * MiB)  # memory+swap
     # Growing both: the write order must keep memsw >= limit on v1.
     cg.apply({"memory": {"limit": 128 * MiB, "swap": 256 * MiB}})
-    assert read(cg, "memory", "memory.max" if cg.kind == "v2" else
-                "memory.limit_in_bytes") == str(128 * MiB)
+    assert read(cg, "memory", "memory.max" if cg.kind == "v2" else "memory.limit_in_bytes") == str(128 * MiB)
     with pytest.raises(ConfigError) as ei:
         cg.apply({"memory": {"limit": 128 * MiB, "swap": 64 * MiB}})
     assert ei.value.pointer == "/linux/resources/memory/swap"
@@ -152,8 +154,7 @@ def test_memory_v1_extras(cg):
     need_controller(cg, "memory")
     if cg.kind == "v2":
         # No v2 file for these: ignored like runc does; useHierarchy=false is refused.
-        cg.apply({"memory": {"swappiness": 10, "disableOOMKiller": True, "kernel": -1,
-                             "kernelTCP": -1}})
+        cg.apply({"memory": {"swappiness": 10, "disableOOMKiller": True, "kernel": -1, "kernelTCP": -1}})
         with pytest.raises(ConfigError, match="hierarchical"):
             cg.apply({"memory": {"useHierarchy": False}})
         return
@@ -180,7 +181,7 @@ def test_cpu_quota_period_burst_idle(cg):
     cg.apply({"cpu": {"quota": 50000, "period": 100000}})
     if cg.kind == "v2":
         assert read(cg, "cpu", "cpu.max") == "50000 100000"
-        cg.apply({"cpu": {"period": 200000}})           # keeps the quota
+        cg.apply({"cpu": {"period": 200000}})  # keeps the quota
         assert read(cg, "cpu", "cpu.max") == "50000 200000"
         cg.apply({"cpu": {"quota": -1}})
         assert read(cg, "cpu", "cpu.max") == "max 200000"
@@ -222,7 +223,7 @@ def test_pids_limit(cg):
     need_controller(cg, "pids")
     cg.apply({"pids": {"limit": 10}})
     assert read(cg, "pids", "pids.max") == "10"
-    cg.apply({"pids": {"limit": 0}})            # 0 is a real limit
+    cg.apply({"pids": {"limit": 0}})  # 0 is a real limit
     assert read(cg, "pids", "pids.max") == "0"
     cg.apply({"pids": {"limit": -1}})
     assert read(cg, "pids", "pids.max") == "max"
@@ -230,8 +231,13 @@ def test_pids_limit(cg):
 
 def test_pids_limit_enforced(cg, procs):
     need_controller(cg, "pids")
-    sh = procs("sh", "-c", "sleep 1; if /bin/true; then echo forked; else echo refused; fi",
-               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sh = procs(
+        "sh",
+        "-c",
+        "sleep 1; if /bin/true; then echo forked; else echo refused; fi",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     cg.add_pid(sh.pid)
     cg.apply({"pids": {"limit": 1}})
     out, err = sh.communicate(timeout=30)
@@ -270,8 +276,7 @@ def test_blkio_throttle(cg):
         pytest.skip("no block device")
     del dev
     major, minor = (int(x) for x in majmin.split(":"))
-    cg.apply({"blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor,
-                                                     "rate": 1048576}]}})
+    cg.apply({"blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}]}})
     if cg.kind == "v2":
         assert f"{majmin} rbps=1048576" in read(cg, None, "io.max")
     else:
@@ -279,12 +284,15 @@ def test_blkio_throttle(cg):
 
 
 def test_devices(cg):
-    rules = [{"allow": False, "access": "rwm"},
-             {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-             {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "r"},
-             {"allow": True, "type": "c", "major": 136, "access": "rw"}]
+    rules = [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "r"},
+        {"allow": True, "type": "c", "major": 136, "access": "rw"},
+    ]
     from ocirt.kernel.linux import LinuxKernel
-    cg.apply({"devices": rules}, LinuxKernel())        # v2: the eBPF filter, through the kernel
+
+    cg.apply({"devices": rules}, LinuxKernel())  # v2: the eBPF filter, through the kernel
     got = cg.device_rules()
     assert [r.v1_line() for r in got] == ["a", "c 1:3 rwm", "c 1:5 r", "c 136:* rw"]
     if "devices" in cg.paths:
@@ -322,9 +330,11 @@ def test_unified_on_this_host(cg):
 def test_v1_only_fields_on_v2(cg):
     if cg.kind != "v2":
         pytest.skip("v2 only")
-    for res, pointer in (({"cpu": {"realtimeRuntime": 1000}}, "/linux/resources/cpu/realtimeRuntime"),
-                         ({"network": {"classID": 1}}, "/linux/resources/network"),
-                         ({"blockIO": {"leafWeight": 100}}, "/linux/resources/blockIO/leafWeight")):
+    for res, pointer in (
+        ({"cpu": {"realtimeRuntime": 1000}}, "/linux/resources/cpu/realtimeRuntime"),
+        ({"network": {"classID": 1}}, "/linux/resources/network"),
+        ({"blockIO": {"leafWeight": 100}}, "/linux/resources/blockIO/leafWeight"),
+    ):
         with pytest.raises(ConfigError) as ei:
             cg.apply(res)
         assert ei.value.pointer == pointer
@@ -352,6 +362,7 @@ def test_missing_controller_is_config_error(cg):
 
 # ------------------------------------------------------------------ processes
 
+
 def test_add_pid_every_hierarchy(cg, procs):
     p = procs()
     cg.add_pid(p.pid)
@@ -374,12 +385,12 @@ def test_pids_include_descendant_cgroups(cg, procs):
     a.wait(timeout=10)
     b.wait(timeout=10)
     assert cg.wait_empty(5)
-    cg.destroy()                          # removes "inner" too
+    cg.destroy()  # removes "inner" too
     assert not os.path.exists(sub)
 
 
 def test_freeze_thaw(cg, procs):
-    p = procs("sh", "-c", "while :; do :; done")    # burns CPU, so frozen is measurable
+    p = procs("sh", "-c", "while :; do :; done")  # burns CPU, so frozen is measurable
     cg.add_pid(p.pid)
     assert not cg.frozen()
     cg.freeze()

@@ -1,6 +1,7 @@
 """A container's cgroup that exists before create (runc's rules): a frozen one is refused, a
 non-empty one is joined with a warning, delete removes it when nothing else is in it; and
 exec --cgroup's sub-cgroups (Manager.sub)."""
+
 import os
 import uuid
 
@@ -8,7 +9,6 @@ import pytest
 
 from ocirt import cgroups
 from ocirt.errors import OcirtError
-
 
 
 def unique_name() -> str:
@@ -19,10 +19,12 @@ def unique_name() -> str:
 def existing(make_cg):
     """A cgroup made beforehand (as an engine or an administrator would), and a second manager
     of the same path, as the container's create would have it."""
+
     def make():
         first = make_cg()
         second = cgroups.manager_for(first.layout, first.cgroups_path, unique_name())
         return first, second
+
     return make
 
 
@@ -81,10 +83,9 @@ def test_sub_cgroup(cg, procs):
     started = []
     for d in cg.dirs():
         os.mkdir(os.path.join(d, "sub"))
-        for name in ("cpuset.cpus", "cpuset.mems"):     # v1: an empty cpuset takes no task
+        for name in ("cpuset.cpus", "cpuset.mems"):  # v1: an empty cpuset takes no task
             if os.path.exists(os.path.join(d, name)):
-                with open(os.path.join(d, name)) as f, \
-                        open(os.path.join(d, "sub", name), "w") as out:
+                with open(os.path.join(d, name)) as f, open(os.path.join(d, "sub", name), "w") as out:
                     out.write(f.read().strip())
     try:
         sub = cg.sub({"": "sub"})

@@ -2,11 +2,12 @@
 
 No root and no cgroupfs needed: everything is fed canned /proc text.
 """
+
 import pytest
 
 from ocirt.cgroups import Resources, manager_for, parse_mountinfo, parse_proc_cgroup
 from ocirt.cgroups.layout import clean_path, strip_root
-from ocirt.cgroups.resources import (blkio_weight_to_io_weight, shares_to_weight, swap_to_v2)
+from ocirt.cgroups.resources import blkio_weight_to_io_weight, shares_to_weight, swap_to_v2
 from ocirt.errors import ConfigError, OcirtError
 
 HYBRID = """\
@@ -38,7 +39,7 @@ def test_parse_hybrid():
     assert lay.kind == "hybrid"
     assert lay.unified == "/sys/fs/cgroup/unified"
     assert lay.mounts["cpu"] == lay.mounts["cpuacct"] == "/sys/fs/cgroup/cpu,cpuacct"
-    assert lay.mounts["cpuset"] == "/sys/fs/cgroup/cpuset"       # clone_children is no controller
+    assert lay.mounts["cpuset"] == "/sys/fs/cgroup/cpuset"  # clone_children is no controller
     assert lay.mounts["name=systemd"] == "/sys/fs/cgroup/systemd"  # xattr neither
     assert "xattr" not in lay.mounts and "clone_children" not in lay.mounts
     assert lay.hierarchies()["/sys/fs/cgroup/cpu,cpuacct"] == ("cpu", "cpuacct")
@@ -49,9 +50,9 @@ def test_parse_v2_and_v1():
     assert (lay.kind, lay.unified, lay.mounts) == ("v2", "/sys/fs/cgroup", {})
     lay = parse_mountinfo(V1)
     assert lay.kind == "v1" and lay.unified is None
-    assert lay.mounts["memory"] == "/sys/fs/cgroup/memory"         # first mount wins
+    assert lay.mounts["memory"] == "/sys/fs/cgroup/memory"  # first mount wins
     assert lay.roots["/sys/fs/cgroup/memory"] == "/docker/abc"
-    assert lay.mounts["pids"] == "/sys/fs/cgroup/my dir"           # \040 unescaped
+    assert lay.mounts["pids"] == "/sys/fs/cgroup/my dir"  # \040 unescaped
 
 
 def test_parse_no_cgroups():
@@ -75,7 +76,8 @@ def test_clean_path():
 
 OWN_HYBRID = parse_proc_cgroup(
     "5:memory:/process_api/h\n4:cpu,cpuacct:/\n3:cpuset:/\n2:freezer:/\n"
-    "1:name=systemd:/user.slice/s\n0::/user.slice/s\n")
+    "1:name=systemd:/user.slice/s\n0::/user.slice/s\n"
+)
 
 
 def test_placement_hybrid():
@@ -140,39 +142,48 @@ def test_conversions():
 
 
 def test_resources_parse():
-    r = Resources.parse({
-        "memory": {"limit": 1 << 20, "swap": 0, "swappiness": 0},
-        "cpu": {"shares": 0, "cpus": "0-1", "idle": 0},
-        "pids": {"limit": 0},
-        "blockIO": {"weight": 10, "throttleReadBpsDevice": [{"major": 8, "minor": 0,
-                                                             "rate": 100}]},
-        "devices": [{"allow": False, "access": "rwm"},
-                    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "wr"}],
-        "unified": {"pids.max": "10"},
-    })
+    r = Resources.parse(
+        {
+            "memory": {"limit": 1 << 20, "swap": 0, "swappiness": 0},
+            "cpu": {"shares": 0, "cpus": "0-1", "idle": 0},
+            "pids": {"limit": 0},
+            "blockIO": {"weight": 10, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 100}]},
+            "devices": [
+                {"allow": False, "access": "rwm"},
+                {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "wr"},
+            ],
+            "unified": {"pids.max": "10"},
+        }
+    )
     assert r.memory.limit == 1 << 20 and r.memory.swap is None and r.memory.swappiness == 0
     assert r.cpu.shares is None and r.cpu.cpus == "0-1" and r.cpu.idle == 0
     assert r.pids_limit == 0
-    assert r.block_io.throttle["throttleReadBpsDevice"][0].ptr == \
-        "/linux/resources/blockIO/throttleReadBpsDevice/0"
+    assert (
+        r.block_io.throttle["throttleReadBpsDevice"][0].ptr
+        == "/linux/resources/blockIO/throttleReadBpsDevice/0"
+    )
     assert [d.v1_line() for d in r.devices] == ["a", "c 1:3 rw"]
 
 
-@pytest.mark.parametrize("res,pointer", [
-    ({"memory": {"limit": "1"}}, "/linux/resources/memory/limit"),
-    ({"cpu": {"shares": -2}}, "/linux/resources/cpu/shares"),
-    ({"cpu": {"quota": 1000, "burst": 2000}}, "/linux/resources/cpu/burst"),
-    ({"memory": {"swappiness": 101}}, "/linux/resources/memory/swappiness"),
-    ({"devices": [{"allow": True, "type": "x"}]}, "/linux/resources/devices/0/type"),
-    ({"devices": [{"allow": True, "access": "rwx"}]}, "/linux/resources/devices/0/access"),
-    ({"unified": {"a/b": "1"}}, "/linux/resources/unified/a~1b"),
-    ({"unified": {"nodot": "1"}}, "/linux/resources/unified/nodot"),
-    ({"hugepageLimits": [{"pageSize": "2M", "limit": 1}]},
-     "/linux/resources/hugepageLimits/0/pageSize"),
-    ({"rdma": {"mlx": {}}}, "/linux/resources/rdma/mlx"),
-    ({"blockIO": {"weightDevice": [{"major": 8, "minor": 0}]}},
-     "/linux/resources/blockIO/weightDevice/0"),
-])
+@pytest.mark.parametrize(
+    "res,pointer",
+    [
+        ({"memory": {"limit": "1"}}, "/linux/resources/memory/limit"),
+        ({"cpu": {"shares": -2}}, "/linux/resources/cpu/shares"),
+        ({"cpu": {"quota": 1000, "burst": 2000}}, "/linux/resources/cpu/burst"),
+        ({"memory": {"swappiness": 101}}, "/linux/resources/memory/swappiness"),
+        ({"devices": [{"allow": True, "type": "x"}]}, "/linux/resources/devices/0/type"),
+        ({"devices": [{"allow": True, "access": "rwx"}]}, "/linux/resources/devices/0/access"),
+        ({"unified": {"a/b": "1"}}, "/linux/resources/unified/a~1b"),
+        ({"unified": {"nodot": "1"}}, "/linux/resources/unified/nodot"),
+        ({"hugepageLimits": [{"pageSize": "2M", "limit": 1}]}, "/linux/resources/hugepageLimits/0/pageSize"),
+        ({"rdma": {"mlx": {}}}, "/linux/resources/rdma/mlx"),
+        (
+            {"blockIO": {"weightDevice": [{"major": 8, "minor": 0}]}},
+            "/linux/resources/blockIO/weightDevice/0",
+        ),
+    ],
+)
 def test_resources_parse_errors(res, pointer):
     with pytest.raises(ConfigError) as ei:
         Resources.parse(res)

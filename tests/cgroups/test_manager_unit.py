@@ -1,5 +1,6 @@
 """The manager interface without cgroupfs: which manager the factory picks, what state.json
 keeps and gives back, the none manager, and the package's import rules."""
+
 import os
 import subprocess
 import sys
@@ -15,11 +16,15 @@ from ocirt.cgroups.systemd import SystemdCgroup
 from ocirt.errors import ConfigError, OcirtError
 
 V2 = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
-HYBRID = ("30 23 0:26 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
-          "31 23 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
-          "32 23 0:28 / /sys/fs/cgroup/freezer rw - cgroup cgroup rw,freezer\n")
-V1 = ("31 23 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
-      "32 23 0:28 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n")
+HYBRID = (
+    "30 23 0:26 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
+    "31 23 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+    "32 23 0:28 / /sys/fs/cgroup/freezer rw - cgroup cgroup rw,freezer\n"
+)
+V1 = (
+    "31 23 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+    "32 23 0:28 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n"
+)
 NO_CGROUP = "the container has no cgroup"
 
 
@@ -56,6 +61,7 @@ class RecordingFS:
 
 # ---------------------------------------------------------------- the factory
 
+
 @pytest.mark.parametrize("text,cls", [(V2, V2Cgroup), (HYBRID, V1Cgroup), (V1, V1Cgroup)])
 def test_manager_for_picks_by_layout(text, cls):
     lay = parse_mountinfo(text)
@@ -81,13 +87,15 @@ def test_cgroups_path_must_be_a_string(systemd):
 
 def test_state_of_the_previous_version_still_loads():
     """state.json's "cgroup" as earlier releases wrote it: the same dict back, the same dirs."""
-    saved = {"version": 1, "kind": "hybrid", "cgroupsPath": "/x",
-             "paths": {"memory": "/sys/fs/cgroup/memory/x",
-                       "freezer": "/sys/fs/cgroup/freezer/x"},
-             "unified": "/sys/fs/cgroup/unified/x",
-             "created": ["/sys/fs/cgroup/memory/x", "/sys/fs/cgroup/freezer/x"],
-             "devices": [{"allow": False, "type": "a", "major": None, "minor": None,
-                          "access": "rwm"}]}
+    saved = {
+        "version": 1,
+        "kind": "hybrid",
+        "cgroupsPath": "/x",
+        "paths": {"memory": "/sys/fs/cgroup/memory/x", "freezer": "/sys/fs/cgroup/freezer/x"},
+        "unified": "/sys/fs/cgroup/unified/x",
+        "created": ["/sys/fs/cgroup/memory/x", "/sys/fs/cgroup/freezer/x"],
+        "devices": [{"allow": False, "type": "a", "major": None, "minor": None, "access": "rwm"}],
+    }
     cg = manager_from_state(parse_mountinfo(HYBRID), saved)
     assert type(cg) is V1Cgroup and cg.to_dict() == saved
     assert cg.path() == "/sys/fs/cgroup/freezer/x" and cg.path("") == saved["unified"]
@@ -118,14 +126,14 @@ def test_no_cgroup_from_state(saved):
 
 
 def test_every_manager_has_every_operation():
-    ops = [n for n, v in vars(Manager).items() if callable(v) and not n.startswith("_")
-           and n != "placement"]
+    ops = [n for n, v in vars(Manager).items() if callable(v) and not n.startswith("_") and n != "placement"]
     for cls in (V1Cgroup, V2Cgroup, SystemdCgroup, NoCgroup):
         missing = [n for n in ops if getattr(cls, n) is getattr(Manager, n)]
         assert missing == [], f"{cls.__name__} lacks {missing}"
 
 
 # ---------------------------------------------------------------- the none manager
+
 
 def test_no_cgroup_makes_nothing_and_says_so():
     cg = no_cgroup(parse_mountinfo(V2))
@@ -167,12 +175,12 @@ def test_no_cgroup_placement_is_where_the_runtime_is():
     assert type(here) is V1Cgroup and here.created == []
     own = cgroups.parse_proc_cgroup("2:memory:/a\n1:freezer:/b\n0::/c\n")
     here = cgroups.current(lay, own)
-    assert here.paths == {"memory": "/sys/fs/cgroup/memory/a",
-                          "freezer": "/sys/fs/cgroup/freezer/b"}
+    assert here.paths == {"memory": "/sys/fs/cgroup/memory/a", "freezer": "/sys/fs/cgroup/freezer/b"}
     assert here.unified == "/sys/fs/cgroup/unified/c"
 
 
 # ---------------------------------------------------------------- apply takes the kernel
+
 
 def test_v2_device_rules_need_a_kernel_before_any_write():
     fs = RecordingFS()
@@ -186,8 +194,7 @@ def test_v2_device_rules_need_a_kernel_before_any_write():
 
 def test_v1_device_rules_are_files():
     fs = RecordingFS()
-    lay = parse_mountinfo(V1 + "33 23 0:29 / /sys/fs/cgroup/devices rw - cgroup cgroup "
-                               "rw,devices\n")
+    lay = parse_mountinfo(V1 + "33 23 0:29 / /sys/fs/cgroup/devices rw - cgroup cgroup rw,devices\n")
     cg = manager_for(lay, "/x", "c1", fs=fs)
     cg.apply({"devices": [{"allow": False, "access": "rwm"}]})
     assert ("write", "/sys/fs/cgroup/devices/x/devices.deny", "a") in fs.log
@@ -195,11 +202,16 @@ def test_v1_device_rules_are_files():
 
 # ---------------------------------------------------------------- imports
 
+
 def _modules_after(stmt: str) -> set:
     code = f"import sys; {stmt}; print(' '.join(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(
-                             os.path.abspath(__file__)))))
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    )
     return set(out.stdout.split())
 
 
@@ -214,14 +226,16 @@ def test_import_rules():
 
 # ---------------------------------------------------------------- a container without a cgroup
 
+
 def test_container_without_a_cgroup(tmp_path):
     """state.json's `{}`: the operations that need a cgroup say so; update records nothing."""
     from ocirt.cgroups.update import apply_resources
     from ocirt.container import Container
     from ocirt.state import ContainerState, StateDir, Status, proc_start_time
+
     sd = StateDir(str(tmp_path), "c1")
     os.makedirs(sd.path)
-    me = os.getpid()                    # stands for a running init sharing our pid namespace
+    me = os.getpid()  # stands for a running init sharing our pid namespace
     sd.save(ContainerState(id="c1", bundle=str(tmp_path), pid=me, pid_start=proc_start_time(me)))
     c = Container(sd, sd.load())
     assert c.status() is Status.RUNNING

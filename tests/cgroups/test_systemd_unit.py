@@ -1,4 +1,5 @@
 """The systemd driver without systemd: names, properties, and the order of calls (fake bus)."""
+
 import os
 import shutil
 import subprocess
@@ -6,46 +7,70 @@ import time
 
 import pytest
 
-from ocirt.cgroups import Resources, manager_for, manager_from_state, parse_mountinfo
-from ocirt.cgroups import dbus
+from ocirt.cgroups import Resources, dbus, manager_for, manager_from_state, parse_mountinfo
 from ocirt.cgroups.resources import DeviceRule
-from ocirt.cgroups.systemd import (UINT64_MAX, SystemdCgroup, annotation_properties,
-                                   device_properties, expand_slice, parse_cgroups_path,
-                                   parse_gvariant, resource_properties)
+from ocirt.cgroups.systemd import (
+    UINT64_MAX,
+    SystemdCgroup,
+    annotation_properties,
+    device_properties,
+    expand_slice,
+    parse_cgroups_path,
+    parse_gvariant,
+    resource_properties,
+)
 from ocirt.errors import ConfigError, OcirtError
 
 V = dbus.Variant
 V2 = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
-HYBRID = ("30 23 0:26 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
-          "31 23 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
-          "32 23 0:28 / /sys/fs/cgroup/freezer rw - cgroup cgroup rw,freezer\n")
+HYBRID = (
+    "30 23 0:26 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
+    "31 23 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+    "32 23 0:28 / /sys/fs/cgroup/freezer rw - cgroup cgroup rw,freezer\n"
+)
 
 
 # ---------------------------------------------------------------- names
 
-@pytest.mark.parametrize("path,expected", [
-    ("system.slice:docker:abc", ("system.slice", "docker-abc.scope")),
-    (":ocirt:c1", ("system.slice", "ocirt-c1.scope")),
-    ("machine.slice::c1", ("machine.slice", "c1.scope")),
-    ("-:p:n", ("-", "p-n.scope")),
-    ("system.slice:ignored:pod-x.slice", ("system.slice", "pod-x.slice")),
-    (None, ("system.slice", "ocirt-theid.scope")),
-    ("", ("system.slice", "ocirt-theid.scope")),
-])
+
+@pytest.mark.parametrize(
+    "path,expected",
+    [
+        ("system.slice:docker:abc", ("system.slice", "docker-abc.scope")),
+        (":ocirt:c1", ("system.slice", "ocirt-c1.scope")),
+        ("machine.slice::c1", ("machine.slice", "c1.scope")),
+        ("-:p:n", ("-", "p-n.scope")),
+        ("system.slice:ignored:pod-x.slice", ("system.slice", "pod-x.slice")),
+        (None, ("system.slice", "ocirt-theid.scope")),
+        ("", ("system.slice", "ocirt-theid.scope")),
+    ],
+)
 def test_cgroups_path(path, expected):
     assert parse_cgroups_path(path, "theid") == expected
 
 
-@pytest.mark.parametrize("path", ["/a/b", "a:b", "a:b:c:d", "system.slice:p:", "x:p:n",
-                                  "a/b.slice:p:n", "a--b.slice:p:n", "system.slice:p/q:n"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/a/b",
+        "a:b",
+        "a:b:c:d",
+        "system.slice:p:",
+        "x:p:n",
+        "a/b.slice:p:n",
+        "a--b.slice:p:n",
+        "system.slice:p/q:n",
+    ],
+)
 def test_cgroups_path_errors(path):
     with pytest.raises(ConfigError, match="/linux/cgroupsPath"):
         parse_cgroups_path(path, "id")
 
 
 def test_runc_message_for_a_plain_path():
-    with pytest.raises(ConfigError, match='expected cgroupsPath to be of format '
-                                          '"slice:prefix:name" for systemd cgroups'):
+    with pytest.raises(
+        ConfigError, match='expected cgroupsPath to be of format "slice:prefix:name" for systemd cgroups'
+    ):
         parse_cgroups_path("/a/b", "id")
 
 
@@ -57,13 +82,14 @@ def test_expand_slice():
 
 
 def test_places():
-    run_dir = os.path.dirname(__file__)      # any directory stands for /run/systemd/system
-    cg = SystemdCgroup.for_systemd(parse_mountinfo(V2), "user-1000.slice:p:n", "id",
-                                   run_dir=run_dir)
+    run_dir = os.path.dirname(__file__)  # any directory stands for /run/systemd/system
+    cg = SystemdCgroup.for_systemd(parse_mountinfo(V2), "user-1000.slice:p:n", "id", run_dir=run_dir)
     assert cg.unified == "/sys/fs/cgroup/user.slice/user-1000.slice/p-n.scope"
     cg = SystemdCgroup.for_systemd(parse_mountinfo(HYBRID), None, "id", run_dir=run_dir)
-    assert cg.paths == {"memory": "/sys/fs/cgroup/memory/system.slice/ocirt-id.scope",
-                        "freezer": "/sys/fs/cgroup/freezer/system.slice/ocirt-id.scope"}
+    assert cg.paths == {
+        "memory": "/sys/fs/cgroup/memory/system.slice/ocirt-id.scope",
+        "freezer": "/sys/fs/cgroup/freezer/system.slice/ocirt-id.scope",
+    }
     assert cg.unified == "/sys/fs/cgroup/unified/system.slice/ocirt-id.scope"
 
 
@@ -74,14 +100,19 @@ def test_systemd_not_running(tmp_path):
 
 # ---------------------------------------------------------------- properties
 
+
 def props(resources, kind="v2", version=252):
     return dict(resource_properties(Resources.parse(resources), kind, version))
 
 
 def test_v2_properties():
-    p = props({"memory": {"limit": 100 << 20, "reservation": 50 << 20, "swap": 200 << 20},
-               "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0-1,3"},
-               "pids": {"limit": 32}})
+    p = props(
+        {
+            "memory": {"limit": 100 << 20, "reservation": 50 << 20, "swap": 200 << 20},
+            "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0-1,3"},
+            "pids": {"limit": 32},
+        }
+    )
     assert p["MemoryMax"] == V("t", 100 << 20)
     assert p["MemoryLow"] == V("t", 50 << 20)
     assert p["MemorySwapMax"] == V("t", 100 << 20)
@@ -93,8 +124,15 @@ def test_v2_properties():
 
 
 def test_v1_properties_and_unlimited():
-    p = props({"memory": {"limit": -1}, "cpu": {"shares": 512, "quota": -1},
-               "blockIO": {"weight": 300}, "pids": {"limit": -1}}, kind="hybrid")
+    p = props(
+        {
+            "memory": {"limit": -1},
+            "cpu": {"shares": 512, "quota": -1},
+            "blockIO": {"weight": 300},
+            "pids": {"limit": -1},
+        },
+        kind="hybrid",
+    )
     assert p["MemoryLimit"] == V("t", UINT64_MAX)
     assert p["CPUShares"] == V("t", 512)
     assert p["BlockIOWeight"] == V("t", 300)
@@ -110,8 +148,9 @@ def test_quota_rounds_up_to_10ms_and_old_systemd():
 
 
 def test_unified_properties():
-    p = props({"unified": {"memory.high": "max", "pids.max": "7", "cpu.max": "20000 50000",
-                           "cpuset.mems": "0"}})
+    p = props(
+        {"unified": {"memory.high": "max", "pids.max": "7", "cpu.max": "20000 50000", "cpuset.mems": "0"}}
+    )
     assert p["MemoryHigh"] == V("t", UINT64_MAX)
     assert p["TasksMax"] == V("t", 7)
     assert p["CPUQuotaPerSecUSec"] == V("t", 400000)
@@ -128,13 +167,22 @@ def rule(allow, type_="a", major=None, minor=None, access="rwm"):
 def test_device_properties(tmp_path):
     devices = tmp_path / "devices"
     devices.write_text("Character devices:\n  1 mem\n136 pts\n\nBlock devices:\n  7 loop\n")
-    p = dict(device_properties([rule(False), rule(True, "c", 1, 3, "rwm"),
-                                rule(True, "c", 136, None, "rw"),
-                                rule(False, "c", 1, 5), rule(True, "b", 7, 0, "r")],
-                               str(devices)))
+    p = dict(
+        device_properties(
+            [
+                rule(False),
+                rule(True, "c", 1, 3, "rwm"),
+                rule(True, "c", 136, None, "rw"),
+                rule(False, "c", 1, 5),
+                rule(True, "b", 7, 0, "r"),
+            ],
+            str(devices),
+        )
+    )
     assert p["DevicePolicy"] == V("s", "strict")
-    assert p["DeviceAllow"] == V("a(ss)", [("/dev/char/1:3", "rwm"), ("char-pts", "rw"),
-                                           ("/dev/block/7:0", "r")])
+    assert p["DeviceAllow"] == V(
+        "a(ss)", [("/dev/char/1:3", "rwm"), ("char-pts", "rw"), ("/dev/block/7:0", "r")]
+    )
     p = dict(device_properties([rule(False), rule(True, "c", None, None, "m")], str(devices)))
     assert p["DeviceAllow"] == V("a(ss)", [("char-*", "m")])
     # systemd cannot say "minor 3 of any major": it filters nothing, ocirt's own rules do it
@@ -145,13 +193,19 @@ def test_device_properties(tmp_path):
 
 
 def test_annotations():
-    got = annotation_properties({"org.systemd.property.TimeoutStopUSec": "uint64 123",
-                                 "org.systemd.property.CollectMode": "'inactive-or-failed'",
-                                 "org.systemd.property.SendSIGKILL": "false",
-                                 "other": "x"})
-    assert got == [("TimeoutStopUSec", V("t", 123)),
-                   ("CollectMode", V("s", "inactive-or-failed")),
-                   ("SendSIGKILL", V("b", False))]
+    got = annotation_properties(
+        {
+            "org.systemd.property.TimeoutStopUSec": "uint64 123",
+            "org.systemd.property.CollectMode": "'inactive-or-failed'",
+            "org.systemd.property.SendSIGKILL": "false",
+            "other": "x",
+        }
+    )
+    assert got == [
+        ("TimeoutStopUSec", V("t", 123)),
+        ("CollectMode", V("s", "inactive-or-failed")),
+        ("SendSIGKILL", V("b", False)),
+    ]
     with pytest.raises(ConfigError, match="/annotations/org.systemd.property.X"):
         annotation_properties({"org.systemd.property.X": "[1, 2]"})
     with pytest.raises(ConfigError, match="cannot be set"):
@@ -160,6 +214,7 @@ def test_annotations():
 
 
 # ---------------------------------------------------------------- the driver's calls
+
 
 class FakeBus:
     def __init__(self, log):
@@ -220,13 +275,19 @@ class FakeFS:
 
 def test_unit_starts_with_the_first_process_then_files_are_written():
     log = []
-    cg = manager_for(parse_mountinfo(V2), "system.slice:t:c1", "c1", systemd=True,
-                              fs=FakeFS(log), bus=lambda: FakeBus(log),
-                              annotations={"org.systemd.property.CollectMode": "'inactive'"})
+    cg = manager_for(
+        parse_mountinfo(V2),
+        "system.slice:t:c1",
+        "c1",
+        systemd=True,
+        fs=FakeFS(log),
+        bus=lambda: FakeBus(log),
+        annotations={"org.systemd.property.CollectMode": "'inactive'"},
+    )
     assert isinstance(cg, SystemdCgroup)
     cg.create()
     cg.apply({"memory": {"limit": 1 << 20}, "pids": {"limit": 9}})
-    assert log == []                    # nothing before the first process
+    assert log == []  # nothing before the first process
     cg.add_pid(4242)
     start = log[0]
     assert start[:2] == ("start", "t-c1.scope")
@@ -238,18 +299,19 @@ def test_unit_starts_with_the_first_process_then_files_are_written():
     writes = [e for e in log if e[0] == "write"]
     assert ("write", scope + "/cgroup.procs", "4242") in writes
     assert ("write", scope + "/memory.max", "1048576") in writes
-    assert writes.index(("write", scope + "/cgroup.procs", "4242")) < \
-        writes.index(("write", scope + "/memory.max", "1048576"))
+    assert writes.index(("write", scope + "/cgroup.procs", "4242")) < writes.index(
+        ("write", scope + "/memory.max", "1048576")
+    )
     # saved and loaded again (exec, update, delete run in other processes)
     d = cg.to_dict()
     assert d["systemd"] == {"unit": "t-c1.scope", "slice": "system.slice", "started": True}
     log.clear()
     again = manager_from_state(parse_mountinfo(V2), d, fs=FakeFS(log))
     again._bus_factory = lambda: FakeBus(log)
-    again.add_pid(5)                    # exec: the unit exists, a plain move
+    again.add_pid(5)  # exec: the unit exists, a plain move
     assert log == [("write", scope + "/cgroup.procs", "5")]
     log.clear()
-    again.apply({"pids": {"limit": 20}})            # update: the unit first, then the file
+    again.apply({"pids": {"limit": 20}})  # update: the unit first, then the file
     assert log[0] == ("set", "t-c1.scope", {"TasksMax": V("t", 20)})
     assert ("write", scope + "/pids.max", "20") in log
     log.clear()
@@ -259,8 +321,7 @@ def test_unit_starts_with_the_first_process_then_files_are_written():
 
 def test_a_bad_value_fails_before_the_unit():
     log = []
-    cg = manager_for(parse_mountinfo(V2), None, "c1", systemd=True,
-                              fs=FakeFS(log), bus=lambda: FakeBus(log))
+    cg = manager_for(parse_mountinfo(V2), None, "c1", systemd=True, fs=FakeFS(log), bus=lambda: FakeBus(log))
     with pytest.raises(ConfigError, match="/linux/resources/unified/pids.max"):
         cg.apply({"unified": {"pids.max": "many"}})
     assert log == []
@@ -268,14 +329,32 @@ def test_a_bad_value_fails_before_the_unit():
 
 # ---------------------------------------------------------------- the D-Bus wire format
 
+
 def test_marshal_round_trip():
     sig = "sa(sv)a(sa(sv))a{sv}ybnqixtdgo"
-    values = ["unit", [("PIDs", V("au", [1, 2])), ("Delegate", V("b", True)),
-                       ("AllowedCPUs", V("ay", b"\x05")), ("X", V("a(ss)", [("a", "b")]))],
-              [], {"k": V("s", "v")}, 7, False, -3, 65000, -70000, 2**33, 2**64 - 1, 0.5,
-              "a(sv)", "/org/x"]
+    values = [
+        "unit",
+        [
+            ("PIDs", V("au", [1, 2])),
+            ("Delegate", V("b", True)),
+            ("AllowedCPUs", V("ay", b"\x05")),
+            ("X", V("a(ss)", [("a", "b")])),
+        ],
+        [],
+        {"k": V("s", "v")},
+        7,
+        False,
+        -3,
+        65000,
+        -70000,
+        2**33,
+        2**64 - 1,
+        0.5,
+        "a(sv)",
+        "/org/x",
+    ]
     got = dbus.unmarshal(sig, dbus.marshal(sig, values))
-    assert got[1][2] == ("AllowedCPUs", V("ay", [5]))     # ay comes back as a list of ints
+    assert got[1][2] == ("AllowedCPUs", V("ay", [5]))  # ay comes back as a list of ints
     assert list(got[:1]) + list(got[2:]) == values[:1] + values[2:]
 
 
@@ -285,29 +364,51 @@ def test_a_real_bus(tmp_path):
     if not daemon:
         pytest.skip("no dbus-daemon on this host")
     sock = f"/tmp/ocirt-dbus-{os.getpid()}-{time.monotonic_ns()}"
-    proc = subprocess.Popen([daemon, "--session", "--nofork", "--nopidfile",
-                             f"--address=unix:path={sock}"], stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [daemon, "--session", "--nofork", "--nopidfile", f"--address=unix:path={sock}"],
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(200):
             if os.path.exists(sock):
                 break
             time.sleep(0.01)
         with dbus.Connection(sock, hello=True) as c:
-            (names,) = c.call("org.freedesktop.DBus", "/org/freedesktop/DBus",
-                              "org.freedesktop.DBus", "ListNames")
+            (names,) = c.call(
+                "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "ListNames"
+            )
             assert "org.freedesktop.DBus" in names
             with pytest.raises(dbus.DBusError) as e:
-                c.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                       "GetNameOwner", "s", ["no.such.name"])
+                c.call(
+                    "org.freedesktop.DBus",
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus",
+                    "GetNameOwner",
+                    "s",
+                    ["no.such.name"],
+                )
             assert e.value.name == "org.freedesktop.DBus.Error.NameHasNoOwner"
-            c.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                   "RequestName", "su", ["org.ocirt.Test", 0])
-            (owner,) = c.call("org.freedesktop.DBus", "/org/freedesktop/DBus",
-                              "org.freedesktop.DBus", "GetNameOwner", "s", ["org.ocirt.Test"])
+            c.call(
+                "org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus",
+                "RequestName",
+                "su",
+                ["org.ocirt.Test", 0],
+            )
+            (owner,) = c.call(
+                "org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus",
+                "GetNameOwner",
+                "s",
+                ["org.ocirt.Test"],
+            )
             assert owner.startswith(":")
             # NameAcquired is a signal the bus sent us along the way
-            sig = c.wait_signal(lambda m: m.member == "NameAcquired"
-                                and m.body == ("org.ocirt.Test",), timeout=5)
+            sig = c.wait_signal(
+                lambda m: m.member == "NameAcquired" and m.body == ("org.ocirt.Test",), timeout=5
+            )
             assert sig.type == dbus.SIGNAL
     finally:
         proc.terminate()

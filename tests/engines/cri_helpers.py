@@ -11,6 +11,7 @@ what tests/engines/test_cri.py drives as the kubelet would.
   127.0.0.1 on a port the kernel picks. cgroups (cgroupfs driver) go under a parent unique to the
   run, removed by stop().
 """
+
 import hashlib
 import io
 import json
@@ -67,9 +68,11 @@ state = "{d}/state"
 def load_stubs(out_dir):
     """Generate the runtime.v1 stubs from api.proto into out_dir; return (api_pb2, api_pb2_grpc)."""
     from grpc_tools import protoc
+
     proto_dir, name = os.path.split(PROTO)
-    rc = protoc.main(["protoc", f"-I{proto_dir}", f"--python_out={out_dir}",
-                      f"--grpc_python_out={out_dir}", name])
+    rc = protoc.main(
+        ["protoc", f"-I{proto_dir}", f"--python_out={out_dir}", f"--grpc_python_out={out_dir}", name]
+    )
     assert rc == 0, f"protoc failed on {PROTO}"
     sys.path.insert(0, out_dir)
     try:
@@ -103,20 +106,29 @@ def write_oci_archive(rootfs, path, cmd, tag="1"):
             tar.add(os.path.join(rootfs, entry), arcname=entry)
     layer = _blob(layout, buf.getvalue())
     config = {
-        "architecture": goarch(), "os": "linux",
+        "architecture": goarch(),
+        "os": "linux",
         "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": cmd, "WorkingDir": "/"},
         "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]},
     }
     config_desc = _blob(layout, json.dumps(config).encode())
     manifest = {
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config_desc},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer}],
     }
     manifest_desc = _blob(layout, json.dumps(manifest).encode())
-    index = {"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest_desc,
-        "annotations": {"org.opencontainers.image.ref.name": tag}}]}
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                **manifest_desc,
+                "annotations": {"org.opencontainers.image.ref.name": tag},
+            }
+        ],
+    }
     with open(os.path.join(layout, "index.json"), "w") as f:
         json.dump(index, f)
     with open(os.path.join(layout, "oci-layout"), "w") as f:
@@ -136,7 +148,8 @@ class CriContainerd(Containerd):
         self.cri_socket = f"unix://{d}/containerd.sock"
 
     def start(self, rootfs=None):
-        from engine_helpers import RunDirs, SHIM_SOCKETS
+        from engine_helpers import SHIM_SOCKETS, RunDirs
+
         self.run_dirs = RunDirs()
         self.sockets_before = set(os.listdir(SHIM_SOCKETS)) if os.path.isdir(SHIM_SOCKETS) else set()
         for sub in ("cni-bin", "cni-conf", "runtime-root", "logs"):
@@ -144,8 +157,12 @@ class CriContainerd(Containerd):
         with open(f"{self.d}/config.toml", "w") as f:
             f.write(CRI_CONFIG.format(d=self.d, image=IMAGE, handler=HANDLER, runtime=self.runtime))
         with open(f"{self.d}/containerd.log", "w") as log:
-            self.proc = subprocess.Popen(["setsid", "containerd", "--config", f"{self.d}/config.toml"],
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                ["setsid", "containerd", "--config", f"{self.d}/config.toml"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while self.ctr("default", "version", check=False, timeout=10).returncode != 0:
             if self.proc.poll() is not None:
@@ -155,8 +172,7 @@ class CriContainerd(Containerd):
         if rootfs is not None:
             archive = f"{self.d}/busybox-oci.tar"
             write_oci_archive(rootfs, archive, ["/bin/sleep", "2147483647"], tag=IMAGE.rsplit(":", 1)[1])
-            self.ctr(K8S_NS, "images", "import", "--base-name", IMAGE.rsplit(":", 1)[0], archive,
-                     timeout=120)
+            self.ctr(K8S_NS, "images", "import", "--base-name", IMAGE.rsplit(":", 1)[0], archive, timeout=120)
 
     def log(self):
         try:
@@ -209,14 +225,17 @@ class WebSocketExec:
         import base64
         import socket
         import urllib.parse
+
         parts = urllib.parse.urlsplit(url)
         assert parts.scheme == "http" and parts.hostname == "127.0.0.1", url
         self.sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
-        request = (f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                   "Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n")
+        request = (
+            f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n"
+        )
         self.sock.sendall(request.encode())
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
@@ -225,8 +244,9 @@ class WebSocketExec:
             self.buf += chunk
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
         assert head.startswith(b"HTTP/1.1 101"), head
-        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode())
-                                  .digest()).decode()
+        accept = base64.b64encode(
+            hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+        ).decode()
         headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
         assert {k.lower(): v for k, v in headers.items()}.get("sec-websocket-accept") == accept, head
 

@@ -1,6 +1,7 @@
 """What the engine tests share: cleanup helpers, a private containerd (ctr and dockerd both drive
 one), a pseudo-terminal for clients that insist on one, and the check that `ocirt features`
 covers what an engine put in a config.json."""
+
 import fcntl
 import hashlib
 import json
@@ -83,8 +84,10 @@ TTY_ROWS, TTY_COLS = 31, 97  # the size run_in_pty gives its terminal
 # Shell code that prints the terminal's size once it has one: ctr and docker set the container
 # terminal's size only after the process started; wait up to 5 s. (busybox's `stty size` exits 0
 # even when it fails.)
-WAIT_SIZE = ('for i in $(seq 50); do s=$(stty size 2>/dev/null); [ -n "$s" ] && [ "$s" != "0 0" ] && break; '
-             'sleep 0.1; done; echo "$s"')
+WAIT_SIZE = (
+    'for i in $(seq 50); do s=$(stty size 2>/dev/null); [ -n "$s" ] && [ "$s" != "0 0" ] && break; '
+    'sleep 0.1; done; echo "$s"'
+)
 
 
 def run_in_pty(argv, timeout=60, env=None):
@@ -94,9 +97,16 @@ def run_in_pty(argv, timeout=60, env=None):
     master, slave = pty.openpty()
     fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", TTY_ROWS, TTY_COLS, 0, 0))
     try:
-        proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                                start_new_session=True, close_fds=True,
-                                preexec_fn=lambda: _set_ctty(0))
+        proc = subprocess.Popen(
+            argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+            preexec_fn=lambda: _set_ctty(0),
+        )
     finally:
         os.close(slave)
     out = b""
@@ -133,11 +143,13 @@ def _set_ctty(fd):
 
 # --- directories in /run that the engines make whatever their configuration -------------------
 
+
 class RunDirs:
     """containerd's shims make /run/containerd/s (their sockets), dockerd /run/docker/plugins and
     /run/netns. Every engine fixture holds a shared flock on /run while its engine runs; the last
     one out (the one that gets the lock exclusively) removes those directories if empty, so that
     no engine of a parallel worker is between making one and using it."""
+
     DIRS = ("/run/containerd/s", "/run/containerd", "/run/docker/plugins", "/run/docker", "/run/netns")
 
     def __init__(self):
@@ -192,9 +204,15 @@ class Containerd:
         self.run_dirs = None
 
     def ctr(self, ns, *args, timeout=60, check=True, **kw):
-        res = subprocess.run(["ctr", "-a", self.address, "-n", ns, *args], check=False,
-                             stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                             timeout=timeout, **kw)
+        res = subprocess.run(
+            ["ctr", "-a", self.address, "-n", ns, *args],
+            check=False,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            **kw,
+        )
         if check:
             assert res.returncode == 0, f"ctr {' '.join(args)}: rc={res.returncode}\n{res.stdout}{res.stderr}"
         return res
@@ -206,8 +224,12 @@ class Containerd:
             f.write(CONTAINERD_CONFIG.format(d=self.d))
         with open(f"{self.d}/containerd.log", "w") as log:
             # setsid execs containerd: the PID is containerd's own
-            self.proc = subprocess.Popen(["setsid", "containerd", "--config", f"{self.d}/config.toml"],
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                ["setsid", "containerd", "--config", f"{self.d}/config.toml"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while self.ctr("default", "version", check=False, timeout=10).returncode != 0:
             if self.proc.poll() is not None:
@@ -252,8 +274,7 @@ class Containerd:
                 rmdir_tree(cg)
         # containerd 1.6 names a shim socket sha256(<containerd address>/<namespace>/<id>): remove
         # only this containerd's (other containerds may share /run/containerd/s).
-        ours = {hashlib.sha256(os.path.join(self.address, ns, cid).encode()).hexdigest()
-                for ns, cid in ids}
+        ours = {hashlib.sha256(os.path.join(self.address, ns, cid).encode()).hexdigest() for ns, cid in ids}
         if os.path.isdir(SHIM_SOCKETS):
             for name in (set(os.listdir(SHIM_SOCKETS)) - self.sockets_before) & ours:
                 try:
@@ -290,11 +311,17 @@ def features_gaps(config, features=None):
         gaps.append(f"ociVersion {config['ociVersion']}")
     gaps += [f"hook {h}" for h in (config.get("hooks") or {}) if h not in f["hooks"]]
     for m in config.get("mounts") or []:
-        gaps += [f"mount option {o} ({m['destination']})" for o in m.get("options") or []
-                 if not _DATA_OPTION.match(o) and o not in f["mountOptions"]]
+        gaps += [
+            f"mount option {o} ({m['destination']})"
+            for o in m.get("options") or []
+            if not _DATA_OPTION.match(o) and o not in f["mountOptions"]
+        ]
     linux = config.get("linux") or {}
-    gaps += [f"namespace {ns['type']}" for ns in linux.get("namespaces") or []
-             if ns["type"] not in lf["namespaces"]]
+    gaps += [
+        f"namespace {ns['type']}"
+        for ns in linux.get("namespaces") or []
+        if ns["type"] not in lf["namespaces"]
+    ]
     for kind, caps in ((config.get("process") or {}).get("capabilities") or {}).items():
         gaps += [f"{kind} {c}" for c in caps if c not in lf["capabilities"]]
     sc = linux.get("seccomp")
@@ -305,8 +332,12 @@ def features_gaps(config, features=None):
         gaps += [f"seccomp action {a}" for a in actions if a not in lf["seccomp"]["actions"]]
         ops = {a["op"] for s in sc.get("syscalls") or [] for a in s.get("args") or []}
         gaps += [f"seccomp operator {o}" for o in ops if o not in lf["seccomp"]["operators"]]
-        gaps += [f"seccomp arch {a}" for a in sc.get("architectures") or [] if a not in lf["seccomp"]["archs"]]
-        gaps += [f"seccomp flag {x}" for x in sc.get("flags") or [] if x not in lf["seccomp"]["supportedFlags"]]
+        gaps += [
+            f"seccomp arch {a}" for a in sc.get("architectures") or [] if a not in lf["seccomp"]["archs"]
+        ]
+        gaps += [
+            f"seccomp flag {x}" for x in sc.get("flags") or [] if x not in lf["seccomp"]["supportedFlags"]
+        ]
     hybrid_or_v1 = not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
     if not lf["cgroup"]["v1" if hybrid_or_v1 else "v2"]:
         gaps.append("cgroup version of this host")

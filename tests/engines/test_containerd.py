@@ -7,6 +7,7 @@ of it again, also when a test fails: containers and tasks, the containerd proces
 of the namespace (by PID), D, the namespace's cgroups and the shim sockets this run left in
 /run/containerd/s. See ../shared/ENGINES.md (from the repository root) for what the shim calls.
 """
+
 import json
 import os
 import re
@@ -20,8 +21,10 @@ from engine_helpers import OCIRT, REPO, TTY_COLS, TTY_ROWS, WAIT_SIZE, Container
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(not all(shutil.which(b) for b in ("containerd", "ctr", "containerd-shim-runc-v2")),
-                       reason="containerd, ctr or containerd-shim-runc-v2 not installed"),
+    pytest.mark.skipif(
+        not all(shutil.which(b) for b in ("containerd", "ctr", "containerd-shim-runc-v2")),
+        reason="containerd, ctr or containerd-shim-runc-v2 not installed",
+    ),
     pytest.mark.skipif(not os.access(OCIRT, os.X_OK), reason=f"{OCIRT} missing"),
 ]
 
@@ -42,9 +45,20 @@ class Session:
     def run_flags(self, flags, rootfs, cid):
         self.ids.add(cid)
         # urfave/cli stops at the first positional argument: every flag goes before the rootfs.
-        return ["--runtime", "io.containerd.runc.v2", "--runc-binary", OCIRT,
-                "--runc-root", f"{self.d}/runc-root", "--fifo-dir", f"{self.d}/fifo",
-                *flags, "--rootfs", rootfs, cid]
+        return [
+            "--runtime",
+            "io.containerd.runc.v2",
+            "--runc-binary",
+            OCIRT,
+            "--runc-root",
+            f"{self.d}/runc-root",
+            "--fifo-dir",
+            f"{self.d}/fifo",
+            *flags,
+            "--rootfs",
+            rootfs,
+            cid,
+        ]
 
     def run(self, flags, rootfs, cid, *cmd, **kw):
         return self.ctr("run", *self.run_flags(flags, rootfs, cid), *cmd, **kw)
@@ -100,12 +114,33 @@ def test_detached_exec_ps_pause_resume_kill_rm(containerd, rootfs):
     containerd.run(["-d"], rootfs, cid, "/bin/sleep", "300")
     assert containerd.task_status(cid) == "RUNNING"
 
-    res = containerd.ctr("tasks", "exec", "--exec-id", "e1", "--fifo-dir", f"{containerd.d}/fifo",
-                         cid, "/bin/sh", "-c", "echo in-exec; tr '\\0' ' ' < /proc/1/cmdline")
+    res = containerd.ctr(
+        "tasks",
+        "exec",
+        "--exec-id",
+        "e1",
+        "--fifo-dir",
+        f"{containerd.d}/fifo",
+        cid,
+        "/bin/sh",
+        "-c",
+        "echo in-exec; tr '\\0' ' ' < /proc/1/cmdline",
+    )
     assert res.stdout == "in-exec\n/bin/sleep 300 ", res.stdout
 
-    res = containerd.ctr("tasks", "exec", "--exec-id", "e2", "--fifo-dir", f"{containerd.d}/fifo",
-                         cid, "/bin/sh", "-c", "exit 3", check=False)
+    res = containerd.ctr(
+        "tasks",
+        "exec",
+        "--exec-id",
+        "e2",
+        "--fifo-dir",
+        f"{containerd.d}/fifo",
+        cid,
+        "/bin/sh",
+        "-c",
+        "exit 3",
+        check=False,
+    )
     assert res.returncode == 3, res.stdout + res.stderr
 
     ps = containerd.ctr("tasks", "ps", cid).stdout.splitlines()
@@ -141,8 +176,14 @@ def test_run_tty(containerd, rootfs):
     """`ctr run -t`: the shim has ocirt hand the pty master back over --console-socket. ctr wants
     a terminal of its own, hence run_in_pty."""
     cid = "tty"
-    argv = containerd.ctr_argv("run", "-t", *containerd.run_flags(["--rm"], rootfs, cid),
-                               "/bin/sh", "-c", "tty; " + WAIT_SIZE + "; echo tty-done")
+    argv = containerd.ctr_argv(
+        "run",
+        "-t",
+        *containerd.run_flags(["--rm"], rootfs, cid),
+        "/bin/sh",
+        "-c",
+        "tty; " + WAIT_SIZE + "; echo tty-done",
+    )
     rc, out = run_in_pty(argv)
     assert rc == 0, out
     lines = _lines(out)
@@ -157,9 +198,21 @@ def test_exec_tty_and_features_cover_config(containerd, rootfs):
     cid = "exectty"
     containerd.run(["-d"], rootfs, cid, "/bin/sleep", "300")
     try:
-        rc, out = run_in_pty(containerd.ctr_argv(
-            "tasks", "exec", "-t", "--exec-id", "t1", "--fifo-dir", f"{containerd.d}/fifo", cid,
-            "/bin/sh", "-c", "tty; echo exec-done; exit 5"))
+        rc, out = run_in_pty(
+            containerd.ctr_argv(
+                "tasks",
+                "exec",
+                "-t",
+                "--exec-id",
+                "t1",
+                "--fifo-dir",
+                f"{containerd.d}/fifo",
+                cid,
+                "/bin/sh",
+                "-c",
+                "tty; echo exec-done; exit 5",
+            )
+        )
         assert rc == 5, out
         lines = _lines(out)
         assert re.fullmatch(r"/dev/pts/\d+", lines[0]), out

@@ -7,11 +7,12 @@ root, capabilities, pid-namespace sharing, stop and remove, and nothing left aft
 Needs root, containerd + containerd-shim-runc-v2 + ctr, grpcio and grpcio-tools (the `test`
 extra), and the CRI api.proto beside the repository (see cri_helpers.py); skipped without them.
 """
+
 import json
 import os
 import re
-import subprocess
 import shutil
+import subprocess
 import time
 import uuid
 
@@ -20,16 +21,27 @@ from engine_helpers import OCIRT, REPO, TTY_COLS, TTY_ROWS, WAIT_SIZE, cgroup_di
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(not all(shutil.which(b) for b in ("containerd", "ctr", "containerd-shim-runc-v2")),
-                       reason="containerd, ctr or containerd-shim-runc-v2 not installed"),
+    pytest.mark.skipif(
+        not all(shutil.which(b) for b in ("containerd", "ctr", "containerd-shim-runc-v2")),
+        reason="containerd, ctr or containerd-shim-runc-v2 not installed",
+    ),
     pytest.mark.skipif(not os.access(OCIRT, os.X_OK), reason=f"{OCIRT} missing"),
 ]
 
 grpc = pytest.importorskip("grpc")
 pytest.importorskip("grpc_tools")
 import cri_helpers  # noqa: E402  (after the skips: it needs nothing optional itself)
-from cri_helpers import (HANDLER, IMAGE, STDERR, STDIN, STDOUT, CriContainerd, WebSocketExec,  # noqa: E402
-                         exit_code, wait_for)
+from cri_helpers import (
+    HANDLER,
+    IMAGE,
+    STDERR,
+    STDIN,
+    STDOUT,
+    CriContainerd,
+    WebSocketExec,  # noqa: E402
+    exit_code,
+    wait_for,
+)
 
 # The runtime the handler runs: ocirt; CRI_TEST_RUNTIME=runc runs the same tests on the reference.
 RUNTIME = shutil.which(os.environ.get("CRI_TEST_RUNTIME", "")) or OCIRT
@@ -61,13 +73,16 @@ class Cri:
             linux=pb.LinuxPodSandboxConfig(
                 cgroup_parent=self.cgroup_parent,
                 security_context=pb.LinuxSandboxSecurityContext(
-                    namespace_options=pb.NamespaceOption(
-                        network=pb.NODE, pid=getattr(pb, pid), ipc=pb.POD))))
+                    namespace_options=pb.NamespaceOption(network=pb.NODE, pid=getattr(pb, pid), ipc=pb.POD)
+                ),
+            ),
+        )
 
     def run_pod(self, name, **kw):
         config = self.pod_config(name, **kw)
-        pod_id = self.rt.RunPodSandbox(self.pb.RunPodSandboxRequest(
-            config=config, runtime_handler=HANDLER), timeout=60).pod_sandbox_id
+        pod_id = self.rt.RunPodSandbox(
+            self.pb.RunPodSandboxRequest(config=config, runtime_handler=HANDLER), timeout=60
+        ).pod_sandbox_id
         return pod_id, config
 
     def remove_pod(self, pod_id):
@@ -75,8 +90,9 @@ class Cri:
         self.rt.RemovePodSandbox(self.pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=60)
 
     # --- containers ---------------------------------------------------------------------------
-    def container(self, pod_id, pod_config, name, command, security=None, resources=None, tty=False,
-                  start=True):
+    def container(
+        self, pod_id, pod_config, name, command, security=None, resources=None, tty=False, start=True
+    ):
         pb = self.pb
         config = pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=name),
@@ -86,13 +102,18 @@ class Cri:
             tty=tty,
             linux=pb.LinuxContainerConfig(
                 resources=resources or pb.LinuxContainerResources(),
-                security_context=security or pb.LinuxContainerSecurityContext()))
+                security_context=security or pb.LinuxContainerSecurityContext(),
+            ),
+        )
         # as the kubelet does: the container's namespace options are the pod's (its pid option
         # decides whether the container gets a pid namespace of its own)
         config.linux.security_context.namespace_options.CopyFrom(
-            pod_config.linux.security_context.namespace_options)
-        cid = self.rt.CreateContainer(pb.CreateContainerRequest(
-            pod_sandbox_id=pod_id, config=config, sandbox_config=pod_config), timeout=60).container_id
+            pod_config.linux.security_context.namespace_options
+        )
+        cid = self.rt.CreateContainer(
+            pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod_config),
+            timeout=60,
+        ).container_id
         if start:
             self.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
         return cid
@@ -101,12 +122,16 @@ class Cri:
         return self.rt.ContainerStatus(self.pb.ContainerStatusRequest(container_id=cid), timeout=30).status
 
     def wait_exited(self, cid, timeout=30):
-        return wait_for(lambda: (s := self.status(cid)).state == self.pb.CONTAINER_EXITED and s,
-                        timeout=timeout, what=f"container {cid} to exit")
+        return wait_for(
+            lambda: (s := self.status(cid)).state == self.pb.CONTAINER_EXITED and s,
+            timeout=timeout,
+            what=f"container {cid} to exit",
+        )
 
     def exec_sync(self, cid, cmd, timeout=20):
-        res = self.rt.ExecSync(self.pb.ExecSyncRequest(container_id=cid, cmd=cmd, timeout=timeout),
-                               timeout=timeout + 10)
+        res = self.rt.ExecSync(
+            self.pb.ExecSyncRequest(container_id=cid, cmd=cmd, timeout=timeout), timeout=timeout + 10
+        )
         return res.exit_code, res.stdout.decode(), res.stderr.decode()
 
     def log_lines(self, pod_config, name):
@@ -171,15 +196,24 @@ def _memory_limit(cri, cid):
 
 def _runtime_state(cri, cid):
     """`<runtime> state` of a container in the handler's root (the containerd namespace below it)."""
-    return json.loads(subprocess.run([RUNTIME, "--root", f"{cri.daemon.d}/runtime-root/k8s.io", "state", cid],
-                                     check=True, capture_output=True, text=True).stdout)
+    return json.loads(
+        subprocess.run(
+            [RUNTIME, "--root", f"{cri.daemon.d}/runtime-root/k8s.io", "state", cid],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
 
 
 def test_version_and_image(cri):
     v = cri.rt.Version(cri.pb.VersionRequest(), timeout=10)
     assert v.runtime_name == "containerd"
-    tags = [t for img in cri.images.ListImages(cri.pb.ListImagesRequest(), timeout=10).images
-            for t in img.repo_tags]
+    tags = [
+        t
+        for img in cri.images.ListImages(cri.pb.ListImagesRequest(), timeout=10).images
+        for t in img.repo_tags
+    ]
     assert IMAGE in tags
 
 
@@ -189,8 +223,9 @@ def test_pod_container_logs_exit_code(cri):
         state = cri.rt.PodSandboxStatus(cri.pb.PodSandboxStatusRequest(pod_sandbox_id=pod_id), timeout=10)
         assert state.status.state == cri.pb.SANDBOX_READY
         assert _runtime_state(cri, pod_id)["status"] == "running"  # the sandbox's container is ocirt's
-        cid = cri.container(pod_id, pod, "hello",
-                            ["/bin/sh", "-c", "echo out-line; echo err-line >&2; exit 3"])
+        cid = cri.container(
+            pod_id, pod, "hello", ["/bin/sh", "-c", "echo out-line; echo err-line >&2; exit 3"]
+        )
         status = cri.wait_exited(cid)
         assert status.exit_code == 3
         lines = cri.log_lines(pod, "hello")
@@ -206,9 +241,13 @@ def test_exec_stats_update_stop(cri):
     pb = cri.pb
     pod_id, pod = cri.run_pod("work")
     try:
-        cid = cri.container(pod_id, pod, "sleeper", ["/bin/sleep", "300"],
-                            resources=pb.LinuxContainerResources(memory_limit_in_bytes=256 << 20,
-                                                                 cpu_shares=512))
+        cid = cri.container(
+            pod_id,
+            pod,
+            "sleeper",
+            ["/bin/sleep", "300"],
+            resources=pb.LinuxContainerResources(memory_limit_in_bytes=256 << 20, cpu_shares=512),
+        )
         assert cri.status(cid).state == pb.CONTAINER_RUNNING
         # the handler's runtime made it, in the handler's root (the containerd namespace below it)
         state = _runtime_state(cri, cid)
@@ -225,9 +264,13 @@ def test_exec_stats_update_stop(cri):
         assert stats.cpu.usage_core_nano_seconds.value > 0
 
         assert _memory_limit(cri, cid) == 256 << 20
-        cri.rt.UpdateContainerResources(pb.UpdateContainerResourcesRequest(
-            container_id=cid, linux=pb.LinuxContainerResources(memory_limit_in_bytes=128 << 20,
-                                                                cpu_shares=256)), timeout=30)
+        cri.rt.UpdateContainerResources(
+            pb.UpdateContainerResourcesRequest(
+                container_id=cid,
+                linux=pb.LinuxContainerResources(memory_limit_in_bytes=128 << 20, cpu_shares=256),
+            ),
+            timeout=30,
+        )
         assert _memory_limit(cri, cid) == 128 << 20
 
         cri.rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=2), timeout=60)
@@ -244,9 +287,12 @@ def test_user_readonly_root_capabilities(cri):
     pod_id, pod = cri.run_pod("secure")
     try:
         security = pb.LinuxContainerSecurityContext(
-            run_as_user=pb.Int64Value(value=1000), run_as_group=pb.Int64Value(value=1001),
-            supplemental_groups=[1002], readonly_rootfs=True,
-            capabilities=pb.Capability(drop_capabilities=["ALL"], add_capabilities=["NET_BIND_SERVICE"]))
+            run_as_user=pb.Int64Value(value=1000),
+            run_as_group=pb.Int64Value(value=1001),
+            supplemental_groups=[1002],
+            readonly_rootfs=True,
+            capabilities=pb.Capability(drop_capabilities=["ALL"], add_capabilities=["NET_BIND_SERVICE"]),
+        )
         cid = cri.container(pod_id, pod, "locked", ["/bin/sleep", "300"], security=security)
         rc, out, _ = cri.exec_sync(cid, ["/bin/sh", "-c", "id -u; id -g; id -G"])
         assert rc == 0
@@ -285,7 +331,6 @@ def test_pid_namespace_sharing(cri, mode):
 
 
 def test_container_with_terminal(cri):
-    pb = cri.pb
     pod_id, pod = cri.run_pod("tty")
     try:
         cid = cri.container(pod_id, pod, "term", ["/bin/sh", "-c", "tty; echo tty-done"], tty=True)
@@ -305,12 +350,19 @@ def test_exec_streaming_with_and_without_terminal(cri):
     pod_id, pod = cri.run_pod("stream")
     try:
         cid = cri.container(pod_id, pod, "target", ["/bin/sleep", "300"])
-        url = cri.rt.Exec(pb.ExecRequest(container_id=cid, cmd=["/bin/sh"], tty=True, stdin=True,
-                                         stdout=True), timeout=30).url
+        url = cri.rt.Exec(
+            pb.ExecRequest(container_id=cid, cmd=["/bin/sh"], tty=True, stdin=True, stdout=True), timeout=30
+        ).url
         ws = WebSocketExec(url)
         ws.resize(TTY_ROWS, TTY_COLS)
-        ws.send(STDIN, ("tty; " + WAIT_SIZE.replace('"$s" != "0 0"', f'"$s" = "{TTY_ROWS} {TTY_COLS}"')
-                        + "; echo typed-$((6*7)); exit 5\n").encode())
+        ws.send(
+            STDIN,
+            (
+                "tty; "
+                + WAIT_SIZE.replace('"$s" != "0 0"', f'"$s" = "{TTY_ROWS} {TTY_COLS}"')
+                + "; echo typed-$((6*7)); exit 5\n"
+            ).encode(),
+        )
         out, status = ws.receive_all()
         text = out.get(STDOUT, b"").decode(errors="replace").replace("\r", "")
         assert exit_code(status) == 5, (status, text)
@@ -318,9 +370,15 @@ def test_exec_streaming_with_and_without_terminal(cri):
         assert re.search(rf"^{TTY_ROWS} {TTY_COLS}$", text, re.M), text
         assert re.search(r"^typed-42$", text, re.M), text
 
-        url = cri.rt.Exec(pb.ExecRequest(container_id=cid,
-                                         cmd=["/bin/sh", "-c", "echo o; echo e >&2; exit 2"],
-                                         stdout=True, stderr=True), timeout=30).url
+        url = cri.rt.Exec(
+            pb.ExecRequest(
+                container_id=cid,
+                cmd=["/bin/sh", "-c", "echo o; echo e >&2; exit 2"],
+                stdout=True,
+                stderr=True,
+            ),
+            timeout=30,
+        ).url
         out, status = WebSocketExec(url).receive_all()
         assert (out.get(STDOUT), out.get(STDERR), exit_code(status)) == (b"o\n", b"e\n", 2), (out, status)
         cri.rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=0), timeout=60)

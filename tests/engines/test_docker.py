@@ -14,22 +14,34 @@ it created, the shim sockets of this run's containers in /run/containerd/s.
 /usr/local/bin/docker may be a newer CLI that shadows the 20.10 one (ENGINES.md): the CLI used is
 the one next to dockerd (/usr/bin/docker), else `docker` on PATH.
 """
+
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 import uuid
 
 import pytest
-from engine_helpers import (OCIRT, REPO, TTY_COLS, TTY_ROWS, Containerd, cgroup_dirs,
-                            features_gaps, kill_pids, pids_matching, rmdir_tree, run_in_pty,
-                            umount_under, WAIT_SIZE)
+from engine_helpers import (
+    OCIRT,
+    REPO,
+    TTY_COLS,
+    TTY_ROWS,
+    WAIT_SIZE,
+    Containerd,
+    cgroup_dirs,
+    features_gaps,
+    kill_pids,
+    pids_matching,
+    rmdir_tree,
+    run_in_pty,
+    umount_under,
+)
 
 DOCKERD = shutil.which("dockerd")
-DOCKER = (os.path.join(os.path.dirname(os.path.realpath(DOCKERD)), "docker") if DOCKERD else None)
+DOCKER = os.path.join(os.path.dirname(os.path.realpath(DOCKERD)), "docker") if DOCKERD else None
 if DOCKER and not os.access(DOCKER, os.X_OK):
     DOCKER = shutil.which("docker")
 IMAGE = "localhost/ocirt-busybox:latest"
@@ -38,8 +50,10 @@ NS = "moby"  # dockerd's containerd namespace
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
     pytest.mark.skipif(not (DOCKERD and DOCKER), reason="dockerd or docker not installed"),
-    pytest.mark.skipif(not all(shutil.which(b) for b in ("containerd", "ctr", "containerd-shim-runc-v2")),
-                       reason="containerd, ctr or containerd-shim-runc-v2 not installed"),
+    pytest.mark.skipif(
+        not all(shutil.which(b) for b in ("containerd", "ctr", "containerd-shim-runc-v2")),
+        reason="containerd, ctr or containerd-shim-runc-v2 not installed",
+    ),
     pytest.mark.skipif(not os.access(OCIRT, os.X_OK), reason=f"{OCIRT} missing"),
 ]
 
@@ -50,17 +64,25 @@ class Docker:
         self.containerd = containerd
         self.proc = None
         self.ids = set()  # full ids of every container this module made (for the shim sockets)
-        self.env = dict(os.environ, DOCKER_HOST=f"unix://{d}/docker.sock",
-                        DOCKER_CONFIG=f"{d}/cli-config")
+        self.env = dict(os.environ, DOCKER_HOST=f"unix://{d}/docker.sock", DOCKER_CONFIG=f"{d}/cli-config")
 
     def argv(self, *args):
         return [DOCKER, *args]
 
     def __call__(self, *args, check=True, timeout=120):
-        res = subprocess.run(self.argv(*args), env=self.env, check=False, stdin=subprocess.DEVNULL,
-                             capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run(
+            self.argv(*args),
+            env=self.env,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check:
-            assert res.returncode == 0, f"docker {' '.join(args)}: rc={res.returncode}\n{res.stdout}{res.stderr}"
+            assert res.returncode == 0, (
+                f"docker {' '.join(args)}: rc={res.returncode}\n{res.stdout}{res.stderr}"
+            )
         return res
 
     def run_args(self, *flags):
@@ -118,9 +140,12 @@ def docker(tmp_path_factory):
         containerd.start()
         with open(f"{d}/dockerd.log", "w") as log:
             # setsid execs dockerd: the PID is dockerd's own
-            dk.proc = subprocess.Popen(["setsid", DOCKERD, "--config-file", f"{d}/daemon.json",
-                                        "--containerd", containerd.address],
-                                       stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            dk.proc = subprocess.Popen(
+                ["setsid", DOCKERD, "--config-file", f"{d}/daemon.json", "--containerd", containerd.address],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 60
         while dk("version", check=False, timeout=10).returncode != 0:
             if dk.proc.poll() is not None:
@@ -178,8 +203,10 @@ def test_exit_code_propagates(docker):
 def test_detached_exec_top_pause_kill_rm(docker):
     cid = docker.run("-d", IMAGE, "sleep", "300").stdout.strip()
     try:
-        assert docker("exec", cid, "sh", "-c", "echo in-exec; cat /proc/1/cmdline").stdout \
+        assert (
+            docker("exec", cid, "sh", "-c", "echo in-exec; cat /proc/1/cmdline").stdout
             == "in-exec\nsleep\x00300\x00"
+        )
         assert docker("exec", cid, "sh", "-c", "exit 4", check=False).returncode == 4
 
         top = docker("top", cid).stdout.splitlines()  # `ocirt ps --format json`, then host ps
@@ -218,9 +245,10 @@ def test_exec_tty_and_features_cover_config(docker):
     call `features`: ENGINES.md)."""
     cid = docker.run("-d", IMAGE, "sleep", "300").stdout.strip()
     try:
-        rc, out = run_in_pty(docker.argv("exec", "-it", cid, "sh", "-c",
-                                          "tty; " + WAIT_SIZE + "; echo exec-done; exit 3"),
-                             env=docker.env)
+        rc, out = run_in_pty(
+            docker.argv("exec", "-it", cid, "sh", "-c", "tty; " + WAIT_SIZE + "; echo exec-done; exit 3"),
+            env=docker.env,
+        )
         assert rc == 3, out
         lines = out.splitlines()
         assert re.fullmatch(r"/dev/pts/\d+", lines[0]), out

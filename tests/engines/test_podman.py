@@ -18,6 +18,7 @@ overlay storage under D). ocirt is behind a symlink named `runc`: podman only pa
 also when a test fails: containers, podman's storage (system reset), mounts under D, D, the
 libpod_parent cgroups it created, the blob-info cache it created in /var/lib/containers/cache.
 """
+
 import json
 import os
 import re
@@ -37,8 +38,9 @@ BLOB_CACHE = os.path.join(BLOB_CACHE_DIR, "blob-info-cache-v1.boltdb")
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(not (shutil.which("podman") and shutil.which("conmon")),
-                       reason="podman or conmon not installed"),
+    pytest.mark.skipif(
+        not (shutil.which("podman") and shutil.which("conmon")), reason="podman or conmon not installed"
+    ),
     pytest.mark.skipif(not os.access(OCIRT, os.X_OK), reason=f"{OCIRT} missing"),
 ]
 
@@ -74,21 +76,28 @@ def _cgroup_dirs(name_prefix):
     return set(found)
 
 
-
-
 class Podman:
     def __init__(self, d):
         self.d = d
         self.runtime = os.path.join(d, "bin", "runc")
-        self.env = dict(os.environ, CONTAINERS_CONF=f"{d}/containers.conf",
-                        CONTAINERS_STORAGE_CONF=f"{d}/storage.conf")
+        self.env = dict(
+            os.environ, CONTAINERS_CONF=f"{d}/containers.conf", CONTAINERS_STORAGE_CONF=f"{d}/storage.conf"
+        )
 
     def __call__(self, *args, check=True, timeout=120):
-        res = subprocess.run(["podman", "--runtime", self.runtime, *args], env=self.env, check=False,
-                             stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                             timeout=timeout)
+        res = subprocess.run(
+            ["podman", "--runtime", self.runtime, *args],
+            env=self.env,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check:
-            assert res.returncode == 0, f"podman {' '.join(args)}: rc={res.returncode}\n{res.stdout}{res.stderr}"
+            assert res.returncode == 0, (
+                f"podman {' '.join(args)}: rc={res.returncode}\n{res.stdout}{res.stderr}"
+            )
         return res
 
 
@@ -153,8 +162,10 @@ def test_run_rm_echo(podman):
 def test_detached_exec_top_pause_rm(podman):
     cid = podman("run", "-d", "--name", "ocirt-detached", IMAGE, "sleep", "300").stdout.strip()
     try:
-        assert podman("exec", cid, "sh", "-c", "echo in-exec; cat /proc/1/cmdline").stdout \
+        assert (
+            podman("exec", cid, "sh", "-c", "echo in-exec; cat /proc/1/cmdline").stdout
             == "in-exec\nsleep\x00300\x00"
+        )
         assert podman("exec", cid, "sh", "-c", "exit 4", check=False).returncode == 4
 
         tty = podman("exec", "-t", cid, "tty").stdout
@@ -211,16 +222,22 @@ def test_hooks_from_hooks_dir(podman, tmp_path):
     script.chmod(0o755)
     stages = ("prestart", "createRuntime", "poststart", "poststop")
     for stage in stages:
-        (hooks_dir / f"50-{stage}.json").write_text(json.dumps({
-            "version": "1.0.0",
-            "hook": {"path": str(script), "args": ["hook.sh", stage, str(out)],
-                     "env": ["PATH=/usr/bin:/bin"]},
-            "when": {"always": True},
-            "stages": [stage],
-        }))
+        (hooks_dir / f"50-{stage}.json").write_text(
+            json.dumps(
+                {
+                    "version": "1.0.0",
+                    "hook": {
+                        "path": str(script),
+                        "args": ["hook.sh", stage, str(out)],
+                        "env": ["PATH=/usr/bin:/bin"],
+                    },
+                    "when": {"always": True},
+                    "stages": [stage],
+                }
+            )
+        )
     name = f"ocirt-hooks-{os.getpid()}"
-    res = podman("--hooks-dir", str(hooks_dir), "run", "--name", name, IMAGE,
-                 "sh", "-c", "echo in-container")
+    res = podman("--hooks-dir", str(hooks_dir), "run", "--name", name, IMAGE, "sh", "-c", "echo in-container")
     assert res.stdout == "in-container\n"
     try:
         cid = podman("inspect", "-f", "{{.Id}}", name).stdout.strip()
@@ -233,9 +250,11 @@ def test_hooks_from_hooks_dir(podman, tmp_path):
             parent = (out / f"{stage}.parent").read_text().split()
             return parent, json.loads((out / f"{stage}.state").read_text())
 
-        for stage, command, status in (("prestart", "create", "creating"),
-                                       ("createRuntime", "create", "creating"),
-                                       ("poststart", "start", "running")):
+        for stage, command, status in (
+            ("prestart", "create", "creating"),
+            ("createRuntime", "create", "creating"),
+            ("poststart", "start", "running"),
+        ):
             parent, state = got(stage)
             script = [a for a in parent[1:] if not a.startswith("-")][0]  # past python's flags
             assert script == podman.runtime and command in parent and parent[-1] == cid, parent
@@ -271,7 +290,16 @@ def test_features_cover_config(podman):
 def test_run_tmpfs_tmpcopyup(podman):
     """`podman run --tmpfs DIR` puts "tmpcopyup" (copy what the image has in DIR into the new
     tmpfs; runc does) in the mount's options."""
-    res = podman("run", "--rm", "--tmpfs", "/usr", IMAGE, "sh", "-c", "ls /usr; grep ' /usr ' /proc/mounts",
-                 check=False)
+    res = podman(
+        "run",
+        "--rm",
+        "--tmpfs",
+        "/usr",
+        IMAGE,
+        "sh",
+        "-c",
+        "ls /usr; grep ' /usr ' /proc/mounts",
+        check=False,
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.split()[:3] == ["bin", "sbin", "tmpfs"], res.stdout

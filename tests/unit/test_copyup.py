@@ -1,4 +1,5 @@
 """tmpcopyup's tree copy, on plain directories (no mount needed)."""
+
 import os
 import stat
 
@@ -20,7 +21,7 @@ def test_copy_keeps_types_modes_owners_and_times(tmp_path):
     (src / "d" / "e").mkdir(parents=True)
     (src / "d" / "e" / "g").write_text("deep")
     os.chmod(src / "d", 0o711)
-    os.symlink("/etc/passwd", src / "abs-link")          # copied as a link, not followed
+    os.symlink("/etc/passwd", src / "abs-link")  # copied as a link, not followed
     os.symlink("d/e/g", src / "rel-link")
     os.mkfifo(src / "fifo", 0o620)
     os.chmod(src, 0o1777)

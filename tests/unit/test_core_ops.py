@@ -1,5 +1,6 @@
 """The operations the command line and the API share, called without either (no root needed):
 signal names, the global defaults, exec's process, a leftover state dir, a container's pids."""
+
 import json
 import os
 import signal
@@ -7,17 +8,18 @@ import signal
 import pytest
 
 from ocirt import defaults, execspec, signals
+from ocirt.cgroups.nocgroup import NoCgroup
 from ocirt.cli import UsageError, main
 from ocirt.commands.kill import parse_signal as cli_parse_signal
-from ocirt.cgroups.nocgroup import NoCgroup
 from ocirt.container import OpenContainer, remove_leftover
 from ocirt.errors import ConfigError, OcirtError
 from ocirt.state import ContainerState, StateDir
 
 
 # -- signals --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("text,num", [("KILL", 9), ("SIGKILL", 9), ("9", 9), ("term", 15),
-                                      ("SIGRTMIN", int(signal.SIGRTMIN))])
+@pytest.mark.parametrize(
+    "text,num", [("KILL", 9), ("SIGKILL", 9), ("9", 9), ("term", 15), ("SIGRTMIN", int(signal.SIGRTMIN))]
+)
 def test_signal_names(text, num):
     assert signals.parse_signal(text) == num
     assert signals.signal_number(text) == num
@@ -29,14 +31,14 @@ def test_unknown_signal_is_a_core_error(text):
     with pytest.raises(OcirtError) as e:
         signals.parse_signal(text)
     assert type(e.value) is OcirtError and str(e.value) == f"unknown signal {text!r}"
-    with pytest.raises(UsageError) as cli:            # the command line: its usage error
+    with pytest.raises(UsageError) as cli:  # the command line: its usage error
         cli_parse_signal(text)
     assert str(cli.value) == str(e.value)
 
 
 def test_kill_prints_the_same_line(tmp_path, capsys):
     assert main(["--root", str(tmp_path), "kill", "box", "NOPE"]) == 1
-    assert capsys.readouterr().err.strip().endswith('msg="unknown signal \'NOPE\'"')
+    assert capsys.readouterr().err.strip().endswith("msg=\"unknown signal 'NOPE'\"")
 
 
 # -- defaults -------------------------------------------------------------------------------------
@@ -46,6 +48,7 @@ def test_rootless_mode_values(monkeypatch):
     with pytest.raises(OcirtError, match='invalid value "maybe" for flag --rootless'):
         defaults.rootless_mode("maybe")
     from ocirt import cli
+
     with pytest.raises(UsageError, match='invalid value "maybe" for flag --rootless'):
         cli.rootless_mode("maybe")
 
@@ -61,16 +64,29 @@ def test_default_root(monkeypatch):
 # -- exec's process -------------------------------------------------------------------------------
 @pytest.fixture
 def bundle(tmp_path):
-    config = {"process": {"args": ["sh"], "env": ["PATH=/bin"], "cwd": "/",
-                          "user": {"uid": 0, "gid": 0},
-                          "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"]}}}
+    config = {
+        "process": {
+            "args": ["sh"],
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+            "user": {"uid": 0, "gid": 0},
+            "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"]},
+        }
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
     return str(tmp_path)
 
 
 def test_exec_process_from_config(bundle):
-    opts = execspec.ExecOptions(env=["A=1"], cwd="/tmp", uid=5, gid=6, additional_gids=[7],
-                                no_new_privileges=True, caps=["CAP_CHOWN", "CAP_KILL"])
+    opts = execspec.ExecOptions(
+        env=["A=1"],
+        cwd="/tmp",
+        uid=5,
+        gid=6,
+        additional_gids=[7],
+        no_new_privileges=True,
+        caps=["CAP_CHOWN", "CAP_KILL"],
+    )
     proc = execspec.process_config(opts, ["id", "-u"], bundle)
     assert proc["args"] == ["id", "-u"] and proc["terminal"] is False
     assert proc["env"] == ["PATH=/bin", "A=1"] and proc["cwd"] == "/tmp"
@@ -90,7 +106,7 @@ def test_exec_process_whole(tmp_path, bundle):
     proc = execspec.process_config(opts, ["ignored"], bundle)
     assert proc == whole and proc is not whole
     bad = {"args": ["true"], "cwd": "/", "scheduler": {"policy": "SCHED_NOPE"}}
-    with pytest.raises(ConfigError) as e:       # errors name the field in process.json
+    with pytest.raises(ConfigError) as e:  # errors name the field in process.json
         execspec.process_config(execspec.ExecOptions(process=bad), [], bundle)
     assert str(e.value).startswith("process.json: /scheduler")
     path = tmp_path / "p.json"
@@ -112,14 +128,39 @@ def test_exec_user_and_command_errors(bundle):
 def test_exec_flags_to_options():
     from ocirt.cli import parse
     from ocirt.commands.exec import OPTIONS, exec_options
-    o, args = parse(OPTIONS, ["-e", "A=1", "-u", "1:2", "-g", "3", "--cap", "CAP_KILL",
-                              "--no-new-privs", "--preserve-fds", "2", "sh"], True)
+
+    o, args = parse(
+        OPTIONS,
+        [
+            "-e",
+            "A=1",
+            "-u",
+            "1:2",
+            "-g",
+            "3",
+            "--cap",
+            "CAP_KILL",
+            "--no-new-privs",
+            "--preserve-fds",
+            "2",
+            "sh",
+        ],
+        True,
+    )
     opts = exec_options(o, args)
-    assert (opts.env, opts.uid, opts.gid, opts.additional_gids, opts.caps) == \
-        (["A=1"], 1, 2, [3], ["CAP_KILL"])
+    assert (opts.env, opts.uid, opts.gid, opts.additional_gids, opts.caps) == (
+        ["A=1"],
+        1,
+        2,
+        [3],
+        ["CAP_KILL"],
+    )
     assert opts.no_new_privileges and opts.preserve_fds == 2 and not opts.whole
-    for argv, message in ((["-u", "x", "sh"], "invalid --user 'x'"), ([], "no command given"),
-                          (["-g", "x", "sh"], "additional-gids")):
+    for argv, message in (
+        (["-u", "x", "sh"], "invalid --user 'x'"),
+        ([], "no command given"),
+        (["-g", "x", "sh"], "additional-gids"),
+    ):
         o, args = parse(OPTIONS, argv, True)
         with pytest.raises(UsageError, match=message):
             exec_options(o, args)
@@ -135,8 +176,8 @@ def test_remove_leftover(tmp_path):
 
 
 def test_pids_without_a_cgroup():
-    assert NoCgroup(pid=os.getpid()).pids() == [os.getpid()]        # our own pid namespace
-    assert NoCgroup(pid=2 ** 22 + 1).pids() == []                    # no such process
+    assert NoCgroup(pid=os.getpid()).pids() == [os.getpid()]  # our own pid namespace
+    assert NoCgroup(pid=2**22 + 1).pids() == []  # no such process
     c = OpenContainer(sd=None, state=ContainerState(id="x", bundle="/", pid=os.getpid()))
     assert c.pids() == [os.getpid()]
     c.state.pid = 0
@@ -149,6 +190,7 @@ def test_open_container_is_a_context_manager():
     class FakeDir:
         def unlock(self):
             closed.append(True)
+
     with OpenContainer(sd=FakeDir(), state=None) as c:
         assert isinstance(c, OpenContainer)
     assert closed == [True]
@@ -177,11 +219,13 @@ class _FakeContainer:
 
     def status(self):
         from ocirt.state import Status
+
         return Status.STOPPED if not self.statuses.pop(0) else Status.RUNNING
 
 
 def test_watch_yields_stats_and_oom_until_stopped(tmp_path):
     from ocirt import events
+
     (tmp_path / "memory.events").write_text("low 0\noom 0\n")
     (tmp_path / "state.json").write_text("{}")
     cg = _FakeCgroup(str(tmp_path))
@@ -191,8 +235,11 @@ def test_watch_yields_stats_and_oom_until_stopped(tmp_path):
         seen.append(event)
         if len(seen) == 1:
             (tmp_path / "memory.events").write_text("low 0\noom 2\n")
-    assert seen[0] == {"type": "stats", "id": "box",
-                       "data": events.runc_stats({"pids": {"current": 1, "limit": 5}})}
+    assert seen[0] == {
+        "type": "stats",
+        "id": "box",
+        "data": events.runc_stats({"pids": {"current": 1, "limit": 5}}),
+    }
     assert seen[0]["data"]["pids"] == {"current": 1, "limit": 5}
     assert {"type": "oom", "id": "box"} in seen
     assert [str(e) for e in errors] == ["stats failed"]
@@ -200,6 +247,7 @@ def test_watch_yields_stats_and_oom_until_stopped(tmp_path):
 
 def test_watched_cgroup_refuses_stopped_and_cgroupless():
     from ocirt import events
+
     c = _FakeContainer("/nonexistent", [False])
     with pytest.raises(OcirtError, match="^container with id box is not running$"):
         events.watched_cgroup(c)
@@ -211,6 +259,7 @@ def test_watched_cgroup_refuses_stopped_and_cgroupless():
 
 def test_start_created_deletes_what_failed_to_start(monkeypatch):
     from ocirt import container
+
     calls = []
 
     class FakeDir:
@@ -220,9 +269,11 @@ def test_start_created_deletes_what_failed_to_start(monkeypatch):
     def start(self):
         calls.append("start")
         raise OcirtError("cannot start")
+
     monkeypatch.setattr(container.OpenContainer, "start", start)
-    monkeypatch.setattr(container.OpenContainer, "delete",
-                        lambda self, force=False: calls.append(("delete", force)))
+    monkeypatch.setattr(
+        container.OpenContainer, "delete", lambda self, force=False: calls.append(("delete", force))
+    )
     with pytest.raises(OcirtError, match="cannot start"):
         container.start_created(FakeDir(), None, before_start=lambda: calls.append("before"))
     assert calls == ["before", "start", ("delete", True), "unlock"]

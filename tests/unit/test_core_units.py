@@ -1,4 +1,5 @@
 """Namespaces (linux.namespaces parsed), process setup order, status transitions, CLI parsing, protocol."""
+
 import os
 import signal
 
@@ -20,8 +21,16 @@ def cfg(namespaces_list, **linux):
 
 # -- namespaces ---------------------------------------------------------------------------------
 def test_new_and_joined_namespaces():
-    p = namespaces.parse(cfg([{"type": "pid"}, {"type": "network", "path": "/run/netns/x"},
-                             {"type": "mount"}, {"type": "user", "path": "/proc/1/ns/user"}]))
+    p = namespaces.parse(
+        cfg(
+            [
+                {"type": "pid"},
+                {"type": "network", "path": "/run/netns/x"},
+                {"type": "mount"},
+                {"type": "user", "path": "/proc/1/ns/user"},
+            ]
+        )
+    )
     assert p.new == ["pid", "mount"]
     assert p.join == [("user", "/proc/1/ns/user", 3), ("network", "/run/netns/x", 1)]
     assert p.new_flags() == k.CLONE_NEWPID | k.CLONE_NEWNS
@@ -40,18 +49,29 @@ def test_user_namespace_needs_mappings():
 
 def test_id_map_and_time_offsets_format():
     assert namespaces.id_map([{"containerID": 0, "hostID": 1000, "size": 65536}]) == "0 1000 65536\n"
-    assert namespaces.time_offsets({"monotonic": {"secs": 7}, "boottime": {"secs": 1, "nanosecs": 2}}) \
+    assert (
+        namespaces.time_offsets({"monotonic": {"secs": 7}, "boottime": {"secs": 1, "nanosecs": 2}})
         == "monotonic 7 0\nboottime 1 2\n"
+    )
 
 
 # -- process --------------------------------------------------------------------------------------
 def test_identity_switch_order_keeps_capabilities():
     kern = RecordingKernel()
-    spec = process.ProcessSpec(args=["sh"], uid=1000, gid=1000, additional_gids=[5],
-                               no_new_privileges=True,
-                               capabilities={"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"],
-                                             "permitted": ["CAP_KILL"], "inheritable": ["CAP_KILL"],
-                                             "ambient": ["CAP_KILL"]})
+    spec = process.ProcessSpec(
+        args=["sh"],
+        uid=1000,
+        gid=1000,
+        additional_gids=[5],
+        no_new_privileges=True,
+        capabilities={
+            "bounding": ["CAP_KILL"],
+            "effective": ["CAP_KILL"],
+            "permitted": ["CAP_KILL"],
+            "inheritable": ["CAP_KILL"],
+            "ambient": ["CAP_KILL"],
+        },
+    )
     process.switch_identity(kern, spec, last_cap=40)
     names = kern.names()
     # bounding drops first, then keepcaps, ids, then capset, ambient, nnp last
@@ -66,9 +86,11 @@ def test_identity_switch_order_keeps_capabilities():
 
 def test_unknown_capability_is_a_warning_and_skipped():
     from ocirt import capabilities
+
     caps = {"bounding": ["CAP_KILL", "CAP_NOPE"]}
     assert capabilities.unknown(caps) == [
-        "/process/capabilities/bounding/1: unknown capability 'CAP_NOPE' ignored"]
+        "/process/capabilities/bounding/1: unknown capability 'CAP_NOPE' ignored"
+    ]
     assert capabilities.masks(caps, 40)["bounding"] == 1 << 5
 
 
@@ -92,10 +114,12 @@ def test_sysctl_needs_its_namespace():
 
 def test_rlimits_and_oom_score_adj():
     kern = RecordingKernel()
-    spec = process.ProcessSpec(args=["sh"], rlimits=[{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}],
-                               oom_score_adj=100)
+    spec = process.ProcessSpec(
+        args=["sh"], rlimits=[{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}], oom_score_adj=100
+    )
     process.set_limits(kern, spec)
     import resource
+
     assert kern.find("setrlimit")[0].args == (resource.RLIMIT_NOFILE, 10, 20)
     assert kern.find("write_file")[0].args == ("/proc/self/oom_score_adj", "100")
 
@@ -122,13 +146,21 @@ def test_lookup_uses_the_container_path(tmp_path):
 
 
 # -- status -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("status,op,ok", [
-    (Status.CREATED, "start", True), (Status.RUNNING, "start", False),
-    (Status.STOPPED, "kill", False), (Status.RUNNING, "kill", True),
-    (Status.RUNNING, "delete", False), (Status.STOPPED, "delete", True),
-    (Status.PAUSED, "resume", True), (Status.RUNNING, "resume", False),
-    (Status.RUNNING, "pause", True), (Status.CREATED, "delete", False),
-])
+@pytest.mark.parametrize(
+    "status,op,ok",
+    [
+        (Status.CREATED, "start", True),
+        (Status.RUNNING, "start", False),
+        (Status.STOPPED, "kill", False),
+        (Status.RUNNING, "kill", True),
+        (Status.RUNNING, "delete", False),
+        (Status.STOPPED, "delete", True),
+        (Status.PAUSED, "resume", True),
+        (Status.RUNNING, "resume", False),
+        (Status.RUNNING, "pause", True),
+        (Status.CREATED, "delete", False),
+    ],
+)
 def test_status_transitions(status, op, ok):
     if ok:
         status.check(op)
@@ -151,8 +183,9 @@ def test_oci_state_has_no_pid_when_stopped():
 OPTS = (Opt("bundle", "b", value=True, default="."), Opt("detach", "d"))
 
 
-@pytest.mark.parametrize("argv", [["--bundle", "B", "x"], ["--bundle=B", "x"], ["-b", "B", "x"],
-                                  ["x", "-bundle", "B"]])
+@pytest.mark.parametrize(
+    "argv", [["--bundle", "B", "x"], ["--bundle=B", "x"], ["-b", "B", "x"], ["x", "-bundle", "B"]]
+)
 def test_flag_spellings(argv):
     values, args = parse(OPTS, argv, stop_at_positional=False)
     assert values["bundle"] == "B" and args == ["x"]
@@ -169,14 +202,18 @@ def test_unknown_flag():
 
 
 def test_global_flags_stop_at_command():
-    values, rest = parse(GLOBAL_OPTIONS, ["--root", "/r", "--log-format=json", "create", "-b", "x", "id"],
-                         stop_at_positional=True)
+    values, rest = parse(
+        GLOBAL_OPTIONS,
+        ["--root", "/r", "--log-format=json", "create", "-b", "x", "id"],
+        stop_at_positional=True,
+    )
     assert values["root"] == "/r" and values["log_format"] == "json"
     assert rest == ["create", "-b", "x", "id"]
 
 
-@pytest.mark.parametrize("text,num", [("KILL", 9), ("SIGKILL", 9), ("9", 9), ("term", 15),
-                                      ("SIGUSR1", int(signal.SIGUSR1))])
+@pytest.mark.parametrize(
+    "text,num", [("KILL", 9), ("SIGKILL", 9), ("9", 9), ("term", 15), ("SIGUSR1", int(signal.SIGUSR1))]
+)
 def test_signal_names(text, num):
     assert parse_signal(text) == num
 
@@ -204,6 +241,7 @@ def test_protocol_round_trip_and_failure():
 
 def test_protocol_passes_fds():
     from ocirt.protocol import SeccompFd
+
     a, b = Channel.pair()
     r, w = os.pipe()
     try:
@@ -221,16 +259,19 @@ def test_protocol_passes_fds():
 
 
 def test_parent_writes_the_id_maps_through_the_kernel():
-    linux = {"uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
-             "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}
+    linux = {
+        "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+        "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+    }
     kern = RecordingKernel()
     namespaces.write_id_maps(kern, 42, linux, unprivileged=False)
-    assert [c.args for c in kern.calls] == [("/proc/42/uid_map", "0 1000 1\n"),
-                                           ("/proc/42/gid_map", "0 1000 1\n")]
+    assert [c.args for c in kern.calls] == [
+        ("/proc/42/uid_map", "0 1000 1\n"),
+        ("/proc/42/gid_map", "0 1000 1\n"),
+    ]
     kern = RecordingKernel()
-    namespaces.write_id_maps(kern, 42, linux, unprivileged=True)   # setgroups denied first
-    assert [c.args[0] for c in kern.calls] == ["/proc/42/uid_map", "/proc/42/setgroups",
-                                              "/proc/42/gid_map"]
+    namespaces.write_id_maps(kern, 42, linux, unprivileged=True)  # setgroups denied first
+    assert [c.args[0] for c in kern.calls] == ["/proc/42/uid_map", "/proc/42/setgroups", "/proc/42/gid_map"]
     kern = RecordingKernel(fail={"write_file": PermissionError(1, "denied")})
     with pytest.raises(OcirtError) as e:
         namespaces.write_id_maps(kern, 42, linux, unprivileged=False)

@@ -1,5 +1,6 @@
 """`ocirt check`: every problem at once, schema and host, with pointers; exit 0 only when create
 would pass."""
+
 import json
 import os
 import subprocess
@@ -20,8 +21,13 @@ def base_config(rootfs) -> dict:
 
 def check(tmp_path, config, *flags):
     (tmp_path / "config.json").write_text(json.dumps(config))
-    return subprocess.run([sys.executable, "-m", "ocirt", "check", "--bundle", str(tmp_path), *flags],
-                          capture_output=True, text=True, cwd=REPO, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "ocirt", "check", "--bundle", str(tmp_path), *flags],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -58,20 +64,32 @@ def test_host_problems_are_all_listed(tmp_path, rootfs):
     config["linux"]["intelRdt"] = {"closID": "x"}
     config["linux"]["netDevices"] = {"ocirtnodev0": {}}
     config["linux"]["resources"] = {"memory": {"kernel": 1 << 20}}
-    config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-        {"names": ["no_such_syscall_ocirt"], "action": "SCMP_ACT_ERRNO"}]}
+    config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["no_such_syscall_ocirt"], "action": "SCMP_ACT_ERRNO"}],
+    }
     config["root"]["path"] = str(tmp_path / "missing")
     p = check(tmp_path, config)
     assert p.returncode == 1
     lines = p.stdout.splitlines()
-    for pointer in ("/linux/intelRdt", "/linux/netDevices/ocirtnodev0", "/root/path",
-                    "/linux/resources/memory/kernel", "/linux/seccomp/syscalls"):
+    for pointer in (
+        "/linux/intelRdt",
+        "/linux/netDevices/ocirtnodev0",
+        "/root/path",
+        "/linux/resources/memory/kernel",
+        "/linux/seccomp/syscalls",
+    ):
         assert any(f": {pointer}: " in ln for ln in lines), (pointer, p.stdout)
 
 
 def test_not_json_is_one_problem(tmp_path):
     (tmp_path / "config.json").write_text("{")
-    p = subprocess.run([sys.executable, "-m", "ocirt", "check", "--bundle", str(tmp_path)],
-                       capture_output=True, text=True, cwd=REPO, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "ocirt", "check", "--bundle", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert p.returncode == 1
     assert "invalid JSON" in p.stdout and "Traceback" not in p.stderr

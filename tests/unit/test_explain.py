@@ -1,6 +1,7 @@
 """`ocirt plan` names the cause of every operation: the config.json field(s) it comes from, or the
 runtime's own (ocirt/explain.py); `--field` shows what one field causes, `--diff` what changes in
 the kernel between two bundles."""
+
 import inspect
 import json
 import re
@@ -8,7 +9,8 @@ import shutil
 
 import pytest
 
-from ocirt import explain, plan as plan_mod
+from ocirt import explain
+from ocirt import plan as plan_mod
 from ocirt.cli import main
 from ocirt.kernel import fake
 from ocirt.kernel.fake import Call
@@ -36,30 +38,40 @@ def rich(config: dict) -> dict:
     config["root"]["readonly"] = True
     config["mounts"] += [
         {"destination": "/data", "type": "bind", "source": "data", "options": ["rbind", "ro"]},
-        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "mode=1777", "rnoexec"]},
+        {
+            "destination": "/tmp",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "mode=1777", "rnoexec"],
+        },
     ]
-    config["hooks"] = {kind: [{"path": "/bin/true", "args": ["true", kind]}]
-                       for kind in ("prestart", "createRuntime", "createContainer",
-                                    "startContainer")}
+    config["hooks"] = {
+        kind: [{"path": "/bin/true", "args": ["true", kind]}]
+        for kind in ("prestart", "createRuntime", "createContainer", "startContainer")
+    }
     linux = config["linux"]
     linux["namespaces"] += [{"type": "user"}, {"type": "time"}]
     linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     linux["timeOffsets"] = {"monotonic": {"secs": 10, "nanosecs": 0}}
     linux["sysctl"] = {"net.ipv4.ip_forward": "1", "kernel.msgmax": "8192"}
-    linux["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229,
-                         "fileMode": 0o666, "uid": 0, "gid": 0}]
+    linux["devices"] = [
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666, "uid": 0, "gid": 0}
+    ]
     linux["resources"] = {
-        "devices": [{"allow": False, "access": "rwm"},
-                    {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"}],
+        "devices": [
+            {"allow": False, "access": "rwm"},
+            {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+        ],
         "memory": {"limit": 268435456},
         "cpu": {"shares": 512, "quota": 50000, "period": 100000},
         "pids": {"limit": 64},
     }
     linux["rootfsPropagation"] = "private"
-    linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
-                        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}
+    linux["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}],
+    }
     linux["personality"] = {"domain": "LINUX32"}
     linux["memoryPolicy"] = {"mode": "MPOL_PREFERRED"}
     return config
@@ -71,17 +83,17 @@ EXPECTED = {
     "/domainname": ["setdomainname"],
     "/root/path": ["mount"],
     "/root/readonly": ["mount"],
-    "/mounts/0": ["mount"],                       # proc
-    "/mounts/1": ["mount"],                       # tmpfs on /dev
-    "/mounts/6": ["mount"],                       # cgroup: the tmpfs and each hierarchy
-    "/mounts/7": ["open_in_root", "mkdir", "mount"],          # the bind of data/
-    "/mounts/8": ["mount", "mount_setattr"],      # tmpfs with rnoexec
+    "/mounts/0": ["mount"],  # proc
+    "/mounts/1": ["mount"],  # tmpfs on /dev
+    "/mounts/6": ["mount"],  # cgroup: the tmpfs and each hierarchy
+    "/mounts/7": ["open_in_root", "mkdir", "mount"],  # the bind of data/
+    "/mounts/8": ["mount", "mount_setattr"],  # tmpfs with rnoexec
     "/linux/maskedPaths/0": ["mount"],
     "/linux/readonlyPaths/0": ["mount"],
     "/linux/rootfsPropagation": ["mount"],
-    "/linux/devices/0": ["mount"],                # a user namespace: bound from the host
-    "/linux/namespaces/5": ["unshare", "setresuid", "setresgid"],   # user
-    "/linux/namespaces/6": ["unshare"],           # time
+    "/linux/devices/0": ["mount"],  # a user namespace: bound from the host
+    "/linux/namespaces/5": ["unshare", "setresuid", "setresgid"],  # user
+    "/linux/namespaces/6": ["unshare"],  # time
     "/linux/namespaces/1": ["unshare", "ioctl"],  # network: and its loopback
     "/linux/uidMappings": ["write_file"],
     "/linux/gidMappings": ["write_file"],
@@ -133,9 +145,23 @@ def bundle(plan_bundle):
 
 
 def plan(bundle, capsys, *extra, fmt="json"):
-    assert main(["--root", str(bundle / "state"), "plan", "--bundle", str(bundle),
-                 "--console-socket", str(bundle / "console.sock"), "--format", fmt,
-                 *extra]) == 0
+    assert (
+        main(
+            [
+                "--root",
+                str(bundle / "state"),
+                "plan",
+                "--bundle",
+                str(bundle),
+                "--console-socket",
+                str(bundle / "console.sock"),
+                "--format",
+                fmt,
+                *extra,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     return json.loads(out) if fmt == "json" else out.splitlines()
 
@@ -157,10 +183,10 @@ def test_the_runtime_s_own_operations(bundle, capsys):
     steps = plan(bundle, capsys)
 
     def causes_of(op, *args):
-        return [s["causes"] for s in steps if s["op"] == op and s["args"][:len(args)] == list(args)]
+        return [s["causes"] for s in steps if s["op"] == op and s["args"][: len(args)] == list(args)]
 
     state = str(bundle / "state" / "plan")
-    assert causes_of("mkdir", state, 0o711) == [["runtime"]]          # the state directory
+    assert causes_of("mkdir", state, 0o711) == [["runtime"]]  # the state directory
     assert causes_of("mkfifo", state + "/exec.fifo") == [["runtime"]]
     assert causes_of("pivot_root") == [["runtime"]]
     dev_null = str(bundle / "rootfs" / "dev" / "null")
@@ -169,11 +195,16 @@ def test_the_runtime_s_own_operations(bundle, capsys):
     fork_and_wait = [s["causes"] for s in steps if s["op"] in ("fork", "waitpid")]
     assert fork_and_wait and all(c == ["runtime"] for c in fork_and_wait)
     # the config's own device rules, then the ones the runtime always allows
-    rules = [(s["args"][1], s["causes"]) for s in steps if s["op"] == "write_file" and
-             s["args"][0].endswith(("devices.allow", "devices.deny"))]
-    if rules:   # cgroup v1 (v2 filters devices with bpf)
-        assert rules[:2] == [("a", ["/linux/resources/devices/0"]),
-                             ("c 10:229 rwm", ["/linux/resources/devices/1"])]
+    rules = [
+        (s["args"][1], s["causes"])
+        for s in steps
+        if s["op"] == "write_file" and s["args"][0].endswith(("devices.allow", "devices.deny"))
+    ]
+    if rules:  # cgroup v1 (v2 filters devices with bpf)
+        assert rules[:2] == [
+            ("a", ["/linux/resources/devices/0"]),
+            ("c 10:229 rwm", ["/linux/resources/devices/1"]),
+        ]
         assert all(c == ["runtime"] for _, c in rules[2:])
 
 
@@ -198,8 +229,9 @@ def test_field_shows_what_one_field_causes(bundle, capsys):
     lines = plan(bundle, capsys, "--field", "/linux/resources/memory", fmt="text")
     assert lines[0].startswith("# ") and "## /linux/resources/memory/limit" in lines
     assert plan(bundle, capsys, "--field", "/annotations") == []
-    assert plan(bundle, capsys, "--field", "/annotations", fmt="text") == \
-        ["# no operation comes from /annotations"]
+    assert plan(bundle, capsys, "--field", "/annotations", fmt="text") == [
+        "# no operation comes from /annotations"
+    ]
     runtime = plan(bundle, capsys, "--field", "runtime")
     assert runtime and all(s["causes"] == ["runtime"] for s in runtime)
 
@@ -238,18 +270,20 @@ def test_diff_of_two_bundles_is_what_changes_in_the_kernel(bundle, tmp_path_fact
     changed = [ln for ln in lines if ln[:1] in "-+" and not ln.startswith(("---", "+++"))]
     assert "-sethostname('rich')    # /hostname" in changed
     assert "+sethostname('other')    # /hostname" in changed
-    assert "-write_file('/proc/sys/kernel/msgmax', '8192')    # /linux/sysctl/kernel.msgmax" \
-        in changed
-    assert "+mount('tmpfs', '<rootfs>/srv', 'tmpfs', 0, None)    # /mounts/9 (tmpfs on /srv)" \
-        in changed
+    assert "-write_file('/proc/sys/kernel/msgmax', '8192')    # /linux/sysctl/kernel.msgmax" in changed
+    assert "+mount('tmpfs', '<rootfs>/srv', 'tmpfs', 0, None)    # /mounts/9 (tmpfs on /srv)" in changed
     # the bundles' own paths are not a difference; nothing else changed
     assert not any(str(bundle) in ln or str(other) in ln for ln in changed)
-    assert all(re.search(r"# (/hostname|/linux/sysctl/kernel.msgmax|/mounts/9)", ln)
-               for ln in changed), changed
+    assert all(re.search(r"# (/hostname|/linux/sysctl/kernel.msgmax|/mounts/9)", ln) for ln in changed), (
+        changed
+    )
     assert any(ln.startswith("@@ init: setup @@") for ln in lines)
     changes = plan(bundle, capsys, "--diff", str(other))
     assert {(c["change"], tuple(c["causes"])) for c in changes} >= {
-        ("-", ("/hostname",)), ("+", ("/hostname",)), ("-", ("/linux/sysctl/kernel.msgmax",))}
+        ("-", ("/hostname",)),
+        ("+", ("/hostname",)),
+        ("-", ("/linux/sysctl/kernel.msgmax",)),
+    }
 
 
 def test_diff_of_a_copy_is_empty(bundle, tmp_path_factory, capsys):
@@ -260,6 +294,7 @@ def test_diff_of_a_copy_is_empty(bundle, tmp_path_factory, capsys):
 
 
 # ---- the rules ------------------------------------------------------------------------------
+
 
 def recorded_names() -> set:
     """Every call name the plan can record: the RecordingKernel's, and what plan.py notes."""
@@ -275,57 +310,111 @@ def test_every_call_the_plan_can_record_has_a_rule():
 
 
 def why(steps, config, rootfs="/b/rootfs"):
-    return explain.causes([Step(stage, Call(name, tuple(args))) for stage, name, *args in steps],
-                          config, "/b", rootfs)
+    return explain.causes(
+        [Step(stage, Call(name, tuple(args))) for stage, name, *args in steps], config, "/b", rootfs
+    )
 
 
 CG = "create (runtime): cgroup"
 
 
-@pytest.mark.parametrize("path, value, resources, want", [
-    # cgroup v2 file names
-    ("memory.max", "max", {"memory": {"limit": -1}}, ["/linux/resources/memory/limit"]),
-    ("memory.swap.max", "0", {"memory": {"limit": 5, "swap": 5}},
-     ["/linux/resources/memory/swap", "/linux/resources/memory/limit"]),
-    ("memory.low", "5", {"memory": {"reservation": 5}}, ["/linux/resources/memory/reservation"]),
-    ("cpu.max", "500 1000", {"cpu": {"quota": 500}}, ["/linux/resources/cpu/quota"]),
-    ("cpu.weight", "20", {"cpu": {"shares": 512}}, ["/linux/resources/cpu/shares"]),
-    ("io.max", "8:0 rbps=10", {"blockIO": {"throttleReadBpsDevice": [
-        {"major": 8, "minor": 16, "rate": 1}, {"major": 8, "minor": 0, "rate": 10}]}},
-     ["/linux/resources/blockIO/throttleReadBpsDevice/1"]),
-    ("io.weight", "8:0 100",
-     {"blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 10}]}},
-     ["/linux/resources/blockIO/weightDevice/0/weight"]),
-    ("hugetlb.2MB.max", "4096", {"hugepageLimits": [{"pageSize": "1GB", "limit": 0},
-                                                    {"pageSize": "2MB", "limit": 4096}]},
-     ["/linux/resources/hugepageLimits/1/limit"]),
-    ("rdma.max", "mlx5_0 hca_handle=3", {"rdma": {"mlx5_0": {"hcaHandles": 3}}},
-     ["/linux/resources/rdma/mlx5_0"]),
-    ("memory.high", "1000", {"unified": {"memory.high": "1000"}},
-     ["/linux/resources/unified/memory.high"]),
-    ("pids.max", "max", {"pids": {"limit": -1}}, ["/linux/resources/pids/limit"]),
-    # cgroup v1 file names
-    ("memory.limit_in_bytes", "5", {"memory": {"limit": 5}}, ["/linux/resources/memory/limit"]),
-    ("memory.memsw.limit_in_bytes", "-1", {"memory": {"limit": -1}},
-     ["/linux/resources/memory/limit"]),               # limit -1: memory+swap unlimited too
-    ("memory.oom_control", "1", {"memory": {"disableOOMKiller": True}},
-     ["/linux/resources/memory/disableOOMKiller"]),
-    ("cpu.cfs_period_us", "1000", {"cpu": {"period": 1000}}, ["/linux/resources/cpu/period"]),
-    ("cpu.rt_runtime_us", "10", {"cpu": {"realtimeRuntime": 10}},
-     ["/linux/resources/cpu/realtimeRuntime"]),
-    ("blkio.throttle.write_iops_device", "8:0 7", {"blockIO": {"throttleWriteIOPSDevice": [
-        {"major": 8, "minor": 0, "rate": 7}]}},
-     ["/linux/resources/blockIO/throttleWriteIOPSDevice/0"]),
-    ("blkio.weight", "10", {"blockIO": {"weight": 10}}, ["/linux/resources/blockIO/weight"]),
-    ("net_cls.classid", "7", {"network": {"classID": 7}}, ["/linux/resources/network/classID"]),
-    ("net_prio.ifpriomap", "eth0 3", {"network": {"priorities": [{"name": "lo", "priority": 1},
-                                                                 {"name": "eth0", "priority": 3}]}},
-     ["/linux/resources/network/priorities/1"]),
-    ("hugetlb.2MB.limit_in_bytes", "4096", {"hugepageLimits": [{"pageSize": "2MB", "limit": 4096}]},
-     ["/linux/resources/hugepageLimits/0/limit"]),
-    ("cgroup.procs", "<stage1-pid>", {}, ["runtime"]),
-    ("cgroup.subtree_control", "+memory", {}, ["runtime"]),
-])
+@pytest.mark.parametrize(
+    "path, value, resources, want",
+    [
+        # cgroup v2 file names
+        ("memory.max", "max", {"memory": {"limit": -1}}, ["/linux/resources/memory/limit"]),
+        (
+            "memory.swap.max",
+            "0",
+            {"memory": {"limit": 5, "swap": 5}},
+            ["/linux/resources/memory/swap", "/linux/resources/memory/limit"],
+        ),
+        ("memory.low", "5", {"memory": {"reservation": 5}}, ["/linux/resources/memory/reservation"]),
+        ("cpu.max", "500 1000", {"cpu": {"quota": 500}}, ["/linux/resources/cpu/quota"]),
+        ("cpu.weight", "20", {"cpu": {"shares": 512}}, ["/linux/resources/cpu/shares"]),
+        (
+            "io.max",
+            "8:0 rbps=10",
+            {
+                "blockIO": {
+                    "throttleReadBpsDevice": [
+                        {"major": 8, "minor": 16, "rate": 1},
+                        {"major": 8, "minor": 0, "rate": 10},
+                    ]
+                }
+            },
+            ["/linux/resources/blockIO/throttleReadBpsDevice/1"],
+        ),
+        (
+            "io.weight",
+            "8:0 100",
+            {"blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 10}]}},
+            ["/linux/resources/blockIO/weightDevice/0/weight"],
+        ),
+        (
+            "hugetlb.2MB.max",
+            "4096",
+            {"hugepageLimits": [{"pageSize": "1GB", "limit": 0}, {"pageSize": "2MB", "limit": 4096}]},
+            ["/linux/resources/hugepageLimits/1/limit"],
+        ),
+        (
+            "rdma.max",
+            "mlx5_0 hca_handle=3",
+            {"rdma": {"mlx5_0": {"hcaHandles": 3}}},
+            ["/linux/resources/rdma/mlx5_0"],
+        ),
+        (
+            "memory.high",
+            "1000",
+            {"unified": {"memory.high": "1000"}},
+            ["/linux/resources/unified/memory.high"],
+        ),
+        ("pids.max", "max", {"pids": {"limit": -1}}, ["/linux/resources/pids/limit"]),
+        # cgroup v1 file names
+        ("memory.limit_in_bytes", "5", {"memory": {"limit": 5}}, ["/linux/resources/memory/limit"]),
+        (
+            "memory.memsw.limit_in_bytes",
+            "-1",
+            {"memory": {"limit": -1}},
+            ["/linux/resources/memory/limit"],
+        ),  # limit -1: memory+swap unlimited too
+        (
+            "memory.oom_control",
+            "1",
+            {"memory": {"disableOOMKiller": True}},
+            ["/linux/resources/memory/disableOOMKiller"],
+        ),
+        ("cpu.cfs_period_us", "1000", {"cpu": {"period": 1000}}, ["/linux/resources/cpu/period"]),
+        (
+            "cpu.rt_runtime_us",
+            "10",
+            {"cpu": {"realtimeRuntime": 10}},
+            ["/linux/resources/cpu/realtimeRuntime"],
+        ),
+        (
+            "blkio.throttle.write_iops_device",
+            "8:0 7",
+            {"blockIO": {"throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 7}]}},
+            ["/linux/resources/blockIO/throttleWriteIOPSDevice/0"],
+        ),
+        ("blkio.weight", "10", {"blockIO": {"weight": 10}}, ["/linux/resources/blockIO/weight"]),
+        ("net_cls.classid", "7", {"network": {"classID": 7}}, ["/linux/resources/network/classID"]),
+        (
+            "net_prio.ifpriomap",
+            "eth0 3",
+            {"network": {"priorities": [{"name": "lo", "priority": 1}, {"name": "eth0", "priority": 3}]}},
+            ["/linux/resources/network/priorities/1"],
+        ),
+        (
+            "hugetlb.2MB.limit_in_bytes",
+            "4096",
+            {"hugepageLimits": [{"pageSize": "2MB", "limit": 4096}]},
+            ["/linux/resources/hugepageLimits/0/limit"],
+        ),
+        ("cgroup.procs", "<stage1-pid>", {}, ["runtime"]),
+        ("cgroup.subtree_control", "+memory", {}, ["runtime"]),
+    ],
+)
 def test_cgroup_files_name_their_resource(path, value, resources, want):
     config = {"linux": {"resources": resources}}
     assert why([(CG, "write_file", f"/sys/fs/cgroup/x/{path}", value)], config) == [want]
@@ -333,86 +422,156 @@ def test_cgroup_files_name_their_resource(path, value, resources, want):
 
 def test_cpuset_copied_from_the_parent_is_the_runtime_s():
     config = {"linux": {"resources": {"cpu": {"cpus": "0", "mems": "0"}}}}
-    got = why([(CG, "mkdir", "/sys/fs/cgroup/cpuset/c", 0o755),
-               (CG, "write_file", "/sys/fs/cgroup/cpuset/c/cpuset.mems", "0"),     # the parent's
-               (CG, "write_file", "/run/ocirt/c/state.json", "<state.json: pid 0>"),
-               (CG, "write_file", "/sys/fs/cgroup/cpuset/c/cpuset.mems", "0"),     # the config's
-               (CG, "write_file", "/sys/fs/cgroup/cpuset/c/cpuset.cpus", "0")], config)
-    assert got == [["runtime"], ["runtime"], ["runtime"], ["/linux/resources/cpu/mems"],
-                   ["/linux/resources/cpu/cpus"]]
+    got = why(
+        [
+            (CG, "mkdir", "/sys/fs/cgroup/cpuset/c", 0o755),
+            (CG, "write_file", "/sys/fs/cgroup/cpuset/c/cpuset.mems", "0"),  # the parent's
+            (CG, "write_file", "/run/ocirt/c/state.json", "<state.json: pid 0>"),
+            (CG, "write_file", "/sys/fs/cgroup/cpuset/c/cpuset.mems", "0"),  # the config's
+            (CG, "write_file", "/sys/fs/cgroup/cpuset/c/cpuset.cpus", "0"),
+        ],
+        config,
+    )
+    assert got == [
+        ["runtime"],
+        ["runtime"],
+        ["runtime"],
+        ["/linux/resources/cpu/mems"],
+        ["/linux/resources/cpu/cpus"],
+    ]
     # the systemd driver: the unit first, then the directories systemd leaves alone, the limits
-    got = why([("create (runtime): stage 1", "dbus_StartTransientUnit", "x.scope", "replace", {}),
-               (CG, "mkdir", "/sys/fs/cgroup/cpuset/s/x.scope", 0o755),
-               (CG, "write_file", "/sys/fs/cgroup/cpuset/s/x.scope/cpuset.cpus", "0"),
-               (CG, "write_file", "/sys/fs/cgroup/cpuset/s/x.scope/cgroup.procs", "1"),
-               (CG, "write_file", "/sys/fs/cgroup/cpuset/s/x.scope/cpuset.cpus", "0")], config)
+    got = why(
+        [
+            ("create (runtime): stage 1", "dbus_StartTransientUnit", "x.scope", "replace", {}),
+            (CG, "mkdir", "/sys/fs/cgroup/cpuset/s/x.scope", 0o755),
+            (CG, "write_file", "/sys/fs/cgroup/cpuset/s/x.scope/cpuset.cpus", "0"),
+            (CG, "write_file", "/sys/fs/cgroup/cpuset/s/x.scope/cgroup.procs", "1"),
+            (CG, "write_file", "/sys/fs/cgroup/cpuset/s/x.scope/cpuset.cpus", "0"),
+        ],
+        config,
+    )
     assert got[2:] == [["runtime"], ["runtime"], ["/linux/resources/cpu/cpus"]]
 
 
 def test_v2_device_filter_and_systemd_properties():
-    config = {"annotations": {"org.systemd.property.TimeoutStopUSec": "uint64 5"},
-              "linux": {"cgroupsPath": "system.slice:ocirt:x",
-                        "resources": {"devices": [{"allow": False, "access": "rwm"}],
-                                      "memory": {"limit": 5}, "unified": {"pids.max": "7"}}}}
+    config = {
+        "annotations": {"org.systemd.property.TimeoutStopUSec": "uint64 5"},
+        "linux": {
+            "cgroupsPath": "system.slice:ocirt:x",
+            "resources": {
+                "devices": [{"allow": False, "access": "rwm"}],
+                "memory": {"limit": 5},
+                "unified": {"pids.max": "7"},
+            },
+        },
+    }
     props = {"Slice": "system.slice", "MemoryMax": 5, "TasksMax": 7, "TimeoutStopUSec": 5}
-    got = why([(CG, "bpf", 5, b""), ("create (runtime): stage 1", "dbus_StartTransientUnit",
-                                     "ocirt-x.scope", "replace", props)], config)
+    got = why(
+        [
+            (CG, "bpf", 5, b""),
+            ("create (runtime): stage 1", "dbus_StartTransientUnit", "ocirt-x.scope", "replace", props),
+        ],
+        config,
+    )
     assert got[0] == ["/linux/resources/devices", "runtime"]
-    assert got[1] == ["runtime", "/linux/cgroupsPath", "/linux/resources/memory/limit",
-                      "/linux/resources/unified/pids.max",
-                      "/annotations/org.systemd.property.TimeoutStopUSec"]
+    assert got[1] == [
+        "runtime",
+        "/linux/cgroupsPath",
+        "/linux/resources/memory/limit",
+        "/linux/resources/unified/pids.max",
+        "/annotations/org.systemd.property.TimeoutStopUSec",
+    ]
 
 
 def test_calls_without_a_config_of_their_own():
     init = "init: setup"
-    config = {"process": {"apparmorProfile": "p", "execCPUAffinity": {"final": "1"}},
-              "linux": {"netDevices": {"eth7": {"name": "eth0"}},
-                        "namespaces": [{"type": "network", "path": "/run/netns/x"},
-                                       {"type": "user"}]}}
-    got = why([("stage 1: namespaces", "open", "/run/netns/x", 0),
-               ("stage 1: namespaces", "setns", "/run/netns/x", 0x40000000),
-               ("stage 1: namespaces", "write_file", "/proc/7/setgroups", "deny"),
-               ("create (runtime): network devices", "netdev_move", "eth7", "/proc/9/ns/net",
-                "eth0"),
-               (init, "write_file", "/proc/self/attr/apparmor/exec", "exec p"),
-               (init, "sched_setaffinity", 0, [1]),
-               (init, "umask", 0), (init, "umask", 0o22),
-               (init, "prctl", 4, 0, 0, 0, 0),                 # PR_SET_DUMPABLE
-               ("create (runtime): cgroup", "cgroup_apply", "/x", {})], config)
-    assert got == [["/linux/namespaces/0"], ["/linux/namespaces/0"], ["/linux/namespaces/1"],
-                   ["/linux/netDevices/eth7"], ["/process/apparmorProfile"],
-                   ["/process/execCPUAffinity"], ["runtime"], ["runtime"], ["runtime"],
-                   ["/linux/resources"]]
+    config = {
+        "process": {"apparmorProfile": "p", "execCPUAffinity": {"final": "1"}},
+        "linux": {
+            "netDevices": {"eth7": {"name": "eth0"}},
+            "namespaces": [{"type": "network", "path": "/run/netns/x"}, {"type": "user"}],
+        },
+    }
+    got = why(
+        [
+            ("stage 1: namespaces", "open", "/run/netns/x", 0),
+            ("stage 1: namespaces", "setns", "/run/netns/x", 0x40000000),
+            ("stage 1: namespaces", "write_file", "/proc/7/setgroups", "deny"),
+            ("create (runtime): network devices", "netdev_move", "eth7", "/proc/9/ns/net", "eth0"),
+            (init, "write_file", "/proc/self/attr/apparmor/exec", "exec p"),
+            (init, "sched_setaffinity", 0, [1]),
+            (init, "umask", 0),
+            (init, "umask", 0o22),
+            (init, "prctl", 4, 0, 0, 0, 0),  # PR_SET_DUMPABLE
+            ("create (runtime): cgroup", "cgroup_apply", "/x", {}),
+        ],
+        config,
+    )
+    assert got == [
+        ["/linux/namespaces/0"],
+        ["/linux/namespaces/0"],
+        ["/linux/namespaces/1"],
+        ["/linux/netDevices/eth7"],
+        ["/process/apparmorProfile"],
+        ["/process/execCPUAffinity"],
+        ["runtime"],
+        ["runtime"],
+        ["runtime"],
+        ["/linux/resources"],
+    ]
 
 
 def test_idmapped_mounts_name_their_mount():
-    config = {"linux": {"uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
-                        "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]},
-              "mounts": [{"destination": "/a", "type": "bind", "source": "/src",
-                          "options": ["rbind", "idmap"]}]}
+    config = {
+        "linux": {
+            "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+            "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+        },
+        "mounts": [{"destination": "/a", "type": "bind", "source": "/src", "options": ["rbind", "idmap"]}],
+    }
     idmap = "create (runtime): idmapped mounts"
-    got = why([(idmap, "new_userns", "0 1000 1\n", "0 1000 1\n"),
-               (idmap, "open_tree", "/src", 0),
-               (idmap, "mount_setattr", "<tree /src>", 0, 0, 0, False, None),
-               ("init: setup", "open_in_root", "/b/rootfs/a", 0),
-               ("init: setup", "move_mount", "<tree /src>", "/b/rootfs/a")], config)
-    assert got == [["/mounts/0", "/linux/uidMappings"], ["/mounts/0"], ["/mounts/0"],
-                   ["/mounts/0"], ["/mounts/0"]]
+    got = why(
+        [
+            (idmap, "new_userns", "0 1000 1\n", "0 1000 1\n"),
+            (idmap, "open_tree", "/src", 0),
+            (idmap, "mount_setattr", "<tree /src>", 0, 0, 0, False, None),
+            ("init: setup", "open_in_root", "/b/rootfs/a", 0),
+            ("init: setup", "move_mount", "<tree /src>", "/b/rootfs/a"),
+        ],
+        config,
+    )
+    assert got == [
+        ["/mounts/0", "/linux/uidMappings"],
+        ["/mounts/0"],
+        ["/mounts/0"],
+        ["/mounts/0"],
+        ["/mounts/0"],
+    ]
 
 
 def test_two_mounts_on_one_destination_are_told_apart_by_source():
-    config = {"mounts": [{"destination": "/m", "type": "tmpfs", "source": "one"},
-                         {"destination": "/m", "type": "tmpfs", "source": "two"}]}
+    config = {
+        "mounts": [
+            {"destination": "/m", "type": "tmpfs", "source": "one"},
+            {"destination": "/m", "type": "tmpfs", "source": "two"},
+        ]
+    }
     init = "init: setup"
-    got = why([(init, "open_in_root", "/b/rootfs/m", 0),
-               (init, "mount", "one", "/b/rootfs/m", "tmpfs", 0, None),
-               (init, "open_in_root", "/b/rootfs/m", 0),
-               (init, "mount", "two", "/b/rootfs/m", "tmpfs", 0, None)], config)
+    got = why(
+        [
+            (init, "open_in_root", "/b/rootfs/m", 0),
+            (init, "mount", "one", "/b/rootfs/m", "tmpfs", 0, None),
+            (init, "open_in_root", "/b/rootfs/m", 0),
+            (init, "mount", "two", "/b/rootfs/m", "tmpfs", 0, None),
+        ],
+        config,
+    )
     assert got == [["/mounts/0"], ["/mounts/0"], ["/mounts/1"], ["/mounts/1"]]
 
 
 def test_the_python_api_gives_the_causes_too(plan_bundle):
     import ocirt.api
+
     path = plan_bundle / "config.json"
     config = json.loads(path.read_text())
     config["process"]["terminal"] = False

@@ -1,5 +1,6 @@
 """Idmapped mounts (ocirt/idmap.py): the checks, the parent's detached trees and the init's
 move_mount, against the recording fake; and `ocirt plan` listing them. No root needed."""
+
 import json
 import os
 
@@ -49,6 +50,7 @@ def pointer_of(c):
 
 # ---- check ---------------------------------------------------------------------------------------
 
+
 def test_needs_idmap():
     assert needs_idmap({"options": ["ridmap"]})
     assert needs_idmap({"uidMappings": []})
@@ -62,10 +64,18 @@ def test_mount_mappings_are_used():
 
 
 def test_recursion_from_rbind_and_ridmap():
-    reqs = check(config(bind("/a", "/a", "bind", "idmap"), bind("/b", "/b", "bind", "ridmap"),
-                        bind("/c", "/c", "rbind", "ridmap")))
-    assert [(r.recursive_tree, r.recursive_map) for r in reqs] == [(False, False), (False, True),
-                                                                   (True, True)]
+    reqs = check(
+        config(
+            bind("/a", "/a", "bind", "idmap"),
+            bind("/b", "/b", "bind", "ridmap"),
+            bind("/c", "/c", "rbind", "ridmap"),
+        )
+    )
+    assert [(r.recursive_tree, r.recursive_map) for r in reqs] == [
+        (False, False),
+        (False, True),
+        (True, True),
+    ]
 
 
 def test_container_user_namespace_mapping_when_mount_has_none():
@@ -84,53 +94,95 @@ def test_mappings_without_option_are_an_idmap():
     assert r.uid_map == LINES and not r.recursive_map
 
 
-@pytest.mark.parametrize("mount,pointer", [
-    (bind(uid=None), "/mounts/0/options"),                     # no mapping, no user namespace
-    ({"destination": "/d", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"],
-      "uidMappings": MAP, "gidMappings": MAP}, "/mounts/0/options"),
-    ({"destination": "/d", "type": "tmpfs", "source": "tmpfs",
-      "uidMappings": MAP, "gidMappings": MAP}, "/mounts/0/uidMappings"),
-    ({**bind(uid=None), "uidMappings": MAP}, "/mounts/0/gidMappings"),
-    (bind(uid=[]), "/mounts/0/uidMappings"),
-    (bind(uid=[{"containerID": 0, "hostID": 1, "size": 0}]), "/mounts/0/uidMappings/0/size"),
-    (bind(uid=[{"containerID": 0, "hostID": 1}]), "/mounts/0/uidMappings/0/size"),
-    (bind(uid=[{"containerID": -1, "hostID": 1, "size": 1}]), "/mounts/0/uidMappings/0/containerID"),
-    (bind(uid=[{"containerID": 0, "hostID": "1", "size": 1}]), "/mounts/0/uidMappings/0/hostID"),
-    (bind(uid=[{"containerID": 0, "hostID": 2**32 - 1, "size": 2}]), "/mounts/0/uidMappings/0/size"),
-    (bind(uid=MAP, gid=[{"containerID": 0, "hostID": 0, "size": 10},
-                        {"containerID": 9, "hostID": 100, "size": 1}]),
-     "/mounts/0/gidMappings/1/containerID"),
-    (bind(uid=[{"containerID": 0, "hostID": 0, "size": 10},
-               {"containerID": 100, "hostID": 5, "size": 10}]), "/mounts/0/uidMappings/1/hostID"),
-    (bind(uid=[{"containerID": i, "hostID": i, "size": 1} for i in range(341)]),
-     "/mounts/0/uidMappings"),
-])
+@pytest.mark.parametrize(
+    "mount,pointer",
+    [
+        (bind(uid=None), "/mounts/0/options"),  # no mapping, no user namespace
+        (
+            {
+                "destination": "/d",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["idmap"],
+                "uidMappings": MAP,
+                "gidMappings": MAP,
+            },
+            "/mounts/0/options",
+        ),
+        (
+            {"destination": "/d", "type": "tmpfs", "source": "tmpfs", "uidMappings": MAP, "gidMappings": MAP},
+            "/mounts/0/uidMappings",
+        ),
+        ({**bind(uid=None), "uidMappings": MAP}, "/mounts/0/gidMappings"),
+        (bind(uid=[]), "/mounts/0/uidMappings"),
+        (bind(uid=[{"containerID": 0, "hostID": 1, "size": 0}]), "/mounts/0/uidMappings/0/size"),
+        (bind(uid=[{"containerID": 0, "hostID": 1}]), "/mounts/0/uidMappings/0/size"),
+        (bind(uid=[{"containerID": -1, "hostID": 1, "size": 1}]), "/mounts/0/uidMappings/0/containerID"),
+        (bind(uid=[{"containerID": 0, "hostID": "1", "size": 1}]), "/mounts/0/uidMappings/0/hostID"),
+        (bind(uid=[{"containerID": 0, "hostID": 2**32 - 1, "size": 2}]), "/mounts/0/uidMappings/0/size"),
+        (
+            bind(
+                uid=MAP,
+                gid=[
+                    {"containerID": 0, "hostID": 0, "size": 10},
+                    {"containerID": 9, "hostID": 100, "size": 1},
+                ],
+            ),
+            "/mounts/0/gidMappings/1/containerID",
+        ),
+        (
+            bind(
+                uid=[
+                    {"containerID": 0, "hostID": 0, "size": 10},
+                    {"containerID": 100, "hostID": 5, "size": 10},
+                ]
+            ),
+            "/mounts/0/uidMappings/1/hostID",
+        ),
+        (bind(uid=[{"containerID": i, "hostID": i, "size": 1} for i in range(341)]), "/mounts/0/uidMappings"),
+    ],
+)
 def test_check_errors_name_their_pointer(mount, pointer):
     assert pointer_of(config(mount)) == pointer
 
 
 # ---- prepare: the parent's detached trees ------------------------------------------------------------
 
+
 def test_prepare_order_and_arguments():
     kern = RecordingKernel()
-    ms = [bind("/a", "/a", "bind", "idmap"), bind("/b", "/b", "rbind", "idmap"),
-          bind("/c", "/c", "rbind", "ridmap")]
+    ms = [
+        bind("/a", "/a", "bind", "idmap"),
+        bind("/b", "/b", "rbind", "idmap"),
+        bind("/c", "/c", "rbind", "ridmap"),
+    ]
     fds = idmap.prepare(kern, check(config(*ms)), ms)
     assert sorted(fds) == [0, 1, 2]
-    assert kern.names() == ["new_userns", "open_tree", "mount_setattr", "open_tree",
-                            "mount_setattr", "mount_setattr", "open_tree", "mount_setattr"]
-    assert kern.find("new_userns")[0].args == (LINES, LINES)   # one per distinct mapping
+    assert kern.names() == [
+        "new_userns",
+        "open_tree",
+        "mount_setattr",
+        "open_tree",
+        "mount_setattr",
+        "mount_setattr",
+        "open_tree",
+        "mount_setattr",
+    ]
+    assert kern.find("new_userns")[0].args == (LINES, LINES)  # one per distinct mapping
     clone = k.OPEN_TREE_CLONE | k.OPEN_TREE_CLOEXEC
     assert [c.args for c in kern.find("open_tree")] == [
-        ("/a", clone), ("/b", clone | k.AT_RECURSIVE), ("/c", clone | k.AT_RECURSIVE)]
+        ("/a", clone),
+        ("/b", clone | k.AT_RECURSIVE),
+        ("/c", clone | k.AT_RECURSIVE),
+    ]
     ns = "<userns uid_map=0 100000 65536 gid_map=0 100000 65536>"
     assert [c.args for c in kern.find("mount_setattr")] == [
         ("<tree /a>", k.MOUNT_ATTR_IDMAP, 0, k.MS_SLAVE, False, ns),
-        ("<tree /b>", 0, 0, k.MS_SLAVE, True, None),              # the whole tree slave ...
-        ("<tree /b>", k.MOUNT_ATTR_IDMAP, 0, 0, False, ns),        # ... the top one mapped
+        ("<tree /b>", 0, 0, k.MS_SLAVE, True, None),  # the whole tree slave ...
+        ("<tree /b>", k.MOUNT_ATTR_IDMAP, 0, 0, False, ns),  # ... the top one mapped
         ("<tree /c>", k.MOUNT_ATTR_IDMAP, 0, k.MS_SLAVE, True, ns),
     ]
-    assert set(kern._fds) == set(fds.values())   # the user namespace fd was closed
+    assert set(kern._fds) == set(fds.values())  # the user namespace fd was closed
 
 
 def test_prepare_private_rootfs_propagation_and_distinct_mappings():
@@ -150,9 +202,10 @@ def test_prepare_joined_user_namespace_is_opened():
     assert kern.find("mount_setattr")[-1].args[-1] == "/proc/9/ns/user"
 
 
-@pytest.mark.parametrize("failing,pointer", [("open_tree", "/mounts/1/source"),
-                                             ("mount_setattr", "/mounts/1"),
-                                             ("new_userns", "/mounts/0")])
+@pytest.mark.parametrize(
+    "failing,pointer",
+    [("open_tree", "/mounts/1/source"), ("mount_setattr", "/mounts/1"), ("new_userns", "/mounts/0")],
+)
 def test_prepare_failure_closes_everything(failing, pointer):
     class Failing(RecordingKernel):
         n = 0
@@ -169,10 +222,11 @@ def test_prepare_failure_closes_everything(failing, pointer):
     with pytest.raises(OcirtError) as e:
         idmap.prepare(kern, check(config(*ms)), ms)
     assert e.value.message.startswith(pointer) and e.value.errno == 22
-    assert kern._fds == {}   # trees and user namespace closed
+    assert kern._fds == {}  # trees and user namespace closed
 
 
 # ---- the init: move_mount onto the RESOLVE_IN_ROOT mount point --------------------------------------
+
 
 def test_init_moves_the_tree_then_applies_the_other_options():
     kern = RecordingKernel()
@@ -184,17 +238,17 @@ def test_init_moves_the_tree_then_applies_the_other_options():
     rootfs._source_is_dir = lambda source, where: True
     rootfs.prepare()
     names = kern.names()
-    assert not [c for c in kern.find("mount") if c.args[0] == "/host/src"]   # no bind mount(2)
+    assert not [c for c in kern.find("mount") if c.args[0] == "/host/src"]  # no bind mount(2)
     assert kern.find("move_mount")[0].args == ("<tree /host/src>", ROOT + "/data")
     i = names.index("move_mount")
     assert kern.calls[i - 1].name == "open_in_root" and kern.calls[i - 1].args == (ROOT + "/data", os.O_PATH)
-    after = [c.args for c in kern.calls[i + 1:] if c.name in ("mount", "mount_setattr")]
+    after = [c.args for c in kern.calls[i + 1 :] if c.name in ("mount", "mount_setattr")]
     assert after == [
         (None, ROOT + "/data", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_NOSUID, None),
         (None, ROOT + "/data", None, k.MS_PRIVATE | k.MS_REC, None),
         (ROOT + "/data", k.MOUNT_ATTR_NODEV, 0, 0, True),
     ]
-    assert tree not in kern._fds   # closed once moved
+    assert tree not in kern._fds  # closed once moved
 
 
 def test_init_move_failure_names_the_mount():
@@ -215,6 +269,7 @@ def test_init_refuses_an_idmap_mount_without_its_tree():
 
 # ---- ocirt plan --------------------------------------------------------------------------------------
 
+
 def test_plan_lists_the_idmap_steps(plan_bundle, capsys):
     tmp_path = plan_bundle
     (tmp_path / "src").mkdir()
@@ -227,10 +282,15 @@ def test_plan_lists_the_idmap_steps(plan_bundle, capsys):
 
     def at(prefix):
         return next(i for i, line in enumerate(lines) if line.startswith(prefix))
-    order = [at("# create (runtime): idmapped mounts"), at("new_userns('0 100000 65536\\n'"),
-             at(f"open_tree('{src}', OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC|AT_RECURSIVE)"),
-             at(f"mount_setattr('<tree {src}>', MOUNT_ATTR_IDMAP, 0, MS_SLAVE, True"),
-             at("# stage 1"), at(f"move_mount('<tree {src}>', '{root}/data')"),
-             at(f"mount(None, '{root}/data', None, MS_RDONLY|MS_REMOUNT|MS_BIND"),
-             at("pivot_root")]
+
+    order = [
+        at("# create (runtime): idmapped mounts"),
+        at("new_userns('0 100000 65536\\n'"),
+        at(f"open_tree('{src}', OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC|AT_RECURSIVE)"),
+        at(f"mount_setattr('<tree {src}>', MOUNT_ATTR_IDMAP, 0, MS_SLAVE, True"),
+        at("# stage 1"),
+        at(f"move_mount('<tree {src}>', '{root}/data')"),
+        at(f"mount(None, '{root}/data', None, MS_RDONLY|MS_REMOUNT|MS_BIND"),
+        at("pivot_root"),
+    ]
     assert order == sorted(order)

@@ -1,4 +1,5 @@
 """The syscall numbers ocirt calls by number: a table per architecture, never a guess."""
+
 import errno
 
 import pytest
@@ -12,8 +13,9 @@ def test_every_known_architecture_has_every_syscall():
         assert set(linux.syscall_numbers(machine, 8)) == wanted, machine
 
 
-@pytest.mark.parametrize("machine,size", [("x86_64", 4), ("armv7l", 4), ("mips64", 8),
-                                          ("sparc64", 8), ("i686", 4)])
+@pytest.mark.parametrize(
+    "machine,size", [("x86_64", 4), ("armv7l", 4), ("mips64", 8), ("sparc64", 8), ("i686", 4)]
+)
 def test_unknown_abi_has_no_table(machine, size):
     assert linux.syscall_numbers(machine, size) == {}
 

@@ -5,11 +5,11 @@ into the same calls. So nothing but the command line itself imports ocirt.cli or
 wherever the import statement is (module level or inside a function). And the module-level imports
 among ocirt's modules form no cycle (a cycle works only by the accident of import order).
 """
+
 import ast
 import os
 
-OCIRT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                     "ocirt")
+OCIRT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "ocirt")
 
 # (importing module, imported module) pairs allowed for now
 ALLOWED = {
@@ -29,7 +29,7 @@ def _modules() -> dict:
             if f.endswith(".py"):
                 path = os.path.join(d, f)
                 name = os.path.relpath(path, root)[:-3].replace(os.sep, ".")
-                out[name[:-len(".__init__")] if name.endswith(".__init__") else name] = path
+                out[name[: -len(".__init__")] if name.endswith(".__init__") else name] = path
     return out
 
 
@@ -48,12 +48,12 @@ def _imports(name: str, module_level_only: bool) -> set:
 
     def walk(node):
         for child in ast.iter_child_nodes(node):
-            if module_level_only and isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef,
-                                                        ast.Lambda)):
-                continue                 # runs when called, not when imported
+            if module_level_only and isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue  # runs when called, not when imported
             if isinstance(child, (ast.Import, ast.ImportFrom)):
                 nodes.append(child)
             walk(child)
+
     walk(tree)
     found = set()
     for node in nodes:
@@ -62,16 +62,16 @@ def _imports(name: str, module_level_only: bool) -> set:
             continue
         if node.level:
             base = package.split(".")
-            base = base[:len(base) - (node.level - 1)]
+            base = base[: len(base) - (node.level - 1)]
             target = ".".join(base + ([node.module] if node.module else []))
         else:
             target = node.module
         for alias in node.names:
             sub = f"{target}.{alias.name}"
             if sub in MODULES:
-                found.add(sub)           # from pkg import submodule
+                found.add(sub)  # from pkg import submodule
             else:
-                found.add(target)        # from module import name
+                found.add(target)  # from module import name
     return {m for m in found if m in MODULES}
 
 
@@ -84,9 +84,13 @@ def test_modules_found():
 
 
 def test_only_the_command_line_imports_the_command_line():
-    wrong = sorted((name, target) for name in MODULES if not _command_line(name)
-                   for target in _imports(name, module_level_only=False)
-                   if _command_line(target) and (name, target) not in ALLOWED)
+    wrong = sorted(
+        (name, target)
+        for name in MODULES
+        if not _command_line(name)
+        for target in _imports(name, module_level_only=False)
+        if _command_line(target) and (name, target) not in ALLOWED
+    )
     assert wrong == []
 
 
@@ -99,18 +103,19 @@ def test_allowed_exceptions_are_still_needed():
 def _cycles(graph: dict) -> list:
     """The cycles a depth-first walk of graph (name -> names) runs into."""
     cycles = []
-    state = {}                  # name -> 1 on the current path, 2 done
+    state = {}  # name -> 1 on the current path, 2 done
 
     def visit(name, path):
         state[name] = 1
         path.append(name)
         for target in sorted(graph[name]):
             if state.get(target) == 1:
-                cycles.append(path[path.index(target):] + [target])
+                cycles.append(path[path.index(target) :] + [target])
             elif target not in state:
                 visit(target, path)
         path.pop()
         state[name] = 2
+
     for name in sorted(graph):
         if name not in state:
             visit(name, [])
@@ -139,11 +144,15 @@ def test_hot_commands_import_no_costly_module():
     """start, state, kill, delete (and the core they call) stay off re, json, enum, typing, ..."""
     import subprocess
     import sys
-    script = ("import sys; import ocirt.cli, ocirt.commands.start, ocirt.commands.state,"
-              " ocirt.commands.kill, ocirt.commands.delete, ocirt.container, ocirt.signals,"
-              " ocirt.defaults;"
-              "print(sorted(m for m in ('re', 'enum', 'json', 'dataclasses', 'typing', 'click',"
-              " 'jsonschema', 'subprocess', 'signal') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", script], cwd=os.path.dirname(OCIRT),
-                         capture_output=True, text=True, check=True).stdout
+
+    script = (
+        "import sys; import ocirt.cli, ocirt.commands.start, ocirt.commands.state,"
+        " ocirt.commands.kill, ocirt.commands.delete, ocirt.container, ocirt.signals,"
+        " ocirt.defaults;"
+        "print(sorted(m for m in ('re', 'enum', 'json', 'dataclasses', 'typing', 'click',"
+        " 'jsonschema', 'subprocess', 'signal') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=os.path.dirname(OCIRT), capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"

@@ -1,6 +1,7 @@
 """The lifecycle's parts that need no root: hooks' failures, timeouts and working directories,
 the checks of a config without a mount namespace or without process, deprecated fields, and what
 `ocirt plan` lists for them."""
+
 import json
 import os
 import time
@@ -28,8 +29,12 @@ def test_failing_hook_raises_naming_it(tmp_path):
 def test_run_all_warns_and_goes_on(tmp_path):
     out = tmp_path / "out"
     warnings = []
-    hooks.run_all({"poststop": [sh_hook("exit 2"), sh_hook(f"echo ran > {out}")]}, "poststop",
-                  {"status": "stopped"}, warnings.append)
+    hooks.run_all(
+        {"poststop": [sh_hook("exit 2"), sh_hook(f"echo ran > {out}")]},
+        "poststop",
+        {"status": "stopped"},
+        warnings.append,
+    )
     assert out.read_text() == "ran\n"
     assert len(warnings) == 1 and "/hooks/poststop/0" in warnings[0]
 
@@ -43,8 +48,12 @@ def test_timeout_kills_the_hook_without_waiting_it_out():
 
 def test_hook_gets_state_and_working_directory(tmp_path):
     out = tmp_path / "out"
-    hooks.run({"poststart": [sh_hook(f"pwd -P > {out}; cat >> {out}")]}, "poststart",
-              {"status": "running", "id": "x"}, cwd=str(tmp_path))
+    hooks.run(
+        {"poststart": [sh_hook(f"pwd -P > {out}; cat >> {out}")]},
+        "poststart",
+        {"status": "running", "id": "x"},
+        cwd=str(tmp_path),
+    )
     cwd, state = out.read_text().split("\n", 1)
     assert cwd == os.path.realpath(tmp_path)
     assert json.loads(state) == {"status": "running", "id": "x"}
@@ -58,24 +67,30 @@ def test_deprecated_kernel_memory_fields_warn():
     assert checks.deprecated({"resources": {"memory": {"limit": 3}}}) == []
 
 
-@pytest.mark.parametrize("edit,pointer", [
-    (lambda c: c.update(mounts=[{"destination": "/proc", "type": "proc", "source": "proc"}]),
-     "/mounts/0"),
-    (lambda c: c["linux"].update(maskedPaths=["/proc/kcore"]), "/linux/maskedPaths"),
-    (lambda c: c["linux"].update(readonlyPaths=["/proc/sys"]), "/linux/readonlyPaths"),
-    (lambda c: c["linux"].update(rootfsPropagation="shared"), "/linux/rootfsPropagation"),
-    (lambda c: c["root"].update(readonly=True), "/root/readonly"),
-])
+@pytest.mark.parametrize(
+    "edit,pointer",
+    [
+        (
+            lambda c: c.update(mounts=[{"destination": "/proc", "type": "proc", "source": "proc"}]),
+            "/mounts/0",
+        ),
+        (lambda c: c["linux"].update(maskedPaths=["/proc/kcore"]), "/linux/maskedPaths"),
+        (lambda c: c["linux"].update(readonlyPaths=["/proc/sys"]), "/linux/readonlyPaths"),
+        (lambda c: c["linux"].update(rootfsPropagation="shared"), "/linux/rootfsPropagation"),
+        (lambda c: c["root"].update(readonly=True), "/root/readonly"),
+    ],
+)
 def test_without_mount_ns_what_would_mount_on_the_host_is_refused(edit, pointer):
     config = {"root": {"path": "rootfs"}, "mounts": [], "linux": {}}
     edit(config)
     with pytest.raises(ConfigError) as e:
         checks.check_without_mount_ns(config, config["linux"])
     assert e.value.pointer == pointer and "mount namespace" in str(e.value)
-    checks.check_without_mount_ns({"root": {"path": "rootfs"}}, {})   # nothing to mount: fine
+    checks.check_without_mount_ns({"root": {"path": "rootfs"}}, {})  # nothing to mount: fine
 
 
 # -- what `ocirt plan` lists ---------------------------------------------------------------------
+
 
 def _edit(bundle, fn):
     path = bundle / "config.json"
@@ -95,14 +110,16 @@ def test_plan_without_mount_namespace_chroots_and_mounts_nothing(plan_bundle, ca
         c["linux"]["maskedPaths"] = c["linux"]["readonlyPaths"] = []
         c["mounts"] = []
         c["root"]["readonly"] = False
+
     _edit(plan_bundle, no_mnt)
     lines = _plan(plan_bundle, capsys)
     root = str(plan_bundle / "rootfs")
     assert f"chroot('{root}')" in lines
     assert not any(line.startswith(("mount(", "pivot_root(", "umount(")) for line in lines)
     assert not any("CLONE_NEWNS" in line for line in lines)
-    assert lines.index(f"chroot('{root}')") < next(i for i, line in enumerate(lines)
-                                                    if line.startswith("execve("))
+    assert lines.index(f"chroot('{root}')") < next(
+        i for i, line in enumerate(lines) if line.startswith("execve(")
+    )
 
 
 def test_plan_without_process_has_no_execve(plan_bundle, capsys):

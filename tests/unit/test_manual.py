@@ -1,6 +1,7 @@
 """Man pages and shell completion are made from the command line's one definition: every command
 and every flag shows up in the man pages and in both completions, the pages render, and the bash
 completion completes commands, flags, values and container ids in a real bash."""
+
 import json
 import os
 import re
@@ -22,8 +23,10 @@ def spellings(opts):
 def definition():
     """(command, [flag spellings]) for every command, from cli.py and ocirt/commands/."""
     import importlib
-    return [(name, spellings(importlib.import_module(f"ocirt.commands.{name}").OPTIONS))
-            for name in cli.COMMANDS]
+
+    return [
+        (name, spellings(importlib.import_module(f"ocirt.commands.{name}").OPTIONS)) for name in cli.COMMANDS
+    ]
 
 
 GLOBAL_FLAGS = spellings(cli.GLOBAL_OPTIONS)
@@ -36,8 +39,10 @@ def roff_text(path):
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     d = tmp_path_factory.mktemp("manual")
-    assert manual.main(["--man", str(d / "man8"), "--bash", str(d / "ocirt.bash"),
-                        "--zsh", str(d / "_ocirt")]) == 0
+    assert (
+        manual.main(["--man", str(d / "man8"), "--bash", str(d / "ocirt.bash"), "--zsh", str(d / "_ocirt")])
+        == 0
+    )
     return d
 
 
@@ -49,7 +54,7 @@ def test_every_command_and_flag_in_the_man_pages(generated):
         assert f"ocirt-{name}(8)" in main
         page = roff_text(generated / "man8" / f"ocirt-{name}.8")
         assert f"ocirt-{name} - {cli.COMMANDS[name]}" in page
-        for usage in manual.command_module(name).USAGE.split("||"):     # exec has two forms
+        for usage in manual.command_module(name).USAGE.split("||"):  # exec has two forms
             assert usage.strip() in page, (name, usage)
         for flag in flags:
             assert re.search(rf"(^|[ ,]){re.escape(flag)}\b", page, re.M), (name, flag)
@@ -61,8 +66,7 @@ def test_no_page_without_a_command(generated):
 
 
 def _man(path, env):
-    return subprocess.run(["man", "-l", str(path)], capture_output=True, text=True, env=env,
-                          timeout=60)
+    return subprocess.run(["man", "-l", str(path)], capture_output=True, text=True, env=env, timeout=60)
 
 
 @pytest.mark.skipif(not shutil.which("man") or not shutil.which("groff"), reason="no man/groff")
@@ -82,7 +86,7 @@ def test_man_pages_render(generated):
             for cmd in cli.COMMANDS:
                 assert f"ocirt-{cmd}(8)" in text, cmd
         else:
-            cmd = name[len("ocirt-"):]
+            cmd = name[len("ocirt-") :]
             for flag in dict(definition())[cmd]:
                 assert flag in text, (cmd, flag)
 
@@ -120,6 +124,7 @@ def test_zsh_completion_parses(generated):
 
 # -- bash, for real -------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def fake_root(tmp_path):
     """A state root with two containers `ocirt list` shows, and an `ocirt` on PATH that runs this
@@ -131,22 +136,30 @@ def fake_root(tmp_path):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     prog = bindir / "ocirt"
-    prog.write_text(f"#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m ocirt \"$@\"\n")
+    prog.write_text(f'#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m ocirt "$@"\n')
     prog.chmod(0o755)
     return root, bindir
 
 
 def complete(script, lines, bindir=None):
     """COMPREPLY of the generated bash completion for each partial command line."""
-    prog = ["source " + _sh(script), "complete -p ocirt",
-            'c() { COMP_LINE=$1; COMP_POINT=${#COMP_LINE}; read -ra COMP_WORDS <<< "$1"; '
-            'COMP_CWORD=${#COMP_WORDS[@]}; _ocirt; printf "%s\\n" "--" "${COMPREPLY[@]}"; }']
+    prog = [
+        "source " + _sh(script),
+        "complete -p ocirt",
+        'c() { COMP_LINE=$1; COMP_POINT=${#COMP_LINE}; read -ra COMP_WORDS <<< "$1"; '
+        'COMP_CWORD=${#COMP_WORDS[@]}; _ocirt; printf "%s\\n" "--" "${COMPREPLY[@]}"; }',
+    ]
     prog += [f"c {_sh(line)}" for line in lines]
     env = dict(os.environ)
     if bindir:
         env["PATH"] = f"{bindir}:{env['PATH']}"
-    p = subprocess.run(["bash", "--norc", "--noprofile", "-c", "\n".join(prog)], capture_output=True,
-                       text=True, env=env, timeout=120)
+    p = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", "\n".join(prog)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     first, *replies = p.stdout.split("--\n")
     assert first.strip() == "complete -F _ocirt ocirt"
@@ -175,20 +188,24 @@ def test_bash_completes_every_command_and_flag(generated):
 @pytestmark_bash
 def test_bash_completes_commands_flags_values_and_ids(generated, fake_root):
     root, bindir = fake_root
-    got = complete(generated / "ocirt.bash", [
-        "ocirt cr",
-        "ocirt create --b",
-        "ocirt --log-format ",
-        "ocirt --log-format=j",
-        "ocirt list --format ",
-        f"ocirt --root {root} state ",
-        f"ocirt --root {root} delete --force w",
-        f"ocirt --root={root} rm d",
-        f"ocirt --root {root} kill web1 SIGKI",
-        f"ocirt --root {root} exec web1 ls -",
-        f"ocirt --root {root} create ",
-        f"ocirt create --bundle {root.parent}/ro",
-    ], bindir)
+    got = complete(
+        generated / "ocirt.bash",
+        [
+            "ocirt cr",
+            "ocirt create --b",
+            "ocirt --log-format ",
+            "ocirt --log-format=j",
+            "ocirt list --format ",
+            f"ocirt --root {root} state ",
+            f"ocirt --root {root} delete --force w",
+            f"ocirt --root={root} rm d",
+            f"ocirt --root {root} kill web1 SIGKI",
+            f"ocirt --root {root} exec web1 ls -",
+            f"ocirt --root {root} create ",
+            f"ocirt create --bundle {root.parent}/ro",
+        ],
+        bindir,
+    )
     assert got[0] == ["create"]
     assert got[1] == ["--bundle"]
     assert got[2] == ["text", "json"]
@@ -198,8 +215,8 @@ def test_bash_completes_commands_flags_values_and_ids(generated, fake_root):
     assert got[6] == ["web1"]
     assert got[7] == ["db2"]
     assert got[8] == ["SIGKILL"]
-    assert got[9] == []            # after the command in the container: its own flags
-    assert got[10] == []           # create names a new container
+    assert got[9] == []  # after the command in the container: its own flags
+    assert got[10] == []  # create names a new container
     assert got[11] == [str(root)]
 
 
@@ -229,6 +246,7 @@ def test_the_runtime_does_not_import_the_generator():
 
 
 # -- zsh and bash-completion, as a user at a terminal ---------------------------------------------
+
 
 def _pty_session(argv, env, setup, line, expect, timeout=30.0):
     """Start argv on a pty, type `setup`, wait for READY, type `line` and two Tabs; returns the
@@ -277,30 +295,40 @@ def _pty_session(argv, env, setup, line, expect, timeout=30.0):
 
 
 @pytest.mark.skipif(not shutil.which("zsh"), reason="no zsh")
-@pytest.mark.parametrize("line, expect", [
-    ("ocirt --root ROOT sta", ["start", "state", "output the state of a container"]),
-    ("ocirt --root ROOT start ", ["db2", "web1"]),
-    ("ocirt --root ROOT rm ", ["db2", "web1"]),
-    ("ocirt list -", ["--format", "--quiet", "-q", "display only container IDs"]),
-    ("ocirt --log-format ", ["json", "text"]),
-    ("ocirt kill web1 SIGKI", ["SIGKILL"]),
-])
+@pytest.mark.parametrize(
+    "line, expect",
+    [
+        ("ocirt --root ROOT sta", ["start", "state", "output the state of a container"]),
+        ("ocirt --root ROOT start ", ["db2", "web1"]),
+        ("ocirt --root ROOT rm ", ["db2", "web1"]),
+        ("ocirt list -", ["--format", "--quiet", "-q", "display only container IDs"]),
+        ("ocirt --log-format ", ["json", "text"]),
+        ("ocirt kill web1 SIGKI", ["SIGKILL"]),
+    ],
+)
 def test_zsh_completes_at_a_terminal(generated, fake_root, tmp_path, line, expect):
     root, bindir = fake_root
     fdir = tmp_path / "functions"
     fdir.mkdir()
     shutil.copy(generated / "_ocirt", fdir / "_ocirt")
-    env = {"PATH": f"{bindir}:{os.environ['PATH']}", "HOME": str(tmp_path), "TERM": "dumb",
-           "ZDOTDIR": str(tmp_path)}
-    setup = (f"fpath=({fdir} $fpath); autoload -U compinit; compinit -u -D; "
-             "zstyle ':completion:*' list-prompt ''; PROMPT='P> '; print RE''ADY")
+    env = {
+        "PATH": f"{bindir}:{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "TERM": "dumb",
+        "ZDOTDIR": str(tmp_path),
+    }
+    setup = (
+        f"fpath=({fdir} $fpath); autoload -U compinit; compinit -u -D; "
+        "zstyle ':completion:*' list-prompt ''; PROMPT='P> '; print RE''ADY"
+    )
     out = _pty_session(["zsh", "-f", "-i"], env, setup, line.replace("ROOT", str(root)), expect)
     for word in expect:
         assert word in out, (line, word, out)
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/share/bash-completion/bash_completion"),
-                    reason="no bash-completion package")
+@pytest.mark.skipif(
+    not os.path.exists("/usr/share/bash-completion/bash_completion"), reason="no bash-completion package"
+)
 def test_bash_completion_package_loads_it_on_first_use(tmp_path, fake_root):
     """After --install, bash-completion finds the script itself (XDG_DATA_DIRS holds PREFIX/share)."""
     root, bindir = fake_root
@@ -312,9 +340,15 @@ def test_bash_completion_package_loads_it_on_first_use(tmp_path, fake_root):
         "_completion_loader ocirt\n"
         "complete -p ocirt\n"
         f"COMP_LINE='ocirt --root {root} kill w'; COMP_POINT=${{#COMP_LINE}}; "
-        "COMP_WORDS=(ocirt --root x kill w); COMP_CWORD=4; _ocirt; echo \"${COMPREPLY[*]}\"\n")
-    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}",
-               XDG_DATA_DIRS=f"{prefix / 'share'}:/usr/share", BASH_COMPLETION_USER_DIR=str(tmp_path / "none"))
-    p = subprocess.run(["bash", "--norc", "--noprofile", "-c", script], capture_output=True, text=True,
-                       env=env, timeout=120)
+        'COMP_WORDS=(ocirt --root x kill w); COMP_CWORD=4; _ocirt; echo "${COMPREPLY[*]}"\n'
+    )
+    env = dict(
+        os.environ,
+        PATH=f"{bindir}:{os.environ['PATH']}",
+        XDG_DATA_DIRS=f"{prefix / 'share'}:/usr/share",
+        BASH_COMPLETION_USER_DIR=str(tmp_path / "none"),
+    )
+    p = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
     assert p.stdout.split("\n")[:2] == ["complete -F _ocirt ocirt", "web1"], (p.stdout, p.stderr)

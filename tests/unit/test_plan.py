@@ -1,4 +1,5 @@
 """`ocirt plan`: the bundle's kernel operations, from create's own code path, without root."""
+
 import json
 import os
 
@@ -7,10 +8,9 @@ import pytest
 from ocirt import kernel as k
 from ocirt import plan as plan_mod
 from ocirt import stages
+from ocirt.checks import CreateOptions
 from ocirt.cli import main
 from ocirt.kernel.fake import Call, RecordingKernel
-from ocirt.checks import CreateOptions
-
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_text_lists_the_init_steps_in_order(bundle, capsys):
     ]
     assert order == sorted(order)
     assert "# stage 1: namespaces" in lines and "# init: setup" in lines
-    assert f"mkdir('{root}/proc', 0o755)" in lines           # ensure() of a missing mount point
+    assert f"mkdir('{root}/proc', 0o755)" in lines  # ensure() of a missing mount point
     assert not any(line.startswith("# note:") for line in lines)
     # nothing was made: not in the rootfs, not the state dir
     assert sorted(os.listdir(bundle / "rootfs")) == ["bin"]
@@ -62,8 +62,7 @@ def test_text_lists_the_init_steps_in_order(bundle, capsys):
 
 
 def test_json_parses_and_has_ops_and_args(bundle, capsys):
-    assert main(["--root", str(bundle / "state"), "plan", "-b", str(bundle),
-                 "--format", "json"]) == 0
+    assert main(["--root", str(bundle / "state"), "plan", "-b", str(bundle), "--format", "json"]) == 0
     steps = json.loads(capsys.readouterr().out)
     ops = [s["op"] for s in steps]
     assert ops[-1] == "execve" and steps[-1]["args"][0] == "/bin/sh"
@@ -80,13 +79,16 @@ def test_user_namespace_maps_and_flags(bundle, capsys):
         c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
         c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
         c["linux"]["namespaces"].append({"type": "network", "path": "/run/netns/x"})
+
     edit(bundle, userns)
     lines = plan_text(bundle, capsys)
-    order = [index(lines, "open('/run/netns/x', O_CLOEXEC)"),
-             index(lines, "setns('/run/netns/x', CLONE_NEWNET)"),
-             index(lines, "unshare(CLONE_NEWUSER)"),
-             index(lines, "write_file('/proc/<stage1-pid>/uid_map', '0 1000 1\\n')"),
-             index(lines, "unshare(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID)")]
+    order = [
+        index(lines, "open('/run/netns/x', O_CLOEXEC)"),
+        index(lines, "setns('/run/netns/x', CLONE_NEWNET)"),
+        index(lines, "unshare(CLONE_NEWUSER)"),
+        index(lines, "write_file('/proc/<stage1-pid>/uid_map', '0 1000 1\\n')"),
+        index(lines, "unshare(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID)"),
+    ]
     assert order == sorted(order)
     assert "ioctl('lo', 'SIOCSIFFLAGS', 'IFF_UP')" not in lines  # the network ns is joined
 
@@ -111,8 +113,7 @@ def test_bad_format_is_refused(bundle, capsys):
 
 
 def test_decode_flags():
-    assert plan_mod.decode(k.MS_BIND | k.MS_REC | 0x8000000, plan_mod.MS_FLAGS) == \
-        "MS_BIND|MS_REC|0x8000000"
+    assert plan_mod.decode(k.MS_BIND | k.MS_REC | 0x8000000, plan_mod.MS_FLAGS) == "MS_BIND|MS_REC|0x8000000"
     assert plan_mod.decode(0, plan_mod.CLONE_FLAGS) == "0"
     assert str(Call("x", ())) == "x()"
 
@@ -124,6 +125,7 @@ def test_init_runs_the_shared_setup(monkeypatch):
     def fake_setup(kernel, plan, fx):
         seen.append(type(fx))
         raise RuntimeError("stop")
+
     monkeypatch.setattr(stages, "setup_init", fake_setup)
     with pytest.raises(RuntimeError):
         stages._init(RecordingKernel(), object(), ch=None)
@@ -134,36 +136,40 @@ def test_plan_build_against_recording_kernel(bundle):
     p = plan_mod.build(CreateOptions(id="c1", bundle=str(bundle), root=str(bundle / "state")))
     names = [s.call.name for s in p.steps if s.stage.startswith("init")]
     assert names.index("pivot_root") < names.index("capset") < names.index("execve")
-    assert any(s.call.name == "join_session_keyring" and s.call.args == ("_ses.c1",)
-               for s in p.steps)
+    assert any(s.call.name == "join_session_keyring" and s.call.args == ("_ses.c1",) for s in p.steps)
 
 
 def test_unprivileged_stage1_is_dumpable_only_while_mapped(bundle, capsys, monkeypatch):
     """Rootless: the parent (not root) can write /proc/<stage1>/uid_map only while stage 1 is
     dumpable; it is so just around the mapping."""
+
     def userns(c):
         c["linux"]["namespaces"].append({"type": "user"})
         c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
         c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+
     edit(bundle, userns)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     lines = plan_text(bundle, capsys)
     user = index(lines, "unshare(CLONE_NEWUSER)")
     on = index(lines, "prctl(PR_SET_DUMPABLE, 1)")
     mapped = index(lines, "write_file('/proc/<stage1-pid>/uid_map'")
-    off = next(i for i, line in enumerate(lines)
-               if i > mapped and line.startswith("prctl(PR_SET_DUMPABLE, 0)"))
+    off = next(
+        i for i, line in enumerate(lines) if i > mapped and line.startswith("prctl(PR_SET_DUMPABLE, 0)")
+    )
     assert user < on < mapped < off
 
 
 def test_plan_runs_creates_own_steps(bundle, monkeypatch):
     """plan.build is create.steps with recording effects, not a copy of it."""
     from ocirt import create as create_mod
+
     seen = []
 
     def fake_steps(opts, kernel, fx):
         seen.append((type(kernel), type(fx)))
         raise RuntimeError("stop")
+
     monkeypatch.setattr(create_mod, "steps", fake_steps)
     with pytest.raises(RuntimeError):
         plan_mod.build(CreateOptions(id="c1", bundle=str(bundle), root=str(bundle / "state")))
@@ -173,27 +179,33 @@ def test_plan_runs_creates_own_steps(bundle, monkeypatch):
 def test_the_parents_steps_are_listed_in_order(bundle, capsys):
     lines = plan_text(bundle, capsys)
     state = str(bundle / "state" / "plan")
-    order = [index(lines, f"mkdir('{state}', 0o711)"),
-             index(lines, f"mkfifo('{state}/exec.fifo', 0o622)"),
-             index(lines, f"open('{state}/exec.fifo', O_CLOEXEC|O_PATH)"),
-             index(lines, "fork()"),
-             index(lines, "prctl(PR_SET_DUMPABLE, 0)"),
-             index(lines, "waitpid('<stage1-pid>')"),
-             index(lines, "umask(0o000)"),
-             index(lines, f"write_file('{state}/state.json', '<state.json: pid <init-pid>>')")]
+    order = [
+        index(lines, f"mkdir('{state}', 0o711)"),
+        index(lines, f"mkfifo('{state}/exec.fifo', 0o622)"),
+        index(lines, f"open('{state}/exec.fifo', O_CLOEXEC|O_PATH)"),
+        index(lines, "fork()"),
+        index(lines, "prctl(PR_SET_DUMPABLE, 0)"),
+        index(lines, "waitpid('<stage1-pid>')"),
+        index(lines, "umask(0o000)"),
+        index(lines, f"write_file('{state}/state.json', '<state.json: pid <init-pid>>')"),
+    ]
     assert order == sorted(order)
     assert lines.index("# create (runtime): exec.fifo") < lines.index("# stage 1: namespaces")
 
 
 def test_hooks_are_listed_where_they_run(bundle, capsys):
     def hooks(c):
-        c["hooks"] = {n: [{"path": f"/bin/{n}", "args": [n, "x"]}] for n in
-                      ("prestart", "createRuntime", "createContainer", "startContainer",
-                       "poststart")}
+        c["hooks"] = {
+            n: [{"path": f"/bin/{n}", "args": [n, "x"]}]
+            for n in ("prestart", "createRuntime", "createContainer", "startContainer", "poststart")
+        }
+
     edit(bundle, hooks)
     lines = plan_text(bundle, capsys)
-    order = [index(lines, f"hook('{n}', '/bin/{n}', ['{n}', 'x'])") for n in
-             ("prestart", "createRuntime", "createContainer")]
+    order = [
+        index(lines, f"hook('{n}', '/bin/{n}', ['{n}', 'x'])")
+        for n in ("prestart", "createRuntime", "createContainer")
+    ]
     assert order == sorted(order) and index(lines, "mount('proc'") < order[0]
     assert order[-1] < index(lines, "pivot_root(")
     start = lines.index("# init: start")
@@ -249,8 +261,8 @@ def test_cgroup_files_read_as_a_new_cgroup_or_as_written(tmp_path):
     (tmp_path / "cpuset.cpus").write_text("0-3\n")
     new = str(tmp_path / "c1")
     assert fs.mkdir(new) and new in kern.made
-    assert fs.read(f"{new}/cpuset.cpus") == ""           # a new v1 cpuset is empty
-    assert fs.read(f"{new}/cpu.shares") == ""            # nothing on the host either
+    assert fs.read(f"{new}/cpuset.cpus") == ""  # a new v1 cpuset is empty
+    assert fs.read(f"{new}/cpu.shares") == ""  # nothing on the host either
     fs.write(f"{new}/cpu.shares", "512")
     assert fs.read(f"{new}/cpu.shares") == "512"
     fs.write(f"{new}/cgroup.subtree_control", "+cpu +memory")

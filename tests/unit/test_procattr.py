@@ -1,20 +1,20 @@
 """process.scheduler, process.ioPriority, process.execCPUAffinity, linux.personality,
 linux.memoryPolicy, linux.intelRdt: parsing and config errors, and where the calls happen in the
 setup (against RecordingKernel; no root needed)."""
+
 import errno
 import json
 import os
 
 import pytest
 
-from ocirt import kernel as k
 from ocirt import checks, execute, procattr, stages
+from ocirt import kernel as k
 from ocirt.cli import main
 from ocirt.commands.features import features
 from ocirt.errors import ConfigError, OcirtError
 from ocirt.kernel.fake import Call, RecordingKernel
 from ocirt.process import ProcessSpec
-
 
 
 @pytest.fixture(autouse=True)
@@ -40,31 +40,43 @@ def pointer_of(fn) -> str:
 
 # ---- parsing -------------------------------------------------------------------------------
 
+
 def test_scheduler_parsed_to_sched_setattr_arguments():
-    s = spec(scheduler={"policy": "SCHED_DEADLINE", "flags": ["SCHED_FLAG_RESET_ON_FORK",
-                                                              "SCHED_FLAG_DL_OVERRUN"],
-                        "runtime": 10_000_000, "deadline": 30_000_000, "period": 100_000_000})
+    s = spec(
+        scheduler={
+            "policy": "SCHED_DEADLINE",
+            "flags": ["SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_DL_OVERRUN"],
+            "runtime": 10_000_000,
+            "deadline": 30_000_000,
+            "period": 100_000_000,
+        }
+    )
     assert s.scheduler == (6, 0x05, 0, 0, 10_000_000, 30_000_000, 100_000_000)
     assert spec(scheduler={"policy": "SCHED_FIFO", "priority": 42}).scheduler == (1, 0, 0, 42, 0, 0, 0)
     assert spec(scheduler={"policy": "SCHED_OTHER", "nice": -20}).scheduler == (0, 0, -20, 0, 0, 0, 0)
 
 
-@pytest.mark.parametrize("sched,ptr", [
-    ({"policy": "SCHED_BOGUS"}, "/process/scheduler/policy"),
-    ({"nice": 1}, "/process/scheduler/policy"),
-    ({"policy": "SCHED_OTHER", "nice": 20}, "/process/scheduler/nice"),
-    ({"policy": "SCHED_OTHER", "nice": -21}, "/process/scheduler/nice"),
-    ({"policy": "SCHED_OTHER", "priority": 5}, "/process/scheduler/priority"),
-    ({"policy": "SCHED_FIFO"}, "/process/scheduler/priority"),
-    ({"policy": "SCHED_RR", "priority": 100}, "/process/scheduler/priority"),
-    ({"policy": "SCHED_OTHER", "flags": ["SCHED_FLAG_BOGUS"]}, "/process/scheduler/flags/0"),
-    ({"policy": "SCHED_DEADLINE", "runtime": 2000}, "/process/scheduler/deadline"),
-    ({"policy": "SCHED_DEADLINE", "runtime": 100, "deadline": 1000}, "/process/scheduler/runtime"),
-    ({"policy": "SCHED_DEADLINE", "runtime": 5000, "deadline": 2000}, "/process/scheduler/runtime"),
-    ({"policy": "SCHED_DEADLINE", "runtime": 2000, "deadline": 5000, "period": 3000},
-     "/process/scheduler/period"),
-    ("SCHED_FIFO", "/process/scheduler"),
-])
+@pytest.mark.parametrize(
+    "sched,ptr",
+    [
+        ({"policy": "SCHED_BOGUS"}, "/process/scheduler/policy"),
+        ({"nice": 1}, "/process/scheduler/policy"),
+        ({"policy": "SCHED_OTHER", "nice": 20}, "/process/scheduler/nice"),
+        ({"policy": "SCHED_OTHER", "nice": -21}, "/process/scheduler/nice"),
+        ({"policy": "SCHED_OTHER", "priority": 5}, "/process/scheduler/priority"),
+        ({"policy": "SCHED_FIFO"}, "/process/scheduler/priority"),
+        ({"policy": "SCHED_RR", "priority": 100}, "/process/scheduler/priority"),
+        ({"policy": "SCHED_OTHER", "flags": ["SCHED_FLAG_BOGUS"]}, "/process/scheduler/flags/0"),
+        ({"policy": "SCHED_DEADLINE", "runtime": 2000}, "/process/scheduler/deadline"),
+        ({"policy": "SCHED_DEADLINE", "runtime": 100, "deadline": 1000}, "/process/scheduler/runtime"),
+        ({"policy": "SCHED_DEADLINE", "runtime": 5000, "deadline": 2000}, "/process/scheduler/runtime"),
+        (
+            {"policy": "SCHED_DEADLINE", "runtime": 2000, "deadline": 5000, "period": 3000},
+            "/process/scheduler/period",
+        ),
+        ("SCHED_FIFO", "/process/scheduler"),
+    ],
+)
 def test_bad_scheduler_names_its_pointer(sched, ptr):
     assert pointer_of(lambda: spec(scheduler=sched)) == ptr
 
@@ -72,37 +84,47 @@ def test_bad_scheduler_names_its_pointer(sched, ptr):
 def test_io_priority():
     assert spec(ioPriority={"class": "IOPRIO_CLASS_BE", "priority": 4}).io_priority == (2 << 13) | 4
     assert spec(ioPriority={"class": "IOPRIO_CLASS_IDLE", "priority": 7}).io_priority == (3 << 13) | 7
-    assert pointer_of(lambda: spec(ioPriority={"class": "IOPRIO_CLASS_XX", "priority": 0})) == \
-        "/process/ioPriority/class"
-    assert pointer_of(lambda: spec(ioPriority={"class": "IOPRIO_CLASS_RT", "priority": 8})) == \
-        "/process/ioPriority/priority"
-    assert pointer_of(lambda: spec(ioPriority={"class": "IOPRIO_CLASS_RT"})) == \
-        "/process/ioPriority/priority"
+    assert (
+        pointer_of(lambda: spec(ioPriority={"class": "IOPRIO_CLASS_XX", "priority": 0}))
+        == "/process/ioPriority/class"
+    )
+    assert (
+        pointer_of(lambda: spec(ioPriority={"class": "IOPRIO_CLASS_RT", "priority": 8}))
+        == "/process/ioPriority/priority"
+    )
+    assert pointer_of(lambda: spec(ioPriority={"class": "IOPRIO_CLASS_RT"})) == "/process/ioPriority/priority"
 
 
 def test_exec_cpu_affinity():
     s = spec(execCPUAffinity={"initial": "0-1,3", "final": " 2 "})
     assert (s.affinity_initial, s.affinity_final) == ([0, 1, 3], [2])
     empty = spec(execCPUAffinity={"final": ""})
-    assert (empty.affinity_initial, empty.affinity_final) == (None, None)   # SHOULD NOT change
-    assert pointer_of(lambda: spec(execCPUAffinity={"initial": "3-1"})) == \
-        "/process/execCPUAffinity/initial"
-    assert pointer_of(lambda: spec(execCPUAffinity={"final": "0,,1"})) == \
-        "/process/execCPUAffinity/final"
-    assert pointer_of(lambda: spec(execCPUAffinity={"final": "4"})) == \
-        "/process/execCPUAffinity/final"                                   # not on this host
+    assert (empty.affinity_initial, empty.affinity_final) == (None, None)  # SHOULD NOT change
+    assert pointer_of(lambda: spec(execCPUAffinity={"initial": "3-1"})) == "/process/execCPUAffinity/initial"
+    assert pointer_of(lambda: spec(execCPUAffinity={"final": "0,,1"})) == "/process/execCPUAffinity/final"
+    assert (
+        pointer_of(lambda: spec(execCPUAffinity={"final": "4"})) == "/process/execCPUAffinity/final"
+    )  # not on this host
 
 
-@pytest.mark.parametrize("text,want", [
-    ("0-3,7", [0, 1, 2, 3, 7]), ("5", [5]), ("", []), ("0-7:2/4", [0, 1, 4, 5]),
-    ("1, 3 ,2", [1, 2, 3]),
-])
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        ("0-3,7", [0, 1, 2, 3, 7]),
+        ("5", [5]),
+        ("", []),
+        ("0-7:2/4", [0, 1, 4, 5]),
+        ("1, 3 ,2", [1, 2, 3]),
+    ],
+)
 def test_parse_list(text, want):
     assert procattr.parse_list(text, procattr._Where("", "config.json"), "", 64) == want
 
 
-@pytest.mark.parametrize("text", ["a", "1-", "-1", "1-2-3", "0-7:0/4", "0-7:5/4", "3:1/2",
-                                  "1_0", "+1", "\u0661", "64", "0-100000000"])
+@pytest.mark.parametrize(
+    "text",
+    ["a", "1-", "-1", "1-2-3", "0-7:0/4", "0-7:5/4", "3:1/2", "1_0", "+1", "\u0661", "64", "0-100000000"],
+)
 def test_parse_list_refuses(text):
     with pytest.raises(ConfigError):
         procattr.parse_list(text, procattr._Where("", "config.json"), "", 64)
@@ -111,8 +133,9 @@ def test_parse_list_refuses(text):
 def test_process_json_pointers_have_no_process_prefix():
     """exec --process: the pointer is into process.json, and the error says so."""
     with pytest.raises(ConfigError) as e:
-        ProcessSpec.from_config({"args": ["sh"], "scheduler": {"policy": "SCHED_X"}}, pointer="",
-                                document="process.json")
+        ProcessSpec.from_config(
+            {"args": ["sh"], "scheduler": {"policy": "SCHED_X"}}, pointer="", document="process.json"
+        )
     assert e.value.pointer == "/scheduler/policy"
     assert str(e.value).startswith("process.json: /scheduler/policy: ")
 
@@ -124,31 +147,48 @@ def linux(**fields):
 def test_personality_and_memory_policy():
     assert linux(personality={"domain": "LINUX32"}) == (0x0008, None)
     assert linux(personality={"domain": "LINUX", "flags": []}) == (0, None)
-    assert linux(memoryPolicy={"mode": "MPOL_BIND", "nodes": "0-1",
-                               "flags": ["MPOL_F_STATIC_NODES"]}) == (None, (2 | 1 << 15, [0, 1]))
+    assert linux(memoryPolicy={"mode": "MPOL_BIND", "nodes": "0-1", "flags": ["MPOL_F_STATIC_NODES"]}) == (
+        None,
+        (2 | 1 << 15, [0, 1]),
+    )
     assert linux(memoryPolicy={"mode": "MPOL_DEFAULT"}) == (None, (0, []))
-    assert linux(memoryPolicy={"mode": "MPOL_PREFERRED"}) == (None, (1, []))    # local allocation
+    assert linux(memoryPolicy={"mode": "MPOL_PREFERRED"}) == (None, (1, []))  # local allocation
     # relative nodes are remapped onto the allowed ones: any number is fine
-    assert linux(memoryPolicy={"mode": "MPOL_INTERLEAVE", "nodes": "5",
-                               "flags": ["MPOL_F_RELATIVE_NODES"]}) == (None, (3 | 1 << 14, [5]))
+    assert linux(
+        memoryPolicy={"mode": "MPOL_INTERLEAVE", "nodes": "5", "flags": ["MPOL_F_RELATIVE_NODES"]}
+    ) == (None, (3 | 1 << 14, [5]))
 
 
-@pytest.mark.parametrize("fields,ptr", [
-    ({"personality": {"domain": "LINUX64"}}, "/linux/personality/domain"),
-    ({"personality": {"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]}}, "/linux/personality/flags/0"),
-    ({"memoryPolicy": {"mode": "MPOL_BOGUS"}}, "/linux/memoryPolicy/mode"),
-    ({"memoryPolicy": {"mode": "MPOL_BIND"}}, "/linux/memoryPolicy/nodes"),
-    ({"memoryPolicy": {"mode": "MPOL_DEFAULT", "nodes": "0"}}, "/linux/memoryPolicy/nodes"),
-    ({"memoryPolicy": {"mode": "MPOL_LOCAL", "flags": ["MPOL_F_STATIC_NODES"]}},
-     "/linux/memoryPolicy/flags"),
-    ({"memoryPolicy": {"mode": "MPOL_BIND", "nodes": "2"}}, "/linux/memoryPolicy/nodes"),
-    ({"memoryPolicy": {"mode": "MPOL_BIND", "nodes": "0-x"}}, "/linux/memoryPolicy/nodes"),
-    ({"memoryPolicy": {"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_BOGUS"]}},
-     "/linux/memoryPolicy/flags/0"),
-    ({"memoryPolicy": {"mode": "MPOL_BIND", "nodes": "0",
-                       "flags": ["MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"]}},
-     "/linux/memoryPolicy/flags"),
-])
+@pytest.mark.parametrize(
+    "fields,ptr",
+    [
+        ({"personality": {"domain": "LINUX64"}}, "/linux/personality/domain"),
+        ({"personality": {"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]}}, "/linux/personality/flags/0"),
+        ({"memoryPolicy": {"mode": "MPOL_BOGUS"}}, "/linux/memoryPolicy/mode"),
+        ({"memoryPolicy": {"mode": "MPOL_BIND"}}, "/linux/memoryPolicy/nodes"),
+        ({"memoryPolicy": {"mode": "MPOL_DEFAULT", "nodes": "0"}}, "/linux/memoryPolicy/nodes"),
+        (
+            {"memoryPolicy": {"mode": "MPOL_LOCAL", "flags": ["MPOL_F_STATIC_NODES"]}},
+            "/linux/memoryPolicy/flags",
+        ),
+        ({"memoryPolicy": {"mode": "MPOL_BIND", "nodes": "2"}}, "/linux/memoryPolicy/nodes"),
+        ({"memoryPolicy": {"mode": "MPOL_BIND", "nodes": "0-x"}}, "/linux/memoryPolicy/nodes"),
+        (
+            {"memoryPolicy": {"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_BOGUS"]}},
+            "/linux/memoryPolicy/flags/0",
+        ),
+        (
+            {
+                "memoryPolicy": {
+                    "mode": "MPOL_BIND",
+                    "nodes": "0",
+                    "flags": ["MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"],
+                }
+            },
+            "/linux/memoryPolicy/flags",
+        ),
+    ],
+)
 def test_bad_linux_fields_name_their_pointer(fields, ptr):
     assert pointer_of(lambda: linux(**fields)) == ptr
 
@@ -174,12 +214,16 @@ def test_intel_rdt_refused_without_and_with_resctrl(tmp_path):
 def test_features_report_memory_policy():
     f = features()["linux"]
     assert f["memoryPolicy"]["modes"] == list(procattr.MPOL_MODES)
-    assert set(f["memoryPolicy"]["flags"]) == {"MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES",
-                                               "MPOL_F_STATIC_NODES"}
+    assert set(f["memoryPolicy"]["flags"]) == {
+        "MPOL_F_NUMA_BALANCING",
+        "MPOL_F_RELATIVE_NODES",
+        "MPOL_F_STATIC_NODES",
+    }
     assert f["intelRdt"] == {"enabled": False}
 
 
 # ---- where the calls happen ----------------------------------------------------------------
+
 
 class Effects(stages.InitEffects):
     def __init__(self, kern):
@@ -197,29 +241,45 @@ class Effects(stages.InitEffects):
 
 
 def full_spec(**extra) -> ProcessSpec:
-    return ProcessSpec.from_config({
-        "args": ["sh"], "user": {"uid": 1000, "gid": 1000}, "cwd": "/",
-        "scheduler": {"policy": "SCHED_RR", "priority": 10, "flags": ["SCHED_FLAG_RESET_ON_FORK"]},
-        "ioPriority": {"class": "IOPRIO_CLASS_RT", "priority": 1},
-        "execCPUAffinity": {"initial": "0", "final": "1-2"}, **extra})
+    return ProcessSpec.from_config(
+        {
+            "args": ["sh"],
+            "user": {"uid": 1000, "gid": 1000},
+            "cwd": "/",
+            "scheduler": {"policy": "SCHED_RR", "priority": 10, "flags": ["SCHED_FLAG_RESET_ON_FORK"]},
+            "ioPriority": {"class": "IOPRIO_CLASS_RT", "priority": 1},
+            "execCPUAffinity": {"initial": "0", "final": "1-2"},
+            **extra,
+        }
+    )
 
 
 @pytest.mark.parametrize("nnp", [False, True])
 def test_set_before_identity_switch_and_seccomp(nnp):
     kern = RecordingKernel()
     proc = full_spec(noNewPrivileges=nnp)
-    stages.prepare_exec(kern, proc, 40, "config.json", seccomp=object(), fx=Effects(kern),
-                        personality=0x0008, mempolicy=(3, [0, 1]))
+    stages.prepare_exec(
+        kern,
+        proc,
+        40,
+        "config.json",
+        seccomp=object(),
+        fx=Effects(kern),
+        personality=0x0008,
+        mempolicy=(3, [0, 1]),
+    )
     names = kern.names()
     assert kern.find("sched_setattr")[0].args == (0, 2, 0x01, 0, 10, 0, 0, 0)
     assert kern.find("ioprio_set")[0].args == (k.IOPRIO_WHO_PROCESS, 0, (1 << 13) | 1)
     assert kern.find("set_mempolicy")[0].args == (3, [0, 1])
     assert kern.find("personality")[0].args == (0x0008,)
-    order = [names.index(n) for n in ("chdir", "sched_setattr", "ioprio_set", "set_mempolicy",
-                                      "personality", "setresuid")]
+    order = [
+        names.index(n)
+        for n in ("chdir", "sched_setattr", "ioprio_set", "set_mempolicy", "personality", "setresuid")
+    ]
     assert order == sorted(order)
     assert names.index("personality") < names.index("seccomp_load")
-    assert "sched_setaffinity" not in names       # execCPUAffinity is not the process's own
+    assert "sched_setaffinity" not in names  # execCPUAffinity is not the process's own
 
 
 def test_nothing_set_when_absent():
@@ -236,8 +296,9 @@ def test_kernel_refusal_names_the_field():
     assert "realtimeRuntime" in str(e.value) and str(e.value).endswith("operation not permitted")
     kern = RecordingKernel(fail={"set_mempolicy": OSError(errno.EINVAL, "set_mempolicy")})
     with pytest.raises(OcirtError, match="^/linux/memoryPolicy: set_mempolicy: invalid argument$"):
-        stages.prepare_exec(kern, ProcessSpec(args=["sh"]), 40, "config.json", fx=Effects(kern),
-                            mempolicy=(2, [0]))
+        stages.prepare_exec(
+            kern, ProcessSpec(args=["sh"]), 40, "config.json", fx=Effects(kern), mempolicy=(2, [0])
+        )
 
 
 def test_exec_initial_affinity_around_the_fork():
@@ -248,10 +309,14 @@ def test_exec_initial_affinity_around_the_fork():
     def fork():
         forks.append(len(kern.calls))
         return 4242
+
     assert execute.fork_with_affinity(kern, full_spec(), fork=fork) == 4242
-    assert [str(c) for c in kern.calls] == ["sched_getaffinity(0)", "sched_setaffinity(0, [0])",
-                                            "sched_setaffinity(0, [0, 1, 2, 3])"]
-    assert forks == [2]                                       # between the two
+    assert [str(c) for c in kern.calls] == [
+        "sched_getaffinity(0)",
+        "sched_setaffinity(0, [0])",
+        "sched_setaffinity(0, [0, 1, 2, 3])",
+    ]
+    assert forks == [2]  # between the two
 
 
 def test_exec_initial_affinity_not_restored_in_the_child():
@@ -277,6 +342,7 @@ def test_exec_final_affinity_in_stage1():
 
 # ---- the init, through `ocirt plan` (create's own code path) --------------------------------
 
+
 @pytest.fixture
 def bundle(plan_bundle):
     tmp_path = plan_bundle
@@ -286,8 +352,11 @@ def bundle(plan_bundle):
     config["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_BE", "priority": 6}
     config["process"]["execCPUAffinity"] = {"initial": "0", "final": "1"}
     config["linux"]["personality"] = {"domain": "LINUX32"}
-    config["linux"]["memoryPolicy"] = {"mode": "MPOL_INTERLEAVE", "nodes": "0-1",
-                                       "flags": ["MPOL_F_STATIC_NODES"]}
+    config["linux"]["memoryPolicy"] = {
+        "mode": "MPOL_INTERLEAVE",
+        "nodes": "0-1",
+        "flags": ["MPOL_F_STATIC_NODES"],
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
     return tmp_path
 
@@ -295,15 +364,17 @@ def bundle(plan_bundle):
 def test_plan_lists_them_before_the_identity_switch(bundle, capsys):
     assert main(["--root", str(bundle / "state"), "plan", "--bundle", str(bundle)]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if not ln.startswith("## ")]
-    want = ["sched_setattr(0, SCHED_BATCH, 0, 7, 0, 0, 0, 0)",
-            "ioprio_set(IOPRIO_WHO_PROCESS, 0, IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, 6))",
-            "set_mempolicy(MPOL_INTERLEAVE|MPOL_F_STATIC_NODES, [0, 1])",
-            "personality(PER_LINUX32)"]
+    want = [
+        "sched_setattr(0, SCHED_BATCH, 0, 7, 0, 0, 0, 0)",
+        "ioprio_set(IOPRIO_WHO_PROCESS, 0, IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, 6))",
+        "set_mempolicy(MPOL_INTERLEAVE|MPOL_F_STATIC_NODES, [0, 1])",
+        "personality(PER_LINUX32)",
+    ]
     at = [lines.index(w) for w in want]
-    assert at == list(range(at[0], at[0] + len(want)))       # consecutive, in this order
-    assert lines[at[0] - 1] == "chdir('/')"                   # right after the process's cwd
+    assert at == list(range(at[0], at[0] + len(want)))  # consecutive, in this order
+    assert lines[at[0] - 1] == "chdir('/')"  # right after the process's cwd
     assert at[-1] < next(i for i, ln in enumerate(lines) if ln.startswith("setresuid("))
-    assert not any(ln.startswith("sched_setaffinity") for ln in lines)   # not for the init
+    assert not any(ln.startswith("sched_setaffinity") for ln in lines)  # not for the init
     assert not (bundle / "state").exists()
 
 

@@ -1,4 +1,5 @@
 """ocirt/record.py and ocirt/jsonio.py: the stand-ins for dataclasses and json on the hot path."""
+
 import json
 
 import pytest
@@ -38,8 +39,17 @@ def test_record_errors_and_inheritance():
 
 
 SAMPLES = [
-    {}, [], "", 0, -1.5e300, True, None, {"a": [1, 2.5, {"é": "\"quoted\"\n\t\u2028"}]},
-    {"nested": {"deep": [[], {}, [None, False]]}}, "\x00\x1f", 12345678901234567890,
+    {},
+    [],
+    "",
+    0,
+    -1.5e300,
+    True,
+    None,
+    {"a": [1, 2.5, {"é": '"quoted"\n\t\u2028'}]},
+    {"nested": {"deep": [[], {}, [None, False]]}},
+    "\x00\x1f",
+    12345678901234567890,
 ]
 
 
@@ -64,18 +74,21 @@ def test_jsonio_refuses_what_it_cannot_encode():
         jsonio.dumps(float("nan"))
 
 
-@pytest.mark.parametrize("text,line,column", [
-    ('{"a": 1,}', 1, 9),                         # C scanner errors need json.decoder: imported
-    ('{\n  "a": [1,\n]}', 3, 1),
-    ('{"a" 1}', 1, 6),
-    ("[1 2]", 1, 4),
-    ('"\x00"', 1, 2),
-    ("[" * 100000, 1, None),                     # too deep: no RecursionError
-    ('{"a":' * 50000, 1, None),
-    (b"\xff", 1, 1),                             # not UTF-8
-    ("", 1, 1),
-    ("{} x", 1, 4),
-])
+@pytest.mark.parametrize(
+    "text,line,column",
+    [
+        ('{"a": 1,}', 1, 9),  # C scanner errors need json.decoder: imported
+        ('{\n  "a": [1,\n]}', 3, 1),
+        ('{"a" 1}', 1, 6),
+        ("[1 2]", 1, 4),
+        ('"\x00"', 1, 2),
+        ("[" * 100000, 1, None),  # too deep: no RecursionError
+        ('{"a":' * 50000, 1, None),
+        (b"\xff", 1, 1),  # not UTF-8
+        ("", 1, 1),
+        ("{} x", 1, 4),
+    ],
+)
 def test_jsonio_errors_name_line_and_column(text, line, column):
     with pytest.raises(jsonio.JSONError) as caught:
         jsonio.loads(text)
@@ -88,7 +101,7 @@ def test_jsonio_errors_name_line_and_column(text, line, column):
 
 
 def test_jsonio_errors_agree_with_json():
-    for text in ('{"a": 1,}', '[1, 2', '{"a": tru}', '["a\\q"]', '{"a": "b" "c"}'):
+    for text in ('{"a": 1,}', "[1, 2", '{"a": tru}', '["a\\q"]', '{"a": "b" "c"}'):
         with pytest.raises(json.JSONDecodeError) as expected:
             json.loads(text)
         with pytest.raises(jsonio.JSONError) as caught:
@@ -100,7 +113,9 @@ def test_jsonio_errors_agree_with_json():
 def test_protocol_messages_of_any_size(size):
     """Messages larger than a packet (and than the socket buffer) pass whole, in chunks."""
     import threading
+
     from ocirt.protocol import Channel, Failed, Proceed
+
     a, b = Channel.pair()
     try:
         for msg in (Failed("x" * size, 2), Proceed({"big": "y" * size})):
@@ -117,6 +132,7 @@ def test_protocol_messages_of_any_size(size):
 def test_protocol_hang_up_and_garbage():
     from ocirt.errors import OcirtError
     from ocirt.protocol import Channel
+
     a, b = Channel.pair()
     a.sock.send(b".not json")
     with pytest.raises(OcirtError, match="protocol error"):

@@ -48,11 +48,18 @@ def test_rootfs_propagation_private():
 
 
 def test_tmpfs_mount_goes_under_rootfs_with_data():
-    kern = run_prepare([{"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-                         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}])
+    kern = run_prepare(
+        [
+            {
+                "destination": "/dev",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+            }
+        ]
+    )
     m = [a for a in mounts(kern) if a[2] == "tmpfs"][0]
-    assert m == ("tmpfs", ROOT + "/dev", "tmpfs", k.MS_NOSUID | k.MS_STRICTATIME,
-                 "mode=755,size=65536k")
+    assert m == ("tmpfs", ROOT + "/dev", "tmpfs", k.MS_NOSUID | k.MS_STRICTATIME, "mode=755,size=65536k")
 
 
 def test_default_devices_and_symlinks_when_dev_is_tmpfs():
@@ -66,30 +73,31 @@ def test_default_devices_and_symlinks_when_dev_is_tmpfs():
 
 
 def test_no_default_devices_when_dev_is_bound_from_host():
-    kern = run_prepare([{"destination": "/dev", "type": "bind", "source": "/dev",
-                         "options": ["rbind"]}])
+    kern = run_prepare([{"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind"]}])
     assert not kern.find("mknod")
 
 
 def test_bind_readonly_is_bind_then_remount():
-    kern = run_prepare([{"destination": "/data", "type": "bind", "source": "/tmp",
-                         "options": ["rbind", "ro", "nosuid"]}])
+    kern = run_prepare(
+        [{"destination": "/data", "type": "bind", "source": "/tmp", "options": ["rbind", "ro", "nosuid"]}]
+    )
     ms = [a for a in mounts(kern) if a[1] == ROOT + "/data"]
     assert ms[0] == ("/tmp", ROOT + "/data", None, k.MS_BIND | k.MS_REC, None)
-    assert ms[1] == (None, ROOT + "/data", None,
-                     k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_NOSUID, None)
+    assert ms[1] == (None, ROOT + "/data", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_NOSUID, None)
 
 
 def test_propagation_option_is_a_separate_call():
-    kern = run_prepare([{"destination": "/data", "type": "bind", "source": "/tmp",
-                         "options": ["bind", "rshared"]}])
+    kern = run_prepare(
+        [{"destination": "/data", "type": "bind", "source": "/tmp", "options": ["bind", "rshared"]}]
+    )
     ms = [a for a in mounts(kern) if a[1] == ROOT + "/data"]
     assert ms[-1] == (None, ROOT + "/data", None, k.MS_SHARED | k.MS_REC, None)
 
 
 def test_recursive_readonly_uses_mount_setattr():
-    kern = run_prepare([{"destination": "/data", "type": "bind", "source": "/tmp",
-                         "options": ["rbind", "rro"]}])
+    kern = run_prepare(
+        [{"destination": "/data", "type": "bind", "source": "/tmp", "options": ["rbind", "rro"]}]
+    )
     (call,) = kern.find("mount_setattr")
     assert call.args[:3] == (ROOT + "/data", k.MOUNT_ATTR_RDONLY, 0)
 
@@ -106,16 +114,29 @@ def test_missing_bind_source_names_the_mount():
 
 
 def test_config_devices_are_created_with_owner():
-    kern = run_prepare([], devices=[{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229,
-                                     "fileMode": 0o600, "uid": 7, "gid": 8}])
+    kern = run_prepare(
+        [],
+        devices=[
+            {
+                "path": "/dev/fuse",
+                "type": "c",
+                "major": 10,
+                "minor": 229,
+                "fileMode": 0o600,
+                "uid": 7,
+                "gid": 8,
+            }
+        ],
+    )
     (node,) = kern.find("mknod")
     assert node.args[0] == ROOT + "/dev/fuse" and node.args[1] & 0o7777 == 0o600
     assert kern.find("chown")[0].args == (ROOT + "/dev/fuse", 7, 8)
 
 
 def test_devices_bound_from_host_in_a_user_namespace():
-    kern = run_prepare([], in_userns=True,
-                       devices=[{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}])
+    kern = run_prepare(
+        [], in_userns=True, devices=[{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]
+    )
     assert not kern.find("mknod")
     assert ("/dev/fuse", ROOT + "/dev/fuse", None, k.MS_BIND, None) in mounts(kern)
 
@@ -166,53 +187,84 @@ def test_readonly_paths_bind_then_remount_ro(tmp_path):
 
 
 def test_cgroup_v2_mount():
-    kern = run_prepare([{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-                         "options": ["ro", "nosuid"]}], cgroup2=True)
-    assert ("cgroup2", ROOT + "/sys/fs/cgroup", "cgroup2", k.MS_RDONLY | k.MS_NOSUID, None) \
-        in mounts(kern)
+    kern = run_prepare(
+        [
+            {
+                "destination": "/sys/fs/cgroup",
+                "type": "cgroup",
+                "source": "cgroup",
+                "options": ["ro", "nosuid"],
+            }
+        ],
+        cgroup2=True,
+    )
+    assert ("cgroup2", ROOT + "/sys/fs/cgroup", "cgroup2", k.MS_RDONLY | k.MS_NOSUID, None) in mounts(kern)
 
 
 def test_cgroup_v1_mount_is_tmpfs_plus_binds():
-    kern = run_prepare([{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-                         "options": ["ro"]}],
-                       cgroup_binds=[("/sys/fs/cgroup/memory/c1", "memory")])
+    kern = run_prepare(
+        [{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro"]}],
+        cgroup_binds=[("/sys/fs/cgroup/memory/c1", "memory")],
+    )
     ms = mounts(kern)
     assert ("tmpfs", ROOT + "/sys/fs/cgroup", "tmpfs", 0, "mode=755") in ms
-    assert ("/sys/fs/cgroup/memory/c1", ROOT + "/sys/fs/cgroup/memory", None,
-            k.MS_BIND | k.MS_REC, None) in ms
+    assert (
+        "/sys/fs/cgroup/memory/c1",
+        ROOT + "/sys/fs/cgroup/memory",
+        None,
+        k.MS_BIND | k.MS_REC,
+        None,
+    ) in ms
 
 
 # -- a read-only /dev or tmpfs: writable until what goes under it is made ---------------------------
 
+
 def test_readonly_tmpfs_is_mounted_writable_then_sealed_before_pivot_root():
     kern = RecordingKernel()
-    rootfs = Rootfs(kern, RootfsSpec(rootfs=ROOT, mounts=[
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "ro", "mode=755"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid"]}]))
+    rootfs = Rootfs(
+        kern,
+        RootfsSpec(
+            rootfs=ROOT,
+            mounts=[
+                {
+                    "destination": "/dev",
+                    "type": "tmpfs",
+                    "source": "tmpfs",
+                    "options": ["nosuid", "ro", "mode=755"],
+                },
+                {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid"]},
+            ],
+        ),
+    )
     rootfs.prepare()
     dev = [a for a in mounts(kern) if a[2] == "tmpfs"][0]
     assert dev[1] == ROOT + "/dev" and not dev[3] & k.MS_RDONLY
     assert not [a for a in mounts(kern) if a[3] & k.MS_REMOUNT]
-    assert kern.find("mknod")         # the default devices went into it
+    assert kern.find("mknod")  # the default devices went into it
     rootfs.pivot()
     names = kern.names()
     (seal,) = [c for c in kern.find("mount") if c.args[3] & k.MS_REMOUNT]
-    assert seal.args == (None, ROOT + "/dev", None,
-                         k.MS_REMOUNT | k.MS_NOSUID | k.MS_RDONLY, None)
+    assert seal.args == (None, ROOT + "/dev", None, k.MS_REMOUNT | k.MS_NOSUID | k.MS_RDONLY, None)
     assert kern.calls.index(seal) < names.index("pivot_root")
 
 
 def test_readonly_bind_is_still_remounted_at_once():
-    kern = run_prepare([{"destination": "/data", "type": "bind", "source": "/tmp",
-                         "options": ["rbind", "ro"]}])
+    kern = run_prepare(
+        [{"destination": "/data", "type": "bind", "source": "/tmp", "options": ["rbind", "ro"]}]
+    )
     assert [a for a in mounts(kern) if a[3] & k.MS_REMOUNT]
 
 
 def test_readonly_non_tmpfs_dev_is_sealed_per_mount():
     kern = RecordingKernel()
-    rootfs = Rootfs(kern, RootfsSpec(rootfs=ROOT, mounts=[
-        {"destination": "/dev", "type": "devtmpfs", "source": "devtmpfs", "options": ["ro"]}]))
+    rootfs = Rootfs(
+        kern,
+        RootfsSpec(
+            rootfs=ROOT,
+            mounts=[{"destination": "/dev", "type": "devtmpfs", "source": "devtmpfs", "options": ["ro"]}],
+        ),
+    )
     rootfs.prepare()
     rootfs.seal_readonly()
     (seal,) = [a for a in mounts(kern) if a[3] & k.MS_REMOUNT]
@@ -221,13 +273,17 @@ def test_readonly_non_tmpfs_dev_is_sealed_per_mount():
 
 # -- proc and sysfs only on an ordinary directory ------------------------------------------------
 
+
 @pytest.mark.parametrize("dest,mtype", [("/proc", "proc"), ("/sys", "sysfs")])
 def test_proc_or_sysfs_on_a_symlink_is_refused(dest, mtype):
     kern = RecordingKernel()
     kern.links[ROOT + dest] = "/elsewhere" + dest
     spec = RootfsSpec(rootfs=ROOT, mounts=[{"destination": dest, "type": mtype, "source": mtype}])
-    with pytest.raises(OcirtError, match=r"^/mounts/0/destination: .*symlink.*"
-                                         rf"{mtype} must be mounted on an ordinary directory"):
+    with pytest.raises(
+        OcirtError,
+        match=r"^/mounts/0/destination: .*symlink.*"
+        rf"{mtype} must be mounted on an ordinary directory",
+    ):
         Rootfs(kern, spec).prepare()
     assert not [a for a in mounts(kern) if a[2] == mtype]
 
@@ -240,8 +296,13 @@ def test_proc_on_a_directory_is_mounted():
 def test_a_bind_on_a_symlinked_proc_is_not_refused():
     kern = RecordingKernel()
     kern.links[ROOT + "/proc"] = "/elsewhere/proc"
-    Rootfs(kern, RootfsSpec(rootfs=ROOT, mounts=[
-        {"destination": "/proc", "type": "bind", "source": "/tmp", "options": ["rbind"]}])).prepare()
+    Rootfs(
+        kern,
+        RootfsSpec(
+            rootfs=ROOT,
+            mounts=[{"destination": "/proc", "type": "bind", "source": "/tmp", "options": ["rbind"]}],
+        ),
+    ).prepare()
 
 
 # -- --no-pivot: no visible procfs or sysfs of the host left ---------------------------------------
@@ -261,8 +322,8 @@ MOUNTINFO = b"""\
 
 def test_visible_kernel_mounts_are_the_whole_procfs_and_sysfs_outside_the_rootfs():
     from ocirt.rootfs import visible_kernel_mounts
-    assert visible_kernel_mounts(MOUNTINFO, ROOT) == [
-        "/proc", "/sys", "/srv/my proc", "/bundle/rootfs2/proc"]
+
+    assert visible_kernel_mounts(MOUNTINFO, ROOT) == ["/proc", "/sys", "/srv/my proc", "/bundle/rootfs2/proc"]
 
 
 class MountinfoKernel(RecordingKernel):
@@ -286,14 +347,19 @@ def no_pivot(kern):
 def test_no_pivot_unmounts_the_hosts_procfs_and_sysfs_before_the_move():
     kern = no_pivot(MountinfoKernel())
     umounts = [c.args for c in kern.find("umount")]
-    assert umounts == [("/proc", k.MNT_DETACH), ("/sys", k.MNT_DETACH),
-                       ("/srv/my proc", k.MNT_DETACH), ("/bundle/rootfs2/proc", k.MNT_DETACH)]
+    assert umounts == [
+        ("/proc", k.MNT_DETACH),
+        ("/sys", k.MNT_DETACH),
+        ("/srv/my proc", k.MNT_DETACH),
+        ("/bundle/rootfs2/proc", k.MNT_DETACH),
+    ]
     move = [c for c in kern.find("mount") if c.args[3] == k.MS_MOVE][0]
     assert kern.calls.index(kern.find("umount")[-1]) < kern.calls.index(move)
 
 
 def test_no_pivot_covers_what_a_user_namespace_may_not_unmount():
     import errno
+
     kern = no_pivot(MountinfoKernel(errno.EINVAL))
     covers = [a for a in mounts(kern) if a[2] == "tmpfs"]
     assert [a[1] for a in covers] == ["/proc", "/sys", "/srv/my proc", "/bundle/rootfs2/proc"]
@@ -309,27 +375,37 @@ def test_pivot_root_leaves_the_mountinfo_alone():
 
 # -- bind sources a user namespace cannot reach: opened by the parent ------------------------------
 
+
 @pytest.fixture
 def no_lockable_flags(monkeypatch):
     """Every bind source on a mount without read-only/nosuid/nodev/noexec (whatever the host's)."""
     import ocirt.rootfs
+
     monkeypatch.setattr(ocirt.rootfs, "has_lockable_flags", lambda source, recursive: False)
 
 
 def test_parent_opens_bind_sources_as_slave_trees(no_lockable_flags):
     from ocirt.rootfs import open_bind_sources
+
     kern = RecordingKernel()
-    spec = RootfsSpec(rootfs=ROOT, in_userns=True, mounts=[
-        {"destination": "/a", "type": "bind", "source": "/src/a", "options": ["rbind"]},
-        {"destination": "/b", "source": "/src/b", "options": ["bind", "ro"]},
-        {"destination": "/t", "type": "tmpfs", "source": "tmpfs"},
-        {"destination": "/i", "type": "bind", "source": "/src/i", "options": ["rbind", "idmap"]},
-        {"destination": "/p", "type": "proc", "source": "proc"},
-    ], idmap_fds={3: 99})
+    spec = RootfsSpec(
+        rootfs=ROOT,
+        in_userns=True,
+        mounts=[
+            {"destination": "/a", "type": "bind", "source": "/src/a", "options": ["rbind"]},
+            {"destination": "/b", "source": "/src/b", "options": ["bind", "ro"]},
+            {"destination": "/t", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/i", "type": "bind", "source": "/src/i", "options": ["rbind", "idmap"]},
+            {"destination": "/p", "type": "proc", "source": "proc"},
+        ],
+        idmap_fds={3: 99},
+    )
     fds = open_bind_sources(kern, spec)
     trees = [c.args for c in kern.find("open_tree")]
-    assert trees == [("/src/a", k.OPEN_TREE_CLONE | k.OPEN_TREE_CLOEXEC | k.AT_RECURSIVE),
-                     ("/src/b", k.OPEN_TREE_CLONE | k.OPEN_TREE_CLOEXEC)]
+    assert trees == [
+        ("/src/a", k.OPEN_TREE_CLONE | k.OPEN_TREE_CLOEXEC | k.AT_RECURSIVE),
+        ("/src/b", k.OPEN_TREE_CLONE | k.OPEN_TREE_CLOEXEC),
+    ]
     assert spec.source_trees == [0, 1] and sorted(fds) == sorted([spec.idmap_fds[0], spec.idmap_fds[1]])
     assert spec.idmap_fds[3] == 99
     for c in kern.find("mount_setattr"):
@@ -338,9 +414,13 @@ def test_parent_opens_bind_sources_as_slave_trees(no_lockable_flags):
 
 def test_parent_skips_a_source_it_cannot_open(no_lockable_flags):
     from ocirt.rootfs import open_bind_sources
+
     kern = RecordingKernel(fail={"open_tree": PermissionError(1, "no")})
-    spec = RootfsSpec(rootfs=ROOT, in_userns=True, mounts=[
-        {"destination": "/a", "type": "bind", "source": "/src/a", "options": ["rbind"]}])
+    spec = RootfsSpec(
+        rootfs=ROOT,
+        in_userns=True,
+        mounts=[{"destination": "/a", "type": "bind", "source": "/src/a", "options": ["rbind"]}],
+    )
     assert open_bind_sources(kern, spec) == [] and spec.source_trees == [] and not spec.idmap_fds
 
 
@@ -359,17 +439,22 @@ class RefusingKernel(RecordingKernel):
 
 def trees_spec(tmp_path):
     from ocirt.rootfs import open_bind_sources
+
     reachable, private = tmp_path / "reachable", tmp_path / "private"
     reachable.mkdir()
     private.mkdir()
-    spec = RootfsSpec(rootfs=ROOT, in_userns=True, mounts=[
-        {"destination": "/r", "type": "bind", "source": str(reachable), "options": ["rbind"]},
-        {"destination": "/p", "type": "bind", "source": str(private), "options": ["rbind", "ro"]}])
+    spec = RootfsSpec(
+        rootfs=ROOT,
+        in_userns=True,
+        mounts=[
+            {"destination": "/r", "type": "bind", "source": str(reachable), "options": ["rbind"]},
+            {"destination": "/p", "type": "bind", "source": str(private), "options": ["rbind", "ro"]},
+        ],
+    )
     return spec, open_bind_sources, str(private)
 
 
-def test_init_binds_what_it_reaches_and_moves_the_parents_tree_for_the_rest(tmp_path,
-                                                                            no_lockable_flags):
+def test_init_binds_what_it_reaches_and_moves_the_parents_tree_for_the_rest(tmp_path, no_lockable_flags):
     spec, open_bind_sources, private = trees_spec(tmp_path)
     kern = RefusingKernel(private)
     open_bind_sources(kern, spec)
@@ -377,17 +462,16 @@ def test_init_binds_what_it_reaches_and_moves_the_parents_tree_for_the_rest(tmp_
     Rootfs(kern, spec).prepare()
     moves = [c.args for c in kern.find("move_mount")]
     assert moves == [(f"<tree {private}>", ROOT + "/p")]
-    assert (str(tmp_path / "reachable"), ROOT + "/r", None, k.MS_BIND | k.MS_REC, None) \
-        in mounts(kern)
+    assert (str(tmp_path / "reachable"), ROOT + "/r", None, k.MS_BIND | k.MS_REC, None) in mounts(kern)
     remount = [a for a in mounts(kern) if a[1] == ROOT + "/p" and a[3] & k.MS_REMOUNT]
-    assert remount and remount[0][3] & k.MS_RDONLY     # the mount's own options, after the move
-    assert tree_r not in kern._fds and tree_p not in kern._fds   # both closed in the init
+    assert remount and remount[0][3] & k.MS_RDONLY  # the mount's own options, after the move
+    assert tree_r not in kern._fds and tree_p not in kern._fds  # both closed in the init
     assert spec.idmap_fds == {}
 
 
 def test_only_permission_denied_falls_back_to_the_tree(tmp_path, no_lockable_flags):
     spec, open_bind_sources, private = trees_spec(tmp_path)
-    kern = RefusingKernel(private, error=1)     # EPERM: not a lookup the user namespace may not do
+    kern = RefusingKernel(private, error=1)  # EPERM: not a lookup the user namespace may not do
     open_bind_sources(kern, spec)
     with pytest.raises(OcirtError, match=r"^/mounts/1: mount .*operation not permitted"):
         Rootfs(kern, spec).prepare()
@@ -398,8 +482,10 @@ def test_a_refused_bind_without_a_tree_names_the_mount(tmp_path):
     private = tmp_path / "private"
     private.mkdir()
     kern = RefusingKernel(str(private))
-    spec = RootfsSpec(rootfs=ROOT, mounts=[
-        {"destination": "/p", "type": "bind", "source": str(private), "options": ["rbind"]}])
+    spec = RootfsSpec(
+        rootfs=ROOT,
+        mounts=[{"destination": "/p", "type": "bind", "source": str(private), "options": ["rbind"]}],
+    )
     with pytest.raises(OcirtError, match=r"^/mounts/0: mount .*permission denied"):
         Rootfs(kern, spec).prepare()
 
@@ -409,25 +495,33 @@ def test_no_tree_for_a_source_whose_mount_has_flags_to_lock(monkeypatch):
     container's root could lift them. No tree then (the bind fails as before)."""
     import ocirt.rootfs
     from ocirt.rootfs import open_bind_sources
+
     seen = []
-    monkeypatch.setattr(ocirt.rootfs, "has_lockable_flags",
-                        lambda source, recursive: seen.append((source, recursive)) or True)
+    monkeypatch.setattr(
+        ocirt.rootfs, "has_lockable_flags", lambda source, recursive: seen.append((source, recursive)) or True
+    )
     kern = RecordingKernel()
-    spec = RootfsSpec(rootfs=ROOT, in_userns=True, mounts=[
-        {"destination": "/a", "type": "bind", "source": "/src/a", "options": ["rbind"]},
-        {"destination": "/b", "type": "bind", "source": "/src/b", "options": ["bind"]}])
+    spec = RootfsSpec(
+        rootfs=ROOT,
+        in_userns=True,
+        mounts=[
+            {"destination": "/a", "type": "bind", "source": "/src/a", "options": ["rbind"]},
+            {"destination": "/b", "type": "bind", "source": "/src/b", "options": ["bind"]},
+        ],
+    )
     assert open_bind_sources(kern, spec) == [] and not kern.find("open_tree")
     assert seen == [("/src/a", True), ("/src/b", False)]
 
 
 def test_has_lockable_flags(tmp_path, monkeypatch):
     from ocirt.rootfs import has_lockable_flags
+
     assert has_lockable_flags("/does/not/exist", False)
     plain = b"40 1 0:50 / %s rw,relatime - tmpfs tmpfs rw\n" % str(tmp_path).encode()
     sub = plain + b"41 40 0:51 / %s/sub rw,nosuid - tmpfs tmpfs rw\n" % str(tmp_path).encode()
     monkeypatch.setattr("os.statvfs", lambda p: type("V", (), {"f_flag": 0})())
     assert not has_lockable_flags(str(tmp_path), True, plain)
-    assert has_lockable_flags(str(tmp_path), True, sub)       # a submount an rbind takes along
+    assert has_lockable_flags(str(tmp_path), True, sub)  # a submount an rbind takes along
     assert not has_lockable_flags(str(tmp_path), False, sub)  # a bind does not
     monkeypatch.setattr("os.statvfs", lambda p: type("V", (), {"f_flag": os.ST_NODEV})())
     assert has_lockable_flags(str(tmp_path), False, plain)

@@ -1,6 +1,7 @@
 """The command line's runc conventions, without containers: exec --cgroup parsing, a sub-cgroup
 path that may not climb out, --log FILE made at once, --debug, exec's exit status 255, the
 terminal size a foreground exec -t gives the pty."""
+
 import fcntl
 import json
 import os
@@ -22,22 +23,25 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def ocirt(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "ocirt", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=60, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "ocirt", *args], capture_output=True, text=True, cwd=REPO, timeout=60, **kw
+    )
 
 
-@pytest.mark.parametrize("values, want", [
-    ([], {}),
-    (["sub"], {"": "sub"}),
-    (["memory:a/b"], {"memory": "a/b"}),
-    (["cpu,cpuacct:x", "memory:y"], {"cpu": "x", "cpuacct": "x", "memory": "y"}),
-])
+@pytest.mark.parametrize(
+    "values, want",
+    [
+        ([], {}),
+        (["sub"], {"": "sub"}),
+        (["memory:a/b"], {"memory": "a/b"}),
+        (["cpu,cpuacct:x", "memory:y"], {"cpu": "x", "cpuacct": "x", "memory": "y"}),
+    ],
+)
 def test_cgroup_option(values, want):
     assert parse_cgroup_option(values) == want
 
 
-@pytest.mark.parametrize("values", [["memory:"], [":x"], ["memory:a", "memory:b"],
-                                    ["a", "b"], ["cpu,:x"]])
+@pytest.mark.parametrize("values", [["memory:"], [":x"], ["memory:a", "memory:b"], ["a", "b"], ["cpu,:x"]])
 def test_cgroup_option_refused(values):
     with pytest.raises(OcirtError):
         parse_cgroup_option(values)
@@ -80,7 +84,7 @@ def test_exec_failure_is_255_and_usage_is_1(tmp_path):
     p = ocirt("--root", root, "exec", "no-such-container", "true")
     assert p.returncode == 255, p.stderr
     assert "exec failed: container does not exist" in p.stderr
-    p = ocirt("--root", root, "exec")                      # no id: a usage error, as runc's 1
+    p = ocirt("--root", root, "exec")  # no id: a usage error, as runc's 1
     assert p.returncode == 1, p.stderr
     p = ocirt("--root", root, "exec", "--no-such-flag", "x", "true")
     assert p.returncode == 1, p.stderr

@@ -1,4 +1,5 @@
 """`ocirt spec`, `ocirt features`, ocirt/spec_template.py and bundles/default/config.json (no root)."""
+
 import json
 import os
 
@@ -30,6 +31,7 @@ def mount(spec, destination):
 
 # --- spec_template.default_spec ---------------------------------------------------------------
 
+
 @needs_validate
 @pytest.mark.parametrize("rootless", [False, True])
 @pytest.mark.parametrize("cgroupns", [False, True, None])
@@ -51,14 +53,27 @@ def test_default_spec_matches_runc_semantics():
     assert p["capabilities"] == {"bounding": caps, "effective": caps, "permitted": caps}
     assert ns_types(s) == ["pid", "network", "ipc", "uts", "mount"]
     assert [m["destination"] for m in s["mounts"]] == [
-        "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"]
+        "/proc",
+        "/dev",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/sys",
+        "/sys/fs/cgroup",
+    ]
     assert mount(s, "/dev")["options"] == ["nosuid", "strictatime", "mode=755", "size=65536k"]
     assert mount(s, "/sys")["type"] == "sysfs"
     assert "gid=5" in mount(s, "/dev/pts")["options"]
     assert mount(s, "/sys/fs/cgroup")["type"] == "cgroup" and "ro" in mount(s, "/sys/fs/cgroup")["options"]
     assert "options" not in mount(s, "/proc")
     assert "/proc/kcore" in s["linux"]["maskedPaths"] and "/sys/firmware" in s["linux"]["maskedPaths"]
-    assert s["linux"]["readonlyPaths"] == ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+    assert s["linux"]["readonlyPaths"] == [
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+    ]
     assert s["linux"]["resources"] == {"devices": [{"allow": False, "access": "rwm"}]}
     assert "uidMappings" not in s["linux"]
 
@@ -68,8 +83,12 @@ def test_default_spec_rootless():
     assert ns_types(s) == ["pid", "ipc", "uts", "mount", "cgroup", "user"]
     assert s["linux"]["uidMappings"] == [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
     assert s["linux"]["gidMappings"] == [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
-    assert mount(s, "/sys") == {"destination": "/sys", "type": "none", "source": "/sys",
-                                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+    assert mount(s, "/sys") == {
+        "destination": "/sys",
+        "type": "none",
+        "source": "/sys",
+        "options": ["rbind", "nosuid", "noexec", "nodev", "ro"],
+    }
     assert not any(o.startswith(("gid=", "uid=")) for m in s["mounts"] for o in m.get("options", []))
     assert "resources" not in s["linux"]
 
@@ -88,6 +107,7 @@ def test_default_spec_cgroupns_and_args():
 
 
 # --- ocirt spec --------------------------------------------------------------------------------
+
 
 def test_spec_writes_config_in_cwd(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -152,6 +172,7 @@ def test_spec_rejects_arguments(tmp_path, monkeypatch, capsys):
 
 # --- ocirt features ----------------------------------------------------------------------------
 
+
 def run_features(capsys):
     assert main(["features"]) == 0
     out = capsys.readouterr().out
@@ -163,8 +184,12 @@ def test_features_json(capsys):
     assert out.startswith('{\n    "ociVersionMin"')  # indent 4 like runc features
     assert f["ociVersionMin"] == "1.0.0" and f["ociVersionMax"] == "1.3.0"
     assert f["hooks"] == list(hooks.HOOK_NAMES)
-    expected = set(rootfs.FLAG_OPTIONS) | set(rootfs.PROPAGATION_OPTIONS) | \
-        set(rootfs.RECURSIVE_OPTIONS) | {"idmap", "ridmap", "tmpcopyup"}
+    expected = (
+        set(rootfs.FLAG_OPTIONS)
+        | set(rootfs.PROPAGATION_OPTIONS)
+        | set(rootfs.RECURSIVE_OPTIONS)
+        | {"idmap", "ridmap", "tmpcopyup"}
+    )
     assert f["mountOptions"] == sorted(expected)
     linux = f["linux"]
     assert linux["namespaces"] == sorted(namespaces.FLAGS)
@@ -172,6 +197,7 @@ def test_features_json(capsys):
     assert linux["capabilities"][0] == "CAP_CHOWN"  # numeric order, as runc lists them
     assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True}
     from ocirt import lsm, seccomp
+
     assert linux["seccomp"] == seccomp.features()  # what this libseccomp and kernel can do
     if linux["seccomp"]["enabled"]:
         assert "SCMP_ACT_NOTIFY" in linux["seccomp"]["actions"]
@@ -203,6 +229,7 @@ def test_features_claims_only_what_default_spec_uses(capsys):
 
 # --- bundles/default/config.json ---------------------------------------------------------------
 
+
 def test_default_bundle_config():
     with open(BUNDLE_CONFIG) as fh:
         cfg = json.load(fh)
@@ -221,6 +248,7 @@ def test_features_built_by_the_core(capsys):
     """`ocirt features` prints the core's document (ocirt/features_doc.py); the API returns it."""
     import ocirt.api
     from ocirt import features_doc
+
     _, f = run_features(capsys)
     assert f == features_doc.features() == ocirt.api.features()
     assert f["ociVersionMax"] == ocirt.SPEC_VERSION

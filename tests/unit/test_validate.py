@@ -1,4 +1,5 @@
 """config.json validation: ocirt's schemas, the fast validator, and its agreement with jsonschema."""
+
 from __future__ import annotations
 
 import copy
@@ -14,8 +15,17 @@ import sys
 import pytest
 
 from ocirt.errors import ConfigError
-from ocirt.validate import (KEYWORDS, SCHEMA_FILES, Schemas, first_error, jsonschema_error,
-                            jsonschema_validator, schema_dir, validate, validate_with_jsonschema)
+from ocirt.validate import (
+    KEYWORDS,
+    SCHEMA_FILES,
+    Schemas,
+    first_error,
+    jsonschema_error,
+    jsonschema_validator,
+    schema_dir,
+    validate,
+    validate_with_jsonschema,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED_SPEC = "/work/shared/oci-runtime-spec"
@@ -44,23 +54,48 @@ def runc_config() -> dict:
         "hostname": "runc",
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": nodev + ["mode=1777", "size=65536k"]},
+            {
+                "destination": "/dev",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+            },
+            {
+                "destination": "/dev/pts",
+                "type": "devpts",
+                "source": "devpts",
+                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            },
+            {
+                "destination": "/dev/shm",
+                "type": "tmpfs",
+                "source": "shm",
+                "options": nodev + ["mode=1777", "size=65536k"],
+            },
             {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": nodev},
             {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": nodev + ["ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-             "options": nodev + ["relatime", "ro"]},
+            {
+                "destination": "/sys/fs/cgroup",
+                "type": "cgroup",
+                "source": "cgroup",
+                "options": nodev + ["relatime", "ro"],
+            },
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
             "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
-            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-                            "/proc/scsi"],
+            "maskedPaths": [
+                "/proc/acpi",
+                "/proc/asound",
+                "/proc/kcore",
+                "/proc/keys",
+                "/proc/latency_stats",
+                "/proc/timer_list",
+                "/proc/timer_stats",
+                "/proc/sched_debug",
+                "/sys/firmware",
+                "/proc/scsi",
+            ],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
         },
     }
@@ -68,6 +103,7 @@ def runc_config() -> dict:
 
 def full_config() -> dict:
     """Every field of config.md and config-linux.md (Linux), with valid values."""
+
     def hook():
         return {"path": "/usr/bin/hook", "args": ["hook", "arg1"], "env": ["key1=value1"], "timeout": 5}
 
@@ -79,8 +115,14 @@ def full_config() -> dict:
         "root": {"path": "/to/bundle/rootfs", "readonly": False},
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/data", "type": "none", "source": "/volumes/testing",
-             "options": ["rbind", "rw", "idmap"], "uidMappings": mapping(), "gidMappings": mapping()},
+            {
+                "destination": "/data",
+                "type": "none",
+                "source": "/volumes/testing",
+                "options": ["rbind", "rw", "idmap"],
+                "uidMappings": mapping(),
+                "gidMappings": mapping(),
+            },
             {"destination": "tmp", "type": "tmpfs", "source": "tmpfs"},
         ],
         "process": {
@@ -90,16 +132,29 @@ def full_config() -> dict:
             "env": [PATH_ENV, "TERM=xterm"],
             "args": ["sh", "-c", "echo hi"],
             "commandLine": "sh -c 'echo hi'",
-            "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096},
-                        {"type": "RLIMIT_CORE", "soft": 0, "hard": 18446744073709551615}],
+            "rlimits": [
+                {"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096},
+                {"type": "RLIMIT_CORE", "soft": 0, "hard": 18446744073709551615},
+            ],
             "apparmorProfile": "acme_secure_profile",
-            "capabilities": {"effective": list(CAPS[:2]), "bounding": list(CAPS), "inheritable": list(CAPS),
-                             "permitted": list(CAPS), "ambient": ["CAP_NET_BIND_SERVICE"]},
+            "capabilities": {
+                "effective": list(CAPS[:2]),
+                "bounding": list(CAPS),
+                "inheritable": list(CAPS),
+                "permitted": list(CAPS),
+                "ambient": ["CAP_NET_BIND_SERVICE"],
+            },
             "noNewPrivileges": True,
             "oomScoreAdj": -500,
-            "scheduler": {"policy": "SCHED_DEADLINE", "nice": -5, "priority": 0,
-                          "flags": ["SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_RECLAIM"],
-                          "runtime": 10000000, "deadline": 20000000, "period": 30000000},
+            "scheduler": {
+                "policy": "SCHED_DEADLINE",
+                "nice": -5,
+                "priority": 0,
+                "flags": ["SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_RECLAIM"],
+                "runtime": 10000000,
+                "deadline": 20000000,
+                "period": 30000000,
+            },
             "selinuxLabel": "system_u:system_r:svirt_lxc_net_t:s0:c124,c675",
             "ioPriority": {"class": "IOPRIO_CLASS_IDLE", "priority": 4},
             "execCPUAffinity": {"initial": "7", "final": "0-3,7"},
@@ -107,57 +162,112 @@ def full_config() -> dict:
         },
         "hostname": "slartibartfast",
         "domainname": "foobarbaz.test",
-        "hooks": {name: [hook(), {"path": "/usr/bin/other"}]
-                  for name in ("prestart", "createRuntime", "createContainer", "startContainer",
-                               "poststart", "poststop")},
+        "hooks": {
+            name: [hook(), {"path": "/usr/bin/other"}]
+            for name in (
+                "prestart",
+                "createRuntime",
+                "createContainer",
+                "startContainer",
+                "poststart",
+                "poststop",
+            )
+        },
         "annotations": {"com.example.key1": "value1", "org.opencontainers.image.os": "linux", "x": ""},
         "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "network", "path": "/var/run/netns/neta"},
-                           {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}, {"type": "user"},
-                           {"type": "cgroup"}, {"type": "time"}],
+            "namespaces": [
+                {"type": "pid"},
+                {"type": "network", "path": "/var/run/netns/neta"},
+                {"type": "mount"},
+                {"type": "ipc"},
+                {"type": "uts"},
+                {"type": "user"},
+                {"type": "cgroup"},
+                {"type": "time"},
+            ],
             "uidMappings": mapping(),
             "gidMappings": mapping(),
-            "timeOffsets": {"monotonic": {"secs": 172800, "nanosecs": 0},
-                            "boottime": {"secs": -604800, "nanosecs": 999999999}},
+            "timeOffsets": {
+                "monotonic": {"secs": 172800, "nanosecs": 0},
+                "boottime": {"secs": -604800, "nanosecs": 999999999},
+            },
             "devices": [
-                {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438, "uid": 0, "gid": 0},
+                {
+                    "path": "/dev/fuse",
+                    "type": "c",
+                    "major": 10,
+                    "minor": 229,
+                    "fileMode": 438,
+                    "uid": 0,
+                    "gid": 0,
+                },
                 {"path": "/dev/sda", "type": "b", "major": 8, "minor": 0, "fileMode": 432},
                 {"path": "/dev/myfifo", "type": "p"},
             ],
             "netDevices": {"eth0": {"name": "container_eth0"}, "ens4": {}},
             "cgroupsPath": "/myRuntime/myContainer",
             "resources": {
-                "devices": [{"allow": False, "access": "rwm"},
-                            {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"},
-                            {"allow": True, "type": "a"}],
-                "memory": {"limit": 536870912, "reservation": 536870912, "swap": -1, "kernel": -1,
-                           "kernelTCP": -1, "swappiness": 0, "disableOOMKiller": False,
-                           "useHierarchy": True, "checkBeforeUpdate": True},
-                "cpu": {"shares": 1024, "quota": 1000000, "burst": 1000000, "period": 500000,
-                        "realtimeRuntime": 950000, "realtimePeriod": 1000000, "cpus": "2-3",
-                        "mems": "0-7", "idle": 0},
+                "devices": [
+                    {"allow": False, "access": "rwm"},
+                    {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"},
+                    {"allow": True, "type": "a"},
+                ],
+                "memory": {
+                    "limit": 536870912,
+                    "reservation": 536870912,
+                    "swap": -1,
+                    "kernel": -1,
+                    "kernelTCP": -1,
+                    "swappiness": 0,
+                    "disableOOMKiller": False,
+                    "useHierarchy": True,
+                    "checkBeforeUpdate": True,
+                },
+                "cpu": {
+                    "shares": 1024,
+                    "quota": 1000000,
+                    "burst": 1000000,
+                    "period": 500000,
+                    "realtimeRuntime": 950000,
+                    "realtimePeriod": 1000000,
+                    "cpus": "2-3",
+                    "mems": "0-7",
+                    "idle": 0,
+                },
                 "blockIO": {
-                    "weight": 10, "leafWeight": 10,
-                    "weightDevice": [{"major": 8, "minor": 0, "weight": 500, "leafWeight": 300},
-                                     {"major": 8, "minor": 16, "leafWeight": 500}],
+                    "weight": 10,
+                    "leafWeight": 10,
+                    "weightDevice": [
+                        {"major": 8, "minor": 0, "weight": 500, "leafWeight": 300},
+                        {"major": 8, "minor": 16, "leafWeight": 500},
+                    ],
                     "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 600}],
                     "throttleWriteBpsDevice": [{"major": 8, "minor": 0, "rate": 600}],
                     "throttleReadIOPSDevice": [{"major": 8, "minor": 16, "rate": 300}],
                     "throttleWriteIOPSDevice": [{"major": 8, "minor": 16, "rate": 300}],
                 },
-                "hugepageLimits": [{"pageSize": "2MB", "limit": 209715200},
-                                   {"pageSize": "64KB", "limit": 1000000}],
-                "network": {"classID": 1048577,
-                            "priorities": [{"name": "eth0", "priority": 500}, {"name": "eth1", "priority": 1000}]},
+                "hugepageLimits": [
+                    {"pageSize": "2MB", "limit": 209715200},
+                    {"pageSize": "64KB", "limit": 1000000},
+                ],
+                "network": {
+                    "classID": 1048577,
+                    "priorities": [{"name": "eth0", "priority": 500}, {"name": "eth1", "priority": 1000}],
+                },
                 "pids": {"limit": 32771},
                 "rdma": {"mlx5_1": {"hcaHandles": 3, "hcaObjects": 10000}, "mlx4_0": {"hcaObjects": 1000}},
-                "unified": {"io.max": "259:0 rbps=2097152 wiops=120\n253:0 rbps=2097152 wiops=120",
-                            "hugetlb.1GB.max": "1073741824"},
+                "unified": {
+                    "io.max": "259:0 rbps=2097152 wiops=120\n253:0 rbps=2097152 wiops=120",
+                    "hugetlb.1GB.max": "1073741824",
+                },
             },
-            "intelRdt": {"closID": "guaranteed_group", "l3CacheSchema": "L3:0=7f0;1=1f",
-                         "memBwSchema": "MB:0=20;1=70",
-                         "schemata": ["L3:0=7f0;1=1f", "L2:0=f;1=f;2=f;3=f", "MB:0=20;1=70"],
-                         "enableMonitoring": True},
+            "intelRdt": {
+                "closID": "guaranteed_group",
+                "l3CacheSchema": "L3:0=7f0;1=1f",
+                "memBwSchema": "MB:0=20;1=70",
+                "schemata": ["L3:0=7f0;1=1f", "L2:0=f;1=f;2=f;3=f", "MB:0=20;1=70"],
+                "enableMonitoring": True,
+            },
             "memoryPolicy": {"mode": "MPOL_INTERLEAVE", "nodes": "2-3", "flags": ["MPOL_F_STATIC_NODES"]},
             "sysctl": {"net.ipv4.ip_forward": "1", "net.core.somaxconn": "256"},
             "seccomp": {
@@ -169,9 +279,14 @@ def full_config() -> dict:
                 "listenerMetadata": "MKNOD=/dev/null",
                 "syscalls": [
                     {"names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW"},
-                    {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-                     "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"},
-                              {"index": 0, "value": 8, "valueTwo": 8, "op": "SCMP_CMP_MASKED_EQ"}]},
+                    {
+                        "names": ["personality"],
+                        "action": "SCMP_ACT_ALLOW",
+                        "args": [
+                            {"index": 0, "value": 0, "op": "SCMP_CMP_EQ"},
+                            {"index": 0, "value": 8, "valueTwo": 8, "op": "SCMP_CMP_MASKED_EQ"},
+                        ],
+                    },
                     {"names": ["mknod"], "action": "SCMP_ACT_NOTIFY"},
                     {"names": ["chmod"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
                 ],
@@ -214,24 +329,60 @@ VALID = [
     ("every field", full_config(), True),
     ("minimal, no process", MINIMAL, True),
     ("prerelease and build version", {**MINIMAL, "ociVersion": "1.3.0-rc.1+dev.2"}, True),
-    ("unknown fields everywhere", edit(edit(edit(full_config(), "/x-vendor", {"a": [1]}), "/process/futureField", 7),
-                                       "/linux/resources/cpu/newKnob", "max"), True),
-    ("other platforms as objects", {**MINIMAL, "solaris": {}, "vm": {"hypervisor": {}},
-                                    "freebsd": {}, "zos": {}}, True),
+    (
+        "unknown fields everywhere",
+        edit(
+            edit(edit(full_config(), "/x-vendor", {"a": [1]}), "/process/futureField", 7),
+            "/linux/resources/cpu/newKnob",
+            "max",
+        ),
+        True,
+    ),
+    (
+        "other platforms as objects",
+        {**MINIMAL, "solaris": {}, "vm": {"hypervisor": {}}, "freebsd": {}, "zos": {}},
+        True,
+    ),
     ("fifo device without numbers", edit(MINIMAL, "/linux/devices", [{"path": "/dev/f", "type": "p"}]), True),
-    ("empty arrays and maps", {**MINIMAL, "mounts": [], "hooks": {}, "annotations": {},
-                               "linux": {"namespaces": [], "devices": [], "sysctl": {}, "resources": {}}}, True),
-    ("int64 extremes", edit(edit(MINIMAL, "/linux/resources/memory/limit", 9223372036854775807),
-                            "/linux/resources/cpu/quota", -9223372036854775808), True),
+    (
+        "empty arrays and maps",
+        {
+            **MINIMAL,
+            "mounts": [],
+            "hooks": {},
+            "annotations": {},
+            "linux": {"namespaces": [], "devices": [], "sysctl": {}, "resources": {}},
+        },
+        True,
+    ),
+    (
+        "int64 extremes",
+        edit(
+            edit(MINIMAL, "/linux/resources/memory/limit", 9223372036854775807),
+            "/linux/resources/cpu/quota",
+            -9223372036854775808,
+        ),
+        True,
+    ),
     ("uint32 maximum", edit(runc_config(), "/process/user/uid", 4294967295), True),
-    ("empty cpu affinity", edit(runc_config(), "/process/execCPUAffinity", {"initial": "", "final": ""}), True),
+    (
+        "empty cpu affinity",
+        edit(runc_config(), "/process/execCPUAffinity", {"initial": "", "final": ""}),
+        True,
+    ),
     ("relative mount destination", edit(MINIMAL, "/mounts", [{"destination": "data"}]), True),
     ("seccomp allow-all", edit(MINIMAL, "/linux/seccomp", {"defaultAction": "SCMP_ACT_ALLOW"}), True),
     ("pids without limit (optional since 1.3.0)", edit(MINIMAL, "/linux/resources/pids", {}), False),
     ("rslave propagation (Docker)", edit(runc_config(), "/linux/rootfsPropagation", "rslave"), False),
-    ("device mode with setuid bits", edit(MINIMAL, "/linux/devices",
-                                          [{"path": "/dev/x", "type": "c", "major": 1, "minor": 3,
-                                            "fileMode": 0o4755}]), False),
+    (
+        "device mode with setuid bits",
+        edit(
+            MINIMAL,
+            "/linux/devices",
+            [{"path": "/dev/x", "type": "c", "major": 1, "minor": 3, "fileMode": 0o4755}],
+        ),
+        False,
+    ),
 ]
 
 F = full_config()
@@ -296,7 +447,11 @@ INVALID = [
     (edit(R, "/linux/namespaces/6", {"type": "uts"}), "/linux/namespaces/6", None),
     (edit(F, "/linux/namespaces/1/path", "var/run/netns/neta"), "/linux/namespaces/1/path", "pattern"),
     (without(F, "/linux/uidMappings/0/hostID"), "/linux/uidMappings/0/hostID", "required"),
-    (edit(F, "/linux/timeOffsets/monotonic/nanosecs", -1), "/linux/timeOffsets/monotonic/nanosecs", "minimum"),
+    (
+        edit(F, "/linux/timeOffsets/monotonic/nanosecs", -1),
+        "/linux/timeOffsets/monotonic/nanosecs",
+        "minimum",
+    ),
     (edit(F, "/linux/timeOffsets/boottime", 5), "/linux/timeOffsets/boottime", "type"),
     (without(F, "/linux/devices/0/major"), "/linux/devices/0/major", "required"),
     (without(F, "/linux/devices/1/path"), "/linux/devices/1/path", "required"),
@@ -308,21 +463,36 @@ INVALID = [
     (edit(R, "/linux/resources/devices/0/access", "rwx"), "/linux/resources/devices/0/access", "pattern"),
     (edit(F, "/linux/resources/devices/1/type", "u"), "/linux/resources/devices/1/type", "enum"),
     (edit(F, "/linux/resources/memory/swappiness", 101), "/linux/resources/memory/swappiness", "maximum"),
-    (edit(F, "/linux/resources/memory/limit", 2 ** 63), "/linux/resources/memory/limit", "maximum"),
+    (edit(F, "/linux/resources/memory/limit", 2**63), "/linux/resources/memory/limit", "maximum"),
     (edit(F, "/linux/resources/cpu/quota", "100"), "/linux/resources/cpu/quota", "type"),
     (edit(F, "/linux/resources/cpu/shares", -2), "/linux/resources/cpu/shares", "minimum"),
     (edit(F, "/linux/resources/cpu/cpus", "a-b"), "/linux/resources/cpu/cpus", "pattern"),
     (edit(F, "/linux/resources/blockIO/weight", 70000), "/linux/resources/blockIO/weight", "maximum"),
-    (edit(F, "/linux/resources/blockIO/weightDevice/1", {"major": 8, "minor": 1}),
-     "/linux/resources/blockIO/weightDevice/1", "anyOf"),
-    (without(F, "/linux/resources/blockIO/throttleReadBpsDevice/0/rate"),
-     "/linux/resources/blockIO/throttleReadBpsDevice/0/rate", "required"),
-    (without(F, "/linux/resources/blockIO/throttleWriteIOPSDevice/0/minor"),
-     "/linux/resources/blockIO/throttleWriteIOPSDevice/0/minor", "required"),
-    (edit(F, "/linux/resources/hugepageLimits/0/pageSize", "2M"), "/linux/resources/hugepageLimits/0/pageSize",
-     "pattern"),
-    (edit(F, "/linux/resources/network/priorities/1/priority", -1),
-     "/linux/resources/network/priorities/1/priority", "minimum"),
+    (
+        edit(F, "/linux/resources/blockIO/weightDevice/1", {"major": 8, "minor": 1}),
+        "/linux/resources/blockIO/weightDevice/1",
+        "anyOf",
+    ),
+    (
+        without(F, "/linux/resources/blockIO/throttleReadBpsDevice/0/rate"),
+        "/linux/resources/blockIO/throttleReadBpsDevice/0/rate",
+        "required",
+    ),
+    (
+        without(F, "/linux/resources/blockIO/throttleWriteIOPSDevice/0/minor"),
+        "/linux/resources/blockIO/throttleWriteIOPSDevice/0/minor",
+        "required",
+    ),
+    (
+        edit(F, "/linux/resources/hugepageLimits/0/pageSize", "2M"),
+        "/linux/resources/hugepageLimits/0/pageSize",
+        "pattern",
+    ),
+    (
+        edit(F, "/linux/resources/network/priorities/1/priority", -1),
+        "/linux/resources/network/priorities/1/priority",
+        "minimum",
+    ),
     (edit(F, "/linux/resources/rdma/mlx4_0", {}), "/linux/resources/rdma/mlx4_0", "anyOf"),
     (edit(F, "/linux/resources/pids/limit", "max"), "/linux/resources/pids/limit", "type"),
     (edit(F, "/linux/resources/unified/io.max", 5), "/linux/resources/unified/io.max", "type"),
@@ -342,7 +512,11 @@ INVALID = [
     (without(F, "/linux/seccomp/syscalls/2/action"), "/linux/seccomp/syscalls/2/action", "required"),
     (edit(F, "/linux/seccomp/syscalls/3/errnoRet", -1), "/linux/seccomp/syscalls/3/errnoRet", "minimum"),
     (edit(F, "/linux/seccomp/syscalls/1/args/1/op", "EQ"), "/linux/seccomp/syscalls/1/args/1/op", "enum"),
-    (without(F, "/linux/seccomp/syscalls/1/args/0/value"), "/linux/seccomp/syscalls/1/args/0/value", "required"),
+    (
+        without(F, "/linux/seccomp/syscalls/1/args/0/value"),
+        "/linux/seccomp/syscalls/1/args/0/value",
+        "required",
+    ),
     (edit(F, "/linux/rootfsPropagation", "bogus"), "/linux/rootfsPropagation", "enum"),
     (edit(R, "/linux/maskedPaths/2", "proc/kcore"), "/linux/maskedPaths/2", "pattern"),
     (edit(R, "/linux/readonlyPaths", "/proc/sys"), "/linux/readonlyPaths", "type"),
@@ -363,7 +537,7 @@ def outcome(check, config):
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reference():
     return jsonschema_validator()
 
@@ -384,11 +558,12 @@ def assert_agree(config) -> ConfigError | None:
     elif len(errors) > 1:
         assert fast.pointer in {jsonschema_error(error)[0] for error in errors}
     else:
-        assert fast.pointer == ref.pointer and fast.rule == ref.rule   # ocirt's own checks: same code
+        assert fast.pointer == ref.pointer and fast.rule == ref.rule  # ocirt's own checks: same code
     return fast
 
 
 # Valid and invalid configs.
+
 
 @pytest.mark.parametrize("name,config,_upstream", VALID, ids=[case[0] for case in VALID])
 def test_valid(name, config, _upstream):
@@ -419,20 +594,46 @@ def test_messages_name_the_problem():
 
     assert rule(without(R, "/process/args")) == "'args' is required"
     assert rule(edit(R, "/process/user/uid", -1)) == "-1 is less than the minimum 0"
-    assert rule(edit(R, "/linux/namespaces/2/type", "pidx")).startswith('"pidx" is not one of ["pid", "network"')
+    assert rule(edit(R, "/linux/namespaces/2/type", "pidx")).startswith(
+        '"pidx" is not one of ["pid", "network"'
+    )
     assert rule(edit(R, "/process/cwd", "root")) == '"root" is not an absolute path'
     assert rule(edit(R, "/hostname", 5)) == "5 is not a string"
     assert rule(edit(R, "/ociVersion", "2.0.0")).startswith("unsupported major version 2")
-    assert rule(edit(R, "/linux/namespaces/6", {"type": "pid"})) == \
-        'duplicate namespace type "pid" (first at /linux/namespaces/0)'
+    assert (
+        rule(edit(R, "/linux/namespaces/6", {"type": "pid"}))
+        == 'duplicate namespace type "pid" (first at /linux/namespaces/0)'
+    )
     long_enum = rule(edit(F, "/linux/seccomp/architectures/0", "x" * 500))
     assert len(long_enum) < 150 and "(23 values)" in long_enum
 
 
 # Random mutations: the fast validator and jsonschema must agree.
 
-ODD_VALUES = [None, True, False, 0, -1, 1.5, 2 ** 32, 2 ** 63, 2 ** 64, -2 ** 63 - 1, "", "bogus",
-              "relative/path", "CAP_lower", "RLIMIT_X", "2.0.0", "MB:\n", [], [1], ["x"], {}, {"k": 1}]
+ODD_VALUES = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1.5,
+    2**32,
+    2**63,
+    2**64,
+    -(2**63) - 1,
+    "",
+    "bogus",
+    "relative/path",
+    "CAP_lower",
+    "RLIMIT_X",
+    "2.0.0",
+    "MB:\n",
+    [],
+    [1],
+    ["x"],
+    {},
+    {"k": 1},
+]
 
 
 def _paths(value, path=()):
@@ -459,9 +660,11 @@ def mutate(config: dict, rng: random.Random) -> dict:
     if action == "delete":
         del parent[key]
     elif action == "range" and type(old) is int:
-        parent[key] = rng.choice([-1, old - 2 ** 32, old + 2 ** 32, 2 ** 64, -2 ** 63 - 1, 8, 101, 70000])
+        parent[key] = rng.choice([-1, old - 2**32, old + 2**32, 2**64, -(2**63) - 1, 8, 101, 70000])
     elif action == "string" and isinstance(old, str):
-        parent[key] = rng.choice(["", "bogus", old.lower(), old + "\n", "/" + old, old.lstrip("/"), "2" + old])
+        parent[key] = rng.choice(
+            ["", "bogus", old.lower(), old + "\n", "/" + old, old.lstrip("/"), "2" + old]
+        )
     elif action == "unknown" and isinstance(old, dict):
         old["unknownField"] = rng.choice(ODD_VALUES)
     elif action == "duplicate" and isinstance(old, list) and old:
@@ -479,7 +682,7 @@ def test_random_mutations_agree():
         for _ in range(1 if round_ % 4 else rng.randint(2, 4)):
             config = mutate(config, rng)
         rejected += assert_agree(config) is not None
-    assert rejected > 300   # the mutations mostly break things, so the comparison means something
+    assert rejected > 300  # the mutations mostly break things, so the comparison means something
 
 
 @pytest.mark.parametrize("name,config,_upstream", VALID, ids=[case[0] for case in VALID])
@@ -488,6 +691,7 @@ def test_valid_agrees_with_jsonschema(name, config, _upstream):
 
 
 # The schemas themselves.
+
 
 def _schema_docs():
     directory = schema_dir()
@@ -519,15 +723,15 @@ def test_schemas_are_valid_and_use_only_known_keywords():
         Draft202012Validator.check_schema(doc)
         assert doc["$id"] == "https://ocirt.dev/schema/" + name
         nodes = list(_subschemas(doc))
-        tests = {id(node[key]) for node in nodes for key in ("not", "if") if key in node}   # never reported
+        tests = {id(node[key]) for node in nodes for key in ("not", "if") if key in node}  # never reported
         for node in nodes:
             assert set(node) <= KEYWORDS, (name, set(node) - KEYWORDS)
             assert node.get("additionalProperties") is not False, "unknown properties must be ignored"
             if "$ref" in node:
-                schemas.resolve(node["$ref"], name)   # raises if it leads nowhere
-            if ("pattern" in node or "not" in node) and id(node) not in tests:   # the error message says it
+                schemas.resolve(node["$ref"], name)  # raises if it leads nowhere
+            if ("pattern" in node or "not" in node) and id(node) not in tests:  # the error message says it
                 assert "description" in node, (name, node)
-            if "anyOf" in node:   # validate() words anyOf as "needs at least one of"
+            if "anyOf" in node:  # validate() words anyOf as "needs at least one of"
                 assert all(list(sub) == ["required"] for sub in node["anyOf"]), name
 
 
@@ -542,17 +746,25 @@ def test_every_spec_field_is_in_the_schemas():
     spec_fields = set(re.findall(r"\*\*`(\w+)`\*\*", text)) - not_config - windows_only
     nodes = [node for doc in _schema_docs().values() for node in _subschemas(doc)]
     schema_fields = {key for node in nodes for key in node.get("properties", {})}
-    enum_values = {value for node in nodes for value in node.get("enum", ())}   # namespace types, ...
+    enum_values = {value for node in nodes for value in node.get("enum", ())}  # namespace types, ...
     assert spec_fields - schema_fields - enum_values == set()
 
 
 def test_spec_examples_match_state_and_features_schemas():
-    state = {"ociVersion": "0.2.0", "id": "oci-container1", "status": "running", "pid": 4422,
-             "bundle": "/containers/redis", "annotations": {"myKey": "myValue"}}
+    state = {
+        "ociVersion": "0.2.0",
+        "id": "oci-container1",
+        "status": "running",
+        "pid": 4422,
+        "bundle": "/containers/redis",
+        "annotations": {"myKey": "myValue"},
+    }
     schemas = Schemas()
     assert first_error(state, schemas, "state-schema.json") is None
     assert first_error({**state, "status": "paused"}, schemas, "state-schema.json") is None
-    assert first_error({k: v for k, v in state.items() if k != "pid"}, schemas, "state-schema.json")[0] == ["pid"]
+    assert first_error({k: v for k, v in state.items() if k != "pid"}, schemas, "state-schema.json")[0] == [
+        "pid"
+    ]
     assert jsonschema_validator(name="state-schema.json").is_valid(state)
 
     features_md = os.path.join(SHARED_SPEC, "features.md")
@@ -564,7 +776,9 @@ def test_spec_examples_match_state_and_features_schemas():
     assert jsonschema_validator(name="features-schema.json").is_valid(features)
     features["linux"]["seccomp"] = None
     assert first_error(features, schemas, "features-schema.json") is None
-    assert first_error(without(features, "/ociVersionMax"), schemas, "features-schema.json")[0] == ["ociVersionMax"]
+    assert first_error(without(features, "/ociVersionMax"), schemas, "features-schema.json")[0] == [
+        "ociVersionMax"
+    ]
 
 
 def test_spec_full_config_example_is_valid():
@@ -579,7 +793,8 @@ def test_spec_full_config_example_is_valid():
 
 # Cross-check with the upstream schemas: ours must not be stricter on valid configs.
 
-@functools.lru_cache(maxsize=None)
+
+@functools.cache
 def upstream_validator():
     from jsonschema import Draft4Validator
     from referencing import Registry, Resource
@@ -589,9 +804,11 @@ def upstream_validator():
     for name in os.listdir(UPSTREAM_SCHEMAS):
         with open(os.path.join(UPSTREAM_SCHEMAS, name), encoding="utf-8") as f:
             resources.append((name, Resource.from_contents(json.load(f), default_specification=DRAFT4)))
-    for platform in ("solaris", "windows", "vm", "zos", "freebsd"):   # not in the shared copy: any object
+    for platform in ("solaris", "windows", "vm", "zos", "freebsd"):  # not in the shared copy: any object
         stub = {platform: {"type": "object"}}
-        resources.append((f"config-{platform}.json", Resource.from_contents(stub, default_specification=DRAFT4)))
+        resources.append(
+            (f"config-{platform}.json", Resource.from_contents(stub, default_specification=DRAFT4))
+        )
     registry = Registry().with_resources(resources)
     return Draft4Validator(registry.contents("config-schema.json"), registry=registry)
 
@@ -607,25 +824,39 @@ def test_upstream_schema_accepts_our_valid_configs(name, config, _upstream):
 
 # How the package finds its schemas, and what validate() imports.
 
+
 def test_installed_layout_uses_package_schemas(tmp_path):
     """In a wheel the schemas sit in ocirt/_schemas (see the pyproject package-data)."""
     package = tmp_path / "ocirt"
     shutil.copytree(os.path.join(REPO, "spec"), package / "_schemas")
     for module in ("__init__.py", "errors.py", "jsonio.py", "validate.py"):
         shutil.copy(os.path.join(REPO, "ocirt", module), package / module)
-    script = ("import ocirt.validate as v; print(v.schema_dir());"
-              f"v.validate({runc_config()!r})")
-    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(tmp_path)}, check=True).stdout
+    script = f"import ocirt.validate as v; print(v.schema_dir());v.validate({runc_config()!r})"
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        check=True,
+    ).stdout
     assert out.strip() == str(package / "_schemas")
 
 
 def test_validate_does_not_import_jsonschema():
-    script = ("import json, sys; from ocirt.validate import validate;"
-              f"validate(json.loads({json.dumps(json.dumps(full_config()))}));"
-              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jsonschema', 'referencing')))")
-    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": REPO}, check=True).stdout
+    script = (
+        "import json, sys; from ocirt.validate import validate;"
+        f"validate(json.loads({json.dumps(json.dumps(full_config()))}));"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jsonschema', 'referencing')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": REPO},
+        check=True,
+    ).stdout
     assert out.strip() == "[]"
 
 
@@ -639,10 +870,38 @@ def test_pattern_predicates_agree_with_re():
 
     rng = random.Random(1234)
     alphabet = "0123456789AZaz_-.+:/ ,\nrwmKMGTPEBCAPRLIMITéx\t"
-    samples = ["", "\n", "1.0.0", "1.0.0\n", "01.0.0", "1.2.3-rc.1+build.5", "1.2.3-", "1.2.3+",
-               "1.2.3-a..b", "CAP_SYS_ADMIN", "CAP_", "CAP_X\n", "CAP_X\n\n", "RLIMIT_NOFILE",
-               "RLIMIT_nofile", "2MB", "1GB\n", "0MB", "10B", "MB:0=1", "/x", "x/", "rw", "rwx",
-               "0-3,5", "1:2 3/4", "a\nb", "\n\n", "1.0.0\n\n", "1.0.0-é"]
+    samples = [
+        "",
+        "\n",
+        "1.0.0",
+        "1.0.0\n",
+        "01.0.0",
+        "1.2.3-rc.1+build.5",
+        "1.2.3-",
+        "1.2.3+",
+        "1.2.3-a..b",
+        "CAP_SYS_ADMIN",
+        "CAP_",
+        "CAP_X\n",
+        "CAP_X\n\n",
+        "RLIMIT_NOFILE",
+        "RLIMIT_nofile",
+        "2MB",
+        "1GB\n",
+        "0MB",
+        "10B",
+        "MB:0=1",
+        "/x",
+        "x/",
+        "rw",
+        "rwx",
+        "0-3,5",
+        "1:2 3/4",
+        "a\nb",
+        "\n\n",
+        "1.0.0\n\n",
+        "1.0.0-é",
+    ]
     for _ in range(20000):
         n = rng.randint(0, 12)
         samples.append("".join(rng.choice(alphabet) for _ in range(n)))
@@ -651,14 +910,14 @@ def test_pattern_predicates_agree_with_re():
         samples.append(base[:i] + rng.choice(alphabet) + base[i:])
     for pattern in _PATTERNS:
         for s in samples:
-            assert pattern_matches(pattern, s) == (re.search(pattern, s) is not None), \
-                (pattern, s)
+            assert pattern_matches(pattern, s) == (re.search(pattern, s) is not None), (pattern, s)
 
 
 def test_version_major_without_re():
     import re
 
     from ocirt.validate import _leading_major
+
     for v in ["1.0.0", "2.0", "12.1", "1", ".1", "a.1", "１.0", "1x.0", "", "007.1"]:
         m = re.match(r"(\d+)\.", v)
         assert _leading_major(v) == (m.group(1) if m else None), v
@@ -667,28 +926,39 @@ def test_version_major_without_re():
 def test_hot_path_imports_stay_light():
     """create/run/state import none of the costly modules (each ~2-100 ms here): validation of a
     full config included."""
-    script = ("import sys; from ocirt import jsonio; from ocirt.validate import validate;"
-              "import ocirt.cli, ocirt.create, ocirt.execute, ocirt.container, ocirt.cgroups, ocirt.kernel.linux;"
-              "import ocirt.commands.create, ocirt.commands.run, ocirt.commands.state;"
-              f"validate(jsonio.loads({json.dumps(json.dumps(full_config()))}));"
-              "print(sorted(m for m in ('re', 'enum', 'json', 'dataclasses', 'typing', 'click',"
-              " 'jsonschema', 'pyroute2', 'subprocess') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": REPO}, check=True).stdout
+    script = (
+        "import sys; from ocirt import jsonio; from ocirt.validate import validate;"
+        "import ocirt.cli, ocirt.create, ocirt.execute, ocirt.container, ocirt.cgroups, ocirt.kernel.linux;"
+        "import ocirt.commands.create, ocirt.commands.run, ocirt.commands.state;"
+        f"validate(jsonio.loads({json.dumps(json.dumps(full_config()))}));"
+        "print(sorted(m for m in ('re', 'enum', 'json', 'dataclasses', 'typing', 'click',"
+        " 'jsonschema', 'pyroute2', 'subprocess') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": REPO},
+        check=True,
+    ).stdout
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("where,value,pointer", [
-    (("process", "env"), ["PATH=/bin\0"], "/process/env/0"),
-    (("process", "args"), ["sh", "a\0"], "/process/args/1"),
-    (("hostname",), "h\0", "/hostname"),
-    (("root", "path"), "rootfs\0", "/root/path"),
-    (("linux", "cgroupsPath"), "/a\0b", "/linux/cgroupsPath"),
-    (("hooks",), {"prestart": [{"path": "/bin/true", "env": ["A=\0"]}]}, "/hooks/prestart/0/env/0"),
-    (("hooks",), {"prestart": [{"path": "/bin/\0true"}]}, "/hooks/prestart/0/path"),
-    (("process", "cwd"), "/\ud800", "/process/cwd"),
-    (("annotations",), {"a": "\ud800"}, "/annotations/a"),
-])
+@pytest.mark.parametrize(
+    "where,value,pointer",
+    [
+        (("process", "env"), ["PATH=/bin\0"], "/process/env/0"),
+        (("process", "args"), ["sh", "a\0"], "/process/args/1"),
+        (("hostname",), "h\0", "/hostname"),
+        (("root", "path"), "rootfs\0", "/root/path"),
+        (("linux", "cgroupsPath"), "/a\0b", "/linux/cgroupsPath"),
+        (("hooks",), {"prestart": [{"path": "/bin/true", "env": ["A=\0"]}]}, "/hooks/prestart/0/env/0"),
+        (("hooks",), {"prestart": [{"path": "/bin/\0true"}]}, "/hooks/prestart/0/path"),
+        (("process", "cwd"), "/\ud800", "/process/cwd"),
+        (("annotations",), {"a": "\ud800"}, "/annotations/a"),
+    ],
+)
 def test_nul_bytes_and_lone_surrogates_are_refused_by_pointer(where, value, pointer):
     """Strings the kernel takes as C strings cannot hold a NUL byte; no string may hold a lone
     surrogate (it is not UTF-8). Both validators agree."""
@@ -711,15 +981,19 @@ def test_nul_bytes_in_annotations_are_only_json():
     validate_with_jsonschema(config)
 
 
-@pytest.mark.parametrize("proc,pointer", [
-    ([], "/"),
-    ({"args": ["sh"]}, "/cwd"),
-    ({"args": "sh", "cwd": "/"}, "/args"),
-    ({"args": ["sh\0"], "cwd": "/"}, "/args/0"),
-    ({"args": ["sh"], "cwd": "/", "env": [1]}, "/env/0"),
-])
+@pytest.mark.parametrize(
+    "proc,pointer",
+    [
+        ([], "/"),
+        ({"args": ["sh"]}, "/cwd"),
+        ({"args": "sh", "cwd": "/"}, "/args"),
+        ({"args": ["sh\0"], "cwd": "/"}, "/args/0"),
+        ({"args": ["sh"], "cwd": "/", "env": [1]}, "/env/0"),
+    ],
+)
 def test_exec_process_json_is_validated_with_pointers_into_it(proc, pointer):
     from ocirt.validate import validate_process
+
     with pytest.raises(ConfigError) as caught:
         validate_process(proc)
     assert caught.value.pointer == pointer, str(caught.value)
@@ -728,4 +1002,5 @@ def test_exec_process_json_is_validated_with_pointers_into_it(proc, pointer):
 
 def test_exec_process_json_valid():
     from ocirt.validate import validate_process
+
     validate_process({"args": ["sh"], "cwd": "/", "env": ["A=b"], "user": {"uid": 0, "gid": 0}})
