@@ -196,7 +196,7 @@ def test_a_damaged_state_json_fails_one_container_only(tmp_path, damage):
     for command in COMMANDS:
         args = [*command, cid] + (["true"] if command == ["exec"] else [])
         p = ocirt(root, *args)
-        want = 255 if command[0] == "exec" else 1   # exec's own failures: runc's 255
+        want = 255 if command[0] == "exec" else 1  # exec's own failures: runc's 255
         assert p.returncode == want, (command, p.stderr)
         assert_one_line(p)
         assert "damaged state.json" in p.stderr, (command, p.stderr)
