@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import select
 import struct
 import subprocess
@@ -167,6 +168,16 @@ def test_exec_own_failure_is_255(rt, started, new_id, tmp_path, case):
             p = rt("exec", "-p", str(tmp_path / "missing.json"), b.id)
     assert p.returncode == 255, (p.returncode, p.stderr)
     assert "exec failed" in p.stderr, p.stderr
+
+
+def test_exec_pid_file_error_names_no_temporary_file(rt, started, tmp_path):
+    """A --pid-file that cannot be written: exec fails (255), its message names the file and
+    not a temporary one (".directory.<pid>"), and the process it started is gone."""
+    b = started()
+    p = rt("exec", "--pid-file", str(tmp_path / "missing" / "directory"), b.id, "sleep", "77")
+    assert p.returncode == 255, (p.returncode, p.stderr)
+    assert "missing" in p.stderr and not re.search(r"\.directory\.\d", p.stderr), p.stderr
+    wait_for(lambda: "sleep 77" not in rt("ps", b.id).stdout, what="the exec'd process gone")
 
 
 def test_exec_paused_container_is_refused(rt, started):

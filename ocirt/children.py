@@ -39,8 +39,17 @@ def pass_seccomp_fd(ch, seccomp_filter, state, pid: int) -> None:
 
 
 def write_pid_file(path: str, pid) -> None:
+    """--pid-file, written whole or not at all (a temporary file renamed); an error names the
+    file asked for, never the temporary one."""
     path = os.path.abspath(path)
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.rename(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise OcirtError(f"write the pid file {path}", e.errno) from None

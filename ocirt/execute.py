@@ -100,7 +100,11 @@ def exec_process(
         if console_fd is not None:
             os.close(console_fd)
     if pid_file:
-        write_pid_file(pid_file, pid)
+        try:
+            write_pid_file(pid_file, pid)
+        except OcirtError:
+            kill_and_reap(pid)  # as runc: an exec that failed leaves no process behind
+            raise
     return pid
 
 
