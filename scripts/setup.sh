@@ -13,6 +13,9 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need="$need python3-venv"
 command -v strace >/dev/null 2>&1 || need="$need strace"   # tests: SIGKILL at each step of create
 # a static C probe for raw syscalls (conformance/test_security.py: seccomp's ENOSYS)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ "$(uname -m)" != x86_64 ] || need="$need gcc libc6-dev"
+# the shells the completion tests type into (tests/unit/test_manual.py)
+command -v zsh >/dev/null 2>&1 || need="$need zsh"
+[ -e /usr/share/bash-completion/bash_completion ] || need="$need bash-completion"
 if [ -n "$need" ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
@@ -44,5 +47,5 @@ if [ -n "$engines" ]; then
   if [ -n "$policy" ]; then rm -f "$policy"; trap - EXIT; fi
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check '.[test,plots]'
 [ -x bundles/default/rootfs/bin/busybox ] || sh bundles/mkrootfs.sh bundles/default/rootfs
