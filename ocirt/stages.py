@@ -10,6 +10,7 @@ import _socket
 import errno
 import fcntl
 import os
+import stat
 import struct
 import sys
 
@@ -128,6 +129,27 @@ class InitEffects:
     def console(self, plan: InitPlan) -> None:
         console.setup(plan.console_fd, plan.console_size)
 
+    def own_session(self) -> None:
+        """Without a terminal, as runc's init: a session of its own, and stdio that is the
+        host's /dev/null reopened as the container's (CRIU dumps neither a session led from
+        outside the container nor files on the host's mounts)."""
+        if self.ch is None:     # ocirt plan's effects (no channel): nothing is done for real
+            return
+        try:
+            os.setsid()
+        except OSError:
+            pass
+        try:
+            null = os.stat("/dev/null").st_rdev
+            for fd in (0, 1, 2):
+                st = os.fstat(fd)
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == null:
+                    new = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+                    os.dup2(new, fd)
+                    os.close(new)
+        except OSError:
+            pass
+
     def seccomp(self, seccomp) -> None:
         _install_seccomp(seccomp, self.ch)
 
@@ -216,6 +238,8 @@ def setup_init(kernel: k.Kernel, plan: InitPlan, fx: InitEffects):
     rootfs.finish()
     if plan.console_fd is not None:
         fx.console(plan)
+    else:
+        fx.own_session()
 
     path, env = prepare_exec(kernel, plan.proc, plan.last_cap, "config.json", plan.seccomp,
                              fx=fx, personality=plan.personality, mempolicy=plan.mempolicy)
