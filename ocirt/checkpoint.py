@@ -281,8 +281,9 @@ def _write_json(path: str, value) -> None:
 
 def _after_dump(c) -> None:
     """CRIU killed the processes: wait for them to be gone, then delete the container."""
-    from .container import _wait_gone
-    _wait_gone(c.state.pid, c.state.pid_start)
+    deadline = time.monotonic() + 10
+    while proc_start_time(c.state.pid) == c.state.pid_start and time.monotonic() < deadline:
+        time.sleep(0.01)
     if c.state.cgroup:
         try:
             c.cgroup().wait_empty()
