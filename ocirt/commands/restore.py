@@ -1,4 +1,8 @@
-"""`restore <id>`: runc's command line; CRIU restores the container (ocirt/checkpoint.py)."""
+"""`restore <id>`: runc's command line; CRIU restores the container (ocirt/checkpoint.py).
+
+--no-pivot and --no-subreaper are taken as runc takes them: CRIU makes the mount namespace (and
+its root) itself, and a detached restore needs no subreaper.
+"""
 from ..cli import Opt, exact_id
 from .checkpoint import CRIU_OPTIONS, criu_options
 
