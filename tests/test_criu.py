@@ -131,6 +131,10 @@ def box(request, tmp_path, busybox_rootfs):
         shutil.rmtree(b.root, ignore_errors=True)
         if os.path.exists(b.root + ".log"):
             os.unlink(b.root + ".log")
+        try:
+            os.rmdir(os.path.dirname(b.root))       # the last one out (xdist) removes it
+        except OSError:
+            pass
     remove_cgroup_parent(CG_PARENT)
 
 
