@@ -34,8 +34,8 @@ COMMANDS = {
     "exec": "execute new process inside the container",
     "plan": "print every kernel operation the bundle maps to (nothing is done)",
     "check": "list every problem of the bundle's config.json and what this host lacks for it",
-    "checkpoint": "checkpoint a running container (not supported yet: no CRIU integration)",
-    "restore": "restore a container from a previous checkpoint (not supported yet)",
+    "checkpoint": "checkpoint a running container",
+    "restore": "restore a container from a previous checkpoint",
 }
 ALIASES = {"ps": "ps", "del": "delete", "rm": "delete"}
 
@@ -67,7 +67,7 @@ GLOBAL_OPTIONS = (
     Opt("debug", help="enable debug logging"),
     Opt("systemd-cgroup", help="enable systemd cgroup support"),
     Opt("rootless", value=True, default="auto", help="ignore cgroup permission errors"),
-    Opt("criu", value=True, default="criu", help="path to the criu binary (unused)"),
+    Opt("criu", value=True, default="criu", help="path to the criu binary used for checkpoint and restore"),
     Opt("version", "v", help="print the version"),
     Opt("help", "h", help="show help"),
 )
@@ -88,6 +88,7 @@ class Globals:
     systemd_cgroup: bool = False
     debug: bool = False
     rootless: str = "auto"  # --rootless as given: rootless_mode() decides where it matters
+    criu: str = "criu"  # --criu: the criu binary checkpoint and restore run
 
     def kernel(self):
         from .kernel.linux import LinuxKernel
@@ -219,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             systemd_cgroup=g_values["systemd_cgroup"],
             debug=g_values["debug"],
             rootless=g_values["rootless"],
+            criu=g_values["criu"],
         )
         log.debug(f"ocirt {__version__}: {name} {' '.join(rest[1:])}, root {g.root}")
         return module.main(g, values, args) or 0

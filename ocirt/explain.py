@@ -604,6 +604,7 @@ RULES = {
     "chmod": _fixed(RUNTIME),
     "fork": _fixed(RUNTIME),
     "waitpid": _fixed(RUNTIME),
+    "setsid": _fixed(RUNTIME),  # no terminal: the init leads its own session (as runc's)
     "kill": _fixed(RUNTIME),
     "kill_and_reap": _fixed(RUNTIME),
     "rmdir": _fixed(RUNTIME),

@@ -234,6 +234,9 @@ class PlanChildEffects(stages.InitEffects):
     def console(self, spec) -> None:
         self.k.note("console_setup", "/dev/pts/ptmx", "--console-socket", spec.console_size)
 
+    def own_session(self) -> None:
+        self.k.note("setsid")  # and stdio that is the host's /dev/null reopened inside
+
     def seccomp(self, seccomp) -> None:
         self.k.note(
             "seccomp_load", f"default_action={seccomp.default_action:#x}", "notify" if seccomp.notify else ""

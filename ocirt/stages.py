@@ -11,6 +11,7 @@ import _socket
 import errno
 import fcntl
 import os
+import stat
 import struct
 import sys
 
@@ -138,6 +139,25 @@ class InitEffects:
     def console(self, spec: InitSpec) -> None:
         console.setup(spec.console_fd, spec.console_size, spec.proc.uid)
 
+    def own_session(self) -> None:
+        """Without a terminal, as runc's init: a session of its own, and stdio that is the
+        host's /dev/null reopened as the container's (CRIU dumps neither a session led from
+        outside the container nor files on the host's mounts)."""
+        try:
+            os.setsid()
+        except OSError:
+            pass
+        try:
+            null = os.stat("/dev/null").st_rdev
+            for fd in (0, 1, 2):
+                st = os.fstat(fd)
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == null:
+                    new = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+                    os.dup2(new, fd)
+                    os.close(new)
+        except OSError:
+            pass
+
     def seccomp(self, seccomp) -> None:
         _install_seccomp(seccomp, self.ch)
 
@@ -229,6 +249,8 @@ def setup_init(kernel: k.Kernel, spec: InitSpec, fx: InitEffects):
         hook_state = enter_rootfs_without_mount_ns(kernel, spec, fx)
     if spec.console_fd is not None:
         fx.console(spec)
+    else:
+        fx.own_session()
 
     if not spec.proc.args:  # no `process` (config.md: required only at start): nothing to exec
         return None, {}, hook_state

@@ -1,12 +1,6 @@
-"""`checkpoint <id>`: runc's command line, answered with a clear error.
+"""`checkpoint <id>`: runc's command line; CRIU dumps the container (ocirt/checkpoint.py)."""
 
-ocirt has no CRIU integration yet. The command takes runc's flags, checks that the container
-exists (the error a user of runc would get first otherwise), then says so in one line, so an
-engine asking for a checkpoint (podman container checkpoint) reports a plain reason.
-"""
-from ..cli import Opt, exact_id
-from ..container import OpenContainer
-from ..errors import OcirtError
+from ..cli import Opt, UsageError, exact_id
 
 USAGE = "checkpoint [command options] <container-id>"
 # the CRIU flags runc's checkpoint and restore both take (restore.py reuses them)
@@ -30,10 +24,45 @@ OPTIONS = (
     Opt("pre-dump", help="dump container's memory information only, leave the container running after this"),
 ) + CRIU_OPTIONS
 
-UNSUPPORTED = ("checkpoint/restore is not supported by ocirt yet (it has no CRIU integration); "
-               "use runc for containers that need it")
+
+def criu_options(g, o, **extra):
+    """The options both commands share, as ocirt.checkpoint.CriuOptions."""
+    from ..checkpoint import CriuOptions
+
+    return CriuOptions(
+        image_path=o["image_path"] or "",
+        work_path=o["work_path"] or "",
+        criu_path=g.criu or "criu",
+        tcp_established=o["tcp_established"],
+        ext_unix_sk=o["ext_unix_sk"],
+        shell_job=o["shell_job"],
+        file_locks=o["file_locks"],
+        lazy_pages=o["lazy_pages"],
+        manage_cgroups_mode=o["manage_cgroups_mode"] or "",
+        empty_ns=list(o["empty_ns"]),
+        auto_dedup=o["auto_dedup"],
+        **extra,
+    )
 
 
 def main(g, o, args) -> int:
-    OpenContainer.open(g.root, exact_id(args, "checkpoint"), lock=False)   # "does not exist" first
-    raise OcirtError(UNSUPPORTED)
+    from ..checkpoint import checkpoint
+    from ..container import OpenContainer
+
+    container_id = exact_id(args, "checkpoint")
+    try:
+        status_fd = int(o["status_fd"] or -1)
+    except ValueError:
+        raise UsageError(f"invalid value {o['status_fd']!r} for flag -status-fd") from None
+    opts = criu_options(
+        g,
+        o,
+        parent_path=o["parent_path"] or "",
+        leave_running=o["leave_running"],
+        pre_dump=o["pre_dump"],
+        page_server=o["page_server"] or "",
+        status_fd=status_fd,
+    )
+    with OpenContainer.open(g.root, container_id) as c:
+        checkpoint(c, opts)
+    return 0

@@ -1,7 +1,11 @@
-"""`restore <id>`: runc's command line, answered with a clear error (see checkpoint.py)."""
+"""`restore <id>`: runc's command line; CRIU restores the container (ocirt/checkpoint.py).
+
+--no-pivot and --no-subreaper are taken as runc takes them: CRIU makes the mount namespace (and
+its root) itself, and a detached restore needs no subreaper.
+"""
+
 from ..cli import Opt, exact_id
-from ..errors import OcirtError
-from .checkpoint import CRIU_OPTIONS, UNSUPPORTED
+from .checkpoint import CRIU_OPTIONS, criu_options
 
 USAGE = "restore [command options] <container-id>"
 OPTIONS = (
@@ -18,5 +22,20 @@ OPTIONS = (
 
 
 def main(g, o, args) -> int:
-    exact_id(args, "restore")
-    raise OcirtError(UNSUPPORTED)
+    from ..checkpoint import restore
+
+    container_id = exact_id(args, "restore")
+    opts = criu_options(
+        g,
+        o,
+        bundle=o["bundle"] or ".",
+        detach=o["detach"],
+        pid_file=o["pid_file"] or "",
+        console_socket=o["console_socket"] or "",
+        no_pivot=o["no_pivot"],
+        no_subreaper=o["no_subreaper"],
+        lsm_profile=o["lsm_profile"] or "",
+        lsm_mount_context=o["lsm_mount_context"] or "",
+        systemd_cgroup=g.systemd_cgroup,
+    )
+    return restore(g.root, container_id, opts, g.kernel(), warn=g.log.warning)

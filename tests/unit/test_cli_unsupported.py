@@ -1,4 +1,5 @@
-"""runc's commands ocirt does not implement yet answer with one clear line, not a usage error."""
+"""checkpoint and restore answer a request they cannot serve with one clear line, not a usage
+error (the CRIU work itself is tested in tests/test_criu.py)."""
 
 from ocirt.cli import main
 
@@ -6,6 +7,41 @@ from ocirt.cli import main
 def test_checkpoint_and_restore_say_why(tmp_path, capsys):
     assert main(["--root", str(tmp_path), "checkpoint", "--image-path", "/x", "nosuch"]) == 1
     assert "container does not exist: nosuch" in capsys.readouterr().err
-    assert main(["--root", str(tmp_path), "restore", "--image-path", "/x", "-b", ".", "--detach", "box"]) == 1
+    assert (
+        main(
+            [
+                "--root",
+                str(tmp_path),
+                "restore",
+                "--image-path",
+                str(tmp_path / "x"),
+                "-b",
+                str(tmp_path),
+                "--detach",
+                "box",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no CRIU integration" in err[0]
+    assert len(err) == 1
+    (tmp_path / "config.json").write_text("{}")
+    assert (
+        main(
+            [
+                "--root",
+                str(tmp_path),
+                "restore",
+                "--image-path",
+                str(tmp_path / "x"),
+                "-b",
+                str(tmp_path),
+                "--detach",
+                "box",
+            ]
+        )
+        == 1
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert not (tmp_path / "box").exists()  # a failed restore leaves no state dir

@@ -1,0 +1,330 @@
+"""checkpoint and restore with CRIU, by ocirt and by runc side by side.
+
+Where CRIU works (`criu check` passes: the v2 VM of scripts/v2vm-tests.sh), a busybox container
+with a counter in memory and an open file is checkpointed and restored, and goes on counting
+from where it was; pre-dump + final dump; --leave-running. Where CRIU cannot work on the kernel
+(`criu check` fails: this host), ocirt says so in one line. A failed restore leaves nothing.
+The wire format of the RPC messages is checked everywhere.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_parent
+
+from ocirt import criu
+
+CG_PARENT = "ocirt-criu-test"
+MiB = 1024 * 1024
+# the counter: in the shell's memory, appended through fd 3 (open across the checkpoint)
+COUNTER = ["sh", "-c", "i=0; exec 3>>/data/count; while true; do i=$((i+1)); echo $i >&3; sleep 0.1; done"]
+
+
+def _criu_works() -> bool:
+    if os.geteuid() != 0 or shutil.which("criu") is None:
+        return False
+    return (
+        subprocess.run(["criu", "check"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+        == 0
+    )
+
+
+CRIU_WORKS = _criu_works()
+needs_criu = pytest.mark.skipif(not CRIU_WORKS, reason="`criu check` fails on this kernel")
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("criu") is None, reason="root and criu needed"
+)
+RUNTIMES = {"ocirt": OCIRT, "runc": ["runc"]}
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+class Box:
+    """One container of one runtime, driven by its command line."""
+
+    def __init__(self, runtime, root, bundle, data, cid):
+        self.cmd, self.root, self.bundle, self.data, self.id = runtime, root, bundle, data, cid
+
+    def run(self, *args, check=True, cid=None, tail=()):
+        argv = [*self.cmd, "--root", self.root, *args, cid or self.id, *tail]
+        if args[0] in ("run", "restore"):
+            # the container keeps the runtime's stdio: /dev/null (CRIU dumps no file of the
+            # host's mounts; the init reopens /dev/null as the container's), the error in --log
+            log = os.path.join(self.root + ".log")
+            p = subprocess.run(
+                [*self.cmd, "--log", log, *argv[len(self.cmd) :]],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=REPO,
+                timeout=120,
+            )
+            p.stdout, p.stderr = "", _read(log)
+        else:
+            p = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=REPO, timeout=120
+            )
+        if check:
+            assert p.returncode == 0, f"{args}: {p.stderr}"
+        return p
+
+    def state(self, cid=None):
+        p = self.run("state", check=False, cid=cid)
+        return json.loads(p.stdout) if p.returncode == 0 else None
+
+    def count(self) -> list:
+        with open(os.path.join(self.data, "count")) as f:
+            return [int(x) for x in f.read().split()]
+
+    def wait_count(self, above: int, timeout: float = 30) -> list:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                values = self.count()
+                if values and values[-1] > above:
+                    return values
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"the counter did not pass {above}")
+
+    def cgroup_dir(self):
+        return f"/sys/fs/cgroup/{CG_PARENT}/{self.id}"
+
+
+@pytest.fixture
+def box(request, tmp_path, busybox_rootfs):
+    """A running counter container of the runtime named by the test's parameter."""
+    boxes = []
+
+    def make(runtime: str, args=COUNTER):
+        data = tmp_path / "data"
+        data.mkdir()
+        bundle = make_bundle(tmp_path / "bundle", busybox_rootfs, args)
+        with open(os.path.join(bundle, "config.json")) as f:
+            config = json.load(f)
+        config["mounts"].append(
+            {"destination": "/data", "type": "bind", "source": str(data), "options": ["rbind", "rw"]}
+        )
+        cid = f"criu-{runtime}-{uuid.uuid4().hex[:8]}"
+        config["linux"]["cgroupsPath"] = f"/{CG_PARENT}/{cid}"
+        config["linux"]["resources"] = {"memory": {"limit": 64 * MiB}, "pids": {"limit": 64}}
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump(config, f)
+        root = f"/run/ocirt-criu-test/{cid}"
+        os.makedirs(os.path.dirname(root), exist_ok=True)
+        b = Box(RUNTIMES[runtime], root, bundle, str(data), cid)
+        boxes.append(b)
+        b.run("run", "-d", "-b", bundle)
+        b.wait_count(3)
+        return b
+
+    yield make
+    for b in boxes:
+        for cid in (b.id,):
+            if not os.path.exists(os.path.join(b.root, cid)):
+                continue
+            subprocess.run(
+                [*b.cmd, "--root", b.root, "delete", "--force", cid],
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        shutil.rmtree(b.root, ignore_errors=True)
+        if os.path.exists(b.root + ".log"):
+            os.unlink(b.root + ".log")
+        try:
+            os.rmdir(os.path.dirname(b.root))  # the last one out (xdist) removes it
+        except OSError:
+            pass
+    remove_cgroup_parent(CG_PARENT)
+
+
+def _restored_ok(b: Box, cid: str, exec_too: bool = True) -> dict:
+    """state says running with the restored pid, in its cgroup with its limits; exec works."""
+    st = b.state(cid)
+    assert st is not None and st["status"] == "running" and st["pid"] > 0
+    with open(f"/proc/{st['pid']}/cgroup") as f:
+        assert f"/{CG_PARENT}/" in f.read()
+    cg = f"/sys/fs/cgroup/{CG_PARENT}/{cid}"
+    if os.path.exists(os.path.join(cg, "memory.max")):  # cgroup v2
+        with open(os.path.join(cg, "memory.max")) as f:
+            assert int(f.read()) == 64 * MiB
+        with open(os.path.join(cg, "cgroup.procs")) as f:
+            assert str(st["pid"]) in f.read().split()
+    if exec_too:
+        p = b.run("exec", cid=cid, tail=["cat", "/proc/1/cmdline"])  # joins the restored init
+        assert p.stdout.startswith("sh")
+    return st
+
+
+def _kill_and_delete(b: Box, cid: str, pid: int) -> None:
+    b.run("kill", cid=cid, tail=["KILL"])
+    deadline = time.monotonic() + 20
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+        except OSError:
+            break
+        time.sleep(0.05)
+    b.run("delete", cid=cid)
+    assert not os.path.exists(os.path.join(b.root, cid))
+    assert not os.path.exists(f"/sys/fs/cgroup/{CG_PARENT}/{cid}")
+
+
+# -- where CRIU works ---------------------------------------------------------------------------------
+
+
+@needs_criu
+@pytest.mark.parametrize("runtime", ["ocirt", "runc"])
+def test_checkpoint_and_restore_goes_on_counting(box, runtime, tmp_path):
+    b = box(runtime)
+    images = str(tmp_path / "images")
+    b.run("checkpoint", "--image-path", images)
+    assert not os.path.exists(os.path.join(b.root, b.id))  # checkpointed: the container is gone
+    before = b.count()
+    assert before == list(range(1, len(before) + 1))
+    b.run("restore", "-d", "-b", b.bundle, "--image-path", images)
+    st = _restored_ok(b, b.id)
+    after = b.wait_count(before[-1] + 3)
+    # the same shell goes on: the count continues in the file it had open, no restart at 1
+    assert after == list(range(1, len(after) + 1))
+    _kill_and_delete(b, b.id, st["pid"])
+
+
+@needs_criu
+@pytest.mark.parametrize("runtime", ["ocirt", "runc"])
+def test_leave_running_then_pre_dump_and_final_dump(box, runtime, tmp_path):
+    b = box(runtime)
+    b.run("checkpoint", "--leave-running", "--image-path", str(tmp_path / "copy"))
+    st = b.state()
+    assert st is not None and st["status"] == "running"
+    b.wait_count(b.count()[-1] + 3)  # still counting
+    b.run("checkpoint", "--pre-dump", "--image-path", str(tmp_path / "pre"))
+    assert b.state()["status"] == "running"
+    b.run("checkpoint", "--parent-path", "../pre", "--image-path", str(tmp_path / "final"))
+    assert not os.path.exists(os.path.join(b.root, b.id))
+    before = b.count()
+    b.run("restore", "-d", "-b", b.bundle, "--image-path", str(tmp_path / "final"))
+    st = _restored_ok(b, b.id, exec_too=False)
+    after = b.wait_count(before[-1] + 3)
+    # memory changed after the pre-dump came from the final dump: the count goes on
+    assert after == list(range(1, len(after) + 1))
+    _kill_and_delete(b, b.id, st["pid"])
+
+
+# -- where it does not, and failures --------------------------------------------------------------------
+
+
+@needs_root
+@pytest.mark.skipif(CRIU_WORKS, reason="`criu check` passes here: the VM tests cover it")
+def test_checkpoint_where_criu_cannot_is_one_line(box, tmp_path):
+    b = box("ocirt")
+    images = tmp_path / "images"
+    p = b.run("checkpoint", "--image-path", str(images), check=False)
+    assert p.returncode == 1
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert "checkpoint failed" in lines[0] and "log file: " in lines[0]
+    assert "criu check" in lines[0]
+    assert not images.exists()  # nothing left behind
+    assert b.state()["status"] == "running"  # the container is untouched
+    b.wait_count(b.count()[-1] + 2)
+
+
+@needs_root
+def test_failed_restore_leaves_nothing(tmp_path, busybox_rootfs):
+    bundle = make_bundle(tmp_path / "bundle", busybox_rootfs, ["sleep", "100"])
+    root = str(tmp_path / "root")
+    cid = f"criu-fail-{uuid.uuid4().hex[:8]}"
+    with open(os.path.join(bundle, "config.json")) as f:
+        config = json.load(f)
+    config["linux"]["cgroupsPath"] = f"/{CG_PARENT}/{cid}"
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(config, f)
+    try:
+        for images in (tmp_path / "missing", tmp_path / "empty"):
+            if images.name == "empty":
+                images.mkdir()
+            p = subprocess.run(
+                [*OCIRT, "--root", root, "restore", "-d", "--image-path", str(images), "-b", bundle, cid],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                cwd=REPO,
+            )
+            assert p.returncode == 1
+            assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+            assert not os.path.exists(os.path.join(root, cid))
+            assert not any(
+                os.path.exists(f"/sys/fs/cgroup/{h}/{CG_PARENT}/{cid}") for h in os.listdir("/sys/fs/cgroup")
+            ) and not os.path.exists(f"/sys/fs/cgroup/{CG_PARENT}/{cid}")
+        assert "restore failed" in p.stderr and "log file: " in p.stderr
+        assert not os.path.ismount(os.path.join(root, cid, "criu-root"))
+    finally:
+        remove_cgroup_parent(CG_PARENT)
+
+
+# -- the RPC messages -------------------------------------------------------------------------------------
+
+
+def test_request_encoding_round_trips():
+    opts = {
+        "images_dir_fd": 5,
+        "pid": 1234,
+        "leave_running": True,
+        "log_file": "dump.log",
+        "root": "/r",
+        "ext_mnt": [{"key": "/data", "val": "/data"}, {"key": "/dev/null", "val": "/dev/null"}],
+        "manage_cgroups_mode": criu.CG_MODES["soft"],
+        "status_fd": -1,
+        "external": ["net[4026531992]:extRootNetNS"],
+    }
+    data = criu.encode("criu_req", {"type": criu.DUMP, "opts": opts, "notify_success": True})
+    assert data[:2] == b"\x08\x01"  # field 1 (type), varint 1 (DUMP)
+    back = criu.decode("criu_req", data)
+    assert back["type"] == criu.DUMP and back["notify_success"] is True
+    assert back["opts"] == opts
+
+
+def test_response_decoding_skips_unknown_fields():
+    # criu_resp: type RESTORE, success, restore {pid: 42}, an unknown field 99 (varint),
+    # cr_errno -1 (ten-byte varint)
+    data = criu.encode(
+        "criu_resp", {"type": criu.RESTORE, "success": True, "restore": {"pid": 42}, "cr_errno": -1}
+    )
+    data += bytes([99 << 3 & 0x7F | 0x80, 99 >> 4, 7])
+    resp = criu.decode("criu_resp", data)
+    assert resp == {"type": criu.RESTORE, "success": True, "restore": {"pid": 42}, "cr_errno": -1}
+
+
+@pytest.mark.skipif(shutil.which("criu") is None, reason="criu not installed")
+@needs_root
+def test_version_over_rpc():
+    major, minor, _ = criu.version("criu")
+    assert (major, minor) >= (3, 0)
+
+
+def test_missing_criu_is_one_line(tmp_path):
+    with pytest.raises(criu.OcirtError) as e:
+        criu.version(str(tmp_path / "no-criu"))
+    assert "cannot run criu" in str(e.value) and "\n" not in str(e.value)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-v"]))
