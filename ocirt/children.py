@@ -21,9 +21,17 @@ def kill_and_reap(pid: int) -> None:
     try:
         os.waitpid(pid, 0)
     except ChildProcessError:  # the init, once stage 1 has exited: not our child
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline and proc_start_time(pid) is not None:
-            time.sleep(0.002)
+        wait_gone(pid, None)
+
+
+def wait_gone(pid: int, start: int | None, timeout: float = 10.0) -> None:
+    """Until `pid` is gone, or is another process than the one started at `start` (None: any)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = proc_start_time(pid)
+        if now is None or (start is not None and now != start):
+            return
+        time.sleep(0.002)
 
 
 def pass_seccomp_fd(ch, seccomp_filter, state, pid: int) -> None:

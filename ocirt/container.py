@@ -16,9 +16,9 @@ from __future__ import annotations
 import _signal as signal  # the C module: no IntEnum building (enum import)
 import os
 import select
-import time
 
 from . import hooks as hooks_mod
+from .children import wait_gone
 from .errors import OcirtError
 from .record import record
 from .state import ContainerState, StateDir, Status, proc_start_time
@@ -30,26 +30,6 @@ _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 def check_id(container_id: str) -> None:
     if not container_id or container_id in (".", "..") or not _ID_CHARS.issuperset(container_id):
         raise OcirtError(f"invalid container id format: {container_id}")
-
-
-def _kill_and_reap(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        _wait_gone(pid, None)
-
-
-def _wait_gone(pid: int, start: int | None, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        now = proc_start_time(pid)
-        if now is None or (start is not None and now != start):
-            return
-        time.sleep(0.002)
 
 
 def _warn(message: str) -> None:
@@ -168,7 +148,7 @@ class OpenContainer:
         except (OSError, OcirtError):
             pass
         if self.state.pid > 0:
-            _wait_gone(self.state.pid, self.state.pid_start)
+            wait_gone(self.state.pid, self.state.pid_start)
 
     @staticmethod
     def _read_fifo(fd: int) -> bool:
@@ -259,7 +239,7 @@ class OpenContainer:
         if status is not Status.STOPPED:
             self._signal_init(signal.SIGKILL)
         if status is not Status.STOPPED and self.state.pid > 0:
-            _wait_gone(self.state.pid, self.state.pid_start)
+            wait_gone(self.state.pid, self.state.pid_start)
         self.destroy()
 
     def destroy(self) -> None:

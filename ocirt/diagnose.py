@@ -27,17 +27,6 @@ _CONTROLLERS = {
     "rdma": ("rdma", "rdma"),
     "devices": ("devices", None),
 }
-# /proc/self/ns names of config namespace types
-_NS_FILES = {
-    "pid": "pid",
-    "network": "net",
-    "mount": "mnt",
-    "ipc": "ipc",
-    "uts": "uts",
-    "user": "user",
-    "cgroup": "cgroup",
-    "time": "time",
-}
 
 
 @record
@@ -188,8 +177,10 @@ def _escape(key: str) -> str:
 
 
 def _namespaces_available(config: dict, report: Report) -> None:
+    from .namespaces import PROC_NAMES
+
     for i, entry in enumerate((config.get("linux") or {}).get("namespaces") or []):
-        name = _NS_FILES.get(entry.get("type"))
+        name = PROC_NAMES.get(entry.get("type"))
         if name and not os.path.exists(f"/proc/self/ns/{name}"):
             report.error(f"/linux/namespaces/{i}", f"this kernel has no {entry['type']} namespace")
 
