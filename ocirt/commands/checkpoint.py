@@ -4,6 +4,7 @@ ocirt has no CRIU integration yet. The command takes runc's flags, checks that t
 exists (the error a user of runc would get first otherwise), then says so in one line, so an
 engine asking for a checkpoint (podman container checkpoint) reports a plain reason.
 """
+
 from ..cli import Opt, exact_id
 from ..container import OpenContainer
 from ..errors import OcirtError
@@ -30,10 +31,12 @@ OPTIONS = (
     Opt("pre-dump", help="dump container's memory information only, leave the container running after this"),
 ) + CRIU_OPTIONS
 
-UNSUPPORTED = ("checkpoint/restore is not supported by ocirt yet (it has no CRIU integration); "
-               "use runc for containers that need it")
+UNSUPPORTED = (
+    "checkpoint/restore is not supported by ocirt yet (it has no CRIU integration); "
+    "use runc for containers that need it"
+)
 
 
 def main(g, o, args) -> int:
-    OpenContainer.open(g.root, exact_id(args, "checkpoint"), lock=False)   # "does not exist" first
+    OpenContainer.open(g.root, exact_id(args, "checkpoint"), lock=False)  # "does not exist" first
     raise OcirtError(UNSUPPORTED)

@@ -1,4 +1,5 @@
 """`restore <id>`: runc's command line, answered with a clear error (see checkpoint.py)."""
+
 from ..cli import Opt, exact_id
 from ..errors import OcirtError
 from .checkpoint import CRIU_OPTIONS, UNSUPPORTED
