@@ -139,7 +139,7 @@ def encode(insns) -> bytes:
 class Asm:
     """A tiny assembler: append instructions, jump to labels, resolve offsets in `insns()`."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._code: list = []  # Insn, or (Insn, label) for a jump not yet resolved
         self._labels: dict = {}
 

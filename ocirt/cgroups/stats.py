@@ -176,7 +176,7 @@ def stats_v2(fs: CgroupFS, d: str) -> dict:
         raw = read_keyed(fs, os.path.join(d, "memory.stat"))
 
         def mem(prefix):
-            out = {}
+            out: dict = {}
             usage = read_int(fs, os.path.join(d, f"{prefix}.current"))
             if usage is None:
                 return out

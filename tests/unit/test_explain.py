@@ -298,8 +298,8 @@ def test_diff_of_a_copy_is_empty(bundle, tmp_path_factory, capsys):
 
 def recorded_names() -> set:
     """Every call name the plan can record: the RecordingKernel's, and what plan.py notes."""
-    names = set(re.findall(r'_record\("(\w+)"', inspect.getsource(fake)))
-    names |= set(re.findall(r'\.note\("(\w+)"', inspect.getsource(plan_mod)))
+    names = set(re.findall(r'_record\(\s*"(\w+)"', inspect.getsource(fake)))
+    names |= set(re.findall(r'\.note\(\s*"(\w+)"', inspect.getsource(plan_mod)))
     return names
 
 
