@@ -77,7 +77,9 @@ def _in_reaper(fn):
     if "value" in result:
         return result["value"]
     if result.get("pointer") is not None:
-        err = ConfigError(result["pointer"], result["rule"], result.get("document", "config.json"))
+        err: OcirtError = ConfigError(
+            result["pointer"], result["rule"], result.get("document", "config.json")
+        )
     else:
         err = OcirtError(result["message"], errno=result.get("errno"))
     raise err

@@ -11,6 +11,10 @@ from .errors import ConfigError, OcirtError
 from .record import field, record
 from .rootfs import needs_idmap
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 @record
 class CreateOptions:
@@ -25,7 +29,7 @@ class CreateOptions:
     systemd_cgroup: bool = False
     rootless: bool = False  # --rootless: cgroups are used only where permitted
     subreaper: bool = False  # `run`: the init is re-parented to us, so we can wait for it
-    warn: object = print  # runtime.md warnings go to the log
+    warn: Callable[[str], object] = print  # runtime.md warnings go to the log
     debug: object = None  # --debug: a callable taking one line, else None
 
 

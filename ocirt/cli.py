@@ -158,7 +158,7 @@ def version_text() -> str:
 
 
 def help_text(name: str | None = None, module=None) -> str:
-    if module is None:
+    if name is None or module is None:
         lines = [
             "NAME:",
             "   ocirt - Open Container Initiative runtime",

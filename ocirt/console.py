@@ -123,7 +123,7 @@ def proxy(master: int, host: int | None = 0) -> None:
                 else:
                     readers.remove(0)  # stdin closed: keep copying the output
     finally:
-        if saved is not None:
+        if saved is not None and host is not None:
             termios.tcsetattr(host, termios.TCSANOW, saved)
 
 

@@ -48,7 +48,7 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
         cg = make_cgroup(opts, checked.linux, sd, state, cg, kernel, fx, undo)
         fifo_fd = open_exec_fifo(kernel, sd.fifo, undo)
         spec = init_spec(config, bundle, opts, checked, layout, cg, fifo_fd)
-        if checked.proc_cfg.get("terminal"):
+        if checked.proc_cfg.get("terminal") and opts.console_socket:  # check_config wants both
             spec.console_fd = fx.connect_console(opts.console_socket)
             undo.push(kernel.close, spec.console_fd)
             spec.console_size = checked.proc_cfg.get("consoleSize")
@@ -209,8 +209,8 @@ class Parent:
         self.init_pid = pid
         self.kernel.waitpid(self.stage1_pid)
         if self.net_devices:  # in the init's network namespace, before it goes on with its setup
-            self.moves = self.fx.netdev_moves()
-            self.moves.move(self.net_devices, pid)
+            self.moves = moves = self.fx.netdev_moves()
+            moves.move(self.net_devices, pid)
 
     def runtime_hooks(self) -> dict:
         """prestart and createRuntime, in the runtime's namespaces; the state they got."""

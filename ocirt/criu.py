@@ -163,6 +163,8 @@ def decode(message: str, data: bytes) -> dict:
     by_number = {f[0]: (name, f[1], len(f) > 2) for name, f in SCHEMA[message].items()}
     out: dict = {}
     i = 0
+    raw: int | bytes
+    value: object
     while i < len(data):
         key, i = _read_varint(data, i)
         number, wire = key >> 3, key & 7
@@ -179,13 +181,16 @@ def decode(message: str, data: bytes) -> dict:
         if number not in by_number:
             continue
         name, kind, repeated = by_number[number]
-        if kind == _I:
-            value = raw - (1 << 64) if raw >= 1 << 63 else raw
-            value = value - (1 << 32) if value >= 1 << 31 else value
-        elif kind == _U:
-            value = raw
-        elif kind == _B:
-            value = bool(raw)
+        if kind in (_I, _U, _B) and not isinstance(raw, int):
+            raw = int.from_bytes(raw, "little")  # a fixed-width field
+        if isinstance(raw, int):
+            if kind == _I:
+                num = raw - (1 << 64) if raw >= 1 << 63 else raw
+                value = num - (1 << 32) if num >= 1 << 31 else num
+            elif kind == _B:
+                value = bool(raw)
+            else:
+                value = raw
         elif kind == _S:
             value = bytes(raw).decode(errors="replace")
         else:
@@ -203,7 +208,7 @@ def decode(message: str, data: bytes) -> dict:
 class CriuError(OcirtError):
     """CRIU said no (or died): the request type, CRIU's errno and message."""
 
-    def __init__(self, message: str, errno: int = 0, cr_errmsg: str = ""):
+    def __init__(self, message: str, errno: int | None = 0, cr_errmsg: str = ""):
         super().__init__(message, errno=errno or None)
         self.cr_errmsg = cr_errmsg
 
@@ -237,7 +242,7 @@ class Swrk:
     def call(self, req: dict, on_notify=None) -> dict:
         """Send `req`; answer CRIU's notifications with on_notify(script, pid, fds) (a raise
         aborts CRIU's work); the final response, or CriuError."""
-        kind = TYPE_NAMES.get(req.get("type"), str(req.get("type")))
+        kind = TYPE_NAMES.get(req.get("type", -1), str(req.get("type")))
         self._send(req)
         while True:
             try:

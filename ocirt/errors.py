@@ -8,6 +8,8 @@ import os
 class OcirtError(Exception):
     """A failure with a message and, when the kernel said no, its errno."""
 
+    exit_code = 1  # the command line's exit status for it (a command may set its own: exec 255)
+
     def __init__(self, message: str, errno: int | None = None):
         self.message = message
         self.errno = errno

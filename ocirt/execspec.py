@@ -24,18 +24,18 @@ class ExecOptions:
     process: dict | None = None  # a whole process (process.json's content) ...
     process_file: str | None = None  # ... or the path of a process.json
     tty: bool = False
-    env: list = field(list)  # appended to config.json's process.env
+    env: list = field(default_factory=list)  # appended to config.json's process.env
     cwd: str | None = None
     uid: int | None = None
     gid: int | None = None
-    additional_gids: list = field(list)
+    additional_gids: list = field(default_factory=list)
     no_new_privileges: bool = False
     apparmor: str | None = None
     process_label: str | None = None
-    caps: list = field(list)  # added to every set but ambient
+    caps: list = field(default_factory=list)  # added to every set but ambient
     preserve_fds: int = 0
     ignore_paused: bool = False  # exec into a paused container (the process stays frozen)
-    cgroup: dict = field(dict)  # --cgroup: {controller or "" (all): sub-cgroup path}
+    cgroup: dict = field(default_factory=dict)  # --cgroup: {controller or "" (all): sub-cgroup path}
 
     @property
     def whole(self) -> bool:
@@ -58,7 +58,7 @@ def process_config(opts: ExecOptions, args: list, bundle: str) -> dict:
     if opts.process is not None or opts.process_file:
         if opts.process is not None:
             proc = dict(opts.process)
-        else:
+        elif opts.process_file:
             try:
                 with open(opts.process_file) as f:
                     proc = jsonio.load(f)

@@ -727,6 +727,8 @@ def _apply(rule, ctx: Context, step) -> list:
 
 def _prep_cause(ctx: Context, steps: list, out: list, prep: list, i: int) -> list:
     rel = ctx.rel(steps[i].call.args[0])
+    if rel is None:  # not reached: _is_prep wants a path in the rootfs
+        return _ALL
     for j in range(i + 1, len(steps)):
         if steps[j].stage != steps[i].stage:
             break

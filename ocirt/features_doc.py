@@ -25,7 +25,7 @@ def features() -> dict:
         "mountOptions": sorted(mount_options),
         "linux": {
             "namespaces": sorted(namespaces.FLAGS),
-            "capabilities": sorted(capabilities.NUMBERS, key=capabilities.NUMBERS.get),
+            "capabilities": sorted(capabilities.NUMBERS, key=capabilities.NUMBERS.__getitem__),
             "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True},
             "seccomp": seccomp.features(),
             "apparmor": {"enabled": lsm.apparmor_enabled()},

@@ -23,7 +23,7 @@ class _Decoder:  # the attributes _json.make_scanner reads off a json.JSONDecode
     parse_constant = staticmethod(_no_constants)
 
 
-_scan = _json.make_scanner(_Decoder)
+_scan = _json.make_scanner(_Decoder)  # type: ignore[arg-type]  # the attributes are all it reads
 _WS = " \t\n\r"
 _str = _json.encode_basestring  # non-ASCII stays as it is: the output is UTF-8
 
@@ -50,10 +50,11 @@ def loads(text: str | bytes):
     """Decode one JSON document; JSONError (a ValueError, with line and column) when it is not one,
     is nested deeper than the interpreter's recursion limit allows, or is not UTF-8."""
     if isinstance(text, (bytes, bytearray)):
+        raw = text
         try:
-            text = text.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            good = bytes(text[: e.start]).decode("utf-8")
+            good = bytes(raw[: e.start]).decode("utf-8")
             raise JSONError("not UTF-8 text", good, len(good)) from None
     end = len(text)
     i = 0

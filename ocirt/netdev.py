@@ -119,7 +119,7 @@ class Moves:
     namespace, which keeps it (and so the devices) alive even if the init dies, so that undo()
     can still give them back."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.netns_fd = -1
         self.done: list = []
 

@@ -308,9 +308,11 @@ class PlanEffects(create_mod.HostEffects):
 
     def __init__(self, kernel: PlanKernel, notes: list):
         self.k, self.notes = kernel, notes
-        self.exec_path, self.env, self.hook_state = "", {}, {}
+        self.exec_path = ""
+        self.env: dict = {}
+        self.hook_state: dict = {}
 
-    def state_dir(self, root: str, container_id: str) -> PlanStateDir:
+    def state_dir(self, root: str, container_id: str) -> PlanStateDir:  # type: ignore[override]
         self.k.stage("create (runtime): state")
         return PlanStateDir(self.k, root, container_id)
 

@@ -251,7 +251,7 @@ def parse_affinity(value, where: _Where) -> tuple[list[int] | None, list[int] | 
     rel = "/execCPUAffinity"
     a = _obj(value, where, rel)
     possible = _read_list(CPU_POSSIBLE)
-    out = []
+    out: list = []
     for key in ("initial", "final"):
         if a.get(key) is None:
             out.append(None)

@@ -174,7 +174,7 @@ def set_attributes(
 def _sched_hint(spec: ProcessSpec, e: OSError) -> str:
     import errno
 
-    if e.errno != errno.EPERM:
+    if e.errno != errno.EPERM or spec.scheduler is None:
         return ""
     policy = spec.scheduler[0]
     if policy in (1, 2):

@@ -19,7 +19,7 @@ import struct  # not array: it registers with collections.abc (~2 ms)
 
 from . import jsonio
 from .errors import OcirtError
-from .record import asdict, record
+from .record import asdict, fields, record
 
 
 @record
@@ -93,7 +93,7 @@ class Channel:
     def recv(self):
         """The next message; None when the other side closed without a word."""
         fds: list[int] = []
-        parts = []
+        parts: list[bytes] = []
         while True:
             data, ancillary, flags, _ = self.sock.recvmsg(CHUNK + 1, _socket.CMSG_LEN(4 * 4))
             for level, kind, payload in ancillary:
@@ -113,7 +113,7 @@ class Channel:
         try:
             body = jsonio.loads(b"".join(parts))
             cls = MESSAGES[body.pop("type")]
-            return cls(**{name: body[name] for name in cls.__record_fields__})
+            return cls(**{name: body[name] for name in fields(cls)})
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise OcirtError(f"protocol error: a malformed message ({e})") from None
 

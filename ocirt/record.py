@@ -72,7 +72,8 @@ def _eq(self, other):
 
 @dataclass_transform(eq_default=True, field_specifiers=(field,))
 def record(cls: type[_T]) -> type[_T]:
-    names, defaults = [], {}
+    names: list[str] = []
+    defaults: dict[str, Any] = {}
     for base in reversed(cls.__mro__[1:]):
         names += [n for n in getattr(base, "__record_fields__", ()) if n not in names]
         defaults.update(getattr(base, "__record_defaults__", {}))
@@ -83,16 +84,18 @@ def record(cls: type[_T]) -> type[_T]:
             defaults[name] = cls.__dict__[name]
             if isinstance(defaults[name], _Factory):
                 delattr(cls, name)
-    cls.__record_fields__ = tuple(names)
-    cls.__record_defaults__ = defaults
-    cls.__init__ = _init
-    cls.__repr__ = _repr
-    cls.__eq__ = _eq
-    cls.__hash__ = None
+    made: Any = cls  # the class gains its record methods here
+    made.__record_fields__ = tuple(names)
+    made.__record_defaults__ = defaults
+    made.__init__ = _init
+    made.__repr__ = _repr
+    made.__eq__ = _eq
+    made.__hash__ = None
     return cls
 
 
 def fields(obj) -> tuple:
+    """The field names of a record (class or instance), in order."""
     return obj.__record_fields__
 
 

@@ -40,6 +40,10 @@ import os
 
 from .errors import ConfigError, OcirtError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeGuard
+
 # action name -> libseccomp action value (seccomp.h SCMP_ACT_*)
 ACTIONS = {
     "SCMP_ACT_KILL": 0x00000000,  # = SCMP_ACT_KILL_THREAD
@@ -180,7 +184,7 @@ class _Profile:
         self.notify_at: str | None = None  # pointer of the first SCMP_ACT_NOTIFY rule
 
 
-def _is_int(value) -> bool:
+def _is_int(value) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not 1
 
 
@@ -539,7 +543,7 @@ class Filter:
         self.ignored_flags = ignored_flags
         self._bpf: bytes | None = None  # set when install() calls seccomp(2) itself
         self._load_flags = 0
-        self._libc = None
+        self._libc: Any = None  # libc through cffi, when install() calls seccomp(2) itself
         self._nr_seccomp = -1
 
     def _prepare_direct_load(self, flags: list[str], prefix: bytes = b"") -> None:
@@ -582,7 +586,7 @@ class Filter:
         write of exec.fifo, startContainer hooks, execve) runs under the filter, as in runc.
         """
         if self._bpf is not None:
-            return self._install_direct()
+            return self._install_direct(self._bpf)
         rc = self._lib.seccomp_load(self._ctx)
         if rc < 0:
             raise OcirtError("load the seccomp filter", -rc)
@@ -593,11 +597,11 @@ class Filter:
             raise OcirtError("get the seccomp notify fd", -fd)
         return fd
 
-    def _install_direct(self) -> int | None:
+    def _install_direct(self, bpf: bytes) -> int | None:
         ffi = self._ffi
         prog = ffi.new("struct sock_fprog *")
-        program = ffi.from_buffer("struct sock_filter[]", self._bpf)
-        prog.len = len(self._bpf) // ffi.sizeof("struct sock_filter")
+        program = ffi.from_buffer("struct sock_filter[]", bpf)
+        prog.len = len(bpf) // ffi.sizeof("struct sock_filter")
         prog.filter = program
         ret = self._libc.syscall(
             ffi.cast("long", self._nr_seccomp),
@@ -634,6 +638,8 @@ class Filter:
             message["metadata"] = self.listener_metadata
         data = json.dumps(message).encode()
         try:
+            if self.listener_path is None:  # parse() wants listenerPath with SCMP_ACT_NOTIFY
+                raise OcirtError("seccomp: no listenerPath to send the notify fd to")
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
                 sock.connect(self.listener_path)
                 sent = socket.send_fds(sock, [data], [notify_fd])

@@ -42,7 +42,7 @@ def cgroup2_unified(mountpoint: str = "/sys/fs/cgroup") -> bool:
 
 
 def _mount(destination: str, kind: str, source: str, *options: str) -> dict:
-    m = {"destination": destination, "type": kind, "source": source}
+    m: dict = {"destination": destination, "type": kind, "source": source}
     if options:
         m["options"] = list(options)
     return m

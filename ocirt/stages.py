@@ -32,6 +32,10 @@ from .protocol import (
 from .record import field, record
 from .rootfs import Rootfs, RootfsSpec, sysctl
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 @record
 class InitSpec:
@@ -116,18 +120,24 @@ class InitEffects:
     def __init__(self, ch: Channel | None):
         self.ch = ch
 
+    def _parent(self) -> Channel:
+        """The channel to the parent (`ocirt plan`'s version has none and uses none)."""
+        if self.ch is None:
+            raise OcirtError("no channel to the runtime's parent process")
+        return self.ch
+
     def map_user_ns(self) -> None:
-        self.ch.send(UserNsReady())
-        self.ch.expect(Proceed, "the user namespace was mapped")
+        self._parent().send(UserNsReady())
+        self._parent().expect(Proceed, "the user namespace was mapped")
 
     def loopback_up(self) -> None:
         loopback_up()
 
     def runtime_hooks(self, spec: InitSpec) -> dict:
-        hook_state = {}
+        hook_state: dict = {}
         if spec.runtime_hooks:
-            self.ch.send(HooksReady())
-            hook_state = self.ch.expect(Proceed, "the runtime hooks ran").state or {}
+            self._parent().send(HooksReady())
+            hook_state = self._parent().expect(Proceed, "the runtime hooks ran").state or {}
         if spec.hooks.get("createContainer"):
             # in the container's namespaces: its pid as the container sees it; from the rootfs
             # (not pivoted yet), as runc runs it
@@ -137,7 +147,8 @@ class InitEffects:
         return hook_state
 
     def console(self, spec: InitSpec) -> None:
-        console.setup(spec.console_fd, spec.console_size, spec.proc.uid)
+        if spec.console_fd is not None:
+            console.setup(spec.console_fd, spec.console_size, spec.proc.uid)
 
     def own_session(self) -> None:
         """Without a terminal, as runc's init: a session of its own, and stdio that is the
@@ -159,7 +170,7 @@ class InitEffects:
             pass
 
     def seccomp(self, seccomp) -> None:
-        _install_seccomp(seccomp, self.ch)
+        _install_seccomp(seccomp, self._parent)
 
     def lookup(self, executable: str, env: dict) -> str:
         path = process.lookup(executable, env)
@@ -311,7 +322,8 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
     except OcirtError as e:
         message = str(e)
     except OSError as e:
-        message = f"{describe_oserror(e)}: {os.strerror(e.errno).lower()}"
+        reason = os.strerror(e.errno).lower() if e.errno else str(e)
+        message = f"{describe_oserror(e)}: {reason}"
     except BaseException as e:  # noqa: BLE001 - reported, never raised out of the init
         message = f"internal error: {e!r}"
     try:
@@ -395,9 +407,10 @@ def refuse_runtime_binary(path: str) -> None:
         raise OcirtError(f'exec: "{path}": refusing to execute the runtime\'s own binary')
 
 
-def _install_seccomp(seccomp, ch: Channel | None) -> None:
+def _install_seccomp(seccomp, parent: Callable[[], Channel]) -> None:
     notify_fd = seccomp.install()
     if notify_fd is not None:  # SCMP_ACT_NOTIFY: the parent hands the fd to the listener
+        ch = parent()
         ch.send(SeccompFd(), fds=(notify_fd,))
         os.close(notify_fd)
         ch.expect(Proceed, "the seccomp listener got its fd")

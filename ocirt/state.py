@@ -13,7 +13,7 @@ import os
 
 from . import jsonio
 from .errors import OcirtError
-from .record import asdict, field, record
+from .record import asdict, field, fields, record
 
 OCI_VERSION = "1.3.0"
 
@@ -182,7 +182,7 @@ class StateDir:
         damage = state_damage(data, self.id)
         if damage:
             raise DamagedState(self.id, damage, salvage_fields(data))
-        return ContainerState(**{k: data[k] for k in ContainerState.__record_fields__ if k in data})
+        return ContainerState(**{k: data[k] for k in fields(ContainerState) if k in data})
 
     def read(self):
         """state.json parsed, whatever it holds; DamagedState when it is not JSON."""

@@ -251,7 +251,7 @@ def check_strings(config: dict, document: str = "config.json") -> None:
     (paths, args, env, hostnames... are C strings), except in /annotations, which only go back out
     as JSON; and no lone surrogate (a \\ud800 escape: not UTF-8, anywhere). Walked with a list,
     not recursion: a document may nest as deep as the parser let it."""
-    todo = [((), config)]
+    todo: list[tuple[tuple, object]] = [((), config)]
     while todo:
         path, value = todo.pop()
         if isinstance(value, dict):
@@ -402,7 +402,7 @@ def _matches(value, node: dict, name: str, schemas: Schemas) -> bool:
     return True
 
 
-_PYTHON_TYPES = {"object": dict, "array": list, "string": str, "null": type(None)}
+_PYTHON_TYPES: dict[str, type] = {"object": dict, "array": list, "string": str, "null": type(None)}
 
 
 def _is_type(value, kind) -> bool:

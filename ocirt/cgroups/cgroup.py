@@ -46,7 +46,7 @@ def _join(mountpoint: str, cg_path: str) -> str:
 
 def _below(d: str, sub: str) -> str:
     """d/sub, where sub may not climb out of d (exec --cgroup)."""
-    parts = []
+    parts: list[str] = []
     for comp in sub.split("/"):
         if comp in ("", "."):
             continue
@@ -236,7 +236,7 @@ class FsCgroup(Manager):
         for attempt in range(5):
             cur = mountpoint
             try:
-                for i, comp in enumerate([None] + comps):
+                for i, comp in enumerate((None, *comps)):
                     if comp is not None:
                         parent, cur = cur, cur.rstrip("/") + "/" + comp
                         if self.fs.mkdir(cur):

@@ -31,7 +31,7 @@ class V1Cgroup(FsCgroup):
                 paths[c] = d
         unified = None
         if layout.kind == "hybrid":
-            unified = place(layout, inner, own, layout.unified, "", parent_of_own=False)
+            unified = place(layout, inner, own, layout.cgroup2(), "", parent_of_own=False)
         return paths, unified
 
     def path(self, controller: str | None = None) -> str | None:
@@ -57,7 +57,7 @@ class V1Cgroup(FsCgroup):
             if d:
                 self._make(mnt, d, made=self._cpuset_inherit if "cpuset" in ctrls else None)
         if self.unified:
-            self._make(self.layout.unified, self.unified)
+            self._make(self.layout.cgroup2(), self.unified)
 
     def _cpuset_inherit(self, parent: str, d: str) -> None:
         for name in ("cpuset.cpus", "cpuset.mems"):
@@ -88,13 +88,15 @@ class V1Cgroup(FsCgroup):
     def _enable_on_path(self, controllers: set) -> None:
         """Enable just the controllers `unified` asks for, from the cgroup2 root down to the
         container's cgroup (only those the root has: the others are bound to v1)."""
-        root = self.layout.unified
+        root, unified = self.layout.unified, self.unified
+        if root is None or unified is None:
+            return
         try:
             have = set(self.fs.read(os.path.join(root, "cgroup.controllers")).split())
         except OSError:
             return
         wanted = sorted(controllers & have)
-        rel = self.unified[len(root.rstrip("/")) :].strip("/").split("/")
+        rel = unified[len(root.rstrip("/")) :].strip("/").split("/")
         d = root
         for part in rel:
             for c in wanted:

@@ -19,9 +19,11 @@ from .resources import Resources
 
 
 class V2Cgroup(FsCgroup):
+    unified: str  # the container's directory: a v2 manager always has one
+
     @classmethod
     def locate(cls, layout: Layout, inner: str, own: dict) -> tuple[dict, str | None]:
-        return {}, place(layout, inner, own, layout.unified, "", parent_of_own=True)
+        return {}, place(layout, inner, own, layout.cgroup2(), "", parent_of_own=True)
 
     def path(self, controller: str | None = None) -> str | None:
         return self.unified
@@ -30,7 +32,7 @@ class V2Cgroup(FsCgroup):
         return freezer.effectively_frozen(self.fs, self.unified, v2=True)
 
     def _create(self) -> None:
-        self._make(self.layout.unified, self.unified, descending=self._enable_controllers)
+        self._make(self.layout.cgroup2(), self.unified, descending=self._enable_controllers)
 
     def _enable_controllers(self, d: str) -> None:
         """Enable in d/cgroup.subtree_control every controller d has."""

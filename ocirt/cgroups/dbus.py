@@ -324,10 +324,10 @@ def decode_message(data: bytes) -> Message:
     fields = {code: var.value for code, var in r.read("a(yv)")}
     r.align(8)
     sig = fields.get(_SIGNATURE, "")
-    body = ()
+    body: tuple = ()
     if sig:
-        body = _Reader(data[r.pos : r.pos + body_len], 0, little)
-        body = tuple(body.read(t) for t in split_signature(sig))
+        br = _Reader(data[r.pos : r.pos + body_len], 0, little)
+        body = tuple(br.read(t) for t in split_signature(sig))
     return Message(type_, serial, fields, body, flags)
 
 

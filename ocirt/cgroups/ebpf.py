@@ -139,7 +139,7 @@ def encode(insns) -> bytes:
 class Asm:
     """A tiny assembler: append instructions, jump to labels, resolve offsets in `insns()`."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._code: list = []  # Insn, or (Insn, label) for a jump not yet resolved
         self._labels: dict = {}
 
@@ -337,6 +337,8 @@ _CMD_NAMES = {
 class BpfError(OSError):
     """bpf(2) failed: errno, the command's name, and the verifier log for BPF_PROG_LOAD."""
 
+    errno: int  # always given
+
     def __init__(self, err: int, cmd: int, log: str = ""):
         super().__init__(err, os.strerror(err))
         self.cmd = _CMD_NAMES.get(cmd, f"bpf command {cmd}")
@@ -371,7 +373,7 @@ def load(kernel, insns, license: str = LICENSE, name: str = PROG_NAME) -> int:
         if log is not None:
             struct.pack_into("=II", attr, 24, 1, len(log))
         attr[48:64] = name.encode()[:15].ljust(16, b"\0")
-        pointers = {8: code, 16: lic}
+        pointers: dict[int, bytes | bytearray] = {8: code, 16: lic}
         if log is not None:
             pointers[32] = log
         return _bpf(kernel, BPF_PROG_LOAD, attr, pointers)

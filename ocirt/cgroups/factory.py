@@ -20,7 +20,7 @@ from .manager import Manager
 from .nocgroup import NoCgroup
 
 
-def fs_class(kind: str) -> type:
+def fs_class(kind: str) -> type[FsCgroup]:
     """The cgroupfs manager of a layout kind ("v1" and "hybrid" share one)."""
     return V2Cgroup if kind == "v2" else V1Cgroup
 

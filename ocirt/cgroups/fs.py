@@ -90,7 +90,7 @@ def read_int(fs: CgroupFS, path: str) -> int | None:
 
 def read_keyed(fs: CgroupFS, path: str) -> dict:
     """'key value' lines -> {key: int}; unparsable values are skipped. {} if missing."""
-    out = {}
+    out: dict = {}
     try:
         text = fs.read(path)
     except OSError:

@@ -70,6 +70,12 @@ class Layout:
             f"roots={self.roots!r})"
         )
 
+    def cgroup2(self) -> str:
+        """The mount point of the cgroup2 hierarchy; OcirtError on a host without one."""
+        if self.unified is None:
+            raise OcirtError("cgroup v2 is not mounted on this host")
+        return self.unified
+
     def hierarchies(self) -> dict:
         """v1 mount point -> sorted tuple of the controllers (and name=) mounted there."""
         out: dict = {}

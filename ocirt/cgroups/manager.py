@@ -29,6 +29,9 @@ class Manager:
     """
 
     kind = "none"
+    paths: dict
+    unified: str | None
+    created: list
 
     # -- where -----------------------------------------------------------------------------
 

@@ -42,9 +42,9 @@ class NoCgroup(Manager):
         self.layout = layout
         self.pid = pid
         self._current = current
-        self.paths = {}
-        self.unified = None
-        self.created = []
+        self.paths: dict = {}
+        self.unified: str | None = None
+        self.created: list = []
         self.cgroups_path = None
 
     def dirs(self) -> list:

@@ -137,6 +137,16 @@ class Memory(_Record):
         "check_before_update",
     )
 
+    limit: int | None
+    reservation: int | None
+    swap: int | None
+    kernel: int | None
+    kernel_tcp: int | None
+    swappiness: int | None
+    disable_oom_killer: bool | None
+    use_hierarchy: bool | None
+    check_before_update: bool | None
+
     def is_set(self) -> bool:
         return any(
             v is not None
@@ -166,6 +176,16 @@ class CPU(_Record):
         "idle",
     )
 
+    shares: int | None
+    quota: int | None
+    burst: int | None
+    period: int | None
+    realtime_runtime: int | None
+    realtime_period: int | None
+    cpus: str | None
+    mems: str | None
+    idle: int | None
+
     def is_set(self) -> bool:
         return any(
             v is not None
@@ -187,14 +207,30 @@ class CPU(_Record):
 class WeightDevice(_Record):
     __slots__ = _fields = ("ptr", "major", "minor", "weight", "leaf_weight")
 
+    ptr: str
+    major: int
+    minor: int
+    weight: int | None
+    leaf_weight: int | None
+
 
 class ThrottleDevice(_Record):
     __slots__ = _fields = ("ptr", "major", "minor", "rate")
+
+    ptr: str
+    major: int
+    minor: int
+    rate: int
 
 
 class BlockIO(_Record):
     # throttle: json key (THROTTLE_KEYS) -> list of ThrottleDevice
     __slots__ = _fields = ("weight", "leaf_weight", "weight_device", "throttle")
+
+    weight: int | None
+    leaf_weight: int | None
+    weight_device: list[WeightDevice]
+    throttle: dict[str, list[ThrottleDevice]]
     _defaults = {"weight_device": list, "throttle": dict}
 
     def is_set(self) -> bool:
@@ -217,9 +253,16 @@ THROTTLE_KEYS = (
 class HugepageLimit(_Record):
     __slots__ = _fields = ("ptr", "page_size", "limit")
 
+    ptr: str
+    page_size: str
+    limit: int
+
 
 class Network(_Record):
     __slots__ = _fields = ("class_id", "priorities")  # priorities: [(name, priority)]
+
+    class_id: int | None
+    priorities: list[tuple[str, int]]
     _defaults = {"priorities": list}
 
     def is_set(self) -> bool:
@@ -228,6 +271,11 @@ class Network(_Record):
 
 class RdmaLimit(_Record):
     __slots__ = _fields = ("ptr", "device", "hca_handles", "hca_objects")
+
+    ptr: str
+    device: str
+    hca_handles: int | None
+    hca_objects: int | None
 
     def line(self) -> str:
         out = [self.device]
@@ -242,6 +290,12 @@ class DeviceRule(_Record):
     """One entry of linux.resources.devices, normalised: type in 'abc', major/minor None = '*'."""
 
     __slots__ = _fields = ("allow", "type", "major", "minor", "access")
+
+    allow: bool
+    type: str
+    major: int | None
+    minor: int | None
+    access: str
     _defaults = {"type": "a", "access": "rwm"}
 
     def v1_line(self) -> str:
@@ -275,6 +329,16 @@ class Resources(_Record):
         "unified",
         "devices",
     )
+
+    memory: Memory
+    cpu: CPU
+    block_io: BlockIO
+    hugepage_limits: list[HugepageLimit]
+    network: Network
+    pids_limit: int | None
+    rdma: list[RdmaLimit]
+    unified: dict[str, str]
+    devices: list[DeviceRule] | None
     _defaults = {
         "memory": Memory,
         "cpu": CPU,
@@ -325,9 +389,9 @@ class Resources(_Record):
                 mems=_get(c, "mems", p, "str") or None,
                 idle=_get(c, "idle", p, "int"),
             )
-            q, b = r.cpu.quota, r.cpu.burst
-            if q is not None and q > 0 and b is not None and b > q:
-                raise ConfigError(ptr("cpu", "burst"), f"must not be larger than quota ({q})")
+            quota, burst = r.cpu.quota, r.cpu.burst
+            if quota is not None and quota > 0 and burst is not None and burst > quota:
+                raise ConfigError(ptr("cpu", "burst"), f"must not be larger than quota ({quota})")
 
         b = _obj(d, "blockIO", ())
         if b is not None:
@@ -336,7 +400,7 @@ class Resources(_Record):
                 weight=_nz(_get(b, "weight", p, "uint")), leaf_weight=_nz(_get(b, "leafWeight", p, "uint"))
             )
             for i, wd in enumerate(_list(b, "weightDevice", p)):
-                q = p + ("weightDevice", i)
+                q: tuple = p + ("weightDevice", i)
                 dev = WeightDevice(
                     json_pointer(BASE + q),
                     _req(wd, "major", q),

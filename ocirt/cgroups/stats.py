@@ -20,7 +20,7 @@ def _ints(fs: CgroupFS, path: str) -> list:
 
 
 def _cpulist(text: str) -> list:
-    out = []
+    out: list = []
     for part in text.strip().split(","):
         if not part:
             continue
@@ -75,7 +75,7 @@ def stats_v1(fs: CgroupFS, paths: dict) -> dict:
     data: dict = {"cpu": {}, "memory": {}, "pids": {}, "blkio": {}, "hugetlb": {}}
     acct = paths.get("cpuacct")
     if acct:
-        usage = {}
+        usage: dict = {}
         total = read_int(fs, os.path.join(acct, "cpuacct.usage"))
         if total is not None:
             usage["total"] = total
@@ -176,7 +176,7 @@ def stats_v2(fs: CgroupFS, d: str) -> dict:
         raw = read_keyed(fs, os.path.join(d, "memory.stat"))
 
         def mem(prefix):
-            out = {}
+            out: dict = {}
             usage = read_int(fs, os.path.join(d, f"{prefix}.current"))
             if usage is None:
                 return out
@@ -205,7 +205,8 @@ def stats_v2(fs: CgroupFS, d: str) -> dict:
         text = fs.read(os.path.join(d, "io.stat"))
     except OSError:
         text = ""
-    by_bytes, by_ios = [], []
+    by_bytes: list = []
+    by_ios: list = []
     for line in text.splitlines():
         parts = line.split()
         if not parts or ":" not in parts[0]:

@@ -218,7 +218,8 @@ def _unified_properties(unified: dict, recent: bool) -> list:
 def _device_names(kind: str, proc_devices: str = "/proc/devices") -> dict:
     """major -> name from /proc/devices, for "char-<name>" / "block-<name>"."""
     section = "Character devices:" if kind == "c" else "Block devices:"
-    out, inside = {}, False
+    out: dict = {}
+    inside = False
     try:
         with open(proc_devices) as f:
             for line in f:
@@ -241,7 +242,8 @@ def device_properties(rules, proc_devices: str = "/proc/devices") -> list:
     and the exact rules are enforced by ocirt's own device filter (v2) or devices.allow and
     devices.deny (v1), which are written after the unit starts.
     """
-    policy, allow = "auto", []
+    policy = "auto"
+    allow: list = []
     for rule in rules:
         if rule.type == "a" and rule.major is None and rule.minor is None:
             if rule.allow:
@@ -416,7 +418,7 @@ def systemd_running(run_dir: str = SYSTEMD_RUN_DIR) -> bool:
 # ---------------------------------------------------------------- the cgroup
 
 
-def _fs_class(kind: str) -> type:
+def _fs_class(kind: str) -> type[FsCgroup]:
     if kind == "v2":
         from .cgroup_v2 import V2Cgroup
 
@@ -453,7 +455,7 @@ class SystemdCgroup(Manager):
         self.extra = list(extra or [])  # properties from annotations
         self.started = started
         self._bus_factory = bus or SystemdBus
-        self._pending = None  # (Resources, kernel) until the unit starts
+        self._pending: tuple | None = None  # (Resources, kernel) until the unit starts
 
     # what the cgroupfs manager knows
     layout = property(lambda self: self.files.layout)

@@ -129,7 +129,7 @@ def from_json(text: str) -> dict:
         Resources.parse(d)
     except ConfigError as e:
         raise OcirtError(input_error(e)) from None
-    sec = {name: (d.get(name) if isinstance(d.get(name), dict) else {}) for name in SECTIONS}
+    sec = {name: _object(d.get(name)) for name in SECTIONS}
     memory = {
         k: sec["memory"][k]
         for k in ("limit", "reservation", "swap", "checkBeforeUpdate")
@@ -144,6 +144,11 @@ def from_json(text: str) -> dict:
     blkio = {"weight": sec["blockIO"]["weight"]} if sec["blockIO"].get("weight") is not None else {}
     pids = {"limit": sec["pids"]["limit"]} if sec["pids"].get("limit") else {}
     return resources_delta(memory, cpu, blkio, pids, d.get("unified") or {})
+
+
+def _object(v) -> dict:
+    """v when it is a JSON object, else an empty one."""
+    return v if isinstance(v, dict) else {}
 
 
 def read_resources(path: str, stdin=None) -> str:
@@ -172,7 +177,7 @@ def merge_update(delta: dict, base: dict, v2: bool) -> tuple[dict, dict, dict]:
         new = delta.get(name)
         if not new:
             continue
-        old = base.get(name) if isinstance(base.get(name), dict) else {}
+        old = _object(base.get(name))
         record[name] = {**old, **new}
         back = {k: old[k] for k in new if old.get(k) is not None}
         if back:

@@ -54,16 +54,17 @@ class V2Writer:
         self.path = path
         self.fs = fs
         self.hybrid = hybrid
-        self._controllers = None
+        self._controllers: set | None = None
 
     # ------------------------------------------------------------ helpers
 
     def controllers(self) -> set:
         if self._controllers is None:
             try:
-                self._controllers = set(self.fs.read(os.path.join(self.path, "cgroup.controllers")).split())
+                found = set(self.fs.read(os.path.join(self.path, "cgroup.controllers")).split())
             except OSError:
-                self._controllers = set()
+                found = set()
+            self._controllers = found
         return self._controllers
 
     def _need(self, ctrl: str, pointer: str) -> None:
@@ -173,6 +174,8 @@ class V2Writer:
         for wd in b.weight_device:
             if wd.leaf_weight is not None:
                 raise ConfigError(wd.ptr + "/leafWeight", "leaf weights do not exist on cgroup v2")
+            if wd.weight is None:
+                continue  # not reached: parse() wants weight or leafWeight
             if bfq:
                 self._set(wd.ptr + "/weight", "io.bfq.weight", f"{wd.major}:{wd.minor} {wd.weight}")
             else:

@@ -53,6 +53,8 @@ def parse_duration(text: str) -> float:
     total, pos = 0.0, 0
     while pos < len(s):
         m = _PART.match(s, pos)
+        if m is None:
+            raise ValueError(text)
         number, unit = m.group(1), m.group(2)
         if number in ("", ".") or not unit:
             raise ValueError(text)

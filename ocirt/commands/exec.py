@@ -152,7 +152,7 @@ def run_exec(g, o, args, container_id: str) -> int:
     finally:
         if master is not None:
             os.close(master)
-        if listener is not None:
+        if listener is not None and socket_path is not None:
             console.close(listener, socket_path)
             console.close_host_terminal(host)
 

@@ -15,7 +15,7 @@ OPTIONS = (
 
 
 def main(g, o, args) -> int:
-    rows = []
+    rows: list[dict] = []
     for cid in list_ids(g.root):
         try:
             c = Container.open(g.root, cid, lock=False)

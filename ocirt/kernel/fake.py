@@ -219,7 +219,7 @@ class RecordingKernel(Kernel):
     def set_mempolicy(self, mode, nodes):
         self._record("set_mempolicy", mode, sorted(nodes))
 
-    fork_pid: int = 4242  # what fork returns: the parent's side
+    fork_pid: int | str = 4242  # what fork returns: the parent's side (`ocirt plan`: a placeholder)
 
     def fork(self):
         self._record("fork")
