@@ -1,6 +1,7 @@
 """The systemd driver without systemd: names, properties, and the order of calls (fake bus)."""
 
 import os
+import select
 import shutil
 import subprocess
 import time
@@ -365,14 +366,14 @@ def test_a_real_bus(tmp_path):
         pytest.skip("no dbus-daemon on this host")
     sock = f"/tmp/ocirt-dbus-{os.getpid()}-{time.monotonic_ns()}"
     proc = subprocess.Popen(
-        [daemon, "--session", "--nofork", "--nopidfile", f"--address=unix:path={sock}"],
+        [daemon, "--session", "--nofork", "--nopidfile", "--print-address", f"--address=unix:path={sock}"],
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(200):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.01)
+        # the address is printed once the daemon listens (the socket file exists before that)
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready and proc.stdout.readline(), "dbus-daemon did not start"
         with dbus.Connection(sock, hello=True) as c:
             (names,) = c.call(
                 "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "ListNames"
