@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import _signal as signal  # the C module: no IntEnum building (enum import)
 import os
-import select
 import time
 
-from . import hooks as hooks_mod
 from .errors import OcirtError
 from .record import record
 from .state import ContainerState, StateDir, Status, proc_start_time
@@ -120,6 +118,8 @@ class OpenContainer:
                     if self._read_fifo(fd):
                         break
                     raise OcirtError("cannot start a container that has stopped")
+                import select  # only when the init has not written yet (a dlopen)
+
                 select.select([fd], [], [], 0.05)
             # started: from here the status is the init's (running once it execs, stopped if it
             # fails), even if this command is killed while the startContainer hooks run
@@ -132,6 +132,8 @@ class OpenContainer:
             raise OcirtError(failure)
         hooks = self.state.hooks.get("poststart")
         if hooks:
+            from . import hooks as hooks_mod  # with hooks only
+
             try:
                 hooks_mod.run(
                     {"poststart": hooks}, "poststart", self.state.oci(Status.RUNNING), cwd=self.state.bundle
@@ -269,6 +271,8 @@ class OpenContainer:
         if hooks:
             # runtime.md step 13: a failure is logged as a warning, the other hooks still run,
             # and the delete succeeds
+            from . import hooks as hooks_mod
+
             hooks_mod.run_all(
                 {"poststop": hooks}, "poststop", self.state.oci(Status.STOPPED), self.warn or _warn
             )
