@@ -175,6 +175,10 @@ def run_children(
     try:
         cg.add_pid(stage1_pid)
         init_pid = fx.drive(parent_ch, spec, parent)
+        # Stage 1 exits once it has sent the init's pid; it is reaped only now, so that the
+        # init's setup runs while it exits instead of after (nothing in the init depends on
+        # its parent being gone).
+        kernel.waitpid(stage1_pid)
     except BaseException:
         parent.undo_moves()  # before the init dies with it, a virtual device would die too
         if parent.init_pid:
@@ -207,7 +211,6 @@ class Parent:
 
     def init_started(self, pid) -> None:
         self.init_pid = pid
-        self.kernel.waitpid(self.stage1_pid)
         if self.net_devices:  # in the init's network namespace, before it goes on with its setup
             self.moves = self.fx.netdev_moves()
             self.moves.move(self.net_devices, pid)
