@@ -64,23 +64,28 @@ class OpenContainer:
     sd: StateDir
     state: ContainerState
     warn: object = None  # where warnings go (the command's log); None: stderr, runc's format
+    layout: object = None  # the host's cgroups.Layout if the caller has it (run: create's); else read once
 
     @classmethod
-    def open(cls, root: str, container_id: str, lock: bool = True, warn=None) -> OpenContainer:
+    def open(cls, root: str, container_id: str, lock: bool = True, warn=None, layout=None) -> OpenContainer:
         check_id(container_id)
         sd = StateDir(root, container_id)
         if lock:
             sd.lock()
         try:
-            return cls(sd, sd.load(), warn)
+            return cls(sd, sd.load(), warn, layout)
         except BaseException:
             sd.unlock()
             raise
 
     def cgroup(self):
+        """The container's cgroup manager; the mount table is read at most once per
+        OpenContainer (start, kill and delete each ask for the manager several times)."""
         from . import cgroups
 
-        return cgroups.manager_from_state(cgroups.detect(), self.state.cgroup, pid=self.state.pid)
+        if self.layout is None:
+            self.layout = cgroups.detect()
+        return cgroups.manager_from_state(self.layout, self.state.cgroup, pid=self.state.pid)
 
     def status(self) -> Status:
         def frozen():
@@ -324,11 +329,11 @@ class OpenContainer:
         self.sd.save(self.state)
 
 
-def start_created(sd: StateDir, state: ContainerState, before_start=None) -> None:
+def start_created(sd: StateDir, state: ContainerState, before_start=None, layout=None) -> None:
     """run's start: start the container create just made (its lock still held, so nothing acts
     on it in between), after before_start() if given; on any failure delete it. The lock is let
-    go."""
-    with OpenContainer(sd, state) as c:
+    go. `layout`: the cgroup layout create read, if the caller has it."""
+    with OpenContainer(sd, state, layout=layout) as c:
         try:
             if before_start is not None:
                 before_start()
