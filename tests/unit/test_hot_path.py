@@ -102,3 +102,36 @@ def test_what_state_json_says_before_the_cgroup_is_made_is_what_it_made():
     finally:
         cg.destroy()
     assert not any(os.path.exists(d) for d in foreseen)
+
+
+class _Unshares:
+    def __init__(self):
+        self.flags = []
+
+    def unshare(self, flags):
+        self.flags.append(flags)
+
+
+class _Spec:
+    def __init__(self, new, join=()):
+        from ocirt.namespaces import Namespaces
+
+        self.ns = Namespaces(new=list(new), join=list(join))
+
+
+def test_namespaces_made_before_the_cgroup_attach():
+    """Stage 1 makes its namespaces while the parent attaches it; not the cgroup namespace,
+    and none when a user namespace is made or one is joined."""
+    from ocirt import stages
+    from ocirt.kernel import CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID
+
+    kern = _Unshares()
+    early = stages.namespaces_before_cgroup(kern, _Spec(["mount", "pid", "network", "cgroup"]))
+    assert early == CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET and kern.flags == [early]
+    for spec in (
+        _Spec(["user", "mount"]),
+        _Spec(["mount"], [("network", "/proc/1/ns/net", 0)]),
+        _Spec(["cgroup"]),
+    ):
+        kern = _Unshares()
+        assert stages.namespaces_before_cgroup(kern, spec) == 0 and kern.flags == []
