@@ -15,7 +15,6 @@ import struct
 import sys
 
 from . import console, lsm, namespaces, process
-from . import hooks as hooks_mod
 from . import kernel as k
 from .errors import ConfigError, OcirtError
 from .protocol import (
@@ -131,6 +130,8 @@ class InitEffects:
         if spec.hooks.get("createContainer"):
             # in the container's namespaces: its pid as the container sees it; from the rootfs
             # (not pivoted yet), as runc runs it
+            from . import hooks as hooks_mod  # with hooks only (it loads select)
+
             hooks_mod.run(
                 spec.hooks, "createContainer", {**hook_state, "pid": os.getpid()}, cwd=spec.rootfs.rootfs
             )
@@ -302,6 +303,8 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
             raise ConfigError("/process", "is required to start a container")
         if spec.hooks.get("startContainer"):
             # runtime.md step 7: before the program runs (status created), in the container
+            from . import hooks as hooks_mod
+
             hooks_mod.run(
                 spec.hooks, "startContainer", {**hook_state, "status": "created", "pid": os.getpid()}
             )
