@@ -222,6 +222,9 @@ def init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
 def setup_init(kernel: k.Kernel, spec: InitSpec, fx: InitEffects):
     """The init's whole setup, up to (not including) the wait on exec.fifo and the exec; shared
     with `ocirt plan`. Returns the resolved executable, its environment and the hook state."""
+    if spec.hooks.get("createContainer") or spec.hooks.get("startContainer"):
+        # loaded now, with hooks only: once the root is pivoted, ocirt's files are out of reach
+        from . import hooks  # noqa: F401
     kernel.umask(0)  # devices and mount points get exactly the modes asked for
     if spec.keyring:
         try:  # the container must not share the caller's session keyring
