@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import _signal as signal  # the C module: no IntEnum building (enum import)
 import os
-import select
 
-from . import hooks as hooks_mod
 from .children import wait_gone
 from .errors import OcirtError
 from .record import record
 from .state import ContainerState, StateDir, Status, proc_start_time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .cgroups.layout import Layout
 
 # runc's id rule, ^[\w+-.]+$, without importing re (~4 ms) on every command
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
@@ -46,23 +48,28 @@ class OpenContainer:
     sd: StateDir
     state: ContainerState
     warn: object = None  # where warnings go (the command's log); None: stderr, runc's format
+    layout: Layout | None = None  # the host's, if the caller has it (run: create's); else read once
 
     @classmethod
-    def open(cls, root: str, container_id: str, lock: bool = True, warn=None) -> OpenContainer:
+    def open(cls, root: str, container_id: str, lock: bool = True, warn=None, layout=None) -> OpenContainer:
         check_id(container_id)
         sd = StateDir(root, container_id)
         if lock:
             sd.lock()
         try:
-            return cls(sd, sd.load(), warn)
+            return cls(sd, sd.load(), warn, layout)
         except BaseException:
             sd.unlock()
             raise
 
     def cgroup(self):
+        """The container's cgroup manager; the mount table is read at most once per
+        OpenContainer (start, kill and delete each ask for the manager several times)."""
         from . import cgroups
 
-        return cgroups.manager_from_state(cgroups.detect(), self.state.cgroup, pid=self.state.pid)
+        if self.layout is None:
+            self.layout = cgroups.detect()
+        return cgroups.manager_from_state(self.layout, self.state.cgroup, pid=self.state.pid)
 
     def status(self) -> Status:
         def frozen():
@@ -100,6 +107,8 @@ class OpenContainer:
                     if self._read_fifo(fd):
                         break
                     raise OcirtError("cannot start a container that has stopped")
+                import select  # only when the init has not written yet (a dlopen)
+
                 select.select([fd], [], [], 0.05)
             # started: from here the status is the init's (running once it execs, stopped if it
             # fails), even if this command is killed while the startContainer hooks run
@@ -112,6 +121,8 @@ class OpenContainer:
             raise OcirtError(failure)
         hooks = self.state.hooks.get("poststart")
         if hooks:
+            from . import hooks as hooks_mod  # with hooks only
+
             try:
                 hooks_mod.run(
                     {"poststart": hooks}, "poststart", self.state.oci(Status.RUNNING), cwd=self.state.bundle
@@ -249,6 +260,8 @@ class OpenContainer:
         if hooks:
             # runtime.md step 13: a failure is logged as a warning, the other hooks still run,
             # and the delete succeeds
+            from . import hooks as hooks_mod
+
             hooks_mod.run_all(
                 {"poststop": hooks}, "poststop", self.state.oci(Status.STOPPED), self.warn or _warn
             )
@@ -300,11 +313,11 @@ class OpenContainer:
         self.sd.save(self.state)
 
 
-def start_created(sd: StateDir, state: ContainerState, before_start=None) -> None:
+def start_created(sd: StateDir, state: ContainerState, before_start=None, layout=None) -> None:
     """run's start: start the container create just made (its lock still held, so nothing acts
     on it in between), after before_start() if given; on any failure delete it. The lock is let
-    go."""
-    with OpenContainer(sd, state) as c:
+    go. `layout`: the cgroup layout create read, if the caller has it."""
+    with OpenContainer(sd, state, layout=layout) as c:
         try:
             if before_start is not None:
                 before_start()

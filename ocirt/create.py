@@ -26,9 +26,12 @@ from .record import field, record
 from .state import ContainerState, StateDir, Status, proc_start_time
 
 
-def create(opts: CreateOptions, kernel: k.Kernel) -> tuple[StateDir, ContainerState]:
-    """`ocirt create`: the container made, its init waiting on exec.fifo; the state dir locked."""
-    return steps(opts, kernel, HostEffects())
+def create(
+    opts: CreateOptions, kernel: k.Kernel, fx: HostEffects | None = None
+) -> tuple[StateDir, ContainerState]:
+    """`ocirt create`: the container made, its init waiting on exec.fifo; the state dir locked.
+    A caller that passes its own HostEffects finds the cgroup layout read in `fx.layout`."""
+    return steps(opts, kernel, fx if fx is not None else HostEffects())
 
 
 def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[StateDir, ContainerState]:
@@ -136,17 +139,32 @@ def make_cgroup(
     # Saved before anything is made (status "creating", no pid), and again once the cgroup
     # exists: if this process is killed anywhere from here on, `delete --force` finds what
     # to remove (here: the container's own cgroup directories, which create() is about to make).
-    state.cgroup = {**cg.to_dict(), "created": [d for d in cg.dirs() if not os.path.isdir(d)]}
+    state.cgroup = {**cg.to_dict(), "created": _to_make(cg.dirs())}
     sd.save(state)
     try:
         cg.create(warn=opts.warn)
     except OcirtError as e:
         cg = _rootless_without_cgroup(opts, linux, cg, e)  # or raises
     undo.push(cg.destroy)
-    state.cgroup = cg.to_dict()
-    sd.save(state)
+    made = cg.to_dict()
+    if made != state.cgroup:  # else state.json says it already (no parent directory was made)
+        state.cgroup = made
+        sd.save(state)
     fx.apply(cg, resources_with_default_devices(linux), kernel)
     return cg
+
+
+def _to_make(dirs: list) -> list:
+    """The directories that making `dirs` will make, missing parents first, in the order the
+    cgroupfs managers make them (so that state.json written before need not change after)."""
+    out = []
+    for d in dirs:
+        chain = []
+        while d and d != "/" and not os.path.isdir(d) and d not in out:
+            chain.append(d)
+            d = os.path.dirname(d)
+        out += reversed(chain)
+    return out
 
 
 def open_exec_fifo(kernel: k.Kernel, path: str, undo: Undo) -> int:
@@ -175,6 +193,10 @@ def run_children(
     try:
         cg.add_pid(stage1_pid)
         init_pid = fx.drive(parent_ch, spec, parent)
+        # Stage 1 exits once it has sent the init's pid; it is reaped only now, so that the
+        # init's setup runs while it exits instead of after (nothing in the init depends on
+        # its parent being gone).
+        kernel.waitpid(stage1_pid)
     except BaseException:
         parent.undo_moves()  # before the init dies with it, a virtual device would die too
         if parent.init_pid:
@@ -207,7 +229,6 @@ class Parent:
 
     def init_started(self, pid) -> None:
         self.init_pid = pid
-        self.kernel.waitpid(self.stage1_pid)
         if self.net_devices:  # in the init's network namespace, before it goes on with its setup
             self.moves = moves = self.fx.netdev_moves()
             moves.move(self.net_devices, pid)
@@ -254,6 +275,8 @@ class HostEffects:
     """create's side effects that are not Kernel calls, done on the host. ocirt/plan.py lists them
     instead (PlanEffects)."""
 
+    layout = None  # the host's cgroup layout, once cgroup() has read it
+
     def state_dir(self, root: str, container_id: str) -> StateDir:
         return StateDir(root, container_id)
 
@@ -261,7 +284,7 @@ class HostEffects:
         """(layout, the container's cgroup, not made yet)."""
         from . import cgroups
 
-        layout = cgroups.detect()
+        layout = self.layout = cgroups.detect()
         cg = cgroups.manager_for(
             layout,
             linux.get("cgroupsPath"),

@@ -359,7 +359,9 @@ class PlanEffects(create_mod.HostEffects):
         fx = PlanChildEffects(kern, parent, self, spec.rootfs.rootfs, self.notes)
         kern.stage("stage 1: namespaces")
         kern.prctl(k.PR_SET_DUMPABLE, 0)  # stages.seal (its fd closing is not replayed)
-        stages.enter_namespaces(kern, spec, fx)
+        # (namespaces_before_cgroup runs while the parent attaches stage 1 to the cgroup)
+        early = stages.namespaces_before_cgroup(kern, spec)
+        stages.enter_namespaces(kern, spec, fx, done=early)
         kern.fork_pid = INIT_PID
         kern.fork()
         kern.stage("create (runtime): the init's pid")  # stage 1 reports it, then exits

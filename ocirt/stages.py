@@ -16,7 +16,6 @@ import struct
 import sys
 
 from . import console, lsm, namespaces, process
-from . import hooks as hooks_mod
 from . import kernel as k
 from .errors import ConfigError, OcirtError
 from .protocol import (
@@ -97,8 +96,9 @@ def stage1(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
         if spec.console_fd is not None:
             keep.add(spec.console_fd)
         seal(kernel, keep=keep, preserve=spec.proc.preserve_fds)
+        early = namespaces_before_cgroup(kernel, spec)  # while the parent attaches us
         ch.expect(Proceed, "the cgroup was joined")
-        enter_namespaces(kernel, spec, InitEffects(ch))
+        enter_namespaces(kernel, spec, InitEffects(ch), done=early)
         pid = os.fork()
         if pid == 0:
             # the parent must hear InitPid (from us) before anything from the init
@@ -141,6 +141,8 @@ class InitEffects:
         if spec.hooks.get("createContainer"):
             # in the container's namespaces: its pid as the container sees it; from the rootfs
             # (not pivoted yet), as runc runs it
+            from . import hooks as hooks_mod  # with hooks only (it loads select)
+
             hooks_mod.run(
                 spec.hooks, "createContainer", {**hook_state, "pid": os.getpid()}, cwd=spec.rootfs.rootfs
             )
@@ -184,8 +186,30 @@ class InitEffects:
             pass
 
 
-def enter_namespaces(kernel: k.Kernel, spec: InitSpec, fx: InitEffects) -> None:
-    """Stage 1, once in the cgroup: join namespaces by path, a new user ns, the other new ones."""
+def namespaces_before_cgroup(kernel: k.Kernel, spec: InitSpec) -> int:
+    """Stage 1, before it is in the container's cgroup: the new namespaces that may be made
+    already (the parent's first cgroup.procs write can wait milliseconds in the kernel, and this
+    work is done meanwhile); their flags. Not the cgroup namespace (its root is the cgroup of
+    the moment), and nothing when a user namespace is made (the others must belong to it) or
+    any namespace is joined (they are joined first). No process is forked before the attach."""
+    if spec.ns.join or "user" in spec.ns.new:
+        return 0
+    flags = spec.ns.new_flags(exclude=("user", "cgroup"))
+    if flags:
+        _unshare(kernel, flags)
+    return flags
+
+
+def _unshare(kernel: k.Kernel, flags: int) -> None:
+    try:
+        kernel.unshare(flags)
+    except OSError as e:
+        raise OcirtError(f"unshare namespaces {flags:#x}", e.errno) from None
+
+
+def enter_namespaces(kernel: k.Kernel, spec: InitSpec, fx: InitEffects, done: int = 0) -> None:
+    """Stage 1, once in the cgroup: join namespaces by path, a new user ns, the other new ones
+    (but those in `done`, made by namespaces_before_cgroup)."""
     for nstype, path, index in spec.ns.join:
         where = f"/linux/namespaces/{index}/path"
         try:
@@ -211,12 +235,9 @@ def enter_namespaces(kernel: k.Kernel, spec: InitSpec, fx: InitEffects) -> None:
             kernel.prctl(k.PR_SET_DUMPABLE, 0)
         kernel.setresgid(0)
         kernel.setresuid(0)
-    flags = spec.ns.new_flags(exclude=("user",))
+    flags = spec.ns.new_flags(exclude=("user",)) & ~done
     if flags:
-        try:
-            kernel.unshare(flags)
-        except OSError as e:
-            raise OcirtError(f"unshare namespaces {flags:#x}", e.errno) from None
+        _unshare(kernel, flags)
     if spec.time_offsets:
         kernel.write_file("/proc/self/timens_offsets", spec.time_offsets)
 
@@ -232,6 +253,9 @@ def init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
 def setup_init(kernel: k.Kernel, spec: InitSpec, fx: InitEffects):
     """The init's whole setup, up to (not including) the wait on exec.fifo and the exec; shared
     with `ocirt plan`. Returns the resolved executable, its environment and the hook state."""
+    if spec.hooks.get("createContainer") or spec.hooks.get("startContainer"):
+        # loaded now, with hooks only: once the root is pivoted, ocirt's files are out of reach
+        from . import hooks  # noqa: F401
     kernel.umask(0)  # devices and mount points get exactly the modes asked for
     if spec.keyring:
         try:  # the container must not share the caller's session keyring
@@ -315,6 +339,8 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
             raise ConfigError("/process", "is required to start a container")
         if spec.hooks.get("startContainer"):
             # runtime.md step 7: before the program runs (status created), in the container
+            from . import hooks as hooks_mod
+
             hooks_mod.run(
                 spec.hooks, "startContainer", {**hook_state, "status": "created", "pid": os.getpid()}
             )

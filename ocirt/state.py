@@ -8,7 +8,6 @@ cgroup means paused. state.json only records what cannot be derived.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 
 from . import jsonio
@@ -147,6 +146,8 @@ class StateDir:
                 f"cannot create the state directory {self.path} (--root)", errno=e.errno
             ) from None
         self._lock_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        import fcntl  # a dlopen: not for `state`, which takes no lock
+
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
 
     def lock(self) -> None:
@@ -155,6 +156,8 @@ class StateDir:
             fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise OcirtError(f"container does not exist: {self.id}") from None
+        import fcntl
+
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:  # deleted while we waited?
             if os.fstat(fd).st_nlink == 0 or not os.path.samestat(os.fstat(fd), os.stat(self.path)):

@@ -13,16 +13,24 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from .cgroup import FsCgroup, current_dirs
-from .cgroup_v1 import V1Cgroup
-from .cgroup_v2 import V2Cgroup
 from .layout import Layout
 from .manager import Manager
-from .nocgroup import NoCgroup
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .nocgroup import NoCgroup
 
 
 def fs_class(kind: str) -> type[FsCgroup]:
-    """The cgroupfs manager of a layout kind ("v1" and "hybrid" share one)."""
-    return V2Cgroup if kind == "v2" else V1Cgroup
+    """The cgroupfs manager of a layout kind ("v1" and "hybrid" share one); only the host's
+    kind is imported."""
+    if kind == "v2":
+        from .cgroup_v2 import V2Cgroup
+
+        return V2Cgroup
+    from .cgroup_v1 import V1Cgroup
+
+    return V1Cgroup
 
 
 def manager_for(
@@ -66,6 +74,8 @@ def manager_from_state(layout: Layout, d: dict | None, *, pid: int = 0, fs=None,
 
 
 def no_cgroup(layout: Layout | None = None, pid: int = 0) -> NoCgroup:
+    from .nocgroup import NoCgroup
+
     return NoCgroup(layout, pid, current=None if layout is None else lambda: current(layout))
 
 

@@ -10,8 +10,6 @@ means "not set". pids.limit 0 is a real limit (the spec says so), as is swappine
 
 from __future__ import annotations
 
-import math
-
 from ..errors import ConfigError, json_pointer
 
 BASE = ("linux", "resources")
@@ -543,6 +541,8 @@ def shares_to_weight(shares: int) -> int:
         return 1
     if shares >= 262144:
         return 10000
+    import math  # a dlopen: only for a configuration that sets shares on cgroup v2
+
     x = math.log2(shares)
     exponent = (x * x + 125 * x) / 612.0 - 7.0 / 34.0
     return int(math.ceil(10**exponent))

@@ -3,7 +3,7 @@ import os
 
 from ..cli import Opt, need_id
 from ..container import OpenContainer, start_created, wait_init
-from ..create import create
+from ..create import HostEffects, create
 from . import create as create_cmd
 
 USAGE = "run [command options] <container-id>"
@@ -34,13 +34,16 @@ def main(g, o, args) -> int:
     container_id = need_id(args, "run")
     detach = o["detach"]
     listener = host = None
+    fx = HostEffects()  # create's; its cgroup layout serves start and delete too
     if not detach and not o["console_socket"] and _wants_terminal(o["bundle"]):
         from .. import console
 
         listener, o["console_socket"] = console.listener()  # runc run -t: we hold the pty
     try:
         try:
-            sd, state = create(create_cmd.options_from(g, o, container_id, subreaper=not detach), g.kernel())
+            sd, state = create(
+                create_cmd.options_from(g, o, container_id, subreaper=not detach), g.kernel(), fx
+            )
         except OcirtError as e:
             e.message = f"ocirt run failed: {e.message}"
             raise
@@ -59,7 +62,7 @@ def main(g, o, args) -> int:
                 if master is not None:
                     _signal.signal(_signal.SIGWINCH, lambda s, f: console.resize(master, host))
 
-        start_created(sd, state, before_start)
+        start_created(sd, state, before_start, fx.layout)
         if detach:
             return 0
         if master is not None:
@@ -72,7 +75,7 @@ def main(g, o, args) -> int:
             console.close(listener, o["console_socket"])
             console.close_host_terminal(host)
     if not o["keep"]:
-        with OpenContainer.open(g.root, container_id) as c:
+        with OpenContainer.open(g.root, container_id, layout=fx.layout) as c:
             c.delete(force=True)
     return code
 

@@ -185,8 +185,8 @@ def test_the_parents_steps_are_listed_in_order(bundle, capsys):
         index(lines, f"open('{state}/exec.fifo', O_CLOEXEC|O_PATH)"),
         index(lines, "fork()"),
         index(lines, "prctl(PR_SET_DUMPABLE, 0)"),
-        index(lines, "waitpid('<stage1-pid>')"),
         index(lines, "umask(0o000)"),
+        index(lines, "waitpid('<stage1-pid>')"),  # reaped once the init is ready
         index(lines, f"write_file('{state}/state.json', '<state.json: pid <init-pid>>')"),
     ]
     assert order == sorted(order)

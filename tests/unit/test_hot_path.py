@@ -1,0 +1,137 @@
+"""What the short commands and `run` leave out: modules they do not need, files read or written
+again (the mount table, state.json)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ocirt import cgroups
+from ocirt import create as create_mod
+from ocirt.container import OpenContainer
+from ocirt.state import ContainerState
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_state_imports_no_extension_module_it_does_not_use():
+    """`state` takes no lock (fcntl), does not wait on the fifo (select), runs no hooks and sets
+    no cpu weights (math): none of them is loaded with its modules."""
+    script = (
+        "import sys; import ocirt.cli, ocirt.commands.state, ocirt.commands.kill,"
+        " ocirt.commands.delete, ocirt.commands.start, ocirt.container;"
+        "print(sorted(m for m in ('select', 'ocirt.hooks', 'math') if m in sys.modules));"
+        "import ocirt.cgroups; print('math' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {REPO!r}); " + script],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    assert out[0] == "[]"
+    assert out[1] == "False"  # the cgroup managers load math only to convert cpu shares
+
+
+def test_shares_to_weight_still_converts():
+    from ocirt.cgroups.resources import shares_to_weight
+
+    assert (shares_to_weight(2), shares_to_weight(1024), shares_to_weight(262144)) == (1, 100, 10000)
+
+
+def test_open_container_reads_the_mount_table_at_most_once(monkeypatch):
+    calls = []
+    real = cgroups.detect
+
+    def counting_detect(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(cgroups, "detect", counting_detect)
+    c = OpenContainer(sd=None, state=ContainerState(id="x", bundle="/", pid=os.getpid()))
+    c.cgroup()
+    c.cgroup()
+    assert len(calls) == 1
+    given = OpenContainer(sd=None, state=ContainerState(id="x", bundle="/", pid=0), layout=c.layout)
+    given.cgroup()
+    assert len(calls) == 1  # a layout passed in (run: create's) is not read again
+
+
+def test_host_effects_keeps_the_layout_it_read():
+    fx = create_mod.HostEffects()
+    assert fx.layout is None
+    opts = create_mod.CreateOptions(id="x", bundle="/", root="/nonexistent")
+    layout, _ = fx.cgroup(opts, {}, {})
+    assert fx.layout is layout
+
+
+def test_to_make_lists_missing_parents_first(tmp_path):
+    (tmp_path / "a").mkdir()
+    dirs = [str(tmp_path / "a" / "p" / "c"), str(tmp_path / "b" / "p" / "c"), str(tmp_path / "a")]
+    assert create_mod._to_make(dirs) == [
+        str(tmp_path / "a" / "p"),
+        str(tmp_path / "a" / "p" / "c"),
+        str(tmp_path / "b"),
+        str(tmp_path / "b" / "p"),
+        str(tmp_path / "b" / "p" / "c"),
+    ]
+    # a parent shared by two directories is listed once
+    assert create_mod._to_make([str(tmp_path / "n" / "x"), str(tmp_path / "n" / "y")]) == [
+        str(tmp_path / "n"),
+        str(tmp_path / "n" / "x"),
+        str(tmp_path / "n" / "y"),
+    ]
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.isdir("/sys/fs/cgroup"), reason="needs root and cgroupfs"
+)
+def test_what_state_json_says_before_the_cgroup_is_made_is_what_it_made():
+    """create saves state.json before making the cgroup (a killed create leaves what to remove)
+    and again only if making it did something else than foreseen."""
+    name = f"ocirt-test-tomake-{os.getpid()}"
+    layout = cgroups.detect()
+    cg = cgroups.manager_for(layout, f"/{name}/c", "c")
+    if not cg.dirs():
+        pytest.skip("no cgroupfs hierarchy")
+    foreseen = create_mod._to_make(cg.dirs())
+    try:
+        cg.create()
+        assert cg.to_dict()["created"] == foreseen
+    finally:
+        cg.destroy()
+    assert not any(os.path.exists(d) for d in foreseen)
+
+
+class _Unshares:
+    def __init__(self):
+        self.flags = []
+
+    def unshare(self, flags):
+        self.flags.append(flags)
+
+
+class _Spec:
+    def __init__(self, new, join=()):
+        from ocirt.namespaces import Namespaces
+
+        self.ns = Namespaces(new=list(new), join=list(join))
+
+
+def test_namespaces_made_before_the_cgroup_attach():
+    """Stage 1 makes its namespaces while the parent attaches it; not the cgroup namespace,
+    and none when a user namespace is made or one is joined."""
+    from ocirt import stages
+    from ocirt.kernel import CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID
+
+    kern = _Unshares()
+    early = stages.namespaces_before_cgroup(kern, _Spec(["mount", "pid", "network", "cgroup"]))
+    assert early == CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET and kern.flags == [early]
+    for spec in (
+        _Spec(["user", "mount"]),
+        _Spec(["mount"], [("network", "/proc/1/ns/net", 0)]),
+        _Spec(["cgroup"]),
+    ):
+        kern = _Unshares()
+        assert stages.namespaces_before_cgroup(kern, spec) == 0 and kern.flags == []
