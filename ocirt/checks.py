@@ -30,7 +30,7 @@ class CreateOptions:
     rootless: bool = False  # --rootless: cgroups are used only where permitted
     subreaper: bool = False  # `run`: the init is re-parented to us, so we can wait for it
     warn: Callable[[str], object] = print  # runtime.md warnings go to the log
-    debug: object = None  # --debug: a callable taking one line, else None
+    debug: Callable[[str], object] | None = None  # --debug: a callable taking one line
 
 
 @record

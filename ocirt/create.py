@@ -49,6 +49,8 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
         state = new_state(opts, bundle, config, checked)
         layout, cg = fx.cgroup(opts, checked.linux, config)
         cg = make_cgroup(opts, checked.linux, sd, state, cg, kernel, fx, undo)
+        if opts.debug:
+            opts.debug(f"create: state in {sd.path}, cgroup {cg.dirs() or 'none'}")
         fifo_fd = open_exec_fifo(kernel, sd.fifo, undo)
         spec = init_spec(config, bundle, opts, checked, layout, cg, fifo_fd)
         if checked.proc_cfg.get("terminal") and opts.console_socket:  # check_config wants both
@@ -72,6 +74,8 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
         parent = Parent(kernel, fx, checked, state, spec)
         state.pid = run_children(kernel, fx, spec, cg, parent, undo)
+        if opts.debug:
+            opts.debug(f"create: init {state.pid} ready, waiting on {sd.fifo}")
         state.pid_start = proc_start_time(state.pid) or 0
         state.cgroup = cg.to_dict()  # again: with what apply() set
         sd.save(state)
