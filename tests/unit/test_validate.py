@@ -28,7 +28,7 @@ from ocirt.validate import (
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED_SPEC = "/work/shared/oci-runtime-spec"
+SHARED_SPEC = os.path.join(REPO, "..", "shared", "oci-runtime-spec")
 UPSTREAM_SCHEMAS = os.path.join(SHARED_SPEC, "schema")
 
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
