@@ -15,7 +15,21 @@ use).
 from .factory import current, manager_for, manager_from_state, no_cgroup
 from .layout import Layout, detect, parse_mountinfo, parse_proc_cgroup
 from .manager import Manager
-from .resources import DeviceRule, Resources
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .resources import DeviceRule, Resources
+
+
+def __getattr__(name: str):
+    """Resources and DeviceRule, imported on first use: the commands that only read or signal
+    a container never need them."""
+    if name in ("Resources", "DeviceRule"):
+        from . import resources
+
+        return getattr(resources, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Manager",

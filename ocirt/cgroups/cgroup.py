@@ -32,7 +32,6 @@ from ..errors import ConfigError, OcirtError
 from .fs import DEFAULT_FS, CgroupFS, read_pids
 from .layout import Layout, clean_path, strip_root
 from .manager import Manager
-from .resources import DeviceRule
 
 STATE_VERSION = 1
 
@@ -160,7 +159,7 @@ class FsCgroup(Manager):
             "paths": dict(self.paths),
             "unified": self.unified,
             "created": list(self.created),
-            "devices": None if self._devices is None else [r.to_dict() for r in self._devices],
+            "devices": None if self._devices is None else [r.to_dict() for r in self._device_list()],
         }
 
     @classmethod
@@ -170,9 +169,7 @@ class FsCgroup(Manager):
                 f"the container's cgroup was made on a cgroup {d.get('kind')} host "
                 f"but this host is cgroup {layout.kind}"
             )
-        devices = d.get("devices")
-        if devices is not None:
-            devices = [DeviceRule(**r) for r in devices]
+        devices = d.get("devices")  # kept as saved; parsed when asked for (_device_list)
         return cls(
             layout,
             d.get("paths") or {},
@@ -260,7 +257,16 @@ class FsCgroup(Manager):
         On v1 they are in devices.allow/deny; on v2 apply() attached them to self.unified as
         an eBPF device filter (ocirt/cgroups/ebpf.py).
         """
-        return None if self._devices is None else list(self._devices)
+        return None if self._devices is None else list(self._device_list())
+
+    def _device_list(self) -> list:
+        """The rules as DeviceRules; from_dict keeps state.json's dicts until they are needed, so
+        the commands that only read or signal a container do not load the resources model."""
+        if self._devices and isinstance(self._devices[0], dict):
+            from .resources import DeviceRule
+
+            self._devices = [DeviceRule(**r) for r in self._devices]
+        return self._devices or []
 
     # ------------------------------------------------------------ processes
 

@@ -13,7 +13,6 @@ from ..errors import ConfigError, OcirtError
 from . import freezer
 from .cgroup import FsCgroup, place
 from .layout import Layout
-from .resources import Resources
 
 # Which v1 hierarchy holds "the container's processes" for pids()/kill: runc uses devices;
 # freezer first here since freeze/kill go together.
@@ -69,6 +68,8 @@ class V1Cgroup(FsCgroup):
 
     def apply(self, resources, kernel=None) -> None:
         """The v1 files (device rules: devices.allow/deny), then `unified` (hybrid only)."""
+        from .resources import Resources  # on apply only (state, start, kill, delete need none)
+
         r = resources if isinstance(resources, Resources) else Resources.parse(resources)
         from .v1 import V1Writer  # on use: only a process that applies needs it
 

@@ -15,7 +15,6 @@ from ..errors import OcirtError
 from . import freezer
 from .cgroup import FsCgroup, place
 from .layout import Layout
-from .resources import Resources
 
 
 class V2Cgroup(FsCgroup):
@@ -60,6 +59,8 @@ class V2Cgroup(FsCgroup):
 
     def apply(self, resources, kernel=None) -> None:
         """The files, then the device rules as an eBPF program attached with `kernel`."""
+        from .resources import Resources  # on apply only (state, start, kill, delete need none)
+
         r = resources if isinstance(resources, Resources) else Resources.parse(resources)
         if r.devices is not None and kernel is None:
             raise OcirtError("cannot set the device rules of a cgroup v2: no kernel given")
