@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 
 from . import criu, jsonio
 from .errors import OcirtError
+from .mapping import is_bind
 from .record import field, record
-from .state import ContainerState, StateDir, Status, proc_start_time
+from .state import StateDir, Status, proc_start_time
 
 DESCRIPTORS = "descriptors.json"
 CLONE_NEWNET = 0x40000000
@@ -107,10 +107,6 @@ def empty_ns_flags(names: list) -> int:
             raise OcirtError(f"namespace {name!r} is not supported by --empty-ns (only network)")
         flags |= CLONE_NEWNET
     return flags
-
-
-def _is_bind(m: dict) -> bool:
-    return m.get("type") == "bind" or any(x in ("bind", "rbind") for x in m.get("options") or [])
 
 
 def _ns_path(config: dict, kind: str) -> str:
@@ -267,7 +263,7 @@ def _need_lazy_pages(criu_path: str) -> None:
 def _dump_mounts(config: dict, pid: int) -> list:
     ext = []
     for m in config.get("mounts") or []:
-        if _is_bind(m) and m.get("destination"):
+        if is_bind(m) and m.get("destination"):
             ext.append({"key": m["destination"], "val": m["destination"]})
     for path in (config.get("linux") or {}).get("maskedPaths") or []:
         try:
@@ -299,9 +295,9 @@ def _write_json(path: str, value) -> None:
 
 def _after_dump(c) -> None:
     """CRIU killed the processes: wait for them to be gone, then delete the container."""
-    deadline = time.monotonic() + 10
-    while proc_start_time(c.state.pid) == c.state.pid_start and time.monotonic() < deadline:
-        time.sleep(0.01)
+    from .children import wait_gone
+
+    wait_gone(c.state.pid, c.state.pid_start)
     try:
         c.cgroup().wait_empty()
     except (OSError, OcirtError):
@@ -354,17 +350,9 @@ def restore(root: str, container_id: str, o: CriuOptions, kernel, warn=None) -> 
             systemd=o.systemd_cgroup,
             annotations=config.get("annotations"),
         )
-        state = ContainerState(
-            id=container_id,
-            bundle=bundle,
-            rootfs=rootfs,
-            created=_now(),
-            annotations=config.get("annotations") or {},
-            hooks={n: v for n, v in (config.get("hooks") or {}).items() if n in ("poststart", "poststop")},
-            systemd_cgroup=o.systemd_cgroup,
-            seccomp=linux.get("seccomp"),
-            memory_policy=linux.get("memoryPolicy"),
-        )
+        from .create import new_state, rfc3339
+
+        state = new_state(container_id, bundle, rootfs, config, o.systemd_cgroup)
         state.cgroup = {**cg.to_dict(), "created": [d for d in cg.dirs() if not os.path.isdir(d)]}
         sd.save(state)
         cg.create()
@@ -460,10 +448,12 @@ def restore(root: str, container_id: str, o: CriuOptions, kernel, warn=None) -> 
             raise OcirtError(f"restore failed: CRIU named no restored process; log file: {log_path}")
         state.pid = pid
         state.pid_start = proc_start_time(pid) or 0
-        state.created = _now()
+        state.created = rfc3339()
         sd.save(state)
         if o.pid_file:
-            _write_pid_file(o.pid_file, pid)
+            from .children import write_pid_file
+
+            write_pid_file(o.pid_file, pid)
     except BaseException:
         _run_all(reversed(cleanups))
         _run_all(reversed(undo))
@@ -528,7 +518,7 @@ def _read_descriptors(image_path: str) -> list:
 def _restore_mounts(config: dict, bundle: str) -> list:
     ext = []
     for m in config.get("mounts") or []:
-        if _is_bind(m) and m.get("destination"):
+        if is_bind(m) and m.get("destination"):
             ext.append({"key": m["destination"], "val": os.path.join(bundle, m.get("source", ""))})
     if (config.get("linux") or {}).get("maskedPaths"):
         ext.append({"key": "/dev/null", "val": "/dev/null"})
@@ -552,7 +542,7 @@ def _make_mountpoints(config: dict, rootfs: str, bundle: str) -> None:
             continue  # a symlink out of the rootfs: not ours to make
         if os.path.lexists(target):
             continue
-        file_bind = _is_bind(m) and not os.path.isdir(os.path.join(bundle, m.get("source", "")))
+        file_bind = is_bind(m) and not os.path.isdir(os.path.join(bundle, m.get("source", "")))
         try:
             if file_bind:
                 os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
@@ -578,27 +568,6 @@ def _cgroup_roots(pid: int) -> list:
 
 
 def _send_console(path: str, master: int) -> None:
-    import socket
-    import struct
-
     from . import console
 
-    fd = console.connect(path)
-    sock = socket.socket(fileno=fd)
-    try:
-        sock.sendmsg([b"/dev/ptmx"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", master))])
-    finally:
-        sock.close()
-
-
-def _write_pid_file(path: str, pid: int) -> None:
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
-
-
-def _now() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+    console.send_master(console.connect(path), master)

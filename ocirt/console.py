@@ -52,12 +52,7 @@ def setup(socket_fd: int, size: dict | None, owner: int | None = None) -> None:
             fcntl.ioctl(
                 slave, TIOCSWINSZ, struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0)
             )
-        sock = _socket.socket(fileno=socket_fd)
-        try:
-            rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", master))]
-            sock.sendmsg([b"/dev/ptmx"], rights)
-        finally:
-            sock.close()
+        send_master(socket_fd, master)
     finally:
         os.close(master)
     os.setsid()
@@ -66,6 +61,17 @@ def setup(socket_fd: int, size: dict | None, owner: int | None = None) -> None:
         os.dup2(slave, fd)
     if slave > 2:
         os.close(slave)
+
+
+def send_master(socket_fd: int, master: int) -> None:
+    """The pty master over a connected --console-socket (SCM_RIGHTS, runc's "/dev/ptmx" name);
+    the socket is closed."""
+    sock = _socket.socket(fileno=socket_fd)
+    try:
+        rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", master))]
+        sock.sendmsg([b"/dev/ptmx"], rights)
+    finally:
+        sock.close()
 
 
 def host_terminal() -> int | None:

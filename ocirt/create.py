@@ -46,7 +46,7 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
     undo.push(sd.remove)
     state = None
     try:
-        state = new_state(opts, bundle, config, checked)
+        state = new_state(opts.id, bundle, checked.rootfs, config, opts.systemd_cgroup)
         layout, cg = fx.cgroup(opts, checked.linux, config)
         cg = make_cgroup(opts, checked.linux, sd, state, cg, kernel, fx, undo)
         if opts.debug:
@@ -113,16 +113,19 @@ class Undo:
                 pass
 
 
-def new_state(opts: CreateOptions, bundle: str, config: dict, checked) -> ContainerState:
-    linux = checked.linux
+def new_state(
+    container_id: str, bundle: str, rootfs: str, config: dict, systemd_cgroup: bool
+) -> ContainerState:
+    """A new container's state.json record (create; restore, which makes its container anew)."""
+    linux = config.get("linux") or {}
     return ContainerState(
-        id=opts.id,
+        id=container_id,
         bundle=bundle,
-        rootfs=checked.rootfs,
-        created=_rfc3339(),
+        rootfs=rootfs,
+        created=rfc3339(),
         annotations=config.get("annotations") or {},
         hooks={n: v for n, v in (config.get("hooks") or {}).items() if n in ("poststart", "poststop")},
-        systemd_cgroup=opts.systemd_cgroup,
+        systemd_cgroup=systemd_cgroup,
         seccomp=linux.get("seccomp"),
         memory_policy=linux.get("memoryPolicy"),
     )
@@ -357,6 +360,6 @@ def _rootless_without_cgroup(opts: CreateOptions, linux: dict, cg, error: OcirtE
     return cgroups.no_cgroup(cg.layout)  # state.json records no cgroup: `ps`, `pause` say so
 
 
-def _rfc3339() -> str:
+def rfc3339() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"

@@ -83,13 +83,17 @@ def resources_with_default_devices(linux: dict) -> dict:
     return resources
 
 
+def is_bind(m: dict) -> bool:
+    """A bind mount, by type or by option (runc takes either)."""
+    return m.get("type") == "bind" or any(o in ("bind", "rbind") for o in m.get("options") or [])
+
+
 def with_bundle_sources(bundle: str, mounts: list[dict]) -> list[dict]:
     """A relative bind source is relative to the bundle (as runc reads it)."""
     out = []
     for m in mounts:
         source = m.get("source")
-        is_bind = m.get("type") == "bind" or any(o in ("bind", "rbind") for o in m.get("options") or [])
-        if source and is_bind and not source.startswith("/"):
+        if source and is_bind(m) and not source.startswith("/"):
             m = {**m, "source": os.path.join(bundle, source)}
         out.append(m)
     return out
