@@ -327,19 +327,7 @@ class Rootfs:
             if opts.is_bind:
                 extra = opts.flags & ~(k.MS_BIND | k.MS_REC)
                 if extra & ~k.MS_REMOUNT:
-                    self._at(
-                        dest,
-                        lambda t: self.k.mount(
-                            None,
-                            t,
-                            None,
-                            k.MS_BIND
-                            | k.MS_REMOUNT
-                            | extra
-                            | (self._locked_flags(t) if self.spec.in_userns else 0),
-                            None,
-                        ),
-                    )
+                    self._remount_bind(dest, extra)
             for prop in opts.propagation:
                 self._at(dest, lambda t, prop=prop: self.k.mount(None, t, None, prop, None))
             if opts.recursive_set or opts.recursive_clear:
@@ -459,20 +447,7 @@ class Rootfs:
                     if e.errno not in (errno.EPERM, errno.EBUSY) or not whole:
                         raise
                     self._at(dest, lambda t: self.k.mount(whole[0], t, None, k.MS_BIND | k.MS_REC, None))
-                    self._at(
-                        dest,
-                        lambda t: self.k.mount(
-                            None,
-                            t,
-                            None,
-                            k.MS_BIND
-                            | k.MS_REMOUNT
-                            | base
-                            | ro
-                            | (self._locked_flags(t) if self.spec.in_userns else 0),
-                            None,
-                        ),
-                    )
+                    self._remount_bind(dest, base | ro)
                 return
             self._at(dest, lambda t: self.k.mount("tmpfs", t, "tmpfs", base, "mode=755"))
             for host_dir, name in self.spec.cgroup_binds:
@@ -613,6 +588,20 @@ class Rootfs:
             None,
             k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_REC | self._locked_flags(path),
             None,
+        )
+
+    def _remount_bind(self, dest: str, flags: int) -> None:
+        """Remount the bind at `dest` with `flags`; in a user namespace with the flags the kernel
+        locked on it too (it refuses a remount that would clear them)."""
+        self._at(
+            dest,
+            lambda t: self.k.mount(
+                None,
+                t,
+                None,
+                k.MS_BIND | k.MS_REMOUNT | flags | (self._locked_flags(t) if self.spec.in_userns else 0),
+                None,
+            ),
         )
 
     def _locked_flags(self, path: str) -> int:
