@@ -81,14 +81,18 @@ def bounding(status: str = "/proc/self/status") -> int:
     return -1
 
 
-def unknown(caps: dict | None, allowed: int | None = None) -> list[str]:
+def unknown(caps: dict | None, allowed: int | None = None, last: int | None = None) -> list[str]:
     """A warning per capability name that cannot be mapped to the kernel, and per capability
     outside `allowed` (the runtime's bounding set), which the container cannot get: config.md
-    says a runtime SHOULD NOT fail for either; both are left out of the sets."""
+    says a runtime SHOULD NOT fail for either; both are left out of the sets. `allowed` and
+    `last` (cap_last_cap) are read here when the caller has not read them already."""
+    if not caps:
+        return []
     if allowed is None:
-        allowed = bounding() if caps else -1
+        allowed = bounding()
     out = []
-    last = last_cap()  # once, not once per name (a procfs read each)
+    if last is None:
+        last = last_cap()
     withheld: dict[str, list[str]] = {}
     for s in SETS:
         for i, name in enumerate((caps or {}).get(s) or []):

@@ -75,7 +75,7 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
     from . import capabilities
 
     last_cap = capabilities.last_cap()
-    for warning in capabilities.unknown(proc.capabilities):
+    for warning in capabilities.unknown(proc.capabilities, proc.cap_allowed, last_cap):
         opts.warn(warning)
     for warning in deprecated(linux):
         opts.warn(warning)

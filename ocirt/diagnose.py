@@ -139,7 +139,7 @@ def host_checks(config: dict, bundle: str, report: Report) -> None:
         spec = report.attempt(process.ProcessSpec.from_config, proc_cfg)
         if spec is not None:
             report.attempt(spec.check)
-            for warning in capabilities.unknown(spec.capabilities):
+            for warning in capabilities.unknown(spec.capabilities, spec.cap_allowed):
                 pointer, _, message = warning.partition(": ")
                 report.warning(pointer, message)
         if proc_cfg.get("terminal"):
