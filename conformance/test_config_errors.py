@@ -209,7 +209,7 @@ def params():
         yield pytest.param(mutate, pointer, id=cid, marks=marks)
 
 
-@pytest.mark.parametrize("mutate,pointer", params())
+@pytest.mark.parametrize("mutate,pointer", list(params()))
 def test_invalid_config(rt, make_bundle, mutate, pointer):
     b = make_bundle(["true"], tmp=False, mutate=mutate)
     assert_failed_cleanly(rt, b, rt.create(b.id, b), pointer)
