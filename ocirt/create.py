@@ -25,6 +25,10 @@ from .protocol import Channel, HooksReady, InitPid, Proceed, Ready, SeccompFd, U
 from .record import field, record
 from .state import ContainerState, StateDir, Status, proc_start_time
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .attach_window import Window
+
 
 def create(
     opts: CreateOptions, kernel: k.Kernel, fx: HostEffects | None = None
@@ -284,6 +288,9 @@ class HostEffects:
 
     layout = None  # the host's cgroup layout, once cgroup() has read it
 
+    def __init__(self, window: Window | None = None):
+        self.window = window  # ocirt/attach_window.py: joined before any cgroup is made
+
     def state_dir(self, root: str, container_id: str) -> StateDir:
         return StateDir(root, container_id)
 
@@ -292,6 +299,8 @@ class HostEffects:
         from . import cgroups
 
         layout = self.layout = cgroups.detect()
+        if self.window is not None:
+            self.window.wait()
         cg = cgroups.manager_for(
             layout,
             linux.get("cgroupsPath"),

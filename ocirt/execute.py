@@ -25,10 +25,12 @@ def exec_process(
     console_size: dict | None = None,
     cgroup=None,
     ignore_paused: bool = False,
+    window=None,
 ) -> int:
     """Start `proc` inside the container; returns its pid once it is about to exec. `cgroup`:
     a sub-cgroup of the container's (exec --cgroup) to put it in; `ignore_paused`: a paused
-    container is entered too (the process waits frozen for `resume`)."""
+    container is entered too (the process waits frozen for `resume`); `window`: an
+    ocirt/attach_window.py warm-up, joined before the fork."""
     status = c.status()
     if not (ignore_paused and status is Status.PAUSED):
         status.check("exec")
@@ -70,6 +72,8 @@ def exec_process(
         parent_ch, child_ch = Channel.pair()
         if subreaper:
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
+        if window is not None:
+            window.wait()
         stage1_pid = fork_with_affinity(kernel, proc, kernel.fork)
         if stage1_pid == 0:
             try:  # a forked child never returns into the runtime's code

@@ -1,6 +1,11 @@
-from ..checks import CreateOptions
+from __future__ import annotations
+
+from .. import attach_window
 from ..cli import Opt, int_option, need_id, rootless_mode
-from ..create import create
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..checks import CreateOptions
 
 USAGE = "create [command options] <container-id>"
 OPTIONS = (
@@ -14,6 +19,8 @@ OPTIONS = (
 
 
 def options_from(g, o, container_id: str, **extra) -> CreateOptions:
+    from ..checks import CreateOptions
+
     return CreateOptions(
         id=container_id,
         bundle=o["bundle"],
@@ -35,8 +42,11 @@ def main(g, o, args) -> int:
     from ..errors import OcirtError
 
     container_id = need_id(args, "create")
+    window = attach_window.start()  # before create's imports: see ocirt/attach_window.py
+    from ..create import HostEffects, create
+
     try:
-        sd, state = create(options_from(g, o, container_id), g.kernel())
+        sd, state = create(options_from(g, o, container_id), g.kernel(), HostEffects(window))
     except OcirtError as e:
         e.message = f"ocirt create failed: {e.message}"
         raise

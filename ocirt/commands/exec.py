@@ -1,13 +1,14 @@
-import os
-import signal
+from __future__ import annotations
 
-from .. import console
+import os
+
+from .. import attach_window
 from ..cli import Opt, UsageError, int_option, need_id
-from ..container import OpenContainer, wait_init
 from ..errors import OcirtError
-from ..execspec import NO_COMMAND, ExecOptions, parse_user, process_config, process_spec
-from ..execute import exec_process
-from ..state import Status
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..execspec import ExecOptions
 
 USAGE = "exec [command options] <container-id> <command> [command options]  || -p process.json <container-id>"
 STOP_AT_ARGS = True
@@ -36,6 +37,8 @@ EXEC_FAILED = 255  # runc's status for exec's own failures; 1 is the process's
 
 def exec_options(o: dict, args: list) -> ExecOptions:
     """The flags as ExecOptions (ocirt/execspec.py); what is wrong in them, a usage error."""
+    from ..execspec import NO_COMMAND, ExecOptions, parse_user
+
     if not o["process"] and not args:
         raise UsageError(NO_COMMAND)
     uid = gid = None
@@ -72,8 +75,9 @@ def exec_options(o: dict, args: list) -> ExecOptions:
 
 def main(g, o, args) -> int:
     container_id = need_id(args, "exec")
+    window = attach_window.start()  # before exec's imports: see ocirt/attach_window.py
     try:
-        return run_exec(g, o, args, container_id)
+        return run_exec(g, o, args, container_id, window)
     except OcirtError as e:
         e.message = f"exec failed: {e.message}"
         e.exit_code = EXEC_FAILED
@@ -85,7 +89,15 @@ def main(g, o, args) -> int:
         raise error from None
 
 
-def run_exec(g, o, args, container_id: str) -> int:
+def run_exec(g, o, args, container_id: str, window: attach_window.Window | None = None) -> int:
+    import signal
+
+    from .. import console
+    from ..container import OpenContainer, wait_init
+    from ..execspec import process_config, process_spec
+    from ..execute import exec_process
+    from ..state import Status
+
     debug = g.log.debugger
     listener = socket_path = host = master = None
     try:
@@ -127,6 +139,7 @@ def run_exec(g, o, args, container_id: str) -> int:
                 console_size=proc.get("consoleSize"),
                 cgroup=sub,
                 ignore_paused=opts.ignore_paused,
+                window=window,
             )
         if debug:
             debug(f"exec: process started, pid {pid}")

@@ -1,9 +1,8 @@
 import _signal  # not signal: it imports enum (run is on the benchmark's hot path)
 import os
 
+from .. import attach_window
 from ..cli import Opt, need_id
-from ..container import OpenContainer, start_created, wait_init
-from ..create import HostEffects, create
 from . import create as create_cmd
 
 USAGE = "run [command options] <container-id>"
@@ -32,9 +31,13 @@ def main(g, o, args) -> int:
     from ..errors import OcirtError
 
     container_id = need_id(args, "run")
+    window = attach_window.start()  # before create's imports: see ocirt/attach_window.py
+    from ..container import OpenContainer, start_created, wait_init
+    from ..create import HostEffects, create
+
     detach = o["detach"]
     listener = host = None
-    fx = HostEffects()  # create's; its cgroup layout serves start and delete too
+    fx = HostEffects(window)  # create's; its cgroup layout serves start and delete too
     if not detach and not o["console_socket"] and _wants_terminal(o["bundle"]):
         from .. import console
 
