@@ -73,10 +73,9 @@ class OpenContainer:
 
     def status(self) -> Status:
         def frozen():
-            try:
-                return self.cgroup().frozen()
-            except OSError:
-                return False
+            from .cgroups.freezer import saved_frozen  # not the manager: state.json says where
+
+            return saved_frozen(self.state.cgroup)
 
         return self.sd.status(self.state, frozen)
 

@@ -12,23 +12,38 @@ the hot path of create. `update`'s merging and parsing live in cgroups/update.py
 use).
 """
 
-from .factory import current, manager_for, manager_from_state, no_cgroup
-from .layout import Layout, detect, parse_mountinfo, parse_proc_cgroup
-from .manager import Manager
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from .factory import current, manager_for, manager_from_state, no_cgroup
+    from .layout import Layout, detect, parse_mountinfo, parse_proc_cgroup
+    from .manager import Manager
     from .resources import DeviceRule, Resources
+
+# name -> the module that has it, imported on first use: a command that only reads or signals a
+# container (state, start, kill) asks cgroups/freezer.py about a saved cgroup and never needs the
+# managers, the layout detection or the resources model.
+_WHERE = {
+    "current": "factory",
+    "manager_for": "factory",
+    "manager_from_state": "factory",
+    "no_cgroup": "factory",
+    "Layout": "layout",
+    "detect": "layout",
+    "parse_mountinfo": "layout",
+    "parse_proc_cgroup": "layout",
+    "Manager": "manager",
+    "Resources": "resources",
+    "DeviceRule": "resources",
+}
 
 
 def __getattr__(name: str):
-    """Resources and DeviceRule, imported on first use: the commands that only read or signal
-    a container never need them."""
-    if name in ("Resources", "DeviceRule"):
-        from . import resources
-
-        return getattr(resources, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(__import__(f"{__name__}.{where}", fromlist=["_"]), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [

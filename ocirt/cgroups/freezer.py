@@ -86,6 +86,18 @@ def frozen(fs: CgroupFS, d: str | None, v2: bool) -> bool:
         return False
 
 
+def saved_frozen(saved: dict | None) -> bool:
+    """frozen() of the manager that `saved` (its to_dict(), in state.json) describes, without
+    making the manager: the v1 freezer where there is one, else the v2 directory (as every
+    manager picks it). For the commands that only need the status (state, start, kill)."""
+    if not saved or not saved.get("kind"):
+        return False  # no cgroup: nothing to freeze
+    paths = saved.get("paths") or {}
+    if "freezer" in paths:
+        return frozen(CgroupFS(), paths["freezer"], False)
+    return frozen(CgroupFS(), saved.get("unified"), True)
+
+
 def effectively_frozen(fs: CgroupFS, d: str | None, v2: bool) -> bool:
     """True if processes put in the cgroup would not run: frozen itself or by an ancestor
     (v1 freezer.state says FROZEN or FREEZING for both; v2 cgroup.events says frozen)."""
