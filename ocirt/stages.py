@@ -29,11 +29,12 @@ from .protocol import (
     UserNsReady,
 )
 from .record import field, record
-from .rootfs import Rootfs, RootfsSpec, sysctl
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from .rootfs import RootfsSpec
 
 
 @record
@@ -253,6 +254,8 @@ def init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
 def setup_init(kernel: k.Kernel, spec: InitSpec, fx: InitEffects):
     """The init's whole setup, up to (not including) the wait on exec.fifo and the exec; shared
     with `ocirt plan`. Returns the resolved executable, its environment and the hook state."""
+    from .rootfs import Rootfs, sysctl  # here, not at the top: exec's children never need it
+
     if spec.hooks.get("createContainer") or spec.hooks.get("startContainer"):
         # loaded now, with hooks only: once the root is pivoted, ocirt's files are out of reach
         from . import hooks  # noqa: F401
@@ -308,6 +311,8 @@ def enter_rootfs_without_mount_ns(kernel: k.Kernel, spec: InitSpec, fx: InitEffe
     as runc does then. The sysctls are written before, through the runtime's /proc (the rootfs
     has none mounted), and so is the exec.fifo reopened later: through a /proc/self/fd opened
     now, closed at exec."""
+    from .rootfs import sysctl
+
     hook_state = fx.runtime_hooks(spec)
     sysctl(kernel, spec.sysctl)
     spec.fd_dir = kernel.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)

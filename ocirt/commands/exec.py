@@ -90,7 +90,7 @@ def main(g, o, args) -> int:
 
 
 def run_exec(g, o, args, container_id: str, window: attach_window.Window | None = None) -> int:
-    import signal
+    import _signal as signal  # the C module: no enum import
 
     from .. import console
     from ..container import OpenContainer, wait_init
