@@ -15,6 +15,10 @@ from .errors import OcirtError
 from .log import Logger
 from .record import record
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .attach_window import Window
+
 # name -> one-line help; the module ocirt.commands.<name> implements it
 COMMANDS = {
     "create": "create a container",
@@ -89,6 +93,7 @@ class Globals:
     debug: bool = False
     rootless: str = "auto"  # --rootless as given: rootless_mode() decides where it matters
     criu: str = "criu"  # --criu: the criu binary checkpoint and restore run
+    window: Window | None = None  # an attach_window.Window the launcher started, for create/run/exec
 
     def kernel(self):
         from .kernel.linux import LinuxKernel
@@ -185,7 +190,9 @@ def _opt_line(o: Opt) -> str:
     return f"   {flags:<28} {o.help}{default}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, window: Window | None = None) -> int:
+    """`window`: ocirt/attach_window.py's warm-up, when the launcher (bin/ocirt) started one
+    before importing this module; create, run and exec start their own otherwise."""
     argv = sys.argv[1:] if argv is None else argv
     log = Logger()
     try:
@@ -221,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             debug=g_values["debug"],
             rootless=g_values["rootless"],
             criu=g_values["criu"],
+            window=window,
         )
         log.debug(f"ocirt {__version__}: {name} {' '.join(rest[1:])}, root {g.root}")
         return module.main(g, values, args) or 0

@@ -75,7 +75,7 @@ def exec_options(o: dict, args: list) -> ExecOptions:
 
 def main(g, o, args) -> int:
     container_id = need_id(args, "exec")
-    window = attach_window.start()  # before exec's imports: see ocirt/attach_window.py
+    window = g.window or attach_window.start()  # before the imports: ocirt/attach_window.py
     try:
         return run_exec(g, o, args, container_id, window)
     except OcirtError as e:
