@@ -245,3 +245,31 @@ def test_container_without_a_cgroup(tmp_path):
         with pytest.raises(OcirtError, match=f"^{NO_CGROUP}$"):
             op()
     assert sd.load().cgroup == {} and warned == []
+
+
+# -- saved_frozen: the status commands read the freezer from state.json's record --------------
+
+
+def test_saved_frozen_reads_the_v1_freezer_then_the_v2_directory(tmp_path):
+    from ocirt.cgroups.freezer import saved_frozen
+
+    v1, v2 = tmp_path / "freezer", tmp_path / "unified"
+    v1.mkdir()
+    v2.mkdir()
+    (v1 / "freezer.self_freezing").write_text("1\n")
+    (v2 / "cgroup.freeze").write_text("0\n")
+    hybrid = {"kind": "hybrid", "paths": {"freezer": str(v1)}, "unified": str(v2)}
+    assert saved_frozen(hybrid) is True
+    (v1 / "freezer.self_freezing").write_text("0\n")
+    assert saved_frozen(hybrid) is False
+    (v2 / "cgroup.freeze").write_text("1\n")
+    assert saved_frozen({"kind": "v2", "paths": {}, "unified": str(v2)}) is True
+    assert saved_frozen({"kind": "hybrid", "paths": {}, "unified": str(v2)}) is True  # no v1 freezer
+
+
+def test_saved_frozen_without_a_cgroup_or_its_files(tmp_path):
+    from ocirt.cgroups.freezer import saved_frozen
+
+    assert saved_frozen(None) is False
+    assert saved_frozen({}) is False
+    assert saved_frozen({"kind": "v2", "unified": str(tmp_path / "gone")}) is False
