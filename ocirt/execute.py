@@ -69,6 +69,7 @@ def exec_process(
             from . import console
 
             console_fd = spec.console_fd = console.connect(console_socket)
+        target = cgroup if cgroup is not None else c.cgroup()  # made before the attach window closes
         parent_ch, child_ch = Channel.pair()
         if subreaper:
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
@@ -84,7 +85,7 @@ def exec_process(
         child_ch.close()
         pid = 0
         try:
-            (cgroup if cgroup is not None else c.cgroup()).add_pid(stage1_pid)
+            target.add_pid(stage1_pid)
             parent_ch.send(Proceed())
             pid = parent_ch.expect(InitPid, "the process was started").pid
             kernel.waitpid(stage1_pid)
