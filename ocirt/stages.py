@@ -15,8 +15,8 @@ import stat
 import struct
 import sys
 
-from . import console, lsm, namespaces, process
 from . import kernel as k
+from . import lsm, namespaces, process
 from .errors import ConfigError, OcirtError
 from .protocol import (
     Channel,
@@ -151,6 +151,8 @@ class InitEffects:
 
     def console(self, spec: InitSpec) -> None:
         if spec.console_fd is not None:
+            from . import console  # loaded by setup_init, before the root was pivoted
+
             console.setup(spec.console_fd, spec.console_size, spec.proc.uid)
 
     def own_session(self) -> None:
@@ -259,6 +261,8 @@ def setup_init(kernel: k.Kernel, spec: InitSpec, fx: InitEffects):
     if spec.hooks.get("createContainer") or spec.hooks.get("startContainer"):
         # loaded now, with hooks only: once the root is pivoted, ocirt's files are out of reach
         from . import hooks  # noqa: F401
+    if spec.console_fd is not None:
+        from . import console  # noqa: F401 - the same, for a terminal
     kernel.umask(0)  # devices and mount points get exactly the modes asked for
     if spec.keyring:
         try:  # the container must not share the caller's session keyring
@@ -475,6 +479,8 @@ class ExecSpec:
 def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel) -> None:
     code = 1
     try:
+        if spec.console_fd is not None:
+            from . import console  # before the mount namespace is joined
         keep = {ch.fileno(), *(fd for fd, _ in spec.ns_fds)}
         if spec.console_fd is not None:
             keep.add(spec.console_fd)
