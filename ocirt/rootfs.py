@@ -287,16 +287,16 @@ class Rootfs:
                 if fallback is None
                 else self._source_is_dir(source, where, fallback)
             )
-        self.k.close(self.ensure(dest, directory=directory, pointer=f"{where}/destination"))
+        # the mount point as ensure() opened it: the first mount goes there (no second lookup)
+        target = self.ensure(dest, directory=directory, pointer=f"{where}/destination")
         data = ",".join(opts.data) or None
         try:
             if tree is not None:  # idmapped: the parent's detached tree, moved onto the mount point
                 self._move_tree(tree, dest, where, source)
             elif opts.is_bind:
                 try:
-                    self._at(
-                        dest,
-                        lambda t: self.k.mount(source, t, None, opts.flags & (k.MS_BIND | k.MS_REC), None),
+                    self.k.mount(
+                        source, self.k.fd_path(target), None, opts.flags & (k.MS_BIND | k.MS_REC), None
                     )
                 except OSError as e:  # only where the user namespace may not look the source up
                     if fallback is None or e.errno != errno.EACCES:
@@ -314,7 +314,7 @@ class Rootfs:
                     # opened before the tmpfs goes on top: this fd still reaches the old contents
                     covered = self.k.open_in_root(self.root_fd, dest, os.O_RDONLY | os.O_DIRECTORY)
                 try:
-                    self._at(dest, lambda t: self.k.mount(source, t, mtype or None, flags, data))
+                    self.k.mount(source, self.k.fd_path(target), mtype or None, flags, data)
                     if late:
                         self.late_readonly.append(
                             (self.k.open_in_root(self.root_fd, dest, os.O_PATH), opts.flags, mtype == "tmpfs")
@@ -334,6 +334,8 @@ class Rootfs:
                 self._at(dest, lambda t: self.k.mount_setattr(t, opts.recursive_set, opts.recursive_clear))
         except OSError as e:
             raise OcirtError(f"{where}: mount {source} to {dest} ({mtype or 'bind'})", e.errno) from None
+        finally:
+            self.k.close(target)
 
     def _copy_up(self, covered: int, dest: str) -> None:
         fresh = self.k.open_in_root(self.root_fd, dest, os.O_RDONLY | os.O_DIRECTORY)
@@ -452,8 +454,11 @@ class Rootfs:
             self._at(dest, lambda t: self.k.mount("tmpfs", t, "tmpfs", base, "mode=755"))
             for host_dir, name in self.spec.cgroup_binds:
                 sub = os.path.join(dest, name)
-                self.k.close(self.ensure(sub, directory=True, pointer=f"{where}/destination"))
-                self._at(sub, lambda t, src=host_dir: self.k.mount(src, t, None, k.MS_BIND | k.MS_REC, None))
+                point = self.ensure(sub, directory=True, pointer=f"{where}/destination")
+                try:
+                    self.k.mount(host_dir, self.k.fd_path(point), None, k.MS_BIND | k.MS_REC, None)
+                finally:
+                    self.k.close(point)
                 self._at(
                     sub, lambda t: self.k.mount(None, t, None, k.MS_BIND | k.MS_REMOUNT | base | ro, None)
                 )
