@@ -6,18 +6,22 @@ grace period: 5-10 ms on a small VM, the single largest wait in `create`. Writer
 within about one grace period are cheap (0.1 ms). So create and exec start here, before their
 imports and config checks: a thread writes this process's own pid into the cgroup it is already
 in (a move to where it is, which changes nothing), and pays the grace period while the main
-thread goes on. Their own moves (stage 1 into the container's cgroup, in every hierarchy) then
-land inside the window.
+thread goes on; it moves itself again every few milliseconds, which keeps the window open, until
+the caller's own moves (stage 1 into the container's cgroup, in every hierarchy) are done and it
+calls `close()`: on a loaded machine the caller may otherwise arrive after the window closed.
+The caller forks while the thread lives (the child has no thread; the thread shares no lock with
+it), and its cgroup mkdirs simply wait in the kernel while the first move holds cgroup_mutex.
 
-Only an optimisation: any failure (no cgroupfs, no permission, an unknown layout) is ignored.
-`wait()` must be called before the caller forks, and before it makes cgroup directories (which
-would wait for the same lock anyway). Stdlib only, and cheap to import: it runs before the rest.
+Only an optimisation: any failure (no cgroupfs, no permission, an unknown layout) is ignored,
+and the thread ends by itself half a second after it started. Stdlib only, and cheap to import:
+it runs before the rest.
 """
 
 from __future__ import annotations
 
 import _thread
 import os
+import time
 
 
 def own_procs_file(proc_cgroup: str) -> str | None:
@@ -43,47 +47,61 @@ def own_procs_file(proc_cgroup: str) -> str | None:
     return None
 
 
-def _rewrite_own_pid(done) -> None:
+def _keep_open(first, stop, keep: float, every: float) -> None:
     try:
         with open("/proc/self/cgroup", "rb") as f:
             procs = own_procs_file(f.read().decode("utf-8", "replace"))
         pid = str(os.getpid()).encode()
-        if procs is not None:
-            with open(procs, "rb") as f:
-                here = pid in f.read().split()
-            if here:  # only ever a move to where this process already is
-                fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
-                try:
-                    os.write(fd, pid)
-                finally:
-                    os.close(fd)
+        if procs is None:
+            return
+        with open(procs, "rb") as f:
+            if pid not in f.read().split():
+                return  # only ever a move to where this process already is
+        fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, pid)  # the one that waits for the grace period
+            first.release()
+            deadline = time.monotonic() + keep
+            # the window stays open about one grace period after the last move: moved again
+            # now and then until the caller has made its own moves (or gave up on them)
+            while not stop.acquire(True, every) and time.monotonic() < deadline:
+                os.write(fd, pid)
+        finally:
+            os.close(fd)
     except OSError:
         pass
     finally:
-        done.release()
+        if first.locked():
+            first.release()
 
 
 class Window:
-    """The warm-up thread; `wait()` joins it (at once when it never started)."""
+    """The warm-up thread. `close()` once the caller's own moves are done (the thread ends by
+    itself after `keep` seconds anyway); `wait_open()` waits for the first move."""
 
     def __init__(self) -> None:
-        self._done: _thread.LockType | None = None
+        self._first: _thread.LockType | None = None
+        self._stop: _thread.LockType | None = None
 
-    def start(self) -> Window:
-        done = _thread.allocate_lock()
-        done.acquire()
+    def start(self, keep: float = 0.5, every: float = 0.002) -> Window:
+        first, stop = _thread.allocate_lock(), _thread.allocate_lock()
+        first.acquire()
+        stop.acquire()
         try:
-            _thread.start_new_thread(_rewrite_own_pid, (done,))
-        except RuntimeError:  # no thread to be had: nothing to wait for
+            _thread.start_new_thread(_keep_open, (first, stop, keep, every))
+        except RuntimeError:  # no thread to be had: nothing to open
             return self
-        self._done = done
+        self._first, self._stop = first, stop
         return self
 
-    def wait(self) -> None:
-        if self._done is not None:
-            self._done.acquire()
-            self._done.release()
-            self._done = None
+    def wait_open(self) -> None:
+        if self._first is not None:
+            self._first.acquire()
+            self._first.release()
+
+    def close(self) -> None:
+        if self._stop is not None and self._stop.locked():
+            self._stop.release()
 
 
 def start() -> Window:

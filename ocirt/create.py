@@ -202,7 +202,10 @@ def run_children(
     child_ch.close()
     parent.stage1_pid = stage1_pid
     try:
-        cg.add_pid(stage1_pid)
+        try:
+            cg.add_pid(stage1_pid)
+        finally:
+            fx.attached()
         init_pid = fx.drive(parent_ch, spec, parent)
         # Stage 1 exits once it has sent the init's pid; it is reaped only now, so that the
         # init's setup runs while it exits instead of after (nothing in the init depends on
@@ -287,9 +290,10 @@ class HostEffects:
     instead (PlanEffects)."""
 
     layout = None  # the host's cgroup layout, once cgroup() has read it
+    window: Window | None = None
 
     def __init__(self, window: Window | None = None):
-        self.window = window  # ocirt/attach_window.py: joined before any cgroup is made
+        self.window = window  # ocirt/attach_window.py: closed once stage 1 is in the cgroup
 
     def state_dir(self, root: str, container_id: str) -> StateDir:
         return StateDir(root, container_id)
@@ -299,8 +303,6 @@ class HostEffects:
         from . import cgroups
 
         layout = self.layout = cgroups.detect()
-        if self.window is not None:
-            self.window.wait()
         cg = cgroups.manager_for(
             layout,
             linux.get("cgroupsPath"),
@@ -312,6 +314,11 @@ class HostEffects:
 
     def apply(self, cg, resources: dict, kernel: k.Kernel) -> None:
         cg.apply(resources, kernel)
+
+    def attached(self) -> None:
+        """Stage 1 was moved into the cgroup (or failed to be): the attach window may close."""
+        if self.window is not None:
+            self.window.close()
 
     def connect_console(self, socket_path: str) -> int:
         from . import console

@@ -30,7 +30,7 @@ def exec_process(
     """Start `proc` inside the container; returns its pid once it is about to exec. `cgroup`:
     a sub-cgroup of the container's (exec --cgroup) to put it in; `ignore_paused`: a paused
     container is entered too (the process waits frozen for `resume`); `window`: an
-    ocirt/attach_window.py warm-up, joined before the fork."""
+    ocirt/attach_window.py warm-up, closed once the process is in the cgroup."""
     status = c.status()
     if not (ignore_paused and status is Status.PAUSED):
         status.check("exec")
@@ -69,12 +69,10 @@ def exec_process(
             from . import console
 
             console_fd = spec.console_fd = console.connect(console_socket)
-        target = cgroup if cgroup is not None else c.cgroup()  # made before the attach window closes
+        target = cgroup if cgroup is not None else c.cgroup()  # before the fork: the move follows it
         parent_ch, child_ch = Channel.pair()
         if subreaper:
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
-        if window is not None:
-            window.wait()
         stage1_pid = fork_with_affinity(kernel, proc, kernel.fork)
         if stage1_pid == 0:
             try:  # a forked child never returns into the runtime's code
@@ -85,7 +83,11 @@ def exec_process(
         child_ch.close()
         pid = 0
         try:
-            target.add_pid(stage1_pid)
+            try:
+                target.add_pid(stage1_pid)
+            finally:
+                if window is not None:
+                    window.close()
             parent_ch.send(Proceed())
             pid = parent_ch.expect(InitPid, "the process was started").pid
             kernel.waitpid(stage1_pid)

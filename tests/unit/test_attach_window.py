@@ -41,15 +41,31 @@ def test_nothing_usable(monkeypatch):
     assert attach_window.own_procs_file("garbage\n0::/x\n") is None
 
 
-def test_wait_without_a_thread_returns():
-    attach_window.Window().wait()
+def test_a_window_never_started_can_be_waited_on_and_closed():
+    window = attach_window.Window()
+    window.wait_open()
+    window.close()
 
 
 def test_the_warm_up_leaves_this_process_where_it_was():
     with open("/proc/self/cgroup") as f:
         before = f.read()
     window = attach_window.start()
-    window.wait()
-    window.wait()  # twice is fine
+    window.wait_open()
+    window.close()
+    window.close()  # twice is fine
     with open("/proc/self/cgroup") as f:
         assert f.read() == before
+
+
+def test_the_thread_ends_by_itself():
+    import _thread
+    import time
+
+    before = _thread._count()
+    window = attach_window.Window().start(keep=0.05, every=0.01)
+    window.wait_open()
+    deadline = time.monotonic() + 5
+    while _thread._count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _thread._count() == before
