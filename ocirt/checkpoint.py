@@ -318,7 +318,8 @@ def restore(root: str, container_id: str, o: CriuOptions, kernel, warn=None) -> 
     """Restore `container_id` from o.image_path with the bundle's config.json. Detached: 0 once
     it runs; else wait for its init and return its exit code (the container is deleted then)."""
     from . import config as config_mod
-    from .container import OpenContainer, check_id
+    from .container import OpenContainer
+    from .state import check_id
 
     check_id(container_id)
     bundle = os.path.abspath(o.bundle)

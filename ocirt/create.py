@@ -18,12 +18,11 @@ from . import kernel as k
 from . import namespaces, stages
 from .checks import CreateOptions, check_config
 from .children import kill_and_reap, pass_seccomp_fd, write_pid_file
-from .container import check_id
 from .errors import ConfigError, OcirtError
 from .mapping import init_spec, resources_with_default_devices
 from .protocol import Channel, HooksReady, InitPid, Proceed, Ready, SeccompFd, UserNsReady
 from .record import field, record
-from .state import ContainerState, StateDir, Status, proc_start_time
+from .state import ContainerState, StateDir, Status, check_id, proc_start_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

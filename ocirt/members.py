@@ -95,7 +95,7 @@ def remove_damaged(root: str, container_id: str) -> None:
     """`delete --force` of a container whose state.json is missing or damaged: kill what it
     still tells of (the init when its pid and start time match, the cgroup ocirt made), remove
     that cgroup (best effort), and the state directory. Missing altogether is fine."""
-    from .container import check_id
+    from .state import check_id
 
     try:
         check_id(container_id)  # nothing of ocirt's is under a name that is not an id

@@ -14,6 +14,16 @@ from . import jsonio
 from .errors import OcirtError
 from .record import asdict, field, fields, record
 
+# runc's id rule, ^[\w+-.]+$, without importing re (~4 ms) on every command
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+
+
+def check_id(container_id: str) -> None:
+    """A container id as runc takes it (it names the state directory)."""
+    if not container_id or container_id in (".", "..") or not _ID_CHARS.issuperset(container_id):
+        raise OcirtError(f"invalid container id format: {container_id}")
+
+
 OCI_VERSION = "1.3.0"
 
 
