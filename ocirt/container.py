@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import _signal as signal  # the C module: no IntEnum building (enum import)
 import os
+import time
 
 from .children import wait_gone
 from .errors import OcirtError
@@ -90,6 +91,7 @@ class OpenContainer:
         except FileNotFoundError:
             raise OcirtError("cannot start an already running container") from None
         try:
+            pause = 0.0002  # the init writes within a fraction of a millisecond of our open
             while not self._read_fifo(fd):
                 # Nothing yet: either the init is about to write, or it died. A byte written just
                 # before it exited is still in the fifo, so read once more before giving up (and
@@ -98,9 +100,8 @@ class OpenContainer:
                     if self._read_fifo(fd):
                         break
                     raise OcirtError("cannot start a container that has stopped")
-                import select  # only when the init has not written yet (a dlopen)
-
-                select.select([fd], [], [], 0.05)
+                time.sleep(pause)  # not select: its module is a dlopen on every start
+                pause = min(pause * 2, 0.05)
             # started: from here the status is the init's (running once it execs, stopped if it
             # fails), even if this command is killed while the startContainer hooks run
             os.unlink(self.sd.fifo)
