@@ -9,6 +9,8 @@ The wire format of the RPC messages is checked everywhere.
 
 import json
 import os
+import re
+import select
 import shutil
 import subprocess
 import sys
@@ -16,7 +18,7 @@ import time
 import uuid
 
 import pytest
-from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_parent
+from cli_helpers import OCIRT, REPO, ConsoleSocket, make_bundle, remove_cgroup_parent
 
 from ocirt import criu
 
@@ -109,10 +111,10 @@ def box(request, tmp_path, busybox_rootfs):
     """A running counter container of the runtime named by the test's parameter."""
     boxes = []
 
-    def make(runtime: str, args=COUNTER):
+    def make(runtime: str, args=COUNTER, run_args=(), **process):
         data = tmp_path / "data"
         data.mkdir()
-        bundle = make_bundle(tmp_path / "bundle", busybox_rootfs, args)
+        bundle = make_bundle(tmp_path / "bundle", busybox_rootfs, args, **process)
         with open(os.path.join(bundle, "config.json")) as f:
             config = json.load(f)
         config["mounts"].append(
@@ -127,7 +129,7 @@ def box(request, tmp_path, busybox_rootfs):
         os.makedirs(os.path.dirname(root), exist_ok=True)
         b = Box(RUNTIMES[runtime], root, bundle, str(data), cid)
         boxes.append(b)
-        b.run("run", "-d", "-b", bundle)
+        b.run("run", "-d", *run_args, "-b", bundle)
         b.wait_count(3)
         return b
 
@@ -225,6 +227,108 @@ def test_leave_running_then_pre_dump_and_final_dump(box, runtime, tmp_path):
     # memory changed after the pre-dump came from the final dump: the count goes on
     assert after == list(range(1, len(after) + 1))
     _kill_and_delete(b, b.id, st["pid"])
+
+
+# the counter, also printed on the terminal
+TTY_COUNTER = [
+    "sh",
+    "-c",
+    "i=0; exec 3>>/data/count; while true; do i=$((i+1)); echo $i >&3; echo tty-$i; sleep 0.1; done",
+]
+
+
+def _tty_numbers(master: int, above: int, timeout: float = 30) -> list:
+    """The tty-N values read from the pty master until one is above `above`."""
+    out, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not select.select([master], [], [], 0.5)[0]:
+            continue
+        try:
+            out += os.read(master, 4096)
+        except OSError:  # EIO: no slave open
+            break
+        values = [int(x) for x in re.findall(rb"tty-(\d+)\r?\n", out)]
+        if values and values[-1] > above:
+            return values
+    raise AssertionError(f"no tty-N above {above} on the terminal: {out[-200:]!r}")
+
+
+@needs_criu
+@pytest.mark.parametrize("runtime", ["ocirt", "runc"])
+def test_restore_with_console_socket(box, runtime, tmp_path):
+    """A container with a terminal: restored with --console-socket, the new pty master (CRIU's
+    orphan-pts-master) arrives over the socket and the restored shell writes to it."""
+    sock = ConsoleSocket(str(tmp_path / "console.sock"))
+    try:
+        b = box(runtime, TTY_COUNTER, run_args=("--console-socket", sock.path), terminal=True)
+        _, master = sock.receive()
+        _tty_numbers(master, 2)
+        images = str(tmp_path / "images")
+        b.run("checkpoint", "--image-path", images)
+        before = b.count()
+        os.close(master)  # the engine's end of the old terminal goes away with the container
+        sock.master = None
+        b.run("restore", "-d", "--console-socket", sock.path, "-b", b.bundle, "--image-path", images)
+        _, master = sock.receive()
+        assert os.isatty(master)
+        on_tty = _tty_numbers(master, before[-1] + 2)
+        assert on_tty[-1] == on_tty[0] + len(on_tty) - 1  # consecutive, from after the restore
+        after = b.wait_count(on_tty[-1] - 1)
+        assert after == list(range(1, len(after) + 1))
+        st = _restored_ok(b, b.id, exec_too=False)
+        p = b.run("exec", tail=["readlink", "/proc/1/fd/1"])
+        assert p.stdout.strip().startswith("/dev/pts/"), p.stdout
+        _kill_and_delete(b, b.id, st["pid"])
+    finally:
+        sock.close()
+
+
+# the counter, until /data/stop shows up; then exit 7
+STOPPABLE = [
+    "sh",
+    "-c",
+    "i=0; exec 3>>/data/count; while [ ! -e /data/stop ]; do i=$((i+1)); echo $i >&3; sleep 0.1; done; "
+    "exit 7",
+]
+
+
+@needs_criu
+@pytest.mark.parametrize("runtime", ["ocirt", "runc"])
+def test_foreground_restore_waits_and_exits_with_its_status(box, runtime, tmp_path):
+    """restore without -d: the runtime waits for the restored container, exits with its exit
+    status, and the container is deleted."""
+    b = box(runtime, STOPPABLE)
+    images = str(tmp_path / "images")
+    b.run("checkpoint", "--image-path", images)
+    before = b.count()
+    log = b.root + ".log"
+    proc = subprocess.Popen(
+        [*b.cmd, "--log", log, "--root", b.root, "restore", "-b", b.bundle, "--image-path", images, b.id],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while b.count()[-1] <= before[-1] + 3:
+            assert proc.poll() is None, f"restore exited {proc.returncode}: {_read(log)}"
+            assert time.monotonic() < deadline, "the restored counter did not go on"
+            time.sleep(0.1)
+        st = b.state()
+        assert st is not None and st["status"] == "running"
+        assert proc.poll() is None  # still waiting for the container
+        with open(os.path.join(b.data, "stop"), "w"):
+            pass
+        assert proc.wait(timeout=60) == 7, _read(log)
+        after = b.count()
+        assert after == list(range(1, len(after) + 1))
+        assert b.state() is None and not os.path.exists(os.path.join(b.root, b.id))
+        assert not os.path.exists(b.cgroup_dir())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 # -- where it does not, and failures --------------------------------------------------------------------
