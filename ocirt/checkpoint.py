@@ -206,8 +206,7 @@ def checkpoint(c, o: CriuOptions) -> None:
         req_type = criu.DUMP
         if o.pre_dump:
             req_type = criu.PRE_DUMP
-            if not criu.features(o.criu_path, {"mem_track": True}).get("mem_track"):
-                raise OcirtError("--pre-dump: CRIU cannot track memory changes on this host")
+            _need_feature(o.criu_path, "mem_track", "--pre-dump", "track memory changes")
         if o.lazy_pages:
             _need_lazy_pages(o.criu_path)
         if not o.pre_dump:
@@ -256,8 +255,20 @@ def _page_server(value: str) -> dict:
 
 
 def _need_lazy_pages(criu_path: str) -> None:
-    if not criu.features(criu_path, {"lazy_pages": True}).get("lazy_pages"):
-        raise OcirtError("--lazy-pages: CRIU does not support lazy pages on this host (no userfaultfd)")
+    _need_feature(criu_path, "lazy_pages", "--lazy-pages", "restore pages lazily (userfaultfd)")
+
+
+def _need_feature(criu_path: str, feature: str, flag: str, what: str) -> None:
+    """One line if CRIU cannot do `what` here, or cannot even answer the question."""
+    try:
+        supported = criu.features(criu_path, {feature: True}).get(feature)
+    except criu.CriuError as e:
+        kernel = "" if criu.host_passes_check(criu_path) else " (`criu check` fails on this kernel)"
+        raise OcirtError(
+            f"{flag}: CRIU cannot check whether it can {what} here: {e.message}{kernel}"
+        ) from None
+    if not supported:
+        raise OcirtError(f"{flag}: CRIU cannot {what} on this host")
 
 
 def _dump_mounts(config: dict, pid: int) -> list:

@@ -12,6 +12,7 @@ import os
 import re
 import select
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -331,6 +332,94 @@ def test_foreground_restore_waits_and_exits_with_its_status(box, runtime, tmp_pa
             proc.wait()
 
 
+def _lazy_pages_work() -> bool:
+    """CRIU's userfaultfd check (what runc's own tests ask before they try lazy pages)."""
+    check = ["criu", "check", "--feature", "uffd-noncoop"]
+    return CRIU_WORKS and subprocess.run(check, capture_output=True).returncode == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@needs_criu
+@pytest.mark.parametrize("runtime", ["ocirt", "runc"])
+def test_lazy_pages_through_a_page_server(box, runtime, tmp_path):
+    """Lazy migration as runc's tests do it: `checkpoint --lazy-pages --page-server` dumps and then
+    serves the memory pages (saying so on --status-fd); `criu lazy-pages` fetches them for the
+    restore; `restore --lazy-pages` of a second container (the first one is there until its last
+    page is sent) goes on counting; then the checkpoint ends and the first container is gone."""
+    if not _lazy_pages_work():
+        pytest.skip("CRIU has no userfaultfd (uffd-noncoop) here")
+    b = box(runtime)
+    images, work = str(tmp_path / "images"), str(tmp_path / "work")
+    os.mkdir(images)
+    port = _free_port()
+    log = b.root + ".log"
+    r, w = os.pipe()
+    cmd = [*b.cmd, "--log", log, "--root", b.root]
+    dump = subprocess.Popen(
+        [*cmd, "checkpoint", "--lazy-pages", "--page-server", f"127.0.0.1:{port}", "--status-fd", str(w)]
+        + ["--image-path", images, "--work-path", work, b.id],
+        pass_fds=(w,),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+    )
+    os.close(w)
+    procs = [dump]
+    copy = b.id + "-lazy"
+    try:
+        ready = select.select([r], [], [], 120)[0]
+        assert ready and os.read(r, 1) == b"\0", f"no status-ready: {_read(log)}"
+        procs.append(
+            subprocess.Popen(
+                ["criu", "lazy-pages", "--page-server", "--address", "127.0.0.1", "--port", str(port)]
+                + ["--images-dir", images, "--log-file", "lazy-pages.log"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        before = b.count()
+        # the copy: its own cgroup; CRIU's lazy-pages socket is in its work dir (the images dir)
+        with open(os.path.join(b.bundle, "config.json")) as f:
+            config = json.load(f)
+        config["linux"]["cgroupsPath"] = f"/{CG_PARENT}/{copy}"
+        with open(os.path.join(b.bundle, "config.json"), "w") as f:
+            json.dump(config, f)
+        b.run(
+            "restore",
+            "-d",
+            "--lazy-pages",
+            "-b",
+            b.bundle,
+            "--image-path",
+            images,
+            "--work-path",
+            images,
+            cid=copy,
+        )
+        assert dump.wait(timeout=120) == 0, _read(log)
+        assert procs[1].wait(timeout=120) == 0, _read(os.path.join(images, "lazy-pages.log"))[-2000:]
+        assert b.state() is None  # the checkpointed one is gone
+        st = _restored_ok(b, copy, exec_too=False)
+        after = b.wait_count(before[-1] + 3)
+        assert after == list(range(1, len(after) + 1))
+        _kill_and_delete(b, copy, st["pid"])
+    finally:
+        os.close(r)
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if os.path.exists(os.path.join(b.root, copy)):
+            b.run("delete", "--force", cid=copy, check=False)
+
+
 # -- where it does not, and failures --------------------------------------------------------------------
 
 
@@ -348,6 +437,36 @@ def test_checkpoint_where_criu_cannot_is_one_line(box, tmp_path):
     assert not images.exists()  # nothing left behind
     assert b.state()["status"] == "running"  # the container is untouched
     b.wait_count(b.count()[-1] + 2)
+
+
+@needs_root
+@pytest.mark.skipif(CRIU_WORKS, reason="`criu check` passes here: the VM tests cover it")
+def test_lazy_pages_where_criu_cannot_is_one_line(box, tmp_path):
+    """checkpoint and restore --lazy-pages ask CRIU first; where it cannot answer (or has no
+    userfaultfd), one line says so and nothing is left behind."""
+    b = box("ocirt")
+    images = tmp_path / "images"
+    p = b.run(
+        "checkpoint",
+        "--lazy-pages",
+        "--page-server",
+        "127.0.0.1:27000",
+        "--image-path",
+        str(images),
+        check=False,
+    )
+    assert p.returncode == 1
+    assert len(p.stderr.strip().splitlines()) == 1 and "--lazy-pages: CRIU cannot" in p.stderr, p.stderr
+    assert not images.exists()
+    assert b.state()["status"] == "running"
+    images.mkdir()
+    copy = b.id + "-lazy"
+    p = b.run(
+        "restore", "-d", "--lazy-pages", "-b", b.bundle, "--image-path", str(images), cid=copy, check=False
+    )
+    assert p.returncode == 1
+    assert len(p.stderr.strip().splitlines()) == 1 and "--lazy-pages: CRIU cannot" in p.stderr, p.stderr
+    assert b.state(copy) is None and not os.path.exists(os.path.join(b.root, copy))
 
 
 @needs_root
