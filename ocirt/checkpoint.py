@@ -305,7 +305,10 @@ def _write_json(path: str, value) -> None:
 
 
 def _after_dump(c) -> None:
-    """CRIU killed the processes: wait for them to be gone, then delete the container."""
+    """CRIU killed the processes: wait for them to be gone, then delete the container. The dump
+    succeeded, so the checkpoint does: a cgroup that cannot be removed is a warning, as runc has
+    it (a copy restored on this host while a lazy dump still served its pages went into it: on
+    cgroup v2 without a cgroup namespace CRIU restores into the path it dumped)."""
     from .children import wait_gone
 
     wait_gone(c.state.pid, c.state.pid_start)
@@ -313,7 +316,19 @@ def _after_dump(c) -> None:
         c.cgroup().wait_empty()
     except (OSError, OcirtError):
         pass
-    c.destroy()
+    try:
+        c.destroy()
+        return
+    except (OSError, OcirtError) as e:
+        from .container import _warn
+
+        (c.warn or _warn)(f"checkpoint: the container's cgroup stays: {e}")
+    c.sd.remove()
+    hooks = c.state.hooks.get("poststop")
+    if hooks:
+        from . import hooks as hooks_mod
+
+        hooks_mod.run_all({"poststop": hooks}, "poststop", c.state.oci(Status.STOPPED), c.warn or _warn)
 
 
 def _rmtree(path: str) -> None:
@@ -427,8 +442,9 @@ def restore(root: str, container_id: str, o: CriuOptions, kernel, warn=None) -> 
 
         def started(pid: int) -> None:
             cg.add_pid(pid)  # CRIU makes the restored tree in the container's cgroup
-            if layout.kind != "v2":
-                opts["cg_root"] = _cgroup_roots(pid)
+            # ... the one the dump's root cgroup maps to (else, on cgroup v2, CRIU restores into
+            # the dumped path: the checkpointed container's, still there during a lazy dump)
+            opts["cg_root"] = _cgroup_roots(pid) if layout.kind != "v2" else _cgroup2_root(pid)
 
         def on_notify(script: str, pid: int, got_fds: list) -> None:
             if script == "setup-namespaces":
@@ -562,6 +578,15 @@ def _make_mountpoints(config: dict, rootfs: str, bundle: str) -> None:
                 os.makedirs(target, 0o755, exist_ok=True)
         except OSError as e:
             raise OcirtError(f"restore: mount point {dest}: {e.strerror}", errno=e.errno) from None
+
+
+def _cgroup2_root(pid: int) -> list:
+    """cgroup v2: the cgroup of the criu process (now the container's), as the default root."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                return [{"path": line[3:].rstrip("\n")}]
+    return []
 
 
 def _cgroup_roots(pid: int) -> list:
