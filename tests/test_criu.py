@@ -2,8 +2,11 @@
 
 Where CRIU works (`criu check` passes: the v2 VM of scripts/v2vm-tests.sh), a busybox container
 with a counter in memory and an open file is checkpointed and restored, and goes on counting
-from where it was; pre-dump + final dump; --leave-running. Where CRIU cannot work on the kernel
-(`criu check` fails: this host), ocirt says so in one line. A failed restore leaves nothing.
+from where it was: with a terminal (--console-socket on both sides), exec into it afterwards;
+--leave-running, pre-dump + final dump, restore in the foreground (exit status); lazy pages
+through a page server. Where CRIU cannot work on the kernel (`criu check` fails: this host),
+ocirt says so in one line. A failed restore leaves nothing. (Each ocirt command costs seconds
+in the emulated VM: the tests are few and each does much.)
 The wire format of the RPC messages is checked everywhere.
 """
 
@@ -195,7 +198,11 @@ def _exec_joins(b: Box, cid: str) -> bool:
         return dict(m.groups() for m in re.finditer(r" (\w+) -> (\w+:\[\d+\])", text))
 
     exec_ns, init_ns = ns(listings[0]), ns(listings[1])
-    assert exec_ns and exec_ns == init_ns, out
+    assert exec_ns and exec_ns.keys() == init_ns.keys(), out
+    differ = {name for name in exec_ns if exec_ns[name] != init_ns[name]}
+    # CRIU restores into a time namespace of its own; runc 1.1.5's exec joins only the kinds
+    # config.json lists (no time there), ocirt's all of the init's
+    assert differ <= ({"time", "time_for_children"} if b.cmd != OCIRT else set()), out
     assert lines[-1].startswith("sh\0-c\0"), out  # pid 1 is the restored shell
     return session == shell
 
@@ -217,49 +224,6 @@ def _kill_and_delete(b: Box, cid: str, pid: int) -> None:
 
 
 # -- where CRIU works ---------------------------------------------------------------------------------
-
-
-@needs_criu
-@pytest.mark.parametrize("runtime", ["ocirt", "runc"])
-def test_checkpoint_and_restore_goes_on_counting(box, runtime, tmp_path):
-    b = box(runtime)
-    images = str(tmp_path / "images")
-    b.run("checkpoint", "--image-path", images)
-    assert not os.path.exists(os.path.join(b.root, b.id))  # checkpointed: the container is gone
-    before = b.count()
-    assert before == list(range(1, len(before) + 1))
-    b.run("restore", "-d", "-b", b.bundle, "--image-path", images)
-    st = _restored_ok(b, b.id)
-    after = b.wait_count(before[-1] + 3)
-    # the same shell goes on: the count continues in the file it had open, no restart at 1
-    assert after == list(range(1, len(after) + 1))
-    _kill_and_delete(b, b.id, st["pid"])
-    if not b.exec_own_session:
-        assert runtime == "ocirt", "runc's exec'd process leads its own session"
-        # not a restore matter: any exec without a terminal (stages.exec_stage1 calls setsid only
-        # through console.setup)
-        pytest.xfail("ocirt's exec'd process has no session of its own (runc's nsexec calls setsid)")
-
-
-@needs_criu
-@pytest.mark.parametrize("runtime", ["ocirt", "runc"])
-def test_leave_running_then_pre_dump_and_final_dump(box, runtime, tmp_path):
-    b = box(runtime)
-    b.run("checkpoint", "--leave-running", "--image-path", str(tmp_path / "copy"))
-    st = b.state()
-    assert st is not None and st["status"] == "running"
-    b.wait_count(b.count()[-1] + 3)  # still counting
-    b.run("checkpoint", "--pre-dump", "--image-path", str(tmp_path / "pre"))
-    assert b.state()["status"] == "running"
-    b.run("checkpoint", "--parent-path", "../pre", "--image-path", str(tmp_path / "final"))
-    assert not os.path.exists(os.path.join(b.root, b.id))
-    before = b.count()
-    b.run("restore", "-d", "-b", b.bundle, "--image-path", str(tmp_path / "final"))
-    st = _restored_ok(b, b.id, exec_too=False)
-    after = b.wait_count(before[-1] + 3)
-    # memory changed after the pre-dump came from the final dump: the count goes on
-    assert after == list(range(1, len(after) + 1))
-    _kill_and_delete(b, b.id, st["pid"])
 
 
 # the counter, also printed on the terminal
@@ -288,9 +252,11 @@ def _tty_numbers(master: int, above: int, timeout: float = 30) -> list:
 
 @needs_criu
 @pytest.mark.parametrize("runtime", ["ocirt", "runc"])
-def test_restore_with_console_socket(box, runtime, tmp_path):
-    """A container with a terminal: restored with --console-socket, the new pty master (CRIU's
-    orphan-pts-master) arrives over the socket and the restored shell writes to it."""
+def test_checkpoint_and_restore_goes_on_counting(box, runtime, tmp_path):
+    """A container with a terminal (as engines run them, the pty master sent to --console-socket)
+    is checkpointed and restored with --console-socket: the new pty master (CRIU's
+    orphan-pts-master) arrives over the socket, the same shell goes on counting and writes to it;
+    exec joins the restored container."""
     sock = ConsoleSocket(str(tmp_path / "console.sock"))
     try:
         b = box(runtime, TTY_COUNTER, run_args=("--console-socket", sock.path), terminal=True)
@@ -298,7 +264,9 @@ def test_restore_with_console_socket(box, runtime, tmp_path):
         _tty_numbers(master, 2)
         images = str(tmp_path / "images")
         b.run("checkpoint", "--image-path", images)
+        assert not os.path.exists(os.path.join(b.root, b.id))  # checkpointed: the container is gone
         before = b.count()
+        assert before == list(range(1, len(before) + 1))
         os.close(master)  # the engine's end of the old terminal goes away with the container
         sock.master = None
         b.run("restore", "-d", "--console-socket", sock.path, "-b", b.bundle, "--image-path", images)
@@ -306,14 +274,18 @@ def test_restore_with_console_socket(box, runtime, tmp_path):
         assert os.isatty(master)
         on_tty = _tty_numbers(master, before[-1] + 2)
         assert on_tty[-1] == on_tty[0] + len(on_tty) - 1  # consecutive, from after the restore
+        # the same shell goes on: the count continues in the file it had open, no restart at 1
         after = b.wait_count(on_tty[-1] - 1)
         assert after == list(range(1, len(after) + 1))
-        st = _restored_ok(b, b.id, exec_too=False)
-        p = b.run("exec", tail=["readlink", "/proc/1/fd/1"])
-        assert p.stdout.strip().startswith("/dev/pts/"), p.stdout
+        st = _restored_ok(b, b.id)
         _kill_and_delete(b, b.id, st["pid"])
     finally:
         sock.close()
+    if not b.exec_own_session:
+        assert runtime == "ocirt", "runc's exec'd process leads its own session"
+        # not a restore matter: any exec without a terminal (stages.exec_stage1 calls setsid only
+        # through console.setup)
+        pytest.xfail("ocirt's exec'd process has no session of its own (runc's nsexec calls setsid)")
 
 
 # the counter, until /data/stop shows up; then exit 7
@@ -327,14 +299,22 @@ STOPPABLE = [
 
 @needs_criu
 @pytest.mark.parametrize("runtime", ["ocirt", "runc"])
-def test_foreground_restore_waits_and_exits_with_its_status(box, runtime, tmp_path):
-    """restore without -d: the runtime waits for the restored container, exits with its exit
-    status, and the container is deleted."""
+def test_leave_running_then_pre_dump_and_final_dump(box, runtime, tmp_path):
+    """--leave-running; a pre-dump and a final dump on top of it; then a restore in the
+    foreground (no -d): the runtime waits for the restored container, exits with its exit status,
+    and the container is deleted."""
     b = box(runtime, STOPPABLE)
-    images = str(tmp_path / "images")
-    b.run("checkpoint", "--image-path", images)
+    b.run("checkpoint", "--leave-running", "--image-path", str(tmp_path / "copy"))
+    st = b.state()
+    assert st is not None and st["status"] == "running"
+    b.wait_count(b.count()[-1] + 3)  # still counting
+    b.run("checkpoint", "--pre-dump", "--image-path", str(tmp_path / "pre"))
+    assert b.state()["status"] == "running"
+    b.run("checkpoint", "--parent-path", "../pre", "--image-path", str(tmp_path / "final"))
+    assert not os.path.exists(os.path.join(b.root, b.id))
     before = b.count()
     log = b.root + ".log"
+    images = str(tmp_path / "final")
     proc = subprocess.Popen(
         [*b.cmd, "--log", log, "--root", b.root, "restore", "-b", b.bundle, "--image-path", images, b.id],
         stdin=subprocess.DEVNULL,
@@ -348,12 +328,12 @@ def test_foreground_restore_waits_and_exits_with_its_status(box, runtime, tmp_pa
             assert proc.poll() is None, f"restore exited {proc.returncode}: {_read(log)}"
             assert time.monotonic() < deadline, "the restored counter did not go on"
             time.sleep(0.1)
-        st = b.state()
-        assert st is not None and st["status"] == "running"
+        _restored_ok(b, b.id, exec_too=False)
         assert proc.poll() is None  # still waiting for the container
         with open(os.path.join(b.data, "stop"), "w"):
             pass
         assert proc.wait(timeout=60) == 7, _read(log)
+        # memory changed after the pre-dump came from the final dump: the count went on
         after = b.count()
         assert after == list(range(1, len(after) + 1))
         assert b.state() is None and not os.path.exists(os.path.join(b.root, b.id))
