@@ -2,7 +2,9 @@
 same with runc as podman's runtime (parametrized: a failure tells whose it is).
 
 podman 4.3 asks the runtime whether it can (`runc checkpoint --help` must exit 0), then calls
-`runc checkpoint --image-path USERDATA/checkpoint --work-path USERDATA ID` itself; the restore goes
+`runc checkpoint --image-path USERDATA/checkpoint --work-path USERDATA ID` itself (with --export it
+then packs USERDATA/checkpoint, the container's changes and its log into an archive that `restore
+--import` unpacks into a container made again with the same id); the restore goes
 through conmon (`conmon --restore USERDATA/checkpoint`), which calls `runc restore --detach
 --work-path USERDATA --image-path USERDATA/checkpoint --bundle USERDATA --pid-file F ID` with the
 container's stdout and stderr being conmon's pipes (CRIU gets them back through descriptors.json).
@@ -97,6 +99,20 @@ def test_checkpoint_and_restore_goes_on_counting(podman, runtime):
         # exec joins the restored container: its pid 1 is the restored shell
         res = p("exec", cid, "sh", "-c", "echo in-exec; cat /proc/1/cmdline")
         assert res.stdout == f"in-exec\nsh\0-c\0{COUNTER}\0", repr(res.stdout)
+
+        # as engines move a container to another host: the checkpoint exported to an archive, the
+        # container removed, then made again from the archive (same id) and restored
+        archive = os.path.join(podman.d, f"{runtime}-checkpoint.tar.gz")
+        p("container", "checkpoint", "--export", archive, cid)
+        before = _counts(p, cid)
+        p("rm", "-f", "-t", "0", cid)
+        assert not os.path.exists(state_dir.format(cid))
+        assert p("container", "restore", "--import", archive).stdout.strip() == cid
+        assert _status(p, cid) == "running"
+        assert os.path.isdir(state_dir.format(cid))
+        after = _wait_counts(p, cid, before[-1] + 3)
+        # the archive keeps the log: the same shell goes on after it
+        assert after[: len(before)] == before and after == list(range(1, len(after) + 1)), after[-5:]
     finally:
         p("rm", "-f", "-t", "0", cid, check=False)
     assert not os.path.exists(state_dir.format(cid))
