@@ -206,8 +206,7 @@ def checkpoint(c, o: CriuOptions) -> None:
         req_type = criu.DUMP
         if o.pre_dump:
             req_type = criu.PRE_DUMP
-            if not criu.features(o.criu_path, {"mem_track": True}).get("mem_track"):
-                raise OcirtError("--pre-dump: CRIU cannot track memory changes on this host")
+            _need_feature(o.criu_path, "mem_track", "--pre-dump", "track memory changes")
         if o.lazy_pages:
             _need_lazy_pages(o.criu_path)
         if not o.pre_dump:
@@ -256,8 +255,20 @@ def _page_server(value: str) -> dict:
 
 
 def _need_lazy_pages(criu_path: str) -> None:
-    if not criu.features(criu_path, {"lazy_pages": True}).get("lazy_pages"):
-        raise OcirtError("--lazy-pages: CRIU does not support lazy pages on this host (no userfaultfd)")
+    _need_feature(criu_path, "lazy_pages", "--lazy-pages", "restore pages lazily (userfaultfd)")
+
+
+def _need_feature(criu_path: str, feature: str, flag: str, what: str) -> None:
+    """One line if CRIU cannot do `what` here, or cannot even answer the question."""
+    try:
+        supported = criu.features(criu_path, {feature: True}).get(feature)
+    except criu.CriuError as e:
+        kernel = "" if criu.host_passes_check(criu_path) else " (`criu check` fails on this kernel)"
+        raise OcirtError(
+            f"{flag}: CRIU cannot check whether it can {what} here: {e.message}{kernel}"
+        ) from None
+    if not supported:
+        raise OcirtError(f"{flag}: CRIU cannot {what} on this host")
 
 
 def _dump_mounts(config: dict, pid: int) -> list:
@@ -294,7 +305,10 @@ def _write_json(path: str, value) -> None:
 
 
 def _after_dump(c) -> None:
-    """CRIU killed the processes: wait for them to be gone, then delete the container."""
+    """CRIU killed the processes: wait for them to be gone, then delete the container. The dump
+    succeeded, so the checkpoint does: a cgroup that cannot be removed is a warning, as runc has
+    it (a copy restored on this host while a lazy dump still served its pages went into it: on
+    cgroup v2 without a cgroup namespace CRIU restores into the path it dumped)."""
     from .children import wait_gone
 
     wait_gone(c.state.pid, c.state.pid_start)
@@ -302,7 +316,19 @@ def _after_dump(c) -> None:
         c.cgroup().wait_empty()
     except (OSError, OcirtError):
         pass
-    c.destroy()
+    try:
+        c.destroy()
+        return
+    except (OSError, OcirtError) as e:
+        from .container import _warn
+
+        (c.warn or _warn)(f"checkpoint: the container's cgroup stays: {e}")
+    c.sd.remove()
+    hooks = c.state.hooks.get("poststop")
+    if hooks:
+        from . import hooks as hooks_mod
+
+        hooks_mod.run_all({"poststop": hooks}, "poststop", c.state.oci(Status.STOPPED), c.warn or _warn)
 
 
 def _rmtree(path: str) -> None:
@@ -417,8 +443,9 @@ def restore(root: str, container_id: str, o: CriuOptions, kernel, warn=None) -> 
 
         def started(pid: int) -> None:
             cg.add_pid(pid)  # CRIU makes the restored tree in the container's cgroup
-            if layout.kind != "v2":
-                opts["cg_root"] = _cgroup_roots(pid)
+            # ... the one the dump's root cgroup maps to (else, on cgroup v2, CRIU restores into
+            # the dumped path: the checkpointed container's, still there during a lazy dump)
+            opts["cg_root"] = _cgroup_roots(pid) if layout.kind != "v2" else _cgroup2_root(pid)
 
         def on_notify(script: str, pid: int, got_fds: list) -> None:
             if script == "setup-namespaces":
@@ -552,6 +579,15 @@ def _make_mountpoints(config: dict, rootfs: str, bundle: str) -> None:
                 os.makedirs(target, 0o755, exist_ok=True)
         except OSError as e:
             raise OcirtError(f"restore: mount point {dest}: {e.strerror}", errno=e.errno) from None
+
+
+def _cgroup2_root(pid: int) -> list:
+    """cgroup v2: the cgroup of the criu process (now the container's), as the default root."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                return [{"path": line[3:].rstrip("\n")}]
+    return []
 
 
 def _cgroup_roots(pid: int) -> list:

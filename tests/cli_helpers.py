@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import sys
 import time
 
@@ -45,3 +46,28 @@ def remove_cgroup_parent(name: str) -> None:
             os.rmdir(os.path.join("/sys/fs/cgroup", top, name))
         except OSError:
             pass
+
+
+class ConsoleSocket:
+    """The engine's side of --console-socket: a listening socket, and the pty master it gets."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(path)
+        self.server.listen(1)
+        self.server.settimeout(60)  # a runtime that never connects fails the test, not hangs it
+        self.master = None
+
+    def receive(self) -> tuple[bytes, int]:
+        conn, _ = self.server.accept()
+        with conn:
+            name, fds, _, _ = socket.recv_fds(conn, 64, 1)
+        assert len(fds) == 1
+        self.master = fds[0]
+        return name, self.master
+
+    def close(self) -> None:
+        if self.master is not None:
+            os.close(self.master)
+        self.server.close()

@@ -2,38 +2,13 @@
 process has the slave as its controlling terminal (as engines use it: conmon, containerd-shim)."""
 
 import os
-import socket
 import subprocess
 import uuid
 
 import pytest
-from cli_helpers import OCIRT, REPO, make_bundle, read_until
+from cli_helpers import OCIRT, REPO, ConsoleSocket, make_bundle, read_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
-
-
-class ConsoleSocket:
-    """The engine's side of --console-socket: a listening socket, and the pty master it gets."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.server.bind(path)
-        self.server.listen(1)
-        self.master = None
-
-    def receive(self) -> tuple[bytes, int]:
-        conn, _ = self.server.accept()
-        with conn:
-            name, fds, _, _ = socket.recv_fds(conn, 64, 1)
-        assert len(fds) == 1
-        self.master = fds[0]
-        return name, self.master
-
-    def close(self) -> None:
-        if self.master is not None:
-            os.close(self.master)
-        self.server.close()
 
 
 @pytest.fixture

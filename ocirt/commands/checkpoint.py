@@ -63,6 +63,6 @@ def main(g, o, args) -> int:
         page_server=o["page_server"] or "",
         status_fd=status_fd,
     )
-    with OpenContainer.open(g.root, container_id) as c:
+    with OpenContainer.open(g.root, container_id, warn=g.log.warning) as c:
         checkpoint(c, opts)
     return 0

@@ -11,146 +11,25 @@ ran) came back under pytest-xdist, whose tmp paths are longer (.../pytest-N/pope
 path of podman's or conmon's under D grows past a limit. So D is a short mkdtemp in /tmp. Still,
 keep the number of `podman run`s small.
 
-Everything is private to the session under a tmp dir D: CONTAINERS_CONF and CONTAINERS_STORAGE_CONF
-point at files in D (netns none, cgroupfs, file events logger, small default ulimits this VM allows,
-overlay storage under D). ocirt is behind a symlink named `runc`: podman only passes
-`--log-format=json --log FILE` to a runtime it recognises by name. The fixture undoes everything,
-also when a test fails: containers, podman's storage (system reset), mounts under D, D, the
-libpod_parent cgroups it created, the blob-info cache it created in /var/lib/containers/cache.
+The session (podman_helpers.py) is private: its own containers.conf, storage and runtime symlink under
+a short tmp dir, all undone at the end.
 """
 
 import json
 import os
 import re
-import shutil
-import subprocess
-import tempfile
-import time
 
 import pytest
-from engine_helpers import features_gaps, rmdir_tree
+from engine_helpers import features_gaps
+from podman_helpers import IMAGE, podman_session, podman_usable
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OCIRT = os.path.join(REPO, ".venv", "bin", "ocirt")
-IMAGE = "localhost/ocirt-busybox:latest"
-BLOB_CACHE_DIR = "/var/lib/containers/cache"
-BLOB_CACHE = os.path.join(BLOB_CACHE_DIR, "blob-info-cache-v1.boltdb")
-
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(
-        not (shutil.which("podman") and shutil.which("conmon")), reason="podman or conmon not installed"
-    ),
-    pytest.mark.skipif(not os.access(OCIRT, os.X_OK), reason=f"{OCIRT} missing"),
-]
-
-CONTAINERS_CONF = """[containers]
-netns = "none"
-default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
-
-[network]
-network_config_dir = "{d}/net"
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "{d}/events.log"
-tmp_dir = "{d}/tmp"
-"""
-
-STORAGE_CONF = """[storage]
-driver = "overlay"
-runroot = "{d}/runroot"
-graphroot = "{d}/graphroot"
-"""
-
-
-def _cgroup_dirs(name_prefix):
-    found = []
-    for controller in os.listdir("/sys/fs/cgroup"):
-        base = os.path.join("/sys/fs/cgroup", controller)
-        try:
-            found += [os.path.join(base, n) for n in os.listdir(base) if n.startswith(name_prefix)]
-        except OSError:
-            pass
-    return set(found)
-
-
-class Podman:
-    def __init__(self, d):
-        self.d = d
-        self.runtime = os.path.join(d, "bin", "runc")
-        self.env = dict(
-            os.environ, CONTAINERS_CONF=f"{d}/containers.conf", CONTAINERS_STORAGE_CONF=f"{d}/storage.conf"
-        )
-
-    def __call__(self, *args, check=True, timeout=120):
-        res = subprocess.run(
-            ["podman", "--runtime", self.runtime, *args],
-            env=self.env,
-            check=False,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check:
-            assert res.returncode == 0, (
-                f"podman {' '.join(args)}: rc={res.returncode}\n{res.stdout}{res.stderr}"
-            )
-        return res
+pytestmark = pytest.mark.skipif(bool(podman_usable()), reason=podman_usable() or "-")
 
 
 @pytest.fixture(scope="module")
-def podman(tmp_path_factory):
-    d = tempfile.mkdtemp(prefix="ocirt-podman-")  # short: see the docstring
-    cache_existed = os.path.exists(BLOB_CACHE)
-    cache_dirs_existed = [p for p in ("/var/lib/containers", BLOB_CACHE_DIR) if os.path.isdir(p)]
-    cgroups_before = _cgroup_dirs("libpod_parent")
-    user_conf = os.path.expanduser("~/.config/containers/podman")
-    user_conf_existed = os.path.isdir(user_conf)
-    os.makedirs(f"{d}/bin")
-    os.symlink(OCIRT, f"{d}/bin/runc")
-    with open(f"{d}/containers.conf", "w") as f:
-        f.write(CONTAINERS_CONF.format(d=d))
-    with open(f"{d}/storage.conf", "w") as f:
-        f.write(STORAGE_CONF.format(d=d))
-    p = Podman(d)
-    try:
-        subprocess.run(["sh", os.path.join(REPO, "bundles", "mkrootfs.sh"), f"{d}/rootfs"], check=True)
-        subprocess.run(["tar", "-C", f"{d}/rootfs", "-cf", f"{d}/rootfs.tar", "."], check=True)
-        p("import", "-q", f"{d}/rootfs.tar", IMAGE)
+def podman(busybox_rootfs):
+    with podman_session(busybox_rootfs) as p:
         yield p
-    finally:
-        p("rm", "-a", "-f", "-t", "0", check=False)
-        p("system", "reset", "-f", check=False)
-        with open("/proc/self/mountinfo") as f:
-            mounts = [line.split()[4] for line in f if d in line.split()[4]]
-        for m in sorted(mounts, key=lambda m: m.count("/"), reverse=True):
-            subprocess.run(["umount", "-l", m], check=False)
-        shutil.rmtree(d, ignore_errors=True)
-        # only empty ones go; conmons of the last containers may still be on their way out
-        deadline = time.monotonic() + 10
-        while True:
-            ours = _cgroup_dirs("libpod_parent") - cgroups_before
-            for cg in sorted(ours):
-                rmdir_tree(cg)
-            if not ours or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        if not user_conf_existed:
-            try:
-                os.rmdir(user_conf)
-            except OSError:
-                pass
-        if not cache_existed and os.path.exists(BLOB_CACHE):
-            os.unlink(BLOB_CACHE)
-        for path in (BLOB_CACHE_DIR, "/var/lib/containers"):
-            if path not in cache_dirs_existed:
-                try:
-                    os.rmdir(path)
-                except OSError:
-                    pass
 
 
 def test_run_rm_echo(podman):
