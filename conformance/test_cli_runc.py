@@ -152,6 +152,18 @@ def test_exec_status_is_the_process_status(rt, started):
     assert rt("exec", b.id, "true").returncode == 0
 
 
+def test_exec_process_leads_its_own_session(rt, started):
+    """Without a terminal too, the exec'd process is the leader of a session of its own (runc's
+    nsexec calls setsid for every process it starts): a checkpoint of the container then finds
+    no session led from outside it."""
+    b = started()
+    p = rt("exec", b.id, "cat", "/proc/self/stat")
+    assert p.returncode == 0, p.stderr
+    pid, rest = p.stdout.split(" ", 1)
+    session = int(rest.rsplit(")", 1)[1].split()[3])  # after comm: state ppid pgrp session
+    assert session == int(pid)
+
+
 @pytest.mark.parametrize("case", ["no-container", "no-executable", "no-command", "bad-process"])
 def test_exec_own_failure_is_255(rt, started, new_id, tmp_path, case):
     """runc's convention: exec's own failures exit 255, so that a caller can tell them from the

@@ -500,6 +500,8 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel) -> None:
                     os.close(fd)
                 if spec.console_fd is not None:
                     console.setup(spec.console_fd, spec.console_size, spec.proc.uid)
+                else:
+                    os.setsid()  # a session of its own, as runc's exec'd process (nsexec's setsid)
                 path, env = prepare_exec(
                     kernel,
                     spec.proc,

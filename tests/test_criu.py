@@ -281,11 +281,7 @@ def test_checkpoint_and_restore_goes_on_counting(box, runtime, tmp_path):
         _kill_and_delete(b, b.id, st["pid"])
     finally:
         sock.close()
-    if not b.exec_own_session:
-        assert runtime == "ocirt", "runc's exec'd process leads its own session"
-        # not a restore matter: any exec without a terminal (stages.exec_stage1 calls setsid only
-        # through console.setup)
-        pytest.xfail("ocirt's exec'd process has no session of its own (runc's nsexec calls setsid)")
+    assert b.exec_own_session, "the exec'd process leads a session of its own (as runc's: nsexec's setsid)"
 
 
 # the counter, until /data/stop shows up; then exit 7
