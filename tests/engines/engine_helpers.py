@@ -21,6 +21,24 @@ OCIRT = os.path.join(REPO, ".venv", "bin", "ocirt")
 SHIM_SOCKETS = "/run/containerd/s"
 
 
+def run_tool(name: str, argv: list, shown: tuple, env=None, check=True, timeout=120, **kw):
+    """One call of an engine's command line (`shown`: the arguments a failure names), output
+    captured; with check, a non-zero exit fails the test with both outputs."""
+    res = subprocess.run(
+        argv,
+        env=env,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
+    if check:
+        assert res.returncode == 0, f"{name} {' '.join(shown)}: rc={res.returncode}\n{res.stdout}{res.stderr}"
+    return res
+
+
 def rmdir_tree(path: str) -> None:
     """Remove an (empty) cgroup directory tree, deepest first; what is still in use stays."""
     for dirpath, _dirs, _files in sorted(os.walk(path), key=lambda t: -t[0].count("/")):
@@ -204,18 +222,7 @@ class Containerd:
         self.run_dirs = None
 
     def ctr(self, ns, *args, timeout=60, check=True, **kw):
-        res = subprocess.run(
-            ["ctr", "-a", self.address, "-n", ns, *args],
-            check=False,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            **kw,
-        )
-        if check:
-            assert res.returncode == 0, f"ctr {' '.join(args)}: rc={res.returncode}\n{res.stdout}{res.stderr}"
-        return res
+        return run_tool("ctr", ["ctr", "-a", self.address, "-n", ns, *args], args, None, check, timeout, **kw)
 
     def start(self):
         self.run_dirs = RunDirs()

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 
-from engine_helpers import rmdir_tree
+from engine_helpers import rmdir_tree, run_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OCIRT = os.path.join(REPO, ".venv", "bin", "ocirt")
@@ -87,20 +87,9 @@ class Podman:
         return Podman(self.d, os.path.join(self.d, name, "runc"))
 
     def __call__(self, *args, check=True, timeout=120):
-        res = subprocess.run(
-            ["podman", "--runtime", self.runtime, *args],
-            env=self.env,
-            check=False,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+        return run_tool(
+            "podman", ["podman", "--runtime", self.runtime, *args], args, self.env, check, timeout
         )
-        if check:
-            assert res.returncode == 0, (
-                f"podman {' '.join(args)}: rc={res.returncode}\n{res.stdout}{res.stderr}"
-            )
-        return res
 
 
 @contextlib.contextmanager

@@ -37,6 +37,7 @@ from engine_helpers import (
     pids_matching,
     rmdir_tree,
     run_in_pty,
+    run_tool,
     umount_under,
 )
 
@@ -70,20 +71,7 @@ class Docker:
         return [DOCKER, *args]
 
     def __call__(self, *args, check=True, timeout=120):
-        res = subprocess.run(
-            self.argv(*args),
-            env=self.env,
-            check=False,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check:
-            assert res.returncode == 0, (
-                f"docker {' '.join(args)}: rc={res.returncode}\n{res.stdout}{res.stderr}"
-            )
-        return res
+        return run_tool("docker", self.argv(*args), args, self.env, check, timeout)
 
     def run_args(self, *flags):
         """`docker run` flags for ocirt, with a cidfile so that the full id is known."""
