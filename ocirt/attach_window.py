@@ -47,30 +47,38 @@ def own_procs_file(proc_cgroup: str) -> str | None:
     return None
 
 
-def _keep_open(first, stop, keep: float, every: float) -> None:
+def own_procs_fd() -> int | None:
+    """cgroup.procs of this process's own cgroup, opened for writing; None where there is none
+    to be had, or where that file does not list this process (a move must only ever be to
+    where the process already is)."""
     try:
         with open("/proc/self/cgroup", "rb") as f:
             procs = own_procs_file(f.read().decode("utf-8", "replace"))
-        pid = str(os.getpid()).encode()
         if procs is None:
-            return
+            return None
         with open(procs, "rb") as f:
-            if pid not in f.read().split():
-                return  # only ever a move to where this process already is
-        fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, pid)  # the one that waits for the grace period
-            first.release()
-            deadline = time.monotonic() + keep
-            # the window stays open about one grace period after the last move: moved again
-            # now and then until the caller has made its own moves (or gave up on them)
-            while not stop.acquire(True, every) and time.monotonic() < deadline:
-                os.write(fd, pid)
-        finally:
-            os.close(fd)
+            if str(os.getpid()).encode() not in f.read().split():
+                return None
+        return os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def _keep_open(fd: int, first, stop, keep: float, every: float) -> None:
+    # no reads here: a thread's first sizeable allocation would make it a malloc arena of its own
+    pid = str(os.getpid()).encode()
+    try:
+        os.write(fd, pid)  # the one that waits for the grace period
+        first.release()
+        deadline = time.monotonic() + keep
+        # the window stays open about one grace period after the last move: moved again now
+        # and then until the caller has made its own moves (or gave up on them)
+        while not stop.acquire(True, every) and time.monotonic() < deadline:
+            os.write(fd, pid)
     except OSError:
         pass
     finally:
+        os.close(fd)
         if first.locked():
             first.release()
 
@@ -84,12 +92,16 @@ class Window:
         self._stop: _thread.LockType | None = None
 
     def start(self, keep: float = 0.5, every: float = 0.002) -> Window:
+        fd = own_procs_fd()
+        if fd is None:
+            return self  # nothing to open: no thread
         first, stop = _thread.allocate_lock(), _thread.allocate_lock()
         first.acquire()
         stop.acquire()
         try:
-            _thread.start_new_thread(_keep_open, (first, stop, keep, every))
+            _thread.start_new_thread(_keep_open, (fd, first, stop, keep, every))
         except RuntimeError:  # no thread to be had: nothing to open
+            os.close(fd)
             return self
         self._first, self._stop = first, stop
         return self
