@@ -22,29 +22,22 @@ import sys
 import tarfile
 import time
 
-from engine_helpers import REPO, Containerd, cgroup_dirs, kill_pids, pids_matching, rmdir_tree
+from engine_helpers import (
+    REPO,
+    Containerd,
+    cgroup_dirs,
+    containerd_config,
+    kill_pids,
+    pids_matching,
+    rmdir_tree,
+)
 
 PROTO = os.environ.get("CRI_API_PROTO") or os.path.join(os.path.dirname(REPO), "shared", "cri", "api.proto")
 HANDLER = "ocirt"
 IMAGE = "localhost/ocirt-busybox:1"
 K8S_NS = "k8s.io"  # the containerd namespace of the CRI plugin
 
-CRI_CONFIG = """version = 2
-root = "{d}/root"
-state = "{d}/state"
-
-[grpc]
-  address = "{d}/containerd.sock"
-
-[ttrpc]
-  address = "{d}/containerd.sock.ttrpc"
-
-[debug]
-  address = "{d}/debug.sock"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{d}/opt"
-
+CRI_PLUGIN = """
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{image}"
   stream_server_address = "127.0.0.1"
@@ -155,7 +148,8 @@ class CriContainerd(Containerd):
         for sub in ("cni-bin", "cni-conf", "runtime-root", "logs"):
             os.makedirs(os.path.join(self.d, sub), exist_ok=True)
         with open(f"{self.d}/config.toml", "w") as f:
-            f.write(CRI_CONFIG.format(d=self.d, image=IMAGE, handler=HANDLER, runtime=self.runtime))
+            plugin = CRI_PLUGIN.format(d=self.d, image=IMAGE, handler=HANDLER, runtime=self.runtime)
+            f.write(containerd_config(self.d, plugins=plugin))
         with open(f"{self.d}/containerd.log", "w") as log:
             self.proc = subprocess.Popen(
                 ["setsid", "containerd", "--config", f"{self.d}/config.toml"],

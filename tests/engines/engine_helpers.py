@@ -16,6 +16,8 @@ import subprocess
 import termios
 import time
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OCIRT = os.path.join(REPO, ".venv", "bin", "ocirt")
 SHIM_SOCKETS = "/run/containerd/s"
@@ -192,10 +194,14 @@ class RunDirs:
 
 # --- a private containerd --------------------------------------------------------------------
 
-CONTAINERD_CONFIG = """version = 2
+
+def containerd_config(d: str, top: str = "", plugins: str = "") -> str:
+    """A containerd config whose root, state and sockets are under d; `top`: more top-level keys,
+    `plugins`: more plugin tables (the CRI tests' cri plugin)."""
+    return f"""version = 2
 root = "{d}/root"
 state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
+{top}
 
 [grpc]
   address = "{d}/containerd.sock"
@@ -208,7 +214,18 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 [plugins."io.containerd.internal.v1.opt"]
   path = "{d}/opt"
-"""
+{plugins}"""
+
+
+# the marks of every test module that starts a private containerd
+CONTAINERD_MARKS = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        not all(shutil.which(b) for b in ("containerd", "ctr", "containerd-shim-runc-v2")),
+        reason="containerd, ctr or containerd-shim-runc-v2 not installed",
+    ),
+    pytest.mark.skipif(not os.access(OCIRT, os.X_OK), reason=f"{OCIRT} missing"),
+]
 
 
 class Containerd:
@@ -228,7 +245,7 @@ class Containerd:
         self.run_dirs = RunDirs()
         self.sockets_before = set(os.listdir(SHIM_SOCKETS)) if os.path.isdir(SHIM_SOCKETS) else set()
         with open(f"{self.d}/config.toml", "w") as f:
-            f.write(CONTAINERD_CONFIG.format(d=self.d))
+            f.write(containerd_config(self.d, top='disabled_plugins = ["io.containerd.grpc.v1.cri"]'))
         with open(f"{self.d}/containerd.log", "w") as log:
             # setsid execs containerd: the PID is containerd's own
             self.proc = subprocess.Popen(

@@ -17,16 +17,19 @@ import time
 import uuid
 
 import pytest
-from engine_helpers import OCIRT, REPO, TTY_COLS, TTY_ROWS, WAIT_SIZE, Containerd, features_gaps, run_in_pty
+from engine_helpers import (
+    CONTAINERD_MARKS,
+    OCIRT,
+    REPO,
+    TTY_COLS,
+    TTY_ROWS,
+    WAIT_SIZE,
+    Containerd,
+    features_gaps,
+    run_in_pty,
+)
 
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(
-        not all(shutil.which(b) for b in ("containerd", "ctr", "containerd-shim-runc-v2")),
-        reason="containerd, ctr or containerd-shim-runc-v2 not installed",
-    ),
-    pytest.mark.skipif(not os.access(OCIRT, os.X_OK), reason=f"{OCIRT} missing"),
-]
+pytestmark = CONTAINERD_MARKS
 
 
 class Session:
