@@ -110,9 +110,7 @@ class V1Cgroup(FsCgroup):
     # A hybrid host without a v1 freezer freezes through cgroup2.
 
     def _freezer(self) -> tuple[str | None, bool]:
-        if "freezer" in self.paths:
-            return self.paths["freezer"], False
-        return self.unified, True
+        return freezer.freezer_dir(self.paths, self.unified)
 
     def freeze(self, timeout: float = 10.0) -> None:
         d, v2 = self._freezer()

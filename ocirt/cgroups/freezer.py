@@ -92,10 +92,15 @@ def saved_frozen(saved: dict | None) -> bool:
     manager picks it). For the commands that only need the status (state, start, kill)."""
     if not saved or not saved.get("kind"):
         return False  # no cgroup: nothing to freeze
-    paths = saved.get("paths") or {}
+    return frozen(CgroupFS(), *freezer_dir(saved.get("paths") or {}, saved.get("unified")))
+
+
+def freezer_dir(paths: dict, unified: str | None) -> tuple[str | None, bool]:
+    """Where a cgroup freezes: the v1 freezer hierarchy where there is one, else the v2 directory
+    (cgroup.freeze; also a hybrid host's without a v1 freezer). (directory, is v2)."""
     if "freezer" in paths:
-        return frozen(CgroupFS(), paths["freezer"], False)
-    return frozen(CgroupFS(), saved.get("unified"), True)
+        return paths["freezer"], False
+    return unified, True
 
 
 def effectively_frozen(fs: CgroupFS, d: str | None, v2: bool) -> bool:
