@@ -17,7 +17,6 @@ import io
 import json
 import os
 import platform
-import subprocess
 import sys
 import tarfile
 import time
@@ -140,40 +139,18 @@ class CriContainerd(Containerd):
         self.runtime = runtime
         self.cri_socket = f"unix://{d}/containerd.sock"
 
-    def start(self, rootfs=None):
-        from engine_helpers import SHIM_SOCKETS, RunDirs
+    def config(self) -> str:
+        plugin = CRI_PLUGIN.format(d=self.d, image=IMAGE, handler=HANDLER, runtime=self.runtime)
+        return containerd_config(self.d, plugins=plugin)
 
-        self.run_dirs = RunDirs()
-        self.sockets_before = set(os.listdir(SHIM_SOCKETS)) if os.path.isdir(SHIM_SOCKETS) else set()
+    def start(self, rootfs=None):
         for sub in ("cni-bin", "cni-conf", "runtime-root", "logs"):
             os.makedirs(os.path.join(self.d, sub), exist_ok=True)
-        with open(f"{self.d}/config.toml", "w") as f:
-            plugin = CRI_PLUGIN.format(d=self.d, image=IMAGE, handler=HANDLER, runtime=self.runtime)
-            f.write(containerd_config(self.d, plugins=plugin))
-        with open(f"{self.d}/containerd.log", "w") as log:
-            self.proc = subprocess.Popen(
-                ["setsid", "containerd", "--config", f"{self.d}/config.toml"],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while self.ctr("default", "version", check=False, timeout=10).returncode != 0:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"containerd exited:\n{self.log()}")
-            assert time.monotonic() < deadline, "containerd did not come up"
-            time.sleep(0.2)
+        super().start()
         if rootfs is not None:
             archive = f"{self.d}/busybox-oci.tar"
             write_oci_archive(rootfs, archive, ["/bin/sleep", "2147483647"], tag=IMAGE.rsplit(":", 1)[1])
             self.ctr(K8S_NS, "images", "import", "--base-name", IMAGE.rsplit(":", 1)[0], archive, timeout=120)
-
-    def log(self):
-        try:
-            with open(f"{self.d}/containerd.log") as f:
-                return f.read()
-        except OSError:
-            return ""
 
     def stop_all(self, cgroup_parent):
         """Stop containerd and remove everything it, its shims and the runtime left: the
