@@ -319,8 +319,9 @@ def launcher_python(path):
     """The interpreter a runtime's command starts, as [python, flags...], or None (not Python).
 
     ocirt's launcher (bin/ocirt) is a shell line that execs the python3 beside it (else a source
-    tree's .venv/bin/python3, else python3 on PATH) with -I -S; an older install is a script whose
-    #! line names the interpreter."""
+    tree's .venv/bin/python3, else python3 on PATH) with -I -S; where the #! line names the
+    interpreter (scripts/direct-launcher.sh's `#!VENV/bin/python3 -IS`, or an older install),
+    that interpreter with the line's flags."""
     try:
         with open(path, "rb") as f:
             head = f.read(4096)
@@ -332,7 +333,7 @@ def launcher_python(path):
     if first and os.path.basename(first[0]) == "env":
         first = first[1:]
     if first and "python" in os.path.basename(first[0]):
-        return [shutil.which(first[0]) or first[0]]
+        return [shutil.which(first[0]) or first[0], *first[1:]]
     if b"-I -S" not in head:
         return None
     d = os.path.dirname(path)

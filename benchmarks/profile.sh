@@ -30,7 +30,7 @@ flags="-I -S"
 if head -n 1 "$ocirt" | grep -q '^#!.*python'; then
   set -- $(head -n 1 "$ocirt" | sed -n 's/^#! *//p')
   if [ "$(basename "$1")" = env ]; then shift; fi
-  py=$1 flags=""
+  py=$1; shift; flags="$*"
 elif [ -x "$dir/python3" ]; then py=$dir/python3
 elif [ -x "$dir/../.venv/bin/python3" ]; then py=$dir/../.venv/bin/python3
 else py=python3

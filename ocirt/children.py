@@ -4,7 +4,7 @@ not live on, handing a seccomp listener its fd, the --pid-file."""
 from __future__ import annotations
 
 import _signal as signal  # the C module: no IntEnum building (enum import)
-import os
+import posix  # not os: start and delete reach this module (see bin/ocirt, "posix")
 import time
 
 from .errors import OcirtError
@@ -14,11 +14,11 @@ from .state import Status, proc_start_time
 def kill_and_reap(pid: int) -> None:
     """SIGKILL `pid` and wait until it is gone (reaped if it is our child, else watched)."""
     try:
-        os.kill(pid, signal.SIGKILL)
+        posix.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
     try:
-        os.waitpid(pid, 0)
+        posix.waitpid(pid, 0)
     except ChildProcessError:  # the init, once stage 1 has exited: not our child
         wait_gone(pid, None)
 
@@ -50,6 +50,8 @@ def pass_seccomp_fd(ch, seccomp_filter, state, pid: int) -> None:
 def write_pid_file(path: str, pid) -> None:
     """--pid-file, written whole or not at all (a temporary file renamed); an error names the
     file asked for, never the temporary one."""
+    import os  # create's and exec's, which have it loaded already
+
     path = os.path.abspath(path)
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
     try:

@@ -14,13 +14,13 @@ both thin adapters over these:
 from __future__ import annotations
 
 import _signal as signal  # the C module: no IntEnum building (enum import)
-import os
+import posix  # not os: see bin/ocirt ("posix")
 import time
 
 from .children import wait_gone
 from .errors import OcirtError
 from .record import record
-from .state import ContainerState, StateDir, Status, check_id, proc_start_time
+from .state import ContainerState, StateDir, Status, check_id, is_dir, proc_start_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class OpenContainer:
         container (it can then be deleted: steps 12 and 13) and is the error of `start`."""
         self.status().check("start")
         try:
-            fd = os.open(self.sd.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = posix.open(self.sd.fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
         except FileNotFoundError:
             raise OcirtError("cannot start an already running container") from None
         try:
@@ -104,10 +104,10 @@ class OpenContainer:
                 pause = min(pause * 2, 0.05)
             # started: from here the status is the init's (running once it execs, stopped if it
             # fails), even if this command is killed while the startContainer hooks run
-            os.unlink(self.sd.fifo)
+            posix.unlink(self.sd.fifo)
             failure = self._read_to_end(fd)
         finally:
-            os.close(fd)
+            posix.close(fd)
         if failure:
             self._stop()
             raise OcirtError(failure)
@@ -128,11 +128,11 @@ class OpenContainer:
         """After the init's "0": what it writes before the fifo's end. The init holds its end
         close-on-exec, so the end comes when the program was executed (nothing written) or the
         init is gone; a failure in between (a startContainer hook, the exec) is its message."""
-        os.set_blocking(fd, True)
+        posix.set_blocking(fd, True)
         chunks = []
         while True:
             try:
-                data = os.read(fd, 4096)
+                data = posix.read(fd, 4096)
             except InterruptedError:
                 continue
             if not data:
@@ -156,7 +156,7 @@ class OpenContainer:
     @staticmethod
     def _read_fifo(fd: int) -> bool:
         try:
-            return bool(os.read(fd, 1))
+            return bool(posix.read(fd, 1))
         except BlockingIOError:
             return False
 
@@ -209,7 +209,7 @@ class OpenContainer:
         if self.state.pid <= 0:
             return False
         try:
-            pidfd = os.pidfd_open(self.state.pid)
+            pidfd = posix.pidfd_open(self.state.pid)
         except ProcessLookupError:
             return False
         try:
@@ -220,7 +220,7 @@ class OpenContainer:
         except ProcessLookupError:  # it exited after pidfd_open (a zombie now)
             return False
         finally:
-            os.close(pidfd)
+            posix.close(pidfd)
 
     def delete(self, force: bool = False) -> None:
         status = self.status()
@@ -275,7 +275,7 @@ class OpenContainer:
         if isinstance(recorded, dict):
             return recorded
         try:
-            with open(os.path.join(self.state.bundle, "config.json"), "rb") as f:
+            with open(f"{self.state.bundle}/config.json", "rb") as f:
                 from . import jsonio
 
                 resources = (jsonio.load(f).get("linux") or {}).get("resources")
@@ -327,7 +327,7 @@ def remove_leftover(root: str, container_id: str) -> bool:
         check_id(container_id)
     except OcirtError:
         return False
-    if not os.path.isdir(StateDir(root, container_id).path):
+    if not is_dir(StateDir(root, container_id).path):
         return False
     from .members import remove_damaged
 
@@ -339,13 +339,17 @@ def wait_init(pid: int) -> int:
     """Reap children until `pid` exits (we are its subreaper); its exit code, 128+N for a signal."""
     while True:
         try:
-            got, status = os.waitpid(-1, 0)
+            got, status = posix.waitpid(-1, 0)
         except InterruptedError:
             continue
         except ChildProcessError:
             return 255
         if got == pid:
-            return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+            return (
+                posix.waitstatus_to_exitcode(status)
+                if posix.WIFEXITED(status)
+                else 128 + posix.WTERMSIG(status)
+            )
 
 
 # The former name, for modules that still use it (commands/list.py):

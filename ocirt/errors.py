@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import posix  # not os: see bin/ocirt ("posix")
 
 
 class OcirtError(Exception):
@@ -17,7 +17,7 @@ class OcirtError(Exception):
 
     def __str__(self) -> str:
         if self.errno:
-            return f"{self.message}: {os.strerror(self.errno).lower()}"
+            return f"{self.message}: {posix.strerror(self.errno).lower()}"
         return self.message
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import posix  # not os: see bin/ocirt ("posix")
 import sys
 import time
 
 from . import jsonio
 from .record import record
+
+_APPEND = posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC
 
 
 def _now() -> str:
@@ -25,7 +27,7 @@ class Logger:
         made, lines go to stderr as they come."""
         if self.path:
             try:
-                os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
+                posix.close(posix.open(self.path, _APPEND, 0o644))
             except OSError:
                 pass
 
@@ -36,11 +38,11 @@ class Logger:
             line = f'time="{_now()}" level={level} msg={jsonio.dumps(msg)}'
         if self.path:
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                fd = posix.open(self.path, _APPEND, 0o644)
                 try:
-                    os.write(fd, (line + "\n").encode())
+                    posix.write(fd, (line + "\n").encode())
                 finally:
-                    os.close(fd)
+                    posix.close(fd)
                 return
             except OSError:
                 pass

@@ -8,7 +8,7 @@ cgroup means paused. state.json only records what cannot be derived.
 from __future__ import annotations
 
 import errno
-import os
+import posix  # not os: see bin/ocirt ("posix"); this module is on every command's path
 
 from . import jsonio
 from .errors import OcirtError
@@ -22,6 +22,26 @@ def check_id(container_id: str) -> None:
     """A container id as runc takes it (it names the state directory)."""
     if not container_id or container_id in (".", "..") or not _ID_CHARS.issuperset(container_id):
         raise OcirtError(f"invalid container id format: {container_id}")
+
+
+def join(directory: str, name: str) -> str:
+    """os.path.join for a name without "/" (an id, a file name)."""
+    return f"{directory}/{name}" if directory and not directory.endswith("/") else directory + name
+
+
+def exists(path: str) -> bool:
+    try:
+        posix.stat(path)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def is_dir(path: str) -> bool:
+    try:
+        return posix.stat(path).st_mode & 0o170000 == 0o040000
+    except (OSError, ValueError):
+        return False
 
 
 OCI_VERSION = "1.3.0"
@@ -138,14 +158,16 @@ class StateDir:
     def __init__(self, root: str, container_id: str):
         self.root = root
         self.id = container_id
-        self.path = os.path.join(root, container_id)
-        self.state_file = os.path.join(self.path, "state.json")
-        self.fifo = os.path.join(self.path, "exec.fifo")
+        self.path = join(root, container_id)
+        self.state_file = self.path + "/state.json"
+        self.fifo = self.path + "/exec.fifo"
         self._lock_fd: int | None = None
 
     # locking
     def make_and_lock(self) -> None:
         """Create the directory (exactly one of two concurrent creates succeeds) and lock it."""
+        import os  # create's: makedirs
+
         try:
             os.makedirs(self.root, mode=0o711, exist_ok=True)
             os.mkdir(self.path, 0o711)
@@ -163,17 +185,18 @@ class StateDir:
     def lock(self) -> None:
         """Lock an existing container; waits while another operation holds it."""
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = posix.open(self.path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except FileNotFoundError:
             raise OcirtError(f"container does not exist: {self.id}") from None
         import fcntl
 
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:  # deleted while we waited?
-            if os.fstat(fd).st_nlink == 0 or not os.path.samestat(os.fstat(fd), os.stat(self.path)):
+            held, named = posix.fstat(fd), posix.stat(self.path)
+            if held.st_nlink == 0 or (held.st_dev, held.st_ino) != (named.st_dev, named.st_ino):
                 raise FileNotFoundError
         except FileNotFoundError:
-            os.close(fd)
+            posix.close(fd)
             raise OcirtError(f"container does not exist: {self.id}") from None
         self._lock_fd = fd
 
@@ -183,7 +206,7 @@ class StateDir:
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
-            os.close(self._lock_fd)
+            posix.close(self._lock_fd)
             self._lock_fd = None
 
     # contents
@@ -217,7 +240,7 @@ class StateDir:
         tmp = self.state_file + ".tmp"
         with open(tmp, "w") as f:
             f.write(jsonio.dumps(asdict(state)))
-        os.rename(tmp, self.state_file)
+        posix.rename(tmp, self.state_file)
 
     def status(self, state: ContainerState, frozen=None) -> Status:
         if not state.pid:
@@ -226,15 +249,15 @@ class StateDir:
             return Status.STOPPED
         if frozen is not None and frozen():  # before the fifo: a created container can be paused
             return Status.PAUSED
-        if os.path.exists(self.fifo):
+        if exists(self.fifo):
             return Status.CREATED
         return Status.RUNNING
 
     def remove(self) -> None:
-        for name in os.listdir(self.path):
-            path = os.path.join(self.path, name)
+        for name in posix.listdir(self.path):
+            path = f"{self.path}/{name}"
             try:
-                os.unlink(path)
+                posix.unlink(path)
             except FileNotFoundError:
                 pass
             except IsADirectoryError:  # a damaged state dir: whatever is in it goes
@@ -242,7 +265,7 @@ class StateDir:
 
                 shutil.rmtree(path, ignore_errors=True)
         try:
-            os.rmdir(self.path)
+            posix.rmdir(self.path)
         except OSError as e:
             if e.errno != errno.ENOENT:
                 raise
@@ -376,6 +399,6 @@ def salvage_fields(data) -> dict:
 
 def list_ids(root: str) -> list[str]:
     try:
-        return sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)))
+        return sorted(n for n in posix.listdir(root) if is_dir(join(root, n)))
     except FileNotFoundError:
         return []

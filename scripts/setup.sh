@@ -48,4 +48,5 @@ if [ -n "$engines" ]; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check '.[test,plots]'
+sh scripts/direct-launcher.sh .venv   # the installed ocirt starts its Python directly
 [ -x bundles/default/rootfs/bin/busybox ] || sh bundles/mkrootfs.sh bundles/default/rootfs

@@ -53,7 +53,7 @@ def test_start_of_an_init_that_exits_at_once_never_fails(tmp_path, monkeypatch):
     os.mkfifo(sd.fifo, 0o622)
     me = os.getpid()
     state = ContainerState(id="gone", bundle=str(tmp_path), pid=me, pid_start=proc_start_time(me))
-    real_open = os.open
+    real_open = os.open  # posix.open: os.open is the same function
 
     def open_then_init_runs(path, flags, *args):
         fd = real_open(path, flags, *args)
@@ -63,7 +63,7 @@ def test_start_of_an_init_that_exits_at_once_never_fails(tmp_path, monkeypatch):
             os.close(wfd)
         return fd
 
-    monkeypatch.setattr(container_mod.os, "open", open_then_init_runs)
+    monkeypatch.setattr(container_mod.posix, "open", open_then_init_runs)
     monkeypatch.setattr(container_mod, "proc_start_time", lambda pid: None)
     Container(sd, state).start()
     assert not os.path.exists(sd.fifo)

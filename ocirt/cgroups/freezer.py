@@ -3,7 +3,6 @@ without a v1 freezer). Each function takes the file seam and the cgroup director
 
 from __future__ import annotations
 
-import os
 import time
 
 from ..errors import OcirtError
@@ -11,7 +10,7 @@ from .fs import CgroupFS
 
 
 def freeze_v1(fs: CgroupFS, d: str, timeout: float) -> None:
-    path = os.path.join(d, "freezer.state")
+    path = f"{d}/freezer.state"
     deadline = time.monotonic() + timeout
     i = 0
     try:
@@ -39,21 +38,21 @@ def freeze_v1(fs: CgroupFS, d: str, timeout: float) -> None:
 
 def freeze_v2(fs: CgroupFS, d: str, timeout: float) -> None:
     try:
-        fs.write(os.path.join(d, "cgroup.freeze"), "1")
+        fs.write(f"{d}/cgroup.freeze", "1")
     except OSError as e:
         raise OcirtError(f"cannot freeze cgroup {d}", errno=e.errno) from None
     deadline = time.monotonic() + timeout
     delay = 0.001
     while True:
         try:
-            events = fs.read(os.path.join(d, "cgroup.events"))
+            events = fs.read(f"{d}/cgroup.events")
         except OSError as e:
             raise OcirtError(f"cannot freeze cgroup {d}", errno=e.errno) from None
         if "frozen 1" in events.splitlines():
             return
         if time.monotonic() >= deadline:
             try:
-                fs.write(os.path.join(d, "cgroup.freeze"), "0")
+                fs.write(f"{d}/cgroup.freeze", "0")
             except OSError:
                 pass
             raise OcirtError(f"cannot freeze cgroup {d}: not frozen after {timeout:g}s")
@@ -62,9 +61,7 @@ def freeze_v2(fs: CgroupFS, d: str, timeout: float) -> None:
 
 
 def thaw(fs: CgroupFS, d: str, v2: bool) -> None:
-    path, value = (
-        (os.path.join(d, "cgroup.freeze"), "0") if v2 else (os.path.join(d, "freezer.state"), "THAWED")
-    )
+    path, value = (f"{d}/cgroup.freeze", "0") if v2 else (f"{d}/freezer.state", "THAWED")
     try:
         fs.write(path, value)
     except OSError as e:
@@ -77,11 +74,11 @@ def frozen(fs: CgroupFS, d: str | None, v2: bool) -> bool:
         return False
     try:
         if v2:
-            return fs.read(os.path.join(d, "cgroup.freeze")).strip() == "1"
+            return fs.read(f"{d}/cgroup.freeze").strip() == "1"
         try:
-            return fs.read(os.path.join(d, "freezer.self_freezing")).strip() == "1"
+            return fs.read(f"{d}/freezer.self_freezing").strip() == "1"
         except FileNotFoundError:
-            return fs.read(os.path.join(d, "freezer.state")).strip() == "FROZEN"
+            return fs.read(f"{d}/freezer.state").strip() == "FROZEN"
     except OSError:
         return False
 
@@ -110,9 +107,9 @@ def effectively_frozen(fs: CgroupFS, d: str | None, v2: bool) -> bool:
         return False
     try:
         if v2:
-            if fs.read(os.path.join(d, "cgroup.freeze")).strip() == "1":
+            if fs.read(f"{d}/cgroup.freeze").strip() == "1":
                 return True
-            return "frozen 1" in fs.read(os.path.join(d, "cgroup.events")).splitlines()
-        return fs.read(os.path.join(d, "freezer.state")).strip() in ("FROZEN", "FREEZING")
+            return "frozen 1" in fs.read(f"{d}/cgroup.events").splitlines()
+        return fs.read(f"{d}/freezer.state").strip() in ("FROZEN", "FREEZING")
     except OSError:
         return False
