@@ -65,12 +65,12 @@ class OpenContainer:
         return cgroups.manager_from_state(self.layout, self.state.cgroup, pid=self.state.pid)
 
     def status(self) -> Status:
-        def frozen():
-            from .cgroups.freezer import saved_frozen  # not the manager: state.json says where
+        return self.sd.status(self.state, self._frozen)
 
-            return saved_frozen(self.state.cgroup)
+    def _frozen(self) -> bool:
+        from .cgroups.freezer import saved_frozen  # not the manager: state.json says where
 
-        return self.sd.status(self.state, frozen)
+        return saved_frozen(self.state.cgroup)
 
     def close(self) -> None:
         self.sd.unlock()
@@ -177,8 +177,8 @@ class OpenContainer:
             status.check("kill")
             if not self._signal_init(sig):
                 raise OcirtError("container not running")
-        if sig == signal.SIGKILL:
-            self._after_sigkill(all_processes)
+        if sig == signal.SIGKILL and (all_processes or status is Status.PAUSED):
+            self._after_sigkill(all_processes)  # else nothing to do: no manager made
 
     def _after_sigkill(self, all_processes: bool) -> None:
         """A paused (frozen) container is thawed, or on cgroup v1 the processes could not die
@@ -225,6 +225,12 @@ class OpenContainer:
     def delete(self, force: bool = False) -> None:
         status = self.status()
         status.check("delete", force=force, container_id=self.state.id)
+        if status is Status.STOPPED:
+            from .cgroups.stopped import remove_if_empty
+
+            if remove_if_empty(self.state.cgroup):  # the common case, without the manager
+                self._forget()
+                return
         cg = self.cgroup()
         if status is Status.PAUSED:
             try:
@@ -247,6 +253,10 @@ class OpenContainer:
 
     def destroy(self) -> None:
         self.cgroup().destroy()
+        self._forget()
+
+    def _forget(self) -> None:
+        """After the cgroup is gone: the state directory, then the poststop hooks."""
         hooks = self.state.hooks.get("poststop")
         self.sd.remove()
         if hooks:

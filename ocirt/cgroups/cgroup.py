@@ -32,6 +32,7 @@ from ..errors import ConfigError, OcirtError
 from .fs import DEFAULT_FS, CgroupFS, read_pids
 from .layout import Layout, clean_path, strip_root
 from .manager import Manager
+from .stopped import removal_order
 
 STATE_VERSION = 1
 
@@ -377,8 +378,7 @@ class FsCgroup(Manager):
     def _remove_created(self, timeout: float = 2.0) -> None:
         """rmdir what create() made, deepest first (destroy's first part)."""
         leaves = set(self.dirs())
-        # Deepest first; within a depth, reverse creation order.
-        order = sorted(reversed(self.created), key=lambda p: p.count("/"), reverse=True)
+        order = removal_order(self.created)
         remaining, failure = [], None
         for d in order:
             try:
