@@ -1,8 +1,6 @@
 """The runtime parent's side of the children it forks (create's and exec's): reaping one that must
 not live on, handing a seccomp listener its fd, the --pid-file."""
 
-from __future__ import annotations
-
 import _signal as signal  # the C module: no IntEnum building (enum import)
 import posix  # not os: start and delete reach this module (see bin/ocirt, "posix")
 import time

@@ -5,8 +5,6 @@ Flags follow Go's conventions as runc users type them: --flag value, --flag=valu
 short aliases (-b), and booleans (--detach, -d, --detach=false).
 """
 
-from __future__ import annotations
-
 import posix  # not os: see bin/ocirt ("posix")
 import sys
 
@@ -94,7 +92,7 @@ class Globals:
     debug: bool = False
     rootless: str = "auto"  # --rootless as given: rootless_mode() decides where it matters
     criu: str = "criu"  # --criu: the criu binary checkpoint and restore run
-    window: Window | None = None  # an attach_window.Window the launcher started, for create/run/exec
+    window: "Window | None" = None  # an attach_window.Window the launcher started, for create/run/exec
 
     def kernel(self):
         from .kernel.linux import LinuxKernel
@@ -191,7 +189,7 @@ def _opt_line(o: Opt) -> str:
     return f"   {flags:<28} {o.help}{default}"
 
 
-def main(argv: list[str] | None = None, window: Window | None = None) -> int:
+def main(argv: list[str] | None = None, window: "Window | None" = None) -> int:
     """`window`: ocirt/attach_window.py's warm-up, when the launcher (bin/ocirt) started one
     before importing this module; create, run and exec start their own otherwise."""
     argv = sys.argv[1:] if argv is None else argv

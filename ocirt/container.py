@@ -11,13 +11,10 @@ both thin adapters over these:
         c.kill(signals.parse_signal("KILL"), all_processes=False)
 """
 
-from __future__ import annotations
-
 import _signal as signal  # the C module: no IntEnum building (enum import)
 import posix  # not os: see bin/ocirt ("posix")
 import time
 
-from .children import wait_gone
 from .errors import OcirtError
 from .record import record
 from .state import ContainerState, StateDir, Status, check_id, is_dir, proc_start_time
@@ -41,10 +38,10 @@ class OpenContainer:
     sd: StateDir
     state: ContainerState
     warn: object = None  # where warnings go (the command's log); None: stderr, runc's format
-    layout: Layout | None = None  # the host's, if the caller has it (run: create's); else read once
+    layout: "Layout | None" = None  # the host's, if the caller has it (run: create's); else read once
 
     @classmethod
-    def open(cls, root: str, container_id: str, lock: bool = True, warn=None, layout=None) -> OpenContainer:
+    def open(cls, root: str, container_id: str, lock: bool = True, warn=None, layout=None) -> "OpenContainer":
         check_id(container_id)
         sd = StateDir(root, container_id)
         if lock:
@@ -75,7 +72,7 @@ class OpenContainer:
     def close(self) -> None:
         self.sd.unlock()
 
-    def __enter__(self) -> OpenContainer:
+    def __enter__(self) -> "OpenContainer":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -151,6 +148,8 @@ class OpenContainer:
         except (OSError, OcirtError):
             pass
         if self.state.pid > 0:
+            from .children import wait_gone  # a failed start's only
+
             wait_gone(self.state.pid, self.state.pid_start)
 
     @staticmethod
@@ -248,6 +247,8 @@ class OpenContainer:
         if status is not Status.STOPPED:
             self._signal_init(signal.SIGKILL)
         if status is not Status.STOPPED and self.state.pid > 0:
+            from .children import wait_gone  # not for the common delete, of a stopped container
+
             wait_gone(self.state.pid, self.state.pid_start)
         self.destroy()
 

@@ -1,7 +1,5 @@
 """Errors that reach the user as one line."""
 
-from __future__ import annotations
-
 import posix  # not os: see bin/ocirt ("posix")
 
 

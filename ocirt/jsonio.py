@@ -5,8 +5,6 @@ costs. The package is a thin layer over `_json` (scanner and encoder in C); this
 layer, for what ocirt reads and writes: strict JSON (no NaN/Infinity), UTF-8 text.
 """
 
-from __future__ import annotations
-
 import _json
 
 

@@ -1,7 +1,5 @@
 """--log FILE and --log-format text|json, written the way runc writes them."""
 
-from __future__ import annotations
-
 import posix  # not os: see bin/ocirt ("posix")
 import sys
 import time

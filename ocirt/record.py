@@ -10,8 +10,6 @@ one shared __init__/__repr__/__eq__: same declarations, no code generation.
         names: list = field(default_factory=list)
 """
 
-from __future__ import annotations
-
 # typing is not imported at run time (the hot path); type checkers see dataclass_transform, so
 # they know a @record class's __init__ as they know a dataclass's.
 TYPE_CHECKING = False
@@ -33,7 +31,7 @@ class _Factory:
         self.make = make
 
 
-def field(default_factory: Callable[[], Any]) -> Any:
+def field(default_factory: "Callable[[], Any]") -> "Any":
     return _Factory(default_factory)
 
 
@@ -71,7 +69,7 @@ def _eq(self, other):
 
 
 @dataclass_transform(eq_default=True, field_specifiers=(field,))
-def record(cls: type[_T]) -> type[_T]:
+def record(cls: "type[_T]") -> "type[_T]":
     names: list[str] = []
     defaults: dict[str, Any] = {}
     for base in reversed(cls.__mro__[1:]):

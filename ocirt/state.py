@@ -5,8 +5,6 @@ alive with the start time recorded at create, exec.fifo tells created from runni
 cgroup means paused. state.json only records what cannot be derived.
 """
 
-from __future__ import annotations
-
 import errno
 import posix  # not os: see bin/ocirt ("posix"); this module is on every command's path
 
@@ -55,11 +53,11 @@ class Status:
     """
 
     __slots__ = ("value",)
-    CREATING: Status
-    CREATED: Status
-    RUNNING: Status
-    PAUSED: Status
-    STOPPED: Status
+    CREATING: "Status"
+    CREATED: "Status"
+    RUNNING: "Status"
+    PAUSED: "Status"
+    STOPPED: "Status"
 
     def __init__(self, value: str):
         self.value = value

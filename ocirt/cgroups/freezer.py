@@ -1,8 +1,6 @@
 """The two freezers: v1's freezer.state and v2's cgroup.freeze (also used on a hybrid host
 without a v1 freezer). Each function takes the file seam and the cgroup directory."""
 
-from __future__ import annotations
-
 import time
 
 from ..errors import OcirtError

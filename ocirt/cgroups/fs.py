@@ -7,8 +7,6 @@ context. `CgroupFS` is the seam for a recording fake later; the default instance
 stateless.
 """
 
-from __future__ import annotations
-
 import errno
 import posix  # not os: `state` and `start` read a freezer through it (see bin/ocirt, "posix")
 import time

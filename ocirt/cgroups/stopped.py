@@ -7,8 +7,6 @@ is the manager's (FsCgroup.destroy after members.kill_and_wait): processes still
 exiting, child cgroups, directories that existed before create.
 """
 
-from __future__ import annotations
-
 import errno
 import posix
 
