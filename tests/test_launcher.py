@@ -164,3 +164,18 @@ def test_short_commands_do_not_import_os(tmp_path, command):
         assert "cannot start an already running container" in p.stderr
     else:
         assert p.returncode == (1 if "nosuch" in args else 0), p.stderr
+
+
+def test_direct_launcher_names_the_venvs_python(venv):
+    """scripts/direct-launcher.sh: the #! line names the venv's python3 with -IS; the command
+    behaves as before, still without `site`; run twice, it changes nothing more."""
+    root, site_packages, mark = venv
+    os.symlink(os.path.join(REPO, "ocirt"), site_packages / "ocirt")
+    script = os.path.join(REPO, "scripts", "direct-launcher.sh")
+    for _ in range(2):
+        subprocess.run(["sh", script, str(root)], check=True, timeout=60)
+        with open(root / "bin" / "ocirt") as f:
+            assert f.readline() == f"#!{root}/bin/python3 -IS\n"
+    p = _run([str(root / "bin" / "ocirt"), "--root", str(root / "state"), "state", "nosuch"])
+    assert p.returncode == 1 and p.stderr.strip().endswith('msg="container does not exist: nosuch"')
+    assert not mark.exists(), "site ran"
