@@ -2,10 +2,17 @@
 its record, without the manager, only when create made it all and it is empty."""
 
 import os
-
-from conftest import leftovers, unique_name
+import uuid
 
 from ocirt.cgroups.stopped import remove_if_empty
+
+
+def unique_name() -> str:
+    return f"ocirt-test-{os.getpid()}-{uuid.uuid4().hex[:10]}"
+
+
+def leftovers(cg) -> list:
+    return [d for d in cg.dirs() if os.path.exists(d)]
 
 
 def test_an_empty_cgroup_made_by_create_is_removed_with_its_made_parent(make_cg):
