@@ -12,6 +12,11 @@ calls `close()`: on a loaded machine the caller may otherwise arrive after the w
 The caller forks while the thread lives (the child has no thread; the thread shares no lock with
 it), and its cgroup mkdirs simply wait in the kernel while the first move holds cgroup_mutex.
 
+On a pure cgroup v2 host, create and run open no window: stage 1 is born in the container's
+cgroup there (clone3 with CLONE_INTO_CGROUP, create.fork_stage1), which takes no write lock at
+all, and which wants a process without other threads (`end()` waits for this one to be gone
+where a window was opened all the same). exec's child is still moved, inside the window.
+
 Only an optimisation: any failure (no cgroupfs, no permission, an unknown layout) is ignored,
 and the thread ends by itself half a second after it started. Stdlib only, and cheap to import:
 it runs before the rest.
@@ -47,13 +52,17 @@ def own_procs_file(proc_cgroup: str) -> str | None:
     return None
 
 
-def own_procs_fd() -> int | None:
+def own_procs_fd(births: bool = False) -> int | None:
     """cgroup.procs of this process's own cgroup, opened for writing; None where there is none
     to be had, or where that file does not list this process (a move must only ever be to
-    where the process already is)."""
+    where the process already is). With `births`, also None on a pure cgroup v2 host (see
+    start())."""
     try:
         with open("/proc/self/cgroup", "rb") as f:
-            procs = own_procs_file(f.read().decode("utf-8", "replace"))
+            text = f.read().decode("utf-8", "replace")
+        if births and text.startswith("0::") and text.count("\n") <= 1:
+            return None
+        procs = own_procs_file(text)
         if procs is None:
             return None
         with open(procs, "rb") as f:
@@ -64,7 +73,17 @@ def own_procs_fd() -> int | None:
         return None
 
 
-def _keep_open(fd: int, first, stop, keep: float, every: float) -> None:
+def threads() -> int:
+    """How many threads this process has (/proc/self/stat's num_threads); 0 if unreadable."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            data = f.read()
+        return int(data[data.rindex(b")") + 2 :].split()[17])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _keep_open(fd: int, first, stop, done, keep: float, every: float) -> None:
     # no reads here: a thread's first sizeable allocation would make it a malloc arena of its own
     pid = str(os.getpid()).encode()
     try:
@@ -81,6 +100,7 @@ def _keep_open(fd: int, first, stop, keep: float, every: float) -> None:
         os.close(fd)
         if first.locked():
             first.release()
+        done.release()
 
 
 class Window:
@@ -90,21 +110,33 @@ class Window:
     def __init__(self) -> None:
         self._first: _thread.LockType | None = None
         self._stop: _thread.LockType | None = None
+        self._done: _thread.LockType | None = None
 
-    def start(self, keep: float = 0.5, every: float = 0.002) -> Window:
-        fd = own_procs_fd()
+    def start(self, keep: float = 0.5, every: float = 0.002, births: bool = False) -> Window:
+        fd = own_procs_fd(births)
         if fd is None:
             return self  # nothing to open: no thread
-        first, stop = _thread.allocate_lock(), _thread.allocate_lock()
-        first.acquire()
-        stop.acquire()
+        first, stop, done = _thread.allocate_lock(), _thread.allocate_lock(), _thread.allocate_lock()
+        for lock in (first, stop, done):
+            lock.acquire()
         try:
-            _thread.start_new_thread(_keep_open, (fd, first, stop, keep, every))
+            _thread.start_new_thread(_keep_open, (fd, first, stop, done, keep, every))
         except RuntimeError:  # no thread to be had: nothing to open
             os.close(fd)
             return self
-        self._first, self._stop = first, stop
+        self._first, self._stop, self._done = first, stop, done
         return self
+
+    def end(self, timeout: float = 0.05) -> None:
+        """close(), then wait (at most `timeout`) until the thread is gone from the process."""
+        self.close()
+        if self._done is None:
+            return
+        if self._done.acquire(True, timeout):
+            self._done.release()
+        deadline = time.monotonic() + timeout
+        while threads() > 1 and time.monotonic() < deadline:
+            time.sleep(0.0002)  # its Python part is done: the thread itself is ending
 
     def wait_open(self) -> None:
         if self._first is not None:
@@ -116,5 +148,8 @@ class Window:
             self._stop.release()
 
 
-def start() -> Window:
-    return Window().start()
+def start(births: bool = False) -> Window:
+    """The window, opened. `births`: the caller makes its children in their cgroup where it
+    can (create and run, cgroupfs: create.fork_stage1), so on a pure cgroup v2 host no window is
+    opened: the child is born in the cgroup (clone3), no move, no grace period to hide."""
+    return Window().start(births=births)

@@ -191,7 +191,7 @@ def run_children(
 ) -> int:
     """Fork stage 1, put it in the cgroup, drive the children until the init is Ready; its pid."""
     parent_ch, child_ch = fx.channel()
-    stage1_pid = kernel.fork()
+    stage1_pid, placed = fork_stage1(kernel, fx, cg)
     if stage1_pid == 0:
         try:  # a forked child never returns into the runtime's code
             parent_ch.close()
@@ -202,7 +202,8 @@ def run_children(
     parent.stage1_pid = stage1_pid
     try:
         try:
-            cg.add_pid(stage1_pid)
+            if not placed:
+                cg.add_pid(stage1_pid)
         finally:
             fx.attached()
         init_pid = fx.drive(parent_ch, spec, parent)
@@ -221,6 +222,19 @@ def run_children(
         parent_ch.close()
     undo.push(fx.kill_and_reap, init_pid)
     return init_pid
+
+
+def fork_stage1(kernel: k.Kernel, fx: HostEffects, cg) -> tuple[int, bool]:
+    """Stage 1 made in the container's cgroup where it can be (cgroup v2: clone3 with
+    CLONE_INTO_CGROUP; no move, and no wait for the kernel's cgroup-attach grace period), else
+    forked, to be moved. (pid, whether it is in the cgroup already)."""
+    where = cg.birth_dir()
+    if where is not None and fx.alone():
+        try:
+            return kernel.fork_into(where), True
+        except OSError:  # Linux before 5.7, a seccomp filter that refuses clone3: fork and move
+            pass
+    return kernel.fork(), False
 
 
 class Parent:
@@ -318,6 +332,15 @@ class HostEffects:
         """Stage 1 was moved into the cgroup (or failed to be): the attach window may close."""
         if self.window is not None:
             self.window.close()
+
+    def alone(self) -> bool:
+        """This process has no other thread (fork_into's condition); the attach window's, if
+        open, is ended first (a process that makes its children in their cgroup needs none)."""
+        from .attach_window import threads
+
+        if self.window is not None:
+            self.window.end()
+        return threads() == 1
 
     def connect_console(self, socket_path: str) -> int:
         from . import console

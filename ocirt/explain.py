@@ -603,6 +603,7 @@ RULES = {
     "mkfifo": _fixed(RUNTIME),
     "chmod": _fixed(RUNTIME),
     "fork": _fixed(RUNTIME),
+    "fork_into": _fixed(RUNTIME),  # stage 1 made in its cgroup (cgroup v2), as a cgroup.procs write
     "waitpid": _fixed(RUNTIME),
     "setsid": _fixed(RUNTIME),  # no terminal: the init leads its own session (as runc's)
     "kill": _fixed(RUNTIME),

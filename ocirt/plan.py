@@ -350,6 +350,9 @@ class PlanEffects(create_mod.HostEffects):
     def connect_console(self, socket_path: str) -> int:
         return -1  # create connects to --console-socket here; nothing to connect to
 
+    def alone(self) -> bool:
+        return True  # as `ocirt create` is, once its attach window is ended
+
     def channel(self):
         self.k.stage("create (runtime): stage 1")
         return PlanChannel(), PlanChannel()

@@ -271,6 +271,9 @@ class FsCgroup(Manager):
 
     # ------------------------------------------------------------ processes
 
+    def birth_dir(self) -> str | None:
+        return None  # one directory per v1 hierarchy: add_pid (V2Cgroup has its own)
+
     def add_pid(self, pid: int) -> None:
         """Move a process into the cgroup in every hierarchy."""
         for d in self.dirs():

@@ -27,6 +27,9 @@ class V2Cgroup(FsCgroup):
     def path(self, controller: str | None = None) -> str | None:
         return self.unified
 
+    def birth_dir(self) -> str | None:
+        return self.unified
+
     def _effectively_frozen(self) -> bool:
         return freezer.effectively_frozen(self.fs, self.unified, v2=True)
 

@@ -76,6 +76,9 @@ class NoCgroup(Manager):
     def device_rules(self) -> list | None:
         return None
 
+    def birth_dir(self) -> str | None:
+        return None  # no cgroup of its own
+
     def add_pid(self, pid: int) -> None:
         pass
 

@@ -563,6 +563,9 @@ class SystemdCgroup(Manager):
         finally:
             bus.close()
 
+    def birth_dir(self) -> str | None:
+        return None  # the unit, and its directory, start with the first process
+
     def add_pid(self, pid: int) -> None:
         if self.started:
             self.files.add_pid(pid)

@@ -15,6 +15,7 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+CLONE_INTO_CGROUP = 0x200000000  # clone3 only: the child starts in the cgroup args.cgroup names
 
 # mount(2) flags
 MS_RDONLY = 0x1
@@ -271,6 +272,13 @@ class Kernel:
 
     # processes (create's parent: stage 1 is forked, then reaped once it has forked the init)
     def fork(self) -> int:
+        raise NotImplementedError
+
+    def fork_into(self, cgroup_dir: str) -> int:
+        """fork() with the child made in cgroup v2 directory `cgroup_dir` (clone3 with
+        CLONE_INTO_CGROUP, Linux 5.7): no move afterwards. Only from a process with one thread
+        (the child carries on in Python without CPython's or glibc's after-fork steps, which a
+        single thread does not need). OSError where the kernel (or a seccomp filter) refuses."""
         raise NotImplementedError
 
     def waitpid(self, pid: int) -> None:

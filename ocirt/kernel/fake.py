@@ -225,6 +225,10 @@ class RecordingKernel(Kernel):
         self._record("fork")
         return self.fork_pid
 
+    def fork_into(self, cgroup_dir):
+        self._record("fork_into", cgroup_dir)
+        return self.fork_pid
+
     def waitpid(self, pid):
         self._record("waitpid", pid)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import errno
 import os
 import struct
+from _signal import SIGCHLD
 
 from . import (
     AT_EMPTY_PATH,
     AT_RECURSIVE,
+    CLONE_INTO_CGROUP,
     CLONE_NEWUSER,
     CLOSE_RANGE_CLOEXEC,
     MOVE_MOUNT_F_EMPTY_PATH,
@@ -20,7 +22,14 @@ from . import (
 
 # Syscalls libc does not wrap (or wraps only in newer glibc): numbers per architecture, for the
 # 64-bit ABI of each (uname -m). Numbers from 424 on are the same everywhere but on alpha and mips.
-_NEW = {"close_range": 436, "openat2": 437, "mount_setattr": 442, "open_tree": 428, "move_mount": 429}
+_NEW = {
+    "clone3": 435,
+    "close_range": 436,
+    "openat2": 437,
+    "mount_setattr": 442,
+    "open_tree": 428,
+    "move_mount": 429,
+}
 _GENERIC = {
     "pivot_root": 41,
     "capset": 91,
@@ -443,6 +452,18 @@ class LinuxKernel(Kernel):
 
     def fork(self) -> int:
         return os.fork()
+
+    def fork_into(self, cgroup_dir: str) -> int:
+        fd = os.open(cgroup_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            # struct clone_args up to `cgroup` (CLONE_ARGS_SIZE_VER2): flags, pidfd, child_tid,
+            # parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+            # no stack: the child goes on on a copy of this one, as after fork()
+            args = self.ffi.new("uint64_t[11]")
+            args[0], args[4], args[10] = CLONE_INTO_CGROUP, SIGCHLD, fd
+            return self._syscall("clone3", args, self.ffi.cast("size_t", 88))
+        finally:
+            os.close(fd)
 
     def waitpid(self, pid) -> None:
         os.waitpid(pid, 0)

@@ -69,3 +69,38 @@ def test_the_thread_ends_by_itself():
     while _thread._count() > before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert _thread._count() == before
+
+
+def test_end_waits_until_the_thread_is_gone_from_the_process():
+    """end(): closed, and the thread gone as /proc/self/stat counts threads (what clone3 into a
+    cgroup needs: a process with one thread); in a child, as pytest's workers have threads."""
+    import subprocess
+    import sys
+
+    code = (
+        "from ocirt import attach_window as w\n"
+        "window = w.Window().start(keep=5.0)\n"
+        "window.wait_open()\n"
+        "opened = w.threads()\n"
+        "window.end()\n"
+        "print(opened, w.threads())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    opened, after = out.stdout.split()
+    assert after == "1"
+    assert opened in ("1", "2")  # 1: no window to be had here (no cgroupfs, no permission)
+
+
+def test_births_open_no_window_on_a_pure_v2_host(monkeypatch):
+    """create and run make stage 1 in its cgroup on cgroup v2: no move, so no window."""
+    real_open = open
+
+    def fake_open(path, *args, **kw):
+        if path == "/proc/self/cgroup":
+            import io
+
+            return io.BytesIO(b"0::/user.slice\n")
+        return real_open(path, *args, **kw)
+
+    monkeypatch.setattr("builtins.open", fake_open)
+    assert attach_window.own_procs_fd(births=True) is None
