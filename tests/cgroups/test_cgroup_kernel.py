@@ -442,3 +442,30 @@ def test_stats(cg, procs):
         assert st["pids"] == {"current": 1, "limit": 50}
     assert "total" in st["cpu"].get("usage", {})
     assert "usage" in st["memory"].get("usage", {})
+
+
+def test_v2_a_child_is_born_in_the_cgroup(make_cg, layout):
+    """Kernel.fork_into (clone3 with CLONE_INTO_CGROUP): the child's /proc/self/cgroup names the
+    container's cgroup from its first instruction; from a process with one thread (a child
+    python, as pytest's workers have threads)."""
+    import sys
+
+    if layout.kind != "v2":
+        pytest.skip("cgroup v2 only (the VM's list runs it)")
+    cg = make_cg()
+    where = cg.birth_dir()
+    assert where == cg.unified
+    code = (
+        "import os, sys\n"
+        "from ocirt.kernel.linux import LinuxKernel\n"
+        "pid = LinuxKernel().fork_into(sys.argv[1])\n"
+        "if pid == 0:\n"
+        "    with open('/proc/self/cgroup') as f:\n"
+        "        sys.stdout.write(f.read())\n"
+        "    sys.stdout.flush()\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, where], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"0::/{os.path.relpath(where, layout.cgroup2())}\n"
