@@ -8,6 +8,7 @@ deleted.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -74,6 +75,7 @@ def emit(event: dict) -> None:
 
 
 def main(g, o, args) -> int:
+    gc.enable()  # bin/ocirt turned it off for the short life of the other commands
     try:
         interval = parse_duration(o["interval"])
     except ValueError:
