@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import _socket
 import errno
-import fcntl
 import os
 import stat
-import struct
 import sys
 
 from . import kernel as k
@@ -452,6 +450,9 @@ def _install_seccomp(seccomp, parent: Callable[[], Channel]) -> None:
 
 
 def loopback_up() -> None:
+    import fcntl  # here: the init's only use of them (exec's children never need it)
+    import struct
+
     SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
     s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
     try:

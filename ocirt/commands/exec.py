@@ -94,7 +94,6 @@ def main(g, o, args) -> int:
 def run_exec(g, o, args, container_id: str, window: attach_window.Window | None = None) -> int:
     import _signal as signal  # the C module: no enum import
 
-    from .. import console
     from ..container import OpenContainer, wait_init
     from ..execspec import process_config, process_spec
     from ..execute import exec_process
@@ -122,6 +121,8 @@ def run_exec(g, o, args, container_id: str, window: attach_window.Window | None 
                     raise OcirtError("cannot allocate tty if runc will detach without setting console socket")
                 # in the foreground, as runc: we hold the pty and relay it, and it has our
                 # terminal's size from the start
+                from .. import console  # a terminal only (fcntl, struct); used below with `listener`
+
                 listener, socket_path = console.listener()
                 host = console.host_terminal()
                 if proc.get("consoleSize") is None:
