@@ -79,7 +79,7 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
         state.pid = run_children(kernel, fx, spec, cg, parent, undo)
         if opts.debug:
             opts.debug(f"create: init {state.pid} ready, waiting on {sd.fifo}")
-        state.pid_start = proc_start_time(state.pid) or 0
+        state.pid_start = parent.init_start
         state.cgroup = cg.to_dict()  # again: with what apply() set
         sd.save(state)
         if opts.pid_file:
@@ -234,7 +234,7 @@ class Parent:
         self.kernel, self.fx, self.linux, self.state = kernel, fx, checked.linux, state
         self.hooks, self.seccomp, self.net_devices = spec.hooks, checked.seccomp, checked.net_devices
         self.unprivileged = spec.unprivileged
-        self.stage1_pid = self.init_pid = 0
+        self.stage1_pid = self.init_pid = self.init_start = 0
         self.moves = None
 
     def map_user_ns(self) -> None:
@@ -276,6 +276,8 @@ def drive(ch: Channel, spec: stages.InitSpec, parent: Parent) -> int:
         elif isinstance(msg, InitPid):
             parent.init_started(msg.pid)
             ch.send(Proceed())
+            # state.json's pid_start, read while the init sets itself up, not once it is ready
+            parent.init_start = proc_start_time(msg.pid) or 0
         elif isinstance(msg, HooksReady):
             ch.send(Proceed(state=parent.runtime_hooks()))
         elif isinstance(msg, SeccompFd):
