@@ -463,7 +463,7 @@ class Rootfs:
     def _bind_hierarchies(self, dest: str, flags: int) -> None:
         """cgroup v1: each hierarchy's directory of the container bound under `dest`, the tmpfs
         just mounted there, and remounted with `flags`. The tmpfs is empty: the mount points
-        are made in it at once, without ensure()'s lookup first (13 hierarchies here, on the
+        are made in it at once, without ensure()'s lookup first (10 hierarchies here, on the
         init's way to the exec)."""
         top = self.k.open_in_root(self.root_fd, dest, os.O_PATH | os.O_DIRECTORY)
         try:
