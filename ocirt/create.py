@@ -51,7 +51,8 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
     try:
         state = new_state(opts.id, bundle, checked.rootfs, config, opts.systemd_cgroup)
         layout, cg = fx.cgroup(opts, checked.linux, config)
-        cg = make_cgroup(opts, checked.linux, sd, state, cg, kernel, fx, undo)
+        resources = fx.resources(checked.linux)
+        cg = make_cgroup(opts, checked.linux, sd, state, cg, resources, kernel, fx, undo)
         if opts.debug:
             opts.debug(f"create: state in {sd.path}, cgroup {cg.dirs() or 'none'}")
         fifo_fd = open_exec_fifo(kernel, sd.fifo, undo)
@@ -140,12 +141,13 @@ def make_cgroup(
     sd,
     state: ContainerState,
     cg,
+    resources,
     kernel: k.Kernel,
     fx: HostEffects,
     undo: Undo,
 ):
-    """The container's cgroup made and configured (a rootless create that may not make one: the
-    manager of no cgroup)."""
+    """The container's cgroup made and configured with `resources` (HostEffects.resources); a
+    rootless create that may not make one: the manager of no cgroup."""
     # Saved before anything is made (status "creating", no pid), and again once the cgroup
     # exists: if this process is killed anywhere from here on, `delete --force` finds what
     # to remove (here: the container's own cgroup directories, which create() is about to make).
@@ -160,7 +162,7 @@ def make_cgroup(
     if made != state.cgroup:  # else state.json says it already (no parent directory was made)
         state.cgroup = made
         sd.save(state)
-    fx.apply(cg, resources_with_default_devices(linux), kernel)
+    fx.apply(cg, resources, kernel)
     return cg
 
 
@@ -313,7 +315,16 @@ class HostEffects:
         )
         return layout, cg
 
-    def apply(self, cg, resources: dict, kernel: k.Kernel) -> None:
+    def resources(self, linux: dict):
+        """linux.resources with the default device rules, parsed: before the cgroup is made, as
+        the first mkdir of it waits in the kernel until the attach window's grace period is
+        over (ocirt/attach_window.py), work that this parse (and its module's import, ~0.6 ms
+        together) now overlaps instead of following."""
+        from .cgroups.resources import Resources
+
+        return Resources.parse(resources_with_default_devices(linux))
+
+    def apply(self, cg, resources, kernel: k.Kernel) -> None:
         cg.apply(resources, kernel)
 
     def attached(self) -> None:
