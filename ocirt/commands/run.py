@@ -42,6 +42,11 @@ def _run(g, o, args) -> int:
     from ..create import HostEffects, create
 
     detach = o["detach"]
+    if not detach and not o["keep"]:
+        # The delete's module, loaded now: create's first cgroup mkdir waits in the kernel for
+        # the attach window's grace period (create.HostEffects.resources), which this import
+        # overlaps, instead of adding to the time after the container exits.
+        from .. import members  # noqa: F401
     listener = host = None
     fx = HostEffects(window)  # create's; its cgroup layout serves start and delete too
     if not detach and not o["console_socket"] and _wants_terminal(o["bundle"]):
