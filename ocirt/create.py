@@ -316,10 +316,11 @@ class HostEffects:
         return layout, cg
 
     def resources(self, linux: dict):
-        """linux.resources with the default device rules, parsed: before the cgroup is made, as
-        the first mkdir of it waits in the kernel until the attach window's grace period is
-        over (ocirt/attach_window.py), work that this parse (and its module's import, ~0.6 ms
-        together) now overlaps instead of following."""
+        """linux.resources with the default device rules, parsed: before the cgroup is made.
+        The first mkdir of it waits in the kernel until the attach window's first move is
+        through its grace period (ocirt/attach_window.py: 4-16 ms here); when that is longer
+        than create's work up to the mkdir, this parse and its module's import (~0.6 ms) are
+        hidden in the wait, and otherwise they cost what they cost after it."""
         from .cgroups.resources import Resources
 
         return Resources.parse(resources_with_default_devices(linux))

@@ -43,9 +43,9 @@ def _run(g, o, args) -> int:
 
     detach = o["detach"]
     if not detach and not o["keep"]:
-        # The delete's module, loaded now: create's first cgroup mkdir waits in the kernel for
-        # the attach window's grace period (create.HostEffects.resources), which this import
-        # overlaps, instead of adding to the time after the container exits.
+        # The delete's module, loaded now rather than after the container exits: hidden when
+        # create's first cgroup mkdir waits for the attach window (create.HostEffects.resources),
+        # and measured cheaper here than there otherwise (delete 1.46 -> 0.90 ms).
         from .. import members  # noqa: F401
     listener = host = None
     fx = HostEffects(window)  # create's; its cgroup layout serves start and delete too
