@@ -90,10 +90,13 @@ def exec_process(
                     window.close()
             parent_ch.send(Proceed())
             pid = parent_ch.expect(InitPid, "the process was started").pid
-            kernel.waitpid(stage1_pid)
             parent_ch.send(Proceed())
             while isinstance(parent_ch.expect((SeccompFd, Ready), "the process was started"), SeccompFd):
                 pass_seccomp_fd(parent_ch, seccomp_filter, c.state, pid)
+            # Stage 1 exits once it has sent the pid; reaped only now, so that its exit overlaps
+            # the process's setup (as create's). Reaped, it has handed the process to us (the
+            # subreaper) before we return and wait for it.
+            kernel.waitpid(stage1_pid)
         except BaseException:
             if pid:
                 kill_and_reap(pid)

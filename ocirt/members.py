@@ -73,7 +73,13 @@ def signal_all(cg, pid: int, pid_start: int, sig: int) -> list[int]:
 
 def kill_and_wait(cg, pid: int, pid_start: int, timeout: float = 5.0) -> None:
     """SIGKILL every process of the container and wait until they are gone (best effort)."""
-    starts = {p: proc_start_time(p) for p in container_pids(cg, pid, pid_start)}
+    pids = container_pids(cg, pid, pid_start)
+    if not pids and cg is not None and owns_cgroup(cg):
+        # Its own cgroup, found empty (a stopped container: `run`'s delete, say): nothing to
+        # signal or wait for, and nothing can join it meanwhile (an exec would need the lock the
+        # caller holds). Not listed twice more to find the same.
+        return
+    starts = {p: proc_start_time(p) for p in pids}
     try:
         signal_all(cg, pid, pid_start, signal.SIGKILL)
     except (OSError, OcirtError):

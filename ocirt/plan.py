@@ -337,6 +337,12 @@ class PlanEffects(create_mod.HostEffects):
         )
         return layout, cg
 
+    def resources(self, linux: dict) -> dict:
+        """Left a dict: the manager parses it in apply(), and a cgroup_apply note lists it."""
+        from .mapping import resources_with_default_devices
+
+        return resources_with_default_devices(linux)
+
     def apply(self, cg, resources: dict, kernel) -> None:
         try:
             cg.apply(resources, kernel)

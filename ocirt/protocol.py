@@ -15,7 +15,6 @@ from __future__ import annotations
 
 # _socket, not socket: the socket module builds its IntEnums at import (~2 ms on every create)
 import _socket
-import struct  # not array: it registers with collections.abc (~2 ms)
 
 from . import jsonio
 from .errors import OcirtError
@@ -85,6 +84,8 @@ class Channel:
             mark = LAST if at + CHUNK >= len(body) else MORE
             packet = mark + body[at : at + CHUNK]
             if fds and at == 0:
+                import struct  # fds ride along rarely (seccomp notify); exec needs none
+
                 rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
                 self.sock.sendmsg([packet], rights)
             else:
@@ -98,6 +99,8 @@ class Channel:
             data, ancillary, flags, _ = self.sock.recvmsg(CHUNK + 1, _socket.CMSG_LEN(4 * 4))
             for level, kind, payload in ancillary:
                 if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                    import struct  # not array: it registers with collections.abc (~2 ms)
+
                     fds += struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4])
             if not data:
                 if parts:

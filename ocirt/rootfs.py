@@ -452,22 +452,28 @@ class Rootfs:
                     self._remount_bind(dest, base | ro)
                 return
             self._at(dest, lambda t: self.k.mount("tmpfs", t, "tmpfs", base, "mode=755"))
-            for host_dir, name in self.spec.cgroup_binds:
-                sub = os.path.join(dest, name)
-                point = self.ensure(sub, directory=True, pointer=f"{where}/destination")
-                try:
-                    self.k.mount(host_dir, self.k.fd_path(point), None, k.MS_BIND | k.MS_REC, None)
-                finally:
-                    self.k.close(point)
-                self._at(
-                    sub, lambda t: self.k.mount(None, t, None, k.MS_BIND | k.MS_REMOUNT | base | ro, None)
-                )
+            self._bind_hierarchies(dest, base | ro)
             if ro:
                 self._at(
                     dest, lambda t: self.k.mount(None, t, None, k.MS_REMOUNT | k.MS_RDONLY | base, "mode=755")
                 )
         except OSError as e:
             raise OcirtError(f"{where}: mount cgroup to {dest}", e.errno) from None
+
+    def _bind_hierarchies(self, dest: str, flags: int) -> None:
+        """cgroup v1: each hierarchy's directory of the container bound under `dest`, the tmpfs
+        just mounted there, and remounted with `flags`. The tmpfs is empty: the mount points
+        are made in it at once, without ensure()'s lookup first (10 hierarchies here, on the
+        init's way to the exec)."""
+        top = self.k.open_in_root(self.root_fd, dest, os.O_PATH | os.O_DIRECTORY)
+        try:
+            for host_dir, name in self.spec.cgroup_binds:
+                self.k.mkdir(os.path.join(self.k.fd_path(top), name), 0o755)
+                sub = os.path.join(dest, name)
+                self._at(sub, lambda t, d=host_dir: self.k.mount(d, t, None, k.MS_BIND | k.MS_REC, None))
+                self._at(sub, lambda t: self.k.mount(None, t, None, k.MS_BIND | k.MS_REMOUNT | flags, None))
+        finally:
+            self.k.close(top)
 
     # -- paths inside the rootfs -----------------------------------------------------------------
     def ensure(self, path: str, directory: bool, pointer: str, mode: int = 0o755, hops: int = 0) -> int:

@@ -12,7 +12,6 @@ import errno
 import fcntl
 import os
 import stat
-import struct
 import sys
 
 from . import kernel as k
@@ -452,12 +451,16 @@ def _install_seccomp(seccomp, parent: Callable[[], Channel]) -> None:
 
 
 def loopback_up() -> None:
+    # struct ifreq as far as these calls go: the name (16 bytes), then ifr_flags (a short). Built
+    # without struct: the init would load it for this alone, and an import after the fork costs
+    # it several times what it costs the parent (a dlopen, and copy-on-write faults).
     SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+    name = b"lo".ljust(16, b"\0")
     s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
     try:
-        req = struct.pack("16sH", b"lo", 0)
-        flags = struct.unpack("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, req)[:18])[1]
-        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
+        got = fcntl.ioctl(s, SIOCGIFFLAGS, name + bytes(2))
+        flags = int.from_bytes(got[16:18], sys.byteorder)
+        fcntl.ioctl(s, SIOCSIFFLAGS, name + (flags | IFF_UP).to_bytes(2, sys.byteorder))
     finally:
         s.close()
 

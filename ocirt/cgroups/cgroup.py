@@ -400,7 +400,17 @@ class FsCgroup(Manager):
             raise failure
 
     def rmtree(self, d: str, timeout: float) -> None:
-        """rmdir d after the child cgroups the container made itself (cgroupfs has only rmdir)."""
+        """rmdir d after the child cgroups the container made itself (cgroupfs has only rmdir).
+        d is tried first: it has none, as a rule (`run`'s delete removes a directory per
+        hierarchy), and a listing costs more than the rmdir; EBUSY says there may be some."""
+        try:
+            self.fs.rmdir(d)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                raise
         for sub in self.fs.subdirs(d):
             self.rmtree(sub, timeout)
         self._rmdir(d, timeout)

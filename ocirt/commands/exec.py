@@ -5,6 +5,7 @@ import os
 from .. import attach_window
 from ..cli import Opt, UsageError, int_option, need_id
 from ..errors import OcirtError
+from . import without_gc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -77,7 +78,8 @@ def main(g, o, args) -> int:
     container_id = need_id(args, "exec")
     window = g.window or attach_window.start()  # before the imports: ocirt/attach_window.py
     try:
-        return run_exec(g, o, args, container_id, window)
+        with without_gc():  # ocirt/commands/__init__.py
+            return run_exec(g, o, args, container_id, window)
     except OcirtError as e:
         e.message = f"exec failed: {e.message}"
         e.exit_code = EXEC_FAILED
@@ -92,7 +94,6 @@ def main(g, o, args) -> int:
 def run_exec(g, o, args, container_id: str, window: attach_window.Window | None = None) -> int:
     import _signal as signal  # the C module: no enum import
 
-    from .. import console
     from ..container import OpenContainer, wait_init
     from ..execspec import process_config, process_spec
     from ..execute import exec_process
@@ -120,6 +121,8 @@ def run_exec(g, o, args, container_id: str, window: attach_window.Window | None 
                     raise OcirtError("cannot allocate tty if runc will detach without setting console socket")
                 # in the foreground, as runc: we hold the pty and relay it, and it has our
                 # terminal's size from the start
+                from .. import console  # a terminal only (fcntl, struct); used below with `listener`
+
                 listener, socket_path = console.listener()
                 host = console.host_terminal()
                 if proc.get("consoleSize") is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import struct
 from _signal import SIGCHLD
 
 from . import (
@@ -331,6 +330,8 @@ class LinuxKernel(Kernel):
                         pass
 
     def bpf(self, cmd: int, attr: bytearray, pointers: dict) -> int:
+        import struct  # cgroup v2 device filters only
+
         ffi = self.ffi
         keep = [ffi.from_buffer(buf) for buf in pointers.values()]  # alive during the call
         for off, cbuf in zip(pointers, keep):

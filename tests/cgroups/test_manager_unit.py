@@ -273,3 +273,34 @@ def test_saved_frozen_without_a_cgroup_or_its_files(tmp_path):
     assert saved_frozen(None) is False
     assert saved_frozen({}) is False
     assert saved_frozen({"kind": "v2", "unified": str(tmp_path / "gone")}) is False
+
+
+def test_rmtree_lists_a_directory_only_when_rmdir_says_busy():
+    import errno as _errno
+
+    class FS(RecordingFS):
+        tree = {"/c": ["/c/sub"], "/c/sub": []}
+
+        def rmdir(self, path):
+            self.log.append(("rmdir", path))
+            if self.tree.get(path):
+                raise OSError(_errno.EBUSY, "busy")
+            self.tree.pop(path, None)
+            for kids in self.tree.values():
+                if path in kids:
+                    kids.remove(path)
+
+        def subdirs(self, path):
+            self.log.append(("subdirs", path))
+            return list(self.tree.get(path, []))
+
+    lay = parse_mountinfo(V1)
+    cg = manager_for(lay, "/a", "c1")
+    fs = FS()
+    cg.fs = fs
+    cg.rmtree("/c/sub", 1.0)  # a leaf: one rmdir, no listing
+    assert fs.log == [("rmdir", "/c/sub")]
+    fs.tree = {"/c": ["/c/sub"], "/c/sub": []}
+    fs.log.clear()
+    cg.rmtree("/c", 1.0)  # a child cgroup of its own: busy, listed, the child, then it
+    assert fs.log == [("rmdir", "/c"), ("subdirs", "/c"), ("rmdir", "/c/sub"), ("rmdir", "/c")]

@@ -135,3 +135,83 @@ def test_namespaces_made_before_the_cgroup_attach():
     ):
         kern = _Unshares()
         assert stages.namespaces_before_cgroup(kern, spec) == 0 and kern.flags == []
+
+
+def test_without_gc_gives_the_collector_back_with_nothing_pending():
+    """create/run/exec run without the cyclic collector; once main() returns it is on again (a
+    caller in the same process keeps its own), and what the command allocated does not make
+    the next allocation pay for a collection."""
+    import gc
+
+    from ocirt.commands import without_gc
+
+    assert gc.isenabled()
+    with without_gc():
+        assert not gc.isenabled()
+        junk = [[i] for i in range(5000)]  # tracked objects: the young generation's count grows
+        assert gc.get_count()[0] > 700
+    assert gc.isenabled() and gc.get_count()[0] < 700
+    del junk
+    gc.disable()
+    try:
+        with without_gc():
+            pass
+        assert not gc.isenabled()  # disabled by the caller: left so
+    finally:
+        gc.enable()
+
+
+def test_exec_loads_no_console_or_struct_without_a_terminal():
+    script = (
+        "import sys; import ocirt.cli, ocirt.commands.exec, ocirt.execute, ocirt.execspec,"
+        " ocirt.container, ocirt.kernel.linux;"
+        "print(sorted(m for m in ('ocirt.console', 'struct', 'ocirt.rootfs') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {REPO!r}); " + script],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_loopback_up_sends_the_struct_ifreq_struct_would_pack(monkeypatch):
+    import struct
+
+    from ocirt import stages
+
+    calls = []
+
+    def ioctl(sock, request, arg):
+        calls.append((request, arg))
+        return struct.pack("16sH", b"lo", 0x8) + b"\0" * (len(arg) - 18)  # IFF_LOOPBACK
+
+    monkeypatch.setattr(stages.fcntl, "ioctl", ioctl)
+    stages.loopback_up()
+    assert calls == [
+        (0x8913, struct.pack("16sH", b"lo", 0)),
+        (0x8914, struct.pack("16sH", b"lo", 0x8 | 0x1)),
+    ]
+
+
+def test_delete_lists_an_empty_cgroup_of_its_own_once():
+    from ocirt import members
+
+    class EmptyCgroup:
+        created = ["/sys/fs/cgroup/pids/c1"]
+        listed = 0
+
+        def dirs(self):
+            return ["/sys/fs/cgroup/pids/c1"]
+
+        def pids(self):
+            self.listed += 1
+            return []
+
+        def kill_all(self, sig):
+            raise AssertionError("nothing to signal")
+
+    cg = EmptyCgroup()
+    members.kill_and_wait(cg, 0, 0)
+    assert cg.listed == 1
