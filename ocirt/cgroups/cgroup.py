@@ -403,29 +403,27 @@ class FsCgroup(Manager):
         """rmdir d after the child cgroups the container made itself (cgroupfs has only rmdir).
         d is tried first: it has none, as a rule (`run`'s delete removes a directory per
         hierarchy), and a listing costs more than the rmdir; EBUSY says there may be some."""
-        try:
-            self.fs.rmdir(d)
+        if self._rmdir_once(d):
             return
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            if e.errno != errno.EBUSY:
-                raise
         for sub in self.fs.subdirs(d):
             self.rmtree(sub, timeout)
         self._rmdir(d, timeout)
 
+    def _rmdir_once(self, d: str, busy_raises: bool = False) -> bool:
+        """rmdir d: True when it is gone (or was already), False while it is busy (EBUSY)."""
+        try:
+            self.fs.rmdir(d)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            if e.errno != errno.EBUSY or busy_raises:
+                raise
+            return False
+        return True
+
     def _rmdir(self, d: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         delay = 0.002
-        while True:
-            try:
-                self.fs.rmdir(d)
-                return
-            except FileNotFoundError:
-                return
-            except OSError as e:
-                if e.errno != errno.EBUSY or time.monotonic() >= deadline:
-                    raise
+        while not self._rmdir_once(d, busy_raises=time.monotonic() >= deadline):
             self.fs.sleep(delay)
             delay = min(delay * 2, 0.1)

@@ -15,6 +15,16 @@ from ocirt.state import ContainerState
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def _isolated(script: str) -> str:
+    """stdout of `script` in a fresh `python -I -S` with this tree's ocirt first on sys.path."""
+    return subprocess.run(
+        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {REPO!r}); " + script],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
 def test_state_imports_no_extension_module_it_does_not_use():
     """`state` takes no lock (fcntl), does not wait on the fifo (select), runs no hooks and sets
     no cpu weights (math): none of them is loaded with its modules."""
@@ -24,12 +34,7 @@ def test_state_imports_no_extension_module_it_does_not_use():
         "print(sorted(m for m in ('select', 'ocirt.hooks', 'math') if m in sys.modules));"
         "import ocirt.cgroups; print('math' in sys.modules)"
     )
-    out = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {REPO!r}); " + script],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\n")
+    out = _isolated(script).split("\n")
     assert out[0] == "[]"
     assert out[1] == "False"  # the cgroup managers load math only to convert cpu shares
 
@@ -167,13 +172,7 @@ def test_exec_loads_no_console_or_struct_without_a_terminal():
         " ocirt.container, ocirt.kernel.linux;"
         "print(sorted(m for m in ('ocirt.console', 'struct', 'ocirt.rootfs') if m in sys.modules))"
     )
-    out = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {REPO!r}); " + script],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert out.strip() == "[]"
+    assert _isolated(script).strip() == "[]"
 
 
 def test_loopback_up_sends_the_struct_ifreq_struct_would_pack(monkeypatch):
