@@ -15,7 +15,8 @@ it), and its cgroup mkdirs simply wait in the kernel while the first move holds 
 On a pure cgroup v2 host, create and run open no window: stage 1 is born in the container's
 cgroup there (clone3 with CLONE_INTO_CGROUP, create.fork_stage1), which takes no write lock at
 all, and which wants a process without other threads (`end()` waits for this one to be gone
-where a window was opened all the same). exec's child is still moved, inside the window.
+where a window was opened all the same). exec's child too, but with execCPUAffinity.initial
+(which applies before the child joins the cgroup).
 
 Only an optimisation: any failure (no cgroupfs, no permission, an unknown layout) is ignored,
 and the thread ends by itself half a second after it started. Stdlib only, and cheap to import:
@@ -148,8 +149,16 @@ class Window:
             self._stop.release()
 
 
+def alone(window: Window | None) -> bool:
+    """This process has no other thread (Kernel.fork_into's condition); `window`'s thread, if
+    one was opened, is ended first (a process that makes its children in their cgroup needs none)."""
+    if window is not None:
+        window.end()
+    return threads() == 1
+
+
 def start(births: bool = False) -> Window:
     """The window, opened. `births`: the caller makes its children in their cgroup where it
-    can (create and run, cgroupfs: create.fork_stage1), so on a pure cgroup v2 host no window is
-    opened: the child is born in the cgroup (clone3), no move, no grace period to hide."""
+    can (create, run and exec with cgroupfs: children.fork_in), so on a pure cgroup v2 host no
+    window is opened: the child is born in the cgroup (clone3), no move, no grace period to hide."""
     return Window().start(births=births)

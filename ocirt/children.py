@@ -1,5 +1,5 @@
-"""The runtime parent's side of the children it forks (create's and exec's): reaping one that must
-not live on, handing a seccomp listener its fd, the --pid-file."""
+"""The runtime parent's side of the children it forks (create's and exec's): making one in its
+cgroup, reaping one that must not live on, handing a seccomp listener its fd, the --pid-file."""
 
 import _signal as signal  # the C module: no IntEnum building (enum import)
 import posix  # not os: start and delete reach this module (see bin/ocirt, "posix")
@@ -7,6 +7,20 @@ import time
 
 from .errors import OcirtError
 from .state import Status, proc_start_time
+
+
+def fork_in(kernel, cg, alone, fork) -> tuple[int, bool]:
+    """A child made in the cgroup of manager `cg` where it can be (cgroup v2: Kernel.fork_into,
+    clone3 with CLONE_INTO_CGROUP; no move, and no wait for the kernel's cgroup-attach grace
+    period), if `alone()` says this process has no other thread; else `fork()`, the child to be
+    moved. (pid, whether it is in the cgroup already); `cg` None: fork()."""
+    where = cg.birth_dir() if cg is not None else None
+    if where is not None and alone():
+        try:
+            return kernel.fork_into(where), True
+        except OSError:  # Linux before 5.7, a seccomp filter that refuses clone3: fork and move
+            pass
+    return fork(), False
 
 
 def kill_and_reap(pid: int) -> None:

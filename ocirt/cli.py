@@ -254,13 +254,12 @@ def launch() -> None:
     overlaps their imports), then main(); stdout and stderr are flushed and the process ends
     with _exit, sys.exit's exit status without the interpreter's teardown."""
     window = None
-    forking = _FORKING.intersection(sys.argv[1:])
-    if forking:
+    if _FORKING.intersection(sys.argv[1:]):
         from . import attach_window
 
-        # create and run with cgroupfs make stage 1 in its cgroup on cgroup v2 (attach_window.start)
+        # with cgroupfs, their first child is born in its cgroup on cgroup v2 (attach_window.start)
         systemd = any(a.startswith("--systemd-cgroup") for a in sys.argv[1:])
-        window = attach_window.start(births="exec" not in forking and not systemd)
+        window = attach_window.start(births=not systemd)
     try:
         rc = _exit_code(main(window=window))
     except SystemExit as e:

@@ -227,16 +227,11 @@ def run_children(
 
 
 def fork_stage1(kernel: k.Kernel, fx: HostEffects, cg) -> tuple[int, bool]:
-    """Stage 1 made in the container's cgroup where it can be (cgroup v2: clone3 with
-    CLONE_INTO_CGROUP; no move, and no wait for the kernel's cgroup-attach grace period), else
-    forked, to be moved. (pid, whether it is in the cgroup already)."""
-    where = cg.birth_dir()
-    if where is not None and fx.alone():
-        try:
-            return kernel.fork_into(where), True
-        except OSError:  # Linux before 5.7, a seccomp filter that refuses clone3: fork and move
-            pass
-    return kernel.fork(), False
+    """Stage 1, born in the container's cgroup where it can be (children.fork_in), else forked
+    to be moved. (pid, whether it is in the cgroup already)."""
+    from .children import fork_in
+
+    return fork_in(kernel, cg, fx.alone, kernel.fork)
 
 
 class Parent:
@@ -350,11 +345,9 @@ class HostEffects:
     def alone(self) -> bool:
         """This process has no other thread (fork_into's condition); the attach window's, if
         open, is ended first (a process that makes its children in their cgroup needs none)."""
-        from .attach_window import threads
+        from .attach_window import alone
 
-        if self.window is not None:
-            self.window.end()
-        return threads() == 1
+        return alone(self.window)
 
     def connect_console(self, socket_path: str) -> int:
         from . import console

@@ -8,7 +8,8 @@ import os
 
 from . import kernel as k
 from . import namespaces, process
-from .children import kill_and_reap, pass_seccomp_fd, write_pid_file
+from .attach_window import alone
+from .children import fork_in, kill_and_reap, pass_seccomp_fd, write_pid_file
 from .errors import OcirtError
 from .protocol import Channel, InitPid, Proceed, Ready, SeccompFd
 from .stages import ExecSpec, exec_stage1
@@ -73,7 +74,14 @@ def exec_process(
         parent_ch, child_ch = Channel.pair()
         if subreaper:
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
-        stage1_pid = fork_with_affinity(kernel, proc, kernel.fork)
+        # born in the container's cgroup where it can be (cgroup v2), but with an initial
+        # affinity, which applies before the child joins the cgroup
+        stage1_pid, placed = fork_in(
+            kernel,
+            None if proc.affinity_initial else target,
+            lambda: alone(window),
+            lambda: fork_with_affinity(kernel, proc, kernel.fork),
+        )
         if stage1_pid == 0:
             try:  # a forked child never returns into the runtime's code
                 parent_ch.close()
@@ -84,7 +92,8 @@ def exec_process(
         pid = 0
         try:
             try:
-                target.add_pid(stage1_pid)
+                if not placed:
+                    target.add_pid(stage1_pid)
             finally:
                 if window is not None:
                     window.close()

@@ -76,7 +76,7 @@ def exec_options(o: dict, args: list) -> ExecOptions:
 
 def main(g, o, args) -> int:
     container_id = need_id(args, "exec")
-    window = g.window or attach_window.start()  # before the imports: ocirt/attach_window.py
+    window = g.window or attach_window.start(births=not g.systemd_cgroup)  # ocirt/attach_window.py
     try:
         with without_gc():  # ocirt/commands/__init__.py
             return run_exec(g, o, args, container_id, window)

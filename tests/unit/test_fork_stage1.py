@@ -49,3 +49,12 @@ def test_a_kernel_without_clone3_into_a_cgroup_forks():
     kern = RecordingKernel(fail={"fork_into": OSError(errno.ENOSYS, "clone3")})
     _pid, placed = create.fork_stage1(kern, Effects(alone=True), manager("v2"))
     assert not placed and kern.names() == ["fork_into", "fork"]
+
+
+def test_exec_with_an_initial_affinity_forks_and_moves():
+    """exec passes no cgroup when execCPUAffinity.initial must apply before the cgroup's."""
+    from ocirt.children import fork_in
+
+    kern = RecordingKernel()
+    _pid, placed = fork_in(kern, None, lambda: True, kern.fork)
+    assert not placed and kern.names() == ["fork"]
