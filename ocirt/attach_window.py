@@ -13,7 +13,7 @@ The caller forks while the thread lives (the child has no thread; the thread sha
 it), and its cgroup mkdirs simply wait in the kernel while the first move holds cgroup_mutex.
 
 On a pure cgroup v2 host, create and run open no window: stage 1 is born in the container's
-cgroup there (clone3 with CLONE_INTO_CGROUP, create.fork_stage1), which takes no write lock at
+cgroup there (clone3 with CLONE_INTO_CGROUP, children.fork_in), which takes no write lock at
 all, and which wants a process without other threads (`end()` waits for this one to be gone
 where a window was opened all the same). exec's child too, but with execCPUAffinity.initial
 (which applies before the child joins the cgroup).

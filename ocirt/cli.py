@@ -209,28 +209,31 @@ def main(argv: list[str] | None = None, window: "Window | None" = None) -> int:
         name = ALIASES.get(rest[0], rest[0])
         if name not in COMMANDS:
             raise UsageError(f"No help topic for '{rest[0]}'")
-        __import__(f"ocirt.commands.{name}")  # not importlib: it imports warnings (~0.5 ms)
-        module = sys.modules[f"ocirt.commands.{name}"]
-        help_opt = (Opt("help", "h"),)
-        values, args = parse(
-            tuple(module.OPTIONS) + help_opt,
-            rest[1:],
-            stop_at_positional=getattr(module, "STOP_AT_ARGS", False),
-        )
-        if values.pop("help"):
-            sys.stdout.write(help_text(name, module))
-            return 0
-        g = Globals(
-            root=g_values["root"] or default_root(),
-            log=log,
-            systemd_cgroup=g_values["systemd_cgroup"],
-            debug=g_values["debug"],
-            rootless=g_values["rootless"],
-            criu=g_values["criu"],
-            window=window,
-        )
-        log.debug(f"ocirt {__version__}: {name} {' '.join(rest[1:])}, root {g.root}")
-        return module.main(g, values, args) or 0
+        from .commands import without_gc  # the package the command's module is in
+
+        with without_gc():  # no cyclic GC for the command, its imports included
+            __import__(f"ocirt.commands.{name}")  # not importlib: it imports warnings (~0.5 ms)
+            module = sys.modules[f"ocirt.commands.{name}"]
+            help_opt = (Opt("help", "h"),)
+            values, args = parse(
+                tuple(module.OPTIONS) + help_opt,
+                rest[1:],
+                stop_at_positional=getattr(module, "STOP_AT_ARGS", False),
+            )
+            if values.pop("help"):
+                sys.stdout.write(help_text(name, module))
+                return 0
+            g = Globals(
+                root=g_values["root"] or default_root(),
+                log=log,
+                systemd_cgroup=g_values["systemd_cgroup"],
+                debug=g_values["debug"],
+                rootless=g_values["rootless"],
+                criu=g_values["criu"],
+                window=window,
+            )
+            log.debug(f"ocirt {__version__}: {name} {' '.join(rest[1:])}, root {g.root}")
+            return module.main(g, values, args) or 0
     except OcirtError as e:
         log.error(str(e))
         return getattr(e, "exit_code", 1)  # a command may set its own (exec: 255, as runc)

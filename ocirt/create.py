@@ -17,7 +17,7 @@ from . import config as config_mod
 from . import kernel as k
 from . import namespaces, stages
 from .checks import CreateOptions, check_config
-from .children import kill_and_reap, pass_seccomp_fd, write_pid_file
+from .children import fork_in, kill_and_reap, pass_seccomp_fd, write_pid_file
 from .errors import ConfigError, OcirtError
 from .mapping import init_spec, resources_with_default_devices
 from .protocol import Channel, HooksReady, InitPid, Proceed, Ready, SeccompFd, UserNsReady
@@ -193,7 +193,7 @@ def run_children(
 ) -> int:
     """Fork stage 1, put it in the cgroup, drive the children until the init is Ready; its pid."""
     parent_ch, child_ch = fx.channel()
-    stage1_pid, placed = fork_stage1(kernel, fx, cg)
+    stage1_pid, placed = fork_in(kernel, cg, fx.alone, kernel.fork)  # born in the cgroup (v2), or moved
     if stage1_pid == 0:
         try:  # a forked child never returns into the runtime's code
             parent_ch.close()
@@ -224,14 +224,6 @@ def run_children(
         parent_ch.close()
     undo.push(fx.kill_and_reap, init_pid)
     return init_pid
-
-
-def fork_stage1(kernel: k.Kernel, fx: HostEffects, cg) -> tuple[int, bool]:
-    """Stage 1, born in the container's cgroup where it can be (children.fork_in), else forked
-    to be moved. (pid, whether it is in the cgroup already)."""
-    from .children import fork_in
-
-    return fork_in(kernel, cg, fx.alone, kernel.fork)
 
 
 class Parent:

@@ -11,6 +11,8 @@ import errno
 import posix  # not os: `state` and `start` read a freezer through it (see bin/ocirt, "posix")
 import time
 
+from ..state import exists, is_dir  # os.path's, with posix
+
 
 class CgroupFS:
     def read(self, path: str) -> str:
@@ -35,17 +37,10 @@ class CgroupFS:
             posix.close(fd)
 
     def exists(self, path: str) -> bool:
-        try:
-            posix.stat(path)
-        except (OSError, ValueError):
-            return False
-        return True
+        return exists(path)
 
     def isdir(self, path: str) -> bool:
-        try:
-            return posix.stat(path).st_mode & 0o170000 == 0o040000
-        except (OSError, ValueError):
-            return False
+        return is_dir(path)
 
     def mkdir(self, path: str) -> bool:
         """True if it made the directory, False if it was already there."""

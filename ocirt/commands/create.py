@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from .. import attach_window
 from ..cli import Opt, int_option, need_id, rootless_mode
-from . import without_gc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,11 +39,6 @@ def options_from(g, o, container_id: str, **extra) -> CreateOptions:
 
 
 def main(g, o, args) -> int:
-    with without_gc():  # ocirt/commands/__init__.py
-        return _create(g, o, args)
-
-
-def _create(g, o, args) -> int:
     from ..errors import OcirtError
 
     container_id = need_id(args, "create")

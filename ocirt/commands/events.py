@@ -75,7 +75,7 @@ def emit(event: dict) -> None:
 
 
 def main(g, o, args) -> int:
-    gc.enable()  # bin/ocirt turned it off for the short life of the other commands
+    gc.enable()  # cli.main turned it off for the command (ocirt/commands/__init__.py)
     try:
         interval = parse_duration(o["interval"])
     except ValueError:

@@ -5,7 +5,6 @@ import os
 from .. import attach_window
 from ..cli import Opt, UsageError, int_option, need_id
 from ..errors import OcirtError
-from . import without_gc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -78,8 +77,7 @@ def main(g, o, args) -> int:
     container_id = need_id(args, "exec")
     window = g.window or attach_window.start(births=not g.systemd_cgroup)  # ocirt/attach_window.py
     try:
-        with without_gc():  # ocirt/commands/__init__.py
-            return run_exec(g, o, args, container_id, window)
+        return run_exec(g, o, args, container_id, window)
     except OcirtError as e:
         e.message = f"exec failed: {e.message}"
         e.exit_code = EXEC_FAILED

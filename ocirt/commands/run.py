@@ -4,7 +4,6 @@ import os
 from .. import attach_window
 from ..cli import Opt, need_id
 from . import create as create_cmd
-from . import without_gc
 
 USAGE = "run [command options] <container-id>"
 OPTIONS = create_cmd.OPTIONS + (
@@ -29,11 +28,6 @@ FORWARDED = (
 
 
 def main(g, o, args) -> int:
-    with without_gc():  # ocirt/commands/__init__.py
-        return _run(g, o, args)
-
-
-def _run(g, o, args) -> int:
     from ..errors import OcirtError
 
     container_id = need_id(args, "run")
