@@ -61,6 +61,13 @@ class OpenContainer:
             self.layout = cgroups.detect()
         return cgroups.manager_from_state(self.layout, self.state.cgroup, pid=self.state.pid)
 
+    def joinable_cgroup(self):
+        """What a new process (exec's) joins: from state.json's record alone where it is a
+        plain cgroupfs one (cgroups/saved.py: no manager, no mount table), else the manager."""
+        from .cgroups.saved import joinable
+
+        return joinable(self.state.cgroup) or self.cgroup()
+
     def status(self) -> Status:
         return self.sd.status(self.state, self._frozen)
 
@@ -225,7 +232,7 @@ class OpenContainer:
         status = self.status()
         status.check("delete", force=force, container_id=self.state.id)
         if status is Status.STOPPED:
-            from .cgroups.stopped import remove_if_empty
+            from .cgroups.saved import remove_if_empty
 
             if remove_if_empty(self.state.cgroup):  # the common case, without the manager
                 self._forget()

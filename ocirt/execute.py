@@ -70,7 +70,7 @@ def exec_process(
             from . import console
 
             console_fd = spec.console_fd = console.connect(console_socket)
-        target = cgroup if cgroup is not None else c.cgroup()  # before the fork: the move follows it
+        target = cgroup if cgroup is not None else c.joinable_cgroup()  # before the fork
         parent_ch, child_ch = Channel.pair()
         if subreaper:
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)

@@ -32,7 +32,7 @@ from ..errors import ConfigError, OcirtError
 from .fs import DEFAULT_FS, CgroupFS, read_pids
 from .layout import Layout, clean_path, strip_root
 from .manager import Manager
-from .stopped import removal_order
+from .saved import move, removal_order
 
 STATE_VERSION = 1
 
@@ -276,18 +276,7 @@ class FsCgroup(Manager):
 
     def add_pid(self, pid: int) -> None:
         """Move a process into the cgroup in every hierarchy."""
-        for d in self.dirs():
-            path = os.path.join(d, "cgroup.procs")
-            for attempt in range(10):
-                try:
-                    self.fs.write(path, str(pid))
-                    break
-                except OSError as e:
-                    # EINVAL: the task may still be in TASK_NEW just after clone.
-                    if e.errno == errno.EINVAL and attempt < 9:
-                        self.fs.sleep(0.01)
-                        continue
-                    raise OcirtError(f"cannot move process {pid} into cgroup {d}", errno=e.errno) from None
+        move(self.dirs(), pid, self.fs.write, self.fs.sleep)
 
     def pids(self) -> list:
         """Every pid in the cgroup and its descendant cgroups, sorted."""

@@ -1,0 +1,100 @@
+"""cgroups/saved.py on the real kernel: `delete`'s removal of a stopped container's cgroup from
+its record, without the manager, only when create made it all and it is empty; exec's move of
+its process into the cgroup from the record, as the manager's add_pid."""
+
+import os
+import uuid
+
+import pytest
+
+from ocirt.cgroups.saved import joinable, remove_if_empty
+from ocirt.errors import OcirtError
+
+
+def unique_name() -> str:
+    return f"ocirt-test-{os.getpid()}-{uuid.uuid4().hex[:10]}"
+
+
+def leftovers(cg) -> list:
+    return [d for d in cg.dirs() if os.path.exists(d)]
+
+
+def test_an_empty_cgroup_made_by_create_is_removed_with_its_made_parent(make_cg):
+    parent = unique_name()
+    cg = make_cg(f"/{parent}/{unique_name()}")
+    assert remove_if_empty(cg.to_dict())
+    assert leftovers(cg) == []
+    assert not any(os.path.exists(os.path.dirname(d)) for d in cg.dirs())  # the parent too
+
+
+def test_a_cgroup_with_a_process_is_left_to_the_manager(make_cg, procs):
+    cg = make_cg()
+    cg.add_pid(procs().pid)
+    assert not remove_if_empty(cg.to_dict())
+    assert leftovers(cg) == cg.dirs()  # nothing removed: the fixture kills and removes
+
+
+def test_a_cgroup_with_a_child_cgroup_is_left_to_the_manager(make_cg):
+    cg = make_cg()
+    child = os.path.join(cg.dirs()[0], "child")
+    os.mkdir(child)
+    try:
+        assert not remove_if_empty(cg.to_dict())
+        assert leftovers(cg) == cg.dirs()
+    finally:
+        os.rmdir(child)
+
+
+def test_a_cgroup_that_existed_before_create_is_left_to_the_manager(make_cg):
+    cg = make_cg()
+    saved = cg.to_dict()
+    saved["created"] = []  # as if it had been there before create
+    assert not remove_if_empty(saved)
+    assert leftovers(cg) == cg.dirs()
+
+
+def test_no_record_or_a_systemd_one_is_the_managers():
+    assert not remove_if_empty(None)
+    assert not remove_if_empty({})
+    assert not remove_if_empty(
+        {"kind": "v2", "paths": {}, "unified": "/x", "created": ["/x"], "systemd": {"unit": "u"}}
+    )
+
+
+def own_cgroup_lines(pid: int) -> set:
+    with open(f"/proc/{pid}/cgroup") as f:
+        return set(f.read().splitlines())
+
+
+def test_exec_joins_every_hierarchy_from_the_record_as_the_manager_does(make_cg, procs):
+    by_manager, by_record = make_cg(), make_cg()
+    first, second = procs(), procs()
+    by_manager.add_pid(first.pid)
+    joined = joinable(by_record.to_dict())
+    assert joined is not None
+    joined.add_pid(second.pid)
+
+    def where(pid: int, cg) -> set:  # /proc/PID/cgroup, the container's own path said "X"
+        return {line.replace(cg.cgroups_path, "X") for line in own_cgroup_lines(pid)}
+
+    assert where(second.pid, by_record) == where(first.pid, by_manager)
+    assert by_record.pids() == [second.pid]
+    assert joined.birth_dir() == by_record.birth_dir()  # clone3's directory on v2, else none
+
+
+def test_a_move_into_a_cgroup_that_is_gone_names_it(make_cg, procs):
+    cg = make_cg()
+    saved = cg.to_dict()
+    gone = dict(saved, paths={k: v + "-gone" for k, v in saved["paths"].items()})
+    if saved.get("unified"):
+        gone["unified"] = saved["unified"] + "-gone"
+    joined = joinable(gone)
+    assert joined is not None
+    with pytest.raises(OcirtError, match=r"cannot move process \d+ into cgroup .*-gone"):
+        joined.add_pid(procs().pid)
+
+
+def test_no_record_or_a_systemd_one_is_joined_by_the_manager():
+    assert joinable(None) is None
+    assert joinable({}) is None
+    assert joinable({"kind": "v2", "paths": {}, "unified": "/x", "systemd": {"unit": "u"}}) is None
