@@ -5,7 +5,6 @@ Flags follow Go's conventions as runc users type them: --flag value, --flag=valu
 short aliases (-b), and booleans (--detach, -d, --detach=false).
 """
 
-import posix  # not os: see bin/ocirt ("posix")
 import sys
 
 from . import SPEC_VERSION, __version__, defaults
@@ -246,51 +245,6 @@ def main(argv: list[str] | None = None, window: "Window | None" = None) -> int:
     except Exception as e:  # noqa: BLE001 - a last resort: a bug, still told in one line
         log.error(f"internal error: {type(e).__name__}: {' '.join(str(e).split())}")
         return 1
-
-
-# the commands that move a child into a cgroup (a false hit, a container named "run", costs nothing)
-_FORKING = frozenset({"create", "run", "exec"})
-
-
-def launch() -> None:
-    """bin/ocirt's end: create, run and exec first open the cgroup attach window (its warm-up
-    overlaps their imports), then main(); stdout and stderr are flushed and the process ends
-    with _exit, sys.exit's exit status without the interpreter's teardown."""
-    window = None
-    if _FORKING.intersection(sys.argv[1:]):
-        from . import attach_window
-
-        # with cgroupfs, their first child is born in its cgroup on cgroup v2 (attach_window.start)
-        systemd = any(a.startswith("--systemd-cgroup") for a in sys.argv[1:])
-        window = attach_window.start(births=not systemd)
-    try:
-        rc = _exit_code(main(window=window))
-    except SystemExit as e:
-        rc = _exit_code(e.code)
-    posix._exit(_flush(rc))
-
-
-def _exit_code(code) -> int:
-    """sys.exit's rules: None is 0, an int is itself, anything else is printed and is 1."""
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    try:
-        sys.stderr.write(f"{code}\n")
-    except Exception:  # noqa: BLE001
-        pass
-    return 1
-
-
-def _flush(rc: int) -> int:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except Exception:  # noqa: BLE001 - a closed or broken stdout: as the interpreter, 120
-            rc = rc or 120
-    return rc
 
 
 def need_id(args: list[str], command: str, count: int = 1) -> str:

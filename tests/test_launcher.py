@@ -54,6 +54,20 @@ def test_launcher_runs_without_site():
     assert "site" not in imported
 
 
+@pytest.mark.parametrize("command", ["create", "run", "exec"])
+def test_launcher_opens_the_attach_window_before_other_imports(command):
+    """create, run and exec: ocirt/attach_window.py is imported before os and the command line,
+    so that the cgroup grace period it starts overlaps them (ocirt/launch.py)."""
+    p = _run([sys.executable, "-I", "-S", "-X", "importtime", LAUNCHER, command, "--help"])
+    assert p.returncode == 0, p.stderr
+    order = [
+        line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")
+    ]
+    window = order.index("ocirt.attach_window")
+    assert "os" not in order[:window]
+    assert order.index("ocirt.cli") > window
+
+
 def test_launcher_line_starts_python_isolated():
     with open(LAUNCHER) as f:
         text = f.read()

@@ -15,6 +15,8 @@ OCIRT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abs
 ALLOWED = {
     # the program's entry point, `python -m ocirt`, is the command line
     ("ocirt.__main__", "ocirt.cli"),
+    # and bin/ocirt's, which opens the attach window before the command line is imported
+    ("ocirt.launch", "ocirt.cli"),
     # man pages and completion are generated from the command line's own definition
     ("ocirt.manual", "ocirt.cli"),
 }
