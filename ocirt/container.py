@@ -96,10 +96,21 @@ class OpenContainer:
             raise OcirtError("cannot start an already running container") from None
         try:
             pause = 0.0002  # the init writes within a fraction of a millisecond of our open
-            while not self._read_fifo(fd):
-                # Nothing yet: either the init is about to write, or it died. A byte written just
-                # before it exited is still in the fifo, so read once more before giving up (and
-                # if that read gets it, the init did start: the byte must not be read and lost).
+            while True:
+                got = self._read_fifo(fd)
+                if got:
+                    break
+                if got is None:
+                    # The init has its end open (it opened it before waiting for a reader: our
+                    # open let it go on): its byte comes next, or the end if it dies first.
+                    posix.set_blocking(fd, True)
+                    if self._read_fifo(fd):
+                        break
+                    raise OcirtError("cannot start a container that has stopped")
+                # No writer yet: either the init is about to open its end, or it died. A byte
+                # written just before it exited is still in the fifo, so read once more before
+                # giving up (and if that read gets it, the init did start: the byte must not be
+                # read and lost).
                 if proc_start_time(self.state.pid) != self.state.pid_start:
                     if self._read_fifo(fd):
                         break
@@ -160,11 +171,13 @@ class OpenContainer:
             wait_gone(self.state.pid, self.state.pid_start)
 
     @staticmethod
-    def _read_fifo(fd: int) -> bool:
+    def _read_fifo(fd: int) -> "bool | None":
+        """The init's byte: True once read; False where the fifo has no writer (yet, or any
+        more); None where the init has its end open but wrote nothing yet (non-blocking)."""
         try:
             return bool(posix.read(fd, 1))
         except BlockingIOError:
-            return False
+            return None
 
     def kill(self, sig: int, all_processes: bool = False) -> None:
         """Signal the init, or with all_processes every process of the cgroup. A SIGKILL must

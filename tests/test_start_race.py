@@ -12,6 +12,7 @@ import json
 import os
 import select
 import subprocess
+import threading
 import time
 import uuid
 
@@ -20,6 +21,7 @@ from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_parent
 
 from ocirt import container as container_mod
 from ocirt.container import Container
+from ocirt.errors import OcirtError
 from ocirt.state import ContainerState, StateDir, proc_start_time
 
 
@@ -67,6 +69,55 @@ def test_start_of_an_init_that_exits_at_once_never_fails(tmp_path, monkeypatch):
     monkeypatch.setattr(container_mod, "proc_start_time", lambda pid: None)
     Container(sd, state).start()
     assert not os.path.exists(sd.fifo)
+
+
+def _init_holding_its_end(sd, write: bool):
+    """A thread standing for the init: it opens its end of exec.fifo (blocked until start opens
+    the other), waits a little, writes its byte (or not: it died), and closes."""
+
+    def init():
+        wfd = os.open(sd.fifo, os.O_WRONLY)
+        time.sleep(0.05)
+        if write:
+            os.write(wfd, b"0")
+        os.close(wfd)
+
+    thread = threading.Thread(target=init)
+    thread.start()
+    return thread
+
+
+def _fifo_container(tmp_path, name):
+    sd = StateDir(str(tmp_path), name)
+    os.mkdir(sd.path)
+    os.mkfifo(sd.fifo, 0o622)
+    me = os.getpid()
+    return sd, ContainerState(id=name, bundle=str(tmp_path), pid=me, pid_start=proc_start_time(me))
+
+
+def test_start_waits_for_the_byte_of_an_init_that_has_its_end_open(tmp_path, monkeypatch):
+    """The init opened its end before start's open (its usual place: waiting for a reader), and
+    writes only later: start waits for the byte in a read, without polling the init."""
+    sd, state = _fifo_container(tmp_path, "waiting")
+    polls = []
+    monkeypatch.setattr(container_mod, "proc_start_time", lambda pid: polls.append(pid) or state.pid_start)
+    thread = _init_holding_its_end(sd, write=True)
+    try:
+        Container(sd, state).start()
+    finally:
+        thread.join()
+    assert not os.path.exists(sd.fifo)
+    assert polls == []
+
+
+def test_start_of_an_init_that_dies_with_its_end_open_fails(tmp_path):
+    sd, state = _fifo_container(tmp_path, "dies")
+    thread = _init_holding_its_end(sd, write=False)
+    try:
+        with pytest.raises(OcirtError, match="cannot start a container that has stopped"):
+            Container(sd, state).start()
+    finally:
+        thread.join()
 
 
 CGROUP_PARENT = "ocirt-test-start-race"

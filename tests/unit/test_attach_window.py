@@ -1,6 +1,5 @@
 """ocirt/attach_window.py: which cgroup.procs the warm-up writes, and that it moves nothing."""
 
-
 from ocirt import attach_window
 
 
