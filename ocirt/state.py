@@ -42,6 +42,21 @@ def is_dir(path: str) -> bool:
         return False
 
 
+def read_text(path: str) -> str:
+    """A whole (small) file as text, undecodable bytes kept (surrogateescape); OSError as is."""
+    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            b = posix.read(fd, 65536)
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks).decode("utf-8", "surrogateescape")
+    finally:
+        posix.close(fd)
+
+
 OCI_VERSION = "1.3.0"
 
 

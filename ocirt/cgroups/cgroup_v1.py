@@ -126,7 +126,7 @@ class V1Cgroup(FsCgroup):
 
     def frozen(self) -> bool:
         d, v2 = self._freezer()
-        return freezer.frozen(self.fs, d, v2)
+        return freezer.frozen(self.fs.read, d, v2)
 
     def stats(self) -> dict:
         from .stats import stats_v1

@@ -83,7 +83,7 @@ class V2Cgroup(FsCgroup):
         freezer.thaw(self.fs, self.unified, v2=True)
 
     def frozen(self) -> bool:
-        return freezer.frozen(self.fs, self.unified, v2=True)
+        return freezer.frozen(self.fs.read, self.unified, v2=True)
 
     def kill_all(self, sig: int = _signal.SIGKILL) -> None:
         """SIGKILL: cgroup.kill, which the kernel makes race-free (where it has it)."""

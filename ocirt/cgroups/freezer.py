@@ -4,10 +4,16 @@ without a v1 freezer). Each function takes the file seam and the cgroup director
 import time
 
 from ..errors import OcirtError
-from .fs import CgroupFS
+from ..state import read_text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .fs import CgroupFS
 
 
-def freeze_v1(fs: CgroupFS, d: str, timeout: float) -> None:
+def freeze_v1(fs: "CgroupFS", d: str, timeout: float) -> None:
     path = f"{d}/freezer.state"
     deadline = time.monotonic() + timeout
     i = 0
@@ -34,7 +40,7 @@ def freeze_v1(fs: CgroupFS, d: str, timeout: float) -> None:
         raise OcirtError(f"cannot freeze cgroup {d}", errno=e.errno) from None
 
 
-def freeze_v2(fs: CgroupFS, d: str, timeout: float) -> None:
+def freeze_v2(fs: "CgroupFS", d: str, timeout: float) -> None:
     try:
         fs.write(f"{d}/cgroup.freeze", "1")
     except OSError as e:
@@ -58,7 +64,7 @@ def freeze_v2(fs: CgroupFS, d: str, timeout: float) -> None:
         delay = min(delay * 2, 0.02)
 
 
-def thaw(fs: CgroupFS, d: str, v2: bool) -> None:
+def thaw(fs: "CgroupFS", d: str, v2: bool) -> None:
     path, value = (f"{d}/cgroup.freeze", "0") if v2 else (f"{d}/freezer.state", "THAWED")
     try:
         fs.write(path, value)
@@ -66,17 +72,18 @@ def thaw(fs: CgroupFS, d: str, v2: bool) -> None:
         raise OcirtError(f"cannot thaw cgroup {d}", errno=e.errno) from None
 
 
-def frozen(fs: CgroupFS, d: str | None, v2: bool) -> bool:
-    """True if the cgroup itself was frozen (not merely an ancestor); False when unreadable."""
+def frozen(read: "Callable[[str], str]", d: str | None, v2: bool) -> bool:
+    """True if the cgroup itself was frozen (not merely an ancestor); False when unreadable.
+    `read`: a CgroupFS's read (the managers'), or state.read_text (saved_frozen)."""
     if not d:
         return False
     try:
         if v2:
-            return fs.read(f"{d}/cgroup.freeze").strip() == "1"
+            return read(f"{d}/cgroup.freeze").strip() == "1"
         try:
-            return fs.read(f"{d}/freezer.self_freezing").strip() == "1"
+            return read(f"{d}/freezer.self_freezing").strip() == "1"
         except FileNotFoundError:
-            return fs.read(f"{d}/freezer.state").strip() == "FROZEN"
+            return read(f"{d}/freezer.state").strip() == "FROZEN"
     except OSError:
         return False
 
@@ -87,7 +94,9 @@ def saved_frozen(saved: dict | None) -> bool:
     manager picks it). For the commands that only need the status (state, start, kill)."""
     if not saved or not saved.get("kind"):
         return False  # no cgroup: nothing to freeze
-    return frozen(CgroupFS(), *freezer_dir(saved.get("paths") or {}, saved.get("unified")))
+    # state.read_text, not a CgroupFS: cgroups/fs.py stays off the status path of state,
+    # start, kill and delete
+    return frozen(read_text, *freezer_dir(saved.get("paths") or {}, saved.get("unified")))
 
 
 def freezer_dir(paths: dict, unified: str | None) -> tuple[str | None, bool]:
@@ -98,7 +107,7 @@ def freezer_dir(paths: dict, unified: str | None) -> tuple[str | None, bool]:
     return unified, True
 
 
-def effectively_frozen(fs: CgroupFS, d: str | None, v2: bool) -> bool:
+def effectively_frozen(fs: "CgroupFS", d: str | None, v2: bool) -> bool:
     """True if processes put in the cgroup would not run: frozen itself or by an ancestor
     (v1 freezer.state says FROZEN or FREEZING for both; v2 cgroup.events says frozen)."""
     if not d:

@@ -11,22 +11,12 @@ import errno
 import posix  # not os: `state` and `start` read a freezer through it (see bin/ocirt, "posix")
 import time
 
-from ..state import exists, is_dir  # os.path's, with posix
+from ..state import exists, is_dir, read_text  # os.path's, with posix
 
 
 class CgroupFS:
     def read(self, path: str) -> str:
-        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
-        try:
-            chunks = []
-            while True:
-                b = posix.read(fd, 65536)
-                if not b:
-                    break
-                chunks.append(b)
-            return b"".join(chunks).decode("utf-8", "surrogateescape")
-        finally:
-            posix.close(fd)
+        return read_text(path)
 
     def write(self, path: str, value: str) -> None:
         data = value.encode("utf-8", "surrogateescape")
