@@ -30,6 +30,7 @@ import time
 
 
 def _exists(path: str) -> bool:
+    # not state.exists: this module is imported before any other of ocirt's (ocirt/launch.py)
     try:
         posix.stat(path)
     except OSError:

@@ -32,7 +32,7 @@ from ..errors import ConfigError, OcirtError
 from .fs import DEFAULT_FS, CgroupFS, read_pids
 from .layout import Layout, clean_path, strip_root
 from .manager import Manager
-from .saved import move, removal_order
+from .saved import cgroup_dirs, move, removal_order
 
 STATE_VERSION = 1
 
@@ -184,13 +184,7 @@ class FsCgroup(Manager):
     # ------------------------------------------------------------ where
 
     def dirs(self) -> list:
-        out = []
-        for d in self.paths.values():
-            if d not in out:
-                out.append(d)
-        if self.unified and self.unified not in out:
-            out.append(self.unified)
-        return out
+        return cgroup_dirs(self.paths, self.unified)
 
     # ------------------------------------------------------------ create
 

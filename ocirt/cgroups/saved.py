@@ -14,24 +14,28 @@ anything else, or no record, is the manager's (cgroups.manager_from_state).
 
 import errno
 import posix
-import time
 
 from ..errors import OcirtError
 
 
-def record_dirs(saved: dict | None) -> list | None:
-    """The directories of a plain cgroupfs record (each v1 hierarchy's, then the unified one),
-    in the manager's order (FsCgroup.dirs); None where the record is not the plain case."""
-    if not saved or saved.get("systemd") or saved.get("kind") not in ("v1", "hybrid", "v2"):
-        return None
+def cgroup_dirs(paths: dict, unified: "str | None") -> list:
+    """A cgroupfs cgroup's directories: each v1 hierarchy's (once each), then the unified one
+    (FsCgroup.dirs, and the record's below)."""
     dirs: list = []
-    for d in (saved.get("paths") or {}).values():
+    for d in paths.values():
         if d not in dirs:
             dirs.append(d)
-    unified = saved.get("unified")
     if unified and unified not in dirs:
         dirs.append(unified)
-    return dirs or None
+    return dirs
+
+
+def record_dirs(saved: "dict | None") -> "list | None":
+    """The directories of a plain cgroupfs record, in the manager's order; None where the
+    record is not the plain case."""
+    if not saved or saved.get("systemd") or saved.get("kind") not in ("v1", "hybrid", "v2"):
+        return None
+    return cgroup_dirs(saved.get("paths") or {}, saved.get("unified")) or None
 
 
 def move(dirs: list, pid: int, write, sleep) -> None:
@@ -51,14 +55,6 @@ def move(dirs: list, pid: int, write, sleep) -> None:
                 raise OcirtError(f"cannot move process {pid} into cgroup {d}", errno=e.errno) from None
 
 
-def write_file(path: str, text: str) -> None:
-    fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
-    try:
-        posix.write(fd, text.encode())
-    finally:
-        posix.close(fd)
-
-
 class Joinable:
     """The part of a manager that exec's process needs (children.fork_in, then add_pid), from
     the record alone. `joinable(saved)` gives one, or None for the manager's way."""
@@ -73,7 +69,9 @@ class Joinable:
         return self.born_in
 
     def add_pid(self, pid: int) -> None:
-        move(self.dirs, pid, write_file, time.sleep)
+        from .fs import DEFAULT_FS  # on v1 and hybrid hosts only (v2: the child is born there)
+
+        move(self.dirs, pid, DEFAULT_FS.write, DEFAULT_FS.sleep)
 
 
 def joinable(saved: dict | None) -> "Joinable | None":
