@@ -32,6 +32,23 @@ RUNC_V1_DEVICES = (
 )
 
 
+# Seen with runc 1.1.5 on this hybrid host, now and then: create or run fails with "unable to
+# apply cgroup configuration: failed to write PID: openat2 .../devices/<slice>/<unit>/cgroup.procs:
+# no such file or directory" (runc joins the scope's v1 devices cgroup before it is there).
+RUNC_V1_SCOPE_RACE = (
+    "runc 1.1.5, --systemd-cgroup on cgroup v1: now and then it writes the init's pid into the "
+    "scope's devices cgroup before that directory exists (a race), and create or run fails"
+)
+
+
+def made(srt, p):
+    """ok(p) of a create or run into a unit; runc's lost race above is its expected failure."""
+    lost = p.returncode != 0 and "cgroup.procs: no such file or directory" in p.stderr
+    if lost and srt.is_runc and not CgroupLayout().is_v2:
+        pytest.xfail(RUNC_V1_SCOPE_RACE)
+    return ok(p)
+
+
 @pytest.fixture(scope="module")
 def host():
     reason = sysd.available()
@@ -112,7 +129,7 @@ def test_container_is_a_scope_with_its_limits(host, srt, make_bundle):
         ["sleep", "300"],
         linux={"resources": {"memory": {"limit": 64 * MIB}, "pids": {"limit": 40}, "cpu": {"shares": 512}}},
     )
-    ok(srt.create(b.id, b))
+    made(srt, srt.create(b.id, b))
     unit = unit_of(b)
     p = show(host, unit, "ActiveState", "Slice", "TasksMax", "Delegate", "MemoryMax" if v2 else "MemoryLimit")
     assert p["ActiveState"] == "active"
@@ -131,7 +148,7 @@ def test_container_is_a_scope_with_its_limits(host, srt, make_bundle):
 
 def test_every_hierarchy_is_the_units(host, srt, make_bundle):
     b = sd_bundle(make_bundle, ["sleep", "300"])
-    ok(srt.create(b.id, b))
+    made(srt, srt.create(b.id, b))
     lines = [ln for ln in init_cgroup(host, srt, b.id).splitlines() if ln.strip()]
     outside = [ln for ln in lines if not ln.endswith(f"/{SLICE}/{unit_of(b)}")]
     ok(srt.delete(b.id, force=True))
@@ -144,6 +161,8 @@ def test_every_hierarchy_is_the_units(host, srt, make_bundle):
 def test_run_and_exit_code(host, srt, make_bundle):
     b = sd_bundle(make_bundle, sh("exit 3"))
     p = srt.run(b.id, b)
+    if p.returncode != 3:
+        made(srt, p)  # runc's lost race: its expected failure (else: the assertion below)
     assert p.returncode == 3, p.stderr
     ok(srt.delete(b.id, force=True)) if srt.status(b.id) else None
     assert_gone(host, unit_of(b))
@@ -151,7 +170,7 @@ def test_run_and_exit_code(host, srt, make_bundle):
 
 def test_update_changes_the_unit_and_the_files(host, srt, make_bundle):
     b = sd_bundle(make_bundle, ["sleep", "300"], linux={"resources": {"pids": {"limit": 40}}})
-    ok(srt.create(b.id, b))
+    made(srt, srt.create(b.id, b))
     unit = unit_of(b)
     ok(srt("update", "--pids-limit", "80", b.id))
     assert show(host, unit, "TasksMax")["TasksMax"] == "80"
@@ -168,7 +187,7 @@ def test_exec_joins_the_unit(host, srt, make_bundle):
             "namespaces", [n for n in c["linux"]["namespaces"] if n["type"] != "cgroup"]
         ),
     )
-    ok(srt.create(b.id, b))
+    made(srt, srt.create(b.id, b))
     ok(srt.start(b.id))
     out = ok(srt("exec", b.id, "cat", "/proc/self/cgroup"))
     assert f"/{SLICE}/{unit_of(b)}" in out
@@ -178,7 +197,7 @@ def test_exec_joins_the_unit(host, srt, make_bundle):
 
 def test_pause_and_kill_all(host, srt, make_bundle):
     b = sd_bundle(make_bundle, sh("sleep 300 & sleep 300 & wait"))
-    ok(srt.create(b.id, b))
+    made(srt, srt.create(b.id, b))
     ok(srt.start(b.id))
     ok(srt("pause", b.id))
     assert srt.status(b.id) == "paused"
@@ -197,7 +216,7 @@ def test_pause_and_kill_all(host, srt, make_bundle):
 def test_default_unit_name(host, srt, make_bundle):
     """No cgroupsPath: ":<runtime name>:<id>", i.e. "<name>-<id>.scope" in system.slice."""
     b = make_bundle(["sleep", "300"], cgroups=False)
-    ok(srt.create(b.id, b))
+    made(srt, srt.create(b.id, b))
     listed = ok(host.systemctl("list-units", "--all", "--plain", "--no-legend", f"*-{b.id}.scope"))
     names = [line.split()[0] for line in listed.splitlines() if line.strip()]
     assert len(names) == 1 and names[0].endswith(f"-{b.id}.scope"), listed
@@ -213,7 +232,7 @@ def test_sub_slice(host, srt, make_bundle):
     parent = slice_.split("-")[0] + ".slice"
     b.config["linux"]["cgroupsPath"] = f"{slice_}:{PREFIX}:{b.id}"
     b.save()
-    ok(srt.create(b.id, b))
+    made(srt, srt.create(b.id, b))
     assert f"/{parent}/{slice_}/{PREFIX}-{b.id}.scope" in init_cgroup(host, srt, b.id)
     ok(srt.delete(b.id, force=True))
     host.systemctl("stop", slice_)
