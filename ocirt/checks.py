@@ -3,10 +3,8 @@ the command's options -> `Checked` (or a one-line ConfigError / OcirtError)."""
 
 from __future__ import annotations
 
-import os
-
 from . import config as config_mod
-from . import lsm, namespaces, process
+from . import lsm, namespaces, paths, process
 from .errors import ConfigError, OcirtError
 from .record import field, record
 from .rootfs import needs_idmap
@@ -66,7 +64,7 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
     if config.get("hostname") and not ns.has("uts"):
         raise ConfigError("/hostname", "unable to set hostname without a private UTS namespace")
     rootfs = config_mod.rootfs_path(bundle, config)
-    if not os.path.isdir(rootfs):
+    if not paths.is_dir(rootfs):
         raise ConfigError("/root/path", f"rootfs {rootfs} is not a directory")
     proc = process.ProcessSpec.from_config(proc_cfg, opts.preserve_fds)
     proc.check()

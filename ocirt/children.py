@@ -62,17 +62,17 @@ def pass_seccomp_fd(ch, seccomp_filter, state, pid: int) -> None:
 def write_pid_file(path: str, pid) -> None:
     """--pid-file, written whole or not at all (a temporary file renamed); an error names the
     file asked for, never the temporary one."""
-    import os  # create's and exec's, which have it loaded already
+    from .paths import abspath, basename, dirname, join  # create's and exec's
 
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    path = abspath(path)
+    tmp = join(dirname(path), f".{basename(path)}.{posix.getpid()}")
     try:
         with open(tmp, "w") as f:
             f.write(str(pid))
-        os.rename(tmp, path)
+        posix.rename(tmp, path)
     except OSError as e:
         try:
-            os.unlink(tmp)
+            posix.unlink(tmp)
         except OSError:
             pass
         raise OcirtError(f"write the pid file {path}", e.errno) from None

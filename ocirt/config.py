@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
-from . import jsonio
+from . import jsonio, paths
 from .errors import ConfigError, OcirtError
 
 
 def load(bundle: str) -> dict:
-    path = os.path.join(bundle, "config.json")
+    path = paths.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -31,4 +29,4 @@ def load(bundle: str) -> dict:
 
 def rootfs_path(bundle: str, config: dict) -> str:
     path = config["root"]["path"]
-    return os.path.realpath(os.path.join(bundle, path))
+    return paths.realpath(paths.join(bundle, path))

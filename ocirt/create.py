@@ -10,12 +10,12 @@ reverse order, and leaves nothing behind.
 
 from __future__ import annotations
 
-import os
+import posix  # not os: see ocirt/paths.py
 import time
 
 from . import config as config_mod
 from . import kernel as k
-from . import namespaces, stages
+from . import namespaces, paths, stages
 from .checks import CreateOptions, check_config
 from .children import fork_in, kill_and_reap, pass_seccomp_fd, write_pid_file
 from .errors import ConfigError, OcirtError
@@ -40,7 +40,7 @@ def create(
 def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[StateDir, ContainerState]:
     """create's parent, in order (shared with `ocirt plan`, which passes recording ones)."""
     check_id(opts.id)
-    bundle = os.path.abspath(opts.bundle)
+    bundle = paths.abspath(opts.bundle)
     config = config_mod.load(bundle)
     checked = check_config(config, bundle, opts)
     sd = fx.state_dir(opts.root, opts.id)
@@ -172,9 +172,9 @@ def _to_make(dirs: list) -> list:
     out = []
     for d in dirs:
         chain = []
-        while d and d != "/" and not os.path.isdir(d) and d not in out:
+        while d and d != "/" and not paths.is_dir(d) and d not in out:
             chain.append(d)
-            d = os.path.dirname(d)
+            d = paths.dirname(d)
         out += reversed(chain)
     return out
 
@@ -183,7 +183,7 @@ def open_exec_fifo(kernel: k.Kernel, path: str, undo: Undo) -> int:
     """exec.fifo, and an O_PATH fd of it for the init (which may not reach the state dir)."""
     kernel.mkfifo(path, 0o622)
     kernel.chmod(path, 0o622)  # mkfifo's mode is masked by the umask; a non-root init writes it
-    fifo_fd = kernel.open(path, os.O_PATH | os.O_CLOEXEC)
+    fifo_fd = kernel.open(path, posix.O_PATH | posix.O_CLOEXEC)
     undo.push(kernel.close, fifo_fd)
     return fifo_fd
 
@@ -199,7 +199,7 @@ def run_children(
             parent_ch.close()
             stages.stage1(kernel, spec, child_ch)  # never returns
         finally:
-            os._exit(1)
+            posix._exit(1)
     child_ch.close()
     parent.stage1_pid = stage1_pid
     try:

@@ -4,18 +4,13 @@ import posix  # not os: see bin/ocirt ("posix")
 import sys
 
 from .errors import OcirtError
+from .paths import environ_get  # os's environ where a program using ocirt's API loaded os
 
 
 def default_root() -> str:
     """runc's rule: /run/<name> for root; for anyone else $XDG_RUNTIME_DIR/<name> when set."""
-    os = sys.modules.get("os")  # loaded (an API user's program): its environ may have changed since
-    if os is not None:
-        xdg, euid = os.environ.get("XDG_RUNTIME_DIR", ""), os.geteuid()
-    else:
-        xdg, euid = (
-            posix.environ.get(b"XDG_RUNTIME_DIR", b"").decode("utf-8", "surrogateescape"),
-            posix.geteuid(),
-        )
+    xdg = environ_get("XDG_RUNTIME_DIR")
+    euid = sys.modules["os"].geteuid() if "os" in sys.modules else posix.geteuid()
     if euid != 0 and xdg:
         return xdg + "ocirt" if xdg.endswith("/") else xdg + "/ocirt"
     return "/run/ocirt"

@@ -10,9 +10,7 @@ The command line (ocirt/commands/exec.py) fills ExecOptions from its flags, the 
 
 from __future__ import annotations
 
-import os
-
-from . import jsonio
+from . import jsonio, paths
 from .errors import OcirtError
 from .record import field, record
 
@@ -70,7 +68,7 @@ def process_config(opts: ExecOptions, args: list, bundle: str) -> dict:
         return proc
     if not args:
         raise OcirtError(NO_COMMAND)
-    with open(os.path.join(bundle, "config.json")) as f:
+    with open(paths.join(bundle, "config.json")) as f:
         proc = dict(jsonio.load(f).get("process") or {})
     proc["args"] = list(args)
     proc["terminal"] = opts.tty

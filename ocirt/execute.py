@@ -4,7 +4,7 @@ in the container's cgroup and drives them through the protocol of ocirt/protocol
 
 from __future__ import annotations
 
-import os
+import posix  # not os: see ocirt/paths.py
 
 from . import kernel as k
 from . import namespaces, process
@@ -44,9 +44,11 @@ def exec_process(
             name = namespaces.PROC_NAMES[nstype]
             theirs = f"/proc/{c.state.pid}/ns/{name}"
             try:
-                if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                if posix.stat(theirs).st_ino == posix.stat(f"/proc/self/ns/{name}").st_ino:
                     continue
-                ns_fds.append((os.open(theirs, os.O_RDONLY | os.O_CLOEXEC), namespaces.FLAGS[nstype]))
+                ns_fds.append(
+                    (posix.open(theirs, posix.O_RDONLY | posix.O_CLOEXEC), namespaces.FLAGS[nstype])
+                )
             except FileNotFoundError:
                 continue
         if proc_start_time(c.state.pid) != c.state.pid_start:
@@ -87,7 +89,7 @@ def exec_process(
                 parent_ch.close()
                 exec_stage1(kernel, spec, child_ch)
             finally:
-                os._exit(1)
+                posix._exit(1)
         child_ch.close()
         pid = 0
         try:
@@ -115,9 +117,9 @@ def exec_process(
             parent_ch.close()
     finally:
         for fd, _ in ns_fds:
-            os.close(fd)
+            posix.close(fd)
         if console_fd is not None:
-            os.close(console_fd)
+            posix.close(console_fd)
     if pid_file:
         try:
             write_pid_file(pid_file, pid)
@@ -136,7 +138,7 @@ def container_seccomp(c):
     return seccomp.compile(c.state.seccomp)
 
 
-def fork_with_affinity(kernel: k.Kernel, proc: process.ProcessSpec, fork=os.fork) -> int:
+def fork_with_affinity(kernel: k.Kernel, proc: process.ProcessSpec, fork=posix.fork) -> int:
     """fork() exec's stage 1 on the CPUs of execCPUAffinity.initial (config.md: the runtime's
     process runs there "initially, before the transition to container's cgroup"): the parent
     moves itself there, forks (the child has the affinity from its first instruction), and

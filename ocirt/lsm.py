@@ -6,9 +6,8 @@ create with a clear error (a container silently left unconfined is worse than no
 
 from __future__ import annotations
 
-import os
-
 from . import kernel as k
+from . import paths
 from .errors import ConfigError
 
 
@@ -21,7 +20,7 @@ def apparmor_enabled() -> bool:
 
 
 def selinux_enabled() -> bool:
-    return os.path.isfile("/sys/fs/selinux/enforce")
+    return paths.is_file("/sys/fs/selinux/enforce")
 
 
 def check(config: dict) -> None:
@@ -54,7 +53,7 @@ def apply_on_exec(kernel: k.Kernel, apparmor_profile: str | None, selinux_label:
     """In the process, just before execve: the labels take effect at exec."""
     if apparmor_profile:
         path = "/proc/self/attr/apparmor/exec"
-        if not os.path.exists(path):
+        if not paths.exists(path):
             path = "/proc/self/attr/exec"
         kernel.write_file(path, f"exec {apparmor_profile}")
     if selinux_label:

@@ -4,9 +4,9 @@ always allowed, and the cgroup directories the init binds where it cannot mount 
 
 from __future__ import annotations
 
-import os
+import posix  # not os: see ocirt/paths.py
 
-from . import namespaces
+from . import namespaces, paths
 from .rootfs import RootfsSpec
 from .stages import InitSpec
 
@@ -48,7 +48,7 @@ def init_spec(config: dict, bundle: str, opts, checked, layout, cg, fifo_fd: int
         keyring=None if opts.no_new_keyring else f"_ses.{opts.id}",
         personality=checked.personality,
         mempolicy=checked.mempolicy,
-        unprivileged=os.geteuid() != 0,
+        unprivileged=posix.geteuid() != 0,
     )
 
 
@@ -94,7 +94,7 @@ def with_bundle_sources(bundle: str, mounts: list[dict]) -> list[dict]:
     for m in mounts:
         source = m.get("source")
         if source and is_bind(m) and not source.startswith("/"):
-            m = {**m, "source": os.path.join(bundle, source)}
+            m = {**m, "source": paths.join(bundle, source)}
         out.append(m)
     return out
 
@@ -113,7 +113,7 @@ def cgroup_binds(layout, cg) -> list[tuple[str, str]]:
         d = cg.paths.get(controller)
         if d and mountpoint not in seen:
             seen.add(mountpoint)
-            binds.append((d, os.path.basename(mountpoint)))
+            binds.append((d, paths.basename(mountpoint)))
     if layout.kind == "hybrid" and cg.unified:
-        binds.append((cg.unified, os.path.basename(layout.unified)))
+        binds.append((cg.unified, paths.basename(layout.unified)))
     return binds

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
+import posix  # not os: see ocirt/paths.py
 import resource
 
-from . import capabilities
+from . import capabilities, paths
 from . import kernel as k
 from .errors import ConfigError, OcirtError
 from .record import field, record
@@ -82,8 +82,8 @@ class ProcessSpec:
 
 
 def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
+    mask = posix.umask(0o022)
+    posix.umask(mask)
     return mask
 
 
@@ -108,13 +108,13 @@ def lookup(executable: str, env: dict[str, str]) -> str:
     if "/" in executable:
         candidates = [executable]
     else:
-        candidates = [os.path.join(d or ".", executable) for d in env.get("PATH", "").split(":")]
+        candidates = [paths.join(d or ".", executable) for d in env.get("PATH", "").split(":")]
     for path in candidates:
         try:
-            st = os.stat(path)
+            st = posix.stat(path)
         except OSError:
             continue
-        if not os.path.isdir(path) and st.st_mode & 0o111:
+        if not paths.is_dir(path) and st.st_mode & 0o111:
             return path
     if "/" in executable:
         raise OcirtError(f'exec: "{executable}": stat {executable}: no such file or directory')

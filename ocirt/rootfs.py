@@ -17,12 +17,12 @@ Hardening, as runc does it:
 
 from __future__ import annotations
 
+import _stat as stat  # the C half of stat.py: one module less on the way
 import errno
-import os
-import stat
+import posix  # not os: see ocirt/paths.py
 
 from . import kernel as k
-from . import lsm
+from . import lsm, paths
 from .errors import ConfigError, OcirtError
 from .record import field, record
 
@@ -101,10 +101,10 @@ IDMAP_OPTIONS = ("idmap", "ridmap")
 
 # flags a bind remount must keep when they are locked on the source (user namespaces)
 _LOCKABLE = (
-    (os.ST_NOSUID, k.MS_NOSUID),
-    (os.ST_NODEV, k.MS_NODEV),
-    (os.ST_NOEXEC, k.MS_NOEXEC),
-    (os.ST_RDONLY, k.MS_RDONLY),
+    (posix.ST_NOSUID, k.MS_NOSUID),
+    (posix.ST_NODEV, k.MS_NODEV),
+    (posix.ST_NOEXEC, k.MS_NOEXEC),
+    (posix.ST_RDONLY, k.MS_RDONLY),
 )
 
 DEFAULT_DEVICES = (  # config-linux.md "Default Devices": name, major, minor
@@ -205,12 +205,12 @@ class Rootfs:
         private = s.propagation in ("private", "rprivate")
         self.k.mount(None, "/", None, k.MS_REC | (k.MS_PRIVATE if private else k.MS_SLAVE), None)
         self.k.mount(s.rootfs, s.rootfs, None, k.MS_BIND | k.MS_REC, None)
-        self.root_fd = self.k.open(s.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.root_fd = self.k.open(s.rootfs, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
         dev_is_tmpfs = False
         for i, m in enumerate(s.mounts):
             self.mount_entry(i, m)
             if (
-                os.path.normpath(m.get("destination", "")) == "/dev"
+                paths.normpath(m.get("destination", "")) == "/dev"
                 and not parse_options(m.get("options") or []).is_bind
             ):
                 dev_is_tmpfs = True
@@ -232,8 +232,8 @@ class Rootfs:
             self.k.mount(s.rootfs, "/", None, k.MS_MOVE, None)
             self.k.chroot(".")
         else:
-            old = self.k.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
-            new = self.k.open(s.rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+            old = self.k.open("/", posix.O_DIRECTORY | posix.O_RDONLY | posix.O_CLOEXEC)
+            new = self.k.open(s.rootfs, posix.O_DIRECTORY | posix.O_RDONLY | posix.O_CLOEXEC)
             self.k.fchdir(new)
             self.k.pivot_root(".", ".")
             self.k.fchdir(old)
@@ -306,18 +306,22 @@ class Rootfs:
             else:
                 data = lsm.mount_data(data, self.spec.mount_label, mtype or None)
                 flags = opts.flags
-                late = bool(flags & k.MS_RDONLY) and (mtype == "tmpfs" or os.path.normpath(dest) == "/dev")
+                late = bool(flags & k.MS_RDONLY) and (mtype == "tmpfs" or paths.normpath(dest) == "/dev")
                 if late:  # writable until everything under it is made: seal_readonly
                     flags &= ~k.MS_RDONLY
                 covered = None
                 if opts.copyup and mtype == "tmpfs":
                     # opened before the tmpfs goes on top: this fd still reaches the old contents
-                    covered = self.k.open_in_root(self.root_fd, dest, os.O_RDONLY | os.O_DIRECTORY)
+                    covered = self.k.open_in_root(self.root_fd, dest, posix.O_RDONLY | posix.O_DIRECTORY)
                 try:
                     self.k.mount(source, self.k.fd_path(target), mtype or None, flags, data)
                     if late:
                         self.late_readonly.append(
-                            (self.k.open_in_root(self.root_fd, dest, os.O_PATH), opts.flags, mtype == "tmpfs")
+                            (
+                                self.k.open_in_root(self.root_fd, dest, posix.O_PATH),
+                                opts.flags,
+                                mtype == "tmpfs",
+                            )
                         )
                     if covered is not None:
                         self._copy_up(covered, dest)
@@ -338,14 +342,14 @@ class Rootfs:
             self.k.close(target)
 
     def _copy_up(self, covered: int, dest: str) -> None:
-        fresh = self.k.open_in_root(self.root_fd, dest, os.O_RDONLY | os.O_DIRECTORY)
+        fresh = self.k.open_in_root(self.root_fd, dest, posix.O_RDONLY | posix.O_DIRECTORY)
         try:
             self.k.copy_tree(covered, fresh)
         finally:
             self.k.close(fresh)
 
     def _move_tree(self, tree: int, dest: str, where: str, source: str) -> None:
-        fd = self.k.open_in_root(self.root_fd, dest, os.O_PATH)
+        fd = self.k.open_in_root(self.root_fd, dest, posix.O_PATH)
         try:
             self.k.move_mount(tree, fd)
         except OSError as e:
@@ -356,7 +360,7 @@ class Rootfs:
 
     def _at(self, path: str, fn) -> None:
         """Call fn with the /proc/self/fd path of `path` opened now: after a mount, the new top."""
-        fd = self.k.open_in_root(self.root_fd, path, os.O_PATH)
+        fd = self.k.open_in_root(self.root_fd, path, posix.O_PATH)
         try:
             fn(self.k.fd_path(fd))
         finally:
@@ -364,24 +368,24 @@ class Rootfs:
 
     def _source_is_dir(self, source: str, where: str, fallback: int | None = None) -> bool:
         try:
-            return stat.S_ISDIR(os.stat(source).st_mode)
+            return stat.S_ISDIR(posix.stat(source).st_mode)
         except OSError as e:
             if fallback is None or e.errno != errno.EACCES:
                 raise OcirtError(f"{where}/source: {source}", e.errno) from None
-        return stat.S_ISDIR(os.fstat(fallback).st_mode)  # what the user namespace cannot reach
+        return stat.S_ISDIR(posix.fstat(fallback).st_mode)  # what the user namespace cannot reach
 
     def _refuse_symlink(self, dest: str, mtype: str, where: str) -> None:
         """proc and sysfs only on an ordinary directory (runc's rule): through a symlink, a procfs
         would land where the masked paths do not look for it."""
-        parent, name = os.path.split(os.path.normpath(dest))
+        parent, name = paths.split(paths.normpath(dest))
         if not name:
             return
         try:
-            pfd = self.k.open_in_root(self.root_fd, parent, os.O_PATH)
+            pfd = self.k.open_in_root(self.root_fd, parent, posix.O_PATH)
         except OSError:
             return  # ensure() says what is wrong with the way there
         try:
-            target = self.k.readlink(os.path.join(self.k.fd_path(pfd), name))
+            target = self.k.readlink(paths.join(self.k.fd_path(pfd), name))
         except OSError:
             return  # not a symlink (or missing: made as a directory)
         finally:
@@ -465,11 +469,11 @@ class Rootfs:
         just mounted there, and remounted with `flags`. The tmpfs is empty: the mount points
         are made in it at once, without ensure()'s lookup first (10 hierarchies here, on the
         init's way to the exec)."""
-        top = self.k.open_in_root(self.root_fd, dest, os.O_PATH | os.O_DIRECTORY)
+        top = self.k.open_in_root(self.root_fd, dest, posix.O_PATH | posix.O_DIRECTORY)
         try:
             for host_dir, name in self.spec.cgroup_binds:
-                self.k.mkdir(os.path.join(self.k.fd_path(top), name), 0o755)
-                sub = os.path.join(dest, name)
+                self.k.mkdir(paths.join(self.k.fd_path(top), name), 0o755)
+                sub = paths.join(dest, name)
                 self._at(sub, lambda t, d=host_dir: self.k.mount(d, t, None, k.MS_BIND | k.MS_REC, None))
                 self._at(sub, lambda t: self.k.mount(None, t, None, k.MS_BIND | k.MS_REMOUNT | flags, None))
         finally:
@@ -483,22 +487,24 @@ class Rootfs:
         points to is created there (never outside: every open resolves in the root).
         """
         try:
-            return self.k.open_in_root(self.root_fd, path, os.O_PATH)
+            return self.k.open_in_root(self.root_fd, path, posix.O_PATH)
         except FileNotFoundError:
             pass
         except OSError as e:
             raise OcirtError(f"{pointer}: {path}", e.errno) from None
-        parent, name = os.path.split(os.path.normpath("/" + path.lstrip("/")))
+        parent, name = paths.split(paths.normpath("/" + path.lstrip("/")))
         if not name or hops > 40:
             raise OcirtError(f"{pointer}: cannot create {path}")
         pfd = self.ensure(parent, directory=True, pointer=pointer, hops=hops)
-        entry = os.path.join(self.k.fd_path(pfd), name)
+        entry = paths.join(self.k.fd_path(pfd), name)
         try:
             if directory:
                 self.k.mkdir(entry, mode)
             else:
                 self.k.close(
-                    self.k.open(entry, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+                    self.k.open(
+                        entry, posix.O_CREAT | posix.O_WRONLY | posix.O_CLOEXEC | posix.O_NOFOLLOW, 0o644
+                    )
                 )
         except FileExistsError:
             try:
@@ -506,12 +512,12 @@ class Rootfs:
             except OSError:
                 target = None  # something made it meanwhile
             if target is not None:  # a dangling symlink: make its target, inside the rootfs
-                self.k.close(self.ensure(os.path.join(parent, target), directory, pointer, mode, hops + 1))
+                self.k.close(self.ensure(paths.join(parent, target), directory, pointer, mode, hops + 1))
         except OSError as e:
             raise OcirtError(f"{pointer}: create {path}", e.errno) from None
         finally:
             self.k.close(pfd)
-        return self.k.open_in_root(self.root_fd, path, os.O_PATH)
+        return self.k.open_in_root(self.root_fd, path, posix.O_PATH)
 
     # -- /dev ------------------------------------------------------------------------------------
     def default_devices(self) -> None:
@@ -528,11 +534,11 @@ class Rootfs:
                 },
                 "/linux/devices",
             )
-        dev = self.k.open_in_root(self.root_fd, "/dev", os.O_PATH | os.O_DIRECTORY)
+        dev = self.k.open_in_root(self.root_fd, "/dev", posix.O_PATH | posix.O_DIRECTORY)
         try:
             for target, name in DEFAULT_SYMLINKS + (("pts/ptmx", "ptmx"),):
                 try:
-                    self.k.symlink(target, os.path.join(self.k.fd_path(dev), name))
+                    self.k.symlink(target, paths.join(self.k.fd_path(dev), name))
                 except FileExistsError:
                     pass
         finally:
@@ -541,10 +547,10 @@ class Rootfs:
     def create_device(self, dev: dict, where: str) -> None:
         kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
         kind = kinds[dev["type"]]
-        path = os.path.normpath("/" + dev["path"].lstrip("/"))
-        parent, name = os.path.split(path)
+        path = paths.normpath("/" + dev["path"].lstrip("/"))
+        parent, name = paths.split(path)
         pfd = self.ensure(parent, directory=True, pointer=f"{where}/path")
-        full = os.path.join(self.k.fd_path(pfd), name)
+        full = paths.join(self.k.fd_path(pfd), name)
         try:
             if self.spec.in_userns and kind != stat.S_IFIFO:
                 self._bind_host_device(path, full, where)
@@ -553,15 +559,15 @@ class Rootfs:
                     self.k.mknod(
                         full,
                         kind | (dev.get("fileMode", 0o666) & 0o7777),
-                        os.makedev(dev.get("major", 0), dev.get("minor", 0)),
+                        posix.makedev(dev.get("major", 0), dev.get("minor", 0)),
                     )
                 except FileExistsError:
                     # an existing node (from the image) is replaced, as runc does
-                    os.unlink(full)
+                    posix.unlink(full)
                     self.k.mknod(
                         full,
                         kind | (dev.get("fileMode", 0o666) & 0o7777),
-                        os.makedev(dev.get("major", 0), dev.get("minor", 0)),
+                        posix.makedev(dev.get("major", 0), dev.get("minor", 0)),
                     )
                 self.k.chown(full, dev.get("uid", 0), dev.get("gid", 0))
         except OSError as e:
@@ -571,7 +577,7 @@ class Rootfs:
 
     def _bind_host_device(self, path: str, full: str, where: str) -> None:
         try:
-            fd = self.k.open(full, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+            fd = self.k.open(full, posix.O_CREAT | posix.O_WRONLY | posix.O_CLOEXEC | posix.O_NOFOLLOW, 0o644)
             self.k.close(fd)
         except FileExistsError:
             pass
@@ -580,7 +586,7 @@ class Rootfs:
     # -- after pivot_root ------------------------------------------------------------------------
     def mask(self, path: str) -> None:
         try:
-            st = os.lstat(path)
+            st = posix.lstat(path)
         except FileNotFoundError:
             return
         if stat.S_ISDIR(st.st_mode):
@@ -617,7 +623,7 @@ class Rootfs:
 
     def _locked_flags(self, path: str) -> int:
         try:
-            f_flag = os.statvfs(path).f_flag
+            f_flag = posix.statvfs(path).f_flag
         except OSError:
             return 0
         return sum(ms for st, ms in _LOCKABLE if f_flag & st and ms != k.MS_RDONLY)
@@ -636,7 +642,7 @@ def visible_kernel_mounts(mountinfo: bytes, rootfs: str) -> list[str]:
             continue
         if fields[3] != b"/" or len(fields) <= sep + 1 or fields[sep + 1] not in (b"proc", b"sysfs"):
             continue
-        path = os.fsdecode(_unescape(fields[4]))
+        path = paths.fsdecode(_unescape(fields[4]))
         if path + "/" != inside and not path.startswith(inside):
             out.append(path)
     return out
@@ -704,11 +710,13 @@ def has_lockable_flags(source: str, recursive: bool, mountinfo: bytes | None = N
     """Is the mount of `source` (with `recursive`, any mount under it too, from `mountinfo` or
     this process's) read-only, nosuid, nodev or noexec? (One that cannot be looked at: yes.)"""
     try:
-        if os.statvfs(source).f_flag & (os.ST_RDONLY | os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC):
+        if posix.statvfs(source).f_flag & (
+            posix.ST_RDONLY | posix.ST_NOSUID | posix.ST_NODEV | posix.ST_NOEXEC
+        ):
             return True
         if not recursive:
             return False
-        under = os.path.realpath(source).rstrip("/") + "/"
+        under = paths.realpath(source).rstrip("/") + "/"
         text = Rootfs.mountinfo() if mountinfo is None else mountinfo
     except OSError:
         return True
@@ -716,7 +724,7 @@ def has_lockable_flags(source: str, recursive: bool, mountinfo: bytes | None = N
         fields = line.split()
         if (
             len(fields) > 5
-            and os.fsdecode(_unescape(fields[4])).startswith(under)
+            and paths.fsdecode(_unescape(fields[4])).startswith(under)
             and _LOCKABLE_OPTIONS & set(fields[5].split(b","))
         ):
             return True

@@ -36,7 +36,7 @@ so the BPF program is then exported here and loaded with seccomp(2) by Filter.in
 from __future__ import annotations
 
 import errno as _errno
-import os
+import posix  # not os: see ocirt/paths.py
 
 from .errors import ConfigError, OcirtError
 
@@ -340,18 +340,18 @@ def _version(lib) -> tuple[int, int, int]:
 
 
 def _export(export_fn, ctx) -> bytes:
-    fd = os.memfd_create("ocirt-seccomp", os.MFD_CLOEXEC)
+    fd = posix.memfd_create("ocirt-seccomp", posix.MFD_CLOEXEC)
     try:
         rc = export_fn(ctx, fd)
         if rc < 0:
             raise OcirtError("export the seccomp filter", -rc)
-        os.lseek(fd, 0, os.SEEK_SET)
+        posix.lseek(fd, 0, 0)  # SEEK_SET
         chunks = []
-        while chunk := os.read(fd, 1 << 16):
+        while chunk := posix.read(fd, 1 << 16):
             chunks.append(chunk)
         return b"".join(chunks)
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def compile(cfg: dict, pointer: str = "/linux/seccomp") -> Filter:  # noqa: A001 - the API name
@@ -415,7 +415,9 @@ def compile(cfg: dict, pointer: str = "/linux/seccomp") -> Filter:  # noqa: A001
             continue
         rc = lib.seccomp_arch_add(ctx, token)
         if rc < 0 and rc != -_errno.EEXIST:
-            raise ConfigError(arch_pointer, f"libseccomp cannot add architecture {name}: {os.strerror(-rc)}")
+            raise ConfigError(
+                arch_pointer, f"libseccomp cannot add architecture {name}: {posix.strerror(-rc)}"
+            )
 
     if sum(len(r.names) for r in profile.rules) > _OPTIMIZE_ABOVE:
         attr(_ATTR_CTL_OPTIMIZE, 2)  # not fatal: older libseccomp
@@ -437,7 +439,7 @@ def compile(cfg: dict, pointer: str = "/linux/seccomp") -> Filter:  # noqa: A001
                 if rc < 0:
                     raise ConfigError(
                         f"{rule.pointer}/names/{j}",
-                        f"libseccomp refused the rule for {name}: {os.strerror(-rc)}",
+                        f"libseccomp refused the rule for {name}: {posix.strerror(-rc)}",
                     )
 
     newest = {}
@@ -650,7 +652,7 @@ class Filter:
                 f"send the seccomp notify fd to the seccomp agent at {self.listener_path}", e.errno
             ) from None
         finally:
-            os.close(notify_fd)
+            posix.close(notify_fd)
 
     def export_pfc(self) -> str:
         """libseccomp's pseudo filter code: what the filter does, human readable (ocirt plan)."""
@@ -676,7 +678,7 @@ def features() -> dict:
     api = lib.seccomp_api_get()
     supported = ["SECCOMP_FILTER_FLAG_TSYNC"]
     supported += [f for f, level in _FLAG_API.items() if api >= level]
-    release = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2] if x.isdigit())
+    release = tuple(int(x) for x in posix.uname().release.split("-")[0].split(".")[:2] if x.isdigit())
     if api >= 5 and release >= (5, 19):
         supported.append("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")
     return {

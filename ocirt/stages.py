@@ -1,6 +1,6 @@
 """What runs in the forked children of `create`: stage 1 (namespaces) and the container's init.
 
-Both are entered right after fork() and never return: they end in os._exit() or execve().
+Both are entered right after fork() and never return: they end in _exit() or execve().
 Everything they need was computed by the parent before fork (`InitSpec`); errors go back to the
 parent as a `Failed` message.
 """
@@ -8,14 +8,14 @@ parent as a `Failed` message.
 from __future__ import annotations
 
 import _socket
+import _stat as stat  # the C half of stat.py: one module less on the way
 import errno
 import fcntl
-import os
-import stat
+import posix  # not os: see ocirt/paths.py
 import sys
 
 from . import kernel as k
-from . import lsm, namespaces, process
+from . import lsm, namespaces, paths, process
 from .errors import ConfigError, OcirtError
 from .protocol import (
     Channel,
@@ -70,7 +70,7 @@ def _fail(ch: Channel, exc: BaseException) -> None:
         msg, err = describe_oserror(exc), exc.errno or 0
     else:
         msg, err = f"internal error: {exc!r}", 0
-        if os.environ.get("OCIRT_DEBUG"):
+        if paths.environ_get("OCIRT_DEBUG"):
             import traceback
 
             traceback.print_exc()
@@ -82,7 +82,7 @@ def _fail(ch: Channel, exc: BaseException) -> None:
 
 def describe_oserror(exc: OSError) -> str:
     """The operation an OSError came from; the errno text is added by OcirtError."""
-    what = exc.strerror if exc.strerror and exc.strerror != os.strerror(exc.errno or 0) else ""
+    what = exc.strerror if exc.strerror and exc.strerror != posix.strerror(exc.errno or 0) else ""
     if exc.filename:
         what = f"{what} {exc.filename}".strip()
     return what or "system call failed"
@@ -99,7 +99,7 @@ def stage1(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
         early = namespaces_before_cgroup(kernel, spec)  # while the parent attaches us
         ch.expect(Proceed, "the cgroup was joined")
         enter_namespaces(kernel, spec, InitEffects(ch), done=early)
-        pid = os.fork()
+        pid = posix.fork()
         if pid == 0:
             # the parent must hear InitPid (from us) before anything from the init
             ch.expect(Proceed, "the init's pid was known")
@@ -109,7 +109,7 @@ def stage1(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
     except BaseException as e:  # noqa: BLE001 - everything goes back to the parent
         _fail(ch, e)
     finally:
-        os._exit(code)
+        posix._exit(code)
 
 
 class InitEffects:
@@ -144,7 +144,7 @@ class InitEffects:
             from . import hooks as hooks_mod  # with hooks only (it loads select)
 
             hooks_mod.run(
-                spec.hooks, "createContainer", {**hook_state, "pid": os.getpid()}, cwd=spec.rootfs.rootfs
+                spec.hooks, "createContainer", {**hook_state, "pid": posix.getpid()}, cwd=spec.rootfs.rootfs
             )
         return hook_state
 
@@ -159,17 +159,17 @@ class InitEffects:
         host's /dev/null reopened as the container's (CRIU dumps neither a session led from
         outside the container nor files on the host's mounts)."""
         try:
-            os.setsid()
+            posix.setsid()
         except OSError:
             pass
         try:
-            null = os.stat("/dev/null").st_rdev
+            null = posix.stat("/dev/null").st_rdev
             for fd in (0, 1, 2):
-                st = os.fstat(fd)
+                st = posix.fstat(fd)
                 if stat.S_ISCHR(st.st_mode) and st.st_rdev == null:
-                    new = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-                    os.dup2(new, fd)
-                    os.close(new)
+                    new = posix.open("/dev/null", posix.O_RDWR | posix.O_CLOEXEC)
+                    posix.dup2(new, fd)
+                    posix.close(new)
         except OSError:
             pass
 
@@ -183,7 +183,7 @@ class InitEffects:
 
     def inherit(self, fd: int) -> None:
         try:
-            os.set_inheritable(fd, True)
+            posix.set_inheritable(fd, True)
         except OSError:
             pass
 
@@ -215,7 +215,7 @@ def enter_namespaces(kernel: k.Kernel, spec: InitSpec, fx: InitEffects, done: in
     for nstype, path, index in spec.ns.join:
         where = f"/linux/namespaces/{index}/path"
         try:
-            fd = kernel.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = kernel.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
         except OSError as e:
             raise OcirtError(f"{where}: open {path}", e.errno) from None
         try:
@@ -249,7 +249,7 @@ def init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
         _init(kernel, spec, ch)
     except BaseException as e:  # noqa: BLE001
         _fail(ch, e)
-    os._exit(1)
+    posix._exit(1)
 
 
 def setup_init(kernel: k.Kernel, spec: InitSpec, fx: InitEffects):
@@ -318,7 +318,7 @@ def enter_rootfs_without_mount_ns(kernel: k.Kernel, spec: InitSpec, fx: InitEffe
 
     hook_state = fx.runtime_hooks(spec)
     sysctl(kernel, spec.sysctl)
-    spec.fd_dir = kernel.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    spec.fd_dir = kernel.open("/proc/self/fd", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     kernel.chroot(spec.rootfs.rootfs)
     kernel.chdir("/")
     return hook_state
@@ -334,12 +334,12 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
         # Blocks until `ocirt start` opens the fifo for reading. Reopened through the container's
         # own /proc: the init holds nothing of the host's (no host /proc, no host directory).
         if spec.fd_dir is None:
-            wfd = os.open(f"/proc/self/fd/{spec.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+            wfd = posix.open(f"/proc/self/fd/{spec.fifo_fd}", posix.O_WRONLY | posix.O_CLOEXEC)
         else:  # chrooted without a mount namespace: no /proc in the rootfs
-            wfd = os.open(str(spec.fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=spec.fd_dir)
-            os.close(spec.fd_dir)
-        os.write(wfd, b"0")
-        os.close(spec.fifo_fd)
+            wfd = posix.open(str(spec.fifo_fd), posix.O_WRONLY | posix.O_CLOEXEC, dir_fd=spec.fd_dir)
+            posix.close(spec.fd_dir)
+        posix.write(wfd, b"0")
+        posix.close(spec.fifo_fd)
         # From here `start` reads the fifo to its end: wfd is close-on-exec, so the end comes when
         # execve succeeded (then poststart runs) or this process is gone; a failure before that
         # writes its message after the "0" (start reports it).
@@ -350,13 +350,13 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
             from . import hooks as hooks_mod
 
             hooks_mod.run(
-                spec.hooks, "startContainer", {**hook_state, "status": "created", "pid": os.getpid()}
+                spec.hooks, "startContainer", {**hook_state, "status": "created", "pid": posix.getpid()}
             )
         kernel.execve(path, spec.proc.args, env)
     except OcirtError as e:
         message = str(e)
     except OSError as e:
-        reason = os.strerror(e.errno).lower() if e.errno else str(e)
+        reason = posix.strerror(e.errno).lower() if e.errno else str(e)
         message = f"{describe_oserror(e)}: {reason}"
     except BaseException as e:  # noqa: BLE001 - reported, never raised out of the init
         message = f"internal error: {e!r}"
@@ -367,10 +367,10 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
         pass
     if wfd is not None:
         try:
-            os.write(wfd, message.encode(errors="replace")[:4000])
+            posix.write(wfd, message.encode(errors="replace")[:4000])
         except OSError:
             pass
-    os._exit(127)
+    posix._exit(127)
 
 
 def prepare_exec(
@@ -421,11 +421,11 @@ def seal(kernel: k.Kernel, keep: set[int], preserve: int) -> None:
     --preserve-fds range."""
     kernel.prctl(k.PR_SET_DUMPABLE, 0)
     keep = keep | {0, 1, 2} | set(range(3, 3 + preserve))
-    for name in os.listdir("/proc/self/fd"):
+    for name in posix.listdir("/proc/self/fd"):
         fd = int(name)
         if fd not in keep:
             try:
-                os.close(fd)
+                posix.close(fd)
             except OSError:
                 pass
 
@@ -434,7 +434,7 @@ def refuse_runtime_binary(path: str) -> None:
     """Never exec the runtime's own interpreter (a /bin/sh -> /proc/self/exe symlink would hand
     the container a process running it, which could then rewrite it: CVE-2019-5736)."""
     try:
-        target, me = os.stat(path), os.stat("/proc/self/exe")
+        target, me = posix.stat(path), posix.stat("/proc/self/exe")
     except OSError:
         return
     if (target.st_dev, target.st_ino) == (me.st_dev, me.st_ino):
@@ -446,7 +446,7 @@ def _install_seccomp(seccomp, parent: Callable[[], Channel]) -> None:
     if notify_fd is not None:  # SCMP_ACT_NOTIFY: the parent hands the fd to the listener
         ch = parent()
         ch.send(SeccompFd(), fds=(notify_fd,))
-        os.close(notify_fd)
+        posix.close(notify_fd)
         ch.expect(Proceed, "the seccomp listener got its fd")
 
 
@@ -495,16 +495,16 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel) -> None:
                 kernel.setns(fd, nstype)
             except OSError as e:
                 raise OcirtError(f"setns {nstype:#x}", e.errno) from None
-        pid = os.fork()
+        pid = posix.fork()
         if pid == 0:
             try:
                 ch.expect(Proceed, "the process's pid was known")
                 for fd, _ in spec.ns_fds:
-                    os.close(fd)
+                    posix.close(fd)
                 if spec.console_fd is not None:
                     console.setup(spec.console_fd, spec.console_size, spec.proc.uid)
                 else:
-                    os.setsid()  # a session of its own, as runc's exec'd process (nsexec's setsid)
+                    posix.setsid()  # a session of its own, as runc's exec'd process (nsexec's setsid)
                 path, env = prepare_exec(
                     kernel,
                     spec.proc,
@@ -520,13 +520,13 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel) -> None:
                 kernel.execve(path, spec.proc.args, env)
             except BaseException as e:  # noqa: BLE001
                 _fail(ch, e)
-            os._exit(127)
+            posix._exit(127)
         ch.send(InitPid(pid))
         code = 0
     except BaseException as e:  # noqa: BLE001
         _fail(ch, e)
     finally:
-        os._exit(code)
+        posix._exit(code)
 
 
 def set_final_affinity(kernel: k.Kernel, proc: process.ProcessSpec) -> None:

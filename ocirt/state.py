@@ -10,6 +10,7 @@ import posix  # not os: see bin/ocirt ("posix"); this module is on every command
 
 from . import jsonio
 from .errors import OcirtError
+from .paths import exists, is_dir, join  # os.path's, on posix
 from .record import asdict, field, fields, record
 
 # runc's id rule, ^[\w+-.]+$, without importing re (~4 ms) on every command
@@ -20,26 +21,6 @@ def check_id(container_id: str) -> None:
     """A container id as runc takes it (it names the state directory)."""
     if not container_id or container_id in (".", "..") or not _ID_CHARS.issuperset(container_id):
         raise OcirtError(f"invalid container id format: {container_id}")
-
-
-def join(directory: str, name: str) -> str:
-    """os.path.join for a name without "/" (an id, a file name)."""
-    return f"{directory}/{name}" if directory and not directory.endswith("/") else directory + name
-
-
-def exists(path: str) -> bool:
-    try:
-        posix.stat(path)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def is_dir(path: str) -> bool:
-    try:
-        return posix.stat(path).st_mode & 0o170000 == 0o040000
-    except (OSError, ValueError):
-        return False
 
 
 def read_text(path: str) -> str:
@@ -179,18 +160,18 @@ class StateDir:
     # locking
     def make_and_lock(self) -> None:
         """Create the directory (exactly one of two concurrent creates succeeds) and lock it."""
-        import os  # create's: makedirs
+        from .paths import makedirs  # create's
 
         try:
-            os.makedirs(self.root, mode=0o711, exist_ok=True)
-            os.mkdir(self.path, 0o711)
+            makedirs(self.root, 0o711)
+            posix.mkdir(self.path, 0o711)
         except FileExistsError:
             raise OcirtError("container with given ID already exists") from None
         except OSError as e:
             raise OcirtError(
                 f"cannot create the state directory {self.path} (--root)", errno=e.errno
             ) from None
-        self._lock_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._lock_fd = posix.open(self.path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         import fcntl  # a dlopen: not for `state`, which takes no lock
 
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)

@@ -20,10 +20,10 @@ is what runc and crun read the config with.
 
 from __future__ import annotations
 
-import os
-
 from ocirt import jsonio
 from ocirt.errors import ConfigError, OcirtError, json_pointer
+
+from . import paths
 
 CONFIG_SCHEMA = "config-schema.json"
 SCHEMA_FILES = (
@@ -73,11 +73,11 @@ KEYWORDS = frozenset(
 
 def schema_dir() -> str:
     """Where the schema files are: ocirt/_schemas in a wheel, spec/ next to the package in a checkout."""
-    package = os.path.dirname(os.path.abspath(__file__))
-    for directory in (os.path.join(package, "_schemas"), os.path.join(os.path.dirname(package), "spec")):
-        if os.path.isfile(os.path.join(directory, CONFIG_SCHEMA)):
+    package = paths.dirname(paths.abspath(__file__))
+    for directory in (paths.join(package, "_schemas"), paths.join(paths.dirname(package), "spec")):
+        if paths.is_file(paths.join(directory, CONFIG_SCHEMA)):
             return directory
-    raise OcirtError(f"cannot find {CONFIG_SCHEMA} in {package}/_schemas or {os.path.dirname(package)}/spec")
+    raise OcirtError(f"cannot find {CONFIG_SCHEMA} in {package}/_schemas or {paths.dirname(package)}/spec")
 
 
 class Schemas:
@@ -90,7 +90,7 @@ class Schemas:
     def doc(self, name: str) -> dict:
         doc = self._docs.get(name)
         if doc is None:
-            with open(os.path.join(self.directory, name), encoding="utf-8") as f:
+            with open(paths.join(self.directory, name), encoding="utf-8") as f:
                 doc = self._docs[name] = jsonio.load(f)
         return doc
 
@@ -486,7 +486,7 @@ def jsonschema_validator(directory: str | None = None, name: str = CONFIG_SCHEMA
     directory = directory or schema_dir()
     resources = []
     for file in SCHEMA_FILES:
-        with open(os.path.join(directory, file), encoding="utf-8") as f:
+        with open(paths.join(directory, file), encoding="utf-8") as f:
             resources.append((SCHEMA_BASE_URI + file, Resource.from_contents(jsonio.load(f))))
     registry = Registry().with_resources(resources)
     strict = Draft202012Validator.TYPE_CHECKER.redefine("integer", lambda _checker, value: type(value) is int)

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import _signal  # not signal: it imports enum, ~3 ms on every command
 import errno
-import os
-import posixpath
 import time
 
+from .. import paths
 from ..errors import ConfigError, OcirtError
 from .fs import DEFAULT_FS, CgroupFS, read_pids
 from .layout import Layout, clean_path, strip_root
@@ -81,8 +80,8 @@ def place(layout: Layout, inner: str, own: dict, mountpoint: str, own_key: str, 
         return _join(mountpoint, inner)
     base = strip_root(own.get(own_key, "/") or "/", layout.roots.get(mountpoint, "/"))
     if parent_of_own:
-        base = posixpath.dirname(base.rstrip("/")) or "/"
-    return _join(mountpoint, posixpath.join(base, inner))
+        base = paths.dirname(base.rstrip("/")) or "/"
+    return _join(mountpoint, paths.join(base, inner))
 
 
 def current_dirs(layout: Layout, own: dict) -> tuple[dict, str | None]:
@@ -282,7 +281,7 @@ class FsCgroup(Manager):
         while stack:
             d = stack.pop()
             try:
-                out.update(read_pids(self.fs, os.path.join(d, "cgroup.procs")))
+                out.update(read_pids(self.fs, paths.join(d, "cgroup.procs")))
             except OSError:
                 pass
             stack.extend(self.fs.subdirs(d))
@@ -355,7 +354,7 @@ class FsCgroup(Manager):
         while stack:
             d = stack.pop()
             try:
-                out.update(read_pids(self.fs, os.path.join(d, "cgroup.procs")))
+                out.update(read_pids(self.fs, paths.join(d, "cgroup.procs")))
             except OSError:
                 pass
             stack.extend(self.fs.subdirs(d))

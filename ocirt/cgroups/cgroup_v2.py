@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import _signal
 import errno
-import os
 
+from .. import paths
 from ..errors import OcirtError
 from . import freezer
 from .cgroup import FsCgroup, place
@@ -39,8 +39,8 @@ class V2Cgroup(FsCgroup):
     def _enable_controllers(self, d: str) -> None:
         """Enable in d/cgroup.subtree_control every controller d has."""
         try:
-            avail = self.fs.read(os.path.join(d, "cgroup.controllers")).split()
-            have = set(self.fs.read(os.path.join(d, "cgroup.subtree_control")).split())
+            avail = self.fs.read(paths.join(d, "cgroup.controllers")).split()
+            have = set(self.fs.read(paths.join(d, "cgroup.subtree_control")).split())
         except FileNotFoundError:
             raise
         except OSError:
@@ -48,7 +48,7 @@ class V2Cgroup(FsCgroup):
         need = [c for c in avail if c not in have]
         if not need:
             return
-        path = os.path.join(d, "cgroup.subtree_control")
+        path = paths.join(d, "cgroup.subtree_control")
         try:
             self.fs.write(path, " ".join("+" + c for c in need))
         except OSError:
@@ -88,7 +88,7 @@ class V2Cgroup(FsCgroup):
     def kill_all(self, sig: int = _signal.SIGKILL) -> None:
         """SIGKILL: cgroup.kill, which the kernel makes race-free (where it has it)."""
         if sig == _signal.SIGKILL:
-            path = os.path.join(self.unified, "cgroup.kill")
+            path = paths.join(self.unified, "cgroup.kill")
             if self.fs.exists(path):
                 try:
                     self.fs.write(path, "1")

@@ -11,7 +11,8 @@ import errno
 import posix  # not os: `state` and `start` read a freezer through it (see bin/ocirt, "posix")
 import time
 
-from ..state import exists, is_dir, read_text  # os.path's, with posix
+from ..paths import exists, is_dir
+from ..state import read_text
 
 
 class CgroupFS:

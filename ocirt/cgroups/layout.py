@@ -14,8 +14,7 @@ from /proc/self/cgroup. Both are read with one open/read each; no subprocess.
 
 from __future__ import annotations
 
-import posixpath
-
+from .. import paths
 from ..errors import OcirtError
 
 MOUNTINFO = "/proc/self/mountinfo"
@@ -209,7 +208,7 @@ def clean_path(p: str) -> str:
     if p == "":
         return ""
     absolute = p.startswith("/")
-    cleaned = posixpath.normpath("/" + p)
+    cleaned = paths.normpath("/" + p)
     if cleaned.startswith("//"):
         cleaned = "/" + cleaned.lstrip("/")
     return cleaned if absolute else cleaned.lstrip("/")

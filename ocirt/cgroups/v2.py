@@ -27,8 +27,8 @@ Cgroup.apply attaches (ocirt/cgroups/ebpf.py).
 from __future__ import annotations
 
 import errno
-import os
 
+from .. import paths
 from ..errors import ConfigError
 from .fs import CgroupFS, read_int, strerror
 from .resources import (
@@ -61,7 +61,7 @@ class V2Writer:
     def controllers(self) -> set:
         if self._controllers is None:
             try:
-                found = set(self.fs.read(os.path.join(self.path, "cgroup.controllers")).split())
+                found = set(self.fs.read(paths.join(self.path, "cgroup.controllers")).split())
             except OSError:
                 found = set()
             self._controllers = found
@@ -84,7 +84,7 @@ class V2Writer:
 
     def _write(self, name: str, value) -> OSError | None:
         try:
-            self.fs.write(os.path.join(self.path, name), str(value))
+            self.fs.write(paths.join(self.path, name), str(value))
             return None
         except OSError as e:
             return e
@@ -101,7 +101,7 @@ class V2Writer:
         return ConfigError(pointer, f"cannot write {str(value)!r} to {name}: {strerror(e)}")
 
     def _exists(self, name: str) -> bool:
-        return self.fs.exists(os.path.join(self.path, name))
+        return self.fs.exists(paths.join(self.path, name))
 
     # ------------------------------------------------------------ apply
 
@@ -133,7 +133,7 @@ class V2Writer:
             return
         self._need("memory", ptr("memory"))
         if m.check_before_update:
-            usage = read_int(self.fs, os.path.join(self.path, "memory.current"))
+            usage = read_int(self.fs, paths.join(self.path, "memory.current"))
             if usage is not None:
                 if m.swap is not None and 0 < m.swap <= usage:
                     raise ConfigError(
@@ -212,7 +212,7 @@ class V2Writer:
         if c.quota is not None or c.period is not None:
             cur_quota, cur_period = "max", "100000"
             try:
-                parts = self.fs.read(os.path.join(self.path, "cpu.max")).split()
+                parts = self.fs.read(paths.join(self.path, "cpu.max")).split()
                 if len(parts) == 2:
                     cur_quota, cur_period = parts
             except OSError:

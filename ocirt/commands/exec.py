@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import os
+import posix  # not os: see ocirt/paths.py
 
 from .. import attach_window
 from ..cli import Opt, UsageError, int_option, need_id
@@ -165,7 +165,7 @@ def run_exec(g, o, args, container_id: str, window: attach_window.Window | None 
         return code
     finally:
         if master is not None:
-            os.close(master)
+            posix.close(master)
         if listener is not None and socket_path is not None:
             console.close(listener, socket_path)
             console.close_host_terminal(host)
@@ -190,6 +190,6 @@ def parse_cgroup_option(values: list) -> dict:
 
 def _forward(pid: int, sig: int) -> None:
     try:
-        os.kill(pid, sig)
+        posix.kill(pid, sig)
     except ProcessLookupError:
         pass

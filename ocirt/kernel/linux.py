@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-import os
+import posix  # not os: see ocirt/paths.py
 from _signal import SIGCHLD
 
 from . import (
@@ -104,7 +104,7 @@ def _load_ffi():
 class LinuxKernel(Kernel):
     def __init__(self) -> None:
         self.ffi, self.libc = _load_ffi()
-        self._machine = os.uname().machine
+        self._machine = posix.uname().machine
         self._nr = syscall_numbers(self._machine, self.ffi.sizeof("void *"))
 
     def _check(self, ret: int, what: str) -> int:
@@ -206,64 +206,64 @@ class LinuxKernel(Kernel):
         )
 
     def new_userns(self, uid_map, gid_map) -> int:
-        ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-        hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
+        ready_r, ready_w = posix.pipe2(posix.O_CLOEXEC)
+        hold_r, hold_w = posix.pipe2(posix.O_CLOEXEC)
         try:
-            pid = os.fork()
+            pid = posix.fork()
         except BaseException:
             for fd in (ready_r, ready_w, hold_r, hold_w):
-                os.close(fd)
+                posix.close(fd)
             raise
         if pid == 0:  # the holder: unshare, say so, wait to be killed (or for the parent to go)
             code = 1
             try:
-                os.close(ready_r)
-                os.close(hold_w)
+                posix.close(ready_r)
+                posix.close(hold_w)
                 self.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
                 self.unshare(CLONE_NEWUSER)
-                os.write(ready_w, b"1")
-                os.read(hold_r, 1)
+                posix.write(ready_w, b"1")
+                posix.read(hold_r, 1)
                 code = 0
             except BaseException:  # noqa: BLE001
                 pass
             finally:
-                os._exit(code)
-        os.close(ready_w)
-        os.close(hold_r)
+                posix._exit(code)
+        posix.close(ready_w)
+        posix.close(hold_r)
         try:
-            if os.read(ready_r, 1) != b"1":
+            if posix.read(ready_r, 1) != b"1":
                 raise OSError(errno.EPERM, "unshare a user namespace for an idmapped mount")
             for name, data in (("uid_map", uid_map), ("setgroups", "deny"), ("gid_map", gid_map)):
                 try:
                     self.write_file(f"/proc/{pid}/{name}", data)
                 except OSError as e:
                     raise OSError(e.errno, f"write {name} of an idmapped mount's user namespace") from None
-            return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+            return posix.open(f"/proc/{pid}/ns/user", posix.O_RDONLY | posix.O_CLOEXEC)
         finally:
-            os.close(ready_r)
-            os.close(hold_w)
+            posix.close(ready_r)
+            posix.close(hold_w)
             try:
-                os.kill(pid, 9)
+                posix.kill(pid, 9)
             except OSError:
                 pass
-            os.waitpid(pid, 0)
+            posix.waitpid(pid, 0)
 
     def chroot(self, path: str) -> None:
-        os.chroot(path)
+        posix.chroot(path)
 
     def chdir(self, path: str) -> None:
-        os.chdir(path)
+        posix.chdir(path)
 
     def fchdir(self, fd: int) -> None:
-        os.fchdir(fd)
+        posix.fchdir(fd)
 
     # files
     def open(self, path, flags, mode=0o777, dir_fd=None) -> int:
-        return os.open(path, flags, mode, dir_fd=dir_fd)
+        return posix.open(path, flags, mode, dir_fd=dir_fd)
 
     def open_in_root(self, root_fd: int, path: str, flags: int, mode: int = 0) -> int:
         how = self.ffi.new("struct open_how *")
-        how.flags = flags | os.O_CLOEXEC
+        how.flags = flags | posix.O_CLOEXEC
         how.mode = mode
         how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
         name = self.ffi.new("char[]", (path.lstrip("/") or ".").encode())
@@ -282,35 +282,35 @@ class LinuxKernel(Kernel):
         return self._check(ret, f"open {path}")
 
     def close(self, fd: int) -> None:
-        os.close(fd)
+        posix.close(fd)
 
     def mkdir(self, path, mode=0o755, dir_fd=None) -> None:
-        os.mkdir(path, mode, dir_fd=dir_fd)
+        posix.mkdir(path, mode, dir_fd=dir_fd)
 
     def mknod(self, path, mode, device, dir_fd=None) -> None:
-        os.mknod(path, mode, device, dir_fd=dir_fd)
+        posix.mknod(path, mode, device, dir_fd=dir_fd)
 
     def symlink(self, target, path, dir_fd=None) -> None:
-        os.symlink(target, path, dir_fd=dir_fd)
+        posix.symlink(target, path, dir_fd=dir_fd)
 
     def readlink(self, path) -> str:
-        return os.readlink(path)
+        return posix.readlink(path)
 
     def chmod(self, path, mode) -> None:
-        os.chmod(path, mode)
+        posix.chmod(path, mode)
 
     def chown(self, path, uid, gid) -> None:
-        os.chown(path, uid, gid)
+        posix.chown(path, uid, gid)
 
     def write_file(self, path, data) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
         try:
-            os.write(fd, data.encode() if isinstance(data, str) else data)
+            posix.write(fd, data.encode() if isinstance(data, str) else data)
         finally:
-            os.close(fd)
+            posix.close(fd)
 
     def mkfifo(self, path, mode) -> None:
-        os.mkfifo(path, mode)
+        posix.mkfifo(path, mode)
 
     def close_fds_from(self, first: int) -> None:
         try:
@@ -321,11 +321,11 @@ class LinuxKernel(Kernel):
                 self.ffi.cast("unsigned int", CLOSE_RANGE_CLOEXEC),
             )
         except OSError:  # kernels before 5.11
-            for name in os.listdir("/proc/self/fd"):
+            for name in posix.listdir("/proc/self/fd"):
                 fd = int(name)
                 if fd >= first:
                     try:
-                        os.set_inheritable(fd, False)
+                        posix.set_inheritable(fd, False)
                     except OSError:
                         pass
 
@@ -389,16 +389,16 @@ class LinuxKernel(Kernel):
         return self._check(self.libc.prctl(option, arg2, arg3, arg4, arg5), f"prctl {option}")
 
     def setgroups(self, gids) -> None:
-        os.setgroups(gids)
+        posix.setgroups(gids)
 
     def setresgid(self, gid) -> None:
-        os.setresgid(gid, gid, gid)
+        posix.setresgid(gid, gid, gid)
 
     def setresuid(self, uid) -> None:
-        os.setresuid(uid, uid, uid)
+        posix.setresuid(uid, uid, uid)
 
     def umask(self, mask) -> None:
-        os.umask(mask)
+        posix.umask(mask)
 
     def setrlimit(self, resource_id, soft, hard) -> None:
         import resource
@@ -429,10 +429,10 @@ class LinuxKernel(Kernel):
         )
 
     def sched_setaffinity(self, pid, cpus) -> None:
-        os.sched_setaffinity(pid, cpus)
+        posix.sched_setaffinity(pid, cpus)
 
     def sched_getaffinity(self, pid) -> set:
-        return os.sched_getaffinity(pid)
+        return posix.sched_getaffinity(pid)
 
     def personality(self, persona) -> int:
         return self._syscall("personality", self.ffi.cast("unsigned long", persona))
@@ -452,10 +452,10 @@ class LinuxKernel(Kernel):
         )
 
     def fork(self) -> int:
-        return os.fork()
+        return posix.fork()
 
     def fork_into(self, cgroup_dir: str) -> int:
-        fd = os.open(cgroup_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = posix.open(cgroup_dir, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
         try:
             # struct clone_args up to `cgroup` (CLONE_ARGS_SIZE_VER2): flags, pidfd, child_tid,
             # parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
@@ -464,10 +464,10 @@ class LinuxKernel(Kernel):
             args[0], args[4], args[10] = CLONE_INTO_CGROUP, SIGCHLD, fd
             return self._syscall("clone3", args, self.ffi.cast("size_t", 88))
         finally:
-            os.close(fd)
+            posix.close(fd)
 
     def waitpid(self, pid) -> None:
-        os.waitpid(pid, 0)
+        posix.waitpid(pid, 0)
 
     def execve(self, path, args, env) -> None:
-        os.execve(path, args, env)
+        posix.execve(path, args, env)

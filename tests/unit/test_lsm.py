@@ -21,7 +21,7 @@ def test_asking_for_a_missing_lsm_fails_with_its_pointer(monkeypatch):
 
 def test_labels_are_written_for_exec(monkeypatch):
     kern = RecordingKernel()
-    monkeypatch.setattr(lsm.os.path, "exists", lambda p: True)
+    monkeypatch.setattr(lsm.paths, "exists", lambda p: True)
     lsm.apply_on_exec(kern, "docker-default", "system_u:system_r:container_t:s0")
     assert [c.args for c in kern.find("write_file")] == [
         ("/proc/self/attr/apparmor/exec", "exec docker-default"),

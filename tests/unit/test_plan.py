@@ -2,6 +2,7 @@
 
 import json
 import os
+import posix
 
 import pytest
 
@@ -149,7 +150,7 @@ def test_unprivileged_stage1_is_dumpable_only_while_mapped(bundle, capsys, monke
         c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
 
     edit(bundle, userns)
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(posix, "geteuid", lambda: 1000)  # mapping.py asks posix, not os
     lines = plan_text(bundle, capsys)
     user = index(lines, "unshare(CLONE_NEWUSER)")
     on = index(lines, "prctl(PR_SET_DUMPABLE, 1)")

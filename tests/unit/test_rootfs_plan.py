@@ -519,9 +519,9 @@ def test_has_lockable_flags(tmp_path, monkeypatch):
     assert has_lockable_flags("/does/not/exist", False)
     plain = b"40 1 0:50 / %s rw,relatime - tmpfs tmpfs rw\n" % str(tmp_path).encode()
     sub = plain + b"41 40 0:51 / %s/sub rw,nosuid - tmpfs tmpfs rw\n" % str(tmp_path).encode()
-    monkeypatch.setattr("os.statvfs", lambda p: type("V", (), {"f_flag": 0})())
+    monkeypatch.setattr("posix.statvfs", lambda p: type("V", (), {"f_flag": 0})())
     assert not has_lockable_flags(str(tmp_path), True, plain)
     assert has_lockable_flags(str(tmp_path), True, sub)  # a submount an rbind takes along
     assert not has_lockable_flags(str(tmp_path), False, sub)  # a bind does not
-    monkeypatch.setattr("os.statvfs", lambda p: type("V", (), {"f_flag": os.ST_NODEV})())
+    monkeypatch.setattr("posix.statvfs", lambda p: type("V", (), {"f_flag": os.ST_NODEV})())
     assert has_lockable_flags(str(tmp_path), False, plain)
