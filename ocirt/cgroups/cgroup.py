@@ -26,8 +26,8 @@ import _signal  # not signal: it imports enum, ~3 ms on every command
 import errno
 import time
 
-from .. import paths
 from ..errors import ConfigError, OcirtError
+from ..paths import dirname, join  # os.path's, on posix
 from .fs import DEFAULT_FS, CgroupFS, read_pids
 from .layout import Layout, clean_path, strip_root
 from .manager import Manager
@@ -80,8 +80,8 @@ def place(layout: Layout, inner: str, own: dict, mountpoint: str, own_key: str, 
         return _join(mountpoint, inner)
     base = strip_root(own.get(own_key, "/") or "/", layout.roots.get(mountpoint, "/"))
     if parent_of_own:
-        base = paths.dirname(base.rstrip("/")) or "/"
-    return _join(mountpoint, paths.join(base, inner))
+        base = dirname(base.rstrip("/")) or "/"
+    return _join(mountpoint, join(base, inner))
 
 
 def current_dirs(layout: Layout, own: dict) -> tuple[dict, str | None]:
@@ -281,7 +281,7 @@ class FsCgroup(Manager):
         while stack:
             d = stack.pop()
             try:
-                out.update(read_pids(self.fs, paths.join(d, "cgroup.procs")))
+                out.update(read_pids(self.fs, join(d, "cgroup.procs")))
             except OSError:
                 pass
             stack.extend(self.fs.subdirs(d))
@@ -354,7 +354,7 @@ class FsCgroup(Manager):
         while stack:
             d = stack.pop()
             try:
-                out.update(read_pids(self.fs, paths.join(d, "cgroup.procs")))
+                out.update(read_pids(self.fs, join(d, "cgroup.procs")))
             except OSError:
                 pass
             stack.extend(self.fs.subdirs(d))

@@ -7,8 +7,8 @@ directory gets its parent's cpus and mems (empty ones would refuse every task).
 
 from __future__ import annotations
 
-from .. import paths
 from ..errors import ConfigError, OcirtError
+from ..paths import join  # os.path's, on posix
 from . import freezer
 from .cgroup import FsCgroup, place
 from .layout import Layout
@@ -59,11 +59,11 @@ class V1Cgroup(FsCgroup):
 
     def _cpuset_inherit(self, parent: str, d: str) -> None:
         for name in ("cpuset.cpus", "cpuset.mems"):
-            if self.fs.read(paths.join(d, name)).strip():
+            if self.fs.read(join(d, name)).strip():
                 continue
-            value = self.fs.read(paths.join(parent, name)).strip()
+            value = self.fs.read(join(parent, name)).strip()
             if value:
-                self.fs.write(paths.join(d, name), value)
+                self.fs.write(join(d, name), value)
 
     def apply(self, resources, kernel=None) -> None:
         """The v1 files (device rules: devices.allow/deny), then `unified` (hybrid only)."""
@@ -92,7 +92,7 @@ class V1Cgroup(FsCgroup):
         if root is None or unified is None:
             return
         try:
-            have = set(self.fs.read(paths.join(root, "cgroup.controllers")).split())
+            have = set(self.fs.read(join(root, "cgroup.controllers")).split())
         except OSError:
             return
         wanted = sorted(controllers & have)
@@ -101,10 +101,10 @@ class V1Cgroup(FsCgroup):
         for part in rel:
             for c in wanted:
                 try:
-                    self.fs.write(paths.join(d, "cgroup.subtree_control"), "+" + c)
+                    self.fs.write(join(d, "cgroup.subtree_control"), "+" + c)
                 except OSError:
                     pass
-            d = paths.join(d, part)
+            d = join(d, part)
 
     # A hybrid host without a v1 freezer freezes through cgroup2.
 

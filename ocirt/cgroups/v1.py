@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import errno
 
-from .. import paths
 from ..errors import ConfigError
+from ..paths import join  # os.path's, on posix
 from .fs import CgroupFS, read_int, strerror
 from .resources import THROTTLE_KEYS, Resources, ptr
 
@@ -37,11 +37,11 @@ class V1Writer:
 
     def _has(self, ctrl: str, name: str) -> bool:
         d = self.paths.get(ctrl)
-        return d is not None and self.fs.exists(paths.join(d, name))
+        return d is not None and self.fs.exists(join(d, name))
 
     def _write(self, pointer: str, ctrl: str, name: str, value) -> OSError | None:
         """Write; return the OSError instead of raising (for the retry dances)."""
-        path = paths.join(self._dir(ctrl, pointer), name)
+        path = join(self._dir(ctrl, pointer), name)
         try:
             self.fs.write(path, str(value))
             return None
@@ -123,7 +123,7 @@ class V1Writer:
 
         if limit is not None and swap is not None:
             # memsw must stay >= limit at every step: raise memsw first when growing.
-            current = read_int(self.fs, paths.join(self.paths["memory"], "memory.limit_in_bytes"))
+            current = read_int(self.fs, join(self.paths["memory"], "memory.limit_in_bytes"))
             if swap == -1 or (current is not None and current < swap):
                 set_swap()
                 set_limit()
@@ -161,7 +161,7 @@ class V1Writer:
         if c.shares is not None:
             p = ptr("cpu", "shares")
             self._set(p, "cpu", "cpu.shares", c.shares)
-            got = read_int(self.fs, paths.join(self.paths["cpu"], "cpu.shares"))
+            got = read_int(self.fs, join(self.paths["cpu"], "cpu.shares"))
             if got is not None and got != c.shares:
                 raise ConfigError(
                     p, f"the kernel took {c.shares} as {got}: cpu.shares must be between 2 and 262144"
