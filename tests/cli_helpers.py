@@ -3,6 +3,7 @@
 import json
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -20,6 +21,21 @@ def make_bundle(directory, rootfs: str, args: list[str], **process) -> str:
     with open(os.path.join(directory, "config.json"), "w") as f:
         json.dump(config, f)
     return str(directory)
+
+
+def run_err_to_file(
+    argv: list, err_path, timeout: float = 60, cwd: str = REPO
+) -> subprocess.CompletedProcess:
+    """Run a command whose stderr goes to a file, not a pipe (a container's init, which create
+    or run -d leave behind, inherits it and would hold a pipe open); stdin and stdout are
+    /dev/null. The CompletedProcess's stderr is the file's text."""
+    with open(err_path, "w+") as err:
+        p = subprocess.run(
+            argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, timeout=timeout
+        )
+        err.seek(0)
+        p.stderr = err.read()
+    return p
 
 
 def read_until(fd: int, marker: bytes, timeout: float = 20) -> bytes:

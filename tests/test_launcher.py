@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from cli_helpers import REPO, make_bundle, remove_cgroup_parent
+from cli_helpers import REPO, make_bundle, remove_cgroup_parent, run_err_to_file
 
 LAUNCHER = os.path.join(REPO, "bin", "ocirt")
 
@@ -207,18 +207,9 @@ def test_container_commands_do_not_import_os(tmp_path, busybox_rootfs):
     root, cid = str(tmp_path / "root"), "noos"
     traced = [sys.executable, "-I", "-S", "-X", "importtime", LAUNCHER, "--root", root]
     try:
-        with open(tmp_path / "create.err", "w+") as err:  # the init keeps its stderr: a file
-            p = subprocess.run(
-                [*traced, "create", "--bundle", bundles["sleeps"], cid],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                timeout=60,
-            )
-            err.seek(0)
-            created = err.read()
-        assert p.returncode == 0, created
-        assert "ocirt.stages" in _imports(created) and "os" not in _imports(created)
+        p = run_err_to_file([*traced, "create", "--bundle", bundles["sleeps"], cid], tmp_path / "create.err")
+        assert p.returncode == 0, p.stderr
+        assert "ocirt.stages" in _imports(p.stderr) and "os" not in _imports(p.stderr)
         assert _run([LAUNCHER, "--root", root, "start", cid]).returncode == 0
         p = _run([*traced, "exec", cid, "true"])
         assert p.returncode == 0, p.stderr

@@ -22,7 +22,7 @@ import subprocess
 import uuid
 
 import pytest
-from cli_helpers import OCIRT, REPO, remove_cgroup_parent
+from cli_helpers import OCIRT, REPO, remove_cgroup_parent, run_err_to_file
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -377,18 +377,10 @@ def test_create_of_a_generated_config_fails_cleanly_or_deletes_cleanly(create_en
     with open(bundle / "config.json", "wb") as f:
         f.write(config_bytes(config))
     root = str(base / "root")
-    err = bundle / "stderr"
-    with open(err, "w+") as f:
-        p = subprocess.run(
-            OCIRT + ["--root", root, "create", "--bundle", str(bundle), cid],
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=f,
-            timeout=120,
-        )
-        f.seek(0)
-        stderr = f.read()
+    p = run_err_to_file(
+        OCIRT + ["--root", root, "create", "--bundle", str(bundle), cid], bundle / "stderr", timeout=120
+    )
+    stderr = p.stderr
     pid = None
     if p.returncode == 0:
         with open(os.path.join(root, cid, "state.json")) as f:

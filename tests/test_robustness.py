@@ -17,7 +17,7 @@ import time
 import uuid
 
 import pytest
-from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_parent
+from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_parent, run_err_to_file
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -32,19 +32,7 @@ def remove_parent_cgroup():
 
 def ocirt(root, *args, timeout=60):
     """Run ocirt; the container's processes get no pipe of ours (they would hold it open)."""
-    err = os.path.join(root + "-stderr")
-    with open(err, "w+") as f:
-        p = subprocess.run(
-            OCIRT + ["--root", root, *args],
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=f,
-            timeout=timeout,
-        )
-        f.seek(0)
-        p.stderr = f.read()
-    return p
+    return run_err_to_file(OCIRT + ["--root", root, *args], root + "-stderr", timeout=timeout)
 
 
 def assert_one_line(p):

@@ -17,7 +17,7 @@ import time
 import uuid
 
 import pytest
-from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_parent
+from cli_helpers import OCIRT, make_bundle, remove_cgroup_parent, run_err_to_file
 
 from ocirt import container as container_mod
 from ocirt.container import Container
@@ -168,12 +168,8 @@ def remove_parent_cgroup():
 
 
 def _run(args, err_path):
-    with open(err_path, "w+") as err:  # a file, not a pipe: the waiting init inherits stderr
-        rc = subprocess.run(
-            OCIRT + args, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
-        ).returncode
-        err.seek(0)
-        return rc, err.read().strip()
+    p = run_err_to_file(OCIRT + args, err_path, timeout=120)
+    return p.returncode, p.stderr.strip()
 
 
 def _wait_exit(pid: int, timeout: float = 20) -> None:
