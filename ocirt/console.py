@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import _socket
 import fcntl
-import os
+import posix  # not os: see ocirt/paths.py
 import struct
+
+from . import paths
 
 TIOCSCTTY = 0x540E
 TIOCSWINSZ = 0x5414
@@ -37,14 +39,14 @@ def setup(socket_fd: int, size: dict | None, owner: int | None = None) -> None:
     `owner` (process.user.uid) gets the pty, so that a process that is not root can use its
     terminal; its group stays devpts' (tty), as with runc. Where the uid is not mapped (a user
     namespace), the pty is left as it is."""
-    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    master = posix.open("/dev/ptmx", posix.O_RDWR | posix.O_NOCTTY | posix.O_CLOEXEC)
     try:
         fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
         number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
-        slave = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY)
+        slave = posix.open(f"/dev/pts/{number}", posix.O_RDWR | posix.O_NOCTTY)
         if owner:
             try:
-                os.fchown(slave, owner, -1)
+                posix.fchown(slave, owner, -1)
             except OSError as e:
                 if e.errno not in (22, 1):  # EINVAL, EPERM: not mapped here
                     raise
@@ -54,13 +56,13 @@ def setup(socket_fd: int, size: dict | None, owner: int | None = None) -> None:
             )
         send_master(socket_fd, master)
     finally:
-        os.close(master)
-    os.setsid()
+        posix.close(master)
+    posix.setsid()
     fcntl.ioctl(slave, TIOCSCTTY, 0)
     for fd in (0, 1, 2):
-        os.dup2(slave, fd)
+        posix.dup2(slave, fd)
     if slave > 2:
-        os.close(slave)
+        posix.close(slave)
 
 
 def send_master(socket_fd: int, master: int) -> None:
@@ -79,17 +81,17 @@ def host_terminal() -> int | None:
     be redirected), else our controlling terminal (/dev/tty, opened: the caller closes it, as
     close_host_terminal does); None without one."""
     for fd in (2, 1, 0):
-        if os.isatty(fd):
+        if posix.isatty(fd):
             return fd
     try:
-        return os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        return posix.open("/dev/tty", posix.O_RDWR | posix.O_NOCTTY | posix.O_CLOEXEC)
     except OSError:
         return None
 
 
 def close_host_terminal(fd: int | None) -> None:
     if fd is not None and fd > 2:
-        os.close(fd)
+        posix.close(fd)
 
 
 def proxy(master: int, host: int | None = 0) -> None:
@@ -113,7 +115,7 @@ def proxy(master: int, host: int | None = 0) -> None:
             ready, _, _ = select.select(readers, [], [])
             if master in ready:
                 try:
-                    data = os.read(master, 65536)
+                    data = posix.read(master, 65536)
                 except OSError:  # EIO: every slave fd is closed, the container is done
                     data = b""
                 if not data:
@@ -121,7 +123,7 @@ def proxy(master: int, host: int | None = 0) -> None:
                 _write_all(1, data)
             if 0 in ready:
                 try:
-                    data = os.read(0, 65536)
+                    data = posix.read(0, 65536)
                 except OSError:
                     data = b""
                 if data:
@@ -135,7 +137,7 @@ def proxy(master: int, host: int | None = 0) -> None:
 
 def _foreground(fd: int) -> bool:
     try:
-        return os.tcgetpgrp(fd) == os.getpgrp()
+        return posix.tcgetpgrp(fd) == posix.getpgrp()
     except OSError:
         return False
 
@@ -143,7 +145,7 @@ def _foreground(fd: int) -> bool:
 def _write_all(fd: int, data: bytes) -> None:
     while data:
         try:
-            data = data[os.write(fd, data) :]
+            data = data[posix.write(fd, data) :]
         except InterruptedError:
             continue
 
@@ -176,7 +178,7 @@ def listener() -> tuple:
     import tempfile
 
     directory = tempfile.mkdtemp(prefix="ocirt-console-")
-    path = os.path.join(directory, "console.sock")
+    path = paths.join(directory, "console.sock")
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
         sock.bind(path)
@@ -192,12 +194,12 @@ def close(sock, path: str) -> None:
     """Undo listener()."""
     if sock is not None:
         sock.close()
-    for remove in (os.unlink, os.rmdir):
+    for remove in (posix.unlink, posix.rmdir):
         try:
             remove(path)
         except OSError:
             pass
-        path = os.path.dirname(path)
+        path = paths.dirname(path)
 
 
 def receive_master(listener) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import posix  # not os: see ocirt/paths.py
 import select
 import time
 
@@ -38,28 +38,28 @@ def run_one(hook: dict, state: dict, pointer: str, cwd: str | None = None) -> No
     args = hook.get("args") or [path]
     env = dict(item.split("=", 1) for item in hook.get("env") or [] if "=" in item)
     timeout = hook.get("timeout")
-    r, w = os.pipe()
+    r, w = posix.pipe()
     try:
-        pid = os.fork()
+        pid = posix.fork()
     except OSError as e:
-        os.close(r)
-        os.close(w)
+        posix.close(r)
+        posix.close(w)
         raise OcirtError(f"{pointer}: fork", e.errno) from None
     if pid == 0:
         _child(r, w, path, args, env, pointer, cwd)  # never returns
-    os.close(r)
+    posix.close(r)
     try:
-        os.write(w, jsonio.dumps(state).encode())
+        posix.write(w, jsonio.dumps(state).encode())
     except BrokenPipeError:
         pass
     finally:
-        os.close(w)
+        posix.close(w)
     status = _wait(pid, timeout)
     if status is None:
         raise OcirtError(f"{pointer}: hook {path} timed out after {timeout}s")
-    if os.WIFSIGNALED(status):
-        raise OcirtError(f"{pointer}: hook {path} killed by signal {os.WTERMSIG(status)}")
-    code = os.WEXITSTATUS(status)
+    if posix.WIFSIGNALED(status):
+        raise OcirtError(f"{pointer}: hook {path} killed by signal {posix.WTERMSIG(status)}")
+    code = posix.WEXITSTATUS(status)
     if code:
         raise OcirtError(f"{pointer}: hook {path} exited with status {code}")
 
@@ -68,20 +68,20 @@ def _child(r: int, w: int, path, args, env, pointer: str, cwd: str | None = None
     """The forked hook runner: exec the hook, or exit 127. Whatever it raises, it never returns
     into the runtime's code (a ValueError of a NUL byte, a KeyboardInterrupt...)."""
     try:
-        os.dup2(r, 0)
-        os.close(r)
-        os.close(w)
+        posix.dup2(r, 0)
+        posix.close(r)
+        posix.close(w)
         if cwd:
-            os.chdir(cwd)
-        os.execve(path, args, env)
+            posix.chdir(cwd)
+        posix.execve(path, args, env)
     except BaseException as e:  # noqa: BLE001 - told to the parent's stderr, then _exit
-        reason = os.strerror(e.errno) if isinstance(e, OSError) and e.errno else str(e)
+        reason = posix.strerror(e.errno) if isinstance(e, OSError) and e.errno else str(e)
         try:
-            os.write(2, f"{pointer}: exec {path}: {reason}\n".encode(errors="replace"))
+            posix.write(2, f"{pointer}: exec {path}: {reason}\n".encode(errors="replace"))
         except BaseException:  # noqa: BLE001
             pass
     finally:
-        os._exit(127)
+        posix._exit(127)
 
 
 def _wait(pid: int, timeout: int | None):
@@ -90,7 +90,7 @@ def _wait(pid: int, timeout: int | None):
     if not timeout:
         return _waitpid(pid)
     try:
-        pidfd = os.pidfd_open(pid)
+        pidfd = posix.pidfd_open(pid)
     except OSError:  # no pidfds (Linux < 5.3): a plain wait, without the timeout
         return _waitpid(pid)
     try:
@@ -100,11 +100,11 @@ def _wait(pid: int, timeout: int | None):
             if left <= 0 or select.select([pidfd], [], [], left)[0]:
                 break
     finally:
-        os.close(pidfd)
-    done, status = os.waitpid(pid, os.WNOHANG)
+        posix.close(pidfd)
+    done, status = posix.waitpid(pid, posix.WNOHANG)
     if done:
         return status
-    os.kill(pid, 9)
+    posix.kill(pid, 9)
     _waitpid(pid)
     return None
 
@@ -112,6 +112,6 @@ def _wait(pid: int, timeout: int | None):
 def _waitpid(pid: int) -> int:
     while True:
         try:
-            return os.waitpid(pid, 0)[1]
+            return posix.waitpid(pid, 0)[1]
         except InterruptedError:
             continue
