@@ -6,6 +6,7 @@ import posix  # not os: start and delete reach this module (see bin/ocirt, "posi
 import time
 
 from .errors import OcirtError
+from .paths import abspath, basename, dirname, join
 from .state import Status, proc_start_time
 
 
@@ -62,8 +63,6 @@ def pass_seccomp_fd(ch, seccomp_filter, state, pid: int) -> None:
 def write_pid_file(path: str, pid) -> None:
     """--pid-file, written whole or not at all (a temporary file renamed); an error names the
     file asked for, never the temporary one."""
-    from .paths import abspath, basename, dirname, join  # create's and exec's
-
     path = abspath(path)
     tmp = join(dirname(path), f".{basename(path)}.{posix.getpid()}")
     try:

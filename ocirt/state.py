@@ -10,7 +10,7 @@ import posix  # not os: see bin/ocirt ("posix"); this module is on every command
 
 from . import jsonio
 from .errors import OcirtError
-from .paths import exists, is_dir, join  # os.path's, on posix
+from .paths import exists, is_dir, join, makedirs  # os.path's, on posix
 from .record import asdict, field, fields, record
 
 # runc's id rule, ^[\w+-.]+$, without importing re (~4 ms) on every command
@@ -160,8 +160,6 @@ class StateDir:
     # locking
     def make_and_lock(self) -> None:
         """Create the directory (exactly one of two concurrent creates succeeds) and lock it."""
-        from .paths import makedirs  # create's
-
         try:
             makedirs(self.root, 0o711)
             posix.mkdir(self.path, 0o711)
