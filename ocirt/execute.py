@@ -1,6 +1,7 @@
 """`exec`: a new process in an existing container. Stage 1 joins the init's namespaces (their
-/proc/PID/ns files, opened here) and forks the process (stages.exec_stage1); the parent puts stage 1
-in the container's cgroup and drives them through the protocol of ocirt/protocol.py."""
+/proc/PID/ns files, opened here) and forks the process (stages.exec_stage1); the parent puts the
+process in the container's cgroup (where stage 1 was not born there) and drives them through the
+protocol of ocirt/protocol.py."""
 
 from __future__ import annotations
 
@@ -93,14 +94,16 @@ def exec_process(
         child_ch.close()
         pid = 0
         try:
+            # Stage 1 joins the namespaces and forks meanwhile; the process waits to be moved
+            # (as runc's exec moves its process, not nsexec's stages): on cgroup v1 the move's
+            # wait for the kernel's grace period then overlaps stage 1's work.
+            pid = parent_ch.expect(InitPid, "the process was started").pid
             try:
                 if not placed:
-                    target.add_pid(stage1_pid)
+                    target.add_pid(pid)
             finally:
                 if window is not None:
                     window.close()
-            parent_ch.send(Proceed())
-            pid = parent_ch.expect(InitPid, "the process was started").pid
             parent_ch.send(Proceed())
             while isinstance(parent_ch.expect((SeccompFd, Ready), "the process was started"), SeccompFd):
                 pass_seccomp_fd(parent_ch, seccomp_filter, c.state, pid)

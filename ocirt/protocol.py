@@ -9,6 +9,11 @@ init    -> parent   SeccompFd          the listener fd of SCMP_ACT_NOTIFY rides 
 parent  -> init     Proceed
 init    -> parent   Ready              waiting on exec.fifo
 any     -> parent   Failed(message, errno)
+
+exec's children (ocirt/execute.py): stage 1 joins the namespaces and forks at once, then
+stage 1 -> parent   InitPid(pid)       the new process
+parent  -> process  Proceed            it is in the container's cgroup (moved, or born there)
+process -> parent   SeccompFd, Ready   as the init's, then it execs
 """
 
 from __future__ import annotations

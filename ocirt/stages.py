@@ -488,8 +488,6 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel) -> None:
         if spec.console_fd is not None:
             keep.add(spec.console_fd)
         seal(kernel, keep=keep, preserve=spec.proc.preserve_fds)
-        ch.expect(Proceed, "the cgroup was joined")
-        set_final_affinity(kernel, spec.proc)
         for fd, nstype in spec.ns_fds:
             try:
                 kernel.setns(fd, nstype)
@@ -498,7 +496,9 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel) -> None:
         pid = posix.fork()
         if pid == 0:
             try:
-                ch.expect(Proceed, "the process's pid was known")
+                # the parent heard InitPid (from stage 1) and put us in the cgroup
+                ch.expect(Proceed, "the process joined the cgroup")
+                set_final_affinity(kernel, spec.proc)
                 for fd, _ in spec.ns_fds:
                     posix.close(fd)
                 if spec.console_fd is not None:
@@ -530,9 +530,9 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel) -> None:
 
 
 def set_final_affinity(kernel: k.Kernel, proc: process.ProcessSpec) -> None:
-    """execCPUAffinity.final, in exec's stage 1 as soon as the parent has moved it into the
-    container's cgroup (joining a cpuset resets the affinity to the cpuset's CPUs): the process
-    it forks inherits it. Nothing when absent or empty (config.md: the kernel decides then)."""
+    """execCPUAffinity.final, in exec's process as soon as the parent has moved it into the
+    container's cgroup (joining a cpuset resets the affinity to the cpuset's CPUs). Nothing when
+    absent or empty (config.md: the kernel decides then)."""
     if proc.affinity_final:
         try:
             kernel.sched_setaffinity(0, proc.affinity_final)
