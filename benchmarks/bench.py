@@ -579,13 +579,14 @@ def purge(rt):
     reap_children()
 
 
-def measure(key, runtimes, fn, rounds, warmup, log):
-    """warmup + rounds of A B A B ..."""
+def measure(key, runtimes, fn, rounds, warmup, log, gap=0.0):
+    """warmup + rounds of A B A B ..., `gap` seconds of pause before each sample."""
     m = Metric(key, runtimes)
     for r in range(warmup + rounds):
         for rt in runtimes:
             if not m.active(rt):
                 continue
+            time.sleep(gap)
             try:
                 s = fn(rt)
             except BenchError as e:
@@ -598,7 +599,7 @@ def measure(key, runtimes, fn, rounds, warmup, log):
     return m
 
 
-def measure_state(bench, runtimes, rounds, warmup, log, key="state", command=("state",)):
+def measure_state(bench, runtimes, rounds, warmup, log, key="state", command=("state",), gap=0.0):
     """`state` (or `command`, e.g. exec ID /bin/true) of a running container (one `sleep`
     container per runtime, started once)."""
     m = Metric(key, runtimes)
@@ -629,6 +630,7 @@ def measure_state(bench, runtimes, rounds, warmup, log, key="state", command=("s
             for rt in runtimes:
                 if not m.active(rt):
                     continue
+                time.sleep(gap)
                 res = rt.run(command[0], running[rt.label][0], *command[1:])
                 if res.rc != 0:
                     m.fail(rt, f"{rt.name} {command[0]} -> exit {res.rc}: {res.stderr}", log)
@@ -1001,6 +1003,16 @@ def command_line():
     default=None,
     help="Samples per runtime of the RSS pass [default: 10, --quick: 3].",
 )
+@click.option(
+    "--gap",
+    type=click.FloatRange(0),
+    default=0.0,
+    metavar="SECONDS",
+    help="Pause before each sample of run, create+start+wait+delete and exec (the commands that "
+    "move a process into a cgroup), so that each meets the kernel as a command run on its own "
+    "does: on cgroup v1 its first cgroup write then waits for an RCU grace period, which back "
+    "to back the previous command's writes often spare it [default: 0, back to back].",
+)
 @click.option("--quick", is_flag=True, help="Few samples and small batches: a smoke test.")
 @click.option(
     "--only",
@@ -1027,6 +1039,7 @@ def main(
     batch_rounds,
     lifecycles,
     rss_rounds,
+    gap,
     quick,
     only,
     json_path,
@@ -1100,7 +1113,8 @@ def main(
         )
         click.echo(
             f"rounds {rounds} (+{warmup} warm-up), batches {batch_rounds} x {n_lc} lifecycles, "
-            f"RSS rounds {rss_rounds}, order A B A B, state dirs and bundles in {bench.tmp}"
+            f"RSS rounds {rss_rounds}, order A B A B{f' (run, lifecycle, exec: {gap:g} s apart)' if gap else ''}, "
+            f"state dirs and bundles in {bench.tmp}"
         )
         bench.build_rootfs()
 
@@ -1114,11 +1128,13 @@ def main(
 
         if "run" in selected:
             log("measuring: run /bin/true")
-            metrics["run"] = measure("run", runtimes, lambda rt: sample_run(bench, rt), rounds, warmup, log)
+            metrics["run"] = measure(
+                "run", runtimes, lambda rt: sample_run(bench, rt), rounds, warmup, log, gap
+            )
         if "lifecycle" in selected:
             log("measuring: create+start+wait+delete")
             metrics["lifecycle"] = measure(
-                "lifecycle", runtimes, lambda rt: sample_lifecycle(bench, rt), rounds, warmup, log
+                "lifecycle", runtimes, lambda rt: sample_lifecycle(bench, rt), rounds, warmup, log, gap
             )
         if "state" in selected:
             log("measuring: state of a running container")
@@ -1134,7 +1150,7 @@ def main(
         if "exec" in selected:
             log("measuring: exec /bin/true into a running container")
             metrics["exec"] = measure_state(
-                bench, runtimes, rounds, warmup, log, key="exec", command=("exec", "/bin/true")
+                bench, runtimes, rounds, warmup, log, key="exec", command=("exec", "/bin/true"), gap=gap
             )
         if "batch" in selected:
             log(f"measuring: {n_lc} lifecycles in a row")
@@ -1219,6 +1235,7 @@ def main(
                     "lifecycles": n_lc,
                     "workers": workers,
                     "rss_rounds": rss_rounds,
+                    "gap": gap,
                     "rss": rss_info,
                     "units": "seconds; RSS in KiB",
                 },
