@@ -117,6 +117,8 @@ def exec_process(
             kill_and_reap(stage1_pid)
             raise
         finally:
+            if window is not None:
+                window.close()  # also where stage 1 failed before the move
             parent_ch.close()
     finally:
         for fd, _ in ns_fds:
