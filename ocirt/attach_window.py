@@ -7,8 +7,9 @@ within about one grace period are cheap (0.1 ms). So create and exec start here,
 imports and config checks: a thread writes this process's own pid into the cgroup it is already
 in (a move to where it is, which changes nothing), and pays the grace period while the main
 thread goes on; it moves itself again every few milliseconds, which keeps the window open, until
-the caller's own moves (stage 1 into the container's cgroup, in every hierarchy) are done and it
-calls `close()`: on a loaded machine the caller may otherwise arrive after the window closed.
+the caller's own moves (create's stage 1 or exec's process into the container's cgroup, in every
+hierarchy) are done and it calls `close()`: on a loaded machine the caller may otherwise arrive
+after the window closed.
 The caller forks while the thread lives (the child has no thread; the thread shares no lock with
 it), and its cgroup mkdirs simply wait in the kernel while the first move holds cgroup_mutex.
 

@@ -147,8 +147,9 @@ def fork_with_affinity(kernel: k.Kernel, proc: process.ProcessSpec, fork=posix.f
     """fork() exec's stage 1 on the CPUs of execCPUAffinity.initial (config.md: the runtime's
     process runs there "initially, before the transition to container's cgroup"): the parent
     moves itself there, forks (the child has the affinity from its first instruction), and
-    moves back. Joining the container's cpuset later resets the child's affinity; `final` is
-    set by stage 1 once it is in the cgroup (stages.set_final_affinity)."""
+    moves back. The process stage 1 forks inherits it; joining the container's cpuset later
+    resets it, and `final` is set by the process once it is in the cgroup
+    (stages.set_final_affinity)."""
     if not proc.affinity_initial:
         return fork()
     saved = kernel.sched_getaffinity(0)
