@@ -201,8 +201,11 @@ class OpenContainer:
 
     def _after_sigkill(self, all_processes: bool) -> None:
         """A paused (frozen) container is thawed, or on cgroup v1 the processes could not die
-        (runc thaws too); with all_processes, return once the cgroup is empty, so that the
-        `delete` engines send next finds nothing left (runc waits for them as well)."""
+        (runc thaws too); with all_processes, return once the cgroup is empty and the init has
+        exited, so that the `delete` engines send next finds nothing left and the container
+        stopped (runc waits for them as well). The kernel takes an exiting process out of its
+        cgroup a moment before it becomes a zombie: an empty cgroup alone does not say the init
+        is gone."""
         from .members import owns_cgroup
 
         try:
@@ -210,7 +213,10 @@ class OpenContainer:
             if cg.frozen():
                 cg.thaw()
             if all_processes and owns_cgroup(cg):  # a shared cgroup may never be empty
-                cg.wait_empty()
+                if cg.wait_empty() and self.state.pid > 0:
+                    from .children import wait_gone
+
+                    wait_gone(self.state.pid, self.state.pid_start, timeout=1.0)
         except (OSError, OcirtError):
             pass
 

@@ -184,6 +184,32 @@ def test_pids_without_a_cgroup():
     assert c.pids() == []
 
 
+def test_kill_all_returns_once_the_init_has_exited(monkeypatch):
+    """The kernel takes an exiting process out of its cgroup a moment before it is a zombie:
+    `kill --all KILL` waits for the init itself too, not only for an empty cgroup, so that the
+    `delete` that follows finds the container stopped."""
+    from ocirt import children
+
+    class Emptied:
+        unit, created = None, ["/cg"]
+
+        def dirs(self):
+            return ["/cg"]
+
+        def frozen(self):
+            return False
+
+        def wait_empty(self):
+            return True
+
+    starts = [7, 7, 7, None]  # /proc/PID/stat: still exiting twice, then a zombie
+    monkeypatch.setattr(children, "proc_start_time", lambda pid: starts.pop(0))
+    c = OpenContainer(sd=None, state=ContainerState(id="x", bundle="/", pid=12345, pid_start=7))
+    monkeypatch.setattr(c, "cgroup", lambda: Emptied())
+    c._after_sigkill(all_processes=True)
+    assert starts == []
+
+
 def test_open_container_is_a_context_manager():
     closed = []
 
