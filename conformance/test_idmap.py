@@ -78,9 +78,11 @@ def _host_can_idmap(path):
     libc = ctypes.CDLL(None, use_errno=True)
     helper = subprocess.Popen(["unshare", "--user", "--map-root-user", "sleep", "30"])
     try:
-        for _ in range(500):
+        for _ in range(500):  # the new user namespace, and its uid map written (after the unshare)
             if os.readlink(f"/proc/{helper.pid}/ns/user") != os.readlink("/proc/self/ns/user"):
-                break
+                with open(f"/proc/{helper.pid}/uid_map") as f:
+                    if f.read().strip():
+                        break
             time.sleep(0.01)
         userns = os.open(f"/proc/{helper.pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
         tree = libc.syscall(nr[0], -100, path.encode(), 1 | 0o2000000)  # OPEN_TREE_CLONE|CLOEXEC
