@@ -29,14 +29,7 @@ import _thread
 import posix
 import time
 
-
-def _exists(path: str) -> bool:
-    # not state.exists: this module is imported before any other of ocirt's (ocirt/launch.py)
-    try:
-        posix.stat(path)
-    except OSError:
-        return False
-    return True
+from .paths import exists  # posix and sys only: cheap this early too
 
 
 def own_procs_file(proc_cgroup: str) -> "str | None":
@@ -51,13 +44,13 @@ def own_procs_file(proc_cgroup: str) -> "str | None":
         path = parts[2].rstrip("/")
         if not parts[1]:
             for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-                if _exists(root + "/cgroup.controllers"):  # a v2 mount's root
+                if exists(root + "/cgroup.controllers"):  # a v2 mount's root
                     candidates.insert(0, root + path)
                     break
         else:
             candidates.append(f"/sys/fs/cgroup/{parts[1].removeprefix('name=')}{path}")
     for d in candidates:
-        if _exists(d + "/cgroup.procs"):
+        if exists(d + "/cgroup.procs"):
             return d + "/cgroup.procs"
     return None
 

@@ -9,32 +9,32 @@ def test_v2_line_first_where_a_v2_mount_exists(monkeypatch):
         "/sys/fs/cgroup/unified/user.slice/cgroup.procs",
         "/sys/fs/cgroup/cpu,cpuacct/user.slice/cgroup.procs",
     }
-    monkeypatch.setattr(attach_window, "_exists", lambda p: p in present)
+    monkeypatch.setattr(attach_window, "exists", lambda p: p in present)
     text = "4:cpu,cpuacct:/user.slice\n0::/user.slice\n"
     assert attach_window.own_procs_file(text) == "/sys/fs/cgroup/unified/user.slice/cgroup.procs"
 
 
 def test_pure_v2_root(monkeypatch):
     present = {"/sys/fs/cgroup/cgroup.controllers", "/sys/fs/cgroup/cgroup.procs"}
-    monkeypatch.setattr(attach_window, "_exists", lambda p: p in present)
+    monkeypatch.setattr(attach_window, "exists", lambda p: p in present)
     assert attach_window.own_procs_file("0::/\n") == "/sys/fs/cgroup/cgroup.procs"
 
 
 def test_v1_only_and_named_hierarchies(monkeypatch):
     present = {"/sys/fs/cgroup/systemd/a/cgroup.procs"}
-    monkeypatch.setattr(attach_window, "_exists", lambda p: p in present)
+    monkeypatch.setattr(attach_window, "exists", lambda p: p in present)
     assert attach_window.own_procs_file("1:name=systemd:/a\n") == "/sys/fs/cgroup/systemd/a/cgroup.procs"
 
 
 def test_a_v2_path_is_never_looked_up_under_a_v1_mount(monkeypatch):
     # hybrid, own v2 cgroup named like a v1 hierarchy: /sys/fs/cgroup/cpu is v1's root, not it
     present = {"/sys/fs/cgroup/cpu/cgroup.procs"}
-    monkeypatch.setattr(attach_window, "_exists", lambda p: p in present)
+    monkeypatch.setattr(attach_window, "exists", lambda p: p in present)
     assert attach_window.own_procs_file("0::/cpu\n") is None
 
 
 def test_nothing_usable(monkeypatch):
-    monkeypatch.setattr(attach_window, "_exists", lambda p: False)
+    monkeypatch.setattr(attach_window, "exists", lambda p: False)
     assert attach_window.own_procs_file("") is None
     assert attach_window.own_procs_file("garbage\n0::/x\n") is None
 
