@@ -1,7 +1,6 @@
 """The defaults of the global options: where state lives (--root) and --rootless auto."""
 
 import posix  # not os: see bin/ocirt ("posix")
-import sys
 
 from .errors import OcirtError
 from .paths import environ_get  # os's environ where a program using ocirt's API loaded os
@@ -10,8 +9,7 @@ from .paths import environ_get  # os's environ where a program using ocirt's API
 def default_root() -> str:
     """runc's rule: /run/<name> for root; for anyone else $XDG_RUNTIME_DIR/<name> when set."""
     xdg = environ_get("XDG_RUNTIME_DIR")
-    euid = sys.modules["os"].geteuid() if "os" in sys.modules else posix.geteuid()
-    if euid != 0 and xdg:
+    if posix.geteuid() != 0 and xdg:
         return xdg + "ocirt" if xdg.endswith("/") else xdg + "/ocirt"
     return "/run/ocirt"
 

@@ -97,13 +97,13 @@ def exec_process(
             # Stage 1 joins the namespaces and forks meanwhile; the process waits to be moved
             # (as runc's exec moves its process, not nsexec's stages): on cgroup v1 the move's
             # wait for the kernel's grace period then overlaps stage 1's work.
-            pid = parent_ch.expect(InitPid, "the process was started").pid
             try:
+                pid = parent_ch.expect(InitPid, "the process was started").pid
                 if not placed:
                     target.add_pid(pid)
             finally:
                 if window is not None:
-                    window.close()
+                    window.close()  # the moves are done, or stage 1 failed before them
             parent_ch.send(Proceed())
             while isinstance(parent_ch.expect((SeccompFd, Ready), "the process was started"), SeccompFd):
                 pass_seccomp_fd(parent_ch, seccomp_filter, c.state, pid)
@@ -117,8 +117,6 @@ def exec_process(
             kill_and_reap(stage1_pid)
             raise
         finally:
-            if window is not None:
-                window.close()  # also where stage 1 failed before the move
             parent_ch.close()
     finally:
         for fd, _ in ns_fds:

@@ -3,6 +3,7 @@ signal names, the global defaults, exec's process, a leftover state dir, a conta
 
 import json
 import os
+import posix
 import signal
 
 import pytest
@@ -55,9 +56,9 @@ def test_rootless_mode_values(monkeypatch):
 
 def test_default_root(monkeypatch):
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(posix, "geteuid", lambda: 1000)  # defaults.py asks posix, not os
     assert defaults.default_root() == "/run/user/1000/ocirt"
-    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(posix, "geteuid", lambda: 0)
     assert defaults.default_root() == "/run/ocirt"
 
 
