@@ -48,6 +48,7 @@ def _in_reaper(fn):
     OcirtError comes back over a pipe. The helper then reaps every orphan the work left (a
     process of the container) and exits; the caller keeps no child and no zombie of it."""
     from . import jsonio
+    from .state import read_to_end
 
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -64,16 +65,11 @@ def _in_reaper(fn):
             os._exit(status)
     os.close(w)
     os.waitpid(pid, 0)
-    chunks = []
-    while True:
-        chunk = os.read(r, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
+    answer = read_to_end(r)
     os.close(r)
-    if not chunks:
+    if not answer:
         raise OcirtError("the ocirt helper process died before it answered")
-    result = jsonio.loads(b"".join(chunks))
+    result = jsonio.loads(answer)
     if "value" in result:
         return result["value"]
     if result.get("pointer") is not None:

@@ -23,17 +23,21 @@ def check_id(container_id: str) -> None:
         raise OcirtError(f"invalid container id format: {container_id}")
 
 
+def read_to_end(fd: int) -> bytes:
+    """Everything `fd` gives until its end (a file, a pipe whose writers have all closed)."""
+    chunks: list[bytes] = []
+    while True:
+        b = posix.read(fd, 65536)
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
+
+
 def read_text(path: str) -> str:
     """A whole (small) file as text, undecodable bytes kept (surrogateescape); OSError as is."""
     fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     try:
-        chunks = []
-        while True:
-            b = posix.read(fd, 65536)
-            if not b:
-                break
-            chunks.append(b)
-        return b"".join(chunks).decode("utf-8", "surrogateescape")
+        return read_to_end(fd).decode("utf-8", "surrogateescape")
     finally:
         posix.close(fd)
 
