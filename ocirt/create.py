@@ -20,12 +20,15 @@ from .checks import CreateOptions, check_config
 from .children import fork_in, kill_and_reap, pass_seccomp_fd, write_pid_file
 from .errors import ConfigError, OcirtError
 from .mapping import init_spec, resources_with_default_devices
-from .protocol import Channel, HooksReady, InitPid, Proceed, Ready, SeccompFd, UserNsReady
+from .protocol import Channel, Failed, HooksReady, InitPid, Proceed, Ready, SeccompFd, UserNsReady
 from .record import field, record
 from .state import ContainerState, StateDir, Status, check_id, proc_start_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from .attach_window import Window
 
 
@@ -52,11 +55,18 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
         state = new_state(opts.id, bundle, checked.rootfs, config, opts.systemd_cgroup)
         layout, cg = fx.cgroup(opts, checked.linux, config)
         resources = fx.resources(checked.linux)
-        cg = make_cgroup(opts, checked.linux, sd, state, cg, resources, kernel, fx, undo)
+        late = None
+        if moves_init(opts, cg):  # made once stage 1 is forked: LateCgroup
+            late = LateCgroup(
+                lambda: make_cgroup(opts, checked.linux, sd, state, cg, resources, kernel, fx, undo)
+            )
+        else:
+            cg = make_cgroup(opts, checked.linux, sd, state, cg, resources, kernel, fx, undo)
         if opts.debug:
             opts.debug(f"create: state in {sd.path}, cgroup {cg.dirs() or 'none'}")
         fifo_fd = open_exec_fifo(kernel, sd.fifo, undo)
         spec = init_spec(config, bundle, opts, checked, layout, cg, fifo_fd)
+        spec.moved_in = late is not None
         if checked.proc_cfg.get("terminal") and opts.console_socket:  # check_config wants both
             spec.console_fd = fx.connect_console(opts.console_socket)
             undo.push(kernel.close, spec.console_fd)
@@ -76,8 +86,10 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
                 undo.push(kernel.close, fd)
         if opts.subreaper:
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
-        parent = Parent(kernel, fx, checked, state, spec)
+        parent = Parent(kernel, fx, checked, state, spec, late)
         state.pid = run_children(kernel, fx, spec, cg, parent, undo)
+        if late is not None:
+            cg = late.cgroup
         if opts.debug:
             opts.debug(f"create: init {state.pid} ready, waiting on {sd.fifo}")
         state.pid_start = parent.init_start
@@ -147,7 +159,9 @@ def make_cgroup(
     undo: Undo,
 ):
     """The container's cgroup made and configured with `resources` (HostEffects.resources); a
-    rootless create that may not make one: the manager of no cgroup."""
+    rootless create that may not make one: the manager of no cgroup. Configured before any
+    process is in it: on cgroup v1 the device rules are written as a deny-all and the allowed
+    ones after it, and a process in the cgroup meanwhile would be refused its devices."""
     # Saved before anything is made (status "creating", no pid), and again once the cgroup
     # exists: if this process is killed anywhere from here on, `delete --force` finds what
     # to remove (here: the container's own cgroup directories, which create() is about to make).
@@ -164,6 +178,28 @@ def make_cgroup(
         sd.save(state)
     fx.apply(cg, resources, kernel)
     return cg
+
+
+@record
+class LateCgroup:
+    """The container's cgroup when the children go first (moves_init): `make()` (made and
+    configured: make_cgroup) once stage 1 is forked, the init moved in once its pid is known."""
+
+    make: Callable[[], Any]  # () -> the manager
+    cgroup: Any = None  # the manager, once made
+
+
+def moves_init(opts: CreateOptions, cg) -> bool:
+    """Whether the children go first and the init is moved into the cgroup (stages.InitSpec.
+    moved_in): where every child would be moved anyway (cgroup v1 and hybrid hosts: a move
+    into each hierarchy), with the cgroupfs driver, as root. The cgroup is then made while
+    stage 1 forks the init and the init sets up, and on cgroup v1 the kernel's wait at the
+    first cgroup write (an RCU grace period, ocirt/attach_window.py) overlaps their work
+    instead of coming before it. Elsewhere the cgroup comes first: on cgroup v2 stage 1 is
+    born in it (no move, no wait); systemd's unit starts with its first process; a rootless
+    create learns only by trying whether it gets a cgroup at all, which the init's mounts
+    depend on."""
+    return not (opts.systemd_cgroup or opts.rootless) and bool(cg.dirs()) and cg.birth_dir() is None
 
 
 def _to_make(dirs: list) -> list:
@@ -191,9 +227,14 @@ def open_exec_fifo(kernel: k.Kernel, path: str, undo: Undo) -> int:
 def run_children(
     kernel: k.Kernel, fx: HostEffects, spec: stages.InitSpec, cg, parent: Parent, undo: Undo
 ) -> int:
-    """Fork stage 1, put it in the cgroup, drive the children until the init is Ready; its pid."""
+    """Fork stage 1, put it in the cgroup, drive the children until the init is Ready; its pid.
+    With a LateCgroup (parent.late): fork stage 1, make the cgroup, and move the init into it
+    once stage 1 has said its pid (Parent.init_started)."""
     parent_ch, child_ch = fx.channel()
-    stage1_pid, placed = fork_in(kernel, cg, fx.alone, kernel.fork)  # born in the cgroup (v2), or moved
+    if parent.late is not None:
+        stage1_pid, placed = kernel.fork(), True  # (the init will be moved)
+    else:
+        stage1_pid, placed = fork_in(kernel, cg, fx.alone, kernel.fork)  # born in the cgroup (v2), or moved
     if stage1_pid == 0:
         try:  # a forked child never returns into the runtime's code
             parent_ch.close()
@@ -203,17 +244,21 @@ def run_children(
     child_ch.close()
     parent.stage1_pid = stage1_pid
     try:
-        try:
-            if not placed:
-                cg.add_pid(stage1_pid)
-        finally:
-            fx.attached()
+        if parent.late is not None:
+            parent.make_cgroup(parent_ch)
+        else:
+            try:
+                if not placed:
+                    cg.add_pid(stage1_pid)
+            finally:
+                fx.attached()
         init_pid = fx.drive(parent_ch, spec, parent)
         # Stage 1 exits once it has sent the init's pid; it is reaped only now, so that the
         # init's setup runs while it exits instead of after (nothing in the init depends on
         # its parent being gone).
         kernel.waitpid(stage1_pid)
     except BaseException:
+        fx.attached()  # (with a LateCgroup, where the failure came before the init's move)
         parent.undo_moves()  # before the init dies with it, a virtual device would die too
         if parent.init_pid:
             undo.push(fx.kill_and_reap, parent.init_pid)
@@ -232,22 +277,49 @@ class Parent:
     namespace), run the runtime hooks, hand over a seccomp listener fd."""
 
     def __init__(
-        self, kernel: k.Kernel, fx: HostEffects, checked, state: ContainerState, spec: stages.InitSpec
+        self,
+        kernel: k.Kernel,
+        fx: HostEffects,
+        checked,
+        state: ContainerState,
+        spec: stages.InitSpec,
+        late: LateCgroup | None = None,
     ):
         self.kernel, self.fx, self.linux, self.state = kernel, fx, checked.linux, state
         self.hooks, self.seccomp, self.net_devices = spec.hooks, checked.seccomp, checked.net_devices
         self.unprivileged = spec.unprivileged
+        self.late = late  # spec.moved_in: the cgroup made here, the init moved into it
         self.stage1_pid = self.init_pid = self.init_start = 0
         self.moves = None
+
+    def make_cgroup(self, ch: Channel) -> None:
+        """The LateCgroup made while the children set up. If that fails, they are told that
+        no answer comes, and heard out for the init's pid (for the undo to end it)."""
+        assert self.late is not None
+        try:
+            self.late.cgroup = self.late.make()
+        except BaseException:
+            self.init_pid = self.fx.last_init_pid(ch)
+            raise
 
     def map_user_ns(self) -> None:
         namespaces.write_id_maps(self.kernel, self.stage1_pid, self.linux, self.unprivileged)
 
     def init_started(self, pid) -> None:
         self.init_pid = pid
+        if self.late is not None:  # the init, not stage 1, is moved: before it needs the cgroup
+            try:
+                self.late.cgroup.add_pid(pid)
+            finally:
+                self.fx.attached()
         if self.net_devices:  # in the init's network namespace, before it goes on with its setup
             self.moves = moves = self.fx.netdev_moves()
             moves.move(self.net_devices, pid)
+
+    def init_going_on(self) -> None:
+        """After the Proceed that answers InitPid: state.json's pid_start, read while the init
+        sets itself up, not once it is ready."""
+        self.init_start = proc_start_time(self.init_pid) or 0
 
     def runtime_hooks(self) -> dict:
         """prestart and createRuntime, in the runtime's namespaces; the state they got."""
@@ -269,7 +341,8 @@ class Parent:
 
 def drive(ch: Channel, spec: stages.InitSpec, parent: Parent) -> int:
     """The parent's side of the protocol (ocirt/protocol.py); the init's pid once it is Ready."""
-    ch.send(Proceed())  # stage 1 is in the cgroup
+    if parent.late is None:
+        ch.send(Proceed())  # stage 1 is in the cgroup (else the init is moved: InitPid)
     while True:
         expected = (UserNsReady, InitPid) if not parent.init_pid else (HooksReady, SeccompFd, Ready)
         msg = ch.expect(expected, "the container was created")
@@ -277,10 +350,19 @@ def drive(ch: Channel, spec: stages.InitSpec, parent: Parent) -> int:
             parent.map_user_ns()
             ch.send(Proceed())
         elif isinstance(msg, InitPid):
-            parent.init_started(msg.pid)
-            ch.send(Proceed())
-            # state.json's pid_start, read while the init sets itself up, not once it is ready
-            parent.init_start = proc_start_time(msg.pid) or 0
+            try:
+                parent.init_started(msg.pid)
+                ch.send(Proceed())
+            except (OSError, OcirtError):
+                if parent.late is None:
+                    raise
+                # the init went on with its setup meanwhile (LateCgroup), and it may have
+                # failed and gone before its move: then its own message says what went wrong
+                failed = [m for m in ch.queued() if isinstance(m, Failed)]
+                if not failed:
+                    raise
+                raise OcirtError(failed[0].message, failed[0].errno or None) from None
+            parent.init_going_on()
         elif isinstance(msg, HooksReady):
             ch.send(Proceed(state=parent.runtime_hooks()))
         elif isinstance(msg, SeccompFd):
@@ -333,6 +415,13 @@ class HostEffects:
         """Stage 1 was moved into the cgroup (or failed to be): the attach window may close."""
         if self.window is not None:
             self.window.close()
+
+    def last_init_pid(self, ch: Channel) -> int:
+        """After a failure while stage 1 and the init go on on their own (LateCgroup): the
+        children are told that no answer comes (so they end), and heard until they have closed
+        the channel; the init's pid if stage 1 sent it (0 if not)."""
+        pids = [m.pid for m in ch.hear_out() if isinstance(m, InitPid)]
+        return pids[0] if pids else 0
 
     def alone(self) -> bool:
         """This process has no other thread (fork_into's condition); the attach window's, if

@@ -605,6 +605,7 @@ RULES = {
     "fork": _fixed(RUNTIME),
     "fork_into": _fixed(RUNTIME),  # stage 1 made in its cgroup (cgroup v2), as a cgroup.procs write
     "waitpid": _fixed(RUNTIME),
+    "wait": _fixed(RUNTIME),  # the init, until the runtime has moved it into its cgroup
     "setsid": _fixed(RUNTIME),  # no terminal: the init leads its own session (as runc's)
     "kill": _fixed(RUNTIME),
     "kill_and_reap": _fixed(RUNTIME),

@@ -61,6 +61,12 @@ class PlanKernel(RecordingKernel):
         if not self.stages or self.stages[-1][1] != name:
             self.stages.append((len(self.calls), name))
 
+    def fork(self):
+        pid = super().fork()
+        if pid == STAGE1_PID:  # stage 1 moved into the cgroup, or (moved_in) the cgroup made now
+            self.stage("create (runtime): cgroup")
+        return pid
+
     def mkfifo(self, path, mode):
         self.stage("create (runtime): exec.fifo")
         super().mkfifo(path, mode)
@@ -223,6 +229,9 @@ class PlanChildEffects(stages.InitEffects):
     def map_user_ns(self) -> None:  # the parent writes the maps (namespaces.write_id_maps)
         self.parent.map_user_ns()
 
+    def wait_moved(self) -> None:  # played in order: the parent moved the init already
+        self.k.note("wait", "until the runtime has moved the init into its cgroup")
+
     def loopback_up(self) -> None:
         self.k.note("ioctl", "lo", "SIOCSIFFLAGS", "IFF_UP")
 
@@ -368,13 +377,15 @@ class PlanEffects(create_mod.HostEffects):
         fx = PlanChildEffects(kern, parent, self, spec.rootfs.rootfs, self.notes)
         kern.stage("stage 1: namespaces")
         kern.prctl(k.PR_SET_DUMPABLE, 0)  # stages.seal (its fd closing is not replayed)
-        # (namespaces_before_cgroup runs while the parent attaches stage 1 to the cgroup)
-        early = stages.namespaces_before_cgroup(kern, spec)
+        # (namespaces_before_cgroup runs while the parent attaches stage 1 to the cgroup; with
+        # spec.moved_in stage 1 goes on at once, and the init makes the cgroup namespace)
+        early = 0 if spec.moved_in else stages.namespaces_before_cgroup(kern, spec)
         stages.enter_namespaces(kern, spec, fx, done=early)
         kern.fork_pid = INIT_PID
         kern.fork()
         kern.stage("create (runtime): the init's pid")  # stage 1 reports it, then exits
         parent.init_started(INIT_PID)
+        parent.init_going_on()
         kern.stage("init: setup")
         self.exec_path, self.env, self.hook_state = stages.setup_init(kern, spec, fx)
         kern.stage("create (runtime): state")

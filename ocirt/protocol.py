@@ -1,8 +1,10 @@
 """The typed messages the runtime parent and its children exchange over a SOCK_SEQPACKET pair.
 
+parent  -> stage 1  Proceed            it is in the cgroup (not sent with a create.LateCgroup)
 stage 1 -> parent   UserNsReady        "write my uid_map/gid_map"  (only with a new user ns)
 parent  -> stage 1  Proceed
 stage 1 -> parent   InitPid(pid)       the container's init, as the parent's pid ns sees it
+parent  -> init     Proceed            go on (LateCgroup: you are in the cgroup now)
 init    -> parent   HooksReady         mounts done, before pivot_root: run the runtime hooks
 parent  -> init     Proceed(state)     the state for createContainer/startContainer hooks
 init    -> parent   SeccompFd          the listener fd of SCMP_ACT_NOTIFY rides along (SCM_RIGHTS)
@@ -101,7 +103,12 @@ class Channel:
         fds: list[int] = []
         parts: list[bytes] = []
         while True:
-            data, ancillary, flags, _ = self.sock.recvmsg(CHUNK + 1, _socket.CMSG_LEN(4 * 4))
+            try:
+                data, ancillary, flags, _ = self.sock.recvmsg(CHUNK + 1, _socket.CMSG_LEN(4 * 4))
+            except ConnectionResetError:
+                # the other side left with a message of ours unread: the kernel says so once,
+                # before what it had sent is read (its Failed, say); then that, then the end
+                data, ancillary, flags, _ = self.sock.recvmsg(CHUNK + 1, _socket.CMSG_LEN(4 * 4))
             for level, kind, payload in ancillary:
                 if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
                     import struct  # not array: it registers with collections.abc (~2 ms)
@@ -136,6 +143,38 @@ class Channel:
             names = "/".join(c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,)))
             raise OcirtError(f"protocol error: expected {names}, got {type(msg).__name__}")
         return msg
+
+    def hear_out(self, timeout: float = 2.0) -> list:
+        """Say no more (the other side's next receive is a hang-up), and hear it out: its
+        messages until it has closed its end (or `timeout` passed without one)."""
+        heard: list = []
+        try:
+            self.sock.shutdown(_socket.SHUT_WR)
+        except OSError:  # the other side is gone already
+            pass
+        self.sock.settimeout(timeout)
+        for _ in range(64):
+            try:
+                msg = self.recv()
+            except (OSError, OcirtError):
+                break
+            if msg is None:
+                break
+            heard.append(msg)
+        return heard
+
+    def queued(self) -> list:
+        """The messages that have come and are not read yet, without waiting for more."""
+        heard: list = []
+        self.sock.setblocking(False)
+        try:
+            while (msg := self.recv()) is not None:
+                heard.append(msg)
+        except (OSError, OcirtError):  # BlockingIOError: no more for now
+            pass
+        finally:
+            self.sock.setblocking(True)
+        return heard
 
     def fileno(self) -> int:
         return self.sock.fileno()

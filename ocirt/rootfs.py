@@ -190,9 +190,10 @@ class RootfsSpec:
 
 
 class Rootfs:
-    def __init__(self, kernel: k.Kernel, spec: RootfsSpec):
+    def __init__(self, kernel: k.Kernel, spec: RootfsSpec, before_cgroup=None):
         self.k = kernel
         self.spec = spec
+        self.before_cgroup = before_cgroup  # called before a cgroup filesystem is mounted
         self.root_fd = -1
         self.late_readonly: list[tuple[int, int, bool]] = []  # (fd, flags, whole superblock)
 
@@ -277,6 +278,8 @@ class Rootfs:
         if tree is not None and index in self.spec.source_trees:
             tree, fallback = None, tree
         if mtype == "cgroup" and not opts.is_bind:
+            if self.before_cgroup is not None:
+                self.before_cgroup()
             return self.mount_cgroup(where, dest, opts)
         if mtype in ("proc", "sysfs") and not opts.is_bind:
             self._refuse_symlink(dest, mtype, where)

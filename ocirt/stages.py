@@ -61,6 +61,9 @@ class InitSpec:
     unprivileged: bool = False  # the runtime is not root (rootless): see enter_namespaces
     fd_dir: int | None = None  # no mount namespace: the runtime's /proc/self/fd, for the
     # exec.fifo (enter_rootfs_without_mount_ns)
+    moved_in: bool = False  # stage 1 is forked before the cgroup is made, and the parent moves
+    # the init into it once it knows the init's pid: stage 1 goes on at once, and the init
+    # sets itself up meanwhile until it needs the cgroup (in_cgroup)
 
 
 def _fail(ch: Channel, exc: BaseException) -> None:
@@ -96,13 +99,16 @@ def stage1(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
         if spec.console_fd is not None:
             keep.add(spec.console_fd)
         seal(kernel, keep=keep, preserve=spec.proc.preserve_fds)
-        early = namespaces_before_cgroup(kernel, spec)  # while the parent attaches us
-        ch.expect(Proceed, "the cgroup was joined")
+        early = 0
+        if not spec.moved_in:  # the parent moves us into the cgroup, then says Proceed
+            early = namespaces_before_cgroup(kernel, spec)  # while the parent attaches us
+            ch.expect(Proceed, "the cgroup was joined")
         enter_namespaces(kernel, spec, InitEffects(ch), done=early)
         pid = posix.fork()
         if pid == 0:
-            # the parent must hear InitPid (from us) before anything from the init
-            ch.expect(Proceed, "the init's pid was known")
+            if not spec.moved_in:  # (else in_cgroup waits for it)
+                # the parent must hear InitPid (from us) before anything from the init
+                ch.expect(Proceed, "the init's pid was known")
             init(kernel, spec, ch)  # never returns
         ch.send(InitPid(pid))
         code = 0
@@ -119,6 +125,10 @@ class InitEffects:
 
     def __init__(self, ch: Channel | None):
         self.ch = ch
+        self.moved = False  # in_cgroup was passed
+
+    def wait_moved(self) -> None:
+        self._parent().expect(Proceed, "the init was in its cgroup")
 
     def _parent(self) -> Channel:
         """The channel to the parent (`ocirt plan`'s version has none and uses none)."""
@@ -237,11 +247,25 @@ def enter_namespaces(kernel: k.Kernel, spec: InitSpec, fx: InitEffects, done: in
             kernel.prctl(k.PR_SET_DUMPABLE, 0)
         kernel.setresgid(0)
         kernel.setresuid(0)
-    flags = spec.ns.new_flags(exclude=("user",)) & ~done
+    # moved_in: the init is moved into the cgroup later, and makes its cgroup namespace then
+    flags = spec.ns.new_flags(exclude=("user", "cgroup") if spec.moved_in else ("user",)) & ~done
     if flags:
         _unshare(kernel, flags)
     if spec.time_offsets:
         kernel.write_file("/proc/self/timens_offsets", spec.time_offsets)
+
+
+def in_cgroup(kernel: k.Kernel, spec: InitSpec, fx: InitEffects) -> None:
+    """The init, where its setup needs its cgroup (moved_in): waits until the parent has moved
+    it there, then makes its cgroup namespace (whose root is the cgroup of the moment). Before
+    this point it has made no process and mounted no cgroup filesystem, and it sends nothing
+    to the parent (which hears stage 1's InitPid first). Once; nothing to do without moved_in."""
+    if not spec.moved_in or fx.moved:
+        return
+    fx.moved = True
+    fx.wait_moved()
+    if "cgroup" in spec.ns.new:
+        _unshare(kernel, k.CLONE_NEWCGROUP)
 
 
 def init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
@@ -277,8 +301,10 @@ def setup_init(kernel: k.Kernel, spec: InitSpec, fx: InitEffects):
         kernel.setdomainname(spec.domainname)
 
     if spec.ns.has("mount"):
-        rootfs = Rootfs(kernel, spec.rootfs)
+        # mounts from the config's order, the first of cgroup type once the init is in its cgroup
+        rootfs = Rootfs(kernel, spec.rootfs, before_cgroup=lambda: in_cgroup(kernel, spec, fx))
         rootfs.prepare()
+        in_cgroup(kernel, spec, fx)  # before the runtime hooks, which expect it there
         kernel.close(rootfs.ensure(spec.proc.cwd, directory=True, pointer="/process/cwd"))
 
         hook_state = fx.runtime_hooks(spec)
@@ -316,6 +342,7 @@ def enter_rootfs_without_mount_ns(kernel: k.Kernel, spec: InitSpec, fx: InitEffe
     now, closed at exec."""
     from .rootfs import sysctl
 
+    in_cgroup(kernel, spec, fx)
     hook_state = fx.runtime_hooks(spec)
     sysctl(kernel, spec.sysctl)
     spec.fd_dir = kernel.open("/proc/self/fd", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)

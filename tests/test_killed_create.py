@@ -230,3 +230,38 @@ def test_sigkill_before_each_step_then_delete_force(tmp_path, busybox_rootfs, ba
         _delete_force_leaves_nothing(root, cid)
     finally:
         _clean(root, cid)
+
+
+def test_a_cgroup_that_cannot_be_configured_leaves_nothing(tmp_path, busybox_rootfs):
+    """On a cgroup v1 or hybrid host stage 1 and the init are already at work when the cgroup
+    is made and configured (create.LateCgroup): a limit the kernel refuses (a CPU this machine
+    does not have) is create's one-line error, naming it, and no process, cgroup or state is
+    left (the init, told that no answer comes, ends at its wait)."""
+    cid = f"unconf-{uuid.uuid4().hex[:8]}"
+    bundle = _bundle(tmp_path, busybox_rootfs, cid)
+    with open(os.path.join(bundle, "config.json")) as f:
+        config = json.load(f)
+    config["linux"]["resources"] = {"cpu": {"cpus": str((os.cpu_count() or 1) + 1000)}}
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(config, f)
+    root = str(tmp_path / "root")
+    try:
+        p = subprocess.run(
+            OCIRT + ["--root", root, "create", "--bundle", bundle, cid],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert p.returncode != 0
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and "/linux/resources/cpu/cpus" in lines[0], p.stderr
+        assert not os.path.exists(os.path.join(root, cid))
+        assert cgroup_dirs(cid) == []
+        deadline = time.monotonic() + 5
+        while _processes_mentioning(cid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _processes_mentioning(cid) == [], "process left"
+    finally:
+        _clean(root, cid)

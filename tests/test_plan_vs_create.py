@@ -200,7 +200,7 @@ def traced(log: str, hook_paths: set) -> dict:
     roles = {stage1: "stage1", init: "init"}
     out = {}
     for pid, name, args, _ in calls:
-        if name == "write" and "cgroup.procs>" in args and cstrings(args)[:1] != [stage1]:
+        if name == "write" and "cgroup.procs>" in args and cstrings(args)[:1] not in ([stage1], [init]):
             continue  # ocirt/attach_window.py: create moving itself to where it is (not a plan step)
         for kind, op in trace_ops(name, args, hook_paths):
             out.setdefault(kind, []).append(op)

@@ -235,8 +235,8 @@ def test_drive_turns_messages_into_parent_calls():
     class FakeParent:
         init_pid = 0
 
-        def __init__(self):
-            self.calls = []
+        def __init__(self, late=None):
+            self.calls, self.late = [], late
 
         def map_user_ns(self):
             self.calls.append("map_user_ns")
@@ -245,6 +245,9 @@ def test_drive_turns_messages_into_parent_calls():
             self.init_pid = pid
             self.calls.append(("init_started", pid))
 
+        def init_going_on(self):
+            self.calls.append("init_going_on")
+
         def runtime_hooks(self):
             self.calls.append("runtime_hooks")
             return {"pid": self.init_pid}
@@ -252,8 +255,16 @@ def test_drive_turns_messages_into_parent_calls():
     ch = FakeChannel([UserNsReady(), InitPid(77), HooksReady(), Ready()])
     parent = FakeParent()
     assert create_mod.drive(ch, None, parent) == 77
-    assert parent.calls == ["map_user_ns", ("init_started", 77), "runtime_hooks"]
+    assert parent.calls == ["map_user_ns", ("init_started", 77), "init_going_on", "runtime_hooks"]
     assert [type(m) for m in ch.sent] == [Proceed] * 4 and ch.sent[-1].state == {"pid": 77}
+
+    # the init moved into a cgroup made after the fork (LateCgroup): stage 1 is not told to go
+    # on (it does not wait), the init is, once moved (Parent.init_started moves it)
+    ch = FakeChannel([InitPid(78), Ready()])
+    parent = FakeParent(late=object())
+    assert create_mod.drive(ch, None, parent) == 78
+    assert parent.calls == [("init_started", 78), "init_going_on"]
+    assert [type(m) for m in ch.sent] == [Proceed]
 
 
 def test_cgroup_files_read_as_a_new_cgroup_or_as_written(tmp_path):

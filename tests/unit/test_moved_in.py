@@ -1,0 +1,116 @@
+"""Where every child of create would be moved into its cgroup (cgroup v1 and hybrid hosts, the
+cgroupfs driver, root), the children go first: stage 1 is forked before the cgroup is made,
+and the parent moves the init once stage 1 has said its pid (create.LateCgroup,
+stages.InitSpec.moved_in). Played through `ocirt plan` (create's own steps against the
+recording kernel) on a given layout, and through the protocol over a real socket pair."""
+
+import json
+import threading
+
+import pytest
+
+from ocirt import cgroups
+from ocirt import create as create_mod
+from ocirt.checks import CreateOptions
+from ocirt.cli import main
+from ocirt.protocol import Channel, Failed, Proceed
+
+V1 = cgroups.Layout(
+    "hybrid",
+    mounts={c: f"/sys/fs/cgroup/{c}" for c in ("cpu", "memory", "pids", "devices")},
+    unified="/sys/fs/cgroup/unified",
+)
+V2 = cgroups.Layout("v2", unified="/sys/fs/cgroup")
+
+
+def plan_lines(bundle, capsys, monkeypatch, layout, cgroupns=True):
+    monkeypatch.setattr(cgroups, "detect", lambda *a: layout)
+    path = bundle / "config.json"
+    config = json.loads(path.read_text())
+    if cgroupns:
+        config["linux"]["namespaces"].append({"type": "cgroup"})
+    path.write_text(json.dumps(config))
+    assert main(["--root", str(bundle / "state"), "plan", "--bundle", str(bundle), "c1"]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def at(lines, prefix):
+    return next(i for i, line in enumerate(lines) if line.startswith(prefix))
+
+
+def test_on_v1_the_init_waits_for_its_move_before_its_cgroup_namespace_and_mount(
+    plan_bundle, capsys, monkeypatch
+):
+    lines = plan_lines(plan_bundle, capsys, monkeypatch, V1)
+    fork = at(lines, "fork()")
+    first_mkdir = at(lines, "mkdir('/sys/fs/cgroup/")
+    stage1 = lines.index("# stage 1: namespaces")
+    moves = [i for i, line in enumerate(lines) if "cgroup.procs'" in line]
+    init = lines.index("# init: setup")
+    wait = at(lines, "wait(")
+    cgroupns = at(lines, "unshare(CLONE_NEWCGROUP)")
+    cgroup_mount = next(i for i, line in enumerate(lines) if "/sys/fs/cgroup', 'tmpfs'" in line)
+    # the cgroup is made after stage 1's fork; the init, not stage 1, is moved into it
+    assert fork < first_mkdir < stage1 < min(moves) and max(moves) < init
+    assert all("'<init-pid>')" in lines[i] for i in moves) and len(moves) == 5
+    # stage 1 makes every namespace but the cgroup one, which the init makes once moved
+    stage1_unshare = next(line for line in lines[stage1:init] if line.startswith("unshare("))
+    assert "CLONE_NEWCGROUP" not in stage1_unshare
+    # the init mounts what it can before its move, and the cgroup filesystem after it
+    assert at(lines, "mount('proc'") < wait < cgroupns < cgroup_mount
+
+
+def test_on_v2_stage1_is_born_in_the_cgroup_made_first(plan_bundle, capsys, monkeypatch):
+    lines = plan_lines(plan_bundle, capsys, monkeypatch, V2)
+    assert at(lines, "mkdir('/sys/fs/cgroup/") < at(lines, "fork_into(")
+    assert not any(line.startswith("wait(") or "cgroup.procs'" in line for line in lines)
+    # stage 1 made the cgroup namespace, once in the cgroup
+    assert at(lines, "unshare(CLONE_NEWCGROUP)") < lines.index("# init: setup")
+
+
+@pytest.mark.parametrize(
+    "layout, opts, moved",
+    [
+        (V1, {}, True),
+        (V2, {}, False),
+        (V1, {"systemd_cgroup": True}, False),  # the unit starts with its first process
+        (V1, {"rootless": True}, False),  # whether there is a cgroup at all is learnt by trying
+    ],
+)
+def test_which_creates_move_the_init(layout, opts, moved):
+    cg = cgroups.manager_for(layout, "/ocirt-test/c1", "c1")
+    assert create_mod.moves_init(CreateOptions(id="c1", bundle="/b", **opts), cg) is moved
+
+
+def test_the_inits_failure_is_read_after_it_left_with_our_message_unread():
+    """The init may fail and end while the parent moves it: the kernel then reports the reset
+    first, and the init's Failed is still there to be read after it."""
+    parent, child = Channel.pair()
+    parent.send(Proceed())  # never read: the init is failing meanwhile
+    child.send(Failed("mount proc: not an ordinary directory", 20))
+    child.close()
+    msg = parent.recv()
+    assert isinstance(msg, Failed) and msg.errno == 20
+    assert parent.recv() is None
+    parent.close()
+
+
+def test_a_failure_before_the_move_hears_the_children_out():
+    """When making the cgroup fails, the parent tells the children no answer comes (the init
+    ends at its wait) and takes the init's pid from what stage 1 sent, for the undo."""
+    parent, child = Channel.pair()
+    child.send(create_mod.InitPid(4242))  # stage 1's, before it exited
+    heard = []
+
+    class Init:  # the init, at its wait: it reads the hang-up, reports, and closes
+        def run(self):
+            heard.append(child.recv())
+            child.send(Failed("container init exited before the init was in its cgroup"))
+            child.close()
+
+    t = threading.Thread(target=Init().run)
+    t.start()
+    assert create_mod.HostEffects().last_init_pid(parent) == 4242
+    t.join(5)
+    assert heard == [None]
+    parent.close()
