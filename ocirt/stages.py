@@ -258,8 +258,9 @@ def enter_namespaces(kernel: k.Kernel, spec: InitSpec, fx: InitEffects, done: in
 def in_cgroup(kernel: k.Kernel, spec: InitSpec, fx: InitEffects) -> None:
     """The init, where its setup needs its cgroup (moved_in): waits until the parent has moved
     it there, then makes its cgroup namespace (whose root is the cgroup of the moment). Before
-    this point it has made no process and mounted no cgroup filesystem, and it sends nothing
-    to the parent (which hears stage 1's InitPid first). Once; nothing to do without moved_in."""
+    this point it has made no process and mounted no cgroup filesystem, and it sends the parent
+    nothing but a Failed (the parent hears stage 1's InitPid first, then the init's messages).
+    Once; nothing to do without moved_in."""
     if not spec.moved_in or fx.moved:
         return
     fx.moved = True
