@@ -20,7 +20,7 @@ from .checks import CreateOptions, check_config
 from .children import fork_in, kill_and_reap, pass_seccomp_fd, write_pid_file
 from .errors import ConfigError, OcirtError
 from .mapping import init_spec, resources_with_default_devices
-from .protocol import Channel, Failed, HooksReady, InitPid, Proceed, Ready, SeccompFd, UserNsReady
+from .protocol import Channel, HooksReady, InitPid, Proceed, Ready, SeccompFd, UserNsReady
 from .record import field, record
 from .state import ContainerState, StateDir, Status, check_id, proc_start_time
 
@@ -354,14 +354,12 @@ def drive(ch: Channel, spec: stages.InitSpec, parent: Parent) -> int:
                 parent.init_started(msg.pid)
                 ch.send(Proceed())
             except (OSError, OcirtError):
-                if parent.late is None:
-                    raise
                 # the init went on with its setup meanwhile (LateCgroup), and it may have
                 # failed and gone before its move: then its own message says what went wrong
-                failed = [m for m in ch.queued() if isinstance(m, Failed)]
-                if not failed:
+                failure = ch.failure_queued() if parent.late is not None else None
+                if failure is None:
                     raise
-                raise OcirtError(failed[0].message, failed[0].errno or None) from None
+                raise failure from None
             parent.init_going_on()
         elif isinstance(msg, HooksReady):
             ch.send(Proceed(state=parent.runtime_hooks()))

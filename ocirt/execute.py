@@ -101,10 +101,17 @@ def exec_process(
                 pid = parent_ch.expect(InitPid, "the process was started").pid
                 if not placed:
                     target.add_pid(pid)
+                parent_ch.send(Proceed())
+            except (OSError, OcirtError):
+                # the process sets itself up meanwhile (stages.ExecEffects), and it may have
+                # failed and gone before its move: then its own message says what went wrong
+                failure = parent_ch.failure_queued()
+                if failure is None:
+                    raise
+                raise failure from None
             finally:
                 if window is not None:
                     window.close()  # the moves are done, or stage 1 failed before them
-            parent_ch.send(Proceed())
             while isinstance(parent_ch.expect((SeccompFd, Ready), "the process was started"), SeccompFd):
                 pass_seccomp_fd(parent_ch, seccomp_filter, c.state, pid)
             # Stage 1 exits once it has sent the pid; reaped only now, so that its exit overlaps

@@ -229,7 +229,7 @@ class PlanChildEffects(stages.InitEffects):
     def map_user_ns(self) -> None:  # the parent writes the maps (namespaces.write_id_maps)
         self.parent.map_user_ns()
 
-    def wait_moved(self) -> None:  # played in order: the parent moved the init already
+    def wait_moved(self, what: str = "") -> None:  # played in order: the parent moved it already
         self.k.note("wait", "until the runtime has moved the init into its cgroup")
 
     def loopback_up(self) -> None:

@@ -14,7 +14,9 @@ any     -> parent   Failed(message, errno)
 
 exec's children (ocirt/execute.py): stage 1 joins the namespaces and forks at once, then
 stage 1 -> parent   InitPid(pid)       the new process
-parent  -> process  Proceed            it is in the container's cgroup (moved, or born there)
+parent  -> process  Proceed            it is in the container's cgroup (moved, or born there);
+                                       the process sets itself up meanwhile, and waits for
+                                       this before its seccomp filter, or its Ready
 process -> parent   SeccompFd, Ready   as the init's, then it execs
 """
 
@@ -175,6 +177,14 @@ class Channel:
         finally:
             self.sock.setblocking(True)
         return heard
+
+    def failure_queued(self) -> OcirtError | None:
+        """The error of a Failed the other side sent and that is not read yet (it may have
+        failed and gone while this side was busy), as an OcirtError; None if there is none."""
+        for msg in self.queued():
+            if isinstance(msg, Failed):
+                return OcirtError(msg.message, msg.errno or None)
+        return None
 
     def fileno(self) -> int:
         return self.sock.fileno()

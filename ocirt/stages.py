@@ -127,8 +127,8 @@ class InitEffects:
         self.ch = ch
         self.moved = False  # in_cgroup was passed
 
-    def wait_moved(self) -> None:
-        self._parent().expect(Proceed, "the init was in its cgroup")
+    def wait_moved(self, what: str = "the init was in its cgroup") -> None:
+        self._parent().expect(Proceed, what)
 
     def _parent(self) -> Channel:
         """The channel to the parent (`ocirt plan`'s version has none and uses none)."""
@@ -524,9 +524,14 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel) -> None:
         pid = posix.fork()
         if pid == 0:
             try:
-                # the parent heard InitPid (from stage 1) and put us in the cgroup
-                ch.expect(Proceed, "the process joined the cgroup")
-                set_final_affinity(kernel, spec.proc)
+                # The parent hears InitPid (from stage 1), puts us in the cgroup and says Proceed.
+                # We set ourselves up meanwhile, and wait for that before anything of the
+                # container's runs (ExecEffects); with execCPUAffinity.final, first thing (joining
+                # a cpuset resets the affinity).
+                fx = ExecEffects(ch, set_up_first=not spec.proc.affinity_final)
+                if not fx.set_up_first:
+                    fx.in_cgroup()
+                    set_final_affinity(kernel, spec.proc)
                 for fd, _ in spec.ns_fds:
                     posix.close(fd)
                 if spec.console_fd is not None:
@@ -540,9 +545,11 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel) -> None:
                     "process.json",
                     spec.seccomp,
                     ch,
+                    fx=fx,
                     personality=spec.personality,
                     mempolicy=spec.mempolicy,
                 )
+                fx.in_cgroup()  # (at the latest: before the container's program runs)
                 ch.send(Ready())
                 ch.close()
                 kernel.execve(path, spec.proc.args, env)
@@ -555,6 +562,27 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel) -> None:
         _fail(ch, e)
     finally:
         posix._exit(code)
+
+
+class ExecEffects(InitEffects):
+    """exec's process. With `set_up_first` it sets itself up (limits, cwd, attributes, identity,
+    capabilities) while the parent moves it into the container's cgroup, and waits for that
+    before its seccomp filter goes in (a filter may refuse the wait's receive, and a listener
+    fd's message must come after the parent's Proceed) or, without one, before its Ready and
+    exec: nothing of the container's runs outside the cgroup."""
+
+    def __init__(self, ch: Channel, set_up_first: bool):
+        super().__init__(ch)
+        self.set_up_first = set_up_first
+
+    def in_cgroup(self) -> None:
+        if not self.moved:
+            self.moved = True
+            self.wait_moved("the process joined the cgroup")
+
+    def seccomp(self, seccomp) -> None:
+        self.in_cgroup()
+        super().seccomp(seccomp)
 
 
 def set_final_affinity(kernel: k.Kernel, proc: process.ProcessSpec) -> None:

@@ -388,3 +388,50 @@ def test_plan_refuses_intel_rdt_like_create(bundle, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "/linux/intelRdt" in err[0]
     assert not (bundle / "state").exists()
+
+
+class ExecFx(stages.ExecEffects):
+    """exec's process effects with the wait for the parent's move recorded as a call."""
+
+    def __init__(self, kern):
+        super().__init__(None, set_up_first=True)
+        self.k = kern
+
+    def wait_moved(self, what=""):
+        self.k.calls.append(Call("wait_moved", ()))
+
+    def lookup(self, executable, env):
+        return "/bin/" + executable
+
+    def inherit(self, fd):
+        pass
+
+    def seccomp(self, seccomp):
+        self.in_cgroup()
+        self.k.calls.append(Call("seccomp_load", ()))
+
+
+@pytest.mark.parametrize("nnp", [False, True])
+def test_exec_sets_itself_up_before_its_move_and_waits_before_its_filter(nnp):
+    """exec's process sets itself up while the parent moves it into the cgroup; it waits for
+    the move before its seccomp filter goes in (which may refuse the receive, and after which
+    only the container's rules apply) and runs nothing of the container's before it."""
+    kern = RecordingKernel()
+    fx = ExecFx(kern)
+    stages.prepare_exec(kern, full_spec(noNewPrivileges=nnp), 40, "process.json", seccomp=object(), fx=fx)
+    fx.in_cgroup()  # as exec_stage1 does before its Ready (once: already done here)
+    names = kern.names()
+    assert names.count("wait_moved") == 1
+    assert names.index("wait_moved") == names.index("seccomp_load") - 1
+    assert names.index("chdir") < names.index("wait_moved")
+    if nnp:  # the filter comes last: the identity switch was done before the wait
+        assert names.index("setresuid") < names.index("wait_moved")
+
+
+def test_exec_without_a_filter_waits_after_its_setup():
+    kern = RecordingKernel()
+    fx = ExecFx(kern)
+    stages.prepare_exec(kern, ProcessSpec(args=["sh"]), 40, "process.json", fx=fx)
+    assert "wait_moved" not in kern.names()
+    fx.in_cgroup()
+    assert kern.names()[-1] == "wait_moved"
