@@ -391,6 +391,9 @@ class PlanEffects(create_mod.HostEffects):
         kern.stage("create (runtime): state")
         return INIT_PID
 
+    def last_init_pid(self, ch) -> int:
+        return 0  # no children: a plan that fails raises where create would
+
     def netdev_moves(self) -> PlanMoves:
         return PlanMoves(self.k)
 

@@ -172,6 +172,20 @@ def _run(args, err_path):
     return p.returncode, p.stderr.strip()
 
 
+def _containers(config: dict, config_path: str, prefix: str, seconds: float):
+    """Ids of containers to make one after another, each with a cgroupsPath of its own written
+    into the bundle's config: at most LIFECYCLES of them, and none once `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    for n in range(LIFECYCLES):
+        if time.monotonic() >= deadline:
+            return
+        cid = f"{prefix}-{n}"
+        config["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{cid}"
+        with open(config_path, "w") as f:
+            json.dump(config, f)
+        yield cid
+
+
 def _wait_exit(pid: int, timeout: float = 20) -> None:
     try:
         pidfd = os.pidfd_open(pid)
@@ -194,12 +208,7 @@ def test_lifecycles_of_true_under_load_all_start(tmp_path, busybox_rootfs, busy_
     err = str(tmp_path / "stderr")
     pid_file = str(tmp_path / "pid")
     failures, done = [], 0
-    deadline = time.monotonic() + SECONDS
-    while done < LIFECYCLES and time.monotonic() < deadline:
-        cid = f"race-{tag}-{done}"
-        config["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{cid}"
-        with open(config_path, "w") as f:
-            json.dump(config, f)
+    for cid in _containers(config, config_path, f"race-{tag}", SECONDS):
         try:
             rc, msg = _run(["--root", root, "create", "--bundle", bundle, "--pid-file", pid_file, cid], err)
             assert rc == 0, f"create {cid}: {msg}"
@@ -237,12 +246,7 @@ def test_an_init_failing_before_its_move_is_reported_under_load(tmp_path, busybo
     index = next(i for i, m in enumerate(config["mounts"]) if m["destination"] == "/proc")
     root, err, tag = str(tmp_path / "root"), str(tmp_path / "stderr"), uuid.uuid4().hex[:8]
     wrong, done = [], 0
-    deadline = time.monotonic() + SECONDS / 2
-    while done < LIFECYCLES and time.monotonic() < deadline:
-        cid = f"early-{tag}-{done}"
-        config["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{cid}"
-        with open(config_path, "w") as f:
-            json.dump(config, f)
+    for cid in _containers(config, config_path, f"early-{tag}", SECONDS / 2):
         try:
             rc, msg = _run(["--root", root, "run", "--bundle", bundle, cid], err)
             if rc == 0 or f"/mounts/{index}/destination" not in msg:

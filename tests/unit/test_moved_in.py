@@ -114,3 +114,16 @@ def test_a_failure_before_the_move_hears_the_children_out():
     t.join(5)
     assert heard == [None]
     parent.close()
+
+
+def test_a_plan_whose_cgroup_cannot_be_configured_is_the_usual_error(plan_bundle, capsys, monkeypatch):
+    """The cgroup is made after stage 1's fork there: a plan that fails then says why in one
+    line, as create would (it has no children to hear out)."""
+    monkeypatch.setattr(cgroups, "detect", lambda *a: V1)
+    path = plan_bundle / "config.json"
+    config = json.loads(path.read_text())
+    config["linux"]["resources"] = {"unified": {"nosuch.file": "1"}}
+    path.write_text(json.dumps(config))
+    assert main(["--root", str(plan_bundle / "state"), "plan", "--bundle", str(plan_bundle), "c1"]) == 1
+    err = capsys.readouterr().err
+    assert "/linux/resources/unified/nosuch.file" in err and "internal error" not in err
