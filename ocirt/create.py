@@ -20,7 +20,7 @@ from .checks import CreateOptions, check_config
 from .children import fork_in, kill_and_reap, pass_seccomp_fd, write_pid_file
 from .errors import ConfigError, OcirtError
 from .mapping import init_spec, resources_with_default_devices
-from .protocol import Channel, HooksReady, InitPid, Proceed, Ready, SeccompFd, UserNsReady
+from .protocol import Channel, Failed, HooksReady, InitPid, Proceed, Ready, SeccompFd, UserNsReady
 from .record import field, record
 from .state import ContainerState, StateDir, Status, check_id, proc_start_time
 
@@ -58,7 +58,8 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
         late = None
         if moves_init(opts, cg):  # made once stage 1 is forked: LateCgroup
             late = LateCgroup(
-                lambda: make_cgroup(opts, checked.linux, sd, state, cg, resources, kernel, fx, undo)
+                lambda: make_cgroup(opts, checked.linux, sd, state, cg, resources, kernel, fx, undo, False),
+                lambda: fx.apply(cg, resources, kernel),
             )
         else:
             cg = make_cgroup(opts, checked.linux, sd, state, cg, resources, kernel, fx, undo)
@@ -157,11 +158,13 @@ def make_cgroup(
     kernel: k.Kernel,
     fx: HostEffects,
     undo: Undo,
+    configure: bool = True,
 ):
-    """The container's cgroup made and configured with `resources` (HostEffects.resources); a
-    rootless create that may not make one: the manager of no cgroup. Configured before any
-    process is in it: on cgroup v1 the device rules are written as a deny-all and the allowed
-    ones after it, and a process in the cgroup meanwhile would be refused its devices."""
+    """The container's cgroup made and (`configure`) configured with `resources`
+    (HostEffects.resources); a rootless create that may not make one: the manager of no
+    cgroup. Configured before any process is in it: on cgroup v1 the device rules are written
+    as a deny-all and the allowed ones after it, and a process in the cgroup meanwhile would
+    be refused its devices."""
     # Saved before anything is made (status "creating", no pid), and again once the cgroup
     # exists: if this process is killed anywhere from here on, `delete --force` finds what
     # to remove (here: the container's own cgroup directories, which create() is about to make).
@@ -176,16 +179,19 @@ def make_cgroup(
     if made != state.cgroup:  # else state.json says it already (no parent directory was made)
         state.cgroup = made
         sd.save(state)
-    fx.apply(cg, resources, kernel)
+    if configure:
+        fx.apply(cg, resources, kernel)
     return cg
 
 
 @record
 class LateCgroup:
-    """The container's cgroup when the children go first (moves_init): `make()` (made and
-    configured: make_cgroup) once stage 1 is forked, the init moved in once its pid is known."""
+    """The container's cgroup when the children go first (moves_init): made once stage 1 is
+    forked (the init is told, where stages.told_when_made), configured, and the init moved in
+    once its pid is known."""
 
-    make: Callable[[], Any]  # () -> the manager
+    make: Callable[[], Any]  # () -> the manager, its directories made (make_cgroup)
+    configure: Callable[[], None]  # its limits written (HostEffects.apply)
     cgroup: Any = None  # the manager, once made
 
 
@@ -289,17 +295,25 @@ class Parent:
         self.hooks, self.seccomp, self.net_devices = spec.hooks, checked.seccomp, checked.net_devices
         self.unprivileged = spec.unprivileged
         self.late = late  # spec.moved_in: the cgroup made here, the init moved into it
+        self.tell_made = stages.told_when_made(spec)
         self.stage1_pid = self.init_pid = self.init_start = 0
         self.moves = None
 
     def make_cgroup(self, ch: Channel) -> None:
-        """The LateCgroup made while the children set up. If that fails, they are told that
-        no answer comes, and heard out for the init's pid (for the undo to end it)."""
+        """The LateCgroup made and configured while the children set up; the init told as
+        soon as its directories exist (stages.told_when_made: it may bind them then). If that
+        fails, the children are told that no answer comes, and heard out: the init's pid (for
+        the undo to end it), and the init's own error if it failed first."""
         assert self.late is not None
         try:
             self.late.cgroup = self.late.make()
-        except BaseException:
-            self.init_pid = self.fx.last_init_pid(ch)
+            if self.tell_made:
+                ch.send(Proceed())
+            self.late.configure()
+        except BaseException as e:
+            self.init_pid, failure = self.fx.hear_out(ch)
+            if failure is not None and isinstance(e, OSError):  # the init was gone: why
+                raise failure from None
             raise
 
     def map_user_ns(self) -> None:
@@ -414,12 +428,16 @@ class HostEffects:
         if self.window is not None:
             self.window.close()
 
-    def last_init_pid(self, ch: Channel) -> int:
+    def hear_out(self, ch: Channel) -> tuple[int, OcirtError | None]:
         """After a failure while stage 1 and the init go on on their own (LateCgroup): the
         children are told that no answer comes (so they end), and heard until they have closed
-        the channel; the init's pid if stage 1 sent it (0 if not)."""
-        pids = [m.pid for m in ch.hear_out() if isinstance(m, InitPid)]
-        return pids[0] if pids else 0
+        the channel. The init's pid if stage 1 sent it (0 if not), and the error of the first
+        Failed they sent, if any."""
+        heard = ch.hear_out()
+        pids = [m.pid for m in heard if isinstance(m, InitPid)]
+        failed = [m for m in heard if isinstance(m, Failed)]
+        failure = OcirtError(failed[0].message, failed[0].errno or None) if failed else None
+        return (pids[0] if pids else 0), failure
 
     def alone(self) -> bool:
         """This process has no other thread (fork_into's condition); the attach window's, if

@@ -232,6 +232,9 @@ class PlanChildEffects(stages.InitEffects):
     def wait_moved(self, what: str = "") -> None:  # played in order: the parent moved it already
         self.k.note("wait", "until the runtime has moved the init into its cgroup")
 
+    def wait_made(self) -> None:
+        self.k.note("wait", "until the runtime has made the cgroup")
+
     def loopback_up(self) -> None:
         self.k.note("ioctl", "lo", "SIOCSIFFLAGS", "IFF_UP")
 
@@ -307,6 +310,9 @@ class PlanMoves:
 
 class PlanChannel:
     """No channel: the children's steps are played in `PlanEffects.drive`."""
+
+    def send(self, msg, fds=()) -> None:
+        pass  # (the parent's word to the init that its cgroup exists: played in order)
 
     def close(self) -> None:
         pass
@@ -391,8 +397,8 @@ class PlanEffects(create_mod.HostEffects):
         kern.stage("create (runtime): state")
         return INIT_PID
 
-    def last_init_pid(self, ch) -> int:
-        return 0  # no children: a plan that fails raises where create would
+    def hear_out(self, ch) -> tuple[int, None]:
+        return 0, None  # no children: a plan that fails raises where create would
 
     def netdev_moves(self) -> PlanMoves:
         return PlanMoves(self.k)

@@ -63,7 +63,7 @@ class InitSpec:
     # exec.fifo (enter_rootfs_without_mount_ns)
     moved_in: bool = False  # stage 1 is forked before the cgroup is made, and the parent moves
     # the init into it once it knows the init's pid: stage 1 goes on at once, and the init
-    # sets itself up meanwhile until it needs the cgroup (in_cgroup)
+    # sets itself up meanwhile (cgroup_made, in_cgroup)
 
 
 def _fail(ch: Channel, exc: BaseException) -> None:
@@ -125,7 +125,10 @@ class InitEffects:
 
     def __init__(self, ch: Channel | None):
         self.ch = ch
-        self.moved = False  # in_cgroup was passed
+        self.made = self.moved = False  # cgroup_made, in_cgroup were passed
+
+    def wait_made(self) -> None:
+        self._parent().expect(Proceed, "the cgroup was made")
 
     def wait_moved(self, what: str = "the init was in its cgroup") -> None:
         self._parent().expect(Proceed, what)
@@ -255,15 +258,40 @@ def enter_namespaces(kernel: k.Kernel, spec: InitSpec, fx: InitEffects, done: in
         kernel.write_file("/proc/self/timens_offsets", spec.time_offsets)
 
 
+def told_when_made(spec: InitSpec) -> bool:
+    """moved_in: whether the parent tells the init that the cgroup's directories exist as soon
+    as they do (before it writes the limits and moves the init), besides telling it when it is
+    moved. Not when a user namespace is made: stage 1 then waits for the parent's word on its
+    id maps, and would take that one for it."""
+    return spec.moved_in and "user" not in spec.ns.new
+
+
+def cgroup_made(kernel: k.Kernel, spec: InitSpec, fx: InitEffects) -> None:
+    """The init, before it mounts a cgroup filesystem (moved_in): waits until the cgroup's
+    directories exist (told_when_made), or else until it is moved (in_cgroup). Once."""
+    if not spec.moved_in or fx.made:
+        return
+    fx.made = True
+    if told_when_made(spec):
+        fx.wait_made()
+    else:
+        in_cgroup(kernel, spec, fx)
+
+
 def in_cgroup(kernel: k.Kernel, spec: InitSpec, fx: InitEffects) -> None:
-    """The init, where its setup needs its cgroup (moved_in): waits until the parent has moved
-    it there, then makes its cgroup namespace (whose root is the cgroup of the moment). Before
-    this point it has made no process and mounted no cgroup filesystem, and it sends the parent
-    nothing but a Failed (the parent hears stage 1's InitPid first, then the init's messages).
-    Once; nothing to do without moved_in."""
+    """The init, where its setup needs to be in its cgroup (moved_in): waits until the parent
+    has moved it there, then makes its cgroup namespace (whose root is the cgroup of the
+    moment; before the identity switch, which drops the capability it needs). Until then it
+    has made no process and run no hook, and it sends the parent nothing but a Failed (the
+    parent hears stage 1's InitPid first, then the init's messages); its device nodes and the
+    cgroup's bind mounts do not need it there (its devices are checked against the cgroup it
+    is in, and the container's rules, written before the move, apply from the move on). Once;
+    nothing to do without moved_in."""
     if not spec.moved_in or fx.moved:
         return
-    fx.moved = True
+    if not fx.made and told_when_made(spec):
+        cgroup_made(kernel, spec, fx)  # the parent's first word, still to be read
+    fx.made = fx.moved = True
     fx.wait_moved()
     if "cgroup" in spec.ns.new:
         _unshare(kernel, k.CLONE_NEWCGROUP)
@@ -302,12 +330,13 @@ def setup_init(kernel: k.Kernel, spec: InitSpec, fx: InitEffects):
         kernel.setdomainname(spec.domainname)
 
     if spec.ns.has("mount"):
-        # mounts from the config's order, the first of cgroup type once the init is in its cgroup
-        rootfs = Rootfs(kernel, spec.rootfs, before_cgroup=lambda: in_cgroup(kernel, spec, fx))
+        # the config's mounts in order, the first of cgroup type once the cgroup exists
+        rootfs = Rootfs(kernel, spec.rootfs, before_cgroup=lambda: cgroup_made(kernel, spec, fx))
         rootfs.prepare()
-        in_cgroup(kernel, spec, fx)  # before the runtime hooks, which expect it there
         kernel.close(rootfs.ensure(spec.proc.cwd, directory=True, pointer="/process/cwd"))
 
+        if spec.runtime_hooks:
+            in_cgroup(kernel, spec, fx)  # the hooks expect the init there
         hook_state = fx.runtime_hooks(spec)
 
         rootfs.pivot()
@@ -315,6 +344,7 @@ def setup_init(kernel: k.Kernel, spec: InitSpec, fx: InitEffects):
         rootfs.finish()
     else:
         hook_state = enter_rootfs_without_mount_ns(kernel, spec, fx)
+    in_cgroup(kernel, spec, fx)  # before the console, the identity, seccomp and the exec
     if spec.console_fd is not None:
         fx.console(spec)
     else:

@@ -47,7 +47,8 @@ def test_on_v1_the_init_waits_for_its_move_before_its_cgroup_namespace_and_mount
     stage1 = lines.index("# stage 1: namespaces")
     moves = [i for i, line in enumerate(lines) if "cgroup.procs'" in line]
     init = lines.index("# init: setup")
-    wait = at(lines, "wait(")
+    made = at(lines, "wait('until the runtime has made the cgroup')")
+    moved = at(lines, "wait('until the runtime has moved the init into its cgroup')")
     cgroupns = at(lines, "unshare(CLONE_NEWCGROUP)")
     cgroup_mount = next(i for i, line in enumerate(lines) if "/sys/fs/cgroup', 'tmpfs'" in line)
     # the cgroup is made after stage 1's fork; the init, not stage 1, is moved into it
@@ -56,8 +57,30 @@ def test_on_v1_the_init_waits_for_its_move_before_its_cgroup_namespace_and_mount
     # stage 1 makes every namespace but the cgroup one, which the init makes once moved
     stage1_unshare = next(line for line in lines[stage1:init] if line.startswith("unshare("))
     assert "CLONE_NEWCGROUP" not in stage1_unshare
-    # the init mounts what it can before its move, and the cgroup filesystem after it
-    assert at(lines, "mount('proc'") < wait < cgroupns < cgroup_mount
+    # the init mounts the cgroup's directories once they exist, and waits to be in the
+    # cgroup only before its identity switch (which drops what its cgroup namespace needs)
+    assert at(lines, "mount('proc'") < made < cgroup_mount < at(lines, "pivot_root(")
+    assert at(lines, "pivot_root(") < moved < cgroupns < at(lines, "setresuid(")
+
+
+def test_with_a_user_namespace_or_hooks_the_init_is_in_its_cgroup_before_them(
+    plan_bundle, capsys, monkeypatch
+):
+    """With a new user namespace the parent says one word only, once the init is moved (stage
+    1 waits for its id maps meanwhile, and would take a first one for that); with hooks the
+    init is moved before they run."""
+    path = plan_bundle / "config.json"
+    config = json.loads(path.read_text())
+    config["linux"]["namespaces"].append({"type": "user"})
+    config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 65536}]
+    config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 65536}]
+    config["hooks"] = {"createRuntime": [{"path": "/bin/true"}]}
+    path.write_text(json.dumps(config))
+    lines = plan_lines(plan_bundle, capsys, monkeypatch, V1)
+    assert not any(line.startswith("wait('until the runtime has made") for line in lines)
+    moved = at(lines, "wait('until the runtime has moved the init into its cgroup')")
+    cgroup_mount = next(i for i, line in enumerate(lines) if "/sys/fs/cgroup', 'tmpfs'" in line)
+    assert moved < at(lines, "unshare(CLONE_NEWCGROUP)") < cgroup_mount < at(lines, "hook('createRuntime'")
 
 
 def test_on_v2_stage1_is_born_in_the_cgroup_made_first(plan_bundle, capsys, monkeypatch):
@@ -110,7 +133,8 @@ def test_a_failure_before_the_move_hears_the_children_out():
 
     t = threading.Thread(target=Init().run)
     t.start()
-    assert create_mod.HostEffects().last_init_pid(parent) == 4242
+    pid, failure = create_mod.HostEffects().hear_out(parent)
+    assert pid == 4242 and "before the init was in its cgroup" in str(failure)
     t.join(5)
     assert heard == [None]
     parent.close()
