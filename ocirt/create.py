@@ -58,11 +58,12 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
         late = None
         if moves_init(opts, cg):  # made once stage 1 is forked: LateCgroup
             late = LateCgroup(
-                lambda: make_cgroup(opts, checked.linux, sd, state, cg, resources, kernel, fx, undo, False),
+                lambda: make_cgroup(opts, checked.linux, sd, state, cg, fx, undo),
                 lambda: fx.apply(cg, resources, kernel),
             )
         else:
-            cg = make_cgroup(opts, checked.linux, sd, state, cg, resources, kernel, fx, undo)
+            cg = make_cgroup(opts, checked.linux, sd, state, cg, fx, undo)
+            fx.apply(cg, resources, kernel)  # before any process is in it (as LateCgroup's)
         if opts.debug:
             opts.debug(f"create: state in {sd.path}, cgroup {cg.dirs() or 'none'}")
         fifo_fd = open_exec_fifo(kernel, sd.fifo, undo)
@@ -148,23 +149,11 @@ def new_state(
     )
 
 
-def make_cgroup(
-    opts: CreateOptions,
-    linux: dict,
-    sd,
-    state: ContainerState,
-    cg,
-    resources,
-    kernel: k.Kernel,
-    fx: HostEffects,
-    undo: Undo,
-    configure: bool = True,
-):
-    """The container's cgroup made and (`configure`) configured with `resources`
-    (HostEffects.resources); a rootless create that may not make one: the manager of no
-    cgroup. Configured before any process is in it: on cgroup v1 the device rules are written
-    as a deny-all and the allowed ones after it, and a process in the cgroup meanwhile would
-    be refused its devices."""
+def make_cgroup(opts: CreateOptions, linux: dict, sd, state: ContainerState, cg, fx: HostEffects, undo: Undo):
+    """The container's cgroup made, or for a rootless create that may not make one, the
+    manager of no cgroup. Its limits are the caller's (HostEffects.apply), written before any
+    process is in it: on cgroup v1 the device rules are written as a deny-all and the allowed
+    ones after it, and a process in the cgroup meanwhile would be refused its devices."""
     # Saved before anything is made (status "creating", no pid), and again once the cgroup
     # exists: if this process is killed anywhere from here on, `delete --force` finds what
     # to remove (here: the container's own cgroup directories, which create() is about to make).
@@ -179,8 +168,6 @@ def make_cgroup(
     if made != state.cgroup:  # else state.json says it already (no parent directory was made)
         state.cgroup = made
         sd.save(state)
-    if configure:
-        fx.apply(cg, resources, kernel)
     return cg
 
 
@@ -368,12 +355,10 @@ def drive(ch: Channel, spec: stages.InitSpec, parent: Parent) -> int:
                 parent.init_started(msg.pid)
                 ch.send(Proceed())
             except (OSError, OcirtError):
-                # the init went on with its setup meanwhile (LateCgroup), and it may have
-                # failed and gone before its move: then its own message says what went wrong
-                failure = ch.failure_queued() if parent.late is not None else None
-                if failure is None:
-                    raise
-                raise failure from None
+                # the init may have gone on with its setup meanwhile (LateCgroup), and failed
+                # and ended before its move: then its own message says what went wrong
+                ch.raise_failure_queued()
+                raise
             parent.init_going_on()
         elif isinstance(msg, HooksReady):
             ch.send(Proceed(state=parent.runtime_hooks()))
@@ -435,9 +420,8 @@ class HostEffects:
         Failed they sent, if any."""
         heard = ch.hear_out()
         pids = [m.pid for m in heard if isinstance(m, InitPid)]
-        failed = [m for m in heard if isinstance(m, Failed)]
-        failure = OcirtError(failed[0].message, failed[0].errno or None) if failed else None
-        return (pids[0] if pids else 0), failure
+        failed = [m.error() for m in heard if isinstance(m, Failed)]
+        return (pids[0] if pids else 0), (failed[0] if failed else None)
 
     def alone(self) -> bool:
         """This process has no other thread (fork_into's condition); the attach window's, if

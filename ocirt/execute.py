@@ -105,10 +105,8 @@ def exec_process(
             except (OSError, OcirtError):
                 # the process sets itself up meanwhile (stages.ExecEffects), and it may have
                 # failed and gone before its move: then its own message says what went wrong
-                failure = parent_ch.failure_queued()
-                if failure is None:
-                    raise
-                raise failure from None
+                parent_ch.raise_failure_queued()
+                raise
             finally:
                 if window is not None:
                     window.close()  # the moves are done, or stage 1 failed before them

@@ -67,6 +67,9 @@ class Failed:
     message: str
     errno: int = 0
 
+    def error(self) -> OcirtError:
+        return OcirtError(self.message, self.errno or None)
+
 
 CHUNK = 32768  # a packet's payload: well under the socket buffer, any message size passes
 MORE, LAST = b"+", b"."
@@ -140,7 +143,7 @@ class Channel:
         """Receive a message of type `cls`; a Failed or a hang-up becomes an OcirtError."""
         msg = self.recv()
         if isinstance(msg, Failed):
-            raise OcirtError(msg.message, msg.errno or None)
+            raise msg.error()
         if msg is None:
             raise OcirtError(f"container init exited before {what}")
         if not isinstance(msg, cls):
@@ -151,12 +154,30 @@ class Channel:
     def hear_out(self, timeout: float = 2.0) -> list:
         """Say no more (the other side's next receive is a hang-up), and hear it out: its
         messages until it has closed its end (or `timeout` passed without one)."""
-        heard: list = []
         try:
             self.sock.shutdown(_socket.SHUT_WR)
         except OSError:  # the other side is gone already
             pass
         self.sock.settimeout(timeout)
+        return self._read_all()
+
+    def raise_failure_queued(self) -> None:
+        """Raise the error of a Failed the other side sent and that is not read yet (it may
+        have failed and gone while this side was busy); nothing if there is none. Does not
+        wait for more."""
+        self.sock.setblocking(False)
+        try:
+            heard = self._read_all()
+        finally:
+            self.sock.setblocking(True)
+        for msg in heard:
+            if isinstance(msg, Failed):
+                raise msg.error() from None
+
+    def _read_all(self) -> list:
+        """The messages until the end, an error (BlockingIOError when non-blocking: no more
+        for now; a timeout) or 64 of them."""
+        heard: list = []
         for _ in range(64):
             try:
                 msg = self.recv()
@@ -166,27 +187,6 @@ class Channel:
                 break
             heard.append(msg)
         return heard
-
-    def queued(self) -> list:
-        """The messages that have come and are not read yet, without waiting for more."""
-        heard: list = []
-        self.sock.setblocking(False)
-        try:
-            while (msg := self.recv()) is not None:
-                heard.append(msg)
-        except (OSError, OcirtError):  # BlockingIOError: no more for now
-            pass
-        finally:
-            self.sock.setblocking(True)
-        return heard
-
-    def failure_queued(self) -> OcirtError | None:
-        """The error of a Failed the other side sent and that is not read yet (it may have
-        failed and gone while this side was busy), as an OcirtError; None if there is none."""
-        for msg in self.queued():
-            if isinstance(msg, Failed):
-                return OcirtError(msg.message, msg.errno or None)
-        return None
 
     def fileno(self) -> int:
         return self.sock.fileno()

@@ -269,11 +269,8 @@ def told_when_made(spec: InitSpec) -> bool:
 def cgroup_made(kernel: k.Kernel, spec: InitSpec, fx: InitEffects) -> None:
     """The init, before it mounts a cgroup filesystem (moved_in): waits until the cgroup's
     directories exist (told_when_made), or else until it is moved (in_cgroup). Once."""
-    if not spec.moved_in or fx.made:
-        return
-    fx.made = True
     if told_when_made(spec):
-        fx.wait_made()
+        _made(fx)
     else:
         in_cgroup(kernel, spec, fx)
 
@@ -289,12 +286,18 @@ def in_cgroup(kernel: k.Kernel, spec: InitSpec, fx: InitEffects) -> None:
     nothing to do without moved_in."""
     if not spec.moved_in or fx.moved:
         return
-    if not fx.made and told_when_made(spec):
-        cgroup_made(kernel, spec, fx)  # the parent's first word, still to be read
-    fx.made = fx.moved = True
+    if told_when_made(spec):
+        _made(fx)  # the parent's first word, if it is still to be read
+    fx.moved = True
     fx.wait_moved()
     if "cgroup" in spec.ns.new:
         _unshare(kernel, k.CLONE_NEWCGROUP)
+
+
+def _made(fx: InitEffects) -> None:
+    if not fx.made:
+        fx.made = True
+        fx.wait_made()
 
 
 def init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
@@ -560,7 +563,7 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel) -> None:
                 # a cpuset resets the affinity).
                 fx = ExecEffects(ch, set_up_first=not spec.proc.affinity_final)
                 if not fx.set_up_first:
-                    fx.in_cgroup()
+                    fx.until_moved()
                     set_final_affinity(kernel, spec.proc)
                 for fd, _ in spec.ns_fds:
                     posix.close(fd)
@@ -579,7 +582,7 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel) -> None:
                     personality=spec.personality,
                     mempolicy=spec.mempolicy,
                 )
-                fx.in_cgroup()  # (at the latest: before the container's program runs)
+                fx.until_moved()  # (at the latest: before the container's program runs)
                 ch.send(Ready())
                 ch.close()
                 kernel.execve(path, spec.proc.args, env)
@@ -605,13 +608,13 @@ class ExecEffects(InitEffects):
         super().__init__(ch)
         self.set_up_first = set_up_first
 
-    def in_cgroup(self) -> None:
+    def until_moved(self) -> None:
         if not self.moved:
             self.moved = True
             self.wait_moved("the process joined the cgroup")
 
     def seccomp(self, seccomp) -> None:
-        self.in_cgroup()
+        self.until_moved()
         super().seccomp(seccomp)
 
 

@@ -407,7 +407,7 @@ class ExecFx(stages.ExecEffects):
         pass
 
     def seccomp(self, seccomp):
-        self.in_cgroup()
+        self.until_moved()
         self.k.calls.append(Call("seccomp_load", ()))
 
 
@@ -419,7 +419,7 @@ def test_exec_sets_itself_up_before_its_move_and_waits_before_its_filter(nnp):
     kern = RecordingKernel()
     fx = ExecFx(kern)
     stages.prepare_exec(kern, full_spec(noNewPrivileges=nnp), 40, "process.json", seccomp=object(), fx=fx)
-    fx.in_cgroup()  # as exec_stage1 does before its Ready (once: already done here)
+    fx.until_moved()  # as exec_stage1 does before its Ready (once: already done here)
     names = kern.names()
     assert names.count("wait_moved") == 1
     assert names.index("wait_moved") == names.index("seccomp_load") - 1
@@ -433,5 +433,5 @@ def test_exec_without_a_filter_waits_after_its_setup():
     fx = ExecFx(kern)
     stages.prepare_exec(kern, ProcessSpec(args=["sh"]), 40, "process.json", fx=fx)
     assert "wait_moved" not in kern.names()
-    fx.in_cgroup()
+    fx.until_moved()
     assert kern.names()[-1] == "wait_moved"
