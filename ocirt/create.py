@@ -19,7 +19,7 @@ from . import namespaces, paths, stages
 from .checks import CreateOptions, check_config
 from .children import fork_in, kill_and_reap, pass_seccomp_fd, write_pid_file
 from .errors import ConfigError, OcirtError
-from .mapping import init_spec, resources_with_default_devices
+from .mapping import cgroup_binds, init_spec, resources_with_default_devices
 from .protocol import Channel, Failed, HooksReady, InitPid, Proceed, Ready, SeccompFd, UserNsReady
 from .record import field, record
 from .state import ContainerState, StateDir, Status, check_id, proc_start_time
@@ -53,19 +53,22 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
     state = None
     try:
         state = new_state(opts.id, bundle, checked.rootfs, config, opts.systemd_cgroup)
-        layout, cg = fx.cgroup(opts, checked.linux, config)
-        resources = fx.resources(checked.linux)
-        late = None
-        if moves_init(opts, cg):  # made once stage 1 is forked: LateCgroup
-            late = LateCgroup(
-                lambda: make_cgroup(opts, checked.linux, sd, state, cg, fx, undo),
-                lambda: fx.apply(cg, resources, kernel),
-            )
-        else:
+        layout = fx.cgroup_layout()
+
+        def cgroup():  # its manager, its limits parsed, its directories made; and their write
+            cg = fx.cgroup(opts, checked.linux, config, layout)
+            resources = fx.resources(checked.linux)
             cg = make_cgroup(opts, checked.linux, sd, state, cg, fx, undo)
-            fx.apply(cg, resources, kernel)  # before any process is in it (as LateCgroup's)
-        if opts.debug:
-            opts.debug(f"create: state in {sd.path}, cgroup {cg.dirs() or 'none'}")
+            if opts.debug:
+                opts.debug(f"create: state in {sd.path}, cgroup {cg.dirs() or 'none'}")
+            return cg, lambda: fx.apply(cg, resources, kernel)
+
+        late, cg = None, None  # type: tuple[LateCgroup | None, Any]
+        if moves_init(opts, layout):  # all of it once stage 1 is forked: LateCgroup
+            late = LateCgroup(cgroup, layout)
+        else:
+            cg, configure = cgroup()
+            configure()  # before any process is in it (as LateCgroup's)
         fifo_fd = open_exec_fifo(kernel, sd.fifo, undo)
         spec = init_spec(config, bundle, opts, checked, layout, cg, fifo_fd)
         spec.moved_in = late is not None
@@ -173,26 +176,28 @@ def make_cgroup(opts: CreateOptions, linux: dict, sd, state: ContainerState, cg,
 
 @record
 class LateCgroup:
-    """The container's cgroup when the children go first (moves_init): made once stage 1 is
-    forked (the init is told, where stages.told_when_made), configured, and the init moved in
-    once its pid is known."""
+    """The container's cgroup when the children go first (moves_init): its manager made (the
+    cgroup modules loaded), its limits parsed and its directories made once stage 1 is forked
+    (the init is told, where stages.told_when_made, with the directories its cgroup mount
+    binds), its limits written, and the init moved in once its pid is known."""
 
-    make: Callable[[], Any]  # () -> the manager, its directories made (make_cgroup)
-    configure: Callable[[], None]  # its limits written (HostEffects.apply)
+    make: Callable[[], tuple[Any, Callable[[], None]]]  # () -> (the manager, its directories
+    # made; the write of its limits)
+    layout: Any  # the host's cgroup layout
     cgroup: Any = None  # the manager, once made
 
 
-def moves_init(opts: CreateOptions, cg) -> bool:
+def moves_init(opts: CreateOptions, layout) -> bool:
     """Whether the children go first and the init is moved into the cgroup (stages.InitSpec.
     moved_in): where every child would be moved anyway (cgroup v1 and hybrid hosts: a move
     into each hierarchy), with the cgroupfs driver, as root. The cgroup is then made while
     stage 1 forks the init and the init sets up, and on cgroup v1 the kernel's wait at the
     first cgroup write (an RCU grace period, ocirt/attach_window.py) overlaps their work
-    instead of coming before it. Elsewhere the cgroup comes first: on cgroup v2 stage 1 is
-    born in it (no move, no wait); systemd's unit starts with its first process; a rootless
-    create learns only by trying whether it gets a cgroup at all, which the init's mounts
-    depend on."""
-    return not (opts.systemd_cgroup or opts.rootless) and bool(cg.dirs()) and cg.birth_dir() is None
+    instead of coming before it; the children, forked before the cgroup modules are loaded,
+    carry none of them. Elsewhere the cgroup comes first: on cgroup v2 stage 1 is born in it
+    (no move, no wait); systemd's unit starts with its first process; a rootless create
+    learns only by trying whether it gets a cgroup at all, which the init's mounts depend on."""
+    return not (opts.systemd_cgroup or opts.rootless) and layout.kind != "v2" and bool(layout.mounts)
 
 
 def _to_make(dirs: list) -> list:
@@ -282,6 +287,7 @@ class Parent:
         self.hooks, self.seccomp, self.net_devices = spec.hooks, checked.seccomp, checked.net_devices
         self.unprivileged = spec.unprivileged
         self.late = late  # spec.moved_in: the cgroup made here, the init moved into it
+        self.spec = spec
         self.tell_made = stages.told_when_made(spec)
         self.stage1_pid = self.init_pid = self.init_start = 0
         self.moves = None
@@ -293,15 +299,22 @@ class Parent:
         the undo to end it), and the init's own error if it failed first."""
         assert self.late is not None
         try:
-            self.late.cgroup = self.late.make()
+            self.late.cgroup, configure = self.late.make()
+            # the directories the init's cgroup mount binds: in the words it gets (in_cgroup)
+            self.spec.rootfs.cgroup_binds = cgroup_binds(self.late.layout, self.late.cgroup)
             if self.tell_made:
-                ch.send(Proceed())
-            self.late.configure()
+                ch.send(self.proceed())
+            configure()
         except BaseException as e:
             self.init_pid, failure = self.fx.hear_out(ch)
             if failure is not None and isinstance(e, OSError):  # the init was gone: why
                 raise failure from None
             raise
+
+    def proceed(self) -> Proceed:
+        """The word to the init (it goes on): with a LateCgroup, the directories of the
+        cgroup its mount binds, which the init's spec could not hold."""
+        return Proceed(binds=self.spec.rootfs.cgroup_binds) if self.late is not None else Proceed()
 
     def map_user_ns(self) -> None:
         namespaces.write_id_maps(self.kernel, self.stage1_pid, self.linux, self.unprivileged)
@@ -353,7 +366,7 @@ def drive(ch: Channel, spec: stages.InitSpec, parent: Parent) -> int:
         elif isinstance(msg, InitPid):
             try:
                 parent.init_started(msg.pid)
-                ch.send(Proceed())
+                ch.send(parent.proceed())
             except (OSError, OcirtError):
                 # the init may have gone on with its setup meanwhile (LateCgroup), and failed
                 # and ended before its move: then its own message says what went wrong
@@ -381,19 +394,24 @@ class HostEffects:
     def state_dir(self, root: str, container_id: str) -> StateDir:
         return StateDir(root, container_id)
 
-    def cgroup(self, opts: CreateOptions, linux: dict, config: dict):
-        """(layout, the container's cgroup, not made yet)."""
+    def cgroup_layout(self):
+        """The host's cgroup layout (kept in `layout`)."""
         from . import cgroups
 
-        layout = self.layout = cgroups.detect()
-        cg = cgroups.manager_for(
+        self.layout = cgroups.detect()
+        return self.layout
+
+    def cgroup(self, opts: CreateOptions, linux: dict, config: dict, layout):
+        """The container's cgroup, not made yet."""
+        from . import cgroups
+
+        return cgroups.manager_for(
             layout,
             linux.get("cgroupsPath"),
             opts.id,
             systemd=opts.systemd_cgroup,
             annotations=config.get("annotations"),
         )
-        return layout, cg
 
     def resources(self, linux: dict):
         """linux.resources with the default device rules, parsed: before the cgroup is made.

@@ -25,7 +25,7 @@ def init_spec(config: dict, bundle: str, opts, checked, layout, cg, fifo_fd: int
         devices=linux.get("devices") or [],
         in_userns=ns.has("user"),
         no_pivot=opts.no_pivot,
-        cgroup_binds=cgroup_binds(layout, cg),
+        cgroup_binds=cgroup_binds(layout, cg) if cg is not None else [],  # else in_cgroup's word
         cgroup2=layout.kind == "v2",
         mount_label=linux.get("mountLabel") or "",
     )

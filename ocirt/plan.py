@@ -232,7 +232,7 @@ class PlanChildEffects(stages.InitEffects):
     def wait_moved(self, what: str = "") -> None:  # played in order: the parent moved it already
         self.k.note("wait", "until the runtime has moved the init into its cgroup")
 
-    def wait_made(self) -> None:
+    def wait_made(self) -> None:  # (the binds are in the spec the parent shares)
         self.k.note("wait", "until the runtime has made the cgroup")
 
     def loopback_up(self) -> None:
@@ -331,17 +331,22 @@ class PlanEffects(create_mod.HostEffects):
         self.k.stage("create (runtime): state")
         return PlanStateDir(self.k, root, container_id)
 
-    def cgroup(self, opts, linux: dict, config: dict):
+    def cgroup_layout(self):
+        from . import cgroups
+
+        try:
+            self.layout = cgroups.detect()
+        except OcirtError as e:
+            self.layout = cgroups.Layout("v2", unified="/sys/fs/cgroup")
+            self.notes.append(f"no cgroup layout on this host ({e}); assumed cgroup v2 at /sys/fs/cgroup")
+        return self.layout
+
+    def cgroup(self, opts, linux: dict, config: dict, layout):
         from . import cgroups
 
         self.k.stage("create (runtime): cgroup")
-        try:
-            layout = cgroups.detect()
-        except OcirtError as e:
-            layout = cgroups.Layout("v2", unified="/sys/fs/cgroup")
-            self.notes.append(f"no cgroup layout on this host ({e}); assumed cgroup v2 at /sys/fs/cgroup")
         kern = self.k
-        cg = cgroups.manager_for(
+        return cgroups.manager_for(
             layout,
             linux.get("cgroupsPath"),
             opts.id,
@@ -350,7 +355,6 @@ class PlanEffects(create_mod.HostEffects):
             annotations=config.get("annotations"),
             bus=(lambda: RecordingSystemdBus(kern)) if opts.systemd_cgroup else None,
         )
-        return layout, cg
 
     def resources(self, linux: dict) -> dict:
         """Left a dict: the manager parses it in apply(), and a cgroup_apply note lists it."""

@@ -4,9 +4,10 @@ parent  -> stage 1  Proceed            it is in the cgroup (not sent with a crea
 stage 1 -> parent   UserNsReady        "write my uid_map/gid_map"  (only with a new user ns)
 parent  -> stage 1  Proceed
 stage 1 -> parent   InitPid(pid)       the container's init, as the parent's pid ns sees it
-parent  -> init     Proceed            go on (LateCgroup: you are in the cgroup now; before
+parent  -> init     Proceed(binds)     go on (LateCgroup: you are in the cgroup now; before
                                        it, without a new user ns, a first Proceed as soon as
-                                       the cgroup's directories exist: stages.told_when_made)
+                                       the cgroup's directories exist: stages.told_when_made;
+                                       both carry the directories the cgroup mount binds)
 init    -> parent   HooksReady         mounts done, before pivot_root: run the runtime hooks
 parent  -> init     Proceed(state)     the state for createContainer/startContainer hooks
 init    -> parent   SeccompFd          the listener fd of SCMP_ACT_NOTIFY rides along (SCM_RIGHTS)
@@ -40,6 +41,7 @@ class UserNsReady:
 @record
 class Proceed:
     state: dict | None = None  # the container state, for the hooks the init runs
+    binds: list | None = None  # to the init, with a LateCgroup: its cgroup mount's directories
 
 
 @record

@@ -127,11 +127,13 @@ class InitEffects:
         self.ch = ch
         self.made = self.moved = False  # cgroup_made, in_cgroup were passed
 
-    def wait_made(self) -> None:
-        self._parent().expect(Proceed, "the cgroup was made")
+    def wait_made(self) -> list | None:
+        """Until the parent has made the cgroup; the directories the cgroup mount binds."""
+        return self._parent().expect(Proceed, "the cgroup was made").binds
 
-    def wait_moved(self, what: str = "the init was in its cgroup") -> None:
-        self._parent().expect(Proceed, what)
+    def wait_moved(self, what: str = "the init was in its cgroup") -> list | None:
+        """Until the parent has moved this process into the cgroup; as wait_made."""
+        return self._parent().expect(Proceed, what).binds
 
     def _parent(self) -> Channel:
         """The channel to the parent (`ocirt plan`'s version has none and uses none)."""
@@ -268,9 +270,11 @@ def told_when_made(spec: InitSpec) -> bool:
 
 def cgroup_made(kernel: k.Kernel, spec: InitSpec, fx: InitEffects) -> None:
     """The init, before it mounts a cgroup filesystem (moved_in): waits until the cgroup's
-    directories exist (told_when_made), or else until it is moved (in_cgroup). Once."""
+    directories exist (told_when_made), or else until it is moved (in_cgroup); the parent's
+    word says which directories its mount binds (the parent made the cgroup's manager after
+    the fork). Once."""
     if told_when_made(spec):
-        _made(fx)
+        _made(spec, fx)
     else:
         in_cgroup(kernel, spec, fx)
 
@@ -287,17 +291,22 @@ def in_cgroup(kernel: k.Kernel, spec: InitSpec, fx: InitEffects) -> None:
     if not spec.moved_in or fx.moved:
         return
     if told_when_made(spec):
-        _made(fx)  # the parent's first word, if it is still to be read
+        _made(spec, fx)  # the parent's first word, if it is still to be read
     fx.moved = True
-    fx.wait_moved()
+    _binds(spec, fx.wait_moved())
     if "cgroup" in spec.ns.new:
         _unshare(kernel, k.CLONE_NEWCGROUP)
 
 
-def _made(fx: InitEffects) -> None:
+def _made(spec: InitSpec, fx: InitEffects) -> None:
     if not fx.made:
         fx.made = True
-        fx.wait_made()
+        _binds(spec, fx.wait_made())
+
+
+def _binds(spec: InitSpec, binds: list | None) -> None:
+    if binds is not None:  # (`ocirt plan`'s children share the parent's spec: none)
+        spec.rootfs.cgroup_binds = [(d, name) for d, name in binds]
 
 
 def init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:

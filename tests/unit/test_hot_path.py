@@ -67,8 +67,9 @@ def test_host_effects_keeps_the_layout_it_read():
     fx = create_mod.HostEffects()
     assert fx.layout is None
     opts = create_mod.CreateOptions(id="x", bundle="/", root="/nonexistent")
-    layout, _ = fx.cgroup(opts, {}, {})
+    layout = fx.cgroup_layout()
     assert fx.layout is layout
+    assert fx.cgroup(opts, {}, {}, layout).layout is layout
 
 
 def test_to_make_lists_missing_parents_first(tmp_path):

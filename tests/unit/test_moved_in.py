@@ -101,8 +101,7 @@ def test_on_v2_stage1_is_born_in_the_cgroup_made_first(plan_bundle, capsys, monk
     ],
 )
 def test_which_creates_move_the_init(layout, opts, moved):
-    cg = cgroups.manager_for(layout, "/ocirt-test/c1", "c1")
-    assert create_mod.moves_init(CreateOptions(id="c1", bundle="/b", **opts), cg) is moved
+    assert create_mod.moves_init(CreateOptions(id="c1", bundle="/b", **opts), layout) is moved
 
 
 def test_the_inits_failure_is_read_after_it_left_with_our_message_unread():
@@ -151,3 +150,30 @@ def test_a_plan_whose_cgroup_cannot_be_configured_is_the_usual_error(plan_bundle
     assert main(["--root", str(plan_bundle / "state"), "plan", "--bundle", str(plan_bundle), "c1"]) == 1
     err = capsys.readouterr().err
     assert "/linux/resources/unified/nosuch.file" in err and "internal error" not in err
+
+
+def test_the_init_binds_the_directories_the_parents_word_names():
+    """The children are forked before the parent has made the cgroup's manager (nor loaded
+    its modules): the init learns the directories its cgroup mount binds from the parent's
+    first word, whichever that is (the made one, or, with a new user namespace, the moved one)."""
+    from types import SimpleNamespace
+
+    from ocirt import stages
+
+    binds = [["/sys/fs/cgroup/cpu/ocirt/c1", "cpu"], ["/sys/fs/cgroup/unified/ocirt/c1", "unified"]]
+    for new, words in ((["mount"], 2), (["mount", "user"], 1)):
+        spec = SimpleNamespace(
+            moved_in=True, ns=SimpleNamespace(new=new), rootfs=SimpleNamespace(cgroup_binds=[])
+        )
+        parent, child = Channel.pair()
+        parent.send(Proceed(binds=binds))
+        if words == 2:
+            parent.send(Proceed(binds=binds))
+        fx = stages.InitEffects(child)
+        stages.cgroup_made(None, spec, fx)
+        assert spec.rootfs.cgroup_binds == [tuple(b) for b in binds]
+        stages.in_cgroup(None, spec, fx)  # the moved word read once, whichever came first
+        assert fx.made is (words == 2) and fx.moved
+        parent.close()
+        assert child.recv() is None
+        child.close()

@@ -252,6 +252,9 @@ def test_drive_turns_messages_into_parent_calls():
             self.calls.append("runtime_hooks")
             return {"pid": self.init_pid}
 
+        def proceed(self):
+            return Proceed(binds=[["/sys/fs/cgroup/cpu/c", "cpu"]] if self.late else None)
+
     ch = FakeChannel([UserNsReady(), InitPid(77), HooksReady(), Ready()])
     parent = FakeParent()
     assert create_mod.drive(ch, None, parent) == 77
@@ -264,7 +267,7 @@ def test_drive_turns_messages_into_parent_calls():
     parent = FakeParent(late=object())
     assert create_mod.drive(ch, None, parent) == 78
     assert parent.calls == [("init_started", 78), "init_going_on"]
-    assert [type(m) for m in ch.sent] == [Proceed]
+    assert [type(m) for m in ch.sent] == [Proceed] and ch.sent[0].binds  # (the cgroup mount's)
 
 
 def test_cgroup_files_read_as_a_new_cgroup_or_as_written(tmp_path):
