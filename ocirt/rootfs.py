@@ -179,7 +179,8 @@ class RootfsSpec:
     devices: list[dict] = field(default_factory=list)
     in_userns: bool = False
     no_pivot: bool = False
-    cgroup_binds: list[tuple[str, str]] = field(default_factory=list)  # (host dir, name under mount)
+    # (host dir, name under mount); with InitSpec.moved_in, from the parent's word (in_cgroup)
+    cgroup_binds: list = field(default_factory=list)
     cgroup2: bool = False
     mount_label: str = ""
     # mount index -> a detached tree (fd) the parent made: idmapped (ocirt/idmap.py), or a bind

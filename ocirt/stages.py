@@ -306,7 +306,7 @@ def _made(spec: InitSpec, fx: InitEffects) -> None:
 
 def _binds(spec: InitSpec, binds: list | None) -> None:
     if binds is not None:  # (`ocirt plan`'s children share the parent's spec: none)
-        spec.rootfs.cgroup_binds = [(d, name) for d, name in binds]
+        spec.rootfs.cgroup_binds = binds
 
 
 def init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:

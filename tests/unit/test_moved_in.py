@@ -171,7 +171,7 @@ def test_the_init_binds_the_directories_the_parents_word_names():
             parent.send(Proceed(binds=binds))
         fx = stages.InitEffects(child)
         stages.cgroup_made(None, spec, fx)
-        assert spec.rootfs.cgroup_binds == [tuple(b) for b in binds]
+        assert spec.rootfs.cgroup_binds == binds
         stages.in_cgroup(None, spec, fx)  # the moved word read once, whichever came first
         assert fx.made is (words == 2) and fx.moved
         parent.close()
