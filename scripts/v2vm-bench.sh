@@ -12,14 +12,11 @@
 # run` 2.5x slower there: 875 ms against 353, medians of 8). The shared libraries both load
 # (libc and the like) stay on the host's /, for both alike.
 set -eu
-cd "$(dirname "$0")/.."
-repo=$(pwd)
-vm=${V2VM_DIR:-$repo/../shared/v2vm}
-if [ ! -x "$vm/run-in-v2vm.sh" ]; then
+. "$(dirname "$0")/v2vm-env.sh"
+if ! v2vm_setup; then
   echo "v2vm-bench: no v2 VM harness at $vm" >&2
   exit 1
 fi
-"$vm/setup.sh" >/dev/null
 [ $# -gt 0 ] || set -- --rounds 5 --only run --only lifecycle --only state --only short --only exec
 py=$(readlink -f "$repo/.venv/bin/python3")
 ver=$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')

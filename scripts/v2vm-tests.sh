@@ -3,14 +3,11 @@
 # (this host is v1 "hybrid"; on a v2 host the same tests simply run natively).
 # Usage: scripts/v2vm-tests.sh [pytest args...]   (default: the cgroup subset)
 set -eu
-cd "$(dirname "$0")/.."
-repo=$(pwd)
-vm=${V2VM_DIR:-$repo/../shared/v2vm}
-if [ ! -x "$vm/run-in-v2vm.sh" ]; then
+. "$(dirname "$0")/v2vm-env.sh"
+if ! v2vm_setup; then
   echo "v2vm-tests: no v2 VM harness at $vm; skipping the cgroup v2 run" >&2
   exit 0
 fi
-"$vm/setup.sh" >/dev/null
 [ $# -gt 0 ] || set -- tests/cgroups tests/test_rootless.py conformance/test_cgroups.py conformance/test_systemd.py \
   tests/test_criu.py tests/engines/test_podman_checkpoint.py
 # state, sockets and fifos must not live on the shared folders inside the guest
