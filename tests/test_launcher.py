@@ -102,6 +102,20 @@ def test_installed_launcher_finds_ocirt_without_site(venv):
     assert p.stderr.strip().endswith('msg="container does not exist: nosuch"')
 
 
+def test_installed_launcher_in_a_venv_that_sees_the_systems_packages_runs_site(venv):
+    """ocirt in the venv's site-packages, but the venv sees the system's packages (its
+    dependencies may be there): not the launcher's short way; `site` runs."""
+    root, site_packages, mark = venv
+    os.symlink(os.path.join(REPO, "ocirt"), site_packages / "ocirt")
+    cfg = root / "pyvenv.cfg"
+    cfg.write_text(
+        cfg.read_text().replace("include-system-site-packages = false", "include-system-site-packages = true")
+    )
+    p = _run([str(root / "bin" / "ocirt"), "--version"])
+    assert p.returncode == 0 and p.stdout.startswith("ocirt version "), p.stderr
+    assert mark.exists()
+
+
 def test_installed_launcher_falls_back_to_site(venv, tmp_path):
     """ocirt reached only through a .pth file (as an editable install is): `site` finds it."""
     root, site_packages, mark = venv
