@@ -17,7 +17,8 @@ import sys
 # the commands that move a child into a cgroup (a false hit, a container named "run", costs nothing)
 FORKING = frozenset({"create", "run", "exec"})
 
-_external = sys.modules["_frozen_importlib_external"]  # importlib's own half, loaded at startup
+_external = sys.modules["_frozen_importlib_external"]  # importlib's own halves, loaded at startup
+_ModuleSpec = type(sys.__spec__)
 
 
 class _Loader(_external.SourceFileLoader):  # type: ignore[name-defined]
@@ -68,12 +69,11 @@ class _Finder:
         d = f"{self.base}/{name.replace('.', '/')}"
         for source, package in ((f"{d}/__init__.py", True), (f"{d}.py", False)):
             if posix.access(source, posix.F_OK):
-                return _external.spec_from_file_location(
-                    name,
-                    source,
-                    loader=_Loader(name, source),
-                    submodule_search_locations=[d] if package else None,
-                )
+                spec = _ModuleSpec(name, _Loader(name, source), origin=source, is_package=package)
+                spec.has_location = True  # __file__ is the source (and __cached__ its pyc)
+                if package:
+                    spec.submodule_search_locations = [d]
+                return spec
         return None
 
 
