@@ -17,7 +17,7 @@ import time
 
 from .errors import OcirtError
 from .record import record
-from .state import ContainerState, StateDir, Status, check_id, is_dir, proc_start_time
+from .state import ContainerState, StateDir, Status, check_id, is_dir, proc_start_time, saved_frozen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -72,9 +72,7 @@ class OpenContainer:
         return self.sd.status(self.state, self._frozen)
 
     def _frozen(self) -> bool:
-        from .cgroups.freezer import saved_frozen  # not the manager: state.json says where
-
-        return saved_frozen(self.state.cgroup)
+        return saved_frozen(self.state.cgroup)  # not the manager: state.json says where
 
     def close(self) -> None:
         self.sd.unlock()

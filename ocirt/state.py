@@ -13,6 +13,10 @@ from .errors import OcirtError
 from .paths import exists, is_dir, join, makedirs  # os.path's, on posix
 from .record import asdict, field, fields, record
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 # runc's id rule, ^[\w+-.]+$, without importing re (~4 ms) on every command
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
@@ -148,6 +152,43 @@ def proc_start_time(pid: int) -> int | None:
     if fields[0] in (b"Z", b"X"):  # a zombie has exited already
         return None
     return int(fields[19])
+
+
+# -- paused: whether the container's cgroup is frozen (the status's last part) -------------------
+
+
+def cgroup_frozen(read: "Callable[[str], str]", d: str | None, v2: bool) -> bool:
+    """True if the cgroup itself was frozen (not merely an ancestor); False when unreadable.
+    `read`: a CgroupFS's read (the managers'), or read_text (saved_frozen)."""
+    if not d:
+        return False
+    try:
+        if v2:
+            return read(f"{d}/cgroup.freeze").strip() == "1"
+        try:
+            return read(f"{d}/freezer.self_freezing").strip() == "1"
+        except FileNotFoundError:
+            return read(f"{d}/freezer.state").strip() == "FROZEN"
+    except OSError:
+        return False
+
+
+def freezer_dir(paths: dict, unified: str | None) -> tuple[str | None, bool]:
+    """Where a cgroup freezes: the v1 freezer hierarchy where there is one, else the v2 directory
+    (cgroup.freeze; also a hybrid host's without a v1 freezer). (directory, is v2)."""
+    if "freezer" in paths:
+        return paths["freezer"], False
+    return unified, True
+
+
+def saved_frozen(saved: dict | None) -> bool:
+    """cgroup_frozen() of the cgroup that `saved` (a manager's to_dict(), in state.json)
+    describes, without making the manager (the cgroups package stays off the path of state,
+    start, kill and delete): the v1 freezer where there is one, else the v2 directory, as
+    every manager picks it."""
+    if not saved or not saved.get("kind"):
+        return False  # no cgroup: nothing to freeze
+    return cgroup_frozen(read_text, *freezer_dir(saved.get("paths") or {}, saved.get("unified")))
 
 
 class StateDir:

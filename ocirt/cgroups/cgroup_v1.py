@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError, OcirtError
 from ..paths import join  # os.path's, on posix
+from ..state import cgroup_frozen, freezer_dir
 from . import freezer
 from .cgroup import FsCgroup, place
 from .layout import Layout
@@ -109,7 +110,7 @@ class V1Cgroup(FsCgroup):
     # A hybrid host without a v1 freezer freezes through cgroup2.
 
     def _freezer(self) -> tuple[str | None, bool]:
-        return freezer.freezer_dir(self.paths, self.unified)
+        return freezer_dir(self.paths, self.unified)
 
     def freeze(self, timeout: float = 10.0) -> None:
         d, v2 = self._freezer()
@@ -125,7 +126,7 @@ class V1Cgroup(FsCgroup):
 
     def frozen(self) -> bool:
         d, v2 = self._freezer()
-        return freezer.frozen(self.fs.read, d, v2)
+        return cgroup_frozen(self.fs.read, d, v2)
 
     def stats(self) -> dict:
         from .stats import stats_v1

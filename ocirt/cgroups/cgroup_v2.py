@@ -12,6 +12,7 @@ import errno
 
 from .. import paths
 from ..errors import OcirtError
+from ..state import cgroup_frozen
 from . import freezer
 from .cgroup import FsCgroup, place
 from .layout import Layout
@@ -83,7 +84,7 @@ class V2Cgroup(FsCgroup):
         freezer.thaw(self.fs, self.unified, v2=True)
 
     def frozen(self) -> bool:
-        return freezer.frozen(self.fs.read, self.unified, v2=True)
+        return cgroup_frozen(self.fs.read, self.unified, v2=True)
 
     def kill_all(self, sig: int = _signal.SIGKILL) -> None:
         """SIGKILL: cgroup.kill, which the kernel makes race-free (where it has it)."""

@@ -1,15 +1,14 @@
 """The two freezers: v1's freezer.state and v2's cgroup.freeze (also used on a hybrid host
-without a v1 freezer). Each function takes the file seam and the cgroup directory."""
+without a v1 freezer). Each function takes the file seam and the cgroup directory. Whether a
+cgroup is frozen is read by state.py (cgroup_frozen, freezer_dir), where the status is derived:
+`state`, `start` and `kill` then load nothing of the cgroups package."""
 
 import time
 
 from ..errors import OcirtError
-from ..state import read_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from .fs import CgroupFS
 
 
@@ -70,41 +69,6 @@ def thaw(fs: "CgroupFS", d: str, v2: bool) -> None:
         fs.write(path, value)
     except OSError as e:
         raise OcirtError(f"cannot thaw cgroup {d}", errno=e.errno) from None
-
-
-def frozen(read: "Callable[[str], str]", d: str | None, v2: bool) -> bool:
-    """True if the cgroup itself was frozen (not merely an ancestor); False when unreadable.
-    `read`: a CgroupFS's read (the managers'), or state.read_text (saved_frozen)."""
-    if not d:
-        return False
-    try:
-        if v2:
-            return read(f"{d}/cgroup.freeze").strip() == "1"
-        try:
-            return read(f"{d}/freezer.self_freezing").strip() == "1"
-        except FileNotFoundError:
-            return read(f"{d}/freezer.state").strip() == "FROZEN"
-    except OSError:
-        return False
-
-
-def saved_frozen(saved: dict | None) -> bool:
-    """frozen() of the manager that `saved` (its to_dict(), in state.json) describes, without
-    making the manager: the v1 freezer where there is one, else the v2 directory (as every
-    manager picks it). For the commands that only need the status (state, start, kill)."""
-    if not saved or not saved.get("kind"):
-        return False  # no cgroup: nothing to freeze
-    # state.read_text, not a CgroupFS: cgroups/fs.py stays off the status path of state,
-    # start, kill and delete
-    return frozen(read_text, *freezer_dir(saved.get("paths") or {}, saved.get("unified")))
-
-
-def freezer_dir(paths: dict, unified: str | None) -> tuple[str | None, bool]:
-    """Where a cgroup freezes: the v1 freezer hierarchy where there is one, else the v2 directory
-    (cgroup.freeze; also a hybrid host's without a v1 freezer). (directory, is v2)."""
-    if "freezer" in paths:
-        return paths["freezer"], False
-    return unified, True
 
 
 def effectively_frozen(fs: "CgroupFS", d: str | None, v2: bool) -> bool:

@@ -251,7 +251,7 @@ def test_container_without_a_cgroup(tmp_path):
 
 
 def test_saved_frozen_reads_the_v1_freezer_then_the_v2_directory(tmp_path):
-    from ocirt.cgroups.freezer import saved_frozen
+    from ocirt.state import saved_frozen
 
     v1, v2 = tmp_path / "freezer", tmp_path / "unified"
     v1.mkdir()
@@ -268,7 +268,7 @@ def test_saved_frozen_reads_the_v1_freezer_then_the_v2_directory(tmp_path):
 
 
 def test_saved_frozen_without_a_cgroup_or_its_files(tmp_path):
-    from ocirt.cgroups.freezer import saved_frozen
+    from ocirt.state import saved_frozen
 
     assert saved_frozen(None) is False
     assert saved_frozen({}) is False
