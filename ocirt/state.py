@@ -273,10 +273,26 @@ class StateDir:
         except ValueError as e:
             raise DamagedState(self.id, f"not JSON: {e}", {}) from None
 
-    def save(self, state: ContainerState) -> None:
+    def save(self, state: ContainerState, exchange=None) -> None:
+        """state.json written whole: a temporary file renamed over it. With `exchange` (a
+        Kernel's: create passes it for its last save), one that replaces the file swaps the two
+        and unlinks the old one instead: ext4 allocates the blocks of a file renamed over
+        another at once (auto_da_alloc), and `delete` then pays ~0.3 ms to unlink it, against
+        ~0.05 ms. No state.json yet, or no way to swap (the filesystem, the kernel): renamed."""
         tmp = self.state_file + ".tmp"
         with open(tmp, "w") as f:
             f.write(jsonio.dumps(asdict(state)))
+        if exchange is not None:
+            try:
+                exchange(tmp, self.state_file)
+            except OSError:
+                pass
+            else:
+                try:
+                    posix.unlink(tmp)  # the old state.json now (if it stays, remove() takes it)
+                except OSError:
+                    pass
+                return
         posix.rename(tmp, self.state_file)
 
     def status(self, state: ContainerState, frozen=None) -> Status:

@@ -1,6 +1,7 @@
 """The operations the command line and the API share, called without either (no root needed):
 signal names, the global defaults, exec's process, a leftover state dir, a container's pids."""
 
+import errno
 import json
 import os
 import posix
@@ -313,3 +314,31 @@ def test_start_created_deletes_what_failed_to_start(monkeypatch):
 def test_signal_zero_is_a_signal():
     """kill(2)'s 0: existence only (runc passes "0" through as well)."""
     assert signals.parse_signal("0") == 0
+
+
+# -- state.json: written whole, a replacement swapped in ------------------------------------------
+def test_state_save_swaps_a_replacement_in_where_it_can(tmp_path):
+    """The first save renames its file into place; one that replaces it is swapped in by the
+    exchange given (create's: the kernel's renameat2), and the old file goes; where the swap
+    fails (no such call, a filesystem without it), the file is renamed over the old one."""
+    from ocirt.kernel.linux import LinuxKernel
+
+    sd = StateDir(str(tmp_path), "x")
+    os.mkdir(sd.path)
+    calls = []
+
+    def exchange(a, b):
+        calls.append((a, b))
+        LinuxKernel().exchange(a, b)
+
+    sd.save(ContainerState(id="x", bundle="/b", pid=1), exchange=exchange)  # nothing to swap with
+    assert sd.load().pid == 1 and os.listdir(sd.path) == ["state.json"]
+    sd.save(ContainerState(id="x", bundle="/b", pid=2), exchange=exchange)
+    assert calls[-1] == (sd.state_file + ".tmp", sd.state_file)
+    assert sd.load().pid == 2 and os.listdir(sd.path) == ["state.json"]
+
+    def refused(a, b):
+        raise OSError(errno.EINVAL, "renameat2")
+
+    sd.save(ContainerState(id="x", bundle="/b", pid=3), exchange=refused)
+    assert sd.load().pid == 3 and os.listdir(sd.path) == ["state.json"]
