@@ -99,7 +99,7 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
             opts.debug(f"create: init {state.pid} ready, waiting on {sd.fifo}")
         state.pid_start = parent.init_start
         state.cgroup = cg.to_dict()  # again: with what apply() set
-        sd.save(state, exchange=kernel.exchange)
+        sd.save(state, aside=True)
         if opts.pid_file:
             write_pid_file(opts.pid_file, state.pid)
         undo.steps.clear()

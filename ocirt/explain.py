@@ -601,7 +601,6 @@ RULES = {
     # the runtime's own: state dir, exec.fifo, forks and waits, pivot_root, fd hygiene
     "flock": _fixed(RUNTIME),
     "mkfifo": _fixed(RUNTIME),
-    "exchange": _fixed(RUNTIME),  # state.json swapped for its new version
     "chmod": _fixed(RUNTIME),
     "fork": _fixed(RUNTIME),
     "fork_into": _fixed(RUNTIME),  # stage 1 made in its cgroup (cgroup v2), as a cgroup.procs write

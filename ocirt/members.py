@@ -117,8 +117,8 @@ def remove_damaged(root: str, container_id: str) -> None:
             salvage = salvage_fields(sd.read())
         except DamagedState as e:
             salvage = e.salvage
-        except OcirtError:  # no state.json: a create killed before it saved one
-            salvage = {}
+        except OcirtError:  # no state.json: a create killed before it saved one, or just as its
+            salvage = sd.salvage_aside()  # last save had the old one aside (StateDir.save)
         cg = _cgroup(salvage.get("cgroup"))
         kill_and_wait(cg, salvage.get("pid", 0), salvage.get("pid_start", 0))
         if cg is not None:

@@ -280,7 +280,7 @@ class PlanStateDir:
         self.k.note("mkdir", self.path, 0o711)
         self.k.note("flock", self.path, "LOCK_EX")
 
-    def save(self, state, exchange=None) -> None:
+    def save(self, state, aside: bool = False) -> None:
         self.k.note("write_file", self.state_file, f"<state.json: pid {state.pid or 0}>")
 
     def remove(self) -> None:

@@ -273,27 +273,43 @@ class StateDir:
         except ValueError as e:
             raise DamagedState(self.id, f"not JSON: {e}", {}) from None
 
-    def save(self, state: ContainerState, exchange=None) -> None:
-        """state.json written whole: a temporary file renamed over it. With `exchange` (a
-        Kernel's: create passes it for its last save), one that replaces the file swaps the two
-        and unlinks the old one instead: ext4 allocates the blocks of a file renamed over
-        another at once (auto_da_alloc), and `delete` then pays ~0.3 ms to unlink it, against
-        ~0.05 ms. No state.json yet, or no way to swap (the filesystem, the kernel): renamed."""
+    def save(self, state: ContainerState, aside: bool = False) -> None:
+        """state.json written whole: a temporary file renamed into place. With `aside` (create's
+        last save), the old file is renamed aside first and unlinked after, so that the new one
+        is never renamed over another: ext4 allocates the blocks of a file renamed over another
+        at once (auto_da_alloc), and `delete` then pays ~0.3 ms to unlink it, against ~0.05 ms.
+        In between (a few microseconds) there is no state.json: a reader finds no container, as
+        before create's first save; a create killed just then leaves the new record in
+        state.json.tmp, where `delete --force` looks (remove_damaged)."""
         tmp = self.state_file + ".tmp"
         with open(tmp, "w") as f:
             f.write(jsonio.dumps(asdict(state)))
-        if exchange is not None:
+        old = self.state_file + ".old"
+        if aside:
             try:
-                exchange(tmp, self.state_file)
-            except OSError:
-                pass
-            else:
-                try:
-                    posix.unlink(tmp)  # the old state.json now (if it stays, remove() takes it)
-                except OSError:
-                    pass
-                return
+                posix.rename(self.state_file, old)
+            except FileNotFoundError:
+                aside = False
         posix.rename(tmp, self.state_file)
+        if aside:
+            try:
+                posix.unlink(old)
+            except OSError:
+                pass  # remove() takes it with the directory
+
+    def salvage_aside(self) -> dict:
+        """No state.json: what a create killed while its last save had the old one aside still
+        tells (salvage_fields), from the new record (state.json.tmp), else the old one; {} when
+        neither can be read."""
+        for path in (self.state_file + ".tmp", self.state_file + ".old"):
+            try:
+                with open(path, "rb") as f:
+                    found = salvage_fields(jsonio.loads(f.read()))
+            except (OSError, ValueError):
+                continue
+            if found:
+                return found
+        return {}
 
     def status(self, state: ContainerState, frozen=None) -> Status:
         if not state.pid:

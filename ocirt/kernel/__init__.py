@@ -195,11 +195,6 @@ class Kernel:
     def write_file(self, path: str, data: str | bytes) -> None:
         raise NotImplementedError
 
-    def exchange(self, a: str, b: str) -> None:
-        """Swap the files at paths a and b atomically (renameat2 with RENAME_EXCHANGE); OSError
-        where there is nothing at either or the filesystem or kernel cannot (EINVAL, ENOSYS)."""
-        raise NotImplementedError
-
     def mkfifo(self, path: str, mode: int) -> None:
         raise NotImplementedError
 

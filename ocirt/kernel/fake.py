@@ -6,7 +6,6 @@ path, so a recorded `mount` reads `mount('proc', '/rootfs/proc', ...)` rather th
 
 from __future__ import annotations
 
-import errno
 import os
 import posixpath
 from dataclasses import dataclass, field
@@ -155,10 +154,6 @@ class RecordingKernel(Kernel):
 
     def write_file(self, path, data):
         self._record("write_file", path, data)
-
-    def exchange(self, a, b):
-        self._record("exchange", a, b)
-        raise OSError(errno.ENOSYS, "exchange: files are not swapped by a recording kernel")
 
     def mkfifo(self, path, mode):
         self._record("mkfifo", path, mode)

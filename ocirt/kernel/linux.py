@@ -19,9 +19,6 @@ from . import (
     Kernel,
 )
 
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
-
 # Syscalls libc does not wrap (or wraps only in newer glibc): numbers per architecture, for the
 # 64-bit ABI of each (uname -m). Numbers from 424 on are the same everywhere but on alpha and mips.
 _NEW = {
@@ -41,7 +38,6 @@ _GENERIC = {
     "ioprio_set": 30,
     "set_mempolicy": 237,
     "personality": 92,
-    "renameat2": 276,
     **_NEW,
 }  # asm-generic
 _POWERPC = {
@@ -53,7 +49,6 @@ _POWERPC = {
     "ioprio_set": 273,
     "set_mempolicy": 261,
     "personality": 136,
-    "renameat2": 357,
     **_NEW,
 }
 _SYSCALLS = {
@@ -66,7 +61,6 @@ _SYSCALLS = {
         "ioprio_set": 251,
         "set_mempolicy": 238,
         "personality": 135,
-        "renameat2": 316,
         **_NEW,
     },
     "aarch64": _GENERIC,
@@ -83,7 +77,6 @@ _SYSCALLS = {
         "ioprio_set": 282,
         "set_mempolicy": 270,
         "personality": 136,
-        "renameat2": 347,
         **_NEW,
     },
 }
@@ -150,17 +143,6 @@ class LinuxKernel(Kernel):
 
     def umount(self, target: str, flags: int = 0) -> None:
         self._check(self.libc.umount2(target.encode(), flags), f"umount {target}")
-
-    def exchange(self, a: str, b: str) -> None:
-        c = self.ffi.new
-        self._syscall(
-            "renameat2",
-            self.ffi.cast("int", _AT_FDCWD),
-            c("char[]", a.encode()),
-            self.ffi.cast("int", _AT_FDCWD),
-            c("char[]", b.encode()),
-            self.ffi.cast("unsigned int", _RENAME_EXCHANGE),
-        )
 
     def pivot_root(self, new_root: str, put_old: str) -> None:
         c = self.ffi.new

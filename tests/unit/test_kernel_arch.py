@@ -27,18 +27,3 @@ def test_a_missing_number_is_enosys_not_another_syscall():
         kern.pivot_root(".", ".")
     assert e.value.errno == errno.ENOSYS
     assert "not known for this architecture" in str(e.value)
-
-
-def test_exchange_swaps_two_files(tmp_path):
-    """renameat2 with RENAME_EXCHANGE, by number (glibc before 2.28 has no wrapper)."""
-    a, b = tmp_path / "a", tmp_path / "b"
-    a.write_text("new")
-    b.write_text("old")
-    try:
-        linux.LinuxKernel().exchange(str(a), str(b))
-    except OSError as e:  # a filesystem without it (tmp_path on one): nothing swapped
-        assert e.errno in (errno.EINVAL, errno.ENOSYS)
-        pytest.skip(f"no RENAME_EXCHANGE here: {e}")
-    assert (b.read_text(), a.read_text()) == ("new", "old")
-    with pytest.raises(FileNotFoundError):
-        linux.LinuxKernel().exchange(str(a), str(tmp_path / "nothing"))
