@@ -7,7 +7,7 @@ from . import config as config_mod
 from . import lsm, namespaces, paths, process
 from .errors import ConfigError, OcirtError
 from .record import field, record
-from .rootfs import needs_idmap
+from .rootfs_spec import needs_idmap
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import posix  # not os: see ocirt/paths.py
 
 from . import namespaces, paths
-from .rootfs import RootfsSpec
+from .rootfs_spec import RootfsSpec
 from .stages import InitSpec
 
 

@@ -25,6 +25,7 @@ from . import kernel as k
 from . import lsm, paths
 from .errors import ConfigError, OcirtError
 from .record import field, record
+from .rootfs_spec import IDMAP_OPTIONS, RootfsSpec, needs_idmap  # the parent's half
 
 # option -> (set flags, clear flags); mount(8) names, config.md "Linux mount options"
 FLAG_OPTIONS = {
@@ -96,9 +97,6 @@ RECURSIVE_OPTIONS = {
     "rsymfollow": (0, k.MOUNT_ATTR_NOSYMFOLLOW),
 }
 
-# idmapped mounts (ocirt/idmap.py): never passed to mount(2)
-IDMAP_OPTIONS = ("idmap", "ridmap")
-
 # flags a bind remount must keep when they are locked on the source (user namespaces)
 _LOCKABLE = (
     (posix.ST_NOSUID, k.MS_NOSUID),
@@ -159,35 +157,6 @@ def parse_options(options: list[str]) -> ParsedOptions:
         else:
             out.data.append(opt)
     return out
-
-
-def needs_idmap(m: dict) -> bool:
-    """Does this mount ask for an idmapping (an option, or mappings of its own)?"""
-    return "uidMappings" in m or "gidMappings" in m or any(o in IDMAP_OPTIONS for o in m.get("options") or ())
-
-
-@record
-class RootfsSpec:
-    """What the init needs to build the root filesystem; made by the parent before fork."""
-
-    rootfs: str
-    mounts: list[dict]
-    readonly: bool = False
-    propagation: str = ""
-    masked: list[str] = field(default_factory=list)
-    readonly_paths: list[str] = field(default_factory=list)
-    devices: list[dict] = field(default_factory=list)
-    in_userns: bool = False
-    no_pivot: bool = False
-    # (host dir, name under mount); with InitSpec.moved_in, from the parent's word (in_cgroup)
-    cgroup_binds: list = field(default_factory=list)
-    cgroup2: bool = False
-    mount_label: str = ""
-    # mount index -> a detached tree (fd) the parent made: idmapped (ocirt/idmap.py), or a bind
-    # source opened before the user namespace (open_bind_sources; those indexes in source_trees,
-    # used only where the init's own bind of the source is refused)
-    idmap_fds: dict = field(default_factory=dict)
-    source_trees: list[int] = field(default_factory=list)
 
 
 class Rootfs:

@@ -33,7 +33,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .rootfs import RootfsSpec
+    from .rootfs_spec import RootfsSpec
 
 
 @record

@@ -176,6 +176,17 @@ def test_exec_loads_no_console_or_struct_without_a_terminal():
     assert _isolated(script).strip() == "[]"
 
 
+def test_create_leaves_the_rootfs_module_to_the_init():
+    """create's parent needs the init's RootfsSpec and which mounts are idmapped
+    (ocirt/rootfs_spec.py), not ocirt/rootfs.py (the largest module; the init loads it)."""
+    script = (
+        "import sys; import ocirt.cli, ocirt.commands.create, ocirt.commands.run, ocirt.create,"
+        " ocirt.checks, ocirt.mapping, ocirt.stages, ocirt.kernel.linux;"
+        "print(sorted(m for m in ('ocirt.rootfs',) if m in sys.modules))"
+    )
+    assert _isolated(script).strip() == "[]"
+
+
 def test_loopback_up_sends_the_struct_ifreq_struct_would_pack(monkeypatch):
     import struct
 
