@@ -164,7 +164,7 @@ def host_checks(config: dict, bundle: str, report: Report) -> None:
                     )
     if linux.get("intelRdt") is not None:
         _intel_rdt(report)
-    from .rootfs import needs_idmap
+    from .rootfs_spec import needs_idmap
 
     if ns is not None and any(isinstance(m, dict) and needs_idmap(m) for m in config.get("mounts") or ()):
         from . import idmap

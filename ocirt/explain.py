@@ -177,7 +177,7 @@ def _after_pivot(ctx: Context, source, target, flags) -> list:
 def _idmap_tree(ctx: Context, tree) -> list:
     """'<tree SRC>' (or SRC): the idmapped mounts with that source."""
     src = tree[len("<tree ") : -1] if isinstance(tree, str) and tree.startswith("<tree ") else tree
-    from .rootfs import needs_idmap
+    from .rootfs_spec import needs_idmap
 
     out = [f"/mounts/{i}" for i, m in enumerate(ctx.mounts) if needs_idmap(m) and m.get("source") == src]
     return out or ["/mounts"]
@@ -185,7 +185,7 @@ def _idmap_tree(ctx: Context, tree) -> list:
 
 def _new_userns(ctx: Context, step) -> list:
     from .namespaces import id_map
-    from .rootfs import needs_idmap
+    from .rootfs_spec import needs_idmap
 
     uid_map = step.call.args[0]
     out = []

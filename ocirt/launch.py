@@ -4,59 +4,26 @@ create, run and exec open the cgroup attach window (ocirt/attach_window.py) befo
 else of ocirt is imported: the kernel's grace period, which their first cgroup move waits for on
 a cgroup v1 host, then starts as soon as Python code can run (~4 ms sooner than after the CLI's
 imports and os), and more of it is over when the move comes. Then the command (cli.main), its
-modules of ocirt found and loaded by this module's _Finder (their cached bytecode, checked as
-importlib checks it, without the path search); stdout and stderr are flushed and the process
-ends with _exit: sys.exit's exit status without the interpreter's teardown. posix, sys and
-marshal only (see bin/ocirt, "posix").
+modules of ocirt found by this module's _Finder (without the path search); stdout and stderr
+are flushed and the process ends with _exit: sys.exit's exit status without the interpreter's
+teardown. posix and sys only (see bin/ocirt, "posix").
 """
 
-import marshal
 import posix
 import sys
 
 # the commands that move a child into a cgroup (a false hit, a container named "run", costs nothing)
 FORKING = frozenset({"create", "run", "exec"})
 
-_external = sys.modules["_frozen_importlib_external"]  # importlib's own halves, loaded at startup
+# importlib's own parts, loaded at startup: no import
+_Loader = sys.modules["_frozen_importlib_external"].SourceFileLoader
 _ModuleSpec = type(sys.__spec__)
-
-
-class _Loader(_external.SourceFileLoader):  # type: ignore[name-defined]
-    """The standard loader of a module's source, but for get_code: the cached bytecode read
-    straight from __pycache__ where it is current (a timestamp pyc whose recorded mtime and size
-    are the source's, as importlib checks them); anything else is the standard way (compiled
-    and written anew)."""
-
-    def get_code(self, fullname):
-        source = self.path
-        head, _, tail = source.rpartition("/")
-        try:
-            st = posix.stat(source)
-            fd = posix.open(f"{head}/__pycache__/{tail[:-3]}.{_TAG}.pyc", posix.O_RDONLY | posix.O_CLOEXEC)
-        except OSError:
-            return super().get_code(fullname)
-        try:
-            data = posix.read(fd, posix.fstat(fd).st_size)
-        except OSError:
-            data = b""
-        finally:
-            posix.close(fd)
-        if (
-            data[:8] != _HEADER
-            or int.from_bytes(data[8:12], "little") != int(st.st_mtime) & 0xFFFFFFFF
-            or int.from_bytes(data[12:16], "little") != st.st_size & 0xFFFFFFFF
-        ):
-            return super().get_code(fullname)
-        return marshal.loads(memoryview(data)[16:])
-
-
-_TAG = sys.implementation.cache_tag
-_HEADER = _external.MAGIC_NUMBER + bytes(4)  # the magic, then flags 0: checked by timestamp
 
 
 class _Finder:
     """ocirt's own modules (ocirt.*, below the directory `base`) found without the path
-    finder's search, and loaded by _Loader: ~20-30 us less a module, ~0.3-1 ms a command.
+    finder's search (its directory listings and probes: ~20-30 us less a module, ~0.3-1 ms a
+    command), and loaded by importlib's own source loader (cached bytecode where current).
     Only a package directory or a .py file; anything else (an extension module, say) is the
     next finder's, as before."""
 
@@ -78,10 +45,8 @@ class _Finder:
 
 
 def fast_imports() -> None:
-    """_Finder first, for the rest of the command, where the bytecode is where importlib keeps
-    it by default (no pycache prefix) and is the unoptimised one (no -O)."""
-    if sys.pycache_prefix is None and not sys.flags.optimize:
-        sys.meta_path.insert(0, _Finder(__file__.rsplit("/", 2)[0]))
+    """_Finder first, for the rest of the command."""
+    sys.meta_path.insert(0, _Finder(__file__.rsplit("/", 2)[0]))
 
 
 def launch() -> None:

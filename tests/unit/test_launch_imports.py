@@ -1,5 +1,6 @@
-"""ocirt/launch.py's finder: ocirt's modules from their cached bytecode where it is current, the
-standard way otherwise, and the same module attributes as importlib's own finder gives."""
+"""ocirt/launch.py's finder: ocirt's modules found without the path search and loaded as importlib
+loads them (their cached bytecode where it is current, else compiled), with the same module
+attributes as importlib's own finder gives."""
 
 import importlib.util
 import marshal
@@ -99,14 +100,17 @@ def test_packages_and_what_is_not_a_source_module(tmp_path):
 
 def test_a_launched_command_loads_ocirt_through_the_finder():
     """What bin/ocirt's process does (launch.fast_imports before the command line): ocirt's
-    modules come through _Finder and import as before."""
+    modules come through _Finder (the path finder, which found ocirt.launch itself, never
+    searched a package below ocirt/) and import as before."""
     code = (
         f"import sys; sys.path.insert(0, {REPO!r}); from ocirt import launch;"
-        " launch.fast_imports(); import ocirt.cli, ocirt.kernel;"
-        "print(type(ocirt.cli.__loader__).__name__, ocirt.kernel.__spec__.submodule_search_locations[0])"
+        " launch.fast_imports(); import ocirt.cli, ocirt.kernel, ocirt.commands.state;"
+        "searched = [p for p in sys.path_importer_cache if p.startswith(ocirt.__path__[0] + '/')];"
+        "print(type(ocirt.cli.__loader__).__name__, ocirt.kernel.__spec__.submodule_search_locations[0],"
+        " len(searched))"
     )
     p = subprocess.run(
         [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
     )
     assert p.returncode == 0, p.stderr
-    assert p.stdout.split() == ["_Loader", os.path.join(REPO, "ocirt", "kernel")]
+    assert p.stdout.split() == ["SourceFileLoader", os.path.join(REPO, "ocirt", "kernel"), "0"]
