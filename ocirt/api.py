@@ -404,7 +404,9 @@ def plan(
     from .explain import Explained
 
     opts = Runtime(root or "/run/ocirt", systemd_cgroup=systemd_cgroup, rootless=False)._options(
-        container_id, bundle
+        container_id,
+        bundle,
+        init_as_child=True,  # what `ocirt create` does
     )
     p = plan_mod.build(opts)
     return plan_mod.render_json(p, Explained(p, bundle).causes)

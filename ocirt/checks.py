@@ -27,6 +27,11 @@ class CreateOptions:
     systemd_cgroup: bool = False
     rootless: bool = False  # --rootless: cgroups are used only where permitted
     subreaper: bool = False  # `run`: the init is re-parented to us, so we can wait for it
+    # The init may be this process's own child (one fork, stages.one_fork): the command line's
+    # create, which ends right after (the init then goes to the host's reaper, as runc's does),
+    # and run, which waits for it. Not an in-process caller (the Python API), which must get no
+    # child: stage 1 forks the init there and is reaped.
+    init_as_child: bool = False
     warn: Callable[[str], object] = print  # runtime.md warnings go to the log
     debug: Callable[[str], object] | None = None  # --debug: a callable taking one line
 

@@ -72,6 +72,7 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
         fifo_fd = open_exec_fifo(kernel, sd.fifo, undo)
         spec = init_spec(config, bundle, opts, checked, layout, cg, fifo_fd)
         spec.moved_in = late is not None
+        spec.one_fork = opts.init_as_child and stages.one_fork(spec.ns)
         if checked.proc_cfg.get("terminal") and opts.console_socket:  # check_config wants both
             spec.console_fd = fx.connect_console(opts.console_socket)
             undo.push(kernel.close, spec.console_fd)
@@ -227,12 +228,20 @@ def run_children(
 ) -> int:
     """Fork stage 1, put it in the cgroup, drive the children until the init is Ready; its pid.
     With a LateCgroup (parent.late): fork stage 1, make the cgroup, and move the init into it
-    once stage 1 has said its pid (Parent.init_started)."""
-    parent_ch, child_ch = fx.channel()
-    if parent.late is not None:
-        stage1_pid, placed = kernel.fork(), True  # (the init will be moved)
-    else:
-        stage1_pid, placed = fork_in(kernel, cg, fx.alone, kernel.fork)  # born in the cgroup (v2), or moved
+    once stage 1 has said its pid (Parent.init_started). With spec.one_fork the child forked
+    here is the init itself (in the pid namespace made for it: init_pid_ns), and says when it
+    has entered its namespaces (InitPid(0)); nothing else changes."""
+    parent_ch, child_ch = fx.channel(spec)
+    own_pid_ns = init_pid_ns(kernel, spec)  # (one fork: the init's, made now)
+    try:
+        if parent.late is not None:
+            stage1_pid, placed = kernel.fork(), True  # (the init will be moved)
+        else:
+            # born in the cgroup (v2), or moved
+            stage1_pid, placed = fork_in(kernel, cg, fx.alone, kernel.fork)
+    except BaseException:
+        own_pid_ns.back(kernel)
+        raise
     if stage1_pid == 0:
         try:  # a forked child never returns into the runtime's code
             parent_ch.close()
@@ -240,8 +249,9 @@ def run_children(
         finally:
             posix._exit(1)
     child_ch.close()
-    parent.stage1_pid = stage1_pid
+    parent.stage1_pid = stage1_pid  # with spec.one_fork, the init
     try:
+        own_pid_ns.back(kernel)  # (the child lives on in the one made for it)
         if parent.late is not None:
             parent.make_cgroup(parent_ch)
         else:
@@ -254,11 +264,13 @@ def run_children(
         # Stage 1 exits once it has sent the init's pid; it is reaped only now, so that the
         # init's setup runs while it exits instead of after (nothing in the init depends on
         # its parent being gone).
-        kernel.waitpid(stage1_pid)
+        if not spec.one_fork:
+            kernel.waitpid(stage1_pid)
     except BaseException:
+        own_pid_ns.back(kernel)  # (if not yet)
         fx.attached()  # (with a LateCgroup, where the failure came before the init's move)
         parent.undo_moves()  # before the init dies with it, a virtual device would die too
-        if parent.init_pid:
+        if parent.init_pid and parent.init_pid != stage1_pid:
             undo.push(fx.kill_and_reap, parent.init_pid)
         fx.kill_and_reap(stage1_pid)
         raise
@@ -267,6 +279,42 @@ def run_children(
         parent_ch.close()
     undo.push(fx.kill_and_reap, init_pid)
     return init_pid
+
+
+def init_pid_ns(kernel: k.Kernel, spec: stages.InitSpec) -> OwnPidNs:
+    """One fork (stages.one_fork) into a new pid namespace: the namespace made here, for the
+    next child only (unshare(CLONE_NEWPID) changes which pid namespace this process's children
+    get, not its own); what to go back to right after the fork (OwnPidNs.back). Nothing to
+    make, nothing to go back to: an OwnPidNs of no fd."""
+    if not (spec.one_fork and "pid" in spec.ns.new):
+        return OwnPidNs()
+    fd = kernel.open("/proc/self/ns/pid", posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        kernel.unshare(k.CLONE_NEWPID)
+    except OSError as e:
+        kernel.close(fd)
+        raise OcirtError("unshare pid namespace", e.errno) from None
+    return OwnPidNs(fd)
+
+
+@record
+class OwnPidNs:
+    """This process's own pid namespace while its next child is to be made in another."""
+
+    fd: int | None = None  # /proc/self/ns/pid, opened before the unshare
+
+    def back(self, kernel: k.Kernel) -> None:
+        """This process's next children in its own pid namespace again (hooks, say); the fd
+        closed. Once: later calls do nothing, whether the first succeeded or not."""
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        try:
+            kernel.setns(fd, k.CLONE_NEWPID)
+        except OSError as e:
+            raise OcirtError("go back to the runtime's own pid namespace", e.errno) from None
+        finally:
+            kernel.close(fd)
 
 
 class Parent:
@@ -365,7 +413,7 @@ def drive(ch: Channel, spec: stages.InitSpec, parent: Parent) -> int:
             ch.send(Proceed())
         elif isinstance(msg, InitPid):
             try:
-                parent.init_started(msg.pid)
+                parent.init_started(msg.pid or parent.stage1_pid)  # 0: the init forked here
                 ch.send(parent.proceed())
             except (OSError, OcirtError):
                 # the init may have gone on with its setup meanwhile (LateCgroup), and failed
@@ -453,7 +501,7 @@ class HostEffects:
 
         return console.connect(socket_path)
 
-    def channel(self) -> tuple[Channel, Channel]:
+    def channel(self, spec: stages.InitSpec) -> tuple[Channel, Channel]:
         return Channel.pair()
 
     def drive(self, ch: Channel, spec: stages.InitSpec, parent: Parent) -> int:

@@ -54,7 +54,7 @@ class PlanKernel(RecordingKernel):
         self.rootfs = rootfs.rstrip("/")
         self.made: set[str] = set()
         self.stages: list[tuple[int, str]] = []  # (index of the first call, stage name)
-        self.fork_pid = STAGE1_PID
+        self.fork_pid = self.parent_fork = STAGE1_PID  # the runtime's own fork makes this one
 
     def stage(self, name: str) -> None:
         """The calls from here on belong to stage `name` (unless it is the current one)."""
@@ -63,7 +63,7 @@ class PlanKernel(RecordingKernel):
 
     def fork(self):
         pid = super().fork()
-        if pid == STAGE1_PID:  # stage 1 moved into the cgroup, or (moved_in) the cgroup made now
+        if pid == self.parent_fork:  # its child moved into the cgroup, or (moved_in) the cgroup made now
             self.stage("create (runtime): cgroup")
         return pid
 
@@ -378,22 +378,28 @@ class PlanEffects(create_mod.HostEffects):
     def alone(self) -> bool:
         return True  # as `ocirt create` is, once its attach window is ended
 
-    def channel(self):
-        self.k.stage("create (runtime): stage 1")
+    def channel(self, spec):
+        if spec.one_fork:  # the runtime's fork makes the init itself (stages.one_fork)
+            self.k.stage("create (runtime): the init")
+            self.k.fork_pid = self.k.parent_fork = INIT_PID
+        else:
+            self.k.stage("create (runtime): stage 1")
         return PlanChannel(), PlanChannel()
 
     def drive(self, ch, spec, parent):
         kern = self.k
         fx = PlanChildEffects(kern, parent, self, spec.rootfs.rootfs, self.notes)
-        kern.stage("stage 1: namespaces")
+        kern.stage("init: namespaces" if spec.one_fork else "stage 1: namespaces")
         kern.prctl(k.PR_SET_DUMPABLE, 0)  # stages.seal (its fd closing is not replayed)
         # (namespaces_before_cgroup runs while the parent attaches stage 1 to the cgroup; with
         # spec.moved_in stage 1 goes on at once, and the init makes the cgroup namespace)
         early = 0 if spec.moved_in else stages.namespaces_before_cgroup(kern, spec)
         stages.enter_namespaces(kern, spec, fx, done=early)
-        kern.fork_pid = INIT_PID
-        kern.fork()
-        kern.stage("create (runtime): the init's pid")  # stage 1 reports it, then exits
+        if not spec.one_fork:
+            kern.fork_pid = INIT_PID
+            kern.fork()
+        # stage 1 reports it, then exits; or the init says it has entered its namespaces
+        kern.stage("create (runtime): the init's pid")
         parent.init_started(INIT_PID)
         parent.init_going_on()
         kern.stage("init: setup")

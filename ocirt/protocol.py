@@ -4,6 +4,9 @@ parent  -> stage 1  Proceed            it is in the cgroup (not sent with a crea
 stage 1 -> parent   UserNsReady        "write my uid_map/gid_map"  (only with a new user ns)
 parent  -> stage 1  Proceed
 stage 1 -> parent   InitPid(pid)       the container's init, as the parent's pid ns sees it
+                                       (one fork, stages.one_fork: no stage 1, and the init
+                                       itself sends InitPid(0), "the process you forked", once
+                                       it has entered its namespaces; the rest is the same)
 parent  -> init     Proceed(binds)     go on (LateCgroup: you are in the cgroup now; before
                                        it, without a new user ns, a first Proceed as soon as
                                        the cgroup's directories exist: stages.told_when_made;

@@ -6,7 +6,8 @@ Compared: mount, umount2, pivot_root, unshare, setns, mknod (devices), sethostna
 setdomainname, mkdir and file writes under /sys/fs/cgroup (and /proc/sys: sysctl), uid_map and
 gid_map writes, the seccomp filter load, and the hooks run; and in stage 1 and the init (told
 apart in the trace by their unshare and pivot_root), prctl, capset, setrlimit, setresuid,
-setresgid, setgroups, the session keyring, umask and chdir. The targets of the init's mounts are
+setresgid, setgroups, the session keyring, umask and chdir (without a user namespace there is
+no stage 1: create forks the init itself). The targets of the init's mounts are
 /proc/self/fd/N links in the trace, so a mount is compared by source (non-bind), type and flags.
 """
 
@@ -35,7 +36,7 @@ TRACED = (
     "mkdir,mkdirat,write,seccomp,execve,prctl,capset,prlimit64,setrlimit,setresuid,"
     "setresgid,setgroups,keyctl,umask,chdir"
 )
-CHILD_STAGES = {"stage 1: namespaces": "stage1", "init: setup": "init"}
+CHILD_STAGES = {"stage 1: namespaces": "stage1", "init: namespaces": "init", "init: setup": "init"}
 NAMES = {
     **{n: v for n, v in vars(k).items() if n.startswith("PR_") and isinstance(v, int)},
     **capabilities.NUMBERS,
@@ -194,10 +195,13 @@ def traced(log: str, hook_paths: set) -> dict:
     """{kind: [operation, ...]} in order, from `strace -f -y -o log` of create (successful calls)."""
     calls = [m.groups() for m in map(LINE.match, joined(log)) if m]
     calls = [c for c in calls if not c[3].startswith("-")]  # failed: EEXIST of a mkdir, probes
-    # stage 1 is the first to unshare (or setns), the init the one that pivots
-    stage1 = next(pid for pid, name, _, _ in calls if name in ("unshare", "setns"))
+    # stage 1 is the first child to unshare (or setns), the init the one that pivots; create
+    # itself (the first process traced) makes the init's pid namespace where it forks the init
+    # (one fork: stages.one_fork), and there is no stage 1
+    runtime = calls[0][0]
+    stage1 = next(pid for pid, name, _, _ in calls if name in ("unshare", "setns") and pid != runtime)
     init = next(pid for pid, name, _, _ in calls if name == "pivot_root")
-    roles = {stage1: "stage1", init: "init"}
+    roles = {stage1: "stage1", init: "init"} if stage1 != init else {init: "init"}
     out = {}
     for pid, name, args, _ in calls:
         if name == "write" and "cgroup.procs>" in args and cstrings(args)[:1] not in ([stage1], [init]):

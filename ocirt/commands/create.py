@@ -34,6 +34,7 @@ def options_from(g, o, container_id: str, **extra) -> CreateOptions:
         rootless=rootless_mode(g.rootless),
         warn=g.log.warning,
         debug=g.log.debugger,
+        init_as_child=True,  # (the command ends once the container is made, or waits for it)
         **extra,
     )
 

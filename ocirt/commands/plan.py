@@ -66,6 +66,7 @@ def main(g, o, args) -> int:
             preserve_fds=int_option(o, "preserve_fds"),
             systemd_cgroup=g.systemd_cgroup,
             warn=g.log.warning,
+            init_as_child=True,  # what `ocirt create` does
         )
         e = Explained(plan_mod.build(opts), bundle, os.path.join(opts.root, opts.id))
         if field:

@@ -9,8 +9,9 @@ USAGE = "run [command options] <container-id>"
 OPTIONS = create_cmd.OPTIONS + (
     Opt("detach", "d", help="detach from the container's process"),
     Opt("keep", help="do not delete the container after it exits"),
-    # runc's flag, accepted for engines that pass it. ocirt's init is not its direct child (stage 1
-    # forks it and exits), so ocirt stays a subreaper anyway: that is how it gets the exit status.
+    # runc's flag, accepted for engines that pass it. ocirt's init is not always its direct child
+    # (with a user namespace stage 1 forks it and exits), so ocirt stays a subreaper anyway: that
+    # is how it gets the exit status.
     Opt(
         "no-subreaper",
         help="accepted for runc compatibility; ocirt needs the subreaper to reap the container's init",

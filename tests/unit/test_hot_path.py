@@ -119,10 +119,11 @@ class _Unshares:
 
 
 class _Spec:
-    def __init__(self, new, join=()):
+    def __init__(self, new, join=(), one_fork=False):
         from ocirt.namespaces import Namespaces
 
         self.ns = Namespaces(new=list(new), join=list(join))
+        self.one_fork = one_fork
 
 
 def test_namespaces_made_before_the_cgroup_attach():
@@ -134,6 +135,10 @@ def test_namespaces_made_before_the_cgroup_attach():
     kern = _Unshares()
     early = stages.namespaces_before_cgroup(kern, _Spec(["mount", "pid", "network", "cgroup"]))
     assert early == CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET and kern.flags == [early]
+    # one fork (the init's own start): the parent made the pid namespace
+    kern = _Unshares()
+    early = stages.namespaces_before_cgroup(kern, _Spec(["mount", "pid", "network"], one_fork=True))
+    assert early == CLONE_NEWNS | CLONE_NEWNET and kern.flags == [early]
     for spec in (
         _Spec(["user", "mount"]),
         _Spec(["mount"], [("network", "/proc/1/ns/net", 0)]),

@@ -288,7 +288,7 @@ def test_plan_lists_the_idmap_steps(plan_bundle, capsys):
         at("new_userns('0 100000 65536\\n'"),
         at(f"open_tree('{src}', OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC|AT_RECURSIVE)"),
         at(f"mount_setattr('<tree {src}>', MOUNT_ATTR_IDMAP, 0, MS_SLAVE, True"),
-        at("# stage 1"),
+        at("# init: namespaces"),  # no user namespace: one fork (stages.one_fork)
         at(f"move_mount('<tree {src}>', '{root}/data')"),
         at(f"mount(None, '{root}/data', None, MS_RDONLY|MS_REMOUNT|MS_BIND"),
         at("pivot_root"),

@@ -44,17 +44,18 @@ def test_on_v1_the_init_waits_for_its_move_before_its_cgroup_namespace_and_mount
     lines = plan_lines(plan_bundle, capsys, monkeypatch, V1)
     fork = at(lines, "fork()")
     first_mkdir = at(lines, "mkdir('/sys/fs/cgroup/")
-    stage1 = lines.index("# stage 1: namespaces")
+    stage1 = lines.index("# init: namespaces")  # one fork (stages.one_fork): the init's own
     moves = [i for i, line in enumerate(lines) if "cgroup.procs'" in line]
     init = lines.index("# init: setup")
     made = at(lines, "wait('until the runtime has made the cgroup')")
     moved = at(lines, "wait('until the runtime has moved the init into its cgroup')")
     cgroupns = at(lines, "unshare(CLONE_NEWCGROUP)")
     cgroup_mount = next(i for i, line in enumerate(lines) if "/sys/fs/cgroup', 'tmpfs'" in line)
-    # the cgroup is made after stage 1's fork; the init, not stage 1, is moved into it
+    # the cgroup is made after the init's fork; the init is moved into it once it has
+    # entered its namespaces
     assert fork < first_mkdir < stage1 < min(moves) and max(moves) < init
     assert all("'<init-pid>')" in lines[i] for i in moves) and len(moves) == 5
-    # stage 1 makes every namespace but the cgroup one, which the init makes once moved
+    # the init makes every namespace but the cgroup one first, and that one once moved
     stage1_unshare = next(line for line in lines[stage1:init] if line.startswith("unshare("))
     assert "CLONE_NEWCGROUP" not in stage1_unshare
     # the init mounts the cgroup's directories once they exist, and waits to be in the

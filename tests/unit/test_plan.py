@@ -39,7 +39,8 @@ def test_text_lists_the_init_steps_in_order(bundle, capsys):
     lines = plan_text(bundle, capsys)
     root = str(bundle / "rootfs")
     order = [
-        index(lines, "unshare(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID|CLONE_NEWNET)"),
+        index(lines, "unshare(CLONE_NEWPID)"),  # the runtime's, for the init it forks
+        index(lines, "unshare(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWNET)"),  # the init's
         index(lines, "sethostname('runc')"),
         index(lines, f"mount('proc', '{root}/proc', 'proc', 0, None)"),
         index(lines, f"mount('tmpfs', '{root}/dev', 'tmpfs', MS_NOSUID|MS_STRICTATIME, "),
@@ -54,7 +55,8 @@ def test_text_lists_the_init_steps_in_order(bundle, capsys):
         index(lines, "execve('/bin/sh', ['sh'], "),
     ]
     assert order == sorted(order)
-    assert "# stage 1: namespaces" in lines and "# init: setup" in lines
+    assert "# init: namespaces" in lines and "# init: setup" in lines
+    assert "# stage 1: namespaces" not in lines  # one fork: no user namespace (stages.one_fork)
     assert f"mkdir('{root}/proc', 0o755)" in lines  # ensure() of a missing mount point
     assert not any(line.startswith("# note:") for line in lines)
     # nothing was made: not in the rootfs, not the state dir
@@ -184,14 +186,42 @@ def test_the_parents_steps_are_listed_in_order(bundle, capsys):
         index(lines, f"mkdir('{state}', 0o711)"),
         index(lines, f"mkfifo('{state}/exec.fifo', 0o622)"),
         index(lines, f"open('{state}/exec.fifo', O_CLOEXEC|O_PATH)"),
+        index(lines, "open('/proc/self/ns/pid', O_CLOEXEC)"),
+        index(lines, "unshare(CLONE_NEWPID)"),  # for its next child only: the init
         index(lines, "fork()"),
+        index(lines, "setns('/proc/self/ns/pid', CLONE_NEWPID)"),  # its own again
         index(lines, "prctl(PR_SET_DUMPABLE, 0)"),
         index(lines, "umask(0o000)"),
-        index(lines, "waitpid('<stage1-pid>')"),  # reaped once the init is ready
         index(lines, f"write_file('{state}/state.json', '<state.json: pid <init-pid>>')"),
     ]
     assert order == sorted(order)
-    assert lines.index("# create (runtime): exec.fifo") < lines.index("# stage 1: namespaces")
+    assert lines.index("# create (runtime): exec.fifo") < lines.index("# create (runtime): the init")
+    assert not any(line.startswith("waitpid(") for line in lines)  # the init is not reaped
+
+
+def test_with_a_user_namespace_stage_1_forks_the_init(bundle, capsys):
+    """A user namespace needs stage 1 (stages.one_fork): it makes the user namespace, then the
+    pid namespace its fork of the init enters, and is reaped once the init is ready."""
+
+    def userns(c):
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = c["linux"]["gidMappings"] = [
+            {"containerID": 0, "hostID": 100000, "size": 65536}
+        ]
+
+    edit(bundle, userns)
+    lines = plan_text(bundle, capsys)
+    order = [
+        index(lines, "# create (runtime): stage 1"),
+        index(lines, "fork()"),
+        index(lines, "# stage 1: namespaces"),
+        index(lines, "unshare(CLONE_NEWUSER)"),
+        index(lines, "unshare(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID|CLONE_NEWNET)"),
+        index(lines, "# init: setup"),
+        index(lines, "waitpid('<stage1-pid>')"),
+    ]
+    assert order == sorted(order)
+    assert "unshare(CLONE_NEWPID)" not in lines and "# init: namespaces" not in lines
 
 
 def test_hooks_are_listed_where_they_run(bundle, capsys):

@@ -1,0 +1,93 @@
+"""One fork (stages.one_fork): where no user namespace is made or joined, no pid namespace
+joined and no time namespace entered, create's parent forks the init itself, in a pid namespace
+made for that child only (create.init_pid_ns), and goes back to its own right after the fork."""
+
+import errno
+
+import pytest
+
+from ocirt import create as create_mod
+from ocirt import stages
+from ocirt.errors import OcirtError
+from ocirt.kernel import CLONE_NEWPID
+from ocirt.kernel.fake import RecordingKernel
+from ocirt.namespaces import Namespaces
+
+
+def ns(new=(), join=()):
+    return Namespaces(new=list(new), join=list(join))
+
+
+class _Spec:
+    def __init__(self, namespaces, one_fork=None):
+        self.ns = namespaces
+        self.one_fork = stages.one_fork(namespaces) if one_fork is None else one_fork
+
+
+def test_one_fork_wherever_no_user_pid_join_or_time_namespace_needs_stage_1():
+    assert stages.one_fork(ns(["pid", "network", "ipc", "uts", "mount", "cgroup"]))
+    assert stages.one_fork(ns(["mount"]))  # the host's pid namespace: no pid namespace to make
+    assert stages.one_fork(ns(["pid", "mount"], [("network", "/var/run/netns/x", 1)]))
+    assert not stages.one_fork(ns(["user", "pid", "mount"]))
+    assert not stages.one_fork(ns(["pid", "mount"], [("user", "/proc/1/ns/user", 0)]))
+    assert not stages.one_fork(ns(["mount"], [("pid", "/proc/1/ns/pid", 0)]))
+    assert not stages.one_fork(ns(["pid", "time", "mount"]))
+    assert not stages.one_fork(ns(["pid", "mount"], [("time", "/proc/1/ns/time", 2)]))
+
+
+def open_fds(kern) -> set:
+    return set(kern._fds)  # what the recording kernel holds open
+
+
+def test_the_pid_namespace_is_made_for_the_next_child_and_left_once():
+    kern = RecordingKernel()
+    own = create_mod.init_pid_ns(kern, _Spec(ns(["pid", "mount"])))
+    assert kern.names() == ["open", "unshare"] and kern.find("unshare")[0].args == (CLONE_NEWPID,)
+    assert kern.find("open")[0].args[0] == "/proc/self/ns/pid" and open_fds(kern) == {own.fd}
+    own.back(kern)
+    own.back(kern)  # once: the fd is not used again (it may be another file by then)
+    assert kern.names() == ["open", "unshare", "setns"] and open_fds(kern) == set()
+    assert kern.find("setns")[0].args == ("/proc/self/ns/pid", CLONE_NEWPID)
+
+
+def test_nothing_to_make_without_one_fork_or_a_new_pid_namespace():
+    for spec in (_Spec(ns(["mount"])), _Spec(ns(["user", "pid", "mount"]))):
+        kern = RecordingKernel()
+        own = create_mod.init_pid_ns(kern, spec)
+        own.back(kern)
+        assert own.fd is None and kern.names() == []
+
+
+def test_a_failed_unshare_or_way_back_is_an_error_and_closes_the_fd():
+    kern = RecordingKernel(fail={"unshare": OSError(errno.EPERM, "unshare")})
+    with pytest.raises(OcirtError, match="unshare pid namespace"):
+        create_mod.init_pid_ns(kern, _Spec(ns(["pid"])))
+    assert kern.names() == ["open", "unshare"] and open_fds(kern) == set()
+    kern = RecordingKernel()
+    own = create_mod.init_pid_ns(kern, _Spec(ns(["pid"])))
+    kern.fail["setns"] = OSError(errno.EINVAL, "setns")
+    with pytest.raises(OcirtError, match="the runtime's own pid namespace"):
+        own.back(kern)
+    assert open_fds(kern) == set()
+    own.back(kern)  # (create's failure path calls it again: nothing more)
+    assert kern.names().count("setns") == 1
+
+
+def test_the_init_of_one_fork_enters_every_namespace_but_pid():
+    """The init's own start (stages.enter_namespaces with spec.one_fork): the parent made the
+    pid namespace; the cgroup one waits for its move (moved_in)."""
+
+    class Spec:
+        def __init__(self, moved_in):
+            self.ns = ns(["pid", "network", "mount", "cgroup"])
+            self.one_fork, self.moved_in, self.time_offsets = True, moved_in, ""
+
+    from ocirt.kernel import CLONE_NEWCGROUP, CLONE_NEWNET, CLONE_NEWNS
+
+    for moved_in, flags in (
+        (True, CLONE_NEWNS | CLONE_NEWNET),
+        (False, CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWCGROUP),
+    ):
+        kern = RecordingKernel()
+        stages.enter_namespaces(kern, Spec(moved_in), stages.InitEffects(None))
+        assert [c.args for c in kern.find("unshare")] == [(flags,)]
