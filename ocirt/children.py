@@ -7,7 +7,10 @@ import time
 
 from .errors import OcirtError
 from .paths import abspath, basename, dirname, join
+from .record import record
 from .state import Status, proc_start_time
+
+_CLONE_NEWPID = 0x20000000  # (kernel.CLONE_NEWPID: that package is not loaded for start/delete)
 
 
 def fork_in(kernel, cg, alone, fork) -> tuple[int, bool]:
@@ -22,6 +25,49 @@ def fork_in(kernel, cg, alone, fork) -> tuple[int, bool]:
         except OSError:  # Linux before 5.7, a seccomp filter that refuses clone3: fork and move
             pass
     return fork(), False
+
+
+def child_pid_ns(kernel, new: bool = False, join: int | None = None) -> "OwnPidNs":
+    """One fork (create's init, exec's process, made by the runtime itself rather than by a
+    stage 1): the pid namespace this process's next child gets, a new one (unshare) or the one
+    fd `join` names (setns). Either changes which namespace this process's children get, never
+    its own. What to go back to right after the fork; neither: an OwnPidNs of no fd."""
+    if not new and join is None:
+        return OwnPidNs()
+    try:
+        fd = kernel.open("/proc/self/ns/pid", posix.O_RDONLY | posix.O_CLOEXEC)
+    except OSError as e:
+        raise OcirtError("open /proc/self/ns/pid", e.errno) from None
+    try:
+        if new:
+            kernel.unshare(_CLONE_NEWPID)
+        else:
+            kernel.setns(join, _CLONE_NEWPID)
+    except OSError as e:
+        kernel.close(fd)
+        what = "unshare pid namespace" if new else "join the container's pid namespace"
+        raise OcirtError(what, e.errno) from None
+    return OwnPidNs(fd)
+
+
+@record
+class OwnPidNs:
+    """This process's own pid namespace while its next child is to be made in another."""
+
+    fd: int | None = None  # /proc/self/ns/pid, opened before the unshare or setns
+
+    def back(self, kernel) -> None:
+        """This process's next children in its own pid namespace again (hooks, say); the fd
+        closed. Once: later calls do nothing, whether the first succeeded or not."""
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        try:
+            kernel.setns(fd, _CLONE_NEWPID)
+        except OSError as e:
+            raise OcirtError("go back to the runtime's own pid namespace", e.errno) from None
+        finally:
+            kernel.close(fd)
 
 
 def kill_and_reap(pid: int) -> None:

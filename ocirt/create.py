@@ -17,7 +17,7 @@ from . import config as config_mod
 from . import kernel as k
 from . import namespaces, paths, stages
 from .checks import CreateOptions, check_config
-from .children import fork_in, kill_and_reap, pass_seccomp_fd, write_pid_file
+from .children import OwnPidNs, child_pid_ns, fork_in, kill_and_reap, pass_seccomp_fd, write_pid_file
 from .errors import ConfigError, OcirtError
 from .mapping import cgroup_binds, init_spec, resources_with_default_devices
 from .protocol import Channel, Failed, HooksReady, InitPid, Proceed, Ready, SeccompFd, UserNsReady
@@ -283,38 +283,15 @@ def run_children(
 
 def init_pid_ns(kernel: k.Kernel, spec: stages.InitSpec) -> OwnPidNs:
     """One fork (stages.one_fork) into a new pid namespace: the namespace made here, for the
-    next child only (unshare(CLONE_NEWPID) changes which pid namespace this process's children
-    get, not its own); what to go back to right after the fork (OwnPidNs.back). Nothing to
-    make, nothing to go back to: an OwnPidNs of no fd."""
+    next child only (children.child_pid_ns); what to go back to right after the fork. Where
+    this process may not make it, stage 1 does after all (spec.one_fork turned off)."""
     if not (spec.one_fork and "pid" in spec.ns.new):
         return OwnPidNs()
-    fd = kernel.open("/proc/self/ns/pid", posix.O_RDONLY | posix.O_CLOEXEC)
     try:
-        kernel.unshare(k.CLONE_NEWPID)
-    except OSError as e:
-        kernel.close(fd)
-        raise OcirtError("unshare pid namespace", e.errno) from None
-    return OwnPidNs(fd)
-
-
-@record
-class OwnPidNs:
-    """This process's own pid namespace while its next child is to be made in another."""
-
-    fd: int | None = None  # /proc/self/ns/pid, opened before the unshare
-
-    def back(self, kernel: k.Kernel) -> None:
-        """This process's next children in its own pid namespace again (hooks, say); the fd
-        closed. Once: later calls do nothing, whether the first succeeded or not."""
-        fd, self.fd = self.fd, None
-        if fd is None:
-            return
-        try:
-            kernel.setns(fd, k.CLONE_NEWPID)
-        except OSError as e:
-            raise OcirtError("go back to the runtime's own pid namespace", e.errno) from None
-        finally:
-            kernel.close(fd)
+        return child_pid_ns(kernel, new=True)
+    except OcirtError:
+        spec.one_fork = False
+        return OwnPidNs()
 
 
 class Parent:

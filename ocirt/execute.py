@@ -10,10 +10,10 @@ import posix  # not os: see ocirt/paths.py
 from . import kernel as k
 from . import namespaces, process
 from .attach_window import alone
-from .children import fork_in, kill_and_reap, pass_seccomp_fd, write_pid_file
+from .children import OwnPidNs, child_pid_ns, fork_in, kill_and_reap, pass_seccomp_fd, write_pid_file
 from .errors import OcirtError
 from .protocol import Channel, InitPid, Proceed, Ready, SeccompFd
-from .stages import ExecSpec, exec_stage1
+from .stages import ExecSpec, exec_one_fork, exec_stage1
 from .state import Status, proc_start_time
 
 
@@ -28,11 +28,15 @@ def exec_process(
     cgroup=None,
     ignore_paused: bool = False,
     window=None,
+    as_child: bool = False,
 ) -> int:
     """Start `proc` inside the container; returns its pid once it is about to exec. `cgroup`:
     a sub-cgroup of the container's (exec --cgroup) to put it in; `ignore_paused`: a paused
     container is entered too (the process waits frozen for `resume`); `window`: an
-    ocirt/attach_window.py warm-up, closed once the process is in the cgroup."""
+    ocirt/attach_window.py warm-up, closed once the process is in the cgroup; `as_child`: the
+    process may be this one's own child (the command line's exec, which ends or waits for it:
+    one fork, stages.exec_one_fork); else (the Python API) a stage 1 forks it, and the caller
+    gets no child."""
     status = c.status()
     if not (ignore_paused and status is Status.PAUSED):
         status.check("exec")
@@ -79,26 +83,39 @@ def exec_process(
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
         # born in the container's cgroup where it can be (cgroup v2), but with an initial
         # affinity, which applies before the child joins the cgroup
-        stage1_pid, placed = fork_in(
-            kernel,
-            None if proc.affinity_initial else target,
-            lambda: alone(window),
-            lambda: fork_with_affinity(kernel, proc, kernel.fork),
-        )
+        one_fork = as_child and exec_one_fork(spec)
+        own_pid_ns = OwnPidNs()
+        if one_fork:
+            try:
+                own_pid_ns = child_pid_ns(kernel, join=_pid_ns_fd(ns_fds))
+            except OcirtError:  # an unprivileged runtime, outside the container's user namespace:
+                one_fork = False  # stage 1 joins that one first, then the pid namespace
+        try:
+            stage1_pid, placed = fork_in(
+                kernel,
+                None if proc.affinity_initial else target,
+                lambda: alone(window),
+                lambda: fork_with_affinity(kernel, proc, kernel.fork),
+            )
+        except BaseException:
+            own_pid_ns.back(kernel)
+            raise
         if stage1_pid == 0:
             try:  # a forked child never returns into the runtime's code
                 parent_ch.close()
-                exec_stage1(kernel, spec, child_ch)
+                exec_stage1(kernel, spec, child_ch, one_fork)
             finally:
                 posix._exit(1)
         child_ch.close()
         pid = 0
         try:
-            # Stage 1 joins the namespaces and forks meanwhile; the process waits to be moved
-            # (as runc's exec moves its process, not nsexec's stages): on cgroup v1 the move's
-            # wait for the kernel's grace period then overlaps stage 1's work.
+            own_pid_ns.back(kernel)
+            # Stage 1 joins the namespaces and forks meanwhile (one fork: the process joins
+            # them); the process waits to be moved (as runc's exec moves its process, not
+            # nsexec's stages): on cgroup v1 the move's wait for the kernel's grace period then
+            # overlaps that work.
             try:
-                pid = parent_ch.expect(InitPid, "the process was started").pid
+                pid = stage1_pid if one_fork else parent_ch.expect(InitPid, "the process was started").pid
                 if not placed:
                     target.add_pid(pid)
                 parent_ch.send(Proceed())
@@ -115,9 +132,11 @@ def exec_process(
             # Stage 1 exits once it has sent the pid; reaped only now, so that its exit overlaps
             # the process's setup (as create's). Reaped, it has handed the process to us (the
             # subreaper) before we return and wait for it.
-            kernel.waitpid(stage1_pid)
+            if not one_fork:
+                kernel.waitpid(stage1_pid)
         except BaseException:
-            if pid:
+            own_pid_ns.back(kernel)  # (if not yet)
+            if pid and pid != stage1_pid:
                 kill_and_reap(pid)
             kill_and_reap(stage1_pid)
             raise
@@ -135,6 +154,11 @@ def exec_process(
             kill_and_reap(pid)  # as runc: an exec that failed leaves no process behind
             raise
     return pid
+
+
+def _pid_ns_fd(ns_fds: list) -> int | None:
+    """The container's pid namespace among the ones to join (None: it shares ours)."""
+    return next((fd for fd, nstype in ns_fds if nstype == k.CLONE_NEWPID), None)
 
 
 def container_seccomp(c):

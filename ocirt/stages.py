@@ -571,7 +571,18 @@ class ExecSpec:
     mempolicy: tuple | None = None
 
 
-def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel) -> None:
+def exec_one_fork(spec: ExecSpec) -> bool:
+    """Whether exec's parent forks the process itself, in the container's pid namespace
+    (children.child_pid_ns), with no stage 1 between: unless the container has a time namespace
+    of its own (it applies to the children of whoever joins it, and only a process with one
+    thread may: the parent may have two)."""
+    return not any(nstype == k.CLONE_NEWTIME for _, nstype in spec.ns_fds)
+
+
+def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel, one_fork: bool = False) -> None:
+    """Join the init's namespaces, then fork the process. With `one_fork` (exec_one_fork) this is
+    the process itself, forked by the parent in the container's pid namespace: it joins the
+    others and goes on, and the parent knows its pid without a word."""
     code = 1
     try:
         if spec.console_fd is not None:
@@ -581,14 +592,17 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel) -> None:
             keep.add(spec.console_fd)
         seal(kernel, keep=keep, preserve=spec.proc.preserve_fds)
         for fd, nstype in spec.ns_fds:
+            if one_fork and nstype == k.CLONE_NEWPID:
+                continue  # the parent's, for us
             try:
                 kernel.setns(fd, nstype)
             except OSError as e:
                 raise OcirtError(f"setns {nstype:#x}", e.errno) from None
-        pid = posix.fork()
+        pid = 0 if one_fork else posix.fork()
         if pid == 0:
             try:
-                # The parent hears InitPid (from stage 1), puts us in the cgroup and says Proceed.
+                # The parent hears InitPid (from stage 1; one fork: it forked us), puts us in
+                # the cgroup and says Proceed.
                 # We set ourselves up meanwhile, and wait for that before anything of the
                 # container's runs (ExecEffects); with execCPUAffinity.final, first thing (joining
                 # a cpuset resets the affinity).

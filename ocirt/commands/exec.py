@@ -141,6 +141,7 @@ def run_exec(g, o, args, container_id: str, window: attach_window.Window | None 
                 cgroup=sub,
                 ignore_paused=opts.ignore_paused,
                 window=window,
+                as_child=True,  # (the command ends, or waits for it)
             )
         if debug:
             debug(f"exec: process started, pid {pid}")
