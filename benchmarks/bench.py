@@ -579,14 +579,42 @@ def purge(rt):
     reap_children()
 
 
-def measure(key, runtimes, fn, rounds, warmup, log, gap=0.0):
-    """warmup + rounds of A B A B ..., `gap` seconds of pause before each sample."""
+def warm_attach():
+    """Move this process into the cgroup it is in already (one write of cgroup.procs, in the
+    pids hierarchy on cgroup v1, else the unified one). On cgroup v1 the kernel makes the first
+    such write of a while wait for an RCU grace period, and spares the writes that follow it
+    for a while (cgroup_threadgroup_rwsem's rcu_sync): the harness pays the wait, untimed, and
+    the command sampled next meets the kernel as one that comes right after another command's
+    cgroup writes. Does nothing where it cannot write."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = [line.rstrip("\n").split(":", 2) for line in f]
+    except OSError:
+        return
+    paths = {parts[1]: parts[2] for parts in lines if len(parts) == 3}
+    for names, top in (("pids", os.path.join(CGROUP_FS, "pids")), ("", CGROUP_FS)):
+        path = paths.get(names)
+        procs = os.path.join(top, path.lstrip("/"), "cgroup.procs") if path is not None else None
+        if procs and os.path.exists(procs):
+            try:
+                with open(procs, "w") as f:
+                    f.write(str(os.getpid()))
+                return
+            except OSError:
+                pass
+
+
+def measure(key, runtimes, fn, rounds, warmup, log, gap=0.0, warm=False):
+    """warmup + rounds of A B A B ..., `gap` seconds of pause before each sample; with `warm`,
+    the harness's own cgroup write (warm_attach) right before it."""
     m = Metric(key, runtimes)
     for r in range(warmup + rounds):
         for rt in runtimes:
             if not m.active(rt):
                 continue
             time.sleep(gap)
+            if warm:
+                warm_attach()
             try:
                 s = fn(rt)
             except BenchError as e:
@@ -599,7 +627,7 @@ def measure(key, runtimes, fn, rounds, warmup, log, gap=0.0):
     return m
 
 
-def measure_state(bench, runtimes, rounds, warmup, log, key="state", command=("state",), gap=0.0):
+def measure_state(bench, runtimes, rounds, warmup, log, key="state", command=("state",), gap=0.0, warm=False):
     """`state` (or `command`, e.g. exec ID /bin/true) of a running container (one `sleep`
     container per runtime, started once)."""
     m = Metric(key, runtimes)
@@ -631,6 +659,8 @@ def measure_state(bench, runtimes, rounds, warmup, log, key="state", command=("s
                 if not m.active(rt):
                     continue
                 time.sleep(gap)
+                if warm:
+                    warm_attach()
                 res = rt.run(command[0], running[rt.label][0], *command[1:])
                 if res.rc != 0:
                     m.fail(rt, f"{rt.name} {command[0]} -> exit {res.rc}: {res.stderr}", log)
@@ -1013,6 +1043,15 @@ def command_line():
     "does: on cgroup v1 its first cgroup write then waits for an RCU grace period, which back "
     "to back the previous command's writes often spare it [default: 0, back to back].",
 )
+@click.option(
+    "--warm",
+    is_flag=True,
+    help="Before each sample of run, create+start+wait+delete and exec, the harness writes its "
+    "own pid to its own cgroup.procs (untimed): on cgroup v1 that write waits for the RCU grace "
+    "period, and the command that follows does not, as one that comes right after another "
+    "command's cgroup writes; both runtimes meet the same kernel state, whatever the other "
+    "did before [default: off].",
+)
 @click.option("--quick", is_flag=True, help="Few samples and small batches: a smoke test.")
 @click.option(
     "--only",
@@ -1040,6 +1079,7 @@ def main(
     lifecycles,
     rss_rounds,
     gap,
+    warm,
     quick,
     only,
     json_path,
@@ -1113,7 +1153,8 @@ def main(
         )
         click.echo(
             f"rounds {rounds} (+{warmup} warm-up), batches {batch_rounds} x {n_lc} lifecycles, "
-            f"RSS rounds {rss_rounds}, order A B A B{f' (run, lifecycle, exec: {gap:g} s apart)' if gap else ''}, "
+            f"RSS rounds {rss_rounds}, order A B A B{f' (run, lifecycle, exec: {gap:g} s apart)' if gap else ''}"
+            f"{' (run, lifecycle, exec: each after a cgroup write of the harness)' if warm else ''}, "
             f"state dirs and bundles in {bench.tmp}"
         )
         bench.build_rootfs()
@@ -1129,12 +1170,12 @@ def main(
         if "run" in selected:
             log("measuring: run /bin/true")
             metrics["run"] = measure(
-                "run", runtimes, lambda rt: sample_run(bench, rt), rounds, warmup, log, gap
+                "run", runtimes, lambda rt: sample_run(bench, rt), rounds, warmup, log, gap, warm
             )
         if "lifecycle" in selected:
             log("measuring: create+start+wait+delete")
             metrics["lifecycle"] = measure(
-                "lifecycle", runtimes, lambda rt: sample_lifecycle(bench, rt), rounds, warmup, log, gap
+                "lifecycle", runtimes, lambda rt: sample_lifecycle(bench, rt), rounds, warmup, log, gap, warm
             )
         if "state" in selected:
             log("measuring: state of a running container")
@@ -1150,7 +1191,15 @@ def main(
         if "exec" in selected:
             log("measuring: exec /bin/true into a running container")
             metrics["exec"] = measure_state(
-                bench, runtimes, rounds, warmup, log, key="exec", command=("exec", "/bin/true"), gap=gap
+                bench,
+                runtimes,
+                rounds,
+                warmup,
+                log,
+                key="exec",
+                command=("exec", "/bin/true"),
+                gap=gap,
+                warm=warm,
             )
         if "batch" in selected:
             log(f"measuring: {n_lc} lifecycles in a row")
@@ -1236,6 +1285,7 @@ def main(
                     "workers": workers,
                     "rss_rounds": rss_rounds,
                     "gap": gap,
+                    "warm": warm,
                     "rss": rss_info,
                     "units": "seconds; RSS in KiB",
                 },
