@@ -1,7 +1,9 @@
 """`exec`: a new process in an existing container. Stage 1 joins the init's namespaces (their
-/proc/PID/ns files, opened here) and forks the process (stages.exec_stage1); the parent puts the
-process in the container's cgroup (where stage 1 was not born there) and drives them through the
-protocol of ocirt/protocol.py."""
+/proc/PID/ns files, opened here) and forks the process (stages.exec_stage1), or, for the
+command line's exec (one fork, stages.exec_one_fork), the parent forks the process into the
+container's pid namespace and it joins the others itself; the parent puts the process in the
+container's cgroup (where it was not born there) and drives it through the protocol of
+ocirt/protocol.py."""
 
 from __future__ import annotations
 

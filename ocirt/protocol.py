@@ -19,7 +19,7 @@ init    -> parent   Ready              waiting on exec.fifo
 any     -> parent   Failed(message, errno)
 
 exec's children (ocirt/execute.py): stage 1 joins the namespaces and forks at once, then
-stage 1 -> parent   InitPid(pid)       the new process
+stage 1 -> parent   InitPid(pid)       the new process (one fork: not sent; the parent forked it)
 parent  -> process  Proceed            it is in the container's cgroup (moved, or born there);
                                        the process sets itself up meanwhile, and waits for
                                        this before its seccomp filter, or its Ready
