@@ -93,6 +93,11 @@ def test_user_namespace_maps_and_flags(bundle, capsys):
         index(lines, "unshare(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID)"),
     ]
     assert order == sorted(order)
+    # a user namespace needs stage 1 (stages.one_fork): it makes the pid namespace its fork of
+    # the init enters, and is reaped once the init is ready
+    stage1 = [lines.index("# create (runtime): stage 1"), lines.index("# stage 1: namespaces")]
+    assert stage1 == sorted(stage1) and stage1[1] < order[0] and index(lines, "waitpid('<stage1-pid>')")
+    assert "unshare(CLONE_NEWPID)" not in lines and "# init: namespaces" not in lines
     assert "ioctl('lo', 'SIOCSIFFLAGS', 'IFF_UP')" not in lines  # the network ns is joined
 
 
@@ -197,31 +202,6 @@ def test_the_parents_steps_are_listed_in_order(bundle, capsys):
     assert order == sorted(order)
     assert lines.index("# create (runtime): exec.fifo") < lines.index("# create (runtime): the init")
     assert not any(line.startswith("waitpid(") for line in lines)  # the init is not reaped
-
-
-def test_with_a_user_namespace_stage_1_forks_the_init(bundle, capsys):
-    """A user namespace needs stage 1 (stages.one_fork): it makes the user namespace, then the
-    pid namespace its fork of the init enters, and is reaped once the init is ready."""
-
-    def userns(c):
-        c["linux"]["namespaces"].append({"type": "user"})
-        c["linux"]["uidMappings"] = c["linux"]["gidMappings"] = [
-            {"containerID": 0, "hostID": 100000, "size": 65536}
-        ]
-
-    edit(bundle, userns)
-    lines = plan_text(bundle, capsys)
-    order = [
-        index(lines, "# create (runtime): stage 1"),
-        index(lines, "fork()"),
-        index(lines, "# stage 1: namespaces"),
-        index(lines, "unshare(CLONE_NEWUSER)"),
-        index(lines, "unshare(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID|CLONE_NEWNET)"),
-        index(lines, "# init: setup"),
-        index(lines, "waitpid('<stage1-pid>')"),
-    ]
-    assert order == sorted(order)
-    assert "unshare(CLONE_NEWPID)" not in lines and "# init: namespaces" not in lines
 
 
 def test_hooks_are_listed_where_they_run(bundle, capsys):
