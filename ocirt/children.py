@@ -10,7 +10,9 @@ from .paths import abspath, basename, dirname, join
 from .record import record
 from .state import Status, proc_start_time
 
-_CLONE_NEWPID = 0x20000000  # (kernel.CLONE_NEWPID: that package is not loaded for start/delete)
+# (kernel's constants: that package is not loaded for start and delete)
+_CLONE_NEWPID = 0x20000000
+_PR_GET_DUMPABLE, _PR_SET_DUMPABLE = 3, 4
 
 
 def fork_in(kernel, cg, alone, fork) -> tuple[int, bool]:
@@ -31,23 +33,34 @@ def child_pid_ns(kernel, new: bool = False, join: int | None = None) -> "OwnPidN
     """One fork (create's init, exec's process, made by the runtime itself rather than by a
     stage 1): the pid namespace this process's next child gets, a new one (unshare) or the one
     fd `join` names (setns). Either changes which namespace this process's children get, never
-    its own. What to go back to right after the fork; neither: an OwnPidNs of no fd."""
+    its own. What to go back to right after the fork; neither: an OwnPidNs of no fd.
+
+    Joining a container's: until back(), this process is not dumpable, so that its child is
+    born so (the flag is copied at fork). The child shows in the container's /proc from its
+    first instruction, still in the runtime's mount namespace and with the runtime's fds until
+    it seals itself; a process of the container must not open its /proc/PID/fd, root or mem
+    meanwhile (the CVE-2016-9962 class). A stage 1 made it there sealed and inside."""
     if not new and join is None:
         return OwnPidNs()
     try:
         fd = kernel.open("/proc/self/ns/pid", posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError as e:
         raise OcirtError("open /proc/self/ns/pid", e.errno) from None
+    own = OwnPidNs(fd)
     try:
         if new:
             kernel.unshare(_CLONE_NEWPID)
         else:
+            own.dumpable = kernel.prctl(_PR_GET_DUMPABLE)
+            kernel.prctl(_PR_SET_DUMPABLE, 0)
             kernel.setns(join, _CLONE_NEWPID)
     except OSError as e:
+        own.fd = None
+        own._restore(kernel)
         kernel.close(fd)
         what = "unshare pid namespace" if new else "join the container's pid namespace"
         raise OcirtError(what, e.errno) from None
-    return OwnPidNs(fd)
+    return own
 
 
 @record
@@ -55,10 +68,12 @@ class OwnPidNs:
     """This process's own pid namespace while its next child is to be made in another."""
 
     fd: int | None = None  # /proc/self/ns/pid, opened before the unshare or setns
+    dumpable: int | None = None  # what PR_GET_DUMPABLE said before a join (child_pid_ns)
 
     def back(self, kernel) -> None:
-        """This process's next children in its own pid namespace again (hooks, say); the fd
-        closed. Once: later calls do nothing, whether the first succeeded or not."""
+        """This process's next children in its own pid namespace again (hooks, say), and as
+        dumpable as before; the fd closed. Once: later calls do nothing, whether the first
+        succeeded or not."""
         fd, self.fd = self.fd, None
         if fd is None:
             return
@@ -68,6 +83,15 @@ class OwnPidNs:
             raise OcirtError("go back to the runtime's own pid namespace", e.errno) from None
         finally:
             kernel.close(fd)
+            self._restore(kernel)
+
+    def _restore(self, kernel) -> None:
+        dumpable, self.dumpable = self.dumpable, None
+        if dumpable:
+            try:
+                kernel.prctl(_PR_SET_DUMPABLE, dumpable)
+            except OSError:
+                pass
 
 
 def kill_and_reap(pid: int) -> None:

@@ -109,13 +109,27 @@ def test_exec_forks_its_process_itself_unless_the_container_has_a_time_namespace
 
 
 def test_exec_joins_the_containers_pid_namespace_for_its_process_and_goes_back():
+    """Not dumpable from before the join until back(): the process forked meanwhile is born so
+    (it shows in the container's /proc before it has sealed itself)."""
     from ocirt.children import child_pid_ns
+    from ocirt.kernel import PR_SET_DUMPABLE
 
-    kern = RecordingKernel()
+    class Kern(RecordingKernel):
+        def prctl(self, option, *args):
+            super().prctl(option, *args)
+            return 1 if option == 3 else 0  # PR_GET_DUMPABLE: dumpable
+
+    kern = Kern()
     theirs = kern.open("/proc/42/ns/pid", 0)
     own = child_pid_ns(kern, join=theirs)
+    kern.fork()
     own.back(kern)
-    assert [(c.name, c.args) for c in kern.calls if c.name in ("setns", "unshare")] == [
+    steps = [(c.name, c.args[:2]) for c in kern.calls if c.name in ("setns", "prctl", "fork")]
+    assert steps == [
+        ("prctl", (3, 0)),
+        ("prctl", (PR_SET_DUMPABLE, 0)),
         ("setns", ("/proc/42/ns/pid", CLONE_NEWPID)),
+        ("fork", ()),
         ("setns", ("/proc/self/ns/pid", CLONE_NEWPID)),
+        ("prctl", (PR_SET_DUMPABLE, 1)),
     ]
