@@ -31,33 +31,34 @@ def fork_in(kernel, cg, alone, fork) -> tuple[int, bool]:
 
 def child_pid_ns(kernel, new: bool = False, join: int | None = None) -> "OwnPidNs":
     """One fork (create's init, exec's process, made by the runtime itself rather than by a
-    stage 1): the pid namespace this process's next child gets, a new one (unshare) or the one
-    fd `join` names (setns). Either changes which namespace this process's children get, never
-    its own. What to go back to right after the fork; neither: an OwnPidNs of no fd.
+    stage 1): this process's next child is born non-dumpable, and in a new pid namespace
+    (unshare), the one fd `join` names (setns), or neither: this process's own. Unshare and
+    setns change which namespace this process's children get, never its own. What to go back
+    to right after the fork (OwnPidNs.back).
 
-    Joining a container's: until back(), this process is not dumpable, so that its child is
-    born so (the flag is copied at fork). The child shows in the container's /proc from its
-    first instruction, still in the runtime's mount namespace and with the runtime's fds until
-    it seals itself; a process of the container must not open its /proc/PID/fd, root or mem
-    meanwhile (the CVE-2016-9962 class). A stage 1 made it there sealed and inside."""
+    Not dumpable: until back(), this process is not (the flag is copied at fork), so that the
+    child is not from its first instruction, as a stage 1 sealed first made it. Until it seals
+    itself the child holds the runtime's fds and, joining a container's namespaces, shows in the
+    container's /proc while still in the runtime's mount namespace: no process of the container
+    may open its /proc/PID/fd, root or mem meanwhile (the CVE-2016-9962 class)."""
+    own = OwnPidNs(dumpable=kernel.prctl(_PR_GET_DUMPABLE))
+    kernel.prctl(_PR_SET_DUMPABLE, 0)
     if not new and join is None:
-        return OwnPidNs()
+        return own
     try:
-        fd = kernel.open("/proc/self/ns/pid", posix.O_RDONLY | posix.O_CLOEXEC)
+        own.fd = kernel.open("/proc/self/ns/pid", posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError as e:
+        own.back(kernel)
         raise OcirtError("open /proc/self/ns/pid", e.errno) from None
-    own = OwnPidNs(fd)
     try:
         if new:
             kernel.unshare(_CLONE_NEWPID)
         else:
-            own.dumpable = kernel.prctl(_PR_GET_DUMPABLE)
-            kernel.prctl(_PR_SET_DUMPABLE, 0)
             kernel.setns(join, _CLONE_NEWPID)
     except OSError as e:
+        kernel.close(own.fd)
         own.fd = None
-        own._restore(kernel)
-        kernel.close(fd)
+        own.back(kernel)
         what = "unshare pid namespace" if new else "join the container's pid namespace"
         raise OcirtError(what, e.errno) from None
     return own
@@ -65,33 +66,28 @@ def child_pid_ns(kernel, new: bool = False, join: int | None = None) -> "OwnPidN
 
 @record
 class OwnPidNs:
-    """This process's own pid namespace while its next child is to be made in another."""
+    """This process as it was before child_pid_ns: its own pid namespace for its children, and
+    whether it was dumpable."""
 
     fd: int | None = None  # /proc/self/ns/pid, opened before the unshare or setns
-    dumpable: int | None = None  # what PR_GET_DUMPABLE said before a join (child_pid_ns)
+    dumpable: int | None = None  # what PR_GET_DUMPABLE said first (None: nothing to restore)
 
     def back(self, kernel) -> None:
-        """This process's next children in its own pid namespace again (hooks, say), and as
-        dumpable as before; the fd closed. Once: later calls do nothing, whether the first
+        """This process's next children in its own pid namespace again (hooks, say), and it
+        as dumpable as before; the fd closed. Once: later calls do nothing, whether the first
         succeeded or not."""
         fd, self.fd = self.fd, None
-        if fd is None:
-            return
+        dumpable, self.dumpable = self.dumpable, None
         try:
-            kernel.setns(fd, _CLONE_NEWPID)
+            if fd is not None:
+                kernel.setns(fd, _CLONE_NEWPID)
         except OSError as e:
             raise OcirtError("go back to the runtime's own pid namespace", e.errno) from None
         finally:
-            kernel.close(fd)
-            self._restore(kernel)
-
-    def _restore(self, kernel) -> None:
-        dumpable, self.dumpable = self.dumpable, None
-        if dumpable:
-            try:
+            if fd is not None:
+                kernel.close(fd)
+            if dumpable:
                 kernel.prctl(_PR_SET_DUMPABLE, dumpable)
-            except OSError:
-                pass
 
 
 def kill_and_reap(pid: int) -> None:

@@ -282,13 +282,14 @@ def run_children(
 
 
 def init_pid_ns(kernel: k.Kernel, spec: stages.InitSpec) -> OwnPidNs:
-    """One fork (stages.one_fork) into a new pid namespace: the namespace made here, for the
-    next child only (children.child_pid_ns); what to go back to right after the fork. Where
-    this process may not make it, stage 1 does after all (spec.one_fork turned off)."""
-    if not (spec.one_fork and "pid" in spec.ns.new):
+    """One fork (stages.one_fork): the init born non-dumpable, into a new pid namespace made
+    here for it, where the config has one (children.child_pid_ns); what to go back to right
+    after the fork. Where this process may not make it, stage 1 does after all (spec.one_fork
+    turned off)."""
+    if not spec.one_fork:
         return OwnPidNs()
     try:
-        return child_pid_ns(kernel, new=True)
+        return child_pid_ns(kernel, new="pid" in spec.ns.new)
     except OcirtError:
         spec.one_fork = False
         return OwnPidNs()

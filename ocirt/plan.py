@@ -519,6 +519,7 @@ PRCTL = {
     if n
     in (
         "PR_SET_PDEATHSIG",
+        "PR_GET_DUMPABLE",
         "PR_SET_DUMPABLE",
         "PR_SET_KEEPCAPS",
         "PR_CAPBSET_READ",

@@ -3,13 +3,14 @@ joined and no time namespace entered, create's parent forks the init itself, in 
 made for that child only (create.init_pid_ns), and goes back to its own right after the fork."""
 
 import errno
+import os
 
 import pytest
 
 from ocirt import create as create_mod
 from ocirt import stages
 from ocirt.errors import OcirtError
-from ocirt.kernel import CLONE_NEWPID
+from ocirt.kernel import CLONE_NEWPID, PR_SET_DUMPABLE
 from ocirt.kernel.fake import RecordingKernel
 from ocirt.namespaces import Namespaces
 
@@ -39,23 +40,44 @@ def open_fds(kern) -> set:
     return set(kern._fds)  # what the recording kernel holds open
 
 
-def test_the_pid_namespace_is_made_for_the_next_child_and_left_once():
+def steps(kern) -> list:
+    """The calls that matter here: (name, first two arguments)."""
+    return [
+        (c.name, c.args[:2]) for c in kern.calls if c.name in ("prctl", "open", "unshare", "setns", "fork")
+    ]
+
+
+GET, SET = ("prctl", (3, 0)), "prctl"
+
+
+def test_the_pid_namespace_is_made_for_the_next_child_born_non_dumpable_and_left_once():
     kern = RecordingKernel()
     own = create_mod.init_pid_ns(kern, _Spec(ns(["pid", "mount"])))
-    assert kern.names() == ["open", "unshare"] and kern.find("unshare")[0].args == (CLONE_NEWPID,)
-    assert kern.find("open")[0].args[0] == "/proc/self/ns/pid" and open_fds(kern) == {own.fd}
+    assert open_fds(kern) == {own.fd}
+    kern.fork()
     own.back(kern)
     own.back(kern)  # once: the fd is not used again (it may be another file by then)
-    assert kern.names() == ["open", "unshare", "setns"] and open_fds(kern) == set()
-    assert kern.find("setns")[0].args == ("/proc/self/ns/pid", CLONE_NEWPID)
+    assert steps(kern) == [
+        GET,
+        (SET, (PR_SET_DUMPABLE, 0)),
+        ("open", ("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)),
+        ("unshare", (CLONE_NEWPID,)),
+        ("fork", ()),
+        ("setns", ("/proc/self/ns/pid", CLONE_NEWPID)),
+        (SET, (PR_SET_DUMPABLE, 1)),
+    ]
+    assert open_fds(kern) == set()
 
 
-def test_nothing_to_make_without_one_fork_or_a_new_pid_namespace():
-    for spec in (_Spec(ns(["mount"])), _Spec(ns(["user", "pid", "mount"]))):
-        kern = RecordingKernel()
-        own = create_mod.init_pid_ns(kern, spec)
-        own.back(kern)
-        assert own.fd is None and kern.names() == []
+def test_the_hosts_pid_namespace_still_a_non_dumpable_birth_and_nothing_without_one_fork():
+    kern = RecordingKernel()
+    own = create_mod.init_pid_ns(kern, _Spec(ns(["mount"])))
+    own.back(kern)
+    assert steps(kern) == [GET, (SET, (PR_SET_DUMPABLE, 0)), (SET, (PR_SET_DUMPABLE, 1))]
+    kern = RecordingKernel()
+    own = create_mod.init_pid_ns(kern, _Spec(ns(["user", "pid", "mount"])))
+    own.back(kern)
+    assert own.fd is None and kern.names() == []
 
 
 def test_where_the_runtime_may_not_make_it_stage_1_does_and_a_failed_way_back_is_an_error():
@@ -63,13 +85,13 @@ def test_where_the_runtime_may_not_make_it_stage_1_does_and_a_failed_way_back_is
     spec = _Spec(ns(["pid"]))
     own = create_mod.init_pid_ns(kern, spec)
     assert own.fd is None and not spec.one_fork  # stage 1 makes the pid namespace after all
-    assert kern.names() == ["open", "unshare"] and open_fds(kern) == set()
+    assert steps(kern)[-1] == (SET, (PR_SET_DUMPABLE, 1)) and open_fds(kern) == set()
     kern = RecordingKernel()
     own = create_mod.init_pid_ns(kern, _Spec(ns(["pid"])))
     kern.fail["setns"] = OSError(errno.EINVAL, "setns")
     with pytest.raises(OcirtError, match="the runtime's own pid namespace"):
         own.back(kern)
-    assert open_fds(kern) == set()
+    assert open_fds(kern) == set() and steps(kern)[-1] == (SET, (PR_SET_DUMPABLE, 1))
     own.back(kern)  # (create's failure path calls it again: nothing more)
     assert kern.names().count("setns") == 1
 
@@ -112,24 +134,18 @@ def test_exec_joins_the_containers_pid_namespace_for_its_process_and_goes_back()
     """Not dumpable from before the join until back(): the process forked meanwhile is born so
     (it shows in the container's /proc before it has sealed itself)."""
     from ocirt.children import child_pid_ns
-    from ocirt.kernel import PR_SET_DUMPABLE
 
-    class Kern(RecordingKernel):
-        def prctl(self, option, *args):
-            super().prctl(option, *args)
-            return 1 if option == 3 else 0  # PR_GET_DUMPABLE: dumpable
-
-    kern = Kern()
+    kern = RecordingKernel()
     theirs = kern.open("/proc/42/ns/pid", 0)
     own = child_pid_ns(kern, join=theirs)
     kern.fork()
     own.back(kern)
-    steps = [(c.name, c.args[:2]) for c in kern.calls if c.name in ("setns", "prctl", "fork")]
-    assert steps == [
-        ("prctl", (3, 0)),
-        ("prctl", (PR_SET_DUMPABLE, 0)),
+    assert steps(kern)[1:] == [
+        GET,
+        (SET, (PR_SET_DUMPABLE, 0)),
+        ("open", ("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)),
         ("setns", ("/proc/42/ns/pid", CLONE_NEWPID)),
         ("fork", ()),
         ("setns", ("/proc/self/ns/pid", CLONE_NEWPID)),
-        ("prctl", (PR_SET_DUMPABLE, 1)),
+        (SET, (PR_SET_DUMPABLE, 1)),
     ]

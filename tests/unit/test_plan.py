@@ -191,11 +191,13 @@ def test_the_parents_steps_are_listed_in_order(bundle, capsys):
         index(lines, f"mkdir('{state}', 0o711)"),
         index(lines, f"mkfifo('{state}/exec.fifo', 0o622)"),
         index(lines, f"open('{state}/exec.fifo', O_CLOEXEC|O_PATH)"),
+        index(lines, "prctl(PR_SET_DUMPABLE, 0)"),  # the runtime: its child is born so
         index(lines, "open('/proc/self/ns/pid', O_CLOEXEC)"),
         index(lines, "unshare(CLONE_NEWPID)"),  # for its next child only: the init
         index(lines, "fork()"),
         index(lines, "setns('/proc/self/ns/pid', CLONE_NEWPID)"),  # its own again
-        index(lines, "prctl(PR_SET_DUMPABLE, 0)"),
+        index(lines, "prctl(PR_SET_DUMPABLE, 1)"),
+        lines.index("# init: namespaces"),
         index(lines, "umask(0o000)"),
         index(lines, f"write_file('{state}/state.json', '<state.json: pid <init-pid>>')"),
     ]
