@@ -10,10 +10,6 @@ from .paths import abspath, basename, dirname, join
 from .record import record
 from .state import Status, proc_start_time
 
-# (kernel's constants: that package is not loaded for start and delete)
-_CLONE_NEWPID = 0x20000000
-_PR_GET_DUMPABLE, _PR_SET_DUMPABLE = 3, 4
-
 
 def fork_in(kernel, cg, alone, fork) -> tuple[int, bool]:
     """A child made in the cgroup of manager `cg` where it can be (cgroup v2: Kernel.fork_into,
@@ -41,8 +37,10 @@ def child_pid_ns(kernel, new: bool = False, join: int | None = None) -> "OwnPidN
     itself the child holds the runtime's fds and, joining a container's namespaces, shows in the
     container's /proc while still in the runtime's mount namespace: no process of the container
     may open its /proc/PID/fd, root or mem meanwhile (the CVE-2016-9962 class)."""
-    own = OwnPidNs(dumpable=kernel.prctl(_PR_GET_DUMPABLE))
-    kernel.prctl(_PR_SET_DUMPABLE, 0)
+    from .kernel import CLONE_NEWPID, PR_GET_DUMPABLE, PR_SET_DUMPABLE  # (not on start's way)
+
+    own = OwnPidNs(dumpable=kernel.prctl(PR_GET_DUMPABLE))
+    kernel.prctl(PR_SET_DUMPABLE, 0)
     if not new and join is None:
         return own
     try:
@@ -52,9 +50,9 @@ def child_pid_ns(kernel, new: bool = False, join: int | None = None) -> "OwnPidN
         raise OcirtError("open /proc/self/ns/pid", e.errno) from None
     try:
         if new:
-            kernel.unshare(_CLONE_NEWPID)
+            kernel.unshare(CLONE_NEWPID)
         else:
-            kernel.setns(join, _CLONE_NEWPID)
+            kernel.setns(join, CLONE_NEWPID)
     except OSError as e:
         kernel.close(own.fd)
         own.fd = None
@@ -76,18 +74,20 @@ class OwnPidNs:
         """This process's next children in its own pid namespace again (hooks, say), and it
         as dumpable as before; the fd closed. Once: later calls do nothing, whether the first
         succeeded or not."""
+        from .kernel import CLONE_NEWPID, PR_SET_DUMPABLE
+
         fd, self.fd = self.fd, None
         dumpable, self.dumpable = self.dumpable, None
         try:
             if fd is not None:
-                kernel.setns(fd, _CLONE_NEWPID)
+                kernel.setns(fd, CLONE_NEWPID)
         except OSError as e:
             raise OcirtError("go back to the runtime's own pid namespace", e.errno) from None
         finally:
             if fd is not None:
                 kernel.close(fd)
             if dumpable:
-                kernel.prctl(_PR_SET_DUMPABLE, dumpable)
+                kernel.prctl(PR_SET_DUMPABLE, dumpable)
 
 
 def kill_and_reap(pid: int) -> None:

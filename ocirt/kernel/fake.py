@@ -10,7 +10,7 @@ import os
 import posixpath
 from dataclasses import dataclass, field
 
-from . import Kernel
+from . import PR_GET_DUMPABLE, Kernel
 
 
 @dataclass
@@ -177,7 +177,7 @@ class RecordingKernel(Kernel):
 
     def prctl(self, option, arg2=0, arg3=0, arg4=0, arg5=0):
         self._record("prctl", option, arg2, arg3, arg4, arg5)
-        return 1 if option == 3 else 0  # PR_GET_DUMPABLE: a process is, unless made otherwise
+        return 1 if option == PR_GET_DUMPABLE else 0  # a process is, unless made otherwise
 
     def setgroups(self, gids):
         self._record("setgroups", list(gids))
