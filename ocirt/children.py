@@ -86,8 +86,8 @@ class OwnPidNs:
         finally:
             if fd is not None:
                 kernel.close(fd)
-            if dumpable:
-                kernel.prctl(PR_SET_DUMPABLE, dumpable)
+            if dumpable == 1:  # (2, suid_dumpable's, cannot be set: left at 0, the safer)
+                kernel.prctl(PR_SET_DUMPABLE, 1)
 
 
 def kill_and_reap(pid: int) -> None:

@@ -149,3 +149,21 @@ def test_exec_joins_the_containers_pid_namespace_for_its_process_and_goes_back()
         ("setns", ("/proc/self/ns/pid", CLONE_NEWPID)),
         (SET, (PR_SET_DUMPABLE, 1)),
     ]
+
+
+def test_a_process_dumpable_only_as_suid_dumpable_says_stays_non_dumpable():
+    """PR_GET_DUMPABLE may say 2 (fs.suid_dumpable's mode), which PR_SET_DUMPABLE refuses:
+    the way back leaves the process at 0 rather than fail the create."""
+
+    class Kern(RecordingKernel):
+        def prctl(self, option, arg2=0, *args):
+            super().prctl(option, arg2, *args)
+            if option == PR_SET_DUMPABLE and arg2 not in (0, 1):
+                raise OSError(errno.EINVAL, "prctl")
+            return 2 if option == 3 else 0
+
+    kern = Kern()
+    own = create_mod.init_pid_ns(kern, _Spec(ns(["pid"])))
+    own.back(kern)
+    assert steps(kern)[-1] == ("setns", ("/proc/self/ns/pid", CLONE_NEWPID))
+    assert [a for name, a in steps(kern) if name == "prctl"] == [(3, 0), (PR_SET_DUMPABLE, 0)]
