@@ -2,11 +2,14 @@
 loads them (their cached bytecode where it is current, else compiled), with the same module
 attributes as importlib's own finder gives."""
 
+import importlib.machinery
 import importlib.util
 import marshal
 import os
 import subprocess
 import sys
+
+import pytest
 
 from ocirt import launch
 
@@ -114,3 +117,191 @@ def test_a_launched_command_loads_ocirt_through_the_finder():
     )
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["SourceFileLoader", os.path.join(REPO, "ocirt", "kernel"), "0"]
+
+
+def test_standard_extension_modules_come_from_lib_dynload():
+    """_json and resource: the file the path finder would find, without its search; a name
+    not listed, or built into the interpreter, is the next finder's."""
+    finder = launch._Finder(REPO)
+    for name in launch.STDLIB_EXTENSIONS:
+        spec = finder.find_spec(name)
+        expected = importlib.machinery.PathFinder.find_spec(name)
+        if name in sys.builtin_module_names or expected is None:
+            assert spec is None
+        else:
+            assert spec.origin == expected.origin
+            assert type(spec.loader).__name__ == "ExtensionFileLoader"
+    assert finder.find_spec("_struct") is None and finder.find_spec("posix") is None
+
+
+# --- the command's bundle (launch._Bundle) ---
+
+
+def _bundle_tree(tmp_path, modules: dict):
+    """<tmp>/ocirt/<name>.py for each module, and the finder of a `state` command over them."""
+    for name, source in modules.items():
+        path = tmp_path / "ocirt" / f"{name}.py"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(source)
+    (tmp_path / "ocirt" / "__pycache__").mkdir(exist_ok=True)
+    return _bundle_finder(tmp_path)
+
+
+def _bundle_finder(tmp_path):
+    return launch._Finder(str(tmp_path), launch._Bundle(str(tmp_path), "state"))
+
+
+def _run_command(finder, names, monkeypatch):
+    """Import `names` through `finder` as a command would (into a private sys.modules), then
+    save the bundle as launch() does at the end; the modules."""
+    modules = {}
+    monkeypatch.setattr(sys, "modules", dict(sys.modules))
+    for name in names:
+        spec = finder.find_spec(f"ocirt.{name}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        modules[name] = module
+    finder.bundle.save()
+    return modules
+
+
+def _bundle_path(tmp_path) -> str:
+    return str(tmp_path / "ocirt" / "__pycache__" / f"launch-state.{sys.implementation.cache_tag}.bundle")
+
+
+def test_the_bundle_is_written_then_serves_the_modules(tmp_path, monkeypatch):
+    finder = _bundle_tree(tmp_path, {"a": "X = 1\n", "b": "Y = 2\n"})
+    assert not finder.bundle.current and not os.path.exists(_bundle_path(tmp_path))
+    _run_command(finder, ["a", "b"], monkeypatch)
+    assert os.path.exists(_bundle_path(tmp_path))
+    assert os.listdir(tmp_path / "ocirt" / "__pycache__") != []
+
+    finder = _bundle_finder(tmp_path)
+    modules = _run_command(finder, ["a", "b"], monkeypatch)
+    assert (modules["a"].X, modules["b"].Y) == (1, 2)
+    assert type(modules["a"].__loader__) is launch._BundledLoader
+    assert modules["a"].__file__ == str(tmp_path / "ocirt" / "a.py")
+    assert finder.bundle.current  # nothing came from elsewhere: not written again
+    # the code is the bundle's: a pyc that says otherwise (and matches the source) is not read
+    _write_pyc(tmp_path / "ocirt" / "a.py", "X = 5\n")
+    assert _run_command(_bundle_finder(tmp_path), ["a"], monkeypatch)["a"].X == 1
+
+
+def test_a_changed_source_is_loaded_and_the_bundle_written_anew(tmp_path, monkeypatch):
+    finder = _bundle_tree(tmp_path, {"a": "X = 1\n"})
+    _run_command(finder, ["a"], monkeypatch)
+    path = tmp_path / "ocirt" / "a.py"
+    path.write_text("X = 22\n")  # another size
+    finder = _bundle_finder(tmp_path)
+    assert _run_command(finder, ["a"], monkeypatch)["a"].X == 22
+    assert not finder.bundle.current
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # same size, another mtime
+    path.write_text("X = 33\n")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert _run_command(_bundle_finder(tmp_path), ["a"], monkeypatch)["a"].X == 33
+    finder = _bundle_finder(tmp_path)
+    assert _run_command(finder, ["a"], monkeypatch)["a"].X == 33 and finder.bundle.current
+
+
+def test_a_module_new_to_the_command_joins_the_bundle(tmp_path, monkeypatch):
+    finder = _bundle_tree(tmp_path, {"a": "X = 1\n", "b": "Y = 2\n"})
+    _run_command(finder, ["a"], monkeypatch)
+    finder = _bundle_finder(tmp_path)
+    _run_command(finder, ["a", "b"], monkeypatch)
+    assert not finder.bundle.current
+    assert set(_bundle_finder(tmp_path).bundle.entries) == {"ocirt.a", "ocirt.b"}
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [b"", b"garbage", b"ocirt-bundle" + bytes(8), "truncated", "another format", "another magic"],
+)
+def test_a_damaged_bundle_is_not_used_and_is_written_anew(tmp_path, monkeypatch, damage):
+    finder = _bundle_tree(tmp_path, {"a": "X = 1\n"})
+    _run_command(finder, ["a"], monkeypatch)
+    path = _bundle_path(tmp_path)
+    data = open(path, "rb").read()
+    if damage == "truncated":
+        damage = data[: len(data) - 20]
+    elif damage == "another format":
+        damage = data[:12] + (99).to_bytes(4, "little") + data[16:]
+    elif damage == "another magic":
+        table = marshal.loads(data[20:])
+        other = marshal.dumps((b"\0\0\r\n", table[1]))
+        damage = data[:16] + len(other).to_bytes(4, "little") + other + data[20 + len(marshal.dumps(table)) :]
+    with open(path, "wb") as f:
+        f.write(damage)
+    finder = _bundle_finder(tmp_path)
+    assert _run_command(finder, ["a"], monkeypatch)["a"].X == 1
+    assert not finder.bundle.current
+    assert open(path, "rb").read() == data  # written anew, as it was
+    assert os.listdir(tmp_path / "ocirt" / "__pycache__") != []
+    assert not [n for n in os.listdir(tmp_path / "ocirt" / "__pycache__") if n.endswith(f".{os.getpid()}")]
+
+
+def test_damaged_code_in_the_bundle_goes_the_sources_way(tmp_path, monkeypatch):
+    finder = _bundle_tree(tmp_path, {"a": "X = 1\n"})
+    _run_command(finder, ["a"], monkeypatch)
+    path = _bundle_path(tmp_path)
+    data = bytearray(open(path, "rb").read())
+    data[-30:] = b"\xff" * 30  # the end of the only module's code
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+    finder = _bundle_finder(tmp_path)
+    assert _run_command(finder, ["a"], monkeypatch)["a"].X == 1
+    assert not finder.bundle.current
+
+
+def test_a_closed_bundle_fd_reused_for_another_file_is_not_read(tmp_path, monkeypatch):
+    """The init closes every fd it does not keep; a module it imports later must not read its
+    code from whatever file then has the bundle's number."""
+    finder = _bundle_tree(tmp_path, {"a": "X = 1\n"})
+    _run_command(finder, ["a"], monkeypatch)
+    finder = _bundle_finder(tmp_path)
+    os.close(finder.bundle.fd)
+    other = os.open(tmp_path / "ocirt" / "a.py", os.O_RDONLY)  # the lowest free number: the bundle's
+    try:
+        assert other == finder.bundle.fd
+        assert finder.bundle.code(finder.bundle.entries["ocirt.a"]) is None
+        assert _run_command(finder, ["a"], monkeypatch)["a"].X == 1
+    finally:
+        os.close(other)
+
+
+def test_no_bundle_where_pycache_is_not_writable(tmp_path, monkeypatch):
+    finder = _bundle_tree(tmp_path, {"a": "X = 1\n"})
+    access = launch.posix.access
+    monkeypatch.setattr(launch.posix, "access", lambda path, mode: mode != os.W_OK and access(path, mode))
+    assert _run_command(finder, ["a"], monkeypatch)["a"].X == 1
+    assert not os.path.exists(_bundle_path(tmp_path))
+
+
+def test_which_command_has_a_bundle(monkeypatch):
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    for argv, command in (
+        (["ocirt", "--root", "/r", "state", "x"], "state"),
+        (["ocirt", "--log", "l", "create", "--bundle", "b", "x"], "create"),
+        (["ocirt", "spec"], None),
+        (["ocirt", "--help"], None),
+    ):
+        monkeypatch.setattr(sys, "argv", argv)
+        bundle = launch.fast_imports(bundle=True)
+        if bundle is not None and bundle.fd >= 0:
+            os.close(bundle.fd)
+        assert (bundle and bundle.path.rsplit("/", 1)[1].split(".")[0]) == (command and f"launch-{command}")
+    monkeypatch.setattr(sys, "argv", ["ocirt", "state", "x"])
+    assert launch.fast_imports() is None  # without bundle=True (the library's callers)
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # -B: no cache written, no bundle
+    assert launch.fast_imports(bundle=True) is None
+
+
+def test_only_the_trees_own_modules_are_bundled(tmp_path, monkeypatch):
+    """ocirt modules loaded from another tree (the test process's own) stay out of the file."""
+    import ocirt.paths  # noqa: F401 - loaded from the repository, not from tmp_path
+
+    finder = _bundle_tree(tmp_path, {"a": "X = 1\n"})
+    _run_command(finder, ["a"], monkeypatch)
+    assert set(_bundle_finder(tmp_path).bundle.entries) == {"ocirt.a"}
