@@ -22,6 +22,9 @@ FORKING = frozenset({"create", "run", "exec"})
 # the standard library's extension modules (not built into every interpreter) that commands
 # load on their way: JSON (state.json, config.json, the output of state), setrlimit
 STDLIB_EXTENSIONS = frozenset({"_json", "resource"})
+# and the one of a package ocirt needs (the kernel's calls), looked for beside ocirt (a venv's
+# site-packages) before the path search, which would list lib-dynload and site-packages
+BESIDE_EXTENSIONS = frozenset({"_cffi_backend"})
 
 # the commands that keep a bundle of their modules' code (_Bundle): those a container's life
 # goes through; not the ones that print help or a document, nor the aliases
@@ -212,18 +215,25 @@ class _Finder:
     command), and loaded by importlib's own source loader (cached bytecode where current).
     Only a package directory or a .py file; anything else (an extension module, say) is the
     next finder's, as before. Likewise the standard library's extension modules the commands
-    load (STDLIB_EXTENSIONS), from the interpreter's lib-dynload directory when they are there:
-    the path search would list that directory (and probe the standard library's) first."""
+    load (STDLIB_EXTENSIONS), from the interpreter's lib-dynload directory when they are there
+    (the path search would list that directory, and probe the standard library's, first), and
+    _cffi_backend from the directory ocirt is in, when it is there and that directory is the
+    last place the path search would look (bin/ocirt's common case)."""
 
     def __init__(self, base: str, bundle: "_Bundle | None" = None):
         self.base = base
         self.bundle = bundle
         self.dynload = next((p for p in sys.path if p.endswith("/lib-dynload")), None)
+        # bin/ocirt's common case: `base` is the last of sys.path, and `site` added none after
+        # it; only then is what lies beside ocirt what the path search would find
+        self.beside = bool(sys.path) and sys.path[-1] == base and "site" not in sys.modules
 
     def find_spec(self, name, path=None, target=None):
         if not name.startswith("ocirt."):
             if name in STDLIB_EXTENSIONS and self.dynload is not None:
-                return self.extension_spec(name)
+                return self.extension_spec(name, self.dynload)
+            if name in BESIDE_EXTENSIONS and self.beside:
+                return self.extension_spec(name, self.base)
             return None
         if self.bundle is not None:
             spec = self.bundle.spec(name)
@@ -241,11 +251,11 @@ class _Finder:
                 return spec
         return None
 
-    def extension_spec(self, name):
+    def extension_spec(self, name: str, directory: str):
         if name in sys.builtin_module_names:  # built into this interpreter: the next finder's
             return None
         for suffix in _imp.extension_suffixes():
-            path = f"{self.dynload}/{name}{suffix}"
+            path = f"{directory}/{name}{suffix}"
             if posix.access(path, posix.F_OK):
                 spec = _ModuleSpec(name, _ExtensionLoader(name, path), origin=path)
                 spec.has_location = True

@@ -305,3 +305,17 @@ def test_only_the_trees_own_modules_are_bundled(tmp_path, monkeypatch):
     finder = _bundle_tree(tmp_path, {"a": "X = 1\n"})
     _run_command(finder, ["a"], monkeypatch)
     assert set(_bundle_finder(tmp_path).bundle.entries) == {"ocirt.a"}
+
+
+def test_cffi_backend_beside_ocirt_only_where_the_path_search_would_end_there(tmp_path, monkeypatch):
+    (tmp_path / "ocirt").mkdir()
+    name = f"_cffi_backend{importlib.machinery.EXTENSION_SUFFIXES[0]}"
+    (tmp_path / name).write_bytes(b"")
+    monkeypatch.setattr(sys, "path", [*sys.path, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "site", raising=False)
+    assert launch._Finder(str(tmp_path)).find_spec("_cffi_backend").origin == str(tmp_path / name)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path[:-1]])  # not the last: the path search's
+    assert launch._Finder(str(tmp_path)).find_spec("_cffi_backend") is None
+    (tmp_path / name).unlink()
+    monkeypatch.setattr(sys, "path", [*sys.path[1:], str(tmp_path)])
+    assert launch._Finder(str(tmp_path)).find_spec("_cffi_backend") is None  # not there
