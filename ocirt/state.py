@@ -144,8 +144,11 @@ class ContainerState:
 def proc_start_time(pid: int) -> int | None:
     """Start time (clock ticks since boot) of pid, or None if no such process."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        fd = posix.open(f"/proc/{pid}/stat", posix.O_RDONLY | posix.O_CLOEXEC)
+        try:  # posix, not open(): no buffer objects, no isatty probe (start, state, kill, delete)
+            data = posix.read(fd, 4096)  # one line, well under a page, given whole by one read
+        finally:
+            posix.close(fd)
     except OSError:
         return None
     fields = data[data.rindex(b")") + 2 :].split()
@@ -260,8 +263,11 @@ class StateDir:
     def read(self):
         """state.json parsed, whatever it holds; DamagedState when it is not JSON."""
         try:
-            with open(self.state_file, "rb") as f:
-                text = f.read()
+            fd = posix.open(self.state_file, posix.O_RDONLY | posix.O_CLOEXEC)
+            try:
+                text = read_to_end(fd)
+            finally:
+                posix.close(fd)
         except FileNotFoundError:
             raise OcirtError(f"container does not exist: {self.id}") from None
         except IsADirectoryError:
