@@ -288,8 +288,14 @@ class StateDir:
         before create's first save; a create killed just then leaves the new record in
         state.json.tmp, where `delete --force` looks (remove_damaged)."""
         tmp = self.state_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(jsonio.dumps(asdict(state)))
+        data = jsonio.dumps(asdict(state)).encode()  # posix, not open(): no text layer
+        fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[posix.write(fd, view) :]
+        finally:
+            posix.close(fd)
         old = self.state_file + ".old"
         if aside:
             try:
