@@ -67,15 +67,19 @@ class _BundledLoader(_Loader):
     def __init__(self, name: str, path: str, bundle: "_Bundle", entry: tuple):
         super().__init__(name, path)
         self.bundle = bundle
-        self.entry = entry  # source, mtime_ns, size, package, offset, length
+        self.entry = entry  # source (below the tree), mtime_ns, size, package, offset, length
 
     def get_code(self, fullname):
         code = self.bundle.code(self.entry)
         if code is not None:
             try:
-                return marshal.loads(code)
+                code = marshal.loads(code)
             except Exception:  # noqa: BLE001 - damaged: the source's way
                 self.bundle.current = False
+            else:
+                # its file names where it is now (a tree copied or moved whole), as importlib's
+                _imp._fix_co_filename(code, self.path)  # type: ignore[attr-defined]
+                return code
         return super().get_code(fullname)
 
 
@@ -95,13 +99,15 @@ class _Bundle:
     place gives that command a file that does not fit it: its modules load as before).
 
     The file: b"ocirt-bundle", the format and the table's length (4 bytes each, little-endian),
-    the table (marshal: the interpreter's magic number and, for each module, its source, mtime,
-    size, whether it is a package, and where its code is after the table), then each module's
+    the table (marshal: the interpreter's magic number and, for each module, its source's path
+    below the tree (ocirt/...: a tree copied or moved whole keeps its file), mtime, size,
+    whether it is a package, and where its code is after the table), then each module's
     code (marshal). It stays open (close-on-exec) while the command runs: its code is read when
     a module is executed, never held in memory; a child that closed it (the init seals its fds)
     finds another file under the number, or none, and loads from the source's way."""
 
     def __init__(self, base: str, command: str):
+        self.base = base
         self.package = f"{base}/ocirt/"
         self.dir = f"{self.package}__pycache__"
         self.path = f"{self.dir}/launch-{command}.{sys.implementation.cache_tag}.bundle"
@@ -139,7 +145,8 @@ class _Bundle:
         if entry is None:
             return None
         try:
-            source, mtime_ns, size, package = entry[:4]
+            relative, mtime_ns, size, package = entry[:4]
+            source = f"{self.base}/{relative}"
             st = posix.stat(source)
         except (OSError, TypeError, ValueError):
             return None
@@ -179,16 +186,16 @@ class _Bundle:
                 loader: Any = getattr(spec, "loader", None)
                 code = None
                 if type(loader) is _BundledLoader:
-                    source, mtime_ns, size, package = loader.entry[:4]
+                    relative, mtime_ns, size, package = loader.entry[:4]
                     code = self.code(loader.entry)
                 elif type(loader) is not _Loader or not loader.path.startswith(self.package):
                     continue  # not one of this tree's modules (nor an extension module)
                 if code is None:
                     st = posix.stat(loader.path)
-                    source, mtime_ns, size = loader.path, st.st_mtime_ns, st.st_size
+                    relative, mtime_ns, size = loader.path[len(self.base) + 1 :], st.st_mtime_ns, st.st_size
                     package = spec.submodule_search_locations is not None
                     code = marshal.dumps(_Loader.get_code(loader, name))
-                table[name] = (source, mtime_ns, size, package, at, len(code))
+                table[name] = (relative, mtime_ns, size, package, at, len(code))
                 codes.append(code)
                 at += len(code)
             table_bytes = marshal.dumps((_external.MAGIC_NUMBER, table))

@@ -319,3 +319,22 @@ def test_cffi_backend_beside_ocirt_only_where_the_path_search_would_end_there(tm
     (tmp_path / name).unlink()
     monkeypatch.setattr(sys, "path", [*sys.path[1:], str(tmp_path)])
     assert launch._Finder(str(tmp_path)).find_spec("_cffi_backend") is None  # not there
+
+
+def test_a_tree_moved_whole_keeps_its_bundle(tmp_path, monkeypatch):
+    """Entries name their source below the tree: a copy (mtimes kept) is served from the copied
+    file, with its own paths in the module and its code."""
+    import shutil
+
+    old = tmp_path / "old"
+    old.mkdir()
+    finder = _bundle_tree(old, {"a": "def f():\n    return 1\n"})
+    _run_command(finder, ["a"], monkeypatch)
+    new = tmp_path / "new"
+    shutil.copytree(old, new)  # copy2: mtimes kept
+    shutil.rmtree(old)
+    finder = _bundle_finder(new)
+    module = _run_command(finder, ["a"], monkeypatch)["a"]
+    assert type(module.__loader__) is launch._BundledLoader and finder.bundle.current
+    assert module.__file__ == str(new / "ocirt" / "a.py")
+    assert module.f.__code__.co_filename == str(new / "ocirt" / "a.py") and module.f() == 1
