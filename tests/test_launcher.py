@@ -261,3 +261,27 @@ def test_direct_launcher_names_the_venvs_python(venv):
     p = _run([str(root / "bin" / "ocirt"), "--root", str(root / "state"), "state", "nosuch"])
     assert p.returncode == 1 and p.stderr.strip().endswith('msg="container does not exist: nosuch"')
     assert not mark.exists(), "site ran"
+
+
+def test_installed_launcher_keeps_a_bundle_of_the_commands_code(venv):
+    """The first `state` writes ocirt/__pycache__/launch-state.<tag>.bundle; the next ones load
+    their modules from it and leave it as it is; a changed module's source has it written anew."""
+    root, site_packages, _mark = venv
+    shutil.copytree(
+        os.path.join(REPO, "ocirt"), site_packages / "ocirt", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    argv = [str(root / "bin" / "ocirt"), "--root", str(root / "state"), "state", "nosuch"]
+    bundle = site_packages / "ocirt" / "__pycache__" / f"launch-state.{sys.implementation.cache_tag}.bundle"
+    first = _run(argv)
+    assert first.returncode == 1 and bundle.exists(), first.stderr
+    written = bundle.stat().st_mtime_ns
+    again = _run(argv)
+    assert (again.returncode, again.stdout) == (1, first.stdout)
+    assert again.stderr.split("level=")[1] == first.stderr.split("level=")[1]  # (its time aside)
+    assert bundle.stat().st_mtime_ns == written
+    source = site_packages / "ocirt" / "state.py"
+    st = source.stat()
+    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert _run(argv).returncode == 1
+    assert bundle.stat().st_mtime_ns != written
+    assert [n for n in os.listdir(bundle.parent) if n.startswith("launch-")] == [bundle.name]
