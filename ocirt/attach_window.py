@@ -16,8 +16,11 @@ it), and its cgroup mkdirs simply wait in the kernel while the first move holds 
 On a pure cgroup v2 host, create and run open no window: stage 1 is born in the container's
 cgroup there (clone3 with CLONE_INTO_CGROUP, children.fork_in), which takes no write lock at
 all, and which wants a process without other threads (`end()` waits for this one to be gone
-where a window was opened all the same). exec's child too, but with execCPUAffinity.initial
-(which applies before the child joins the cgroup).
+where a window was opened all the same). exec opens none on any host unless its cgroup is
+systemd's: its process gets into the cgroup by itself (execute.py: born in the cgroup2
+directory, then `0` into each v1 hierarchy's `tasks`, a move the kernel makes without the
+grace period); a window's first write would even hold it up (it holds cgroup_mutex through
+the grace period). Its rare moves by the parent (execCPUAffinity.initial) wait for it whole.
 
 Only an optimisation: any failure (no cgroupfs, no permission, an unknown layout) is ignored,
 and the thread ends by itself half a second after it started. Cheap to import (posix, not os;

@@ -25,6 +25,36 @@ def fork_in(kernel, cg, alone, fork) -> tuple[int, bool]:
     return fork(), False
 
 
+def open_self_moves(kernel, placement) -> "list[int] | None":
+    """The `tasks` files of a Manager.self_placement, opened for the child's own moves (it
+    writes 0 to each, first thing: Kernel.move_self); None if one cannot be opened (then the
+    parent moves the child, as without a self_placement)."""
+    fds: list[int] = []
+    try:
+        for path in placement[1]:
+            fds.append(kernel.open(path, posix.O_WRONLY | posix.O_CLOEXEC))
+    except OSError:
+        for fd in fds:
+            kernel.close(fd)
+        return None
+    return fds
+
+
+def fork_placed(kernel, born_in, alone, fork) -> tuple[int, bool]:
+    """A child of a Manager.self_placement: born in `born_in` (clone3 with CLONE_INTO_CGROUP) if
+    this process has no other thread, then in the whole cgroup once its own moves are done
+    (True); an ordinary fork where there is no directory to be born in (v1: its own moves are
+    all, True) or where the birth is refused (False: the parent moves it, add_pid)."""
+    if born_in is None:
+        return fork(), True
+    if alone():
+        try:
+            return kernel.fork_into(born_in), True
+        except OSError:  # Linux before 5.7, a seccomp filter that refuses clone3
+            pass
+    return fork(), False
+
+
 def child_pid_ns(kernel, new: bool = False, join: int | None = None) -> "OwnPidNs":
     """One fork (create's init, exec's process, made by the runtime itself rather than by a
     stage 1): this process's next child is born non-dumpable, and in a new pid namespace

@@ -1,9 +1,10 @@
 """`exec`: a new process in an existing container. Stage 1 joins the init's namespaces (their
 /proc/PID/ns files, opened here) and forks the process (stages.exec_stage1), or, for the
 command line's exec (one fork, stages.exec_one_fork), the parent forks the process into the
-container's pid namespace and it joins the others itself; the parent puts the process in the
-container's cgroup (where it was not born there) and drives it through the protocol of
-ocirt/protocol.py."""
+container's pid namespace and it joins the others itself. The process gets into the
+container's cgroup by itself where it can (born in the cgroup2 directory, then into each v1
+hierarchy as its first act: no wait for the kernel's grace period, Manager.self_placement),
+else the parent moves it; the parent drives it through the protocol of ocirt/protocol.py."""
 
 from __future__ import annotations
 
@@ -12,7 +13,16 @@ import posix  # not os: see ocirt/paths.py
 from . import kernel as k
 from . import namespaces, process
 from .attach_window import alone
-from .children import OwnPidNs, child_pid_ns, fork_in, kill_and_reap, pass_seccomp_fd, write_pid_file
+from .children import (
+    OwnPidNs,
+    child_pid_ns,
+    fork_in,
+    fork_placed,
+    kill_and_reap,
+    open_self_moves,
+    pass_seccomp_fd,
+    write_pid_file,
+)
 from .errors import OcirtError
 from .protocol import Channel, InitPid, Proceed, Ready, SeccompFd
 from .stages import ExecSpec, exec_one_fork, exec_stage1
@@ -80,6 +90,17 @@ def exec_process(
 
             console_fd = spec.console_fd = console.connect(console_socket)
         target = cgroup if cgroup is not None else c.joinable_cgroup()  # before the fork
+        # Where it can, the process gets into the cgroup with no move by this process: born in
+        # the cgroup2 directory, then into each v1 hierarchy by itself, as its first act (a
+        # thread moving itself alone waits for no grace period: Manager.self_placement). Not
+        # with an initial affinity, which applies before the cgroup is joined.
+        placement = None if proc.affinity_initial else target.self_placement()
+        if placement is not None:
+            moves = open_self_moves(kernel, placement)
+            if moves is None:
+                placement = None
+            else:
+                spec.self_moves = moves
         parent_ch, child_ch = Channel.pair()
         if subreaper:
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
@@ -93,14 +114,19 @@ def exec_process(
             except OcirtError:  # an unprivileged runtime, outside the container's user namespace:
                 one_fork = False  # stage 1 joins that one first, then the pid namespace
         try:
-            stage1_pid, placed = fork_in(
-                kernel,
-                None if proc.affinity_initial else target,
-                lambda: alone(window),
-                lambda: fork_with_affinity(kernel, proc, kernel.fork),
-            )
+            if placement is not None:
+                stage1_pid, placed = fork_placed(kernel, placement[0], lambda: alone(window), kernel.fork)
+            else:
+                stage1_pid, placed = fork_in(
+                    kernel,
+                    None if proc.affinity_initial else target,
+                    lambda: alone(window),
+                    lambda: fork_with_affinity(kernel, proc, kernel.fork),
+                )
         except BaseException:
             own_pid_ns.back(kernel)
+            for fd in spec.self_moves:
+                kernel.close(fd)
             raise
         if stage1_pid == 0:
             try:  # a forked child never returns into the runtime's code
@@ -109,6 +135,8 @@ def exec_process(
             finally:
                 posix._exit(1)
         child_ch.close()
+        for fd in spec.self_moves:  # the child's now
+            kernel.close(fd)
         pid = 0
         try:
             own_pid_ns.back(kernel)

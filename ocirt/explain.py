@@ -604,6 +604,7 @@ RULES = {
     "chmod": _fixed(RUNTIME),
     "fork": _fixed(RUNTIME),
     "fork_into": _fixed(RUNTIME),  # stage 1 made in its cgroup (cgroup v2), as a cgroup.procs write
+    "move_self": _fixed(RUNTIME),  # exec's process into a v1 hierarchy by itself, the same
     "waitpid": _fixed(RUNTIME),
     "wait": _fixed(RUNTIME),  # the init, until the runtime has moved it into its cgroup
     "setsid": _fixed(RUNTIME),  # no terminal: the init leads its own session (as runc's)

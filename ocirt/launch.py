@@ -16,7 +16,8 @@ import marshal
 import posix
 import sys
 
-# the commands that move a child into a cgroup (a false hit, a container named "run", costs nothing)
+# the commands that move a child into a cgroup (the first of them in argv is the command: a
+# container named "run" after it costs nothing)
 FORKING = frozenset({"create", "run", "exec"})
 
 # the standard library's extension modules (not built into every interpreter) that commands
@@ -285,11 +286,13 @@ def fast_imports(bundle: bool = False) -> "_Bundle | None":
 def launch() -> None:
     bundle = fast_imports(bundle=True)
     window = None
-    if FORKING.intersection(sys.argv[1:]):
+    command = next((a for a in sys.argv[1:] if a in FORKING), None)
+    systemd = any(a.startswith("--systemd-cgroup") for a in sys.argv[1:])
+    if command is not None and (command != "exec" or systemd):
         from . import attach_window
 
-        # with cgroupfs, their first child is born in its cgroup on cgroup v2 (attach_window.start)
-        systemd = any(a.startswith("--systemd-cgroup") for a in sys.argv[1:])
+        # with cgroupfs, their first child is born in its cgroup on cgroup v2 (attach_window.start);
+        # exec's process gets into the container's cgroup by itself (execute.py), so it opens none
         window = attach_window.start(births=not systemd)
     from .cli import main
 

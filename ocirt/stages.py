@@ -569,6 +569,8 @@ class ExecSpec:
     console_size: dict | None = None
     personality: int | None = None  # the container's (its init's) personality
     mempolicy: tuple | None = None
+    # the cgroup's v1 `tasks` files, opened by the parent: written first thing (Kernel.move_self)
+    self_moves: list = field(default_factory=list)
 
 
 def exec_one_fork(spec: ExecSpec) -> bool:
@@ -585,6 +587,12 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel, one_fork: bool = 
     others and goes on, and the parent knows its pid without a word."""
     code = 1
     try:
+        for fd in spec.self_moves:  # into the container's cgroup (one thread: no grace period)
+            try:
+                kernel.move_self(fd)
+            except OSError as e:
+                raise OcirtError("cannot join the container's cgroup", e.errno) from None
+            kernel.close(fd)
         if spec.console_fd is not None:
             from . import console  # before the mount namespace is joined
         keep = {ch.fileno(), *(fd for fd, _ in spec.ns_fds)}

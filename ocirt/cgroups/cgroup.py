@@ -267,6 +267,10 @@ class FsCgroup(Manager):
     def birth_dir(self) -> str | None:
         return None  # one directory per v1 hierarchy: add_pid (V2Cgroup has its own)
 
+    def self_placement(self) -> tuple[str | None, list[str]] | None:
+        # born in the cgroup2 directory on a hybrid host; into each v1 hierarchy by itself
+        return self.unified, [join(d, "tasks") for d in self.dirs() if d != self.unified]
+
     def add_pid(self, pid: int) -> None:
         """Move a process into the cgroup in every hierarchy."""
         move(self.dirs(), pid, self.fs.write, self.fs.sleep)

@@ -31,6 +31,9 @@ class V2Cgroup(FsCgroup):
     def birth_dir(self) -> str | None:
         return self.unified
 
+    def self_placement(self) -> tuple[str | None, list[str]] | None:
+        return (self.unified, []) if self.unified else None
+
     def _effectively_frozen(self) -> bool:
         return freezer.effectively_frozen(self.fs, self.unified, v2=True)
 

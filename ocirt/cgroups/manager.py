@@ -81,6 +81,14 @@ class Manager:
         """Move a process into the cgroup."""
         raise NotImplementedError
 
+    def self_placement(self) -> tuple[str | None, list[str]] | None:
+        """How a child gets into the cgroup with no process moving it (and so with no wait
+        for the kernel's cgroup-attach grace period): the directory it is born in (clone3 with
+        CLONE_INTO_CGROUP; None: an ordinary fork) and the v1 `tasks` files it writes 0 to
+        first thing, while it has one thread (Kernel.move_self); None where a move by the
+        parent (add_pid) is the way (exec's record has its own, saved.Joinable)."""
+        raise NotImplementedError
+
     def birth_dir(self) -> str | None:
         """Where a child can be made in the cgroup in one step (clone3 with CLONE_INTO_CGROUP,
         then no add_pid): the cgroup's directory when it is a single cgroup v2 directory that

@@ -79,6 +79,9 @@ class NoCgroup(Manager):
     def birth_dir(self) -> str | None:
         return None  # no cgroup of its own
 
+    def self_placement(self) -> tuple[str | None, list[str]] | None:
+        return None
+
     def add_pid(self, pid: int) -> None:
         pass
 

@@ -60,9 +60,10 @@ class Joinable:
     """The part of a manager that exec's process needs (children.fork_in, then add_pid), from
     the record alone. `joinable(saved)` gives one, or None for the manager's way."""
 
-    def __init__(self, dirs: list, born_in: "str | None"):
+    def __init__(self, dirs: list, born_in: "str | None", unified: "str | None" = None):
         self.dirs = dirs
         self.born_in = born_in
+        self.unified = unified  # a hybrid host's cgroup2 directory (a v2 host's is born_in)
         self.fs = None if born_in else _fs()  # a v1 or hybrid host's move: its import comes
         # now, before exec's fork, not between the child's pid and its move (after a fork
         # every page the import touches is a copy-on-write fault, ~0.3 ms there)
@@ -71,6 +72,14 @@ class Joinable:
         """On a pure cgroup v2 host, the directory a child can be born in (clone3), as
         V2Cgroup's; None on v1 and hybrid hosts (a move into each hierarchy)."""
         return self.born_in
+
+    def self_placement(self) -> "tuple[str | None, list[str]]":
+        """As Manager.self_placement: on cgroup v2, born in the directory; on a hybrid host,
+        born in the cgroup2 directory, then into each v1 hierarchy through its `tasks`; on v1,
+        an ordinary fork, then the same."""
+        if self.born_in is not None:
+            return self.born_in, []
+        return self.unified, [f"{d}/tasks" for d in self.dirs if d != self.unified]
 
     def add_pid(self, pid: int) -> None:
         fs = self.fs or _fs()  # v2: only where its birth in the cgroup failed (clone3 refused)
@@ -87,7 +96,8 @@ def joinable(saved: dict | None) -> "Joinable | None":
     dirs = record_dirs(saved)
     if dirs is None or saved is None:
         return None
-    return Joinable(dirs, saved.get("unified") if saved.get("kind") == "v2" else None)
+    kind, unified = saved.get("kind"), saved.get("unified")
+    return Joinable(dirs, unified if kind == "v2" else None, unified if kind == "hybrid" else None)
 
 
 def removal_order(created: list) -> list:

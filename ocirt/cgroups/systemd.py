@@ -566,6 +566,9 @@ class SystemdCgroup(Manager):
     def birth_dir(self) -> str | None:
         return None  # the unit, and its directory, start with the first process
 
+    def self_placement(self) -> tuple[str | None, list[str]] | None:
+        return None  # the same
+
     def add_pid(self, pid: int) -> None:
         if self.started:
             self.files.add_pid(pid)

@@ -196,6 +196,13 @@ class Kernel:
     def write_file(self, path: str, data: str | bytes) -> None:
         raise NotImplementedError
 
+    def move_self(self, tasks_fd: int) -> None:
+        """Write 0 to an open cgroup v1 `tasks` file: the calling thread moves itself, alone,
+        into that cgroup (for a process of one thread, the whole process). The kernel takes no
+        lock over every thread group for that move, so it waits for no RCU grace period, as a
+        write to cgroup.procs (or of another thread's id to `tasks`) does."""
+        raise NotImplementedError
+
     def mkfifo(self, path: str, mode: int) -> None:
         raise NotImplementedError
 

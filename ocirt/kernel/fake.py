@@ -155,6 +155,9 @@ class RecordingKernel(Kernel):
     def write_file(self, path, data):
         self._record("write_file", path, data)
 
+    def move_self(self, tasks_fd):
+        self._record("move_self", self._fds.get(tasks_fd, f"<fd {tasks_fd}>"))
+
     def mkfifo(self, path, mode):
         self._record("mkfifo", path, mode)
 

@@ -302,6 +302,9 @@ class LinuxKernel(Kernel):
     def chown(self, path, uid, gid) -> None:
         posix.chown(path, uid, gid)
 
+    def move_self(self, tasks_fd) -> None:
+        posix.write(tasks_fd, b"0")
+
     def write_file(self, path, data) -> None:
         fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
         try:

@@ -102,3 +102,48 @@ def test_no_record_or_a_systemd_one_is_joined_by_the_manager():
     assert joinable(None) is None
     assert joinable({}) is None
     assert joinable({"kind": "v2", "paths": {}, "unified": "/x", "systemd": {"unit": "u"}}) is None
+
+
+def test_exec_process_gets_in_by_itself_as_the_managers_move_puts_it(make_cg, procs):
+    """Joinable.self_placement (exec's way in): a child born in the cgroup2 directory (hybrid,
+    v2) that writes 0 to each v1 hierarchy's `tasks` first thing is where the manager's add_pid
+    puts a process, in every hierarchy; from a python with one thread (clone3's condition)."""
+    import subprocess
+    import sys
+
+    by_manager, by_record = make_cg(), make_cg()
+    first = procs()
+    by_manager.add_pid(first.pid)
+    placement = joinable(by_record.to_dict()).self_placement()
+    assert placement == by_record.self_placement()  # the record's, as the manager's
+    code = (
+        "import os, sys\n"
+        "from ocirt.children import fork_placed, open_self_moves\n"
+        "from ocirt.kernel.linux import LinuxKernel\n"
+        "k = LinuxKernel()\n"
+        "born_in, files = sys.argv[1] or None, sys.argv[2:]\n"
+        "fds = open_self_moves(k, (born_in, files))\n"
+        "pid, placed = fork_placed(k, born_in, lambda: True, os.fork)\n"
+        "if pid == 0:\n"
+        "    for fd in fds:\n"
+        "        k.move_self(fd)\n"
+        "    with open('/proc/self/cgroup') as f:\n"
+        "        sys.stdout.write(f.read())\n"
+        "    sys.stdout.flush()\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "assert placed\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, placement[0] or "", *placement[1]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+
+    def where(lines, cg) -> set:  # the container's own path said "X"
+        return {line.replace(cg.cgroups_path, "X") for line in lines}
+
+    assert where(out.stdout.splitlines(), by_record) == where(own_cgroup_lines(first.pid), by_manager)
+    assert by_record.pids() == []  # it has exited: the cgroup is empty again

@@ -5,7 +5,7 @@ and moved."""
 import errno
 
 from ocirt import cgroups
-from ocirt.children import fork_in
+from ocirt.children import fork_in, fork_placed, open_self_moves
 from ocirt.kernel.fake import RecordingKernel
 
 
@@ -54,3 +54,56 @@ def test_exec_with_an_initial_affinity_forks_and_moves():
     kern = RecordingKernel()
     _pid, placed = fork_in(kern, None, lambda: True, kern.fork)
     assert not placed and kern.names() == ["fork"]
+
+
+# --- exec's process, into the cgroup by itself (children.fork_placed, Manager.self_placement) ---
+
+
+def test_self_placement_of_each_kind():
+    assert manager("v2").self_placement() == ("/sys/fs/cgroup/ocirt-test/c1", [])
+    assert manager("hybrid").self_placement() == (
+        "/sys/fs/cgroup/unified/ocirt-test/c1",
+        ["/sys/fs/cgroup/pids/ocirt-test/c1/tasks"],
+    )
+    v1 = cgroups.manager_for(
+        cgroups.Layout("v1", mounts={"pids": "/sys/fs/cgroup/pids"}), "/ocirt-test/c1", "c1"
+    )
+    assert v1.self_placement() == (None, ["/sys/fs/cgroup/pids/ocirt-test/c1/tasks"])
+
+
+def test_born_in_the_cgroup2_directory_then_its_own_moves():
+    kern = RecordingKernel()
+    _pid, placed = fork_placed(kern, "/sys/fs/cgroup/unified/c1", lambda: True, kern.fork)
+    assert placed and kern.names() == ["fork_into"]
+
+
+def test_on_v1_an_ordinary_fork_and_its_own_moves_are_all():
+    kern = RecordingKernel()
+    _pid, placed = fork_placed(kern, None, lambda: True, kern.fork)
+    assert placed and kern.names() == ["fork"]
+
+
+def test_without_the_birth_the_parent_moves_it():
+    kern = RecordingKernel()
+    assert fork_placed(kern, "/u/c1", lambda: False, kern.fork)[1] is False  # another thread
+    kern = RecordingKernel(fail={"fork_into": OSError(errno.ENOSYS, "clone3")})
+    _pid, placed = fork_placed(kern, "/u/c1", lambda: True, kern.fork)
+    assert not placed and kern.names() == ["fork_into", "fork"]
+
+
+def test_the_tasks_files_are_opened_all_or_none():
+    kern = RecordingKernel()
+    fds = open_self_moves(kern, (None, ["/a/tasks", "/b/tasks"]))
+    assert fds is not None and len(fds) == 2
+    kern.move_self(fds[0])
+    assert kern.find("move_self")[0].args == ("/a/tasks",)
+
+    class Refusing(RecordingKernel):
+        def open(self, path, flags, mode=0o777, dir_fd=None):
+            if path == "/b/tasks":
+                raise PermissionError(13, "denied")
+            return super().open(path, flags, mode, dir_fd)
+
+    kern = Refusing()
+    assert open_self_moves(kern, (None, ["/a/tasks", "/b/tasks"])) is None
+    assert kern._fds == {}  # the one opened was closed
