@@ -13,14 +13,13 @@ after the window closed.
 The caller forks while the thread lives (the child has no thread; the thread shares no lock with
 it), and its cgroup mkdirs simply wait in the kernel while the first move holds cgroup_mutex.
 
-On a pure cgroup v2 host, create and run open no window: stage 1 is born in the container's
-cgroup there (clone3 with CLONE_INTO_CGROUP, children.fork_in), which takes no write lock at
-all, and which wants a process without other threads (`end()` waits for this one to be gone
-where a window was opened all the same). exec opens none on any host unless its cgroup is
-systemd's: its process gets into the cgroup by itself (execute.py: born in the cgroup2
-directory, then `0` into each v1 hierarchy's `tasks`, a move the kernel makes without the
-grace period); a window's first write would even hold it up (it holds cgroup_mutex through
-the grace period). Its rare moves by the parent (execCPUAffinity.initial) wait for it whole.
+With the cgroupfs driver create, run and exec open no window on any host: their child gets
+into its cgroup by itself (Manager.self_placement: born in the cgroup2 directory, then `0` into
+each v1 hierarchy's `tasks`, a move the kernel makes without the grace period), and a window's
+first write would even hold it up (it holds cgroup_mutex through the grace period, and mkdir
+and clone3 into a cgroup take that mutex). They open one with a systemd-managed cgroup (joined
+by a move). exec's rare moves by the parent (execCPUAffinity.initial) wait for it whole, as
+does create.LateCgroup (a creating process with another thread) where no window was opened.
 
 Only an optimisation: any failure (no cgroupfs, no permission, an unknown layout) is ignored,
 and the thread ends by itself half a second after it started. Cheap to import (posix, not os;

@@ -17,7 +17,16 @@ from . import config as config_mod
 from . import kernel as k
 from . import namespaces, paths, stages
 from .checks import CreateOptions, check_config
-from .children import OwnPidNs, child_pid_ns, fork_in, kill_and_reap, pass_seccomp_fd, write_pid_file
+from .children import (
+    OwnPidNs,
+    child_pid_ns,
+    fork_in,
+    fork_placed,
+    kill_and_reap,
+    open_self_moves,
+    pass_seccomp_fd,
+    write_pid_file,
+)
 from .errors import ConfigError, OcirtError
 from .mapping import cgroup_binds, init_spec, resources_with_default_devices
 from .protocol import Channel, Failed, HooksReady, InitPid, Proceed, Ready, SeccompFd, UserNsReady
@@ -64,7 +73,7 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
             return cg, lambda: fx.apply(cg, resources, kernel)
 
         late, cg = None, None  # type: tuple[LateCgroup | None, Any]
-        if moves_init(opts, layout):  # all of it once stage 1 is forked: LateCgroup
+        if moves_init(opts, layout, fx.alone):  # all of it once stage 1 is forked: LateCgroup
             late = LateCgroup(cgroup, layout)
         else:
             cg, configure = cgroup()
@@ -188,17 +197,20 @@ class LateCgroup:
     cgroup: Any = None  # the manager, once made
 
 
-def moves_init(opts: CreateOptions, layout) -> bool:
+def moves_init(opts: CreateOptions, layout, alone: Callable[[], bool]) -> bool:
     """Whether the children go first and the init is moved into the cgroup (stages.InitSpec.
-    moved_in): where every child would be moved anyway (cgroup v1 and hybrid hosts: a move
-    into each hierarchy), with the cgroupfs driver, as root. The cgroup is then made while
-    stage 1 forks the init and the init sets up, and on cgroup v1 the kernel's wait at the
-    first cgroup write (an RCU grace period, ocirt/attach_window.py) overlaps their work
-    instead of coming before it; the children, forked before the cgroup modules are loaded,
-    carry none of them. Elsewhere the cgroup comes first: on cgroup v2 stage 1 is born in it
-    (no move, no wait); systemd's unit starts with its first process; a rootless create
-    learns only by trying whether it gets a cgroup at all, which the init's mounts depend on."""
-    return not (opts.systemd_cgroup or opts.rootless) and layout.kind != "v2" and bool(layout.mounts)
+    moved_in): on cgroup v1 and hybrid hosts, with the cgroupfs driver, as root, where this
+    process has another thread (a program using the Python API). The cgroup is then made
+    while stage 1 forks the init and the init sets up, and the kernel's wait at the first
+    cgroup write (an RCU grace period, ocirt/attach_window.py) overlaps their work instead of
+    coming before it. With one thread (the command line) the cgroup comes first and the child
+    gets into it by itself, with no wait at all (Manager.self_placement: born in the cgroup2
+    directory, then into each v1 hierarchy as its first act), as on cgroup v2 (born in it);
+    systemd's unit starts with its first process; a rootless create learns only by trying
+    whether it gets a cgroup at all, which the init's mounts depend on."""
+    if opts.systemd_cgroup or opts.rootless or layout.kind == "v2" or not layout.mounts:
+        return False
+    return not alone()  # (asked last: it ends an attach window that is open)
 
 
 def _to_make(dirs: list) -> list:
@@ -232,15 +244,20 @@ def run_children(
     here is the init itself (in the pid namespace made for it: init_pid_ns), and says when it
     has entered its namespaces (InitPid(0)); nothing else changes."""
     parent_ch, child_ch = fx.channel(spec)
+    placement = self_placement(kernel, cg, spec)
     own_pid_ns = init_pid_ns(kernel, spec)  # (one fork: the init's, made now)
     try:
         if parent.late is not None:
             stage1_pid, placed = kernel.fork(), True  # (the init will be moved)
+        elif placement is not None:
+            # born in the cgroup2 directory (if any), into the v1 hierarchies by itself
+            stage1_pid, placed = fork_placed(kernel, placement[0], fx.alone, kernel.fork)
         else:
             # born in the cgroup (v2), or moved
             stage1_pid, placed = fork_in(kernel, cg, fx.alone, kernel.fork)
     except BaseException:
         own_pid_ns.back(kernel)
+        close_self_moves(kernel, spec)
         raise
     if stage1_pid == 0:
         try:  # a forked child never returns into the runtime's code
@@ -277,8 +294,29 @@ def run_children(
     finally:
         parent.close_moves()
         parent_ch.close()
+        close_self_moves(kernel, spec)  # (the child's copies are its own)
     undo.push(fx.kill_and_reap, init_pid)
     return init_pid
+
+
+def self_placement(kernel: k.Kernel, cg, spec: stages.InitSpec):
+    """Where the cgroup was made before the fork: how stage 1 gets into it with no move by this
+    process (Manager.self_placement), its `tasks` files opened into spec.self_moves; None
+    where this process moves it (or it is born in it: fork_in)."""
+    placement = cg.self_placement() if cg is not None else None
+    if placement is None or not placement[1]:
+        return None  # nothing to move into by itself (v2: fork_in's birth)
+    moves = open_self_moves(kernel, placement)
+    if moves is None:
+        return None
+    spec.self_moves = moves
+    return placement
+
+
+def close_self_moves(kernel: k.Kernel, spec: stages.InitSpec) -> None:
+    for fd in spec.self_moves:
+        kernel.close(fd)
+    spec.self_moves = []
 
 
 def init_pid_ns(kernel: k.Kernel, spec: stages.InitSpec) -> OwnPidNs:

@@ -288,7 +288,7 @@ def launch() -> None:
     window = None
     command = next((a for a in sys.argv[1:] if a in FORKING), None)
     systemd = any(a.startswith("--systemd-cgroup") for a in sys.argv[1:])
-    if command is not None and (command != "exec" or systemd):
+    if command is not None and systemd:
         from . import attach_window
 
         # with cgroupfs, their first child is born in its cgroup on cgroup v2 (attach_window.start);

@@ -390,6 +390,7 @@ class PlanEffects(create_mod.HostEffects):
         kern = self.k
         fx = PlanChildEffects(kern, parent, self, spec.rootfs.rootfs, self.notes)
         kern.stage("init: namespaces" if spec.one_fork else "stage 1: namespaces")
+        stages.join_cgroup(kern, spec.self_moves)  # into the v1 hierarchies by itself, first
         kern.prctl(k.PR_SET_DUMPABLE, 0)  # stages.seal (its fd closing is not replayed)
         # (namespaces_before_cgroup runs while the parent attaches stage 1 to the cgroup; with
         # spec.moved_in stage 1 goes on at once, and the init makes the cgroup namespace)

@@ -59,6 +59,8 @@ class InitSpec:
     personality: int | None = None  # linux.personality, parsed (ocirt.procattr)
     mempolicy: tuple | None = None  # linux.memoryPolicy: (mode | flags, nodes)
     unprivileged: bool = False  # the runtime is not root (rootless): see enter_namespaces
+    # the cgroup's v1 `tasks` files, opened by the parent: written first thing (Kernel.move_self)
+    self_moves: list = field(default_factory=list)
     fd_dir: int | None = None  # no mount namespace: the runtime's /proc/self/fd, for the
     # exec.fifo (enter_rootfs_without_mount_ns)
     moved_in: bool = False  # stage 1 is forked before the cgroup is made, and the parent moves
@@ -111,6 +113,7 @@ def stage1(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
     parent forked), and goes on as the init."""
     code = 1
     try:
+        join_cgroup(kernel, spec.self_moves)
         keep = {ch.fileno(), spec.fifo_fd, *spec.rootfs.idmap_fds.values()}
         if spec.console_fd is not None:
             keep.add(spec.console_fd)
@@ -506,6 +509,18 @@ def prepare_exec(
     return path, env
 
 
+def join_cgroup(kernel: k.Kernel, self_moves: list) -> None:
+    """First thing in a child (one thread): into the container's cgroup in each v1 hierarchy
+    by itself, through the `tasks` fds the parent opened (Manager.self_placement; a thread
+    moving itself alone waits for no grace period), each closed after."""
+    for fd in self_moves:
+        try:
+            kernel.move_self(fd)
+        except OSError as e:
+            raise OcirtError("cannot join the container's cgroup", e.errno) from None
+        kernel.close(fd)
+
+
 def seal(kernel: k.Kernel, keep: set[int], preserve: int) -> None:
     """First thing in a child that will be visible from the container: make it non-dumpable (no
     container process may open its /proc/PID/exe, fd/ or mem: the CVE-2019-5736 class), and close
@@ -587,12 +602,7 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel, one_fork: bool = 
     others and goes on, and the parent knows its pid without a word."""
     code = 1
     try:
-        for fd in spec.self_moves:  # into the container's cgroup (one thread: no grace period)
-            try:
-                kernel.move_self(fd)
-            except OSError as e:
-                raise OcirtError("cannot join the container's cgroup", e.errno) from None
-            kernel.close(fd)
+        join_cgroup(kernel, spec.self_moves)
         if spec.console_fd is not None:
             from . import console  # before the mount namespace is joined
         keep = {ch.fileno(), *(fd for fd, _ in spec.ns_fds)}

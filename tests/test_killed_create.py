@@ -164,7 +164,16 @@ def test_kill_create_at_any_moment_then_delete_force(tmp_path, busybox_rootfs, d
 # message): so every step of create, not a moment that depends on the machine's speed, gets its
 # SIGKILL. The calls a create makes are counted once (BASELINE); steps beyond the count skip.
 
-STEP_CALLS = {"mkdir": 40, "write": 50, "clone": 3, "rename": 5, "sendto": 5, "mknodat": 2, "flock": 2}
+STEP_CALLS = {
+    "mkdir": 40,
+    "write": 50,
+    "clone": 3,
+    "clone3": 3,
+    "rename": 5,
+    "sendto": 5,
+    "mknodat": 2,
+    "flock": 2,
+}
 STEPS = [(call, i) for call, most in STEP_CALLS.items() for i in range(1, most + 1)]
 TRACED = ",".join(c for c in STEP_CALLS)
 
@@ -233,10 +242,11 @@ def test_sigkill_before_each_step_then_delete_force(tmp_path, busybox_rootfs, ba
 
 
 def test_a_cgroup_that_cannot_be_configured_leaves_nothing(tmp_path, busybox_rootfs):
-    """On a cgroup v1 or hybrid host stage 1 and the init are already at work when the cgroup
-    is made and configured (create.LateCgroup): a limit the kernel refuses (a CPU this machine
-    does not have) is create's one-line error, naming it, and no process, cgroup or state is
-    left (the init, told that no answer comes, ends at its wait)."""
+    """A limit the kernel refuses (a CPU this machine does not have) is create's one-line error,
+    naming it, and no process, cgroup or state is left: the command line's create configures
+    the cgroup before the fork; with create.LateCgroup (cgroup v1 and hybrid hosts, a creating
+    process with another thread) stage 1 and the init are at work by then, and the init, told
+    that no answer comes, ends at its wait."""
     cid = f"unconf-{uuid.uuid4().hex[:8]}"
     bundle = _bundle(tmp_path, busybox_rootfs, cid)
     with open(os.path.join(bundle, "config.json")) as f:

@@ -54,10 +54,12 @@ def test_launcher_runs_without_site():
     assert "site" not in imported
 
 
-def test_launcher_opens_no_window_for_exec():
-    """exec's process gets into the container's cgroup by itself (execute.py): no grace period
-    to hide, so the launcher opens no window (commands/exec.py imports the module later)."""
-    p = _run([sys.executable, "-I", "-S", "-X", "importtime", LAUNCHER, "exec", "--help"])
+@pytest.mark.parametrize("command", ["create", "run", "exec"])
+def test_launcher_opens_no_window_with_cgroupfs(command):
+    """With cgroupfs the child of create, run and exec gets into its cgroup by itself
+    (Manager.self_placement): no grace period to hide, so the launcher opens no window (the
+    command's module imports attach_window later, for a systemd-managed cgroup)."""
+    p = _run([sys.executable, "-I", "-S", "-X", "importtime", LAUNCHER, command, "--help"])
     assert p.returncode == 0, p.stderr
     order = [
         line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")
@@ -65,12 +67,14 @@ def test_launcher_opens_no_window_for_exec():
     assert order.index("ocirt.cli") < order.index("ocirt.attach_window")
 
 
-@pytest.mark.parametrize("command", ["create", "run", "--systemd-cgroup exec"])
+@pytest.mark.parametrize("command", ["create", "run", "exec"])
 def test_launcher_opens_the_attach_window_before_other_imports(command):
-    """create, run (and exec with a systemd-managed cgroup): ocirt/attach_window.py is imported
+    """With a systemd-managed cgroup (joined by a move): ocirt/attach_window.py is imported
     before os and the command line, so that the cgroup grace period it starts overlaps them
     (ocirt/launch.py)."""
-    p = _run([sys.executable, "-I", "-S", "-X", "importtime", LAUNCHER, *command.split(), "--help"])
+    p = _run(
+        [sys.executable, "-I", "-S", "-X", "importtime", LAUNCHER, "--systemd-cgroup", command, "--help"]
+    )
     assert p.returncode == 0, p.stderr
     order = [
         line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")

@@ -173,6 +173,8 @@ def plan_ops(op: str, a: list):
             yield "cgroup_write", (path, "<pid>" if path.endswith("cgroup.procs") else value)
         elif path.startswith("/proc/sys/") or re.search(r"/(uid|gid)_map$|/setgroups$", path):
             yield "proc_write", (re.sub(r"^/proc/<[^>]+>/", "/proc/<pid>/", path), value)
+    elif op == "move_self":  # a child into a v1 hierarchy by itself: 0 into its `tasks`
+        yield "cgroup_write", (a[0], "0")
     elif op == "seccomp_load":
         yield "seccomp_load", 1
     elif op == "hook":

@@ -227,12 +227,14 @@ def test_lifecycles_of_true_under_load_all_start(tmp_path, busybox_rootfs, busy_
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 def test_an_init_failing_before_its_move_is_reported_under_load(tmp_path, busybox_rootfs, busy_loops):
-    """On a cgroup v1 or hybrid host the init sets itself up while the parent makes the cgroup
-    (create.LateCgroup), and it can fail and end before the parent has moved it and told it to
-    go on; the parent's message to it is then left unread, and the kernel reports that (a
-    connection reset) before the init's own Failed message. The error is the init's own (here:
-    /proc in the image is a symlink), every time, not "Connection reset by peer" (about one
-    create in seven under load before the protocol read on past the reset)."""
+    """An init that fails in its setup: the error is the init's own (here: /proc in the image is
+    a symlink), every time, under load. Where the init sets itself up while the parent makes
+    the cgroup (create.LateCgroup: on cgroup v1 and hybrid hosts, for a creating process with
+    another thread; tests/unit/test_moved_in.py plays it over a real socket pair) it can fail
+    and end before the parent has moved it and told it to go on; the parent's message is then
+    left unread and the kernel reports a connection reset before the init's Failed message,
+    which was create's error about once in seven under load before the protocol read on past
+    the reset. The command line's create makes the cgroup first (the init gets in by itself)."""
     rootfs = tmp_path / "rootfs"
     subprocess.run(["cp", "-a", busybox_rootfs, str(rootfs)], check=True)
     os.rmdir(rootfs / "proc")

@@ -1,8 +1,10 @@
-"""Where every child of create would be moved into its cgroup (cgroup v1 and hybrid hosts, the
-cgroupfs driver, root), the children go first: stage 1 is forked before the cgroup is made,
-and the parent moves the init once stage 1 has said its pid (create.LateCgroup,
-stages.InitSpec.moved_in). Played through `ocirt plan` (create's own steps against the
-recording kernel) on a given layout, and through the protocol over a real socket pair."""
+"""Where every child of create would be moved into its cgroup by the parent (cgroup v1 and
+hybrid hosts, the cgroupfs driver, root, a process with another thread: a program using the
+Python API), the children go first: stage 1 is forked before the cgroup is made, and the parent
+moves the init once stage 1 has said its pid (create.LateCgroup, stages.InitSpec.moved_in).
+With one thread (the command line) the cgroup comes first and the child gets into it by itself
+(Manager.self_placement). Played through `ocirt plan` (create's own steps against the recording
+kernel) on a given layout, and through the protocol over a real socket pair."""
 
 import json
 import threading
@@ -23,8 +25,12 @@ V1 = cgroups.Layout(
 V2 = cgroups.Layout("v2", unified="/sys/fs/cgroup")
 
 
-def plan_lines(bundle, capsys, monkeypatch, layout, cgroupns=True):
+def plan_lines(bundle, capsys, monkeypatch, layout, cgroupns=True, alone=False):
+    """The plan of a create on `layout`, by a process with another thread (not `alone`)."""
+    from ocirt import plan as plan_mod
+
     monkeypatch.setattr(cgroups, "detect", lambda *a: layout)
+    monkeypatch.setattr(plan_mod.PlanEffects, "alone", lambda self: alone)
     path = bundle / "config.json"
     config = json.loads(path.read_text())
     if cgroupns:
@@ -84,8 +90,24 @@ def test_with_a_user_namespace_or_hooks_the_init_is_in_its_cgroup_before_them(
     assert moved < at(lines, "unshare(CLONE_NEWCGROUP)") < cgroup_mount < at(lines, "hook('createRuntime'")
 
 
+def test_on_v1_with_one_thread_the_cgroup_comes_first_and_the_init_gets_in_by_itself(
+    plan_bundle, capsys, monkeypatch
+):
+    lines = plan_lines(plan_bundle, capsys, monkeypatch, V1, alone=True)
+    tasks = [
+        i for i, line in enumerate(lines) if line.startswith("open('/sys/fs/cgroup/") and "/tasks'" in line
+    ]
+    moves = [i for i, line in enumerate(lines) if line.startswith("move_self(")]
+    assert len(tasks) == len(moves) == 4  # cpu, memory, pids, devices
+    assert at(lines, "mkdir('/sys/fs/cgroup/") < min(tasks) < at(lines, "fork_into('/sys/fs/cgroup/unified/")
+    init = lines.index("# init: namespaces")  # its first acts: into the v1 hierarchies
+    first_unshare = next(i for i in range(init, len(lines)) if lines[i].startswith("unshare("))
+    assert at(lines, "fork_into(") < init < min(moves) and max(moves) < first_unshare
+    assert not any(line.startswith("wait(") or "cgroup.procs'" in line for line in lines)
+
+
 def test_on_v2_stage1_is_born_in_the_cgroup_made_first(plan_bundle, capsys, monkeypatch):
-    lines = plan_lines(plan_bundle, capsys, monkeypatch, V2)
+    lines = plan_lines(plan_bundle, capsys, monkeypatch, V2, alone=True)
     assert at(lines, "mkdir('/sys/fs/cgroup/") < at(lines, "fork_into(")
     assert not any(line.startswith("wait(") or "cgroup.procs'" in line for line in lines)
     # stage 1 made the cgroup namespace, once in the cgroup
@@ -93,16 +115,24 @@ def test_on_v2_stage1_is_born_in_the_cgroup_made_first(plan_bundle, capsys, monk
 
 
 @pytest.mark.parametrize(
-    "layout, opts, moved",
+    "layout, opts, alone, moved",
     [
-        (V1, {}, True),
-        (V2, {}, False),
-        (V1, {"systemd_cgroup": True}, False),  # the unit starts with its first process
-        (V1, {"rootless": True}, False),  # whether there is a cgroup at all is learnt by trying
+        (V1, {}, False, True),
+        (V1, {}, True, False),  # one thread: the child gets in by itself (self_placement)
+        (V2, {}, False, False),
+        (V1, {"systemd_cgroup": True}, False, False),  # the unit starts with its first process
+        (V1, {"rootless": True}, False, False),  # whether there is a cgroup at all is learnt by trying
     ],
 )
-def test_which_creates_move_the_init(layout, opts, moved):
-    assert create_mod.moves_init(CreateOptions(id="c1", bundle="/b", **opts), layout) is moved
+def test_which_creates_move_the_init(layout, opts, alone, moved):
+    asked = []
+
+    def is_alone():
+        asked.append(1)
+        return alone
+
+    assert create_mod.moves_init(CreateOptions(id="c1", bundle="/b", **opts), layout, is_alone) is moved
+    assert bool(asked) == (layout is V1 and not opts)  # asked last: it ends an open attach window
 
 
 def test_the_inits_failure_is_read_after_it_left_with_our_message_unread():
