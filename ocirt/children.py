@@ -40,6 +40,17 @@ def open_self_moves(kernel, placement) -> "list[int] | None":
     return fds
 
 
+def self_placed(kernel, cg) -> "tuple[tuple | None, list[int]]":
+    """`cg`'s Manager.self_placement with its `tasks` files opened: (placement, fds), for
+    fork_placed and the child's own moves (stages.join_cgroup); (None, []) where the parent's
+    way is taken: no cgroup, a manager without one, or a file that cannot be opened."""
+    placement = cg.self_placement() if cg is not None else None
+    if placement is None:
+        return None, []
+    moves = open_self_moves(kernel, placement)
+    return (placement, moves) if moves is not None else (None, [])
+
+
 def fork_placed(kernel, born_in, alone, fork) -> tuple[int, bool]:
     """A child of a Manager.self_placement: born in `born_in` (clone3 with CLONE_INTO_CGROUP) if
     this process has no other thread, then in the whole cgroup once its own moves are done

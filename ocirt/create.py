@@ -20,11 +20,10 @@ from .checks import CreateOptions, check_config
 from .children import (
     OwnPidNs,
     child_pid_ns,
-    fork_in,
     fork_placed,
     kill_and_reap,
-    open_self_moves,
     pass_seccomp_fd,
+    self_placed,
     write_pid_file,
 )
 from .errors import ConfigError, OcirtError
@@ -244,7 +243,8 @@ def run_children(
     here is the init itself (in the pid namespace made for it: init_pid_ns), and says when it
     has entered its namespaces (InitPid(0)); nothing else changes."""
     parent_ch, child_ch = fx.channel(spec)
-    placement = self_placement(kernel, cg, spec)
+    # where the cgroup was made before the fork, stage 1 gets in with no move by this process
+    placement, spec.self_moves = self_placed(kernel, cg)  # (with a LateCgroup: none yet)
     own_pid_ns = init_pid_ns(kernel, spec)  # (one fork: the init's, made now)
     try:
         if parent.late is not None:
@@ -252,9 +252,8 @@ def run_children(
         elif placement is not None:
             # born in the cgroup2 directory (if any), into the v1 hierarchies by itself
             stage1_pid, placed = fork_placed(kernel, placement[0], fx.alone, kernel.fork)
-        else:
-            # born in the cgroup (v2), or moved
-            stage1_pid, placed = fork_in(kernel, cg, fx.alone, kernel.fork)
+        else:  # a systemd unit, no cgroup: to be moved (or started with it)
+            stage1_pid, placed = kernel.fork(), False
     except BaseException:
         own_pid_ns.back(kernel)
         close_self_moves(kernel, spec)
@@ -297,20 +296,6 @@ def run_children(
         close_self_moves(kernel, spec)  # (the child's copies are its own)
     undo.push(fx.kill_and_reap, init_pid)
     return init_pid
-
-
-def self_placement(kernel: k.Kernel, cg, spec: stages.InitSpec):
-    """Where the cgroup was made before the fork: how stage 1 gets into it with no move by this
-    process (Manager.self_placement), its `tasks` files opened into spec.self_moves; None
-    where this process moves it (or it is born in it: fork_in)."""
-    placement = cg.self_placement() if cg is not None else None
-    if placement is None or not placement[1]:
-        return None  # nothing to move into by itself (v2: fork_in's birth)
-    moves = open_self_moves(kernel, placement)
-    if moves is None:
-        return None
-    spec.self_moves = moves
-    return placement
 
 
 def close_self_moves(kernel: k.Kernel, spec: stages.InitSpec) -> None:

@@ -10,19 +10,10 @@ from __future__ import annotations
 
 import posix  # not os: see ocirt/paths.py
 
+from . import children, namespaces, process
 from . import kernel as k
-from . import namespaces, process
 from .attach_window import alone
-from .children import (
-    OwnPidNs,
-    child_pid_ns,
-    fork_in,
-    fork_placed,
-    kill_and_reap,
-    open_self_moves,
-    pass_seccomp_fd,
-    write_pid_file,
-)
+from .children import OwnPidNs, child_pid_ns, fork_in, kill_and_reap, pass_seccomp_fd, write_pid_file
 from .errors import OcirtError
 from .protocol import Channel, InitPid, Proceed, Ready, SeccompFd
 from .stages import ExecSpec, exec_one_fork, exec_stage1
@@ -94,13 +85,7 @@ def exec_process(
         # the cgroup2 directory, then into each v1 hierarchy by itself, as its first act (a
         # thread moving itself alone waits for no grace period: Manager.self_placement). Not
         # with an initial affinity, which applies before the cgroup is joined.
-        placement = None if proc.affinity_initial else target.self_placement()
-        if placement is not None:
-            moves = open_self_moves(kernel, placement)
-            if moves is None:
-                placement = None
-            else:
-                spec.self_moves = moves
+        placement, spec.self_moves = children.self_placed(kernel, None if proc.affinity_initial else target)
         parent_ch, child_ch = Channel.pair()
         if subreaper:
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
@@ -115,7 +100,9 @@ def exec_process(
                 one_fork = False  # stage 1 joins that one first, then the pid namespace
         try:
             if placement is not None:
-                stage1_pid, placed = fork_placed(kernel, placement[0], lambda: alone(window), kernel.fork)
+                stage1_pid, placed = children.fork_placed(
+                    kernel, placement[0], lambda: alone(window), kernel.fork
+                )
             else:
                 stage1_pid, placed = fork_in(
                     kernel,

@@ -60,6 +60,7 @@ def main(g, o, args) -> int:
             if listener is not None:
                 master = console.receive_master(listener)
                 host = console.host_terminal()
+                console.resize(master, host)  # our terminal's size before the process runs
             if not detach:
                 for sig in FORWARDED:
                     _signal.signal(sig, lambda s, f: _forward(pid, s))
