@@ -31,7 +31,7 @@ from ..paths import dirname, join  # os.path's, on posix
 from .fs import DEFAULT_FS, CgroupFS, read_pids
 from .layout import Layout, clean_path, strip_root
 from .manager import Manager
-from .saved import cgroup_dirs, move, removal_order
+from .saved import cgroup_dirs, move, removal_order, self_placement
 
 STATE_VERSION = 1
 
@@ -268,8 +268,7 @@ class FsCgroup(Manager):
         return None  # one directory per v1 hierarchy: add_pid (V2Cgroup has its own)
 
     def self_placement(self) -> tuple[str | None, list[str]] | None:
-        # born in the cgroup2 directory on a hybrid host; into each v1 hierarchy by itself
-        return self.unified, [join(d, "tasks") for d in self.dirs() if d != self.unified]
+        return self_placement(self.dirs(), self.unified)  # (V2Cgroup: none without a directory)
 
     def add_pid(self, pid: int) -> None:
         """Move a process into the cgroup in every hierarchy."""

@@ -31,6 +31,13 @@ def cgroup_dirs(paths: dict, unified: "str | None") -> list:
     return dirs
 
 
+def self_placement(dirs: list, unified: "str | None") -> "tuple[str | None, list[str]]":
+    """Manager.self_placement of a cgroupfs cgroup (FsCgroup's, and exec's record's): born in
+    the cgroup2 directory where there is one (v2, hybrid), then into each v1 hierarchy by
+    itself through its `tasks` (none on v2)."""
+    return unified, [f"{d}/tasks" for d in dirs if d != unified]
+
+
 def record_dirs(saved: "dict | None") -> "list | None":
     """The directories of a plain cgroupfs record, in the manager's order; None where the
     record is not the plain case."""
@@ -74,12 +81,7 @@ class Joinable:
         return self.born_in
 
     def self_placement(self) -> "tuple[str | None, list[str]]":
-        """As Manager.self_placement: on cgroup v2, born in the directory; on a hybrid host,
-        born in the cgroup2 directory, then into each v1 hierarchy through its `tasks`; on v1,
-        an ordinary fork, then the same."""
-        if self.born_in is not None:
-            return self.born_in, []
-        return self.unified, [f"{d}/tasks" for d in self.dirs if d != self.unified]
+        return self_placement(self.dirs, self.born_in or self.unified)
 
     def add_pid(self, pid: int) -> None:
         fs = self.fs or _fs()  # v2: only where its birth in the cgroup failed (clone3 refused)
