@@ -165,6 +165,12 @@ def alone(window: "Window | None") -> bool:
     return threads() == 1
 
 
+def for_cgroup(systemd: bool) -> "Window | None":
+    """The window of create, run and exec: opened for a systemd-managed cgroup (joined by a
+    move) only; with cgroupfs their child gets into its cgroup by itself, and none is wanted."""
+    return start() if systemd else None
+
+
 def start(births: bool = False) -> "Window":
     """The window, opened. `births`: the caller makes its children in their cgroup where it
     can (create, run and exec with cgroupfs: children.fork_in), so on a pure cgroup v2 host no

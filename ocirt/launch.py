@@ -288,12 +288,10 @@ def launch() -> None:
     window = None
     command = next((a for a in sys.argv[1:] if a in FORKING), None)
     systemd = any(a.startswith("--systemd-cgroup") for a in sys.argv[1:])
-    if command is not None and systemd:
+    if command is not None and systemd:  # (the test first: no import for the cgroupfs driver)
         from . import attach_window
 
-        # with cgroupfs, their first child is born in its cgroup on cgroup v2 (attach_window.start);
-        # exec's process gets into the container's cgroup by itself (execute.py), so it opens none
-        window = attach_window.start(births=not systemd)
+        window = attach_window.for_cgroup(systemd)
     from .cli import main
 
     try:

@@ -75,9 +75,7 @@ def exec_options(o: dict, args: list) -> ExecOptions:
 
 def main(g, o, args) -> int:
     container_id = need_id(args, "exec")
-    # with cgroupfs the process gets into the container's cgroup by itself (execute.py): no
-    # window; a systemd-managed cgroup is joined by a move, whose grace period one hides
-    window = g.window or (attach_window.start() if g.systemd_cgroup else None)
+    window = g.window or attach_window.for_cgroup(g.systemd_cgroup)
     try:
         return run_exec(g, o, args, container_id, window)
     except OcirtError as e:

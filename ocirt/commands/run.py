@@ -32,7 +32,7 @@ def main(g, o, args) -> int:
     from ..errors import OcirtError
 
     container_id = need_id(args, "run")
-    window = g.window or (attach_window.start() if g.systemd_cgroup else None)  # attach_window.py
+    window = g.window or attach_window.for_cgroup(g.systemd_cgroup)
     from ..container import OpenContainer, start_created, wait_init
     from ..create import HostEffects, create
 
