@@ -57,16 +57,13 @@ def own_procs_file(proc_cgroup: str) -> "str | None":
     return None
 
 
-def own_procs_fd(births: bool = False) -> "int | None":
+def own_procs_fd() -> "int | None":
     """cgroup.procs of this process's own cgroup, opened for writing; None where there is none
     to be had, or where that file does not list this process (a move must only ever be to
-    where the process already is). With `births`, also None on a pure cgroup v2 host (see
-    start())."""
+    where the process already is)."""
     try:
         with open("/proc/self/cgroup", "rb") as f:
             text = f.read().decode("utf-8", "replace")
-        if births and text.startswith("0::") and text.count("\n") <= 1:
-            return None
         procs = own_procs_file(text)
         if procs is None:
             return None
@@ -118,8 +115,8 @@ class Window:
         self._stop: _thread.LockType | None = None
         self._done: _thread.LockType | None = None
 
-    def start(self, keep: float = 0.5, every: float = 0.002, births: bool = False) -> "Window":
-        fd = own_procs_fd(births)
+    def start(self, keep: float = 0.5, every: float = 0.002) -> "Window":
+        fd = own_procs_fd()
         if fd is None:
             return self  # nothing to open: no thread
         going, first, stop, done = (_thread.allocate_lock() for _ in range(4))
@@ -171,8 +168,7 @@ def for_cgroup(systemd: bool) -> "Window | None":
     return start() if systemd else None
 
 
-def start(births: bool = False) -> "Window":
-    """The window, opened. `births`: the caller makes its children in their cgroup where it
-    can (create, run and exec with cgroupfs: children.fork_in), so on a pure cgroup v2 host no
-    window is opened: the child is born in the cgroup (clone3), no move, no grace period to hide."""
-    return Window().start(births=births)
+def start() -> "Window":
+    """The window, opened (nothing to open where this process has no cgroup.procs of its own
+    it may write: no thread then)."""
+    return Window().start()

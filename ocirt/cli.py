@@ -93,6 +93,16 @@ class Globals:
     criu: str = "criu"  # --criu: the criu binary checkpoint and restore run
     window: "Window | None" = None  # an attach_window.Window the launcher started, for create/run/exec
 
+    def attach_window(self) -> "Window | None":
+        """The cgroup attach window of create, run and exec: the launcher's, or one opened now
+        (attach_window.for_cgroup: for a systemd-managed cgroup only, so that with cgroupfs
+        the module is not even loaded)."""
+        if self.window is None and self.systemd_cgroup:
+            from .attach_window import for_cgroup
+
+            self.window = for_cgroup(self.systemd_cgroup)
+        return self.window
+
     def kernel(self):
         from .kernel.linux import LinuxKernel
 

@@ -346,11 +346,13 @@ class Parent:
         soon as its directories exist (stages.told_when_made: it may bind them then). If that
         fails, the children are told that no answer comes, and heard out: the init's pid (for
         the undo to end it), and the init's own error if it failed first."""
-        assert self.late is not None
+        late = self.late
+        if late is None:  # (run_children calls this with a LateCgroup only)
+            raise OcirtError("internal error: no cgroup to make")
         try:
-            self.late.cgroup, configure = self.late.make()
+            late.cgroup, configure = late.make()
             # the directories the init's cgroup mount binds: in the words it gets (in_cgroup)
-            self.spec.rootfs.cgroup_binds = cgroup_binds(self.late.layout, self.late.cgroup)
+            self.spec.rootfs.cgroup_binds = cgroup_binds(late.layout, late.cgroup)
             if self.tell_made:
                 ch.send(self.proceed())
             configure()
@@ -554,5 +556,7 @@ def _rootless_without_cgroup(opts: CreateOptions, linux: dict, cg, error: OcirtE
 
 
 def rfc3339() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+    """Now, in UTC with nanoseconds (runc's `created`); integers only: no strftime, no float."""
+    seconds, ns = divmod(time.time_ns(), 1_000_000_000)
+    t = time.gmtime(seconds)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ns:09d}Z"

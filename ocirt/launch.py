@@ -94,7 +94,8 @@ class _Bundle:
     An entry stands while its source's mtime (ns) and size are as recorded (a pyc's rule, finer);
     a module not in the file, or not current, loads as before, and at the end of the command
     the file is written anew (under another name, then renamed over it) with every ocirt module
-    the command loaded. Where ocirt/__pycache__ is not writable (a read-only or another user's
+    the command loaded and the file's other current entries, their code without docstrings
+    (lean_code). Where ocirt/__pycache__ is not writable (a read-only or another user's
     install) the file stays as it is, or absent, and modules load as before. The command: the
     first argument that names one of BUNDLED (a container named "state" in another command's
     place gives that command a file that does not fit it: its modules load as before).
@@ -142,17 +143,10 @@ class _Bundle:
 
     def spec(self, name: str):
         """The module's spec with the bundle's loader, or None (not in it, or not current)."""
-        entry = self.entries.get(name)
+        entry = self.current_entry(name)
         if entry is None:
             return None
-        try:
-            relative, mtime_ns, size, package = entry[:4]
-            source = f"{self.base}/{relative}"
-            st = posix.stat(source)
-        except (OSError, TypeError, ValueError):
-            return None
-        if st.st_mtime_ns != mtime_ns or st.st_size != size:
-            return None
+        source, package = f"{self.base}/{entry[0]}", entry[3]
         spec = _ModuleSpec(name, _BundledLoader(name, source, self, entry), origin=source, is_package=package)
         spec.has_location = True
         if package:
@@ -166,20 +160,41 @@ class _Bundle:
             if (st.st_dev, st.st_ino) != self.identity:
                 return None
             data = posix.pread(self.fd, entry[5], self.codes_at + entry[4])
-        except (OSError, TypeError, ValueError, OverflowError):
+        except (OSError, TypeError, ValueError, OverflowError, LookupError):
             return None
         if len(data) != entry[5]:  # a file cut short: written anew
             self.current = False
             return None
         return data
 
+    def current_entry(self, name: str) -> "tuple | None":
+        """The module's entry while its source is as recorded (mtime in ns and size), else None."""
+        entry = self.entries.get(name)
+        if entry is None:
+            return None
+        try:
+            relative, mtime_ns, size, _package = entry[:4]
+            st = posix.stat(f"{self.base}/{relative}")
+        except (OSError, TypeError, ValueError, LookupError):
+            return None
+        return entry if (st.st_mtime_ns, st.st_size) == (mtime_ns, size) else None
+
     def save(self) -> None:
-        """Write the file anew if a module came from elsewhere; never fails the command."""
+        """Write the file anew if a module came from elsewhere; never fails the command. It
+        holds this run's modules and the file's other entries that are still current: a
+        command whose runs load other modules (a terminal, hooks, an error) gathers them all
+        instead of writing the file again at each change of path."""
         if self.current or not posix.access(self.dir, posix.W_OK):
             return
         tmp = f"{self.path}.{posix.getpid()}"
         try:
-            table, codes, at = {}, [], 0
+            table: dict = {}
+            codes: list[bytes] = []
+
+            def add(name: str, where: tuple, code: bytes) -> None:
+                table[name] = (*where, sum(len(c) for c in codes), len(code))
+                codes.append(code)
+
             for name, module in list(sys.modules.items()):
                 if not name.startswith("ocirt.") or name == "ocirt.launch":
                     continue
@@ -187,18 +202,21 @@ class _Bundle:
                 loader: Any = getattr(spec, "loader", None)
                 code = None
                 if type(loader) is _BundledLoader:
-                    relative, mtime_ns, size, package = loader.entry[:4]
+                    where = loader.entry[:4]
                     code = self.code(loader.entry)
                 elif type(loader) is not _Loader or not loader.path.startswith(self.package):
                     continue  # not one of this tree's modules (nor an extension module)
                 if code is None:
                     st = posix.stat(loader.path)
-                    relative, mtime_ns, size = loader.path[len(self.base) + 1 :], st.st_mtime_ns, st.st_size
                     package = spec.submodule_search_locations is not None
-                    code = marshal.dumps(_Loader.get_code(loader, name))
-                table[name] = (relative, mtime_ns, size, package, at, len(code))
-                codes.append(code)
-                at += len(code)
+                    where = (loader.path[len(self.base) + 1 :], st.st_mtime_ns, st.st_size, package)
+                    code = marshal.dumps(lean_code(loader.get_data(loader.path), loader.path))
+                add(name, where, code)
+            for name in self.entries:
+                entry = None if name in table else self.current_entry(name)
+                code = None if entry is None else self.code(entry)
+                if entry is not None and code is not None:
+                    add(name, entry[:4], code)
             table_bytes = marshal.dumps((_external.MAGIC_NUMBER, table))
             head = _BUNDLE_TAG + BUNDLE_FORMAT.to_bytes(4, "little") + len(table_bytes).to_bytes(4, "little")
             fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC, 0o644)
@@ -215,6 +233,16 @@ class _Bundle:
                 posix.unlink(tmp)
             except OSError:
                 pass
+
+
+def lean_code(source: bytes, path: str):
+    """A module's code as the bundle keeps it: compiled as `python -OO` compiles it, without
+    the docstrings of the module, its classes and functions, which every process that runs
+    the code would otherwise hold (~90 kB less in create and in the waiting init). Nothing in
+    ocirt reads a __doc__, and ocirt has no assert statement (tests/unit/test_layering.py says
+    so: -OO would drop it); the library's imports keep their docstrings. The compiler only: no
+    import on the way (`ast` would load os)."""
+    return compile(source, path, "exec", dont_inherit=True, optimize=2)
 
 
 class _Finder:

@@ -57,14 +57,14 @@ def test_launcher_runs_without_site():
 @pytest.mark.parametrize("command", ["create", "run", "exec"])
 def test_launcher_opens_no_window_with_cgroupfs(command):
     """With cgroupfs the child of create, run and exec gets into its cgroup by itself
-    (Manager.self_placement): no grace period to hide, so the launcher opens no window (the
-    command's module imports attach_window later, for a systemd-managed cgroup)."""
+    (Manager.self_placement): no grace period to hide, so no window is opened and its module
+    is not loaded (cli.Globals.attach_window loads it for a systemd-managed cgroup)."""
     p = _run([sys.executable, "-I", "-S", "-X", "importtime", LAUNCHER, command, "--help"])
     assert p.returncode == 0, p.stderr
     order = [
         line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")
     ]
-    assert order.index("ocirt.cli") < order.index("ocirt.attach_window")
+    assert "ocirt.cli" in order and "ocirt.attach_window" not in order
 
 
 @pytest.mark.parametrize("command", ["create", "run", "exec"])

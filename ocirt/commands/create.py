@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from .. import attach_window
 from ..cli import Opt, int_option, need_id, rootless_mode
 
 TYPE_CHECKING = False
@@ -43,7 +42,7 @@ def main(g, o, args) -> int:
     from ..errors import OcirtError
 
     container_id = need_id(args, "create")
-    window = g.window or attach_window.for_cgroup(g.systemd_cgroup)
+    window = g.attach_window()
     from ..create import HostEffects, create
 
     try:

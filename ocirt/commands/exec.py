@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import posix  # not os: see ocirt/paths.py
 
-from .. import attach_window
 from ..cli import Opt, UsageError, int_option, need_id
 from ..errors import OcirtError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ..attach_window import Window
     from ..execspec import ExecOptions
 
 USAGE = "exec [command options] <container-id> <command> [command options]  || -p process.json <container-id>"
@@ -75,7 +75,7 @@ def exec_options(o: dict, args: list) -> ExecOptions:
 
 def main(g, o, args) -> int:
     container_id = need_id(args, "exec")
-    window = g.window or attach_window.for_cgroup(g.systemd_cgroup)
+    window = g.attach_window()
     try:
         return run_exec(g, o, args, container_id, window)
     except OcirtError as e:
@@ -89,7 +89,7 @@ def main(g, o, args) -> int:
         raise error from None
 
 
-def run_exec(g, o, args, container_id: str, window: attach_window.Window | None = None) -> int:
+def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int:
     import _signal as signal  # the C module: no enum import
 
     from ..container import OpenContainer, wait_init

@@ -1,7 +1,7 @@
 import _signal  # not signal: it imports enum (run is on the benchmark's hot path)
 import posix  # not os: see ocirt/paths.py
 
-from .. import attach_window, paths
+from .. import paths
 from ..cli import Opt, need_id
 from . import create as create_cmd
 
@@ -32,7 +32,7 @@ def main(g, o, args) -> int:
     from ..errors import OcirtError
 
     container_id = need_id(args, "run")
-    window = g.window or attach_window.for_cgroup(g.systemd_cgroup)
+    window = g.attach_window()
     from ..container import OpenContainer, start_created, wait_init
     from ..create import HostEffects, create
 

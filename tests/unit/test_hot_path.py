@@ -231,3 +231,27 @@ def test_delete_lists_an_empty_cgroup_of_its_own_once():
     cg = EmptyCgroup()
     members.kill_and_wait(cg, 0, 0)
     assert cg.listed == 1
+
+
+def test_created_is_rfc3339_in_utc_with_nanoseconds(monkeypatch):
+    """create's `created`, from integers (no strftime, no float remainder: each is a first call
+    into libc or libm that faults in pages of it)."""
+    import re
+    import time
+
+    monkeypatch.setattr(time, "time_ns", lambda: 1_700_000_000_000_000_007)
+    assert create_mod.rfc3339() == "2023-11-14T22:13:20.000000007Z"
+    monkeypatch.undo()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", create_mod.rfc3339())
+
+
+def test_the_attach_window_module_only_with_a_systemd_cgroup():
+    """With cgroupfs the child gets into its cgroup by itself: create, run and exec load no
+    attach window (Globals.attach_window; the launcher's rule is attach_window.for_cgroup)."""
+    script = (
+        "import sys; import ocirt.cli, ocirt.commands.create, ocirt.commands.run, ocirt.commands.exec;"
+        "from ocirt.log import Logger;"
+        "g = ocirt.cli.Globals(root='/nonexistent', log=Logger());"
+        "print(g.attach_window(), 'ocirt.attach_window' in sys.modules)"
+    )
+    assert _isolated(script).strip() == "None False"

@@ -155,7 +155,10 @@ def _run_command(finder, names, monkeypatch):
     """Import `names` through `finder` as a command would (into a private sys.modules), then
     save the bundle as launch() does at the end; the modules."""
     modules = {}
-    monkeypatch.setattr(sys, "modules", dict(sys.modules))
+    base = finder.bundle.base if finder.bundle is not None else finder.base
+    # (without the modules earlier runs of the test loaded from the tree: each run is a process)
+    fresh = {n: m for n, m in sys.modules.items() if not (getattr(m, "__file__", "") or "").startswith(base)}
+    monkeypatch.setattr(sys, "modules", fresh)
     for name in names:
         spec = finder.find_spec(f"ocirt.{name}")
         module = importlib.util.module_from_spec(spec)
@@ -212,6 +215,51 @@ def test_a_module_new_to_the_command_joins_the_bundle(tmp_path, monkeypatch):
     _run_command(finder, ["a", "b"], monkeypatch)
     assert not finder.bundle.current
     assert set(_bundle_finder(tmp_path).bundle.entries) == {"ocirt.a", "ocirt.b"}
+
+
+def test_the_file_keeps_what_other_runs_of_the_command_loaded(tmp_path, monkeypatch):
+    """A run that takes another path (loads b, not a) adds to the file: the next run of
+    either path finds all it needs, and the file is not written at every change of path."""
+    finder = _bundle_tree(tmp_path, {"a": "X = 1\n", "b": "Y = 2\n", "c": "Z = 3\n"})
+    _run_command(finder, ["a"], monkeypatch)
+    _run_command(_bundle_finder(tmp_path), ["b"], monkeypatch)
+    assert set(_bundle_finder(tmp_path).bundle.entries) == {"ocirt.a", "ocirt.b"}
+    for names in (["a"], ["b"], ["a", "b"]):
+        finder = _bundle_finder(tmp_path)
+        _run_command(finder, names, monkeypatch)
+        assert finder.bundle.current
+    (tmp_path / "ocirt" / "a.py").write_text("X = 11\n")  # a changed source leaves the file
+    _run_command(_bundle_finder(tmp_path), ["c"], monkeypatch)
+    assert set(_bundle_finder(tmp_path).bundle.entries) == {"ocirt.b", "ocirt.c"}
+
+
+def test_bundled_code_has_no_docstrings_and_the_same_lines(tmp_path, monkeypatch):
+    source = (
+        '"""The module."""\n'
+        "from __future__ import annotations\n"
+        "\n"
+        "class K:\n"
+        '    """A class."""\n'
+        "\n"
+        "def f() -> int:\n"
+        '    """A function."""\n'
+        "    return 1 // 0\n"
+        "\n"
+        "def g():\n"
+        '    """Only this."""\n'
+        "\n"
+        "def h():\n"
+        '    return "not a docstring"\n'
+    )
+    finder = _bundle_tree(tmp_path, {"a": source})
+    assert _run_command(finder, ["a"], monkeypatch)["a"].f.__doc__ == "A function."  # the pyc's
+    module = _run_command(_bundle_finder(tmp_path), ["a"], monkeypatch)["a"]
+    assert type(module.__loader__) is launch._BundledLoader
+    assert (module.__doc__, module.K.__doc__, module.f.__doc__, module.g.__doc__) == (None,) * 4
+    assert (module.g(), module.h(), module.f.__annotations__) == (None, "not a docstring", {"return": "int"})
+    with pytest.raises(ZeroDivisionError) as caught:
+        module.f()
+    assert caught.traceback[-1].lineno + 1 == 9  # (pytest counts from 0)
 
 
 @pytest.mark.parametrize(

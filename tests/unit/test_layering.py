@@ -158,3 +158,19 @@ def test_hot_commands_import_no_costly_module():
         [sys.executable, "-c", script], cwd=os.path.dirname(OCIRT), capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_no_assert_statement_and_no_docstring_read():
+    """bin/ocirt runs the code of a command's bundle compiled as `python -OO` compiles it
+    (launch.lean_code): an assert there would not run, and every __doc__ is None. So ocirt
+    states its checks as code and never reads a docstring."""
+    found = []
+    for name, path in MODULES.items():
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), path)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assert) or (isinstance(node, ast.Attribute) and node.attr == "__doc__"):
+                found.append(f"{name}:{node.lineno}")
+            elif isinstance(node, ast.Name) and node.id == "__debug__":
+                found.append(f"{name}:{node.lineno}")
+    assert found == []
