@@ -11,20 +11,6 @@ from .record import record
 from .state import Status, proc_start_time
 
 
-def fork_in(kernel, cg, alone, fork) -> tuple[int, bool]:
-    """A child made in the cgroup of manager `cg` where it can be (cgroup v2: Kernel.fork_into,
-    clone3 with CLONE_INTO_CGROUP; no move, and no wait for the kernel's cgroup-attach grace
-    period), if `alone()` says this process has no other thread; else `fork()`, the child to be
-    moved. (pid, whether it is in the cgroup already); `cg` None: fork()."""
-    where = cg.birth_dir() if cg is not None else None
-    if where is not None and alone():
-        try:
-            return kernel.fork_into(where), True
-        except OSError:  # Linux before 5.7, a seccomp filter that refuses clone3: fork and move
-            pass
-    return fork(), False
-
-
 def open_self_moves(kernel, placement) -> "list[int] | None":
     """The `tasks` files of a Manager.self_placement, opened for the child's own moves (it
     writes 0 to each, first thing: Kernel.move_self); None if one cannot be opened (then the

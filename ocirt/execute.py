@@ -13,7 +13,7 @@ import posix  # not os: see ocirt/paths.py
 from . import children, namespaces, process
 from . import kernel as k
 from .attach_window import alone
-from .children import OwnPidNs, child_pid_ns, fork_in, kill_and_reap, pass_seccomp_fd, write_pid_file
+from .children import OwnPidNs, child_pid_ns, kill_and_reap, pass_seccomp_fd, write_pid_file
 from .errors import OcirtError
 from .protocol import Channel, InitPid, Proceed, Ready, SeccompFd
 from .stages import ExecSpec, exec_one_fork, exec_stage1
@@ -103,13 +103,8 @@ def exec_process(
                 stage1_pid, placed = children.fork_placed(
                     kernel, placement[0], lambda: alone(window), kernel.fork
                 )
-            else:
-                stage1_pid, placed = fork_in(
-                    kernel,
-                    None if proc.affinity_initial else target,
-                    lambda: alone(window),
-                    lambda: fork_with_affinity(kernel, proc, kernel.fork),
-                )
+            else:  # an initial affinity, a systemd unit, no cgroup: moved by this process
+                stage1_pid, placed = fork_with_affinity(kernel, proc, kernel.fork), False
         except BaseException:
             own_pid_ns.back(kernel)
             for fd in spec.self_moves:

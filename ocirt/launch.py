@@ -235,14 +235,27 @@ class _Bundle:
                 pass
 
 
+# `from __future__ import annotations`: a compiler flag, and at run time an import of the
+# __future__ module (~0.15 ms, for the name `annotations` in the module, which ocirt never uses)
+_FUTURE_LINE = b"from __future__ import annotations\n"
+_FUTURE_ANNOTATIONS = 0x1000000  # __future__.annotations.compiler_flag
+
+
 def lean_code(source: bytes, path: str):
     """A module's code as the bundle keeps it: compiled as `python -OO` compiles it, without
     the docstrings of the module, its classes and functions, which every process that runs
-    the code would otherwise hold (~90 kB less in create and in the waiting init). Nothing in
-    ocirt reads a __doc__, and ocirt has no assert statement (tests/unit/test_layering.py says
-    so: -OO would drop it); the library's imports keep their docstrings. The compiler only: no
-    import on the way (`ast` would load os)."""
-    return compile(source, path, "exec", dont_inherit=True, optimize=2)
+    the code would otherwise hold (~90 kB less in create and in the waiting init), and with
+    `from __future__ import annotations` as the compiler's flag alone: the line is blanked
+    (line numbers stay) and the __future__ module is not imported. Nothing in ocirt reads a
+    __doc__ or that name, and ocirt has no assert statement, which -OO would drop
+    (tests/unit/test_layering.py says so); the library's imports are as Python makes them.
+    The compiler only: no import on the way (`ast` would load os)."""
+    flags = 0
+    at = (b"\n" + source).find(b"\n" + _FUTURE_LINE)  # where the line starts, if it is there
+    if at >= 0:
+        source = source[:at] + b"\n" + source[at + len(_FUTURE_LINE) :]
+        flags = _FUTURE_ANNOTATIONS
+    return compile(source, path, "exec", flags=flags, dont_inherit=True, optimize=2)
 
 
 class _Finder:

@@ -264,9 +264,6 @@ class FsCgroup(Manager):
 
     # ------------------------------------------------------------ processes
 
-    def birth_dir(self) -> str | None:
-        return None  # one directory per v1 hierarchy: add_pid (V2Cgroup has its own)
-
     def self_placement(self) -> tuple[str | None, list[str]] | None:
         return self_placement(self.dirs(), self.unified)  # (V2Cgroup: none without a directory)
 

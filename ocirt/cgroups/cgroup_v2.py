@@ -28,9 +28,6 @@ class V2Cgroup(FsCgroup):
     def path(self, controller: str | None = None) -> str | None:
         return self.unified
 
-    def birth_dir(self) -> str | None:
-        return self.unified
-
     def self_placement(self) -> tuple[str | None, list[str]] | None:
         return (self.unified, []) if self.unified else None
 

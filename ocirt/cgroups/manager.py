@@ -89,13 +89,6 @@ class Manager:
         parent (add_pid) is the way (exec's record has its own, saved.Joinable)."""
         raise NotImplementedError
 
-    def birth_dir(self) -> str | None:
-        """Where a child can be made in the cgroup in one step (clone3 with CLONE_INTO_CGROUP,
-        then no add_pid): the cgroup's directory when it is a single cgroup v2 directory that
-        exists; None where add_pid is the way in (v1 and hybrid, systemd's units, no cgroup).
-        Each manager says which (as for every operation here)."""
-        raise NotImplementedError
-
     def destroy(self, timeout: float = 2.0) -> None:
         """Remove what create() made, and the container's directories that existed before it
         if they are empty (as runc's delete does; one still holding processes that are not the

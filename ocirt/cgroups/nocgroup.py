@@ -76,9 +76,6 @@ class NoCgroup(Manager):
     def device_rules(self) -> list | None:
         return None
 
-    def birth_dir(self) -> str | None:
-        return None  # no cgroup of its own
-
     def self_placement(self) -> tuple[str | None, list[str]] | None:
         return None
 

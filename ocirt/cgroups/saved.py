@@ -64,7 +64,7 @@ def move(dirs: list, pid: int, write, sleep) -> None:
 
 
 class Joinable:
-    """The part of a manager that exec's process needs (children.fork_in, then add_pid), from
+    """The part of a manager that exec's process needs (self_placement, else add_pid), from
     the record alone. `joinable(saved)` gives one, or None for the manager's way."""
 
     def __init__(self, dirs: list, born_in: "str | None", unified: "str | None" = None):
@@ -74,11 +74,6 @@ class Joinable:
         self.fs = None if born_in else _fs()  # a v1 or hybrid host's move: its import comes
         # now, before exec's fork, not between the child's pid and its move (after a fork
         # every page the import touches is a copy-on-write fault, ~0.3 ms there)
-
-    def birth_dir(self) -> "str | None":
-        """On a pure cgroup v2 host, the directory a child can be born in (clone3), as
-        V2Cgroup's; None on v1 and hybrid hosts (a move into each hierarchy)."""
-        return self.born_in
 
     def self_placement(self) -> "tuple[str | None, list[str]]":
         return self_placement(self.dirs, self.born_in or self.unified)

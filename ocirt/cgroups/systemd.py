@@ -563,11 +563,8 @@ class SystemdCgroup(Manager):
         finally:
             bus.close()
 
-    def birth_dir(self) -> str | None:
-        return None  # the unit, and its directory, start with the first process
-
     def self_placement(self) -> tuple[str | None, list[str]] | None:
-        return None  # the same
+        return None  # the unit, and its directory, start with the first process
 
     def add_pid(self, pid: int) -> None:
         if self.started:

@@ -453,8 +453,8 @@ def test_v2_a_child_is_born_in_the_cgroup(make_cg, layout):
     if layout.kind != "v2":
         pytest.skip("cgroup v2 only (the VM's list runs it)")
     cg = make_cg()
-    where = cg.birth_dir()
-    assert where == cg.unified
+    where, moves = cg.self_placement()
+    assert (where, moves) == (cg.unified, [])
     code = (
         "import os, sys\n"
         "from ocirt.kernel.linux import LinuxKernel\n"

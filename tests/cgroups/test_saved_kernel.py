@@ -83,7 +83,7 @@ def test_exec_joins_every_hierarchy_from_the_record_as_the_manager_does(make_cg,
 
     assert where(second.pid, by_record) == where(first.pid, by_manager)
     assert by_record.pids() == [second.pid]
-    assert joined.birth_dir() == by_record.birth_dir()  # clone3's directory on v2, else none
+    assert joined.self_placement() == by_record.self_placement()  # born in, then its own moves
 
 
 def test_a_move_into_a_cgroup_that_is_gone_names_it(make_cg, procs):

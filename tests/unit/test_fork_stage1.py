@@ -1,17 +1,12 @@
-"""children.fork_in (create's stage 1, exec's): the child is made in the container's cgroup
-where the kernel can (a single cgroup v2 directory, a process with no other thread), else forked
-and moved."""
+"""children.fork_placed (create's stage 1 or init, exec's process): the child is born in the
+cgroup2 directory where the kernel can (a process with no other thread), moves itself into each
+v1 hierarchy (Manager.self_placement), else is forked and moved by the parent."""
 
 import errno
 
 from ocirt import cgroups
-from ocirt.children import fork_in, fork_placed, open_self_moves
+from ocirt.children import fork_placed, open_self_moves
 from ocirt.kernel.fake import RecordingKernel
-
-
-def fork_stage1(kern, alone: bool, cg):
-    """As create's run_children forks stage 1."""
-    return fork_in(kern, cg, lambda: alone, kern.fork)
 
 
 def manager(kind: str):
@@ -25,38 +20,13 @@ def manager(kind: str):
 
 def test_v2_stage1_is_born_in_the_cgroup():
     kern = RecordingKernel()
-    pid, placed = fork_stage1(kern, True, manager("v2"))
-    assert placed and kern.names() == ["fork_into"]
+    born_in, moves = manager("v2").self_placement()
+    pid, placed = fork_placed(kern, born_in, lambda: True, kern.fork)
+    assert placed and moves == [] and kern.names() == ["fork_into"]
     assert kern.find("fork_into")[0].args == ("/sys/fs/cgroup/ocirt-test/c1",)
 
 
-def test_hybrid_and_v1_stage1_is_forked_and_moved():
-    for kind in ("hybrid", "v1"):
-        kern = RecordingKernel()
-        _pid, placed = fork_stage1(kern, True, manager(kind))
-        assert not placed and kern.names() == ["fork"]
-
-
-def test_with_another_thread_stage1_is_forked_and_moved():
-    kern = RecordingKernel()
-    _pid, placed = fork_stage1(kern, False, manager("v2"))
-    assert not placed and kern.names() == ["fork"]
-
-
-def test_a_kernel_without_clone3_into_a_cgroup_forks():
-    kern = RecordingKernel(fail={"fork_into": OSError(errno.ENOSYS, "clone3")})
-    _pid, placed = fork_stage1(kern, True, manager("v2"))
-    assert not placed and kern.names() == ["fork_into", "fork"]
-
-
-def test_exec_with_an_initial_affinity_forks_and_moves():
-    """exec passes no cgroup when execCPUAffinity.initial must apply before the cgroup's."""
-    kern = RecordingKernel()
-    _pid, placed = fork_in(kern, None, lambda: True, kern.fork)
-    assert not placed and kern.names() == ["fork"]
-
-
-# --- exec's process, into the cgroup by itself (children.fork_placed, Manager.self_placement) ---
+# --- each manager's self_placement, and the child's ways in ---
 
 
 def test_self_placement_of_each_kind():

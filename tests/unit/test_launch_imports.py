@@ -257,6 +257,7 @@ def test_bundled_code_has_no_docstrings_and_the_same_lines(tmp_path, monkeypatch
     assert type(module.__loader__) is launch._BundledLoader
     assert (module.__doc__, module.K.__doc__, module.f.__doc__, module.g.__doc__) == (None,) * 4
     assert (module.g(), module.h(), module.f.__annotations__) == (None, "not a docstring", {"return": "int"})
+    assert "annotations" not in vars(module)  # the future import: the compiler's flag alone
     with pytest.raises(ZeroDivisionError) as caught:
         module.f()
     assert caught.traceback[-1].lineno + 1 == 9  # (pytest counts from 0)

@@ -174,3 +174,20 @@ def test_no_assert_statement_and_no_docstring_read():
             elif isinstance(node, ast.Name) and node.id == "__debug__":
                 found.append(f"{name}:{node.lineno}")
     assert found == []
+
+
+def test_future_imports_are_lines_of_their_own_at_the_top():
+    """launch.lean_code blanks the line `from __future__ import annotations` and compiles with
+    its flag: in ocirt that line is always the statement itself, at the module's top level."""
+    for name, path in MODULES.items():
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        lines = [
+            i + 1 for i, line in enumerate(text.splitlines()) if line == "from __future__ import annotations"
+        ]
+        statements = [
+            node.lineno
+            for node in ast.parse(text, path).body
+            if isinstance(node, ast.ImportFrom) and node.module == "__future__"
+        ]
+        assert lines == statements, name
