@@ -17,7 +17,16 @@ import time
 
 from .errors import OcirtError
 from .record import record
-from .state import ContainerState, StateDir, Status, check_id, is_dir, proc_start_time, saved_frozen
+from .state import (
+    EXECUTING,
+    ContainerState,
+    StateDir,
+    Status,
+    check_id,
+    is_dir,
+    proc_start_time,
+    saved_frozen,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -85,8 +94,10 @@ class OpenContainer:
 
     def start(self) -> None:
         """runtime.md steps 6-9: the init runs the startContainer hooks and execs the program;
-        `start` returns after that, and after the poststart hooks. A failure of either stops the
-        container (it can then be deleted: steps 12 and 13) and is the error of `start`."""
+        `start` returns once the init is executing it (as runc's, crun's and youki's start do),
+        or with poststart hooks once it was executed and they ran. A failure of a hook or of the
+        init before its execve stops the container (it can then be deleted: steps 12 and 13) and
+        is the error of `start`."""
         self.status().check("start")
         try:
             fd = posix.open(self.sd.fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
@@ -118,13 +129,13 @@ class OpenContainer:
             # started: from here the status is the init's (running once it execs, stopped if it
             # fails), even if this command is killed while the startContainer hooks run
             posix.unlink(self.sd.fifo)
-            failure = self._read_to_end(fd)
+            hooks = self.state.hooks.get("poststart")
+            failure = self._read_failure(fd, to_end=bool(hooks))
         finally:
             posix.close(fd)
         if failure:
             self._stop()
             raise OcirtError(failure)
-        hooks = self.state.hooks.get("poststart")
         if hooks:
             from . import hooks as hooks_mod  # with hooks only
 
@@ -137,12 +148,17 @@ class OpenContainer:
                 raise
 
     @staticmethod
-    def _read_to_end(fd: int) -> str:
-        """After the init's "0": what it writes before the fifo's end. The init holds its end
-        close-on-exec, so the end comes when the program was executed (nothing written) or the
-        init is gone; a failure in between (a startContainer hook, the exec) is its message."""
+    def _read_failure(fd: int, to_end: bool) -> str:
+        """After the init's "0": its failure's message, or "" once it is executing the program.
+        The init writes EXECUTING right before its execve, a failure's message instead (a
+        startContainer hook, no process) or after it (the execve's own), and holds its end
+        close-on-exec, so the end comes once the program was executed or the init is gone
+        (nothing written: the start stands, as before EXECUTING was written). Unless `to_end`
+        (poststart hooks: they run once the program was executed), EXECUTING ends the wait
+        (the init's execve, ~1 ms of tearing down its memory, goes on meanwhile; should it fail,
+        the container exits 127 with the message on its stderr, as with runc)."""
         posix.set_blocking(fd, True)
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             try:
                 data = posix.read(fd, 4096)
@@ -150,8 +166,10 @@ class OpenContainer:
                 continue
             if not data:
                 break
+            if not chunks and data[:1] == EXECUTING and not to_end:
+                return ""
             chunks.append(data)
-        return b"".join(chunks).decode(errors="replace").strip()
+        return b"".join(chunks).lstrip(EXECUTING).decode(errors="replace").strip()
 
     def _stop(self) -> None:
         """Stop a container whose start failed: SIGKILL its processes (members.py: its own only)

@@ -28,6 +28,7 @@ from .protocol import (
     UserNsReady,
 )
 from .record import field, record
+from .state import EXECUTING
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -435,9 +436,9 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
             posix.close(spec.fd_dir)
         posix.write(wfd, b"0")
         posix.close(spec.fifo_fd)
-        # From here `start` reads the fifo to its end: wfd is close-on-exec, so the end comes when
-        # execve succeeded (then poststart runs) or this process is gone; a failure before that
-        # writes its message after the "0" (start reports it).
+        # From here `start` reads the fifo: EXECUTING right before the execve, or a failure's
+        # message (start reports it); wfd is close-on-exec, so its end comes when execve
+        # succeeded (with poststart hooks, start waits for that) or this process is gone.
         if path is None:
             raise ConfigError("/process", "is required to start a container")
         if spec.hooks.get("startContainer"):
@@ -447,6 +448,7 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
             hooks_mod.run(
                 spec.hooks, "startContainer", {**hook_state, "status": "created", "pid": posix.getpid()}
             )
+        posix.write(wfd, EXECUTING)  # (start may return now: Container.start)
         kernel.execve(path, spec.proc.args, env)
     except OcirtError as e:
         message = str(e)

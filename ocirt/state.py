@@ -194,6 +194,12 @@ def saved_frozen(saved: dict | None) -> bool:
     return cgroup_frozen(read_text, *freezer_dir(saved.get("paths") or {}, saved.get("unified")))
 
 
+# What the init writes to exec.fifo once it is through (after the "0" that says `start` came):
+# EXECUTING right before its execve, or instead a failure's message (stages._init; read by
+# container.Container.start). Never part of a message.
+EXECUTING = b"\0"
+
+
 class StateDir:
     """<root>/<id>/: state.json, exec.fifo; locked with flock on the directory itself."""
 

@@ -22,7 +22,7 @@ from cli_helpers import OCIRT, make_bundle, remove_cgroup_parent, run_err_to_fil
 from ocirt import container as container_mod
 from ocirt.container import Container
 from ocirt.errors import OcirtError
-from ocirt.state import ContainerState, StateDir, proc_start_time
+from ocirt.state import EXECUTING, ContainerState, StateDir, proc_start_time
 
 
 def test_start_keeps_the_byte_read_after_the_init_exited(tmp_path, monkeypatch):
@@ -258,3 +258,46 @@ def test_an_init_failing_before_its_move_is_reported_under_load(tmp_path, busybo
         done += 1
     assert done > 0
     assert wrong == [], f"{len(wrong)} of {done}: {wrong[:3]}"
+
+
+# --- what start reads after the "0" (Container._read_failure) ---
+
+
+def _fifo_with(*writes: bytes, keep_open: bool = False):
+    """A pipe standing for exec.fifo after the init's "0": its read end, and the write end if
+    kept open (the init still holds it: its execve not done)."""
+    r, w = os.pipe()
+    for data in writes:
+        os.write(w, data)
+    if not keep_open:
+        os.close(w)
+        w = None
+    return r, w
+
+
+def test_start_returns_once_the_init_is_executing_without_waiting_for_the_execve():
+    r, w = _fifo_with(EXECUTING, keep_open=True)  # the init's end is still open
+    try:
+        assert Container._read_failure(r, to_end=False) == ""
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_with_poststart_hooks_start_waits_for_the_execve_and_reports_its_failure():
+    r, _ = _fifo_with(EXECUTING, b"exec /bin/nosuch: no such file or directory")
+    assert Container._read_failure(r, to_end=True) == "exec /bin/nosuch: no such file or directory"
+    os.close(r)
+    r, _ = _fifo_with(EXECUTING)  # executed: the end, nothing after EXECUTING
+    assert Container._read_failure(r, to_end=True) == ""
+    os.close(r)
+
+
+@pytest.mark.parametrize("to_end", [False, True])
+def test_a_failure_before_the_execve_is_the_error_of_start(to_end):
+    r, _ = _fifo_with(b"startContainer hook /hooks/startContainer/0 failed: exit status 1")
+    assert Container._read_failure(r, to_end=to_end).startswith("startContainer hook")
+    os.close(r)
+    r, _ = _fifo_with()  # the end and nothing: as before EXECUTING was written, a start
+    assert Container._read_failure(r, to_end=to_end) == ""
+    os.close(r)
