@@ -92,12 +92,13 @@ class OpenContainer:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def start(self) -> None:
+    def start(self, until_executed: bool = False) -> None:
         """runtime.md steps 6-9: the init runs the startContainer hooks and execs the program;
         `start` returns once the init is executing it (as runc's, crun's and youki's start do),
-        or with poststart hooks once it was executed and they ran. A failure of a hook or of the
-        init before its execve stops the container (it can then be deleted: steps 12 and 13) and
-        is the error of `start`."""
+        or, with poststart hooks or `until_executed` (run, which waits for the container
+        anyway), once it was executed (and the hooks ran). A failure of a hook or of the init
+        before its execve (with `until_executed` or poststart hooks: of the execve too) stops
+        the container (it can then be deleted: steps 12 and 13) and is the error of `start`."""
         self.status().check("start")
         try:
             fd = posix.open(self.sd.fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
@@ -130,7 +131,7 @@ class OpenContainer:
             # fails), even if this command is killed while the startContainer hooks run
             posix.unlink(self.sd.fifo)
             hooks = self.state.hooks.get("poststart")
-            failure = self._read_failure(fd, to_end=bool(hooks))
+            failure = self._read_failure(fd, to_end=until_executed or bool(hooks))
         finally:
             posix.close(fd)
         if failure:
@@ -366,7 +367,7 @@ def start_created(sd: StateDir, state: ContainerState, before_start=None, layout
         try:
             if before_start is not None:
                 before_start()
-            c.start()
+            c.start(until_executed=True)  # (an execve that fails is run's error, as runc's)
         except BaseException:
             c.delete(force=True)
             raise

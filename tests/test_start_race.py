@@ -301,3 +301,43 @@ def test_a_failure_before_the_execve_is_the_error_of_start(to_end):
     r, _ = _fifo_with()  # the end and nothing: as before EXECUTING was written, a start
     assert Container._read_failure(r, to_end=to_end) == ""
     os.close(r)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_an_execve_that_fails_is_runs_error_and_after_start_the_containers_exit(tmp_path, busybox_rootfs):
+    """start returns once the init is executing (EXECUTING): an execve that then fails (here: a
+    file that is no program) ends the container with 127 and the message on its stderr, as
+    with runc; run waits for the exec, so there it is run's error."""
+    rootfs = tmp_path / "rootfs"
+    subprocess.run(["cp", "-a", busybox_rootfs, str(rootfs)], check=True)
+    (rootfs / "notaprogram").write_text("nothing to run\n")
+    os.chmod(rootfs / "notaprogram", 0o755)
+    tag = uuid.uuid4().hex[:8]
+    bundle = make_bundle(tmp_path / "bundle", str(rootfs), ["/notaprogram"])
+    config_path = os.path.join(bundle, "config.json")
+    with open(config_path) as f:
+        config = json.load(f)
+    root, err, pid_file = str(tmp_path / "root"), str(tmp_path / "stderr"), str(tmp_path / "pid")
+    run_id, started_id = f"exec-fails-{tag}-run", f"exec-fails-{tag}-start"
+    try:
+        config["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{run_id}"
+        with open(config_path, "w") as f:
+            json.dump(config, f)
+        rc, msg = _run(["--root", root, "run", "--bundle", bundle, run_id], err)
+        assert rc != 0 and "exec format error" in msg, msg
+        config["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{started_id}"
+        with open(config_path, "w") as f:
+            json.dump(config, f)
+        rc, msg = _run(
+            ["--root", root, "create", "--bundle", bundle, "--pid-file", pid_file, started_id], err
+        )
+        assert rc == 0, msg
+        with open(pid_file) as f:
+            pid = int(f.read())
+        rc, msg = _run(["--root", root, "start", started_id], err)
+        assert rc == 0, msg
+        _wait_exit(pid)
+        assert "exec format error" in open(err).read() or "exec format error" in msg
+    finally:
+        for cid in (run_id, started_id):
+            _run(["--root", root, "delete", "--force", cid], err)

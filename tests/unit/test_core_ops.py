@@ -293,8 +293,9 @@ def test_start_created_deletes_what_failed_to_start(monkeypatch):
         def unlock(self):
             calls.append("unlock")
 
-    def start(self):
+    def start(self, until_executed=False):
         calls.append("start")
+        assert until_executed  # run waits for the exec: a failed execve is its error
         raise OcirtError("cannot start")
 
     monkeypatch.setattr(container.OpenContainer, "start", start)
@@ -305,7 +306,7 @@ def test_start_created_deletes_what_failed_to_start(monkeypatch):
         container.start_created(FakeDir(), None, before_start=lambda: calls.append("before"))
     assert calls == ["before", "start", ("delete", True), "unlock"]
     calls.clear()
-    monkeypatch.setattr(container.OpenContainer, "start", lambda self: calls.append("start"))
+    monkeypatch.setattr(container.OpenContainer, "start", lambda self, until_executed: calls.append("start"))
     container.start_created(FakeDir(), None)
     assert calls == ["start", "unlock"]
 
