@@ -7,11 +7,13 @@ imports and os), and more of it is over when the move comes. Then the command (c
 modules of ocirt found by this module's _Finder (without the path search), their code from the
 command's bundle (_Bundle) where it is current; stdout and stderr are flushed, the bundle is
 written anew if the command loaded a module it lacked, and the process ends with _exit:
-sys.exit's exit status without the interpreter's teardown. posix, sys and the interpreter's
-built-in modules only (see bin/ocirt, "posix").
+sys.exit's exit status without the interpreter's teardown. No cyclic garbage collection on the
+way (commands.without_gc). posix, sys and the interpreter's built-in modules only (see bin/ocirt,
+"posix").
 """
 
 import _imp
+import gc
 import marshal
 import posix
 import sys
@@ -325,6 +327,9 @@ def fast_imports(bundle: bool = False) -> "_Bundle | None":
 
 
 def launch() -> None:
+    # The command without the cyclic collector from here (commands.without_gc says why), not
+    # only from cli.main: the command line's own imports set off a collection (~0.07 ms).
+    gc.disable()
     bundle = fast_imports(bundle=True)
     window = None
     command = next((a for a in sys.argv[1:] if a in FORKING), None)

@@ -19,7 +19,8 @@ class _GcOff:
 
 
 def without_gc() -> _GcOff:
-    """Every command runs without cyclic garbage collection (cli.main: `with without_gc():`).
+    """Every command runs without cyclic garbage collection (cli.main: `with without_gc():`;
+    bin/ocirt's from its start, launch.launch, so that the command line's imports run without).
     Its imports alone set off collections that find nothing to free (2 in `state`, ~0.15 ms; a
     dozen in `run`, ~1.5 ms); what a command allocates is freed by reference counting (none
     makes garbage cycles worth a collector, not even `run`'s or `exec`'s terminal relay, a loop

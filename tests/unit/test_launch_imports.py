@@ -387,3 +387,20 @@ def test_a_tree_moved_whole_keeps_its_bundle(tmp_path, monkeypatch):
     assert type(module.__loader__) is launch._BundledLoader and finder.bundle.current
     assert module.__file__ == str(new / "ocirt" / "a.py")
     assert module.f.__code__.co_filename == str(new / "ocirt" / "a.py") and module.f() == 1
+
+
+def test_a_launched_command_runs_no_garbage_collection():
+    """launch() turns the cyclic collector off before the command line's imports (which would
+    set off a collection that finds nothing), not only in cli.main."""
+    script = (
+        "import gc, posix, sys\n"
+        f"sys.path.insert(0, {REPO!r})\n"
+        "sys.argv = ['ocirt', '--root', '/nonexistent-ocirt-root', 'state', 'nosuch']\n"
+        "from ocirt.launch import launch\n"
+        "gc.callbacks.append(lambda phase, info: phase == 'start' and posix.write(2, b'collected\\n'))\n"
+        "gc.set_threshold(10)\n"  # (a collection at every few allocations, were it on)
+        "launch()\n"
+    )
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "container does not exist" in p.stderr, p.stderr
+    assert "collected" not in p.stderr
