@@ -246,3 +246,46 @@ def test_no_runtime_fds_leak(rt, make_bundle):
 
     wait_for(execed, what="init to exec the process")
     assert sorted(int(n) for n in os.listdir(f"/proc/{pid}/fd")) == [0, 1, 2]
+
+
+# ---- signals: the program starts with none ignored and none blocked ----------------------------
+
+SIG_STATUS = ["grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"]
+
+
+def sig_masks(out: str) -> dict:
+    return {line.split(":")[0]: line.split()[1] for line in out.splitlines()}
+
+
+NONE = {"SigBlk": "0" * 16, "SigIgn": "0" * 16}
+
+
+def test_the_process_starts_with_no_signal_ignored_or_blocked(run_in):
+    """An ignored signal stays ignored across execve: a runtime that ignores one (CPython
+    ignores SIGPIPE and SIGXFSZ) must give the program the defaults, or `yes | head -1` never
+    ends `yes` by SIGPIPE."""
+    assert sig_masks(ok(run_in(SIG_STATUS))) == NONE
+
+
+def test_the_started_init_has_no_signal_ignored_or_blocked(rt, started):
+    b = started()
+    pid = rt.state_json(b.id)["pid"]
+
+    def execed():
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read() == b"sleep\x001000\x00"
+
+    wait_for(execed, what="init to exec the process")
+    with open(f"/proc/{pid}/status") as f:
+        assert sig_masks("".join(line for line in f if line.startswith(("SigBlk:", "SigIgn:")))) == NONE
+
+
+def test_an_exec_process_starts_with_no_signal_ignored_or_blocked(rt, started):
+    b = started()
+    assert sig_masks(ok(rt("exec", b.id, *SIG_STATUS))) == NONE
+
+
+def test_a_pipe_ends_its_writer_by_sigpipe(run_in):
+    """`yes | head -n 1`: yes dies of SIGPIPE (status 141), not of a write error (status 1)."""
+    out = ok(run_in(["sh", "-c", '{ (yes; echo "status $?" >&2) | head -n 1; } 2>&1']))
+    assert out.split() == ["y", "status", "141"], out

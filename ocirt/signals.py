@@ -1,4 +1,5 @@
-"""Signal names as runc takes them: "KILL", "SIGKILL", "kill", or a number ("9").
+"""Signal names as runc takes them: "KILL", "SIGKILL", "kill", or a number ("9"); and the
+dispositions a program the runtime executes starts with.
 
 Read from the C module _signal: the signal module builds an IntEnum (enum import) on import, and
 kill is on the hot path.
@@ -29,3 +30,16 @@ def signal_number(sig) -> int:
     if isinstance(sig, int):
         return int(sig)
     return parse_signal(str(sig))
+
+
+# CPython ignores these from its start (its SIGPIPE becomes an EPIPE error, its SIGXFSZ an EFBIG)
+PYTHON_IGNORES = (_signal.SIGPIPE, _signal.SIGXFSZ)
+
+
+def exec_defaults(ignore: bool = False) -> None:
+    """Before an execve: PYTHON_IGNORES back to their default actions, as a program executed by
+    runc or crun gets them (an ignored signal stays ignored across execve: `yes | head -1` would
+    not end `yes`); with `ignore`, ignored again (the execve failed: its report must not die of
+    a SIGPIPE)."""
+    for sig in PYTHON_IGNORES:
+        _signal.signal(sig, _signal.SIG_IGN if ignore else _signal.SIG_DFL)

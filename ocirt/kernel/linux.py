@@ -6,6 +6,7 @@ import errno
 import posix  # not os: see ocirt/paths.py
 from _signal import SIGCHLD
 
+from ..signals import exec_defaults
 from . import (
     AT_EMPTY_PATH,
     AT_RECURSIVE,
@@ -473,4 +474,8 @@ class LinuxKernel(Kernel):
         posix.waitpid(pid, 0)
 
     def execve(self, path, args, env) -> None:
-        posix.execve(path, args, env)
+        exec_defaults()
+        try:
+            posix.execve(path, args, env)
+        finally:  # (only where it failed)
+            exec_defaults(ignore=True)

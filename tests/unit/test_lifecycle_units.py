@@ -59,6 +59,17 @@ def test_hook_gets_state_and_working_directory(tmp_path):
     assert json.loads(state) == {"status": "running", "id": "x"}
 
 
+def test_a_hook_starts_with_no_signal_ignored(tmp_path):
+    """This (Python) process ignores SIGPIPE and SIGXFSZ; the hook must not inherit that: an
+    ignored signal stays ignored across execve."""
+    import signal
+
+    assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN
+    out = tmp_path / "out"
+    hooks.run({"prestart": [sh_hook(f"grep SigIgn /proc/self/status > {out}")]}, "prestart", {})
+    assert out.read_text().split()[1] == "0" * 16
+
+
 def test_deprecated_kernel_memory_fields_warn():
     linux = {"resources": {"memory": {"kernel": 1, "kernelTCP": 2, "limit": 3}}}
     found = checks.deprecated(linux)
