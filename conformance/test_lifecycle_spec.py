@@ -355,3 +355,29 @@ def test_mounts_without_a_mount_namespace_are_refused(rt, make_bundle, rootfs):
     finally:
         rt.delete(b.id, force=True)
         _unmount_under(b.rootfs)
+
+
+@pytest.mark.runc_deviates(
+    "runc 1.1.5 leaves exec.fifo behind when its start is killed after the init's go, and then says "
+    "created while the program runs (runtime.md: running once the program was executed)"
+)
+def test_a_start_killed_while_a_start_container_hook_runs_leaves_the_program_to_run(rt, make_bundle, out):
+    """Once the init has had its go (the fifo's "0"), the container is the init's: `start`
+    killed while a startContainer hook runs, the program is executed all the same."""
+    hooks = {"startContainer": [hook("echo hook >> /tmp/out/order; sleep 1")]}
+    b = make_bundle(SLEEP, mutate=with_hooks(hooks, out_mount(out)))
+    assert rt.create(b.id, b).returncode == 0
+    pid = rt.state_json(b.id)["pid"]
+    start = rt.popen("start", b.id)
+    try:
+        wait_for(lambda: lines(out / "order") == ["hook"], what="the startContainer hook to run")
+    finally:
+        start.kill()
+        start.wait()
+
+    def executed():
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read() == b"sleep\x001000\x00"
+
+    wait_for(executed, timeout=20, what="the program to be executed")
+    assert rt.status(b.id) == "running"

@@ -448,7 +448,10 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
             hooks_mod.run(
                 spec.hooks, "startContainer", {**hook_state, "status": "created", "pid": posix.getpid()}
             )
-        posix.write(wfd, EXECUTING)  # (start may return now: Container.start)
+        try:
+            posix.write(wfd, EXECUTING)  # (start may return now: Container.start)
+        except OSError:  # start is gone (killed after the "0"): the program runs all the same
+            pass
         kernel.execve(path, spec.proc.args, env)
     except OcirtError as e:
         message = str(e)
