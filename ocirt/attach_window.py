@@ -162,12 +162,6 @@ def alone(window: "Window | None") -> bool:
     return threads() == 1
 
 
-def for_cgroup(systemd: bool) -> "Window | None":
-    """The window of create, run and exec: opened for a systemd-managed cgroup (joined by a
-    move) only; with cgroupfs their child gets into its cgroup by itself, and none is wanted."""
-    return start() if systemd else None
-
-
 def start() -> "Window":
     """The window, opened (nothing to open where this process has no cgroup.procs of its own
     it may write: no thread then)."""

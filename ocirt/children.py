@@ -37,6 +37,14 @@ def self_placed(kernel, cg) -> "tuple[tuple | None, list[int]]":
     return (placement, moves) if moves is not None else (None, [])
 
 
+def close_self_moves(kernel, spec) -> None:
+    """The parent's copies of spec.self_moves closed (after the fork the child's are its own,
+    or the fork failed)."""
+    for fd in spec.self_moves:
+        kernel.close(fd)
+    spec.self_moves = []
+
+
 def fork_placed(kernel, born_in, alone, fork) -> tuple[int, bool]:
     """A child of a Manager.self_placement: born in `born_in` (clone3 with CLONE_INTO_CGROUP) if
     this process has no other thread, then in the whole cgroup once its own moves are done

@@ -94,13 +94,13 @@ class Globals:
     window: "Window | None" = None  # an attach_window.Window the launcher started, for create/run/exec
 
     def attach_window(self) -> "Window | None":
-        """The cgroup attach window of create, run and exec: the launcher's, or one opened now
-        (attach_window.for_cgroup: for a systemd-managed cgroup only, so that with cgroupfs
-        the module is not even loaded)."""
+        """The cgroup attach window of create, run and exec: the launcher's, or one opened now.
+        For a systemd-managed cgroup only (joined by a move); with cgroupfs their child gets
+        into its cgroup by itself, none is wanted, and the module is not even loaded."""
         if self.window is None and self.systemd_cgroup:
-            from .attach_window import for_cgroup
+            from .attach_window import start
 
-            self.window = for_cgroup(self.systemd_cgroup)
+            self.window = start()
         return self.window
 
     def kernel(self):

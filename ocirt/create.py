@@ -20,6 +20,7 @@ from .checks import CreateOptions, check_config
 from .children import (
     OwnPidNs,
     child_pid_ns,
+    close_self_moves,
     fork_placed,
     kill_and_reap,
     pass_seccomp_fd,
@@ -296,12 +297,6 @@ def run_children(
         close_self_moves(kernel, spec)  # (the child's copies are its own)
     undo.push(fx.kill_and_reap, init_pid)
     return init_pid
-
-
-def close_self_moves(kernel: k.Kernel, spec: stages.InitSpec) -> None:
-    for fd in spec.self_moves:
-        kernel.close(fd)
-    spec.self_moves = []
 
 
 def init_pid_ns(kernel: k.Kernel, spec: stages.InitSpec) -> OwnPidNs:

@@ -107,8 +107,7 @@ def exec_process(
                 stage1_pid, placed = fork_with_affinity(kernel, proc, kernel.fork), False
         except BaseException:
             own_pid_ns.back(kernel)
-            for fd in spec.self_moves:
-                kernel.close(fd)
+            children.close_self_moves(kernel, spec)
             raise
         if stage1_pid == 0:
             try:  # a forked child never returns into the runtime's code
@@ -117,8 +116,7 @@ def exec_process(
             finally:
                 posix._exit(1)
         child_ch.close()
-        for fd in spec.self_moves:  # the child's now
-            kernel.close(fd)
+        children.close_self_moves(kernel, spec)  # (the child's are its own)
         pid = 0
         try:
             own_pid_ns.back(kernel)

@@ -8,7 +8,7 @@ import time
 
 from . import jsonio
 from .errors import OcirtError
-from .signals import exec_defaults
+from .signals import execve
 
 HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
@@ -74,11 +74,7 @@ def _child(r: int, w: int, path, args, env, pointer: str, cwd: str | None = None
         posix.close(w)
         if cwd:
             posix.chdir(cwd)
-        exec_defaults()
-        try:
-            posix.execve(path, args, env)
-        finally:
-            exec_defaults(ignore=True)
+        execve(path, args, env)
     except BaseException as e:  # noqa: BLE001 - told to the parent's stderr, then _exit
         reason = posix.strerror(e.errno) if isinstance(e, OSError) and e.errno else str(e)
         try:

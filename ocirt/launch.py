@@ -1,7 +1,7 @@
 """bin/ocirt's end: the command's process from its first line of ocirt to its _exit.
 
-create, run and exec open the cgroup attach window (ocirt/attach_window.py) before anything
-else of ocirt is imported: the kernel's grace period, which their first cgroup move waits for on
+create, run and exec with a systemd-managed cgroup open the cgroup attach window
+(ocirt/attach_window.py) before anything else of ocirt is imported: the kernel's grace period, which their first cgroup move waits for on
 a cgroup v1 host, then starts as soon as Python code can run (~4 ms sooner than after the CLI's
 imports and os), and more of it is over when the move comes. Then the command (cli.main), its
 modules of ocirt found by this module's _Finder (without the path search), their code from the
@@ -192,10 +192,13 @@ class _Bundle:
         try:
             table: dict = {}
             codes: list[bytes] = []
+            at = 0  # where the next code goes, after the table
 
             def add(name: str, where: tuple, code: bytes) -> None:
-                table[name] = (*where, sum(len(c) for c in codes), len(code))
+                nonlocal at
+                table[name] = (*where, at, len(code))
                 codes.append(code)
+                at += len(code)
 
             for name, module in list(sys.modules.items()):
                 if not name.startswith("ocirt.") or name == "ocirt.launch":
@@ -334,10 +337,10 @@ def launch() -> None:
     window = None
     command = next((a for a in sys.argv[1:] if a in FORKING), None)
     systemd = any(a.startswith("--systemd-cgroup") for a in sys.argv[1:])
-    if command is not None and systemd:  # (the test first: no import for the cgroupfs driver)
-        from . import attach_window
+    if command is not None and systemd:  # (cli.Globals.attach_window's rule, before its imports)
+        from .attach_window import start
 
-        window = attach_window.for_cgroup(systemd)
+        window = start()
     from .cli import main
 
     try:

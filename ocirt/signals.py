@@ -6,6 +6,7 @@ kill is on the hot path.
 """
 
 import _signal
+import posix
 
 from .errors import OcirtError
 
@@ -36,10 +37,15 @@ def signal_number(sig) -> int:
 PYTHON_IGNORES = (_signal.SIGPIPE, _signal.SIGXFSZ)
 
 
-def exec_defaults(ignore: bool = False) -> None:
-    """Before an execve: PYTHON_IGNORES back to their default actions, as a program executed by
-    runc or crun gets them (an ignored signal stays ignored across execve: `yes | head -1` would
-    not end `yes`); with `ignore`, ignored again (the execve failed: its report must not die of
+def execve(path, args, env) -> None:
+    """posix.execve, the program starting with PYTHON_IGNORES at their default actions, as one
+    executed by runc or crun does (an ignored signal stays ignored across execve: `yes | head
+    -1` would not end `yes`); ignored again where the execve fails (its report must not die of
     a SIGPIPE)."""
     for sig in PYTHON_IGNORES:
-        _signal.signal(sig, _signal.SIG_IGN if ignore else _signal.SIG_DFL)
+        _signal.signal(sig, _signal.SIG_DFL)
+    try:
+        posix.execve(path, args, env)
+    finally:  # (reached only where it failed)
+        for sig in PYTHON_IGNORES:
+            _signal.signal(sig, _signal.SIG_IGN)

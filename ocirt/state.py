@@ -37,6 +37,13 @@ def read_to_end(fd: int) -> bytes:
         chunks.append(b)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """All of `data` to `fd` (a write may take less than it is given)."""
+    view = memoryview(data)
+    while view:
+        view = view[posix.write(fd, view) :]
+
+
 def read_text(path: str) -> str:
     """A whole (small) file as text, undecodable bytes kept (surrogateescape); OSError as is."""
     fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
@@ -297,9 +304,7 @@ class StateDir:
         data = jsonio.dumps(asdict(state)).encode()  # posix, not open(): no text layer
         fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o666)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[posix.write(fd, view) :]
+            write_all(fd, data)
         finally:
             posix.close(fd)
         old = self.state_file + ".old"

@@ -6,6 +6,7 @@ import os
 from ..cli import Opt, UsageError
 from ..errors import OcirtError
 from ..spec_template import default_spec
+from ..state import write_all
 
 USAGE = "spec [command options]"
 OPTIONS = (
@@ -36,9 +37,7 @@ def main(g, o, args) -> int:
     except OSError as e:
         raise OcirtError(f"open {CONFIG}", errno=e.errno) from None
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
     except OSError as e:
         os.unlink(path)  # no half-written config.json left behind to block the next try
         raise OcirtError(f"write {CONFIG}", errno=e.errno) from None

@@ -6,7 +6,7 @@ import errno
 import posix  # not os: see ocirt/paths.py
 from _signal import SIGCHLD
 
-from ..signals import exec_defaults
+from .. import signals
 from . import (
     AT_EMPTY_PATH,
     AT_RECURSIVE,
@@ -474,8 +474,4 @@ class LinuxKernel(Kernel):
         posix.waitpid(pid, 0)
 
     def execve(self, path, args, env) -> None:
-        exec_defaults()
-        try:
-            posix.execve(path, args, env)
-        finally:  # (only where it failed)
-            exec_defaults(ignore=True)
+        signals.execve(path, args, env)

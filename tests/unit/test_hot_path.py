@@ -247,7 +247,7 @@ def test_created_is_rfc3339_in_utc_with_nanoseconds(monkeypatch):
 
 def test_the_attach_window_module_only_with_a_systemd_cgroup():
     """With cgroupfs the child gets into its cgroup by itself: create, run and exec load no
-    attach window (Globals.attach_window; the launcher's rule is attach_window.for_cgroup)."""
+    attach window (cli.Globals.attach_window, whose rule the launcher follows)."""
     script = (
         "import sys; import ocirt.cli, ocirt.commands.create, ocirt.commands.run, ocirt.commands.exec;"
         "from ocirt.log import Logger;"
