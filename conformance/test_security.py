@@ -587,3 +587,59 @@ def test_exec_blocked_call_in_long_running_process(rt, started, tmp_path):
     assert status_fields(st)["Seccomp"] == "2"
     assert status_fields(st)["NoNewPrivs"] == "1"
     assert_caps(st, ROOT_CAPS)
+
+
+@pytest.mark.parametrize("nnp", [True, False], ids=["nnp", "no-nnp"])
+def test_seccomp_notify_hands_the_listener_its_fd(run_in, tmp_path, nnp):
+    """SCMP_ACT_NOTIFY (config-linux.md, listenerPath): the container's process runs, and the
+    listener gets one message, the container process state with "seccompFd" in `fds`, and the
+    notification fd beside it (SCM_RIGHTS). The busybox rootfs has no Python of its own: a
+    runtime whose init loads code for this once it is in the container's root fails here."""
+    import socket
+    import threading
+
+    path = str(tmp_path / "agent.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    server.settimeout(30)
+    got = {}
+
+    def agent():
+        try:
+            conn, _ = server.accept()
+        except OSError as e:
+            got["error"] = e
+            return
+        with conn:
+            data, ancdata, _flags, _ = conn.recvmsg(65536, socket.CMSG_SPACE(4 * 4))
+            fds = []
+            for level, kind, payload in ancdata:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds += [
+                        int.from_bytes(payload[i : i + 4], "little") for i in range(0, len(payload) - 3, 4)
+                    ]
+            for fd in fds:
+                os.close(fd)
+            got["data"], got["fds"] = data, fds
+
+    thread = threading.Thread(target=agent, daemon=True)
+    thread.start()
+    profile = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": path,
+        "listenerMetadata": "conformance",
+        "syscalls": [{"names": ["swapon"], "action": "SCMP_ACT_NOTIFY"}],
+    }
+    try:
+        p = run_in(["true"], mutate=seccomp(profile), process={"noNewPrivileges": nnp})
+        thread.join(30)
+    finally:
+        server.close()
+    assert p.returncode == 0, p.stderr
+    assert "error" not in got, got
+    assert len(got.get("fds", ())) == 1, got
+    message = json.loads(got["data"])
+    assert message["fds"] == ["seccompFd"], message
+    assert message["metadata"] == "conformance", message
+    assert message["state"]["status"] in ("creating", "created"), message

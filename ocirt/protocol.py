@@ -30,6 +30,7 @@ from __future__ import annotations
 
 # _socket, not socket: the socket module builds its IntEnums at import (~2 ms on every create)
 import _socket
+import sys
 
 from . import jsonio
 from .errors import OcirtError
@@ -85,6 +86,18 @@ MESSAGES = {
 }
 
 
+def _pack_fds(fds) -> bytes:
+    """SCM_RIGHTS' payload: C ints in this machine's order. No module import: the init sends
+    its seccomp listener fd once its root is the container's, where none can be loaded."""
+    return b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
+
+
+def _unpack_fds(payload: bytes) -> list[int]:
+    return [
+        int.from_bytes(payload[i : i + 4], sys.byteorder, signed=True) for i in range(0, len(payload) - 3, 4)
+    ]
+
+
 class Channel:
     def __init__(self, sock: _socket.socket):
         self.sock = sock
@@ -103,9 +116,7 @@ class Channel:
             mark = LAST if at + CHUNK >= len(body) else MORE
             packet = mark + body[at : at + CHUNK]
             if fds and at == 0:
-                import struct  # fds ride along rarely (seccomp notify); exec needs none
-
-                rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
+                rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, _pack_fds(fds))]
                 self.sock.sendmsg([packet], rights)
             else:
                 self.sock.send(packet)
@@ -123,9 +134,7 @@ class Channel:
                 data, ancillary, flags, _ = self.sock.recvmsg(CHUNK + 1, _socket.CMSG_LEN(4 * 4))
             for level, kind, payload in ancillary:
                 if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                    import struct  # not array: it registers with collections.abc (~2 ms)
-
-                    fds += struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4])
+                    fds += _unpack_fds(payload)
             if not data:
                 if parts:
                     raise OcirtError("protocol error: the message was cut short")
