@@ -251,3 +251,19 @@ def test_config_change_after_create_has_no_effect(rt, make_bundle):
     b.save()
     assert rt.start(b.id).returncode == 0
     rt.wait_status(b.id, "stopped")
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda c: c.update(mounts=[m for m in c["mounts"] if m["destination"] != "/proc"]),
+        lambda c: c["process"].update(rlimits=[{"type": "RLIMIT_NOFILE", "hard": 0, "soft": 0}]),
+    ],
+    ids=["no-proc-mount", "nofile-0"],
+)
+def test_init_that_cannot_reach_its_fifo_fails_create(rt, make_bundle, mutate):
+    """An init that could not open exec.fifo for `start` (no /proc of the container's own, no fd
+    left under RLIMIT_NOFILE) fails create, not the container after a create that said yes (runc
+    fails create too, closing its fds through /proc/self/fd)."""
+    b = make_bundle(["true"], mutate=mutate)
+    assert_failed_cleanly(rt, b, rt.create(b.id, b))

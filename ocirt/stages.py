@@ -422,18 +422,29 @@ def enter_rootfs_without_mount_ns(kernel: k.Kernel, spec: InitSpec, fx: InitEffe
 
 def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
     path, env, hook_state = setup_init(kernel, spec, InitEffects(ch))
+    # The fifo is reopened for writing through the container's own /proc (the init holds
+    # nothing of the host's: no host /proc, no host directory), or, chrooted without a mount
+    # namespace, through the runtime's /proc/self/fd opened before (spec.fd_dir). Tried first
+    # here (O_PATH, no wait), while a failure is still create's: no /proc among the mounts,
+    # an RLIMIT_NOFILE that leaves no fd.
+    fifo, fifo_dir = (
+        (str(spec.fifo_fd), spec.fd_dir)
+        if spec.fd_dir is not None
+        else (f"/proc/self/fd/{spec.fifo_fd}", None)
+    )
+    try:
+        posix.close(posix.open(fifo, posix.O_PATH | posix.O_CLOEXEC, dir_fd=fifo_dir))
+    except OSError as e:
+        raise OcirtError(f"reopen exec fifo {fifo}", e.errno) from None
 
     ch.send(Ready())
     ch.close()
     wfd = None
     try:
-        # Blocks until `ocirt start` opens the fifo for reading. Reopened through the container's
-        # own /proc: the init holds nothing of the host's (no host /proc, no host directory).
-        if spec.fd_dir is None:
-            wfd = posix.open(f"/proc/self/fd/{spec.fifo_fd}", posix.O_WRONLY | posix.O_CLOEXEC)
-        else:  # chrooted without a mount namespace: no /proc in the rootfs
-            wfd = posix.open(str(spec.fifo_fd), posix.O_WRONLY | posix.O_CLOEXEC, dir_fd=spec.fd_dir)
-            posix.close(spec.fd_dir)
+        # Blocks until `ocirt start` opens the fifo for reading.
+        wfd = posix.open(fifo, posix.O_WRONLY | posix.O_CLOEXEC, dir_fd=fifo_dir)
+        if fifo_dir is not None:
+            posix.close(fifo_dir)
         posix.write(wfd, b"0")
         posix.close(spec.fifo_fd)
         # From here `start` reads the fifo: EXECUTING right before the execve, or a failure's
