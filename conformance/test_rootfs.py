@@ -4,7 +4,7 @@ import os
 import subprocess
 
 import pytest
-from runtime import ok, sh
+from runtime import assert_failed_cleanly, ok, sh
 
 
 def mounts(*entries):
@@ -503,3 +503,15 @@ def test_tmpcopyup_starts_with_the_covered_contents(run_in):
     assert mode_owner == "644 0"
     assert fstype == "tmpfs"
     assert wrote == "wrote"  # the shared rootfs stays unchanged (checked at teardown)
+
+
+@pytest.mark.parametrize("dest", ["/.", "//", "/proc/../.."])
+def test_mount_over_the_root_itself_fails_create(rt, make_bundle, dest):
+    """A destination that resolves to the container's root would cover it (runc mounts it, then
+    fails without /proc): create fails, naming the mount, and leaves nothing behind."""
+    b = make_bundle(
+        ["true"],
+        mutate=lambda c: c["mounts"].append({"destination": dest, "type": "tmpfs", "source": "tmpfs"}),
+    )
+    index = len(b.config["mounts"]) - 1
+    assert_failed_cleanly(rt, b, rt.create(b.id, b), pointer=f"/mounts/{index}/destination")
