@@ -23,6 +23,7 @@ from .state import (
     StateDir,
     Status,
     check_id,
+    exists,
     is_dir,
     proc_start_time,
     saved_frozen,
@@ -381,12 +382,38 @@ def remove_leftover(root: str, container_id: str) -> bool:
         check_id(container_id)
     except OcirtError:
         return False
-    if not is_dir(StateDir(root, container_id).path):
+    sd = StateDir(root, container_id)
+    if not is_dir(sd.path):
         return False
+    _check_leftover(sd)
     from .members import remove_damaged
 
     remove_damaged(root, container_id)
     return True
+
+
+def _check_leftover(sd: StateDir) -> None:
+    """Refuse to remove a state dir whose container may still be there with nothing to find it
+    by: exec.fifo says a create went past its first save of state.json (which comes before the
+    fifo) and its init may be waiting on it, but state.json (and what a killed create leaves
+    aside) tells no pid and no cgroup. runc too fails on a state.json it cannot read."""
+    if not exists(sd.fifo):
+        return  # a create killed before it saved anything: nothing but the directory
+    from .state import DamagedState, salvage_fields
+
+    try:
+        salvage, damage = salvage_fields(sd.read()), "no pid and no cgroup in it"
+    except DamagedState as e:
+        salvage, damage = e.salvage, e.damage
+    except OcirtError:
+        salvage, damage = sd.salvage_aside(), "missing"
+    if salvage.get("pid") or salvage.get("cgroup"):
+        return
+    raise OcirtError(
+        f"container {sd.id}: damaged state.json ({damage}) and exec.fifo is there: its init may "
+        f"still run, and nothing tells which processes and cgroup are its own; not removed: "
+        f"remove {sd.path} once they are gone"
+    )
 
 
 def wait_init(pid: int) -> int:

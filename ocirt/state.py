@@ -368,6 +368,7 @@ class DamagedState(OcirtError):
     still removes what `salvage` (salvage_fields) tells of it."""
 
     def __init__(self, container_id: str, damage: str, salvage: dict):
+        self.damage = damage
         self.salvage = salvage
         super().__init__(
             f"container {container_id}: damaged state.json: {damage} (delete --force removes it)"
@@ -474,19 +475,60 @@ def state_damage(data, container_id: str) -> str:
             return f"{name!r} is not {check[1]}"
     if data["id"] != container_id:
         return f"it records another id ({data['id'][:40]!r})"
+    if data.get("pid") and "cgroup" not in data:
+        return "'cgroup' is missing"  # every create records one ({}: none) before its init
     return ""
 
 
 def salvage_fields(data) -> dict:
     """What a damaged state.json still tells, for `delete --force`: each of pid, pid_start and
-    cgroup that has its type."""
+    cgroup that has its type. A damaged cgroup record gives what it still says of where the
+    cgroup is (_cgroup_where), else where the bundle's config.json puts it (_cgroup_of_config);
+    either way with no `created`: the container's own directories go where they are empty, a
+    parent stays (nothing says create made it), and only the container's processes (by its pid
+    namespace, members.py) are killed."""
     if type(data) is not dict:
         return {}
-    return {
+    out = {
         name: data[name]
         for name in ("pid", "pid_start", "cgroup")
         if name in data and _FIELD_CHECKS[name][0](data[name])
     }
+    if "cgroup" not in out and data.get("systemd_cgroup") is not True:
+        where = _cgroup_where(data.get("cgroup")) or _cgroup_of_config(data)
+        if where:
+            out["cgroup"] = where
+    return out
+
+
+def _cgroup_where(v) -> dict:
+    """The where of a damaged cgroupfs record (kind, paths, unified, cgroupsPath), when those
+    have their types; {} otherwise."""
+    if type(v) is not dict or v.get("systemd"):
+        return {}
+    where = {k: v[k] for k in ("kind", "paths", "unified", "cgroupsPath") if k in v}
+    return where if where.get("kind") and _cgroup(where) else {}
+
+
+def _cgroup_of_config(data: dict) -> dict:
+    """The cgroupfs record of the cgroup the bundle's config.json names (linux.cgroupsPath, else
+    the id), with nothing created; {} when it cannot be told."""
+    bundle, container_id = data.get("bundle"), data.get("id")
+    if type(bundle) is not str or type(container_id) is not str or not bundle.startswith("/"):
+        return {}
+    try:
+        with open(f"{bundle}/config.json", "rb") as f:
+            linux = jsonio.loads(f.read()).get("linux") or {}
+        from .cgroups import detect
+        from .cgroups.factory import fs_class
+
+        layout = detect()
+        cg = fs_class(layout.kind).for_container(layout, linux.get("cgroupsPath"), container_id)
+        record = cg.to_dict()
+    except (OSError, ValueError, AttributeError, TypeError, OcirtError):
+        return {}
+    record["created"] = []
+    return record if _cgroup(record) else {}
 
 
 def list_ids(root: str) -> list[str]:

@@ -188,11 +188,18 @@ class FsCgroup(Manager):
     # ------------------------------------------------------------ create
 
     def create(self, warn=None) -> None:
+        """(Manager.create.) A failure in any hierarchy removes what was made in all of them."""
         existed = [d for d in self.dirs() if self.fs.isdir(d)]
-        self._create()
-        if self._effectively_frozen():
-            self._remove_created()
-            raise OcirtError("container's cgroup unexpectedly frozen")
+        try:
+            self._create()
+            if self._effectively_frozen():
+                raise OcirtError("container's cgroup unexpectedly frozen")
+        except BaseException:
+            try:
+                self._remove_created()
+            except OcirtError:
+                pass  # the create's own error is the one told; state.json names what is left
+            raise
         if existed and warn is not None:
             count = len(self._pids_below(existed))
             if count:
@@ -232,6 +239,8 @@ class FsCgroup(Manager):
                         parent, cur = cur, cur.rstrip("/") + "/" + comp
                         if self.fs.mkdir(cur):
                             self.created.append(cur)
+                        elif not self.fs.isdir(cur):
+                            self._not_a_cgroup(parent, comp)
                         if made is not None:
                             made(parent, cur)
                     if descending is not None and i < len(comps):
@@ -244,6 +253,13 @@ class FsCgroup(Manager):
                 continue
             except OSError as e:
                 raise OcirtError(f"cannot create cgroup {cur}", errno=e.errno) from None
+
+    def _not_a_cgroup(self, parent: str, name: str) -> None:
+        """The path names a file of a cgroup (cgroup.procs, tasks, ...) where a directory goes."""
+        rule = f"{name!r} is a file of the cgroup {parent}, not a cgroup"
+        if self.cgroups_path:
+            raise ConfigError("/linux/cgroupsPath", rule)
+        raise OcirtError(f"cannot create cgroup: {rule}")
 
     def device_rules(self) -> list | None:
         """The device rules last applied, in order (None if none were).

@@ -14,6 +14,11 @@ from ..errors import ConfigError, json_pointer
 
 BASE = ("linux", "resources")
 
+# The cgroup core files `unified` may write: limits of the cgroup itself. The others move
+# processes (cgroup.procs, cgroup.threads), kill them (cgroup.kill), change what the runtime
+# manages (cgroup.subtree_control, cgroup.type, cgroup.freeze) or are read-only.
+CORE_SETTINGS = frozenset({"cgroup.max.depth", "cgroup.max.descendants", "cgroup.pressure"})
+
 
 def ptr(*parts) -> str:
     return json_pointer(BASE + tuple(parts))
@@ -484,6 +489,10 @@ class Resources(_Record):
                     raise ConfigError(ptr("unified", k), "must be a file name of the cgroup")
                 if "." not in k:
                     raise ConfigError(ptr("unified", k), "must look like CONTROLLER.PARAMETER")
+                if k.startswith("cgroup.") and k not in CORE_SETTINGS:
+                    raise ConfigError(
+                        ptr("unified", k), "is a cgroup core file, not a resource setting: not written"
+                    )
             r.unified = dict(u)
 
         if "devices" in d and d["devices"] is not None:

@@ -1,0 +1,116 @@
+"""Bad cgroup input without a kernel: `unified` keys naming cgroup core files, a cgroupsPath
+through a cgroup file (the directories made in other hierarchies go), and what a damaged
+state.json still tells of the cgroup."""
+
+import json
+import os
+
+import pytest
+
+from ocirt.cgroups.cgroup_v1 import V1Cgroup
+from ocirt.cgroups.layout import Layout
+from ocirt.cgroups.resources import Resources
+from ocirt.cgroups.update import from_json
+from ocirt.errors import ConfigError, OcirtError
+from ocirt.state import salvage_fields, state_damage
+
+REFUSED = [
+    "cgroup.procs",
+    "cgroup.threads",
+    "cgroup.kill",
+    "cgroup.subtree_control",
+    "cgroup.type",
+    "cgroup.freeze",
+    "cgroup.events",
+    "cgroup.controllers",
+    "cgroup.stat",
+]
+
+
+@pytest.mark.parametrize("key", REFUSED)
+def test_a_cgroup_core_file_is_not_a_resource(key):
+    with pytest.raises(ConfigError) as e:
+        Resources.parse({"unified": {"pids.max": "10", key: "1"}})
+    assert e.value.pointer == f"/linux/resources/unified/{key}"
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("key", ["cgroup.max.depth", "cgroup.max.descendants", "cgroup.pressure"])
+def test_the_cgroup_core_settings_stay(key):
+    assert Resources.parse({"unified": {key: "1"}}).unified == {key: "1"}
+
+
+@pytest.mark.parametrize("key", ["cgroup.procs", "cgroup.kill"])
+def test_update_refuses_a_cgroup_core_file(key):
+    with pytest.raises(OcirtError, match=f"^resources: /unified/{key}: "):
+        from_json(json.dumps({"unified": {key: "1"}}))
+
+
+def _layout(tmp_path):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    os.mkdir(a)
+    os.mkdir(b)
+    return Layout("v1", {"cpu": a, "memory": b}, roots={a: "/", b: "/"}), a, b
+
+
+def test_a_create_failing_in_one_hierarchy_removes_what_it_made_in_the_others(tmp_path):
+    layout, a, b = _layout(tmp_path)
+    os.makedirs(f"{b}/x/H")
+    open(f"{b}/x/H/cgroup.procs", "w").close()  # a file of the cgroup, in one hierarchy only
+    cg = V1Cgroup.for_container(layout, "/x/H/cgroup.procs", "id")
+    with pytest.raises(ConfigError) as e:
+        cg.create()
+    assert e.value.pointer == "/linux/cgroupsPath" and "cgroup.procs" in e.value.rule
+    assert os.listdir(a) == []  # x, x/H, x/H/cgroup.procs were made there, and removed
+    assert os.path.isfile(f"{b}/x/H/cgroup.procs")  # what was there before stays
+    assert cg.created == []
+
+
+def test_a_container_id_naming_a_cgroup_file(tmp_path, monkeypatch):
+    layout, a, b = _layout(tmp_path)
+    open(f"{b}/cgroup.procs", "w").close()
+    cg = V1Cgroup.for_container(layout, None, "cgroup.procs", own={"cpu": "/", "memory": "/"})
+    with pytest.raises(OcirtError, match="cgroup.procs' is a file of the cgroup"):
+        cg.create()
+    assert os.listdir(a) == []
+
+
+CG = {
+    "version": 1,
+    "kind": "v1",
+    "cgroupsPath": "/x/c",
+    "paths": {"cpu": "/sys/fs/cgroup/cpu/x/c"},
+    "unified": None,
+    "created": ["/sys/fs/cgroup/cpu/x", "/sys/fs/cgroup/cpu/x/c"],
+}
+
+
+def test_a_state_with_a_pid_and_no_cgroup_record_is_damaged():
+    assert state_damage({"id": "c", "bundle": "/b", "pid": 5}, "c") == "'cgroup' is missing"
+    assert state_damage({"id": "c", "bundle": "/b"}, "c") == ""  # made by hand, never created
+
+
+@pytest.mark.parametrize("created", [None, ["/", 1], "x"])
+def test_a_damaged_created_keeps_where_the_cgroup_is(created):
+    data = {"id": "c", "bundle": "/nonexistent", "pid": 5, "cgroup": {**CG, "created": created}}
+    got = salvage_fields(data)["cgroup"]
+    assert got["paths"] == CG["paths"] and not got.get("created")
+
+
+@pytest.mark.parametrize("cgroup", [None, ["/sys/fs/cgroup"], 7, {"kind": "v1", "paths": {"cpu": "/"}}])
+def test_a_damaged_cgroup_record_falls_back_to_the_config(tmp_path, cgroup):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "config.json").write_text(json.dumps({"linux": {"cgroupsPath": "/ocirt-unit/c"}}))
+    data = {"id": "c", "bundle": str(bundle), "pid": 5, "cgroup": cgroup}
+    got = salvage_fields(data)["cgroup"]
+    assert got["cgroupsPath"] == "/ocirt-unit/c" and got["created"] == []
+    assert all(d.endswith("/ocirt-unit/c") for d in got["paths"].values())
+
+
+def test_nothing_is_made_up_without_a_config(tmp_path):
+    data = {"id": "c", "bundle": str(tmp_path), "pid": 5, "cgroup": None}
+    assert salvage_fields(data) == {"pid": 5}
+    data["systemd_cgroup"] = True
+    (tmp_path / "config.json").write_text("{}")
+    assert "cgroup" not in salvage_fields(data)  # a systemd unit is not found by its path
