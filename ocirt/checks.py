@@ -64,10 +64,7 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
         proc_cfg = {}
     if proc_cfg.get("terminal") and not opts.console_socket:
         raise OcirtError("cannot allocate tty if runc will detach without setting console socket")
-    if not ns.has("mount"):
-        check_without_mount_ns(config, linux)
-    if config.get("hostname") and not ns.has("uts"):
-        raise ConfigError("/hostname", "unable to set hostname without a private UTS namespace")
+    check_static(config, ns, opts.systemd_cgroup)
     rootfs = config_mod.rootfs_path(bundle, config)
     if not paths.is_dir(rootfs):
         raise ConfigError("/root/path", f"rootfs {rootfs} is not a directory")
@@ -117,6 +114,23 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
         mempolicy=mempolicy,
         idmaps=idmaps,
     )
+
+
+def check_static(config: dict, ns: namespaces.Namespaces, systemd: bool = False) -> None:
+    """The checks of check_config that read config.json alone, past its validation (shared with
+    `ocirt check`): what needs a namespace the config does not list, a cgroupsPath that names
+    the root of the hierarchy."""
+    linux = config.get("linux") or {}
+    if not ns.has("mount"):
+        check_without_mount_ns(config, linux)
+    if config.get("hostname") and not ns.has("uts"):
+        raise ConfigError("/hostname", "unable to set hostname without a private UTS namespace")
+    cgroups_path = linux.get("cgroupsPath")
+    if cgroups_path and isinstance(cgroups_path, str) and not systemd:  # (systemd's: slice:prefix:name)
+        from .cgroups.layout import clean_path  # (create reads the layout: no import of its own)
+
+        if clean_path(cgroups_path) in ("", "/"):
+            raise ConfigError("/linux/cgroupsPath", "must not be the root of the cgroup hierarchy")
 
 
 def check_without_mount_ns(config: dict, linux: dict) -> None:

@@ -29,4 +29,6 @@ def load(bundle: str) -> dict:
 
 def rootfs_path(bundle: str, config: dict) -> str:
     path = config["root"]["path"]
+    if "\x00" in path:  # (validate refuses it first; `ocirt check` may not have)
+        raise ConfigError("/root/path", "string contains a NUL byte")
     return paths.realpath(paths.join(bundle, path))

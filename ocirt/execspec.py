@@ -11,10 +11,12 @@ The command line (ocirt/commands/exec.py) fills ExecOptions from its flags, the 
 from __future__ import annotations
 
 from . import jsonio, paths
-from .errors import OcirtError
+from .errors import ConfigError, OcirtError
+from .process import ID_MAX, NGROUPS_MAX
 from .record import field, record
 
 NO_COMMAND = "exec: no command given (args must not be empty)"
+PROCESS_DOC = "process.json"  # what errors at a pointer in a whole process name (as config.json's)
 
 
 @record
@@ -45,9 +47,25 @@ def parse_user(text: str) -> tuple:
     """--user uid[:gid] -> (uid, gid or None)."""
     uid, _, gid = text.partition(":")
     try:
-        return int(uid), (int(gid) if gid else None)
+        ids = int(uid), (int(gid) if gid else None)
     except ValueError:
         raise OcirtError(f"invalid --user {text!r}: numeric uid[:gid] expected") from None
+    for value in ids:
+        if value is not None and not 0 <= value <= ID_MAX:
+            raise OcirtError(f"invalid --user {text!r}: {value} is not an id: 0 to {ID_MAX}")
+    return ids
+
+
+def check_options(opts: ExecOptions) -> None:
+    """The ids the options give (the API's as the flags'): what the kernel takes as ids."""
+    for value in (opts.uid, opts.gid):
+        if value is not None and (type(value) is not int or not 0 <= value <= ID_MAX):
+            raise OcirtError(f"invalid --user: {value!r} is not an id: 0 to {ID_MAX}")
+    if len(opts.additional_gids) > NGROUPS_MAX:
+        raise OcirtError(f"invalid --additional-gids: more than {NGROUPS_MAX} groups")
+    for value in opts.additional_gids:
+        if type(value) is not int or not 0 <= value <= ID_MAX:
+            raise OcirtError(f"invalid --additional-gids: {value!r} is not an id: 0 to {ID_MAX}")
 
 
 def process_config(opts: ExecOptions, args: list, bundle: str) -> dict:
@@ -55,20 +73,20 @@ def process_config(opts: ExecOptions, args: list, bundle: str) -> dict:
     config.json's process with args and the options applied."""
     if opts.process is not None or opts.process_file:
         if opts.process is not None:
-            proc = dict(opts.process)
-        elif opts.process_file:
-            try:
-                with open(opts.process_file) as f:
-                    proc = jsonio.load(f)
-            except (OSError, ValueError) as e:
-                raise OcirtError(f"process.json: {e}") from None
+            proc = opts.process
+        else:
+            proc = _read_process(opts.process_file or "")
+        if not isinstance(proc, dict):
+            raise ConfigError("/", "must be an object", PROCESS_DOC)
         from .validate import validate_process
 
-        validate_process(proc)  # the schema's process, NUL bytes: errors point into it
+        proc = dict(proc)
+        validate_process(proc, PROCESS_DOC)  # the schema's process, NUL bytes: errors point into it
         return proc
     if not args:
         raise OcirtError(NO_COMMAND)
-    with open(paths.join(bundle, "config.json")) as f:
+    check_options(opts)
+    with open(paths.join(bundle, "config.json"), "rb") as f:
         proc = dict(jsonio.load(f).get("process") or {})
     proc["args"] = list(args)
     proc["terminal"] = opts.tty
@@ -99,16 +117,33 @@ def process_config(opts: ExecOptions, args: list, bundle: str) -> dict:
     return proc
 
 
+def _read_process(path: str):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise OcirtError(f"open {path}", e.errno) from None
+    try:
+        return jsonio.loads(data)
+    except ValueError as e:
+        raise OcirtError(f"{path}: invalid JSON: {e}") from None
+
+
 def process_spec(proc: dict, opts: ExecOptions):
     """The checked ProcessSpec of `proc` (from process_config with the same opts); errors name
     the field in process.json or in config.json's /process."""
     from .lsm import check_process
     from .process import ProcessSpec
 
-    if not proc.get("args"):
-        raise OcirtError("process.json: /args: is required")
     if opts.whole:
-        check_process(proc, where="", document="process.json")
-        return ProcessSpec.from_config(proc, opts.preserve_fds, pointer="", document="process.json")
-    check_process(proc, where="/process")
-    return ProcessSpec.from_config(proc, opts.preserve_fds)
+        if not proc.get("args"):
+            raise ConfigError("/args", "is required", PROCESS_DOC)
+        check_process(proc, where="", document=PROCESS_DOC)
+        spec = ProcessSpec.from_config(proc, opts.preserve_fds, pointer="", document=PROCESS_DOC)
+    else:
+        if not proc.get("args"):
+            raise OcirtError(NO_COMMAND)
+        check_process(proc, where="/process")
+        spec = ProcessSpec.from_config(proc, opts.preserve_fds)
+    spec.check()
+    return spec

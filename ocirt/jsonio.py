@@ -8,20 +8,51 @@ layer, for what ocirt reads and writes: strict JSON (no NaN/Infinity), UTF-8 tex
 import _json
 
 
+class _BadToken(ValueError):
+    """A literal the scanner read but ocirt refuses: `token` is its text, found again by _find."""
+
+    def __init__(self, token: str, msg: str):
+        super().__init__(msg)
+        self.token = token
+        self.msg = msg
+
+
 def _no_constants(name):
-    raise ValueError(f"{name} is not JSON")
+    raise _BadToken(name, f"{name} is not JSON")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if value in (_INF, -_INF):
+        raise _BadToken(text, "number out of range")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+        raise _BadToken(text, "integer with too many digits") from None
+
+
+_INF = float("inf")
 
 
 class _Decoder:  # the attributes _json.make_scanner reads off a json.JSONDecoder
     strict = True
     object_hook = None
     object_pairs_hook = None
-    parse_float = float
-    parse_int = int
+    parse_float = staticmethod(_float)  # floats are rare: their Python call costs nothing
+    parse_int: object = int  # the scanner's own conversion; its ValueError sends _error to _Checking
     parse_constant = staticmethod(_no_constants)
 
 
+class _Checking(_Decoder):
+    parse_int = staticmethod(_int)
+
+
 _scan = _json.make_scanner(_Decoder)  # type: ignore[arg-type]  # the attributes are all it reads
+_scan_checking = _json.make_scanner(_Checking)  # type: ignore[arg-type]
 _WS = " \t\n\r"
 _str = _json.encode_basestring  # non-ASCII stays as it is: the output is UTF-8
 
@@ -64,6 +95,8 @@ def loads(text: str | bytes):
         raise JSONError("Expecting value", text, e.value) from None
     except RecursionError:
         raise JSONError("nested too deeply", text, _deepest(text)) from None
+    except _BadToken as e:
+        raise JSONError(e.msg, text, _find(text, e.token)) from None
     except (SystemError, ValueError, MemoryError):
         raise _error(text) from None
     while i < end and text[i] in _WS:
@@ -83,9 +116,11 @@ def _error(text: str) -> JSONError:
     while i < len(text) and text[i] in _WS:
         i += 1
     try:
-        _scan(text, i)
+        _scan_checking(text, i)
     except json.decoder.JSONDecodeError as e:
         return JSONError(e.msg, text, e.pos)
+    except _BadToken as e:
+        return JSONError(e.msg, text, _find(text, e.token))
     except StopIteration as e:
         return JSONError("Expecting value", text, e.value)
     except RecursionError:
@@ -93,6 +128,30 @@ def _error(text: str) -> JSONError:
     except (ValueError, MemoryError) as e:
         return JSONError(str(e) or type(e).__name__, text, i)
     return JSONError("invalid JSON", text, i)
+
+
+_NUMBER = frozenset("0123456789+-.eE")
+
+
+def _find(text: str, token: str) -> int:
+    """The index of the first `token` (a number or constant as the scanner read it) outside
+    strings: the scanner stops at the first literal it refuses, so that is the one."""
+    i = 0
+    end = len(text)
+    while i < end:
+        c = text[i]
+        if c == '"':
+            i += 1
+            while i < end and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+        elif (
+            text.startswith(token, i)
+            and (i == 0 or text[i - 1] not in _NUMBER)
+            and text[i + len(token) : i + len(token) + 1] not in _NUMBER
+        ):
+            return i
+        i += 1
+    return 0
 
 
 def _deepest(text: str) -> int:

@@ -10,6 +10,9 @@ from . import kernel as k
 from .errors import ConfigError, OcirtError
 from .record import field, record
 
+ID_MAX = 4294967294  # uid_t/gid_t: 4294967295 is (uid_t)-1, "unchanged" to setresuid/setresgid
+NGROUPS_MAX = 65536  # the kernel's limit on supplementary groups (setgroups(2))
+
 
 @record
 class ProcessSpec:
@@ -36,6 +39,7 @@ class ProcessSpec:
     affinity_initial: list | None = None  # execCPUAffinity (exec only): CPUs before the cgroup
     affinity_final: list | None = None  # ... and after it
     pointer: str = "/process"  # where these fields are: "" in exec's process.json
+    document: str = "config.json"  # ... and in which file
 
     @classmethod
     def from_config(
@@ -61,6 +65,7 @@ class ProcessSpec:
             apparmor_profile=proc.get("apparmorProfile"),
             selinux_label=proc.get("selinuxLabel"),
             pointer=pointer,
+            document=document,
         )
         if spec.capabilities:
             spec.cap_allowed = capabilities.bounding()
@@ -71,14 +76,33 @@ class ProcessSpec:
         return spec
 
     def check(self) -> None:
-        """What the schema cannot say: env entries are KEY=VALUE, soft <= hard, known rlimits."""
+        """What the schema cannot say: env entries are KEY=VALUE, soft <= hard, known rlimits,
+        ids the kernel takes as ids, at most NGROUPS_MAX additional gids."""
+        at, doc = self.pointer, self.document
         for i, item in enumerate(self.env):
             if "=" not in item or item.startswith("="):
-                raise ConfigError(f"/process/env/{i}", f"{item!r} is not of the form KEY=VALUE")
+                raise ConfigError(f"{at}/env/{i}", f"{item!r} is not of the form KEY=VALUE", doc)
         for i, rl in enumerate(self.rlimits):
-            rlimit_number(rl.get("type", ""), i)
+            rlimit_number(rl.get("type", ""), i, at, doc)
             if rl.get("soft", 0) > rl.get("hard", 0):
-                raise ConfigError(f"/process/rlimits/{i}", "soft limit is above the hard limit")
+                raise ConfigError(f"{at}/rlimits/{i}", "soft limit is above the hard limit", doc)
+        check_id(self.uid, f"{at}/user/uid", doc)
+        check_id(self.gid, f"{at}/user/gid", doc)
+        if len(self.additional_gids) > NGROUPS_MAX:
+            raise ConfigError(
+                f"{at}/user/additionalGids",
+                f"{len(self.additional_gids)} groups: the kernel takes at most {NGROUPS_MAX}",
+                doc,
+            )
+        for i, gid in enumerate(self.additional_gids):
+            check_id(gid, f"{at}/user/additionalGids/{i}", doc)
+
+
+def check_id(value, pointer: str, document: str = "config.json") -> None:
+    """A uid or gid the kernel takes: 0 to 4294967294 ((uid_t)-1 means "unchanged" to
+    setresuid, which would leave the process root)."""
+    if type(value) is not int or not 0 <= value <= ID_MAX:
+        raise ConfigError(pointer, f"{value!r} is not an id: 0 to {ID_MAX}", document)
 
 
 def _current_umask() -> int:
@@ -87,10 +111,10 @@ def _current_umask() -> int:
     return mask
 
 
-def rlimit_number(name: str, index: int) -> int:
+def rlimit_number(name: str, index: int, pointer: str = "/process", document: str = "config.json") -> int:
     num = getattr(resource, name, None)
     if not name.startswith("RLIMIT_") or num is None:
-        raise ConfigError(f"/process/rlimits/{index}/type", f"unknown rlimit {name!r}")
+        raise ConfigError(f"{pointer}/rlimits/{index}/type", f"unknown rlimit {name!r}", document)
     return num
 
 
@@ -124,7 +148,7 @@ def lookup(executable: str, env: dict[str, str]) -> str:
 def set_limits(kernel: k.Kernel, spec: ProcessSpec) -> None:
     """Limits that need privileges: before the uid switch."""
     for i, rl in enumerate(spec.rlimits):
-        num = rlimit_number(rl.get("type", ""), i)
+        num = rlimit_number(rl.get("type", ""), i, spec.pointer, spec.document)
         try:
             kernel.setrlimit(num, rl["soft"], rl["hard"])
         except (OSError, ValueError) as e:

@@ -112,8 +112,7 @@ def validate(config: dict, schemas: Schemas | None = None) -> None:
     if error is not None:
         path, _keyword, rule = error
         raise ConfigError(json_pointer(path), rule)
-    check_unique(config)
-    check_strings(config)
+    check_rules(config)
 
 
 def validate_process(proc, document: str = "process.json") -> None:
@@ -238,6 +237,32 @@ def pattern_matches(pattern: str, value: str) -> bool:
     import re
 
     return re.search(pattern, value) is not None
+
+
+def check_rules(config: dict) -> None:
+    """The rules after the schema, for a config the schema accepted (`ocirt check` too)."""
+    check_unique(config)
+    check_strings(config)
+    check_limits(config)
+
+
+UTS_LEN = 64  # bytes of a hostname or domainname (the kernel's __NEW_UTS_LEN)
+MAJOR_MAX = 0xFFF  # the kernel's dev_t: a 12-bit major and a 20-bit minor (mknod(2) takes no more)
+MINOR_MAX = 0xFFFFF
+
+
+def check_limits(config: dict) -> None:
+    """What the kernel takes and the schema cannot say: a hostname or domainname of at most
+    UTS_LEN bytes of UTF-8, linux.devices numbers that fit a dev_t."""
+    for key in ("hostname", "domainname"):
+        name = config.get(key)
+        if isinstance(name, str) and len(name.encode()) > UTS_LEN:
+            raise ConfigError(f"/{key}", f"longer than the kernel's {UTS_LEN} bytes")
+    for i, dev in enumerate((config.get("linux") or {}).get("devices") or ()):
+        for key, top in (("major", MAJOR_MAX), ("minor", MINOR_MAX)):
+            value = dev.get(key)
+            if value is not None and not 0 <= value <= top:
+                raise ConfigError(f"/linux/devices/{i}/{key}", f"{value} is not a device {key}: 0 to {top}")
 
 
 def check_unique(config: dict) -> None:
@@ -474,8 +499,7 @@ def validate_with_jsonschema(config: dict, directory: str | None = None) -> None
             error = error.parent
         pointer, _keyword, rule = jsonschema_error(error)
         raise ConfigError(pointer, rule)
-    check_unique(config)
-    check_strings(config)
+    check_rules(config)
 
 
 def jsonschema_validator(directory: str | None = None, name: str = CONFIG_SCHEMA):
