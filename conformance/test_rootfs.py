@@ -370,6 +370,25 @@ def test_default_devices_work(run_in):
     assert ok(run_in(sh(script))).split() == ["null-ok", "5", "7", "full-enospc"]
 
 
+def test_default_devices_without_a_dev_mount(run_in):
+    """config-linux.md: the runtime supplies the default devices whatever /dev is: with no mount
+    on /dev they are made in the rootfs's own /dev (runc does the same), and the masked files
+    get their /dev/null."""
+    script = "stat -c '%F %t %T' /dev/null /dev/zero /dev/tty; cat /proc/keys 2>&1 | wc -c"
+
+    def no_dev(c):
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/dev"]
+        c["root"]["readonly"] = False
+
+    out = ok(run_in(sh(script), rootfs_copy=True, mutate=no_dev)).split("\n")
+    assert out[:3] == [
+        "character special file 1 3",
+        "character special file 1 5",
+        "character special file 5 0",
+    ], out
+    assert out[3].strip() == "0", out  # /proc/keys masked: reads as empty
+
+
 def test_linux_devices_created(run_in):
     devices = [
         {

@@ -177,15 +177,12 @@ class Rootfs:
         self.k.mount(None, "/", None, k.MS_REC | (k.MS_PRIVATE if private else k.MS_SLAVE), None)
         self.k.mount(s.rootfs, s.rootfs, None, k.MS_BIND | k.MS_REC, None)
         self.root_fd = self.k.open(s.rootfs, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
-        dev_is_tmpfs = False
+        dev_bound = False  # the last mount on /dev a bind: its devices are the source's
         for i, m in enumerate(s.mounts):
             self.mount_entry(i, m)
-            if (
-                paths.normpath(m.get("destination", "")) == "/dev"
-                and not parse_options(m.get("options") or []).is_bind
-            ):
-                dev_is_tmpfs = True
-        if dev_is_tmpfs:
+            if paths.normpath(m.get("destination", "")) == "/dev":
+                dev_bound = m.get("type") == "bind" or parse_options(m.get("options") or []).is_bind
+        if not dev_bound:  # config-linux.md: supplied whatever /dev is (runc's rule too)
             self.default_devices()
         for i, dev in enumerate(s.devices):
             self.create_device(dev, f"/linux/devices/{i}")
@@ -219,10 +216,16 @@ class Rootfs:
 
     def finish(self) -> None:
         """After pivot_root: masked and read-only paths, then a read-only root."""
-        for path in self.spec.masked:
-            self.mask(path)
-        for path in self.spec.readonly_paths:
-            self.make_readonly(path)
+        for what, paths_, do in (
+            ("maskedPaths", self.spec.masked, self.mask),
+            ("readonlyPaths", self.spec.readonly_paths, self.make_readonly),
+        ):
+            for i, path in enumerate(paths_):
+                try:
+                    do(path)
+                except OSError as e:  # (a masked file with no /dev/null to bind over it, say)
+                    done = e.strerror if e.strerror != posix.strerror(e.errno or 0) else None
+                    raise OcirtError(f"/linux/{what}/{i}: {done or path}", e.errno) from None
         if self.spec.readonly:
             self.k.mount(
                 None, "/", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | self._locked_flags("/"), None

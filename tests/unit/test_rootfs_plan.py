@@ -128,9 +128,18 @@ def test_config_devices_are_created_with_owner():
             }
         ],
     )
-    (node,) = kern.find("mknod")
-    assert node.args[0] == ROOT + "/dev/fuse" and node.args[1] & 0o7777 == 0o600
-    assert kern.find("chown")[0].args == (ROOT + "/dev/fuse", 7, 8)
+    (node,) = [c for c in kern.find("mknod") if c.args[0] == ROOT + "/dev/fuse"]
+    assert node.args[1] & 0o7777 == 0o600
+    assert (ROOT + "/dev/fuse", 7, 8) in [c.args for c in kern.find("chown")]
+
+
+def test_default_devices_without_a_dev_mount_but_not_under_a_bound_one():
+    """config-linux.md: the default devices are supplied whatever /dev is (no mount of its own:
+    in the rootfs's /dev, as runc does), but a bind on /dev brings its own."""
+    made = {c.args[0] for c in run_prepare([]).find("mknod")}
+    assert {ROOT + "/dev/null", ROOT + "/dev/zero", ROOT + "/dev/tty"} <= made
+    bound = run_prepare([{"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind"]}])
+    assert not bound.find("mknod")
 
 
 def test_devices_bound_from_host_in_a_user_namespace():
