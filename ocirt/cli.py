@@ -50,6 +50,7 @@ class Opt:
     default: object = None
     help: str = ""
     multi: bool = False  # may repeat; collected in a list
+    number: bool = False  # a Go int flag: go_int() at parse time, as urfave/cli does
 
     @property
     def key(self) -> str:
@@ -60,7 +61,7 @@ GLOBAL_OPTIONS = (
     Opt(
         "root",
         value=True,
-        default="",
+        default=None,  # None: not given; "" is refused
         help="root directory for storage of container state "
         "(default: /run/ocirt, or $XDG_RUNTIME_DIR/ocirt when not root)",
     ),
@@ -73,6 +74,32 @@ GLOBAL_OPTIONS = (
     Opt("version", "v", help="print the version"),
     Opt("help", "h", help="show help"),
 )
+
+
+# Go's strconv.ParseBool
+BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True}
+BOOLS.update(dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False))
+
+# runc's checkArgs of each command: (minimum, maximum), None for no maximum
+ARG_COUNTS = {
+    "create": (1, 1),
+    "start": (1, 1),
+    "state": (1, 1),
+    "kill": (1, 2),
+    "delete": (1, 1),
+    "run": (1, 1),
+    "list": (0, 0),
+    "spec": (0, 0),
+    "features": (0, 0),
+    "ps": (1, None),
+    "pause": (1, 1),
+    "resume": (1, 1),
+    "update": (1, 1),
+    "events": (1, 1),
+    "exec": (1, None),
+    "checkpoint": (1, 1),
+    "restore": (1, 1),
+}
 
 
 def rootless_mode(value: str) -> bool:
@@ -150,20 +177,79 @@ def parse(options, argv: list[str], stop_at_positional: bool) -> tuple[dict, lis
                 i += 1
             else:
                 raise UsageError(f"flag needs an argument: -{name}")
+            parsed: object = go_int(opt.name, val) if opt.number else val
             if opt.multi:
-                values[opt.key].append(val)
+                values[opt.key].append(parsed)
             else:
-                values[opt.key] = val
+                values[opt.key] = parsed
+        elif not eq:
+            values[opt.key] = True
+        elif inline in BOOLS:
+            values[opt.key] = BOOLS[inline]
         else:
-            values[opt.key] = inline.lower() not in ("false", "0") if eq else True
+            raise UsageError(f'invalid boolean value "{inline}" for -{name}: parse error')
     return values, positional
 
 
-def int_option(values: dict, key: str) -> int:
-    try:
-        return int(values[key] or 0)
-    except ValueError:
-        raise UsageError(f"invalid value {values[key]!r} for flag -{key.replace('_', '-')}") from None
+INT64_MAX = (1 << 63) - 1
+
+
+def go_int(flag: str, text: str) -> int:
+    """A Go int flag's value: strconv.ParseInt(text, 0, 64) (0x, 0o, 0b, a leading 0 for octal,
+    _ between digits); a usage error with Go's words otherwise."""
+    body = text[1:] if text[:1] in ("+", "-") else text
+    value = None
+    if body.isascii() and body[:1].isdigit() and body == body.strip():
+        try:
+            if len(body) > 1 and body[0] == "0" and body[1] in "0123456789_":
+                value = int(body, 8)  # Go: a leading 0 means octal
+            else:
+                value = int(body, 0)
+        except ValueError:
+            pass
+    if value is None:
+        raise UsageError(f'invalid value "{text}" for flag -{flag}: parse error')
+    value = -value if text[0] == "-" else value
+    if not -INT64_MAX - 1 <= value <= INT64_MAX:
+        raise UsageError(f'invalid value "{text}" for flag -{flag}: value out of range')
+    return value
+
+
+def fd_count(values: dict) -> int:
+    """--preserve-fds N as a count: not below 0 (runc takes it, and passes nothing)."""
+    n = values["preserve_fds"]
+    if n < 0:
+        raise UsageError(f'invalid value "{n}" for flag -preserve-fds: a count of fds, not negative')
+    return n
+
+
+def check_preserved_fds(n: int) -> None:
+    """--preserve-fds N hands fds 3 to 3+N-1 to the container: each must be one the caller
+    passed (runc stats them all first). One of ocirt's own (the launcher's bundle file, a lock,
+    the log) is close-on-exec: it cannot be the caller's, and is refused as not open. Stops at
+    the first, so a huge N costs nothing."""
+    import posix
+
+    for i in range(n):
+        try:
+            passed = posix.get_inheritable(3 + i)
+        except OSError:
+            passed = False
+        if not passed:
+            raise OcirtError(
+                f"unable to stat preserved-fd {i} (of {n}): fd {3 + i} is not open (--preserve-fds {n})"
+            )
+
+
+def check_arg_count(name: str, args: list[str]) -> None:
+    """runc's checkArgs: the number of arguments a command takes (ARG_COUNTS)."""
+    low, high = ARG_COUNTS.get(name, (0, None))
+    if low == high and len(args) != low:
+        raise UsageError(f'ocirt: "{name}" requires exactly {low} argument(s)')
+    if len(args) < low:
+        raise UsageError(f'ocirt: "{name}" requires a minimum of {low} argument(s)')
+    if high is not None and len(args) > high:
+        raise UsageError(f'ocirt: "{name}" requires a maximum of {high} argument(s)')
 
 
 def version_text() -> str:
@@ -209,6 +295,15 @@ def main(argv: list[str] | None = None, window: "Window | None" = None) -> int:
         if g_values["log_format"] not in ("text", "json"):
             raise UsageError(f"invalid log-format: {g_values['log_format']}")
         log.open()  # runc creates --log FILE at once, whatever is logged later
+        rootless = g_values["rootless"]
+        if rootless.lower() in ("", "auto"):  # runc's parseBoolOrAuto, checked for every command
+            rootless = "auto"
+        elif rootless in BOOLS:
+            rootless = "true" if BOOLS[rootless] else "false"
+        else:
+            raise UsageError(f'invalid value "{rootless}" for flag --rootless: expected true, false or auto')
+        if g_values["root"] == "":
+            raise UsageError('invalid value "" for flag --root: an empty path')
         if g_values["version"]:
             sys.stdout.write(version_text())
             return 0
@@ -232,12 +327,13 @@ def main(argv: list[str] | None = None, window: "Window | None" = None) -> int:
             if values.pop("help"):
                 sys.stdout.write(help_text(name, module))
                 return 0
+            check_arg_count(name, args)
             g = Globals(
-                root=g_values["root"] or default_root(),
+                root=g_values["root"] or default_root(),  # None: not given
                 log=log,
                 systemd_cgroup=g_values["systemd_cgroup"],
                 debug=g_values["debug"],
-                rootless=g_values["rootless"],
+                rootless=rootless,
                 criu=g_values["criu"],
                 window=window,
             )
@@ -259,7 +355,7 @@ def main(argv: list[str] | None = None, window: "Window | None" = None) -> int:
 
 def need_id(args: list[str], command: str, count: int = 1) -> str:
     if len(args) < count:
-        raise UsageError(f'{command}: "{command}" requires a minimum of {count} argument(s)')
+        raise UsageError(f'ocirt: "{command}" requires a minimum of {count} argument(s)')
     return args[0]
 
 

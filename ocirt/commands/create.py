@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ..cli import Opt, int_option, need_id, rootless_mode
+from ..cli import Opt, check_preserved_fds, fd_count, need_id, rootless_mode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -13,7 +13,13 @@ OPTIONS = (
     Opt("pid-file", value=True, help="specify the file to write the process id to"),
     Opt("no-pivot", help="do not use pivot root to jail process inside rootfs"),
     Opt("no-new-keyring", help="do not create a new session keyring for the container"),
-    Opt("preserve-fds", value=True, default="0", help="pass N additional file descriptors to the container"),
+    Opt(
+        "preserve-fds",
+        value=True,
+        default=0,
+        number=True,
+        help="pass N additional file descriptors to the container",
+    ),
 )
 
 
@@ -28,7 +34,7 @@ def options_from(g, o, container_id: str, **extra) -> CreateOptions:
         console_socket=o["console_socket"],
         no_pivot=o["no_pivot"],
         no_new_keyring=o["no_new_keyring"],
-        preserve_fds=int_option(o, "preserve_fds"),
+        preserve_fds=o["preserve_fds"],
         systemd_cgroup=g.systemd_cgroup,
         rootless=rootless_mode(g.rootless),
         warn=g.log.warning,
@@ -38,10 +44,41 @@ def options_from(g, o, container_id: str, **extra) -> CreateOptions:
     )
 
 
+# runc's words (checkTerminal): a socket is only for a detached process with a terminal
+CONSOLE_UNUSED = "cannot use console socket if runc will not detach or allocate tty"
+
+
+def check_options(o, detach: bool) -> None:
+    """What create and run refuse in their flags before anything is made; the caller adds its
+    "ocirt create failed: " prefix."""
+    from ..errors import OcirtError
+
+    if o["console_socket"] and (not detach or wants_terminal(o["bundle"]) is False):
+        raise OcirtError(CONSOLE_UNUSED)
+    check_preserved_fds(o["preserve_fds"])
+
+
+def wants_terminal(bundle: str) -> bool | None:
+    """config.json's process.terminal; None when it cannot be read (create then says why)."""
+    from .. import jsonio, paths
+
+    try:
+        with open(paths.join(bundle, "config.json"), "rb") as f:
+            return bool((jsonio.load(f).get("process") or {}).get("terminal"))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def main(g, o, args) -> int:
     from ..errors import OcirtError
 
     container_id = need_id(args, "create")
+    fd_count(o)
+    try:
+        check_options(o, detach=True)
+    except OcirtError as e:
+        e.message = f"ocirt create failed: {e.message}"
+        raise
     window = g.attach_window()
     from ..create import HostEffects, create
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import posix  # not os: see ocirt/paths.py
 
-from ..cli import Opt, UsageError, int_option, need_id
+from ..cli import Opt, UsageError, check_preserved_fds, fd_count, need_id
 from ..errors import OcirtError
 
 TYPE_CHECKING = False
@@ -26,7 +26,13 @@ OPTIONS = (
     Opt("apparmor", value=True, help="set the apparmor profile for the process"),
     Opt("no-new-privs", help="set the no new privileges value for the process"),
     Opt("cap", "c", value=True, multi=True, help="add a capability to the bounding set for the process"),
-    Opt("preserve-fds", value=True, default="0", help="pass N additional file descriptors to the container"),
+    Opt(
+        "preserve-fds",
+        value=True,
+        default=0,
+        number=True,
+        help="pass N additional file descriptors to the container",
+    ),
     Opt("ignore-paused", help="allow exec in a paused container"),
     Opt("cgroup", value=True, multi=True, help="run the process in an (existing) sub-cgroup"),
 )
@@ -67,7 +73,7 @@ def exec_options(o: dict, args: list) -> ExecOptions:
         apparmor=o["apparmor"] or None,
         process_label=o["process_label"] or None,
         caps=o["cap"],
-        preserve_fds=int_option(o, "preserve_fds"),
+        preserve_fds=o["preserve_fds"],
         ignore_paused=o["ignore_paused"],
         cgroup=cgroup,
     )
@@ -75,6 +81,7 @@ def exec_options(o: dict, args: list) -> ExecOptions:
 
 def main(g, o, args) -> int:
     container_id = need_id(args, "exec")
+    fd_count(o)
     window = g.attach_window()
     try:
         return run_exec(g, o, args, container_id, window)
@@ -113,6 +120,11 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
                 debug(f"exec: into sub-cgroup {sub.dirs()}")
             spec = process_spec(proc, opts)
             terminal = bool(proc.get("terminal"))
+            if o["console_socket"] and not (terminal and o["detach"]):
+                from .create import CONSOLE_UNUSED
+
+                raise OcirtError(CONSOLE_UNUSED)
+            check_preserved_fds(opts.preserve_fds)
             socket_path = o["console_socket"] if terminal else None
             if terminal and not socket_path:
                 if o["detach"]:

@@ -36,7 +36,7 @@ OPTIONS = (
     ),
     Opt("no-pivot", help="plan without pivot_root, as create --no-pivot"),
     Opt("no-new-keyring", help="plan without a new session keyring, as create --no-new-keyring"),
-    Opt("preserve-fds", value=True, default="0", help="as for create"),
+    Opt("preserve-fds", value=True, default=0, number=True, help="as for create"),
 )
 DEFAULT_ID = "plan"
 
@@ -44,7 +44,7 @@ DEFAULT_ID = "plan"
 def main(g, o, args) -> int:
     from .. import plan as plan_mod
     from ..checks import CreateOptions
-    from ..cli import int_option
+    from ..cli import fd_count
     from ..explain import Explained
 
     if o["format"] not in ("text", "json"):
@@ -63,7 +63,7 @@ def main(g, o, args) -> int:
             console_socket=o["console_socket"] or None,
             no_pivot=o["no_pivot"],
             no_new_keyring=o["no_new_keyring"],
-            preserve_fds=int_option(o, "preserve_fds"),
+            preserve_fds=fd_count(o),
             systemd_cgroup=g.systemd_cgroup,
             warn=g.log.warning,
             init_as_child=True,  # what `ocirt create` does

@@ -1,8 +1,7 @@
 import _signal  # not signal: it imports enum (run is on the benchmark's hot path)
 import posix  # not os: see ocirt/paths.py
 
-from .. import paths
-from ..cli import Opt, need_id
+from ..cli import Opt, fd_count, need_id
 from . import create as create_cmd
 
 USAGE = "run [command options] <container-id>"
@@ -32,6 +31,12 @@ def main(g, o, args) -> int:
     from ..errors import OcirtError
 
     container_id = need_id(args, "run")
+    fd_count(o)
+    try:
+        create_cmd.check_options(o, detach=o["detach"])
+    except OcirtError as e:
+        e.message = f"ocirt run failed: {e.message}"
+        raise
     window = g.attach_window()
     from ..container import OpenContainer, start_created, wait_init
     from ..create import HostEffects, create
@@ -39,7 +44,7 @@ def main(g, o, args) -> int:
     detach = o["detach"]
     listener = host = None
     fx = HostEffects(window)  # create's; its cgroup layout serves start and delete too
-    if not detach and not o["console_socket"] and _wants_terminal(o["bundle"]):
+    if not detach and not o["console_socket"] and create_cmd.wants_terminal(o["bundle"]):
         from .. import console
 
         listener, o["console_socket"] = console.listener()  # runc run -t: we hold the pty
@@ -83,16 +88,6 @@ def main(g, o, args) -> int:
         with OpenContainer.open(g.root, container_id, layout=fx.layout) as c:
             c.delete(force=True)
     return code
-
-
-def _wants_terminal(bundle: str) -> bool:
-    from .. import jsonio
-
-    try:
-        with open(paths.join(bundle, "config.json"), "rb") as f:
-            return bool((jsonio.load(f).get("process") or {}).get("terminal"))
-    except (OSError, ValueError, AttributeError):
-        return False  # create reports what is wrong with the bundle
 
 
 def _forward(pid: int, sig: int) -> None:

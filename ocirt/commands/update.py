@@ -8,10 +8,7 @@ writing, recording and rolling back are ocirt/cgroups/update.py's.
 
 from __future__ import annotations
 
-import re
-
 from ..cgroups.update import (
-    INT64,
     apply_resources,
     check_rdt,
     from_json,
@@ -21,8 +18,9 @@ from ..cgroups.update import (
     read_resources,
     resources_delta,
 )
-from ..cli import Opt, UsageError
+from ..cli import Opt, go_int
 from ..container import OpenContainer
+from ..errors import OcirtError
 from .pause import exact_id
 
 USAGE = "update [command options] <container-id>"
@@ -56,7 +54,13 @@ other options are ignored."""
 
 OPTIONS = (
     Opt("resources", "r", value=True, help=_RESOURCES_HELP),
-    Opt("blkio-weight", value=True, default=0, help="Specifies per cgroup weight, range is from 10 to 1000"),
+    Opt(
+        "blkio-weight",
+        value=True,
+        default=0,
+        number=True,
+        help="Specifies per cgroup weight, range is from 10 to 1000",
+    ),
     Opt(
         "cpu-period",
         value=True,
@@ -85,33 +89,21 @@ OPTIONS = (
         value=True,
         help="Total memory usage (memory + swap); set '-1' to enable unlimited swap",
     ),
-    Opt("pids-limit", value=True, default=0, help="Maximum number of pids allowed in the container"),
+    Opt(
+        "pids-limit",
+        value=True,
+        default=0,
+        number=True,
+        help="Maximum number of pids allowed in the container",
+    ),
     Opt("l3-cache-schema", value=True, help="The string of Intel RDT/CAT L3 cache schema"),
     Opt("mem-bw-schema", value=True, help="The string of Intel RDT/MBA memory bandwidth schema"),
 )
 
 
 def int_flag(opt: str, value) -> int:
-    """A Go `flag` int: strconv.ParseInt(s, 0, 64) (0x.., 0o.., 0b.., 0NNN octal, _ separators)."""
-    if isinstance(value, int):
-        return value
-    s = value
-    sign, body = (s[0], s[1:]) if s[:1] in ("+", "-") else ("", s)
-    try:
-        if not body or body != body.strip():
-            raise ValueError(s)
-        if re.fullmatch(r"0[0-9_]+", body):  # Go: a leading 0 means octal
-            v = int(body, 8)
-        else:
-            v = int(body, 0)
-            if not body[:1].isdigit():
-                raise ValueError(s)
-    except ValueError:
-        raise UsageError(f'invalid value "{s}" for flag -{opt}: parse error') from None
-    v = -v if sign == "-" else v
-    if not INT64[0] <= v <= INT64[1]:
-        raise UsageError(f'invalid value "{s}" for flag -{opt}: parse error')
-    return v
+    """A Go `flag` int (cli.go_int); parse() has made the number flags ints already."""
+    return value if isinstance(value, int) else go_int(opt, value)
 
 
 # -- the flags as a partial linux.resources ----------------------------------------------------------
@@ -151,13 +143,11 @@ def from_flags(o: dict, log) -> dict:
 
 
 def main(g, o, args) -> int:
-    int_flag("blkio-weight", o["blkio_weight"])  # urfave parses int flags up front
-    int_flag("pids-limit", o["pids_limit"])
     container_id = exact_id(args, "update")
     c = OpenContainer.open(g.root, container_id)
     try:
         if o["resources"]:
-            delta = from_json(read_resources(o["resources"]))
+            delta = from_json(resources_text(o["resources"]))
         else:
             delta = from_flags(o, g.log)
         check_rdt(o["l3_cache_schema"], o["mem_bw_schema"])
@@ -165,3 +155,12 @@ def main(g, o, args) -> int:
     finally:
         c.close()
     return 0
+
+
+def resources_text(path: str) -> str:
+    """--resources FILE's text; bytes that are not UTF-8 are an error naming the file."""
+    try:
+        return read_resources(path)
+    except UnicodeDecodeError as e:
+        where = "the standard input" if path == "-" else path
+        raise OcirtError(f"invalid resources JSON in {where}: not UTF-8 (byte {e.start})") from None

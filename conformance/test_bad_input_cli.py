@@ -1,0 +1,223 @@
+"""Bad input on the command line (flag values, argument counts, a console socket nobody uses):
+a non-zero exit, a one-line error, runc 1.1.5's words, and nothing left behind (no state, no
+cgroup, no process)."""
+
+import os
+
+import pytest
+from runtime import cgroup_dirs, ok, one_line
+
+# What runc 1.1.5 says when a console socket is given to a process that gets no terminal, or
+# is not detached (checkTerminal).
+CONSOLE_UNUSED = "cannot use console socket if runc will not detach or allocate tty"
+
+
+def assert_nothing_left(rt, bundle):
+    assert rt.state(bundle.id).returncode != 0, "a failed create left a container"
+    assert os.listdir(rt.root) == [], f"state left in --root: {os.listdir(rt.root)}"
+    assert cgroup_dirs(bundle.cgroups_path) == [], "a failed create left its cgroup"
+
+
+@pytest.fixture
+def bundle(make_bundle):
+    return make_bundle(["sleep", "1000"])
+
+
+# ---- --preserve-fds --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        ("1180591620717411303424", "value out of range"),
+        ("99999999999999999999", "value out of range"),
+        ("", "parse error"),
+        ("abc", "parse error"),
+        ("1.5", "parse error"),
+    ],
+)
+@pytest.mark.parametrize("command", ["create", "run"])
+def test_preserve_fds_not_an_int64(rt, bundle, command, value, why):
+    extra = ["--preserve-fds", value] + (["--detach"] if command == "run" else [])
+    p = getattr(rt, command)(bundle.id, bundle, extra=extra)
+    assert p.returncode == 1
+    assert one_line(p.stderr).endswith(f'invalid value \\"{value}\\" for flag -preserve-fds: {why}"')
+    assert_nothing_left(rt, bundle)
+
+
+@pytest.mark.parametrize("value", ["100", "4294967296", str(2**62)])
+@pytest.mark.parametrize("command", ["create", "run"])
+def test_preserve_fds_not_open_is_refused(rt, bundle, command, value):
+    """fds 3 to 3+N-1 are handed on: one the caller did not open is an error (not a hang over
+    N fds, nor a container stuck in creating)."""
+    extra = ["--preserve-fds", value] + (["--detach"] if command == "run" else [])
+    p = getattr(rt, command)(bundle.id, bundle, extra=extra, timeout=20)
+    assert p.returncode == 1
+    line = one_line(p.stderr)
+    assert f"{command} failed: unable to stat preserved-fd " in line and f"(of {value})" in line
+    if rt.is_ocirt:
+        assert "--preserve-fds" in line
+    assert_nothing_left(rt, bundle)
+
+
+def test_preserve_fds_open_ones_are_taken(rt, bundle, tmp_path):
+    f = tmp_path / "fd"
+    f.write_text("x")
+    prelude = f"exec 3<{f} 4<{f}"
+    ok(rt.create(bundle.id, bundle, extra=["--preserve-fds", "2"], prelude=prelude))
+    ok(rt.delete(bundle.id, force=True))
+
+
+def test_exec_preserve_fds(rt, started, tmp_path):
+    b = started()
+    p = rt("exec", "--preserve-fds", "1180591620717411303424", b.id, "true")
+    assert p.returncode == 1
+    assert "for flag -preserve-fds: value out of range" in one_line(p.stderr)
+    p = rt("exec", "--preserve-fds", "", b.id, "true")
+    assert p.returncode == 1
+    assert "for flag -preserve-fds: parse error" in one_line(p.stderr)
+    p = rt("exec", "--preserve-fds", "4294967296", b.id, "true", timeout=20)
+    assert p.returncode == 255
+    line = one_line(p.stderr)
+    assert "exec failed: unable to stat preserved-fd " in line and "(of 4294967296)" in line
+    f = tmp_path / "fd"
+    f.write_text("through fd 3\n")
+    p = rt("exec", "--preserve-fds", "1", b.id, "sh", "-c", "cat <&3", prelude=f"exec 3<{f}")
+    assert ok(p) == "through fd 3\n"
+    assert rt.status(b.id) == "running"
+
+
+# ---- argument counts (runc's checkArgs) ----------------------------------------------------------
+
+
+EXACTLY_ONE = ["start", "state", "delete", "pause", "resume", "events", "update", "checkpoint", "restore"]
+
+
+@pytest.mark.parametrize("command", EXACTLY_ONE)
+def test_one_argument_only(rt, command):
+    p = rt(command, "some-id", "extra")
+    assert p.returncode == 1
+    assert one_line(p.stderr).endswith(f'\\"{command}\\" requires exactly 1 argument(s)"')
+    p = rt(command)
+    assert p.returncode == 1
+    assert one_line(p.stderr).endswith(f'\\"{command}\\" requires exactly 1 argument(s)"')
+
+
+@pytest.mark.parametrize("command", ["create", "run"])
+def test_create_and_run_take_one_argument(rt, bundle, command):
+    rt._remember(bundle.id)  # deleted at teardown, should it be made
+    for args in ([bundle.id, "extra"], []):
+        p = rt(command, "--bundle", bundle, *args)
+        assert p.returncode == 1
+        assert one_line(p.stderr).endswith(f'\\"{command}\\" requires exactly 1 argument(s)"')
+    assert_nothing_left(rt, bundle)
+
+
+@pytest.mark.parametrize("command", ["list", "features"])
+def test_no_argument(rt, command):
+    p = rt(command, "extra")
+    assert p.returncode == 1
+    assert one_line(p.stderr).endswith(f'\\"{command}\\" requires exactly 0 argument(s)"')
+
+
+def test_spec_takes_no_argument(rt, tmp_path):
+    d = tmp_path / "spec"
+    d.mkdir()
+    p = rt("spec", "--bundle", d, "extra")
+    assert p.returncode == 1
+    assert one_line(p.stderr).endswith('\\"spec\\" requires exactly 0 argument(s)"')
+    assert os.listdir(d) == []
+
+
+def test_kill_takes_one_or_two(rt, started):
+    b = started()
+    p = rt("kill", b.id, "KILL", "extra")
+    assert p.returncode == 1
+    assert one_line(p.stderr).endswith('\\"kill\\" requires a maximum of 2 argument(s)"')
+    assert rt.status(b.id) == "running"
+    p = rt("kill")
+    assert p.returncode == 1
+    assert one_line(p.stderr).endswith('\\"kill\\" requires a minimum of 1 argument(s)"')
+
+
+@pytest.mark.parametrize("command", ["exec", "ps"])
+def test_at_least_one(rt, command):
+    p = rt(command)
+    assert p.returncode == 1
+    assert one_line(p.stderr).endswith(f'\\"{command}\\" requires a minimum of 1 argument(s)"')
+
+
+# ---- other flags ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["true", "false", "auto", "Auto", "1", "0", "TRUE", "f"])
+def test_rootless_values_taken(rt, value):
+    ok(rt("--rootless", value, "list"))
+
+
+@pytest.mark.parametrize("command", ["create", "run"])
+def test_rootless_other_values_refused(rt, bundle, command):
+    extra = ["--detach"] if command == "run" else []
+    p = getattr(rt, command)(bundle.id, bundle, extra=extra, global_args=["--rootless", "maybe"])
+    assert p.returncode == 1
+    line = one_line(p.stderr)
+    assert '\\"maybe\\"' in line
+    if rt.is_ocirt:
+        assert "--rootless" in line
+    assert_nothing_left(rt, bundle)
+
+
+@pytest.mark.parametrize("value", ["maybe", "yes", ""])
+def test_boolean_flag_values(rt, value):
+    p = rt("list", f"--quiet={value}")
+    assert p.returncode == 1
+    assert one_line(p.stderr).endswith(f'invalid boolean value \\"{value}\\" for -quiet: parse error"')
+    for taken in ("true", "false", "1", "0", "T", "F"):
+        ok(rt("list", f"--quiet={taken}"))
+
+
+# ---- --console-socket without a terminal ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command, extra", [("create", []), ("run", ["--detach"]), ("run", [])], ids=["create", "run-d", "run"]
+)
+def test_console_socket_without_terminal(rt, bundle, tmp_path, command, extra):
+    socket = str(tmp_path / "nonexistent.sock")
+    p = getattr(rt, command)(bundle.id, bundle, extra=["--console-socket", socket] + extra)
+    assert p.returncode == 1
+    assert one_line(p.stderr).endswith(f'{command} failed: {CONSOLE_UNUSED}"')
+    assert_nothing_left(rt, bundle)
+
+
+def test_run_console_socket_not_detached(rt, make_bundle, tmp_path):
+    b = make_bundle(["true"], process={"terminal": True})
+    p = rt.run(b.id, b, extra=["--console-socket", str(tmp_path / "nonexistent.sock")])
+    assert p.returncode == 1
+    assert one_line(p.stderr).endswith(f'run failed: {CONSOLE_UNUSED}"')
+    assert_nothing_left(rt, b)
+
+
+@pytest.mark.parametrize("detach", [True, False])
+def test_exec_console_socket_without_tty(rt, started, tmp_path, detach):
+    b = started()
+    extra = ["--detach"] if detach else []
+    p = rt("exec", *extra, "--console-socket", str(tmp_path / "nonexistent.sock"), b.id, "true")
+    assert p.returncode == 255
+    assert one_line(p.stderr).endswith(f'exec failed: {CONSOLE_UNUSED}"')
+
+
+# ---- update --resources -------------------------------------------------------------------------
+
+
+def test_update_resources_not_utf8(rt, started, tmp_path):
+    b = started()
+    f = tmp_path / "resources.json"
+    f.write_bytes(b"\xff{}")
+    p = rt("update", "--resources", f, b.id)
+    assert p.returncode == 1
+    line = one_line(p.stderr)
+    assert "internal error" not in line and "Traceback" not in p.stderr
+    if rt.is_ocirt:
+        assert str(f) in line
+    assert rt.status(b.id) == "running"

@@ -1,0 +1,192 @@
+"""Bad input on ocirt's command line where ocirt is stricter than runc 1.1.5 (which takes these
+and goes on), and the parsing of flag values itself: a one-line error, a non-zero exit, nothing
+left behind. conformance/test_bad_input_cli.py has the cases runc refuses too."""
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from cli_helpers import OCIRT, REPO, make_bundle, run_err_to_file
+
+from ocirt.cli import GLOBAL_OPTIONS, UsageError, check_preserved_fds, go_int, parse
+from ocirt.commands.create import OPTIONS as CREATE_OPTIONS
+from ocirt.errors import OcirtError
+
+# -- Go int flags: strconv.ParseInt(s, 0, 64) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("0", 0), ("7", 7), ("-1", -1), ("+3", 3), ("0x1f", 31), ("0o17", 15), ("017", 15), ("0b11", 3)]
+    + [("1_000", 1000), ("0_7", 7), (str(2**63 - 1), 2**63 - 1), (str(-(2**63)), -(2**63))],
+)
+def test_go_int_taken(text, value):
+    assert go_int("n", text) == value
+
+
+@pytest.mark.parametrize(
+    "text", ["", " 1", "1 ", "a", "1.5", "08", "0x", "1__0", "_1", "--1", "\u0661", "1e3"]
+)
+def test_go_int_parse_error(text):
+    with pytest.raises(UsageError, match=rf'^invalid value "{text}" for flag -n: parse error$'):
+        go_int("n", text)
+
+
+@pytest.mark.parametrize("text", [str(2**63), str(-(2**63) - 1), "1180591620717411303424"])
+def test_go_int_out_of_range(text):
+    with pytest.raises(UsageError, match=r": value out of range$"):
+        go_int("n", text)
+
+
+def test_number_flags_parsed_with_the_others():
+    values, args = parse(CREATE_OPTIONS, ["--preserve-fds=0x2", "id"], stop_at_positional=False)
+    assert values["preserve_fds"] == 2 and args == ["id"]
+    values, _ = parse(CREATE_OPTIONS, ["id"], stop_at_positional=False)
+    assert values["preserve_fds"] == 0
+    with pytest.raises(UsageError, match='invalid value "x" for flag -preserve-fds: parse error'):
+        parse(CREATE_OPTIONS, ["--preserve-fds", "x", "id"], stop_at_positional=False)
+
+
+@pytest.mark.parametrize(
+    "text, value", [("1", True), ("t", True), ("True", True), ("0", False), ("F", False)]
+)
+def test_boolean_values(text, value):
+    values, _ = parse(GLOBAL_OPTIONS, [f"--debug={text}", "list"], stop_at_positional=True)
+    assert values["debug"] is value
+
+
+def test_boolean_value_refused():
+    with pytest.raises(UsageError, match=r'^invalid boolean value "yes" for -debug: parse error$'):
+        parse(GLOBAL_OPTIONS, ["-debug=yes", "list"], stop_at_positional=True)
+
+
+# -- --preserve-fds: fds that are open here -----------------------------------------------------------
+
+
+PRESERVED_FDS = """
+import os
+from ocirt.cli import check_preserved_fds
+from ocirt.errors import OcirtError
+
+def refused(n):
+    try:
+        check_preserved_fds(n)
+    except OcirtError as e:
+        return str(e)
+    return None
+
+print(refused(1))  # fd 3: not open
+r, w = os.pipe()  # 3 and 4, close-on-exec: the process's own
+assert (r, w) == (3, 4), (r, w)
+print(refused(1))
+os.set_inheritable(r, True)
+print(refused(1), refused(2))
+"""
+
+
+def test_preserved_fds_must_be_open_and_inheritable():
+    """ocirt's own fds are close-on-exec: not the caller's, so not to be handed on."""
+    p = subprocess.run(
+        [sys.executable, "-c", PRESERVED_FDS], cwd=REPO, capture_output=True, text=True, close_fds=True
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [
+        "unable to stat preserved-fd 0 (of 1): fd 3 is not open (--preserve-fds 1)",
+        "unable to stat preserved-fd 0 (of 1): fd 3 is not open (--preserve-fds 1)",
+        "None unable to stat preserved-fd 1 (of 2): fd 4 is not open (--preserve-fds 2)",
+    ]
+
+
+def test_preserved_fds_huge_count_is_quick():
+    check_preserved_fds(0)
+    with pytest.raises(OcirtError, match=r"\(of 4611686018427387904\)"):
+        check_preserved_fds(2**62)  # stops at the first fd that is not the caller's
+
+
+# -- the command line, as a process ------------------------------------------------------------------
+
+
+@pytest.fixture
+def box(tmp_path, busybox_rootfs):
+    """(run(args) -> CompletedProcess, the bundle, a fresh id, the --root): everything the test
+    made is deleted at the end."""
+    cid = f"bad-input-{uuid.uuid4().hex[:8]}"
+    root = str(tmp_path / "root")
+    bundle = make_bundle(tmp_path / "bundle", busybox_rootfs, ["sleep", "60"])
+    n = [0]
+
+    def run(*args, global_args=()):
+        n[0] += 1
+        return run_err_to_file(OCIRT + ["--root", root, *global_args, *args], tmp_path / f"err{n[0]}")
+
+    yield run, bundle, cid, root
+    subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO, capture_output=True)
+
+
+def error_line(p):
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1, p.stderr
+    return lines[0]
+
+
+def assert_nothing_left(run, cid, root):
+    assert run("state", cid).returncode == 1
+    assert not os.path.isdir(root) or os.listdir(root) == []
+
+
+@pytest.mark.parametrize("command", ["create", "run"])
+def test_negative_preserve_fds(box, command):
+    run, bundle, cid, root = box
+    extra = ["-d"] if command == "run" else []
+    p = run(command, *extra, "--preserve-fds", "-1", "--bundle", bundle, cid)
+    assert p.returncode == 1
+    assert 'invalid value \\"-1\\" for flag -preserve-fds' in error_line(p)
+    assert_nothing_left(run, cid, root)
+
+
+def test_exec_negative_preserve_fds(box):
+    run, bundle, cid, _ = box
+    assert run("run", "-d", "--bundle", bundle, cid).returncode == 0
+    p = run("exec", "--preserve-fds", "-1", cid, "true")
+    assert p.returncode == 1
+    assert 'invalid value \\"-1\\" for flag -preserve-fds' in error_line(p)
+
+
+def test_preserve_fds_not_inherited_by_the_container(box, tmp_path):
+    """fd 3 of ocirt itself (the launcher's bundle file, say) is never what --preserve-fds 1
+    hands to the container: the caller has none there, so create fails."""
+    run, bundle, cid, root = box
+    p = run("create", "--preserve-fds", "1", "--bundle", bundle, cid)
+    assert p.returncode == 1
+    assert "fd 3 is not open (--preserve-fds 1)" in error_line(p)
+    assert_nothing_left(run, cid, root)
+
+
+@pytest.mark.parametrize("value", ["maybe", "yes", "2"])
+def test_rootless_refused_for_every_command(box, value):
+    run, _, _, _ = box
+    p = run("list", global_args=["--rootless", value])
+    assert p.returncode == 1
+    assert f'invalid value \\"{value}\\" for flag --rootless: expected true, false or auto' in error_line(p)
+
+
+def test_empty_root_refused(box):
+    run, bundle, cid, _ = box
+    for args in (["list"], ["create", "--bundle", bundle, cid]):
+        p = run_err_to_file(OCIRT + ["--root", "", *args], bundle + "/err", cwd=bundle)
+        assert p.returncode == 1
+        assert 'invalid value \\"\\" for flag --root: an empty path' in error_line(p)
+    assert not os.path.exists(os.path.join(bundle, cid))
+
+
+def test_update_resources_not_utf8(box, tmp_path):
+    run, bundle, cid, _ = box
+    assert run("run", "-d", "--bundle", bundle, cid).returncode == 0
+    f = tmp_path / "r.json"
+    f.write_bytes(b"\xff{}")
+    p = run("update", "-r", str(f), cid)
+    assert p.returncode == 1
+    line = error_line(p)
+    assert f"invalid resources JSON in {f}: not UTF-8" in line and "internal error" not in line
