@@ -97,7 +97,7 @@ def check_bundle(bundle: str) -> Report:
 
 def schema_errors(config: dict, report: Report) -> None:
     """ociVersion, every schema error (jsonschema, in document order), the duplicate checks."""
-    from .validate import check_unique, check_version, jsonschema_error, jsonschema_validator
+    from .validate import check_rules, check_version, jsonschema_error, jsonschema_validator
 
     if report.attempt(check_version, config) is None and report.problems:
         return
@@ -114,8 +114,8 @@ def schema_errors(config: dict, report: Report) -> None:
         if (pointer, rule) not in seen:
             seen.add((pointer, rule))
             report.error(pointer, rule)
-    if not errors:
-        report.attempt(check_unique, config)
+    if not errors:  # and the rules after the schema, as create's validation
+        report.attempt(check_rules, config)
 
 
 def _pointer_key(pointer: str) -> list:
@@ -124,13 +124,13 @@ def _pointer_key(pointer: str) -> list:
 
 def host_checks(config: dict, bundle: str, report: Report) -> None:
     """What create checks against this host, each check on its own."""
-    from . import capabilities, lsm, namespaces, process
+    from . import capabilities, checks, lsm, namespaces, process
     from . import config as config_mod
 
     linux = config.get("linux") or {}
     ns = report.attempt(namespaces.parse, config)
-    rootfs = config_mod.rootfs_path(bundle, config)
-    if not os.path.isdir(rootfs):
+    rootfs = report.attempt(config_mod.rootfs_path, bundle, config)
+    if rootfs is not None and not os.path.isdir(rootfs):
         report.error("/root/path", f"rootfs {rootfs} is not a directory")
     proc_cfg = config.get("process")
     if not proc_cfg:
@@ -148,8 +148,7 @@ def host_checks(config: dict, bundle: str, report: Report) -> None:
     _namespaces_available(config, report)
     if ns is not None:
         report.attempt(namespaces.check_sysctl, linux.get("sysctl") or {}, ns)
-        if config.get("hostname") and not ns.has("uts"):
-            report.error("/hostname", "unable to set hostname without a private UTS namespace")
+        report.attempt(checks.check_static, config, ns)  # (create's own, from config.json alone)
     _cgroup_controllers(linux.get("resources") or {}, report)
     if linux.get("seccomp"):
         _seccomp(linux["seccomp"], report)

@@ -93,3 +93,33 @@ def test_not_json_is_one_problem(tmp_path):
     )
     assert p.returncode == 1
     assert "invalid JSON" in p.stdout and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize(
+    "mutate,pointer",
+    [
+        (lambda c: c.update(hostname="a\0b"), "/hostname"),
+        (lambda c: c.update(hostname="h" * 65), "/hostname"),
+        (lambda c: c["linux"].update(cgroupsPath="/"), "/linux/cgroupsPath"),
+        (
+            lambda c: c["linux"].update(devices=[{"path": "/dev/x", "type": "c", "major": 4096, "minor": 0}]),
+            "/linux/devices/0/major",
+        ),
+        (
+            lambda c: c["linux"].update(
+                namespaces=[n for n in c["linux"]["namespaces"] if n["type"] != "mount"]
+            ),
+            "/mounts/0",
+        ),
+        (lambda c: c["root"].update(path="root\0fs"), "/root/path"),
+    ],
+    ids=["nul", "long-hostname", "cgroups-root", "device-major", "mounts-without-mount-ns", "nul-root"],
+)
+def test_check_refuses_what_create_refuses(tmp_path, rootfs, mutate, pointer):
+    """`ocirt check` says no wherever create's own checks of config.json would (they share them)."""
+    config = base_config(rootfs)
+    mutate(config)
+    p = check(tmp_path, config, "--format", "json")
+    assert p.returncode == 1, p.stdout + p.stderr
+    pointers = {x["pointer"] for x in json.loads(p.stdout)["problems"] if x["level"] == "error"}
+    assert any(x.startswith(pointer) for x in pointers), pointers
