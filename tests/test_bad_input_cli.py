@@ -1,6 +1,6 @@
 """Bad input on ocirt's command line where ocirt is stricter than runc 1.1.5 (which takes these
 and goes on), and the parsing of flag values itself: a one-line error, a non-zero exit, nothing
-left behind. conformance/test_bad_input_cli.py has the cases runc refuses too."""
+left behind. conformance/test_cli_input_errors.py has the cases runc refuses too."""
 
 import os
 import subprocess

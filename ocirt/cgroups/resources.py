@@ -521,11 +521,9 @@ def parse_device_rules(devices) -> list:
         typ = _get(dv, "type", q, "str") or "a"
         if typ not in ("a", "b", "c"):
             raise ConfigError(json_pointer(BASE + q + ("type",)), f"must be a, b or c, not {typ!r}")
-        major = _get(dv, "major", q, "int")
-        minor = _get(dv, "minor", q, "int")
-        # -1 is the Go-side spelling of a wildcard.
-        major = None if major is None or major < 0 else major
-        minor = None if minor is None or minor < 0 else minor
+        # -1 is the Go-side spelling of a wildcard; past the kernel's dev_t, no device matches
+        major = _device_number(_get(dv, "major", q, "int"), q + ("major",), 0xFFF)
+        minor = _device_number(_get(dv, "minor", q, "int"), q + ("minor",), 0xFFFFF)
         access = _get(dv, "access", q, "str") or "rwm"
         if not access or any(ch not in "rwm" for ch in access) or len(set(access)) != len(access):
             raise ConfigError(
@@ -534,6 +532,14 @@ def parse_device_rules(devices) -> list:
         access = "".join(ch for ch in "rwm" if ch in access)
         rules.append(DeviceRule(allow, typ, major, minor, access))
     return rules
+
+
+def _device_number(n: int | None, where: tuple, most: int) -> int | None:
+    if n is None or n == -1:
+        return None
+    if not 0 <= n <= most:
+        raise ConfigError(json_pointer(BASE + where), f"must be -1 (any) or 0 to {most}, not {n}")
+    return n
 
 
 # ---------------------------------------------------------------- v1 -> v2 conversions

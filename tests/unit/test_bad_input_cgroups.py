@@ -9,7 +9,7 @@ import pytest
 
 from ocirt.cgroups.cgroup_v1 import V1Cgroup
 from ocirt.cgroups.layout import Layout
-from ocirt.cgroups.resources import Resources
+from ocirt.cgroups.resources import Resources, parse_device_rules
 from ocirt.cgroups.update import from_json
 from ocirt.errors import ConfigError, OcirtError
 from ocirt.state import salvage_fields, state_damage
@@ -114,3 +114,18 @@ def test_nothing_is_made_up_without_a_config(tmp_path):
     data["systemd_cgroup"] = True
     (tmp_path / "config.json").write_text("{}")
     assert "cgroup" not in salvage_fields(data)  # a systemd unit is not found by its path
+
+
+@pytest.mark.parametrize(
+    "field,value", [("major", -7), ("major", 4096), ("minor", 1 << 20), ("minor", 1 << 40)]
+)
+def test_device_rule_numbers_outside_dev_t_are_refused(field, value):
+    rule = {"allow": True, "type": "c", "major": 1, "minor": 3, field: value}
+    with pytest.raises(ConfigError) as e:
+        parse_device_rules([rule])
+    assert e.value.pointer == f"/linux/resources/devices/0/{field}"
+
+
+def test_device_rule_minus_one_is_any():
+    (rule,) = parse_device_rules([{"allow": True, "type": "c", "major": -1, "minor": -1}])
+    assert rule.major is None and rule.minor is None
