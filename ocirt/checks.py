@@ -3,6 +3,8 @@ the command's options -> `Checked` (or a one-line ConfigError / OcirtError)."""
 
 from __future__ import annotations
 
+import posix  # not os: see ocirt/paths.py
+
 from . import config as config_mod
 from . import lsm, namespaces, paths, process
 from .errors import ConfigError, OcirtError
@@ -53,6 +55,28 @@ class Checked:
     idmaps: list = field(default_factory=list)  # idmapped mounts (ocirt.idmap.IdmapMount)
 
 
+# runc's words (its checkTerminal): a console socket is for a detached process with a terminal
+CONSOLE_UNUSED = "cannot use console socket if runc will not detach or allocate tty"
+
+
+def check_preserved_fds(n: int) -> None:
+    """--preserve-fds N hands fds 3 to 3+N-1 to the container: each must be one the caller
+    passed (runc stats them all first). One of ocirt's own (the launcher's bundle file, a lock,
+    the log) is close-on-exec: it cannot be the caller's, and is refused as not open. Stops at
+    the first, so a huge N costs nothing. (create, run and the API through check_config.)"""
+    if n < 0:
+        raise OcirtError(f"--preserve-fds {n}: a count of fds, not negative")
+    for i in range(n):
+        try:
+            passed = posix.get_inheritable(3 + i)
+        except OSError:
+            passed = False
+        if not passed:
+            raise OcirtError(
+                f"unable to stat preserved-fd {i} (of {n}): fd {3 + i} is not open (--preserve-fds {n})"
+            )
+
+
 def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
     """The checks `create` makes before touching anything (shared with `ocirt plan`)."""
     linux = config.get("linux") or {}
@@ -64,6 +88,9 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
         proc_cfg = {}
     if proc_cfg.get("terminal") and not opts.console_socket:
         raise OcirtError("cannot allocate tty if runc will detach without setting console socket")
+    if opts.console_socket and not proc_cfg.get("terminal"):
+        raise OcirtError(CONSOLE_UNUSED)
+    check_preserved_fds(opts.preserve_fds)
     check_static(config, ns, opts.systemd_cgroup)
     rootfs = config_mod.rootfs_path(bundle, config)
     if not paths.is_dir(rootfs):

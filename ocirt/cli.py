@@ -223,24 +223,6 @@ def fd_count(values: dict) -> int:
     return n
 
 
-def check_preserved_fds(n: int) -> None:
-    """--preserve-fds N hands fds 3 to 3+N-1 to the container: each must be one the caller
-    passed (runc stats them all first). One of ocirt's own (the launcher's bundle file, a lock,
-    the log) is close-on-exec: it cannot be the caller's, and is refused as not open. Stops at
-    the first, so a huge N costs nothing."""
-    import posix
-
-    for i in range(n):
-        try:
-            passed = posix.get_inheritable(3 + i)
-        except OSError:
-            passed = False
-        if not passed:
-            raise OcirtError(
-                f"unable to stat preserved-fd {i} (of {n}): fd {3 + i} is not open (--preserve-fds {n})"
-            )
-
-
 def check_arg_count(name: str, args: list[str]) -> None:
     """runc's checkArgs: the number of arguments a command takes (ARG_COUNTS)."""
     low, high = ARG_COUNTS.get(name, (0, None))

@@ -10,7 +10,8 @@ import uuid
 import pytest
 from cli_helpers import OCIRT, REPO, make_bundle, run_err_to_file
 
-from ocirt.cli import GLOBAL_OPTIONS, UsageError, check_preserved_fds, go_int, parse
+from ocirt.checks import check_preserved_fds
+from ocirt.cli import GLOBAL_OPTIONS, UsageError, go_int, parse
 from ocirt.commands.create import OPTIONS as CREATE_OPTIONS
 from ocirt.errors import OcirtError
 
@@ -67,7 +68,7 @@ def test_boolean_value_refused():
 
 PRESERVED_FDS = """
 import os
-from ocirt.cli import check_preserved_fds
+from ocirt.checks import check_preserved_fds
 from ocirt.errors import OcirtError
 
 def refused(n):

@@ -521,9 +521,9 @@ def parse_device_rules(devices) -> list:
         typ = _get(dv, "type", q, "str") or "a"
         if typ not in ("a", "b", "c"):
             raise ConfigError(json_pointer(BASE + q + ("type",)), f"must be a, b or c, not {typ!r}")
-        # -1 is the Go-side spelling of a wildcard; past the kernel's dev_t, no device matches
-        major = _device_number(_get(dv, "major", q, "int"), q + ("major",), 0xFFF)
-        minor = _device_number(_get(dv, "minor", q, "int"), q + ("minor",), 0xFFFFF)
+        # -1 is the Go-side spelling of a wildcard; the kernel's rules take 32-bit numbers
+        major = _device_number(_get(dv, "major", q, "int"), q + ("major",))
+        minor = _device_number(_get(dv, "minor", q, "int"), q + ("minor",))
         access = _get(dv, "access", q, "str") or "rwm"
         if not access or any(ch not in "rwm" for ch in access) or len(set(access)) != len(access):
             raise ConfigError(
@@ -534,11 +534,11 @@ def parse_device_rules(devices) -> list:
     return rules
 
 
-def _device_number(n: int | None, where: tuple, most: int) -> int | None:
+def _device_number(n: int | None, where: tuple) -> int | None:
     if n is None or n == -1:
         return None
-    if not 0 <= n <= most:
-        raise ConfigError(json_pointer(BASE + where), f"must be -1 (any) or 0 to {most}, not {n}")
+    if not 0 <= n <= 0xFFFFFFFF:
+        raise ConfigError(json_pointer(BASE + where), f"out of range: -1 (any) or 0 to 4294967295, not {n}")
     return n
 
 

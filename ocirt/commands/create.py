@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ..cli import Opt, check_preserved_fds, fd_count, need_id, rootless_mode
+from ..cli import Opt, fd_count, need_id, rootless_mode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,20 +44,6 @@ def options_from(g, o, container_id: str, **extra) -> CreateOptions:
     )
 
 
-# runc's words (checkTerminal): a socket is only for a detached process with a terminal
-CONSOLE_UNUSED = "cannot use console socket if runc will not detach or allocate tty"
-
-
-def check_options(o, detach: bool) -> None:
-    """What create and run refuse in their flags before anything is made; the caller adds its
-    "ocirt create failed: " prefix."""
-    from ..errors import OcirtError
-
-    if o["console_socket"] and (not detach or wants_terminal(o["bundle"]) is False):
-        raise OcirtError(CONSOLE_UNUSED)
-    check_preserved_fds(o["preserve_fds"])
-
-
 def wants_terminal(bundle: str) -> bool | None:
     """config.json's process.terminal; None when it cannot be read (create then says why)."""
     from .. import jsonio, paths
@@ -74,11 +60,6 @@ def main(g, o, args) -> int:
 
     container_id = need_id(args, "create")
     fd_count(o)
-    try:
-        check_options(o, detach=True)
-    except OcirtError as e:
-        e.message = f"ocirt create failed: {e.message}"
-        raise
     window = g.attach_window()
     from ..create import HostEffects, create
 

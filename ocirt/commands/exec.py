@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import posix  # not os: see ocirt/paths.py
 
-from ..cli import Opt, UsageError, check_preserved_fds, fd_count, need_id
+from ..cli import Opt, UsageError, fd_count, need_id
 from ..errors import OcirtError
 
 TYPE_CHECKING = False
@@ -120,9 +120,9 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
                 debug(f"exec: into sub-cgroup {sub.dirs()}")
             spec = process_spec(proc, opts)
             terminal = bool(proc.get("terminal"))
-            if o["console_socket"] and not (terminal and o["detach"]):
-                from .create import CONSOLE_UNUSED
+            from ..checks import CONSOLE_UNUSED, check_preserved_fds
 
+            if o["console_socket"] and not (terminal and o["detach"]):
                 raise OcirtError(CONSOLE_UNUSED)
             check_preserved_fds(opts.preserve_fds)
             socket_path = o["console_socket"] if terminal else None

@@ -32,11 +32,10 @@ def main(g, o, args) -> int:
 
     container_id = need_id(args, "run")
     fd_count(o)
-    try:
-        create_cmd.check_options(o, detach=o["detach"])
-    except OcirtError as e:
-        e.message = f"ocirt run failed: {e.message}"
-        raise
+    if o["console_socket"] and not o["detach"]:  # (without a terminal: check_config)
+        from ..checks import CONSOLE_UNUSED
+
+        raise OcirtError(f"ocirt run failed: {CONSOLE_UNUSED}")
     window = g.attach_window()
     from ..container import OpenContainer, start_created, wait_init
     from ..create import HostEffects, create
