@@ -57,6 +57,15 @@ class Opt:
         return self.name.replace("-", "_")
 
 
+# create's, run's and exec's
+PRESERVE_FDS = Opt(
+    "preserve-fds",
+    value=True,
+    default=0,
+    number=True,
+    help="pass N additional file descriptors to the container",
+)
+
 GLOBAL_OPTIONS = (
     Opt(
         "root",

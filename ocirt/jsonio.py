@@ -133,24 +133,30 @@ def _error(text: str) -> JSONError:
 _NUMBER = frozenset("0123456789+-.eE")
 
 
-def _find(text: str, token: str) -> int:
-    """The index of the first `token` (a number or constant as the scanner read it) outside
-    strings: the scanner stops at the first literal it refuses, so that is the one."""
+def _unquoted(text: str):
+    """The indices of `text` outside its strings (a string's quotes and body skipped)."""
     i = 0
     end = len(text)
     while i < end:
-        c = text[i]
-        if c == '"':
+        if text[i] == '"':
             i += 1
             while i < end and text[i] != '"':
                 i += 2 if text[i] == "\\" else 1
-        elif (
+        else:
+            yield i
+        i += 1
+
+
+def _find(text: str, token: str) -> int:
+    """The index of the first `token` (a number or constant as the scanner read it) outside
+    strings: the scanner stops at the first literal it refuses, so that is the one."""
+    for i in _unquoted(text):
+        if (
             text.startswith(token, i)
             and (i == 0 or text[i - 1] not in _NUMBER)
             and text[i + len(token) : i + len(token) + 1] not in _NUMBER
         ):
             return i
-        i += 1
     return 0
 
 
@@ -158,21 +164,14 @@ def _deepest(text: str) -> int:
     """The index of the first '[' or '{' at the deepest nesting (strings skipped), counted without
     recursion: where a document too deep for the C scanner's recursion is shown to fail."""
     depth = deepest = where = 0
-    i = 0
-    end = len(text)
-    while i < end:
+    for i in _unquoted(text):
         c = text[i]
-        if c == '"':
-            i += 1
-            while i < end and text[i] != '"':
-                i += 2 if text[i] == "\\" else 1
-        elif c in "[{":
+        if c in "[{":
             depth += 1
             if depth > deepest:
                 deepest, where = depth, i
         elif c in "]}":
             depth -= 1
-        i += 1
     return where
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ..cli import Opt, fd_count, need_id, rootless_mode
+from ..cli import PRESERVE_FDS, Opt, fd_count, need_id, rootless_mode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -13,13 +13,7 @@ OPTIONS = (
     Opt("pid-file", value=True, help="specify the file to write the process id to"),
     Opt("no-pivot", help="do not use pivot root to jail process inside rootfs"),
     Opt("no-new-keyring", help="do not create a new session keyring for the container"),
-    Opt(
-        "preserve-fds",
-        value=True,
-        default=0,
-        number=True,
-        help="pass N additional file descriptors to the container",
-    ),
+    PRESERVE_FDS,
 )
 
 

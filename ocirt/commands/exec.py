@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import posix  # not os: see ocirt/paths.py
 
-from ..cli import Opt, UsageError, fd_count, need_id
+from ..cli import PRESERVE_FDS, Opt, UsageError, fd_count, need_id
 from ..errors import OcirtError
 
 TYPE_CHECKING = False
@@ -26,13 +26,7 @@ OPTIONS = (
     Opt("apparmor", value=True, help="set the apparmor profile for the process"),
     Opt("no-new-privs", help="set the no new privileges value for the process"),
     Opt("cap", "c", value=True, multi=True, help="add a capability to the bounding set for the process"),
-    Opt(
-        "preserve-fds",
-        value=True,
-        default=0,
-        number=True,
-        help="pass N additional file descriptors to the container",
-    ),
+    PRESERVE_FDS,
     Opt("ignore-paused", help="allow exec in a paused container"),
     Opt("cgroup", value=True, multi=True, help="run the process in an (existing) sub-cgroup"),
 )
