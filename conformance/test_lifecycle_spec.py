@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from runtime import sh, wait_for
+from runtime import assert_failed_cleanly, sh, wait_for
 
 SLEEP = ["sleep", "1000"]
 HOST_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -96,6 +96,16 @@ def test_failing_create_hook_fails_create_and_runs_poststop(rt, make_bundle, out
     assert name in p.stderr or "hook" in p.stderr, p.stderr
     assert rt.status(b.id) is None, "the failed container is still there"
     assert lines(out / "poststop") == ["poststop"]
+
+
+@pytest.mark.parametrize("name", ["prestart", "createRuntime", "createContainer"])
+def test_a_hook_that_is_not_there_fails_create_in_one_line(rt, make_bundle, name):
+    """A hook whose path does not exist: create fails with one line saying why, and leaves
+    nothing behind."""
+    b = make_bundle(SLEEP, mutate=with_hooks({name: [{"path": "/no/such/hook"}]}))
+    p = rt.create(b.id, b)
+    assert_failed_cleanly(rt, b, p)
+    assert "no such file or directory" in p.stderr.lower(), p.stderr
 
 
 @pytest.mark.runc_deviates("runc 1.1.5's start exits 0 when a startContainer hook fails")

@@ -40,22 +40,31 @@ def run_one(hook: dict, state: dict, pointer: str, cwd: str | None = None) -> No
     env = dict(item.split("=", 1) for item in hook.get("env") or [] if "=" in item)
     timeout = hook.get("timeout")
     r, w = posix.pipe()
+    failed_r, failed_w = posix.pipe2(posix.O_CLOEXEC)  # the child's exec error, if any
     try:
         pid = posix.fork()
     except OSError as e:
-        posix.close(r)
-        posix.close(w)
+        for fd in (r, w, failed_r, failed_w):
+            posix.close(fd)
         raise OcirtError(f"{pointer}: fork", e.errno) from None
     if pid == 0:
-        _child(r, w, path, args, env, pointer, cwd)  # never returns
+        posix.close(failed_r)
+        _child(r, w, failed_w, path, args, env, cwd)  # never returns
     posix.close(r)
+    posix.close(failed_w)
     try:
         posix.write(w, jsonio.dumps(state).encode())
     except BrokenPipeError:
         pass
     finally:
         posix.close(w)
+    try:
+        failed = _read_all(failed_r)  # "" once the hook is executed (the pipe is close-on-exec)
+    finally:
+        posix.close(failed_r)
     status = _wait(pid, timeout)
+    if failed:
+        raise OcirtError(f"{pointer}: exec {path}: {failed}")
     if status is None:
         raise OcirtError(f"{pointer}: hook {path} timed out after {timeout}s")
     if posix.WIFSIGNALED(status):
@@ -65,9 +74,10 @@ def run_one(hook: dict, state: dict, pointer: str, cwd: str | None = None) -> No
         raise OcirtError(f"{pointer}: hook {path} exited with status {code}")
 
 
-def _child(r: int, w: int, path, args, env, pointer: str, cwd: str | None = None) -> None:
-    """The forked hook runner: exec the hook, or exit 127. Whatever it raises, it never returns
-    into the runtime's code (a ValueError of a NUL byte, a KeyboardInterrupt...)."""
+def _child(r: int, w: int, failed: int, path, args, env, cwd: str | None = None) -> None:
+    """The forked hook runner: exec the hook, or say why not on `failed` and exit 127. Whatever
+    it raises, it never returns into the runtime's code (a ValueError of a NUL byte, a
+    KeyboardInterrupt...)."""
     try:
         posix.dup2(r, 0)
         posix.close(r)
@@ -75,14 +85,26 @@ def _child(r: int, w: int, path, args, env, pointer: str, cwd: str | None = None
         if cwd:
             posix.chdir(cwd)
         execve(path, args, env)
-    except BaseException as e:  # noqa: BLE001 - told to the parent's stderr, then _exit
-        reason = posix.strerror(e.errno) if isinstance(e, OSError) and e.errno else str(e)
+    except BaseException as e:  # noqa: BLE001 - told to the parent, then _exit
+        reason = posix.strerror(e.errno).lower() if isinstance(e, OSError) and e.errno else str(e)
         try:
-            posix.write(2, f"{pointer}: exec {path}: {reason}\n".encode(errors="replace"))
+            posix.write(failed, (reason or "failed").encode(errors="replace")[:1000])
         except BaseException:  # noqa: BLE001
             pass
     finally:
         posix._exit(127)
+
+
+def _read_all(fd: int) -> str:
+    data = b""
+    while True:
+        try:
+            chunk = posix.read(fd, 1024)
+        except InterruptedError:
+            continue
+        if not chunk:
+            return data.decode(errors="replace")
+        data += chunk
 
 
 def _wait(pid: int, timeout: int | None):

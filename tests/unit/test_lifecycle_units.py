@@ -26,6 +26,15 @@ def test_failing_hook_raises_naming_it(tmp_path):
     assert "/hooks/createRuntime/1" in str(e.value) and "status 4" in str(e.value)
 
 
+def test_a_hook_that_cannot_be_executed_is_one_error_naming_why(tmp_path, capfd):
+    """The exec's own error (not "status 127", nor a second line on stderr)."""
+    for path, why in ((str(tmp_path / "missing"), "no such file or directory"), ("/", "permission denied")):
+        with pytest.raises(OcirtError) as e:
+            hooks.run({"prestart": [{"path": path}]}, "prestart", {})
+        assert str(e.value) == f"/hooks/prestart/0: exec {path}: {why}"
+    assert capfd.readouterr().err == ""
+
+
 def test_run_all_warns_and_goes_on(tmp_path):
     out = tmp_path / "out"
     warnings = []
