@@ -200,6 +200,15 @@ CASES = [
         "/linux/sysctl",
         None,
     ),
+    (
+        "effective-cap-not-permitted",
+        put(
+            ["process", "capabilities"],
+            {"effective": ["CAP_KILL"], "permitted": [], "bounding": ["CAP_KILL"]},
+        ),
+        "/process/capabilities/effective/0",
+        None,
+    ),
 ]
 
 

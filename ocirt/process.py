@@ -77,7 +77,8 @@ class ProcessSpec:
 
     def check(self) -> None:
         """What the schema cannot say: env entries are KEY=VALUE, soft <= hard, known rlimits,
-        ids the kernel takes as ids, at most NGROUPS_MAX additional gids."""
+        ids the kernel takes as ids, at most NGROUPS_MAX additional gids, effective capabilities
+        among the permitted ones."""
         at, doc = self.pointer, self.document
         for i, item in enumerate(self.env):
             if "=" not in item or item.startswith("="):
@@ -96,6 +97,11 @@ class ProcessSpec:
             )
         for i, gid in enumerate(self.additional_gids):
             check_id(gid, f"{at}/user/additionalGids/{i}", doc)
+        caps = self.capabilities or {}
+        permitted = set(caps.get("permitted") or ())
+        for i, name in enumerate(caps.get("effective") or ()):
+            if name not in permitted:  # capset(2) takes no effective capability outside them
+                raise ConfigError(f"{at}/capabilities/effective/{i}", f"{name} is not in permitted", doc)
 
 
 def check_id(value, pointer: str, document: str = "config.json") -> None:
