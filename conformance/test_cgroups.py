@@ -562,3 +562,14 @@ def test_update_memory_and_pids_limit(rt, make_bundle, tmp_path, layout):
     assert limits() == (str(64 * MiB), "50")
     ok(rt("update", "--memory", str(96 * MiB), "--pids-limit", "42", b.id))
     assert limits() == (str(96 * MiB), "42")
+
+
+def test_memory_limit_too_low_for_the_init_fails_create_saying_so(rt, make_bundle):
+    """A memory limit the init cannot live in: create fails and leaves nothing behind; ocirt, whose
+    init is in its cgroup with its limits from the start, says it was OOM-killed (runc's words for
+    it; runc 1.1.5 here fails to set the limit under the usage its init already has)."""
+    b = make_bundle(["true"], linux={"resources": {"memory": {"limit": 1 << 20}}})
+    p = rt.create(b.id, b)
+    assert_failed_cleanly(rt, b, p)
+    if rt.is_ocirt:
+        assert "container init was OOM-killed (memory limit too low?)" in p.stderr, p.stderr

@@ -29,7 +29,7 @@ from .children import (
 )
 from .errors import ConfigError, OcirtError
 from .mapping import cgroup_binds, init_spec, resources_with_default_devices
-from .protocol import Channel, Failed, HooksReady, InitPid, Proceed, Ready, SeccompFd, UserNsReady
+from .protocol import Channel, Failed, HooksReady, HungUp, InitPid, Proceed, Ready, SeccompFd, UserNsReady
 from .record import field, record
 from .state import ContainerState, StateDir, Status, check_id, proc_start_time
 
@@ -283,13 +283,18 @@ def run_children(
         # its parent being gone).
         if not spec.one_fork:
             kernel.waitpid(stage1_pid)
-    except BaseException:
+    except BaseException as e:
         own_pid_ns.back(kernel)  # (if not yet)
         fx.attached()  # (with a LateCgroup, where the failure came before the init's move)
         parent.undo_moves()  # before the init dies with it, a virtual device would die too
         if parent.init_pid and parent.init_pid != stage1_pid:
             undo.push(fx.kill_and_reap, parent.init_pid)
         fx.kill_and_reap(stage1_pid)
+        cgroup = parent.late.cgroup if parent.late is not None else cg
+        if isinstance(e, HungUp) and cgroup is not None and fx.oom_kills(cgroup):
+            raise OcirtError(
+                "container init was OOM-killed (memory limit too low?)"
+            ) from None  # runc's words
         raise
     finally:
         parent.close_moves()
@@ -523,6 +528,22 @@ class HostEffects:
 
     def kill_and_reap(self, pid: int) -> None:
         kill_and_reap(pid)
+
+    def oom_kills(self, cg) -> int:
+        """The OOM kills the memory controller counted in the container's cgroup (v1's
+        memory.oom_control, v2's memory.events); 0 where it cannot tell. Asked when the init
+        died before it was Ready."""
+        where = [((getattr(cg, "paths", None) or {}).get("memory"), "memory.oom_control")]
+        if getattr(cg, "kind", "") == "v2":
+            where.append((cg.unified, "memory.events"))
+        for directory, name in where:
+            try:
+                with open(f"{directory}/{name}", encoding="ascii") as f:
+                    counts = dict(line.split(" ", 1) for line in f.read().splitlines() if " " in line)
+                return int(counts.get("oom_kill", "0"))
+            except (OSError, TypeError, ValueError):
+                continue
+        return 0
 
 
 def _rootless_without_cgroup(opts: CreateOptions, linux: dict, cg, error: OcirtError):

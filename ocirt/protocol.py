@@ -86,6 +86,10 @@ MESSAGES = {
 }
 
 
+class HungUp(OcirtError):
+    """The other side closed the channel without a word (it exited, or was killed)."""
+
+
 def _pack_fds(fds) -> bytes:
     """SCM_RIGHTS' payload: C ints in this machine's order. No module import: the init sends
     its seccomp listener fd once its root is the container's, where none can be loaded."""
@@ -159,7 +163,7 @@ class Channel:
         if isinstance(msg, Failed):
             raise msg.error()
         if msg is None:
-            raise OcirtError(f"container init exited before {what}")
+            raise HungUp(f"container init exited before {what}")
         if not isinstance(msg, cls):
             names = "/".join(c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,)))
             raise OcirtError(f"protocol error: expected {names}, got {type(msg).__name__}")
