@@ -221,3 +221,52 @@ def test_update_resources_not_utf8(rt, started, tmp_path):
     if rt.is_ocirt:
         assert str(f) in line
     assert rt.status(b.id) == "running"
+
+
+def test_update_resources_nested_too_deeply(rt, started, tmp_path):
+    """A resources document nested past any parser's depth: one line, the container unchanged."""
+    b = started()
+    f = tmp_path / "resources.json"
+    f.write_text("[" * 100000 + "]" * 100000)
+    p = rt("update", "--resources", f, b.id)
+    assert p.returncode == 1
+    line = one_line(p.stderr)
+    assert "internal error" not in line and "Traceback" not in p.stderr
+    assert rt.status(b.id) == "running"
+
+
+@pytest.mark.parametrize("flag", ["--memory", "--memory-reservation"])
+def test_update_memory_past_int64_is_refused(rt, started, flag):
+    """The kernel would take 2**64 and more modulo 2**64: a limit nobody asked for."""
+    b = started()
+    p = rt("update", flag, "99999999999999999999999", b.id)
+    assert p.returncode == 1
+    if rt.is_ocirt:  # (runc writes int64's minimum, fails, and warns that it could not undo)
+        one_line(p.stderr)
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "/dev/urandom"])
+def test_config_json_that_never_ends_fails_at_once(rt, make_bundle, source):
+    """config.json a link to a device that never ends: create fails in one line, quickly (it is
+    not read until memory runs out), and leaves nothing behind."""
+    b = make_bundle(["true"])
+    os.unlink(os.path.join(b.path, "config.json"))
+    os.symlink(source, os.path.join(b.path, "config.json"))
+    p = rt.create(b.id, b, timeout=20)
+    assert p.returncode == 1
+    one_line(p.stderr)
+    assert_nothing_left(rt, b)
+
+
+@pytest.mark.parametrize("cid", ["", "..", "a/b"])
+def test_delete_force_of_a_bad_id_is_an_error(rt, cid):
+    """--force forgives a container that is not there, not an id that cannot be one."""
+    p = rt.delete(cid, force=True)
+    assert p.returncode == 1
+    one_line(p.stderr)
+
+
+def test_log_file_that_cannot_be_opened_fails_the_command(rt, tmp_path):
+    p = rt("--log", str(tmp_path / "no" / "such" / "dir" / "log"), "list")
+    assert p.returncode == 1
+    assert "no such file or directory" in one_line(p.stderr).lower()

@@ -534,3 +534,18 @@ def test_mount_over_the_root_itself_fails_create(rt, make_bundle, dest):
     )
     index = len(b.config["mounts"]) - 1
     assert_failed_cleanly(rt, b, rt.create(b.id, b), pointer=f"/mounts/{index}/destination")
+
+
+def test_masked_path_that_is_a_symlink_to_a_directory(rt, make_bundle):
+    """A masked path that is a symlink to a directory in the rootfs: the directory is masked
+    (runc binds /dev/null, gets ENOTDIR, and mounts a tmpfs instead)."""
+
+    def mutate(c):
+        c["linux"]["maskedPaths"] = ["/masked-link"]
+
+    b = make_bundle(sh("ls -A /masked-dir; echo end"), rootfs_copy=True, mutate=mutate)
+    os.makedirs(os.path.join(b.rootfs, "masked-dir"))
+    with open(os.path.join(b.rootfs, "masked-dir", "secret"), "w") as f:
+        f.write("secret\n")
+    os.symlink("/masked-dir", os.path.join(b.rootfs, "masked-link"))
+    assert ok(rt.run(b.id, b)).split() == ["end"]

@@ -10,11 +10,13 @@ def load(bundle: str) -> dict:
     path = paths.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            data = jsonio.read_document(f)
     except FileNotFoundError:
         raise OcirtError(f"JSON specification file {path} not found") from None
     except OSError as e:
         raise OcirtError(f"open {path}", e.errno) from None
+    except ValueError as e:
+        raise OcirtError(f"{path}: invalid JSON: {e}") from None
     try:
         config = jsonio.loads(data)
     except ValueError as e:

@@ -78,7 +78,7 @@ def check_bundle(bundle: str) -> Report:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            config = jsonio.loads(f.read())
+            config = jsonio.loads(jsonio.read_document(f))
     except OSError as e:
         report.error("", f"cannot read {path}: {e.strerror or e}")
         return report

@@ -120,9 +120,11 @@ def process_config(opts: ExecOptions, args: list, bundle: str) -> dict:
 def _read_process(path: str):
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            data = jsonio.read_document(f)
     except OSError as e:
         raise OcirtError(f"open {path}", e.errno) from None
+    except ValueError as e:
+        raise OcirtError(f"{path}: invalid JSON: {e}") from None
     try:
         return jsonio.loads(data)
     except ValueError as e:

@@ -193,5 +193,45 @@ def _pretty(value, indent: str, pad: str) -> str:
     return dumps(value)
 
 
+# The most of one document ocirt reads (config.json, process.json, update's resources): a file
+# that is a device (/dev/zero, /dev/urandom) or a runaway would otherwise be read until memory ends.
+MAX_DOCUMENT = 64 << 20
+_STARTS = frozenset('{["-0123456789tfn')
+
+
+def read_document(f) -> bytes | str:
+    """An open file's JSON text, read to its end: no more than MAX_DOCUMENT (a JSONError past
+    it), and only its first block when that cannot begin a document (loads then says where)."""
+    parts: list = []
+    size = 0
+    while True:
+        chunk = f.read(1 << 16)
+        if not chunk:
+            break
+        if not parts and not _may_begin(chunk):
+            return chunk
+        size += len(chunk)
+        if size > MAX_DOCUMENT:
+            raise JSONError(f"larger than {MAX_DOCUMENT >> 20} MiB", "", 0)
+        parts.append(chunk)
+    return parts[0][:0].join(parts) if parts else b""
+
+
+def _may_begin(chunk: bytes | str) -> bool:
+    """Whether a document's first block may begin a JSON document: its first character can, and
+    (bytes) it is UTF-8 but for a character cut at its end."""
+    if isinstance(chunk, str):
+        first = chunk.lstrip(_WS)[:1]
+        return not first or first in _STARTS
+    first = chunk.lstrip(b" \t\n\r")[:1]
+    if first and chr(first[0]) not in _STARTS:
+        return False
+    try:
+        chunk.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start >= len(chunk) - 3 and e.reason == "unexpected end of data"
+    return True
+
+
 def load(f):
-    return loads(f.read())
+    return loads(read_document(f))

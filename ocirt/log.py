@@ -22,12 +22,15 @@ class Logger:
 
     def open(self) -> None:
         """Create --log FILE now (runc does, before anything is logged); where it cannot be
-        made, lines go to stderr as they come."""
+        made, the command fails, as runc's does, its error on stderr."""
         if self.path:
             try:
                 posix.close(posix.open(self.path, _APPEND, 0o644))
-            except OSError:
-                pass
+            except OSError as e:
+                path, self.path = self.path, None
+                from .errors import OcirtError
+
+                raise OcirtError(f"open {path}", e.errno) from None
 
     def _write(self, level: str, msg: str) -> None:
         if self.fmt == "json":

@@ -567,10 +567,13 @@ class Rootfs:
             st = posix.lstat(path)
         except FileNotFoundError:
             return
-        if stat.S_ISDIR(st.st_mode):
-            self.k.mount("tmpfs", path, "tmpfs", k.MS_RDONLY, None)
-        else:
-            self.k.mount("/dev/null", path, None, k.MS_BIND, None)
+        if not stat.S_ISDIR(st.st_mode):
+            try:
+                self.k.mount("/dev/null", path, None, k.MS_BIND, None)
+                return
+            except NotADirectoryError:  # a symlink to a directory (runc's fallback too)
+                pass
+        self.k.mount("tmpfs", path, "tmpfs", k.MS_RDONLY, None)
 
     def make_readonly(self, path: str) -> None:
         try:

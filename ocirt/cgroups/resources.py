@@ -41,6 +41,8 @@ def _get(d: dict, key: str, path: tuple, kind: str):
                 raise ConfigError(where, f"must be an integer, not {type(v).__name__}")
         if kind == "uint" and v < 0:
             raise ConfigError(where, "must not be negative")
+        if not -(1 << 63) <= v < (1 << 64 if kind == "uint" else 1 << 63):  # Go's int64, uint64
+            raise ConfigError(where, f"{v} is out of range of a {kind}64")
         return v
     if kind == "bool":
         if not isinstance(v, bool):

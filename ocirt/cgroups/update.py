@@ -87,9 +87,12 @@ def memory_value(opt: str, text: str) -> int:
     if text == "-1":
         return -1
     try:
-        return ram_in_bytes(text)
+        value = ram_in_bytes(text)
     except ValueError as e:
         raise OcirtError(f"invalid value for {opt}: {e}") from None
+    if not INT64[0] <= value <= INT64[1]:  # (the kernel would take it modulo 2**64)
+        raise OcirtError(f"invalid value for {opt}: {text}: value out of range")
+    return value
 
 
 # -- the update as a partial linux.resources -------------------------------------------------------
@@ -115,8 +118,10 @@ def resources_delta(memory: dict, cpu: dict, blkio: dict, pids: dict, unified: d
 def from_json(text: str) -> dict:
     """A linux.resources JSON (the whole object type-checked, as Go's decoder does) -> the part
     of it that update uses."""
+    from .. import jsonio
+
     try:
-        d = json.loads(text)
+        d = jsonio.loads(text)
     except ValueError as e:
         raise OcirtError(f"invalid resources JSON: {e}") from None
     if d is None:
@@ -153,17 +158,24 @@ def _object(v) -> dict:
 
 def read_resources(path: str, stdin=None) -> str:
     """--resources: a file, or '-' for `stdin` (sys.stdin when not given)."""
-    if path == "-":
-        if stdin is None:
-            import sys
+    from .. import jsonio
 
-            stdin = sys.stdin
-        return stdin.read()
     try:
-        with open(path) as f:
-            return f.read()
+        if path == "-":
+            if stdin is None:
+                import sys
+
+                stdin = sys.stdin
+            data = jsonio.read_document(getattr(stdin, "buffer", stdin))
+        else:
+            with open(path, "rb") as f:
+                data = jsonio.read_document(f)
     except OSError as e:
         raise OcirtError(f"open {path}", e.errno) from None
+    except ValueError as e:
+        where = "the standard input" if path == "-" else path
+        raise OcirtError(f"invalid resources JSON in {where}: {e}") from None
+    return data if isinstance(data, str) else data.decode("utf-8")
 
 
 def merge_update(delta: dict, base: dict, v2: bool) -> tuple[dict, dict, dict]:

@@ -1,6 +1,7 @@
 from ..cli import Opt, need_id
 from ..container import OpenContainer, remove_leftover
 from ..errors import OcirtError
+from ..state import check_id
 
 USAGE = "delete [command options] <container-id>"
 OPTIONS = (Opt("force", "f", help="forcibly deletes the container if it is still running (uses SIGKILL)"),)
@@ -8,6 +9,7 @@ OPTIONS = (Opt("force", "f", help="forcibly deletes the container if it is still
 
 def main(g, o, args) -> int:
     container_id = need_id(args, "delete")
+    check_id(container_id)  # (--force forgives a container that is not there, not a bad id)
     try:
         c = OpenContainer.open(g.root, container_id, warn=g.log.warning)
     except OcirtError:

@@ -146,3 +146,28 @@ def test_protocol_hang_up_and_garbage():
         b.recv()
     assert b.recv() is None
     b.close()
+
+
+def test_read_document_stops_at_a_device_that_never_ends():
+    """/dev/zero and /dev/urandom as config.json: one block read, then loads says what is wrong."""
+    import io
+
+    for dev in ("/dev/zero", "/dev/urandom"):
+        with open(dev, "rb") as f:
+            data = jsonio.read_document(f)
+        assert len(data) <= 1 << 16
+        with pytest.raises(ValueError):
+            jsonio.loads(data)
+    assert jsonio.read_document(io.BytesIO(b' {"a": "\xc3\xa9"}')) == b' {"a": "\xc3\xa9"}'
+    assert jsonio.read_document(io.StringIO('["x"]')) == '["x"]'
+    assert jsonio.read_document(io.BytesIO(b"")) == b""
+
+
+def test_read_document_refuses_past_its_limit(monkeypatch):
+    import io
+
+    monkeypatch.setattr(jsonio, "MAX_DOCUMENT", 1 << 17)
+    with pytest.raises(ValueError, match="larger than"):
+        jsonio.read_document(io.BytesIO(b"[" + b" " * (1 << 18) + b"]"))
+    text = b"[" + b" " * 1000 + b"]"
+    assert jsonio.read_document(io.BytesIO(text)) == text
