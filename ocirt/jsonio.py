@@ -221,10 +221,10 @@ def _may_begin(chunk: bytes | str) -> bool:
     """Whether a document's first block may begin a JSON document: its first character can, and
     (bytes) it is UTF-8 but for a character cut at its end."""
     if isinstance(chunk, str):
-        first = chunk.lstrip(_WS)[:1]
-        return not first or first in _STARTS
-    first = chunk.lstrip(b" \t\n\r")[:1]
-    if first and chr(first[0]) not in _STARTS:
+        text = chunk.lstrip(_WS)[:1]
+        return not text or text in _STARTS
+    head = chunk.lstrip(b" \t\n\r")[:1]
+    if head and chr(head[0]) not in _STARTS:
         return False
     try:
         chunk.decode("utf-8")
