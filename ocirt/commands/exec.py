@@ -113,6 +113,12 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
             if debug and sub is not None:
                 debug(f"exec: into sub-cgroup {sub.dirs()}")
             spec = process_spec(proc, opts)
+            if opts.caps:  # a name that is no capability is left out, with a word (create's too)
+                from ..capabilities import NUMBERS
+
+                for name in opts.caps:
+                    if name not in NUMBERS:
+                        g.log.warning(f"--cap {name!r}: unknown capability ignored")
             terminal = bool(proc.get("terminal"))
             from ..checks import CONSOLE_UNUSED, check_preserved_fds
 
