@@ -9,16 +9,11 @@ from .errors import ConfigError, OcirtError
 def load(bundle: str) -> dict:
     path = paths.join(bundle, "config.json")
     try:
-        with open(path, "rb") as f:
-            data = jsonio.read_document(f)
+        config = jsonio.load_path(path)
     except FileNotFoundError:
         raise OcirtError(f"JSON specification file {path} not found") from None
     except OSError as e:
         raise OcirtError(f"open {path}", e.errno) from None
-    except ValueError as e:
-        raise OcirtError(f"{path}: invalid JSON: {e}") from None
-    try:
-        config = jsonio.loads(data)
     except ValueError as e:
         raise OcirtError(f"{path}: invalid JSON: {e}") from None
     if not isinstance(config, dict):

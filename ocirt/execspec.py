@@ -119,14 +119,9 @@ def process_config(opts: ExecOptions, args: list, bundle: str) -> dict:
 
 def _read_process(path: str):
     try:
-        with open(path, "rb") as f:
-            data = jsonio.read_document(f)
+        return jsonio.load_path(path)
     except OSError as e:
         raise OcirtError(f"open {path}", e.errno) from None
-    except ValueError as e:
-        raise OcirtError(f"{path}: invalid JSON: {e}") from None
-    try:
-        return jsonio.loads(data)
     except ValueError as e:
         raise OcirtError(f"{path}: invalid JSON: {e}") from None
 

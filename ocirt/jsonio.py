@@ -235,3 +235,10 @@ def _may_begin(chunk: bytes | str) -> bool:
 
 def load(f):
     return loads(read_document(f))
+
+
+def load_path(path: str):
+    """The JSON document in file `path`: OSError when it cannot be read, JSONError when it is not
+    one (read_document's limits)."""
+    with open(path, "rb") as f:
+        return load(f)
