@@ -195,7 +195,9 @@ class RecordingCgroupFS:
         return True
 
     def isdir(self, path: str) -> bool:
-        return True
+        """A directory the plan made, or the host has (create's "already there, with processes"
+        warning counts only those)."""
+        return path in self.made or os.path.isdir(path)
 
     def mkdir(self, path: str) -> bool:
         if os.path.isdir(path):

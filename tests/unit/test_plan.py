@@ -309,3 +309,13 @@ def test_bind_of_a_missing_source_fails_as_it_would(tmp_path):
     kern.mount(str(tmp_path), "/x", None, k.MS_BIND, None)
     kern.mount(None, "/x", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY, None)
     assert len(kern.calls) == 2
+
+
+def test_no_cgroups_path_gives_no_warning_of_processes(bundle, capsys):
+    """Without linux.cgroupsPath the plan's cgroup is new under the runtime's own: nothing is
+    there yet, so create's "cgroup is not empty" warning has nothing to count (it used to count
+    the host's processes: the plan took every path for an existing directory)."""
+    edit(bundle, lambda c: c.get("linux", {}).pop("cgroupsPath", None))
+    assert main(["--root", str(bundle / "state"), "plan", "--bundle", str(bundle)]) == 0
+    out, err = capsys.readouterr()
+    assert "mkdir" in out and "not empty" not in err, err
