@@ -394,10 +394,12 @@ def remove_leftover(root: str, container_id: str) -> bool:
 
 def _check_leftover(sd: StateDir) -> None:
     """Refuse to remove a state dir whose container may still be there with nothing to find it
-    by: exec.fifo says a create went past its first save of state.json (which comes before the
-    fifo) and its init may be waiting on it, but state.json (and what a killed create leaves
-    aside) tells no pid and no cgroup. runc too fails on a state.json it cannot read."""
-    if not exists(sd.fifo):
+    by: state.json is there (ocirt writes it whole, by a rename: one it cannot read was damaged
+    by something else, and the container it was written for may be running), or exec.fifo is
+    (a create went past its first save of state.json, and its init may be waiting), but
+    neither state.json nor what a killed create leaves aside tells a pid or a cgroup. runc too
+    fails on a state.json it cannot read."""
+    if not exists(sd.fifo) and not _lexists(sd.state_file):
         return  # a create killed before it saved anything: nothing but the directory
     from .state import DamagedState, salvage_fields
 
@@ -414,6 +416,14 @@ def _check_leftover(sd: StateDir) -> None:
         f"still run, and nothing tells which processes and cgroup are its own; not removed: "
         f"remove {sd.path} once they are gone"
     )
+
+
+def _lexists(path: str) -> bool:
+    try:
+        posix.lstat(path)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def wait_init(pid: int) -> int:

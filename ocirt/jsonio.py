@@ -6,6 +6,7 @@ layer, for what ocirt reads and writes: strict JSON (no NaN/Infinity), UTF-8 tex
 """
 
 import _json
+import posix  # not os: see ocirt/paths.py
 
 
 class _BadToken(ValueError):
@@ -202,10 +203,19 @@ _STARTS = frozenset('{["-0123456789tfn')
 def read_document(f) -> bytes | str:
     """An open file's JSON text, read to its end: no more than MAX_DOCUMENT (a JSONError past
     it), and only its first block when that cannot begin a document (loads then says where)."""
+    return _read_limited(f.read)
+
+
+def read_fd(fd: int) -> bytes:
+    """read_document of a file descriptor (posix.read: no file object)."""
+    return _read_limited(lambda n: posix.read(fd, n))
+
+
+def _read_limited(read):
     parts: list = []
     size = 0
     while True:
-        chunk = f.read(1 << 16)
+        chunk = read(1 << 16)
         if not chunk:
             break
         if not parts and not _may_begin(chunk):

@@ -278,7 +278,7 @@ class StateDir:
         try:
             fd = posix.open(self.state_file, posix.O_RDONLY | posix.O_CLOEXEC)
             try:
-                text = read_to_end(fd)
+                text = jsonio.read_fd(fd)  # (bounded: state.json a link to /dev/zero, say)
             finally:
                 posix.close(fd)
         except FileNotFoundError:
@@ -287,6 +287,8 @@ class StateDir:
             raise DamagedState(self.id, "state.json is not a file", {}) from None
         except OSError as e:
             raise OcirtError(f"container {self.id}: cannot read state.json", e.errno) from None
+        except ValueError as e:
+            raise DamagedState(self.id, f"not JSON: {e}", {}) from None
         try:
             return jsonio.loads(text)
         except ValueError as e:
@@ -326,8 +328,7 @@ class StateDir:
         neither can be read."""
         for path in (self.state_file + ".tmp", self.state_file + ".old"):
             try:
-                with open(path, "rb") as f:
-                    found = salvage_fields(jsonio.loads(f.read()))
+                found = salvage_fields(jsonio.load_path(path))
             except (OSError, ValueError):
                 continue
             if found:
@@ -359,7 +360,9 @@ class StateDir:
         try:
             posix.rmdir(self.path)
         except OSError as e:
-            if e.errno != errno.ENOENT:
+            if e.errno == errno.ENOTDIR:  # a state dir made a symlink: its contents went above
+                posix.unlink(self.path)
+            elif e.errno != errno.ENOENT:
                 raise
 
 
@@ -517,8 +520,7 @@ def _cgroup_of_config(data: dict) -> dict:
     if type(bundle) is not str or type(container_id) is not str or not bundle.startswith("/"):
         return {}
     try:
-        with open(f"{bundle}/config.json", "rb") as f:
-            linux = jsonio.loads(f.read()).get("linux") or {}
+        linux = jsonio.load_path(f"{bundle}/config.json").get("linux") or {}
         from .cgroups import detect
         from .cgroups.factory import fs_class
 

@@ -197,9 +197,70 @@ def test_a_damaged_state_json_fails_one_container_only(tmp_path, damage):
     )
     assert p2.stdout.split() == ["fine"]
     p = ocirt(root, "delete", "--force", cid)
-    assert p.returncode == 0, p.stderr
-    assert not os.path.exists(os.path.join(root, cid))
+    if damage == "bad-cgroup":  # the record still says where its cgroup is: what it names goes
+        assert p.returncode == 0, p.stderr
+        assert not os.path.exists(os.path.join(root, cid))
+    else:  # nothing tells which processes and cgroup were its own: refused, all kept (runc too)
+        assert p.returncode == 1, p.stderr
+        assert_one_line(p)
+        assert "damaged state.json" in p.stderr and os.path.exists(os.path.join(root, cid))
     assert os.path.exists(os.path.join(root, "fine"))
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "not-json", "deep"])
+def test_delete_force_keeps_a_running_container_whose_state_json_says_nothing(env, damage):
+    """A started container (no exec.fifo any more) whose state.json something else emptied or
+    broke: delete --force must not remove the directory and lose track of a running init and
+    its cgroups (it used to, exiting 0); one line, and all kept until the record is back."""
+    root, bundle, cid = env
+    p = ocirt(root, "run", "--detach", "--bundle", bundle, cid)
+    assert p.returncode == 0, p.stderr
+    state_file = os.path.join(root, cid, "state.json")
+    with open(state_file, "rb") as f:
+        good = f.read()
+    pid = json.loads(good)["pid"]
+    with open(state_file, "wb") as f:
+        f.write(DAMAGES[damage])
+    p = ocirt(root, "delete", "--force", cid)
+    assert p.returncode == 1 and "damaged state.json" in p.stderr, p.stderr
+    assert_one_line(p)
+    with open(f"/proc/{pid}/stat") as f:
+        assert f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")  # the init still runs
+    assert cgroup_dirs(cid)
+    with open(state_file, "wb") as f:  # the record back: delete --force removes everything
+        f.write(good)
+    p = ocirt(root, "delete", "--force", cid)
+    assert p.returncode == 0, p.stderr
+    assert_gone(pid)
+    assert not cgroup_dirs(cid)
+
+
+def test_a_state_json_that_never_ends_is_damage_not_a_hang(env):
+    """state.json a link to /dev/zero: each command reads one block and says it is damaged."""
+    root, _bundle, cid = env
+    os.makedirs(os.path.join(root, cid))
+    os.symlink("/dev/zero", os.path.join(root, cid, "state.json"))
+    for command in (["state", cid], ["ps", cid], ["list"]):
+        p = ocirt(root, *command)
+        assert "damaged state.json" in p.stderr, (command, p.stderr)
+        assert "Traceback" not in p.stderr and "internal error" not in p.stderr
+    os.unlink(os.path.join(root, cid, "state.json"))
+
+
+def test_delete_force_through_a_state_dir_made_a_symlink_finishes(env):
+    """The state directory replaced by a symlink to it: delete --force removes the container and
+    then the link (it used to fail on rmdir and stay stuck)."""
+    root, bundle, cid = env
+    p = ocirt(root, "run", "--detach", "--bundle", bundle, cid)
+    assert p.returncode == 0, p.stderr
+    real = os.path.join(root, cid + ".real")
+    os.rename(os.path.join(root, cid), real)
+    os.symlink(real, os.path.join(root, cid))
+    p = ocirt(root, "delete", "--force", cid)
+    assert p.returncode == 0, p.stderr
+    assert not os.path.lexists(os.path.join(root, cid)) and not cgroup_dirs(cid)
+    if os.path.isdir(real):
+        os.rmdir(real)
 
 
 def test_unknown_state_fields_are_ignored(tmp_path):
