@@ -412,9 +412,9 @@ def _check_leftover(sd: StateDir) -> None:
     if salvage.get("pid") or salvage.get("cgroup"):
         return
     raise OcirtError(
-        f"container {sd.id}: damaged state.json ({damage}) and exec.fifo is there: its init may "
-        f"still run, and nothing tells which processes and cgroup are its own; not removed: "
-        f"remove {sd.path} once they are gone"
+        f"container {sd.id}: damaged state.json ({damage}): its init may still run, and nothing "
+        f"tells which processes and cgroup are its own; not removed: remove {sd.path} once they "
+        f"are gone"
     )
 
 
