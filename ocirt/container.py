@@ -399,7 +399,7 @@ def _check_leftover(sd: StateDir) -> None:
     (a create went past its first save of state.json, and its init may be waiting), but
     neither state.json nor what a killed create leaves aside tells a pid or a cgroup. runc too
     fails on a state.json it cannot read."""
-    if not exists(sd.fifo) and not _lexists(sd.state_file):
+    if not exists(sd.fifo) and not exists(sd.state_file, follow=False):
         return  # a create killed before it saved anything: nothing but the directory
     from .state import DamagedState, salvage_fields
 
@@ -416,14 +416,6 @@ def _check_leftover(sd: StateDir) -> None:
         f"tells which processes and cgroup are its own; not removed: remove {sd.path} once they "
         f"are gone"
     )
-
-
-def _lexists(path: str) -> bool:
-    try:
-        posix.lstat(path)
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 def wait_init(pid: int) -> int:

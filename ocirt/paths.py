@@ -119,9 +119,10 @@ def _mode(path: str) -> int:
         return 0
 
 
-def exists(path: str) -> bool:
+def exists(path: str, follow: bool = True) -> bool:
+    """Whether `path` is there; with follow=False, a symlink is, whatever it points to."""
     try:
-        posix.stat(path)
+        posix.stat(path, follow_symlinks=follow)
     except (OSError, ValueError):
         return False
     return True
