@@ -430,7 +430,7 @@ def _cgroup(v) -> bool:
         return True
     systemd = v.get("systemd")
     return (
-        _is_str(v.get("kind"))
+        v.get("kind") in ("v1", "hybrid", "v2")  # the host's layout when it was made
         and _dict_of(_cgroup_dir)(v.get("paths", {}))
         and _optional(_cgroup_dir)(v.get("unified"))
         and _optional(_is_str)(v.get("cgroupsPath"))

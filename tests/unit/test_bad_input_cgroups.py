@@ -97,7 +97,10 @@ def test_a_damaged_created_keeps_where_the_cgroup_is(created):
     assert got["paths"] == CG["paths"] and not got.get("created")
 
 
-@pytest.mark.parametrize("cgroup", [None, ["/sys/fs/cgroup"], 7, {"kind": "v1", "paths": {"cpu": "/"}}])
+@pytest.mark.parametrize(
+    "cgroup",
+    [None, ["/sys/fs/cgroup"], 7, {"kind": "v1", "paths": {"cpu": "/"}}, {"kind": "zzz", "paths": {}}],
+)
 def test_a_damaged_cgroup_record_falls_back_to_the_config(tmp_path, cgroup):
     bundle = tmp_path / "bundle"
     bundle.mkdir()
@@ -106,6 +109,11 @@ def test_a_damaged_cgroup_record_falls_back_to_the_config(tmp_path, cgroup):
     got = salvage_fields(data)["cgroup"]
     assert got["cgroupsPath"] == "/ocirt-unit/c" and got["created"] == []
     assert all(d.endswith("/ocirt-unit/c") for d in got["paths"].values())
+
+
+def test_a_cgroup_record_of_an_unknown_kind_is_damage():
+    data = {"id": "c", "bundle": "/b", "pid": 5, "cgroup": {"kind": "zzz", "paths": {}}}
+    assert state_damage(data, "c") == "'cgroup' is not a cgroup record"
 
 
 def test_nothing_is_made_up_without_a_config(tmp_path):
