@@ -133,6 +133,8 @@ class OpenContainer:
             posix.unlink(self.sd.fifo)
             hooks = self.state.hooks.get("poststart")
             failure = self._read_failure(fd, to_end=until_executed or bool(hooks))
+        except OSError as e:  # exec.fifo made something else (a directory: EISDIR)
+            raise OcirtError(f"container {self.state.id}: read {self.sd.fifo}", e.errno) from None
         finally:
             posix.close(fd)
         if failure:

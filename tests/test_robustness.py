@@ -235,6 +235,20 @@ def test_delete_force_keeps_a_running_container_whose_state_json_says_nothing(en
     assert not cgroup_dirs(cid)
 
 
+def test_start_with_exec_fifo_made_a_directory_names_it(env):
+    """exec.fifo replaced by a directory: start fails in one line naming the file (it said only
+    "Is a directory"), and delete --force still removes the container."""
+    root, bundle, cid = env
+    p = ocirt(root, "create", "--bundle", bundle, cid)
+    assert p.returncode == 0, p.stderr
+    fifo = os.path.join(root, cid, "exec.fifo")
+    os.unlink(fifo)
+    os.mkdir(fifo)
+    p = ocirt(root, "start", cid)
+    assert p.returncode == 1 and fifo in p.stderr and "is a directory" in p.stderr.lower(), p.stderr
+    assert_one_line(p)
+
+
 def test_a_state_json_that_never_ends_is_damage_not_a_hang(env):
     """state.json a link to /dev/zero: each command reads one block and says it is damaged."""
     root, _bundle, cid = env
