@@ -77,8 +77,7 @@ def check_bundle(bundle: str) -> Report:
     report = Report()
     path = os.path.join(bundle, "config.json")
     try:
-        with open(path, "rb") as f:
-            config = jsonio.loads(jsonio.read_document(f))
+        config = jsonio.load_path(path)
     except OSError as e:
         report.error("", f"cannot read {path}: {e.strerror or e}")
         return report

@@ -19,6 +19,15 @@ class OcirtError(Exception):
         return self.message
 
 
+def describe_oserror(exc: OSError, default: str = "system call failed") -> str:
+    """The operation an OSError came from (a Kernel call's own words, its file); the errno
+    text is added by OcirtError. `default` when it tells neither."""
+    what = exc.strerror if exc.strerror and exc.strerror != posix.strerror(exc.errno or 0) else ""
+    if exc.filename:
+        what = f"{what} {exc.filename}".strip()
+    return what or default
+
+
 class ConfigError(OcirtError):
     """config.json (or exec's process.json) is wrong: `pointer` is a JSON pointer (RFC 6901)."""
 

@@ -9,6 +9,7 @@ import time
 from . import jsonio
 from .errors import OcirtError
 from .signals import execve
+from .state import read_to_end
 
 HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
@@ -59,7 +60,8 @@ def run_one(hook: dict, state: dict, pointer: str, cwd: str | None = None) -> No
     finally:
         posix.close(w)
     try:
-        failed = _read_all(failed_r)  # "" once the hook is executed (the pipe is close-on-exec)
+        # "" once the hook is executed (the pipe is close-on-exec)
+        failed = read_to_end(failed_r).decode(errors="replace")
     finally:
         posix.close(failed_r)
     status = _wait(pid, timeout)
@@ -93,18 +95,6 @@ def _child(r: int, w: int, failed: int, path, args, env, cwd: str | None = None)
             pass
     finally:
         posix._exit(127)
-
-
-def _read_all(fd: int) -> str:
-    data = b""
-    while True:
-        try:
-            chunk = posix.read(fd, 1024)
-        except InterruptedError:
-            continue
-        if not chunk:
-            return data.decode(errors="replace")
-        data += chunk
 
 
 def _wait(pid: int, timeout: int | None):

@@ -198,11 +198,13 @@ def _pretty(value, indent: str, pad: str) -> str:
 # that is a device (/dev/zero, /dev/urandom) or a runaway would otherwise be read until memory ends.
 MAX_DOCUMENT = 64 << 20
 _STARTS = frozenset('{["-0123456789tfn')
+_BLOCK = 1 << 16
 
 
 def read_document(f) -> bytes | str:
     """An open file's JSON text, read to its end: no more than MAX_DOCUMENT (a JSONError past
-    it), and only its first block when that cannot begin a document (loads then says where)."""
+    it), and only its first block when that is whole and cannot begin a document (loads then
+    says where)."""
     return _read_limited(f.read)
 
 
@@ -215,10 +217,12 @@ def _read_limited(read):
     parts: list = []
     size = 0
     while True:
-        chunk = read(1 << 16)
+        chunk = read(_BLOCK)
         if not chunk:
             break
-        if not parts and not _may_begin(chunk):
+        # a whole first block: more may follow, unless it cannot begin a document (a smaller
+        # one, state.json's or config.json's, is read to its end and checked once, by loads)
+        if not parts and len(chunk) == _BLOCK and not _may_begin(chunk):
             return chunk
         size += len(chunk)
         if size > MAX_DOCUMENT:

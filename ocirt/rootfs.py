@@ -23,7 +23,7 @@ import posix  # not os: see ocirt/paths.py
 
 from . import kernel as k
 from . import lsm, paths
-from .errors import ConfigError, OcirtError
+from .errors import ConfigError, OcirtError, describe_oserror
 from .record import field, record
 from .rootfs_spec import IDMAP_OPTIONS, RootfsSpec, needs_idmap  # the parent's half
 
@@ -224,8 +224,7 @@ class Rootfs:
                 try:
                     do(path)
                 except OSError as e:  # (a masked file with no /dev/null to bind over it, say)
-                    done = e.strerror if e.strerror != posix.strerror(e.errno or 0) else None
-                    raise OcirtError(f"/linux/{what}/{i}: {done or path}", e.errno) from None
+                    raise OcirtError(f"/linux/{what}/{i}: {describe_oserror(e, path)}", e.errno) from None
         if self.spec.readonly:
             self.k.mount(
                 None, "/", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | self._locked_flags("/"), None

@@ -16,7 +16,7 @@ import sys
 
 from . import kernel as k
 from . import lsm, namespaces, paths, process
-from .errors import ConfigError, OcirtError
+from .errors import ConfigError, OcirtError, describe_oserror
 from .protocol import (
     Channel,
     Failed,
@@ -85,14 +85,6 @@ def _fail(ch: Channel, exc: BaseException) -> None:
         ch.send(Failed(msg, err))
     except OSError:
         pass
-
-
-def describe_oserror(exc: OSError) -> str:
-    """The operation an OSError came from; the errno text is added by OcirtError."""
-    what = exc.strerror if exc.strerror and exc.strerror != posix.strerror(exc.errno or 0) else ""
-    if exc.filename:
-        what = f"{what} {exc.filename}".strip()
-    return what or "system call failed"
 
 
 def one_fork(ns: namespaces.Namespaces) -> bool:

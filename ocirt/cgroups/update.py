@@ -170,12 +170,14 @@ def read_resources(path: str, stdin=None) -> str:
         else:
             with open(path, "rb") as f:
                 data = jsonio.read_document(f)
+        return data if isinstance(data, str) else data.decode("utf-8")
     except OSError as e:
         raise OcirtError(f"open {path}", e.errno) from None
     except ValueError as e:
         where = "the standard input" if path == "-" else path
+        if isinstance(e, UnicodeDecodeError):
+            raise OcirtError(f"invalid resources JSON in {where}: not UTF-8 (byte {e.start})") from None
         raise OcirtError(f"invalid resources JSON in {where}: {e}") from None
-    return data if isinstance(data, str) else data.decode("utf-8")
 
 
 def merge_update(delta: dict, base: dict, v2: bool) -> tuple[dict, dict, dict]:

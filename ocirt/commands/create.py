@@ -43,8 +43,9 @@ def wants_terminal(bundle: str) -> bool | None:
     from .. import jsonio, paths
 
     try:
-        with open(paths.join(bundle, "config.json"), "rb") as f:
-            return bool((jsonio.load(f).get("process") or {}).get("terminal"))
+        return bool(
+            (jsonio.load_path(paths.join(bundle, "config.json")).get("process") or {}).get("terminal")
+        )
     except (OSError, ValueError, AttributeError):
         return None
 

@@ -20,7 +20,6 @@ from ..cgroups.update import (
 )
 from ..cli import Opt, go_int
 from ..container import OpenContainer
-from ..errors import OcirtError
 from .pause import exact_id
 
 USAGE = "update [command options] <container-id>"
@@ -147,7 +146,7 @@ def main(g, o, args) -> int:
     c = OpenContainer.open(g.root, container_id)
     try:
         if o["resources"]:
-            delta = from_json(resources_text(o["resources"]))
+            delta = from_json(read_resources(o["resources"]))
         else:
             delta = from_flags(o, g.log)
         check_rdt(o["l3_cache_schema"], o["mem_bw_schema"])
@@ -155,12 +154,3 @@ def main(g, o, args) -> int:
     finally:
         c.close()
     return 0
-
-
-def resources_text(path: str) -> str:
-    """--resources FILE's text; bytes that are not UTF-8 are an error naming the file."""
-    try:
-        return read_resources(path)
-    except UnicodeDecodeError as e:
-        where = "the standard input" if path == "-" else path
-        raise OcirtError(f"invalid resources JSON in {where}: not UTF-8 (byte {e.start})") from None
