@@ -40,7 +40,12 @@ class Context:
         self.resources = self.linux.get("resources") or {}
         self.mounts = with_bundle_sources(bundle, config.get("mounts") or [])
         self.dests = [_norm(m.get("destination", "")) for m in self.mounts]
-        self.devices = [_norm(d.get("path", "")) for d in self.linux.get("devices") or []]
+        self.by_dest: dict = {}  # destination -> the indexes of the mounts there, in order
+        for i, dest in enumerate(self.dests):
+            self.by_dest.setdefault(dest, []).append(i)
+        self.devices: dict = {}  # path -> the index of its first entry in linux.devices
+        for i, d in enumerate(self.linux.get("devices") or []):
+            self.devices.setdefault(_norm(d.get("path", "")), i)
         self.namespaces = self.linux.get("namespaces") or []
         self.cwd = _norm(self.process.get("cwd") or "/")
         self.mount_at = -1  # the mount entry being made (its index)
@@ -88,7 +93,7 @@ class Context:
 
     def mount_for(self, rel: str, source=None) -> list:
         """The mount entry that makes `rel` (with `source`, if it is a mount's first call)."""
-        same = [i for i, d in enumerate(self.dests) if d == rel]
+        same = self.by_dest.get(rel, [])
         if not same:  # a cgroup hierarchy under a cgroup mount, say
             same = [
                 i
@@ -110,10 +115,8 @@ class Context:
         return [f"/mounts/{pick}"]
 
     def device_for(self, rel: str) -> list:
-        for i, path in enumerate(self.devices):
-            if path == rel:
-                return [f"/linux/devices/{i}"]
-        return []
+        i = self.devices.get(rel)
+        return [] if i is None else [f"/linux/devices/{i}"]
 
 
 def _norm(path: str) -> str:
