@@ -32,7 +32,7 @@ class ExecOptions:
     no_new_privileges: bool = False
     apparmor: str | None = None
     process_label: str | None = None
-    caps: list = field(default_factory=list)  # added to every set but ambient
+    caps: list = field(default_factory=list)  # added to bounding, effective and permitted
     preserve_fds: int = 0
     ignore_paused: bool = False  # exec into a paused container (the process stays frozen)
     cgroup: dict = field(default_factory=dict)  # --cgroup: {controller or "" (all): sub-cgroup path}
@@ -68,6 +68,20 @@ def check_options(opts: ExecOptions) -> None:
             raise OcirtError(f"invalid --additional-gids: {value!r} is not an id: 0 to {ID_MAX}")
 
 
+def check_env_option(item: str) -> None:
+    """One --env value: KEY=VALUE with a KEY (runc's words for the two errors)."""
+    key, sep, _ = item.partition("=")
+    if not sep:
+        raise OcirtError(f"invalid environment variable: {go_quote(item)}")
+    if not key:
+        raise OcirtError(f"environment variable name can't be empty: {go_quote(item)}")
+
+
+def go_quote(text: str) -> str:
+    """`text` in double quotes, as Go's %q writes a printable string."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def process_config(opts: ExecOptions, args: list, bundle: str) -> dict:
     """The process to run, as a config dict: opts.process, opts.process_file's content, or
     config.json's process with args and the options applied."""
@@ -90,8 +104,12 @@ def process_config(opts: ExecOptions, args: list, bundle: str) -> dict:
         proc = dict(jsonio.load(f).get("process") or {})
     proc["args"] = list(args)
     proc["terminal"] = opts.tty
+    for item in opts.env:  # (config.json's own env was checked at create)
+        check_env_option(item)
     proc["env"] = list(proc.get("env") or []) + list(opts.env)
     if opts.cwd:
+        if not opts.cwd.startswith("/"):  # config.md: cwd MUST be an absolute path (runc's words)
+            raise OcirtError("Cwd must be an absolute path")
         proc["cwd"] = opts.cwd
     user = dict(proc.get("user") or {})
     if opts.uid is not None:
@@ -109,9 +127,12 @@ def process_config(opts: ExecOptions, args: list, bundle: str) -> dict:
         proc["selinuxLabel"] = opts.process_label
     if opts.caps:
         caps = {k: list(v) for k, v in (proc.get("capabilities") or {}).items()}
+        # Not the inheritable set (nor ambient, which needs it): a capability there survives
+        # an execve of a non-root program by file capabilities (CVE-2022-29162; runc since
+        # 1.1.2 adds --cap to the other three sets only).
         for name in ("bounding", "effective", "permitted", "inheritable", "ambient"):
             caps.setdefault(name, [])
-            if name != "ambient":
+            if name in ("bounding", "effective", "permitted"):
                 caps[name] += [c for c in opts.caps if c not in caps[name]]
         proc["capabilities"] = caps
     return proc
