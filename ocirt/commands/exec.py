@@ -47,10 +47,7 @@ def exec_options(o: dict, args: list) -> ExecOptions:
             uid, gid = parse_user(o["user"])
         except OcirtError as e:
             raise UsageError(e.message) from None
-    try:
-        gids = [int(g) for g in o["additional_gids"]]
-    except ValueError:
-        raise UsageError(f"invalid value for flag -additional-gids: {o['additional_gids']!r}") from None
+    gids = additional_gids(o["additional_gids"])
     try:
         cgroup = parse_cgroup_option(o["cgroup"])
     except OcirtError as e:
@@ -73,7 +70,31 @@ def exec_options(o: dict, args: list) -> ExecOptions:
     )
 
 
+def additional_gids(values: list) -> list:
+    """--additional-gids values as runc's flag parser takes them (decimal int64s, a sign
+    allowed: strconv.ParseInt(v, 10, 64)); what it refuses, a usage error in its words (exit 1,
+    before anything else is looked at). The range of ids is checked later (execspec)."""
+    gids = []
+    for value in values:
+        if isinstance(value, int):
+            gids.append(value)
+            continue
+        digits = value[1:] if value[:1] in ("+", "-") else value
+        why = "invalid syntax"
+        if digits.isascii() and digits.isdigit():
+            gid = int(value)
+            if -(2**63) <= gid < 2**63:
+                gids.append(gid)
+                continue
+            why = "value out of range"
+        raise UsageError(
+            f'invalid value "{value}" for flag -additional-gids: strconv.ParseInt: parsing "{value}": {why}'
+        )
+    return gids
+
+
 def main(g, o, args) -> int:
+    o["additional_gids"] = additional_gids(o["additional_gids"])  # a flag's error first, as runc's
     container_id = need_id(args, "exec")
     fd_count(o)
     window = g.attach_window()
