@@ -13,8 +13,9 @@ from .errors import OcirtError
 
 def parse_signal(text: str) -> int:
     """The signal number `text` names; OcirtError for anything that is not a signal."""
-    if text.isdigit():
-        num = int(text)
+    digits = text[1:] if text[:1] == "+" else text  # runc's strconv.Atoi takes a "+" too
+    if digits.isascii() and digits.isdigit():
+        num = int(digits)
         if 0 <= num < _signal.NSIG:  # 0: only whether the process is there, as kill(2)
             return num
     else:

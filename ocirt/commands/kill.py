@@ -19,7 +19,8 @@ def parse_signal(text: str) -> int:
 
 def main(g, o, args) -> int:
     container_id = need_id(args, "kill")
-    sig = parse_signal(args[1]) if len(args) > 1 else _signal.SIGTERM
+    # runc: an empty signal argument is the default one
+    sig = parse_signal(args[1]) if len(args) > 1 and args[1] else _signal.SIGTERM
     with OpenContainer.open(g.root, container_id) as c:
         g.log.debug(
             f"kill: signal {sig} to {'every process of' if o['all'] else 'the init of'} "
