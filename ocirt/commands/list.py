@@ -1,7 +1,16 @@
+"""`list [--format table|json] [--quiet]`: the containers under --root, in runc's shapes.
+
+table: runc's columns, laid out as Go's text/tabwriter lays them out for runc (a cell's width is
+its longest entry plus 3 spaces, 12 at least; the last column unpadded). json: one compact line,
+the fields of runc's list in its order, `annotations` left out when empty, `null` for no
+container (a nil Go slice), `created` as Go prints a time (RFC 3339, no trailing zeros in the
+fraction). --quiet: the ids, one a line, whatever --format says.
+"""
+
+import _json
 import os
 import sys
 
-from .. import jsonio
 from ..cli import Opt
 from ..container import Container
 from ..errors import OcirtError
@@ -12,6 +21,56 @@ OPTIONS = (
     Opt("format", "f", value=True, default="table", help="select one of: table or json"),
     Opt("quiet", "q", help="display only container IDs"),
 )
+
+
+def _unencodable(value):
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+# Go's json.Marshal: no spaces, non-ASCII as it is, <, > and & escaped (go_json)
+_encode = _json.make_encoder(None, _unencodable, _json.encode_basestring, None, ":", ",", False, False, False)
+_GO_ESCAPES = (
+    ("<", "\\u003c"),
+    (">", "\\u003e"),
+    ("&", "\\u0026"),
+    ("\u2028", "\\u2028"),
+    ("\u2029", "\\u2029"),
+)
+
+# Go's tabwriter.NewWriter(stdout, minwidth 12, tabwidth 1, padding 3, ' ', 0), as runc makes it
+MIN_WIDTH = 12
+PADDING = 3
+HEADER = ("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")
+
+
+def go_time(created: str) -> str:
+    """An RFC 3339 time with nanoseconds as Go's time.RFC3339Nano prints it: trailing zeros of
+    the fraction dropped, and the dot with them when nothing is left."""
+    head, dot, frac = created.partition(".")
+    if not dot or not frac.endswith("Z") or not frac[:-1].isdigit():
+        return created
+    digits = frac[:-1].rstrip("0")
+    return f"{head}.{digits}Z" if digits else f"{head}Z"
+
+
+def go_json(value) -> str:
+    text = "".join(_encode(value, 0))
+    for char, escape in _GO_ESCAPES:
+        if char in text:
+            text = text.replace(char, escape)
+    return text
+
+
+def table(rows: list) -> str:
+    """Rows of cells laid out by Go's tabwriter as runc configures it: every cell but the last
+    of a line is padded to its column's width."""
+    widths = [MIN_WIDTH] * (len(HEADER) - 1)
+    for row in rows:
+        for i, cell in enumerate(row[:-1]):
+            widths[i] = max(widths[i], len(cell) + PADDING)
+    return "".join(
+        "".join(cell.ljust(w) for cell, w in zip(row[:-1], widths)) + row[-1] + "\n" for row in rows
+    )
 
 
 def main(g, o, args) -> int:
@@ -30,41 +89,43 @@ def main(g, o, args) -> int:
         except OcirtError as e:
             g.log.warning(f"container {cid}: {e}")
             continue
-        rows.append(
-            {
-                "ociVersion": "1.3.0",
-                "id": cid,
-                "pid": st.pid if status.value != "stopped" else 0,
-                "status": status.value,
-                "bundle": st.bundle,
-                "rootfs": st.rootfs,
-                "created": st.created,
-                "annotations": st.annotations or None,
-                "owner": st.owner or _owner(g.root, cid),
-            }
-        )
+        row = {
+            "ociVersion": "1.3.0",
+            "id": cid,
+            "pid": st.pid if status.value != "stopped" else 0,
+            "status": status.value,
+            "bundle": st.bundle,
+            "rootfs": st.rootfs,
+            "created": go_time(st.created),
+        }
+        if st.annotations:  # omitempty
+            row["annotations"] = dict(sorted(st.annotations.items()))  # a Go map: sorted
+        row["owner"] = st.owner or _owner(g.root, cid)
+        rows.append(row)
     if o["quiet"]:
         for r in rows:
             sys.stdout.write(r["id"] + "\n")
     elif o["format"] == "json":
-        sys.stdout.write(jsonio.dumps(rows) + "\n")
+        sys.stdout.write(go_json(rows or None) + "\n")
     elif o["format"] == "table":
-        fmt = "{:<12} {:<10} {:<10} {:<40} {:<31} {}\n"
-        sys.stdout.write(fmt.format("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"))
-        for r in rows:
-            sys.stdout.write(
-                fmt.format(r["id"], r["pid"], r["status"], r["bundle"], r["created"], r["owner"])
-            )
+        cells = [HEADER] + [
+            (r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"]) for r in rows
+        ]
+        sys.stdout.write(table(cells))
     else:
-        raise OcirtError(f"invalid format option: {o['format']}")
+        raise OcirtError("invalid format option")  # runc's words: the value is not repeated
     return 0
 
 
 def _owner(root: str, cid: str) -> str:
+    """The user owning the container's state directory, by name; `#UID` when it has none."""
     import pwd
 
     try:
         uid = os.stat(os.path.join(root, cid)).st_uid
-        return pwd.getpwuid(uid).pw_name
-    except (OSError, KeyError):
+    except OSError:
         return ""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"#{uid}"

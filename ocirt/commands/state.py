@@ -11,5 +11,23 @@ OPTIONS = ()
 def main(g, o, args) -> int:
     c = OpenContainer.open(g.root, need_id(args, "state"), lock=False)
     g.log.debug(f"state: container {c.state.id}: init pid {c.state.pid}, state dir {c.sd.path}")
-    sys.stdout.write(jsonio.dumps(c.state.oci(c.status()), indent="  ") + "\n")
+    sys.stdout.write(jsonio.dumps(runc_state(c.state, c.state.oci(c.status())), indent="  ") + "\n")
     return 0
+
+
+def runc_state(st, oci: dict) -> dict:
+    """runtime.md's state with what runc's adds (the state MAY include additional properties),
+    in runc's order: rootfs, created (as Go prints a time: no trailing zeros in the fraction)
+    and owner (always empty in runc's `state`); annotations sorted, as Go writes a map."""
+    out = {k: oci[k] for k in ("ociVersion", "id", "pid", "status", "bundle")}
+    out["rootfs"] = st.rootfs
+    head, dot, frac = st.created.partition(".")
+    if dot and frac[-1:] == "Z" and frac[:-1].isdigit():
+        digits = frac[:-1].rstrip("0")
+        out["created"] = f"{head}.{digits}Z" if digits else f"{head}Z"
+    else:
+        out["created"] = st.created
+    if oci.get("annotations"):
+        out["annotations"] = dict(sorted(oci["annotations"].items()))
+    out["owner"] = ""
+    return out
