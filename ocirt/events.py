@@ -210,5 +210,10 @@ def watch(c, cg, interval: float, on_error=None):
         if count is not None:
             last_oom = count
         if not os.path.exists(c.sd.state_file) or c.status() is Status.STOPPED:
+            # an OOM kill that ended the container between the read above and this check
+            # counts before the process dies: read once more, or its event would be lost
+            count = read_counter(where)
+            if count is not None and last_oom is not None and count > last_oom:
+                yield {"type": "oom", "id": c.state.id}
             return
         time.sleep(max(0.0, min(next_stats - time.monotonic(), OOM_POLL)))
