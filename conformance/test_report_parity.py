@@ -142,6 +142,16 @@ def test_list_bad_format(rt, created):
     assert p.returncode == 0 and p.stdout == created.id + "\n"
 
 
+def test_list_with_a_file_as_root(make_runtime, tmp_path):
+    root = tmp_path / "root-file"
+    root.write_text("")
+    rt = make_runtime(root=str(root))
+    for args in ([], ["--format", "json"], ["--quiet"]):
+        p = rt("list", *args)
+        assert p.returncode == 1 and p.stdout == ""
+        assert message(p).endswith(f"{root}: not a directory")
+
+
 # -- ps ---------------------------------------------------------------------------------------------
 
 

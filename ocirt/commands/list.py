@@ -75,7 +75,11 @@ def table(rows: list) -> str:
 
 def main(g, o, args) -> int:
     rows: list[dict] = []
-    for cid in list_ids(g.root):
+    try:
+        ids = list_ids(g.root)
+    except OSError as e:  # --root is a file, or not readable: one line, Go's way (runc: mkdir ROOT)
+        raise OcirtError(f"open {g.root}", errno=e.errno) from None
+    for cid in ids:
         try:
             c = Container.open(g.root, cid, lock=False)
         except DamagedState as e:  # the others are listed all the same
