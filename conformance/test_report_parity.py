@@ -21,7 +21,7 @@ def message(p):
     line = one_line(p.stderr)
     m = re.search(r'msg="(.*)"$', line)
     assert m, line
-    return m.group(1)
+    return json.loads(f'"{m.group(1)}"')  # the text format quotes it as Go does
 
 
 def go_compact(value):
@@ -242,6 +242,17 @@ def test_events_errors(rt, created, stopped):
     )
     assert message(rt("events", "--stats", stopped.id)) == f"container with id {stopped.id} is not running"
     assert "container does not exist" in message(rt("events", "--stats", "nosuch"))
+
+
+def test_events_interval_past_gos_duration(rt, created):
+    """--interval is a Go duration: an int64 of nanoseconds (about 2562047 hours) at most."""
+    for interval in ("2562048h", "2562047h47m16.854775808s", "9999999999999999999ns"):
+        p = rt("events", "--stats", "--interval", interval, created.id)
+        assert message(p) == f'invalid value "{interval}" for flag -interval: parse error'
+    for interval in ("2562047h", "2562047h47m16.854775807s", ".5s", "5.s", "1h2m"):
+        p = rt("events", "--stats", "--interval", interval, created.id)
+        assert p.returncode == 0, (interval, p.stderr)
+        assert json.loads(p.stdout)["type"] == "stats"
 
 
 def test_events_reports_the_oom_kill_that_stops_the_container(rt, make_bundle, tmp_path):

@@ -27,43 +27,48 @@ OPTIONS = (
 
 # -- Go's time.ParseDuration ------------------------------------------------------------------------
 
-_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "\u00b5s": 1e-6,
-    "\u03bcs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
+_UNITS = {  # nanoseconds
+    "ns": 1,
+    "us": 1_000,
+    "\u00b5s": 1_000,
+    "\u03bcs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
 }
-_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)([^0-9.]*)")
+_PART = re.compile(r"([0-9]*)(?:(\.)([0-9]*))?([^0-9.]*)")
+_MAX_NS = (1 << 63) - 1  # a Go Duration is an int64 of nanoseconds
 
 
 def parse_duration(text: str) -> float:
-    """'1h2m3.5s', '100ms', '-5s', '0' -> seconds; ValueError otherwise (Go's grammar)."""
+    """'1h2m3.5s', '100ms', '-5s', '0' -> seconds; ValueError otherwise (Go's grammar, and its
+    range: more than an int64 of nanoseconds, about 292 years, is refused as Go refuses it)."""
     s = text
-    sign = 1.0
+    negative = s[:1] == "-"
     if s[:1] in ("-", "+"):
-        sign = -1.0 if s[0] == "-" else 1.0
         s = s[1:]
     if s == "0":
         return 0.0
     if not s:
         raise ValueError(text)
-    total, pos = 0.0, 0
+    total, pos = 0, 0
     while pos < len(s):
         m = _PART.match(s, pos)
         if m is None:
             raise ValueError(text)
-        number, unit = m.group(1), m.group(2)
-        if number in ("", ".") or not unit:
+        whole, _dot, frac, unit = m.groups()
+        if not (whole or frac) or unit not in _UNITS:
             raise ValueError(text)
-        if unit not in _UNITS:
+        ns = int(whole or "0") * _UNITS[unit]
+        if frac:  # as Go: the fraction's first digits scaled in floating point, truncated
+            frac = frac[:18]
+            ns += int(int(frac) * (_UNITS[unit] / 10 ** len(frac)))
+        total += ns
+        if total > _MAX_NS + negative:
             raise ValueError(text)
-        total += float(number) * _UNITS[unit]
         pos = m.end()
-    return sign * total
+    return (-total if negative else total) / 1e9
 
 
 def emit(event: dict) -> None:
