@@ -293,3 +293,20 @@ def test_events_reports_the_oom_kill_that_stops_the_container(rt, make_bundle, t
                 events.wait()
             events.err_file.close()
             events.out_file.close()
+
+
+# -- features ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.runc_deviates(
+    "runc 1.1.5 predates potentiallyUnsafeConfigAnnotations (features.md) although it honours "
+    "org.systemd.property.* (systemd unit properties) and org.criu.config (CRIU's configuration)"
+)
+def test_features_lists_the_annotations_that_change_the_runtime(rt):
+    """features.md: the annotations of config.json that may change the runtime's behaviour (a
+    value ending in "." is a prefix). A runc-compatible runtime honours runc's two."""
+    p = rt("features")
+    assert p.returncode == 0, p.stderr
+    unsafe = json.loads(p.stdout).get("potentiallyUnsafeConfigAnnotations")
+    assert isinstance(unsafe, list) and all(isinstance(a, str) for a in unsafe), unsafe
+    assert {"org.systemd.property.", "org.criu.config"} <= set(unsafe)

@@ -7,6 +7,13 @@ from . import SPEC_VERSION, __version__
 
 OCI_VERSION_MIN = "1.0.0"
 
+# Annotations of config.json that change what ocirt does (features.md: a value ending in "." is a
+# prefix): org.systemd.property.<Name> become properties of the container's systemd unit
+# (cgroups/systemd.py, annotation_properties) and org.criu.config names the CRIU configuration
+# file of checkpoint and restore (checkpoint.py). Engines and image converters read the list to
+# keep such keys, when they come from an image or a user, out of config.json.
+UNSAFE_ANNOTATIONS = ["org.criu.config", "org.systemd.property."]
+
 
 def features() -> dict:
     from . import capabilities, hooks, lsm, namespaces, procattr, rootfs, seccomp
@@ -36,4 +43,5 @@ def features() -> dict:
             "netDevices": {"enabled": True},
         },
         "annotations": {"io.ocirt.version": __version__},
+        "potentiallyUnsafeConfigAnnotations": list(UNSAFE_ANNOTATIONS),
     }
