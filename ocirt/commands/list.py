@@ -14,7 +14,7 @@ import sys
 from ..cli import Opt
 from ..container import Container
 from ..errors import OcirtError
-from ..state import DamagedState, list_ids
+from ..state import OCI_VERSION, DamagedState, list_ids
 
 USAGE = "list [command options]"
 OPTIONS = (
@@ -94,7 +94,7 @@ def main(g, o, args) -> int:
             g.log.warning(f"container {cid}: {e}")
             continue
         row = {
-            "ociVersion": "1.3.0",
+            "ociVersion": OCI_VERSION,  # as state says it
             "id": cid,
             "pid": st.pid if status.value != "stopped" else 0,
             "status": status.value,
