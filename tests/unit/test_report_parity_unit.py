@@ -124,3 +124,29 @@ def test_watch_reports_the_oom_kill_that_stopped_the_container(tmp_path):
     (tmp_path / "state.json").write_text("{}")
     seen = list(events.watch(_OomAtStop(tmp_path), _Cgroup(str(tmp_path)), 3600.0))
     assert seen == [{"type": "oom", "id": "box"}]
+
+
+# -- events --interval: Go's Duration, an int64 of nanoseconds ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,seconds",
+    [
+        ("2562047h47m16.854775807s", 9223372036.854775807),
+        ("-2562047h47m16.854775808s", -9223372036.854775808),
+    ],
+)
+def test_interval_at_gos_limits(text, seconds):
+    from ocirt.commands.events import parse_duration
+
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    "text", ["2562048h", "2562047h47m16.854775808s", "9" * 30 + "ns", "1." + "9" * 400 + "x"]
+)
+def test_interval_past_gos_limits(text):
+    from ocirt.commands.events import parse_duration
+
+    with pytest.raises(ValueError):
+        parse_duration(text)
