@@ -158,6 +158,14 @@ def test_exec_suid_dev_defaults(run_in):
     assert verdict == "EXECUTED"
 
 
+@pytest.mark.parametrize("option", ["acl", "noacl"])
+def test_acl_options_are_flags(run_in, option):
+    """acl/noacl (MS_POSIXACL; not in config.md's table, but runc takes them): a flag, not a
+    filesystem option tmpfs would refuse."""
+    out = ok(run_in(sh(mountinfo_line("/tmp/a")), mutate=mounts(tmpfs("/tmp/a", option))))
+    assert mountinfo(out).fstype == "tmpfs"
+
+
 def test_mounts_in_listed_order(run_in):
     out = ok(
         run_in(

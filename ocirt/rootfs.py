@@ -29,6 +29,8 @@ from .rootfs_spec import IDMAP_OPTIONS, RootfsSpec, needs_idmap  # the parent's 
 
 # option -> (set flags, clear flags); mount(8) names, config.md "Linux mount options"
 FLAG_OPTIONS = {
+    "acl": (k.MS_POSIXACL, 0),  # (not in config.md's table; runc takes them: a flag, not data)
+    "noacl": (0, k.MS_POSIXACL),
     "async": (0, k.MS_SYNCHRONOUS),
     "sync": (k.MS_SYNCHRONOUS, 0),
     "atime": (0, k.MS_NOATIME),
