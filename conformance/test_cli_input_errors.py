@@ -279,3 +279,21 @@ def test_exec_cap_that_is_no_capability_warns(rt, started):
     p = rt("exec", "--cap", "CAP_CONFORMANCE_BOGUS", b.id, "true")
     assert p.returncode == 0, p.stderr
     assert "CAP_CONFORMANCE_BOGUS" in p.stderr and "warn" in p.stderr.lower(), p.stderr
+
+
+# ---- container ids ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["state", "start", "kill", "delete", "pause"])
+def test_empty_id_is_runcs_error(rt, command):
+    p = rt(command, "")
+    assert p.returncode == 1
+    assert one_line(p.stderr).endswith('msg="container id cannot be empty"')
+
+
+@pytest.mark.parametrize("cid", ["a/b", "..", "a b", "x\u00e9"])
+def test_bad_id_is_runcs_error(rt, cid):
+    p = rt("state", cid)
+    assert p.returncode == 1
+    # runc's words (ocirt names the id after them)
+    assert 'msg="invalid container ID format' in one_line(p.stderr)

@@ -23,8 +23,10 @@ _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 
 def check_id(container_id: str) -> None:
     """A container id as runc takes it (it names the state directory)."""
-    if not container_id or container_id in (".", "..") or not _ID_CHARS.issuperset(container_id):
-        raise OcirtError(f"invalid container id format: {container_id}")
+    if not container_id:
+        raise OcirtError("container id cannot be empty")  # (runc's words, both)
+    if container_id in (".", "..") or not _ID_CHARS.issuperset(container_id):
+        raise OcirtError(f"invalid container ID format: {container_id}")
 
 
 def read_to_end(fd: int) -> bytes:
