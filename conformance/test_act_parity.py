@@ -5,7 +5,7 @@ exec'd process gets. Each test passes on runc and on ocirt."""
 import os
 
 import pytest
-from runtime import cgroup_dirs, one_line, sh
+from runtime import cgroup_dirs, one_line, sh, wait_for
 
 
 def container_pids(bundle):
@@ -151,3 +151,34 @@ def test_kill_unknown_signal(rt, started, signal):
     assert p.returncode == 1
     assert "unknown signal" in one_line(p.stderr) and signal.strip() in p.stderr
     assert rt.status(b.id) == "running"
+
+
+@pytest.mark.parametrize(
+    "signal", ["SIGTERM", "SIGHUP", "SIGALRM", "SIGPIPE", "SIGTSTP", "SIGTTIN", "SIGCONT", "SIGXFSZ", 64]
+)
+def test_foreground_exec_forwards_signals(rt, started, signal):
+    """A signal to a foreground `exec` goes on to its process (runc forwards every signal it can
+    catch but SIGCHLD, SIGWINCH and SIGURG): it must neither kill nor stop the runtime, which
+    would leave the process without anyone to report its exit."""
+    import signal as signals
+
+    num = signal if isinstance(signal, int) else getattr(signals, signal)
+    b = started()
+    script = f"trap 'echo got; exit 5' {num}; echo ready; while :; do sleep 1; done"
+    p = rt.popen("exec", b.id, "sh", "-c", script)
+    try:
+
+        def ready():
+            p.out_file.seek(0)
+            return b"ready" in p.out_file.read() or p.poll() is not None
+
+        wait_for(ready, what="the exec'd shell's trap")
+        p.send_signal(num)
+        code = p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    p.out_file.seek(0)
+    p.err_file.seek(0)
+    assert (code, p.out_file.read(), p.err_file.read()) == (5, b"ready\ngot\n", b"")

@@ -180,15 +180,17 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
             debug(f"exec: process started, pid {pid}")
         if o["detach"]:
             return 0
-        for sig in (
-            signal.SIGINT,
-            signal.SIGTERM,
-            signal.SIGHUP,
-            signal.SIGQUIT,
-            signal.SIGUSR1,
-            signal.SIGUSR2,
-        ):
-            signal.signal(sig, lambda s, f: _forward(pid, s))
+        # Every signal this process can catch goes on to the process, as runc's foreground
+        # exec does (SIGALRM, SIGPIPE, SIGTSTP, SIGCONT, real-time ones, ...: not killing or
+        # stopping this process, which would leave the process without its waiter), but
+        # SIGCHLD, SIGWINCH (a terminal's resize, below) and SIGURG (runc: Go's own).
+        keep = (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG)
+        for sig in range(1, signal.NSIG):
+            if sig not in keep:
+                try:
+                    signal.signal(sig, lambda s, f: _forward(pid, s))
+                except (OSError, ValueError):  # 32 and 33: the C library's own
+                    pass
         if listener is not None:
             master = console.receive_master(listener)
             signal.signal(signal.SIGWINCH, lambda s, f: console.resize(master, host))
