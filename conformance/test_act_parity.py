@@ -182,3 +182,14 @@ def test_foreground_exec_forwards_signals(rt, started, signal):
     p.out_file.seek(0)
     p.err_file.seek(0)
     assert (code, p.out_file.read(), p.err_file.read()) == (5, b"ready\ngot\n", b"")
+
+
+@pytest.mark.parametrize("user", ["5:", ":5", "5:6:7", "nobody", "5:nogroup"])
+def test_exec_user_not_numeric(rt, started, user):
+    """--user is <uid>[:<gid>], both numbers: anything else fails (exit 255), a gid left empty
+    after the colon too."""
+    b = started()
+    p = rt("exec", "--user", user, b.id, "id")
+    assert p.returncode == 255 and p.stdout == "", (p.stdout, p.stderr)
+    assert "exec failed: " in one_line(p.stderr)
+    assert container_pids(b) == {rt.state_json(b.id)["pid"]}

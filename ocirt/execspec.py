@@ -45,9 +45,9 @@ class ExecOptions:
 
 def parse_user(text: str) -> tuple:
     """--user uid[:gid] -> (uid, gid or None)."""
-    uid, _, gid = text.partition(":")
+    uid, sep, gid = text.partition(":")
     try:
-        ids = int(uid), (int(gid) if gid else None)
+        ids = int(uid), (int(gid) if sep else None)  # "5:" is no gid (runc refuses it too)
     except ValueError:
         raise OcirtError(f"invalid --user {text!r}: numeric uid[:gid] expected") from None
     for value in ids:

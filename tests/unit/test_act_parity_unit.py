@@ -102,3 +102,14 @@ def test_signal_number_with_plus(text, num):
 def test_signal_not_a_number(text):
     with pytest.raises(OcirtError, match="unknown signal"):
         signals.parse_signal(text)
+
+
+@pytest.mark.parametrize("text", ["5:", ":5", "5:6:7", "root", "5:x", ""])
+def test_user_not_uid_gid(text):
+    with pytest.raises(OcirtError, match=r"numeric uid\[:gid\] expected"):
+        execspec.parse_user(text)
+
+
+@pytest.mark.parametrize("text,ids", [("5", (5, None)), ("5:6", (5, 6)), ("0:0", (0, 0))])
+def test_user_uid_gid(text, ids):
+    assert execspec.parse_user(text) == ids
