@@ -193,3 +193,29 @@ def test_exec_user_not_numeric(rt, started, user):
     assert p.returncode == 255 and p.stdout == "", (p.stdout, p.stderr)
     assert "exec failed: " in one_line(p.stderr)
     assert container_pids(b) == {rt.state_json(b.id)["pid"]}
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        ("--kernel-memory", "100M"),
+        ("--kernel-memory-tcp", "100M"),
+        ("-r", "-", '{"memory": {"kernel": 104857600}}'),
+        ("-r", "-", '{"memory": {"kernelTCP": 104857600, "limit": 209715200}}'),
+    ],
+)
+def test_update_kernel_memory_warns(rt, started, how):
+    """Kernel memory (obsolete; the kernel has dropped it) is ignored with a warning, from the
+    flags or from --resources alike; the update succeeds."""
+    b = started()
+    flags, doc = how[:2], (how[2] if len(how) > 2 else None)
+    p = rt("update", *flags, b.id, input=doc)
+    assert (p.returncode, p.stdout) == (0, ""), p.stderr
+    line = one_line(p.stderr)
+    assert "level=warning" in line and "Kernel memory settings are ignored and will be removed" in line
+
+
+def test_update_without_kernel_memory_is_silent(rt, started):
+    b = started()
+    p = rt("update", "-r", "-", b.id, input='{"memory": {"limit": 209715200}, "pids": {"limit": 99}}')
+    assert (p.returncode, p.stdout, p.stderr) == (0, "", "")

@@ -131,11 +131,24 @@ def from_flags(o: dict, log) -> dict:
         if val:
             memory[key] = memory_value(opt, val)
     if o["kernel_memory"] or o["kernel_memory_tcp"]:
-        log.warning("Kernel memory settings are ignored and will be removed")
+        log.warning(KERNEL_MEMORY_IGNORED)
     limit = int_flag("pids-limit", o["pids_limit"])
     if limit != 0:
         pids["limit"] = limit
     return resources_delta(memory, cpu, blkio, pids, {})
+
+
+KERNEL_MEMORY_IGNORED = "Kernel memory settings are ignored and will be removed"
+
+
+def kernel_memory_in(text: str) -> bool:
+    """A --resources document (valid: from_json took it) sets memory.kernel or kernelTCP."""
+    if '"kernel' not in text:  # (the document is parsed a second time only then)
+        return False
+    from .. import jsonio
+
+    memory = (jsonio.loads(text) or {}).get("memory")
+    return isinstance(memory, dict) and any(memory.get(k) is not None for k in ("kernel", "kernelTCP"))
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -146,7 +159,10 @@ def main(g, o, args) -> int:
     c = OpenContainer.open(g.root, container_id)
     try:
         if o["resources"]:
-            delta = from_json(read_resources(o["resources"]))
+            text = read_resources(o["resources"])
+            delta = from_json(text)
+            if kernel_memory_in(text):  # as the flags' (runc warns of either)
+                g.log.warning(KERNEL_MEMORY_IGNORED)
         else:
             delta = from_flags(o, g.log)
         check_rdt(o["l3_cache_schema"], o["mem_bw_schema"])
