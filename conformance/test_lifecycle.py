@@ -261,6 +261,16 @@ def test_kill_created_container(rt, created):
     rt.wait_status(created.id, "stopped")
 
 
+@pytest.mark.parametrize("sig", [None, "TERM", "HUP", "INT", "QUIT"])
+def test_kill_created_container_stops_it(rt, created, sig):
+    """The waiting init ends on `kill`'s default signal and the other stop signals, as runc's
+    does: an engine stopping a container that was never started must not wait out its timeout
+    for SIGKILL (the init is PID 1 of its pid namespace: a signal without a handler is dropped)."""
+    p = rt.kill(created.id, *([sig] if sig else []))
+    assert p.returncode == 0, p.stderr
+    rt.wait_status(created.id, "stopped", timeout=5)
+
+
 TRAP = (
     'trap "echo USR1 >> /tmp/out/sig" USR1; trap "echo TERM >> /tmp/out/sig" TERM; '
     "echo ready > /tmp/out/ready; while :; do sleep 0.05; done"

@@ -412,6 +412,25 @@ def enter_rootfs_without_mount_ns(kernel: k.Kernel, spec: InitSpec, fx: InitEffe
     return hook_state
 
 
+# what ends a created container: `kill`'s default and what engines stop a container with
+STOP_SIGNALS = (1, 2, 3, 15)  # SIGHUP, SIGINT, SIGQUIT, SIGTERM
+
+
+def stop_on_signals() -> None:
+    """The waiting init is PID 1 of its pid namespace: a signal it has no handler for never
+    reaches it (only SIGKILL does), so `kill` of a created container would do nothing and an
+    engine's stop would wait out its timeout. With these handlers it ends, exit 128+signal, as
+    a process the signal killed would be counted (runc's init ends too, with exit 2). The
+    execve resets them: the program gets the defaults."""
+    import _signal
+
+    def stop(signum, _frame):
+        posix._exit(128 + signum)
+
+    for signum in STOP_SIGNALS:
+        _signal.signal(signum, stop)
+
+
 def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
     path, env, hook_state = setup_init(kernel, spec, InitEffects(ch))
     # The fifo is reopened for writing through the container's own /proc (the init holds
@@ -429,6 +448,7 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
     except OSError as e:
         raise OcirtError(f"reopen exec fifo {fifo}", e.errno) from None
 
+    stop_on_signals()
     ch.send(Ready())
     ch.close()
     wfd = None
