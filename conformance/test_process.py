@@ -42,6 +42,27 @@ def test_args0_looked_up_in_path(run_in):
     assert ok(run_in(["echo", "via-PATH"])) == "via-PATH\n"
 
 
+@pytest.mark.parametrize(
+    "arg0, reason",
+    [
+        ("/no/such/program", 'stat /no/such/program: no such file or directory"'),
+        ("/etc/passwd/x", 'stat /etc/passwd/x: not a directory"'),
+        ("/tmp", "permission denied"),  # a directory
+        ("/etc/passwd", "permission denied"),  # not executable
+        ("no-such-program", "executable file not found in $PATH"),
+    ],
+)
+def test_args0_that_cannot_run_is_runcs_error(rt, make_bundle, arg0, reason):
+    """The lookup's error as runc words it (exec.LookPath's): engines tell "permission denied"
+    (podman's exit 126) from the rest (127)."""
+    b = make_bundle([arg0])
+    p = rt.run(b.id, b)
+    assert p.returncode != 0
+    line = [ln for ln in p.stderr.splitlines() if ln.strip()][-1]
+    assert f'exec: \\"{arg0}\\": {reason}' in line, line
+    rt.delete(b.id, force=True)
+
+
 def test_env_exact(run_in):
     env = ["PATH=/bin:/usr/bin", "FOO=bar baz", "EMPTY=", "WITH_EQ=a=b"]
     # /proc/1/environ: the environment init was exec'd with. (Not `tr < /proc/1/environ`: sh would

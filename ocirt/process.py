@@ -134,21 +134,31 @@ def env_dict(env: list[str]) -> dict[str, str]:
 
 
 def lookup(executable: str, env: dict[str, str]) -> str:
-    """PATH lookup as exec.LookPath does it; raises runc's error when nothing is found."""
+    """PATH lookup as exec.LookPath does it; raises runc's error when nothing is found: a path
+    that cannot be stat'ed is the stat's error, one that is a directory or not executable is
+    "permission denied" (engines tell the two apart: podman's exit 127 and 126)."""
     if "/" in executable:
-        candidates = [executable]
-    else:
-        candidates = [paths.join(d or ".", executable) for d in env.get("PATH", "").split(":")]
-    for path in candidates:
+        try:
+            st = posix.stat(executable)
+        except OSError as e:
+            reason = posix.strerror(e.errno).lower() if e.errno else str(e)
+            raise OcirtError(f'exec: "{executable}": stat {executable}: {reason}') from None
+        if not _executable_file(st.st_mode):
+            raise OcirtError(f'exec: "{executable}": permission denied')
+        return executable
+    for d in env.get("PATH", "").split(":"):
+        path = paths.join(d or ".", executable)
         try:
             st = posix.stat(path)
         except OSError:
             continue
-        if not paths.is_dir(path) and st.st_mode & 0o111:
+        if _executable_file(st.st_mode):
             return path
-    if "/" in executable:
-        raise OcirtError(f'exec: "{executable}": stat {executable}: no such file or directory')
     raise OcirtError(f'exec: "{executable}": executable file not found in $PATH')
+
+
+def _executable_file(mode: int) -> bool:
+    return mode & 0o170000 != 0o040000 and bool(mode & 0o111)
 
 
 def set_limits(kernel: k.Kernel, spec: ProcessSpec) -> None:
