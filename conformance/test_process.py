@@ -310,3 +310,15 @@ def test_a_pipe_ends_its_writer_by_sigpipe(run_in):
     """`yes | head -n 1`: yes dies of SIGPIPE (status 141), not of a write error (status 1)."""
     out = ok(run_in(["sh", "-c", '{ (yes; echo "status $?" >&2) | head -n 1; } 2>&1']))
     assert out.split() == ["y", "status", "141"], out
+
+
+@pytest.mark.parametrize("content, reason", [("junk\n", "exec format error"), ("#!/no/interp\n", "no such file")])
+def test_exec_whose_execve_fails_says_why(rt, started, content, reason):
+    """A program the lookup finds (a file with an execute bit) that the kernel will not run:
+    exec fails and the process's stderr says why (runc: `exec /tmp/x: exec format error`), not
+    a silent exit."""
+    b = started()
+    ok(rt("exec", b.id, "sh", "-c", f"printf '{content}' > /tmp/x && chmod +x /tmp/x"))
+    p = rt("exec", b.id, "/tmp/x")
+    assert p.returncode != 0
+    assert any("/tmp/x" in ln and reason in ln for ln in p.stderr.splitlines()), p.stderr

@@ -70,6 +70,15 @@ class InitSpec:
     one_fork: bool = False  # the parent forks the init itself, no stage 1 between (one_fork())
 
 
+def _say(line: str) -> None:
+    """A line on the process's own stderr (the container's), whatever state that is in."""
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
 def _fail(ch: Channel, exc: BaseException) -> None:
     if isinstance(exc, OcirtError):
         msg, err = exc.message, exc.errno or 0
@@ -483,11 +492,7 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
         message = f"{describe_oserror(e)}: {reason}"
     except BaseException as e:  # noqa: BLE001 - reported, never raised out of the init
         message = f"internal error: {e!r}"
-    try:
-        sys.stderr.write(f"ocirt init: {message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
+    _say(f"ocirt init: {message}")
     if wfd is not None:
         try:
             posix.write(wfd, message.encode(errors="replace")[:4000])
@@ -676,7 +681,12 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel, one_fork: bool = 
                 fx.until_moved()  # (at the latest: before the container's program runs)
                 ch.send(Ready())
                 ch.close()
-                kernel.execve(path, spec.proc.args, env)
+                try:
+                    kernel.execve(path, spec.proc.args, env)
+                except OSError as e:  # the parent has gone on: the process's stderr says why
+                    reason = posix.strerror(e.errno).lower() if e.errno else str(e)
+                    _say(f"ocirt exec: {describe_oserror(e)}: {reason}")
+                    posix._exit(127)
             except BaseException as e:  # noqa: BLE001
                 _fail(ch, e)
             posix._exit(127)
