@@ -312,7 +312,9 @@ def test_a_pipe_ends_its_writer_by_sigpipe(run_in):
     assert out.split() == ["y", "status", "141"], out
 
 
-@pytest.mark.parametrize("content, reason", [("junk\n", "exec format error"), ("#!/no/interp\n", "no such file")])
+@pytest.mark.parametrize(
+    "content, reason", [("junk\n", "exec format error"), ("#!/no/interp\n", "no such file")]
+)
 def test_exec_whose_execve_fails_says_why(rt, started, content, reason):
     """A program the lookup finds (a file with an execute bit) that the kernel will not run:
     exec fails and the process's stderr says why (runc: `exec /tmp/x: exec format error`), not
