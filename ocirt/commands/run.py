@@ -17,13 +17,16 @@ OPTIONS = create_cmd.OPTIONS + (
     ),
 )
 
-FORWARDED = (
-    _signal.SIGINT,
-    _signal.SIGTERM,
-    _signal.SIGHUP,
-    _signal.SIGQUIT,
-    _signal.SIGUSR1,
-    _signal.SIGUSR2,
+# Every signal this process can catch goes on to the container's process, as runc's foreground
+# run does (SIGALRM, SIGPIPE, SIGTSTP, SIGCONT, real-time ones, ...: not killing or stopping this
+# process, which would leave the container without its waiter), but SIGCHLD, SIGWINCH (a
+# terminal's resize) and SIGURG (runc: Go's own).
+NOT_FORWARDED = (
+    _signal.SIGKILL,
+    _signal.SIGSTOP,
+    _signal.SIGCHLD,
+    _signal.SIGWINCH,
+    _signal.SIGURG,
 )
 
 
@@ -32,6 +35,7 @@ def main(g, o, args) -> int:
 
     container_id = need_id(args, "run")
     fd_count(o)
+    create_cmd.no_inherited_signal_state()
     if o["console_socket"] and not o["detach"]:  # (without a terminal: check_config)
         from ..checks import CONSOLE_UNUSED
 
@@ -66,8 +70,13 @@ def main(g, o, args) -> int:
                 host = console.host_terminal()
                 console.resize(master, host)  # our terminal's size before the process runs
             if not detach:
-                for sig in FORWARDED:
-                    _signal.signal(sig, lambda s, f: _forward(pid, s))
+                forward = lambda s, f: _forward(pid, s)  # noqa: E731
+                for sig in range(1, _signal.NSIG):
+                    if sig not in NOT_FORWARDED:
+                        try:
+                            _signal.signal(sig, forward)
+                        except OSError:  # 32 and 33: the C library's own
+                            pass
                 if master is not None:
                     _signal.signal(_signal.SIGWINCH, lambda s, f: console.resize(master, host))
 

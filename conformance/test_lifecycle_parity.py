@@ -1,0 +1,81 @@
+"""Lifecycle commands as runc 1.1.5 does them where engines and users notice: what a foreground
+`run` does with the signals sent to it, the signal state the container's process starts with,
+and the error messages of start, delete and create (runtime.md, and runc's behaviour where the
+spec says nothing)."""
+
+import os
+
+import pytest
+from runtime import output, sh, wait_for
+
+SLEEP = ["sleep", "1000"]
+
+
+def out_mount(host_dir):
+    """A host dir bind-mounted read-write at /tmp/out in the container (on the /tmp tmpfs)."""
+    return {"destination": "/tmp/out", "type": "bind", "source": str(host_dir), "options": ["rbind", "rw"]}
+
+
+def _stdout_so_far(proc):
+    return os.pread(proc.out_file.fileno(), 4096, 0).decode(errors="replace")
+
+
+# ---- run in the foreground: every signal goes on to the container's process ------------------
+
+
+@pytest.mark.parametrize("sig", ["INT", "TERM", "HUP", "QUIT", "USR1", "USR2", "ALRM", "TSTP", "PIPE", "40"])
+def test_run_forwards_the_signal_to_the_process(rt, make_bundle, sig):
+    # The process (pid 1 of its namespace: only a signal it handles reaches it) says which signal
+    # it got; the runtime neither dies of it (SIGALRM, a real-time one), nor stops (SIGTSTP), nor
+    # keeps it (SIGPIPE): it passes it on and exits with the process's status.
+    b = make_bundle(sh(f'trap "echo got {sig}; exit 9" {sig}; echo ready; while :; do sleep 0.1; done'))
+    proc = rt.popen("run", "--bundle", b.path, b.id)
+    rt.ids.append(b.id)
+    try:
+        wait_for(lambda: "ready" in _stdout_so_far(proc), what="the process to set its trap")
+        proc.send_signal(int(sig) if sig.isdigit() else getattr(__import__("signal"), f"SIG{sig}"))
+        proc.wait(timeout=20)
+        out, err = output(proc)
+        assert proc.returncode == 9, (out, err)
+        assert f"got {sig}" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+# ---- the signal state the process starts with --------------------------------------------------
+
+# SIGHUP, SIGINT, SIGUSR1, SIGPIPE, SIGTERM: ignored by the caller (nohup, a shell's background
+# job, a supervisor that ignores SIGPIPE) they are still at their default actions in the container.
+CALLER_IGNORES = (1, 2, 10, 13, 15)
+IGNORE_THEM = 'trap "" HUP INT USR1 PIPE TERM'
+
+
+def _ignored(status_text):
+    for line in status_text.splitlines():
+        if line.startswith("SigIgn:"):
+            mask = int(line.split()[1], 16)
+            return {n for n in CALLER_IGNORES if mask & (1 << (n - 1))}
+    raise AssertionError(f"no SigIgn in {status_text!r}")
+
+
+def test_run_signals_the_caller_ignores_are_not_ignored_in_the_container(run_in):
+    p = run_in(["cat", "/proc/self/status"], run_kw={"prelude": IGNORE_THEM})
+    assert p.returncode == 0, p.stderr
+    assert _ignored(p.stdout) == set()
+
+
+def test_create_signals_the_caller_ignores_are_not_ignored_in_the_container(rt, make_bundle, tmp_path):
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    b = make_bundle(
+        sh("exec cat /proc/self/status > /tmp/out/status"),
+        mutate=lambda c: c["mounts"].append(out_mount(outdir)),
+    )
+    p = rt.create(b.id, b, prelude=IGNORE_THEM)
+    assert p.returncode == 0, p.stderr
+    assert rt.start(b.id).returncode == 0
+    rt.wait_status(b.id, "stopped")
+    assert _ignored((outdir / "status").read_text()) == set()
+    assert rt.delete(b.id).returncode == 0
