@@ -4,9 +4,10 @@ and the error messages of start, delete and create (runtime.md, and runc's behav
 spec says nothing)."""
 
 import os
+import re
 
 import pytest
-from runtime import output, sh, wait_for
+from runtime import one_line, output, sh, wait_for
 
 SLEEP = ["sleep", "1000"]
 
@@ -79,3 +80,34 @@ def test_create_signals_the_caller_ignores_are_not_ignored_in_the_container(rt, 
     rt.wait_status(b.id, "stopped")
     assert _ignored((outdir / "status").read_text()) == set()
     assert rt.delete(b.id).returncode == 0
+
+
+# ---- global flags ------------------------------------------------------------------------------
+
+
+def test_log_json_lines_are_compact(rt, new_id, tmp_path):
+    # runc's logrus writes {"level":"error","msg":"...","time":"..."}: no blank after ':' or ','.
+    log = tmp_path / "log.json"
+    p = rt.state(new_id(), global_args=["--log", str(log), "--log-format", "json"])
+    assert p.returncode != 0
+    line = log.read_text().strip()
+    assert re.fullmatch(r'\{"level":"error","msg":"container does not exist[^"]*","time":"[^"]+"\}', line), (
+        line
+    )
+
+
+@pytest.mark.parametrize("fmt", ["bad", "JSON", "Text"])
+def test_bad_log_format_fails_before_the_log_file_is_made(rt, tmp_path, fmt):
+    log = tmp_path / "log"
+    p = rt("list", global_args=["--log", str(log), "--log-format", fmt])
+    assert p.returncode != 0
+    assert f"invalid log-format: {fmt}" in one_line(p.stderr)
+    assert "level=error" in p.stderr  # the error line itself on stderr: there is no log file
+    assert not log.exists()
+
+
+def test_empty_log_format_is_text(rt, new_id, tmp_path):
+    log = tmp_path / "log"
+    p = rt.state(new_id(), global_args=["--log", str(log), "--log-format", ""])
+    assert p.returncode != 0
+    assert log.read_text().startswith('time="'), log.read_text()

@@ -282,9 +282,10 @@ def main(argv: list[str] | None = None, window: "Window | None" = None) -> int:
     log = Logger()
     try:
         g_values, rest = parse(GLOBAL_OPTIONS, argv, stop_at_positional=True)
-        log = Logger(g_values["log"] or None, g_values["log_format"], g_values["debug"])
-        if g_values["log_format"] not in ("text", "json"):
-            raise UsageError(f"invalid log-format: {g_values['log_format']}")
+        log_format = g_values["log_format"] or "text"  # runc: "" is text
+        if log_format not in ("text", "json"):  # told on stderr, no --log FILE made
+            raise UsageError(f"invalid log-format: {log_format}")
+        log = Logger(g_values["log"] or None, log_format, g_values["debug"])
         log.open()  # runc creates --log FILE at once, whatever is logged later
         rootless = g_values["rootless"]
         if rootless.lower() in ("", "auto"):  # runc's parseBoolOrAuto, checked for every command

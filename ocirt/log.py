@@ -33,8 +33,8 @@ class Logger:
                 raise OcirtError(f"open {path}", e.errno) from None
 
     def _write(self, level: str, msg: str) -> None:
-        if self.fmt == "json":
-            line = jsonio.dumps({"level": level, "msg": msg, "time": _now()})
+        if self.fmt == "json":  # compact, as runc's logrus writes it
+            line = f'{{"level":"{level}","msg":{jsonio.dumps(msg)},"time":"{_now()}"}}'
         else:
             line = f'time="{_now()}" level={level} msg={jsonio.dumps(msg)}'
         if self.path:
