@@ -297,3 +297,12 @@ def test_bad_id_is_runcs_error(rt, cid):
     assert p.returncode == 1
     # runc's words (ocirt names the id after them)
     assert 'msg="invalid container ID format' in one_line(p.stderr)
+
+
+def test_unknown_signal_is_runcs_error(rt, make_bundle):
+    b = make_bundle(["sleep", "1000"])
+    ok(rt.create(b.id, b))
+    p = rt.kill(b.id, "FOO")
+    assert p.returncode == 1
+    assert one_line(p.stderr).endswith('msg="unknown signal \\"FOO\\""')
+    rt.delete(b.id, force=True)

@@ -24,7 +24,8 @@ def parse_signal(text: str) -> int:
         sig = getattr(_signal, name, None) if name.isupper() and not name.startswith("SIG_") else None
         if sig is not None:
             return int(sig)
-    raise OcirtError(f"unknown signal {text!r}")
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')  # (Go's %q, as runc words it)
+    raise OcirtError(f'unknown signal "{quoted}"')
 
 
 def signal_number(sig) -> int:

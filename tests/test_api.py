@@ -185,7 +185,7 @@ def test_exec_keywords_are_execs_flags(rt, tmp_path, busybox_rootfs):
 
 def test_kill_and_delete_errors(rt, tmp_path):
     box = ocirt.Container(rt, "api-nosuch")
-    with pytest.raises(ocirt.OcirtError, match="unknown signal 'NOPE'"):
+    with pytest.raises(ocirt.OcirtError, match='unknown signal "NOPE"'):
         box.kill("NOPE")
     with pytest.raises(ocirt.OcirtError, match="does not exist"):
         box.delete(force=True)  # nothing at all: still an error for the API
