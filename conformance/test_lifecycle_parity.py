@@ -111,3 +111,27 @@ def test_empty_log_format_is_text(rt, new_id, tmp_path):
     p = rt.state(new_id(), global_args=["--log", str(log), "--log-format", ""])
     assert p.returncode != 0
     assert log.read_text().startswith('time="'), log.read_text()
+
+
+# ---- a runtime started without stdio ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("closed", ["1>&- 2>&-", "0<&- 1>&- 2>&-", "2>&-"])
+def test_create_with_stdio_closed_leaves_the_container_usable(rt, make_bundle, closed):
+    # Whatever the runtime opens into the free slots (its state directory, with its lock) must
+    # not go to the container's process: start, state and delete still work at once.
+    b = make_bundle(SLEEP)
+    p = rt.create(b.id, b, prelude=f"exec {closed}")
+    assert p.returncode == 0
+    assert rt.state_json(b.id)["status"] == "created"
+    assert rt.start(b.id, timeout=15).returncode == 0
+    assert rt.delete(b.id, force=True, timeout=15).returncode == 0
+    assert rt.state(b.id).returncode != 0
+
+
+def test_run_detached_with_stdio_closed_leaves_the_container_usable(rt, make_bundle):
+    b = make_bundle(SLEEP)
+    p = rt.run(b.id, b, extra=["--detach"], prelude="exec 0<&- 1>&- 2>&-")
+    assert p.returncode == 0
+    assert rt.state_json(b.id)["status"] == "running"
+    assert rt.delete(b.id, force=True, timeout=15).returncode == 0
