@@ -135,3 +135,25 @@ def test_run_detached_with_stdio_closed_leaves_the_container_usable(rt, make_bun
     assert p.returncode == 0
     assert rt.state_json(b.id)["status"] == "running"
     assert rt.delete(b.id, force=True, timeout=15).returncode == 0
+
+
+@pytest.mark.parametrize("sig", ["TERM", "INT", "HUP"])
+def test_run_signalled_while_it_creates_leaves_nothing_behind(rt, make_bundle, tmp_path, sig):
+    # runc keeps a signal that comes while it makes the container: it neither dies half way
+    # (a container left `creating`, its state in --root) nor hangs.
+    mark = tmp_path / "hook-runs"
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"touch {mark}; sleep 2"]}
+    b = make_bundle(["true"], hooks={"createRuntime": [hook]})
+    proc = rt.popen("run", "--bundle", b.path, b.id)
+    rt.ids.append(b.id)
+    try:
+        wait_for(mark.exists, what="the createRuntime hook to run")
+        proc.send_signal(getattr(__import__("signal"), f"SIG{sig}"))
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output(proc)
+    assert rt.state(b.id).returncode != 0, "the container is still there"
+    assert os.listdir(rt.root) == []
