@@ -18,15 +18,18 @@ OPTIONS = create_cmd.OPTIONS + (
 )
 
 # Every signal this process can catch goes on to the container's process, as runc's foreground
-# run does (SIGALRM, SIGPIPE, SIGTSTP, SIGCONT, real-time ones, ...: not killing or stopping this
+# run does (SIGALRM, SIGTSTP, SIGCONT, real-time ones, ...: not killing or stopping this
 # process, which would leave the container without its waiter), but SIGCHLD, SIGWINCH (a
-# terminal's resize) and SIGURG (runc: Go's own).
+# terminal's resize), SIGURG (runc: Go's own) and SIGPIPE: this process's own writes raise it
+# (a hook that does not read the state on its stdin, a closed stderr); it stays ignored (an
+# EPIPE error), where runc would pass such a SIGPIPE on and kill the container's process.
 NOT_FORWARDED = (
     _signal.SIGKILL,
     _signal.SIGSTOP,
     _signal.SIGCHLD,
     _signal.SIGWINCH,
     _signal.SIGURG,
+    _signal.SIGPIPE,
 )
 
 
