@@ -158,3 +158,24 @@ def test_run_signalled_while_it_creates_leaves_nothing_behind(rt, make_bundle, t
     output(proc)
     assert rt.state(b.id).returncode != 0, "the container is still there"
     assert os.listdir(rt.root) == []
+
+
+def test_run_with_stdin_closed_gives_the_process_a_stdin(rt, make_bundle):
+    """The process's fd 0 is open (runc: a pipe; ocirt: /dev/null), not a file the runtime
+    happened to open into the free slot, nor closed."""
+    b = make_bundle(["sh", "-c", "test -e /proc/self/fd/0 && echo OPEN; readlink /proc/self/fd/0"])
+    p = rt.run(b.id, b, prelude="exec 0<&-")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("OPEN\n"), p.stdout
+    assert "bundle" not in p.stdout and "ocirt" not in p.stdout, p.stdout
+
+
+@pytest.mark.parametrize("command", ["state", "ps"])
+def test_a_command_with_stdout_closed_succeeds(rt, make_bundle, command):
+    """What it prints goes nowhere (ocirt: an internal error when Python had no sys.stdout).
+    (runc's `list` fails there: "write /dev/stdout: bad file descriptor".)"""
+    b = make_bundle(SLEEP)
+    assert rt.create(b.id, b).returncode == 0
+    p = rt(command, b.id, prelude="exec 1>&-")
+    assert p.returncode == 0, p.stderr
+    assert rt.delete(b.id, force=True).returncode == 0

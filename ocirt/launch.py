@@ -333,6 +333,7 @@ def launch() -> None:
     # The command without the cyclic collector from here (commands.without_gc says why), not
     # only from cli.main: the command line's own imports set off a collection (~0.07 ms).
     gc.disable()
+    stdio()
     bundle = fast_imports(bundle=True)
     window = None
     command = next((a for a in sys.argv[1:] if a in FORKING), None)
@@ -351,6 +352,25 @@ def launch() -> None:
     if bundle is not None:
         bundle.save()
     posix._exit(rc)
+
+
+def stdio() -> None:
+    """A closed fd 0, 1 or 2 becomes /dev/null before anything is opened (three fstat calls):
+    else the first file opened lands there (the command's bundle, a state directory's lock)
+    and is what a container or a hook gets as that stream, or what the command prints into.
+    sys.stdin, sys.stdout or sys.stderr, None when Python started without the fd, then write
+    to /dev/null (runc, started so, prints into nothing) rather than fail."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            posix.fstat(fd)
+        except OSError:
+            null = posix.open("/dev/null", posix.O_RDWR)  # the lowest free fd: this one
+            if null != fd:  # (not reached: a lower one is open)
+                posix.dup2(null, fd)
+                posix.close(null)
+            posix.set_inheritable(fd, True)
+            if getattr(sys, name) is None:
+                setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))
 
 
 def exit_code(code) -> int:
