@@ -301,9 +301,11 @@ def test_the_started_init_has_no_signal_ignored_or_blocked(rt, started):
         assert sig_masks("".join(line for line in f if line.startswith(("SigBlk:", "SigIgn:")))) == NONE
 
 
-def test_an_exec_process_starts_with_no_signal_ignored_or_blocked(rt, started):
+@pytest.mark.parametrize("prelude", [None, "trap '' INT HUP QUIT"])
+def test_an_exec_process_starts_with_no_signal_ignored_or_blocked(rt, started, prelude):
+    """Nor what the caller of exec ignores (a shell's background job, nohup)."""
     b = started()
-    assert sig_masks(ok(rt("exec", b.id, *SIG_STATUS))) == NONE
+    assert sig_masks(ok(rt("exec", b.id, *SIG_STATUS, prelude=prelude))) == NONE
 
 
 def test_a_pipe_ends_its_writer_by_sigpipe(run_in):

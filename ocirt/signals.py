@@ -51,3 +51,22 @@ def execve(path, args, env) -> None:
     finally:  # (reached only where it failed)
         for sig in PYTHON_IGNORES:
             _signal.signal(sig, _signal.SIG_IGN)
+
+
+def no_inherited_signal_state() -> None:
+    """The container's process starts with no signal ignored or blocked, whatever the caller left
+    to this command (a shell's background job ignores SIGINT and SIGQUIT, nohup SIGHUP, conmon or
+    a supervisor SIGPIPE): runc's Go runtime catches every signal, so its init, and the program
+    after it, start with the default actions. An ignored signal stays ignored across fork and
+    execve, a caught one does not: a handler that does nothing keeps this command as it was
+    (the signal still does nothing to it) and the container's process gets the default. Python's
+    own two (SIGPIPE, SIGXFSZ) stay: the init's execve resets them (execve, above)."""
+    ignore = _signal.SIG_IGN
+    for sig in range(1, _signal.NSIG):
+        if sig not in (_signal.SIGPIPE, _signal.SIGXFSZ) and _signal.getsignal(sig) == ignore:
+            _signal.signal(sig, _nothing)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
+
+
+def _nothing(sig, frame) -> None:
+    pass

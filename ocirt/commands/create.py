@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import _signal  # not signal: it imports enum (create is on the benchmark's hot path)
 import posix  # not os: see ocirt/paths.py
 
 from ..cli import PRESERVE_FDS, Opt, fd_count, need_id, rootless_mode
+from ..signals import no_inherited_signal_state  # (run calls it through this module)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,25 +51,6 @@ def wants_terminal(bundle: str) -> bool | None:
         )
     except (OSError, ValueError, AttributeError):
         return None
-
-
-def no_inherited_signal_state() -> None:
-    """The container's process starts with no signal ignored or blocked, whatever the caller left
-    to this command (a shell's background job ignores SIGINT and SIGQUIT, nohup SIGHUP, conmon or
-    a supervisor SIGPIPE): runc's Go runtime catches every signal, so its init, and the program
-    after it, start with the default actions. An ignored signal stays ignored across fork and
-    execve, a caught one does not: a handler that does nothing keeps this command as it was
-    (the signal still does nothing to it) and the container's process gets the default. Python's
-    own two (SIGPIPE, SIGXFSZ) stay: the init's execve resets them (ocirt/signals.py)."""
-    ignore = _signal.SIG_IGN
-    for sig in range(1, _signal.NSIG):
-        if sig not in (_signal.SIGPIPE, _signal.SIGXFSZ) and _signal.getsignal(sig) == ignore:
-            _signal.signal(sig, _nothing)
-    _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
-
-
-def _nothing(sig, frame) -> None:
-    pass
 
 
 def no_closed_stdio() -> None:

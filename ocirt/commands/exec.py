@@ -97,6 +97,9 @@ def main(g, o, args) -> int:
     o["additional_gids"] = additional_gids(o["additional_gids"])  # a flag's error first, as runc's
     container_id = need_id(args, "exec")
     fd_count(o)
+    from ..signals import no_inherited_signal_state
+
+    no_inherited_signal_state()  # (the process is this command's child: as create's init)
     window = g.attach_window()
     try:
         return run_exec(g, o, args, container_id, window)
