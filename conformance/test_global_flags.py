@@ -79,6 +79,21 @@ def test_root_created_if_missing(make_runtime, make_bundle, tmp_path):
     assert root.is_dir()
 
 
+def test_root_that_is_a_file(make_runtime, make_bundle, tmp_path):
+    """create says the --root cannot be made, not that the container exists (engines read that
+    phrase as an id in use); nothing is made."""
+    root = tmp_path / "a-file"
+    root.write_text("")
+    r = make_runtime(root=str(root))
+    b = make_bundle(["true"])
+    p = r.create(b.id, b)
+    assert p.returncode == 1
+    line = [ln for ln in p.stderr.splitlines() if ln.strip()][-1]
+    assert "not a directory" in line and str(root) in line and "already exists" not in line, line
+    assert root.read_text() == ""
+    root.unlink()  # (the fixture's teardown runs `delete --force` with this --root)
+
+
 def test_same_id_in_two_roots(make_runtime, make_bundle, tmp_path):
     """Ids are scoped by --root (cgroupsPath differs, so the two containers do not collide)."""
     b1 = make_bundle(["sleep", "1000"])

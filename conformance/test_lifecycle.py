@@ -271,6 +271,15 @@ def test_kill_created_container_stops_it(rt, created, sig):
     rt.wait_status(created.id, "stopped", timeout=5)
 
 
+def test_start_paused_is_runcs_error(rt, started):
+    b = started()
+    assert rt("pause", b.id).returncode == 0
+    p = rt.start(b.id)
+    assert p.returncode == 1
+    assert one_line(p.stderr).endswith('msg="cannot start a container in the paused state"')
+    assert rt("resume", b.id).returncode == 0
+
+
 TRAP = (
     'trap "echo USR1 >> /tmp/out/sig" USR1; trap "echo TERM >> /tmp/out/sig" TERM; '
     "echo ready > /tmp/out/ready; while :; do sleep 0.05; done"

@@ -104,7 +104,7 @@ _LEGAL: dict[str, frozenset] = {
 _REFUSALS = {
     ("start", Status.RUNNING): "cannot start an already running container",
     ("start", Status.STOPPED): "cannot start a container that has stopped",
-    ("start", Status.PAUSED): "cannot start a paused container",
+    ("start", Status.PAUSED): "cannot start a container in the paused state",
     ("kill", Status.STOPPED): "container not running",
     ("delete", Status.RUNNING): "cannot delete container {id} that is not stopped: running",
     ("delete", Status.PAUSED): "cannot delete container {id} that is not stopped: paused",
@@ -225,6 +225,10 @@ class StateDir:
         """Create the directory (exactly one of two concurrent creates succeeds) and lock it."""
         try:
             makedirs(self.root, 0o711)
+        except OSError as e:  # (FileExistsError: --root is there and is not a directory)
+            code = 20 if isinstance(e, FileExistsError) else e.errno  # ENOTDIR, as runc's mkdir
+            raise OcirtError(f"cannot create the state directory {self.root} (--root)", errno=code) from None
+        try:
             posix.mkdir(self.path, 0o711)
         except FileExistsError:
             raise OcirtError("container with given ID already exists") from None
