@@ -12,7 +12,20 @@ def test_version(rt):
 
 def test_unknown_command_fails(rt):
     p = rt("no-such-command")
-    assert p.returncode != 0
+    assert p.returncode == 3  # runc's (urfave/cli's) status for it
+    assert "No help topic for 'no-such-command'" in p.stderr
+
+
+def test_help_of_a_command(rt):
+    p = rt("help", "state")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("NAME:\n") and " state - " in p.stdout.splitlines()[1], p.stdout
+
+
+def test_help_of_no_command_fails(rt):
+    p = rt("help", "no-such-command")
+    assert p.returncode == 3
+    assert "No help topic for 'no-such-command'" in p.stderr
 
 
 def test_log_json_on_failure(rt, new_id, tmp_path):

@@ -299,12 +299,17 @@ def main(argv: list[str] | None = None, window: "Window | None" = None) -> int:
         if g_values["version"]:
             sys.stdout.write(version_text())
             return 0
-        if g_values["help"] or not rest or rest[0] == "help":
+        if g_values["help"] or not rest or (rest[0] == "help" and len(rest) == 1):
             sys.stdout.write(help_text())
             return 0
-        name = ALIASES.get(rest[0], rest[0])
+        topic = rest[1] if rest[0] == "help" else rest[0]  # `help CMD`: that command's help
+        name = ALIASES.get(topic, topic)
         if name not in COMMANDS:
-            raise UsageError(f"No help topic for '{rest[0]}'")
+            raise no_help_topic(topic)
+        if rest[0] == "help":
+            __import__(f"ocirt.commands.{name}")
+            sys.stdout.write(help_text(name, sys.modules[f"ocirt.commands.{name}"]))
+            return 0
         from .commands import without_gc  # the package the command's module is in
 
         with without_gc():  # no cyclic GC for the command, its imports included
@@ -343,6 +348,13 @@ def main(argv: list[str] | None = None, window: "Window | None" = None) -> int:
     except Exception as e:  # noqa: BLE001 - a last resort: a bug, still told in one line
         log.error(f"internal error: {type(e).__name__}: {' '.join(str(e).split())}")
         return 1
+
+
+def no_help_topic(topic: str) -> UsageError:
+    """An unknown command, or `help` of one: runc's words and its exit status, 3."""
+    e = UsageError(f"No help topic for '{topic}'")
+    e.exit_code = 3
+    return e
 
 
 def need_id(args: list[str], command: str, count: int = 1) -> str:
