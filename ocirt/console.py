@@ -29,16 +29,19 @@ def connect(path: str) -> int:
         sock.connect(path)
     except OSError as e:
         sock.close()
-        raise OcirtError(f"--console-socket: connect {path}", e.errno) from None
+        # runc's words (Go's net.Dial): engines and people read "dial unix PATH: connect: ..."
+        raise OcirtError(f"dial unix {path}: connect", e.errno) from None
     return sock.detach()
 
 
-def setup(socket_fd: int, size: dict | None, owner: int | None = None) -> None:
+def setup(socket_fd: int, size: dict | None, owner: int | None = None, kernel=None) -> None:
     """In the init (or exec's process), after pivot_root: the pty, sent and made our terminal.
 
     `owner` (process.user.uid) gets the pty, so that a process that is not root can use its
     terminal; its group stays devpts' (tty), as with runc. Where the uid is not mapped (a user
-    namespace), the pty is left as it is."""
+    namespace), the pty is left as it is. With `kernel` (the init of a container with a mount
+    namespace of its own, before its root is made read-only), the pty is also bound onto the
+    container's /dev/console, as runc does (see mount_console)."""
     master = posix.open("/dev/ptmx", posix.O_RDWR | posix.O_NOCTTY | posix.O_CLOEXEC)
     try:
         fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
@@ -54,6 +57,8 @@ def setup(socket_fd: int, size: dict | None, owner: int | None = None) -> None:
             fcntl.ioctl(
                 slave, TIOCSWINSZ, struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0)
             )
+        if kernel is not None:
+            mount_console(kernel, f"/dev/pts/{number}")
         send_master(socket_fd, master)
     finally:
         posix.close(master)
@@ -63,6 +68,32 @@ def setup(socket_fd: int, size: dict | None, owner: int | None = None) -> None:
         posix.dup2(slave, fd)
     if slave > 2:
         posix.close(slave)
+
+
+def mount_console(kernel, pty: str) -> None:
+    """The init's pty, bound onto /dev/console (made as an empty file, mode 0666, where the
+    rootfs has none): programs that write to the console (init systems, getty, syslog's
+    fallback) reach the container's terminal, not the host's. As runc's init: before the
+    master is sent and before the root is finished (read-only, propagation)."""
+    from .errors import OcirtError
+
+    try:  # O_EXCL: an existing node (or symlink) is not opened, only bound over
+        fd = posix.open(
+            "/dev/console", posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC, 0o666
+        )
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise OcirtError("create /dev/console", e.errno) from None
+    else:
+        try:
+            posix.fchmod(fd, 0o666)  # whatever the umask
+        finally:
+            posix.close(fd)
+    try:
+        kernel.mount(pty, "/dev/console", None, 4096, None)  # MS_BIND
+    except OSError as e:
+        raise OcirtError(f"bind {pty} onto /dev/console", e.errno) from None
 
 
 def send_master(socket_fd: int, master: int) -> None:
