@@ -70,3 +70,46 @@ def no_inherited_signal_state() -> None:
 
 def _nothing(sig, frame) -> None:
     pass
+
+
+class Relay:
+    """The handler of every signal a foreground `run` or `exec` passes on (all it can catch
+    but `unrelayed`): to the container's process once it runs, kept until then, as runc's
+    signal handler, made before the process is started, queues them. Installed before the
+    process is made: a signal that comes meanwhile (a SIGTERM, a ^C) neither kills the runtime
+    half way, leaving the process without its waiter (or a 'creating' container), nor is lost.
+    A child forked meanwhile (a stage, the init) gets the default action, as it would have
+    without the handler."""
+
+    def __init__(self, unrelayed: tuple) -> None:
+        self.me = posix.getpid()
+        self.pid = 0
+        self.pending: list[int] = []
+        for sig in range(1, _signal.NSIG):
+            if sig not in unrelayed:
+                try:
+                    _signal.signal(sig, self)
+                except (OSError, ValueError):  # 32 and 33: the C library's own
+                    pass
+
+    def __call__(self, sig: int, frame) -> None:
+        if posix.getpid() != self.me:
+            _signal.signal(sig, _signal.SIG_DFL)
+            posix.kill(posix.getpid(), sig)
+        elif self.pid:
+            forward(self.pid, sig)
+        else:
+            self.pending.append(sig)
+
+    def to(self, pid: int) -> None:
+        """The process runs: what came before goes to it now, what comes later as it comes."""
+        self.pid = pid
+        while self.pending:
+            forward(pid, self.pending.pop(0))
+
+
+def forward(pid: int, sig: int) -> None:
+    try:
+        posix.kill(pid, sig)
+    except ProcessLookupError:
+        pass

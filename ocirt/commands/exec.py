@@ -124,6 +124,16 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
 
     debug = g.log.debugger
     listener = socket_path = host = master = None
+    # Every signal this process can catch goes on to the process, as runc's foreground exec
+    # does (SIGALRM, SIGPIPE, SIGTSTP, SIGCONT, real-time ones, ...: not killing or stopping
+    # this process, which would leave the process without its waiter), but SIGCHLD, SIGWINCH
+    # (a terminal's resize, below) and SIGURG (runc: Go's own); one that comes before the
+    # process runs is kept for it (runc's handler, too, is made before the process).
+    relay = None
+    if not o["detach"]:
+        from ..signals import Relay
+
+        relay = Relay((signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG))
     try:
         opts = exec_options(o, args[1:])
         with OpenContainer.open(g.root, container_id) as c:
@@ -183,17 +193,8 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
             debug(f"exec: process started, pid {pid}")
         if o["detach"]:
             return 0
-        # Every signal this process can catch goes on to the process, as runc's foreground
-        # exec does (SIGALRM, SIGPIPE, SIGTSTP, SIGCONT, real-time ones, ...: not killing or
-        # stopping this process, which would leave the process without its waiter), but
-        # SIGCHLD, SIGWINCH (a terminal's resize, below) and SIGURG (runc: Go's own).
-        keep = (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG)
-        for sig in range(1, signal.NSIG):
-            if sig not in keep:
-                try:
-                    signal.signal(sig, lambda s, f: _forward(pid, s))
-                except (OSError, ValueError):  # 32 and 33: the C library's own
-                    pass
+        if relay is not None:
+            relay.to(pid)
         if listener is not None:
             master = console.receive_master(listener)
             signal.signal(signal.SIGWINCH, lambda s, f: console.resize(master, host))
@@ -225,10 +226,3 @@ def parse_cgroup_option(values: list) -> dict:
                 raise OcirtError(f"invalid --cgroup argument: {value}")
             out[controller] = path
     return out
-
-
-def _forward(pid: int, sig: int) -> None:
-    try:
-        posix.kill(pid, sig)
-    except ProcessLookupError:
-        pass

@@ -55,14 +55,10 @@ def main(g, o, args) -> int:
         from .. import console
 
         listener, o["console_socket"] = console.listener()  # runc run -t: we hold the pty
-    relay = _Relay()
-    if not detach:  # from now on: a signal that comes before the process runs is kept for it
-        for sig in range(1, _signal.NSIG):
-            if sig not in NOT_FORWARDED:
-                try:
-                    _signal.signal(sig, relay)
-                except OSError:  # 32 and 33: the C library's own
-                    pass
+    from ..signals import Relay
+
+    # from now on a signal is kept for the container's process (not detached: it is passed on)
+    relay = None if detach else Relay(NOT_FORWARDED)
     try:
         try:
             sd, state = create(
@@ -81,15 +77,14 @@ def main(g, o, args) -> int:
                 master = console.receive_master(listener)
                 host = console.host_terminal()
                 console.resize(master, host)  # our terminal's size before the process runs
-            if not detach:
-                relay.pid = pid  # (the init's, then the process's: one pid)
-                if master is not None:
-                    _signal.signal(_signal.SIGWINCH, lambda s, f: console.resize(master, host))
+            if not detach and master is not None:
+                _signal.signal(_signal.SIGWINCH, lambda s, f: console.resize(master, host))
 
         start_created(sd, state, before_start, fx.layout)
         if detach:
             return 0
-        relay.flush()
+        if relay is not None:  # (after start: before, a signal would reach the waiting init)
+            relay.to(pid)
         if master is not None:
             console.proxy(master, host)
             posix.close(master)
@@ -103,36 +98,3 @@ def main(g, o, args) -> int:
         with OpenContainer.open(g.root, container_id, layout=fx.layout) as c:
             c.delete(force=True)
     return code
-
-
-class _Relay:
-    """The handler of every signal `run` passes on: to the container's process once it is there,
-    kept until then (runc queues them while it creates the container: a SIGTERM then neither
-    kills the runtime half way nor leaves a container behind). A child forked while the container
-    is made (its init, a stage) gets the default action, as it would have without the handler."""
-
-    def __init__(self) -> None:
-        self.me = posix.getpid()
-        self.pid = 0
-        self.pending: list[int] = []
-
-    def __call__(self, sig: int, frame) -> None:
-        if posix.getpid() != self.me:
-            _signal.signal(sig, _signal.SIG_DFL)
-            posix.kill(posix.getpid(), sig)
-        elif self.pid:
-            _forward(self.pid, sig)
-        else:
-            self.pending.append(sig)
-
-    def flush(self) -> None:
-        """Send what came before the process ran, now that it runs."""
-        while self.pending:
-            _forward(self.pid, self.pending.pop(0))
-
-
-def _forward(pid: int, sig: int) -> None:
-    try:
-        posix.kill(pid, sig)
-    except ProcessLookupError:
-        pass
