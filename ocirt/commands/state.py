@@ -11,7 +11,18 @@ OPTIONS = ()
 def main(g, o, args) -> int:
     c = OpenContainer.open(g.root, need_id(args, "state"), lock=False)
     g.log.debug(f"state: container {c.state.id}: init pid {c.state.pid}, state dir {c.sd.path}")
-    sys.stdout.write(jsonio.dumps(runc_state(c.state, c.state.oci(c.status())), indent="  ") + "\n")
+    text = jsonio.dumps(runc_state(c.state, c.state.oci(c.status())), indent="  ")
+    # as Go's json.MarshalIndent writes strings (list's go_json too): found only in strings
+    for char, escape in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        if char in text:
+            text = text.replace(char, escape)
+    sys.stdout.write(text + "\n")
     return 0
 
 
