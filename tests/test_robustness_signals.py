@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from cli_helpers import OCIRT, make_bundle, remove_cgroup_parent, run_err_to_file
+from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_parent, run_err_to_file
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -98,3 +98,27 @@ def test_exec_signal_after_the_process_started_goes_to_it(running, tmp_path, sig
     err.seek(0)
     assert "Traceback" not in err.read()
     assert len(cgroup_procs(cid)) == 1  # the init only: the process ended with exec
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="strace is not installed")
+def test_interrupt_in_the_launcher_is_exit_130_without_a_traceback(tmp_path):
+    """A ^C that comes while the launcher loads the command (here: strace sends SIGINT as it
+    opens the command's bundle of compiled modules) ends it as cli.main ends an interrupted
+    command: exit 130, no word; it printed Python's KeyboardInterrupt traceback."""
+    launcher = os.path.join(REPO, "bin", "ocirt")
+    root = str(tmp_path / "root")
+    ocirt_bin = [launcher, "--root", root, "state", "nope"]
+    subprocess.run(ocirt_bin, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)  # (the bundle)
+    bundles = glob.glob(os.path.join(REPO, "ocirt", "__pycache__", "launch-state.*.bundle"))
+    if not bundles:
+        pytest.skip("no bundle of compiled modules here (Python may not write its cache)")
+    p = subprocess.run(
+        ["strace", "-qq", "-o", "/dev/null", "-P", bundles[0], "-e", "inject=all:signal=SIGINT:when=1"]
+        + ocirt_bin,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Traceback" not in p.stderr and "KeyboardInterrupt" not in p.stderr, p.stderr
+    assert p.returncode == 130, p.stderr
