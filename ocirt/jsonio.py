@@ -183,6 +183,35 @@ def dumps(value, indent: str | None = None) -> str:
     return _pretty(value, indent, "")
 
 
+# What Go's encoding/json escapes that Python's does not (runc's `state` and `list` print so)
+_GO_ESCAPES = (
+    ("<", "\\u003c"),
+    (">", "\\u003e"),
+    ("&", "\\u0026"),
+    ("\u2028", "\\u2028"),
+    ("\u2029", "\\u2029"),
+)
+
+
+def go_escaped(text: str) -> str:
+    """JSON text with Go's extra escapes: <, > and & (HTML-safe) and U+2028/U+2029. They can
+    only occur inside strings, so the whole text is rewritten."""
+    for char, escape in _GO_ESCAPES:
+        if char in text:
+            text = text.replace(char, escape)
+    return text
+
+
+def go_time(created: str) -> str:
+    """An RFC 3339 time with nanoseconds as Go's time.RFC3339Nano prints it: trailing zeros of
+    the fraction dropped, and the dot with them when nothing is left."""
+    head, dot, frac = created.partition(".")
+    if not dot or not frac.endswith("Z") or not frac[:-1].isdigit():
+        return created
+    digits = frac[:-1].rstrip("0")
+    return f"{head}.{digits}Z" if digits else f"{head}Z"
+
+
 def _pretty(value, indent: str, pad: str) -> str:
     inner = pad + indent
     if isinstance(value, dict) and value:

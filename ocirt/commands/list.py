@@ -14,6 +14,7 @@ import sys
 from ..cli import Opt
 from ..container import Container
 from ..errors import OcirtError
+from ..jsonio import go_escaped, go_time
 from ..state import OCI_VERSION, DamagedState, list_ids
 
 USAGE = "list [command options]"
@@ -29,13 +30,6 @@ def _unencodable(value):
 
 # Go's json.Marshal: no spaces, non-ASCII as it is, <, > and & escaped (go_json)
 _encode = _json.make_encoder(None, _unencodable, _json.encode_basestring, None, ":", ",", False, False, False)
-_GO_ESCAPES = (
-    ("<", "\\u003c"),
-    (">", "\\u003e"),
-    ("&", "\\u0026"),
-    ("\u2028", "\\u2028"),
-    ("\u2029", "\\u2029"),
-)
 
 # Go's tabwriter.NewWriter(stdout, minwidth 12, tabwidth 1, padding 3, ' ', 0), as runc makes it
 MIN_WIDTH = 12
@@ -43,22 +37,8 @@ PADDING = 3
 HEADER = ("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")
 
 
-def go_time(created: str) -> str:
-    """An RFC 3339 time with nanoseconds as Go's time.RFC3339Nano prints it: trailing zeros of
-    the fraction dropped, and the dot with them when nothing is left."""
-    head, dot, frac = created.partition(".")
-    if not dot or not frac.endswith("Z") or not frac[:-1].isdigit():
-        return created
-    digits = frac[:-1].rstrip("0")
-    return f"{head}.{digits}Z" if digits else f"{head}Z"
-
-
 def go_json(value) -> str:
-    text = "".join(_encode(value, 0))
-    for char, escape in _GO_ESCAPES:
-        if char in text:
-            text = text.replace(char, escape)
-    return text
+    return go_escaped("".join(_encode(value, 0)))
 
 
 def table(rows: list) -> str:

@@ -12,17 +12,7 @@ def main(g, o, args) -> int:
     c = OpenContainer.open(g.root, need_id(args, "state"), lock=False)
     g.log.debug(f"state: container {c.state.id}: init pid {c.state.pid}, state dir {c.sd.path}")
     text = jsonio.dumps(runc_state(c.state, c.state.oci(c.status())), indent="  ")
-    # as Go's json.MarshalIndent writes strings (list's go_json too): found only in strings
-    for char, escape in (
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("&", "\\u0026"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    ):
-        if char in text:
-            text = text.replace(char, escape)
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(jsonio.go_escaped(text) + "\n")  # as Go's json.MarshalIndent writes strings
     return 0
 
 
@@ -32,12 +22,7 @@ def runc_state(st, oci: dict) -> dict:
     and owner (always empty in runc's `state`); annotations sorted, as Go writes a map."""
     out = {k: oci[k] for k in ("ociVersion", "id", "pid", "status", "bundle")}
     out["rootfs"] = st.rootfs
-    head, dot, frac = st.created.partition(".")
-    if dot and frac[-1:] == "Z" and frac[:-1].isdigit():
-        digits = frac[:-1].rstrip("0")
-        out["created"] = f"{head}.{digits}Z" if digits else f"{head}Z"
-    else:
-        out["created"] = st.created
+    out["created"] = jsonio.go_time(st.created)
     if oci.get("annotations"):
         out["annotations"] = dict(sorted(oci["annotations"].items()))
     out["owner"] = ""
