@@ -245,8 +245,9 @@ class PlanChildEffects(stages.InitEffects):
         self.host.run_hooks(spec.hooks, "createContainer", hook_state)
         return hook_state
 
-    def console(self, spec) -> None:
-        self.k.note("console_setup", "/dev/pts/ptmx", "--console-socket", spec.console_size)
+    def console(self, spec, kernel=None) -> None:
+        where = "/dev/console" if kernel is not None else None  # (bound onto it, then)
+        self.k.note("console_setup", "/dev/pts/ptmx", "--console-socket", spec.console_size, where)
 
     def own_session(self) -> None:
         self.k.note("setsid")  # and stdio that is the host's /dev/null reopened inside

@@ -188,11 +188,12 @@ class InitEffects:
             )
         return hook_state
 
-    def console(self, spec: InitSpec) -> None:
+    def console(self, spec: InitSpec, kernel: k.Kernel | None = None) -> None:
+        """The terminal; with `kernel`, also bound onto the container's /dev/console."""
         if spec.console_fd is not None:
             from . import console  # loaded by setup_init, before the root was pivoted
 
-            console.setup(spec.console_fd, spec.console_size, spec.proc.uid)
+            console.setup(spec.console_fd, spec.console_size, spec.proc.uid, kernel=kernel)
 
     def own_session(self) -> None:
         """Without a terminal, as runc's init: a session of its own, and stdio that is the
@@ -380,14 +381,17 @@ def setup_init(kernel: k.Kernel, spec: InitSpec, fx: InitEffects):
 
         rootfs.pivot()
         sysctl(kernel, spec.sysctl)
+        if spec.console_fd is not None:  # /dev/console is the pty (config-linux.md), bound
+            in_cgroup(kernel, spec, fx)  # before the root is finished (read-only), as runc
+            fx.console(spec, kernel)
         rootfs.finish()
     else:
         hook_state = enter_rootfs_without_mount_ns(kernel, spec, fx)
     in_cgroup(kernel, spec, fx)  # before the console, the identity, seccomp and the exec
-    if spec.console_fd is not None:
-        fx.console(spec)
-    else:
+    if spec.console_fd is None:
         fx.own_session()
+    elif not spec.ns.has("mount"):
+        fx.console(spec)  # the host's /dev/console is never bound over
 
     if not spec.proc.args:  # no `process` (config.md: required only at start): nothing to exec
         return None, {}, hook_state
