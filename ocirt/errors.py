@@ -19,6 +19,18 @@ class OcirtError(Exception):
         return self.message
 
 
+def errno_text(exc: BaseException) -> str:
+    """The kernel's word for an OSError's errno, as Go prints it (lower case); else the
+    exception's own text."""
+    errno = getattr(exc, "errno", None) if isinstance(exc, OSError) else None
+    return posix.strerror(errno).lower() if errno else str(exc)
+
+
+def oserror_line(exc: OSError) -> str:
+    """What failed and why, for a process that reports it itself: "<operation>: <errno text>"."""
+    return f"{describe_oserror(exc)}: {errno_text(exc)}"
+
+
 def describe_oserror(exc: OSError, default: str = "system call failed") -> str:
     """The operation an OSError came from (a Kernel call's own words, its file); the errno
     text is added by OcirtError. `default` when it tells neither."""

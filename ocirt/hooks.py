@@ -7,7 +7,7 @@ import select
 import time
 
 from . import jsonio
-from .errors import OcirtError
+from .errors import OcirtError, errno_text
 from .signals import execve
 from .state import read_to_end
 
@@ -88,7 +88,7 @@ def _child(r: int, w: int, failed: int, path, args, env, cwd: str | None = None)
             posix.chdir(cwd)
         execve(path, args, env)
     except BaseException as e:  # noqa: BLE001 - told to the parent, then _exit
-        reason = posix.strerror(e.errno).lower() if isinstance(e, OSError) and e.errno else str(e)
+        reason = errno_text(e)
         try:
             posix.write(failed, (reason or "failed").encode(errors="replace")[:1000])
         except BaseException:  # noqa: BLE001

@@ -7,7 +7,7 @@ import resource
 
 from . import capabilities, paths
 from . import kernel as k
-from .errors import ConfigError, OcirtError
+from .errors import ConfigError, OcirtError, errno_text
 from .record import field, record
 
 ID_MAX = 4294967294  # uid_t/gid_t: 4294967295 is (uid_t)-1, "unchanged" to setresuid/setresgid
@@ -141,8 +141,7 @@ def lookup(executable: str, env: dict[str, str]) -> str:
         try:
             st = posix.stat(executable)
         except OSError as e:
-            reason = posix.strerror(e.errno).lower() if e.errno else str(e)
-            raise OcirtError(f'exec: "{executable}": stat {executable}: {reason}') from None
+            raise OcirtError(f'exec: "{executable}": stat {executable}: {errno_text(e)}') from None
         if not _executable_file(st.st_mode):
             raise OcirtError(f'exec: "{executable}": permission denied')
         return executable

@@ -16,7 +16,7 @@ import sys
 
 from . import kernel as k
 from . import lsm, namespaces, paths, process
-from .errors import ConfigError, OcirtError, describe_oserror
+from .errors import ConfigError, OcirtError, describe_oserror, oserror_line
 from .protocol import (
     Channel,
     Failed,
@@ -492,8 +492,7 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
     except OcirtError as e:
         message = str(e)
     except OSError as e:
-        reason = posix.strerror(e.errno).lower() if e.errno else str(e)
-        message = f"{describe_oserror(e)}: {reason}"
+        message = oserror_line(e)
     except BaseException as e:  # noqa: BLE001 - reported, never raised out of the init
         message = f"internal error: {e!r}"
     _say(f"ocirt init: {message}")
@@ -688,8 +687,7 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel, one_fork: bool = 
                 try:
                     kernel.execve(path, spec.proc.args, env)
                 except OSError as e:  # the parent has gone on: the process's stderr says why
-                    reason = posix.strerror(e.errno).lower() if e.errno else str(e)
-                    _say(f"ocirt exec: {describe_oserror(e)}: {reason}")
+                    _say(f"ocirt exec: {oserror_line(e)}")
                     posix._exit(127)
             except BaseException as e:  # noqa: BLE001
                 _fail(ch, e)

@@ -11,6 +11,7 @@ import errno
 import posix  # not os: `state` and `start` read a freezer through it (see bin/ocirt, "posix")
 import time
 
+from ..errors import errno_text
 from ..paths import exists, is_dir
 from ..state import read_text
 
@@ -61,8 +62,7 @@ class CgroupFS:
 DEFAULT_FS = CgroupFS()
 
 
-def strerror(e: OSError) -> str:
-    return posix.strerror(e.errno).lower() if e.errno else str(e)
+strerror = errno_text  # (the cgroup modules' name for it)
 
 
 def read_int(fs: CgroupFS, path: str) -> int | None:
