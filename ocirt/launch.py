@@ -330,16 +330,7 @@ def fast_imports(bundle: bool = False) -> "_Bundle | None":
 
 
 def launch() -> None:
-    """The command; a ^C (SIGINT: KeyboardInterrupt) that comes before cli.main handles it (the
-    launcher's imports) or after (the output's flush) ends it as cli.main does, exit 130 and no
-    word, not with Python's traceback."""
-    try:
-        _launch()
-    except KeyboardInterrupt:
-        posix._exit(130)
-
-
-def _launch() -> None:
+    # (a ^C outside cli.main, which ends the command with 130 itself: bin/ocirt's, the same)
     # The command without the cyclic collector from here (commands.without_gc says why), not
     # only from cli.main: the command line's own imports set off a collection (~0.07 ms).
     gc.disable()

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import posix  # not os: see ocirt/paths.py
-
 from ..cli import PRESERVE_FDS, Opt, fd_count, need_id, rootless_mode
 from ..signals import no_inherited_signal_state  # (run calls it through this module)
 
@@ -53,30 +51,12 @@ def wants_terminal(bundle: str) -> bool | None:
         return None
 
 
-def no_closed_stdio() -> None:
-    """A closed fd 0, 1 or 2 becomes /dev/null before anything is opened. The container's init
-    is handed this command's fds 0-2 as the process's stdio: a file opened into a free slot there
-    went with it, the state directory's lock too (every later command on the container then
-    waited for that lock for ever)."""
-    for fd in (0, 1, 2):
-        try:
-            posix.fstat(fd)
-        except OSError:
-            null = posix.open("/dev/null", posix.O_RDWR)  # the lowest free fd: this one
-            if null == fd:
-                posix.set_inheritable(fd, True)
-            else:  # (not reached: a lower one was open)
-                posix.dup2(null, fd)
-                posix.close(null)
-
-
 def main(g, o, args) -> int:
     from ..errors import OcirtError
 
     container_id = need_id(args, "create")
     fd_count(o)
-    no_inherited_signal_state()
-    no_closed_stdio()
+    no_inherited_signal_state()  # (a closed fd 0-2: the launcher made it /dev/null)
     window = g.attach_window()
     from ..create import HostEffects, create
 

@@ -39,7 +39,6 @@ def main(g, o, args) -> int:
     container_id = need_id(args, "run")
     fd_count(o)
     create_cmd.no_inherited_signal_state()
-    create_cmd.no_closed_stdio()
     if o["console_socket"] and not o["detach"]:  # (without a terminal: check_config)
         from ..checks import CONSOLE_UNUSED
 
