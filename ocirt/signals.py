@@ -72,21 +72,26 @@ def _nothing(sig, frame) -> None:
     pass
 
 
+# never passed on: those no handler gets, the child's end (SIGCHLD), a terminal's resize (the
+# console's own handler, where there is a terminal) and SIGURG (runc's: Go's own)
+UNRELAYED = (_signal.SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD, _signal.SIGWINCH, _signal.SIGURG)
+
+
 class Relay:
     """The handler of every signal a foreground `run` or `exec` passes on (all it can catch
-    but `unrelayed`): to the container's process once it runs, kept until then, as runc's
+    but UNRELAYED and `also_kept`): to the container's process once it runs, kept until then, as runc's
     signal handler, made before the process is started, queues them. Installed before the
     process is made: a signal that comes meanwhile (a SIGTERM, a ^C) neither kills the runtime
     half way, leaving the process without its waiter (or a 'creating' container), nor is lost.
     A child forked meanwhile (a stage, the init) gets the default action, as it would have
     without the handler."""
 
-    def __init__(self, unrelayed: tuple) -> None:
+    def __init__(self, also_kept: tuple = ()) -> None:
         self.me = posix.getpid()
         self.pid = 0
         self.pending: list[int] = []
         for sig in range(1, _signal.NSIG):
-            if sig not in unrelayed:
+            if sig not in UNRELAYED and sig not in also_kept:
                 try:
                     _signal.signal(sig, self)
                 except (OSError, ValueError):  # 32 and 33: the C library's own

@@ -133,7 +133,7 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
     if not o["detach"]:
         from ..signals import Relay
 
-        relay = Relay((signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG))
+        relay = Relay()
     try:
         opts = exec_options(o, args[1:])
         with OpenContainer.open(g.root, container_id) as c:

@@ -23,14 +23,7 @@ OPTIONS = create_cmd.OPTIONS + (
 # terminal's resize), SIGURG (runc: Go's own) and SIGPIPE: this process's own writes raise it
 # (a hook that does not read the state on its stdin, a closed stderr); it stays ignored (an
 # EPIPE error), where runc would pass such a SIGPIPE on and kill the container's process.
-NOT_FORWARDED = (
-    _signal.SIGKILL,
-    _signal.SIGSTOP,
-    _signal.SIGCHLD,
-    _signal.SIGWINCH,
-    _signal.SIGURG,
-    _signal.SIGPIPE,
-)
+NOT_FORWARDED = (_signal.SIGPIPE,)  # and signals.UNRELAYED
 
 
 def main(g, o, args) -> int:
