@@ -19,6 +19,11 @@ class OcirtError(Exception):
         return self.message
 
 
+def go_quote(text: str) -> str:
+    """`text` in double quotes, as Go's %q writes a printable string (runc's error messages)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def errno_text(exc: BaseException) -> str:
     """The kernel's word for an OSError's errno, as Go prints it (lower case); else the
     exception's own text."""

@@ -11,7 +11,7 @@ The command line (ocirt/commands/exec.py) fills ExecOptions from its flags, the 
 from __future__ import annotations
 
 from . import jsonio, paths
-from .errors import ConfigError, OcirtError
+from .errors import ConfigError, OcirtError, go_quote
 from .process import ID_MAX, NGROUPS_MAX
 from .record import field, record
 
@@ -75,11 +75,6 @@ def check_env_option(item: str) -> None:
         raise OcirtError(f"invalid environment variable: {go_quote(item)}")
     if not key:
         raise OcirtError(f"environment variable name can't be empty: {go_quote(item)}")
-
-
-def go_quote(text: str) -> str:
-    """`text` in double quotes, as Go's %q writes a printable string."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def process_config(opts: ExecOptions, args: list, bundle: str) -> dict:

@@ -19,8 +19,6 @@ from .protocol import Channel, InitPid, Proceed, Ready, SeccompFd
 from .stages import ExecSpec, exec_one_fork, exec_stage1
 from .state import Status, proc_start_time
 
-STOPPED = "cannot exec in a stopped container"  # runc's words
-
 
 def exec_process(
     c,
@@ -43,8 +41,6 @@ def exec_process(
     one fork, stages.exec_one_fork); else (the Python API) a stage 1 forks it, and the caller
     gets no child."""
     status = c.status()
-    if status is Status.STOPPED:
-        raise OcirtError(STOPPED)  # (Status.check's words would be "cannot exec a stopped container")
     if not (ignore_paused and status is Status.PAUSED):
         status.check("exec")
     from . import capabilities
@@ -63,8 +59,8 @@ def exec_process(
                 )
             except FileNotFoundError:
                 continue
-        if proc_start_time(c.state.pid) != c.state.pid_start:
-            raise OcirtError(STOPPED)
+        if proc_start_time(c.state.pid) != c.state.pid_start:  # it stopped meanwhile
+            Status.STOPPED.check("exec")
         seccomp_filter = container_seccomp(c)
         mempolicy = None
         if c.state.memory_policy:  # recorded at create, as the seccomp filter is

@@ -8,7 +8,7 @@ kill is on the hot path.
 import _signal
 import posix
 
-from .errors import OcirtError
+from .errors import OcirtError, go_quote
 
 
 def parse_signal(text: str) -> int:
@@ -24,8 +24,7 @@ def parse_signal(text: str) -> int:
         sig = getattr(_signal, name, None) if name.isupper() and not name.startswith("SIG_") else None
         if sig is not None:
             return int(sig)
-    quoted = text.replace("\\", "\\\\").replace('"', '\\"')  # (Go's %q, as runc words it)
-    raise OcirtError(f'unknown signal "{quoted}"')
+    raise OcirtError(f"unknown signal {go_quote(text)}")  # (runc's words)
 
 
 def signal_number(sig) -> int:

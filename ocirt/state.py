@@ -106,6 +106,7 @@ _REFUSALS = {
     ("start", Status.STOPPED): "cannot start a container that has stopped",
     ("start", Status.PAUSED): "cannot start a container in the paused state",
     ("kill", Status.STOPPED): "container not running",
+    ("exec", Status.STOPPED): "cannot exec in a stopped container",
     ("delete", Status.RUNNING): "cannot delete container {id} that is not stopped: running",
     ("delete", Status.PAUSED): "cannot delete container {id} that is not stopped: paused",
     ("delete", Status.CREATED): "cannot delete container {id} that is not stopped: created",
