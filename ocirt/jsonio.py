@@ -63,6 +63,7 @@ def _default(o):
 
 
 _encode = _json.make_encoder(None, _default, _str, None, ": ", ", ", False, False, False)
+_encode_go = _json.make_encoder(None, _default, _str, None, ":", ",", False, False, False)
 
 
 class JSONError(ValueError):
@@ -200,6 +201,12 @@ def go_escaped(text: str) -> str:
         if char in text:
             text = text.replace(char, escape)
     return text
+
+
+def go_dumps(value) -> str:
+    """JSON as Go's json.Marshal writes it (runc's `list -f json`): no spaces, non-ASCII as it
+    is, Go's escapes (go_escaped)."""
+    return go_escaped("".join(_encode_go(value, 0)))
 
 
 def go_time(created: str) -> str:

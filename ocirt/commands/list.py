@@ -7,14 +7,13 @@ container (a nil Go slice), `created` as Go prints a time (RFC 3339, no trailing
 fraction). --quiet: the ids, one a line, whatever --format says.
 """
 
-import _json
 import os
 import sys
 
 from ..cli import Opt
 from ..container import Container
 from ..errors import OcirtError
-from ..jsonio import go_escaped, go_time
+from ..jsonio import go_dumps, go_time
 from ..state import OCI_VERSION, DamagedState, list_ids
 
 USAGE = "list [command options]"
@@ -24,21 +23,10 @@ OPTIONS = (
 )
 
 
-def _unencodable(value):
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-# Go's json.Marshal: no spaces, non-ASCII as it is, <, > and & escaped (go_json)
-_encode = _json.make_encoder(None, _unencodable, _json.encode_basestring, None, ":", ",", False, False, False)
-
 # Go's tabwriter.NewWriter(stdout, minwidth 12, tabwidth 1, padding 3, ' ', 0), as runc makes it
 MIN_WIDTH = 12
 PADDING = 3
 HEADER = ("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")
-
-
-def go_json(value) -> str:
-    return go_escaped("".join(_encode(value, 0)))
 
 
 def table(rows: list) -> str:
@@ -90,7 +78,7 @@ def main(g, o, args) -> int:
         for r in rows:
             sys.stdout.write(r["id"] + "\n")
     elif o["format"] == "json":
-        sys.stdout.write(go_json(rows or None) + "\n")
+        sys.stdout.write(go_dumps(rows or None) + "\n")
     elif o["format"] == "table":
         cells = [HEADER] + [
             (r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"]) for r in rows

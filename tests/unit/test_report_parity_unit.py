@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ocirt import events
+from ocirt import events, jsonio
 from ocirt.commands import list as list_cmd
 from ocirt.commands.state import runc_state
 from ocirt.state import ContainerState, Status
@@ -22,7 +22,7 @@ from ocirt.state import ContainerState, Status
     ],
 )
 def test_created_as_go_prints_a_time(stored, printed):
-    assert list_cmd.go_time(stored) == printed
+    assert jsonio.go_time(stored) == printed
     st = ContainerState(id="c", bundle="/b", pid=7, rootfs="/r", created=stored)
     assert runc_state(st, st.oci(Status.RUNNING))["created"] == printed
 
@@ -86,10 +86,10 @@ def test_list_table_is_gos_tabwriter():
 
 def test_list_json_is_gos_encoding():
     value = [{"id": "x", "bundle": "/a<b>&c\u2028", "annotations": {"k": "é"}}]
-    text = list_cmd.go_json(value)
+    text = jsonio.go_dumps(value)
     assert text == '[{"id":"x","bundle":"/a\\u003cb\\u003e\\u0026c\\u2028","annotations":{"k":"é"}}]'
     assert json.loads(text) == value
-    assert list_cmd.go_json(None) == "null"
+    assert jsonio.go_dumps(None) == "null"
 
 
 # -- events: an OOM kill that stops the container ---------------------------------------------------
