@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import kernel as k
-from .errors import ConfigError, OcirtError
+from .errors import ConfigError, OcirtError, json_pointer
 from .record import field, record
 
 FLAGS = {
@@ -141,9 +141,24 @@ _IPC_SYSCTLS = {
 }
 
 
+def sysctl_path(key: str) -> str:
+    """The file under /proc/sys of a sysctl, named in either of sysctl(8)'s forms: with dots, or
+    with slashes when the first separator is one; a dot is then part of a name (a network
+    interface's: net/ipv4/conf/eth0.100/forwarding)."""
+    slash, dot = key.find("/"), key.find(".")
+    if slash != -1 and (dot == -1 or slash < dot):
+        return key
+    return key.replace(".", "/")
+
+
 def check_sysctl(sysctl: dict, ns: Namespaces) -> None:
     for key in sysctl:
-        where = f"/linux/sysctl/{key}"
+        where = json_pointer(("linux", "sysctl", key))
+        path = sysctl_path(key)
+        if path != key.replace(".", "/") and {"", ".", ".."} & set(path.split("/")):
+            # a dot in the dotted form is a separator, so only here could a name step out
+            raise ConfigError(where, f"sysctl {key!r} is not a sysctl name")
+        key = path.replace("/", ".")  # the rules below name sysctls in the dotted form
         if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
             need = "ipc"
         elif key.startswith("net."):

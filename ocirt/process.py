@@ -165,7 +165,7 @@ def set_limits(kernel: k.Kernel, spec: ProcessSpec) -> None:
     for i, rl in enumerate(spec.rlimits):
         num = rlimit_number(rl.get("type", ""), i, spec.pointer, spec.document)
         try:
-            kernel.setrlimit(num, rl["soft"], rl["hard"])
+            kernel.setrlimit(num, _rlim(rl["soft"]), _rlim(rl["hard"]))
         except (OSError, ValueError) as e:
             raise OcirtError(f"error setting rlimit type {num}", getattr(e, "errno", None)) from None
     if spec.oom_score_adj is not None:
@@ -173,6 +173,12 @@ def set_limits(kernel: k.Kernel, spec: ProcessSpec) -> None:
             kernel.write_file("/proc/self/oom_score_adj", str(spec.oom_score_adj))
         except OSError as e:
             raise OcirtError("/process/oomScoreAdj: write /proc/self/oom_score_adj", e.errno) from None
+
+
+def _rlim(value: int) -> int:
+    """An rlim_t (uint64, 2**64-1 is RLIM_INFINITY) as the resource module takes it: a signed
+    long long, so the upper half is given as the same bits, negative."""
+    return value - 2**64 if value >= 2**63 else value
 
 
 def set_attributes(

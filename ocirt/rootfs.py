@@ -22,8 +22,8 @@ import errno
 import posix  # not os: see ocirt/paths.py
 
 from . import kernel as k
-from . import lsm, paths
-from .errors import ConfigError, OcirtError, describe_oserror
+from . import lsm, namespaces, paths
+from .errors import ConfigError, OcirtError, describe_oserror, json_pointer
 from .record import field, record
 from .rootfs_spec import IDMAP_OPTIONS, RootfsSpec, needs_idmap  # the parent's half
 
@@ -247,6 +247,8 @@ class Rootfs:
         source = m.get("source") or mtype or "none"
         if mtype == "bind":
             opts.flags |= k.MS_BIND
+        if opts.is_bind and not m.get("source"):  # else "bind", the stand-in, would be looked up
+            raise ConfigError(f"{where}/source", "a bind mount needs a source")
         tree = self.spec.idmap_fds.get(index)
         if tree is None and needs_idmap(m):  # check_config made one for every such mount
             raise ConfigError(f"{where}/options", "idmapped mount without its prepared tree")
@@ -715,8 +717,8 @@ def has_lockable_flags(source: str, recursive: bool, mountinfo: bytes | None = N
 
 def sysctl(kernel: k.Kernel, settings: dict) -> None:
     for key, value in settings.items():
-        path = "/proc/sys/" + key.replace(".", "/")
+        path = "/proc/sys/" + namespaces.sysctl_path(key)
         try:
             kernel.write_file(path, str(value))
         except OSError as e:
-            raise OcirtError(f"/linux/sysctl/{key}: write {path}", e.errno) from None
+            raise OcirtError(f"{json_pointer(('linux', 'sysctl', key))}: write {path}", e.errno) from None

@@ -79,6 +79,11 @@ def _say(line: str) -> None:
         pass
 
 
+def _exec_failure(exc: OSError, path: str | None) -> str:
+    # errno 0: execve "succeeded" without running anything (a seccomp rule with errnoRet 0)
+    return oserror_line(exc) if exc.errno else f"exec {path}: execve returned without running it"
+
+
 def _fail(ch: Channel, exc: BaseException) -> None:
     if isinstance(exc, OcirtError):
         msg, err = exc.message, exc.errno or 0
@@ -276,8 +281,15 @@ def enter_namespaces(kernel: k.Kernel, spec: InitSpec, fx: InitEffects, done: in
         fx.map_user_ns()
         if unprivileged:
             kernel.prctl(k.PR_SET_DUMPABLE, 0)
-        kernel.setresgid(0)
-        kernel.setresuid(0)
+        # the setup needs the namespace's root: without it mapped, these fail with EINVAL
+        for call, maps, what in (
+            (kernel.setresgid, "gidMappings", "gid"),
+            (kernel.setresuid, "uidMappings", "uid"),
+        ):
+            try:
+                call(0)
+            except OSError as e:
+                raise OcirtError(f"/linux/{maps}: the container's {what} 0 is not mapped", e.errno) from None
     # moved_in: the init is moved into the cgroup later, and makes its cgroup namespace then;
     # one_fork: the parent made the pid namespace (for the init, before forking it)
     exclude = ("user", "cgroup") if spec.moved_in else ("user",)
@@ -285,7 +297,10 @@ def enter_namespaces(kernel: k.Kernel, spec: InitSpec, fx: InitEffects, done: in
     if flags:
         _unshare(kernel, flags)
     if spec.time_offsets:
-        kernel.write_file("/proc/self/timens_offsets", spec.time_offsets)
+        try:
+            kernel.write_file("/proc/self/timens_offsets", spec.time_offsets)
+        except OSError as e:  # ERANGE: an offset beyond what the kernel keeps
+            raise OcirtError("/linux/timeOffsets: write /proc/self/timens_offsets", e.errno) from None
 
 
 def told_when_made(spec: InitSpec) -> bool:
@@ -492,7 +507,7 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
     except OcirtError as e:
         message = str(e)
     except OSError as e:
-        message = oserror_line(e)
+        message = _exec_failure(e, path)
     except BaseException as e:  # noqa: BLE001 - reported, never raised out of the init
         message = f"internal error: {e!r}"
     _say(f"ocirt init: {message}")
@@ -533,7 +548,8 @@ def prepare_exec(
     if seccomp is not None and not proc.no_new_privileges:
         fx.seccomp(seccomp)
     process.switch_identity(kernel, proc, last_cap)
-    kernel.umask(proc.umask if proc.umask is not None else proc.caller_umask)
+    # umask(2) keeps the permission bits only; a uint32 beyond them would overflow a C int here
+    kernel.umask(proc.umask & 0o777 if proc.umask is not None else proc.caller_umask)
     env = process.exec_environment(proc)
     path = fx.lookup(proc.args[0], env)
     for fd in range(3, 3 + proc.preserve_fds):
@@ -687,7 +703,7 @@ def exec_stage1(kernel: k.Kernel, spec: ExecSpec, ch: Channel, one_fork: bool = 
                 try:
                     kernel.execve(path, spec.proc.args, env)
                 except OSError as e:  # the parent has gone on: the process's stderr says why
-                    _say(f"ocirt exec: {oserror_line(e)}")
+                    _say(f"ocirt exec: {_exec_failure(e, path)}")
                     posix._exit(127)
             except BaseException as e:  # noqa: BLE001
                 _fail(ch, e)

@@ -1,0 +1,107 @@
+"""Configs the schema takes whose values are odd: numbers at the top of their type, names in a
+second spelling, mappings the setup cannot use. Each either runs as the spec says or fails with
+one line (ocirt: naming the field) and leaves nothing behind; found by a fuzzer."""
+
+import json
+
+import pytest
+from runtime import assert_failed_cleanly, ok, sh
+
+RLIM_INFINITY = 2**64 - 1  # rlim_t's largest value, the kernel's "unlimited"
+
+
+@pytest.mark.parametrize(
+    "soft,hard,want",
+    [
+        (RLIM_INFINITY, RLIM_INFINITY, ["unlimited", "unlimited"]),
+        (2**63, RLIM_INFINITY, [str(2**63), "unlimited"]),
+    ],
+)
+def test_rlimit_in_the_upper_half_of_uint64(run_in, soft, hard, want):
+    rlimits = [{"type": "RLIMIT_CORE", "soft": soft, "hard": hard}]
+    out = ok(
+        run_in(sh("grep '^Max core file size' /proc/self/limits"), tmp=False, process={"rlimits": rlimits})
+    )
+    assert out[26:].split()[:2] == want, out
+
+
+def test_exec_rlimit_unlimited(rt, started, tmp_path):
+    b = started()
+    path = tmp_path / "process.json"
+    rlimits = [{"type": "RLIMIT_CORE", "soft": RLIM_INFINITY, "hard": RLIM_INFINITY}]
+    doc = {
+        "args": ["/bin/sh", "-c", "ulimit -c"],
+        "cwd": "/",
+        "user": {"uid": 0, "gid": 0},
+        "rlimits": rlimits,
+    }
+    path.write_text(json.dumps(doc))
+    assert ok(rt("exec", "--process", str(path), b.id)).strip() == "unlimited"
+
+
+@pytest.mark.parametrize("umask,want", [(4294967295, "0777"), (0o7022, "0022")])
+def test_umask_beyond_the_permission_bits(run_in, umask, want):
+    """umask(2) keeps the permission bits of the uint32 and drops the rest."""
+    user = {"uid": 0, "gid": 0, "umask": umask}
+    assert ok(run_in(["sh", "-c", "umask"], tmp=False, process={"user": user})).strip() == want
+
+
+@pytest.mark.parametrize(
+    "key,path,namespace",
+    [
+        ("net/ipv4/ip_forward", "net/ipv4/ip_forward", "network"),
+        ("kernel/shmmni", "kernel/shmmni", "ipc"),
+    ],
+)
+def test_sysctl_named_with_slashes(run_in, key, path, namespace):
+    """sysctl(8)'s other spelling of a name, as runc takes it."""
+    value = "1" if namespace == "network" else "1000"
+    out = ok(run_in(["cat", f"/proc/sys/{path}"], tmp=False, linux={"sysctl": {key: value}}))
+    assert out.strip() == value
+
+
+@pytest.mark.parametrize("key", ["net/../kernel/hostname", "net/ipv4/../../kernel/domainname"])
+def test_sysctl_slashes_stepping_out_refused(rt, make_bundle, key):
+    b = make_bundle(["true"], tmp=False, linux={"sysctl": {key: "x"}})
+    p = rt.run(b.id, b)
+    assert_failed_cleanly(rt, b, p, "/linux/sysctl/" + key.replace("/", "~1"))
+
+
+USERNS = {"type": "user"}
+
+
+@pytest.mark.parametrize(
+    "uids,gids,pointer",
+    [
+        (
+            [{"containerID": 1, "hostID": 100000, "size": 10}],
+            [{"containerID": 0, "hostID": 100000, "size": 10}],
+            "/linux/uidMappings",
+        ),
+        (
+            [{"containerID": 0, "hostID": 100000, "size": 10}],
+            [{"containerID": 1, "hostID": 100000, "size": 10}],
+            "/linux/gidMappings",
+        ),
+    ],
+    ids=["uid-0", "gid-0"],
+)
+def test_user_namespace_without_its_root_mapped(rt, make_bundle, uids, gids, pointer):
+    def mutate(c):
+        c["linux"]["namespaces"].append(USERNS)
+        c["linux"]["uidMappings"], c["linux"]["gidMappings"] = uids, gids
+
+    b = make_bundle(["true"], tmp=False, mutate=mutate)
+    p = rt.run(b.id, b)
+    assert_failed_cleanly(rt, b, p, pointer)
+
+
+@pytest.mark.parametrize("secs", [2**62, -(2**62)])
+def test_time_offset_beyond_the_kernel(rt, make_bundle, secs):
+    def mutate(c):
+        c["linux"]["namespaces"].append({"type": "time"})
+        c["linux"]["timeOffsets"] = {"monotonic": {"secs": secs, "nanosecs": 0}}
+
+    b = make_bundle(["true"], tmp=False, mutate=mutate)
+    p = rt.run(b.id, b)
+    assert_failed_cleanly(rt, b, p, "/linux/timeOffsets")
