@@ -12,6 +12,7 @@ from .signals import execve
 from .state import read_to_end
 
 HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+CONTAINER_HOOKS = ("createContainer", "startContainer")  # run in the container's namespaces
 
 
 # The working directory each kind of hook runs in, as runc 1.1.5 runs them: the bundle for the
@@ -19,71 +20,96 @@ HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", 
 # process.cwd for startContainer (the init is there already), the caller's for poststop.
 
 
-def run(hooks: dict | None, name: str, state: dict, cwd: str | None = None) -> None:
+def inherited(name: str, environ: dict | None = None) -> dict:
+    """The environment of a hook of kind `name` that has no `env` (absent or null; an empty list
+    is an empty environment), as runc 1.1.5 gives it: the runtime command's own for the hooks in
+    its namespaces (a hook commonly needs PATH), `environ` (process.env, which the caller
+    passes) for the container's, else none."""
+    if environ is not None:
+        return environ
+    return {} if name in CONTAINER_HOOKS else posix.environ
+
+
+def run(
+    hooks: dict | None, name: str, state: dict, cwd: str | None = None, environ: dict | None = None
+) -> None:
     """Run every hook of kind `name`; the first failure raises, naming the hook by JSON pointer.
-    A hook's `timeout` kills it and counts as a failure."""
+    A hook's `timeout` kills it and counts as a failure. `environ`: see inherited."""
     for i, hook in enumerate((hooks or {}).get(name) or []):
-        run_one(hook, state, f"/hooks/{name}/{i}", cwd)
+        run_one(hook, state, f"/hooks/{name}/{i}", cwd, inherited(name, environ))
 
 
 def run_all(hooks: dict | None, name: str, state: dict, warn, cwd: str | None = None) -> None:
     """poststop (runtime.md step 13): every hook runs; a failure is a warning, not an error."""
     for i, hook in enumerate((hooks or {}).get(name) or []):
         try:
-            run_one(hook, state, f"/hooks/{name}/{i}", cwd)
+            run_one(hook, state, f"/hooks/{name}/{i}", cwd, inherited(name))
         except OcirtError as e:
             warn(f"{name} hook failed: {e}")
 
 
-def run_one(hook: dict, state: dict, pointer: str, cwd: str | None = None) -> None:
+# What is kept of each of a hook's stdout and stderr for its error (runc keeps it all); the rest
+# is read and dropped, so that a chatty hook never blocks on a full pipe.
+OUTPUT_KEPT = 64 << 10
+
+
+def run_one(
+    hook: dict, state: dict, pointer: str, cwd: str | None = None, environ: dict | None = None
+) -> None:
+    """One hook, as runc runs it: the state on stdin (as Go's json.Marshal writes it, without a
+    pid once there is none), `environ` without an `env` of its own, its stdout and stderr
+    captured, not the runtime's (with `create` run by an engine they are the container's log)
+    and told in its error if it fails."""
     path = hook["path"]
     args = hook.get("args") or [path]
-    env = dict(item.split("=", 1) for item in hook.get("env") or [] if "=" in item)
+    if hook.get("env") is None:
+        env = environ or {}
+    else:
+        env = dict(item.split("=", 1) for item in hook["env"] if "=" in item)
     timeout = hook.get("timeout")
-    r, w = posix.pipe()
-    failed_r, failed_w = posix.pipe2(posix.O_CLOEXEC)  # the child's exec error, if any
+    if not state.get("pid"):
+        state = {k: v for k, v in state.items() if k != "pid"}
+    data = jsonio.go_dumps(state).encode()
+    fds: list = []
     try:
+        for _ in range(3):  # stdin, stdout, stderr
+            fds.extend(posix.pipe2(posix.O_CLOEXEC))
+        fds.extend(posix.pipe2(posix.O_CLOEXEC))  # the child's exec error, if any
         pid = posix.fork()
     except OSError as e:
-        for fd in (r, w, failed_r, failed_w):
+        for fd in fds:
             posix.close(fd)
         raise OcirtError(f"{pointer}: fork", e.errno) from None
+    in_r, in_w, out_r, out_w, err_r, err_w, failed_r, failed_w = fds
     if pid == 0:
-        posix.close(failed_r)
-        _child(r, w, failed_w, path, args, env, cwd)  # never returns
-    posix.close(r)
-    posix.close(failed_w)
-    try:
-        posix.write(w, jsonio.dumps(state).encode())
-    except BrokenPipeError:
-        pass
-    finally:
-        posix.close(w)
+        _child((in_r, out_w, err_w), failed_w, path, args, env, cwd)  # never returns
+    for fd in (in_r, out_w, err_w, failed_w):
+        posix.close(fd)
     try:
         # "" once the hook is executed (the pipe is close-on-exec)
         failed = read_to_end(failed_r).decode(errors="replace")
     finally:
         posix.close(failed_r)
-    status = _wait(pid, timeout)
+    status, out, err = _communicate(pid, timeout, data, in_w, out_r, err_r)
     if failed:
         raise OcirtError(f"{pointer}: exec {path}: {failed}")
     if status is None:
         raise OcirtError(f"{pointer}: hook {path} timed out after {timeout}s")
+    said = f"stdout: {out.decode(errors='replace')}, stderr: {err.decode(errors='replace')}"
     if posix.WIFSIGNALED(status):
-        raise OcirtError(f"{pointer}: hook {path} killed by signal {posix.WTERMSIG(status)}")
+        raise OcirtError(f"{pointer}: hook {path} killed by signal {posix.WTERMSIG(status)}, {said}")
     code = posix.WEXITSTATUS(status)
     if code:
-        raise OcirtError(f"{pointer}: hook {path} exited with status {code}")
+        raise OcirtError(f"{pointer}: hook {path} exited with status {code}, {said}")
 
 
-def _child(r: int, w: int, failed: int, path, args, env, cwd: str | None = None) -> None:
+def _child(stdio: tuple, failed: int, path, args, env, cwd: str | None = None) -> None:
     """The forked hook runner: exec the hook, or say why not on `failed` and exit 127. Whatever
     it raises, it never returns into the runtime's code (a ValueError of a NUL byte, a
     KeyboardInterrupt...)."""
     try:
-        posix.dup2(r, 0)
-        posix.close(r)
-        posix.close(w)
+        for target, fd in enumerate(stdio):
+            posix.dup2(fd, target)  # (dup2 clears close-on-exec on the copy)
         if cwd:
             posix.chdir(cwd)
         execve(path, args, env)
@@ -97,29 +123,81 @@ def _child(r: int, w: int, failed: int, path, args, env, cwd: str | None = None)
         posix._exit(127)
 
 
-def _wait(pid: int, timeout: int | None):
-    """The hook's wait status; None when it outlived `timeout` seconds (it is killed then). The
-    wait is on a pidfd: no polling."""
-    if not timeout:
-        return _waitpid(pid)
+def _communicate(pid: int, timeout: int | None, data: bytes, in_w: int, out_r: int, err_r: int):
+    """Give the hook `data` on its stdin and read its stdout and stderr, all at once (either
+    side may fill a pipe first), until it exits or outlives `timeout` seconds (it is killed
+    then). Its wait status (None when it timed out), its stdout and its stderr. Once it has
+    exited, what its pipes hold is read and no more: a child it left running with them (a
+    daemon it started) does not hold up the runtime (runc's hook waits for that child too)."""
+    kept = {out_r: bytearray(), err_r: bytearray()}
+    writing = [in_w] if data else []
+    if not data:
+        posix.close(in_w)
+    reading = [out_r, err_r]
     try:
         pidfd = posix.pidfd_open(pid)
-    except OSError:  # no pidfds (Linux < 5.3): a plain wait, without the timeout
-        return _waitpid(pid)
+    except OSError:  # no pidfds (Linux < 5.3): until both pipes close, without the timeout
+        pidfd = None
+    deadline = time.monotonic() + timeout if timeout else None
+    status = None
     try:
-        deadline = time.monotonic() + timeout
+        for fd in (in_w, out_r, err_r):
+            if fd in writing or fd in reading:
+                posix.set_blocking(fd, False)
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or select.select([pidfd], [], [], left)[0]:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
                 break
+            waiting = reading + ([pidfd] if pidfd is not None else [])
+            if not waiting and not writing:
+                break
+            ready_r, ready_w, _ = select.select(waiting, writing, [], left)
+            if in_w in ready_w:
+                try:
+                    data = data[posix.write(in_w, data) :]
+                except BlockingIOError:
+                    pass
+                except OSError:  # (EPIPE: the hook does not read its stdin)
+                    data = b""
+                if not data:
+                    writing.clear()
+                    posix.close(in_w)
+            for fd in ready_r:
+                if fd != pidfd and _read_some(fd, kept[fd]) is False:
+                    reading.remove(fd)
+            if pidfd in ready_r:  # exited: what its pipes hold, then done
+                for fd in reading:
+                    while _read_some(fd, kept[fd]):
+                        pass
+                break
+        done, status = posix.waitpid(pid, posix.WNOHANG)
+        if not done:
+            if deadline is not None and time.monotonic() >= deadline:
+                posix.kill(pid, 9)
+                _waitpid(pid)
+                status = None
+            else:  # (no pidfd: its pipes are closed)
+                status = _waitpid(pid)
     finally:
-        posix.close(pidfd)
-    done, status = posix.waitpid(pid, posix.WNOHANG)
-    if done:
-        return status
-    posix.kill(pid, 9)
-    _waitpid(pid)
-    return None
+        if pidfd is not None:
+            posix.close(pidfd)
+        if writing:
+            posix.close(in_w)
+        posix.close(out_r)
+        posix.close(err_r)
+    return status, bytes(kept[out_r]), bytes(kept[err_r])
+
+
+def _read_some(fd: int, kept: bytearray) -> bool | None:
+    """Read what `fd` holds into `kept` (up to OUTPUT_KEPT): True if it gave something, False
+    at its end, None when it holds nothing now."""
+    try:
+        chunk = posix.read(fd, 65536)
+    except BlockingIOError:
+        return None
+    if chunk and len(kept) < OUTPUT_KEPT:
+        kept += chunk[: OUTPUT_KEPT - len(kept)]
+    return bool(chunk)
 
 
 def _waitpid(pid: int) -> int:
