@@ -5,7 +5,7 @@ one line (ocirt: naming the field) and leaves nothing behind; found by a fuzzer.
 import json
 
 import pytest
-from runtime import assert_failed_cleanly, ok, sh
+from runtime import assert_failed_cleanly, ok, one_line, sh
 
 RLIM_INFINITY = 2**64 - 1  # rlim_t's largest value, the kernel's "unlimited"
 
@@ -105,3 +105,43 @@ def test_time_offset_beyond_the_kernel(rt, make_bundle, secs):
     b = make_bundle(["true"], tmp=False, mutate=mutate)
     p = rt.run(b.id, b)
     assert_failed_cleanly(rt, b, p, "/linux/timeOffsets")
+
+
+def test_unknown_effective_capability_is_left_out(run_in):
+    """config.md: a capability that cannot be mapped is a warning, not a failure; the check
+    that effective is within permitted is for the ones that can."""
+    caps = {
+        "effective": ["CAP_NO_SUCH_THING", "CAP_KILL"],
+        "permitted": ["CAP_KILL"],
+        "bounding": ["CAP_KILL"],
+    }
+    out = ok(run_in(sh("grep ^CapEff /proc/self/status"), tmp=False, process={"capabilities": caps}))
+    assert int(out.split()[1], 16) == 1 << 5  # CAP_KILL
+
+
+def exec_process(rt, b, tmp_path, **fields):
+    path = tmp_path / "process.json"
+    doc = {"args": ["/bin/true"], "cwd": "/", "user": {"uid": 0, "gid": 0}, **fields}
+    path.write_text(json.dumps(doc))
+    return rt("exec", "--process", str(path), b.id)
+
+
+@pytest.mark.runc_deviates("runc 1.1.5 sets both rlimits of an exec's process, the last one winning")
+def test_exec_duplicate_rlimit_refused(rt, started, tmp_path):
+    b = started()
+    rlimits = [{"type": "RLIMIT_CORE", "soft": 2, "hard": 2}, {"type": "RLIMIT_CORE", "soft": 1, "hard": 1}]
+    p = exec_process(rt, b, tmp_path, rlimits=rlimits)
+    assert p.returncode != 0
+    error = one_line(p.stderr)
+    if rt.is_ocirt:
+        assert "process.json: /rlimits/1: " in error, error
+
+
+@pytest.mark.runc_deviates("runc 1.1.5 leaves an exec's oom_score_adj as it is, whatever oomScoreAdj says")
+def test_exec_oom_score_adj_the_kernel_refuses(rt, started, tmp_path):
+    b = started()
+    p = exec_process(rt, b, tmp_path, oomScoreAdj=1001)
+    assert p.returncode != 0
+    error = one_line(p.stderr)
+    if rt.is_ocirt:
+        assert "/oomScoreAdj: " in error and "/process/" not in error, error

@@ -100,7 +100,9 @@ class ProcessSpec:
         caps = self.capabilities or {}
         permitted = set(caps.get("permitted") or ())
         for i, name in enumerate(caps.get("effective") or ()):
-            if name not in permitted:  # capset(2) takes no effective capability outside them
+            # capset(2) takes no effective capability outside them; a name no kernel knows is
+            # left out with a warning (capabilities.unknown), as config.md asks, not refused
+            if name not in permitted and name in capabilities.NUMBERS:
                 raise ConfigError(f"{at}/capabilities/effective/{i}", f"{name} is not in permitted", doc)
 
 
@@ -167,12 +169,14 @@ def set_limits(kernel: k.Kernel, spec: ProcessSpec) -> None:
         try:
             kernel.setrlimit(num, _rlim(rl["soft"]), _rlim(rl["hard"]))
         except (OSError, ValueError) as e:
-            raise OcirtError(f"error setting rlimit type {num}", getattr(e, "errno", None)) from None
+            raise OcirtError(
+                f"{spec.pointer}/rlimits/{i}: error setting rlimit type {num}", getattr(e, "errno", None)
+            ) from None
     if spec.oom_score_adj is not None:
         try:
             kernel.write_file("/proc/self/oom_score_adj", str(spec.oom_score_adj))
         except OSError as e:
-            raise OcirtError("/process/oomScoreAdj: write /proc/self/oom_score_adj", e.errno) from None
+            raise OcirtError(f"{spec.pointer}/oomScoreAdj: write /proc/self/oom_score_adj", e.errno) from None
 
 
 def _rlim(value: int) -> int:

@@ -124,6 +124,7 @@ def validate_process(proc, document: str = "process.json") -> None:
     except _Fail as fail:
         raise ConfigError(json_pointer(fail.path[::-1]), fail.rule, document) from None
     check_strings(proc, document)
+    _unique(proc.get("rlimits") or (), ("rlimits",), "rlimit", document)
 
 
 def first_error(instance, schemas: Schemas, name: str = CONFIG_SCHEMA):
@@ -303,14 +304,14 @@ def _check_text(text: str, path: tuple, document: str, key: bool = False) -> Non
             ) from None
 
 
-def _unique(entries, where: tuple, what: str) -> None:
+def _unique(entries, where: tuple, what: str, document: str = "config.json") -> None:
     seen: dict[str, int] = {}
     for index, entry in enumerate(entries):
         kind = entry["type"]
         if kind in seen:
             first = json_pointer((*where, seen[kind]))
             raise ConfigError(
-                json_pointer((*where, index)), f"duplicate {what} {_show(kind)} (first at {first})"
+                json_pointer((*where, index)), f"duplicate {what} {_show(kind)} (first at {first})", document
             )
         seen[kind] = index
 

@@ -1,0 +1,69 @@
+"""Configs the schema takes with values a fuzzer found odd, where ocirt's own words are checked
+(the cases both runtimes share are in conformance/test_config_semantics.py): a one-line error
+that says what is wrong, nothing left behind."""
+
+import json
+import os
+import uuid
+
+import pytest
+from cli_helpers import OCIRT, make_bundle, remove_cgroup_parent, run_err_to_file
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+PARENT = "ocirt-test-semantics"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def remove_parent_cgroup():
+    yield
+    remove_cgroup_parent(PARENT)
+
+
+@pytest.fixture
+def run(tmp_path, busybox_rootfs):
+    """run(mutate) -> the CompletedProcess of `run` of a bundle edited by mutate(config); at the
+    end, nothing of it may be left."""
+    cid = f"sem-{uuid.uuid4().hex[:8]}"
+    root = str(tmp_path / "root")
+
+    def start(mutate):
+        bundle = make_bundle(tmp_path / "bundle", busybox_rootfs, ["true"], terminal=False)
+        path = os.path.join(bundle, "config.json")
+        with open(path) as f:
+            config = json.load(f)
+        config["linux"]["cgroupsPath"] = f"/{PARENT}/{cid}"
+        mutate(config)
+        with open(path, "w") as f:
+            json.dump(config, f)
+        return run_err_to_file([*OCIRT, "--root", root, "run", "-b", bundle, cid], root + "-stderr")
+
+    yield start
+    run_err_to_file([*OCIRT, "--root", root, "delete", "--force", cid], root + "-stderr")
+    assert not os.listdir(root)
+    assert not [
+        t for t in os.listdir("/sys/fs/cgroup") if os.path.isdir(f"/sys/fs/cgroup/{t}/{PARENT}/{cid}")
+    ]
+
+
+def test_bind_mount_without_a_source(run):
+    def mutate(c):
+        c["mounts"].append({"destination": "/dev/x", "type": "bind", "source": "", "options": ["rbind"]})
+
+    p = run(mutate)
+    assert p.returncode != 0
+    assert p.stderr.count("\n") == 1 and "/mounts/7/source: a bind mount needs a source" in p.stderr, p.stderr
+
+
+def test_execve_a_seccomp_rule_makes_return_zero(run):
+    """errnoRet 0: execve "succeeds" and returns, the program never runs."""
+    rule = {"names": ["execve"], "action": "SCMP_ACT_ERRNO", "errnoRet": 0}
+
+    def mutate(c):
+        c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule]}
+
+    p = run(mutate)
+    assert p.returncode != 0
+    # the init's own line on the container's stderr, then run's
+    assert p.stderr.count("exec /bin/true: execve returned without running it") == 2, p.stderr
+    assert "Errno" not in p.stderr and "internal" not in p.stderr
