@@ -185,16 +185,16 @@ def children_of(ppid):
 
 
 def proc_status(pid):
-    """(VmRSS in KiB, cmdline) of a live process."""
-    rss = None
+    """(VmRSS, RssAnon in KiB, cmdline) of a live process. RssAnon is the part of its memory
+    that no other process shares (file pages, the binary's text, are the page cache's)."""
+    kib = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-                break
+            if line.startswith(("VmRSS:", "RssAnon:")):
+                kib[line.split(":")[0]] = int(line.split()[1])
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         cmdline = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
-    return rss, cmdline
+    return kib.get("VmRSS"), kib.get("RssAnon"), cmdline
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,7 +404,7 @@ def sample_rss(bench, rt, rss):
     out["create"] = rt.check("create", "--bundle", bundle, "--pid-file", pid_file, cid, rss=rss).maxrss_kib
     pid = read_pid_file(pid_file)
     try:
-        out["init_rss"], cmdline = proc_status(pid)
+        out["init_rss"], out["init_anon"], cmdline = proc_status(pid)
     except OSError as e:
         raise BenchError(f"{rt.name} create: init pid {pid} from --pid-file: {e}") from None
     out["init_cmdline"] = cmdline.replace(bench.tmp, "$TMP").replace(cid, "$ID")
@@ -845,6 +845,7 @@ def table_rows(metrics, n_lc, workers):
         ("peak RSS: kill", "rss", "kill", mib, "MiB", False),
         ("peak RSS: delete", "rss", "delete", mib, "MiB", False),
         ("VmRSS of the waiting init", "rss", "init_rss", mib, "MiB", False),
+        ("  of it anonymous (RssAnon)", "rss", "init_anon", mib, "MiB", False),
     ]
 
 
