@@ -153,6 +153,12 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
                 for name in opts.caps:
                     if name not in NUMBERS:
                         g.log.warning(f"--cap {name!r}: unknown capability ignored")
+            elif opts.whole and proc.get("capabilities"):  # the same of a process.json's (runc warns)
+                from ..capabilities import unknown
+                from ..execspec import PROCESS_DOC
+
+                for line in unknown(proc["capabilities"]):
+                    g.log.warning(f"{PROCESS_DOC}: {line.removeprefix('/process')}")
             terminal = bool(proc.get("terminal"))
             from ..checks import CONSOLE_UNUSED, check_preserved_fds
 
