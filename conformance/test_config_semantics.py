@@ -145,3 +145,26 @@ def test_exec_oom_score_adj_the_kernel_refuses(rt, started, tmp_path):
     error = one_line(p.stderr)
     if rt.is_ocirt:
         assert "/oomScoreAdj: " in error and "/process/" not in error, error
+
+
+IDS = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+
+@pytest.mark.parametrize(
+    "user,pointer",
+    [
+        ({"uid": 70000, "gid": 0}, "/process/user/uid"),
+        ({"uid": 0, "gid": 70000}, "/process/user/gid"),
+        ({"uid": 0, "gid": 0, "additionalGids": [70000]}, "/process/user/additionalGids"),
+    ],
+    ids=["uid", "gid", "additional-gid"],
+)
+def test_user_not_mapped_in_the_user_namespace(rt, make_bundle, user, pointer):
+    def mutate(c):
+        c["linux"]["namespaces"].append(USERNS)
+        c["linux"]["uidMappings"] = c["linux"]["gidMappings"] = IDS
+        c["process"]["user"] = user
+
+    b = make_bundle(["true"], tmp=False, mutate=mutate)
+    p = rt.run(b.id, b)
+    assert_failed_cleanly(rt, b, p, pointer)

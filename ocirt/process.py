@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import posix  # not os: see ocirt/paths.py
 import resource
 
@@ -248,13 +249,18 @@ def switch_identity(kernel: k.Kernel, spec: ProcessSpec, last_cap: int) -> None:
             if not caps["bounding"] & (1 << cap):
                 kernel.prctl(k.PR_CAPBSET_DROP, cap)
         kernel.prctl(k.PR_SET_KEEPCAPS, 1)
+    user = f"{spec.pointer}/user"
     try:
         kernel.setgroups(spec.additional_gids)
-    except PermissionError:
-        if spec.additional_gids:  # setgroups is denied in a user ns with "deny": fine when empty
-            raise
-    kernel.setresgid(spec.gid)
-    kernel.setresuid(spec.uid)
+    except OSError as e:
+        # denied in a user ns with "deny": fine when empty
+        if spec.additional_gids or not isinstance(e, PermissionError):
+            raise _identity_error(f"{user}/additionalGids", "setgroups", e) from None
+    for call, value, name in ((kernel.setresgid, spec.gid, "gid"), (kernel.setresuid, spec.uid, "uid")):
+        try:
+            call(value)
+        except OSError as e:
+            raise _identity_error(f"{user}/{name}", f"setres{name} {value}", e) from None
     if caps is not None:
         kernel.prctl(k.PR_SET_KEEPCAPS, 0)
         kernel.capset(caps["effective"], caps["permitted"], caps["inheritable"])
@@ -266,6 +272,12 @@ def switch_identity(kernel: k.Kernel, spec: ProcessSpec, last_cap: int) -> None:
                 kernel.prctl(k.PR_CAP_AMBIENT, k.PR_CAP_AMBIENT_RAISE, cap)
     if spec.no_new_privileges:
         kernel.prctl(k.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def _identity_error(pointer: str, call: str, e: OSError) -> OcirtError:
+    # EINVAL: an id the container's user namespace does not map
+    hint = " (an id not mapped in the user namespace)" if e.errno == errno.EINVAL else ""
+    return OcirtError(f"{pointer}: {call}{hint}", e.errno)
 
 
 def exec_environment(spec: ProcessSpec) -> dict[str, str]:
