@@ -327,6 +327,26 @@ def test_kill_all_of_a_paused_container(rt, make_bundle):
     assert rt.delete(b.id).returncode == 0
 
 
+@pytest.mark.runc_deviates(
+    "runc 1.1.5's kill --all freezes, signals and thaws the cgroup: any signal resumes a paused "
+    "container (moby#37137); only `resume` should"
+)
+def test_kill_all_leaves_a_paused_container_paused(rt, make_bundle):
+    """The signal waits for `resume`; then the children die of it (the init, pid 1, has no
+    handler and ignores it)."""
+    b = make_bundle(THREE)
+    assert rt.run(b.id, b, extra=["--detach"]).returncode == 0
+    _wait_three(b)
+    init = rt.state_json(b.id)["pid"]
+    assert rt("pause", b.id).returncode == 0
+    assert rt.kill(b.id, "TERM", all=True).returncode == 0
+    time.sleep(0.3)
+    assert rt.status(b.id) == "paused"
+    assert rt("resume", b.id).returncode == 0
+    wait_for(lambda: container_pids(b) == {init}, what="the children dead of the signal")
+    assert rt.status(b.id) == "running"
+
+
 # ---- delete of a paused container ------------------------------------------------------------
 
 
