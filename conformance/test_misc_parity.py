@@ -159,6 +159,27 @@ def test_a_process_files_oom_score_adj_is_applied(rt, started, tmp_path):
     assert (p.returncode, p.stdout) == (0, "100\n")
 
 
+@pytest.mark.runc_deviates(
+    "runc 1.1.5 ignores user.umask of exec's process file (config.md: the process's umask)"
+)
+def test_a_process_files_umask_is_applied(rt, started, tmp_path):
+    b = started()
+    path = process_file(tmp_path, proc(["sh", "-c", "umask"], user={"uid": 0, "gid": 0, "umask": 0o77}))
+    p = rt("exec", "--process", path, b.id)
+    assert (p.returncode, p.stdout) == (0, "0077\n")
+
+
+@pytest.mark.runc_deviates("runc 1.1.5 predates process.scheduler (runtime-spec 1.2) and ignores it in exec")
+def test_a_process_files_scheduler_is_applied(rt, started, tmp_path):
+    b = started()
+    path = process_file(
+        tmp_path, proc(["grep", "^policy", "/proc/self/sched"], scheduler={"policy": "SCHED_BATCH"})
+    )
+    p = rt("exec", "--process", path, b.id)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split()[-1] == "3"  # SCHED_BATCH
+
+
 # ---- spec ------------------------------------------------------------------------------------
 
 
