@@ -168,3 +168,18 @@ def test_user_not_mapped_in_the_user_namespace(rt, make_bundle, user, pointer):
     b = make_bundle(["true"], tmp=False, mutate=mutate)
     p = rt.run(b.id, b)
     assert_failed_cleanly(rt, b, p, pointer)
+
+
+def test_device_access_with_a_letter_twice(run_in):
+    """access is a composition of r, w and m: "rrrw" allows writing (the kernel reads three
+    letters of a rule, so a runtime that passed it on as given would allow reading only)."""
+    rules = [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "rrrw"},
+    ]
+    linux = {
+        "devices": [{"path": "/dev/k", "type": "c", "major": 1, "minor": 11}],
+        "resources": {"devices": rules},
+    }
+    out = ok(run_in(sh("echo conformance-test > /dev/k && echo written"), linux=linux))
+    assert out.strip() == "written"

@@ -527,7 +527,9 @@ def parse_device_rules(devices) -> list:
         major = _device_number(_get(dv, "major", q, "int"), q + ("major",))
         minor = _device_number(_get(dv, "minor", q, "int"), q + ("minor",))
         access = _get(dv, "access", q, "str") or "rwm"
-        if not access or any(ch not in "rwm" for ch in access) or len(set(access)) != len(access):
+        # a letter twice is still a composition of r, w and m: taken once (the kernel reads at most
+        # three letters of a rule, so it is not written as given)
+        if not access or any(ch not in "rwm" for ch in access):
             raise ConfigError(
                 json_pointer(BASE + q + ("access",)), f"must be made of r, w and m, not {access!r}"
             )
