@@ -68,13 +68,13 @@ def test_a_foreground_runs_output_is_its_programs_alone(rt, make_bundle):
 
 @pytest.mark.parametrize("name", CREATE_HOOKS)
 def test_a_failing_hooks_error_tells_its_output(rt, make_bundle, name):
-    """One line (its newlines escaped) with the exit status and what the hook wrote, as runc's
-    `..., stdout: X, stderr: Y`."""
+    """One line (its newlines escaped) in runc's words: `error running hook ...: exit status 3,
+    stdout: X, stderr: Y`."""
     b = make_bundle(SLEEP, mutate=with_hooks({name: [hook("echo said-out; echo said-err >&2; exit 3")]}))
     p = rt.create(b.id, b)
     assert p.returncode != 0 and p.stdout == ""
     line = one_line(p.stderr)
-    assert "status 3" in line and "stdout: said-out\\n, stderr: said-err\\n" in line, line
+    assert "error running hook" in line and "exit status 3, stdout: said-out\\n, stderr: said-err\\n" in line, line
     assert rt.status(b.id) is None
 
 
@@ -83,7 +83,7 @@ def test_a_hook_killed_by_a_signal_says_so(rt, make_bundle):
     p = rt.create(b.id, b)
     assert p.returncode != 0
     line = one_line(p.stderr)
-    assert ("signal: killed" in line or "signal 9" in line) and "stdout: x\\n" in line, line
+    assert "error running hook" in line and "signal: killed, stdout: x\\n" in line, line
 
 
 def test_a_hook_writing_much_more_than_a_pipe_holds_is_not_blocked(rt, make_bundle):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _signal  # (loaded already: ocirt.signals)
 import posix  # not os: see ocirt/paths.py
 import select
 import time
@@ -94,13 +95,18 @@ def run_one(
     if failed:
         raise OcirtError(f"{pointer}: exec {path}: {failed}")
     if status is None:
-        raise OcirtError(f"{pointer}: hook {path} timed out after {timeout}s")
-    said = f"stdout: {out.decode(errors='replace')}, stderr: {err.decode(errors='replace')}"
+        raise OcirtError(f"{pointer}: error running hook {path}: timed out after {timeout}s")
     if posix.WIFSIGNALED(status):
-        raise OcirtError(f"{pointer}: hook {path} killed by signal {posix.WTERMSIG(status)}, {said}")
-    code = posix.WEXITSTATUS(status)
-    if code:
-        raise OcirtError(f"{pointer}: hook {path} exited with status {code}, {said}")
+        # Go's words for it, as runc's error has them ("signal: killed")
+        why = f"signal: {_signal.strsignal(posix.WTERMSIG(status)).lower()}"
+        if posix.WCOREDUMP(status):
+            why += " (core dumped)"
+    elif posix.WEXITSTATUS(status):
+        why = f"exit status {posix.WEXITSTATUS(status)}"
+    else:
+        return
+    said = f"stdout: {out.decode(errors='replace')}, stderr: {err.decode(errors='replace')}"
+    raise OcirtError(f"{pointer}: error running hook {path}: {why}, {said}")
 
 
 def _child(stdio: tuple, failed: int, path, args, env, cwd: str | None = None) -> None:

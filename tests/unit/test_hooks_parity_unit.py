@@ -23,9 +23,16 @@ def test_output_is_captured_and_told_in_the_error(capfd):
     with pytest.raises(OcirtError) as e:
         hooks.run({"prestart": [sh_hook("echo out; echo err >&2; exit 3")]}, "prestart", STATE)
     assert (
-        str(e.value) == "/hooks/prestart/0: hook /bin/sh exited with status 3, stdout: out\n, stderr: err\n"
+        str(e.value)
+        == "/hooks/prestart/0: error running hook /bin/sh: exit status 3, stdout: out\n, stderr: err\n"
     )
     assert capfd.readouterr() == ("", "")
+
+
+def test_a_signal_in_gos_words(capfd):
+    with pytest.raises(OcirtError) as e:
+        hooks.run({"prestart": [sh_hook("kill -9 $$")]}, "prestart", STATE)
+    assert str(e.value) == "/hooks/prestart/0: error running hook /bin/sh: signal: killed, stdout: , stderr: "
 
 
 def test_a_successful_hooks_output_goes_nowhere(capfd):
@@ -102,5 +109,5 @@ def test_without_pidfds_the_hook_still_runs_and_fails(monkeypatch):
 
     monkeypatch.setattr(posix, "pidfd_open", no_pidfd)
     hooks.run({"prestart": [sh_hook("echo fine")]}, "prestart", STATE)
-    with pytest.raises(OcirtError, match="status 2, stdout: x"):
+    with pytest.raises(OcirtError, match="exit status 2, stdout: x"):
         hooks.run({"prestart": [sh_hook("echo x; exit 2")]}, "prestart", STATE)
