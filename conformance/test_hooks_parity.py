@@ -74,7 +74,9 @@ def test_a_failing_hooks_error_tells_its_output(rt, make_bundle, name):
     p = rt.create(b.id, b)
     assert p.returncode != 0 and p.stdout == ""
     line = one_line(p.stderr)
-    assert "error running hook" in line and "exit status 3, stdout: said-out\\n, stderr: said-err\\n" in line, line
+    assert (
+        "error running hook" in line and "exit status 3, stdout: said-out\\n, stderr: said-err\\n" in line
+    ), line
     assert rt.status(b.id) is None
 
 
