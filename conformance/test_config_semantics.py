@@ -3,6 +3,7 @@ second spelling, mappings the setup cannot use. Each either runs as the spec say
 one line (ocirt: naming the field) and leaves nothing behind; found by a fuzzer."""
 
 import json
+import os
 
 import pytest
 from runtime import assert_failed_cleanly, ok, one_line, sh
@@ -183,3 +184,18 @@ def test_device_access_with_a_letter_twice(run_in):
     }
     out = ok(run_in(sh("echo conformance-test > /dev/k && echo written"), linux=linux))
     assert out.strip() == "written"
+
+
+def test_mount_over_a_default_device(rt, make_bundle):
+    """A file the config mounts on /dev/zero stays there: the default device does not replace it.
+    (Not /dev/null: runc 1.1.5 takes any stdio file for /dev/null then, and reopens it.)"""
+
+    def mutate(c):
+        c["mounts"].append(
+            {"destination": "/dev/zero", "type": "bind", "source": "file", "options": ["bind"]}
+        )
+
+    b = make_bundle(["cat", "/dev/zero"], tmp=False, mutate=mutate)
+    with open(os.path.join(b.path, "file"), "w") as f:
+        f.write("from the mount\n")
+    assert ok(rt.run(b.id, b)) == "from the mount\n"

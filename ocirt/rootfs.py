@@ -543,8 +543,13 @@ class Rootfs:
                         posix.makedev(dev.get("major", 0), dev.get("minor", 0)),
                     )
                 except FileExistsError:
-                    # an existing node (from the image) is replaced, as runc does
-                    posix.unlink(full)
+                    # an existing node (from the image) is replaced
+                    try:
+                        posix.unlink(full)
+                    except OSError as e:
+                        if e.errno != errno.EBUSY:
+                            raise
+                        return  # a mount of the config's is there: it stays (runc keeps it too)
                     self.k.mknod(
                         full,
                         kind | (dev.get("fileMode", 0o666) & 0o7777),
