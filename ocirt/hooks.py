@@ -134,48 +134,46 @@ def _communicate(pid: int, timeout: int | None, data: bytes, in_w: int, out_r: i
     side may fill a pipe first), until it exits or outlives `timeout` seconds (it is killed
     then). Its wait status (None when it timed out), its stdout and its stderr. Once it has
     exited, what its pipes hold is read and no more: a child it left running with them (a
-    daemon it started) does not hold up the runtime (runc's hook waits for that child too)."""
+    daemon it started) does not hold up the runtime (runc's hook waits for that child too).
+    poll, not select: the fds may be past FD_SETSIZE."""
     kept = {out_r: bytearray(), err_r: bytearray()}
-    writing = [in_w] if data else []
-    if not data:
-        posix.close(in_w)
-    reading = [out_r, err_r]
+    open_fds = {in_w, out_r, err_r}
+    poller = select.poll()
     try:
         pidfd = posix.pidfd_open(pid)
+        poller.register(pidfd, select.POLLIN)
     except OSError:  # no pidfds (Linux < 5.3): until both pipes close, without the timeout
         pidfd = None
     deadline = time.monotonic() + timeout if timeout else None
-    status = None
     try:
-        for fd in (in_w, out_r, err_r):
-            if fd in writing or fd in reading:
-                posix.set_blocking(fd, False)
-        while True:
+        for fd in open_fds:
+            posix.set_blocking(fd, False)
+            poller.register(fd, select.POLLOUT if fd == in_w else select.POLLIN)
+        exited = False
+        while not exited and (pidfd is not None or open_fds - {in_w}):
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
-            waiting = reading + ([pidfd] if pidfd is not None else [])
-            if not waiting and not writing:
-                break
-            ready_r, ready_w, _ = select.select(waiting, writing, [], left)
-            if in_w in ready_w:
-                try:
-                    data = data[posix.write(in_w, data) :]
-                except BlockingIOError:
-                    pass
-                except OSError:  # (EPIPE: the hook does not read its stdin)
-                    data = b""
-                if not data:
-                    writing.clear()
-                    posix.close(in_w)
-            for fd in ready_r:
-                if fd != pidfd and _read_some(fd, kept[fd]) is False:
-                    reading.remove(fd)
-            if pidfd in ready_r:  # exited: what its pipes hold, then done
-                for fd in reading:
-                    while _read_some(fd, kept[fd]):
-                        pass
-                break
+            for fd, _ in poller.poll(None if left is None else max(1, int(left * 1000))):
+                if fd == pidfd:
+                    exited = True
+                elif fd == in_w:
+                    try:
+                        data = data[posix.write(in_w, data) :]
+                    except BlockingIOError:
+                        continue
+                    except OSError:  # (EPIPE: the hook does not read its stdin)
+                        data = b""
+                    if not data:
+                        _close(poller, open_fds, in_w)
+                elif _read_some(fd, kept[fd]) is False:
+                    _close(poller, open_fds, fd)
+        if exited:  # what its pipes hold now (a bounded number of reads: a daemon may go on)
+            for fd in open_fds - {in_w}:
+                for _ in range(64):
+                    if not _read_some(fd, kept[fd]):
+                        break
+        status: int | None
         done, status = posix.waitpid(pid, posix.WNOHANG)
         if not done:
             if deadline is not None and time.monotonic() >= deadline:
@@ -187,11 +185,15 @@ def _communicate(pid: int, timeout: int | None, data: bytes, in_w: int, out_r: i
     finally:
         if pidfd is not None:
             posix.close(pidfd)
-        if writing:
-            posix.close(in_w)
-        posix.close(out_r)
-        posix.close(err_r)
+        for fd in open_fds:
+            posix.close(fd)
     return status, bytes(kept[out_r]), bytes(kept[err_r])
+
+
+def _close(poller, open_fds: set, fd: int) -> None:
+    poller.unregister(fd)
+    open_fds.discard(fd)
+    posix.close(fd)
 
 
 def _read_some(fd: int, kept: bytearray) -> bool | None:

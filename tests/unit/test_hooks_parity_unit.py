@@ -111,3 +111,34 @@ def test_without_pidfds_the_hook_still_runs_and_fails(monkeypatch):
     hooks.run({"prestart": [sh_hook("echo fine")]}, "prestart", STATE)
     with pytest.raises(OcirtError, match="exit status 2, stdout: x"):
         hooks.run({"prestart": [sh_hook("echo x; exit 2")]}, "prestart", STATE)
+
+
+def test_a_child_left_writing_forever_does_not_hold_the_runner(tmp_path):
+    pid_file = tmp_path / "bg"
+    script = f"(while :; do echo spam; done) & echo $! > {pid_file}"
+    t0 = time.monotonic()
+    try:
+        hooks.run({"prestart": [sh_hook(script)]}, "prestart", STATE)
+        assert time.monotonic() - t0 < 5
+    finally:
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), 9)
+
+
+def test_the_runners_fds_may_be_past_fd_setsize():
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip("RLIMIT_NOFILE's hard limit is under 1200")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = []
+    try:
+        while not held or held[-1] < 1030:
+            held.append(os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC))
+        with pytest.raises(OcirtError, match="exit status 5, stdout: high"):
+            hooks.run({"prestart": [sh_hook("echo high; exit 5", timeout=5)]}, "prestart", STATE)
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
