@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from runtime import assert_failed_cleanly, ok, one_line, sh
+from runtime import assert_failed_cleanly, cgroup_dirs, ok, one_line, sh
 
 RLIM_INFINITY = 2**64 - 1  # rlim_t's largest value, the kernel's "unlimited"
 
@@ -199,3 +199,21 @@ def test_mount_over_a_default_device(rt, make_bundle):
     with open(os.path.join(b.path, "file"), "w") as f:
         f.write("from the mount\n")
     assert ok(rt.run(b.id, b)) == "from the mount\n"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            "a\nb", id="newline", marks=pytest.mark.runc_deviates("runc 1.1.5 prints a warning line first")
+        ),
+        pytest.param("/".join(["b" * 200] * 25), id="path-too-long"),
+    ],
+)
+def test_cgroups_path_the_kernel_refuses(rt, make_bundle, name):
+    b = make_bundle(["true"], tmp=False, cgroups=False)
+    b.config["linux"]["cgroupsPath"] = f"/ocirt-conformance/{b.id}/{name}"
+    b.save()
+    p = rt.run(b.id, b)
+    assert_failed_cleanly(rt, b, p, "/linux/cgroupsPath")
+    assert cgroup_dirs(f"/ocirt-conformance/{b.id}") == []

@@ -251,8 +251,9 @@ class FsCgroup(Manager):
                 if attempt == 4:
                     raise OcirtError(f"cannot create cgroup {cur}", errno=errno.ENOENT) from None
                 continue
-            except OSError as e:
-                raise OcirtError(f"cannot create cgroup {cur}", errno=e.errno) from None
+            except OSError as e:  # a name the kernel refuses (too long, a newline): the config's
+                where = "/linux/cgroupsPath: " if self.cgroups_path else ""
+                raise OcirtError(f"{where}cannot create cgroup {cur}", errno=e.errno) from None
 
     def _not_a_cgroup(self, parent: str, name: str) -> None:
         """The path names a file of a cgroup (cgroup.procs, tasks, ...) where a directory goes."""
