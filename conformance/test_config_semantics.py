@@ -217,3 +217,12 @@ def test_cgroups_path_the_kernel_refuses(rt, make_bundle, name):
     p = rt.run(b.id, b)
     assert_failed_cleanly(rt, b, p, "/linux/cgroupsPath")
     assert cgroup_dirs(f"/ocirt-conformance/{b.id}") == []
+
+
+@pytest.mark.parametrize("key", ["uid", "gid"])
+@pytest.mark.runc_deviates("runc 1.1.5 passes (uid_t)-1 to chown, which leaves the device root's")
+def test_device_owner_minus_one_refused(rt, make_bundle, key):
+    dev = {"path": "/dev/x", "type": "c", "major": 1, "minor": 3, key: 4294967295}
+    b = make_bundle(["true"], tmp=False, linux={"devices": [dev]})
+    p = rt.run(b.id, b)
+    assert_failed_cleanly(rt, b, p, f"/linux/devices/0/{key}")

@@ -250,11 +250,12 @@ def check_rules(config: dict) -> None:
 UTS_LEN = 64  # bytes of a hostname or domainname (the kernel's __NEW_UTS_LEN)
 MAJOR_MAX = 0xFFF  # the kernel's dev_t: a 12-bit major and a 20-bit minor (mknod(2) takes no more)
 MINOR_MAX = 0xFFFFF
+UNCHANGED_ID = 0xFFFFFFFF  # (uid_t)-1: "leave as is" to chown(2), setresuid(2)...
 
 
 def check_limits(config: dict) -> None:
     """What the kernel takes and the schema cannot say: a hostname or domainname of at most
-    UTS_LEN bytes of UTF-8, linux.devices numbers that fit a dev_t."""
+    UTS_LEN bytes of UTF-8, linux.devices numbers that fit a dev_t and owners that are ids."""
     for key in ("hostname", "domainname"):
         name = config.get(key)
         if isinstance(name, str) and len(name.encode()) > UTS_LEN:
@@ -264,6 +265,9 @@ def check_limits(config: dict) -> None:
             value = dev.get(key)
             if value is not None and not 0 <= value <= top:
                 raise ConfigError(f"/linux/devices/{i}/{key}", f"{value} is not a device {key}: 0 to {top}")
+        for key in ("uid", "gid"):
+            if dev.get(key) == UNCHANGED_ID:  # chown(2) would leave the node root's
+                raise ConfigError(f"/linux/devices/{i}/{key}", f"{UNCHANGED_ID} is (uid_t)-1, not an id")
 
 
 def check_unique(config: dict) -> None:
