@@ -9,7 +9,7 @@ import signal
 import time
 
 import pytest
-from runtime import one_line, sh
+from runtime import assert_failed_cleanly, one_line, sh
 
 SLEEP = ["sleep", "1000"]
 CREATE_HOOKS = ("prestart", "createRuntime", "createContainer")
@@ -78,6 +78,26 @@ def test_a_failing_hooks_error_tells_its_output(rt, make_bundle, name):
         "error running hook" in line and "exit status 3, stdout: said-out\\n, stderr: said-err\\n" in line
     ), line
     assert rt.status(b.id) is None
+
+
+@pytest.mark.parametrize(
+    "mode,content,why",
+    [
+        (0o644, "#!/bin/sh\n", "permission denied"),
+        (0o755, "echo no interpreter line\n", "exec format error"),
+        (0o755, "#!/no/such/interpreter\n", "no such file or directory"),
+    ],
+)
+def test_a_hook_that_cannot_be_executed(rt, make_bundle, tmp_path, mode, content, why):
+    """One line with the errno's text as Go prints it (runc: `fork/exec PATH: WHY`), and
+    nothing left behind."""
+    path = tmp_path / "hook"
+    path.write_text(content)
+    path.chmod(mode)
+    b = make_bundle(SLEEP, mutate=with_hooks({"createRuntime": [{"path": str(path)}]}))
+    p = rt.create(b.id, b)
+    assert_failed_cleanly(rt, b, p)
+    assert f"{path}: {why}" in p.stderr, p.stderr
 
 
 def test_a_hook_killed_by_a_signal_says_so(rt, make_bundle):
