@@ -4,6 +4,9 @@ one line (ocirt: naming the field) and leaves nothing behind; found by a fuzzer.
 
 import json
 import os
+import shutil
+import socket
+import tempfile
 
 import pytest
 from runtime import assert_failed_cleanly, cgroup_dirs, ok, one_line, sh
@@ -226,3 +229,19 @@ def test_device_owner_minus_one_refused(rt, make_bundle, key):
     b = make_bundle(["true"], tmp=False, linux={"devices": [dev]})
     p = rt.run(b.id, b)
     assert_failed_cleanly(rt, b, p, f"/linux/devices/0/{key}")
+
+
+@pytest.mark.parametrize("key", ["height", "width"])
+@pytest.mark.runc_deviates("runc 1.1.5 casts the size to 16 bits: the terminal gets another size")
+def test_console_size_beyond_a_terminal(rt, make_bundle, key):
+    d = tempfile.mkdtemp(prefix="cs-", dir="/tmp")  # sun_path is short: not under tmp_path
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listening:
+            listening.bind(os.path.join(d, "s"))
+            listening.listen(1)
+            size = {"height": 24, "width": 80, key: 65536}
+            b = make_bundle(["true"], tmp=False, process={"terminal": True, "consoleSize": size})
+            p = rt.create(b.id, b, extra=("--console-socket", os.path.join(d, "s")))
+            assert_failed_cleanly(rt, b, p, f"/process/consoleSize/{key}")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

@@ -125,6 +125,7 @@ def validate_process(proc, document: str = "process.json") -> None:
         raise ConfigError(json_pointer(fail.path[::-1]), fail.rule, document) from None
     check_strings(proc, document)
     _unique(proc.get("rlimits") or (), ("rlimits",), "rlimit", document)
+    check_console_size(proc, "", document)
 
 
 def first_error(instance, schemas: Schemas, name: str = CONFIG_SCHEMA):
@@ -260,6 +261,7 @@ def check_limits(config: dict) -> None:
         name = config.get(key)
         if isinstance(name, str) and len(name.encode()) > UTS_LEN:
             raise ConfigError(f"/{key}", f"longer than the kernel's {UTS_LEN} bytes")
+    check_console_size(config.get("process") or {}, "/process")
     for i, dev in enumerate((config.get("linux") or {}).get("devices") or ()):
         for key, top in (("major", MAJOR_MAX), ("minor", MINOR_MAX)):
             value = dev.get(key)
@@ -268,6 +270,18 @@ def check_limits(config: dict) -> None:
         for key in ("uid", "gid"):
             if dev.get(key) == UNCHANGED_ID:  # chown(2) would leave the node root's
                 raise ConfigError(f"/linux/devices/{i}/{key}", f"{UNCHANGED_ID} is (uid_t)-1, not an id")
+
+
+WINSIZE_MAX = 0xFFFF  # struct winsize has unsigned shorts
+
+
+def check_console_size(proc: dict, at: str, document: str = "config.json") -> None:
+    for key in ("height", "width"):
+        value = (proc.get("consoleSize") or {}).get(key)
+        if isinstance(value, int) and value > WINSIZE_MAX:
+            raise ConfigError(
+                f"{at}/consoleSize/{key}", f"{value} is more than a terminal's {WINSIZE_MAX}", document
+            )
 
 
 def check_unique(config: dict) -> None:
