@@ -245,3 +245,16 @@ def test_console_size_beyond_a_terminal(rt, make_bundle, key):
             assert_failed_cleanly(rt, b, p, f"/process/consoleSize/{key}")
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_seccomp_denying_umask_without_no_new_privileges(run_in):
+    """The filter goes in before the identity switch then; the umask is set before it."""
+    rule = {"names": ["umask"], "action": "SCMP_ACT_ERRNO"}
+    seccomp = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule]}
+    user = {"uid": 0, "gid": 0, "umask": 0o27}
+    proc = {"noNewPrivileges": False, "user": user}
+    assert ok(
+        run_in(
+            ["sh", "-c", "grep ^Umask /proc/self/status"], tmp=False, process=proc, linux={"seccomp": seccomp}
+        )
+    ).split() == ["Umask:", "0027"]

@@ -545,11 +545,12 @@ def prepare_exec(
     except OSError as e:
         raise OcirtError(f'chdir to cwd ("{proc.cwd}") set in {origin} failed', e.errno) from None
     process.set_attributes(kernel, proc, personality, mempolicy)
+    # before any filter (runc's order: one may deny umask); umask(2) keeps the permission bits
+    # only, and a uint32 beyond them would overflow a C int here
+    kernel.umask(proc.umask & 0o777 if proc.umask is not None else proc.caller_umask)
     if seccomp is not None and not proc.no_new_privileges:
         fx.seccomp(seccomp)
     process.switch_identity(kernel, proc, last_cap)
-    # umask(2) keeps the permission bits only; a uint32 beyond them would overflow a C int here
-    kernel.umask(proc.umask & 0o777 if proc.umask is not None else proc.caller_umask)
     env = process.exec_environment(proc)
     path = fx.lookup(proc.args[0], env)
     for fd in range(3, 3 + proc.preserve_fds):
