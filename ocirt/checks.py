@@ -26,6 +26,8 @@ class CreateOptions:
     no_pivot: bool = False
     no_new_keyring: bool = False
     preserve_fds: int = 0
+    listen_fds: int = 0  # socket activation: fds systemd passed, before the --preserve-fds ones
+    notify_socket: str | None = None  # the host's NOTIFY_SOCKET: the container gets its own
     systemd_cgroup: bool = False
     rootless: bool = False  # --rootless: cgroups are used only where permitted
     subreaper: bool = False  # `run`: the init is re-parented to us, so we can wait for it
@@ -59,21 +61,22 @@ class Checked:
 CONSOLE_UNUSED = "cannot use console socket if runc will not detach or allocate tty"
 
 
-def check_preserved_fds(n: int) -> None:
+def check_preserved_fds(n: int, first: int = 3) -> None:
     """--preserve-fds N hands fds 3 to 3+N-1 to the container: each must be one the caller
     passed (runc stats them all first). One of ocirt's own (the launcher's bundle file, a lock,
     the log) is close-on-exec: it cannot be the caller's, and is refused as not open. Stops at
-    the first, so a huge N costs nothing. (create, run and the API through check_config.)"""
+    the first, so a huge N costs nothing. (create, run and the API through check_config.) They
+    start at `first`: after socket activation's fds."""
     if n < 0:
         raise OcirtError(f"--preserve-fds {n}: a count of fds, not negative")
     for i in range(n):
         try:
-            passed = posix.get_inheritable(3 + i)
+            passed = posix.get_inheritable(first + i)
         except OSError:
             passed = False
         if not passed:
             raise OcirtError(
-                f"unable to stat preserved-fd {i} (of {n}): fd {3 + i} is not open (--preserve-fds {n})"
+                f"unable to stat preserved-fd {i} (of {n}): fd {first + i} is not open (--preserve-fds {n})"
             )
 
 
@@ -90,12 +93,20 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
         raise OcirtError("cannot allocate tty if runc will detach without setting console socket")
     if opts.console_socket and not proc_cfg.get("terminal"):
         raise OcirtError(CONSOLE_UNUSED)
-    check_preserved_fds(opts.preserve_fds)
+    if opts.listen_fds:
+        from . import sdnotify
+
+        sdnotify.check_listen_fds(opts.listen_fds)
+    check_preserved_fds(opts.preserve_fds, 3 + opts.listen_fds)
     check_static(config, ns, opts.systemd_cgroup)
     rootfs = config_mod.rootfs_path(bundle, config)
     if not paths.is_dir(rootfs):
         raise ConfigError("/root/path", f"rootfs {rootfs} is not a directory")
-    proc = process.ProcessSpec.from_config(proc_cfg, opts.preserve_fds)
+    proc = process.ProcessSpec.from_config(proc_cfg, opts.listen_fds + opts.preserve_fds)
+    if opts.listen_fds or opts.notify_socket:
+        from . import sdnotify
+
+        proc.env += sdnotify.process_env(opts.listen_fds, bool(opts.notify_socket))
     proc.check()
     lsm.check(config)
     namespaces.check_sysctl(linux.get("sysctl") or {}, ns)

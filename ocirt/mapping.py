@@ -17,7 +17,7 @@ def init_spec(config: dict, bundle: str, opts, checked, layout, cg, fifo_fd: int
     linux, ns = checked.linux, checked.ns
     rspec = RootfsSpec(
         rootfs=checked.rootfs,
-        mounts=with_bundle_sources(bundle, config.get("mounts") or []),
+        mounts=with_bundle_sources(bundle, config.get("mounts") or []) + notify_mounts(opts),
         readonly=bool(config["root"].get("readonly")),
         propagation=linux.get("rootfsPropagation") or "",
         masked=linux.get("maskedPaths") or [],
@@ -50,6 +50,15 @@ def init_spec(config: dict, bundle: str, opts, checked, layout, cg, fifo_fd: int
         mempolicy=checked.mempolicy,
         unprivileged=posix.geteuid() != 0,
     )
+
+
+def notify_mounts(opts) -> list[dict]:
+    """With NOTIFY_SOCKET, the container's end of it after the config's mounts (as runc adds it)."""
+    if not opts.notify_socket:
+        return []
+    from .sdnotify import mount
+
+    return [mount(opts.root, opts.id)]
 
 
 # Always allowed, after the config's own rules, as runc does: mknod of anything, the default devices

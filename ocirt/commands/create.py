@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import posix  # not os: see ocirt/paths.py
+
 from ..cli import PRESERVE_FDS, Opt, fd_count, need_id, rootless_mode
 from ..signals import no_inherited_signal_state  # (run calls it through this module)
 
@@ -35,8 +37,31 @@ def options_from(g, o, container_id: str, **extra) -> CreateOptions:
         warn=g.log.warning,
         debug=g.log.debugger,
         init_as_child=True,  # (the command ends once the container is made, or waits for it)
+        **systemd_options(),
         **extra,
     )
+
+
+def systemd_options() -> dict:
+    """LISTEN_FDS / NOTIFY_SOCKET, when set: what they add to the container (ocirt/sdnotify.py)."""
+    if b"LISTEN_FDS" not in posix.environ and not posix.environ.get(b"NOTIFY_SOCKET"):
+        return {}
+    from ..sdnotify import create_options
+
+    return create_options()
+
+
+def host_effects(window, opts: CreateOptions):
+    """create's effects on the host; with NOTIFY_SOCKET, the state dir it makes holds the notify
+    dir the container's mount binds."""
+    from ..create import HostEffects
+
+    fx = HostEffects(window)
+    if opts.notify_socket:
+        from ..sdnotify import NotifyStateDir
+
+        fx.state_dir = NotifyStateDir  # type: ignore[method-assign]  # (same arguments: root, id)
+    return fx
 
 
 def wants_terminal(bundle: str) -> bool | None:
@@ -58,10 +83,11 @@ def main(g, o, args) -> int:
     fd_count(o)
     no_inherited_signal_state()  # (a closed fd 0-2: the launcher made it /dev/null)
     window = g.attach_window()
-    from ..create import HostEffects, create
+    from ..create import create
 
+    opts = options_from(g, o, container_id)
     try:
-        sd, state = create(options_from(g, o, container_id), g.kernel(), HostEffects(window))
+        sd, state = create(opts, g.kernel(), host_effects(window, opts))
     except OcirtError as e:
         e.message = f"ocirt create failed: {e.message}"
         raise

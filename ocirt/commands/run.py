@@ -38,24 +38,31 @@ def main(g, o, args) -> int:
         raise OcirtError(f"ocirt run failed: {CONSOLE_UNUSED}")
     window = g.attach_window()
     from ..container import OpenContainer, start_created, wait_init
-    from ..create import HostEffects, create
+    from ..create import create
 
     detach = o["detach"]
-    listener = host = None
-    fx = HostEffects(window)  # create's; its cgroup layout serves start and delete too
+    listener = host = notify = None
+    if posix.environ.get(b"NOTIFY_SOCKET"):  # its socket reached before anything is made
+        from ..sdnotify import Notify, environ
+
+        try:
+            notify = Notify.connect(environ(b"NOTIFY_SOCKET"))
+        except OcirtError as e:
+            e.message = f"ocirt run failed: {e.message}"
+            raise
     if not detach and not o["console_socket"] and create_cmd.wants_terminal(o["bundle"]):
         from .. import console
 
         listener, o["console_socket"] = console.listener()  # runc run -t: we hold the pty
+    opts = create_cmd.options_from(g, o, container_id, subreaper=not detach)
+    fx = create_cmd.host_effects(window, opts)  # its cgroup layout serves start and delete too
     from ..signals import Relay
 
     # from now on a signal is kept for the container's process (not detached: it is passed on)
     relay = None if detach else Relay(NOT_FORWARDED)
     try:
         try:
-            sd, state = create(
-                create_cmd.options_from(g, o, container_id, subreaper=not detach), g.kernel(), fx
-            )
+            sd, state = create(opts, g.kernel(), fx)
         except OcirtError as e:
             e.message = f"ocirt run failed: {e.message}"
             raise
@@ -65,6 +72,8 @@ def main(g, o, args) -> int:
 
         def before_start():
             nonlocal master, host
+            if notify is not None:
+                notify.bind(sd.path)  # before the process runs: it may notify at once
             if listener is not None:
                 master = console.receive_master(listener)
                 host = console.host_terminal()
@@ -74,7 +83,11 @@ def main(g, o, args) -> int:
 
         start_created(sd, state, before_start, fx.layout)
         if detach:
+            if notify is not None:  # systemd's MAINPID: the container's, we are gone
+                notify.wait_and_forward(pid, state.pid_start, pid)
             return 0
+        if notify is not None:  # MAINPID: ours, which lives as long as the container
+            notify.forward_in_background(posix.getpid())
         if relay is not None:  # (after start: before, a signal would reach the waiting init)
             relay.to(pid)
         if master is not None:
