@@ -134,7 +134,14 @@ def stage1(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
             ch.send(InitPid(0))
             pid = 0
         else:
-            pid = posix.fork()
+            try:
+                pid = posix.fork()
+            except BlockingIOError as e:  # EAGAIN: stage 1 is in the cgroup already
+                raise OcirtError(
+                    "/linux/resources/pids/limit: fork of the init in the container's cgroup "
+                    "(stage 1 counts: a limit below 2 leaves no room for it)",
+                    e.errno,
+                ) from None
         if pid == 0:
             if not spec.moved_in:  # (else in_cgroup waits for it)
                 # the parent must hear InitPid (from us) before anything from the init

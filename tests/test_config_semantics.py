@@ -67,3 +67,19 @@ def test_execve_a_seccomp_rule_makes_return_zero(run):
     # the init's own line on the container's stderr, then run's
     assert p.stderr.count("exec /bin/true: execve returned without running it") == 2, p.stderr
     assert "Errno" not in p.stderr and "internal" not in p.stderr
+
+
+def test_pids_limit_below_two_with_a_user_namespace(run):
+    """Stage 1 is in the cgroup when it forks the init (a user namespace needs both): that fork
+    may not fit a limit of 1. Until the limit is written after the fork (runc's order), the
+    error names the limit."""
+    ids = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+    def mutate(c):
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = c["linux"]["gidMappings"] = ids
+        c["linux"]["resources"]["pids"] = {"limit": 1}
+
+    p = run(mutate)
+    if p.returncode != 0:
+        assert p.stderr.count("\n") == 1 and "/linux/resources/pids/limit: " in p.stderr, p.stderr
