@@ -257,3 +257,28 @@ def test_seccomp_denying_umask_without_no_new_privileges(run_in):
             ["sh", "-c", "grep ^Umask /proc/self/status"], tmp=False, process=proc, linux={"seccomp": seccomp}
         )
     ).split() == ["Umask:", "0027"]
+
+
+@pytest.mark.parametrize("name", ["cap_kill", "KILL", "", "CAP_kill"])
+def test_capability_in_another_spelling_is_left_out(run_in, name):
+    """config.md: a value that cannot be mapped to the kernel is a warning, not a failure,
+    whatever its spelling (ocirt's schema once refused names not of the form CAP_[A-Z0-9_]+)."""
+    caps = {"effective": [name, "CAP_KILL"], "permitted": [name, "CAP_KILL"], "bounding": ["CAP_KILL"]}
+    out = ok(run_in(sh("grep ^CapEff /proc/self/status"), tmp=False, process={"capabilities": caps}))
+    assert int(out.split()[1], 16) == 1 << 5  # CAP_KILL
+
+
+def test_hook_timeout_of_months(run_in):
+    """A timeout longer than poll(2) can wait in one call (~24.8 days in milliseconds) is a
+    timeout all the same: the hook runs and the container with it."""
+    hooks = {"createRuntime": [{"path": "/bin/true", "timeout": 10_000_000}]}
+    assert ok(run_in(["true"], tmp=False, hooks=hooks)) == ""
+
+
+@pytest.mark.parametrize("names", [["sendto"], ["sendmsg"], ["socket", "connect", "sendto", "sendmsg"]])
+def test_seccomp_denying_network_sends(run_in, names):
+    """A profile without networking: the runtime's own last words before the program runs
+    must not need the calls it denies."""
+    rule = {"names": names, "action": "SCMP_ACT_ERRNO"}
+    seccomp = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule]}
+    assert ok(run_in(["echo", "up"], tmp=False, linux={"seccomp": seccomp})).strip() == "up"

@@ -188,6 +188,23 @@ def test_hook_args_and_env_are_the_configs(rt, make_bundle, out):
     assert "LEAK=" not in empty and "PATH=/usr" not in empty, empty
 
 
+def test_a_container_hook_without_env_has_the_processs(rt, make_bundle, out):
+    """No `env`: createContainer and startContainer, which run in the container, get the
+    process's environment (runc's init runs them with it), not an empty one."""
+    hooks = {  # (createContainer: in the rootfs, before the root is changed to it)
+        "createContainer": [hook("env > tmp/out/createContainer")],
+        "startContainer": [hook("env > /tmp/out/startContainer")],
+    }
+    b = make_bundle(
+        SLEEP, mutate=with_hooks(hooks, out_mount(out)), process={"env": ["PATH=/bin", "MARK=proc"]}
+    )
+    assert rt.create(b.id, b, prelude="export LEAK=create").returncode == 0
+    assert rt.start(b.id, prelude="export LEAK=start").returncode == 0
+    for name in hooks:
+        env = (out / name).read_text().split("\n")
+        assert "MARK=proc" in env and not any(e.startswith("LEAK=") for e in env), (name, env)
+
+
 def test_a_runtime_hook_without_env_has_the_runtimes(rt, make_bundle, out):
     """No `env`: the hooks in the runtime's namespaces get the environment of the runtime
     command that runs them (runc's; such a hook finds its programs in the caller's PATH).

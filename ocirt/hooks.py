@@ -154,7 +154,9 @@ def _communicate(pid: int, timeout: int | None, data: bytes, in_w: int, out_r: i
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
-            for fd, _ in poller.poll(None if left is None else max(1, int(left * 1000))):
+            # (poll takes a C int of milliseconds: a wait of a day at the most, then the
+            # deadline is looked at again)
+            for fd, _ in poller.poll(None if left is None else max(1, int(min(left, 86400.0) * 1000))):
                 if fd == pidfd:
                     exited = True
                 elif fd == in_w:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 # _socket, not socket: the socket module builds its IntEnums at import (~2 ms on every create)
 import _socket
+import posix
 import sys
 
 from . import jsonio
@@ -122,8 +123,9 @@ class Channel:
             if fds and at == 0:
                 rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, _pack_fds(fds))]
                 self.sock.sendmsg([packet], rights)
-            else:
-                self.sock.send(packet)
+            else:  # write(2), not send(2): the init's Ready comes after the container's
+                # seccomp filter, which may deny sendto (a profile without networking)
+                posix.write(self.sock.fileno(), packet)
 
     def recv(self):
         """The next message; None when the other side closed without a word."""

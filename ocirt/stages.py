@@ -196,7 +196,11 @@ class InitEffects:
             from . import hooks as hooks_mod  # with hooks only (it loads select)
 
             hooks_mod.run(
-                spec.hooks, "createContainer", {**hook_state, "pid": posix.getpid()}, cwd=spec.rootfs.rootfs
+                spec.hooks,
+                "createContainer",
+                {**hook_state, "pid": posix.getpid()},
+                cwd=spec.rootfs.rootfs,
+                environ=process.env_dict(spec.proc.env),  # one without `env`: the process's, as runc
             )
         return hook_state
 
@@ -504,7 +508,10 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
             from . import hooks as hooks_mod
 
             hooks_mod.run(
-                spec.hooks, "startContainer", {**hook_state, "status": "created", "pid": posix.getpid()}
+                spec.hooks,
+                "startContainer",
+                {**hook_state, "status": "created", "pid": posix.getpid()},
+                environ=env,  # one without `env`: the program's, as runc
             )
         try:
             posix.write(wfd, EXECUTING)  # (start may return now: Container.start)

@@ -419,7 +419,7 @@ INVALID = [
     (edit(R, "/process/user/uid", "0"), "/process/user/uid", "type"),
     (without(R, "/process/user/gid"), "/process/user/gid", "required"),
     (edit(F, "/process/user/additionalGids/1", -6), "/process/user/additionalGids/1", "minimum"),
-    (edit(R, "/process/capabilities/bounding/1", "CAP_kill"), "/process/capabilities/bounding/1", "pattern"),
+    (edit(R, "/process/capabilities/bounding/1", 7), "/process/capabilities/bounding/1", "type"),
     (edit(R, "/process/capabilities/ambient", "CAP_KILL"), "/process/capabilities/ambient", "type"),
     (edit(R, "/process/rlimits/0/type", "NOFILE"), "/process/rlimits/0/type", "pattern"),
     (without(R, "/process/rlimits/0/soft"), "/process/rlimits/0/soft", "required"),
