@@ -261,6 +261,20 @@ def test_run_keep_leaves_the_stopped_container_to_delete(rt, make_bundle, tmp_pa
     assert rt.status(b.id) is None and cgroup_dirs(b.cgroups_path) == []
 
 
+@pytest.mark.parametrize("keep", [True, False])
+def test_run_whose_start_fails(rt, make_bundle, keep):
+    """A startContainer hook fails: `run` fails with runc's prefix; with --keep the container
+    stays, stopped, for `delete` (runc's), without it nothing is left."""
+    b = make_bundle(["true"], hooks={"startContainer": [{"path": "/bin/false"}]})
+    p = rt.run(b.id, b, extra=["--keep"] if keep else [])
+    assert p.returncode == 1
+    assert "run failed: " in p.stderr or "error running hook" in p.stderr, p.stderr
+    if keep:
+        assert rt.status(b.id) == "stopped"
+        assert rt.delete(b.id).returncode == 0
+    assert rt.status(b.id) is None and cgroup_dirs(b.cgroups_path) == []
+
+
 def test_run_keep_detached(rt, make_bundle):
     b = make_bundle(["true"])
     p = rt.run(b.id, b, extra=["--keep", "--detach"])

@@ -362,15 +362,22 @@ class OpenContainer:
         self.sd.save(self.state)
 
 
-def start_created(sd: StateDir, state: ContainerState, before_start=None, layout=None) -> None:
+def start_created(
+    sd: StateDir, state: ContainerState, before_start=None, layout=None, keep: bool = False
+) -> None:
     """run's start: start the container create just made (its lock still held, so nothing acts
-    on it in between), after before_start() if given; on any failure delete it. The lock is let
-    go. `layout`: the cgroup layout create read, if the caller has it."""
+    on it in between), after before_start() if given; on any failure delete it, or with `keep`
+    (run --keep, as runc's) leave it stopped. The lock is let go. `layout`: the cgroup layout
+    create read, if the caller has it."""
     with OpenContainer(sd, state, layout=layout) as c:
         try:
             if before_start is not None:
                 before_start()
             c.start(until_executed=True)  # (an execve that fails is run's error, as runc's)
+        except OcirtError:
+            if not keep:
+                c.delete(force=True)
+            raise
         except BaseException:
             c.delete(force=True)
             raise

@@ -81,7 +81,11 @@ def main(g, o, args) -> int:
             if not detach and master is not None:
                 _signal.signal(_signal.SIGWINCH, lambda s, f: console.resize(master, host))
 
-        start_created(sd, state, before_start, fx.layout)
+        try:
+            start_created(sd, state, before_start, fx.layout, keep=o["keep"])
+        except OcirtError as e:
+            e.message = f"ocirt run failed: {e.message}"
+            raise
         if detach:
             if notify is not None:  # systemd's MAINPID: the container's, we are gone
                 notify.wait_and_forward(pid, state.pid_start, pid)
