@@ -209,6 +209,15 @@ def main_page(cmds: dict) -> str:
         ".TP",
         "\\fBXDG_RUNTIME_DIR\\fR",
         "When not root, the default state directory is \\fI$XDG_RUNTIME_DIR/ocirt\\fR.",
+        ".TP",
+        "\\fBLISTEN_FDS\\fR, \\fBLISTEN_PID\\fR",
+        "Socket activation (\\fBcreate\\fR, \\fBrun\\fR): when LISTEN_PID is ocirt's pid, the LISTEN_FDS "
+        "fds from 3 on go to the container's process before any \\fB\\-\\-preserve\\-fds\\fR ones, "
+        "with LISTEN_FDS=N and LISTEN_PID=1 in its environment.",
+        ".TP",
+        "\\fBNOTIFY_SOCKET\\fR",
+        "Readiness (\\fBcreate\\fR, \\fBrun\\fR, \\fBstart\\fR): the container gets a socket of its own at "
+        "\\fI/run/notify/notify.sock\\fR; its READY= is passed on to this socket, with MAINPID.",
         ".SH FILES",
         ".TP",
         "\\fI/run/ocirt\\fR",

@@ -360,7 +360,10 @@ class StateDir:
                 posix.unlink(path)
             except FileNotFoundError:
                 pass
-            except IsADirectoryError:  # a damaged state dir: whatever is in it goes
+            except IsADirectoryError:
+                if name == "notify" and _remove_notify_dir(path):  # (sdnotify.py), no shutil
+                    continue
+                # a damaged state dir: whatever is in it goes
                 import shutil
 
                 shutil.rmtree(path, ignore_errors=True)
@@ -371,6 +374,21 @@ class StateDir:
                 posix.unlink(self.path)
             elif e.errno != errno.ENOENT:
                 raise
+
+
+def _remove_notify_dir(path: str) -> bool:
+    """A NOTIFY_SOCKET container's notify/ and its socket removed; False if more was there."""
+    try:
+        posix.unlink(f"{path}/notify.sock")
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    try:
+        posix.rmdir(path)
+    except OSError:
+        return False
+    return True
 
 
 class DamagedState(OcirtError):
