@@ -378,10 +378,12 @@ def test_default_devices_work(run_in):
     assert ok(run_in(sh(script))).split() == ["null-ok", "5", "7", "full-enospc"]
 
 
-def test_default_devices_without_a_dev_mount(run_in):
+def test_default_devices_without_a_dev_mount(run_in, tmp_path):
     """config-linux.md: the runtime supplies the default devices whatever /dev is: with no mount
     on /dev they are made in the rootfs's own /dev (runc does the same), and the masked files
     get their /dev/null."""
+    if os.statvfs(tmp_path).f_flag & os.ST_NODEV:  # (the v2 VM's /tmp): no node opens there
+        pytest.skip("the rootfs's copy would be on a nodev filesystem")
     script = "stat -c '%F %t %T' /dev/null /dev/zero /dev/tty; cat /proc/keys 2>&1 | wc -c"
 
     def no_dev(c):
