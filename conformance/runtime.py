@@ -59,6 +59,18 @@ def cgroup_dirs(cgroups_path):
     return found
 
 
+def container_pids(bundle):
+    """The pids in the container's cgroup, in every hierarchy that has it."""
+    pids = set()
+    for d in cgroup_dirs(bundle.cgroups_path):
+        try:
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                pids.update(int(x) for x in f.read().split())
+        except OSError:
+            pass
+    return pids
+
+
 def thaw_cgroup_tree(top):
     """Thaw every cgroup of a tree (v1 freezer.state, v2 cgroup.freeze): a frozen task does not
     die of SIGKILL."""

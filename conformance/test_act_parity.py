@@ -2,22 +2,8 @@
 or an engine would notice a difference from runc 1.1.5: exit codes, error wording, what the
 exec'd process gets. Each test passes on runc and on ocirt."""
 
-import os
-
 import pytest
-from runtime import cgroup_dirs, one_line, sh, wait_for
-
-
-def container_pids(bundle):
-    """The pids in the container's cgroup, in every hierarchy that has it."""
-    pids = set()
-    for d in cgroup_dirs(bundle.cgroups_path):
-        try:
-            with open(os.path.join(d, "cgroup.procs")) as f:
-                pids.update(int(x) for x in f.read().split())
-        except OSError:
-            pass
-    return pids
+from runtime import container_pids, one_line, sh, wait_for
 
 
 def assert_exec_failed(rt, b, p, code, message):

@@ -7,21 +7,10 @@ import os
 import time
 
 import pytest
-from runtime import cgroup_dirs, one_line, pid_alive, sh, wait_for
+from runtime import cgroup_dirs, container_pids, one_line, pid_alive, sh, wait_for
 
 PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EXEC_FAILED = 255  # exec's own failures (the process's status otherwise)
-
-
-def container_pids(bundle):
-    pids = set()
-    for d in cgroup_dirs(bundle.cgroups_path):
-        try:
-            with open(os.path.join(d, "cgroup.procs")) as f:
-                pids.update(int(x) for x in f.read().split())
-        except OSError:
-            pass
-    return pids
 
 
 def process_file(tmp_path, content, name="process.json"):
