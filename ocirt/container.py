@@ -16,14 +16,15 @@ import posix  # not os: see bin/ocirt ("posix")
 import time
 
 from .errors import OcirtError
+from .paths import exists
 from .record import record
 from .state import (
     EXECUTING,
+    STARTED_MODE,
     ContainerState,
     StateDir,
     Status,
     check_id,
-    exists,
     is_dir,
     proc_start_time,
     saved_frozen,
@@ -106,33 +107,25 @@ class OpenContainer:
         except FileNotFoundError:
             raise OcirtError("cannot start an already running container") from None
         try:
-            pause = 0.0002  # the init writes within a fraction of a millisecond of our open
-            while True:
-                got = self._read_fifo(fd)
-                if got:
-                    break
-                if got is None:
-                    # The init has its end open (it opened it before waiting for a reader: our
-                    # open let it go on): its byte comes next, or the end if it dies first.
-                    posix.set_blocking(fd, True)
-                    if self._read_fifo(fd):
-                        break
-                    raise OcirtError("cannot start a container that has stopped")
-                # No writer yet: either the init is about to open its end, or it died. A byte
-                # written just before it exited is still in the fifo, so read once more before
-                # giving up (and if that read gets it, the init did start: the byte must not be
-                # read and lost).
-                if proc_start_time(self.state.pid) != self.state.pid_start:
-                    if self._read_fifo(fd):
-                        break
-                    raise OcirtError("cannot start a container that has stopped")
-                time.sleep(pause)  # not select: its module is a dlopen on every start
-                pause = min(pause * 2, 0.05)
-            # started: from here the status is the init's (running once it execs, stopped if it
-            # fails), even if this command is killed while the startContainer hooks run
-            posix.unlink(self.sd.fifo)
+            if self.sd.fifo_started:
+                # A start was killed after the init's "0" (status() found the fifo marked and
+                # the init still short of its execve): this one waits for it in its stead.
+                posix.set_blocking(fd, True)
+            else:
+                self._wait_started(fd)
+                # Started: marked so (before anything else: see STARTED_MODE) the status stays
+                # created until EXECUTING, and tells running then even if this command is killed
+                # while the startContainer hooks run. (The fd is blocking by now, or the byte
+                # was there at the first read and the rest is on its way.)
+                posix.fchmod(fd, STARTED_MODE)
             hooks = self.state.hooks.get("poststart")
-            failure = self._read_failure(fd, to_end=until_executed or bool(hooks))
+            try:
+                failure = self._read_failure(fd, to_end=until_executed or bool(hooks))
+            finally:
+                try:
+                    posix.unlink(self.sd.fifo)
+                except FileNotFoundError:
+                    pass
         except OSError as e:  # exec.fifo made something else (a directory: EISDIR)
             raise OcirtError(f"container {self.state.id}: read {self.sd.fifo}", e.errno) from None
         finally:
@@ -150,6 +143,31 @@ class OpenContainer:
             except OcirtError:
                 self._stop()
                 raise
+
+    def _wait_started(self, fd: int) -> None:
+        """Until the init's "0" (it came on `start`'s open of the fifo); an error if it died."""
+        pause = 0.0002  # the init writes within a fraction of a millisecond of our open
+        while True:
+            got = self._read_fifo(fd)
+            if got:
+                return
+            if got is None:
+                # The init has its end open (it opened it before waiting for a reader: our
+                # open let it go on): its byte comes next, or the end if it dies first.
+                posix.set_blocking(fd, True)
+                if self._read_fifo(fd):
+                    return
+                raise OcirtError("cannot start a container that has stopped")
+            # No writer yet: either the init is about to open its end, or it died. A byte
+            # written just before it exited is still in the fifo, so read once more before
+            # giving up (and if that read gets it, the init did start: the byte must not be
+            # read and lost).
+            if proc_start_time(self.state.pid) != self.state.pid_start:
+                if self._read_fifo(fd):
+                    return
+                raise OcirtError("cannot start a container that has stopped")
+            time.sleep(pause)  # not select: its module is a dlopen on every start
+            pause = min(pause * 2, 0.05)
 
     @staticmethod
     def _read_failure(fd: int, to_end: bool) -> str:

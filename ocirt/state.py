@@ -10,7 +10,7 @@ import posix  # not os: see bin/ocirt ("posix"); this module is on every command
 
 from . import jsonio
 from .errors import OcirtError
-from .paths import exists, is_dir, join, makedirs  # os.path's, on posix
+from .paths import is_dir, join, makedirs  # os.path's, on posix
 from .record import asdict, field, fields, record
 
 TYPE_CHECKING = False
@@ -209,6 +209,14 @@ def saved_frozen(saved: dict | None) -> bool:
 # container.Container.start). Never part of a message.
 EXECUTING = b"\0"
 
+# exec.fifo's mode once a start read the init's "0" (create makes it 0o622): the sticky bit, which
+# means nothing on a fifo, says the init was let go. The fifo stays (status created) until the
+# init wrote EXECUTING; a start killed meanwhile leaves it, and the status then asks the fifo
+# itself whether the init still holds its end (StateDir._executed). In the mode, not in a file of
+# its own: status reads it with the stat that tells created from running anyway.
+STARTED_MODE = 0o1622
+_S_ISVTX = 0o1000
+
 
 class StateDir:
     """<root>/<id>/: state.json, exec.fifo; locked with flock on the directory itself."""
@@ -219,6 +227,7 @@ class StateDir:
         self.path = join(root, container_id)
         self.state_file = self.path + "/state.json"
         self.fifo = self.path + "/exec.fifo"
+        self.fifo_started = False  # status() saw exec.fifo marked (STARTED_MODE), its init let go
         self._lock_fd: int | None = None
 
     # locking
@@ -349,9 +358,48 @@ class StateDir:
             return Status.STOPPED
         if frozen is not None and frozen():  # before the fifo: a created container can be paused
             return Status.PAUSED
-        if exists(self.fifo):
-            return Status.CREATED
-        return Status.RUNNING
+        try:
+            mode = posix.stat(self.fifo).st_mode
+        except OSError:
+            return Status.RUNNING
+        if mode & _S_ISVTX:  # a start let the init go: created until it executes the program
+            self.fifo_started = True
+            if self._executed():
+                return Status.RUNNING
+        return Status.CREATED
+
+    def _executed(self) -> bool:
+        """exec.fifo is marked started: whether the init is through its startContainer hooks.
+        A start that reads the fifo unlinks it once the init wrote EXECUTING: while it has the
+        fifo open, the hooks run (or the execve is about to). With no reader (that start was
+        killed), the init's end tells: open while it runs the hooks, closed by its execve (it
+        is close-on-exec); an EXECUTING it wrote is in the fifo still if that start died after.
+        Never a reader before the mark: that open would let a waiting init go."""
+        try:
+            fd = posix.open(self.fifo, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return True  # unlinked meanwhile: EXECUTING came
+            if e.errno != errno.ENXIO:  # ENXIO: no reader
+                return False
+        else:
+            posix.close(fd)
+            return False
+        try:
+            fd = posix.open(self.fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        try:
+            posix.read(fd, 1)  # b"": no writer any more; a byte: EXECUTING (or a failure's message)
+            return True
+        except BlockingIOError:  # the init holds its end and wrote nothing yet: the hooks run
+            return False
+        except OSError:
+            return False
+        finally:
+            posix.close(fd)
 
     def remove(self) -> None:
         for name in posix.listdir(self.path):
