@@ -1,0 +1,220 @@
+"""The status while `start` runs: exec.fifo stays, marked started (STARTED_MODE), until the init
+wrote EXECUTING; created meanwhile, running after. A marked fifo whose start is gone (killed
+during the startContainer hooks) tells by the init's end whether the program was executed; an
+unmarked one is never opened by the status (a reader would let a waiting init go). This process
+stands for the init (alive, its start time recorded), threads for its end of the fifo."""
+
+import os
+import stat
+import threading
+import time
+
+import pytest
+
+from ocirt import state as state_mod
+from ocirt.container import OpenContainer
+from ocirt.errors import OcirtError
+from ocirt.state import EXECUTING, STARTED_MODE, ContainerState, StateDir, Status, proc_start_time
+
+
+def _container(tmp_path, name="c"):
+    sd = StateDir(str(tmp_path), name)
+    os.mkdir(sd.path)
+    os.mkfifo(sd.fifo, 0o622)
+    os.chmod(sd.fifo, 0o622)
+    me = os.getpid()
+    return sd, ContainerState(id=name, bundle=str(tmp_path), pid=me, pid_start=proc_start_time(me))
+
+
+def _status(sd, state):
+    return StateDir(sd.root, sd.id).status(state)  # another command's, as `state` would
+
+
+def _mark(sd):
+    os.chmod(sd.fifo, STARTED_MODE)
+
+
+def _writer_after_a_reader(sd):
+    """The init's end, opened once a reader (here, a start killed later) let it go."""
+    rfd = os.open(sd.fifo, os.O_RDONLY | os.O_NONBLOCK)
+    wfd = os.open(sd.fifo, os.O_WRONLY)
+    return rfd, wfd
+
+
+def _waits_for_a_reader(thread, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/self/task/{thread.native_id}/wchan") as f:
+                if f.read().strip() == "wait_for_partner":
+                    return True
+        except OSError:
+            return False
+        time.sleep(0.001)
+    return False
+
+
+def test_an_unmarked_fifo_is_created_and_never_opened(tmp_path, monkeypatch):
+    """Created before any start: one stat, and no open that would let the waiting init go."""
+    sd, state = _container(tmp_path)
+    opened = []
+    real_open = state_mod.posix.open
+    monkeypatch.setattr(state_mod.posix, "open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k))
+    assert _status(sd, state) is Status.CREATED
+    assert sd.fifo not in opened
+
+
+def test_the_status_does_not_let_a_waiting_init_go(tmp_path):
+    sd, state = _container(tmp_path)
+    got = []
+    thread = threading.Thread(target=lambda: got.append(os.open(sd.fifo, os.O_WRONLY)))
+    thread.start()
+    try:
+        if not _waits_for_a_reader(thread):
+            pytest.skip("/proc/PID/wchan does not say where the thread waits")
+        for _ in range(3):
+            assert _status(sd, state) is Status.CREATED
+        assert _waits_for_a_reader(thread, timeout=0.1) and not got
+    finally:
+        os.close(os.open(sd.fifo, os.O_RDONLY | os.O_NONBLOCK))
+        thread.join()
+        for fd in got:
+            os.close(fd)
+
+
+def test_no_fifo_is_running(tmp_path):
+    sd, state = _container(tmp_path)
+    os.unlink(sd.fifo)
+    assert _status(sd, state) is Status.RUNNING
+
+
+def test_marked_while_a_start_reads_it_is_created(tmp_path):
+    """A start waits for EXECUTING (it unlinks the fifo then): the hooks run."""
+    sd, state = _container(tmp_path)
+    rfd, wfd = _writer_after_a_reader(sd)
+    try:
+        _mark(sd)
+        assert _status(sd, state) is Status.CREATED
+        os.write(wfd, EXECUTING)
+        assert _status(sd, state) is Status.CREATED  # until that start unlinks it
+        assert os.read(rfd, 1) == EXECUTING  # the probe left the start its byte
+    finally:
+        os.close(wfd)
+        os.close(rfd)
+
+
+def test_marked_without_a_start_and_the_init_holding_its_end_is_created(tmp_path):
+    """The start was killed during the hooks; they still run."""
+    sd, state = _container(tmp_path)
+    rfd, wfd = _writer_after_a_reader(sd)
+    os.close(rfd)  # the start is killed
+    try:
+        _mark(sd)
+        assert _status(sd, state) is Status.CREATED
+    finally:
+        os.close(wfd)
+
+
+def test_marked_without_a_start_and_the_init_past_its_execve_is_running(tmp_path):
+    sd, state = _container(tmp_path)
+    rfd, wfd = _writer_after_a_reader(sd)
+    os.close(rfd)
+    _mark(sd)
+    os.close(wfd)  # the execve (the init's end is close-on-exec)
+    assert _status(sd, state) is Status.RUNNING
+
+
+def test_marked_without_a_start_and_executing_written_is_running(tmp_path):
+    """The start was killed after the init wrote EXECUTING, before it read it."""
+    sd, state = _container(tmp_path)
+    rfd, wfd = _writer_after_a_reader(sd)
+    try:
+        _mark(sd)
+        os.write(wfd, EXECUTING)
+        os.close(rfd)
+        assert _status(sd, state) is Status.RUNNING
+    finally:
+        os.close(wfd)
+
+
+def test_a_marked_fifo_of_a_dead_init_is_stopped(tmp_path):
+    sd, state = _container(tmp_path)
+    _mark(sd)
+    state.pid_start += 1  # another process now
+    assert _status(sd, state) is Status.STOPPED
+
+
+def _init(sd, seen, hooks_done):
+    """The init's side after the "0": runs its (stand-in) hooks until hooks_done, and records
+    what another command sees meanwhile."""
+
+    def run():
+        wfd = os.open(sd.fifo, os.O_WRONLY)
+        os.write(wfd, b"0")
+        hooks_done.wait(10)
+        seen.append(stat.S_IMODE(os.stat(sd.fifo).st_mode))
+        os.write(wfd, EXECUTING)
+        time.sleep(0.05)  # the execve
+        os.close(wfd)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_start_marks_the_fifo_and_keeps_it_until_executing(tmp_path):
+    sd, state = _container(tmp_path)
+    seen, hooks_done = [], threading.Event()
+    thread = _init(sd, seen, hooks_done)
+    starter = threading.Thread(target=lambda: OpenContainer(sd, state).start())
+    starter.start()
+    try:
+        deadline = time.monotonic() + 5
+        while os.stat(sd.fifo).st_mode & 0o7777 != STARTED_MODE and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert _status(sd, state) is Status.CREATED  # the hooks run
+        hooks_done.set()
+        starter.join(10)
+        assert not starter.is_alive()
+        assert not os.path.exists(sd.fifo)
+        assert _status(sd, state) is Status.RUNNING
+        assert seen == [STARTED_MODE]
+    finally:
+        hooks_done.set()
+        thread.join()
+        starter.join()
+
+
+def test_a_start_after_a_killed_one_waits_for_executing(tmp_path):
+    """The fifo marked, the init in its hooks, no start: the next start takes the wait over,
+    without waiting for a "0" that came already."""
+    sd, state = _container(tmp_path)
+    rfd, wfd = _writer_after_a_reader(sd)
+    os.write(wfd, b"0")
+    assert os.read(rfd, 1) == b"0"
+    _mark(sd)
+    os.close(rfd)  # that start is killed
+
+    def init():
+        time.sleep(0.1)
+        os.write(wfd, EXECUTING)
+        os.close(wfd)
+
+    thread = threading.Thread(target=init)
+    thread.start()
+    try:
+        c = OpenContainer(sd, state)
+        c.start()
+        assert sd.fifo_started and not os.path.exists(sd.fifo)
+    finally:
+        thread.join()
+
+
+def test_a_start_after_the_program_was_executed_is_refused(tmp_path):
+    sd, state = _container(tmp_path)
+    rfd, wfd = _writer_after_a_reader(sd)
+    os.close(rfd)
+    _mark(sd)
+    os.close(wfd)
+    with pytest.raises(OcirtError, match="already running"):
+        OpenContainer(sd, state).start()
