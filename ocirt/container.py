@@ -107,20 +107,18 @@ class OpenContainer:
         except FileNotFoundError:
             raise OcirtError("cannot start an already running container") from None
         try:
-            if self.sd.fifo_started:
-                # A start was killed after the init's "0" (status() found the fifo marked and
-                # the init still short of its execve): this one waits for it in its stead.
-                posix.set_blocking(fd, True)
-            else:
-                self._wait_started(fd)
-                # Started: marked so (before anything else: see STARTED_MODE) the status stays
-                # created until EXECUTING, and tells running then even if this command is killed
-                # while the startContainer hooks run. (The fd is blocking by now, or the byte
-                # was there at the first read and the rest is on its way.)
+            # A start killed after the init's "0" left the fifo marked (status() found it so,
+            # the init short of its execve): this one waits for EXECUTING in its stead.
+            blocking = False
+            if not self.sd.fifo_started:
+                blocking = self._wait_started(fd)
+                # Started: marked so at once (see STARTED_MODE), the status stays created until
+                # EXECUTING, and tells running then even if this command is killed while the
+                # startContainer hooks run.
                 posix.fchmod(fd, STARTED_MODE)
             hooks = self.state.hooks.get("poststart")
             try:
-                failure = self._read_failure(fd, to_end=until_executed or bool(hooks))
+                failure = self._read_failure(fd, until_executed or bool(hooks), blocking)
             finally:
                 try:
                     posix.unlink(self.sd.fifo)
@@ -144,19 +142,20 @@ class OpenContainer:
                 self._stop()
                 raise
 
-    def _wait_started(self, fd: int) -> None:
-        """Until the init's "0" (it came on `start`'s open of the fifo); an error if it died."""
+    def _wait_started(self, fd: int) -> bool:
+        """Until the init's "0" (it came on `start`'s open of the fifo); an error if it died.
+        Whether `fd` was made blocking meanwhile."""
         pause = 0.0002  # the init writes within a fraction of a millisecond of our open
         while True:
             got = self._read_fifo(fd)
             if got:
-                return
+                return False
             if got is None:
                 # The init has its end open (it opened it before waiting for a reader: our
                 # open let it go on): its byte comes next, or the end if it dies first.
                 posix.set_blocking(fd, True)
                 if self._read_fifo(fd):
-                    return
+                    return True
                 raise OcirtError("cannot start a container that has stopped")
             # No writer yet: either the init is about to open its end, or it died. A byte
             # written just before it exited is still in the fifo, so read once more before
@@ -164,13 +163,13 @@ class OpenContainer:
             # read and lost).
             if proc_start_time(self.state.pid) != self.state.pid_start:
                 if self._read_fifo(fd):
-                    return
+                    return False
                 raise OcirtError("cannot start a container that has stopped")
             time.sleep(pause)  # not select: its module is a dlopen on every start
             pause = min(pause * 2, 0.05)
 
     @staticmethod
-    def _read_failure(fd: int, to_end: bool) -> str:
+    def _read_failure(fd: int, to_end: bool, blocking: bool = False) -> str:
         """After the init's "0": its failure's message, or "" once it is executing the program.
         The init writes EXECUTING right before its execve, a failure's message instead (a
         startContainer hook, no process) or after it (the execve's own), and holds its end
@@ -178,8 +177,10 @@ class OpenContainer:
         (nothing written: the start stands, as before EXECUTING was written). Unless `to_end`
         (poststart hooks: they run once the program was executed), EXECUTING ends the wait
         (the init's execve, ~1 ms of tearing down its memory, goes on meanwhile; should it fail,
-        the container exits 127 with the message on its stderr, as with runc)."""
-        posix.set_blocking(fd, True)
+        the container exits 127 with the message on its stderr, as with runc). `blocking`: `fd`
+        is already."""
+        if not blocking:
+            posix.set_blocking(fd, True)
         chunks: list[bytes] = []
         while True:
             try:
