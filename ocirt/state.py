@@ -1,8 +1,10 @@
 """Container status and the state directory.
 
 The status is derived from the kernel, not trusted from a file (crun's way): the init pid must be
-alive with the start time recorded at create, exec.fifo tells created from running, and a frozen
-cgroup means paused. state.json only records what cannot be derived.
+alive with the start time recorded at create, exec.fifo tells created from running (`start`
+unlinks it once the init wrote EXECUTING; one killed before leaves it marked, and the init's end
+of it tells then: STARTED_MODE), and a frozen cgroup means paused. state.json only records what
+cannot be derived.
 """
 
 import errno
