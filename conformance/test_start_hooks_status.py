@@ -92,15 +92,22 @@ def test_a_start_after_a_killed_one_finishes_it(rt, make_bundle, out):
     assert (out / "hook-began").read_text() == "x\n"
 
 
-def test_a_killed_start_leaves_a_container_that_kill_stops(rt, make_bundle, out):
-    """Killed during the hooks, while `created`: the program is never executed."""
+@pytest.mark.parametrize("how", ["kill", "delete --force"])
+def test_a_killed_start_leaves_a_created_container_to_end(rt, make_bundle, out, how):
+    """Killed during the hooks, while `created`: it ends as any created container, and the
+    program is never executed."""
     b = slow_start_bundle(make_bundle, out)
     start = start_and_wait_for_the_hook(rt, b, out)
     start.send_signal(signal.SIGKILL)
     start.wait()
     assert rt.status(b.id) == "created"
-    ok(rt.kill(b.id, "KILL"))
-    rt.wait_status(b.id, "stopped")
+    if how == "kill":
+        ok(rt.kill(b.id, "KILL"))
+        rt.wait_status(b.id, "stopped")
+    else:
+        ok(rt.delete(b.id, force=True))
+        assert rt.state(b.id).returncode != 0
     time.sleep(HOOK_SECONDS + 0.5)
     assert not (out / "program").exists()
-    ok(rt.delete(b.id))
+    if how == "kill":
+        ok(rt.delete(b.id))
