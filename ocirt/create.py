@@ -64,24 +64,30 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
         state = new_state(opts.id, bundle, checked.rootfs, config, opts.systemd_cgroup)
         layout = fx.cgroup_layout()
 
-        def cgroup():  # its manager, its limits parsed, its directories made; and their write
+        def cgroup(linux: dict = checked.linux):  # its manager, its limits (of `linux`) parsed,
+            # its directories made; and their write
             cg = fx.cgroup(opts, checked.linux, config, layout)
-            resources = fx.resources(checked.linux)
+            resources = fx.resources(linux)
             cg = make_cgroup(opts, checked.linux, sd, state, cg, fx, undo)
             if opts.debug:
                 opts.debug(f"create: state in {sd.path}, cgroup {cg.dirs() or 'none'}")
             return cg, lambda: fx.apply(cg, resources, kernel)
 
-        late, cg = None, None  # type: tuple[LateCgroup | None, Any]
+        one_fork = opts.init_as_child and stages.one_fork(checked.ns)
+        late, cg, pids_late = None, None, None  # type: tuple[LateCgroup | None, Any, LateLimits | None]
         if moves_init(opts, layout, fx.alone):  # all of it once stage 1 is forked: LateCgroup
             late = LateCgroup(cgroup, layout)
         else:
-            cg, configure = cgroup()
-            configure()  # before any process is in it (as LateCgroup's)
+            linux, pids = late_pids(checked.linux, 1 if one_fork else 2)
+            cg, configure = cgroup(linux)
+            configure()  # before any process is in it (as LateCgroup's); but a pids limit
+            # the init's fork would not fit, once it is forked
+            if pids is not None:
+                pids_late = LateLimits(fx, cg, pids, kernel)
         fifo_fd = open_exec_fifo(kernel, sd.fifo, undo)
         spec = init_spec(config, bundle, opts, checked, layout, cg, fifo_fd)
         spec.moved_in = late is not None
-        spec.one_fork = opts.init_as_child and stages.one_fork(spec.ns)
+        spec.one_fork = one_fork
         if checked.proc_cfg.get("terminal") and opts.console_socket:  # check_config wants both
             spec.console_fd = fx.connect_console(opts.console_socket)
             undo.push(kernel.close, spec.console_fd)
@@ -101,7 +107,7 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
                 undo.push(kernel.close, fd)
         if opts.subreaper:
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
-        parent = Parent(kernel, fx, checked, state, spec, late)
+        parent = Parent(kernel, fx, checked, state, spec, late, pids_late)
         state.pid = run_children(kernel, fx, spec, cg, parent, undo)
         if late is not None:
             cg = late.cgroup
@@ -195,6 +201,46 @@ class LateCgroup:
     # made; the write of its limits)
     layout: Any  # the host's cgroup layout
     cgroup: Any = None  # the manager, once made
+
+
+def late_pids(linux: dict, processes: int) -> tuple[dict, dict | None]:
+    """The pids limit (linux.resources.pids.limit, `unified`'s pids.max) held back where it
+    is below `processes`, the runtime's own processes in the cgroup when the init is forked
+    (stage 1 and the init it forks there; with one fork the init alone, born there on cgroup
+    v2): that fork would be refused (runc, which writes the limits once its init is set up,
+    never meets it). `linux` without it and the resources that set it, for LateLimits; else
+    (linux, None). The kernel takes a limit below the current count (it refuses new forks
+    only), so stage 1 need not be gone by then. 0 is a limit (config-linux.md; runc 1.1.5
+    reads it as none)."""
+    resources = linux.get("resources")
+    if not isinstance(resources, dict):
+        return linux, None
+    pids, unified = resources.get("pids"), resources.get("unified")
+    pids = pids if isinstance(pids, dict) else {}
+    unified = unified if isinstance(unified, dict) else {}
+    limit, value = pids.get("limit"), unified.get("pids.max")
+    held: dict = {}
+    if type(limit) is int and 0 <= limit < processes:  # (a bool is no limit: parse refuses it)
+        held["pids"] = {"limit": limit}
+        resources = {**resources, "pids": {n: v for n, v in pids.items() if n != "limit"}}
+    if isinstance(value, str) and value.strip() in [str(n) for n in range(processes)]:
+        held["unified"] = {"pids.max": value}
+        resources = {**resources, "unified": {n: v for n, v in unified.items() if n != "pids.max"}}
+    return ({**linux, "resources": resources}, held) if held else (linux, None)
+
+
+@record
+class LateLimits:
+    """The limits late_pids held back, written when the init is forked (Parent.init_started:
+    before it goes on with its setup, and so before any of the container's code runs)."""
+
+    fx: HostEffects
+    cg: Any  # the container's cgroup manager
+    resources: dict
+    kernel: k.Kernel
+
+    def write(self) -> None:
+        self.fx.apply(self.cg, self.resources, self.kernel)
 
 
 def moves_init(opts: CreateOptions, layout, alone: Callable[[], bool]) -> bool:
@@ -331,11 +377,13 @@ class Parent:
         state: ContainerState,
         spec: stages.InitSpec,
         late: LateCgroup | None = None,
+        late_limits: LateLimits | None = None,
     ):
         self.kernel, self.fx, self.linux, self.state = kernel, fx, checked.linux, state
         self.hooks, self.seccomp, self.net_devices = spec.hooks, checked.seccomp, checked.net_devices
         self.unprivileged = spec.unprivileged
         self.late = late  # spec.moved_in: the cgroup made here, the init moved into it
+        self.late_limits = late_limits  # (late_pids)
         self.spec = spec
         self.tell_made = stages.told_when_made(spec)
         self.stage1_pid = self.init_pid = self.init_start = 0
@@ -377,6 +425,8 @@ class Parent:
                 self.late.cgroup.add_pid(pid)
             finally:
                 self.fx.attached()
+        if self.late_limits is not None:  # forked: the limit its fork did not fit (late_pids)
+            self.late_limits.write()
         if self.net_devices:  # in the init's network namespace, before it goes on with its setup
             self.moves = moves = self.fx.netdev_moves()
             moves.move(self.net_devices, pid)
