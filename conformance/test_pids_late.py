@@ -93,6 +93,11 @@ def test_limit_one_is_set_once_created(layout, rt, make_bundle, with_stage1, how
     assert pids_file(layout, pid, "pids.current") == "1"  # the init alone (its program now)
 
 
+@pytest.mark.runc_deviates(
+    "runc 1.1.5's exec process (runc init, a Go program) is in the cgroup before it has made "
+    "all its threads, and now and then one it cannot make aborts it (pthread_create failed)",
+    strict=False,
+)
 def test_exec_into_a_full_container_gets_in_and_cannot_fork(layout, rt, make_bundle):
     b = make_bundle(["sleep", "1000"], mutate=userns, linux={"resources": {"pids": {"limit": 1}}})
     ok(rt.create(b.id, b))
