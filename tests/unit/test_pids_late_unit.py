@@ -111,7 +111,10 @@ def test_written_once_stage_1_has_forked_the_init(plan_bundle, namespace, limit)
     assert plan.steps[init_fork].stage == "stage 1: namespaces" and init_fork < i
     # before the init goes on with its setup, and after every other limit and device rule
     assert i < first(plan, lambda s: s.stage == "init: setup")
-    devices = first(plan, lambda s: s.call.name == "write_file" and "devices.allow" in s.call.args[0])
+    devices = first(  # v1's devices.allow, v2's eBPF program
+        plan,
+        lambda s: s.call.name == "bpf" or s.call.name == "write_file" and "devices.allow" in s.call.args[0],
+    )
     assert devices < stage1_fork
 
 
