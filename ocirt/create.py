@@ -74,7 +74,8 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
             return cg, lambda: fx.apply(cg, resources, kernel)
 
         one_fork = opts.init_as_child and stages.one_fork(checked.ns)
-        late, cg, pids_late = None, None, None  # type: tuple[LateCgroup | None, Any, LateLimits | None]
+        late, cg = None, None  # type: tuple[LateCgroup | None, Any]
+        pids_late: Callable[[], None] | None = None
         if moves_init(opts, layout, fx.alone):  # all of it once stage 1 is forked: LateCgroup
             late = LateCgroup(cgroup, layout)
         else:
@@ -83,7 +84,7 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
             configure()  # before any process is in it (as LateCgroup's); but a pids limit
             # the init's fork would not fit, once it is forked
             if pids is not None:
-                pids_late = LateLimits(fx, cg, pids, kernel)
+                pids_late = lambda: fx.apply(cg, pids, kernel)
         fifo_fd = open_exec_fifo(kernel, sd.fifo, undo)
         spec = init_spec(config, bundle, opts, checked, layout, cg, fifo_fd)
         spec.moved_in = late is not None
@@ -208,10 +209,10 @@ def late_pids(linux: dict, processes: int) -> tuple[dict, dict | None]:
     is below `processes`, the runtime's own processes in the cgroup when the init is forked
     (stage 1 and the init it forks there; with one fork the init alone, born there on cgroup
     v2): that fork would be refused (runc, which writes the limits once its init is set up,
-    never meets it). `linux` without it and the resources that set it, for LateLimits; else
-    (linux, None). The kernel takes a limit below the current count (it refuses new forks
-    only), so stage 1 need not be gone by then. 0 is a limit (config-linux.md; runc 1.1.5
-    reads it as none)."""
+    never meets it). `linux` without it and the resources that set it, written once the init
+    is forked (Parent.init_started: before it goes on with its setup); else (linux, None).
+    The kernel takes a limit below the current count (it refuses new forks only), so stage 1
+    need not be gone by then. 0 is a limit (config-linux.md; runc 1.1.5 reads it as none)."""
     resources = linux.get("resources")
     if not isinstance(resources, dict):
         return linux, None
@@ -227,20 +228,6 @@ def late_pids(linux: dict, processes: int) -> tuple[dict, dict | None]:
         held["unified"] = {"pids.max": value}
         resources = {**resources, "unified": {n: v for n, v in unified.items() if n != "pids.max"}}
     return ({**linux, "resources": resources}, held) if held else (linux, None)
-
-
-@record
-class LateLimits:
-    """The limits late_pids held back, written when the init is forked (Parent.init_started:
-    before it goes on with its setup, and so before any of the container's code runs)."""
-
-    fx: HostEffects
-    cg: Any  # the container's cgroup manager
-    resources: dict
-    kernel: k.Kernel
-
-    def write(self) -> None:
-        self.fx.apply(self.cg, self.resources, self.kernel)
 
 
 def moves_init(opts: CreateOptions, layout, alone: Callable[[], bool]) -> bool:
@@ -377,13 +364,13 @@ class Parent:
         state: ContainerState,
         spec: stages.InitSpec,
         late: LateCgroup | None = None,
-        late_limits: LateLimits | None = None,
+        late_limits: Callable[[], None] | None = None,
     ):
         self.kernel, self.fx, self.linux, self.state = kernel, fx, checked.linux, state
         self.hooks, self.seccomp, self.net_devices = spec.hooks, checked.seccomp, checked.net_devices
         self.unprivileged = spec.unprivileged
         self.late = late  # spec.moved_in: the cgroup made here, the init moved into it
-        self.late_limits = late_limits  # (late_pids)
+        self.late_limits = late_limits  # the write of what late_pids held back
         self.spec = spec
         self.tell_made = stages.told_when_made(spec)
         self.stage1_pid = self.init_pid = self.init_start = 0
@@ -426,7 +413,7 @@ class Parent:
             finally:
                 self.fx.attached()
         if self.late_limits is not None:  # forked: the limit its fork did not fit (late_pids)
-            self.late_limits.write()
+            self.late_limits()
         if self.net_devices:  # in the init's network namespace, before it goes on with its setup
             self.moves = moves = self.fx.netdev_moves()
             moves.move(self.net_devices, pid)
