@@ -93,6 +93,13 @@ def test_limit_one_is_set_once_created(layout, rt, make_bundle, with_stage1, how
     assert pids_file(layout, pid, "pids.current") == "1"  # the init alone (its program now)
 
 
+def test_unified_pids_max_one_with_a_user_namespace(layout, run_in):
+    if not layout.is_v2:
+        pytest.skip("`unified` pids.max needs pids on cgroup v2 (this host binds it to v1)")
+    p = run_in(FORKS, mutate=userns, linux={"resources": {"unified": {"pids.max": "1"}}})
+    assert p.stdout.split() == ["started"] and "can't fork" in p.stderr, (p.returncode, p.stdout, p.stderr)
+
+
 @pytest.mark.runc_deviates(
     "runc 1.1.5's exec process (runc init, a Go program) is in the cgroup before it has made "
     "all its threads, and now and then one it cannot make aborts it (pthread_create failed)",
