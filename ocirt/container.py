@@ -102,23 +102,32 @@ class OpenContainer:
         before its execve (with `until_executed` or poststart hooks: of the execve too) stops
         the container (it can then be deleted: steps 12 and 13) and is the error of `start`."""
         self.status().check("start")
+        adopt = self.sd.fifo_started  # a start killed after its mark: see below
         try:
+            # Marked before the open that lets the init go (see STARTED_MODE): from here the
+            # status is created until EXECUTING, running after, even if this command is killed
+            # meanwhile (while the startContainer hooks run, say).
+            if not adopt:
+                posix.chmod(self.sd.fifo, STARTED_MODE)
             fd = posix.open(self.sd.fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
         except FileNotFoundError:
             raise OcirtError("cannot start an already running container") from None
         try:
-            # A start killed after the init's "0" left the fifo marked (status() found it so,
-            # the init short of its execve): this one waits for EXECUTING in its stead.
-            blocking = False
-            if not self.sd.fifo_started:
-                blocking = self._wait_started(fd)
-                # Started: marked so at once (see STARTED_MODE), the status stays created until
-                # EXECUTING, and tells running then even if this command is killed while the
-                # startContainer hooks run.
-                posix.fchmod(fd, STARTED_MODE)
             hooks = self.state.hooks.get("poststart")
+            if adopt:
+                # That start may have read the init's "0" or not (killed before its open, even):
+                # the first byte tells, and this one waits for EXECUTING in its stead.
+                posix.set_blocking(fd, True)
+                head, blocking = posix.read(fd, 1), True
+                if not head:  # the init's end closed since status(): executed, or gone
+                    self.status().check("start")
+                    raise OcirtError("cannot start an already running container")
+                if head == b"0":
+                    head = b""
+            else:
+                head, blocking = b"", self._wait_started(fd)
             try:
-                failure = self._read_failure(fd, until_executed or bool(hooks), blocking)
+                failure = self._read_failure(fd, until_executed or bool(hooks), blocking, head)
             finally:
                 try:
                     posix.unlink(self.sd.fifo)
@@ -169,7 +178,7 @@ class OpenContainer:
             pause = min(pause * 2, 0.05)
 
     @staticmethod
-    def _read_failure(fd: int, to_end: bool, blocking: bool = False) -> str:
+    def _read_failure(fd: int, to_end: bool, blocking: bool = False, head: bytes = b"") -> str:
         """After the init's "0": its failure's message, or "" once it is executing the program.
         The init writes EXECUTING right before its execve, a failure's message instead (a
         startContainer hook, no process) or after it (the execve's own), and holds its end
@@ -178,10 +187,12 @@ class OpenContainer:
         (poststart hooks: they run once the program was executed), EXECUTING ends the wait
         (the init's execve, ~1 ms of tearing down its memory, goes on meanwhile; should it fail,
         the container exits 127 with the message on its stderr, as with runc). `blocking`: `fd`
-        is already."""
+        is already; `head`: what was read of it already."""
         if not blocking:
             posix.set_blocking(fd, True)
-        chunks: list[bytes] = []
+        if head[:1] == EXECUTING and not to_end:
+            return ""
+        chunks: list[bytes] = [head] if head else []
         while True:
             try:
                 data = posix.read(fd, 4096)

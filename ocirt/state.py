@@ -2,8 +2,8 @@
 
 The status is derived from the kernel, not trusted from a file (crun's way): the init pid must be
 alive with the start time recorded at create, exec.fifo tells created from running (`start`
-unlinks it once the init wrote EXECUTING; one killed before leaves it marked, and the init's end
-of it tells then: STARTED_MODE), and a frozen cgroup means paused. state.json only records what
+unlinks it once the init wrote EXECUTING; one killed before leaves it marked, and the init's fds
+tell then: STARTED_MODE), and a frozen cgroup means paused. state.json only records what
 cannot be derived.
 """
 
@@ -211,11 +211,11 @@ def saved_frozen(saved: dict | None) -> bool:
 # container.Container.start). Never part of a message.
 EXECUTING = b"\0"
 
-# exec.fifo's mode once a start read the init's "0" (create makes it 0o622): the sticky bit, which
-# means nothing on a fifo, says the init was let go. The fifo stays (status created) until the
-# init wrote EXECUTING; a start killed meanwhile leaves it, and the status then asks the fifo
-# itself whether the init still holds its end (StateDir._executed). In the mode, not in a file of
-# its own: status reads it with the stat that tells created from running anyway.
+# exec.fifo's mode once a start began (create makes it 0o622): the sticky bit, which means nothing
+# on a fifo, set before start's open lets the init go. The fifo stays (status created) until the
+# init wrote EXECUTING; a start killed meanwhile leaves it, and the status then asks the init
+# whether it still holds the fifo (StateDir._executed). In the mode, not in a file of its own:
+# status reads it with the stat that tells created from running anyway.
 STARTED_MODE = 0o1622
 _S_ISVTX = 0o1000
 
@@ -229,7 +229,7 @@ class StateDir:
         self.path = join(root, container_id)
         self.state_file = self.path + "/state.json"
         self.fifo = self.path + "/exec.fifo"
-        self.fifo_started = False  # status() saw exec.fifo marked (STARTED_MODE), its init let go
+        self.fifo_started = False  # status() saw exec.fifo marked (STARTED_MODE): a start began
         self._lock_fd: int | None = None
 
     # locking
@@ -361,47 +361,35 @@ class StateDir:
         if frozen is not None and frozen():  # before the fifo: a created container can be paused
             return Status.PAUSED
         try:
-            mode = posix.stat(self.fifo).st_mode
+            fifo = posix.stat(self.fifo)
         except OSError:
             return Status.RUNNING
-        if mode & _S_ISVTX:  # a start let the init go: created until it executes the program
+        if fifo.st_mode & _S_ISVTX:  # a start began: created until the init executes the program
             self.fifo_started = True
-            if self._executed():
+            if self._executed(state.pid, fifo):
                 return Status.RUNNING
         return Status.CREATED
 
-    def _executed(self) -> bool:
-        """exec.fifo is marked started: whether the init is through its startContainer hooks.
-        A start that reads the fifo unlinks it once the init wrote EXECUTING: while it has the
-        fifo open, the hooks run (or the execve is about to). With no reader (that start was
-        killed), the init's end tells: open while it runs the hooks, closed by its execve (it
-        is close-on-exec); an EXECUTING it wrote is in the fifo still if that start died after.
-        Never a reader before the mark: that open would let a waiting init go."""
+    @staticmethod
+    def _executed(pid: int, fifo) -> bool:
+        """exec.fifo is marked started: whether the init is past its execve. Until then it holds
+        the fifo, whatever became of the start (one killed during the startContainer hooks
+        leaves the fifo behind): an O_PATH fd of it while it waits for a reader, its end (close-
+        on-exec) after. Its fds, not the fifo, are asked: a reader's open would let a waiting
+        init go, and take a byte a start waits for. An init we may not look at (non-dumpable,
+        the caller not root) has not executed the program."""
         try:
-            fd = posix.open(self.fifo, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
-        except OSError as e:
-            if e.errno == errno.ENOENT:
-                return True  # unlinked meanwhile: EXECUTING came
-            if e.errno != errno.ENXIO:  # ENXIO: no reader
+            names = posix.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            return False
+        for name in names:
+            try:
+                held = posix.stat(f"/proc/{pid}/fd/{name}")
+            except OSError:
+                continue
+            if held.st_ino == fifo.st_ino and held.st_dev == fifo.st_dev:
                 return False
-        else:
-            posix.close(fd)
-            return False
-        try:
-            fd = posix.open(self.fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
-        except FileNotFoundError:
-            return True
-        except OSError:
-            return False
-        try:
-            posix.read(fd, 1)  # b"": no writer any more; a byte: EXECUTING (or a failure's message)
-            return True
-        except BlockingIOError:  # the init holds its end and wrote nothing yet: the hooks run
-            return False
-        except OSError:
-            return False
-        finally:
-            posix.close(fd)
+        return True
 
     def remove(self) -> None:
         for name in posix.listdir(self.path):

@@ -1,8 +1,9 @@
-"""The status while `start` runs: exec.fifo stays, marked started (STARTED_MODE), until the init
-wrote EXECUTING; created meanwhile, running after. A marked fifo whose start is gone (killed
-during the startContainer hooks) tells by the init's end whether the program was executed; an
-unmarked one is never opened by the status (a reader would let a waiting init go). This process
-stands for the init (alive, its start time recorded), threads for its end of the fifo."""
+"""The status while `start` runs: exec.fifo, marked started (STARTED_MODE) before start's open,
+stays until the init wrote EXECUTING; created meanwhile, running after. Whatever became of the
+start (killed during the startContainer hooks), a marked fifo is created while the init holds it
+and running once its execve closed it; the status never opens the fifo (a reader would let a
+waiting init go). This process stands for the init (alive, its start time recorded; its fds are
+the init's), threads for its waits."""
 
 import os
 import stat
@@ -97,10 +98,31 @@ def test_marked_while_a_start_reads_it_is_created(tmp_path):
         assert _status(sd, state) is Status.CREATED
         os.write(wfd, EXECUTING)
         assert _status(sd, state) is Status.CREATED  # until that start unlinks it
-        assert os.read(rfd, 1) == EXECUTING  # the probe left the start its byte
+        assert os.read(rfd, 1) == EXECUTING  # the status took nothing of it
     finally:
         os.close(wfd)
         os.close(rfd)
+
+
+def test_marked_and_the_init_waiting_for_a_reader_is_created_and_left_waiting(tmp_path):
+    """The start was killed between its mark and its open."""
+    sd, state = _container(tmp_path)
+    _mark(sd)
+    got = []
+    thread = threading.Thread(target=lambda: got.append(os.open(sd.fifo, os.O_WRONLY)))
+    thread.start()
+    path_fd = os.open(sd.fifo, os.O_PATH)  # the init's own, from create
+    try:
+        if not _waits_for_a_reader(thread):
+            pytest.skip("/proc/PID/wchan does not say where the thread waits")
+        assert _status(sd, state) is Status.CREATED
+        assert _waits_for_a_reader(thread, timeout=0.1) and not got
+    finally:
+        os.close(path_fd)
+        os.close(os.open(sd.fifo, os.O_RDONLY | os.O_NONBLOCK))
+        thread.join()
+        for fd in got:
+            os.close(fd)
 
 
 def test_marked_without_a_start_and_the_init_holding_its_end_is_created(tmp_path):
@@ -115,26 +137,16 @@ def test_marked_without_a_start_and_the_init_holding_its_end_is_created(tmp_path
         os.close(wfd)
 
 
-def test_marked_without_a_start_and_the_init_past_its_execve_is_running(tmp_path):
+def test_marked_without_a_start_is_running_once_the_execve_closed_the_inits_end(tmp_path):
+    """Killed after the init wrote EXECUTING, or before: the init's execve tells."""
     sd, state = _container(tmp_path)
     rfd, wfd = _writer_after_a_reader(sd)
-    os.close(rfd)
     _mark(sd)
-    os.close(wfd)  # the execve (the init's end is close-on-exec)
+    os.write(wfd, EXECUTING)
+    os.close(rfd)
+    assert _status(sd, state) is Status.CREATED  # the execve is under way
+    os.close(wfd)  # its end is close-on-exec
     assert _status(sd, state) is Status.RUNNING
-
-
-def test_marked_without_a_start_and_executing_written_is_running(tmp_path):
-    """The start was killed after the init wrote EXECUTING, before it read it."""
-    sd, state = _container(tmp_path)
-    rfd, wfd = _writer_after_a_reader(sd)
-    try:
-        _mark(sd)
-        os.write(wfd, EXECUTING)
-        os.close(rfd)
-        assert _status(sd, state) is Status.RUNNING
-    finally:
-        os.close(wfd)
 
 
 def test_a_marked_fifo_of_a_dead_init_is_stopped(tmp_path):
@@ -210,6 +222,33 @@ def test_a_start_after_a_killed_one_waits_for_executing(tmp_path):
         thread.join()
 
 
+def test_a_start_after_one_killed_before_its_open_starts_it(tmp_path):
+    """Marked, the init still waiting for a reader: the next start lets it go, as its own."""
+    sd, state = _container(tmp_path)
+    _mark(sd)
+
+    def init():
+        wfd = os.open(sd.fifo, os.O_WRONLY)
+        os.write(wfd, b"0")
+        time.sleep(0.05)
+        os.write(wfd, EXECUTING)
+        os.close(wfd)
+
+    path_fd = os.open(sd.fifo, os.O_PATH)  # the init's own, from create, held while it waits
+    thread = threading.Thread(target=init)
+    thread.start()
+    try:
+        if not _waits_for_a_reader(thread):
+            pytest.skip("/proc/PID/wchan does not say where the thread waits")
+        OpenContainer(sd, state).start()
+        assert not os.path.exists(sd.fifo)
+    finally:
+        os.close(path_fd)
+        if thread.is_alive() and os.path.exists(sd.fifo):
+            os.close(os.open(sd.fifo, os.O_RDONLY | os.O_NONBLOCK))
+        thread.join()
+
+
 def test_a_start_after_the_program_was_executed_is_refused(tmp_path):
     sd, state = _container(tmp_path)
     rfd, wfd = _writer_after_a_reader(sd)
@@ -218,3 +257,15 @@ def test_a_start_after_the_program_was_executed_is_refused(tmp_path):
     os.close(wfd)
     with pytest.raises(OcirtError, match="already running"):
         OpenContainer(sd, state).start()
+
+
+def test_start_fails_on_an_init_that_exited_in_its_hooks_after_a_killed_start(tmp_path):
+    """Marked, and the init's end closed between the status and the next start's read."""
+    sd, state = _container(tmp_path)
+    _mark(sd)
+    sd2 = StateDir(sd.root, sd.id)
+    sd2.fifo_started = True  # as status() left it
+    c = OpenContainer(sd2, state)
+    c.status = lambda: Status.CREATED  # type: ignore[method-assign]
+    with pytest.raises(OcirtError, match="already running|stopped"):
+        c.start()
