@@ -138,8 +138,8 @@ def stage1(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
                 pid = posix.fork()
             except BlockingIOError as e:  # EAGAIN: stage 1 is in the cgroup already
                 raise OcirtError(
-                    "/linux/resources/pids/limit: fork of the init in the container's cgroup "
-                    "(stage 1 counts: a limit below 2 leaves no room for it)",
+                    "/linux/resources/pids/limit: fork of the init: the container's cgroup "
+                    "(or one above it) is at its pids limit",
                     e.errno,
                 ) from None
         if pid == 0:

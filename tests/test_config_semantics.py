@@ -1,5 +1,5 @@
 """Configs the schema takes with values a fuzzer found odd, where ocirt's own words are checked
-(the cases both runtimes share are in conformance/test_config_semantics.py): a one-line error
+(the cases both runtimes share are in conformance/test_odd_config_values.py): a one-line error
 that says what is wrong, nothing left behind."""
 
 import json
