@@ -304,6 +304,15 @@ def run_in(rt, make_bundle):
 
 
 @pytest.fixture
+def out(tmp_path):
+    """A directory every user may write (a hook or a container's non-root process writes there)."""
+    d = tmp_path / "out"
+    d.mkdir()
+    os.chmod(d, 0o777)
+    return d
+
+
+@pytest.fixture
 def host_process():
     """Start helper processes on the host (e.g. namespace holders); killed by pid at teardown."""
     procs = []

@@ -36,14 +36,6 @@ def out_mount(host_dir):
     return {"destination": "/tmp/out", "type": "bind", "source": str(host_dir), "options": ["rbind", "rw"]}
 
 
-@pytest.fixture
-def out(tmp_path):
-    d = tmp_path / "out"
-    d.mkdir()
-    os.chmod(d, 0o777)
-    return d
-
-
 # ---- a hook's stdout and stderr ----------------------------------------------------------------
 
 

@@ -40,14 +40,6 @@ def with_hooks(hooks, *mounts):
     return mutate
 
 
-@pytest.fixture
-def out(tmp_path):
-    d = tmp_path / "out"
-    d.mkdir()
-    os.chmod(d, 0o777)
-    return d
-
-
 def lines(path):
     return path.read_text().split() if path.exists() else []
 

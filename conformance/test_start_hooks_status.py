@@ -2,7 +2,6 @@
 until the program is executed, `running` once `start` returned, and so even when the `start`
 that ran them was killed meanwhile (runc 1.1.5 then says `created` for ever)."""
 
-import os
 import signal
 import time
 
@@ -10,14 +9,6 @@ import pytest
 from runtime import ok, wait_for
 
 HOOK_SECONDS = 2
-
-
-@pytest.fixture
-def out(tmp_path):
-    d = tmp_path / "out"
-    d.mkdir()
-    os.chmod(d, 0o777)
-    return d
 
 
 def slow_start_bundle(make_bundle, out):
