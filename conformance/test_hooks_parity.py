@@ -214,3 +214,16 @@ def test_a_runtime_hook_without_env_has_the_runtimes(rt, make_bundle, out):
         env = (out / name).read_text().split("\n")
         assert f"LEAK={command}" in env, (name, env)
         assert f"PATH={os.environ['PATH']}" in env, (name, env)
+
+
+def test_a_runtime_hook_gets_the_callers_environment_as_it_was(rt, make_bundle, out):
+    """Under the C locale (no LANG, no LC_*) the hook's environment is the caller's, nothing
+    added: the runtime's own start may not leak into it (Python's locale coercion sets
+    LC_CTYPE=C.UTF-8 in its own environment)."""
+    hooks = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", f"env > {out}/prestart"]}]}
+    b = make_bundle(SLEEP, mutate=with_hooks(hooks))
+    prelude = "unset LANG LANGUAGE LC_ALL LC_CTYPE; export MARK=caller"
+    assert rt.create(b.id, b, prelude=prelude).returncode == 0
+    env = (out / "prestart").read_text().split("\n")
+    assert "MARK=caller" in env and not any(e.startswith("LC_") for e in env), env
+    assert rt.delete(b.id, force=True).returncode == 0

@@ -28,7 +28,29 @@ def inherited(name: str, environ: dict | None = None) -> dict:
     passes) for the container's, else none."""
     if environ is not None:
         return environ
-    return {} if name in CONTAINER_HOOKS else posix.environ
+    return {} if name in CONTAINER_HOOKS else callers_environ()
+
+
+def callers_environ() -> dict:
+    """The environment this command was started with, as /proc/self/environ keeps it: not
+    posix.environ, to which Python's start adds LC_CTYPE=C.UTF-8 under the C locale (its locale
+    coercion), a variable runc's hooks never get; posix.environ where /proc cannot tell."""
+    try:
+        fd = posix.open("/proc/self/environ", posix.O_RDONLY | posix.O_CLOEXEC)
+    except OSError:
+        return posix.environ
+    try:
+        data = read_to_end(fd)
+    except OSError:
+        return posix.environ
+    finally:
+        posix.close(fd)
+    env: dict = {}
+    for item in data.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep and key not in env:  # (the first of a name, as getenv finds it)
+            env[key] = value
+    return env
 
 
 def run(
