@@ -63,7 +63,8 @@ def test_a_large_state_to_a_hook_that_does_not_read_it():
 
 
 def test_env_absent_is_the_runtimes_for_runtime_hooks_and_none_for_the_containers(tmp_path, monkeypatch):
-    monkeypatch.setenv("OCIRT_HOOK_TEST", "inherited")
+    caller = {**os.environb, b"OCIRT_HOOK_TEST": b"inherited"}  # (what the command started with)
+    monkeypatch.setattr(hooks, "callers_environ", lambda: caller)
     for name in hooks.HOOK_NAMES:
         hooks.run({name: [sh_hook(f"env > {tmp_path / name}")]}, name, STATE)
         env = (tmp_path / name).read_text()
@@ -142,3 +143,10 @@ def test_the_runners_fds_may_be_past_fd_setsize():
         for fd in held:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_callers_environment_is_the_one_the_process_started_with(monkeypatch):
+    """/proc/self/environ: what the process was started with, not what it set since."""
+    monkeypatch.setenv("OCIRT_SET_LATER", "1")
+    env = hooks.callers_environ()
+    assert b"OCIRT_SET_LATER" not in env and env.get(b"PATH") == os.environb.get(b"PATH")
