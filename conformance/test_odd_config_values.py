@@ -282,3 +282,16 @@ def test_seccomp_denying_network_sends(run_in, names):
     rule = {"names": names, "action": "SCMP_ACT_ERRNO"}
     seccomp = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule]}
     assert ok(run_in(["echo", "up"], tmp=False, linux={"seccomp": seccomp})).strip() == "up"
+
+
+@pytest.mark.parametrize("no_new_privileges", [True, False])
+def test_seccomp_denying_rt_sigaction(run_in, no_new_privileges):
+    """A profile that denies changing signal actions: the runtime changes none after the filter
+    (the program still starts with SIGPIPE at its default action)."""
+    rule = {"names": ["rt_sigaction"], "action": "SCMP_ACT_ERRNO"}
+    seccomp = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule]}
+    proc = {"noNewPrivileges": no_new_privileges}
+    out = run_in(
+        ["grep", "^SigIgn", "/proc/self/status"], tmp=False, process=proc, linux={"seccomp": seccomp}
+    )
+    assert ok(out).split() == ["SigIgn:", "0000000000000000"]

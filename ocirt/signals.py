@@ -42,14 +42,23 @@ def execve(path, args, env) -> None:
     """posix.execve, the program starting with PYTHON_IGNORES at their default actions, as one
     executed by runc or crun does (an ignored signal stays ignored across execve: `yes | head
     -1` would not end `yes`); ignored again where the execve fails (its report must not die of
-    a SIGPIPE)."""
-    for sig in PYTHON_IGNORES:
+    a SIGPIPE). One caught (catch_python_ignores) needs nothing: execve resets a caught one."""
+    ignored = [sig for sig in PYTHON_IGNORES if _signal.getsignal(sig) == _signal.SIG_IGN]
+    for sig in ignored:
         _signal.signal(sig, _signal.SIG_DFL)
     try:
         posix.execve(path, args, env)
     finally:  # (reached only where it failed)
-        for sig in PYTHON_IGNORES:
+        for sig in ignored:
             _signal.signal(sig, _signal.SIG_IGN)
+
+
+def catch_python_ignores() -> None:
+    """PYTHON_IGNORES caught by a handler that does nothing instead of ignored: to this process
+    the same (a write to a closed pipe still fails with EPIPE, and nothing dies), but execve
+    resets a caught signal to its default where it keeps an ignored one (execve, above)."""
+    for sig in PYTHON_IGNORES:
+        _signal.signal(sig, _nothing)
 
 
 def no_inherited_signal_state() -> None:

@@ -28,6 +28,7 @@ from .protocol import (
     UserNsReady,
 )
 from .record import field, record
+from .signals import catch_python_ignores
 from .state import EXECUTING
 
 TYPE_CHECKING = False
@@ -160,6 +161,8 @@ class InitEffects:
     loopback ioctl, the pty, seccomp, the exec lookup. `ocirt plan` (ocirt/plan.py) replaces it
     with a recording version and runs the same steps against a RecordingKernel."""
 
+    stops_on_signals = True  # the init's stop handlers go in before a seccomp filter
+
     def __init__(self, ch: Channel | None):
         self.ch = ch
         self.made = self.moved = False  # cgroup_made, in_cgroup were passed
@@ -231,6 +234,12 @@ class InitEffects:
             pass
 
     def seccomp(self, seccomp) -> None:
+        # No sigaction after the filter (a profile may deny rt_sigaction; runc's program
+        # starts): Python's ignored SIGPIPE and SIGXFSZ caught instead, so that the execve
+        # gives the program their default actions by itself, and the init's stop handlers now
+        if self.stops_on_signals:
+            stop_on_signals()
+        catch_python_ignores()
         _install_seccomp(seccomp, self._parent)
 
     def lookup(self, executable: str, env: dict) -> str:
@@ -460,14 +469,17 @@ def stop_on_signals() -> None:
     reaches it (only SIGKILL does), so `kill` of a created container would do nothing and an
     engine's stop would wait out its timeout. With these handlers it ends, exit 128+signal, as
     a process the signal killed would be counted (runc's init ends too, with exit 2). The
-    execve resets them: the program gets the defaults."""
+    execve resets them: the program gets the defaults. Installed once: before the seccomp
+    filter where there is one (a profile may deny rt_sigaction), else right before Ready."""
     import _signal
 
-    def stop(signum, _frame):
-        posix._exit(128 + signum)
-
     for signum in STOP_SIGNALS:
-        _signal.signal(signum, stop)
+        if _signal.getsignal(signum) is not _stop:
+            _signal.signal(signum, _stop)
+
+
+def _stop(signum, _frame):
+    posix._exit(128 + signum)
 
 
 def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
@@ -737,6 +749,8 @@ class ExecEffects(InitEffects):
     before its seccomp filter goes in (a filter may refuse the wait's receive, and a listener
     fd's message must come after the parent's Proceed) or, without one, before its Ready and
     exec: nothing of the container's runs outside the cgroup."""
+
+    stops_on_signals = False  # (the init's: the waiting container's end on kill)
 
     def __init__(self, ch: Channel, set_up_first: bool):
         super().__init__(ch)
