@@ -1,7 +1,9 @@
 """Helpers of the kernel tests that drive the ocirt CLI of the source tree (fixtures: conftest.py)."""
 
+import errno
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -56,12 +58,47 @@ def read_until(fd: int, marker: bytes, timeout: float = 20) -> bytes:
 def remove_cgroup_parent(name: str) -> None:
     """rmdir /<name> in every cgroup hierarchy: the shared parent of a test module's cgroups.
     While another xdist worker still has a cgroup below it, rmdir fails and is ignored (the last
-    one out removes it)."""
+    one out removes it); where it has none, EBUSY is the kernel still taking a child just
+    removed offline, and the rmdir is tried again for a moment."""
     for top in os.listdir("/sys/fs/cgroup"):
-        try:
-            os.rmdir(os.path.join("/sys/fs/cgroup", top, name))
-        except OSError:
-            pass
+        path = os.path.join("/sys/fs/cgroup", top, name)
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                os.rmdir(path)
+            except OSError as e:
+                busy = e.errno == errno.EBUSY and not any(d.is_dir() for d in os.scandir(path))
+                if busy and time.monotonic() < deadline:  # (no child cgroup of another worker)
+                    time.sleep(0.02)
+                    continue
+            break
+
+
+def remove_cgroup_dirs(relative: str, timeout: float = 5.0) -> None:
+    """A test's own cgroup (/<relative>) removed from every hierarchy, whatever a failed test or
+    runtime left there: its processes killed, then rmdir, deepest first, again for a moment
+    where the kernel still refuses it (EBUSY: a process just gone, a child just removed)."""
+    found = [
+        d for top in os.listdir("/sys/fs/cgroup") for d, _, _ in os.walk(f"/sys/fs/cgroup/{top}/{relative}")
+    ]
+    deadline = time.monotonic() + timeout
+    for path in sorted(found, key=lambda p: p.count("/"), reverse=True):
+        while True:
+            try:
+                with open(os.path.join(path, "cgroup.procs")) as f:
+                    for pid in f.read().split():
+                        try:
+                            os.kill(int(pid), signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                os.rmdir(path)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
 
 
 class ConsoleSocket:

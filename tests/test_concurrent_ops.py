@@ -15,7 +15,7 @@ import time
 import uuid
 
 import pytest
-from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_parent
+from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_dirs, remove_cgroup_parent
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -66,6 +66,7 @@ def lab(tmp_path, busybox_rootfs):
     yield root, bundle, name
     for cid in os.listdir(root) if os.path.isdir(root) else ():
         subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO, capture_output=True)
+    remove_cgroup_dirs(f"{PARENT}/{name}")  # a round that failed may have left its cgroup
 
 
 def start(root, args, err_path):
