@@ -404,12 +404,9 @@ def start_created(
             if before_start is not None:
                 before_start()
             c.start(until_executed=True)  # (an execve that fails is run's error, as runc's)
-        except OcirtError:
-            if not keep:
+        except BaseException as e:
+            if not (keep and isinstance(e, OcirtError)):  # (a ^C deletes it all the same)
                 c.delete(force=True)
-            raise
-        except BaseException:
-            c.delete(force=True)
             raise
 
 
