@@ -61,27 +61,23 @@ def main(g, o, args) -> int:
     # from now on a signal is kept for the container's process (not detached: it is passed on)
     relay = None if detach else Relay(NOT_FORWARDED)
     try:
-        try:
+        try:  # created and started: an error of either is run's
             sd, state = create(opts, g.kernel(), fx)
-        except OcirtError as e:
-            e.message = f"ocirt run failed: {e.message}"
-            raise
-        pid = state.pid
-        g.log.debug(f"run: container {container_id} created, init pid {pid}")
-        master = None
+            pid = state.pid
+            g.log.debug(f"run: container {container_id} created, init pid {pid}")
+            master = None
 
-        def before_start():
-            nonlocal master, host
-            if notify is not None:
-                notify.bind(sd.path)  # before the process runs: it may notify at once
-            if listener is not None:
-                master = console.receive_master(listener)
-                host = console.host_terminal()
-                console.resize(master, host)  # our terminal's size before the process runs
-            if not detach and master is not None:
-                _signal.signal(_signal.SIGWINCH, lambda s, f: console.resize(master, host))
+            def before_start():
+                nonlocal master, host
+                if notify is not None:
+                    notify.bind(sd.path)  # before the process runs: it may notify at once
+                if listener is not None:
+                    master = console.receive_master(listener)
+                    host = console.host_terminal()
+                    console.resize(master, host)  # our terminal's size before the process runs
+                if not detach and master is not None:
+                    _signal.signal(_signal.SIGWINCH, lambda s, f: console.resize(master, host))
 
-        try:
             start_created(sd, state, before_start, fx.layout, keep=o["keep"])
         except OcirtError as e:
             e.message = f"ocirt run failed: {e.message}"
