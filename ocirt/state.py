@@ -398,13 +398,11 @@ class StateDir:
                 posix.unlink(path)
             except FileNotFoundError:
                 pass
-            except IsADirectoryError:
-                if name == "notify" and _remove_notify_dir(path):  # (sdnotify.py), no shutil
-                    continue
-                # a damaged state dir: whatever is in it goes
-                import shutil
+            except IsADirectoryError:  # notify/ (sdnotify.py), or a damaged state dir's
+                if not _remove_flat_dir(path):  # whatever is in it goes
+                    import shutil
 
-                shutil.rmtree(path, ignore_errors=True)
+                    shutil.rmtree(path, ignore_errors=True)
         try:
             posix.rmdir(self.path)
         except OSError as e:
@@ -414,15 +412,12 @@ class StateDir:
                 raise
 
 
-def _remove_notify_dir(path: str) -> bool:
-    """A NOTIFY_SOCKET container's notify/ and its socket removed; False if more was there."""
+def _remove_flat_dir(path: str) -> bool:
+    """A directory of files only (a NOTIFY_SOCKET container's notify/ and its socket) removed
+    without shutil; False where that is not all there is."""
     try:
-        posix.unlink(f"{path}/notify.sock")
-    except FileNotFoundError:
-        pass
-    except OSError:
-        return False
-    try:
+        for name in posix.listdir(path):
+            posix.unlink(f"{path}/{name}")
         posix.rmdir(path)
     except OSError:
         return False
