@@ -13,12 +13,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OCIRT = [sys.executable, "-m", "ocirt"]
 
 
-def make_bundle(directory, rootfs: str, args: list[str], **process) -> str:
-    """A bundle of bundles/runc-spec.json with `args` and the given process fields."""
+def make_bundle(directory, rootfs: str, args: list[str], cgroups_path: str | None = None, **process) -> str:
+    """A bundle of bundles/runc-spec.json with `args`, the given process fields and, if given,
+    linux.cgroupsPath."""
     with open(os.path.join(REPO, "bundles", "runc-spec.json")) as f:
         config = json.load(f)
     config["root"]["path"] = rootfs
     config["process"].update(args=args, **process)
+    if cgroups_path is not None:
+        config["linux"]["cgroupsPath"] = cgroups_path
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "config.json"), "w") as f:
         json.dump(config, f)

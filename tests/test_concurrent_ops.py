@@ -6,7 +6,6 @@ Random but bounded (a count and a deadline each), the seed in every failure's me
 with OCIRT_RACE_SEED=<seed> to replay the same choices."""
 
 import glob
-import json
 import os
 import random
 import signal
@@ -56,12 +55,9 @@ def rng():
 def lab(tmp_path, busybox_rootfs):
     """(root, bundle, cgroup name of the bundle's containers): everything left is removed after."""
     name = f"r-{uuid.uuid4().hex[:8]}"
-    bundle = make_bundle(tmp_path / "bundle", busybox_rootfs, ["sleep", "1000"], terminal=False)
-    with open(os.path.join(bundle, "config.json")) as f:
-        config = json.load(f)
-    config["linux"]["cgroupsPath"] = f"/{PARENT}/{name}"
-    with open(os.path.join(bundle, "config.json"), "w") as f:
-        json.dump(config, f)
+    bundle = make_bundle(
+        tmp_path / "bundle", busybox_rootfs, ["sleep", "1000"], f"/{PARENT}/{name}", terminal=False
+    )
     root = str(tmp_path / "root")
     yield root, bundle, name
     for cid in os.listdir(root) if os.path.isdir(root) else ():

@@ -3,7 +3,6 @@ passes them on (or keeps them until the process runs), never dies half way leavi
 without its waiter or a container behind."""
 
 import glob
-import json
 import os
 import shutil
 import subprocess
@@ -37,12 +36,9 @@ def cgroup_procs(cid):
 def running(tmp_path, busybox_rootfs):
     """(root, id) of a running container (sleep); removed after, with all it holds."""
     cid = f"rs-{uuid.uuid4().hex[:8]}"
-    bundle = make_bundle(tmp_path / "bundle", busybox_rootfs, ["sleep", "1000"], terminal=False)
-    with open(os.path.join(bundle, "config.json")) as f:
-        config = json.load(f)
-    config["linux"]["cgroupsPath"] = f"/{PARENT}/{cid}"
-    with open(os.path.join(bundle, "config.json"), "w") as f:
-        json.dump(config, f)
+    bundle = make_bundle(
+        tmp_path / "bundle", busybox_rootfs, ["sleep", "1000"], f"/{PARENT}/{cid}", terminal=False
+    )
     root = str(tmp_path / "root")
     p = ocirt(root, "run", "-d", "--bundle", bundle, cid)
     assert p.returncode == 0, p.stderr
