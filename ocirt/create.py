@@ -184,11 +184,20 @@ def make_cgroup(opts: CreateOptions, linux: dict, sd, state: ContainerState, cg,
     except OcirtError as e:
         cg = _rootless_without_cgroup(opts, linux, cg, e)  # or raises
     undo.push(cg.destroy)
+    # before it (undo runs backwards): whatever is in the cgroup goes, the init among them where
+    # a ^C came between its fork and the undo step that kills it by pid
+    undo.push(_kill_members, cg)
     made = cg.to_dict()
     if made != state.cgroup:  # else state.json says it already (no parent directory was made)
         state.cgroup = made
         sd.save(state)
     return cg
+
+
+def _kill_members(cg) -> None:
+    from . import members  # (a failed create's only)
+
+    members.kill_and_wait(cg, 0, 0)
 
 
 @record
@@ -291,6 +300,10 @@ def run_children(
     except BaseException:
         own_pid_ns.back(kernel)
         close_self_moves(kernel, spec)
+        # a ^C may come after the fork, before its pid is known here: the child, if there is
+        # one, finds the channel closed at its first word and ends by itself
+        parent_ch.close()
+        child_ch.close()
         raise
     if stage1_pid == 0:
         try:  # a forked child never returns into the runtime's code
@@ -298,9 +311,9 @@ def run_children(
             stages.stage1(kernel, spec, child_ch)  # never returns
         finally:
             posix._exit(1)
-    child_ch.close()
-    parent.stage1_pid = stage1_pid  # with spec.one_fork, the init
-    try:
+    try:  # (from the fork on: a ^C anywhere here kills the child, below)
+        child_ch.close()
+        parent.stage1_pid = stage1_pid  # with spec.one_fork, the init
         own_pid_ns.back(kernel)  # (the child lives on in the one made for it)
         if parent.late is not None:
             parent.make_cgroup(parent_ch)

@@ -275,3 +275,55 @@ def test_a_cgroup_that_cannot_be_configured_leaves_nothing(tmp_path, busybox_roo
         assert _processes_mentioning(cid) == [], "process left"
     finally:
         _clean(root, cid)
+
+
+INTERRUPTED_AFTER_FORK = """
+import posix, sys
+from ocirt import create
+from ocirt.cli import main
+
+me, real = posix.getpid(), create.HostEffects.channel
+
+
+def channel(self, spec):  # a ^C in create's parent right after the child is forked
+    parent_end, child_end = real(self, spec)
+    close = child_end.close
+
+    def close_then_interrupted():
+        close()
+        if posix.getpid() == me:
+            raise KeyboardInterrupt
+
+    child_end.close = close_then_interrupted
+    return parent_end, child_end
+
+
+create.HostEffects.channel = channel
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_create_interrupted_right_after_its_fork_leaves_nothing(tmp_path, busybox_rootfs):
+    """A ^C between the child's fork and the undo step that kills it by pid: the undo kills
+    what is in the cgroup it made before removing it (it once left the child there, failed to
+    remove the busy cgroup and removed the state directory, so delete --force found nothing)."""
+    cid = f"intr-{uuid.uuid4().hex[:8]}"
+    bundle = make_bundle(
+        tmp_path / "bundle", busybox_rootfs, ["true"], f"/ocirt-test-killed/{cid}", terminal=False
+    )
+    root = str(tmp_path / "root")
+    p = subprocess.run(
+        [OCIRT[0], "-c", INTERRUPTED_AFTER_FORK, "--root", root, "create", "--bundle", bundle, cid],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
+    )
+    left = cgroup_dirs(cid)
+    state = os.path.exists(os.path.join(root, cid))
+    subprocess.run(OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO, capture_output=True)
+    for d in cgroup_dirs(cid):
+        os.rmdir(d)
+    assert p.returncode == 130
+    assert (left, state) == ([], False)

@@ -237,10 +237,18 @@ class FsCgroup(Manager):
                 for i, comp in enumerate((None, *comps)):
                     if comp is not None:
                         parent, cur = cur, cur.rstrip("/") + "/" + comp
-                        if self.fs.mkdir(cur):
-                            self.created.append(cur)
-                        elif not self.fs.isdir(cur):
-                            self._not_a_cgroup(parent, comp)
+                        # listed before the mkdir: a ^C between the two must not leave a
+                        # directory made that the cleanup does not know of
+                        self.created.append(cur)
+                        try:
+                            new = self.fs.mkdir(cur)
+                        except OSError:
+                            self.created.pop()
+                            raise
+                        if not new:
+                            self.created.pop()
+                            if not self.fs.isdir(cur):
+                                self._not_a_cgroup(parent, comp)
                         if made is not None:
                             made(parent, cur)
                     if descending is not None and i < len(comps):
