@@ -125,6 +125,8 @@ def test_kill_signal_spellings(rt, started, signal):
     """An empty signal argument is the default (SIGTERM); a number may carry a "+" (Go's
     strconv.Atoi), a name its SIG prefix or not, in any case."""
     b = started(TERM_TRAP)
+    # the trap is set once sleep runs: before, the shell (pid 1, no handler) would not get it
+    wait_for(lambda: len(container_pids(b)) == 2, what="the shell's trap set")
     p = rt.kill(b.id, signal)
     assert (p.returncode, p.stdout, p.stderr) == (0, "", "")
     rt.wait_status(b.id, "stopped")
