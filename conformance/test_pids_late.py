@@ -105,8 +105,11 @@ def test_unified_pids_max_one_with_a_user_namespace(layout, run_in):
     "all its threads, and now and then one it cannot make aborts it (pthread_create failed)",
     strict=False,
 )
-def test_exec_into_a_full_container_gets_in_and_cannot_fork(layout, rt, make_bundle):
-    b = make_bundle(["sleep", "1000"], mutate=userns, linux={"resources": {"pids": {"limit": 1}}})
+@pytest.mark.parametrize("how", HOW)
+def test_exec_into_a_full_container_gets_in_and_cannot_fork(layout, rt, make_bundle, with_stage1, how):
+    # (a time namespace: ocirt's exec forks its process from a stage 1 that joined it, and the
+    # process is moved in, not forked in the cgroup)
+    b = make_bundle(["sleep", "1000"], mutate=with_stage1(how), linux={"resources": {"pids": {"limit": 1}}})
     ok(rt.create(b.id, b))
     ok(rt.start(b.id))
     pid = rt.state_json(b.id)["pid"]

@@ -81,16 +81,9 @@ def exec_process(
 
             console_fd = spec.console_fd = console.connect(console_socket)
         target = cgroup if cgroup is not None else c.joinable_cgroup()  # before the fork
-        # Where it can, the process gets into the cgroup with no move by this process: born in
-        # the cgroup2 directory, then into each v1 hierarchy by itself, as its first act (a
-        # thread moving itself alone waits for no grace period: Manager.self_placement). Not
-        # with an initial affinity, which applies before the cgroup is joined.
-        placement, spec.self_moves = children.self_placed(kernel, None if proc.affinity_initial else target)
         parent_ch, child_ch = Channel.pair()
         if subreaper:
             kernel.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
-        # born in the container's cgroup where it can be (cgroup v2), but with an initial
-        # affinity, which applies before the child joins the cgroup
         one_fork = as_child and exec_one_fork(spec)
         own_pid_ns = OwnPidNs()
         if one_fork:
@@ -98,12 +91,22 @@ def exec_process(
                 own_pid_ns = child_pid_ns(kernel, join=_pid_ns_fd(ns_fds))
             except OcirtError:  # an unprivileged runtime, outside the container's user namespace:
                 one_fork = False  # stage 1 joins that one first, then the pid namespace
+        # With one fork the process gets into the cgroup with no move by this process where it
+        # can: born in the cgroup2 directory, then into each v1 hierarchy by itself, as its
+        # first act (a thread moving itself alone waits for no grace period:
+        # Manager.self_placement). Not with an initial affinity, which applies before the
+        # cgroup is joined. A stage 1 stays out of it and this process moves the process it
+        # forks (as runc's exec): a fork in the cgroup counts against its pids limit, a move
+        # does not, so a container at its limit still takes an exec.
         try:
+            placement, spec.self_moves = children.self_placed(
+                kernel, None if proc.affinity_initial or not one_fork else target
+            )
             if placement is not None:
                 stage1_pid, placed = children.fork_placed(
                     kernel, placement[0], lambda: alone(window), kernel.fork
                 )
-            else:  # an initial affinity, a systemd unit, no cgroup: moved by this process
+            else:  # a stage 1, an initial affinity, a systemd unit, no cgroup: moved by this process
                 stage1_pid, placed = fork_with_affinity(kernel, proc, kernel.fork), False
         except BaseException:
             own_pid_ns.back(kernel)

@@ -101,6 +101,18 @@ def test_exec_update_stats(rt, tmp_path, busybox_rootfs):
     box.delete()
 
 
+def test_exec_into_a_container_at_its_pids_limit(rt, tmp_path, busybox_rootfs):
+    """The API's exec forks its process from a stage 1 outside the cgroup and moves it in: a
+    move is not held to the pids limit, a fork in the cgroup would be (EAGAIN)."""
+    cid = f"api-{uuid.uuid4().hex[:8]}"
+    box = rt.create(cid, bundle(tmp_path, busybox_rootfs, ["sleep", "300"], resources={"pids": {"limit": 1}}))
+    box.start()
+    assert box.exec(["sh", "-c", "exit 7"]) == 7  # (a builtin: no fork)
+    box.kill(signal.SIGKILL)
+    box.wait(timeout=10)
+    box.delete()
+
+
 def test_run_returns_the_exit_code(rt, tmp_path, busybox_rootfs):
     assert (
         rt.run(f"api-{uuid.uuid4().hex[:8]}", bundle(tmp_path, busybox_rootfs, ["sh", "-c", "exit 3"])) == 3
