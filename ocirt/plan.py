@@ -53,6 +53,7 @@ class PlanKernel(RecordingKernel):
         super().__init__()
         self.rootfs = rootfs.rstrip("/")
         self.made: set[str] = set()
+        self.made_dirs: set[str] = set()  # of them, the directories
         self.stages: list[tuple[int, str]] = []  # (index of the first call, stage name)
         self.fork_pid = self.parent_fork = STAGE1_PID  # the runtime's own fork makes this one
 
@@ -79,6 +80,11 @@ class PlanKernel(RecordingKernel):
         self.stage("create (runtime): idmapped mounts")
         return super().open_tree(path, flags)
 
+    def stat_mode(self, path):
+        if path in self.made_dirs:
+            return stat.S_IFDIR | 0o755
+        return super().stat_mode(path)
+
     def _exists(self, full: str) -> bool:
         return full in self.made or not full.startswith(self.rootfs + "/") or os.path.lexists(full)
 
@@ -99,6 +105,7 @@ class PlanKernel(RecordingKernel):
     def mkdir(self, path, mode=0o755, dir_fd=None):
         super().mkdir(path, mode, dir_fd)
         self.made.add(self._resolve(path, dir_fd))
+        self.made_dirs.add(self._resolve(path, dir_fd))
 
     def mount(self, source, target, fstype, flags, data):
         """A bind of a missing source fails as the real one does (ENOENT: make_readonly skips a
@@ -271,17 +278,26 @@ class PlanChildEffects(stages.InitEffects):
 
 
 class PlanStateDir:
-    """state.StateDir, listed: nothing is made under --root."""
+    """state.StateDir, listed: nothing is made under --root. With `notify` (NOTIFY_SOCKET),
+    sdnotify.NotifyStateDir's: the notify dir the container's mount binds is made too."""
 
-    def __init__(self, kernel: PlanKernel, root: str, container_id: str):
+    def __init__(self, kernel: PlanKernel, root: str, container_id: str, notify: bool = False):
         self.k = kernel
         self.path = os.path.join(root, container_id)
         self.state_file = os.path.join(self.path, "state.json")
         self.fifo = os.path.join(self.path, "exec.fifo")
+        self.notify = notify
 
     def make_and_lock(self) -> None:
         self.k.note("mkdir", self.path, 0o711)
         self.k.note("flock", self.path, "LOCK_EX")
+        if self.notify:
+            from .sdnotify import notify_dir
+
+            path = notify_dir(self.path)
+            self.k.note("mkdir", path, 0o755)
+            self.k.made.add(path)
+            self.k.made_dirs.add(path)
 
     def save(self, state, aside: bool = False) -> None:
         self.k.note("write_file", self.state_file, f"<state.json: pid {state.pid or 0}>")
@@ -324,15 +340,16 @@ class PlanChannel:
 class PlanEffects(create_mod.HostEffects):
     """create.HostEffects, listed instead of done; `drive` plays the children's steps."""
 
-    def __init__(self, kernel: PlanKernel, notes: list):
+    def __init__(self, kernel: PlanKernel, notes: list, notify: bool = False):
         self.k, self.notes = kernel, notes
+        self.notify = notify  # NOTIFY_SOCKET: the state dir holds the notify dir
         self.exec_path = ""
         self.env: dict = {}
         self.hook_state: dict = {}
 
     def state_dir(self, root: str, container_id: str) -> PlanStateDir:  # type: ignore[override]
         self.k.stage("create (runtime): state")
-        return PlanStateDir(self.k, root, container_id)
+        return PlanStateDir(self.k, root, container_id, self.notify)
 
     def cgroup_layout(self):
         from . import cgroups
@@ -472,7 +489,7 @@ def build(opts: CreateOptions) -> Plan:
     bundle = os.path.abspath(opts.bundle)
     config = config_mod.load(bundle)
     kern = PlanKernel(config_mod.rootfs_path(bundle, config))
-    fx = PlanEffects(kern, out.notes)
+    fx = PlanEffects(kern, out.notes, notify=bool(opts.notify_socket))
     _, state = create_mod.steps(opts, kern, fx)
     # `ocirt start`: the init's open of exec.fifo returns, then it execs
     kern.stage("init: start")

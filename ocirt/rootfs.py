@@ -349,7 +349,7 @@ class Rootfs:
 
     def _source_is_dir(self, source: str, where: str, fallback: int | None = None) -> bool:
         try:
-            return stat.S_ISDIR(posix.stat(source).st_mode)
+            return stat.S_ISDIR(self.k.stat_mode(source))
         except OSError as e:
             if fallback is None or e.errno != errno.EACCES:
                 raise OcirtError(f"{where}/source: {source}", e.errno) from None

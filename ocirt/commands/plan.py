@@ -46,6 +46,7 @@ def main(g, o, args) -> int:
     from ..checks import CreateOptions
     from ..cli import fd_count
     from ..explain import Explained
+    from .create import systemd_options
 
     if o["format"] not in ("text", "json"):
         raise UsageError(f"invalid format {o['format']!r}: 'text' or 'json'")
@@ -67,6 +68,7 @@ def main(g, o, args) -> int:
             systemd_cgroup=g.systemd_cgroup,
             warn=g.log.warning,
             init_as_child=True,  # what `ocirt create` does
+            **systemd_options(),  # LISTEN_FDS, NOTIFY_SOCKET: as create reads them
         )
         e = Explained(plan_mod.build(opts), bundle, os.path.join(opts.root, opts.id))
         if field:

@@ -188,6 +188,10 @@ class Kernel:
     def readlink(self, path: str) -> str:
         raise NotImplementedError
 
+    def stat_mode(self, path: str) -> int:
+        """st_mode of a path of the caller's (a bind mount's source), through symlinks."""
+        raise NotImplementedError
+
     def chmod(self, path: str, mode: int) -> None:
         raise NotImplementedError
 

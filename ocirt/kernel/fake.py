@@ -140,6 +140,9 @@ class RecordingKernel(Kernel):
 
     links: dict = field(default_factory=dict)  # path -> target, for tests of symlinked mount points
 
+    def stat_mode(self, path):
+        return os.stat(path).st_mode  # a question, not a step: the host's answer, not recorded
+
     def readlink(self, path):
         self._record("readlink", path)
         if path not in self.links:

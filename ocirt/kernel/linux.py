@@ -297,6 +297,9 @@ class LinuxKernel(Kernel):
     def readlink(self, path) -> str:
         return posix.readlink(path)
 
+    def stat_mode(self, path) -> int:
+        return posix.stat(path).st_mode
+
     def chmod(self, path, mode) -> None:
         posix.chmod(path, mode)
 

@@ -12,6 +12,7 @@ from ocirt import kernel as k
 from ocirt import plan as plan_mod
 from ocirt import sdnotify
 from ocirt.checks import CreateOptions
+from ocirt.cli import main
 from ocirt.errors import OcirtError
 from ocirt.state import proc_start_time
 
@@ -195,7 +196,6 @@ def test_notify_state_dir_makes_the_dir(short):
 def test_plan_mounts_the_notify_dir_and_sets_the_env(plan_bundle, monkeypatch):
     monkeypatch.setattr(posix, "get_inheritable", lambda fd: fd < 6)  # fds 3-5: 2 + 1 preserved
     root = str(plan_bundle / "state")
-    os.makedirs(f"{root}/c1/notify")  # (the plan makes nothing: create's NotifyStateDir would)
     opts = CreateOptions(
         id="c1",
         bundle=str(plan_bundle),
@@ -216,6 +216,21 @@ def test_plan_mounts_the_notify_dir_and_sets_the_env(plan_bundle, monkeypatch):
     env = env if isinstance(env, dict) else dict(e.split("=", 1) for e in env)
     assert env["NOTIFY_SOCKET"] == "/run/notify/notify.sock"
     assert (env["LISTEN_FDS"], env["LISTEN_PID"]) == ("2", "1")
+    assert not os.path.exists(root)  # the notify dir is listed (NotifyStateDir's), not made
+    assert ("mkdir", (f"{root}/c1/notify", 0o755)) in [(s.call.name, s.call.args) for s in p.steps]
+
+
+def test_the_plan_command_reads_both_variables(plan_bundle, monkeypatch, capsys):
+    """`ocirt plan` takes LISTEN_FDS and NOTIFY_SOCKET from its environment as create does."""
+    environ(monkeypatch, LISTEN_FDS="1", LISTEN_PID=str(os.getpid()), NOTIFY_SOCKET="/run/systemd/notify")
+    monkeypatch.setattr(posix, "get_inheritable", lambda fd: fd < 4)
+    root = str(plan_bundle / "state")
+    assert main(["--root", root, "plan", "--bundle", str(plan_bundle), "c1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"mount('{root}/c1/notify', '{plan_bundle}/rootfs/run/notify', None, MS_BIND, None)" in lines
+    assert "set_inheritable(3)" in lines
+    execve = next(line for line in lines if line.startswith("execve("))
+    assert "'NOTIFY_SOCKET': '/run/notify/notify.sock'" in execve and "'LISTEN_FDS': '1'" in execve
 
 
 def test_plan_keeps_listen_and_preserved_fds(plan_bundle, monkeypatch):
