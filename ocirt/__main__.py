@@ -11,3 +11,6 @@ try:  # ^C before the command took over ends as the command ends one, 130 (as bi
     sys.exit(main())
 except KeyboardInterrupt:
     posix._exit(130)
+except Exception as e:  # noqa: BLE001 - its modules not loaded (no fd left): one line, as bin/ocirt
+    posix.write(2, f"ocirt: cannot start: {' '.join(str(e).split())}\n".encode(errors="replace"))
+    posix._exit(1)

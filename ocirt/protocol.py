@@ -110,7 +110,10 @@ class Channel:
 
     @classmethod
     def pair(cls) -> tuple[Channel, Channel]:
-        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+        try:
+            a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+        except OSError as e:  # (no fd left: RLIMIT_NOFILE)
+            raise OcirtError("socketpair", e.errno) from None
         return cls(a), cls(b)
 
     def send(self, msg, fds: tuple[int, ...] = ()) -> None:

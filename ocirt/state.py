@@ -154,15 +154,19 @@ class ContainerState:
 
 
 def proc_start_time(pid: int) -> int | None:
-    """Start time (clock ticks since boot) of pid, or None if no such process."""
+    """Start time (clock ticks since boot) of pid, or None if no such process. An error that
+    does not say the process is gone (no fd left, say) is raised: a running container must
+    never be taken for a stopped one (kill, exec and delete act on that)."""
     try:
         fd = posix.open(f"/proc/{pid}/stat", posix.O_RDONLY | posix.O_CLOEXEC)
         try:  # posix, not open(): no buffer objects, no isatty probe (start, state, kill, delete)
             data = posix.read(fd, 4096)  # one line, well under a page, given whole by one read
         finally:
             posix.close(fd)
-    except OSError:
-        return None
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ESRCH):  # (ESRCH: it ended between open and read)
+            return None
+        raise OcirtError(f"cannot read /proc/{pid}/stat", e.errno) from None
     fields = data[data.rindex(b")") + 2 :].split()
     if fields[0] in (b"Z", b"X"):  # a zombie has exited already
         return None
@@ -392,7 +396,15 @@ class StateDir:
         return True
 
     def remove(self) -> None:
-        for name in posix.listdir(self.path):
+        try:
+            names = posix.listdir(self.path)
+        except OSError as e:
+            if e.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+            # no fd left to list it with (a create that failed for want of fds): the files a
+            # state dir holds, by name (unlink and rmdir take no fd)
+            names = ["state.json", "state.json.tmp", "state.json.old", "exec.fifo"]
+        for name in names:
             path = f"{self.path}/{name}"
             try:
                 posix.unlink(path)

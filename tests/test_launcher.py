@@ -301,3 +301,84 @@ def test_installed_launcher_keeps_a_bundle_of_the_commands_code(venv):
     assert _run(argv).returncode == 1
     assert bundle.stat().st_mtime_ns != written
     assert [n for n in os.listdir(bundle.parent) if n.startswith("launch-")] == [bundle.name]
+
+
+def _few_fds(n):
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
+
+
+@pytest.mark.parametrize("fds", [3, 4, 5, 6, 7])
+def test_too_few_fds_is_one_line_and_leaves_nothing(tmp_path, busybox_rootfs, fds):
+    """An RLIMIT_NOFILE too small for the command to load its modules or make its channel (the
+    caller's limit, as a service manager may set it): one line, never a traceback, and create
+    and run leave no state or cgroup behind."""
+    if not os.access(LAUNCHER, os.X_OK):
+        pytest.skip("bin/ocirt is not executable in this checkout")
+    bundle = make_bundle(
+        tmp_path / "b", busybox_rootfs, ["true"], cgroups_path=f"/ocirt-test-launcher/{tmp_path.name}"
+    )
+    root = str(tmp_path / "root")
+    try:
+        for args in (
+            ["create", "--bundle", bundle, "c1"],
+            ["run", "--bundle", bundle, "c1"],
+            ["state", "c1"],
+        ):
+            p = subprocess.run(
+                [sys.executable, "-I", "-S", LAUNCHER, "--root", root, *args],
+                stdin=subprocess.DEVNULL,  # (the pipes below are fds 1 and 2, open before the limit)
+                capture_output=True,
+                text=True,
+                timeout=60,
+                preexec_fn=_few_fds(fds),
+            )
+            assert p.returncode != 0 and len(p.stderr.splitlines()) == 1, (args, p.stderr)
+            assert "Traceback" not in p.stderr
+            assert not os.path.isdir(root) or os.listdir(root) == [], os.listdir(root)
+            assert not any(
+                os.path.exists(f"/sys/fs/cgroup/{top}/ocirt-test-launcher/{tmp_path.name}")
+                for top in os.listdir("/sys/fs/cgroup")
+            )
+    finally:
+        _run([LAUNCHER, "--root", root, "delete", "--force", "c1"])
+        remove_cgroup_parent("ocirt-test-launcher")
+
+
+def test_too_few_fds_never_takes_a_running_container_for_stopped(tmp_path, busybox_rootfs):
+    """Where there is no fd left to read /proc/PID/stat with, the status is an error, not
+    `stopped`: kill said "container not running" and exec "cannot exec in a stopped container"
+    of a container that ran, and a delete would have gone on."""
+    if not os.access(LAUNCHER, os.X_OK):
+        pytest.skip("bin/ocirt is not executable in this checkout")
+    bundle = make_bundle(
+        tmp_path / "b", busybox_rootfs, ["sleep", "300"], cgroups_path=f"/ocirt-test-launcher/{tmp_path.name}"
+    )
+    root = str(tmp_path / "root")
+    try:
+        p = run_err_to_file(
+            [LAUNCHER, "--root", root, "run", "-d", "--bundle", bundle, "c1"], tmp_path / "err"
+        )
+        assert p.returncode == 0, p.stderr
+        for fds in range(4, 12):
+            for args in (["kill", "c1", "0"], ["exec", "c1", "true"], ["delete", "c1"]):
+                p = subprocess.run(
+                    [sys.executable, "-I", "-S", LAUNCHER, "--root", root, *args],
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    preexec_fn=_few_fds(fds),
+                )
+                assert "Traceback" not in p.stderr and len(p.stderr.splitlines()) <= 1, (fds, args, p.stderr)
+                assert (
+                    "stopped" not in p.stderr.replace("not stopped: running", "")
+                    and "not running" not in p.stderr
+                )
+        state = json.loads(_run([LAUNCHER, "--root", root, "state", "c1"]).stdout)
+        assert state["status"] == "running"
+    finally:
+        _run([LAUNCHER, "--root", root, "delete", "--force", "c1"])
+        remove_cgroup_parent("ocirt-test-launcher")
