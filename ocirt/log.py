@@ -32,7 +32,8 @@ class Logger:
 
                 raise OcirtError(f"open {path}", e.errno) from None
 
-    def _write(self, level: str, msg: str) -> None:
+    def _write(self, level: str, msg: str) -> bool:
+        """The line into --log FILE (True), else (no file, or it cannot be written) on stderr."""
         if self.fmt == "json":  # compact, as runc's logrus writes it
             line = f'{{"level":"{level}","msg":{jsonio.dumps(msg)},"time":"{_now()}"}}'
         else:
@@ -44,15 +45,16 @@ class Logger:
                     posix.write(fd, (line + "\n").encode())
                 finally:
                     posix.close(fd)
-                return
+                return True
             except OSError:
                 pass
         sys.stderr.write(line + "\n")
+        return False
 
     def error(self, msg: str) -> None:
-        """runc's fatal(): the log line, and the bare message on stderr when a log file is set."""
-        self._write("error", msg)
-        if self.path:
+        """runc's fatal(): the log line, and the bare message on stderr when it went into a log
+        file (one that cannot be written, /dev/full say: the line on stderr is all)."""
+        if self._write("error", msg):
             sys.stderr.write(msg + "\n")
 
     def warning(self, msg: str) -> None:

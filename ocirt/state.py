@@ -326,11 +326,14 @@ class StateDir:
         state.json.tmp, where `delete --force` looks (remove_damaged)."""
         tmp = self.state_file + ".tmp"
         data = jsonio.dumps(asdict(state)).encode()  # posix, not open(): no text layer
-        fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o666)
         try:
-            write_all(fd, data)
-        finally:
-            posix.close(fd)
+            fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o666)
+            try:
+                write_all(fd, data)
+            finally:
+                posix.close(fd)
+        except OSError as e:  # a full or read-only --root, RLIMIT_FSIZE
+            raise OcirtError(f"write {tmp}", e.errno) from None
         old = self.state_file + ".old"
         if aside:
             try:

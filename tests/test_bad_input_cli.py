@@ -191,3 +191,32 @@ def test_update_resources_not_utf8(box, tmp_path):
     assert p.returncode == 1
     line = error_line(p)
     assert f"invalid resources JSON in {f}: not UTF-8" in line and "internal error" not in line
+
+
+def test_state_that_cannot_be_written_is_named(box):
+    """A --root where state.json cannot be written (RLIMIT_FSIZE 0 here; a full or read-only
+    filesystem alike): the file and the reason in one line, nothing left behind."""
+    import resource
+
+    _, bundle, cid, root = box
+    p = subprocess.run(
+        [*OCIRT, "--root", root, "create", "--bundle", bundle, cid],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY)),
+    )
+    assert p.returncode == 1
+    assert f"write {root}/{cid}/state.json.tmp: file too large" in error_line(p)
+    assert os.listdir(root) == []
+
+
+def test_a_log_file_that_cannot_be_written_leaves_one_line(box):
+    """runc's fatal(): the log line into --log FILE and the bare message on stderr; where the
+    file takes nothing (/dev/full), the log line on stderr is all."""
+    run, _, cid, _ = box
+    p = run("state", cid, global_args=["--log", "/dev/full"])
+    assert p.returncode == 1
+    assert error_line(p).endswith(f'msg="container does not exist: {cid}"')
