@@ -269,10 +269,14 @@ def _to_make(dirs: list) -> list:
 
 
 def open_exec_fifo(kernel: k.Kernel, path: str, undo: Undo) -> int:
-    """exec.fifo, and an O_PATH fd of it for the init (which may not reach the state dir)."""
-    kernel.mkfifo(path, 0o622)
-    kernel.chmod(path, 0o622)  # mkfifo's mode is masked by the umask; a non-root init writes it
-    fifo_fd = kernel.open(path, posix.O_PATH | posix.O_CLOEXEC)
+    """exec.fifo, and an O_PATH fd of it for the init (which may not reach the state dir).
+    A failure names the fifo (a full --root: ENOSPC of its inode), not the bare errno."""
+    try:
+        kernel.mkfifo(path, 0o622)
+        kernel.chmod(path, 0o622)  # mkfifo's mode is masked by the umask; a non-root init writes it
+        fifo_fd = kernel.open(path, posix.O_PATH | posix.O_CLOEXEC)
+    except OSError as e:
+        raise OcirtError(f"make the exec fifo {path}", e.errno) from None
     undo.push(kernel.close, fifo_fd)
     return fifo_fd
 

@@ -1,0 +1,92 @@
+"""create, run and start in a hostile environment (the caller's limits, a full --root, odd stdio,
+a removed current directory): a one-line error that names what is wrong, a non-zero exit, and
+nothing left behind (no state dir, no cgroup, no process), never a traceback or a hang."""
+
+import os
+import subprocess
+import tempfile
+
+import pytest
+from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_dirs, remove_cgroup_parent, run_err_to_file
+
+PARENT = "ocirt-test-adversity-create"
+LAUNCHER = os.path.join(REPO, "bin", "ocirt")
+
+
+@pytest.fixture
+def lab(tmp_path, busybox_rootfs):
+    """A container id, its cgroupsPath (/PARENT/<test's dir>) and a --root of the test's own;
+    whatever a failed test left is removed after it."""
+    name = tmp_path.name
+    root = str(tmp_path / "root")
+    yield {"id": "c1", "cg": f"/{PARENT}/{name}", "root": root, "tmp": tmp_path, "rootfs": busybox_rootfs}
+    subprocess.run(
+        [*OCIRT, "--root", root, "delete", "--force", "c1"],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+    )
+    remove_cgroup_dirs(f"{PARENT}/{name}")
+    remove_cgroup_parent(PARENT)
+
+
+def left_behind(lab, root=None) -> list:
+    """What a failed command left: its state dir, its cgroup directories."""
+    root = root or lab["root"]
+    left = [f"state {e}" for e in (os.listdir(root) if os.path.isdir(root) else [])]
+    rel = lab["cg"].lstrip("/")
+    left += [
+        f"cgroup {top}"
+        for top in os.listdir("/sys/fs/cgroup")
+        if os.path.exists(f"/sys/fs/cgroup/{top}/{rel}")
+    ]
+    return left
+
+
+def one_line(p) -> str:
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def small_tmpfs():
+    """A tmpfs of the test's own, with as many inodes as asked (mount(8): nr_inodes counts its
+    root); unmounted after."""
+    made = []
+
+    def mount(inodes: int) -> str:
+        path = tempfile.mkdtemp(prefix="ocirt-adv-")
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size=256k,nr_inodes={inodes}", "tmpfs", path], check=True
+        )
+        made.append(path)
+        return path
+
+    yield mount
+    for path in made:
+        subprocess.run(["umount", path], check=False)
+        os.rmdir(path)
+
+
+def test_full_root_names_what_could_not_be_made(lab, small_tmpfs):
+    """A --root with too few inodes for the state dir, state.json and exec.fifo: each way it
+    fails is one line naming the file (the exec fifo's mkfifo was the bare 'No space left on
+    device'), and nothing is left there or in the cgroups."""
+    bundle = make_bundle(lab["tmp"] / "b", lab["rootfs"], ["true"], cgroups_path=lab["cg"])
+    errors = []
+    for inodes in range(2, 6):
+        root = small_tmpfs(inodes)
+        for command in (["create"], ["run", "-d"]):
+            p = run_err_to_file(
+                [*OCIRT, "--root", root, *command, "--bundle", bundle, "c1"], lab["tmp"] / "err"
+            )
+            if p.returncode == 0:  # room enough: its container goes
+                subprocess.run([*OCIRT, "--root", root, "delete", "--force", "c1"], cwd=REPO, check=True)
+                continue
+            line = one_line(p)
+            assert line.endswith('no space left on device"') and f"{root}/c1" in line, line
+            errors.append(line)
+            assert left_behind(lab, root) == []
+    assert any("exec.fifo" in line for line in errors), errors
