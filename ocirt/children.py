@@ -164,7 +164,12 @@ def pass_seccomp_fd(ch, seccomp_filter, state, pid: int) -> None:
 def write_pid_file(path: str, pid) -> None:
     """--pid-file, written whole or not at all (a temporary file renamed); an error names the
     file asked for, never the temporary one."""
-    path = abspath(path)
+    try:
+        path = abspath(path)
+    except OSError as e:  # getcwd: the current directory was removed
+        raise OcirtError(
+            f"write the pid file {path}: a relative path, and the current directory is gone", e.errno
+        ) from None
     tmp = join(dirname(path), f".{basename(path)}.{posix.getpid()}")
     try:
         with open(tmp, "w") as f:

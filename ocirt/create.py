@@ -52,7 +52,7 @@ def create(
 def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[StateDir, ContainerState]:
     """create's parent, in order (shared with `ocirt plan`, which passes recording ones)."""
     check_id(opts.id)
-    bundle = paths.abspath(opts.bundle)
+    bundle = absolute(opts.bundle, "bundle")
     config = config_mod.load(bundle)
     checked = check_config(config, bundle, opts)
     sd = fx.state_dir(opts.root, opts.id)
@@ -133,6 +133,17 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
         if state is not None and state.hooks.get("poststop"):
             fx.poststop(state, opts.warn)
         raise
+
+
+def absolute(path: str, what: str) -> str:
+    """`path` made absolute; a relative one where the current directory was removed (getcwd:
+    ENOENT) is an error naming it, not the bare errno."""
+    try:
+        return paths.abspath(path)
+    except OSError as e:
+        raise OcirtError(
+            f"{what} {path}: a relative path, and the current directory is gone", e.errno
+        ) from None
 
 
 @record

@@ -4,6 +4,7 @@ nothing left behind (no state dir, no cgroup, no process), never a traceback or 
 
 import os
 import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -90,3 +91,36 @@ def test_full_root_names_what_could_not_be_made(lab, small_tmpfs):
             errors.append(line)
             assert left_behind(lab, root) == []
     assert any("exec.fifo" in line for line in errors), errors
+
+
+@pytest.mark.parametrize("command", [["create"], ["run"], ["run", "-d"]])
+@pytest.mark.parametrize("relative", ["bundle", "pid-file"])
+def test_relative_path_in_a_removed_current_directory(lab, command, relative):
+    """A relative --bundle or --pid-file where the current directory was removed: one line
+    saying so (it was the bare 'No such file or directory'), nothing left."""
+    if not os.access(LAUNCHER, os.X_OK):
+        pytest.skip("bin/ocirt is not executable in this checkout")
+    bundle = make_bundle(lab["tmp"] / "b", lab["rootfs"], ["true"], cgroups_path=lab["cg"])
+    gone = lab["tmp"] / "gone"
+    gone.mkdir()
+
+    def into_removed_dir():
+        os.chdir(gone)
+        os.rmdir(gone)
+
+    args = ["--bundle", "."] if relative == "bundle" else ["--bundle", bundle, "--pid-file", "pid"]
+    with open(lab["tmp"] / "err", "w+") as err:
+        p = subprocess.run(
+            [sys.executable, "-I", "-S", LAUNCHER, "--root", lab["root"], *command, *args, "c1"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            preexec_fn=into_removed_dir,
+            timeout=60,
+        )
+        err.seek(0)
+        p.stderr = err.read()
+    assert p.returncode == 1
+    line = one_line(p)
+    assert "current directory" in line and ("bundle ." in line or "pid file pid" in line), line
+    assert left_behind(lab) == []
