@@ -3,6 +3,7 @@ a removed current directory): a one-line error that names what is wrong, a non-z
 nothing left behind (no state dir, no cgroup, no process), never a traceback or a hang."""
 
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -91,6 +92,31 @@ def test_full_root_names_what_could_not_be_made(lab, small_tmpfs):
             errors.append(line)
             assert left_behind(lab, root) == []
     assert any("exec.fifo" in line for line in errors), errors
+
+
+def test_run_with_rlimit_fsize_0_is_not_killed_by_sigxfsz(lab):
+    """A caller's RLIMIT_FSIZE of 0 with stderr a file: run's state.json cannot be written, nor
+    its error. run must end by itself, non-zero, and leave nothing: foreground run caught
+    SIGXFSZ to pass it on to the container, Python set it back to its default at exit, and the
+    last flush of stderr killed run with it."""
+    bundle = make_bundle(lab["tmp"] / "b", lab["rootfs"], ["true"], cgroups_path=lab["cg"])
+
+    def fsize_0():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
+
+    if not os.access(LAUNCHER, os.X_OK):
+        pytest.skip("bin/ocirt is not executable in this checkout")
+    with open(lab["tmp"] / "err", "w") as err:
+        p = subprocess.run(  # (bin/ocirt: `python -m ocirt` ends otherwise)
+            [LAUNCHER, "--root", lab["root"], "run", "--bundle", bundle, "c1"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            preexec_fn=fsize_0,
+            timeout=60,
+        )
+    assert p.returncode > 0, p.returncode
+    assert left_behind(lab) == []
 
 
 @pytest.mark.parametrize("command", [["create"], ["run"], ["run", "-d"]])

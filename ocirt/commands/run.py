@@ -20,10 +20,13 @@ OPTIONS = create_cmd.OPTIONS + (
 # Every signal this process can catch goes on to the container's process, as runc's foreground
 # run does (SIGALRM, SIGTSTP, SIGCONT, real-time ones, ...: not killing or stopping this
 # process, which would leave the container without its waiter), but SIGCHLD, SIGWINCH (a
-# terminal's resize), SIGURG (runc: Go's own) and SIGPIPE: this process's own writes raise it
-# (a hook that does not read the state on its stdin, a closed stderr); it stays ignored (an
-# EPIPE error), where runc would pass such a SIGPIPE on and kill the container's process.
-NOT_FORWARDED = (_signal.SIGPIPE,)  # and signals.UNRELAYED
+# terminal's resize), SIGURG (runc: Go's own), SIGPIPE and SIGXFSZ: this process's own writes
+# raise them (a hook that does not read the state on its stdin, a closed stderr; a caller's
+# RLIMIT_FSIZE that its state.json, its pid file or its stderr file goes beyond); they stay
+# ignored (an EPIPE or EFBIG error), where runc would pass such a SIGPIPE on and kill the
+# container's process. (A caught SIGXFSZ was also set back to its default action at Python's
+# exit, and the last flush of a stderr file at its limit killed run with it.)
+NOT_FORWARDED = (_signal.SIGPIPE, _signal.SIGXFSZ)  # and signals.UNRELAYED
 
 
 def main(g, o, args) -> int:
