@@ -129,7 +129,14 @@ def proxy(master: int, host: int | None = 0) -> None:
     """`run`/`exec` with a terminal and no --console-socket (as runc -t): our stdin goes to the
     container's pty, its output to our stdout, until the container side closes. Our terminal
     (`host`, see host_terminal) is put in raw mode meanwhile (the container's pty does the line
-    discipline), its size given to the pty, and its mode given back at the end."""
+    discipline), its size given to the pty, and its mode given back at the end.
+
+    The pty takes our input as fast as the container reads it, and no faster: the master is
+    non-blocking and what it did not take yet waits here (our stdin is not read meanwhile), so
+    that the output is always copied (a blocking write of `yes | ocirt run -t` to a container
+    that reads nothing stopped the copy of its output, which then filled the pty, and never
+    ended, even after the container had exited). Output that cannot be written (a reader of
+    our stdout gone: EPIPE) is an OcirtError naming it: the caller stops the container."""
     import select
     import termios
     import tty
@@ -141,26 +148,41 @@ def proxy(master: int, host: int | None = 0) -> None:
             saved = termios.tcgetattr(host)
             tty.setraw(host, termios.TCSANOW)  # not TCSAFLUSH: it waits for pending output
     try:
-        readers = [0, master]
+        posix.set_blocking(master, False)
+        reading = True  # our stdin, until its end
+        pending = b""  # of our stdin, not taken by the pty yet
         while True:
-            ready, _, _ = select.select(readers, [], [])
+            readers = [master, 0] if reading and not pending else [master]
+            ready, writable, _ = select.select(readers, [master] if pending else [], [])
             if master in ready:
                 try:
                     data = posix.read(master, 65536)
+                except BlockingIOError:
+                    data = None
                 except OSError:  # EIO: every slave fd is closed, the container is done
                     data = b""
-                if not data:
+                if data == b"":
                     return
-                _write_all(1, data)
+                if data:
+                    _write_out(data)
+            if writable:
+                try:
+                    pending = pending[posix.write(master, pending) :]
+                except BlockingIOError:
+                    pass
+                except OSError:  # the container's side is gone: its input goes nowhere
+                    pending, reading = b"", False
             if 0 in ready:
                 try:
                     data = posix.read(0, 65536)
+                except BlockingIOError:
+                    data = None
                 except OSError:
                     data = b""
                 if data:
-                    _write_all(master, data)
-                else:
-                    readers.remove(0)  # stdin closed: keep copying the output
+                    pending = data
+                elif data == b"":
+                    reading = False  # stdin closed: keep copying the output
     finally:
         if saved is not None and host is not None:
             termios.tcsetattr(host, termios.TCSANOW, saved)
@@ -173,12 +195,20 @@ def _foreground(fd: int) -> bool:
         return False
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_out(data: bytes) -> None:
+    """The container's output, all of it, to our stdout (waited for where the caller left it
+    non-blocking)."""
+    import select
+
+    from .errors import OcirtError
+
     while data:
         try:
-            data = data[posix.write(fd, data) :]
-        except InterruptedError:
-            continue
+            data = data[posix.write(1, data) :]
+        except (InterruptedError, BlockingIOError):
+            select.select([], [1], [])
+        except OSError as e:
+            raise OcirtError("write the container's output to stdout", e.errno) from None
 
 
 def size_of(host: int | None) -> dict | None:

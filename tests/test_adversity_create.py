@@ -119,6 +119,34 @@ def test_run_with_rlimit_fsize_0_is_not_killed_by_sigxfsz(lab):
     assert left_behind(lab) == []
 
 
+def _terminal_bundle(lab, args):
+    return make_bundle(lab["tmp"] / "b", lab["rootfs"], args, cgroups_path=lab["cg"], terminal=True)
+
+
+def test_terminal_run_with_input_the_container_never_reads(lab):
+    """run with a terminal and more input on its stdin than the pty takes, for a container that
+    reads none of it: its output is copied and run ends with the container (a blocking write
+    to the pty stopped the copy of the output, and run waited forever, even once the container
+    had exited). The timeout only stands for that hang."""
+    bundle = _terminal_bundle(lab, ["sh", "-c", "echo done; exit 3"])
+    data = lab["tmp"] / "input"
+    data.write_bytes(b"x" * 100 + b"\n" * 1 + b"y" * (1 << 20))
+    with open(data, "rb") as stdin, open(lab["tmp"] / "out", "w+") as out:
+        p = subprocess.run(
+            [*OCIRT, "--root", lab["root"], "run", "--bundle", bundle, "c1"],
+            cwd=REPO,
+            stdin=stdin,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+        )
+        out.seek(0)
+        output = out.read()
+    assert p.returncode == 3, output[-500:]
+    assert "done" in output
+    assert left_behind(lab) == []
+
+
 @pytest.mark.parametrize("command", [["create"], ["run"], ["run", "-d"]])
 @pytest.mark.parametrize("relative", ["bundle", "pid-file"])
 def test_relative_path_in_a_removed_current_directory(lab, command, relative):
