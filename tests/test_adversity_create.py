@@ -123,6 +123,34 @@ def _terminal_bundle(lab, args):
     return make_bundle(lab["tmp"] / "b", lab["rootfs"], args, cgroups_path=lab["cg"], terminal=True)
 
 
+def test_terminal_run_whose_output_reader_is_gone(lab):
+    """run with a terminal copies the container's output to its stdout: once the reader of that
+    pipe is gone (`ocirt run ... | head -1`), one line naming it, and the container is stopped
+    and deleted (run said 'Broken pipe' and left it running, without its waiter)."""
+    bundle = _terminal_bundle(lab, ["sh", "-c", "while true; do echo hello; done"])
+    r, w = os.pipe()
+    with open(lab["tmp"] / "err", "w+") as err:
+        p = subprocess.Popen(
+            [*OCIRT, "--root", lab["root"], "run", "--bundle", bundle, "c1"],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=w,
+            stderr=err,
+        )
+        os.close(w)
+        try:
+            assert os.read(r, 5)  # it runs
+        finally:
+            os.close(r)
+        code = p.wait(timeout=60)
+        err.seek(0)
+        p.stderr = err.read()
+    assert code != 0
+    line = one_line(p)
+    assert "stdout" in line and "broken pipe" in line, line
+    assert left_behind(lab) == []
+
+
 def test_terminal_run_with_input_the_container_never_reads(lab):
     """run with a terminal and more input on its stdin than the pty takes, for a container that
     reads none of it: its output is copied and run ends with the container (a blocking write

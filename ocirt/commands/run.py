@@ -93,10 +93,16 @@ def main(g, o, args) -> int:
             notify.forward_in_background(posix.getpid())
         if relay is not None:  # (after start: before, a signal would reach the waiting init)
             relay.to(pid)
-        if master is not None:
-            console.proxy(master, host)
-            posix.close(master)
-        code = wait_init(pid)
+        try:
+            if master is not None:
+                console.proxy(master, host)
+                posix.close(master)
+            code = wait_init(pid)
+        except BaseException as e:  # (its output cannot be written: EPIPE) the container goes
+            stop_started(g.root, container_id, fx.layout, pid, keep=o["keep"] and isinstance(e, OcirtError))
+            if isinstance(e, OcirtError):
+                e.message = f"ocirt run failed: {e.message}"
+            raise
         g.log.debug(f"run: container {container_id} exited with {code}")
     finally:
         if listener is not None:
@@ -106,3 +112,25 @@ def main(g, o, args) -> int:
         with OpenContainer.open(g.root, container_id, layout=fx.layout) as c:
             c.delete(force=True)
     return code
+
+
+def stop_started(root: str, container_id: str, layout, pid: int, keep: bool = False) -> None:
+    """A foreground run that cannot go on with the container it started (its output cannot be
+    written): the init killed and reaped (this process is its subreaper), and the container
+    deleted, or with `keep` (run --keep) left stopped; as a failed start, nothing is left
+    running without its waiter."""
+    from ..container import OpenContainer, wait_init
+    from ..errors import OcirtError
+
+    try:
+        posix.kill(pid, _signal.SIGKILL)  # (not reaped yet: the pid is still the init's)
+    except ProcessLookupError:
+        pass
+    wait_init(pid)
+    if keep:
+        return
+    try:
+        with OpenContainer.open(root, container_id, layout=layout) as c:
+            c.delete(force=True)
+    except OcirtError:
+        pass
