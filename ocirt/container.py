@@ -372,12 +372,21 @@ class OpenContainer:
 
     def update(self, apply: dict, record: dict, rollback: dict | None = None, on_rollback_error=None) -> None:
         """Write `apply` (a partial linux.resources) to the cgroup and record `record` as the
-        container's resources. On a failure, write `rollback` back (best effort) and re-raise."""
+        container's resources. On a failure, write `rollback` back (best effort) and re-raise:
+        also where the record cannot be saved (a full or read-only --root, RLIMIT_FSIZE), so
+        that a failed update leaves the cgroup as state.json tells it (it was left changed)."""
         self.status().check("update")
         cg = self.cgroup()
+        previous = self.state.cgroup
         try:
             cg.apply(apply)
-        except OcirtError:
+            saved = dict(previous)
+            saved.update(cg.to_dict())
+            saved["resources"] = record
+            self.state.cgroup = saved
+            self.sd.save(self.state)
+        except (OcirtError, OSError):
+            self.state.cgroup = previous
             if rollback:
                 try:
                     cg.apply(rollback)
@@ -385,11 +394,6 @@ class OpenContainer:
                     if on_rollback_error is not None:
                         on_rollback_error(e)
             raise
-        saved = dict(self.state.cgroup)
-        saved.update(cg.to_dict())
-        saved["resources"] = record
-        self.state.cgroup = saved
-        self.sd.save(self.state)
 
 
 def start_created(

@@ -1,0 +1,97 @@
+"""The short commands and exec under a hostile environment (a caller's rlimits, a stdout that
+cannot be written, a --root that cannot be written): a one-line error naming what is wrong, a
+non-zero exit (never a signal's death), and nothing left behind: no process of exec's, no cgroup
+changed by a command that failed."""
+
+import glob
+import json
+import os
+import resource
+import subprocess
+
+import pytest
+from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_parent, run_err_to_file
+
+PARENT = "ocirt-test-adversity"
+
+
+def _limits(**limits):
+    """A preexec_fn lowering the soft limits given (RLIMIT_<NAME>=value); the hard ones stay."""
+
+    def apply():
+        for name, value in limits.items():
+            which = getattr(resource, f"RLIMIT_{name}")
+            resource.setrlimit(which, (value, resource.getrlimit(which)[1]))
+
+    return apply
+
+
+def _ocirt(root, *args, **kw) -> subprocess.CompletedProcess:
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    kw.setdefault("capture_output", "stdout" not in kw and "stderr" not in kw)
+    return subprocess.run([*OCIRT, "--root", root, *args], cwd=REPO, text=True, timeout=60, **kw)
+
+
+@pytest.fixture
+def running(tmp_path, busybox_rootfs):
+    """A running container (sleep), its root and id; deleted at the end."""
+    cid = f"adv-{tmp_path.name}"[:60]
+    bundle = make_bundle(
+        tmp_path / "bundle", busybox_rootfs, ["sleep", "300"], cgroups_path=f"/{PARENT}/{tmp_path.name}"
+    )
+    with open(os.path.join(bundle, "config.json")) as f:
+        config = json.load(f)
+    config["linux"].setdefault("resources", {})["cpu"] = {"shares": 512}
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(config, f)
+    root = str(tmp_path / "root")
+    try:
+        p = run_err_to_file(
+            [*OCIRT, "--root", root, "run", "-d", "--bundle", bundle, cid], tmp_path / "run.err"
+        )
+        assert p.returncode == 0, p.stderr
+        yield root, cid
+    finally:
+        _ocirt(root, "delete", "--force", cid)
+        remove_cgroup_parent(PARENT)
+
+
+def _pids(root, cid) -> list:
+    p = _ocirt(root, "ps", "--format", "json", cid)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def _init_pid(root, cid) -> int:
+    return json.loads(_ocirt(root, "state", cid).stdout)["pid"]
+
+
+def _one_line(p) -> str:
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    return lines[0]
+
+
+# -- a caller's rlimits ---------------------------------------------------------------------------------
+
+
+def _cpu_shares(group: str) -> list:
+    return [int(open(f).read()) for f in glob.glob(f"/sys/fs/cgroup/*/{group}/cpu.shares")]
+
+
+def test_update_that_cannot_be_recorded_leaves_the_cgroup_as_it_was(running, tmp_path):
+    """An update whose record cannot be saved (RLIMIT_FSIZE 0: state.json.tmp takes nothing; a
+    full or read-only --root alike) fails, and the cgroup keeps the values state.json tells (the
+    new ones were left written, and the next update rolled back to what was never there)."""
+    root, cid = running
+    group = f"{PARENT}/{tmp_path.name}"
+    if not _cpu_shares(group):
+        pytest.skip("no cgroup v1 cpu controller")
+    assert set(_cpu_shares(group)) == {512}
+    p = _ocirt(root, "update", "--cpu-share", "700", cid, preexec_fn=_limits(FSIZE=0))
+    assert p.returncode == 1
+    assert "state.json.tmp: file too large" in _one_line(p)
+    assert set(_cpu_shares(group)) == {512}
+    p = _ocirt(root, "update", "--cpu-share", "600", cid)  # and an update that can: as before
+    assert p.returncode == 0, p.stderr
+    assert set(_cpu_shares(group)) == {600}
