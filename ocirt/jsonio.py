@@ -289,6 +289,14 @@ def load(f):
 
 def load_path(path: str):
     """The JSON document in file `path`: OSError when it cannot be read, JSONError when it is not
-    one (read_document's limits)."""
-    with open(path, "rb") as f:
+    one (read_document's limits). Opened without waiting: a FIFO no one writes to reads as
+    empty (not a wait for ever); one with a writer, or a pipe (`--process <(...)`), is read
+    to its end as any file."""
+    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NONBLOCK)
+    try:
+        posix.set_blocking(fd, True)
+    except OSError:
+        posix.close(fd)
+        raise
+    with open(fd, "rb") as f:
         return load(f)

@@ -220,3 +220,18 @@ def test_a_log_file_that_cannot_be_written_leaves_one_line(box):
     p = run("state", cid, global_args=["--log", "/dev/full"])
     assert p.returncode == 1
     assert error_line(p).endswith(f'msg="container does not exist: {cid}"')
+
+
+@pytest.mark.parametrize("command", ["create", "check", "plan"])
+def test_config_json_a_fifo_no_one_writes_to(box, command):
+    """A config.json that is a FIFO with no writer is read as empty: one line, at once, where
+    the read waited for ever (runc's does)."""
+    run, bundle, cid, root = box
+    os.replace(os.path.join(bundle, "config.json"), os.path.join(bundle, "config.saved"))
+    os.mkfifo(os.path.join(bundle, "config.json"))
+    argv = [command, "--bundle", bundle] + ([cid] if command != "check" else [])
+    p = run_err_to_file(OCIRT + ["--root", root, *argv], bundle + "/err", timeout=30)
+    assert p.returncode == 1
+    if command != "check":  # (its report is on stdout)
+        assert "invalid JSON: line 1 column 1" in error_line(p)
+    assert_nothing_left(run, cid, root)
