@@ -305,7 +305,7 @@ class Rootfs:
                             )
                         )
                     if covered is not None:
-                        self._copy_up(covered, dest)
+                        self._copy_up(covered, dest, where)
                 finally:
                     if covered is not None:
                         self.k.close(covered)
@@ -322,10 +322,17 @@ class Rootfs:
         finally:
             self.k.close(target)
 
-    def _copy_up(self, covered: int, dest: str) -> None:
+    def _copy_up(self, covered: int, dest: str, where: str) -> None:
+        """tmpcopyup: what the tmpfs covers, copied onto it; a failure names the copy (a tmpfs
+        too small for it: ENOSPC), not the mount, which went well."""
         fresh = self.k.open_in_root(self.root_fd, dest, posix.O_RDONLY | posix.O_DIRECTORY)
         try:
             self.k.copy_tree(covered, fresh)
+        except OSError as e:
+            name = f" ({e.filename})" if isinstance(e.filename, str) else ""
+            raise OcirtError(
+                f"{where}: tmpcopyup: copy what {dest} held onto its tmpfs{name}", e.errno
+            ) from None
         finally:
             self.k.close(fresh)
 

@@ -2,6 +2,7 @@
 a removed current directory): a one-line error that names what is wrong, a non-zero exit, and
 nothing left behind (no state dir, no cgroup, no process), never a traceback or a hang."""
 
+import json
 import os
 import resource
 import subprocess
@@ -206,3 +207,24 @@ def test_relative_path_in_a_removed_current_directory(lab, command, relative):
     line = one_line(p)
     assert "current directory" in line and ("bundle ." in line or "pid file pid" in line), line
     assert left_behind(lab) == []
+
+
+def test_tmpcopyup_onto_a_tmpfs_too_small(lab):
+    """tmpcopyup of /etc onto a tmpfs with too few inodes for what /etc holds: one line naming
+    the copy (it read 'mount tmpfs to /etc (tmpfs): no space left on device', of a mount that
+    went well), nothing left."""
+    bundle = make_bundle(lab["tmp"] / "b", lab["rootfs"], ["true"], cgroups_path=lab["cg"])
+    config = json.loads(open(f"{bundle}/config.json").read())
+    config["mounts"].append(
+        {"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "nr_inodes=2"]}
+    )
+    with open(f"{bundle}/config.json", "w") as f:
+        json.dump(config, f)
+    for command in (["create"], ["run"]):
+        p = run_err_to_file(
+            [*OCIRT, "--root", lab["root"], *command, "--bundle", bundle, "c1"], lab["tmp"] / "err"
+        )
+        assert p.returncode == 1
+        line = one_line(p)
+        assert "tmpcopyup" in line and "/etc" in line and line.endswith('no space left on device"'), line
+        assert left_behind(lab) == []
