@@ -72,6 +72,46 @@ def _one_line(p) -> str:
     return lines[0]
 
 
+# -- output that cannot be written ------------------------------------------------------------------
+
+PRINTING = [
+    ["state", "{id}"],
+    ["list"],
+    ["list", "--quiet"],
+    ["list", "--format", "json"],
+    ["ps", "{id}"],
+    ["ps", "--format", "json", "{id}"],
+    ["features"],
+    ["events", "--stats", "{id}"],
+]
+
+
+@pytest.mark.parametrize("args", PRINTING, ids=lambda a: "-".join(a).replace("{id}", "ID"))
+def test_output_to_a_full_device_is_its_error(running, args):
+    """stdout at /dev/full: the error names stdout, and the exit is not 0 (it was 120 with no
+    word at all: the interpreter's last flush failed in silence)."""
+    root, cid = running
+    with open("/dev/full", "w") as full:
+        p = _ocirt(root, *[a.format(id=cid) for a in args], stdout=full, stderr=subprocess.PIPE)
+    assert p.returncode == 1, p.stderr
+    assert _one_line(p).endswith('msg="write /dev/stdout: no space left on device"'), p.stderr
+
+
+@pytest.mark.parametrize("args", PRINTING, ids=lambda a: "-".join(a).replace("{id}", "ID"))
+def test_output_to_a_pipe_without_reader_is_its_error(running, args):
+    """`ocirt list | true`: the reader gone before it read anything is told (EPIPE), not 120
+    in silence."""
+    root, cid = running
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        p = _ocirt(root, *[a.format(id=cid) for a in args], stdout=w, stderr=subprocess.PIPE)
+    finally:
+        os.close(w)
+    assert p.returncode == 1, p.stderr
+    assert _one_line(p).endswith('msg="write /dev/stdout: broken pipe"'), p.stderr
+
+
 # -- a caller's rlimits ---------------------------------------------------------------------------------
 
 

@@ -8,16 +8,16 @@ deleted.
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
-import os
 import re
-import sys
 
 from ..cli import Opt, UsageError, exact_id
 from ..container import OpenContainer
 from ..errors import OcirtError
 from ..events import runc_stats, stats_event, watch, watched_cgroup  # noqa: F401 - runc_stats re-exported
+from .state import write_stdout
 
 USAGE = "events [command options] <container-id>"
 OPTIONS = (
@@ -72,8 +72,7 @@ def parse_duration(text: str) -> float:
 
 
 def emit(event: dict) -> None:
-    sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
+    write_stdout(json.dumps(event, separators=(",", ":")) + "\n")
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -96,10 +95,10 @@ def main(g, o, args) -> int:
             return 0
         for event in watch(c, cg, interval, on_error=lambda e: g.log.error(str(e))):
             emit(event)
-    except BrokenPipeError:
-        # The reader went away (`ocirt events ID | head -1`): stop quietly, and keep the
-        # interpreter's final flush from failing again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+    except OcirtError as e:
+        # The reader of the stream went away (`ocirt events ID | head -1`): it stops quietly
+        # (write_stdout kept the last flush from failing again). Any other failure to write
+        # (a full device), or a reader gone before the one event of --stats, is the error.
+        if e.errno != errno.EPIPE or o["stats"]:
+            raise
     return 0

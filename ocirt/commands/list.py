@@ -8,13 +8,13 @@ fraction). --quiet: the ids, one a line, whatever --format says.
 """
 
 import os
-import sys
 
 from ..cli import Opt
 from ..container import Container
 from ..errors import OcirtError
 from ..jsonio import go_dumps, go_time
 from ..state import OCI_VERSION, DamagedState, list_ids
+from .state import write_stdout
 
 USAGE = "list [command options]"
 OPTIONS = (
@@ -75,15 +75,14 @@ def main(g, o, args) -> int:
         row["owner"] = st.owner or _owner(g.root, cid)
         rows.append(row)
     if o["quiet"]:
-        for r in rows:
-            sys.stdout.write(r["id"] + "\n")
+        write_stdout("".join(r["id"] + "\n" for r in rows))
     elif o["format"] == "json":
-        sys.stdout.write(go_dumps(rows or None) + "\n")
+        write_stdout(go_dumps(rows or None) + "\n")
     elif o["format"] == "table":
         cells = [HEADER] + [
             (r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"]) for r in rows
         ]
-        sys.stdout.write(table(cells))
+        write_stdout(table(cells))
     else:
         raise OcirtError("invalid format option")  # runc's words: the value is not repeated
     return 0

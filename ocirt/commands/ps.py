@@ -7,11 +7,11 @@ rows whose PID column is one of those pids. Everything after the id goes to ps, 
 
 import json
 import subprocess
-import sys
 
 from ..cli import Opt, need_id
 from ..container import OpenContainer
 from ..errors import OcirtError
+from .state import write_stdout
 
 USAGE = "ps [command options] <container-id> [ps options]"
 OPTIONS = (Opt("format", "f", value=True, default="table", help="select one of: table or json"),)
@@ -49,7 +49,7 @@ def main(g, o, args) -> int:
     pids = OpenContainer.open(g.root, container_id, lock=False).pids()
     fmt = o["format"]
     if fmt == "json":
-        sys.stdout.write(json.dumps(pids or None, separators=(",", ":")) + "\n")
+        write_stdout(json.dumps(pids or None, separators=(",", ":")) + "\n")
         return 0
     if fmt != "table":
         raise OcirtError("invalid format option")
@@ -65,5 +65,5 @@ def main(g, o, args) -> int:
         code = proc.returncode
         what = f"exit status {code}" if code > 0 else f"signal: {-code}"
         raise OcirtError(f"{what}: {output}")
-    sys.stdout.write("".join(line + "\n" for line in filter_table(output, pids)))
+    write_stdout("".join(line + "\n" for line in filter_table(output, pids)))
     return 0

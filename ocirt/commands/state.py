@@ -1,8 +1,10 @@
+import posix  # not os: see ocirt/paths.py
 import sys
 
 from .. import jsonio
 from ..cli import need_id
 from ..container import OpenContainer
+from ..errors import OcirtError
 
 USAGE = "state <container-id>"
 OPTIONS = ()
@@ -12,8 +14,28 @@ def main(g, o, args) -> int:
     c = OpenContainer.open(g.root, need_id(args, "state"), lock=False)
     g.log.debug(f"state: container {c.state.id}: init pid {c.state.pid}, state dir {c.sd.path}")
     text = jsonio.dumps(runc_state(c.state, c.state.oci(c.status())), indent="  ")
-    sys.stdout.write(jsonio.go_escaped(text) + "\n")  # as Go's json.MarshalIndent writes strings
+    write_stdout(jsonio.go_escaped(text) + "\n")  # as Go's json.MarshalIndent writes strings
     return 0
+
+
+def write_stdout(text: str) -> None:
+    """A command's output, written out now (not at the interpreter's last flush, which fails
+    in silence: `ocirt state ID >/dev/full` and `ocirt list | true` ended with 120 and no
+    word): what cannot be written (a full device, a reader gone: EPIPE, RLIMIT_FSIZE) is the
+    command's error, one line in Go's words ("write /dev/stdout: no space left on device").
+    What stays in the buffer goes to /dev/null instead, so that the last flush does not fail
+    again (state, list, ps, features and events print through this)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as e:
+        try:
+            null = posix.open("/dev/null", posix.O_WRONLY | posix.O_CLOEXEC)
+            posix.dup2(null, sys.stdout.fileno())
+            posix.close(null)
+        except (OSError, ValueError):
+            pass
+        raise OcirtError("write /dev/stdout", e.errno) from None
 
 
 def runc_state(st, oci: dict) -> dict:
