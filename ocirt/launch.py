@@ -388,10 +388,26 @@ def exit_code(code) -> int:
 
 
 def flush(rc: int) -> int:
+    """What stdout and stderr still hold, written; where stdout cannot take it (a full device,
+    a reader gone: `ocirt --version >/dev/full`), the command fails with one line saying so,
+    in Go's words as the commands that print through commands.state.write_stdout (the
+    interpreter would end with 120 and no word)."""
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None:
                 stream.flush()
-        except Exception:  # noqa: BLE001 - a closed or broken stdout: as the interpreter, 120
-            rc = rc or 120
+        except Exception as e:  # noqa: BLE001 - a closed or broken stream
+            rc = rc or 1
+            if stream is sys.stdout:
+                reason = posix.strerror(e.errno).lower() if isinstance(e, OSError) and e.errno else str(e)
+                try:
+                    posix.write(2, f'time="{_now()}" level=error msg="write /dev/stdout: {reason}"\n'.encode())
+                except OSError:
+                    pass
     return rc
+
+
+def _now() -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -382,3 +382,23 @@ def test_too_few_fds_never_takes_a_running_container_for_stopped(tmp_path, busyb
     finally:
         _run([LAUNCHER, "--root", root, "delete", "--force", "c1"])
         remove_cgroup_parent("ocirt-test-launcher")
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["help", "state"], ["state", "--help"]])
+def test_output_that_cannot_be_written_is_one_line(args):
+    """The launcher's last flush into a full stdout: one line saying so and exit 1 (it was 120
+    and no word, as the interpreter ends)."""
+    if not os.access(LAUNCHER, os.X_OK):
+        pytest.skip("bin/ocirt is not executable in this checkout")
+    with open("/dev/full", "w") as full:
+        p = subprocess.run(
+            [LAUNCHER, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert p.returncode == 1
+    assert len(p.stderr.splitlines()) == 1, p.stderr
+    assert p.stderr.rstrip().endswith('msg="write /dev/stdout: no space left on device"')
