@@ -401,7 +401,9 @@ def flush(rc: int) -> int:
             if stream is sys.stdout:
                 reason = posix.strerror(e.errno).lower() if isinstance(e, OSError) and e.errno else str(e)
                 try:
-                    posix.write(2, f'time="{_now()}" level=error msg="write /dev/stdout: {reason}"\n'.encode())
+                    posix.write(
+                        2, f'time="{_now()}" level=error msg="write /dev/stdout: {reason}"\n'.encode()
+                    )
                 except OSError:
                     pass
     return rc
