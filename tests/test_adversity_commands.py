@@ -8,10 +8,12 @@ import json
 import os
 import resource
 import subprocess
+import sys
 
 import pytest
 from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_parent, run_err_to_file
 
+LAUNCHER = os.path.join(REPO, "bin", "ocirt")
 PARENT = "ocirt-test-adversity"
 
 
@@ -135,3 +137,25 @@ def test_update_that_cannot_be_recorded_leaves_the_cgroup_as_it_was(running, tmp
     p = _ocirt(root, "update", "--cpu-share", "600", cid)  # and an update that can: as before
     assert p.returncode == 0, p.stderr
     assert set(_cpu_shares(group)) == {600}
+
+
+def test_ps_without_fds_for_ps_names_what_failed(running):
+    """RLIMIT_NOFILE too low for the pipe of `ps` (the table): the error says it was running ps,
+    not a bare "Too many open files"."""
+    root, cid = running
+    seen = set()
+    for fds in range(4, 12):
+        p = subprocess.run(
+            [sys.executable, "-I", "-S", LAUNCHER, "--root", root, "ps", cid],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            preexec_fn=_limits(NOFILE=fds),
+        )
+        if p.returncode == 0:
+            continue
+        line = _one_line(p)
+        seen.add(line.split("msg=", 1)[-1])
+        assert 'msg="Too many open files"' not in line, (fds, line)
+    assert '"exec: \\"ps\\": too many open files"' in seen, seen

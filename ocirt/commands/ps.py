@@ -60,6 +60,8 @@ def main(g, o, args) -> int:
         )
     except FileNotFoundError:
         raise OcirtError('exec: "ps": executable file not found in $PATH') from None
+    except OSError as e:  # too few fds for its pipes (RLIMIT_NOFILE), no memory to fork: named
+        raise OcirtError('exec: "ps"', e.errno) from None
     output = proc.stdout.decode("utf-8", "replace")
     if proc.returncode != 0:
         code = proc.returncode
