@@ -114,6 +114,27 @@ def test_output_to_a_pipe_without_reader_is_its_error(running, args):
     assert _one_line(p).endswith('msg="write /dev/stdout: broken pipe"'), p.stderr
 
 
+def test_exec_tty_output_that_cannot_be_written_leaves_no_process(running, tmp_path):
+    """exec -t in the foreground whose stdout takes nothing (/dev/full): exec fails, and its
+    process goes with it (one that ignores SIGHUP was left running in the container, with no
+    one to wait for it)."""
+    root, cid = running
+    with open("/dev/full", "w") as full, open(tmp_path / "exec.err", "w+") as err:
+        p = subprocess.run(
+            [*OCIRT, "--root", root, "exec", "-t", cid, "sh", "-c", 'trap "" HUP; echo hi; exec sleep 301'],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=full,
+            stderr=err,
+            timeout=60,
+        )
+        err.seek(0)
+        p.stderr = err.read()
+    assert p.returncode == 255, p.stderr
+    assert _one_line(p).startswith("time=") and "exec failed: " in p.stderr
+    assert _pids(root, cid) == [_init_pid(root, cid)]
+
+
 # -- a caller's rlimits ---------------------------------------------------------------------------------
 
 

@@ -199,13 +199,23 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
             debug(f"exec: process started, pid {pid}")
         if o["detach"]:
             return 0
-        if relay is not None:
-            relay.to(pid)
-        if listener is not None:
-            master = console.receive_master(listener)
-            signal.signal(signal.SIGWINCH, lambda s, f: console.resize(master, host))
-            console.proxy(master, host)
-        code = wait_init(pid)
+        try:
+            if relay is not None:
+                relay.to(pid)
+            if listener is not None:
+                master = console.receive_master(listener)
+                signal.signal(signal.SIGWINCH, lambda s, f: console.resize(master, host))
+                console.proxy(master, host)
+            code = wait_init(pid)
+        except BaseException:
+            # The process cannot be waited for as exec must (its terminal's output cannot be
+            # written: a stdout at /dev/full, a reader gone): it goes, as the process of any
+            # exec that failed (runc's rule: none is left behind without its waiter); it was
+            # left running in the container, no one to wait for it or to read its output.
+            from ..children import kill_and_reap
+
+            kill_and_reap(pid)
+            raise
         if debug:
             debug(f"exec: process {pid} exited with {code}")
         return code
