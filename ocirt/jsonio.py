@@ -287,10 +287,9 @@ def load(f):
     return loads(read_document(f))
 
 
-def load_path(path: str):
-    """The JSON document in file `path`: OSError when it cannot be read, JSONError when it is not
-    one (read_document's limits). Opened without waiting: a FIFO no one writes to reads as
-    empty (not a wait for ever); one with a writer, or a pipe (`--process <(...)`), is read
+def open_document(path: str):
+    """File `path` opened for reading (binary) without waiting: a FIFO no one writes to reads
+    as empty (not a wait for ever); one with a writer, or a pipe (`--process <(...)`), is read
     to its end as any file."""
     fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NONBLOCK)
     try:
@@ -298,5 +297,11 @@ def load_path(path: str):
     except OSError:
         posix.close(fd)
         raise
-    with open(fd, "rb") as f:
+    return open(fd, "rb")
+
+
+def load_path(path: str):
+    """The JSON document in file `path` (open_document): OSError when it cannot be read,
+    JSONError when it is not one (read_document's limits)."""
+    with open_document(path) as f:
         return load(f)

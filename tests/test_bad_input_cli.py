@@ -235,3 +235,12 @@ def test_config_json_a_fifo_no_one_writes_to(box, command):
     if command != "check":  # (its report is on stdout)
         assert "invalid JSON: line 1 column 1" in error_line(p)
     assert_nothing_left(run, cid, root)
+
+
+def test_update_resources_a_fifo_no_one_writes_to(box, tmp_path):
+    run, bundle, cid, _ = box
+    assert run("run", "-d", "--bundle", bundle, cid).returncode == 0
+    os.mkfifo(tmp_path / "resources")
+    p = run("update", "--resources", str(tmp_path / "resources"), cid)
+    assert p.returncode == 1
+    assert "invalid resources JSON" in error_line(p)

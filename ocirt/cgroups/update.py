@@ -168,7 +168,7 @@ def read_resources(path: str, stdin=None) -> str:
                 stdin = sys.stdin
             data = jsonio.read_document(getattr(stdin, "buffer", stdin))
         else:
-            with open(path, "rb") as f:
+            with jsonio.open_document(path) as f:  # (a FIFO without a writer: at once)
                 data = jsonio.read_document(f)
         return data if isinstance(data, str) else data.decode("utf-8")
     except OSError as e:
