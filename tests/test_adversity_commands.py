@@ -138,6 +138,41 @@ def test_exec_tty_output_that_cannot_be_written_leaves_no_process(running, tmp_p
 # -- a caller's rlimits ---------------------------------------------------------------------------------
 
 
+def test_exec_pid_file_beyond_rlimit_fsize_is_not_a_signal_death(running, tmp_path):
+    """RLIMIT_FSIZE 0 (the pid file, and the stderr file too, cannot take a byte): exec fails
+    with a status, not killed by SIGXFSZ (its foreground relay caught the signal its own writes
+    raise, and Python set it back to the default action at its exit), and leaves no process."""
+    root, cid = running
+    p = run_err_to_file(
+        [*OCIRT, "--root", root, "exec", "--pid-file", str(tmp_path / "pid"), cid, "true"], tmp_path / "err"
+    )  # (a dry run without the limit: the command itself works)
+    assert p.returncode == 0, p.stderr
+    with open(tmp_path / "exec.err", "w") as err:
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-I",
+                "-S",
+                LAUNCHER,
+                "--root",
+                root,
+                "exec",
+                "--pid-file",
+                str(tmp_path / "pid2"),
+            ]
+            + [cid, "true"],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            timeout=60,
+            preexec_fn=_limits(FSIZE=0),
+        )
+    assert p.returncode > 0, p.returncode  # (-25: SIGXFSZ)
+    assert not os.path.exists(tmp_path / "pid2")
+    assert _pids(root, cid) == [_init_pid(root, cid)]
+
+
 def _cpu_shares(group: str) -> list:
     return [int(open(f).read()) for f in glob.glob(f"/sys/fs/cgroup/*/{group}/cpu.shares")]
 

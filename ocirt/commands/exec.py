@@ -225,6 +225,16 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
         if listener is not None and socket_path is not None:
             console.close(listener, socket_path)
             console.close_host_terminal(host)
+        if relay is not None:
+            # Python's own two ignored again (the process was waited for, or exec failed: none
+            # to pass them on to): caught, they are set back to their default actions at the
+            # interpreter's exit, and a write of its then (an error on a stderr file beyond a
+            # caller's RLIMIT_FSIZE: exec --pid-file under RLIMIT_FSIZE 0) killed this command
+            # with SIGXFSZ instead of ending it with its status.
+            from ..signals import PYTHON_IGNORES
+
+            for sig in PYTHON_IGNORES:
+                signal.signal(sig, signal.SIG_IGN)
 
 
 def parse_cgroup_option(values: list) -> dict:
