@@ -10,6 +10,18 @@ from .record import record
 _APPEND = posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC
 
 
+def _open_log(path: str) -> int:
+    """--log FILE opened for appending without waiting: a FIFO no one reads is ENXIO at once
+    (runc's open waits for a reader for ever); one with a reader is written as a file."""
+    fd = posix.open(path, _APPEND | posix.O_NONBLOCK, 0o644)
+    try:
+        posix.set_blocking(fd, True)
+    except OSError:
+        posix.close(fd)
+        raise
+    return fd
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -25,7 +37,7 @@ class Logger:
         made, the command fails, as runc's does, its error on stderr."""
         if self.path:
             try:
-                posix.close(posix.open(self.path, _APPEND, 0o644))
+                posix.close(_open_log(self.path))
             except OSError as e:
                 path, self.path = self.path, None
                 from .errors import OcirtError
@@ -40,7 +52,7 @@ class Logger:
             line = f'time="{_now()}" level={level} msg={jsonio.dumps(msg)}'
         if self.path:
             try:
-                fd = posix.open(self.path, _APPEND, 0o644)
+                fd = _open_log(self.path)
                 try:
                     posix.write(fd, (line + "\n").encode())
                 finally:

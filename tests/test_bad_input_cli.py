@@ -244,3 +244,13 @@ def test_update_resources_a_fifo_no_one_writes_to(box, tmp_path):
     p = run("update", "--resources", str(tmp_path / "resources"), cid)
     assert p.returncode == 1
     assert "invalid resources JSON" in error_line(p)
+
+
+def test_log_a_fifo_no_one_reads(box, tmp_path):
+    """--log FILE that is a FIFO without a reader: the command fails at once, its open named
+    (runc's waits for a reader for ever)."""
+    run, _, cid, _ = box
+    os.mkfifo(tmp_path / "log")
+    p = run("state", cid, global_args=["--log", str(tmp_path / "log")])
+    assert p.returncode == 1
+    assert f"open {tmp_path}/log: no such device or address" in error_line(p)
