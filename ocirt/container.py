@@ -35,6 +35,17 @@ if TYPE_CHECKING:
     from .cgroups.layout import Layout
 
 
+_S_IFMT, _S_IFIFO = 0o170000, 0o010000  # (not the stat module: an import, see bin/ocirt)
+_FILE_KINDS = {
+    0o040000: "a directory",
+    0o100000: "a regular file",
+    0o120000: "a symbolic link",
+    0o020000: "a character device",
+    0o060000: "a block device",
+    0o140000: "a socket",
+}
+
+
 def _warn(message: str) -> None:
     from .log import Logger
 
@@ -104,12 +115,7 @@ class OpenContainer:
         self.status().check("start")
         adopt = self.sd.fifo_started  # a start killed after its mark: see below
         try:
-            # Marked before the open that lets the init go (see STARTED_MODE): from here the
-            # status is created until EXECUTING, running after, even if this command is killed
-            # meanwhile (while the startContainer hooks run, say).
-            if not adopt:
-                posix.chmod(self.sd.fifo, STARTED_MODE)
-            fd = posix.open(self.sd.fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
+            fd = self._open_fifo(marked=adopt)
         except FileNotFoundError:
             raise OcirtError("cannot start an already running container") from None
         try:
@@ -150,6 +156,33 @@ class OpenContainer:
             except OcirtError:
                 self._stop()
                 raise
+
+    def _open_fifo(self, marked: bool) -> int:
+        """exec.fifo opened for reading, which lets the waiting init go; marked STARTED_MODE
+        first unless `marked` (from then the status is created until EXECUTING, running after,
+        even if this command is killed meanwhile: while the startContainer hooks run, say).
+        A fifo only, never through a symlink: anything else there (a damaged state dir) is
+        refused and left as it is. It was chmod'ed (a symlink's target: /dev/null made
+        01622), read (a regular file's bytes were taken for the init's failure, and the
+        container killed), or waited on for ever (a symlink to /dev/null)."""
+        self._check_fifo(posix.lstat(self.sd.fifo).st_mode)
+        if not marked:
+            posix.chmod(self.sd.fifo, STARTED_MODE)
+        fd = posix.open(self.sd.fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC | posix.O_NOFOLLOW)
+        try:
+            self._check_fifo(posix.fstat(fd).st_mode)  # (what was opened is what was looked at)
+        except BaseException:
+            posix.close(fd)
+            raise
+        return fd
+
+    def _check_fifo(self, mode: int) -> None:
+        kind = mode & _S_IFMT
+        if kind != _S_IFIFO:
+            raise OcirtError(
+                f"container {self.state.id}: {self.sd.fifo} is {_FILE_KINDS.get(kind, 'not a fifo')}, "
+                "not a fifo: the state directory was damaged"
+            )
 
     def _wait_started(self, fd: int) -> bool:
         """Until the init's "0" (it came on `start`'s open of the fifo); an error if it died.

@@ -31,7 +31,8 @@ def _limits(**limits):
 def _ocirt(root, *args, **kw) -> subprocess.CompletedProcess:
     kw.setdefault("stdin", subprocess.DEVNULL)
     kw.setdefault("capture_output", "stdout" not in kw and "stderr" not in kw)
-    return subprocess.run([*OCIRT, "--root", root, *args], cwd=REPO, text=True, timeout=60, **kw)
+    kw.setdefault("timeout", 60)
+    return subprocess.run([*OCIRT, "--root", root, *args], cwd=REPO, text=True, **kw)
 
 
 @pytest.fixture
@@ -215,3 +216,44 @@ def test_ps_without_fds_for_ps_names_what_failed(running):
         seen.add(line.split("msg=", 1)[-1])
         assert 'msg="Too many open files"' not in line, (fds, line)
     assert '"exec: \\"ps\\": too many open files"' in seen, seen
+
+
+# -- a damaged state dir ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["directory", "regular file", "symbolic link"])
+def test_start_refuses_an_exec_fifo_that_is_no_fifo(tmp_path, busybox_rootfs, damage):
+    """exec.fifo made something else between create and start: start refuses it, in one line,
+    and leaves it and the container as they were (created, deletable). A symlink's target was
+    chmod'ed 01622 (/dev/null, say) and then waited on for ever; a regular file's bytes were
+    taken for the init's failure, and the container killed; a directory left it 'running'."""
+    cid = f"adv-{tmp_path.name}"[:60]
+    bundle = make_bundle(
+        tmp_path / "bundle", busybox_rootfs, ["sleep", "300"], cgroups_path=f"/{PARENT}/{tmp_path.name}"
+    )
+    root = str(tmp_path / "root")
+    target = str(tmp_path / "null")
+    try:
+        p = run_err_to_file([*OCIRT, "--root", root, "create", "--bundle", bundle, cid], tmp_path / "c.err")
+        assert p.returncode == 0, p.stderr
+        fifo = os.path.join(root, cid, "exec.fifo")
+        os.unlink(fifo)
+        if damage == "directory":
+            os.mkdir(fifo)
+        elif damage == "regular file":
+            with open(fifo, "w") as f:
+                f.write("hi\n")
+        else:
+            os.mknod(target, 0o20666, os.makedev(1, 3))  # a /dev/null of the test's own
+            os.chmod(target, 0o666)
+            os.symlink(target, fifo)
+        p = _ocirt(root, "start", cid, timeout=20)
+        assert p.returncode == 1
+        assert _one_line(p).endswith(f'is a {damage}, not a fifo: the state directory was damaged"'), p.stderr
+        assert json.loads(_ocirt(root, "state", cid).stdout)["status"] == "created"
+        if damage == "symbolic link":
+            assert os.stat(target).st_mode & 0o7777 == 0o666
+    finally:
+        _ocirt(root, "delete", "--force", cid)
+        remove_cgroup_parent(PARENT)
+    assert not os.path.exists(os.path.join(root, cid))
