@@ -56,9 +56,9 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
     config = config_mod.load(bundle)
     checked = check_config(config, bundle, opts)
     sd = fx.state_dir(opts.root, opts.id)
-    sd.make_and_lock()
-    undo = Undo()
+    undo = Undo()  # (its reserve and first step taken before there is anything to undo)
     undo.push(sd.remove)
+    sd.make_and_lock()
     state = None
     try:
         state = new_state(opts.id, bundle, checked.rootfs, config, opts.systemd_cgroup)
@@ -146,14 +146,24 @@ def absolute(path: str, what: str) -> str:
         ) from None
 
 
+# Memory an Undo holds until it runs, and gives back then, for its own steps and the error's
+# report: under a caller's RLIMIT_DATA or RLIMIT_AS that create just about fits in, a
+# MemoryError (here, or in the init, which the parent hears) left the undo's own allocations
+# failing (run goes on past them), and the state dir behind. An allocation this large is a
+# mapping of its own (malloc's threshold: 128 KiB), unmapped when it is freed.
+UNDO_RESERVE = 256 << 10
+
+
 @record
 class Undo:
     steps: list = field(default_factory=list)
+    reserve: bytearray | None = field(default_factory=lambda: bytearray(UNDO_RESERVE))
 
     def push(self, fn, *args) -> None:
         self.steps.append((fn, args))
 
     def run(self) -> None:
+        self.reserve = None  # its memory back first: the steps' own, where create ran out of it
         while self.steps:
             fn, args = self.steps.pop()
             try:

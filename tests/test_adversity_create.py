@@ -228,3 +228,36 @@ def test_tmpcopyup_onto_a_tmpfs_too_small(lab):
         line = one_line(p)
         assert "tmpcopyup" in line and "/etc" in line and line.endswith('no space left on device"'), line
         assert left_behind(lab) == []
+
+
+def test_undo_gives_its_reserve_back_before_its_steps():
+    """An undo runs where create ran out of memory (a caller's RLIMIT_DATA or RLIMIT_AS it just
+    about fits in, a MemoryError in the init that the parent hears): the memory it held from
+    the start is given back before its first step, which then has room to remove the state dir
+    (it failed, and `run` left the dir behind with 'ocirt: cannot start: ')."""
+    from ocirt.create import UNDO_RESERVE, Undo
+
+    undo = Undo()
+    assert len(undo.reserve) == UNDO_RESERVE
+    seen = []
+    undo.push(lambda: seen.append(undo.reserve))
+    undo.run()
+    assert seen == [None]
+
+
+def test_create_out_of_memory_before_its_undo_leaves_no_state_dir(lab, monkeypatch):
+    """The undo (and its reserve) is made before the state dir: a MemoryError there left the dir
+    made, with nothing to remove it."""
+    from ocirt import create
+    from ocirt.checks import CreateOptions
+    from ocirt.kernel.linux import LinuxKernel
+
+    bundle = make_bundle(lab["tmp"] / "b", lab["rootfs"], ["true"], cgroups_path=lab["cg"])
+
+    def no_memory():
+        raise MemoryError
+
+    monkeypatch.setattr(create, "Undo", no_memory)
+    with pytest.raises(MemoryError):
+        create.create(CreateOptions(id="c1", bundle=bundle, root=lab["root"]), LinuxKernel())
+    assert left_behind(lab) == []
