@@ -7,8 +7,11 @@ import glob
 import json
 import os
 import resource
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_parent, run_err_to_file
@@ -257,3 +260,59 @@ def test_start_refuses_an_exec_fifo_that_is_no_fifo(tmp_path, busybox_rootfs, da
         _ocirt(root, "delete", "--force", cid)
         remove_cgroup_parent(PARENT)
     assert not os.path.exists(os.path.join(root, cid))
+
+
+# -- signals ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="strace is not installed")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_exec_detach_stopped_by_a_signal_leaves_no_process(running, tmp_path, sig):
+    """A SIGTERM or ^C to `exec -d` once its process was started (here: while it writes
+    --pid-file, held there by strace) cancels the exec: one line, 255, no process and no pid
+    file left (it died of SIGTERM, or ended 130, and the process ran on)."""
+    root, cid = running
+    piddir = tmp_path / "pid"
+    piddir.mkdir()
+    renames = "rename,renameat,renameat2"
+    with open(tmp_path / "exec.err", "w+") as err:
+        p = subprocess.Popen(
+            ["strace", "-qq", "-o", "/dev/null", "-e", f"trace={renames}"]
+            + ["-e", f"inject={renames}:delay_enter=1000000"]
+            + [*OCIRT, "--root", root, "exec", "-d", "--pid-file", str(piddir / "pid"), cid, "sleep", "302"],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        try:
+            deadline = time.monotonic() + 60  # (a hang made a failure)
+            while not glob.glob(str(piddir / ".pid.*")):  # the temporary pid file: the process runs
+                assert p.poll() is None and time.monotonic() < deadline
+                time.sleep(0.01)
+            os.kill(_child_of(p.pid), sig)
+            assert p.wait(timeout=60) == 255
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        err.seek(0)
+        p.stderr = err.read()
+    assert _one_line(p).endswith(
+        f'msg="exec failed: interrupted by signal {int(sig)}: the process was killed"'
+    )
+    assert _pids(root, cid) == [_init_pid(root, cid)]
+    assert os.listdir(piddir) == []
+
+
+def _child_of(pid: int) -> int:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[1].split()[1] == str(pid):
+                return int(entry)
+    raise AssertionError(f"no child of {pid}")
