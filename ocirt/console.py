@@ -21,12 +21,15 @@ TIOCSPTLCK = 0x40045431
 
 
 def connect(path: str) -> int:
-    """In the parent, before fork: the connected socket's fd (inherited by the init)."""
+    """In the parent, before fork: the connected socket's fd (inherited by the init). The
+    connect does not wait: a listener whose backlog is full (it accepts no more) is EAGAIN at
+    once, as Go's net.Dial makes it for runc, where a blocking connect waited for good."""
     from .errors import OcirtError
 
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC | _socket.SOCK_NONBLOCK)
     try:
-        sock.connect(path)
+        sock.connect(path)  # (AF_UNIX: done at once, or refused; never EINPROGRESS)
+        sock.setblocking(True)
     except OSError as e:
         sock.close()
         # runc's words (Go's net.Dial): engines and people read "dial unix PATH: connect: ..."

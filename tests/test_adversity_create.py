@@ -5,6 +5,7 @@ nothing left behind (no state dir, no cgroup, no process), never a traceback or 
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 import tempfile
@@ -261,3 +262,41 @@ def test_create_out_of_memory_before_its_undo_leaves_no_state_dir(lab, monkeypat
     with pytest.raises(MemoryError):
         create.create(CreateOptions(id="c1", bundle=bundle, root=lab["root"]), LinuxKernel())
     assert left_behind(lab) == []
+
+
+def _console_listener(path: str) -> tuple:
+    """A console socket that accepts nothing, its backlog filled: (listener, connections)."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(0)
+    queued = []
+    while True:
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.setblocking(False)
+        try:
+            client.connect(path)
+        except BlockingIOError:
+            client.close()
+            return server, queued
+        queued.append(client)
+
+
+def test_console_socket_that_accepts_no_more(lab):
+    """--console-socket whose listener accepts no connection and has its backlog full: one
+    line (Go's EAGAIN, as runc's dial gives), nothing left (the connect waited for good)."""
+    bundle = make_bundle(lab["tmp"] / "b", lab["rootfs"], ["true"], cgroups_path=lab["cg"], terminal=True)
+    server, queued = _console_listener(str(lab["tmp"] / "console.sock"))
+    try:
+        for command in (["create"], ["run", "-d"]):
+            p = run_err_to_file(
+                [*OCIRT, "--root", lab["root"], *command, "--console-socket", server.getsockname()]
+                + ["--bundle", bundle, "c1"],
+                lab["tmp"] / "err",
+            )
+            assert p.returncode == 1
+            line = one_line(p)
+            assert "connect: resource temporarily unavailable" in line, line
+            assert left_behind(lab) == []
+    finally:
+        for s in (server, *queued):
+            s.close()
