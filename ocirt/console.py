@@ -102,10 +102,14 @@ def mount_console(kernel, pty: str) -> None:
 def send_master(socket_fd: int, master: int) -> None:
     """The pty master over a connected --console-socket (SCM_RIGHTS, runc's "/dev/ptmx" name);
     the socket is closed."""
+    from .errors import OcirtError
+
     sock = _socket.socket(fileno=socket_fd)
     try:
         rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", master))]
         sock.sendmsg([b"/dev/ptmx"], rights)
+    except OSError as e:  # (the listener closed the connection: EPIPE)
+        raise OcirtError("send the pty master over the console socket", e.errno) from None
     finally:
         sock.close()
 

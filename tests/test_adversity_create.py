@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 
 import pytest
 from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_dirs, remove_cgroup_parent, run_err_to_file
@@ -300,3 +301,36 @@ def test_console_socket_that_accepts_no_more(lab):
     finally:
         for s in (server, *queued):
             s.close()
+
+
+def test_console_socket_closed_by_its_listener(lab):
+    """A console socket whose listener closes each connection it accepts: the pty master cannot
+    be sent, and the error says so (it was 'system call failed: broken pipe'); nothing left."""
+    bundle = make_bundle(lab["tmp"] / "b", lab["rootfs"], ["true"], cgroups_path=lab["cg"], terminal=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(lab["tmp"] / "console.sock"))
+    server.listen(4)
+
+    def refuse():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.close()
+
+    threading.Thread(target=refuse, daemon=True).start()
+    try:
+        for command in (["create"], ["run", "-d"]):
+            p = run_err_to_file(
+                [*OCIRT, "--root", lab["root"], *command, "--console-socket", server.getsockname()]
+                + ["--bundle", bundle, "c1"],
+                lab["tmp"] / "err",
+            )
+            assert p.returncode == 1
+            line = one_line(p)
+            assert "console socket" in line and "broken pipe" in line, line
+            assert left_behind(lab) == []
+    finally:
+        server.shutdown(socket.SHUT_RDWR)
+        server.close()
