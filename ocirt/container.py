@@ -305,9 +305,13 @@ class OpenContainer:
 
     def pids(self) -> list:
         """The host pids of the container's processes: its cgroup's; without a cgroup of its
-        own (rootless), those of its pid namespace (just the init when it shares ours)."""
+        own (rootless), those of its pid namespace (just the init when it shares ours). The
+        init is one of them while it runs, in its cgroup or not (moved out of it, the cgroup
+        removed under it: `ps` said `null` of a running container)."""
+        from .members import with_init
+
         try:
-            return self.cgroup().pids()
+            return with_init(self.cgroup().pids(), self.state.pid, self.state.pid_start)
         except OSError as e:
             raise OcirtError("unable to get all container pids", e.errno) from None
 

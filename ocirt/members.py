@@ -41,7 +41,7 @@ def _pid_ns(pid) -> tuple | None:
 def container_pids(cg, pid: int, pid_start: int) -> list[int]:
     """The container's processes (see the module's docstring); `cg` may be None."""
     if cg is not None and owns_cgroup(cg):
-        return cg.pids()
+        return with_init(cg.pids(), pid, pid_start)
     if pid <= 0 or proc_start_time(pid) != pid_start:
         return []
     ns = _pid_ns(pid)
@@ -51,16 +51,28 @@ def container_pids(cg, pid: int, pid_start: int) -> list[int]:
     return members if pid in members else [pid, *members]
 
 
+def with_init(listed: list[int], pid: int, pid_start: int) -> list[int]:
+    """The pids of the container's own cgroup, and its init where they lack it while it runs
+    (verified by pid and start time): moved out of the cgroup, or the cgroup removed under it.
+    It was left out, and `kill --all` signalled nothing (exit 0, the container running on)."""
+    if pid > 0 and pid not in listed and proc_start_time(pid) == pid_start:
+        return sorted([*listed, pid])
+    return listed
+
+
 def signal_all(cg, pid: int, pid_start: int, sig: int) -> list[int]:
     """Send `sig` to each of the container's processes. A cgroup of its own is signalled as a
-    whole (cgroup.kill, or frozen while signalled); otherwise each pid. Returns the pids signalled
-    one by one ([] for a whole cgroup)."""
+    whole (cgroup.kill, or frozen while signalled), and its init too where it is not in it
+    (with_init); otherwise each pid. Returns the pids signalled one by one."""
     if cg is not None and owns_cgroup(cg):
-        if cg.pids():
+        listed = cg.pids()
+        if listed:
             cg.kill_all(sig)
-        return []
+        strays = [p for p in with_init(listed, pid, pid_start) if p not in listed]
+    else:
+        strays = container_pids(cg, pid, pid_start)
     done = []
-    for p in container_pids(cg, pid, pid_start):
+    for p in strays:
         try:
             os.kill(p, sig)
             done.append(p)
@@ -89,7 +101,7 @@ def kill_and_wait(cg, pid: int, pid_start: int, timeout: float = 5.0) -> None:
             cg.wait_empty(timeout)
         except OSError:
             pass
-        return
+        starts = {pid: starts[pid]} if pid in starts else {}  # (an init outside it: waited for)
     deadline = time.monotonic() + timeout
     while starts and time.monotonic() < deadline:
         starts = {p: s for p, s in starts.items() if s is not None and proc_start_time(p) == s}

@@ -316,3 +316,60 @@ def _child_of(pid: int) -> int:
             if stat.rsplit(")", 1)[1].split()[1] == str(pid):
                 return int(entry)
     raise AssertionError(f"no child of {pid}")
+
+
+# -- a cgroup taken away --------------------------------------------------------------------------------
+
+
+def _move_out_and_remove_cgroup(group: str, pid: int) -> None:
+    """The init moved to the top of each hierarchy, and the container's cgroup removed."""
+    for d in glob.glob(f"/sys/fs/cgroup/*/{group}"):
+        top = os.path.dirname(os.path.dirname(d))  # /sys/fs/cgroup/<hierarchy>
+        with open(os.path.join(top, "cgroup.procs"), "w") as f:
+            f.write(str(pid))
+        os.rmdir(d)
+    assert not glob.glob(f"/sys/fs/cgroup/*/{group}")
+
+
+def test_kill_all_reaches_an_init_outside_its_cgroup(running, tmp_path):
+    """The container's cgroup removed under it (its init moved out first): `ps` still lists
+    the init and `kill --all KILL` ends it (ps said `null`, and kill --all signalled nothing,
+    exit 0, the container running on)."""
+    root, cid = running
+    init = _init_pid(root, cid)
+    _move_out_and_remove_cgroup(f"{PARENT}/{tmp_path.name}", init)
+    assert _pids(root, cid) == [init]
+    p = _ocirt(root, "kill", "--all", cid, "KILL")
+    assert p.returncode == 0, p.stderr
+    deadline = time.monotonic() + 30  # (a wait, not a measure: kill --all waits a moment itself)
+    while json.loads(_ocirt(root, "state", cid).stdout)["status"] != "stopped":
+        assert time.monotonic() < deadline, "the init outlived kill --all KILL"
+        time.sleep(0.05)
+    p = _ocirt(root, "delete", cid)
+    assert p.returncode == 0, p.stderr
+
+
+def test_delete_force_of_a_damaged_state_reaches_an_init_outside_its_cgroup(running, tmp_path):
+    """delete --force of a container whose state.json is damaged (its pid, start time and
+    cgroup salvaged) and whose init is out of its cgroup: the init goes too (it ran on: the
+    cgroup, found empty, was all that was killed)."""
+    root, cid = running
+    init = _init_pid(root, cid)
+    start = int(open(f"/proc/{init}/stat").read().rsplit(")", 1)[1].split()[19])
+    _move_out_and_remove_cgroup(f"{PARENT}/{tmp_path.name}", init)
+    state_file = os.path.join(root, cid, "state.json")
+    with open(state_file) as f:
+        state = json.load(f)
+    state["bundle"] = 5  # damaged: pid, start time and cgroup are what is left to go by
+    with open(state_file, "w") as f:
+        json.dump(state, f)
+    assert "damaged state.json" in _ocirt(root, "state", cid).stderr
+    p = _ocirt(root, "delete", "--force", cid)
+    assert p.returncode == 0, p.stderr
+    assert not os.path.exists(os.path.join(root, cid))
+    try:
+        with open(f"/proc/{init}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        assert fields[0] in ("Z", "X") or int(fields[19]) != start, "the init outlived delete --force"
+    except FileNotFoundError:
+        pass
