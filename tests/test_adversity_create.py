@@ -334,3 +334,41 @@ def test_console_socket_closed_by_its_listener(lab):
     finally:
         server.shutdown(socket.SHUT_RDWR)
         server.close()
+
+
+def test_prestart_hook_under_rlimit_nofile_is_monotonic(lab):
+    """A prestart hook (4 pipes) under a caller's RLIMIT_NOFILE: once a limit is enough for run,
+    every higher one is too, and each failure below is one line that leaves nothing. (A limit a
+    little above create's need failed where a lower one went through: the parent held the
+    children's cgroup `tasks` fds, one per v1 hierarchy, while the hooks ran, where a lower
+    limit had not let it open them at all.)"""
+    bundle = make_bundle(lab["tmp"] / "b", lab["rootfs"], ["true"], cgroups_path=lab["cg"])
+    config = json.loads(open(f"{bundle}/config.json").read())
+    config["hooks"] = {"prestart": [{"path": "/bin/true"}]}
+    with open(f"{bundle}/config.json", "w") as f:
+        json.dump(config, f)
+    went = []
+    for n in range(8, 41):
+
+        def nofile(n=n):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (n, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+        with open(lab["tmp"] / "err", "w+") as err:
+            p = subprocess.run(
+                [*OCIRT, "--root", lab["root"], "run", "--bundle", bundle, "c1"],
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                preexec_fn=nofile,
+                timeout=60,
+            )
+            err.seek(0)
+            p.stderr = err.read()
+        if p.returncode == 0:
+            went.append(n)
+        else:
+            assert "too many open files" in one_line(p), p.stderr
+            assert not went, (n, went, p.stderr)
+        assert left_behind(lab) == []
+    assert went and went[-1] == 40
