@@ -24,7 +24,7 @@ def watched_cgroup(c):
     has no cgroup)."""
     if c.status() is Status.STOPPED:
         raise OcirtError(f"container with id {c.state.id} is not running")
-    cg = c.cgroup()
+    cg = c.present_cgroup()
     if cg.kind == "none":
         raise OcirtError("the container has no cgroup")
     return cg

@@ -373,3 +373,15 @@ def test_delete_force_of_a_damaged_state_reaches_an_init_outside_its_cgroup(runn
         assert fields[0] in ("Z", "X") or int(fields[19]) != start, "the init outlived delete --force"
     except FileNotFoundError:
         pass
+
+
+def test_update_and_stats_of_a_removed_cgroup_name_it(running, tmp_path):
+    """update and events --stats of a container whose cgroup was removed under it: the error
+    says so (update blamed the kernel: "this kernel has no cpu.shares"; events --stats printed
+    zeros as the container's statistics, exit 0)."""
+    root, cid = running
+    _move_out_and_remove_cgroup(f"{PARENT}/{tmp_path.name}", _init_pid(root, cid))
+    for args in (["update", "--cpu-share", "300", cid], ["events", "--stats", cid]):
+        p = _ocirt(root, *args)
+        assert p.returncode == 1, (args, p.stdout)
+        assert _one_line(p).endswith(f'/{PARENT}/{tmp_path.name} is gone"'), p.stderr
