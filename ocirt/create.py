@@ -338,11 +338,6 @@ def run_children(
             posix._exit(1)
     try:  # (from the fork on: a ^C anywhere here kills the child, below)
         child_ch.close()
-        # the child's copies are its own: ours are closed now, not held while the children set
-        # up (one fd per v1 hierarchy: with a caller's RLIMIT_NOFILE a little above create's
-        # need, a prestart hook's pipes failed with EMFILE where a lower limit, with no fd
-        # left for them to be opened at all, went through)
-        close_self_moves(kernel, spec)
         parent.stage1_pid = stage1_pid  # with spec.one_fork, the init
         own_pid_ns.back(kernel)  # (the child lives on in the one made for it)
         if parent.late is not None:
@@ -588,6 +583,12 @@ class HostEffects:
         return Channel.pair()
 
     def drive(self, ch: Channel, spec: stages.InitSpec, parent: Parent) -> int:
+        # The child's copies of the tasks fds are its own: ours are closed before the children
+        # set up, not held meanwhile (one fd per v1 hierarchy: with a caller's RLIMIT_NOFILE a
+        # little above create's need, a prestart hook's pipes failed with EMFILE where a lower
+        # limit, with no fd left for them to be opened at all, went through). (`ocirt plan`'s
+        # drive plays the child, with them.)
+        close_self_moves(parent.kernel, spec)
         return drive(ch, spec, parent)
 
     def netdev_moves(self):
