@@ -83,16 +83,6 @@ class OpenContainer:
             self.layout = cgroups.detect()
         return cgroups.manager_from_state(self.layout, self.state.cgroup, pid=self.state.pid)
 
-    def present_cgroup(self):
-        """The cgroup manager, the cgroup being there: one removed under the container (an
-        rmdir by someone else, in every hierarchy) is named. update said "this kernel has no
-        cpu.shares" of it, and events --stats printed zeros as the container's statistics."""
-        cg = self.cgroup()
-        dirs = cg.dirs()
-        if dirs and not any(is_dir(d) for d in dirs):
-            raise OcirtError(f"container {self.state.id}: its cgroup {cg.path() or dirs[0]} is gone")
-        return cg
-
     def joinable_cgroup(self):
         """What a new process (exec's) joins: from state.json's record alone where it is a
         plain cgroupfs one (cgroups/saved.py: no manager, no mount table), else the manager."""
@@ -423,7 +413,7 @@ class OpenContainer:
         also where the record cannot be saved (a full or read-only --root, RLIMIT_FSIZE), so
         that a failed update leaves the cgroup as state.json tells it (it was left changed)."""
         self.status().check("update")
-        cg = self.present_cgroup()
+        cg = present(self.cgroup(), self.state.id)
         previous = self.state.cgroup
         try:
             cg.apply(apply)
@@ -441,6 +431,16 @@ class OpenContainer:
                     if on_rollback_error is not None:
                         on_rollback_error(e)
             raise
+
+
+def present(cg, container_id: str):
+    """`cg` (a cgroup manager), the cgroup being there: one removed under the container (an
+    rmdir by someone else, in every hierarchy) is named. update said "this kernel has no
+    cpu.shares" of it, and events --stats printed zeros as the container's statistics."""
+    dirs = cg.dirs()
+    if dirs and not any(is_dir(d) for d in dirs):
+        raise OcirtError(f"container {container_id}: its cgroup {cg.path() or dirs[0]} is gone")
+    return cg
 
 
 def start_created(

@@ -24,10 +24,12 @@ def watched_cgroup(c):
     has no cgroup)."""
     if c.status() is Status.STOPPED:
         raise OcirtError(f"container with id {c.state.id} is not running")
-    cg = c.present_cgroup()
+    cg = c.cgroup()
     if cg.kind == "none":
         raise OcirtError("the container has no cgroup")
-    return cg
+    from .container import present
+
+    return present(cg, c.state.id)
 
 
 # -- runc's JSON shape of the statistics ------------------------------------------------------------
