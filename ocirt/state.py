@@ -298,7 +298,8 @@ class StateDir:
     def read(self):
         """state.json parsed, whatever it holds; DamagedState when it is not JSON."""
         try:
-            fd = posix.open(self.state_file, posix.O_RDONLY | posix.O_CLOEXEC)
+            # without waiting: a state.json made a FIFO reads as empty (damaged), not for ever
+            fd = posix.open(self.state_file, posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NONBLOCK)
             try:
                 text = jsonio.read_fd(fd)  # (bounded: state.json a link to /dev/zero, say)
             finally:

@@ -156,6 +156,7 @@ DAMAGES = {
     "bad-cgroup": b'{"id": "X", "bundle": "/b", "cgroup": {"kind": "v2", "created": ["/"]}}',
     "bad-hooks": b'{"id": "X", "bundle": "/b", "hooks": {"poststop": [{"args": 1}]}}',
     "deep": b"[" * 100000,
+    "fifo": None,  # state.json made a FIFO: read as empty, where every command waited for ever
 }
 COMMANDS = [
     ["state"],
@@ -179,8 +180,12 @@ def test_a_damaged_state_json_fails_one_container_only(tmp_path, damage):
     os.makedirs(os.path.join(root, "fine"))
     with open(os.path.join(root, "fine", "state.json"), "w") as f:
         json.dump({"id": "fine", "bundle": "/b"}, f)
-    with open(os.path.join(root, cid, "state.json"), "wb") as f:
-        f.write(DAMAGES[damage].replace(b'"X"', b'"damaged"'))
+    data = DAMAGES[damage]
+    if data is None:
+        os.mkfifo(os.path.join(root, cid, "state.json"))
+    else:
+        with open(os.path.join(root, cid, "state.json"), "wb") as f:
+            f.write(data.replace(b'"X"', b'"damaged"'))
     for command in COMMANDS:
         args = [*command, cid] + (["true"] if command == ["exec"] else [])
         p = ocirt(root, *args)
