@@ -372,3 +372,26 @@ def test_prestart_hook_under_rlimit_nofile_is_monotonic(lab):
             assert not went, (n, went, p.stderr)
         assert left_behind(lab) == []
     assert went and went[-1] == 40
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_failed_run_reaps_its_init(lab, detach):
+    """run whose start fails (a startContainer hook) stops the init, its own child: it is reaped
+    before run ends, not left a zombie to the host's reaper, which counted against a pids limit
+    above the container until that reaped it (here, PID 1 never does: every such run took one
+    more pid of /ocirt-advB for good)."""
+    above = f"/sys/fs/cgroup/pids{lab['cg']}"
+    os.makedirs(above)  # (made here, not by ocirt: it stays, with its count, after the run)
+    bundle = make_bundle(lab["tmp"] / "b", lab["rootfs"], ["true"], cgroups_path=f"{lab['cg']}/c")
+    config = json.loads(open(f"{bundle}/config.json").read())
+    config["hooks"] = {"startContainer": [{"path": "/bin/false"}]}
+    with open(f"{bundle}/config.json", "w") as f:
+        json.dump(config, f)
+    command = ["run", "-d"] if detach else ["run"]
+    p = run_err_to_file(
+        [*OCIRT, "--root", lab["root"], *command, "--bundle", bundle, "c1"], lab["tmp"] / "err"
+    )
+    assert p.returncode == 1 and "startContainer" in p.stderr, p.stderr
+    assert os.listdir(lab["root"]) == []
+    with open(f"{above}/pids.current") as f:
+        assert f.read().strip() == "0"

@@ -63,6 +63,7 @@ def main(g, o, args) -> int:
 
     # from now on a signal is kept for the container's process (not detached: it is passed on)
     relay = None if detach else Relay(NOT_FORWARDED)
+    pid = 0
     try:
         try:  # created and started: an error of either is run's
             sd, state = create(opts, g.kernel(), fx)
@@ -82,8 +83,11 @@ def main(g, o, args) -> int:
                     _signal.signal(_signal.SIGWINCH, lambda s, f: console.resize(master, host))
 
             start_created(sd, state, before_start, fx.layout, keep=o["keep"])
-        except OcirtError as e:
-            e.message = f"ocirt run failed: {e.message}"
+        except BaseException as e:
+            if pid:
+                reap_if_gone(pid)
+            if isinstance(e, OcirtError):
+                e.message = f"ocirt run failed: {e.message}"
             raise
         if detach:
             if notify is not None:  # systemd's MAINPID: the container's, we are gone
@@ -133,4 +137,16 @@ def stop_started(root: str, container_id: str, layout, pid: int, keep: bool = Fa
         with OpenContainer.open(root, container_id, layout=layout) as c:
             c.delete(force=True)
     except OcirtError:
+        pass
+
+
+def reap_if_gone(pid: int) -> None:
+    """A start that failed stopped the init (start_created): where it is this process's child
+    (one fork, or the subreaper's), it is reaped before run ends, not left a zombie to the
+    host's reaper (which may not reap: a pids limit above the container keeps counting it
+    until then). Not waited for where it still runs (run --keep of a container whose start
+    never let the init go)."""
+    try:
+        posix.waitpid(pid, posix.WNOHANG)
+    except (ChildProcessError, InterruptedError):
         pass
