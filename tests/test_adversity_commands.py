@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_parent, run_err_to_file
@@ -41,9 +42,9 @@ def _ocirt(root, *args, **kw) -> subprocess.CompletedProcess:
 @pytest.fixture
 def running(tmp_path, busybox_rootfs):
     """A running container (sleep), its root and id; deleted at the end."""
-    cid = f"adv-{tmp_path.name}"[:60]
+    cid = f"adv-{uuid.uuid4().hex[:12]}"  # (not tmp_path's name: the same on two xdist workers)
     bundle = make_bundle(
-        tmp_path / "bundle", busybox_rootfs, ["sleep", "300"], cgroups_path=f"/{PARENT}/{tmp_path.name}"
+        tmp_path / "bundle", busybox_rootfs, ["sleep", "300"], cgroups_path=f"/{PARENT}/{cid}"
     )
     with open(os.path.join(bundle, "config.json")) as f:
         config = json.load(f)
@@ -186,7 +187,7 @@ def test_update_that_cannot_be_recorded_leaves_the_cgroup_as_it_was(running, tmp
     full or read-only --root alike) fails, and the cgroup keeps the values state.json tells (the
     new ones were left written, and the next update rolled back to what was never there)."""
     root, cid = running
-    group = f"{PARENT}/{tmp_path.name}"
+    group = f"{PARENT}/{cid}"
     if not _cpu_shares(group):
         pytest.skip("no cgroup v1 cpu controller")
     assert set(_cpu_shares(group)) == {512}
@@ -230,9 +231,9 @@ def test_start_refuses_an_exec_fifo_that_is_no_fifo(tmp_path, busybox_rootfs, da
     and leaves it and the container as they were (created, deletable). A symlink's target was
     chmod'ed 01622 (/dev/null, say) and then waited on for ever; a regular file's bytes were
     taken for the init's failure, and the container killed; a directory left it 'running'."""
-    cid = f"adv-{tmp_path.name}"[:60]
+    cid = f"adv-{uuid.uuid4().hex[:12]}"  # (not tmp_path's name: the same on two xdist workers)
     bundle = make_bundle(
-        tmp_path / "bundle", busybox_rootfs, ["sleep", "300"], cgroups_path=f"/{PARENT}/{tmp_path.name}"
+        tmp_path / "bundle", busybox_rootfs, ["sleep", "300"], cgroups_path=f"/{PARENT}/{cid}"
     )
     root = str(tmp_path / "root")
     target = str(tmp_path / "null")
@@ -337,7 +338,7 @@ def test_kill_all_reaches_an_init_outside_its_cgroup(running, tmp_path):
     exit 0, the container running on)."""
     root, cid = running
     init = _init_pid(root, cid)
-    _move_out_and_remove_cgroup(f"{PARENT}/{tmp_path.name}", init)
+    _move_out_and_remove_cgroup(f"{PARENT}/{cid}", init)
     assert _pids(root, cid) == [init]
     p = _ocirt(root, "kill", "--all", cid, "KILL")
     assert p.returncode == 0, p.stderr
@@ -356,7 +357,7 @@ def test_delete_force_of_a_damaged_state_reaches_an_init_outside_its_cgroup(runn
     root, cid = running
     init = _init_pid(root, cid)
     start = int(open(f"/proc/{init}/stat").read().rsplit(")", 1)[1].split()[19])
-    _move_out_and_remove_cgroup(f"{PARENT}/{tmp_path.name}", init)
+    _move_out_and_remove_cgroup(f"{PARENT}/{cid}", init)
     state_file = os.path.join(root, cid, "state.json")
     with open(state_file) as f:
         state = json.load(f)
@@ -380,8 +381,30 @@ def test_update_and_stats_of_a_removed_cgroup_name_it(running, tmp_path):
     says so (update blamed the kernel: "this kernel has no cpu.shares"; events --stats printed
     zeros as the container's statistics, exit 0)."""
     root, cid = running
-    _move_out_and_remove_cgroup(f"{PARENT}/{tmp_path.name}", _init_pid(root, cid))
+    _move_out_and_remove_cgroup(f"{PARENT}/{cid}", _init_pid(root, cid))
     for args in (["update", "--cpu-share", "300", cid], ["events", "--stats", cid]):
         p = _ocirt(root, *args)
         assert p.returncode == 1, (args, p.stdout)
-        assert _one_line(p).endswith(f'/{PARENT}/{tmp_path.name} is gone"'), p.stderr
+        assert _one_line(p).endswith(f'/{PARENT}/{cid} is gone"'), p.stderr
+
+
+def test_delete_force_of_a_state_dir_that_is_a_symlink_removes_the_link_only(tmp_path):
+    """A state dir's place taken by a symlink (to a directory of something else): delete
+    --force removes the link and nothing it points at (it emptied the directory named, every
+    file and subdirectory it could remove: a link to /tmp emptied /tmp); the other commands
+    find no container there, in one line."""
+    root = tmp_path / "root"
+    root.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "sub").mkdir(parents=True)
+    (elsewhere / "keep").write_text("data")
+    (elsewhere / "sub" / "keep2").write_text("data")
+    (root / "adv-link").symlink_to(elsewhere)
+    for args in (["state", "adv-link"], ["delete", "adv-link"], ["kill", "adv-link"]):
+        p = _ocirt(str(root), *args)
+        assert p.returncode == 1
+        assert _one_line(p).endswith('msg="container does not exist: adv-link"')
+    p = _ocirt(str(root), "delete", "--force", "adv-link")
+    assert p.returncode == 0, p.stderr
+    assert not os.path.lexists(root / "adv-link")
+    assert (elsewhere / "keep").read_text() == "data" and (elsewhere / "sub" / "keep2").exists()
