@@ -408,3 +408,20 @@ def test_delete_force_of_a_state_dir_that_is_a_symlink_removes_the_link_only(tmp
     assert p.returncode == 0, p.stderr
     assert not os.path.lexists(root / "adv-link")
     assert (elsewhere / "keep").read_text() == "data" and (elsewhere / "sub" / "keep2").exists()
+
+
+@pytest.mark.parametrize("detach", [False, True], ids=["foreground", "detach"])
+def test_exec_pid_file_that_is_a_device_is_refused(running, tmp_path, detach):
+    """--pid-file naming a device node: refused before the process starts, the node left as it
+    is (the pid file, a temporary file renamed over it, made it a regular file: `--pid-file
+    /dev/full` did so to the host's /dev/full, exit 0)."""
+    root, cid = running
+    node = str(tmp_path / "full")
+    os.mknod(node, 0o20666, os.makedev(1, 7))  # a /dev/full of the test's own
+    p = _ocirt(root, "exec", *(["-d"] if detach else []), "--pid-file", node, cid, "true")
+    assert p.returncode == 255
+    assert _one_line(p).endswith(
+        f'msg="exec failed: write the pid file {node}: it is a character device, not a regular file"'
+    )
+    assert os.stat(node).st_mode & 0o170000 == 0o020000
+    assert _pids(root, cid) == [_init_pid(root, cid)]
