@@ -9,22 +9,24 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 
 import pytest
-from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_dirs, remove_cgroup_parent, run_err_to_file
+from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_dirs, run_err_to_file
 
-PARENT = "ocirt-test-adversity-create"
+PREFIX = "ocirt-test-adversity-create"
 LAUNCHER = os.path.join(REPO, "bin", "ocirt")
 
 
 @pytest.fixture
 def lab(tmp_path, busybox_rootfs):
-    """A container id, its cgroupsPath (/PARENT/<test's dir>) and a --root of the test's own;
-    whatever a failed test left is removed after it."""
-    name = tmp_path.name
+    """A container id, its cgroupsPath and a --root of the test's own; whatever a failed test
+    left is removed after it. The cgroup is a top-level one of the test's own (worker's pid and
+    test's dir), not under a parent shared with other workers: one's removal of the parent,
+    empty for a moment, raced another's create between its mkdirs of the parent and of its
+    own directory."""
+    top = f"{PREFIX}-{os.getpid()}-{tmp_path.name}"
     root = str(tmp_path / "root")
-    yield {"id": "c1", "cg": f"/{PARENT}/{name}", "root": root, "tmp": tmp_path, "rootfs": busybox_rootfs}
+    yield {"id": "c1", "cg": f"/{top}", "root": root, "tmp": tmp_path, "rootfs": busybox_rootfs}
     subprocess.run(
         [*OCIRT, "--root", root, "delete", "--force", "c1"],
         cwd=REPO,
@@ -32,8 +34,7 @@ def lab(tmp_path, busybox_rootfs):
         capture_output=True,
         timeout=60,
     )
-    remove_cgroup_dirs(f"{PARENT}/{name}")
-    remove_cgroup_parent(PARENT)
+    remove_cgroup_dirs(top)
 
 
 def left_behind(lab, root=None) -> list:
@@ -304,35 +305,46 @@ def test_console_socket_that_accepts_no_more(lab):
 
 
 def test_console_socket_closed_by_its_listener(lab):
-    """A console socket whose listener closes each connection it accepts: the pty master cannot
-    be sent, and the error says so (it was 'system call failed: broken pipe'); nothing left."""
+    """A console socket whose listener closes the connection: the pty master cannot be sent,
+    and the error says so (it was 'system call failed: broken pipe'); nothing left. (The init
+    sends it after the runtime hooks: a createRuntime hook holds it until the connection was
+    closed here.)"""
+    marker = lab["tmp"] / "closed"
     bundle = make_bundle(lab["tmp"] / "b", lab["rootfs"], ["true"], cgroups_path=lab["cg"], terminal=True)
+    config = json.loads(open(f"{bundle}/config.json").read())
+    wait = f"while [ ! -e {marker} ]; do sleep 0.01; done"
+    config["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", wait]}]}
+    with open(f"{bundle}/config.json", "w") as f:
+        json.dump(config, f)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(lab["tmp"] / "console.sock"))
     server.listen(4)
-
-    def refuse():
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            conn.close()
-
-    threading.Thread(target=refuse, daemon=True).start()
+    server.settimeout(60)
     try:
         for command in (["create"], ["run", "-d"]):
-            p = run_err_to_file(
-                [*OCIRT, "--root", lab["root"], *command, "--console-socket", server.getsockname()]
-                + ["--bundle", bundle, "c1"],
-                lab["tmp"] / "err",
-            )
+            with open(lab["tmp"] / "err", "w+") as err:
+                p = subprocess.Popen(
+                    [*OCIRT, "--root", lab["root"], *command, "--console-socket", server.getsockname()]
+                    + ["--bundle", bundle, "c1"],
+                    cwd=REPO,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                )
+                try:
+                    conn, _ = server.accept()
+                    conn.close()
+                finally:
+                    marker.touch()
+                p.wait(timeout=60)
+                err.seek(0)
+                p.stderr = err.read()
+            marker.unlink()
             assert p.returncode == 1
             line = one_line(p)
             assert "console socket" in line and "broken pipe" in line, line
             assert left_behind(lab) == []
     finally:
-        server.shutdown(socket.SHUT_RDWR)
         server.close()
 
 
