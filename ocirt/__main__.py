@@ -15,5 +15,7 @@ try:  # ^C before the command took over ends as the command ends one, 130 (as bi
 except KeyboardInterrupt:
     posix._exit(130)
 except Exception as e:  # noqa: BLE001 - its modules not loaded (no fd left): one line, as bin/ocirt
-    posix.write(2, f"ocirt: cannot start: {' '.join(str(e).split())}\n".encode(errors="replace"))
+    posix.write(
+        2, f"ocirt: cannot start: {' '.join(str(e).split()) or type(e).__name__}\n".encode(errors="replace")
+    )
     posix._exit(1)

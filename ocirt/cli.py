@@ -5,11 +5,12 @@ Flags follow Go's conventions as runc users type them: --flag value, --flag=valu
 short aliases (-b), and booleans (--detach, -d, --detach=false).
 """
 
+import posix  # not os: see bin/ocirt ("posix")
 import sys
 
 from . import SPEC_VERSION, __version__, defaults
 from .defaults import default_root
-from .errors import OcirtError
+from .errors import OcirtError, errno_text
 from .log import Logger
 from .record import record
 
@@ -296,6 +297,14 @@ def main(argv: list[str] | None = None, window: "Window | None" = None) -> int:
             raise UsageError(f'invalid value "{rootless}" for flag --rootless: expected true, false or auto')
         if g_values["root"] == "":
             raise UsageError('invalid value "" for flag --root: an empty path')
+        if g_values["root"] and g_values["root"][0] != "/":  # absolute from here on, as runc's
+            try:
+                g_values["root"] = f"{posix.getcwd()}/{g_values['root']}"
+            except OSError as e:
+                raise UsageError(
+                    f"--root {g_values['root']}: a relative path, and the current directory is gone: "
+                    f"{errno_text(e)}"
+                ) from None
         if g_values["version"]:
             sys.stdout.write(version_text())
             return 0
@@ -345,6 +354,12 @@ def main(argv: list[str] | None = None, window: "Window | None" = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except MemoryError:  # a caller's RLIMIT_AS or RLIMIT_DATA: said without allocating much
+        try:
+            log.error("out of memory")
+        except MemoryError:
+            posix.write(2, b"ocirt: out of memory\n")
+        return 1
     except Exception as e:  # noqa: BLE001 - a last resort: a bug, still told in one line
         log.error(f"internal error: {type(e).__name__}: {' '.join(str(e).split())}")
         return 1

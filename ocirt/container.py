@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .cgroups.layout import Layout
 
 
-_S_IFMT, _S_IFIFO, _S_IFLNK = 0o170000, 0o010000, 0o120000  # (not the stat module: an import)
+_S_IFMT, _S_IFIFO = 0o170000, 0o010000  # (not the stat module: an import, see bin/ocirt)
 _FILE_KINDS = {
     0o040000: "a directory",
     0o100000: "a regular file",
@@ -372,7 +372,7 @@ class OpenContainer:
     def _forget(self) -> None:
         """After the cgroup is gone: the state directory, then the poststop hooks."""
         hooks = self.state.hooks.get("poststop")
-        remove_state_dir(self.sd)
+        self.sd.remove()  # (a symlink in its place: the link, never what it points at)
         if hooks:
             # runtime.md step 13: a failure is logged as a warning, the other hooks still run,
             # and the delete succeeds
@@ -477,34 +477,6 @@ def remove_leftover(root: str, container_id: str) -> bool:
 
     remove_damaged(root, container_id)
     return True
-
-
-# what a state dir holds (StateDir.save, create's exec.fifo): all that is removed through a link
-STATE_FILES = ("state.json", "state.json.tmp", "state.json.old", "exec.fifo")
-
-
-def remove_state_dir(sd: StateDir) -> None:
-    """The state directory removed (StateDir.remove); where a symbolic link took its place,
-    only the files a state dir holds are removed through it, then the link: never the rest of
-    what it points at. Every file and directory in it went (a link to /tmp: whatever in /tmp
-    could be removed was)."""
-    if not is_link(sd.path):
-        sd.remove()
-        return
-    for name in STATE_FILES:
-        try:
-            posix.unlink(f"{sd.path}/{name}")
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            pass
-    posix.unlink(sd.path)
-
-
-def is_link(path: str) -> bool:
-    """`path` is a symbolic link (a state dir's place taken by one: never followed)."""
-    try:
-        return posix.lstat(path).st_mode & _S_IFMT == _S_IFLNK
-    except OSError:
-        return False
 
 
 def _check_leftover(sd: StateDir) -> None:

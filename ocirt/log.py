@@ -10,6 +10,16 @@ from .record import record
 _APPEND = posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC
 
 
+def _stderr(text: str) -> None:
+    """A line on stderr, written now; a stderr that takes nothing (2>/dev/full) is not an
+    error of its own (the command's exit status says what happened)."""
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
 def _open_log(path: str) -> int:
     """--log FILE opened for appending without waiting: a FIFO no one reads is ENXIO at once
     (runc's open waits for a reader for ever); one with a reader is written as a file."""
@@ -60,14 +70,14 @@ class Logger:
                 return True
             except OSError:
                 pass
-        sys.stderr.write(line + "\n")
+        _stderr(line + "\n")
         return False
 
     def error(self, msg: str) -> None:
         """runc's fatal(): the log line, and the bare message on stderr when it went into a log
         file (one that cannot be written, /dev/full say: the line on stderr is all)."""
         if self._write("error", msg):
-            sys.stderr.write(msg + "\n")
+            _stderr(msg + "\n")
 
     def warning(self, msg: str) -> None:
         self._write("warning", msg)

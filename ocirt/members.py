@@ -138,10 +138,8 @@ def remove_damaged(root: str, container_id: str) -> None:
                 cg.destroy()
             except (OSError, OcirtError):
                 pass
-        from .container import remove_state_dir
-
         try:
-            remove_state_dir(sd)  # (through a link: ocirt's files only, then the link)
+            sd.remove()  # (through a link: ocirt's files only, then the link)
         except OSError as e:
             raise OcirtError(f"cannot remove the state directory {sd.path}", e.errno) from None
     finally:

@@ -334,6 +334,10 @@ class StateDir:
             finally:
                 posix.close(fd)
         except OSError as e:  # a full or read-only --root, RLIMIT_FSIZE
+            try:
+                posix.unlink(tmp)  # (what it holds is not a record)
+            except OSError:
+                pass
             raise OcirtError(f"write {tmp}", e.errno) from None
         old = self.state_file + ".old"
         if aside:
@@ -369,7 +373,7 @@ class StateDir:
         if frozen is not None and frozen():  # before the fifo: a created container can be paused
             return Status.PAUSED
         try:
-            fifo = posix.stat(self.fifo)
+            fifo = posix.lstat(self.fifo)  # (a link in its place is not followed: not a mark)
         except OSError:
             return Status.RUNNING
         if fifo.st_mode & _S_ISVTX:  # a start began: created until the init executes the program
@@ -400,6 +404,21 @@ class StateDir:
         return True
 
     def remove(self) -> None:
+        """The directory and what is in it. Where a symbolic link took its place, only the files
+        a state dir holds are removed through it, then the link: never the rest of what it
+        points at (a link to /tmp lost /tmp whatever could be removed)."""
+        try:
+            linked = posix.lstat(self.path).st_mode & 0o170000 == 0o120000
+        except OSError:
+            linked = False
+        if linked:
+            for name in STATE_FILES:
+                try:
+                    posix.unlink(f"{self.path}/{name}")
+                except OSError:
+                    pass
+            posix.unlink(self.path)
+            return
         try:
             names = posix.listdir(self.path)
         except OSError as e:
@@ -407,7 +426,7 @@ class StateDir:
                 raise
             # no fd left to list it with (a create that failed for want of fds): the files a
             # state dir holds, by name (unlink and rmdir take no fd)
-            names = ["state.json", "state.json.tmp", "state.json.old", "exec.fifo"]
+            names = list(STATE_FILES)
         for name in names:
             path = f"{self.path}/{name}"
             try:
@@ -426,6 +445,10 @@ class StateDir:
                 posix.unlink(self.path)
             elif e.errno != errno.ENOENT:
                 raise
+
+
+# what a state dir holds (StateDir.save, create's exec.fifo; sdnotify's notify/ aside)
+STATE_FILES = ("state.json", "state.json.tmp", "state.json.old", "exec.fifo")
 
 
 def _remove_flat_dir(path: str) -> bool:

@@ -254,3 +254,40 @@ def test_log_a_fifo_no_one_reads(box, tmp_path):
     p = run("state", cid, global_args=["--log", str(tmp_path / "log")])
     assert p.returncode == 1
     assert f"open {tmp_path}/log: no such device or address" in error_line(p)
+
+
+def test_a_stderr_that_takes_nothing_keeps_the_exit_status(box):
+    """2>/dev/full: the error line cannot be written, and the exit status is still the
+    command's (it was 120, the interpreter's, for the failed write)."""
+    _, _, cid, root = box
+    with open("/dev/full", "w") as full:
+        p = subprocess.run(
+            OCIRT + ["--root", root, "state", cid],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=full,
+            timeout=60,
+        )
+    assert p.returncode == 1
+
+
+def test_relative_root_where_the_current_directory_is_gone(box, tmp_path):
+    """--root is made absolute first (as runc's); with the current directory removed, a relative
+    one is an error naming it (state said "container does not exist", list an empty table)."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    for args in (["state", "x"], ["list"]):
+        p = subprocess.run(
+            [sys.executable, "-m", "ocirt", "--root", "rel", *args],
+            cwd=gone,
+            env={**os.environ, "PYTHONPATH": REPO},
+            preexec_fn=lambda: os.rmdir(gone),  # (the child's cwd, removed under it)
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        gone.mkdir()
+        assert p.returncode == 1
+        assert "--root rel: a relative path, and the current directory is gone" in error_line(p)
