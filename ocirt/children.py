@@ -161,6 +161,28 @@ def pass_seccomp_fd(ch, seccomp_filter, state, pid: int) -> None:
     ch.send(Proceed())
 
 
+_REPLACEABLE = (0o100000, 0o120000)  # a regular file, a symbolic link (the link, not its target)
+_KINDS = {
+    0o020000: "a character device",
+    0o060000: "a block device",
+    0o010000: "a fifo",
+    0o140000: "a socket",
+}
+
+
+def check_pid_file(path: str) -> None:
+    """--pid-file that names a device, a fifo or a socket is refused before anything starts
+    (create, run, exec): the pid file is a temporary file renamed over it, and `--pid-file
+    /dev/full` made the host's /dev/full a regular file holding the pid (exit 0; runc's too).
+    A directory fails at the rename."""
+    try:
+        kind = posix.lstat(path).st_mode & 0o170000
+    except OSError:
+        return  # nothing there (the usual case), or the write itself tells what is wrong
+    if kind not in _REPLACEABLE and kind in _KINDS:
+        raise OcirtError(f"write the pid file {path}: it is {_KINDS[kind]}, not a regular file")
+
+
 def write_pid_file(path: str, pid) -> None:
     """--pid-file, written whole or not at all (a temporary file renamed); an error names the
     file asked for, never the temporary one."""

@@ -27,6 +27,7 @@ from .state import (
     check_id,
     is_dir,
     proc_start_time,
+    proc_stopped,
     saved_frozen,
 )
 
@@ -207,6 +208,11 @@ class OpenContainer:
                 if self._read_fifo(fd):
                     return False
                 raise OcirtError("cannot start a container that has stopped")
+            if pause >= 0.05 and proc_stopped(self.state.pid):  # (~0.1 s on: never on the way)
+                raise OcirtError(
+                    f"container {self.state.id}: its init (pid {self.state.pid}) is stopped "
+                    "(SIGSTOP?): it cannot take the start; SIGCONT it and start again"
+                )
             time.sleep(pause)  # not select: its module is a dlopen on every start
             pause = min(pause * 2, 0.05)
 

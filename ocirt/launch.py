@@ -229,14 +229,17 @@ class _Bundle:
                 for chunk in (head, table_bytes, *codes):
                     view = memoryview(chunk)
                     while view:
-                        view = view[posix.write(fd, view) :]
+                        done = posix.write(fd, view)
+                        if not done:  # (never for a file; no loop for ever should it be)
+                            raise OSError(5, "no progress")
+                        view = view[done:]
             finally:
                 posix.close(fd)
             posix.rename(tmp, self.path)
         except Exception:  # noqa: BLE001 - a cache: the command's result stands without it
             try:
                 posix.unlink(tmp)
-            except OSError:
+            except BaseException:  # noqa: BLE001 - (a MemoryError as well)
                 pass
 
 
@@ -351,7 +354,10 @@ def launch() -> None:
         rc = exit_code(e.code)
     rc = flush(rc)
     if bundle is not None:
-        bundle.save()
+        try:  # (the command is done: a cache that cannot be written is no error of its)
+            bundle.save()
+        except BaseException:  # noqa: BLE001 - a MemoryError under a caller's RLIMIT_AS, a ^C
+            pass
     posix._exit(rc)
 
 

@@ -173,6 +173,19 @@ def proc_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def proc_stopped(pid: int) -> bool:
+    """Whether pid is stopped by a signal or a tracer (T, t); False when it cannot be told."""
+    try:
+        fd = posix.open(f"/proc/{pid}/stat", posix.O_RDONLY | posix.O_CLOEXEC)
+        try:
+            data = posix.read(fd, 4096)
+        finally:
+            posix.close(fd)
+    except OSError:
+        return False
+    return data[data.rindex(b")") + 2 : data.rindex(b")") + 3] in (b"T", b"t")
+
+
 # -- paused: whether the container's cgroup is frozen (the status's last part) -------------------
 
 

@@ -407,3 +407,45 @@ def test_failed_run_reaps_its_init(lab, detach):
     assert os.listdir(lab["root"]) == []
     with open(f"{above}/pids.current") as f:
         assert f.read().strip() == "0"
+
+
+@pytest.mark.parametrize("command", [["create"], ["run", "-d"]])
+def test_pid_file_that_is_a_device_is_refused_before_anything(lab, command):
+    """--pid-file naming a device (a fifo, a socket) is refused before anything is made: the
+    pid file is a temporary file renamed over it, and `--pid-file /dev/full` made the host's
+    /dev/full a regular file (runc's does too). A node of our own stands for it here."""
+    bundle = make_bundle(lab["tmp"] / "b", lab["rootfs"], ["sleep", "60"], cgroups_path=lab["cg"])
+    node = lab["tmp"] / "null"
+    os.mknod(node, 0o666 | 0o020000, os.makedev(1, 3))
+    p = run_err_to_file(
+        [*OCIRT, "--root", lab["root"], *command, "--bundle", bundle, "--pid-file", str(node), "c1"],
+        lab["tmp"] / "err",
+    )
+    assert p.returncode == 1
+    assert f"write the pid file {node}: it is a character device, not a regular file" in one_line(p)
+    assert os.stat(node).st_mode & 0o170000 == 0o020000
+    assert left_behind(lab) == []
+
+
+def test_start_of_a_stopped_init_says_so(lab):
+    """A created container whose init was stopped (SIGSTOP) cannot take the start: one line
+    saying so, the container still created, and a start after SIGCONT runs it (start waited
+    for ever, as runc's does)."""
+    bundle = make_bundle(lab["tmp"] / "b", lab["rootfs"], ["sleep", "60"], cgroups_path=lab["cg"])
+    base = [*OCIRT, "--root", lab["root"]]
+    assert run_err_to_file([*base, "create", "--bundle", bundle, "c1"], lab["tmp"] / "err").returncode == 0
+    state = json.loads(
+        subprocess.run([*base, "state", "c1"], cwd=REPO, capture_output=True, text=True).stdout
+    )
+    os.kill(state["pid"], 19)  # SIGSTOP
+    try:
+        p = run_err_to_file([*base, "start", "c1"], lab["tmp"] / "err", timeout=60)
+        assert p.returncode == 1
+        assert "is stopped (SIGSTOP?)" in one_line(p)
+    finally:
+        os.kill(state["pid"], 18)  # SIGCONT
+    assert run_err_to_file([*base, "start", "c1"], lab["tmp"] / "err").returncode == 0
+    state = json.loads(
+        subprocess.run([*base, "state", "c1"], cwd=REPO, capture_output=True, text=True).stdout
+    )
+    assert state["status"] == "running"

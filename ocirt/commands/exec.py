@@ -139,6 +139,8 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
     try:
         opts = exec_options(o, args[1:])
         if o["pid_file"]:
+            from ..children import check_pid_file
+
             check_pid_file(o["pid_file"])
         with OpenContainer.open(g.root, container_id) as c:
             proc = process_config(opts, args[1:], c.state.bundle)
@@ -252,27 +254,6 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
 
 
 # what --pid-file may name, besides a path with nothing there: what its rename may replace
-_REPLACEABLE = (0o100000, 0o120000)  # a regular file, a symbolic link (the link, not its target)
-_KINDS = {
-    0o020000: "a character device",
-    0o060000: "a block device",
-    0o010000: "a fifo",
-    0o140000: "a socket",
-}
-
-
-def check_pid_file(path: str) -> None:
-    """--pid-file that names a device, a fifo or a socket is refused before anything starts:
-    the pid file is a temporary file renamed over it, and `--pid-file /dev/full` made the
-    host's /dev/full a regular file holding the pid (exit 0). A directory fails at the rename."""
-    try:
-        kind = posix.lstat(path).st_mode & 0o170000
-    except OSError:
-        return  # nothing there (the usual case), or the write itself tells what is wrong
-    if kind not in _REPLACEABLE and kind in _KINDS:
-        raise OcirtError(f"write the pid file {path}: it is {_KINDS[kind]}, not a regular file")
-
-
 class _Held:
     """exec -d's handler of the signals that stop a command (SIGHUP, SIGINT, SIGQUIT, SIGTERM:
     a ^C, an engine's timeout): held while exec works, then the exec is cancelled (its process
