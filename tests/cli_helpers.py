@@ -29,14 +29,15 @@ def make_bundle(directory, rootfs: str, args: list[str], cgroups_path: str | Non
 
 
 def run_err_to_file(
-    argv: list, err_path, timeout: float = 60, cwd: str = REPO
+    argv: list, err_path, timeout: float = 60, cwd: str | None = REPO, stdout=subprocess.DEVNULL, **kw
 ) -> subprocess.CompletedProcess:
     """Run a command whose stderr goes to a file, not a pipe (a container's init, which create
-    or run -d leave behind, inherits it and would hold a pipe open); stdin and stdout are
-    /dev/null. The CompletedProcess's stderr is the file's text."""
+    or run -d leave behind, inherits it and would hold a pipe open); stdin is /dev/null, stdout
+    too unless given; `kw` go to subprocess.run (preexec_fn, say). The CompletedProcess's
+    stderr is the file's text."""
     with open(err_path, "w+") as err:
         p = subprocess.run(
-            argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, timeout=timeout
+            argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err, timeout=timeout, **kw
         )
         err.seek(0)
         p.stderr = err.read()
@@ -127,3 +128,17 @@ class ConsoleSocket:
         if self.master is not None:
             os.close(self.master)
         self.server.close()
+
+
+def child_of(pid: int) -> int:
+    """A child of process `pid` (the first /proc lists): the process a command forked."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[1].split()[1] == str(pid):
+                return int(entry)
+    raise AssertionError(f"no child of {pid}")

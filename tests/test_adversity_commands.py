@@ -15,7 +15,7 @@ import time
 import uuid
 
 import pytest
-from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_parent, run_err_to_file
+from cli_helpers import OCIRT, REPO, child_of, make_bundle, remove_cgroup_parent, run_err_to_file
 
 LAUNCHER = os.path.join(REPO, "bin", "ocirt")
 PARENT = "ocirt-test-adversity"
@@ -124,17 +124,12 @@ def test_exec_tty_output_that_cannot_be_written_leaves_no_process(running, tmp_p
     process goes with it (one that ignores SIGHUP was left running in the container, with no
     one to wait for it)."""
     root, cid = running
-    with open("/dev/full", "w") as full, open(tmp_path / "exec.err", "w+") as err:
-        p = subprocess.run(
+    with open("/dev/full", "w") as full:
+        p = run_err_to_file(
             [*OCIRT, "--root", root, "exec", "-t", cid, "sh", "-c", 'trap "" HUP; echo hi; exec sleep 301'],
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
+            tmp_path / "exec.err",
             stdout=full,
-            stderr=err,
-            timeout=60,
         )
-        err.seek(0)
-        p.stderr = err.read()
     assert p.returncode == 255, p.stderr
     assert _one_line(p).startswith("time=") and "exec failed: " in p.stderr
     assert _pids(root, cid) == [_init_pid(root, cid)]
@@ -291,7 +286,7 @@ def test_exec_detach_stopped_by_a_signal_leaves_no_process(running, tmp_path, si
             while not glob.glob(str(piddir / ".pid.*")):  # the temporary pid file: the process runs
                 assert p.poll() is None and time.monotonic() < deadline
                 time.sleep(0.01)
-            os.kill(_child_of(p.pid), sig)
+            os.kill(child_of(p.pid), sig)
             assert p.wait(timeout=60) == 255
         finally:
             if p.poll() is None:
@@ -304,19 +299,6 @@ def test_exec_detach_stopped_by_a_signal_leaves_no_process(running, tmp_path, si
     )
     assert _pids(root, cid) == [_init_pid(root, cid)]
     assert os.listdir(piddir) == []
-
-
-def _child_of(pid: int) -> int:
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            if stat.rsplit(")", 1)[1].split()[1] == str(pid):
-                return int(entry)
-    raise AssertionError(f"no child of {pid}")
 
 
 # -- a cgroup taken away --------------------------------------------------------------------------------

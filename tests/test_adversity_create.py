@@ -195,17 +195,12 @@ def test_relative_path_in_a_removed_current_directory(lab, command, relative):
         os.rmdir(gone)
 
     args = ["--bundle", "."] if relative == "bundle" else ["--bundle", bundle, "--pid-file", "pid"]
-    with open(lab["tmp"] / "err", "w+") as err:
-        p = subprocess.run(
-            [sys.executable, "-I", "-S", LAUNCHER, "--root", lab["root"], *command, *args, "c1"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            preexec_fn=into_removed_dir,
-            timeout=60,
-        )
-        err.seek(0)
-        p.stderr = err.read()
+    p = run_err_to_file(
+        [sys.executable, "-I", "-S", LAUNCHER, "--root", lab["root"], *command, *args, "c1"],
+        lab["tmp"] / "err",
+        cwd=None,
+        preexec_fn=into_removed_dir,
+    )
     assert p.returncode == 1
     line = one_line(p)
     assert "current directory" in line and ("bundle ." in line or "pid file pid" in line), line
@@ -365,18 +360,11 @@ def test_prestart_hook_under_rlimit_nofile_is_monotonic(lab):
         def nofile(n=n):
             resource.setrlimit(resource.RLIMIT_NOFILE, (n, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
-        with open(lab["tmp"] / "err", "w+") as err:
-            p = subprocess.run(
-                [*OCIRT, "--root", lab["root"], "run", "--bundle", bundle, "c1"],
-                cwd=REPO,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                preexec_fn=nofile,
-                timeout=60,
-            )
-            err.seek(0)
-            p.stderr = err.read()
+        p = run_err_to_file(
+            [*OCIRT, "--root", lab["root"], "run", "--bundle", bundle, "c1"],
+            lab["tmp"] / "err",
+            preexec_fn=nofile,
+        )
         if p.returncode == 0:
             went.append(n)
         else:

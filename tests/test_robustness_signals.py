@@ -10,7 +10,7 @@ import time
 import uuid
 
 import pytest
-from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_parent, run_err_to_file
+from cli_helpers import OCIRT, REPO, child_of, make_bundle, remove_cgroup_parent, run_err_to_file
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -45,19 +45,6 @@ def running(tmp_path, busybox_rootfs):
     yield root, cid
     ocirt(root, "delete", "--force", cid)
     assert not os.path.exists(os.path.join(root, cid))
-
-
-def child_of(pid):
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            if stat.rsplit(")", 1)[1].split()[1] == str(pid):
-                return int(entry)
-    raise AssertionError(f"no child of {pid}")
 
 
 @pytest.mark.skipif(not shutil.which("strace"), reason="strace is not installed")
