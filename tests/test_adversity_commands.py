@@ -305,13 +305,18 @@ def test_exec_detach_stopped_by_a_signal_leaves_no_process(running, tmp_path, si
 
 
 def _move_out_and_remove_cgroup(group: str, pid: int) -> None:
-    """The init moved to the top of each hierarchy, and the container's cgroup removed."""
-    for d in glob.glob(f"/sys/fs/cgroup/*/{group}"):
-        top = os.path.dirname(os.path.dirname(d))  # /sys/fs/cgroup/<hierarchy>
+    """The init moved to the top of each hierarchy (cgroup v2: the one), and the container's
+    cgroup removed."""
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    pattern = f"/sys/fs/cgroup/{group}" if v2 else f"/sys/fs/cgroup/*/{group}"
+    found = glob.glob(pattern)
+    assert found, pattern
+    for d in found:
+        top = "/sys/fs/cgroup" if v2 else os.path.dirname(os.path.dirname(d))  # (v1: <hierarchy>)
         with open(os.path.join(top, "cgroup.procs"), "w") as f:
             f.write(str(pid))
         os.rmdir(d)
-    assert not glob.glob(f"/sys/fs/cgroup/*/{group}")
+    assert not glob.glob(pattern)
 
 
 def test_kill_all_reaches_an_init_outside_its_cgroup(running, tmp_path):

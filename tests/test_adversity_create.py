@@ -368,7 +368,7 @@ def test_prestart_hook_under_rlimit_nofile_is_monotonic(lab):
         if p.returncode == 0:
             went.append(n)
         else:
-            assert "too many open files" in one_line(p), p.stderr
+            assert "too many open files" in one_line(p).lower(), p.stderr
             assert not went, (n, went, p.stderr)
         assert left_behind(lab) == []
     assert went and went[-1] == 40
@@ -380,8 +380,11 @@ def test_failed_run_reaps_its_init(lab, detach):
     before run ends, not left a zombie to the host's reaper, which counted against a pids limit
     above the container until that reaped it (here, PID 1 never does: every such run took one
     more pid of /ocirt-advB for good)."""
-    above = f"/sys/fs/cgroup/pids{lab['cg']}"
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    above = f"/sys/fs/cgroup{lab['cg']}" if v2 else f"/sys/fs/cgroup/pids{lab['cg']}"
     os.makedirs(above)  # (made here, not by ocirt: it stays, with its count, after the run)
+    if not os.path.exists(f"{above}/pids.current"):
+        pytest.skip("no pids controller for a cgroup of ours here")
     bundle = make_bundle(lab["tmp"] / "b", lab["rootfs"], ["true"], cgroups_path=f"{lab['cg']}/c")
     config = json.loads(open(f"{bundle}/config.json").read())
     config["hooks"] = {"startContainer": [{"path": "/bin/false"}]}
