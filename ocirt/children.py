@@ -161,6 +161,7 @@ def pass_seccomp_fd(ch, seccomp_filter, state, pid: int) -> None:
     ch.send(Proceed())
 
 
+# what --pid-file may name, besides a path with nothing there: what its rename may replace
 _REPLACEABLE = (0o100000, 0o120000)  # a regular file, a symbolic link (the link, not its target)
 _KINDS = {
     0o020000: "a character device",

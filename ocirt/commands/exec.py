@@ -253,7 +253,6 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
                 signal.signal(sig, signal.SIG_IGN)
 
 
-# what --pid-file may name, besides a path with nothing there: what its rename may replace
 class _Held:
     """exec -d's handler of the signals that stop a command (SIGHUP, SIGINT, SIGQUIT, SIGTERM:
     a ^C, an engine's timeout): held while exec works, then the exec is cancelled (its process
