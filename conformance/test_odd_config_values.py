@@ -9,7 +9,7 @@ import socket
 import tempfile
 
 import pytest
-from runtime import assert_failed_cleanly, cgroup_dirs, ok, one_line, sh
+from runtime import assert_failed_cleanly, cgroup_dirs, ok, one_line, remove_cgroup_trees, sh
 
 RLIM_INFINITY = 2**64 - 1  # rlim_t's largest value, the kernel's "unlimited"
 
@@ -217,8 +217,11 @@ def test_cgroups_path_the_kernel_refuses(rt, make_bundle, name):
     b.config["linux"]["cgroupsPath"] = f"/ocirt-conformance/{b.id}/{name}"
     b.save()
     p = rt.run(b.id, b)
-    assert_failed_cleanly(rt, b, p, "/linux/cgroupsPath")
-    assert cgroup_dirs(f"/ocirt-conformance/{b.id}") == []
+    try:
+        assert_failed_cleanly(rt, b, p, "/linux/cgroupsPath")
+        assert cgroup_dirs(f"/ocirt-conformance/{b.id}") == []
+    finally:  # (runc, xfail here, leaves its cpuset directory for the path)
+        remove_cgroup_trees(cgroup_dirs(f"/ocirt-conformance/{b.id}"))
 
 
 @pytest.mark.parametrize("key", ["uid", "gid"])
