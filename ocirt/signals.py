@@ -92,13 +92,14 @@ class Relay:
     process is made: a signal that comes meanwhile (a SIGTERM, a ^C) neither kills the runtime
     half way, leaving the process without its waiter (or a 'creating' container), nor is lost.
     A child forked meanwhile (a stage, the init) gets the default action, as it would have
-    without the handler."""
+    without the handler. With `only`, those signals alone are held (exec -d's: the ones that
+    stop a command, which then cancels itself: pending says which came)."""
 
-    def __init__(self, also_kept: tuple = ()) -> None:
+    def __init__(self, also_kept: tuple = (), only: tuple | None = None) -> None:
         self.me = posix.getpid()
         self.pid = 0
         self.pending: list[int] = []
-        for sig in range(1, _signal.NSIG):
+        for sig in only or range(1, _signal.NSIG):
             if sig not in UNRELAYED and sig not in also_kept:
                 try:
                     _signal.signal(sig, self)

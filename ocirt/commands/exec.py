@@ -129,13 +129,17 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
     # this process, which would leave the process without its waiter), but SIGCHLD, SIGWINCH
     # (a terminal's resize, below) and SIGURG (runc: Go's own); one that comes before the
     # process runs is kept for it (runc's handler, too, is made before the process).
+    from ..signals import Relay
+
     relay = held = None
     if not o["detach"]:
-        from ..signals import Relay
-
         relay = Relay()
     else:
-        held = _Held()
+        # the signals that stop a command (a ^C, an engine's timeout) held while exec works,
+        # then the exec is cancelled (its process killed, its pid file removed) and fails as
+        # any exec does: they ended it at once (SIGINT: at the next Python line), and a process
+        # already started was left running while exec failed
+        held = Relay(only=STOP_SIGNALS)
     try:
         opts = exec_options(o, args[1:])
         if o["pid_file"]:
@@ -204,7 +208,7 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
         if debug:
             debug(f"exec: process started, pid {pid}")
         if held is not None:
-            if held.signal:  # the process was started all the same: cancelled
+            if held.pending:  # the process was started all the same: cancelled
                 from ..children import kill_and_reap
 
                 kill_and_reap(pid)
@@ -213,7 +217,7 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
                         posix.unlink(o["pid_file"])
                     except OSError:
                         pass
-                raise OcirtError(f"interrupted by signal {held.signal}: the process was killed")
+                raise OcirtError(f"interrupted by signal {held.pending[0]}: the process was killed")
             return 0
         try:
             if relay is not None:
@@ -253,31 +257,8 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
                 signal.signal(sig, signal.SIG_IGN)
 
 
-class _Held:
-    """exec -d's handler of the signals that stop a command (SIGHUP, SIGINT, SIGQUIT, SIGTERM:
-    a ^C, an engine's timeout): held while exec works, then the exec is cancelled (its process
-    killed, its pid file removed) and fails as any exec does. They ended it at once, or at the
-    next Python line (SIGINT), and a process already started was left running while exec
-    failed. A child forked meanwhile gets the default action (as with signals.Relay)."""
-
-    STOP = (1, 2, 3, 15)
-
-    def __init__(self) -> None:
-        import _signal
-
-        self.me = posix.getpid()
-        self.signal = 0
-        for sig in self.STOP:
-            _signal.signal(sig, self)
-
-    def __call__(self, sig: int, frame) -> None:
-        if posix.getpid() != self.me:
-            import _signal
-
-            _signal.signal(sig, _signal.SIG_DFL)
-            posix.kill(posix.getpid(), sig)
-        elif not self.signal:
-            self.signal = sig
+# SIGHUP, SIGINT, SIGQUIT, SIGTERM: what exec -d holds (above)
+STOP_SIGNALS = (1, 2, 3, 15)
 
 
 def parse_cgroup_option(values: list) -> dict:
