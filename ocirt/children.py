@@ -6,7 +6,7 @@ import posix  # not os: start and delete reach this module (see bin/ocirt, "posi
 import time
 
 from .errors import OcirtError
-from .paths import abspath, basename, dirname, join
+from .paths import FILE_KINDS, S_IFMT, abspath, basename, dirname, join
 from .record import record
 from .state import Status, proc_start_time
 
@@ -161,14 +161,8 @@ def pass_seccomp_fd(ch, seccomp_filter, state, pid: int) -> None:
     ch.send(Proceed())
 
 
-# what --pid-file may name, besides a path with nothing there: what its rename may replace
-_REPLACEABLE = (0o100000, 0o120000)  # a regular file, a symbolic link (the link, not its target)
-_KINDS = {
-    0o020000: "a character device",
-    0o060000: "a block device",
-    0o010000: "a fifo",
-    0o140000: "a socket",
-}
+# what --pid-file must not name (its rename would replace it): devices, fifos, sockets
+_NODES = (0o020000, 0o060000, 0o010000, 0o140000)
 
 
 def check_pid_file(path: str) -> None:
@@ -177,11 +171,11 @@ def check_pid_file(path: str) -> None:
     /dev/full` made the host's /dev/full a regular file holding the pid (exit 0; runc's too).
     A directory fails at the rename."""
     try:
-        kind = posix.lstat(path).st_mode & 0o170000
+        kind = posix.lstat(path).st_mode & S_IFMT
     except OSError:
         return  # nothing there (the usual case), or the write itself tells what is wrong
-    if kind not in _REPLACEABLE and kind in _KINDS:
-        raise OcirtError(f"write the pid file {path}: it is {_KINDS[kind]}, not a regular file")
+    if kind in _NODES:
+        raise OcirtError(f"write the pid file {path}: it is {FILE_KINDS[kind]}, not a regular file")
 
 
 def write_pid_file(path: str, pid) -> None:

@@ -16,7 +16,7 @@ import posix  # not os: see bin/ocirt ("posix")
 import time
 
 from .errors import OcirtError
-from .paths import exists
+from .paths import FILE_KINDS, S_IFIFO, S_IFMT, exists
 from .record import record
 from .state import (
     EXECUTING,
@@ -34,17 +34,6 @@ from .state import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .cgroups.layout import Layout
-
-
-_S_IFMT, _S_IFIFO = 0o170000, 0o010000  # (not the stat module: an import, see bin/ocirt)
-_FILE_KINDS = {
-    0o040000: "a directory",
-    0o100000: "a regular file",
-    0o120000: "a symbolic link",
-    0o020000: "a character device",
-    0o060000: "a block device",
-    0o140000: "a socket",
-}
 
 
 def _warn(message: str) -> None:
@@ -178,10 +167,10 @@ class OpenContainer:
         return fd
 
     def _check_fifo(self, mode: int) -> None:
-        kind = mode & _S_IFMT
-        if kind != _S_IFIFO:
+        kind = mode & S_IFMT
+        if kind != S_IFIFO:
             raise OcirtError(
-                f"container {self.state.id}: {self.sd.fifo} is {_FILE_KINDS.get(kind, 'not a fifo')}, "
+                f"container {self.state.id}: {self.sd.fifo} is {FILE_KINDS.get(kind, 'not a fifo')}, "
                 "not a fifo: the state directory was damaged"
             )
 

@@ -11,6 +11,17 @@ import posix
 import sys
 
 _S_IFMT, _S_IFDIR, _S_IFREG, _S_IFLNK = 0o170000, 0o040000, 0o100000, 0o120000
+S_IFMT, S_IFIFO = _S_IFMT, 0o010000
+# what a file is (st_mode & S_IFMT), in an error's words
+FILE_KINDS = {
+    0o010000: "a fifo",
+    0o020000: "a character device",
+    0o040000: "a directory",
+    0o060000: "a block device",
+    0o100000: "a regular file",
+    0o120000: "a symbolic link",
+    0o140000: "a socket",
+}
 
 
 def join(a: str, *p: str) -> str:
@@ -168,3 +179,11 @@ def environ_get(name: str, default: str = "") -> str:
         return os.environ.get(name, default)
     value = posix.environ.get(name.encode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()))
     return default if value is None else fsdecode(value)
+
+
+def is_symlink(path: str) -> bool:
+    """os.path.islink: False where it cannot be looked at."""
+    try:
+        return posix.lstat(path).st_mode & _S_IFMT == _S_IFLNK
+    except OSError:
+        return False

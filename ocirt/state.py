@@ -12,7 +12,7 @@ import posix  # not os: see bin/ocirt ("posix"); this module is on every command
 
 from . import jsonio
 from .errors import OcirtError
-from .paths import is_dir, join, makedirs  # os.path's, on posix
+from .paths import is_dir, is_symlink, join, makedirs  # os.path's, on posix
 from .record import asdict, field, fields, record
 
 TYPE_CHECKING = False
@@ -420,11 +420,7 @@ class StateDir:
         """The directory and what is in it. Where a symbolic link took its place, only the files
         a state dir holds are removed through it, then the link: never the rest of what it
         points at (a link to /tmp lost /tmp whatever could be removed)."""
-        try:
-            linked = posix.lstat(self.path).st_mode & 0o170000 == 0o120000
-        except OSError:
-            linked = False
-        if linked:
+        if is_symlink(self.path):
             for name in STATE_FILES:
                 try:
                     posix.unlink(f"{self.path}/{name}")

@@ -86,8 +86,7 @@ def main(g, o, args) -> int:
         except BaseException as e:
             if pid:
                 reap_if_gone(pid)
-            if isinstance(e, OcirtError):
-                e.message = f"ocirt run failed: {e.message}"
+            run_failed(e)
             raise
         if detach:
             if notify is not None:  # systemd's MAINPID: the container's, we are gone
@@ -104,8 +103,7 @@ def main(g, o, args) -> int:
             code = wait_init(pid)
         except BaseException as e:  # (its output cannot be written: EPIPE) the container goes
             stop_started(g.root, container_id, fx.layout, pid, keep=o["keep"] and isinstance(e, OcirtError))
-            if isinstance(e, OcirtError):
-                e.message = f"ocirt run failed: {e.message}"
+            run_failed(e)
             raise
         g.log.debug(f"run: container {container_id} exited with {code}")
     finally:
@@ -150,3 +148,11 @@ def reap_if_gone(pid: int) -> None:
         posix.waitpid(pid, posix.WNOHANG)
     except (ChildProcessError, InterruptedError):
         pass
+
+
+def run_failed(e: BaseException) -> None:
+    """run's error, once, in runc's words: "ocirt run failed: ..." (a ^C stays what it is)."""
+    from ..errors import OcirtError
+
+    if isinstance(e, OcirtError):
+        e.message = f"ocirt run failed: {e.message}"
