@@ -35,10 +35,6 @@ def plan_lines(bundle, capsys, monkeypatch, layout, cgroupns=True, alone=False):
     config = json.loads(path.read_text())
     if cgroupns:
         config["linux"]["namespaces"].append({"type": "cgroup"})
-    # A path no other test's container has: the plan looks at the host (a directory already
-    # there is not made), and runc's default config has none, which would be /c1 (the
-    # container of a test on another worker, say)
-    config["linux"]["cgroupsPath"] = f"/ocirt-plan-{bundle.name}"
     path.write_text(json.dumps(config))
     assert main(["--root", str(bundle / "state"), "plan", "--bundle", str(bundle), "c1"]) == 0
     return capsys.readouterr().out.splitlines()
