@@ -98,6 +98,14 @@ def current_dirs(layout: Layout, own: dict) -> tuple[dict, str | None]:
     return paths, unified
 
 
+def in_hierarchy(layout: Layout):
+    """Whether a directory of a saved record is one create could have made: strictly below one
+    of this host's cgroup mounts. A hierarchy's root is not (create refuses a cgroupsPath of "/",
+    and no mkdir makes a mount point), nor is a directory outside every hierarchy."""
+    mounts = [m + "/" for m in (*layout.mounts.values(), layout.unified) if m]
+    return lambda d: type(d) is str and any(d.startswith(m) for m in mounts)
+
+
 class FsCgroup(Manager):
     """A cgroup written through cgroupfs; the v1 and v2 managers fill in what differs.
 
@@ -170,12 +178,17 @@ class FsCgroup(Manager):
                 f"but this host is cgroup {layout.kind}"
             )
         devices = d.get("devices")  # kept as saved; parsed when asked for (_device_list)
+        # A damaged record that named a hierarchy's root had `kill --all` and `delete --force`
+        # signal every process below it (on the root cgroup, every process of the host): a
+        # directory create cannot have made is no directory of the container's.
+        ours = in_hierarchy(layout)
+        unified = d.get("unified")
         return cls(
             layout,
-            d.get("paths") or {},
-            d.get("unified"),
+            {ctrl: p for ctrl, p in (d.get("paths") or {}).items() if ours(p)},
+            unified if ours(unified) else None,
             cgroups_path=d.get("cgroupsPath"),
-            created=d.get("created"),
+            created=[p for p in d.get("created") or [] if ours(p)],
             devices=devices,
             fs=fs,
         )

@@ -69,8 +69,13 @@ def manager_from_state(layout: Layout, d: dict | None, *, pid: int = 0, fs=None,
     if d.get("systemd"):
         from .systemd import SystemdCgroup
 
-        return SystemdCgroup.from_saved(layout, d, fs=fs, bus=bus)
-    return fs_class(layout.kind).from_dict(layout, d, fs=fs)
+        cg: Manager = SystemdCgroup.from_saved(layout, d, fs=fs, bus=bus)
+    else:
+        cg = fs_class(layout.kind).from_dict(layout, d, fs=fs)
+    # none of the directories it names is one create could have made (a damaged record:
+    # cgroup.in_hierarchy): as a container without a cgroup, its processes those of its pid
+    # namespace
+    return cg if cg.dirs() else no_cgroup(layout, pid)
 
 
 def no_cgroup(layout: Layout | None = None, pid: int = 0) -> NoCgroup:

@@ -118,6 +118,11 @@ def remove_if_empty(saved: dict | None) -> bool:
     leaves = set(dirs)
     for d in removal_order(created):
         try:
+            # not a cgroup (a damaged record; the rmdir would take an empty directory of any
+            # file system): the manager's, which removes only what is below the host's cgroup
+            # mounts (cgroup.in_hierarchy)
+            if not posix.access(d + "/cgroup.procs", posix.F_OK) and posix.access(d, posix.F_OK):
+                return False
             posix.rmdir(d)
         except FileNotFoundError:
             pass

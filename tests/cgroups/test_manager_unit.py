@@ -304,3 +304,48 @@ def test_rmtree_lists_a_directory_only_when_rmdir_says_busy():
     fs.log.clear()
     cg.rmtree("/c", 1.0)  # a child cgroup of its own: busy, listed, the child, then it
     assert fs.log == [("rmdir", "/c"), ("subdirs", "/c"), ("rmdir", "/c/sub"), ("rmdir", "/c")]
+
+
+class HostFS(RecordingFS):
+    """Every cgroup.procs lists two processes; signals are recorded, not sent."""
+
+    def read(self, path):
+        return "101\n102\n" if path.endswith("/cgroup.procs") else super().read(path)
+
+    def kill(self, pid, sig):
+        self.log.append(("kill", pid, sig))
+
+
+@pytest.mark.parametrize("text", [V2, HYBRID, V1])
+@pytest.mark.parametrize("systemd", [False, True])
+def test_a_record_naming_a_hierarchy_root_is_no_cgroup_of_the_containers(text, systemd):
+    """A damaged state.json whose cgroup record names a hierarchy's root (or a directory outside
+    every hierarchy) as the container's own, made by create: `kill --all` and `delete --force`
+    signalled every process below it, on the root cgroup every process of the host. Such a
+    directory is none of the container's: left out, nothing of the cgroup is the container's
+    (members.owns_cgroup), and its processes are those of its pid namespace alone."""
+    from ocirt.members import container_pids, owns_cgroup
+
+    lay = parse_mountinfo(text)
+    good = manager_for(lay, "/a/b", "c1").to_dict()
+    good["created"] = list(manager_for(lay, "/a/b", "c1").dirs())
+    damaged = dict(good, paths=dict(lay.mounts), unified=lay.unified)
+    damaged["created"] = [*lay.mounts.values(), *([lay.unified] if lay.unified else []), "/tmp", "/"]
+    if systemd:
+        good["systemd"] = damaged["systemd"] = {"unit": "x.scope", "slice": "system.slice"}
+    again = manager_from_state(lay, good, fs=HostFS())
+    assert again.dirs() and again.dirs() == manager_for(lay, "/a/b", "c1").dirs()
+    assert container_pids(again, 0, 0) == [101, 102]  # (its own cgroup: all of it)
+    fs = HostFS()
+    cg = manager_from_state(lay, damaged, fs=fs)
+    assert type(cg) is NoCgroup and cg.created == [] and not owns_cgroup(cg)
+    assert container_pids(cg, 0, 0) == []
+    with pytest.raises(OcirtError, match=NO_CGROUP):
+        cg.kill_all(9)
+    if lay.mounts:  # v1: one hierarchy's root among its own directories: that one goes
+        ctrl, mount = next(iter(lay.mounts.items()))
+        partly = dict(good, paths={**good["paths"], ctrl: mount}, created=[*good["created"], mount])
+        cg = manager_from_state(lay, partly, fs=fs)
+        assert cg.dirs() == [d for d in again.dirs() if d != good["paths"][ctrl]]
+        assert cg.created == good["created"]
+    assert not [e for e in fs.log if e[0] == "kill"]

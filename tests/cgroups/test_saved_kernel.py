@@ -147,3 +147,21 @@ def test_exec_process_gets_in_by_itself_as_the_managers_move_puts_it(make_cg, pr
 
     assert where(out.stdout.splitlines(), by_record) == where(own_cgroup_lines(first.pid), by_manager)
     assert by_record.pids() == []  # it has exited: the cgroup is empty again
+
+
+def test_a_damaged_record_naming_a_directory_that_is_no_cgroup_removes_nothing(tmp_path, make_cg):
+    """created and paths naming an empty directory of another file system (a damaged
+    state.json): delete's rmdir would have taken it; it is the manager's, and nothing goes."""
+    cg = make_cg()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    saved = cg.to_dict()
+    saved["created"] = [*saved["created"], str(empty)]
+    assert not remove_if_empty(saved)
+    assert empty.is_dir()
+    from ocirt import cgroups
+
+    manager = cgroups.manager_from_state(cg.layout, saved)
+    assert str(empty) not in manager.created  # (cgroup.in_hierarchy)
+    manager.destroy()
+    assert empty.is_dir() and leftovers(cg) == []
