@@ -546,7 +546,10 @@ def _cgroup(v) -> bool:
             not systemd
             or (
                 type(systemd) is dict
+                # a scope or slice: delete stops the unit (StopUnit), and a damaged record
+                # must not name any unit of the host's (a service, say)
                 and _is_str(systemd.get("unit"))
+                and systemd["unit"].endswith((".scope", ".slice"))
                 and _optional(_is_str)(systemd.get("slice"))
             )
         )

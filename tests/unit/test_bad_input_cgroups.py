@@ -137,3 +137,14 @@ def test_device_rule_numbers_outside_u32_are_refused(field, value):
 def test_device_rule_minus_one_is_any():
     (rule,) = parse_device_rules([{"allow": True, "type": "c", "major": -1, "minor": -1}])
     assert rule.major is None and rule.minor is None
+
+
+@pytest.mark.parametrize("unit", ["sshd.service", "x.mount", "", "scope"])
+def test_a_systemd_record_naming_no_scope_or_slice_is_damage(unit):
+    """delete stops the record's unit: a damaged one must not name a service of the host's."""
+    record = {**CG, "systemd": {"unit": unit, "slice": "system.slice"}}
+    data = {"id": "c", "bundle": "/b", "pid": 5, "cgroup": record}
+    assert state_damage(data, "c") == "'cgroup' is not a cgroup record"
+    for good in ("ocirt-c.scope", "pod1.slice"):
+        record["systemd"]["unit"] = good
+        assert state_damage(data, "c") == ""
