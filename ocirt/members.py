@@ -157,9 +157,6 @@ def _cgroup(saved):
         cg = cgroups.manager_from_state(layout, saved)
     except (OSError, OcirtError, TypeError, ValueError, KeyError, AttributeError):
         return None
-    if cg.kind == "none":
-        return None
-    tops = [m.rstrip("/") + "/" for m in (*layout.mounts.values(), layout.unified) if m]
-    if all(any(d.startswith(t) for t in tops) for d in (*cg.dirs(), *cg.created)):
-        return cg
-    return None  # not a cgroup directory: nothing of it is touched
+    # (a directory that is no cgroup of its, a hierarchy's root or one outside every mount, is
+    # not in the manager: cgroup.in_hierarchy; a record left with none is "none")
+    return None if cg.kind == "none" else cg

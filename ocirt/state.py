@@ -328,7 +328,7 @@ class StateDir:
         try:
             return jsonio.loads(text)
         except ValueError as e:
-            raise DamagedState(self.id, f"not JSON: {e}", {}) from None
+            raise DamagedState(self.id, f"not JSON: {e}", salvage_text(text, self.id)) from None
 
     def save(self, state: ContainerState, aside: bool = False) -> None:
         """state.json written whole: a temporary file renamed into place. With `aside` (create's
@@ -611,6 +611,37 @@ def salvage_fields(data) -> dict:
         if where:
             out["cgroup"] = where
     return out
+
+
+def salvage_text(raw: bytes, container_id: str) -> dict:
+    """What a state.json that is no JSON any more (cut short, a byte changed) still says, for
+    `delete --force`: its top-level pid, pid_start and bundle where each is there whole, as
+    ocirt writes them (`, "pid": 25598,`; a string's own quotes are escaped, so nothing inside
+    one looks so), given to salvage_fields: the init when pid and start time match, the cgroup
+    where the bundle's config.json puts it. Without both pid and pid_start, or of another id,
+    nothing."""
+    import re  # (a damaged file only)
+
+    def value(name: bytes, pattern: bytes):
+        m = re.search(rb'[{,] ?"' + name + rb'": (' + pattern + rb")[,}]", raw)
+        if m is None:
+            return None
+        try:
+            return jsonio.loads(m[1])
+        except ValueError:
+            return None
+
+    string = rb'"(?:[^"\\\x00-\x1f]|\\.)*"'
+    if value(b"id", string) not in (None, container_id):
+        return {}
+    data = {"id": container_id, "bundle": value(b"bundle", string)}
+    for name in ("pid", "pid_start"):
+        data[name] = value(name.encode(), rb"\d{1,20}")
+        if data[name] is None:  # the init's fate unknown: nothing (_check_leftover says so)
+            return {}
+    if re.search(rb'[{,] ?"systemd_cgroup": true[,}]', raw):
+        data["systemd_cgroup"] = True
+    return salvage_fields(data)
 
 
 def _cgroup_where(v) -> dict:

@@ -240,6 +240,35 @@ def test_delete_force_keeps_a_running_container_whose_state_json_says_nothing(en
     assert not cgroup_dirs(cid)
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda t: t.replace(b'"rootfs": ', b'"rootfs" '),  # a byte gone
+        lambda t: t.replace(b'"created": "', b'"created": "\xff'),  # not UTF-8
+        lambda t: t[: t.index(b'"cgroup"')],  # cut short after pid and pid_start
+    ],
+    ids=["colon-gone", "not-utf8", "cut-short"],
+)
+def test_delete_force_of_a_running_container_whose_state_json_is_no_json_but_tells_its_init(env, damage):
+    """A state.json that is no JSON any more but still holds its pid and start time whole:
+    delete --force kills the init (verified by both) and removes its cgroup (where config.json
+    puts it) and the directory; it refused, and the container ran on with no record."""
+    root, bundle, cid = env
+    p = ocirt(root, "run", "--detach", "--bundle", bundle, cid)
+    assert p.returncode == 0, p.stderr
+    state_file = os.path.join(root, cid, "state.json")
+    with open(state_file, "rb") as f:
+        good = f.read()
+    with open(state_file, "wb") as f:
+        f.write(damage(good))
+    p = ocirt(root, "state", cid)
+    assert p.returncode == 1 and "damaged state.json" in p.stderr, p.stderr
+    p = ocirt(root, "delete", "--force", cid)
+    assert p.returncode == 0, p.stderr
+    assert_gone(json.loads(good)["pid"])
+    assert not cgroup_dirs(cid) and not os.path.exists(os.path.join(root, cid))
+
+
 def test_start_with_exec_fifo_made_a_directory_names_it(env):
     """exec.fifo replaced by a directory: start fails in one line naming the file (it said only
     "Is a directory"), and delete --force still removes the container."""
