@@ -312,18 +312,7 @@ class FsCgroup(Manager):
     def pids(self) -> list:
         """Every pid in the cgroup and its descendant cgroups, sorted."""
         top = self.path()
-        if not top:
-            return []
-        out = set()
-        stack = [top]
-        while stack:
-            d = stack.pop()
-            try:
-                out.update(read_pids(self.fs, join(d, "cgroup.procs")))
-            except OSError:
-                pass
-            stack.extend(self.fs.subdirs(d))
-        return sorted(out)
+        return sorted(self._pids_below([top])) if top else []
 
     def wait_empty(self, timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout

@@ -166,42 +166,40 @@ class V1Writer:
                 raise ConfigError(
                     p, f"the kernel took {c.shares} as {got}: cpu.shares must be between 2 and 262144"
                 )
-        # cfs: the kernel checks quota/period against the parent at each write, so a new
-        # period that does not fit with the old quota may be refused until the quota is set.
-        period_pending = None
-        if c.period is not None:
-            e = self._write(ptr("cpu", "period"), "cpu", "cpu.cfs_period_us", c.period)
-            if e is not None:
-                if e.errno != errno.EINVAL or c.quota is None:
-                    raise self._error(ptr("cpu", "period"), "cpu.cfs_period_us", c.period, e)
-                period_pending = c.period
-        burst_pending = None
-        if c.burst is not None:
-            e = self._write(ptr("cpu", "burst"), "cpu", "cpu.cfs_burst_us", c.burst)
-            if e is not None:
-                if e.errno != errno.EINVAL or c.quota is None:
-                    raise self._error(ptr("cpu", "burst"), "cpu.cfs_burst_us", c.burst, e)
-                burst_pending = c.burst
-        if c.quota is not None:
-            self._set(ptr("cpu", "quota"), "cpu", "cpu.cfs_quota_us", c.quota)
-            if period_pending is not None:
-                self._set(ptr("cpu", "period"), "cpu", "cpu.cfs_period_us", period_pending)
-            if burst_pending is not None:
-                self._set(ptr("cpu", "burst"), "cpu", "cpu.cfs_burst_us", burst_pending)
-        # realtime: same dance between rt_period and rt_runtime.
-        rt_pending = None
-        if c.realtime_period is not None:
-            e = self._write(ptr("cpu", "realtimePeriod"), "cpu", "cpu.rt_period_us", c.realtime_period)
-            if e is not None:
-                if e.errno != errno.EINVAL or c.realtime_runtime is None:
-                    raise self._error(ptr("cpu", "realtimePeriod"), "cpu.rt_period_us", c.realtime_period, e)
-                rt_pending = c.realtime_period
-        if c.realtime_runtime is not None:
-            self._set(ptr("cpu", "realtimeRuntime"), "cpu", "cpu.rt_runtime_us", c.realtime_runtime)
-            if rt_pending is not None:
-                self._set(ptr("cpu", "realtimePeriod"), "cpu", "cpu.rt_period_us", rt_pending)
+        # cfs: the kernel checks a period (a burst) against the quota already there at each
+        # write, so a new one that fits only the new quota may be refused until that is set;
+        # realtime: the same between rt_period and rt_runtime.
+        self._pair(
+            ("quota", "cpu.cfs_quota_us", c.quota),
+            ("period", "cpu.cfs_period_us", c.period),
+            ("burst", "cpu.cfs_burst_us", c.burst),
+        )
+        self._pair(
+            ("realtimeRuntime", "cpu.rt_runtime_us", c.realtime_runtime),
+            ("realtimePeriod", "cpu.rt_period_us", c.realtime_period),
+        )
         if c.idle is not None:
             self._set(ptr("cpu", "idle"), "cpu", "cpu.idle", c.idle)
+
+    def _pair(self, first: tuple, *others: tuple) -> None:
+        """cpu values the kernel checks against each other, each (field, file, value or None):
+        `others` written first; one the kernel refuses (EINVAL) written again after `first`,
+        where `first` is given (anything else is the error)."""
+        key, name, value = first
+        pending = []
+        for other in others:
+            o_key, o_name, o_value = other
+            if o_value is None:
+                continue
+            e = self._write(ptr("cpu", o_key), "cpu", o_name, o_value)
+            if e is not None:
+                if e.errno != errno.EINVAL or value is None:
+                    raise self._error(ptr("cpu", o_key), o_name, o_value, e)
+                pending.append(other)
+        if value is not None:
+            self._set(ptr("cpu", key), "cpu", name, value)
+            for o_key, o_name, o_value in pending:
+                self._set(ptr("cpu", o_key), "cpu", o_name, o_value)
 
     def _blkio(self, r: Resources) -> None:
         b = r.block_io
