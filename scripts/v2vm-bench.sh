@@ -2,7 +2,7 @@
 # benchmarks/bench.py on a cgroup-v2-only kernel, in the v2 VM of ../shared/v2vm.
 # Usage: scripts/v2vm-bench.sh [bench.py args...]   (default: 5 rounds of the timed metrics)
 #        OCIRT_B=<another venv> scripts/v2vm-bench.sh ...   (A/B: that venv's ocirt in runc's place;
-#        it must be below a folder the guest shares, /work or the current directory, not /tmp)
+#        it must be in a folder the guest shares, as ../shared/v2vm/README.md lists them; not /tmp)
 #
 # Inside the VM the host's files (/ and the repo) are reached over 9p, where every stat, open
 # and read is a round trip to the host: a Python command, which opens dozens of files as it
