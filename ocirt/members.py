@@ -157,6 +157,6 @@ def _cgroup(saved):
         cg = cgroups.manager_from_state(layout, saved)
     except (OSError, OcirtError, TypeError, ValueError, KeyError, AttributeError):
         return None
-    # (a directory that is no cgroup of its, a hierarchy's root or one outside every mount, is
-    # not in the manager: cgroup.in_hierarchy; a record left with none is "none")
+    # (a directory that cannot be the container's, a hierarchy's root or one outside every
+    # mount, is not in the manager: cgroup.in_hierarchy; a record left with none is "none")
     return None if cg.kind == "none" else cg

@@ -212,20 +212,28 @@ def test_a_damaged_state_json_fails_one_container_only(tmp_path, damage):
     assert os.path.exists(os.path.join(root, "fine"))
 
 
-@pytest.mark.parametrize("damage", ["empty", "truncated", "not-json", "deep"])
-def test_delete_force_keeps_a_running_container_whose_state_json_says_nothing(env, damage):
-    """A started container (no exec.fifo any more) whose state.json something else emptied or
-    broke: delete --force must not remove the directory and lose track of a running init and
-    its cgroups (it used to, exiting 0); one line, and all kept until the record is back."""
+def run_and_damage(env, damage) -> tuple:
+    """A running container (run -d) whose state.json is then damage(its bytes): (the file, the
+    good bytes)."""
     root, bundle, cid = env
     p = ocirt(root, "run", "--detach", "--bundle", bundle, cid)
     assert p.returncode == 0, p.stderr
     state_file = os.path.join(root, cid, "state.json")
     with open(state_file, "rb") as f:
         good = f.read()
-    pid = json.loads(good)["pid"]
     with open(state_file, "wb") as f:
-        f.write(DAMAGES[damage])
+        f.write(damage(good))
+    return state_file, good
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "not-json", "deep"])
+def test_delete_force_keeps_a_running_container_whose_state_json_says_nothing(env, damage):
+    """A started container (no exec.fifo any more) whose state.json something else emptied or
+    broke: delete --force must not remove the directory and lose track of a running init and
+    its cgroups (it used to, exiting 0); one line, and all kept until the record is back."""
+    root, bundle, cid = env
+    state_file, good = run_and_damage(env, lambda _: DAMAGES[damage])
+    pid = json.loads(good)["pid"]
     p = ocirt(root, "delete", "--force", cid)
     assert p.returncode == 1 and "damaged state.json" in p.stderr, p.stderr
     assert_one_line(p)
@@ -253,14 +261,8 @@ def test_delete_force_of_a_running_container_whose_state_json_is_no_json_but_tel
     """A state.json that is no JSON any more but still holds its pid and start time whole:
     delete --force kills the init (verified by both) and removes its cgroup (where config.json
     puts it) and the directory; it refused, and the container ran on with no record."""
-    root, bundle, cid = env
-    p = ocirt(root, "run", "--detach", "--bundle", bundle, cid)
-    assert p.returncode == 0, p.stderr
-    state_file = os.path.join(root, cid, "state.json")
-    with open(state_file, "rb") as f:
-        good = f.read()
-    with open(state_file, "wb") as f:
-        f.write(damage(good))
+    root, _bundle, cid = env
+    _state_file, good = run_and_damage(env, damage)
     p = ocirt(root, "state", cid)
     assert p.returncode == 1 and "damaged state.json" in p.stderr, p.stderr
     p = ocirt(root, "delete", "--force", cid)
