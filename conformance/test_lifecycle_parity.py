@@ -5,6 +5,7 @@ spec says nothing)."""
 
 import os
 import re
+import subprocess
 
 import pytest
 from runtime import one_line, output, sh, wait_for
@@ -81,6 +82,35 @@ def test_create_signals_the_caller_ignores_are_not_ignored_in_the_container(rt, 
     rt.wait_status(b.id, "stopped")
     assert _ignored((outdir / "status").read_text()) == set()
     assert rt.delete(b.id).returncode == 0
+
+
+# glibc's own two, SIGCANCEL (32) and SIGSETXID (33): a runtime started by glibc's posix_spawn
+# (Python 3.13's subprocess, a supervisor written in C) has them ignored (the spawn sets them so in
+# its child before the exec), and the container's process should not.
+SPAWNED = (
+    'exec python3 -c "import os, sys; p = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ);'
+    ' sys.exit(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]))" "$@"'
+)
+GLIBC_INTERNAL = (32, 33)
+
+
+def _ignored_of(status_text, sigs):
+    mask = int(next(line for line in status_text.splitlines() if line.startswith("SigIgn:")).split()[1], 16)
+    return {n for n in sigs if mask & (1 << (n - 1))}
+
+
+@pytest.mark.runc_deviates(
+    "runc 1.1.5's container process keeps signal 32 ignored when runc came with it ignored (33 is reset)"
+)
+def test_run_glibc_signals_a_spawned_runtime_has_ignored_are_not_ignored_in_the_container(run_in):
+    probe = subprocess.run(
+        ["sh", "-c", SPAWNED, "sh", "/bin/cat", "/proc/self/status"], capture_output=True, text=True
+    )
+    if probe.returncode != 0 or _ignored_of(probe.stdout, GLIBC_INTERNAL) != set(GLIBC_INTERNAL):
+        pytest.skip("this C library's posix_spawn does not leave 32 and 33 ignored")
+    p = run_in(["cat", "/proc/self/status"], run_kw={"prelude": SPAWNED})
+    assert p.returncode == 0, p.stderr
+    assert _ignored_of(p.stdout, GLIBC_INTERNAL) == set()
 
 
 # ---- global flags ------------------------------------------------------------------------------

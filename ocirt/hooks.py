@@ -9,7 +9,7 @@ import time
 
 from . import jsonio
 from .errors import OcirtError, errno_text
-from .signals import execve
+from .signals import default_internal, execve
 from .state import read_to_end
 
 HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
@@ -140,6 +140,7 @@ def _child(stdio: tuple, failed: int, path, args, env, cwd: str | None = None) -
             posix.dup2(fd, target)  # (dup2 clears close-on-exec on the copy)
         if cwd:
             posix.chdir(cwd)
+        default_internal()  # (a runtime started by posix_spawn: glibc's two, not the hook's)
         execve(path, args, env)
     except BaseException as e:  # noqa: BLE001 - told to the parent, then _exit
         reason = errno_text(e)

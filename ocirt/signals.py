@@ -61,6 +61,43 @@ def catch_python_ignores() -> None:
         _signal.signal(sig, _nothing)
 
 
+# SIGCANCEL and SIGSETXID: glibc's own (its sigaction refuses them; Python's signal module does
+# not list them). glibc's posix_spawn sets them ignored in its child before the exec, so a
+# runtime started by posix_spawn (Python 3.13's subprocess, say) has them ignored, and so would
+# every program it executes; runc's Go runtime catches every signal, so runc's have them at
+# their default actions.
+GLIBC_INTERNAL = (32, 33)
+
+
+def internal_ignored() -> bool:
+    """Whether this process ignores one of GLIBC_INTERNAL (/proc/self/status's SigIgn); False
+    where that cannot be read."""
+    try:
+        fd = posix.open("/proc/self/status", posix.O_RDONLY | posix.O_CLOEXEC)
+        try:
+            text = posix.read(fd, 4096)
+        finally:
+            posix.close(fd)
+        at = text.index(b"\nSigIgn:") + 9
+        mask = int(text[at : text.index(b"\n", at)], 16)
+    except (OSError, ValueError):
+        return False
+    return any(mask >> (sig - 1) & 1 for sig in GLIBC_INTERNAL)
+
+
+def default_internal() -> None:
+    """GLIBC_INTERNAL at their default actions where they came ignored, so that what this
+    process forks and executes (the init, exec's process, a hook) starts without them ignored;
+    best effort (a kernel or an architecture that refuses leaves them)."""
+    if internal_ignored():
+        try:
+            from .kernel.linux import LinuxKernel
+
+            LinuxKernel().default_if_ignored(GLIBC_INTERNAL)
+        except (OSError, ImportError):
+            pass
+
+
 def no_inherited_signal_state() -> None:
     """The container's process starts with no signal ignored or blocked, whatever the caller left
     to this command (a shell's background job ignores SIGINT and SIGQUIT, nohup SIGHUP, conmon or
@@ -74,6 +111,7 @@ def no_inherited_signal_state() -> None:
         if sig not in (_signal.SIGPIPE, _signal.SIGXFSZ) and _signal.getsignal(sig) == ignore:
             _signal.signal(sig, _nothing)
     _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
+    default_internal()
 
 
 def _nothing(sig, frame) -> None:

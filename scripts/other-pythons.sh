@@ -2,8 +2,9 @@
 # The conformance suite on ocirt once more for each other Python 3 this machine has on PATH
 # (python3.12, python3.13): pyproject.toml asks for >= 3.11, and a user's distribution ships
 # its own. Each gets a venv of its own (.venv-3.12, ...) with ocirt installed as a user would
-# (`pip install .`); the suite itself runs on the main venv, against that ocirt. An interpreter
-# that is not there, or that does not start, is skipped with a note.
+# (`pip install .`); the suite itself runs on the main venv, against that ocirt. Then the unit
+# and cgroup tests under that Python (the library itself, from the tree). An interpreter that
+# is not there, or that does not start, is skipped with a note.
 #   scripts/other-pythons.sh [VERSION...]      (default: 3.12 3.13)
 set -eu
 cd "$(dirname "$0")/.."
@@ -35,4 +36,6 @@ for v in "$@"; do
   ./scripts/direct-launcher.sh "$venv"
   echo "other-pythons: the conformance suite on ocirt under $("$venv/bin/python" -V)"
   OCI_RUNTIME="$(pwd)/$venv/bin/ocirt" .venv/bin/python -m pytest -n 2 -q -p no:cacheprovider conformance
+  "$venv/bin/python" -m pip install -q pytest pytest-xdist hypothesis click >/dev/null   # (click: benchmarks/bench.py, which a unit test loads)
+  "$venv/bin/python" -m pytest -n 2 -q -p no:cacheprovider tests/unit tests/cgroups
 done

@@ -6,6 +6,7 @@ import glob
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 
@@ -92,7 +93,9 @@ def test_interrupt_in_the_launcher_is_exit_130_without_a_traceback(tmp_path):
     root = str(tmp_path / "root")
     ocirt_bin = [launcher, "--root", root, "state", "nope"]
     subprocess.run(ocirt_bin, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)  # (the bundle)
-    bundles = glob.glob(os.path.join(REPO, "ocirt", "__pycache__", "launch-state.*.bundle"))
+    # (the bundle of this interpreter, the one bin/ocirt starts: other Pythons leave their own)
+    tag = sys.implementation.cache_tag
+    bundles = glob.glob(os.path.join(REPO, "ocirt", "__pycache__", f"launch-state.{tag}.bundle"))
     if not bundles:
         pytest.skip("no bundle of compiled modules here (Python may not write its cache)")
     p = subprocess.run(

@@ -31,6 +31,7 @@ _NEW = {
     "move_mount": 429,
 }
 _GENERIC = {
+    "rt_sigaction": 134,
     "pivot_root": 41,
     "capset": 91,
     "keyctl": 219,
@@ -42,6 +43,7 @@ _GENERIC = {
     **_NEW,
 }  # asm-generic
 _POWERPC = {
+    "rt_sigaction": 173,
     "pivot_root": 203,
     "capset": 184,
     "keyctl": 271,
@@ -54,6 +56,7 @@ _POWERPC = {
 }
 _SYSCALLS = {
     "x86_64": {
+        "rt_sigaction": 13,
         "pivot_root": 155,
         "capset": 126,
         "keyctl": 250,
@@ -70,6 +73,7 @@ _SYSCALLS = {
     "ppc64le": _POWERPC,
     "ppc64": _POWERPC,
     "s390x": {
+        "rt_sigaction": 174,
         "pivot_root": 217,
         "capset": 185,
         "keyctl": 280,
@@ -478,3 +482,17 @@ class LinuxKernel(Kernel):
 
     def execve(self, path, args, env) -> None:
         signals.execve(path, args, env)
+
+    def default_if_ignored(self, sigs) -> None:
+        """Each of `sigs` that is ignored set to its default action, by the system call itself:
+        for the signals glibc keeps for its own use (signals.GLIBC_INTERNAL), which its
+        sigaction refuses. The kernel's struct sigaction begins with the handler on every
+        architecture in the table (then flags, a restorer where there is one, the mask of 64
+        signals): 32 zeroed bytes are SIG_DFL, no flags, an empty mask."""
+        nr, size, none = self._number("rt_sigaction"), self.ffi.cast("size_t", 8), self.ffi.NULL
+        old = self.ffi.new("uint64_t[4]")
+        dfl = self.ffi.new("uint64_t[4]")
+        for sig in sigs:
+            n = self.ffi.cast("int", sig)
+            if self.libc.syscall(nr, n, none, old, size) == 0 and old[0] == 1:  # SIG_IGN
+                self._check(self.libc.syscall(nr, n, dfl, none, size), "rt_sigaction")

@@ -8,10 +8,12 @@ import subprocess
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SITE = [p for p in sys.path if p.endswith("-packages")]
+PRELUDE = f"REPO = {REPO!r}\nSITE = {SITE!r}\n"
 
 SCRIPT = r"""
 import os, signal, sys
-sys.path.insert(0, REPO)
+sys.path[0:0] = [REPO, *SITE]  # (-I -S: cffi, should glibc's own two come ignored)
 from ocirt.commands.create import no_inherited_signal_state
 no_inherited_signal_state()
 os.kill(os.getpid(), signal.SIGHUP)  # ignored before: this process still survives it
@@ -41,7 +43,7 @@ def _preexec():
 
 def test_ignored_and_blocked_signals_are_not_passed_on():
     p = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", f"REPO = {REPO!r}\n" + SCRIPT],
+        [sys.executable, "-I", "-S", "-c", PRELUDE + SCRIPT],
         preexec_fn=_preexec,
         capture_output=True,
         text=True,
@@ -59,7 +61,7 @@ def test_nothing_to_do_changes_nothing():
             "-I",
             "-S",
             "-c",
-            f"REPO = {REPO!r}\n" + SCRIPT.replace("os.kill(os.getpid(), signal.SIGHUP)", ""),
+            PRELUDE + SCRIPT.replace("os.kill(os.getpid(), signal.SIGHUP)", ""),
         ],
         capture_output=True,
         text=True,
