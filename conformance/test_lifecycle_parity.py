@@ -5,7 +5,9 @@ spec says nothing)."""
 
 import os
 import re
+import shlex
 import subprocess
+import sys
 
 import pytest
 from runtime import one_line, output, sh, wait_for
@@ -88,7 +90,8 @@ def test_create_signals_the_caller_ignores_are_not_ignored_in_the_container(rt, 
 # (Python 3.13's subprocess, a supervisor written in C) has them ignored (the spawn sets them so in
 # its child before the exec), and the container's process should not.
 SPAWNED = (
-    'exec python3 -c "import os, sys; p = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ);'
+    f"exec {shlex.quote(sys.executable)}"
+    ' -c "import os, sys; p = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ);'
     ' sys.exit(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]))" "$@"'
 )
 GLIBC_INTERNAL = (32, 33)
