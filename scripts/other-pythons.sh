@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 # The first python$1 that starts and has venv: on PATH, in /usr/bin or /usr/local/bin, or one
 # pyenv installed (its shim on PATH answers only for the selected version)
 find_python() {
-  root=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
+  root=$(pyenv root 2>/dev/null || echo "${HOME:-}/.pyenv")
   for c in "python$1" "/usr/bin/python$1" "/usr/local/bin/python$1" "$root/versions/$1".*/bin/"python$1"; do
     p=$(command -v "$c" 2>/dev/null) || continue
     if "$p" -c 'import venv, ensurepip' >/dev/null 2>&1; then
