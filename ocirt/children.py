@@ -6,7 +6,7 @@ import posix  # not os: start and delete reach this module (see bin/ocirt, "posi
 import time
 
 from .errors import OcirtError
-from .paths import FILE_KINDS, S_IFMT, abspath, basename, dirname, join
+from .paths import FILE_KINDS, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, abspath, basename, dirname, join
 from .record import record
 from .state import Status, proc_start_time
 
@@ -161,10 +161,6 @@ def pass_seccomp_fd(ch, seccomp_filter, state, pid: int) -> None:
     ch.send(Proceed())
 
 
-# what --pid-file must not name (its rename would replace it): devices, fifos, sockets
-_NODES = (0o020000, 0o060000, 0o010000, 0o140000)
-
-
 def check_pid_file(path: str) -> None:
     """--pid-file that names a device, a fifo or a socket is refused before anything starts
     (create, run, exec): the pid file is a temporary file renamed over it, and `--pid-file
@@ -174,7 +170,7 @@ def check_pid_file(path: str) -> None:
         kind = posix.lstat(path).st_mode & S_IFMT
     except OSError:
         return  # nothing there (the usual case), or the write itself tells what is wrong
-    if kind in _NODES:
+    if kind in FILE_KINDS and kind not in (S_IFREG, S_IFLNK, S_IFDIR):  # a device, fifo, socket
         raise OcirtError(f"write the pid file {path}: it is {FILE_KINDS[kind]}, not a regular file")
 
 

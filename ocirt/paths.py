@@ -11,15 +11,15 @@ import posix
 import sys
 
 _S_IFMT, _S_IFDIR, _S_IFREG, _S_IFLNK = 0o170000, 0o040000, 0o100000, 0o120000
-S_IFMT, S_IFIFO = _S_IFMT, 0o010000
+S_IFMT, S_IFIFO, S_IFDIR, S_IFREG, S_IFLNK = _S_IFMT, 0o010000, _S_IFDIR, _S_IFREG, _S_IFLNK
 # what a file is (st_mode & S_IFMT), in an error's words
 FILE_KINDS = {
-    0o010000: "a fifo",
+    S_IFIFO: "a fifo",
     0o020000: "a character device",
-    0o040000: "a directory",
+    S_IFDIR: "a directory",
     0o060000: "a block device",
-    0o100000: "a regular file",
-    0o120000: "a symbolic link",
+    S_IFREG: "a regular file",
+    S_IFLNK: "a symbolic link",
     0o140000: "a socket",
 }
 

@@ -72,14 +72,12 @@ GLIBC_INTERNAL = (32, 33)
 def internal_ignored() -> bool:
     """Whether this process ignores one of GLIBC_INTERNAL (/proc/self/status's SigIgn); False
     where that cannot be read."""
+    from .state import read_text  # (loaded by every command already)
+
     try:
-        fd = posix.open("/proc/self/status", posix.O_RDONLY | posix.O_CLOEXEC)
-        try:
-            text = posix.read(fd, 4096)
-        finally:
-            posix.close(fd)
-        at = text.index(b"\nSigIgn:") + 9
-        mask = int(text[at : text.index(b"\n", at)], 16)
+        text = read_text("/proc/self/status")
+        at = text.index("\nSigIgn:") + 9
+        mask = int(text[at : text.index("\n", at)], 16)
     except (OSError, ValueError):
         return False
     return any(mask >> (sig - 1) & 1 for sig in GLIBC_INTERNAL)

@@ -153,21 +153,26 @@ class ContainerState:
         return out
 
 
+def _stat_fields(pid: int) -> list:
+    """/proc/<pid>/stat's fields after the command's name (its state first); OSError as read."""
+    fd = posix.open(f"/proc/{pid}/stat", posix.O_RDONLY | posix.O_CLOEXEC)
+    try:  # posix, not open(): no buffer objects, no isatty probe (start, state, kill, delete)
+        data = posix.read(fd, 4096)  # one line, well under a page, given whole by one read
+    finally:
+        posix.close(fd)
+    return data[data.rindex(b")") + 2 :].split()
+
+
 def proc_start_time(pid: int) -> int | None:
     """Start time (clock ticks since boot) of pid, or None if no such process. An error that
     does not say the process is gone (no fd left, say) is raised: a running container must
     never be taken for a stopped one (kill, exec and delete act on that)."""
     try:
-        fd = posix.open(f"/proc/{pid}/stat", posix.O_RDONLY | posix.O_CLOEXEC)
-        try:  # posix, not open(): no buffer objects, no isatty probe (start, state, kill, delete)
-            data = posix.read(fd, 4096)  # one line, well under a page, given whole by one read
-        finally:
-            posix.close(fd)
+        fields = _stat_fields(pid)
     except OSError as e:
         if e.errno in (errno.ENOENT, errno.ESRCH):  # (ESRCH: it ended between open and read)
             return None
         raise OcirtError(f"cannot read /proc/{pid}/stat", e.errno) from None
-    fields = data[data.rindex(b")") + 2 :].split()
     if fields[0] in (b"Z", b"X"):  # a zombie has exited already
         return None
     return int(fields[19])
@@ -176,14 +181,9 @@ def proc_start_time(pid: int) -> int | None:
 def proc_stopped(pid: int) -> bool:
     """Whether pid is stopped by a signal or a tracer (T, t); False when it cannot be told."""
     try:
-        fd = posix.open(f"/proc/{pid}/stat", posix.O_RDONLY | posix.O_CLOEXEC)
-        try:
-            data = posix.read(fd, 4096)
-        finally:
-            posix.close(fd)
-    except OSError:
+        return _stat_fields(pid)[0] in (b"T", b"t")
+    except (OSError, ValueError, IndexError):
         return False
-    return data[data.rindex(b")") + 2 : data.rindex(b")") + 3] in (b"T", b"t")
 
 
 # -- paused: whether the container's cgroup is frozen (the status's last part) -------------------
