@@ -142,6 +142,53 @@ def test_rlimits(run_in):
     assert rows["Max core file size"] == ["0", "4096"]
 
 
+# Every rlimit of config.md's Linux list, by its row in /proc/self/limits, and the value it gets
+# here where this process's own hard limit is unlimited (else its hard limit: raising one would
+# need CAP_SYS_RESOURCE). RLIMIT_LOCKS is the one Python's resource module does not know.
+RLIMIT_ROWS = {
+    "RLIMIT_CPU": ("Max cpu time", 100000),
+    "RLIMIT_FSIZE": ("Max file size", 1 << 40),
+    "RLIMIT_DATA": ("Max data size", 1 << 40),
+    "RLIMIT_STACK": ("Max stack size", 1 << 30),
+    "RLIMIT_CORE": ("Max core file size", 1 << 30),
+    "RLIMIT_RSS": ("Max resident set", 1 << 40),
+    "RLIMIT_NPROC": ("Max processes", 100000),
+    "RLIMIT_NOFILE": ("Max open files", 4096),
+    "RLIMIT_MEMLOCK": ("Max locked memory", 1 << 30),
+    "RLIMIT_AS": ("Max address space", 1 << 42),
+    "RLIMIT_LOCKS": ("Max file locks", 77),
+    "RLIMIT_SIGPENDING": ("Max pending signals", 50000),
+    "RLIMIT_MSGQUEUE": ("Max msgqueue size", 819200),
+    "RLIMIT_NICE": ("Max nice priority", 0),
+    "RLIMIT_RTPRIO": ("Max realtime priority", 0),
+    "RLIMIT_RTTIME": ("Max realtime timeout", 1 << 30),
+}
+
+
+def _limits_rows(text: str) -> dict:
+    return {ln[:26].strip(): ln[26:].split()[:2] for ln in text.splitlines()[1:]}
+
+
+def _every_rlimit() -> tuple[list, dict]:
+    """The sixteen at the values above, and the rows they should give."""
+    with open("/proc/self/limits") as f:
+        own = _limits_rows(f.read())
+    rlimits, want = [], {}
+    for name, (row, value) in RLIMIT_ROWS.items():
+        hard = own[row][1]
+        value = value if hard == "unlimited" else int(hard)
+        rlimits.append({"type": name, "soft": value, "hard": value})
+        want[row] = [str(value), str(value)]
+    return rlimits, want
+
+
+def test_every_rlimit_of_the_spec_is_applied(run_in):
+    """All sixteen are taken and set, soft and hard (ocirt refused RLIMIT_LOCKS before)."""
+    rlimits, want = _every_rlimit()
+    got = _limits_rows(ok(run_in(sh("cat /proc/self/limits"), process={"rlimits": rlimits})))
+    assert {row: got[row] for row in want} == want
+
+
 def test_rlimit_nofile_enforced(run_in):
     out = ok(
         run_in(sh("ulimit -n"), process={"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 64, "hard": 64}]})

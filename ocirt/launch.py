@@ -48,6 +48,11 @@ BUNDLED = frozenset(
         "events",
     }
 )
+# modules that only the container's init loads (stages.load_init_code): a fork of the command
+# that has the bundle open while it imports them, but whose loads the command never sees; so
+# the command's bundle keeps them from their sources (_Bundle.save)
+INIT_MODULES = ("ocirt.rootfs", "ocirt.hooks", "ocirt.console")
+CHILD_MODULES = {"create": INIT_MODULES, "run": INIT_MODULES}
 BUNDLE_FORMAT = 1
 _BUNDLE_TAG = b"ocirt-bundle"
 
@@ -115,6 +120,7 @@ class _Bundle:
         self.package = f"{base}/ocirt/"
         self.dir = f"{self.package}__pycache__"
         self.path = f"{self.dir}/launch-{command}.{sys.implementation.cache_tag}.bundle"
+        self.children = CHILD_MODULES.get(command, ())
         self.entries: dict = {}
         self.fd = -1
         self.identity = (0, 0)
@@ -186,7 +192,8 @@ class _Bundle:
         holds this run's modules and the file's other entries that are still current: a
         command whose runs load other modules (a terminal, hooks, an error) gathers them all
         instead of writing the file again at each change of path."""
-        if self.current or not posix.access(self.dir, posix.W_OK):
+        missing = [name for name in self.children if self.current_entry(name) is None]
+        if (self.current and not missing) or not posix.access(self.dir, posix.W_OK):
             return
         tmp = f"{self.path}.{posix.getpid()}"
         try:
@@ -200,6 +207,11 @@ class _Bundle:
                 codes.append(code)
                 at += len(code)
 
+            def from_source(path: str, package: bool) -> tuple[tuple, bytes]:
+                st = posix.stat(path)
+                where = (path[len(self.base) + 1 :], st.st_mtime_ns, st.st_size, package)
+                return where, marshal.dumps(lean_code(_Loader("", path).get_data(path), path))
+
             for name, module in list(sys.modules.items()):
                 if not name.startswith("ocirt.") or name == "ocirt.launch":
                     continue
@@ -212,11 +224,14 @@ class _Bundle:
                 elif type(loader) is not _Loader or not loader.path.startswith(self.package):
                     continue  # not one of this tree's modules (nor an extension module)
                 if code is None:
-                    st = posix.stat(loader.path)
-                    package = spec.submodule_search_locations is not None
-                    where = (loader.path[len(self.base) + 1 :], st.st_mtime_ns, st.st_size, package)
-                    code = marshal.dumps(lean_code(loader.get_data(loader.path), loader.path))
+                    where, code = from_source(loader.path, spec.submodule_search_locations is not None)
                 add(name, where, code)
+            for name in missing:
+                if name not in table:
+                    try:
+                        add(name, *from_source(f"{self.package}{name[len('ocirt.') :]}.py", False))
+                    except OSError:  # (not in this tree: left to the source's way)
+                        pass
             for name in self.entries:
                 entry = None if name in table else self.current_entry(name)
                 code = None if entry is None else self.code(entry)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import posix  # not os: see ocirt/paths.py
-import resource
 
 from . import capabilities, paths
 from . import kernel as k
@@ -85,7 +84,7 @@ class ProcessSpec:
             if "=" not in item or item.startswith("="):
                 raise ConfigError(f"{at}/env/{i}", f"{item!r} is not of the form KEY=VALUE", doc)
         for i, rl in enumerate(self.rlimits):
-            rlimit_number(rl.get("type", ""), i, at, doc)
+            check_rlimit(rl.get("type", ""), i, at, doc)
             if rl.get("soft", 0) > rl.get("hard", 0):
                 raise ConfigError(f"{at}/rlimits/{i}", "soft limit is above the hard limit", doc)
         check_id(self.uid, f"{at}/user/uid", doc)
@@ -120,9 +119,34 @@ def _current_umask() -> int:
     return mask
 
 
+# The rlimits config.md's Linux list names (getrlimit(2)'s), which runc takes: create's parent
+# checks the names with it; their numbers (which differ between architectures: alpha, mips,
+# sparc) come from the resource module where they are used, in the init, not in the parent,
+# whose peak memory would carry the module (~44 KiB) for a name check.
+RLIMIT_NAMES = frozenset(
+    "RLIMIT_" + n
+    for n in (
+        "AS CORE CPU DATA FSIZE LOCKS MEMLOCK MSGQUEUE NICE NOFILE NPROC RSS RTPRIO RTTIME SIGPENDING STACK"
+    ).split()
+)
+
+
+# in getrlimit(2) and the spec's list, not in Python's resource module; the same number on every
+# Linux architecture (asm-generic's; alpha, mips and sparc renumber others, not this one)
+_NOT_IN_RESOURCE = {"RLIMIT_LOCKS": 10}
+
+
+def check_rlimit(name, index: int, pointer: str = "/process", document: str = "config.json") -> None:
+    if type(name) is not str or name not in RLIMIT_NAMES:
+        raise ConfigError(f"{pointer}/rlimits/{index}/type", f"unknown rlimit {name!r}", document)
+
+
 def rlimit_number(name: str, index: int, pointer: str = "/process", document: str = "config.json") -> int:
-    num = getattr(resource, name, None)
-    if not name.startswith("RLIMIT_") or num is None:
+    import resource
+
+    check_rlimit(name, index, pointer, document)
+    num = getattr(resource, name, _NOT_IN_RESOURCE.get(name))
+    if num is None:  # (a kernel header without it: not Linux's)
         raise ConfigError(f"{pointer}/rlimits/{index}/type", f"unknown rlimit {name!r}", document)
     return num
 

@@ -136,6 +136,26 @@ def test_bad_rlimit_names_its_pointer():
     assert e.value.pointer == "/process/rlimits/3/type"
 
 
+@pytest.mark.parametrize("name", ["RLIMIT_OFILE", "NOFILE", ["RLIMIT_NOFILE"], None])
+def test_only_the_specs_rlimit_names_pass_the_check(name):
+    """create's parent checks the names without the resource module: the spec's (and runc's)
+    sixteen; glibc's alias RLIMIT_OFILE, which the module has too, is not one (runc: "wrong
+    rlimit value")."""
+    with pytest.raises(ConfigError) as e:
+        process.ProcessSpec(args=["sh"], rlimits=[{"type": name, "soft": 1, "hard": 1}]).check()
+    assert e.value.pointer == "/process/rlimits/0/type"
+
+
+def test_every_checked_rlimit_name_has_this_machines_number():
+    import resource
+
+    assert len(process.RLIMIT_NAMES) == 16
+    for name in process.RLIMIT_NAMES - {"RLIMIT_LOCKS"}:
+        assert process.rlimit_number(name, 0) == getattr(resource, name)
+    assert not hasattr(resource, "RLIMIT_LOCKS")  # (else it should come from there)
+    assert process.rlimit_number("RLIMIT_LOCKS", 0) == 10
+
+
 def test_lookup_uses_the_container_path(tmp_path):
     exe = tmp_path / "prog"
     exe.write_text("#!/bin/sh\n")

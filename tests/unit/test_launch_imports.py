@@ -217,6 +217,29 @@ def test_a_module_new_to_the_command_joins_the_bundle(tmp_path, monkeypatch):
     assert set(_bundle_finder(tmp_path).bundle.entries) == {"ocirt.a", "ocirt.b"}
 
 
+def test_create_keeps_the_inits_modules_it_never_loads(tmp_path, monkeypatch):
+    """The init loads rootfs (hooks, console) in the fork, where create's save never sees it:
+    the create bundle takes them from their sources (one absent from the tree is left out),
+    and a changed one has the file written anew."""
+    _bundle_tree(tmp_path, {"a": "X = 1\n", "rootfs": '"""doc"""\nR = 1\n', "hooks": "H = 1\n"})
+
+    def finder():
+        return launch._Finder(str(tmp_path), launch._Bundle(str(tmp_path), "create"))
+
+    first = finder()
+    _run_command(first, ["a"], monkeypatch)
+    entries = finder().bundle.entries
+    assert set(entries) == {"ocirt.a", "ocirt.rootfs", "ocirt.hooks"}
+    again = finder()
+    _run_command(again, ["a"], monkeypatch)
+    assert again.bundle.current and os.path.getmtime(again.bundle.path) == os.path.getmtime(first.bundle.path)
+    rootfs = _run_command(finder(), ["rootfs"], monkeypatch)["rootfs"]  # as the init loads it
+    assert (rootfs.R, rootfs.__doc__, type(rootfs.__loader__)) == (1, None, launch._BundledLoader)
+    (tmp_path / "ocirt" / "rootfs.py").write_text("R = 22\n")
+    _run_command(finder(), ["a"], monkeypatch)
+    assert _run_command(finder(), ["rootfs"], monkeypatch)["rootfs"].R == 22
+
+
 def test_the_file_keeps_what_other_runs_of_the_command_loaded(tmp_path, monkeypatch):
     """A run that takes another path (loads b, not a) adds to the file: the next run of
     either path finds all it needs, and the file is not written at every change of path."""
