@@ -189,6 +189,18 @@ def test_every_rlimit_of_the_spec_is_applied(run_in):
     assert {row: got[row] for row in want} == want
 
 
+def test_exec_gets_the_configs_rlimits(rt, started):
+    """exec's process is config.json's with the command line's changes: its rlimits too, set
+    in the container (the limits' numbers were once looked up there, where the runtime's
+    modules cannot be loaded)."""
+    rlimits, want = _every_rlimit()
+    b = started(process={"rlimits": rlimits})
+    p = rt("exec", b.id, "cat", "/proc/self/limits")
+    assert p.returncode == 0, p.stderr
+    got = _limits_rows(p.stdout)
+    assert {row: got[row] for row in want} == want
+
+
 def test_rlimit_nofile_enforced(run_in):
     out = ok(
         run_in(sh("ulimit -n"), process={"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 64, "hard": 64}]})
