@@ -569,12 +569,9 @@ def decode(value: int, table) -> str:
 
 
 def _rlimit_name(num: int) -> str:
-    import resource
+    from .process import RLIMIT_NAMES, rlimit_number
 
-    for n in dir(resource):
-        if n.startswith("RLIMIT_") and getattr(resource, n) == num:
-            return n
-    return str(num)
+    return next((n for n in sorted(RLIMIT_NAMES) if rlimit_number(n, 0) == num), str(num))
 
 
 def _cap_name(num: int) -> str:

@@ -319,3 +319,11 @@ def test_no_cgroups_path_gives_no_warning_of_processes(bundle, capsys):
     assert main(["--root", str(bundle / "state"), "plan", "--bundle", str(bundle)]) == 0
     out, err = capsys.readouterr()
     assert "mkdir" in out and "not empty" not in err, err
+
+
+def test_rlimits_are_named_by_the_specs_names():
+    """RLIMIT_LOCKS, which Python's resource module lacks, by its name too; glibc's alias
+    RLIMIT_OFILE never stands for RLIMIT_NOFILE."""
+    from ocirt.plan import _rlimit_name
+
+    assert (_rlimit_name(10), _rlimit_name(7), _rlimit_name(99)) == ("RLIMIT_LOCKS", "RLIMIT_NOFILE", "99")
