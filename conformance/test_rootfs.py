@@ -344,6 +344,32 @@ def test_readonly_path_custom(run_in, hostdir):
     assert (hostdir / "file").read_text() == "from-host\n"
 
 
+@pytest.mark.runc_deviates(
+    "runc 1.1.5 stacks a bind on / that every exec'd process gets as its root: writable unless "
+    "root.readonly, and without the masked paths"
+)
+@pytest.mark.parametrize("readonly_root", [True, False])
+def test_readonly_path_of_the_root_holds_for_exec_too(rt, started, readonly_root):
+    """readonlyPaths ["/"]: the root is read-only for the init and for a process that joins the
+    container later (ocirt stacked a bind on "/": the init kept the read-only mount below it,
+    `exec` got the writable one on top, without the masks and read-only paths under it)."""
+    b = started(
+        rootfs_copy=True,
+        root={"readonly": readonly_root},
+        mutate=lambda c: c["linux"].__setitem__("readonlyPaths", ["/"]),
+    )
+    p = rt(
+        "exec",
+        b.id,
+        "sh",
+        "-c",
+        "touch /x 2>/dev/null && echo WROTE; grep -c ' /proc/keys ' /proc/self/mountinfo",
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["1"], p.stdout  # not written, and /proc/keys masked
+    assert not os.path.exists(os.path.join(b.rootfs, "x"))
+
+
 # ---- devices ---------------------------------------------------------------------------------------------
 
 

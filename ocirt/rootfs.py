@@ -591,6 +591,14 @@ class Rootfs:
         self.k.mount("tmpfs", path, "tmpfs", k.MS_RDONLY, None)
 
     def make_readonly(self, path: str) -> None:
+        if paths.normpath(path) == "/":
+            # The root itself, as root.readonly does it: a bind stacked on "/" would not be the
+            # root of this process (its "/" is the mount below), but it is of every process
+            # that joins the mount namespace later (`exec`), which got a writable root
+            self.k.mount(
+                None, "/", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | self._locked_flags("/"), None
+            )
+            return
         try:
             self.k.mount(path, path, None, k.MS_BIND | k.MS_REC, None)
         except FileNotFoundError:
