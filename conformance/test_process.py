@@ -30,6 +30,20 @@ def user(**fields):
     return mutate
 
 
+@pytest.mark.parametrize("uid", [0, 1000])
+def test_no_capabilities_field_is_no_capabilities(run_in, uid):
+    """process.capabilities left out: every set empty, as runc makes them (ocirt kept the
+    runtime's own, a full bounding set for any uid)."""
+
+    def mutate(c):
+        del c["process"]["capabilities"]
+        c["process"]["user"] = {"uid": uid, "gid": uid}
+
+    out = ok(run_in(sh("grep ^Cap /proc/self/status"), mutate=mutate))
+    for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(status_field(out, key)[0], 16) == 0, out
+
+
 # ---- args, env, cwd ------------------------------------------------------------------------------------
 
 

@@ -233,6 +233,40 @@ def test_bind_rshared(run_in, hostdir):
     assert any(o.startswith("shared:") for o in mi.optional)
 
 
+@pytest.mark.parametrize(
+    "options,shown,not_shown",
+    [
+        (["rbind", "rnoatime"], "noatime", "relatime"),
+        (["rbind", "rnoatime", "noatime"], "noatime", "relatime"),
+        (["rbind", "rstrictatime"], None, "atime"),  # strictatime: neither noatime nor relatime
+        (["rbind", "rnoatime", "rnodiratime"], "noatime", "relatime"),
+    ],
+)
+def test_recursive_atime_options(run_in, hostdir, options, shown, not_shown):
+    """config.md's recursive atime options take effect (ocirt dropped rnoatime and rstrictatime:
+    the atime field they clear took the value they set with it)."""
+    mi = mountinfo(ok(run_in(sh(mountinfo_line("/tmp/h")), mutate=mounts(bind(hostdir, "/tmp/h", *options)))))
+    if shown:
+        assert shown in mi.options, mi.options
+    assert not any(o.endswith(not_shown) for o in mi.options), mi.options
+
+
+@pytest.mark.parametrize("root", ["private", "rprivate", "slave", "rslave"])
+def test_a_mounts_own_propagation_outlasts_the_rootfs_propagation(run_in, hostdir, root):
+    """A mount's "rshared" stays whatever rootfsPropagation makes of the root (ocirt applied
+    that last and recursively: the mount came out private or a slave)."""
+    mi = mountinfo(
+        ok(
+            run_in(
+                sh(mountinfo_line("/tmp/h")),
+                mutate=mounts(bind(hostdir, "/tmp/h", "rbind", "rshared")),
+                linux={"rootfsPropagation": root},
+            )
+        )
+    )
+    assert any(o.startswith("shared:") for o in mi.optional), mi.optional
+
+
 @pytest.mark.runc_deviates("runc 1.1.5 leaves the container's / private whatever rootfsPropagation says")
 def test_rootfs_propagation_shared(run_in):
     mi = mountinfo(ok(run_in(sh(mountinfo_line("/")), linux={"rootfsPropagation": "shared"})))

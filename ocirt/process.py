@@ -262,17 +262,14 @@ def _sched_hint(spec: ProcessSpec, e: OSError) -> str:
 
 
 def switch_identity(kernel: k.Kernel, spec: ProcessSpec, last_cap: int) -> None:
-    """Bounding set, uid/gid and groups, then the capability sets, in the order that keeps them."""
-    caps = (
-        capabilities.masks(spec.capabilities, last_cap, spec.cap_allowed)
-        if spec.capabilities is not None
-        else None
-    )
-    if caps is not None:
-        for cap in range(last_cap + 1):
-            if not caps["bounding"] & (1 << cap):
-                kernel.prctl(k.PR_CAPBSET_DROP, cap)
-        kernel.prctl(k.PR_SET_KEEPCAPS, 1)
+    """Bounding set, uid/gid and groups, then the capability sets, in the order that keeps them.
+    Without `capabilities` every set is empty, as runc makes them (not the runtime's own, which
+    a process of any uid kept)."""
+    caps = capabilities.masks(spec.capabilities, last_cap, spec.cap_allowed)
+    for cap in range(last_cap + 1):
+        if not caps["bounding"] & (1 << cap):
+            kernel.prctl(k.PR_CAPBSET_DROP, cap)
+    kernel.prctl(k.PR_SET_KEEPCAPS, 1)
     user = f"{spec.pointer}/user"
     try:
         kernel.setgroups(spec.additional_gids)
@@ -285,15 +282,14 @@ def switch_identity(kernel: k.Kernel, spec: ProcessSpec, last_cap: int) -> None:
             call(value)
         except OSError as e:
             raise _identity_error(f"{user}/{name}", f"setres{name} {value}", e) from None
-    if caps is not None:
-        kernel.prctl(k.PR_SET_KEEPCAPS, 0)
-        kernel.capset(caps["effective"], caps["permitted"], caps["inheritable"])
-        kernel.prctl(k.PR_CAP_AMBIENT, k.PR_CAP_AMBIENT_CLEAR_ALL)
-        # the kernel only allows ambient caps that are permitted and inheritable; runc skips others
-        raisable = caps["ambient"] & caps["permitted"] & caps["inheritable"]
-        for cap in range(last_cap + 1):
-            if raisable & (1 << cap):
-                kernel.prctl(k.PR_CAP_AMBIENT, k.PR_CAP_AMBIENT_RAISE, cap)
+    kernel.prctl(k.PR_SET_KEEPCAPS, 0)
+    kernel.capset(caps["effective"], caps["permitted"], caps["inheritable"])
+    kernel.prctl(k.PR_CAP_AMBIENT, k.PR_CAP_AMBIENT_CLEAR_ALL)
+    # the kernel only allows ambient caps that are permitted and inheritable; runc skips others
+    raisable = caps["ambient"] & caps["permitted"] & caps["inheritable"]
+    for cap in range(last_cap + 1):
+        if raisable & (1 << cap):
+            kernel.prctl(k.PR_CAP_AMBIENT, k.PR_CAP_AMBIENT_RAISE, cap)
     if spec.no_new_privileges:
         kernel.prctl(k.PR_SET_NO_NEW_PRIVS, 1)
 

@@ -150,7 +150,8 @@ def parse_options(options: list[str]) -> ParsedOptions:
             out.propagation.append(PROPAGATION_OPTIONS[opt])
         elif opt in RECURSIVE_OPTIONS:
             s, c = RECURSIVE_OPTIONS[opt]
-            out.recursive_set = (out.recursive_set | s) & ~c
+            # cleared, then set: an atime option clears the whole atime field and sets its value
+            out.recursive_set = (out.recursive_set & ~c) | s
             out.recursive_clear |= c
         elif opt in IDMAP_OPTIONS:
             out.idmap = True
@@ -168,6 +169,7 @@ class Rootfs:
         self.before_cgroup = before_cgroup  # called before a cgroup filesystem is mounted
         self.root_fd = -1
         self.late_readonly: list[tuple[int, int, bool]] = []  # (fd, flags, whole superblock)
+        self.propagations: list[tuple[str, list[int]]] = []  # each mount's own, in config order
 
     # -- top level -------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -233,6 +235,11 @@ class Rootfs:
             )
         if self.spec.propagation:  # last: "unbindable" would forbid the binds above
             self.k.mount(None, "/", None, PROPAGATION_OPTIONS[self.spec.propagation] | k.MS_REC, None)
+            # then each mount's own again, which that recursive change overrode (config.md: a
+            # mount's propagation options apply to it, whatever the rootfs's is)
+            for dest, props in self.propagations:
+                for prop in props:
+                    self.k.mount(None, dest, None, prop, None)
 
     # -- mounts ----------------------------------------------------------------------------------
     def mount_entry(self, index: int, m: dict) -> None:
@@ -315,6 +322,8 @@ class Rootfs:
                     self._remount_bind(dest, extra)
             for prop in opts.propagation:
                 self._at(dest, lambda t, prop=prop: self.k.mount(None, t, None, prop, None))
+            if opts.propagation:
+                self.propagations.append((dest, opts.propagation))
             if opts.recursive_set or opts.recursive_clear:
                 self._at(dest, lambda t: self.k.mount_setattr(t, opts.recursive_set, opts.recursive_clear))
         except OSError as e:

@@ -160,9 +160,12 @@ def _init(sd, seen, hooks_done):
     """The init's side after the "0": runs its (stand-in) hooks until hooks_done, and records
     what another command sees meanwhile."""
 
+    held = os.open(sd.fifo, os.O_PATH)  # as the init's spec.fifo_fd: held from before start
+
     def run():
         wfd = os.open(sd.fifo, os.O_WRONLY)
         os.write(wfd, b"0")
+        os.close(held)
         hooks_done.wait(10)
         seen.append(stat.S_IMODE(os.stat(sd.fifo).st_mode))
         os.write(wfd, EXECUTING)
