@@ -141,6 +141,13 @@ def test_umask_absent_inherits_callers(run_in):
 # ---- rlimits, oom_score_adj, no_new_privs ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize("home", [["HOME="], []], ids=["empty", "unset"])
+def test_an_empty_home_is_the_users(run_in, home):
+    """HOME set to nothing counts as unset, as in runc: the user's home from /etc/passwd."""
+    out = ok(run_in(sh('echo "[$HOME]"'), process={"env": ["PATH=/bin:/usr/bin", *home]}))
+    assert out == "[/root]\n"
+
+
 def test_rlimits(run_in):
     rlimits = [
         {"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200},

@@ -594,6 +594,13 @@ def test_tmpcopyup_starts_with_the_covered_contents(run_in):
     assert wrote == "wrote"  # the shared rootfs stays unchanged (checked at teardown)
 
 
+def test_mount_destination_is_cleaned_lexically(run_in, hostdir):
+    """runc cleans a destination as Go's filepath.Clean does: "/no-such-dir/../tmp/h" is
+    /tmp/h, whether or not /no-such-dir exists (ocirt failed: "no such file or directory")."""
+    out = ok(run_in(sh("cat /tmp/h/file"), mutate=mounts(bind(hostdir, "/no-such-dir/../tmp/h"))))
+    assert out == "from-host\n"
+
+
 @pytest.mark.parametrize("dest", ["/.", "//", "/proc/../.."])
 def test_mount_over_the_root_itself_fails_create(rt, make_bundle, dest):
     """A destination that resolves to the container's root would cover it (runc mounts it, then

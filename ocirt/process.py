@@ -302,7 +302,7 @@ def _identity_error(pointer: str, call: str, e: OSError) -> OcirtError:
 
 def exec_environment(spec: ProcessSpec) -> dict[str, str]:
     env = env_dict(spec.env)
-    if "HOME" not in env:
+    if not env.get("HOME"):  # unset or empty, as runc (Go's Getenv cannot tell the two apart)
         env["HOME"] = home_of(spec.uid)
     return env
 

@@ -247,7 +247,8 @@ class Rootfs:
         dest = m.get("destination", "")
         if not dest.startswith("/"):
             dest = "/" + dest  # runc resolves relative destinations against the rootfs root
-        if not paths.normpath(dest).strip("/"):  # "", "/.", "//", "/proc/../..": over the root
+        dest = paths.normpath(dest)  # lexically, as runc cleans it: "/mnt/../x" needs no /mnt
+        if not dest.strip("/"):  # "", "/.", "//", "/proc/../..": over the root
             raise ConfigError(f"{where}/destination", "is the container's root itself")
         mtype = m.get("type") or ""
         opts = parse_options(m.get("options") or [])
