@@ -4,7 +4,7 @@ import os
 import subprocess
 
 import pytest
-from runtime import assert_failed_cleanly, ok, sh
+from runtime import assert_failed_cleanly, ok, one_line, sh
 
 
 def mounts(*entries):
@@ -592,6 +592,37 @@ def test_tmpcopyup_starts_with_the_covered_contents(run_in):
     assert mode_owner == "644 0"
     assert fstype == "tmpfs"
     assert wrote == "wrote"  # the shared rootfs stays unchanged (checked at teardown)
+
+
+@pytest.mark.parametrize("dest", ["/proc/cpuinfo", "/proc/uptime", "/proc/sys/kernel/ns_last_pid"])
+def test_lxcfs_files_may_be_bound_into_proc(run_in, hostdir, dest):
+    out = ok(run_in(sh(f"cat {dest}"), mutate=mounts(bind(hostdir / "file", dest, "bind"))))
+    assert out == "from-host\n"
+
+
+@pytest.mark.parametrize(
+    "dest,source",
+    [
+        ("/proc/self/environ", "file"),  # through the symlink: /proc/1/environ
+        ("/proc/version", "file"),
+        ("/proc/net/dev", "file"),  # /proc/net is a symlink to self/net: not lxcfs's path then
+        ("/proc", "."),  # a directory that is no procfs, on /proc itself
+    ],
+)
+def test_other_binds_into_proc_are_refused(rt, make_bundle, hostdir, dest, source):
+    """runc's rule (CVE-2019-16884: a mount over /proc/self/attr hid the LSM label files): in the
+    container's /proc only the files lxcfs stands in for, on /proc itself only a procfs."""
+    b = make_bundle(["true"], mutate=mounts(bind(hostdir / source, dest, "rbind")))
+    p = rt.create(b.id, b)
+    assert_failed_cleanly(rt, b, p, pointer=f"/mounts/{len(b.config['mounts']) - 1}/destination")
+    assert "cannot be mounted because it is" in one_line(p.stderr)
+
+
+def test_the_hosts_procfs_may_be_bound_on_proc(run_in):
+    assert (
+        ok(run_in(sh("test -e /proc/self/status && echo yes"), mutate=mounts(bind("/proc", "/proc"))))
+        == "yes\n"
+    )
 
 
 def test_mount_destination_is_cleaned_lexically(run_in, hostdir):

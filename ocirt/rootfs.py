@@ -170,6 +170,7 @@ class Rootfs:
         self.root_fd = -1
         self.late_readonly: list[tuple[int, int, bool]] = []  # (fd, flags, whole superblock)
         self.propagations: list[tuple[str, list[int]]] = []  # each mount's own, in config order
+        self.proc_dir: str | None = None  # the container's /proc as the host sees it (resolved)
 
     # -- top level -------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -278,6 +279,12 @@ class Rootfs:
             )
         # the mount point as ensure() opened it: the first mount goes there (no second lookup)
         target = self.ensure(dest, directory=directory, pointer=f"{where}/destination")
+        if opts.is_bind or mtype not in NO_PROC_CHECK:
+            try:
+                self.check_proc_mount(target, source, where)
+            except BaseException:
+                self.k.close(target)
+                raise
         data = ",".join(opts.data) or None
         try:
             if tree is not None:  # idmapped: the parent's detached tree, moved onto the mount point
@@ -355,6 +362,28 @@ class Rootfs:
         finally:
             self.k.close(fd)
             self.k.close(tree)
+
+    def check_proc_mount(self, target: int, source: str, where: str) -> None:
+        """runc's rule for a bind (or a filesystem type it does not know) where the container's
+        /proc is, the mount point as resolved (through the symlinks in the rootfs): on /proc
+        itself only a procfs, inside it only the files lxcfs stands in for; nothing that would
+        cover what the masked and read-only paths protect, or the files of /proc/self an LSM
+        reads (CVE-2019-16884)."""
+        at = self.k.fd_target(target)
+        if self.proc_dir is None:
+            self.proc_dir = self.k.fd_target(self.root_fd).rstrip("/") + "/proc"
+        proc = self.proc_dir
+        if at != proc and not at.startswith(proc + "/"):
+            return
+        inside = at[len(proc) + 1 :]
+        if not inside:
+            if _fstype_of(source) == "proc":
+                return
+            raise ConfigError(
+                f"{where}/destination", f'"{at}" cannot be mounted because it is not of type proc'
+            )
+        if inside not in LXCFS_PROC_FILES:
+            raise ConfigError(f"{where}/destination", f'"{at}" cannot be mounted because it is inside /proc')
 
     def _at(self, path: str, fn) -> None:
         """Call fn with the /proc/self/fd path of `path` opened now: after a mount, the new top."""
@@ -718,6 +747,48 @@ def open_bind_sources(kernel: k.Kernel, spec: RootfsSpec) -> list[int]:
 
 
 _LOCKABLE_OPTIONS = {b"ro", b"nosuid", b"nodev", b"noexec"}
+
+
+# mount types runc mounts without its /proc check (check_proc_mount); binds and any other type
+# get it
+NO_PROC_CHECK = frozenset({"proc", "sysfs", "mqueue", "tmpfs", "cgroup"})
+# what may be bound inside the container's /proc: the files lxcfs emulates (runc's list)
+LXCFS_PROC_FILES = frozenset(
+    {
+        "cpuinfo",
+        "diskstats",
+        "meminfo",
+        "stat",
+        "swaps",
+        "uptime",
+        "loadavg",
+        "slabinfo",
+        "net/dev",
+        "sys/kernel/ns_last_pid",
+    }
+)
+
+
+def _fstype_of(path: str, mountinfo: bytes | None = None) -> str | None:
+    """The filesystem type of the mount `path` is on (the last mounted of those whose mount point
+    is it or above it), from this process's mountinfo; None where it cannot be told."""
+    try:
+        where = paths.realpath(path)
+        text = Rootfs.mountinfo() if mountinfo is None else mountinfo
+    except OSError:
+        return None
+    found = None
+    for line in text.splitlines():
+        fields = line.split()
+        try:
+            sep = fields.index(b"-", 6)
+            point = paths.fsdecode(_unescape(fields[4]))
+        except (ValueError, IndexError):
+            continue
+        if where == point or where.startswith(point.rstrip("/") + "/"):
+            if found is None or len(point) >= len(found[0]):
+                found = (point, paths.fsdecode(fields[sep + 1]) if len(fields) > sep + 1 else None)
+    return None if found is None else found[1]
 
 
 def has_lockable_flags(source: str, recursive: bool, mountinfo: bytes | None = None) -> bool:

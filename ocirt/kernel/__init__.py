@@ -173,6 +173,10 @@ class Kernel:
     def fd_path(self, fd: int) -> str:
         return f"/proc/self/fd/{fd}"
 
+    def fd_target(self, fd: int) -> str:
+        """The path an open fd leads to, as the kernel resolved it."""
+        return self.readlink(self.fd_path(fd))
+
     def close(self, fd: int) -> None:
         raise NotImplementedError
 

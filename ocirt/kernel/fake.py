@@ -60,6 +60,10 @@ class RecordingKernel(Kernel):
     def fd_path(self, fd: int) -> str:
         return self._fds.get(fd, f"/proc/self/fd/{fd}")
 
+    def fd_target(self, fd: int) -> str:
+        path = self.fd_path(fd)
+        return self.links.get(path, path)  # (a symlink opened: where it leads, one hop)
+
     # every interface method records itself
     def unshare(self, flags):
         self._record("unshare", flags)

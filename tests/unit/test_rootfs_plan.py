@@ -5,7 +5,8 @@ import os
 import pytest
 
 from ocirt import kernel as k
-from ocirt.errors import OcirtError
+from ocirt import rootfs as rootfs_mod
+from ocirt.errors import ConfigError, OcirtError
 from ocirt.kernel.fake import RecordingKernel
 from ocirt.rootfs import Rootfs, RootfsSpec, parse_options
 
@@ -312,6 +313,44 @@ def test_a_bind_on_a_symlinked_proc_is_not_refused():
             mounts=[{"destination": "/proc", "type": "bind", "source": "/tmp", "options": ["rbind"]}],
         ),
     ).prepare()
+
+
+@pytest.mark.parametrize(
+    "dest,mtype,allowed",
+    [
+        ("/proc/cpuinfo", "bind", True),  # lxcfs's files
+        ("/proc/sys/kernel/ns_last_pid", "bind", True),
+        ("/proc/self/environ", "bind", False),
+        ("/proc/version", "bind", False),
+        ("/proc/sys/kernel", "bind", False),
+        ("/proc", "bind", False),  # /tmp is no procfs
+        ("/proc/x", "devpts", False),  # a type runc does not know: checked as a bind
+        ("/proc/x", "tmpfs", True),  # (masked paths are tmpfs and /dev/null binds)
+        ("/procfoo", "bind", True),
+    ],
+)
+def test_binds_into_proc_are_refused_but_lxcfs_files(dest, mtype, allowed):
+    kern = RecordingKernel()
+    opts = ["rbind"] if mtype == "bind" else []
+    rootfs = Rootfs(
+        kern,
+        RootfsSpec(
+            rootfs=ROOT, mounts=[{"destination": dest, "type": mtype, "source": "/tmp", "options": opts}]
+        ),
+    )
+    if allowed:
+        rootfs.prepare()
+        return
+    with pytest.raises(ConfigError, match="cannot be mounted because it is") as e:
+        rootfs.prepare()
+    assert e.value.pointer == "/mounts/0/destination"
+
+
+def test_a_procfs_may_be_bound_on_proc():
+    mountinfo = b"22 1 0:21 / /proc rw - proc proc rw\n30 1 254:0 / / rw - ext4 /dev/vda rw\n"
+    assert rootfs_mod._fstype_of("/proc", mountinfo) == "proc"
+    assert rootfs_mod._fstype_of("/proc/self", mountinfo) == "proc"
+    assert rootfs_mod._fstype_of("/tmp", mountinfo) == "ext4"
 
 
 # -- --no-pivot: no visible procfs or sysfs of the host left ---------------------------------------
