@@ -148,6 +148,13 @@ def test_an_empty_home_is_the_users(run_in, home):
     assert out == "[/root]\n"
 
 
+def test_additional_gids_are_set_once_each(run_in):
+    out = ok(
+        run_in(sh("grep ^Groups: /proc/self/status"), mutate=user(uid=0, gid=0, additionalGids=[5, 5, 0]))
+    )
+    assert status_field(out, "Groups") == ["0", "5"]
+
+
 def test_rlimits(run_in):
     rlimits = [
         {"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200},

@@ -368,6 +368,20 @@ def test_readonly_paths_default(run_in):
     assert "ro" in mi.options
 
 
+def test_masked_paths_go_over_the_read_only_ones(run_in):
+    """runc's order: read-only paths first, then the masks, which bind /dev/null from a /dev
+    that is read-only by then (ocirt masked first: /proc/keys stayed a writable /dev/null)."""
+    mi = mountinfo(
+        ok(
+            run_in(
+                sh(mountinfo_line("/proc/keys")),
+                mutate=lambda c: c["linux"].__setitem__("readonlyPaths", ["/dev"]),
+            )
+        )
+    )
+    assert "ro" in mi.options, mi.options
+
+
 def test_readonly_path_custom(run_in, hostdir):
     def mutate(c):
         c["mounts"].append(bind(hostdir, "/tmp/h", "rbind", "rw"))

@@ -272,7 +272,7 @@ def switch_identity(kernel: k.Kernel, spec: ProcessSpec, last_cap: int) -> None:
     kernel.prctl(k.PR_SET_KEEPCAPS, 1)
     user = f"{spec.pointer}/user"
     try:
-        kernel.setgroups(spec.additional_gids)
+        kernel.setgroups(list(dict.fromkeys(spec.additional_gids)))  # each once, as runc
     except OSError as e:
         # denied in a user ns with "deny": fine when empty
         if spec.additional_gids or not isinstance(e, PermissionError):

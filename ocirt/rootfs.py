@@ -220,10 +220,11 @@ class Rootfs:
             self.root_fd = -1
 
     def finish(self) -> None:
-        """After pivot_root: masked and read-only paths, then a read-only root."""
+        """After pivot_root: read-only paths, masked paths (over them, as runc orders the two),
+        then a read-only root."""
         for what, paths_, do in (
-            ("maskedPaths", self.spec.masked, self.mask),
             ("readonlyPaths", self.spec.readonly_paths, self.make_readonly),
+            ("maskedPaths", self.spec.masked, self.mask),
         ):
             for i, path in enumerate(paths_):
                 try:
