@@ -56,6 +56,14 @@ def test_args0_looked_up_in_path(run_in):
     assert ok(run_in(["echo", "via-PATH"])) == "via-PATH\n"
 
 
+@pytest.mark.runc_deviates(
+    "runc 1.1.5 (Go's exec.LookPath) searches nothing without PATH; config.md gives args[0] "
+    "execvp(3)'s semantics, whose search path is then /bin:/usr/bin"
+)
+def test_args0_without_path_is_searched_as_execvp_does(run_in):
+    assert ok(run_in(["echo", "no-PATH"], process={"env": ["TERM=xterm"], "cwd": "/tmp"})) == "no-PATH\n"
+
+
 @pytest.mark.parametrize(
     "arg0, reason",
     [

@@ -204,6 +204,21 @@ def test_cgroup_mount(run_in):
     assert "WROTE" not in ro
 
 
+def test_the_cgroup_v1_tmpfs_is_nosuid_nodev_noexec_whatever_the_options(run_in):
+    """On cgroup v1 the tmpfs holding the hierarchies is mounted nosuid, nodev and noexec even
+    where the cgroup mount's options leave them out, as runc mounts it."""
+
+    def mutate(c):
+        for m in c["mounts"]:
+            if m["destination"] == "/sys/fs/cgroup":
+                m["options"] = ["ro"]
+
+    mi = mountinfo(ok(run_in(sh(mountinfo_line("/sys/fs/cgroup")), mutate=mutate)))
+    if mi.fstype != "tmpfs":
+        pytest.skip("cgroup v2: one cgroup2 mount, no tmpfs")
+    assert {"nosuid", "nodev", "noexec"} <= mi.options, mi.options
+
+
 def test_devpts_options(run_in):
     out = ok(run_in(sh(mountinfo_line("/dev/pts") + "; ls -l /dev/pts/ptmx")))
     mi = mountinfo(out.splitlines()[0])

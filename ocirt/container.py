@@ -319,6 +319,8 @@ class OpenContainer:
             pidfd = posix.pidfd_open(self.state.pid)
         except ProcessLookupError:
             return False
+        except OSError as e:  # one line naming what failed, not the bare errno's words
+            raise OcirtError(f"cannot signal the container's init {self.state.pid}", e.errno) from None
         try:
             if proc_start_time(self.state.pid) != self.state.pid_start:
                 return False
@@ -326,6 +328,8 @@ class OpenContainer:
             return True
         except ProcessLookupError:  # it exited after pidfd_open (a zombie now)
             return False
+        except OSError as e:
+            raise OcirtError(f"cannot signal the container's init {self.state.pid}", e.errno) from None
         finally:
             posix.close(pidfd)
 

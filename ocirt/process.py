@@ -160,6 +160,9 @@ def env_dict(env: list[str]) -> dict[str, str]:
     return out
 
 
+DEFAULT_PATH = "/bin:/usr/bin"  # confstr(_CS_PATH) of glibc
+
+
 def lookup(executable: str, env: dict[str, str]) -> str:
     """PATH lookup as exec.LookPath does it; raises runc's error when nothing is found: a path
     that cannot be stat'ed is the stat's error, one that is a directory or not executable is
@@ -172,7 +175,8 @@ def lookup(executable: str, env: dict[str, str]) -> str:
         if not _executable_file(st.st_mode):
             raise OcirtError(f'exec: "{executable}": permission denied')
         return executable
-    for d in env.get("PATH", "").split(":"):
+    # config.md: execvp(3)'s `file`; without PATH execvp searches glibc's default path
+    for d in env.get("PATH", DEFAULT_PATH).split(":"):
         path = paths.join(d or ".", executable)
         try:
             st = posix.stat(path)

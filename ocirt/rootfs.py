@@ -483,11 +483,15 @@ class Rootfs:
                     self._at(dest, lambda t: self.k.mount(whole[0], t, None, k.MS_BIND | k.MS_REC, None))
                     self._remount_bind(dest, base | ro)
                 return
-            self._at(dest, lambda t: self.k.mount("tmpfs", t, "tmpfs", base, "mode=755"))
+            # the tmpfs holding the hierarchies nosuid, nodev and noexec whatever the options
+            # say, as runc mounts it; the hierarchies' binds with the options' flags
+            tmpfs = k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC
+            self._at(dest, lambda t: self.k.mount("tmpfs", t, "tmpfs", tmpfs, "mode=755"))
             self._bind_hierarchies(dest, base | ro)
             if ro:
                 self._at(
-                    dest, lambda t: self.k.mount(None, t, None, k.MS_REMOUNT | k.MS_RDONLY | base, "mode=755")
+                    dest,
+                    lambda t: self.k.mount(None, t, None, k.MS_REMOUNT | k.MS_RDONLY | tmpfs, "mode=755"),
                 )
         except OSError as e:
             raise OcirtError(f"{where}: mount cgroup to {dest}", e.errno) from None

@@ -21,7 +21,7 @@ def main(g, o, args) -> int:
         try:
             c.delete(force=o["force"])
             return 0
-        except OcirtError as e:
+        except (OcirtError, OSError) as e:  # (an OSError no step foresaw: --force goes on too)
             if not o["force"]:
                 raise
             failed = e
