@@ -173,7 +173,7 @@ def test_rlimits(run_in):
             sh("grep -E '^Max (open files|core file size)' /proc/self/limits"), process={"rlimits": rlimits}
         )
     )
-    rows = {ln[:26].strip(): ln[26:].split()[:2] for ln in out.splitlines()}
+    rows = _limits_rows(out)
     assert rows["Max open files"] == ["100", "200"]
     assert rows["Max core file size"] == ["0", "4096"]
 
@@ -202,7 +202,8 @@ RLIMIT_ROWS = {
 
 
 def _limits_rows(text: str) -> dict:
-    return {ln[:26].strip(): ln[26:].split()[:2] for ln in text.splitlines()[1:]}
+    """/proc/self/limits' rows (or some of them) by name: [soft, hard]."""
+    return {ln[:26].strip(): ln[26:].split()[:2] for ln in text.splitlines()}
 
 
 def _every_rlimit() -> tuple[list, dict]:

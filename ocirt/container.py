@@ -315,23 +315,20 @@ class OpenContainer:
         held by a pidfd so the pid cannot be reused meanwhile); False when it is gone."""
         if self.state.pid <= 0:
             return False
+        pidfd = -1
         try:
             pidfd = posix.pidfd_open(self.state.pid)
-        except ProcessLookupError:
-            return False
-        except OSError as e:  # one line naming what failed, not the bare errno's words
-            raise OcirtError(f"cannot signal the container's init {self.state.pid}", e.errno) from None
-        try:
             if proc_start_time(self.state.pid) != self.state.pid_start:
                 return False
             signal.pidfd_send_signal(pidfd, sig)
             return True
-        except ProcessLookupError:  # it exited after pidfd_open (a zombie now)
+        except ProcessLookupError:  # gone, or it exited after pidfd_open (a zombie now)
             return False
-        except OSError as e:
+        except OSError as e:  # one line naming what failed, not the bare errno's words
             raise OcirtError(f"cannot signal the container's init {self.state.pid}", e.errno) from None
         finally:
-            posix.close(pidfd)
+            if pidfd >= 0:
+                posix.close(pidfd)
 
     def delete(self, force: bool = False) -> None:
         status = self.status()

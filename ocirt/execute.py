@@ -80,8 +80,7 @@ def exec_process(
             from . import console
 
             console_fd = spec.console_fd = console.connect(console_socket)
-        if proc.rlimits:  # their numbers, for the process in the container's mount namespace
-            import resource  # noqa: F401
+        process.preload(proc)  # what its setup needs in the container's mount namespace
         target = cgroup if cgroup is not None else c.joinable_cgroup()  # before the fork
         parent_ch, child_ch = Channel.pair()
         if subreaper:

@@ -192,9 +192,13 @@ class _Bundle:
         holds this run's modules and the file's other entries that are still current: a
         command whose runs load other modules (a terminal, hooks, an error) gathers them all
         instead of writing the file again at each change of path."""
-        missing = [name for name in self.children if self.current_entry(name) is None]
-        if (self.current and not missing) or not posix.access(self.dir, posix.W_OK):
+        # (the init's modules by name only while nothing else changed: no stat on every create;
+        # one whose source alone changed loads from it, and joins anew at the next writing)
+        if (self.current and all(name in self.entries for name in self.children)) or not posix.access(
+            self.dir, posix.W_OK
+        ):
             return
+        missing = [name for name in self.children if self.current_entry(name) is None]
         tmp = f"{self.path}.{posix.getpid()}"
         try:
             table: dict = {}

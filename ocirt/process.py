@@ -141,6 +141,14 @@ def check_rlimit(name, index: int, pointer: str = "/process", document: str = "c
         raise ConfigError(f"{pointer}/rlimits/{index}/type", f"unknown rlimit {name!r}", document)
 
 
+def preload(spec: ProcessSpec) -> None:
+    """The modules this process's own setup needs (the resource module for the rlimits'
+    numbers), loaded by a child before it enters the container's mount namespace, where they
+    are out of reach: the init (stages.load_init_code) and exec's parent."""
+    if spec.rlimits:
+        import resource  # noqa: F401
+
+
 def rlimit_number(name: str, index: int, pointer: str = "/process", document: str = "config.json") -> int:
     import resource
 

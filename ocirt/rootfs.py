@@ -232,9 +232,7 @@ class Rootfs:
                 except OSError as e:  # (a masked file with no /dev/null to bind over it, say)
                     raise OcirtError(f"/linux/{what}/{i}: {describe_oserror(e, path)}", e.errno) from None
         if self.spec.readonly:
-            self.k.mount(
-                None, "/", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | self._locked_flags("/"), None
-            )
+            self._root_readonly()
         if self.spec.propagation:  # last: "unbindable" would forbid the binds above
             self.k.mount(None, "/", None, PROPAGATION_OPTIONS[self.spec.propagation] | k.MS_REC, None)
             # then each mount's own again, which that recursive change overrode (config.md: a
@@ -639,9 +637,7 @@ class Rootfs:
             # The root itself, as root.readonly does it: a bind stacked on "/" would not be the
             # root of this process (its "/" is the mount below), but it is of every process
             # that joins the mount namespace later (`exec`), which got a writable root
-            self.k.mount(
-                None, "/", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | self._locked_flags("/"), None
-            )
+            self._root_readonly()
             return
         try:
             self.k.mount(path, path, None, k.MS_BIND | k.MS_REC, None)
@@ -654,6 +650,9 @@ class Rootfs:
             k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_REC | self._locked_flags(path),
             None,
         )
+
+    def _root_readonly(self) -> None:
+        self.k.mount(None, "/", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | self._locked_flags("/"), None)
 
     def _remount_bind(self, dest: str, flags: int) -> None:
         """Remount the bind at `dest` with `flags`; in a user namespace with the flags the kernel
@@ -682,18 +681,28 @@ def visible_kernel_mounts(mountinfo: bytes, rootfs: str) -> list[str]:
     outside `rootfs`, from /proc/self/mountinfo's text."""
     out = []
     inside = rootfs.rstrip("/") + "/"
+    for root, path, _options, fstype in mount_entries(mountinfo):
+        if (
+            root == b"/"
+            and fstype in (b"proc", b"sysfs")
+            and path + "/" != inside
+            and not path.startswith(inside)
+        ):
+            out.append(path)
+    return out
+
+
+def mount_entries(mountinfo: bytes):
+    """Each line of /proc/self/mountinfo's text as (root, mount point, mount options, filesystem
+    type): the mount point unescaped and decoded, the rest as bytes (options a set)."""
     for line in mountinfo.splitlines():
         fields = line.split()
         try:
             sep = fields.index(b"-", 6)
         except ValueError:
             continue
-        if fields[3] != b"/" or len(fields) <= sep + 1 or fields[sep + 1] not in (b"proc", b"sysfs"):
-            continue
-        path = paths.fsdecode(_unescape(fields[4]))
-        if path + "/" != inside and not path.startswith(inside):
-            out.append(path)
-    return out
+        fstype = fields[sep + 1] if len(fields) > sep + 1 else None
+        yield fields[3], paths.fsdecode(_unescape(fields[4])), set(fields[5].split(b",")), fstype
 
 
 def _unescape(field_: bytes) -> bytes:
@@ -783,17 +792,12 @@ def _fstype_of(path: str, mountinfo: bytes | None = None) -> str | None:
     except OSError:
         return None
     found = None
-    for line in text.splitlines():
-        fields = line.split()
-        try:
-            sep = fields.index(b"-", 6)
-            point = paths.fsdecode(_unescape(fields[4]))
-        except (ValueError, IndexError):
-            continue
-        if where == point or where.startswith(point.rstrip("/") + "/"):
-            if found is None or len(point) >= len(found[0]):
-                found = (point, paths.fsdecode(fields[sep + 1]) if len(fields) > sep + 1 else None)
-    return None if found is None else found[1]
+    for _root, point, _options, fstype in mount_entries(text):
+        if (where == point or where.startswith(point.rstrip("/") + "/")) and (
+            found is None or len(point) >= len(found[0])
+        ):
+            found = (point, fstype)
+    return None if found is None or found[1] is None else paths.fsdecode(found[1])
 
 
 def has_lockable_flags(source: str, recursive: bool, mountinfo: bytes | None = None) -> bool:
@@ -810,15 +814,10 @@ def has_lockable_flags(source: str, recursive: bool, mountinfo: bytes | None = N
         text = Rootfs.mountinfo() if mountinfo is None else mountinfo
     except OSError:
         return True
-    for line in text.splitlines():
-        fields = line.split()
-        if (
-            len(fields) > 5
-            and paths.fsdecode(_unescape(fields[4])).startswith(under)
-            and _LOCKABLE_OPTIONS & set(fields[5].split(b","))
-        ):
-            return True
-    return False
+    return any(
+        point.startswith(under) and _LOCKABLE_OPTIONS & options
+        for _, point, options, _ in mount_entries(text)
+    )
 
 
 def sysctl(kernel: k.Kernel, settings: dict) -> None:
