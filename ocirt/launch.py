@@ -51,7 +51,7 @@ BUNDLED = frozenset(
 # modules that only the container's init loads (stages.load_init_code): a fork of the command
 # that has the bundle open while it imports them, but whose loads the command never sees; so
 # the command's bundle keeps them from their sources (_Bundle.save)
-INIT_MODULES = ("ocirt.rootfs", "ocirt.hooks", "ocirt.console")
+INIT_MODULES = ("ocirt.rootfs", "ocirt.waiter", "ocirt.hooks", "ocirt.console")
 CHILD_MODULES = {"create": INIT_MODULES, "run": INIT_MODULES}
 BUNDLE_FORMAT = 1
 _BUNDLE_TAG = b"ocirt-bundle"

@@ -459,6 +459,7 @@ def compile(cfg: dict, pointer: str = "/linux/seccomp") -> Filter:  # noqa: A001
         skipped_architectures=skipped_arches,
         ignored_flags=ignored_flags,
     )
+    flt.rules = profile.rules
     if direct:
         flt._prepare_direct_load(profile.flags, enosys_prefix(newest))
     return flt
@@ -547,6 +548,22 @@ class Filter:
         self._load_flags = 0
         self._libc: Any = None  # libc through cffi, when install() calls seccomp(2) itself
         self._nr_seccomp = -1
+        self.rules: list = []  # the profile's rules (_Rule), for lets_through
+
+    def lets_through(self, names) -> bool:
+        """Whether the filter allows each of `names` (system calls) whatever its arguments: the
+        default action allows (or logs) and no rule names one with another action, or each is
+        named by a rule that allows it without conditions and by none that does anything else."""
+        allow = (ACTIONS["SCMP_ACT_ALLOW"], ACTIONS["SCMP_ACT_LOG"])
+        wanted, plain = set(names), set()
+        for rule in self.rules:
+            named = wanted.intersection(rule.names)
+            if named:
+                if rule.action not in allow:
+                    return False
+                if not rule.conditions:
+                    plain |= named
+        return self.default_action in allow or plain == wanted
 
     def _prepare_direct_load(self, flags: list[str], prefix: bytes = b"") -> None:
         """For what libseccomp cannot set (a flag, the ENOSYS prefix): export the program now

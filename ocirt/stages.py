@@ -388,7 +388,7 @@ def load_init_code(spec: InitSpec) -> None:
     search's probes, the docstrings, the __future__ import, ~0.2 ms by -X importtime). Hooks
     and the console only where the config has them; all before the root is pivoted, when
     ocirt's files are out of reach; so are the process's own (process.preload)."""
-    from . import rootfs  # noqa: F401
+    from . import rootfs, waiter  # noqa: F401
 
     process.preload(spec.proc)
     if spec.hooks.get("createContainer") or spec.hooks.get("startContainer"):
@@ -515,6 +515,10 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
     stop_on_signals()
     ch.send(Ready())
     ch.close()
+    from . import waiter  # (loaded by load_init_code)
+
+    if waiter.usable(spec, path):  # the wait and the execve in a program of a few pages
+        waiter.execute(spec, path, env, fifo_dir)  # (returns only where it could not)
     wfd = None
     try:
         # Blocks until `ocirt start` opens the fifo for reading.
