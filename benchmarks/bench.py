@@ -404,7 +404,13 @@ def sample_rss(bench, rt, rss):
     out["create"] = rt.check("create", "--bundle", bundle, "--pid-file", pid_file, cid, rss=rss).maxrss_kib
     pid = read_pid_file(pid_file)
     try:
-        out["init_rss"], out["init_anon"], cmdline = proc_status(pid)
+        # an init in the middle of an execve (ocirt's becoming its waiting program) has no
+        # cmdline for that moment: read it once it is through (at most ~0.1 s)
+        for _ in range(100):
+            out["init_rss"], out["init_anon"], cmdline = proc_status(pid)
+            if cmdline:
+                break
+            time.sleep(0.001)
     except OSError as e:
         raise BenchError(f"{rt.name} create: init pid {pid} from --pid-file: {e}") from None
     out["init_cmdline"] = cmdline.replace(bench.tmp, "$TMP").replace(cid, "$ID")
@@ -864,7 +870,7 @@ def fmt(v, unit):
     if unit == "s":
         return f"{v:.2f} s"
     if unit == "MiB":
-        return f"{v:.1f} MiB"
+        return f"{v:.1f} MiB" if v >= 1 else f"{v * 1024:.0f} KiB"
     return f"{v:.1f} ms" if v >= 10 else f"{v:.2f} ms"
 
 
@@ -886,7 +892,7 @@ def render(metrics, runtimes, n_lc, workers):
             continue
         va = None if va is None else va * scale
         vb = None if vb is None else vb * scale
-        ratio = f"{va / vb:.2f}x" if va is not None and vb else "-"
+        ratio = (f"{va / vb:.3f}x" if va / vb < 0.1 else f"{va / vb:.2f}x") if va is not None and vb else "-"
         if va is None and m.errors[a.label]:
             ratio = "A failed"
         elif vb is None and m.errors[b.label]:
