@@ -10,7 +10,7 @@ if ! v2vm_setup; then
 fi
 [ $# -gt 0 ] || set -- tests/cgroups tests/test_rootless.py conformance/test_cgroups.py conformance/test_systemd.py \
   tests/test_criu.py tests/engines/test_podman_checkpoint.py \
-  tests/test_adversity_commands.py tests/test_adversity_create.py
+  tests/test_adversity_commands.py tests/test_adversity_create.py tests/test_waiting_init.py tests/unit/test_waiter.py
 # state, sockets and fifos must not live on the shared folders inside the guest
 exec "$vm/run-in-v2vm.sh" "cd '$repo' && export TMPDIR=/tmp && \
   '$repo/.venv/bin/ocirt' --root /run/ocirt run --bundle bundles/default v2-smoke && \
