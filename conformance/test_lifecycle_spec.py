@@ -5,6 +5,7 @@ listed in the config; deprecated fields."""
 
 import json
 import os
+import shutil
 import subprocess
 import time
 
@@ -383,3 +384,27 @@ def test_a_start_killed_while_a_start_container_hook_runs_leaves_the_program_to_
 
     wait_for(executed, timeout=20, what="the program to be executed")
     assert rt.status(b.id) == "running"
+
+
+def test_a_program_gone_by_start_stops_the_container_with_one_line(rt, make_bundle, rootfs, tmp_path):
+    """The program is there at create (both runtimes look it up then) and gone at start: start
+    succeeds (the execve is the program's own step, after start's part), the container stops,
+    and the init's stderr (create's) has one line naming the program and the error."""
+    opt = tmp_path / "opt"
+    opt.mkdir()
+    shutil.copy(os.path.join(rootfs, "bin", "busybox"), opt / "prog")
+    b = make_bundle(
+        ["/home/prog"],
+        mutate=lambda cfg: cfg["mounts"].append(
+            {"destination": "/home", "type": "bind", "source": str(opt), "options": ["rbind"]}
+        ),
+    )
+    err = tmp_path / "init-stderr"
+    p = rt.create(b.id, b, prelude=f"exec 2>{err}")
+    assert p.returncode == 0, err.read_text()
+    (opt / "prog").unlink()
+    p = rt.start(b.id)
+    assert p.returncode == 0, p.stderr
+    wait_for(lambda: rt.status(b.id) == "stopped", what="the container stopped")
+    lines = err.read_text().splitlines()
+    assert len(lines) == 1 and "/home/prog: no such file or directory" in lines[0], lines

@@ -46,8 +46,8 @@ def remove_parent_cgroup():
 
 
 class Box:
-    """A container of a bundle in tmp_path, with the program at /opt/prog (busybox, copied: a
-    test may remove it) and a file /opt/out the program writes to."""
+    """A container of a bundle in tmp_path, with the program at /home/sh (busybox, copied: a
+    test may remove it) and a file /home/out the program writes to."""
 
     def __init__(self, tmp_path, rootfs, args, way):
         self.id = f"wait-{uuid.uuid4().hex[:10]}"
@@ -60,7 +60,7 @@ class Box:
         with open(path) as f:
             config = json.load(f)
         config["mounts"].append(
-            {"destination": "/opt", "type": "bind", "source": str(self.opt), "options": ["rbind"]}
+            {"destination": "/home", "type": "bind", "source": str(self.opt), "options": ["rbind"]}
         )
         settings = WAYS[way]
         if "seccomp" in settings:
@@ -129,8 +129,8 @@ def _uses_program(pid: int) -> bool:
 def test_the_program_starts_as_from_the_interpreter(box, way):
     """The same argv and environment, no signal blocked or ignored, the waiting init itself the
     small program exactly where it may be."""
-    script = 'grep -E "^Sig(Blk|Ign)" /proc/self/status > /opt/out; echo "$0 $1 $FOO" >> /opt/out'
-    b = box(["/opt/sh", "-c", script, "first"], way)
+    script = 'grep -E "^Sig(Blk|Ign)" /proc/self/status > /home/out; echo "$0 $1 $FOO" >> /home/out'
+    b = box(["/home/sh", "-c", script, "first"], way)
     with open(b.bundle + "/config.json") as f:
         config = json.load(f)
     config["process"]["env"].append("FOO=bar")
@@ -141,7 +141,7 @@ def test_the_program_starts_as_from_the_interpreter(box, way):
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         cmdline = f.read().split(b"\0")[:-1]
     if _uses_program(pid):
-        assert cmdline == [b"/opt/sh", b"-c", script.encode(), b"first"]
+        assert cmdline == [b"/home/sh", b"-c", script.encode(), b"first"]
         with open(f"/proc/{pid}/status") as f:
             rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
         assert rss < 1024, f"the waiting program holds {rss} KiB"
@@ -160,7 +160,7 @@ def test_the_program_starts_as_from_the_interpreter(box, way):
 @pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("sig", ["TERM", "INT", "HUP", "QUIT"])
 def test_a_stop_signal_ends_the_waiting_init(box, way, sig):
-    b = box(["/opt/sh", "-c", "echo ran > /opt/out"], way)
+    b = box(["/home/sh", "-c", "echo ran > /home/out"], way)
     pid = b.create()
     rc, err = b.ocirt("kill", b.id, sig)
     assert rc == 0, err
@@ -174,12 +174,12 @@ def test_a_program_gone_at_start_is_one_line(box, way):
     """The program removed between create and start: the container's stderr has the line that
     names it, the container is stopped; `start` itself succeeded (the execve is the program's
     own, as with runc)."""
-    b = box(["/opt/sh", "-c", "true"], way)
+    b = box(["/home/sh", "-c", "true"], way)
     pid = b.create()
     os.unlink(b.opt / "sh")
     rc, err = b.ocirt("start", b.id)
     _wait_gone(pid)
     assert rc == 0, err
     with open(b.init_err) as f:
-        assert f.read() == "ocirt init: /opt/sh: no such file or directory\n"
+        assert f.read() == "ocirt init: /home/sh: no such file or directory\n"
     assert b.status() == "stopped"
