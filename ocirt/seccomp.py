@@ -550,12 +550,19 @@ class Filter:
         self._nr_seccomp = -1
         self.rules: list = []  # the profile's rules (_Rule), for lets_through
 
-    def lets_through(self, names) -> bool:
+    def lets_through(self, names, may_fail=()) -> bool:
         """Whether the filter allows each of `names` (system calls) whatever its arguments: the
         default action allows (or logs) and no rule names one with another action, or each is
-        named by a rule that allows it without conditions and by none that does anything else."""
+        named by a rule that allows it without conditions and by none that does anything else;
+        and whether each of `may_fail` is allowed or fails with an errno at worst (never kills,
+        traps, or goes to a tracer or listener)."""
         allow = (ACTIONS["SCMP_ACT_ALLOW"], ACTIONS["SCMP_ACT_LOG"])
+
+        def harmless(action: int) -> bool:
+            return action in allow or action & 0xFFFF0000 == ACTIONS["SCMP_ACT_ERRNO"]
+
         wanted, plain = set(names), set()
+        others, covered = set(may_fail) - wanted, set()
         for rule in self.rules:
             named = wanted.intersection(rule.names)
             if named:
@@ -563,6 +570,14 @@ class Filter:
                     return False
                 if not rule.conditions:
                     plain |= named
+            named = others.intersection(rule.names)
+            if named:
+                if not harmless(rule.action):
+                    return False
+                if not rule.conditions:
+                    covered |= named
+        if not harmless(self.default_action) and covered != others:
+            return False
         return self.default_action in allow or plain == wanted
 
     def _prepare_direct_load(self, flags: list[str], prefix: bytes = b"") -> None:

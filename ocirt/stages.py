@@ -517,10 +517,10 @@ def _init(kernel: k.Kernel, spec: InitSpec, ch: Channel) -> None:
     ch.close()
     from . import waiter  # (loaded by load_init_code)
 
-    if waiter.usable(spec, path):  # the wait and the execve in a program of a few pages
-        waiter.execute(spec, path, env, fifo_dir)  # (returns only where it could not)
     wfd = None
     try:
+        if waiter.usable(spec, path):  # the wait and the execve in a program of a few pages
+            waiter.execute(spec, path, env)  # (returns only where it could not)
         # Blocks until `ocirt start` opens the fifo for reading.
         wfd = posix.open(fifo, posix.O_WRONLY | posix.O_CLOEXEC, dir_fd=fifo_dir)
         if fifo_dir is not None:

@@ -10,14 +10,14 @@
  * blocked, exec.fifo's O_PATH fd open. No libc, no relocation: everything it reads is
  * RIP-relative, the parameters right after the code (`params`, filled by waiter.py):
  *
- *     params+0   the directory fd for openat (AT_FDCWD, or the runtime's /proc/self/fd)
- *     params+8   the path of exec.fifo (through /proc/self/fd), as a pointer
- *     params+16  exec.fifo's O_PATH fd, closed before the program runs
- *     params+24  the directory fd to close too (-1: none)
- *     params+32  the program's resolved path, as a pointer
- *     params+40  N: the failure table's entries for errno 0..N-1, then one for any other
- *     params+48  the table, as a pointer: per entry the line for stderr and the message for
- *                `start` (pointer, length; pointer, length)
+ *     params+0   the path of exec.fifo (through /proc/self/fd), as a pointer
+ *     params+8   exec.fifo's O_PATH fd, closed before the program runs
+ *     params+16  the program's resolved path, as a pointer
+ *     params+24  N: the errno texts are for errno 0..N-1, then one for any other
+ *     params+32  the texts, as a pointer: per errno (pointer, length)
+ *     params+40  what the interpreter names when the fifo's open fails, as a pointer to
+ *                (pointer, length); +48 when a write to the fifo fails; +56 when the execve
+ *                fails; +64 when it returns 0 (a seccomp errnoRet 0)
  */
 	.intel_syntax noprefix
 	.text
@@ -59,15 +59,17 @@ _start:
 	mov	r10d, 8
 	syscall
 
-	/* openat(dirfd, fifo, O_WRONLY|O_CLOEXEC): returns once `start` opens it for reading */
+	/* openat(AT_FDCWD, fifo, O_WRONLY|O_CLOEXEC): returns once `start` opens it for reading */
+	mov	r13, [rip + params + 40]	/* (r13: what a failure names) */
 	mov	eax, 257
-	mov	rdi, [rip + params]
-	mov	rsi, [rip + params + 8]
+	mov	edi, -100
+	mov	rsi, [rip + params]
 	mov	edx, 0x80001
 	syscall
 	test	rax, rax
 	js	fail
 	mov	ebx, eax
+	mov	r13, [rip + params + 48]
 	mov	eax, 1			/* write(fifo, "0", 1) */
 	mov	edi, ebx
 	lea	rsi, [rip + zero]
@@ -76,10 +78,7 @@ _start:
 	test	rax, rax
 	js	fail
 	mov	eax, 3			/* close(exec.fifo's O_PATH fd) */
-	mov	rdi, [rip + params + 16]
-	syscall
-	mov	eax, 3			/* close(the directory fd), EBADF for -1 */
-	mov	rdi, [rip + params + 24]
+	mov	rdi, [rip + params + 8]
 	syscall
 	mov	eax, 1			/* write(fifo, EXECUTING, 1); an error is start's end: */
 	mov	edi, ebx		/* the program runs all the same                       */
@@ -93,34 +92,61 @@ _start:
 	call	sigact
 
 	/* execve(program, this process's argv, its environment) */
+	mov	r13, [rip + params + 56]
 	mov	eax, 59
-	mov	rdi, [rip + params + 32]
+	mov	rdi, [rip + params + 16]
 	lea	rsi, [rsp + 8]
 	mov	rcx, [rsp]
 	lea	rdx, [rsp + rcx*8 + 16]
 	syscall
 
 	/* Here only where a system call failed (rax = -errno; 0: an execve that returned 0):
-	 * the table's line on stderr, its message to `start` through the fifo, exit 127. */
+	 * "ocirt init: <what>: <errno text>" on stderr, "<what>: <errno text>" to `start`
+	 * through the fifo (as the interpreter words them), exit 127. */
 fail:
 	neg	rax
-	mov	rcx, [rip + params + 40]
+	jnz	1f
+	mov	r13, [rip + params + 64]
+1:	mov	rcx, [rip + params + 24]
 	cmp	rax, rcx
 	cmovae	rax, rcx
-	shl	rax, 5
-	add	rax, [rip + params + 48]
-	mov	r12, rax
-	mov	eax, 1
+	shl	rax, 4
+	add	rax, [rip + params + 32]
+	mov	r12, rax		/* the errno's text: (pointer, length) */
+	lea	rsi, [rip + ign_act]	/* a reader gone: EPIPE, not death, for the report */
+	mov	edi, 13
+	call	sigact
+	mov	edi, 25
+	call	sigact
+	sub	rsp, 80			/* five iovecs: "ocirt init: ", what, ": ", text, "\n" */
+	lea	rax, [rip + prefix]
+	mov	[rsp], rax
+	mov	qword ptr [rsp + 8], 12
+	mov	rax, [r13]
+	mov	[rsp + 16], rax
+	mov	rax, [r13 + 8]
+	mov	[rsp + 24], rax
+	lea	rax, [rip + colon]
+	mov	[rsp + 32], rax
+	mov	qword ptr [rsp + 40], 2
+	mov	rax, [r12]
+	mov	[rsp + 48], rax
+	mov	rax, [r12 + 8]
+	mov	[rsp + 56], rax
+	lea	rax, [rip + newline]
+	mov	[rsp + 64], rax
+	mov	qword ptr [rsp + 72], 1
+	mov	eax, 20			/* writev(2, the five) */
 	mov	edi, 2
-	mov	rsi, [r12]
-	mov	rdx, [r12 + 8]
+	mov	rsi, rsp
+	mov	edx, 5
 	syscall
 	test	ebx, ebx
 	js	quit
-	mov	eax, 1
+	mov	eax, 20			/* writev(fifo, the middle three) */
 	mov	edi, ebx
-	mov	rsi, [r12 + 16]
-	mov	rdx, [r12 + 24]
+	lea	rsi, [rsp + 16]
+	mov	edx, 3
 	syscall
 quit:
 	mov	eax, 231		/* exit_group(127) */
@@ -150,5 +176,11 @@ zero:
 	.byte	0x30
 executing:
 	.byte	0			/* ocirt.state.EXECUTING */
+prefix:
+	.ascii	"ocirt init: "
+colon:
+	.ascii	": "
+newline:
+	.ascii	"\n"
 	.balign	8
 params:

@@ -9,53 +9,65 @@ parameters: it holds a few pages, and does what the interpreter would have done 
 the stop signals end it, the fifo's "0", EXECUTING, the execve with the same argv and
 environment, and on a failure the same line on stderr and message to `start`, exit 127.
 
-Only where nothing else has to happen after the wait and before the execve, in the interpreter
-(usable()): no startContainer hook, no LSM label (it would apply to this exec, not the
-program's), and a seccomp filter, which is in place already, that lets each of its system calls
-through unconditionally. Where its execve fails (no memfd, a noexec policy for memfds, a filter
-that refuses execveat with an errno) the interpreter goes on waiting as before.
+Only where the program's process would be what the interpreter's would have been, and nothing
+else has to happen between the wait and the execve (usable()): no startContainer hook; no LSM
+label (it would apply to this execve, not the program's); capabilities this execve leaves as
+they are (a process that is not root keeps only its ambient set across an execve, and root
+gains its inheritable and bounding sets: either would change what the program's own execve
+gives it); PID 1 of a pid namespace of its own, in the runtime's user namespace and a mount
+namespace (the execve makes the process dumpable until its first instruction, and in a user
+namespace its memory the container's: no process the container may already have is let near
+it, and it holds nothing of the host but exec.fifo); and a seccomp filter, in place already,
+that lets each of the program's system calls through unconditionally and fails the
+interpreter's way to it with an errno at worst. Where that way fails (no memfd, a noexec policy
+for memfds, an errno from the filter) the interpreter goes on waiting as before.
 """
 
 import posix
 
 # ocirt/waiter.S, assembled (`as --64`, the .text section; tests/unit/test_waiter.py compares)
 CODE = bytes.fromhex(
-    "bbffffffffb89d000000bf0400000031f60f054883ec20488d058e0100004889042448c7442408000000044889442410"
-    "48c7442418000000004889e6bf01000000e856010000bf02000000e84c010000bf03000000e842010000bf0f000000e8"
-    "38010000488d3555010000bf0d000000e827010000bf19000000e81d0100004883c420b80e000000bf01000000488d35"
-    "6c01000031d241ba080000000f05b801010000488b3d66010000488b3567010000ba010008000f054885c00f88840000"
-    "0089c3b80100000089df488d3537010000ba010000000f054885c07868b803000000488b3d370100000f05b803000000"
-    "488b3d310100000f05b80100000089df488d3502010000ba010000000f05488d35cb000000bf0d000000e87d000000bf"
-    "19000000e873000000b83b000000488b3dfb000000488d742408488b0c24488d54cc100f0548f7d8488b0de900000048"
-    "39c8480f43c148c1e005480305df0000004989c4b801000000bf02000000498b3424498b5424080f0585db7813b80100"
-    "000089df498b742410498b5424180f05b8e7000000bf7f0000000f05b80d00000031d241ba080000000f05c381c78000"
-    "0000b8e70000000f050f1f80000000000100000000000000000000000000000000000000000000000000000000000000"
-    "000000000000000000000000000000000000000000000000000000000000000007400000000000003000660f1f440000"
+    "bbffffffffb89d000000bf0400000031f60f054883ec20488d051d0200004889042448c7442408000000044889442410"
+    "48c7442418000000004889e6bf01000000e8e5010000bf02000000e8db010000bf03000000e8d1010000bf0f000000e8"
+    "c7010000488d35dd010000bf0d000000e8b6010000bf19000000e8ac0100004883c420b80e000000bf01000000488d35"
+    "f401000031d241ba080000000f054c8b2d2b020000b801010000bf9cffffff488b35f2010000ba010008000f054885c0"
+    "0f888400000089c34c8b2d09020000b80100000089df488d35b3010000ba010000000f054885c07861b803000000488b"
+    "3dbb0100000f05b80100000089df488d358c010000ba010000000f05488d3555010000bf0d000000e80e010000bf1900"
+    "0000e8040100004c8b2db2010000b83b000000488b3d7e010000488d742408488b0c24488d54cc100f0548f7d875074c"
+    "8b2d92010000488b0d630100004839c8480f43c148c1e004480305590100004989c4488d35cf000000bf0d000000e8a8"
+    "000000bf19000000e89e0000004883ec50488d05fa0000004889042448c74424080c000000498b45004889442410498b"
+    "45084889442418488d05e0000000488944242048c744242802000000498b04244889442430498b442408488944243848"
+    "8d05ba000000488944244048c744244801000000b814000000bf020000004889e6ba050000000f0585db7813b8140000"
+    "0089df488d742410ba030000000f05b8e7000000bf7f0000000f05b80d00000031d241ba080000000f05c381c7800000"
+    "00b8e70000000f0501000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000074000000000000030006f6369727420696e69743a203a20"
+    "0a0f1f8000000000"
 )
 
-# the system calls it makes (a seccomp filter must let each through), and the interpreter's
-# execveat that starts it
+# the system calls the program makes: a seccomp filter must let each through, whatever the
+# arguments
 SYSCALLS = (
     "prctl",
     "rt_sigaction",
     "rt_sigprocmask",
     "openat",
     "write",
+    "writev",
     "close",
     "execve",
     "exit_group",
-    "execveat",
 )
+# those the interpreter makes to start it (execute()): an errno from the filter is a way back
+STARTING = ("memfd_create", "write", "fcntl", "ioctl", "rt_sigprocmask", "execveat", "close")
 
 BASE = 0x400000  # where the ELF's one segment is mapped (a fixed address: ET_EXEC)
 _HEADERS = 64 + 2 * 56  # the ELF header and two program headers; the code follows
-AT_FDCWD = -100
-TABLE_ERRNOS = 41  # a line of its own for errno 0..40 (all execve returns but ELIBBAD), then
-# one for any other
+ERRNOS = 134  # errno 0..133 have a text each (Linux's last is 133), any other one text
 MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_EXEC = 0x1, 0x2, 0x10
 # F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
 SEALS = 0x1 | 0x2 | 0x4 | 0x8
 F_ADD_SEALS = 1024 + 9
+_MESSAGE_MAX = 4000  # what the interpreter writes to `start` at most
 
 
 def runs_here() -> bool:
@@ -63,16 +75,33 @@ def runs_here() -> bool:
 
 
 def usable(spec, path) -> bool:
-    """Whether the init may wait as this program: on x86_64, with a program to execute and
-    nothing between the wait and the execve (see the module's docstring)."""
+    """Whether the init may wait as this program (the module's docstring says when)."""
     proc = spec.proc
     if path is None or spec.hooks.get("startContainer"):
         return False
     if proc.apparmor_profile or proc.selinux_label:
         return False
-    if spec.seccomp is not None and not spec.seccomp.lets_through(SYSCALLS):
+    if "pid" not in spec.ns.new or spec.ns.has("user") or not spec.ns.has("mount"):
+        return False
+    if not _capabilities_kept(spec):
+        return False
+    if spec.seccomp is not None and not spec.seccomp.lets_through(SYSCALLS, STARTING):
         return False
     return runs_here()
+
+
+def _capabilities_kept(spec) -> bool:
+    """Whether an execve of a file without capabilities leaves the process's as they are
+    (capabilities(7)): root's permitted set becomes inheritable | bounding (| ambient), anyone
+    else's the ambient set."""
+    from .capabilities import masks
+
+    proc = spec.proc
+    caps = masks(proc.capabilities, spec.last_cap, proc.cap_allowed)
+    permitted, inheritable = caps["permitted"], caps["inheritable"]
+    ambient = caps["ambient"] & permitted & inheritable  # what switch_identity can raise
+    after = inheritable | caps["bounding"] | ambient if proc.uid == 0 else ambient
+    return after == permitted
 
 
 def _le(*fields: "tuple[int, int]") -> bytes:
@@ -81,34 +110,37 @@ def _le(*fields: "tuple[int, int]") -> bytes:
     return b"".join(value.to_bytes(size, "little", signed=value < 0) for value, size in fields)
 
 
-def program(fifo_dir: int, fifo: str, fifo_fd: int, close_fd: int, path: str, failures: list) -> bytes:
-    """The ELF: headers, CODE, its parameters (waiter.S says which), the strings and the table.
-    `failures`: per errno 0..TABLE_ERRNOS-1, then one for any other, (line, message) bytes."""
+def program(fifo: bytes, fifo_fd: int, path: bytes, texts: list, subjects: list) -> bytes:
+    """The ELF: headers, CODE, its parameters (waiter.S says which), the strings and tables.
+    `texts`: per errno 0..ERRNOS-1, then one for any other; `subjects`: what a failure of the
+    fifo's open, of a write to it, of the execve and of an execve returning 0 names."""
     params_at = _HEADERS + len(CODE)  # 8-aligned (CODE's length is)
-    strings = bytearray()
-    after = params_at + 7 * 8
+    data = bytearray()
+    after = params_at + 9 * 8
 
-    def put(data: bytes) -> int:
-        at = BASE + after + len(strings)
-        strings.extend(data)
+    def put(chunk: bytes) -> int:
+        at = BASE + after + len(data)
+        data.extend(chunk)
         return at
 
-    fifo_at = put(fifo.encode() + b"\0")
-    path_at = put(path.encode() + b"\0")
-    rows = [(put(line), len(line), put(message), len(message)) for line, message in failures]
-    strings.extend(bytes(-len(strings) % 8))
-    table_at = BASE + after + len(strings)
-    table = b"".join(_le(*((v, 8) for v in row)) for row in rows)
+    def pairs(rows: list) -> int:  # (pointer, length) of each, 8-aligned
+        spans = [(put(row), len(row)) for row in rows]
+        data.extend(bytes(-len(data) % 8))
+        return put(_le(*((v, 8) for span in spans for v in span)))
+
+    fifo_at = put(fifo + b"\0")
+    path_at = put(path + b"\0")
+    texts_at = pairs(texts)
+    subjects_at = pairs(subjects)
     params = _le(
-        (fifo_dir, 8),
         (fifo_at, 8),
         (fifo_fd, 8),
-        (close_fd, 8),
         (path_at, 8),
-        (len(failures) - 1, 8),
-        (table_at, 8),
+        (len(texts) - 1, 8),
+        (texts_at, 8),
+        *((subjects_at + 16 * n, 8) for n in range(4)),
     )
-    size = params_at + len(params) + len(strings) + len(table)
+    size = params_at + len(params) + len(data)
     ident = b"\x7fELF" + bytes((2, 1, 1, 0)) + bytes(8)  # 64-bit, little-endian, version 1, System V
     header = ident + _le(
         (2, 2),  # ET_EXEC
@@ -129,29 +161,33 @@ def program(fifo_dir: int, fifo: str, fifo_fd: int, close_fd: int, path: str, fa
         (1, 4), (5, 4), (0, 8), (BASE, 8), (BASE, 8), (size, 8), (size, 8), (0x1000, 8)
     )  # PT_LOAD, R+X
     stack = _le((0x6474E551, 4), (6, 4), (0, 8), (0, 8), (0, 8), (0, 8), (0, 8), (16, 8))  # PT_GNU_STACK, RW
-    return header + load + stack + CODE + params + bytes(strings) + table
+    return header + load + stack + CODE + params + bytes(data)
 
 
-def failure_table(path: str, line_prefix: str = "ocirt init: ") -> list:
-    """The (line, message) pairs `program` takes, worded as stages._init words them."""
-    from .errors import errno_text
-
-    rows = []
-    for err in range(TABLE_ERRNOS):
-        if err:
-            message = f"{path}: {errno_text(OSError(err, ''))}"
-        else:
-            message = f"exec {path}: execve returned without running it"
-        rows.append(message)
-    rows.append(f"{path}: execve failed")
-    out = []
-    for message in rows:
-        data = message.encode(errors="replace")[:4000]
-        out.append(((line_prefix + message + "\n").encode(errors="replace"), data))
-    return out
+def errno_texts() -> list:
+    """Each errno's words as the interpreter's messages have them (errors.errno_text); for 0,
+    what stages._exec_failure says of an execve that returned."""
+    texts = [b"execve returned without running it"]
+    texts += [posix.strerror(n).lower().encode() for n in range(1, ERRNOS)]
+    return texts + [b"unknown error"]
 
 
-def execute(spec, path: str, env: dict, fifo_dir: "int | None") -> None:
+def subjects(fifo: str, path: str) -> list:
+    """What stages._init's message names first, for each step that can fail: the fifo's open
+    (its path), a write to it (an OSError without a file: errors.describe_oserror's default),
+    the execve (the program), an execve that returned (stages._exec_failure)."""
+    room = _MESSAGE_MAX - 80  # (the errno's text after it)
+    return [_fs(fifo)[:room], b"system call failed", _fs(path)[:room], b"exec " + _fs(path)[: room - 5]]
+
+
+def _fs(name: str) -> bytes:
+    """A name as the system calls get it (os.fsencode; os itself is not loaded here)."""
+    import sys
+
+    return name.encode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+
+
+def execute(spec, path: str, env: dict) -> None:
     """Become the waiting program; returns (having undone what it did) only where that could
     not be done: the caller then waits itself."""
     import _signal
@@ -166,25 +202,20 @@ def execute(spec, path: str, env: dict, fifo_dir: "int | None") -> None:
             fd = posix.memfd_create("ocirt", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC)
         except OSError:  # kernels before 6.3 know no MFD_EXEC
             fd = posix.memfd_create("ocirt", MFD_CLOEXEC | MFD_ALLOW_SEALING)
-        if fifo_dir is None:
-            data = program(
-                AT_FDCWD, f"/proc/self/fd/{spec.fifo_fd}", spec.fifo_fd, -1, path, failure_table(path)
-            )
-        else:
-            data = program(fifo_dir, str(spec.fifo_fd), spec.fifo_fd, fifo_dir, path, failure_table(path))
+        fifo = f"/proc/self/fd/{spec.fifo_fd}"
+        data = program(_fs(fifo), spec.fifo_fd, _fs(path), errno_texts(), subjects(fifo, path))
         view = memoryview(data)
         while view:
             view = view[posix.write(fd, view) :]
         fcntl.fcntl(fd, F_ADD_SEALS, SEALS)  # no process may change what PID 1 runs
         posix.set_inheritable(spec.fifo_fd, True)
-        if fifo_dir is not None:
-            posix.set_inheritable(fifo_dir, True)
         _signal.pthread_sigmask(_signal.SIG_BLOCK, STOP_SIGNALS)
         blocked = True
         posix.execve(fd, spec.proc.args, env)
-    except OSError:
+    except (OSError, ValueError):  # (ValueError: a NUL in argv or env; the interpreter says so)
         pass
-    if blocked:
-        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, STOP_SIGNALS)
-    if fd >= 0:
-        posix.close(fd)
+    finally:
+        if blocked:
+            _signal.pthread_sigmask(_signal.SIG_UNBLOCK, STOP_SIGNALS)
+        if fd >= 0:
+            posix.close(fd)

@@ -1,9 +1,9 @@
 """The created container's init, waiting for `start`: as the program of ocirt/waiter.S where it
-can be (x86_64, nothing left to do in the interpreter), else as the interpreter that set the
-container up, which is also where the program's own execve fails (here: an RLIMIT_FSIZE that
-lets the memfd be written only in part). Each way must behave the same: the program starts with the same
-argv, environment and signal dispositions, a stop signal ends the waiting init, and a program
-gone by the time of `start` is the same one-line failure.
+may be (x86_64, ocirt.waiter.usable), else as the interpreter that set the container up, which
+also goes on waiting where its way to the program fails (WAYS has one of each). Each way must
+behave the same: the program starts with the same argv, environment and signal dispositions, a
+stop signal ends the waiting init, and a program gone by the time of `start` is the same
+one-line failure.
 
 Root; every container has its own --root and cgroup (under a parent removed at the end), and
 is deleted with --force whatever happens.
@@ -24,18 +24,44 @@ CGROUP_PARENT = "ocirt-waiting-init"
 WAITER = platform.machine() == "x86_64"
 
 # the ways the init waits: the program (where the machine runs it), or the interpreter
-WAYS = {
-    "program": {},
-    # a filter naming one of the program's system calls with another action: not even tried
-    "interpreter, seccomp": {
-        "seccomp": {
+
+
+def _seccomp(name, action):
+    def change(config):
+        config["linux"]["seccomp"] = {
             "defaultAction": "SCMP_ACT_ALLOW",
-            "syscalls": [{"names": ["execveat"], "action": "SCMP_ACT_ERRNO"}],
+            "syscalls": [{"names": [name], "action": action}],
         }
-    },
-    # tried, and its memfd cannot be written whole (the program itself is larger than 2 KiB):
-    # the interpreter goes on
-    "interpreter, no memfd": {"rlimits": [{"type": "RLIMIT_FSIZE", "hard": 2048, "soft": 2048}]},
+
+    return change
+
+
+def _not_root(config):
+    caps = ["CAP_KILL", "CAP_NET_RAW"]
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    config["process"]["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
+
+
+def _rlimit_fsize(config):
+    config["process"]["rlimits"] = [{"type": "RLIMIT_FSIZE", "hard": 2048, "soft": 2048}]
+
+
+def _no_pid_namespace(config):
+    config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "pid"]
+
+
+WAYS = {
+    "program": lambda config: None,
+    # tried: the filter fails the execveat with an errno, and the interpreter goes on
+    "interpreter, execveat refused": _seccomp("execveat", "SCMP_ACT_ERRNO"),
+    # tried: the memfd cannot be written whole (the program is larger than 2 KiB)
+    "interpreter, no memfd": _rlimit_fsize,
+    # not tried: the filter would kill the init on its way to the program
+    "interpreter, memfd_create killed": _seccomp("memfd_create", "SCMP_ACT_KILL_PROCESS"),
+    # not tried: an execve would leave a process that is not root its ambient capabilities only
+    "interpreter, not root": _not_root,
+    # not tried: no pid namespace of its own
+    "interpreter, no pid namespace": _no_pid_namespace,
 }
 
 
@@ -54,6 +80,7 @@ class Box:
         self.root, self.err = str(tmp_path / "root"), str(tmp_path / "stderr")
         self.opt = tmp_path / "opt"
         self.opt.mkdir(parents=True)
+        self.opt.chmod(0o777)  # (a user that is not root writes there too)
         shutil.copy(os.path.join(rootfs, "bin", "busybox"), self.opt / "sh")
         bundle = make_bundle(tmp_path / "bundle", rootfs, args, cgroups_path=f"/{CGROUP_PARENT}/{self.id}")
         path = os.path.join(bundle, "config.json")
@@ -62,11 +89,7 @@ class Box:
         config["mounts"].append(
             {"destination": "/home", "type": "bind", "source": str(self.opt), "options": ["rbind"]}
         )
-        settings = WAYS[way]
-        if "seccomp" in settings:
-            config["linux"]["seccomp"] = settings["seccomp"]
-        if "rlimits" in settings:
-            config["process"]["rlimits"] = settings["rlimits"]
+        WAYS[way](config)
         with open(path, "w") as f:
             json.dump(config, f)
         self.bundle = bundle

@@ -15,8 +15,7 @@ import time
 
 import pytest
 
-from ocirt import seccomp, waiter
-from ocirt.errors import oserror_line
+from ocirt import seccomp, stages, waiter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "..", "..", "ocirt", "waiter.S")
@@ -43,9 +42,18 @@ def _c_string(data: bytes, address: int) -> bytes:
     return data[at : data.index(b"\0", at)]
 
 
+def _build(fifo="/proc/self/fd/7", fd=7, path="/bin/prog"):
+    return waiter.program(fifo.encode(), fd, path.encode(), waiter.errno_texts(), waiter.subjects(fifo, path))
+
+
+def _pair(data: bytes, address: int) -> bytes:
+    """The bytes a (pointer, length) pair at `address` points at."""
+    at = address - waiter.BASE
+    return data[_u(data, at) - waiter.BASE :][: _u(data, at + 8)]
+
+
 def test_the_elf_and_its_parameters_read_back():
-    table = waiter.failure_table("/bin/prog")
-    data = waiter.program(-100, "/proc/self/fd/7", 7, -1, "/bin/prog", table)
+    data = _build()
     assert data[:4] == b"\x7fELF" and data[4:6] == bytes((2, 1))  # 64-bit, little-endian
     assert _u(data, 16, 2) == 2 and _u(data, 18, 2) == 62  # ET_EXEC, x86_64
     entry, phoff, phnum = _u(data, 24), _u(data, 32), _u(data, 56, 2)
@@ -57,31 +65,44 @@ def test_the_elf_and_its_parameters_read_back():
     code_at = entry - waiter.BASE
     assert data[code_at : code_at + len(waiter.CODE)] == waiter.CODE
     params = code_at + len(waiter.CODE)
-    assert _u(data, params, signed=True) == -100
-    assert _c_string(data, _u(data, params + 8)) == b"/proc/self/fd/7"
-    assert _u(data, params + 16) == 7
-    assert _u(data, params + 24, signed=True) == -1
-    assert _c_string(data, _u(data, params + 32)) == b"/bin/prog"
-    assert _u(data, params + 40) == waiter.TABLE_ERRNOS == len(table) - 1
-    rows = _u(data, params + 48) - waiter.BASE
-    for n, (line, message) in enumerate(table):
-        row = rows + 32 * n
-        assert data[_u(data, row) - waiter.BASE :][: _u(data, row + 8)] == line
-        assert data[_u(data, row + 16) - waiter.BASE :][: _u(data, row + 24)] == message
+    assert params % 8 == 0
+    assert _c_string(data, _u(data, params)) == b"/proc/self/fd/7"
+    assert _u(data, params + 8) == 7
+    assert _c_string(data, _u(data, params + 16)) == b"/bin/prog"
+    assert _u(data, params + 24) == waiter.ERRNOS
+    texts = _u(data, params + 32)
+    assert [_pair(data, texts + 16 * n) for n in range(waiter.ERRNOS + 1)] == waiter.errno_texts()
+    named = [_pair(data, _u(data, params + 40 + 8 * n)) for n in range(4)]
+    assert named == [b"/proc/self/fd/7", b"system call failed", b"/bin/prog", b"exec /bin/prog"]
 
 
-def test_the_failure_lines_are_the_interpreters():
-    """stages._init reports `ocirt init: <what _exec_failure says>` on stderr and the message
-    alone to start."""
-    table = waiter.failure_table("/bin/prog")
-    err = OSError(2, os.strerror(2), "/bin/prog")
-    assert table[2] == (f"ocirt init: {oserror_line(err)}\n".encode(), oserror_line(err).encode())
-    assert table[0][1] == b"exec /bin/prog: execve returned without running it"
-    assert table[-1][1] == b"/bin/prog: execve failed"
+@pytest.mark.parametrize(
+    "step,exc",
+    [
+        (0, OSError(13, os.strerror(13), "/proc/self/fd/7")),  # the fifo's open
+        (1, OSError(32, os.strerror(32))),  # a write to it: no file named
+        (2, OSError(2, os.strerror(2), "/bin/prog")),  # the execve
+        (2, OSError(80, os.strerror(80), "/bin/prog")),  # ELIBBAD
+    ],
+)
+def test_the_failure_words_are_the_interpreters(step, exc):
+    """stages._init reports `ocirt init: <message>` on stderr and the message to start; the
+    program puts the same together from what the step names and the errno's text."""
+    named, texts = waiter.subjects("/proc/self/fd/7", "/bin/prog"), waiter.errno_texts()
+    assert named[step] + b": " + texts[exc.errno] == stages._exec_failure(exc, "/bin/prog").encode()
+
+
+def test_an_execve_that_returned_is_worded_as_the_interpreter_words_it():
+    named, texts = waiter.subjects("/f", "/bin/prog"), waiter.errno_texts()
+    assert named[3] + b": " + texts[0] == stages._exec_failure(OSError(0, ""), "/bin/prog").encode()
+    assert texts[-1] == b"unknown error" and len(texts) == waiter.ERRNOS + 1
 
 
 def _filter(cfg):
     return seccomp.compile(cfg)
+
+
+ALL = list(waiter.SYSCALLS + waiter.STARTING)
 
 
 @pytest.mark.parametrize(
@@ -102,7 +123,37 @@ def _filter(cfg):
         (
             {
                 "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["writev"], "action": "SCMP_ACT_ERRNO"}],
+            },
+            False,
+        ),
+        # the interpreter's way to it may fail with an errno (it then waits itself) ...
+        (
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
                 "syscalls": [{"names": ["execveat"], "action": "SCMP_ACT_ERRNO"}],
+            },
+            True,
+        ),
+        (
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["memfd_create"], "action": "SCMP_ACT_ERRNO"}],
+            },
+            True,
+        ),
+        # ... but not kill it
+        (
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["memfd_create"], "action": "SCMP_ACT_KILL_PROCESS"}],
+            },
+            False,
+        ),
+        (
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["ioctl"], "action": "SCMP_ACT_TRAP"}],
             },
             False,
         ),
@@ -120,15 +171,37 @@ def _filter(cfg):
             },
             False,
         ),
+        ({"defaultAction": "SCMP_ACT_KILL", "syscalls": [{"names": ALL, "action": "SCMP_ACT_ALLOW"}]}, True),
+        (
+            {
+                "defaultAction": "SCMP_ACT_KILL",
+                "syscalls": [{"names": list(waiter.SYSCALLS), "action": "SCMP_ACT_ALLOW"}],
+            },
+            False,
+        ),
         (
             {
                 "defaultAction": "SCMP_ACT_KILL",
                 "syscalls": [
-                    {"names": list(waiter.SYSCALLS), "action": "SCMP_ACT_ALLOW"},
+                    {"names": ALL, "action": "SCMP_ACT_ALLOW"},
                     {
                         "names": ["write"],
                         "action": "SCMP_ACT_ERRNO",
                         "args": [{"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}],
+                    },
+                ],
+            },
+            False,
+        ),
+        (
+            {
+                "defaultAction": "SCMP_ACT_KILL",
+                "syscalls": [
+                    {"names": [n for n in ALL if n != "fcntl"], "action": "SCMP_ACT_ALLOW"},
+                    {
+                        "names": ["fcntl"],
+                        "action": "SCMP_ACT_ALLOW",
+                        "args": [{"index": 1, "value": 1033, "op": "SCMP_CMP_EQ"}],
                     },
                 ],
             },
@@ -151,14 +224,30 @@ def _filter(cfg):
     ],
 )
 def test_a_filter_lets_the_program_through_only_unconditionally(cfg, lets):
-    assert _filter(cfg).lets_through(waiter.SYSCALLS) is lets
+    assert _filter(cfg).lets_through(waiter.SYSCALLS, waiter.STARTING) is lets
+
+
+CAPS = ["CAP_KILL", "CAP_NET_RAW", "CAP_CHOWN"]
+
+
+def _caps(**sets):
+    return {
+        name: sets.get(name, []) for name in ("bounding", "effective", "permitted", "inheritable", "ambient")
+    }
 
 
 class _Spec:
-    def __init__(self, hooks=None, seccomp=None, **proc):
+    def __init__(
+        self, hooks=None, seccomp=None, new=("pid", "mount"), join=(), uid=0, capabilities=None, **proc
+    ):
+        from ocirt.namespaces import Namespaces
+
         self.hooks = hooks or {}
         self.seccomp = seccomp
-        self.proc = type("P", (), {"apparmor_profile": None, "selinux_label": None, **proc})()
+        self.ns = Namespaces(new=list(new), join=list(join))
+        self.last_cap = 40
+        fields = {"apparmor_profile": None, "selinux_label": None, "uid": uid, "capabilities": capabilities}
+        self.proc = type("P", (), {**fields, "cap_allowed": -1, **proc})()
 
 
 def test_usable_only_with_nothing_left_for_the_interpreter():
@@ -171,6 +260,37 @@ def test_usable_only_with_nothing_left_for_the_interpreter():
         {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["openat"], "action": "SCMP_ACT_KILL"}]}
     )
     assert not waiter.usable(_Spec(seccomp=deny), "/bin/true")
+
+
+@pytest.mark.parametrize(
+    "new,join",
+    [
+        (("mount",), ()),  # the runtime's pid namespace
+        (("mount",), (("pid", "/proc/1/ns/pid"),)),  # another's
+        (("pid", "mount", "user"), ()),  # a user namespace: the memory would be the container's
+        (("pid", "mount"), (("user", "/proc/1/ns/user"),)),
+        (("pid",), ()),  # no mount namespace: chrooted in the runtime's
+    ],
+)
+def test_not_usable_where_the_container_could_reach_it(new, join):
+    assert not waiter.usable(_Spec(new=new, join=join), "/bin/true")
+
+
+@pytest.mark.parametrize(
+    "uid,caps,kept",
+    [
+        (0, None, True),  # every set empty
+        (0, _caps(bounding=CAPS, effective=CAPS, permitted=CAPS), True),  # docker's and runc's shape
+        (0, _caps(bounding=CAPS, permitted=CAPS[:1]), False),  # root gains the bounding set
+        (0, _caps(bounding=CAPS, permitted=CAPS, inheritable=["CAP_SYS_ADMIN"]), False),
+        (1000, None, True),
+        (1000, _caps(bounding=CAPS, effective=CAPS, permitted=CAPS), False),  # keeps only ambient
+        (1000, _caps(bounding=CAPS, permitted=CAPS, inheritable=CAPS, ambient=CAPS), True),
+        (1000, _caps(bounding=CAPS, permitted=CAPS, inheritable=CAPS, ambient=CAPS[:2]), False),
+    ],
+)
+def test_usable_only_where_an_execve_leaves_the_capabilities_as_they_are(uid, caps, kept):
+    assert waiter.usable(_Spec(uid=uid, capabilities=caps), "/bin/true") is (kept and X86_64)
 
 
 class Waiting:
@@ -188,7 +308,10 @@ class Waiting:
                 os.set_inheritable(fd, True)
                 out = os.open(self.err, os.O_WRONLY | os.O_CREAT, 0o600)
                 os.dup2(out, 2)
-                data = waiter.program(-100, f"/proc/self/fd/{fd}", fd, -1, path, waiter.failure_table(path))
+                fifo = f"/proc/self/fd/{fd}"
+                data = waiter.program(
+                    fifo.encode(), fd, path.encode(), waiter.errno_texts(), waiter.subjects(fifo, path)
+                )
                 mem = os.memfd_create("ocirt", os.MFD_CLOEXEC)
                 os.write(mem, data)
                 signal.pthread_sigmask(signal.SIG_BLOCK, (1, 2, 3, 15))
@@ -287,3 +410,18 @@ def test_a_stop_signal_sent_before_its_handlers_is_kept(waiting):
     w = waiting(["true"], {}, shutil.which("true"))
     os.kill(w.pid, signal.SIGTERM)  # maybe before the execve, maybe after: either way it ends
     assert w.wait() in (128 + signal.SIGTERM, -signal.SIGTERM)
+
+
+@pytestmark_run
+def test_a_start_gone_before_the_byte_is_a_report_not_a_death_by_sigpipe(waiting):
+    """The reader opens and closes at once (a start killed): the program's write of "0" gets
+    EPIPE (SIGPIPE ignored for it) and it reports as the interpreter would, exit 127; or the
+    byte went first and the program ran. Never killed by SIGPIPE."""
+    for _ in range(10):
+        w = waiting(["true"], {}, shutil.which("true"))
+        w.status("Name")
+        os.close(os.open(w.fifo, os.O_RDONLY | os.O_NONBLOCK))
+        code = w.wait()
+        assert code in (0, 127), code
+        if code == 127:
+            assert w.stderr() == "ocirt init: system call failed: broken pipe\n"
