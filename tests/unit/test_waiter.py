@@ -417,6 +417,21 @@ def test_a_stop_signal_sent_before_its_handlers_is_kept(waiting):
     assert w.wait() in (128 + signal.SIGTERM, -signal.SIGTERM)
 
 
+def _until_in_openat(pid: int) -> None:
+    """Until the process waits in openat (257), as /proc/PID/syscall shows; where that cannot be
+    read (the program is not dumpable: a test that is not root), a while."""
+    for _ in range(1000):
+        try:
+            with open(f"/proc/{pid}/syscall") as f:
+                if f.read().split()[0] == "257":
+                    return
+        except PermissionError:
+            time.sleep(0.5)
+            return
+        time.sleep(0.005)
+    raise AssertionError("the program never waited on the fifo")
+
+
 @pytestmark_run
 def test_a_start_gone_before_the_byte_is_a_report_not_a_death_by_sigpipe(waiting):
     """The reader opens and closes at once (a start killed): the program's write of "0" gets
@@ -425,6 +440,7 @@ def test_a_start_gone_before_the_byte_is_a_report_not_a_death_by_sigpipe(waiting
     for _ in range(10):
         w = waiting(["true"], {}, shutil.which("true"))
         w.status("Name")
+        _until_in_openat(w.pid)  # (a reader gone before that open would leave it waiting)
         os.close(os.open(w.fifo, os.O_RDONLY | os.O_NONBLOCK))
         code = w.wait()
         assert code in (0, 127), code
