@@ -15,7 +15,7 @@ class OcirtError(Exception):
 
     def __str__(self) -> str:
         if self.errno:
-            return f"{self.message}: {posix.strerror(self.errno).lower()}"
+            return f"{self.message}: {errno_words(self.errno)}"
         return self.message
 
 
@@ -24,11 +24,15 @@ def go_quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def errno_words(errno: int) -> str:
+    """The kernel's words for an errno, as Go prints them (lower case)."""
+    return posix.strerror(errno).lower()
+
+
 def errno_text(exc: BaseException) -> str:
-    """The kernel's word for an OSError's errno, as Go prints it (lower case); else the
-    exception's own text."""
+    """The kernel's word for an OSError's errno (errno_words); else the exception's own text."""
     errno = getattr(exc, "errno", None) if isinstance(exc, OSError) else None
-    return posix.strerror(errno).lower() if errno else str(exc)
+    return errno_words(errno) if errno else str(exc)
 
 
 def oserror_line(exc: OSError) -> str:

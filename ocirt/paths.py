@@ -171,13 +171,18 @@ def fsdecode(b: bytes) -> str:
     return b.decode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
 
 
+def fsencode(name: str) -> bytes:
+    """os.fsencode, without loading os."""
+    return name.encode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+
+
 def environ_get(name: str, default: str = "") -> str:
     """os.environ.get: from os's environ where os is loaded (a program using ocirt's API may
     have changed it since the process began), else from the process's start (posix.environ)."""
     os = sys.modules.get("os")
     if os is not None:
         return os.environ.get(name, default)
-    value = posix.environ.get(name.encode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()))
+    value = posix.environ.get(fsencode(name))
     return default if value is None else fsdecode(value)
 
 

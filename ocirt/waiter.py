@@ -25,6 +25,9 @@ for memfds, an errno from the filter) the interpreter goes on waiting as before.
 
 import posix
 
+from .errors import errno_words
+from .paths import fsencode
+
 # ocirt/waiter.S, assembled (`as --64`, the .text section; tests/unit/test_waiter.py compares)
 CODE = bytes.fromhex(
     "bbffffffffb89d000000bf0400000031f60f054883ec20488d051d0200004889042448c7442408000000044889442410"
@@ -77,7 +80,7 @@ def runs_here() -> bool:
 def usable(spec, path) -> bool:
     """Whether the init may wait as this program (the module's docstring says when)."""
     proc = spec.proc
-    if path is None or spec.hooks.get("startContainer"):
+    if not runs_here() or path is None or spec.hooks.get("startContainer"):
         return False
     if proc.apparmor_profile or proc.selinux_label:
         return False
@@ -85,9 +88,7 @@ def usable(spec, path) -> bool:
         return False
     if not _capabilities_kept(spec):
         return False
-    if spec.seccomp is not None and not spec.seccomp.lets_through(SYSCALLS, STARTING):
-        return False
-    return runs_here()
+    return spec.seccomp is None or spec.seccomp.lets_through(SYSCALLS, STARTING)
 
 
 def _capabilities_kept(spec) -> bool:
@@ -168,7 +169,7 @@ def errno_texts() -> list:
     """Each errno's words as the interpreter's messages have them (errors.errno_text); for 0,
     what stages._exec_failure says of an execve that returned."""
     texts = [b"execve returned without running it"]
-    texts += [posix.strerror(n).lower().encode() for n in range(1, ERRNOS)]
+    texts += [errno_words(n).encode() for n in range(1, ERRNOS)]
     return texts + [b"unknown error"]
 
 
@@ -177,14 +178,12 @@ def subjects(fifo: str, path: str) -> list:
     (its path), a write to it (an OSError without a file: errors.describe_oserror's default),
     the execve (the program), an execve that returned (stages._exec_failure)."""
     room = _MESSAGE_MAX - 80  # (the errno's text after it)
-    return [_fs(fifo)[:room], b"system call failed", _fs(path)[:room], b"exec " + _fs(path)[: room - 5]]
-
-
-def _fs(name: str) -> bytes:
-    """A name as the system calls get it (os.fsencode; os itself is not loaded here)."""
-    import sys
-
-    return name.encode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+    return [
+        fsencode(fifo)[:room],
+        b"system call failed",
+        fsencode(path)[:room],
+        b"exec " + fsencode(path)[: room - 5],
+    ]
 
 
 def execute(spec, path: str, env: dict) -> None:
@@ -203,7 +202,7 @@ def execute(spec, path: str, env: dict) -> None:
         except OSError:  # kernels before 6.3 know no MFD_EXEC
             fd = posix.memfd_create("ocirt", MFD_CLOEXEC | MFD_ALLOW_SEALING)
         fifo = f"/proc/self/fd/{spec.fifo_fd}"
-        data = program(_fs(fifo), spec.fifo_fd, _fs(path), errno_texts(), subjects(fifo, path))
+        data = program(fsencode(fifo), spec.fifo_fd, fsencode(path), errno_texts(), subjects(fifo, path))
         view = memoryview(data)
         while view:
             view = view[posix.write(fd, view) :]
