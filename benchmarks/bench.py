@@ -197,6 +197,13 @@ def proc_status(pid):
     return kib.get("VmRSS"), kib.get("RssAnon"), cmdline
 
 
+def waits_in_open(pid):
+    """Whether `pid` waits in an open of a fifo for a reader. Where /proc does not name the
+    wait, never: the caller reads the process after its last try."""
+    with open(f"/proc/{pid}/wchan") as f:
+        return f.read().strip() == "wait_for_partner"
+
+
 # ---------------------------------------------------------------------------------------------
 # Runtimes and bundles
 # ---------------------------------------------------------------------------------------------
@@ -404,11 +411,13 @@ def sample_rss(bench, rt, rss):
     out["create"] = rt.check("create", "--bundle", bundle, "--pid-file", pid_file, cid, rss=rss).maxrss_kib
     pid = read_pid_file(pid_file)
     try:
-        # an init in the middle of an execve (ocirt's becoming its waiting program) has no
-        # cmdline for that moment: read it once it is through (at most ~0.1 s)
-        for _ in range(100):
+        # create returns once its init is set up, a moment before the init opens exec.fifo
+        # (ocirt's, where it becomes its waiting program, before that execve, in the middle of
+        # which it has no cmdline): read it once it waits there (the kernel's wait_for_partner),
+        # or after a second
+        for _ in range(1000):
             out["init_rss"], out["init_anon"], cmdline = proc_status(pid)
-            if cmdline:
+            if cmdline and waits_in_open(pid):
                 break
             time.sleep(0.001)
     except OSError as e:

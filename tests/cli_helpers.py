@@ -142,3 +142,20 @@ def child_of(pid: int) -> int:
             if stat.rsplit(")", 1)[1].split()[1] == str(pid):
                 return int(entry)
     raise AssertionError(f"no child of {pid}")
+
+
+def waits_for_start(pid: int, timeout: float = 20) -> bool:
+    """Whether the created container's init `pid` got into its open of exec.fifo (the kernel's
+    wait_for_partner) within `timeout`. `create` returns once the init is set up, a moment
+    before that open (and, where it becomes the waiting program, before that execve); False
+    where /proc does not name the wait or the process is gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/wchan") as f:
+                if f.read().strip() == "wait_for_partner":
+                    return True
+        except OSError:
+            return False
+        time.sleep(0.001)
+    return False

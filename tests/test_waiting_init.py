@@ -16,7 +16,7 @@ import shutil
 import uuid
 
 import pytest
-from cli_helpers import OCIRT, make_bundle, remove_cgroup_parent, run_err_to_file
+from cli_helpers import OCIRT, make_bundle, remove_cgroup_parent, run_err_to_file, waits_for_start
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -145,6 +145,9 @@ def _wait_gone(pid: int) -> None:
 
 
 def _uses_program(pid: int) -> bool:
+    """Whether the waiting init `pid` is the program (asked once it waits: `create` returns
+    before its execve)."""
+    assert waits_for_start(pid), f"init {pid} does not wait on exec.fifo"
     return os.readlink(f"/proc/{pid}/exe").startswith("/memfd:ocirt")
 
 
