@@ -408,3 +408,45 @@ def test_a_program_gone_by_start_stops_the_container_with_one_line(rt, make_bund
     wait_for(lambda: rt.status(b.id) == "stopped", what="the container stopped")
     lines = err.read_text().splitlines()
     assert len(lines) == 1 and "/home/prog: no such file or directory" in lines[0], lines
+
+
+def _refused_program(make_bundle, tmp_path):
+    """A bundle whose program is found at create (a file with an execute bit) but that the
+    kernel refuses to execute (no ELF, no #! line)."""
+    opt = tmp_path / "opt"
+    opt.mkdir()
+    (opt / "prog").write_text("no program\n")
+    (opt / "prog").chmod(0o755)
+    return make_bundle(
+        ["/home/prog"],
+        mutate=lambda cfg: cfg["mounts"].append(
+            {"destination": "/home", "type": "bind", "source": str(opt), "options": ["rbind"]}
+        ),
+    )
+
+
+def test_run_detached_of_a_program_the_kernel_refuses_succeeds_and_the_container_stops(
+    rt, make_bundle, tmp_path
+):
+    """run -d returns as start does, once the init executes the program: the execve that then
+    fails is the program's own end, with the init's one line on run's stderr (runc: `exec
+    /home/prog: exec format error`), the container stopped and there to delete."""
+    b = _refused_program(make_bundle, tmp_path)
+    err = tmp_path / "run-stderr"
+    p = rt.run(b.id, b, extra=["-d"], prelude=f"exec 2>{err}")
+    assert p.returncode == 0, err.read_text()
+    wait_for(lambda: rt.status(b.id) == "stopped", what="the container stopped")
+    lines = err.read_text().splitlines()
+    assert len(lines) == 1 and "/home/prog: exec format error" in lines[0], lines
+    p = rt.delete(b.id)
+    assert p.returncode == 0, p.stderr
+
+
+def test_run_of_a_program_the_kernel_refuses_fails(rt, make_bundle, tmp_path):
+    """A foreground run waits for the container: the failed execve ends it with a non-zero
+    status, its stderr says why, and nothing is left (runc: exit 1, the init's line)."""
+    b = _refused_program(make_bundle, tmp_path)
+    p = rt.run(b.id, b)
+    assert p.returncode != 0
+    assert any("/home/prog: exec format error" in line for line in p.stderr.splitlines()), p.stderr
+    assert rt.status(b.id) is None  # deleted, as after any run

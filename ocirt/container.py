@@ -440,17 +440,25 @@ def present(cg, container_id: str):
 
 
 def start_created(
-    sd: StateDir, state: ContainerState, before_start=None, layout=None, keep: bool = False
+    sd: StateDir,
+    state: ContainerState,
+    before_start=None,
+    layout=None,
+    keep: bool = False,
+    until_executed: bool = True,
 ) -> None:
     """run's start: start the container create just made (its lock still held, so nothing acts
     on it in between), after before_start() if given; on any failure delete it, or with `keep`
     (run --keep, as runc's) leave it stopped. The lock is let go. `layout`: the cgroup layout
-    create read, if the caller has it."""
+    create read, if the caller has it. `until_executed` (a foreground run, the API's): the
+    program's execve too, whose failure is then the error; else (run -d, as runc's) as
+    `start`, which returns once the init is executing it, and a program the kernel then
+    refuses ends the container with the init's line on its stderr."""
     with OpenContainer(sd, state, layout=layout) as c:
         try:
             if before_start is not None:
                 before_start()
-            c.start(until_executed=True)  # (an execve that fails is run's error, as runc's)
+            c.start(until_executed=until_executed)
         except BaseException as e:
             if not (keep and isinstance(e, OcirtError)):  # (a ^C deletes it all the same)
                 c.delete(force=True)

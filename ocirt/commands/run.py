@@ -82,7 +82,9 @@ def main(g, o, args) -> int:
                 if not detach and master is not None:
                     _signal.signal(_signal.SIGWINCH, lambda s, f: console.resize(master, host))
 
-            start_created(sd, state, before_start, fx.layout, keep=o["keep"])
+            # (run -d returns once the init executes the program, as runc's: an execve that
+            # then fails leaves the container stopped, not run's error)
+            start_created(sd, state, before_start, fx.layout, keep=o["keep"], until_executed=not detach)
         except BaseException as e:
             if pid:
                 reap_if_gone(pid)
