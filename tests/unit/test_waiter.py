@@ -320,13 +320,18 @@ class Waiting:
                 os._exit(99)
 
     def status(self, field: str) -> str:
-        for _ in range(200):  # until the execve is done (a fork's own name before it)
+        """A field of /proc/PID/status once the child is the program and waits in its open of
+        the fifo (before, a fork's own name, or the program's handlers not yet set)."""
+        for _ in range(2000):
             with open(f"/proc/{self.pid}/status") as f:
                 lines = dict(line.rstrip("\n").split(":\t", 1) for line in f)
-            if lines["Name"].startswith("memfd:"):
+            # (a user that is not root reads "0" there: the program is not dumpable)
+            with open(f"/proc/{self.pid}/wchan") as f:
+                waits = f.read().strip() == "wait_for_partner" or os.geteuid() != 0
+            if lines["Name"].startswith("memfd:") and waits:
                 return lines[field].strip()
-            time.sleep(0.01)
-        raise AssertionError("the child never became the program")
+            time.sleep(0.001)
+        raise AssertionError("the child never became the program waiting on the fifo")
 
     def start(self) -> bytes:
         """Open the fifo as `start` does; everything the program wrote to it."""
