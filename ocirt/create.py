@@ -28,9 +28,20 @@ from .children import (
     self_placed,
     write_pid_file,
 )
-from .errors import ConfigError, OcirtError
+from .errors import ConfigError, OcirtError, process_start_failed
 from .mapping import cgroup_binds, init_spec, resources_with_default_devices
-from .protocol import Channel, Failed, HooksReady, HungUp, InitPid, Proceed, Ready, SeccompFd, UserNsReady
+from .protocol import (
+    Channel,
+    ChildFailed,
+    Failed,
+    HooksReady,
+    HungUp,
+    InitPid,
+    Proceed,
+    Ready,
+    SeccompFd,
+    UserNsReady,
+)
 from .record import field, record
 from .state import ContainerState, StateDir, Status, check_id, proc_start_time
 
@@ -361,6 +372,8 @@ def run_children(
         if not spec.one_fork:
             kernel.waitpid(stage1_pid)
     except BaseException as e:
+        if isinstance(e, OcirtError):
+            process_start_failed(e, during_init=not (isinstance(e, ChildFailed) and not e.setup))
         own_pid_ns.back(kernel)  # (if not yet)
         fx.attached()  # (with a LateCgroup, where the failure came before the init's move)
         parent.undo_moves()  # before the init dies with it, a virtual device would die too

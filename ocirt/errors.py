@@ -49,6 +49,17 @@ def describe_oserror(exc: OSError, default: str = "system call failed") -> str:
     return what or default
 
 
+def process_start_failed(e: OcirtError, during_init: bool = True) -> OcirtError:
+    """`e` in runc's words for a failure once the container's processes were started (engines
+    and the tools around them look for them): "unable to start container process: ", and
+    "error during container init: " before what failed in the container's setup, not in the
+    process's own (its limits, cwd, identity, the program's lookup: runc's init has told its
+    parent it is ready by then)."""
+    inner = "error during container init: " if during_init else ""
+    e.message = f"unable to start container process: {inner}{e.message}"
+    return e
+
+
 class ConfigError(OcirtError):
     """config.json (or exec's process.json) is wrong: `pointer` is a JSON pointer (RFC 6901)."""
 

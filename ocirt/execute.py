@@ -14,7 +14,7 @@ from . import children, namespaces, process
 from . import kernel as k
 from .attach_window import alone
 from .children import OwnPidNs, child_pid_ns, kill_and_reap, pass_seccomp_fd, write_pid_file
-from .errors import OcirtError
+from .errors import OcirtError, process_start_failed
 from .protocol import Channel, InitPid, Proceed, Ready, SeccompFd
 from .stages import ExecSpec, exec_one_fork, exec_stage1
 from .state import Status, proc_start_time
@@ -148,7 +148,9 @@ def exec_process(
             # subreaper) before we return and wait for it.
             if not one_fork:
                 kernel.waitpid(stage1_pid)
-        except BaseException:
+        except BaseException as e:
+            if isinstance(e, OcirtError):  # (runc's exec: never "error during container init")
+                process_start_failed(e, during_init=False)
             own_pid_ns.back(kernel)  # (if not yet)
             if pid and pid != stage1_pid:
                 kill_and_reap(pid)

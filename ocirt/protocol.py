@@ -73,9 +73,18 @@ class Ready:
 class Failed:
     message: str
     errno: int = 0
+    setup: bool = True  # of the container's setup; False: of the process's own (ProcessSetupError)
 
-    def error(self) -> OcirtError:
-        return OcirtError(self.message, self.errno or None)
+    def error(self) -> ChildFailed:
+        return ChildFailed(self.message, self.errno or None, self.setup)
+
+
+class ChildFailed(OcirtError):
+    """A child's Failed, raised in the parent: `setup` as the message's."""
+
+    def __init__(self, message: str, errno: int | None = None, setup: bool = True):
+        super().__init__(message, errno)
+        self.setup = setup
 
 
 CHUNK = 32768  # a packet's payload: well under the socket buffer, any message size passes

@@ -85,6 +85,11 @@ def _exec_failure(exc: OSError, path: str | None) -> str:
     return oserror_line(exc) if exc.errno else f"exec {path}: execve returned without running it"
 
 
+class ProcessSetupError(OcirtError):
+    """The init's failure in the process's own setup (prepare_exec: its limits, cwd, identity,
+    the program's lookup), after the container's: errors.process_start_failed's wording."""
+
+
 def _fail(ch: Channel, exc: BaseException) -> None:
     if isinstance(exc, OcirtError):
         msg, err = exc.message, exc.errno or 0
@@ -97,7 +102,7 @@ def _fail(ch: Channel, exc: BaseException) -> None:
 
             traceback.print_exc()
     try:
-        ch.send(Failed(msg, err))
+        ch.send(Failed(msg, err, setup=not isinstance(exc, ProcessSetupError)))
     except OSError:
         pass
 
@@ -443,16 +448,21 @@ def setup_init(kernel: k.Kernel, spec: InitSpec, fx: InitEffects):
 
     if not spec.proc.args:  # no `process` (config.md: required only at start): nothing to exec
         return None, {}, hook_state
-    path, env = prepare_exec(
-        kernel,
-        spec.proc,
-        spec.last_cap,
-        "config.json",
-        spec.seccomp,
-        fx=fx,
-        personality=spec.personality,
-        mempolicy=spec.mempolicy,
-    )
+    try:
+        path, env = prepare_exec(
+            kernel,
+            spec.proc,
+            spec.last_cap,
+            "config.json",
+            spec.seccomp,
+            fx=fx,
+            personality=spec.personality,
+            mempolicy=spec.mempolicy,
+        )
+    except OcirtError as e:
+        raise ProcessSetupError(e.message, e.errno) from None
+    except OSError as e:
+        raise ProcessSetupError(describe_oserror(e), e.errno) from None
     return path, env, hook_state
 
 
