@@ -73,7 +73,7 @@ def test_run_tty(podman):
 def test_missing_binary_shows_runtime_error(podman):
     res = podman("run", "--rm", IMAGE, "/no/such/binary", check=False)
     # podman maps "no such file or directory" in the runtime's error to 127 and shows the runtime's
-    # last json log line with level "error" (here: "ocirt create failed: exec: ...").
+    # last json log line with level "error" (here: "ocirt create failed: unable to start container process: exec: ...").
     assert res.returncode == 127, res.stderr
     assert "ocirt create failed" in res.stderr, res.stderr
     assert "stat /no/such/binary: no such file or directory" in res.stderr, res.stderr
