@@ -52,6 +52,11 @@ def test_exec_relative_cwd_is_refused(rt, started):
     assert_exec_failed(rt, b, p, 255, "exec failed: Cwd must be an absolute path")
 
 
+def test_exec_without_a_command_is_refused_in_runcs_words(rt, started):
+    b = started()
+    assert_exec_failed(rt, b, rt("exec", b.id), 255, "exec failed: process args cannot be empty")
+
+
 def test_exec_absolute_cwd(rt, started):
     b = started()
     p = rt("exec", "--cwd", "/tmp", b.id, "pwd")

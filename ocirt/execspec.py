@@ -15,7 +15,7 @@ from .errors import ConfigError, OcirtError, go_quote
 from .process import ID_MAX, NGROUPS_MAX
 from .record import field, record
 
-NO_COMMAND = "exec: no command given (args must not be empty)"
+NO_COMMAND = "process args cannot be empty"  # runc's words
 PROCESS_DOC = "process.json"  # what errors at a pointer in a whole process name (as config.json's)
 
 

@@ -186,7 +186,7 @@ def test_exec_keywords_are_execs_flags(rt, tmp_path, busybox_rootfs):
     assert box.exec(process={"args": ["/bin/sh", "-c", "exit 4"], "cwd": "/"}) == 4
     with pytest.raises(ocirt.OcirtError, match=r"invalid --user 'nobody'"):
         box.exec(["true"], user="nobody")
-    with pytest.raises(ocirt.OcirtError, match="no command given"):
+    with pytest.raises(ocirt.OcirtError, match="process args cannot be empty"):
         box.exec([])
     with pytest.raises(ocirt.OcirtError, match=r"^process.json: /args: ('args' )?is required$"):
         box.exec(process={"cwd": "/"})

@@ -122,7 +122,7 @@ def test_exec_user_and_command_errors(bundle):
     assert execspec.parse_user("1000:50") == (1000, 50)
     with pytest.raises(OcirtError, match=r"invalid --user 'root': numeric uid\[:gid\] expected"):
         execspec.parse_user("root")
-    with pytest.raises(OcirtError, match=r"^exec: no command given \(args must not be empty\)$"):
+    with pytest.raises(OcirtError, match=r"^process args cannot be empty$"):
         execspec.process_config(execspec.ExecOptions(), [], bundle)
 
 
@@ -159,7 +159,7 @@ def test_exec_flags_to_options():
     assert opts.no_new_privileges and opts.preserve_fds == 2 and not opts.whole
     for argv, message in (
         (["-u", "x", "sh"], "invalid --user 'x'"),
-        ([], "no command given"),
+        ([], "process args cannot be empty"),
         (["-g", "x", "sh"], "additional-gids"),
     ):
         o, args = parse(OPTIONS, argv, True)
