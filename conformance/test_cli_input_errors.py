@@ -306,3 +306,23 @@ def test_unknown_signal_is_runcs_error(rt, make_bundle):
     assert p.returncode == 1
     assert one_line(p.stderr).endswith('msg="unknown signal \\"FOO\\""')
     rt.delete(b.id, force=True)
+
+
+@pytest.mark.parametrize("command", ["kill", "start", "pause", "delete"])
+def test_an_id_too_long_for_a_file_name_is_one_line(rt, command):
+    """A well-formed id whose state directory's name the kernel refuses (over 255 bytes): one
+    line with the kernel's words (runc: `lstat <path>: file name too long`)."""
+    p = rt(command, "y" * 300)
+    assert p.returncode == 1
+    assert one_line(p.stderr).endswith('file name too long"'), p.stderr
+
+
+def test_a_file_where_the_state_directory_would_be_is_one_line(rt):
+    """A file in --root named as the container: one line, the kernel's words (runc: `open
+    <path>/state.json: not a directory`)."""
+    os.makedirs(rt.root, exist_ok=True)
+    with open(os.path.join(rt.root, "stray"), "w"):
+        pass
+    p = rt("kill", "stray")
+    assert p.returncode == 1
+    assert one_line(p.stderr).endswith('not a directory"'), p.stderr

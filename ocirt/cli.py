@@ -348,9 +348,8 @@ def main(argv: list[str] | None = None, window: "Window | None" = None) -> int:
     except OcirtError as e:
         log.error(str(e))
         return getattr(e, "exit_code", 1)  # a command may set its own (exec: 255, as runc)
-    except OSError as e:  # one line, not a traceback, for what no handler foresaw
-        where = f": {e.filename}" if e.filename else ""
-        log.error(f"{e.strerror or e}{where}")
+    except OSError as e:  # one line, not a traceback, for what no handler foresaw: as Go's
+        log.error(f"{e.filename}: {errno_text(e)}" if e.filename else errno_text(e))
         return 1
     except KeyboardInterrupt:
         return 130

@@ -276,6 +276,8 @@ class StateDir:
             fd = posix.open(self.path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except FileNotFoundError:
             raise OcirtError(f"container does not exist: {self.id}") from None
+        except OSError as e:  # an id too long for a file name, a file in its place
+            raise OcirtError(f"container {self.id}: open {self.path}", e.errno) from None
         import fcntl
 
         fcntl.flock(fd, fcntl.LOCK_EX)
