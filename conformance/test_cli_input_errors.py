@@ -326,3 +326,35 @@ def test_a_file_where_the_state_directory_would_be_is_one_line(rt):
     p = rt("kill", "stray")
     assert p.returncode == 1
     assert one_line(p.stderr).endswith('not a directory"'), p.stderr
+
+
+@pytest.mark.parametrize(
+    "args, head, name",
+    [
+        (["state"], "Incorrect Usage.", " state - output the state of a container"),
+        (["kill", "a", "b", "c"], "Incorrect Usage.", " kill - "),
+        (
+            ["delete", "--forcee", "x"],
+            "Incorrect Usage: flag provided but not defined: -forcee",
+            " delete - ",
+        ),
+        (
+            ["update", "--pids-limit", "abc", "x"],
+            'Incorrect Usage: invalid value "abc" for flag -pids-limit',
+            " update - ",
+        ),
+        (
+            ["--foo", "list"],
+            "Incorrect Usage. flag provided but not defined: -foo",
+            " - Open Container Initiative runtime",
+        ),
+    ],
+)
+def test_a_usage_error_prints_the_help_on_stdout(rt, args, head, name):
+    """As runc (urfave/cli): the error line on stderr, and on stdout "Incorrect Usage" with the
+    flag's error, then the help of the command (or of the runtime, for a global flag)."""
+    p = rt(*args, root=False)
+    assert p.returncode == 1
+    one_line(p.stderr)
+    assert p.stdout.startswith(head), p.stdout
+    assert "\n\nNAME:\n" in p.stdout and name in p.stdout.split("\n")[3], p.stdout

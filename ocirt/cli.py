@@ -282,7 +282,11 @@ def main(argv: list[str] | None = None, window: "Window | None" = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     log = Logger()
     try:
-        g_values, rest = parse(GLOBAL_OPTIONS, argv, stop_at_positional=True)
+        try:
+            g_values, rest = parse(GLOBAL_OPTIONS, argv, stop_at_positional=True)
+        except UsageError as e:
+            incorrect_usage(f". {e}", help_text())
+            raise
         log_format = g_values["log_format"] or "text"  # runc: "" is text
         if log_format not in ("text", "json"):  # told on stderr, no --log FILE made
             raise UsageError(f"invalid log-format: {log_format}")
@@ -325,15 +329,23 @@ def main(argv: list[str] | None = None, window: "Window | None" = None) -> int:
             __import__(f"ocirt.commands.{name}")  # not importlib: it imports warnings (~0.5 ms)
             module = sys.modules[f"ocirt.commands.{name}"]
             help_opt = (Opt("help", "h"),)
-            values, args = parse(
-                tuple(module.OPTIONS) + help_opt,
-                rest[1:],
-                stop_at_positional=getattr(module, "STOP_AT_ARGS", False),
-            )
+            try:
+                values, args = parse(
+                    tuple(module.OPTIONS) + help_opt,
+                    rest[1:],
+                    stop_at_positional=getattr(module, "STOP_AT_ARGS", False),
+                )
+            except UsageError as e:
+                incorrect_usage(f": {e}", help_text(name, module))
+                raise
             if values.pop("help"):
                 sys.stdout.write(help_text(name, module))
                 return 0
-            check_arg_count(name, args)
+            try:
+                check_arg_count(name, args)
+            except UsageError:
+                incorrect_usage(".", help_text(name, module))
+                raise
             g = Globals(
                 root=g_values["root"] or default_root(),  # None: not given
                 log=log,
@@ -362,6 +374,16 @@ def main(argv: list[str] | None = None, window: "Window | None" = None) -> int:
     except Exception as e:  # noqa: BLE001 - a last resort: a bug, still told in one line
         log.error(f"internal error: {type(e).__name__}: {' '.join(str(e).split())}")
         return 1
+
+
+def incorrect_usage(what: str, help: str) -> None:
+    """A flag or the arguments a command cannot take: runc's words and the help it prints on
+    stdout with them ("Incorrect Usage." or ".. Usage: <flag error>"), the error line itself
+    going to stderr as any error's. Never fails the command's own failure (a closed stdout)."""
+    try:
+        sys.stdout.write(f"Incorrect Usage{what}\n\n{help}")
+    except (OSError, ValueError):
+        pass
 
 
 def no_help_topic(topic: str) -> UsageError:
