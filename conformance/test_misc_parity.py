@@ -145,6 +145,19 @@ def test_an_unknown_capability_in_a_process_file_is_a_warning(rt, started, tmp_p
     assert "level=warning" in line and "CAP_BOGUS" in line, line
 
 
+def test_unknown_capabilities_at_create_are_one_warning(rt, make_bundle):
+    """Several names the kernel has no number for, in several sets: left out, with one warning
+    line naming them (runc: `ignoring unknown or unavailable capabilities: [...]`)."""
+    caps = ["CAP_BOGUS_ONE", "CAP_BOGUS_TWO", "CAP_KILL"]
+    b = make_bundle(
+        ["true"], process={"capabilities": {"bounding": caps, "effective": caps, "permitted": caps}}
+    )
+    p = rt.create(b.id, b)
+    assert p.returncode == 0, p.stderr
+    line = one_line(p.stderr)
+    assert "level=warning" in line and "CAP_BOGUS_ONE" in line and "CAP_BOGUS_TWO" in line, line
+
+
 @pytest.mark.runc_deviates(
     "runc 1.1.5 takes a user without uid (config.md: uid is REQUIRED) and runs it as 0"
 )

@@ -113,10 +113,9 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
     from . import capabilities
 
     last_cap = capabilities.last_cap()
-    for warning in capabilities.unknown(proc.capabilities, proc.cap_allowed, last_cap):
-        opts.warn(warning)
-    for warning in deprecated(linux):
-        opts.warn(warning)
+    warnings = capabilities.unknown(proc.capabilities, proc.cap_allowed, last_cap) + deprecated(linux)
+    if warnings:  # one line, as runc's for the capabilities it ignores
+        opts.warn("; ".join(warnings))
     seccomp_filter = None
     if linux.get("seccomp"):
         from . import seccomp

@@ -70,8 +70,26 @@ class ConfigError(OcirtError):
 
 
 def json_pointer(path) -> str:
-    """Turn a sequence of keys/indexes into a JSON pointer."""
+    """Turn a sequence of keys/indexes into a JSON pointer (RFC 6901), printable: a key's
+    control characters and lone surrogates in JSON's escapes (one line, any encoding)."""
     out = []
     for part in path:
-        out.append(str(part).replace("~", "~0").replace("/", "~1"))
+        out.append(printable(str(part).replace("~", "~0").replace("/", "~1")))
     return "/" + "/".join(out) if out else "/"
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """`text` with what would break a one-line message or its encoding written as JSON escapes
+    it: control characters (a newline: a second line) and lone surrogates (a name's bytes that
+    are no UTF-8, which no UTF-8 stream takes)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch
+        if ch.isprintable()
+        else _ESCAPES.get(ch) or (f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+        for ch in text
+    )

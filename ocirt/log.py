@@ -5,6 +5,7 @@ import sys
 import time
 
 from . import jsonio
+from .errors import printable
 from .record import record
 
 _APPEND = posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC
@@ -64,7 +65,8 @@ class Logger:
             try:
                 fd = _open_log(self.path)
                 try:
-                    posix.write(fd, (line + "\n").encode())
+                    # (a lone surrogate, of an id's bytes that are no UTF-8: JSON's escape)
+                    posix.write(fd, (line + "\n").encode(errors="backslashreplace"))
                 finally:
                     posix.close(fd)
                 return True
@@ -77,7 +79,7 @@ class Logger:
         """runc's fatal(): the log line, and the bare message on stderr when it went into a log
         file (one that cannot be written, /dev/full say: the line on stderr is all)."""
         if self._write("error", msg):
-            _stderr(msg + "\n")
+            _stderr(printable(msg) + "\n")  # (one line, as the log's)
 
     def warning(self, msg: str) -> None:
         self._write("warning", msg)

@@ -2,6 +2,7 @@
 and goes on), and the parsing of flag values itself: a one-line error, a non-zero exit, nothing
 left behind. conformance/test_cli_input_errors.py has the cases runc refuses too."""
 
+import json
 import os
 import subprocess
 import sys
@@ -67,6 +68,7 @@ def test_boolean_value_refused():
 
 
 PRESERVED_FDS = """
+import json
 import os
 from ocirt.checks import check_preserved_fds
 from ocirt.errors import OcirtError
@@ -291,3 +293,38 @@ def test_relative_root_where_the_current_directory_is_gone(box, tmp_path):
         gone.mkdir()
         assert p.returncode == 1
         assert "--root rel: a relative path, and the current directory is gone" in error_line(p)
+
+
+@pytest.mark.parametrize("key", ["\n", "\r", "\ud800", "a\x1bb"])
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_member_name_no_line_holds_is_escaped_in_the_error(box, tmp_path, key, log_format):
+    """A config member named with a newline, an escape or a lone surrogate (invalid UTF-8 in
+    the file): the pointer holds it in JSON's escapes, so the error is one line on stderr and
+    in --log FILE (a surrogate made the log's write fail: no line at all, "cannot start")."""
+    run, bundle, cid, root = box
+    with open(os.path.join(bundle, "config.json")) as f:
+        config = json.load(f)
+    config["annotations"] = {key: None}
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(config, f)
+    log = tmp_path / "log"
+    p = run("create", "--bundle", bundle, cid, global_args=["--log", str(log), "--log-format", log_format])
+    assert p.returncode == 1
+    escaped = json.dumps(key)[1:-1]  # as JSON writes it
+    assert error_line(p) == f"ocirt create failed: config.json: /annotations/{escaped}: null is not a string"
+    (line,) = log.read_text().splitlines()
+    assert "/annotations/" in line and "null is not a string" in line
+    assert_nothing_left(run, cid, root)
+    p = run_err_to_file(OCIRT + ["check", "--bundle", bundle], tmp_path / "check-err", stdout=-1, text=True)
+    assert p.returncode == 1 and p.stderr == "", p.stderr
+    assert f"/annotations/{escaped}: " in p.stdout
+
+
+def test_an_id_of_bytes_no_utf8_is_one_line_in_the_json_log(box, tmp_path):
+    run, _, _, _ = box
+    log = tmp_path / "log"
+    p = run("state", "a\udcffb", global_args=["--log", str(log), "--log-format", "json"])
+    assert p.returncode == 1
+    assert error_line(p) == "invalid container ID format: a\\udcffb"
+    (line,) = log.read_text().splitlines()
+    assert json.loads(line)["msg"].startswith("invalid container ID format: a")

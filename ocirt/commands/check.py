@@ -15,6 +15,11 @@ OPTIONS = (
 )
 
 
+def _out(text: str) -> None:
+    """The report on stdout, whatever the names in it hold (a lone surrogate: its escape)."""
+    sys.stdout.write(text.encode(errors="backslashreplace").decode())
+
+
 def main(g, o, args) -> int:
     from ..diagnose import check_bundle
 
@@ -25,13 +30,11 @@ def main(g, o, args) -> int:
     report = check_bundle(o["bundle"])
     if o["format"] == "json":
         doc = {"ok": report.ok, "problems": [p.as_dict() for p in report.problems]}
-        sys.stdout.write(jsonio.dumps(doc, indent="  ") + "\n")
+        _out(jsonio.dumps(doc, indent="  ") + "\n")
     else:
         for p in report.problems:
-            sys.stdout.write(p.text() + "\n")
+            _out(p.text() + "\n")
         errors = sum(p.level == "error" for p in report.problems)
         warnings = len(report.problems) - errors
-        sys.stdout.write(
-            f"{errors} error(s), {warnings} warning(s): create would {'pass' if report.ok else 'fail'}\n"
-        )
+        _out(f"{errors} error(s), {warnings} warning(s): create would {'pass' if report.ok else 'fail'}\n")
     return 0 if report.ok else 1

@@ -160,15 +160,19 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
             if opts.caps:  # a name that is no capability is left out, with a word (create's too)
                 from ..capabilities import NUMBERS
 
-                for name in opts.caps:
-                    if name not in NUMBERS:
-                        g.log.warning(f"--cap {name!r}: unknown capability ignored")
+                unknown_caps = [f"--cap {name!r}" for name in opts.caps if name not in NUMBERS]
+                if unknown_caps:  # one line, as runc's
+                    g.log.warning(f"{', '.join(unknown_caps)}: unknown capability ignored")
             elif opts.whole and proc.get("capabilities"):  # the same of a process.json's (runc warns)
                 from ..capabilities import unknown
                 from ..execspec import PROCESS_DOC
 
-                for line in unknown(proc["capabilities"]):
-                    g.log.warning(f"{PROCESS_DOC}: {line.removeprefix('/process')}")
+                lines = [
+                    f"{PROCESS_DOC}: {line.removeprefix('/process')}"
+                    for line in unknown(proc["capabilities"])
+                ]
+                if lines:  # one line, as runc's
+                    g.log.warning("; ".join(lines))
             terminal = bool(proc.get("terminal"))
             from ..checks import CONSOLE_UNUSED, check_preserved_fds
 

@@ -18,3 +18,16 @@ def test_memory_error_is_out_of_memory(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].endswith('msg="out of memory"'), err
     assert "ocirt.commands.state" in sys.modules
+
+
+def test_a_pointer_is_one_printable_line():
+    """Member names as JSON escapes them where a line or an encoding would break (a newline,
+    an escape, a lone surrogate: bytes that are no UTF-8); everything else as it is."""
+    from ocirt.errors import json_pointer, printable
+
+    assert json_pointer(["annotations", "a/b~c", "é ü"]) == "/annotations/a~1b~0c/é ü"
+    assert json_pointer(["annotations", "\n", "\r\t", "\x1b[2J", "\ud800"]) == (
+        "/annotations/\\n/\\r\\t/\\u001b[2J/\\ud800"
+    )
+    assert printable("no change: ✓") == "no change: ✓"
+    assert printable("two\nlines") == "two\\nlines"
