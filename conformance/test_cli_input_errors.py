@@ -308,6 +308,13 @@ def test_unknown_signal_is_runcs_error(rt, make_bundle):
     rt.delete(b.id, force=True)
 
 
+def test_kill_of_no_container_with_an_unknown_signal_is_the_missing_container(rt):
+    """The container is looked up before the signal is read, as runc's."""
+    p = rt.kill("nosuch", "FOO")
+    assert p.returncode == 1
+    assert 'msg="container does not exist' in one_line(p.stderr), p.stderr
+
+
 @pytest.mark.parametrize("command", ["kill", "start", "pause", "delete"])
 def test_an_id_too_long_for_a_file_name_is_one_line(rt, command):
     """A well-formed id whose state directory's name the kernel refuses (over 255 bytes): one

@@ -19,9 +19,9 @@ def parse_signal(text: str) -> int:
 
 def main(g, o, args) -> int:
     container_id = need_id(args, "kill")
-    # runc: an empty signal argument is the default one
-    sig = parse_signal(args[1]) if len(args) > 1 and args[1] else _signal.SIGTERM
-    with OpenContainer.open(g.root, container_id) as c:
+    with OpenContainer.open(g.root, container_id) as c:  # first, as runc's: one that does not
+        # exist is that error, whatever the signal; an empty signal argument is the default one
+        sig = parse_signal(args[1]) if len(args) > 1 and args[1] else _signal.SIGTERM
         g.log.debug(
             f"kill: signal {sig} to {'every process of' if o['all'] else 'the init of'} "
             f"container {container_id} (init pid {c.state.pid})"

@@ -37,9 +37,11 @@ def test_unknown_signal_is_a_core_error(text):
     assert str(cli.value) == str(e.value)
 
 
-def test_kill_prints_the_same_line(tmp_path, capsys):
+def test_kill_looks_the_container_up_before_the_signal(tmp_path, capsys):
+    """As runc's: no such container is that error, whatever the signal (an unknown signal of an
+    existing one: conformance/test_cli_input_errors.py)."""
     assert main(["--root", str(tmp_path), "kill", "box", "NOPE"]) == 1
-    assert capsys.readouterr().err.strip().endswith('msg="unknown signal \\"NOPE\\""')
+    assert capsys.readouterr().err.strip().endswith('msg="container does not exist: box"')
 
 
 # -- defaults -------------------------------------------------------------------------------------
