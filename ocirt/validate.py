@@ -552,5 +552,33 @@ def jsonschema_error(error) -> tuple[str, str, str]:
                 if other not in error.instance
             )
         )
-    rule = " ".join(error.message.split())
+    rule = _own_words(error, path)
+    if rule is None:
+        rule = " ".join(error.message.split())
+    elif "propertyNames" in error.absolute_schema_path:  # (a member's name, not its value)
+        rule = f"key {rule}"
     return json_pointer(path), error.validator, rule if len(rule) <= 200 else rule[:197] + "..."
+
+
+def _own_words(error, path: list) -> str | None:
+    """validate()'s words for a keyword both validators check alike (`ocirt check` lists the
+    jsonschema library's errors: "null is not a string", as create says it, not Python's
+    "None is not of type 'string'"); None for the others."""
+    keyword, value, want = error.validator, error.instance, error.validator_value
+    if keyword == "type":
+        return f"{_show(value)} is not {_type_words(want)}"
+    if keyword == "enum":
+        return f"{_show(value)} is not one of {_choices(want)}"
+    if keyword == "const":
+        return f"{_show(value)} is not {_show(want)}"
+    if keyword == "required":
+        return f"'{path[-1]}' is required"
+    if keyword == "minimum":
+        return f"{value} is less than the minimum {want}"
+    if keyword == "maximum":
+        return f"{value} is greater than the maximum {want}"
+    if keyword == "minItems":
+        return f"must have at least {want} item{'s' if want != 1 else ''}"
+    if keyword == "minLength":
+        return f"{_show(value)} is shorter than {want} characters"
+    return None

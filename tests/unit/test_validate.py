@@ -542,6 +542,9 @@ def reference():
     return jsonschema_validator()
 
 
+SAME_WORDS = {"type", "enum", "const", "required", "minimum", "maximum", "minItems", "minLength"}
+
+
 def assert_agree(config) -> ConfigError | None:
     """validate() and validate_with_jsonschema() accept or reject alike, and point at the same place."""
     fast, ref = outcome(validate, config), outcome(validate_with_jsonschema, config)
@@ -553,8 +556,10 @@ def assert_agree(config) -> ConfigError | None:
     errors = list(reference().iter_errors(config)) if isinstance(config, dict) or config == [] else []
     found = first_error(config, Schemas())
     if len(errors) == 1 and found is not None:
-        pointer, keyword, _rule = jsonschema_error(errors[0])
+        pointer, keyword, rule = jsonschema_error(errors[0])
         assert (fast.pointer, found[1]) == (pointer, keyword)
+        if keyword in SAME_WORDS:  # (`ocirt check` says what create says)
+            assert rule == fast.rule, (rule, fast.rule)
     elif len(errors) > 1:
         assert fast.pointer in {jsonschema_error(error)[0] for error in errors}
     else:
