@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from runtime import assert_failed_cleanly, sh, wait_for
+from runtime import assert_failed_cleanly, one_line, sh, wait_for
 
 SLEEP = ["sleep", "1000"]
 HOST_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -444,9 +444,10 @@ def test_run_detached_of_a_program_the_kernel_refuses_succeeds_and_the_container
 
 def test_run_of_a_program_the_kernel_refuses_fails(rt, make_bundle, tmp_path):
     """A foreground run waits for the container: the failed execve ends it with a non-zero
-    status, its stderr says why, and nothing is left (runc: exit 1, the init's line)."""
+    status, one line on its stderr says why (the init's: runc's `exec /home/prog: exec format
+    error`), and nothing is left."""
     b = _refused_program(make_bundle, tmp_path)
     p = rt.run(b.id, b)
     assert p.returncode != 0
-    assert any("/home/prog: exec format error" in line for line in p.stderr.splitlines()), p.stderr
+    assert "/home/prog: exec format error" in one_line(p.stderr), p.stderr
     assert rt.status(b.id) is None  # deleted, as after any run

@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None, window: "Window | None" = None) -> int:
             log.debug(f"ocirt {__version__}: {name} {' '.join(rest[1:])}, root {g.root}")
             return module.main(g, values, args) or 0
     except OcirtError as e:
-        log.error(str(e))
+        log.error(str(e), told=e.told)
         return getattr(e, "exit_code", 1)  # a command may set its own (exec: 255, as runc)
     except OSError as e:  # one line, not a traceback, for what no handler foresaw: as Go's
         log.error(f"{e.filename}: {errno_text(e)}" if e.filename else errno_text(e))

@@ -45,6 +45,11 @@ def _warn(message: str) -> None:
 # -- operations on an existing container ------------------------------------------------------------
 
 
+class InitSaid(OcirtError):
+    """A failure the init reported through exec.fifo once `start` let it go (a startContainer
+    hook, the program's execve), having said it on its own stderr first ("ocirt init: ...")."""
+
+
 @record
 class OpenContainer:
     sd: StateDir
@@ -135,7 +140,7 @@ class OpenContainer:
             posix.close(fd)
         if failure:
             self._stop()
-            raise OcirtError(failure)
+            raise InitSaid(failure)
         if hooks:
             from . import hooks as hooks_mod  # with hooks only
 

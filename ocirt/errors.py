@@ -7,6 +7,7 @@ class OcirtError(Exception):
     """A failure with a message and, when the kernel said no, its errno."""
 
     exit_code = 1  # the command line's exit status for it (a command may set its own: exec 255)
+    told = False  # said on the command's stderr already (by the container's init): the log only
 
     def __init__(self, message: str, errno: int | None = None):
         self.message = message

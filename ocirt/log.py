@@ -55,8 +55,9 @@ class Logger:
 
                 raise OcirtError(f"open {path}", e.errno) from None
 
-    def _write(self, level: str, msg: str) -> bool:
-        """The line into --log FILE (True), else (no file, or it cannot be written) on stderr."""
+    def _write(self, level: str, msg: str, stderr: bool = True) -> bool:
+        """The line into --log FILE (True), else (no file, or it cannot be written) on stderr
+        unless not `stderr`."""
         if self.fmt == "json":  # compact, as runc's logrus writes it
             line = f'{{"level":"{level}","msg":{jsonio.dumps(msg)},"time":"{_now()}"}}'
         else:
@@ -72,13 +73,15 @@ class Logger:
                 return True
             except OSError:
                 pass
-        _stderr(line + "\n")
+        if stderr:
+            _stderr(line + "\n")
         return False
 
-    def error(self, msg: str) -> None:
+    def error(self, msg: str, told: bool = False) -> None:
         """runc's fatal(): the log line, and the bare message on stderr when it went into a log
-        file (one that cannot be written, /dev/full say: the line on stderr is all)."""
-        if self._write("error", msg):
+        file (one that cannot be written, /dev/full say: the line on stderr is all). `told`:
+        stderr has it already (the container's init said it there): into the log file only."""
+        if self._write("error", msg, stderr=not told) and not told:
             _stderr(printable(msg) + "\n")  # (one line, as the log's)
 
     def warning(self, msg: str) -> None:

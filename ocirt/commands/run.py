@@ -153,8 +153,12 @@ def reap_if_gone(pid: int) -> None:
 
 
 def run_failed(e: BaseException) -> None:
-    """run's error, once, in runc's words: "ocirt run failed: ..." (a ^C stays what it is)."""
+    """run's error, once, in runc's words: "ocirt run failed: ..." (a ^C stays what it is).
+    One the init said on its stderr, which is run's (or run's terminal), goes into --log FILE
+    only: on stderr it is the init's line alone, as runc's."""
+    from ..container import InitSaid
     from ..errors import OcirtError
 
     if isinstance(e, OcirtError):
         e.message = f"ocirt run failed: {e.message}"
+        e.told = isinstance(e, InitSaid)
