@@ -404,18 +404,22 @@ class StateDir:
         leaves the fifo behind): an O_PATH fd of it while it waits for a reader, its end (close-
         on-exec) after. Its fds, not the fifo, are asked: a reader's open would let a waiting
         init go, and take a byte a start waits for. An init we may not look at (non-dumpable,
-        the caller not root) has not executed the program."""
-        try:
-            names = posix.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            return False
-        for name in names:
+        the caller not root) has not executed the program. Asked twice before it counts as
+        executed: the init opens its end before it closes its O_PATH fd, but a listing taken
+        before that open, read after that close, holds neither (a `state` during a start said
+        "running" while the startContainer hooks ran)."""
+        for _ in range(2):
             try:
-                held = posix.stat(f"/proc/{pid}/fd/{name}")
+                names = posix.listdir(f"/proc/{pid}/fd")
             except OSError:
-                continue
-            if held.st_ino == fifo.st_ino and held.st_dev == fifo.st_dev:
                 return False
+            for name in names:
+                try:
+                    held = posix.stat(f"/proc/{pid}/fd/{name}")
+                except OSError:
+                    continue
+                if held.st_ino == fifo.st_ino and held.st_dev == fifo.st_dev:
+                    return False
         return True
 
     def remove(self) -> None:

@@ -272,3 +272,27 @@ def test_start_fails_on_an_init_that_exited_in_its_hooks_after_a_killed_start(tm
     c.status = lambda: Status.CREATED  # type: ignore[method-assign]
     with pytest.raises(OcirtError, match="already running|stopped"):
         c.start()
+
+
+def test_an_end_handed_over_between_listing_and_looking_is_not_an_execve(tmp_path, monkeypatch):
+    """The init opens its end of the fifo, then closes its O_PATH fd: a listing of its fds taken
+    before the open and read after the close finds neither, and is asked again (it was taken for
+    the execve: "running" while the startContainer hooks ran; seen once in a loaded CI run)."""
+    sd, state = _container(tmp_path)
+    _mark(sd)
+    fifo = os.lstat(sd.fifo)
+    fds = f"/proc/{state.pid}/fd"
+    listings = iter([["7"], ["8"]])  # the O_PATH fd, then the end opened before its close
+    real_listdir, real_stat = state_mod.posix.listdir, state_mod.posix.stat
+
+    def listdir(path):
+        return next(listings) if path == fds else real_listdir(path)
+
+    def stat_(path, *args, **kw):
+        if path == f"{fds}/7":
+            raise FileNotFoundError(path)  # closed meanwhile
+        return fifo if path == f"{fds}/8" else real_stat(path, *args, **kw)
+
+    monkeypatch.setattr(state_mod.posix, "listdir", listdir)
+    monkeypatch.setattr(state_mod.posix, "stat", stat_)
+    assert _status(sd, state) is Status.CREATED
