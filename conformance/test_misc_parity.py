@@ -158,6 +158,32 @@ def test_unknown_capabilities_at_create_are_one_warning(rt, make_bundle):
     assert "level=warning" in line and "CAP_BOGUS_ONE" in line and "CAP_BOGUS_TWO" in line, line
 
 
+def test_a_create_that_fails_after_a_warning_says_the_error_alone(rt, make_bundle):
+    """An unknown capability is ignored with a warning once the container is made; a failure
+    later in create (a bind source that is not there) is its one line, the warning unsaid."""
+    caps = ["CAP_BOGUS_ONE", "CAP_KILL"]
+
+    def mutate(cfg):
+        cfg["process"]["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
+        cfg["mounts"].append(
+            {"destination": "/mnt", "type": "bind", "source": "/no/such/source", "options": ["rbind"]}
+        )
+
+    b = make_bundle(["true"], mutate=mutate)
+    p = rt.create(b.id, b)
+    assert p.returncode != 0
+    line = one_line(p.stderr)
+    assert "level=error" in line and "/no/such/source" in line, line
+
+
+def test_an_exec_that_fails_after_a_warning_says_the_error_alone(rt, started):
+    b = started()
+    p = rt("exec", "--cap", "CAP_BOGUS_ONE", "--cwd", "/no/such/dir", b.id, "true")
+    assert p.returncode != 0
+    line = one_line(p.stderr)
+    assert "level=error" in line and "/no/such/dir" in line, line
+
+
 @pytest.mark.runc_deviates(
     "runc 1.1.5 takes a user without uid (config.md: uid is REQUIRED) and runs it as 0"
 )

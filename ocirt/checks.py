@@ -55,6 +55,9 @@ class Checked:
     personality: int | None = None  # linux.personality, parsed (ocirt.procattr)
     mempolicy: tuple | None = None  # linux.memoryPolicy: (mode | flags, nodes)
     idmaps: list = field(default_factory=list)  # idmapped mounts (ocirt.idmap.IdmapMount)
+    # what is ignored with a warning (unknown capabilities, deprecated fields): one line, said
+    # once the container is made (create.steps), not before an error that ends create
+    warnings: list = field(default_factory=list)
 
 
 # runc's words (its checkTerminal): a console socket is for a detached process with a terminal
@@ -114,8 +117,6 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
 
     last_cap = capabilities.last_cap()
     warnings = capabilities.unknown(proc.capabilities, proc.cap_allowed, last_cap) + deprecated(linux)
-    if warnings:  # one line, as runc's for the capabilities it ignores
-        opts.warn("; ".join(warnings))
     seccomp_filter = None
     if linux.get("seccomp"):
         from . import seccomp
@@ -150,6 +151,7 @@ def check_config(config: dict, bundle: str, opts: CreateOptions) -> Checked:
         personality=personality,
         mempolicy=mempolicy,
         idmaps=idmaps,
+        warnings=warnings,
     )
 
 

@@ -137,6 +137,8 @@ def steps(opts: CreateOptions, kernel: k.Kernel, fx: HostEffects) -> tuple[State
         for fd in (fifo_fd, spec.console_fd, *spec.rootfs.idmap_fds.values()):
             if fd is not None:
                 kernel.close(fd)
+        if checked.warnings:  # one line, as runc's, once nothing can fail any more
+            opts.warn("; ".join(checked.warnings))
         return sd, state
     except BaseException:
         undo.run()

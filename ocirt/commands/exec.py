@@ -114,6 +114,24 @@ def main(g, o, args) -> int:
         raise error from None
 
 
+def ignored_capabilities(opts, proc: dict) -> str:
+    """The warning for the capabilities left out, names the kernel has no number for (create's
+    too, for config.json's): one line, as runc's; "" for none."""
+    if opts.caps:
+        from ..capabilities import NUMBERS
+
+        unknown_caps = [f"--cap {name!r}" for name in opts.caps if name not in NUMBERS]
+        return f"{', '.join(unknown_caps)}: unknown capability ignored" if unknown_caps else ""
+    if opts.whole and proc.get("capabilities"):  # the same of a process.json's (runc warns)
+        from ..capabilities import unknown
+        from ..execspec import PROCESS_DOC
+
+        return "; ".join(
+            f"{PROCESS_DOC}: {line.removeprefix('/process')}" for line in unknown(proc["capabilities"])
+        )
+    return ""
+
+
 def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int:
     import _signal as signal  # the C module: no enum import
 
@@ -157,22 +175,7 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
             if debug and sub is not None:
                 debug(f"exec: into sub-cgroup {sub.dirs()}")
             spec = process_spec(proc, opts)
-            if opts.caps:  # a name that is no capability is left out, with a word (create's too)
-                from ..capabilities import NUMBERS
-
-                unknown_caps = [f"--cap {name!r}" for name in opts.caps if name not in NUMBERS]
-                if unknown_caps:  # one line, as runc's
-                    g.log.warning(f"{', '.join(unknown_caps)}: unknown capability ignored")
-            elif opts.whole and proc.get("capabilities"):  # the same of a process.json's (runc warns)
-                from ..capabilities import unknown
-                from ..execspec import PROCESS_DOC
-
-                lines = [
-                    f"{PROCESS_DOC}: {line.removeprefix('/process')}"
-                    for line in unknown(proc["capabilities"])
-                ]
-                if lines:  # one line, as runc's
-                    g.log.warning("; ".join(lines))
+            warning = ignored_capabilities(opts, proc)  # said once the process is started
             terminal = bool(proc.get("terminal"))
             from ..checks import CONSOLE_UNUSED, check_preserved_fds
 
@@ -211,6 +214,8 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
             )
         if debug:
             debug(f"exec: process started, pid {pid}")
+        if warning:  # (not before an error that ends exec: one line, as runc's)
+            g.log.warning(warning)
         if held is not None:
             if held.pending:  # the process was started all the same: cancelled
                 from ..children import kill_and_reap
