@@ -365,3 +365,13 @@ def test_a_usage_error_prints_the_help_on_stdout(rt, args, head, name):
     one_line(p.stderr)
     assert p.stdout.startswith(head), p.stdout
     assert "\n\nNAME:\n" in p.stdout and name in p.stdout.split("\n")[3], p.stdout
+
+
+@pytest.mark.parametrize(
+    "args", [["delete", "---force", "x"], ["---debug", "list"], ["list", "-=x"], ["list", "--="]]
+)
+def test_a_flag_of_three_dashes_or_no_name_is_bad_syntax(rt, args):
+    """Go's flags: one or two dashes and a name (`delete ---force` force-deleted)."""
+    p = rt(*args, root=False)
+    assert p.returncode == 1
+    assert one_line(p.stderr).endswith(f'msg="bad flag syntax: {next(a for a in args if a.startswith("-"))}"')

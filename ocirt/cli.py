@@ -175,7 +175,10 @@ def parse(options, argv: list[str], stop_at_positional: bool) -> tuple[dict, lis
                 positional.extend(argv[i:])
                 break
             continue
-        name, eq, inline = arg.lstrip("-").partition("=")
+        body = arg[2:] if arg.startswith("--") else arg[1:]  # one or two dashes, as Go's flags
+        if not body or body[0] in "-=":
+            raise UsageError(f"bad flag syntax: {arg}")
+        name, eq, inline = body.partition("=")
         opt = by_name.get(name)
         if opt is None:
             raise UsageError(f"flag provided but not defined: -{name}")

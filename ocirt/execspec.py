@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from . import jsonio, paths
 from .errors import ConfigError, OcirtError, go_quote
+from .gonum import go_atoi
 from .process import ID_MAX, NGROUPS_MAX
 from .record import field, record
 
@@ -46,10 +47,9 @@ class ExecOptions:
 def parse_user(text: str) -> tuple:
     """--user uid[:gid] -> (uid, gid or None)."""
     uid, sep, gid = text.partition(":")
-    try:
-        ids = int(uid), (int(gid) if sep else None)  # "5:" is no gid (runc refuses it too)
-    except ValueError:
-        raise OcirtError(f"invalid --user {text!r}: numeric uid[:gid] expected") from None
+    ids = go_atoi(uid), (go_atoi(gid) if sep else None)  # "5:" is no gid (runc refuses it too)
+    if ids[0] is None or (sep and ids[1] is None):  # (Atoi's digits, as runc's: not int()'s)
+        raise OcirtError(f"invalid --user {text!r}: numeric uid[:gid] expected")
     for value in ids:
         if value is not None and not 0 <= value <= ID_MAX:
             raise OcirtError(f"invalid --user {text!r}: {value} is not an id: 0 to {ID_MAX}")

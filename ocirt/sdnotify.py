@@ -17,6 +17,7 @@ import socket
 
 from . import paths
 from .errors import OcirtError, errno_text
+from .gonum import go_atoi
 from .state import StateDir, proc_start_time
 
 NOTIFY_DIR = "notify"  # in the state dir
@@ -25,7 +26,6 @@ IN_CONTAINER = "/run/notify"
 # runc's options: the container can send to the socket and do nothing else there
 MOUNT_OPTIONS = ["bind", "nosuid", "noexec", "nodev", "ro"]
 POLL = 0.1  # seconds between looks at the init while waiting for READY= (as runc)
-INT64_MAX = 2**63 - 1
 
 
 def environ(name: bytes) -> str:
@@ -39,16 +39,6 @@ def create_options() -> dict:
 
 
 # ---- socket activation ------------------------------------------------------------------------
-
-
-def go_atoi(text: str) -> int | None:
-    """Go's strconv.Atoi, which systemd's variables are read with (no spaces or underscores, as
-    Python's int() takes); None where it fails."""
-    digits = text[1:] if text[:1] in ("+", "-") else text
-    if not digits or not digits.isascii() or not digits.isdigit():
-        return None
-    n = int(text)
-    return n if -INT64_MAX - 1 <= n <= INT64_MAX else None
 
 
 def listen_fds() -> int:

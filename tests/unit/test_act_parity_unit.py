@@ -104,7 +104,11 @@ def test_signal_not_a_number(text):
         signals.parse_signal(text)
 
 
-@pytest.mark.parametrize("text", ["5:", ":5", "5:6:7", "root", "5:x", ""])
+# (and what Python's int() takes but Go's strconv.Atoi, as runc reads them, does not: another
+# script's digits, an underscore, a space; they ran the process as a uid the caller never wrote)
+@pytest.mark.parametrize(
+    "text", ["5:", ":5", "5:6:7", "root", "5:x", "", "\u0661", "1_0", " 1", "1 ", "\u0663:\u0663", "5:\u0663"]
+)
 def test_user_not_uid_gid(text):
     with pytest.raises(OcirtError, match=r"numeric uid\[:gid\] expected"):
         execspec.parse_user(text)
