@@ -146,13 +146,25 @@ def _mkdir(path: str, what: str) -> bool:
 
 
 def failure(e: OcirtError, what: str, log_path: str, criu_path: str) -> OcirtError:
-    """CRIU's failure as one line: what failed, CRIU's reason (from its log), the log's path,
-    and whether this kernel fails CRIU's own check."""
+    """CRIU's failure as one line: what failed (its errno's words where it has one), CRIU's
+    reason (from its log), the log's path where this run of CRIU wrote one (fresh_log took any
+    earlier one away), and whether this kernel fails CRIU's own check."""
     reason = (getattr(e, "cr_errmsg", "") or criu.log_error_line(log_path)).replace("\n", " ")
-    msg = f"{what}: {e.message}" + (f": {reason}" if reason else "")
+    msg = f"{what}: {e}" + (f": {reason}" if reason else "")
     if isinstance(e, criu.CriuError) and not criu.host_passes_check(criu_path):
         msg += " (CRIU does not support this kernel: `criu check` fails here)"
-    return OcirtError(f"{msg}; log file: {log_path}", errno=e.errno)
+    return OcirtError(f"{msg}; log file: {log_path}" if os.path.exists(log_path) else msg)
+
+
+def fresh_log(log_path: str) -> None:
+    """No log of an earlier run where this one's goes: its reason is never taken for this one's
+    (CRIU writes its log anew, once it runs)."""
+    try:
+        os.unlink(log_path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise OcirtError(f"remove the earlier log {log_path}", e.errno) from None
 
 
 # -- checkpoint ------------------------------------------------------------------------------------------
@@ -222,6 +234,7 @@ def checkpoint(c, o: CriuOptions) -> None:
                 except OSError:
                     pass
 
+        fresh_log(log_path)
         try:
             criu.request(o.criu_path, {"type": req_type, "opts": opts}, on_notify, stdio_null=True)
         except OcirtError as e:
@@ -460,6 +473,7 @@ def restore(root: str, container_id: str, o: CriuOptions, kernel, warn=None) -> 
             elif script == "orphan-pts-master" and got_fds:
                 _send_console(o.console_socket, got_fds[0])
 
+        fresh_log(log_path)
         try:
             resp = criu.request(
                 o.criu_path,

@@ -16,7 +16,7 @@ import os
 import socket
 import subprocess
 
-from .errors import OcirtError
+from .errors import OcirtError, errno_text
 
 # criu_req_type
 EMPTY, DUMP, RESTORE, CHECK, PRE_DUMP, PAGE_SERVER, NOTIFY = 0, 1, 2, 3, 4, 5, 6
@@ -231,8 +231,7 @@ class Swrk:
         except OSError as e:
             ours.close()
             raise OcirtError(
-                f"cannot run criu ({criu_path}): {e.strerror} (install criu, or give its path with --criu)",
-                errno=e.errno,
+                f"cannot run criu ({criu_path}): {errno_text(e)} (install criu, or give its path with --criu)"
             ) from None
         finally:
             theirs.close()
@@ -248,7 +247,7 @@ class Swrk:
             try:
                 data, anc, _flags, _addr = self.sock.recvmsg(1 << 16, socket.CMSG_SPACE(16))
             except OSError as e:
-                raise CriuError(f"criu {kind}: {e.strerror}", e.errno) from None
+                raise CriuError(f"criu {kind}", e.errno) from None  # (its errno's words follow)
             fds = _fds_of(anc)
             if not data:
                 raise CriuError(f"criu {kind}: criu exited without an answer")
@@ -282,7 +281,7 @@ class Swrk:
         try:
             self.sock.send(encode("criu_req", req))
         except OSError as e:
-            raise CriuError(f"criu: cannot send the request: {e.strerror}", e.errno) from None
+            raise CriuError("criu: cannot send the request", e.errno) from None
 
     def close(self, kill: bool = False) -> int:
         """Close our end and wait for criu; its exit status."""

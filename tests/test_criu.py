@@ -566,7 +566,29 @@ def test_version_over_rpc():
 def test_missing_criu_is_one_line(tmp_path):
     with pytest.raises(criu.OcirtError) as e:
         criu.version(str(tmp_path / "no-criu"))
-    assert "cannot run criu" in str(e.value) and "\n" not in str(e.value)
+    assert str(e.value) == (
+        f"cannot run criu ({tmp_path}/no-criu): no such file or directory "
+        "(install criu, or give its path with --criu)"
+    )
+
+
+def test_a_failure_names_no_log_of_an_earlier_run(tmp_path, monkeypatch):
+    """The log of an earlier checkpoint where this one's goes: taken away before CRIU runs, so
+    neither its reason nor its path is given for a run that wrote none (a missing criu)."""
+    from ocirt import checkpoint
+
+    log = tmp_path / "dump.log"
+    log.write_text("(00.1) Error (criu/vdso.c:1): an earlier run's reason\n")
+    checkpoint.fresh_log(str(log))
+    assert not log.exists()
+    try:
+        criu.version(str(tmp_path / "no-criu"))
+    except criu.OcirtError as e:
+        error = checkpoint.failure(e, "checkpoint failed", str(log), str(tmp_path / "no-criu"))
+    assert str(error) == (
+        f"checkpoint failed: cannot run criu ({tmp_path}/no-criu): no such file or directory "
+        "(install criu, or give its path with --criu)"
+    )
 
 
 if __name__ == "__main__":
