@@ -371,6 +371,8 @@ def test_lsm_exec_flags_unavailable_fail(rt, started, flag, lsm):
     p = rexec(rt, b.id, "sh", "-c", "echo RAN", extra=[flag, value])
     assert p.returncode != 0 and "RAN" not in p.stdout, f"exec {flag} ran the process: {p.stdout!r}"
     assert lsm in one_line(p.stderr).lower(), p.stderr
+    if rt.is_ocirt:  # the flag that gave the label named, not a field of config.json
+        assert f"exec failed: {flag}: " in p.stderr and "config.json" not in p.stderr, p.stderr
 
 
 # ---- seccomp -------------------------------------------------------------------------------------------------

@@ -156,7 +156,13 @@ def process_spec(proc: dict, opts: ExecOptions):
     else:
         if not proc.get("args"):
             raise OcirtError(NO_COMMAND)
-        check_process(proc, where="/process")
+        try:
+            check_process(proc, where="/process")
+        except ConfigError as e:  # a label the flag gave, not config.json: the flag named
+            flag = {"/process/apparmorProfile": "--apparmor", "/process/selinuxLabel": "--process-label"}
+            if e.pointer in flag and (opts.apparmor if "apparmor" in e.pointer else opts.process_label):
+                raise OcirtError(f"{flag[e.pointer]}: {e.rule}") from None
+            raise
         spec = ProcessSpec.from_config(proc, opts.preserve_fds)
     spec.check()
     return spec
