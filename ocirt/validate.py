@@ -356,18 +356,18 @@ def _check(value, node: dict, name: str, schemas: Schemas) -> None:
 
     kind = node.get("type")
     if kind is not None and not _is_type(value, kind):
-        raise _Fail("type", f"{_show(value)} is not {_type_words(kind)}")
+        raise _Fail("type", WORDS["type"](value, kind))
     if "enum" in node and not _in(value, node["enum"]):
-        raise _Fail("enum", f"{_show(value)} is not one of {_choices(node['enum'])}")
+        raise _Fail("enum", WORDS["enum"](value, node["enum"]))
     if "const" in node and not _equal(value, node["const"]):
-        raise _Fail("const", f"{_show(value)} is not {_show(node['const'])}")
+        raise _Fail("const", WORDS["const"](value, node["const"]))
 
     if isinstance(value, dict):
         _check_object(value, node, name, schemas)
     elif isinstance(value, list):
         if len(value) < node.get("minItems", 0):
             count = node["minItems"]
-            raise _Fail("minItems", f"must have at least {count} item{'s' if count != 1 else ''}")
+            raise _Fail("minItems", WORDS["minItems"](value, count))
         items = node.get("items")
         if items is not None:
             for index, item in enumerate(value):
@@ -378,7 +378,7 @@ def _check(value, node: dict, name: str, schemas: Schemas) -> None:
                     raise
     elif isinstance(value, str):
         if len(value) < node.get("minLength", 0):
-            raise _Fail("minLength", f"{_show(value)} is shorter than {node['minLength']} characters")
+            raise _Fail("minLength", WORDS["minLength"](value, node["minLength"]))
         pattern = node.get("pattern")
         if pattern is not None and not pattern_matches(pattern, value):
             raise _Fail(
@@ -386,9 +386,9 @@ def _check(value, node: dict, name: str, schemas: Schemas) -> None:
             )
     elif _is_type(value, "number"):
         if "minimum" in node and value < node["minimum"]:
-            raise _Fail("minimum", f"{value} is less than the minimum {node['minimum']}")
+            raise _Fail("minimum", WORDS["minimum"](value, node["minimum"]))
         if "maximum" in node and value > node["maximum"]:
-            raise _Fail("maximum", f"{value} is greater than the maximum {node['maximum']}")
+            raise _Fail("maximum", WORDS["maximum"](value, node["maximum"]))
 
     _check_combinators(value, node, name, schemas)
 
@@ -396,7 +396,7 @@ def _check(value, node: dict, name: str, schemas: Schemas) -> None:
 def _check_object(value: dict, node: dict, name: str, schemas: Schemas) -> None:
     for key in node.get("required", ()):
         if key not in value:
-            raise _Fail("required", f"'{key}' is required", key)
+            raise _Fail("required", WORDS["required"](value, key), key)
     for key, needs in node.get("dependentRequired", {}).items():
         if key in value:
             for other in needs:
@@ -485,6 +485,20 @@ _ARTICLES = {
 }
 
 
+# The rule a value breaks, by keyword: f(the value, what the keyword asks for (the missing
+# member's name for "required")). validate()'s words, and jsonschema_error's for the same.
+WORDS = {
+    "type": lambda value, kind: f"{_show(value)} is not {_type_words(kind)}",
+    "enum": lambda value, choices: f"{_show(value)} is not one of {_choices(choices)}",
+    "const": lambda value, const: f"{_show(value)} is not {_show(const)}",
+    "required": lambda _value, key: f"'{key}' is required",
+    "minimum": lambda value, low: f"{value} is less than the minimum {low}",
+    "maximum": lambda value, high: f"{value} is greater than the maximum {high}",
+    "minItems": lambda _value, count: f"must have at least {count} item{'s' if count != 1 else ''}",
+    "minLength": lambda value, length: f"{_show(value)} is shorter than {length} characters",
+}
+
+
 def _type_words(kind) -> str:
     kinds = kind if isinstance(kind, list) else [kind]
     return " or ".join(_ARTICLES[one] for one in kinds)
@@ -552,33 +566,13 @@ def jsonschema_error(error) -> tuple[str, str, str]:
                 if other not in error.instance
             )
         )
-    rule = _own_words(error, path)
-    if rule is None:
+    # validate()'s words where it checks the keyword alike (`ocirt check` lists the library's
+    # errors: "null is not a string", as create says it, not "None is not of type 'string'")
+    words = WORDS.get(error.validator)
+    if words is None:
         rule = " ".join(error.message.split())
-    elif "propertyNames" in error.absolute_schema_path:  # (a member's name, not its value)
-        rule = f"key {rule}"
+    else:
+        rule = words(error.instance, path[-1] if error.validator == "required" else error.validator_value)
+        if "propertyNames" in error.absolute_schema_path:  # (a member's name, not its value)
+            rule = f"key {rule}"
     return json_pointer(path), error.validator, rule if len(rule) <= 200 else rule[:197] + "..."
-
-
-def _own_words(error, path: list) -> str | None:
-    """validate()'s words for a keyword both validators check alike (`ocirt check` lists the
-    jsonschema library's errors: "null is not a string", as create says it, not Python's
-    "None is not of type 'string'"); None for the others."""
-    keyword, value, want = error.validator, error.instance, error.validator_value
-    if keyword == "type":
-        return f"{_show(value)} is not {_type_words(want)}"
-    if keyword == "enum":
-        return f"{_show(value)} is not one of {_choices(want)}"
-    if keyword == "const":
-        return f"{_show(value)} is not {_show(want)}"
-    if keyword == "required":
-        return f"'{path[-1]}' is required"
-    if keyword == "minimum":
-        return f"{value} is less than the minimum {want}"
-    if keyword == "maximum":
-        return f"{value} is greater than the maximum {want}"
-    if keyword == "minItems":
-        return f"must have at least {want} item{'s' if want != 1 else ''}"
-    if keyword == "minLength":
-        return f"{_show(value)} is shorter than {want} characters"
-    return None

@@ -144,18 +144,24 @@ def child_of(pid: int) -> int:
     raise AssertionError(f"no child of {pid}")
 
 
-def waits_for_start(pid: int, timeout: float = 20) -> bool:
-    """Whether the created container's init `pid` got into its open of exec.fifo (the kernel's
-    wait_for_partner) within `timeout`. `create` returns once the init is set up, a moment
-    before that open (and, where it becomes the waiting program, before that execve); False
-    where /proc does not name the wait or the process is gone."""
+def waits_in_fifo_open(wchan: str, timeout: float = 20) -> bool:
+    """Whether the task whose /proc/.../wchan is `wchan` got into an open of a fifo that waits
+    for the other end (the kernel's wait_for_partner) within `timeout`; False where /proc does
+    not name the wait or the task is gone."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with open(f"/proc/{pid}/wchan") as f:
+            with open(wchan) as f:
                 if f.read().strip() == "wait_for_partner":
                     return True
         except OSError:
             return False
         time.sleep(0.001)
     return False
+
+
+def waits_for_start(pid: int, timeout: float = 20) -> bool:
+    """Whether the created container's init `pid` got into its open of exec.fifo within
+    `timeout`. `create` returns once the init is set up, a moment before that open (and, where
+    it becomes the waiting program, before that execve)."""
+    return waits_in_fifo_open(f"/proc/{pid}/wchan", timeout)

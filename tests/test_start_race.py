@@ -17,7 +17,7 @@ import time
 import uuid
 
 import pytest
-from cli_helpers import OCIRT, make_bundle, remove_cgroup_parent, run_err_to_file
+from cli_helpers import OCIRT, make_bundle, remove_cgroup_parent, run_err_to_file, waits_in_fifo_open
 
 from ocirt import container as container_mod
 from ocirt.container import Container
@@ -95,18 +95,8 @@ def _join(sd, thread) -> None:
 
 
 def _waits_for_a_reader(thread, timeout: float = 5.0) -> bool:
-    """Whether `thread` got into its open of the fifo, waiting for a reader (the kernel's
-    wait_for_partner), within `timeout`; False where /proc does not name the wait."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/self/task/{thread.native_id}/wchan") as f:
-                if f.read().strip() == "wait_for_partner":
-                    return True
-        except OSError:
-            return False
-        time.sleep(0.001)
-    return False
+    """Whether `thread` got into its open of the fifo, waiting for a reader, within `timeout`."""
+    return waits_in_fifo_open(f"/proc/self/task/{thread.native_id}/wchan", timeout)
 
 
 def _fifo_container(tmp_path, name):

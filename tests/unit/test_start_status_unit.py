@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from cli_helpers import waits_in_fifo_open
 
 from ocirt import state as state_mod
 from ocirt.container import OpenContainer
@@ -43,16 +44,7 @@ def _writer_after_a_reader(sd):
 
 
 def _waits_for_a_reader(thread, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/self/task/{thread.native_id}/wchan") as f:
-                if f.read().strip() == "wait_for_partner":
-                    return True
-        except OSError:
-            return False
-        time.sleep(0.001)
-    return False
+    return waits_in_fifo_open(f"/proc/self/task/{thread.native_id}/wchan", timeout)
 
 
 def test_an_unmarked_fifo_is_created_and_never_opened(tmp_path, monkeypatch):

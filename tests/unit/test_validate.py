@@ -18,6 +18,7 @@ from ocirt.errors import ConfigError
 from ocirt.validate import (
     KEYWORDS,
     SCHEMA_FILES,
+    WORDS,
     Schemas,
     first_error,
     jsonschema_error,
@@ -542,9 +543,6 @@ def reference():
     return jsonschema_validator()
 
 
-SAME_WORDS = {"type", "enum", "const", "required", "minimum", "maximum", "minItems", "minLength"}
-
-
 def assert_agree(config) -> ConfigError | None:
     """validate() and validate_with_jsonschema() accept or reject alike, and point at the same place."""
     fast, ref = outcome(validate, config), outcome(validate_with_jsonschema, config)
@@ -558,7 +556,7 @@ def assert_agree(config) -> ConfigError | None:
     if len(errors) == 1 and found is not None:
         pointer, keyword, rule = jsonschema_error(errors[0])
         assert (fast.pointer, found[1]) == (pointer, keyword)
-        if keyword in SAME_WORDS:  # (`ocirt check` says what create says)
+        if keyword in WORDS:  # (`ocirt check` says what create says)
             assert rule == fast.rule, (rule, fast.rule)
     elif len(errors) > 1:
         assert fast.pointer in {jsonschema_error(error)[0] for error in errors}
