@@ -204,7 +204,7 @@ def parse(options, argv: list[str], stop_at_positional: bool) -> tuple[dict, lis
     return values, positional
 
 
-INT64_MAX = (1 << 63) - 1
+INT64_MAX = (1 << 63) - 1  # (gonum.INT64_MAX too: not imported for a constant on every command's way)
 
 
 def go_int(flag: str, text: str) -> int:

@@ -375,7 +375,7 @@ def run_children(
             kernel.waitpid(stage1_pid)
     except BaseException as e:
         if isinstance(e, OcirtError):
-            process_start_failed(e, during_init=not (isinstance(e, ChildFailed) and not e.setup))
+            process_start_failed(e, during_init=not isinstance(e, ChildFailed) or e.setup)
         own_pid_ns.back(kernel)  # (if not yet)
         fx.attached()  # (with a LateCgroup, where the failure came before the init's move)
         parent.undo_moves()  # before the init dies with it, a virtual device would die too

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import ConfigError, OcirtError
+from .errors import ConfigError, OcirtError, pointer_part
 from .record import field, record
 
 # linux.resources section -> the controller it needs: (cgroup v1, cgroup v2); None: not there
@@ -158,7 +158,7 @@ def host_checks(config: dict, bundle: str, report: Report) -> None:
             for name in linux["netDevices"]:
                 if not os.path.exists(f"/sys/class/net/{name}"):
                     report.error(
-                        f"/linux/netDevices/{_escape(name)}", f"no network device {name!r} on this host"
+                        f"/linux/netDevices/{pointer_part(name)}", f"no network device {name!r} on this host"
                     )
     if linux.get("intelRdt") is not None:
         _intel_rdt(report)
@@ -168,10 +168,6 @@ def host_checks(config: dict, bundle: str, report: Report) -> None:
         from . import idmap
 
         report.attempt(idmap.check, config, ns)
-
-
-def _escape(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
 
 
 def _namespaces_available(config: dict, report: Report) -> None:

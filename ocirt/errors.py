@@ -50,7 +50,7 @@ def describe_oserror(exc: OSError, default: str = "system call failed") -> str:
     return what or default
 
 
-def process_start_failed(e: OcirtError, during_init: bool = True) -> OcirtError:
+def process_start_failed(e: OcirtError, during_init: bool = True) -> None:
     """`e` in runc's words for a failure once the container's processes were started (engines
     and the tools around them look for them): "unable to start container process: ", and
     "error during container init: " before what failed in the container's setup, not in the
@@ -58,7 +58,6 @@ def process_start_failed(e: OcirtError, during_init: bool = True) -> OcirtError:
     parent it is ready by then)."""
     inner = "error during container init: " if during_init else ""
     e.message = f"unable to start container process: {inner}{e.message}"
-    return e
 
 
 class ConfigError(OcirtError):
@@ -71,12 +70,15 @@ class ConfigError(OcirtError):
 
 
 def json_pointer(path) -> str:
-    """Turn a sequence of keys/indexes into a JSON pointer (RFC 6901), printable: a key's
-    control characters and lone surrogates in JSON's escapes (one line, any encoding)."""
-    out = []
-    for part in path:
-        out.append(printable(str(part).replace("~", "~0").replace("/", "~1")))
+    """Turn a sequence of keys/indexes into a JSON pointer (RFC 6901)."""
+    out = [pointer_part(part) for part in path]
     return "/" + "/".join(out) if out else "/"
+
+
+def pointer_part(key) -> str:
+    """One key or index as a JSON pointer holds it (RFC 6901: `~` and `/` escaped), printable: its
+    control characters and lone surrogates in JSON's escapes (one line, any encoding)."""
+    return printable(str(key).replace("~", "~0").replace("/", "~1"))
 
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}

@@ -20,6 +20,7 @@ import os
 import posixpath
 
 from . import kernel as k
+from .errors import pointer_part
 
 RUNTIME = "runtime"
 _ALL = [RUNTIME]
@@ -125,10 +126,6 @@ def _norm(path: str) -> str:
 
 def _source(m: dict) -> str:
     return m.get("source") or m.get("type") or "none"
-
-
-def _key(value: str) -> str:
-    return value.replace("~", "~0").replace("/", "~1")
 
 
 # -- the rules: call name -> (ctx, step) -> causes -------------------------------------------
@@ -337,7 +334,7 @@ def _execve(ctx: Context, step) -> list:
 
 
 def _netdev(ctx: Context, step) -> list:
-    return [f"/linux/netDevices/{_key(step.call.args[0])}"]
+    return [f"/linux/netDevices/{pointer_part(step.call.args[0])}"]
 
 
 def _write_file(ctx: Context, step) -> list:
@@ -350,7 +347,7 @@ def _write_file(ctx: Context, step) -> list:
     if path.startswith("/proc/sys/"):
         for key in ctx.linux.get("sysctl") or {}:
             if path == "/proc/sys/" + key.replace(".", "/"):
-                return [f"/linux/sysctl/{_key(key)}"]
+                return [f"/linux/sysctl/{pointer_part(key)}"]
         return ["/linux/sysctl"]
     if path.startswith("/proc/self/attr/"):
         if str(value).startswith("exec ") and ctx.has("process", "apparmorProfile"):
@@ -445,7 +442,7 @@ def cgroup_file(ctx: Context, path: str, value) -> list:
     name = os.path.basename(path)
     res = ctx.resources
     if name in (res.get("unified") or {}):
-        return [f"{R}/unified/{_key(name)}"]
+        return [f"{R}/unified/{pointer_part(name)}"]
     if name in _CGROUP_RUNTIME:
         return _ALL
     if name in ("devices.allow", "devices.deny"):
@@ -484,7 +481,7 @@ def cgroup_file(ctx: Context, path: str, value) -> list:
                 return [f"{R}/network/priorities/{i}"]
         return [f"{R}/network/priorities"]
     if name == "rdma.max":
-        return [f"{R}/rdma/{_key(str(value).split(' ', 1)[0])}"]
+        return [f"{R}/rdma/{pointer_part(str(value).split(' ', 1)[0])}"]
     if name in CGROUP_FILES:
         out = [f"{R}/{f}" for f in CGROUP_FILES[name] if _res_has(res, f)]
         if name in ("memory.memsw.limit_in_bytes", "memory.swap.max") and not out:
@@ -580,7 +577,7 @@ def _dbus(ctx: Context, step) -> list:
     unified = ctx.resources.get("unified") or {}
     for name in props:
         if f"org.systemd.property.{name}" in notes:
-            p = f"/annotations/{_key('org.systemd.property.' + name)}"
+            p = f"/annotations/{pointer_part('org.systemd.property.' + name)}"
         elif _UNIFIED_PROPS.get(name) in unified:
             p = f"{R}/unified/{_UNIFIED_PROPS[name]}"
         elif name in _SYSTEMD_PROPS:

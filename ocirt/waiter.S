@@ -122,17 +122,13 @@ fail:
 	lea	rax, [rip + prefix]
 	mov	[rsp], rax
 	mov	qword ptr [rsp + 8], 12
-	mov	rax, [r13]
-	mov	[rsp + 16], rax
-	mov	rax, [r13 + 8]
-	mov	[rsp + 24], rax
+	movups	xmm0, [r13]		/* what: its (pointer, length), 16 bytes at once */
+	movups	[rsp + 16], xmm0
 	lea	rax, [rip + colon]
 	mov	[rsp + 32], rax
 	mov	qword ptr [rsp + 40], 2
-	mov	rax, [r12]
-	mov	[rsp + 48], rax
-	mov	rax, [r12 + 8]
-	mov	[rsp + 56], rax
+	movups	xmm0, [r12]		/* the errno's text */
+	movups	[rsp + 48], xmm0
 	lea	rax, [rip + newline]
 	mov	[rsp + 64], rax
 	mov	qword ptr [rsp + 72], 1

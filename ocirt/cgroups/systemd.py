@@ -29,7 +29,7 @@ import _signal  # not signal: it imports enum
 import os
 import posixpath
 
-from ..errors import ConfigError, OcirtError
+from ..errors import ConfigError, OcirtError, pointer_part
 from .cgroup import FsCgroup, _join
 from .dbus import SYSTEM_BUS, SYSTEMD_PRIVATE, Connection, DBusError, Variant
 from .manager import Manager
@@ -280,7 +280,7 @@ def annotation_properties(annotations: dict) -> list:
         if not key.startswith("org.systemd.property."):
             continue
         name = key[len("org.systemd.property.") :]
-        pointer = "/annotations/" + key.replace("~", "~0").replace("/", "~1")
+        pointer = "/annotations/" + pointer_part(key)
         if not name or name in ("PIDs", "Delegate", "Slice", "Description"):
             raise ConfigError(pointer, f"systemd property {name!r} cannot be set")
         out.append((name, parse_gvariant(value, pointer)))

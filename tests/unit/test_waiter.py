@@ -105,122 +105,40 @@ def _filter(cfg):
 ALL = list(waiter.SYSCALLS + waiter.STARTING)
 
 
+def _cfg(default: str, *rules) -> dict:
+    """A seccomp section: `default` for what no rule names, and the rules, each (names, action)
+    or (names, action, (argument index, value)) for one compared equal (the SCMP_ prefixes left
+    out)."""
+    syscalls = []
+    for names, action, *arg in rules:
+        rule = {"names": list(names), "action": f"SCMP_ACT_{action}"}
+        if arg:
+            rule["args"] = [{"index": arg[0][0], "value": arg[0][1], "op": "SCMP_CMP_EQ"}]
+        syscalls.append(rule)
+    return {"defaultAction": f"SCMP_ACT_{default}", **({"syscalls": syscalls} if syscalls else {})}
+
+
 @pytest.mark.parametrize(
     "cfg,lets",
     [
-        ({"defaultAction": "SCMP_ACT_ALLOW"}, True),
-        (
-            {
-                "defaultAction": "SCMP_ACT_ALLOW",
-                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}],
-            },
-            True,
-        ),
-        (
-            {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["write"], "action": "SCMP_ACT_LOG"}]},
-            True,
-        ),
-        (
-            {
-                "defaultAction": "SCMP_ACT_ALLOW",
-                "syscalls": [{"names": ["writev"], "action": "SCMP_ACT_ERRNO"}],
-            },
-            False,
-        ),
+        (_cfg("ALLOW"), True),
+        (_cfg("ALLOW", (["mkdir"], "ERRNO")), True),
+        (_cfg("ALLOW", (["write"], "LOG")), True),
+        (_cfg("ALLOW", (["writev"], "ERRNO")), False),
         # the interpreter's way to it may fail with an errno (it then waits itself) ...
-        (
-            {
-                "defaultAction": "SCMP_ACT_ALLOW",
-                "syscalls": [{"names": ["execveat"], "action": "SCMP_ACT_ERRNO"}],
-            },
-            True,
-        ),
-        (
-            {
-                "defaultAction": "SCMP_ACT_ALLOW",
-                "syscalls": [{"names": ["memfd_create"], "action": "SCMP_ACT_ERRNO"}],
-            },
-            True,
-        ),
+        (_cfg("ALLOW", (["execveat"], "ERRNO")), True),
+        (_cfg("ALLOW", (["memfd_create"], "ERRNO")), True),
         # ... but not kill it
-        (
-            {
-                "defaultAction": "SCMP_ACT_ALLOW",
-                "syscalls": [{"names": ["memfd_create"], "action": "SCMP_ACT_KILL_PROCESS"}],
-            },
-            False,
-        ),
-        (
-            {
-                "defaultAction": "SCMP_ACT_ALLOW",
-                "syscalls": [{"names": ["ioctl"], "action": "SCMP_ACT_TRAP"}],
-            },
-            False,
-        ),
-        (
-            {
-                "defaultAction": "SCMP_ACT_ERRNO",
-                "syscalls": [{"names": list(waiter.SYSCALLS), "action": "SCMP_ACT_ALLOW"}],
-            },
-            True,
-        ),
-        (
-            {
-                "defaultAction": "SCMP_ACT_ERRNO",
-                "syscalls": [{"names": list(waiter.SYSCALLS[1:]), "action": "SCMP_ACT_ALLOW"}],
-            },
-            False,
-        ),
-        ({"defaultAction": "SCMP_ACT_KILL", "syscalls": [{"names": ALL, "action": "SCMP_ACT_ALLOW"}]}, True),
-        (
-            {
-                "defaultAction": "SCMP_ACT_KILL",
-                "syscalls": [{"names": list(waiter.SYSCALLS), "action": "SCMP_ACT_ALLOW"}],
-            },
-            False,
-        ),
-        (
-            {
-                "defaultAction": "SCMP_ACT_KILL",
-                "syscalls": [
-                    {"names": ALL, "action": "SCMP_ACT_ALLOW"},
-                    {
-                        "names": ["write"],
-                        "action": "SCMP_ACT_ERRNO",
-                        "args": [{"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}],
-                    },
-                ],
-            },
-            False,
-        ),
-        (
-            {
-                "defaultAction": "SCMP_ACT_KILL",
-                "syscalls": [
-                    {"names": [n for n in ALL if n != "fcntl"], "action": "SCMP_ACT_ALLOW"},
-                    {
-                        "names": ["fcntl"],
-                        "action": "SCMP_ACT_ALLOW",
-                        "args": [{"index": 1, "value": 1033, "op": "SCMP_CMP_EQ"}],
-                    },
-                ],
-            },
-            False,
-        ),
-        (
-            {
-                "defaultAction": "SCMP_ACT_ERRNO",
-                "syscalls": [
-                    {"names": list(waiter.SYSCALLS[1:]), "action": "SCMP_ACT_ALLOW"},
-                    {
-                        "names": ["prctl"],
-                        "action": "SCMP_ACT_ALLOW",
-                        "args": [{"index": 0, "value": 4, "op": "SCMP_CMP_EQ"}],
-                    },
-                ],
-            },
-            False,
-        ),
+        (_cfg("ALLOW", (["memfd_create"], "KILL_PROCESS")), False),
+        (_cfg("ALLOW", (["ioctl"], "TRAP")), False),
+        (_cfg("ERRNO", (waiter.SYSCALLS, "ALLOW")), True),
+        (_cfg("ERRNO", (waiter.SYSCALLS[1:], "ALLOW")), False),
+        (_cfg("KILL", (ALL, "ALLOW")), True),
+        (_cfg("KILL", (waiter.SYSCALLS, "ALLOW")), False),
+        # allowed only for some arguments: not unconditionally
+        (_cfg("KILL", (ALL, "ALLOW"), (["write"], "ERRNO", (0, 2))), False),
+        (_cfg("KILL", ([n for n in ALL if n != "fcntl"], "ALLOW"), (["fcntl"], "ALLOW", (1, 1033))), False),
+        (_cfg("ERRNO", (waiter.SYSCALLS[1:], "ALLOW"), (["prctl"], "ALLOW", (0, 4))), False),
     ],
 )
 def test_a_filter_lets_the_program_through_only_unconditionally(cfg, lets):
