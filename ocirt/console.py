@@ -7,6 +7,7 @@ its controlling terminal and stdio. The engine (conmon, containerd-shim) holds t
 
 from __future__ import annotations
 
+import _signal
 import _socket
 import fcntl
 import posix  # not os: see ocirt/paths.py
@@ -148,19 +149,26 @@ def proxy(master: int, host: int | None = 0) -> None:
     import termios
     import tty
 
+    # A signal's Python handler (the relay to the container's process, the resize) runs between
+    # bytecodes: one that comes after the last look before select's system call would wait there
+    # until the next output or input. Its byte in the wakeup pipe ends the wait at once.
+    wake, woken = posix.pipe2(posix.O_NONBLOCK | posix.O_CLOEXEC)
+    before = _signal.set_wakeup_fd(woken, warn_on_full_buffer=False)
     saved = None
-    if host is not None:
-        resize(master, host)
-        if _foreground(host):  # a background job may not change the terminal (SIGTTOU)
-            saved = termios.tcgetattr(host)
-            tty.setraw(host, termios.TCSANOW)  # not TCSAFLUSH: it waits for pending output
     try:
+        if host is not None:
+            resize(master, host)
+            if _foreground(host):  # a background job may not change the terminal (SIGTTOU)
+                saved = termios.tcgetattr(host)
+                tty.setraw(host, termios.TCSANOW)  # not TCSAFLUSH: it waits for pending output
         posix.set_blocking(master, False)
         reading = True  # our stdin, until its end
         pending = b""  # of our stdin, not taken by the pty yet
         while True:
-            readers = [master, 0] if reading and not pending else [master]
+            readers = [master, 0, wake] if reading and not pending else [master, wake]
             ready, writable, _ = select.select(readers, [master] if pending else [], [])
+            if wake in ready:
+                _drain(wake)
             if master in ready:
                 try:
                     data = posix.read(master, 65536)
@@ -191,6 +199,9 @@ def proxy(master: int, host: int | None = 0) -> None:
                 elif data == b"":
                     reading = False  # stdin closed: keep copying the output
     finally:
+        _signal.set_wakeup_fd(before)
+        posix.close(wake)
+        posix.close(woken)
         if saved is not None and host is not None:
             termios.tcsetattr(host, termios.TCSANOW, saved)
 
@@ -200,6 +211,15 @@ def _foreground(fd: int) -> bool:
         return posix.tcgetpgrp(fd) == posix.getpgrp()
     except OSError:
         return False
+
+
+def _drain(fd: int) -> None:
+    """Read a non-blocking fd until it is empty."""
+    try:
+        while posix.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def _write_out(data: bytes) -> None:

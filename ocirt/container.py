@@ -514,11 +514,22 @@ def _check_leftover(sd: StateDir) -> None:
     )
 
 
-def wait_init(pid: int) -> int:
-    """Reap children until `pid` exits (we are its subreaper); its exit code, 128+N for a signal."""
+def wait_init(pid: int, relay=None) -> int:
+    """Reap children until `pid` exits (we are its subreaper); its exit code, 128+N for a signal.
+    With `relay` (a foreground run's or exec's signals.Relay, passing on to `pid`), the signals
+    it passes on are taken while waiting (Relay.wait): none is left behind a blocking waitpid."""
+    if relay is not None:
+        return relay.wait(lambda: _reap(pid, posix.WNOHANG))
+    code = _reap(pid, 0)
+    return 255 if code is None else code  # (None only with WNOHANG)
+
+
+def _reap(pid: int, options: int) -> int | None:
+    """Reap children (with posix.WNOHANG: those that have exited) until `pid` is among them: its
+    exit code, 128+N for a signal; None where it has not exited (WNOHANG); 255 without children."""
     while True:
         try:
-            got, status = posix.waitpid(-1, 0)
+            got, status = posix.waitpid(-1, options)
         except InterruptedError:
             continue
         except ChildProcessError:
@@ -529,6 +540,8 @@ def wait_init(pid: int) -> int:
                 if posix.WIFEXITED(status)
                 else 128 + posix.WTERMSIG(status)
             )
+        if got == 0:  # (WNOHANG: none has exited)
+            return None
 
 
 # The former name, for modules that still use it (commands/list.py):

@@ -135,12 +135,14 @@ class Relay:
         self.me = posix.getpid()
         self.pid = 0
         self.pending: list[int] = []
+        self.caught: list[int] = []
         for sig in only or range(1, _signal.NSIG):
             if sig not in UNRELAYED and sig not in also_kept:
                 try:
                     _signal.signal(sig, self)
                 except (OSError, ValueError):  # 32 and 33: the C library's own
-                    pass
+                    continue
+                self.caught.append(sig)
 
     def __call__(self, sig: int, frame) -> None:
         if posix.getpid() != self.me:
@@ -156,6 +158,25 @@ class Relay:
         self.pid = pid
         while self.pending:
             forward(pid, self.pending.pop(0))
+
+    def wait(self, reap) -> int:
+        """reap() (a waitpid WNOHANG: None while the process runs) until it returns, the signals
+        passed on meanwhile taken with sigwaitinfo, not by the handler: a Python handler runs
+        only between bytecodes, and a signal that came after the last check but before a
+        blocking waitpid's system call would wait in the interpreter (its C handler had it)
+        until the waitpid returned, at the process's exit, which may wait for that very signal.
+        Blocked, a signal waits in the kernel, and sigwaitinfo returns it; SIGCHLD, blocked
+        too, wakes it for reap()."""
+        wanted = (*self.caught, _signal.SIGCHLD)
+        old = _signal.pthread_sigmask(_signal.SIG_BLOCK, wanted)
+        try:  # (one that came before the block: its handler has passed it on)
+            while (code := reap()) is None:
+                sig = _signal.sigwaitinfo(wanted).si_signo
+                if sig != _signal.SIGCHLD:
+                    forward(self.pid, sig)
+            return code
+        finally:
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, old)
 
 
 def forward(pid: int, sig: int) -> None:

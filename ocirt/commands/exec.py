@@ -235,7 +235,7 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
                 master = console.receive_master(listener)
                 signal.signal(signal.SIGWINCH, lambda s, f: console.resize(master, host))
                 console.proxy(master, host)
-            code = wait_init(pid)
+            code = wait_init(pid, relay)
         except BaseException:
             # The process cannot be waited for as exec must (its terminal's output cannot be
             # written: a stdout at /dev/full, a reader gone): it goes, as the process of any

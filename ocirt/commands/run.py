@@ -102,7 +102,7 @@ def main(g, o, args) -> int:
             if master is not None:
                 console.proxy(master, host)
                 posix.close(master)
-            code = wait_init(pid)
+            code = wait_init(pid, relay)
         except BaseException as e:  # (its output cannot be written: EPIPE) the container goes
             stop_started(g.root, container_id, fx.layout, pid, keep=o["keep"] and isinstance(e, OcirtError))
             run_failed(e)
