@@ -31,6 +31,7 @@ import _thread
 import posix
 import time
 
+from .gonum import decimal  # (no imports)
 from .paths import exists  # posix and sys only: cheap this early too
 
 
@@ -80,7 +81,7 @@ def threads() -> int:
     try:
         with open("/proc/self/stat", "rb") as f:
             data = f.read()
-        return int(data[data.rindex(b")") + 2 :].split()[17])
+        return decimal(data[data.rindex(b")") + 2 :].split()[17])
     except (OSError, ValueError, IndexError):
         return 0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .gonum import decimal
+
 NAMES = (
     "CHOWN",
     "DAC_OVERRIDE",
@@ -52,7 +54,7 @@ SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 def last_cap() -> int:
     try:
         with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
+            return decimal(f.read())
     except OSError:
         return len(NAMES) - 1
 

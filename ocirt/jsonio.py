@@ -8,6 +8,8 @@ layer, for what ocirt reads and writes: strict JSON (no NaN/Infinity), UTF-8 tex
 import _json
 import posix  # not os: see ocirt/paths.py
 
+from .gonum import decimal
+
 
 class _BadToken(ValueError):
     """A literal the scanner read but ocirt refuses: `token` is its text, found again by _find."""
@@ -31,7 +33,7 @@ def _float(text: str) -> float:
 
 def _int(text: str) -> int:
     try:
-        return int(text)
+        return decimal(text)
     except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
         raise _BadToken(text, "integer with too many digits") from None
 
@@ -44,7 +46,8 @@ class _Decoder:  # the attributes _json.make_scanner reads off a json.JSONDecode
     object_hook = None
     object_pairs_hook = None
     parse_float = staticmethod(_float)  # floats are rare: their Python call costs nothing
-    parse_int: object = int  # the scanner's own conversion; its ValueError sends _error to _Checking
+    parse_int: object = staticmethod(decimal)  # int() but for its first call's cost (gonum.py);
+    # its ValueError (too many digits) sends _error to _Checking
     parse_constant = staticmethod(_no_constants)
 
 

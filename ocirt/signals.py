@@ -9,13 +9,14 @@ import _signal
 import posix
 
 from .errors import OcirtError, go_quote
+from .gonum import decimal
 
 
 def parse_signal(text: str) -> int:
     """The signal number `text` names; OcirtError for anything that is not a signal."""
     digits = text[1:] if text[:1] == "+" else text  # runc's strconv.Atoi takes a "+" too
     if digits.isascii() and digits.isdigit():
-        num = int(digits)
+        num = decimal(digits)
         if 0 <= num < _signal.NSIG:  # 0: only whether the process is there, as kill(2)
             return num
     else:

@@ -12,6 +12,7 @@ import posix  # not os: see bin/ocirt ("posix"); this module is on every command
 
 from . import jsonio
 from .errors import OcirtError
+from .gonum import decimal
 from .paths import is_dir, is_symlink, join, makedirs  # os.path's, on posix
 from .record import asdict, field, fields, record
 
@@ -175,7 +176,7 @@ def proc_start_time(pid: int) -> int | None:
         raise OcirtError(f"cannot read /proc/{pid}/stat", e.errno) from None
     if fields[0] in (b"Z", b"X"):  # a zombie has exited already
         return None
-    return int(fields[19])
+    return decimal(fields[19])
 
 
 def proc_stopped(pid: int) -> bool:

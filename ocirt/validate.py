@@ -24,6 +24,7 @@ from ocirt import jsonio
 from ocirt.errors import ConfigError, OcirtError, json_pointer
 
 from . import paths
+from .gonum import decimal
 
 CONFIG_SCHEMA = "config-schema.json"
 SCHEMA_FILES = (
@@ -144,7 +145,7 @@ def check_version(config) -> None:
     """Only ociVersion 1.x is understood; other major versions may mean other things."""
     version = config.get("ociVersion") if isinstance(config, dict) else None
     major = _leading_major(version) if isinstance(version, str) else None
-    if major is not None and int(major) != SUPPORTED_MAJOR:
+    if major is not None and decimal(major) != SUPPORTED_MAJOR:
         raise ConfigError(
             "/ociVersion",
             f"unsupported major version {major} in {_show(version)} (ocirt implements {SUPPORTED_MAJOR}.x)",

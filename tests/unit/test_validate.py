@@ -832,7 +832,7 @@ def test_installed_layout_uses_package_schemas(tmp_path):
     """In a wheel the schemas sit in ocirt/_schemas (see the pyproject package-data)."""
     package = tmp_path / "ocirt"
     shutil.copytree(os.path.join(REPO, "spec"), package / "_schemas")
-    for module in ("__init__.py", "errors.py", "jsonio.py", "paths.py", "validate.py"):
+    for module in ("__init__.py", "errors.py", "gonum.py", "jsonio.py", "paths.py", "validate.py"):
         shutil.copy(os.path.join(REPO, "ocirt", module), package / module)
     script = f"import ocirt.validate as v; print(v.schema_dir());v.validate({runc_config()!r})"
     out = subprocess.run(
