@@ -106,14 +106,26 @@ def run_one(
     in_r, in_w, out_r, out_w, err_r, err_w, failed_r, failed_w = fds
     if pid == 0:
         _child((in_r, out_w, err_w), failed_w, path, args, env, cwd)  # never returns
+    try:
+        posix.setpgid(pid, pid)  # (as _child does: whichever comes first)
+    except OSError:  # (it has executed the hook already)
+        pass
     for fd in (in_r, out_w, err_w, failed_w):
         posix.close(fd)
     try:
-        # "" once the hook is executed (the pipe is close-on-exec)
-        failed = read_to_end(failed_r).decode(errors="replace")
-    finally:
-        posix.close(failed_r)
-    status, out, err = _communicate(pid, timeout, data, in_w, out_r, err_r)
+        try:
+            # "" once the hook is executed (the pipe is close-on-exec)
+            failed = read_to_end(failed_r).decode(errors="replace")
+        finally:
+            posix.close(failed_r)
+        status, out, err = _communicate(pid, timeout, data, in_w, out_r, err_r)
+    except BaseException:  # (a ^C, an error of ours): the hook does not outlive its run
+        _kill_group(pid)
+        try:
+            _waitpid(pid)
+        except ChildProcessError:
+            pass
+        raise
     if failed:
         raise OcirtError(f"{pointer}: exec {path}: {failed}")
     if status is None:
@@ -141,6 +153,7 @@ def _child(stdio: tuple, failed: int, path, args, env, cwd: str | None = None) -
         if cwd:
             posix.chdir(cwd)
         default_internal()  # (a runtime started by posix_spawn: glibc's two, not the hook's)
+        posix.setpgid(0, 0)  # a process group of its own: what it starts there goes with it
         execve(path, args, env)
     except BaseException as e:  # noqa: BLE001 - told to the parent, then _exit
         reason = errno_text(e)
@@ -202,7 +215,7 @@ def _communicate(pid: int, timeout: int | None, data: bytes, in_w: int, out_r: i
         done, status = posix.waitpid(pid, posix.WNOHANG)
         if not done:
             if deadline is not None and time.monotonic() >= deadline:
-                posix.kill(pid, 9)
+                _kill_group(pid)  # with what it started and waits for (runc waits for those)
                 _waitpid(pid)
                 status = None
             else:  # (no pidfd: its pipes are closed)
@@ -213,6 +226,15 @@ def _communicate(pid: int, timeout: int | None, data: bytes, in_w: int, out_r: i
         for fd in open_fds:
             posix.close(fd)
     return status, bytes(kept[out_r]), bytes(kept[err_r])
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL to the hook's process group (its own, _child's) and to the hook."""
+    for target in (-pid, pid):
+        try:
+            posix.kill(target, 9)
+        except ProcessLookupError:
+            pass
 
 
 def _close(poller, open_fds: set, fd: int) -> None:

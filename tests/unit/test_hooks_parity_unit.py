@@ -150,3 +150,28 @@ def test_the_callers_environment_is_the_one_the_process_started_with(monkeypatch
     monkeypatch.setenv("OCIRT_SET_LATER", "1")
     env = hooks.callers_environ()
     assert b"OCIRT_SET_LATER" not in env and env.get(b"PATH") == os.environb.get(b"PATH")
+
+
+def test_a_timed_out_hook_goes_with_what_it_started(tmp_path):
+    """runc waits for the hook's children (they hold its output pipes) past the timeout; ocirt
+    kills the hook's process group (its own) at the timeout: nothing of it is left running."""
+    pid_file = tmp_path / "bg"
+    with pytest.raises(OcirtError, match="timed out after 1s"):
+        hooks.run(
+            {"prestart": [sh_hook(f"sleep 30 & echo $! > {pid_file}; sleep 30", timeout=1)]},
+            "prestart",
+            STATE,
+        )
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # (killed: gone, or a zombie of a reaper that does not reap)
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, 9)
+        pytest.fail("the hook's child outlived the hook's timeout")
