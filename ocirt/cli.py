@@ -366,8 +366,8 @@ def main(argv: list[str] | None = None, window: "Window | None" = None) -> int:
     except OSError as e:  # one line, not a traceback, for what no handler foresaw: as Go's
         log.error(f"{e.filename}: {errno_text(e)}" if e.filename else errno_text(e))
         return 1
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as e:  # a ^C, or signals.Stopped
+        return 128 + getattr(e, "signum", 2)
     except MemoryError:  # a caller's RLIMIT_AS or RLIMIT_DATA: said without allocating much
         try:
             log.error("out of memory")

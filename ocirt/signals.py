@@ -97,6 +97,29 @@ def default_internal() -> None:
             pass
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM, SIGHUP or SIGQUIT taken as Python takes a ^C (stop_like_interrupt): raised at the
+    next Python line; the command exits 128+signum."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stop_like_interrupt() -> None:
+    """create's and run -d's: a SIGTERM, SIGHUP or SIGQUIT whose action is the default (not one
+    the caller ignored, nohup's SIGHUP) ends the command as a ^C does, raised where it is, so
+    that what it made is undone (the state dir, the cgroup, the init); the default action
+    killed it there and left all that behind. (runc's create catches them and goes on.)"""
+    for sig in (_signal.SIGHUP, _signal.SIGQUIT, _signal.SIGTERM):
+        if _signal.getsignal(sig) == _signal.SIG_DFL:
+            _signal.signal(sig, _stopped)
+
+
+def _stopped(sig: int, frame) -> None:
+    raise Stopped(sig)
+
+
 def no_inherited_signal_state() -> None:
     """The container's process starts with no signal ignored or blocked, whatever the caller left
     to this command (a shell's background job ignores SIGINT and SIGQUIT, nohup SIGHUP, conmon or

@@ -3,7 +3,7 @@ from __future__ import annotations
 import posix  # not os: see ocirt/paths.py
 
 from ..cli import PRESERVE_FDS, Opt, fd_count, need_id, rootless_mode
-from ..signals import no_inherited_signal_state  # (run calls it through this module)
+from ..signals import no_inherited_signal_state, stop_like_interrupt  # (run: through this module)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ def main(g, o, args) -> int:
     container_id = need_id(args, "create")
     fd_count(o)
     no_inherited_signal_state()  # (a closed fd 0-2: the launcher made it /dev/null)
+    stop_like_interrupt()
     window = g.attach_window()
     from ..create import create
 

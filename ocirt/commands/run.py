@@ -35,6 +35,8 @@ def main(g, o, args) -> int:
     container_id = need_id(args, "run")
     fd_count(o)
     create_cmd.no_inherited_signal_state()
+    if o["detach"]:  # (in the foreground they are kept for the container's process: Relay)
+        create_cmd.stop_like_interrupt()
     if o["console_socket"] and not o["detach"]:  # (without a terminal: check_config)
         from ..checks import CONSOLE_UNUSED
 
