@@ -117,6 +117,9 @@ def stop_like_interrupt() -> None:
 
 
 def _stopped(sig: int, frame) -> None:
+    for other in (_signal.SIGHUP, _signal.SIGQUIT, _signal.SIGTERM):  # the first one stops it:
+        if _signal.getsignal(other) is _stopped:  # the next (an engine's second) must not break
+            _signal.signal(other, _nothing)  # off the undoing (caught: a hook's execve resets it)
     raise Stopped(sig)
 
 

@@ -414,26 +414,28 @@ def test_exec_pid_file_that_is_a_device_is_refused(running, tmp_path, detach):
     assert _pids(root, cid) == [_init_pid(root, cid)]
 
 
-@pytest.mark.parametrize("sig", ["TERM", "HUP", "QUIT"])
+@pytest.mark.parametrize("sig", ["TERM", "HUP", "QUIT", "TERM TERM"])
 @pytest.mark.parametrize("command", ["create", "run-d"])
 def test_a_stop_signal_during_create_undoes_it(tmp_path, busybox_rootfs, sig, command):
     """SIGTERM, SIGHUP or SIGQUIT to create (or run -d) while it works (here: from its prestart
     hook) ends it as a ^C does: 128+N, and nothing of the container is left (state dir, cgroup,
     init). Their default action killed it and left all that (a state dir "creating", its
-    cgroups, the init); runc's create catches them and goes on (not asserted on runc)."""
+    cgroups, the init); runc's create catches them and goes on (not asserted on runc). A second
+    one does not break off the undoing."""
     cid = f"adv-{uuid.uuid4().hex[:12]}"
     group = f"/{PARENT}/{cid}"
     bundle = make_bundle(tmp_path / "bundle", busybox_rootfs, ["sleep", "300"], cgroups_path=group)
     with open(os.path.join(bundle, "config.json")) as f:
         config = json.load(f)
-    config["hooks"] = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", f"kill -{sig} $PPID; sleep 5"]}]}
+    kills = "; ".join(f"kill -{s} $PPID" for s in sig.split())
+    config["hooks"] = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", f"{kills}; sleep 5"]}]}
     with open(os.path.join(bundle, "config.json"), "w") as f:
         json.dump(config, f)
     root = str(tmp_path / "root")
     argv = ["create"] if command == "create" else ["run", "-d"]
     try:
         p = run_err_to_file([*OCIRT, "--root", root, *argv, "--bundle", bundle, cid], tmp_path / "c.err")
-        assert p.returncode == 128 + getattr(signal, f"SIG{sig}"), p.stderr
+        assert p.returncode == 128 + getattr(signal, f"SIG{sig.split()[0]}"), p.stderr
         assert not os.path.exists(os.path.join(root, cid))
         assert not glob.glob(f"/sys/fs/cgroup/*{group}")
     finally:
