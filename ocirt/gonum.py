@@ -11,12 +11,13 @@ ocirt takes what it takes (ASCII digits and a sign), not what Python's int() als
 INT64_MAX = 2**63 - 1
 
 
-def decimal(text: str | bytes) -> int:
-    """int(text), base 10: the same value, or the same ValueError; ASCII digits (a sign, spaces
-    around) without int() (above). More than 40 digits go to int() too (quicker on long ones)."""
-    text = text.strip()
+def _signed_digits(text: str | bytes) -> int | None:
+    """The value of a sign and ASCII digits; None for any other text. Up to 40 digits are added
+    up (no int(): above), more go to int() (quicker on long ones)."""
     digits = text[1:] if text[:1] in ("-", "+", b"-", b"+") else text
-    if not (0 < len(digits) <= 40 and digits.isascii() and digits.isdigit()):
+    if not (digits and digits.isascii() and digits.isdigit()):
+        return None
+    if len(digits) > 40:
         return int(text)
     n = 0
     for c in digits.encode() if isinstance(digits, str) else digits:
@@ -24,10 +25,15 @@ def decimal(text: str | bytes) -> int:
     return -n if text[:1] in ("-", b"-") else n
 
 
+def decimal(text: str | bytes) -> int:
+    """int(text), base 10: the same value, or the same ValueError; anything but ASCII digits (a
+    sign, spaces around) goes to int()."""
+    text = text.strip()
+    n = _signed_digits(text)
+    return int(text) if n is None else n
+
+
 def go_atoi(text: str) -> int | None:
     """strconv.Atoi of `text` (a 64-bit int); None where it fails."""
-    digits = text[1:] if text[:1] in ("+", "-") else text
-    if not digits or not digits.isascii() or not digits.isdigit():
-        return None
-    n = decimal(text)
-    return n if -INT64_MAX - 1 <= n <= INT64_MAX else None
+    n = _signed_digits(text)
+    return n if n is not None and -INT64_MAX - 1 <= n <= INT64_MAX else None

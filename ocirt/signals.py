@@ -97,6 +97,10 @@ def default_internal() -> None:
             pass
 
 
+# what ends a command or a created container: a ^C, `kill`'s default, an engine's stop
+STOP_SIGNALS = (_signal.SIGHUP, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGTERM)
+
+
 class Stopped(KeyboardInterrupt):
     """SIGTERM, SIGHUP or SIGQUIT taken as Python takes a ^C (stop_like_interrupt): raised at the
     next Python line; the command exits 128+signum."""
@@ -111,15 +115,15 @@ def stop_like_interrupt() -> None:
     the caller ignored, nohup's SIGHUP) ends the command as a ^C does, raised where it is, so
     that what it made is undone (the state dir, the cgroup, the init); the default action
     killed it there and left all that behind. (runc's create catches them and goes on.)"""
-    for sig in (_signal.SIGHUP, _signal.SIGQUIT, _signal.SIGTERM):
+    for sig in STOP_SIGNALS:  # (SIGINT's is Python's own, at its default)
         if _signal.getsignal(sig) == _signal.SIG_DFL:
             _signal.signal(sig, _stopped)
 
 
 def _stopped(sig: int, frame) -> None:
-    for other in (_signal.SIGHUP, _signal.SIGQUIT, _signal.SIGTERM):  # the first one stops it:
-        if _signal.getsignal(other) is _stopped:  # the next (an engine's second) must not break
-            _signal.signal(other, _nothing)  # off the undoing (caught: a hook's execve resets it)
+    for other in STOP_SIGNALS:  # the first one stops it: the next (an engine's second) must not
+        if _signal.getsignal(other) is _stopped:  # break off the undoing (caught: a hook's
+            _signal.signal(other, _nothing)  # execve resets it)
     raise Stopped(sig)
 
 

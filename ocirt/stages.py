@@ -28,7 +28,7 @@ from .protocol import (
     UserNsReady,
 )
 from .record import field, record
-from .signals import catch_python_ignores
+from .signals import STOP_SIGNALS, catch_python_ignores
 from .state import EXECUTING
 
 TYPE_CHECKING = False
@@ -481,10 +481,6 @@ def enter_rootfs_without_mount_ns(kernel: k.Kernel, spec: InitSpec, fx: InitEffe
     kernel.chroot(spec.rootfs.rootfs)
     kernel.chdir("/")
     return hook_state
-
-
-# what ends a created container: `kill`'s default and what engines stop a container with
-STOP_SIGNALS = (1, 2, 3, 15)  # SIGHUP, SIGINT, SIGQUIT, SIGTERM
 
 
 def stop_on_signals() -> None:

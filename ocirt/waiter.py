@@ -191,7 +191,7 @@ def execute(spec, path: str, env: dict) -> None:
     import _signal
     import fcntl
 
-    from .stages import STOP_SIGNALS
+    from .signals import STOP_SIGNALS
 
     fd = -1
     blocked = False

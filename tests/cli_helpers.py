@@ -165,3 +165,26 @@ def waits_for_start(pid: int, timeout: float = 20) -> bool:
     `timeout`. `create` returns once the init is set up, a moment before that open (and, where
     it becomes the waiting program, before that execve)."""
     return waits_in_fifo_open(f"/proc/{pid}/wchan", timeout)
+
+
+def assert_gone(pid: int, timeout: float = 10) -> None:
+    """Until `pid` is gone, or a zombie (killed: a reaper that does not reap keeps it so)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{pid} still alive")
+
+
+def preload_env(tmp_path, source: str, *cc_args: str) -> dict:
+    """The environment of a Python that imports this tree's ocirt with `source` (C functions
+    that stand before the C library's, compiled with `cc_args`) preloaded."""
+    src, lib = tmp_path / "preload.c", tmp_path / "preload.so"
+    src.write_text(source)
+    subprocess.run(["cc", "-shared", "-fPIC", *cc_args, "-o", str(lib), str(src), "-ldl"], check=True)
+    return dict(os.environ, LD_PRELOAD=str(lib), PYTHONPATH=REPO)

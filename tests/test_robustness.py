@@ -17,7 +17,7 @@ import time
 import uuid
 
 import pytest
-from cli_helpers import OCIRT, REPO, make_bundle, remove_cgroup_parent, run_err_to_file
+from cli_helpers import OCIRT, REPO, assert_gone, make_bundle, remove_cgroup_parent, run_err_to_file
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -129,19 +129,6 @@ def test_delete_force_spares_a_host_process_in_a_shared_cgroup(env, shared_cgrou
     time.sleep(0.1)
     assert host.poll() is None, "delete --force killed a process that only shares the cgroup"
     assert not os.path.exists(os.path.join(root, cid))
-
-
-def assert_gone(pid, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-                    return
-        except FileNotFoundError:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"{pid} still alive")
 
 
 # -- 2. a damaged state directory -------------------------------------------------------------

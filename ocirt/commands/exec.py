@@ -147,7 +147,7 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
     # this process, which would leave the process without its waiter), but SIGCHLD, SIGWINCH
     # (a terminal's resize, below) and SIGURG (runc: Go's own); one that comes before the
     # process runs is kept for it (runc's handler, too, is made before the process).
-    from ..signals import Relay
+    from ..signals import STOP_SIGNALS, Relay
 
     relay = held = None
     if not o["detach"]:
@@ -264,10 +264,6 @@ def run_exec(g, o, args, container_id: str, window: Window | None = None) -> int
 
             for sig in PYTHON_IGNORES:
                 signal.signal(sig, signal.SIG_IGN)
-
-
-# SIGHUP, SIGINT, SIGQUIT, SIGTERM: what exec -d holds (above)
-STOP_SIGNALS = (1, 2, 3, 15)
 
 
 def parse_cgroup_option(values: list) -> dict:

@@ -2,19 +2,17 @@
 CPython's first base-10 conversion calls the C library's log(), which maps ~176 KiB of libm into
 the process (docs/PERFORMANCE.md, "The first int() of a command")."""
 
-import os
 import shutil
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from cli_helpers import preload_env
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ocirt.gonum import decimal
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _int_or_error(text):
@@ -85,10 +83,7 @@ COMMANDS_NUMBERS = textwrap.dedent(
 
 @pytest.mark.skipif(not shutil.which("cc"), reason="no C compiler")
 def test_the_commands_numbers_do_not_call_log(tmp_path):
-    src, lib = tmp_path / "shim.c", tmp_path / "shim.so"
-    src.write_text(SHIM)
-    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src), "-ldl"], check=True)
-    env = dict(os.environ, LD_PRELOAD=str(lib), PYTHONPATH=REPO)
+    env = preload_env(tmp_path, SHIM)
 
     def stderr(*args):
         return subprocess.run(

@@ -7,6 +7,7 @@ import posix
 import time
 
 import pytest
+from cli_helpers import assert_gone
 
 from ocirt import hooks
 from ocirt.errors import OcirtError
@@ -162,16 +163,4 @@ def test_a_timed_out_hook_goes_with_what_it_started(tmp_path):
             "prestart",
             STATE,
         )
-    child = int(pid_file.read_text())
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # (killed: gone, or a zombie of a reaper that does not reap)
-        try:
-            with open(f"/proc/{child}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-                    break
-        except FileNotFoundError:
-            break
-        time.sleep(0.05)
-    else:
-        os.kill(child, 9)
-        pytest.fail("the hook's child outlived the hook's timeout")
+    assert_gone(int(pid_file.read_text()))  # (killed with the hook)

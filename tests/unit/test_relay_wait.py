@@ -5,15 +5,13 @@ call returned: waitpid at the process's exit, the terminal's select at its next 
 process may be waiting for that very signal (a conformance run saw
 test_foreground_exec_forwards_signals[SIGALRM] hang so, once in 55)."""
 
-import os
 import shutil
 import subprocess
 import sys
 import textwrap
 
 import pytest
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cli_helpers import preload_env
 
 # The C library's `call` (waitpid, or a select that waits for the process alone), which raises
 # SIGALRM first, once: the signal comes after the interpreter's last check, before the system
@@ -91,11 +89,7 @@ SCRIPT = textwrap.dedent(
 @pytest.mark.skipif(not shutil.which("cc"), reason="no C compiler")
 @pytest.mark.parametrize("call", ["waitpid", "select"])
 def test_a_signal_just_before_the_wait_is_passed_on(tmp_path, call):
-    src, lib = tmp_path / "shim.c", tmp_path / "shim.so"
-    src.write_text(SHIM)
-    define = ["-DSHIM_WAITPID"] if call == "waitpid" else []
-    subprocess.run(["cc", "-shared", "-fPIC", *define, "-o", str(lib), str(src), "-ldl"], check=True)
-    env = dict(os.environ, LD_PRELOAD=str(lib), PYTHONPATH=REPO)
+    env = preload_env(tmp_path, SHIM, *(["-DSHIM_WAITPID"] if call == "waitpid" else []))
     p = subprocess.run(
         [sys.executable, "-c", SCRIPT, call],
         env=env,
