@@ -110,21 +110,42 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
+class Handler:
+    """A Python signal handler of this process (take()). A child forked while it is in place (a
+    stage, the init, a library's helper: pyroute2's for a network namespace) gets the default
+    action instead, as it would have without it: such a child, told to end, ends."""
+
+    def __init__(self) -> None:
+        self.me = posix.getpid()
+
+    def __call__(self, sig: int, frame) -> None:
+        if posix.getpid() != self.me:
+            _signal.signal(sig, _signal.SIG_DFL)
+            posix.kill(posix.getpid(), sig)
+        else:
+            self.take(sig)
+
+    def take(self, sig: int) -> None:
+        raise NotImplementedError
+
+
+class _StopLikeInterrupt(Handler):
+    def take(self, sig: int) -> None:
+        for other in STOP_SIGNALS:  # the first one stops it: the next (an engine's second) must
+            if _signal.getsignal(other) is self:  # not break off the undoing (caught: a hook's
+                _signal.signal(other, _nothing)  # execve resets it)
+        raise Stopped(sig)
+
+
 def stop_like_interrupt() -> None:
     """create's and run -d's: a SIGTERM, SIGHUP or SIGQUIT whose action is the default (not one
     the caller ignored, nohup's SIGHUP) ends the command as a ^C does, raised where it is, so
     that what it made is undone (the state dir, the cgroup, the init); the default action
     killed it there and left all that behind. (runc's create catches them and goes on.)"""
+    handler = _StopLikeInterrupt()
     for sig in STOP_SIGNALS:  # (SIGINT's is Python's own, at its default)
         if _signal.getsignal(sig) == _signal.SIG_DFL:
-            _signal.signal(sig, _stopped)
-
-
-def _stopped(sig: int, frame) -> None:
-    for other in STOP_SIGNALS:  # the first one stops it: the next (an engine's second) must not
-        if _signal.getsignal(other) is _stopped:  # break off the undoing (caught: a hook's
-            _signal.signal(other, _nothing)  # execve resets it)
-    raise Stopped(sig)
+            _signal.signal(sig, handler)
 
 
 def no_inherited_signal_state() -> None:
@@ -152,18 +173,17 @@ def _nothing(sig, frame) -> None:
 UNRELAYED = (_signal.SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD, _signal.SIGWINCH, _signal.SIGURG)
 
 
-class Relay:
+class Relay(Handler):
     """The handler of every signal a foreground `run` or `exec` passes on (all it can catch
     but UNRELAYED and `also_kept`): to the container's process once it runs, kept until then, as runc's
     signal handler, made before the process is started, queues them. Installed before the
     process is made: a signal that comes meanwhile (a SIGTERM, a ^C) neither kills the runtime
     half way, leaving the process without its waiter (or a 'creating' container), nor is lost.
-    A child forked meanwhile (a stage, the init) gets the default action, as it would have
-    without the handler. With `only`, those signals alone are held (exec -d's: the ones that
+    A child forked meanwhile gets the default action (Handler). With `only`, those signals alone are held (exec -d's: the ones that
     stop a command, which then cancels itself: pending says which came)."""
 
     def __init__(self, also_kept: tuple = (), only: tuple | None = None) -> None:
-        self.me = posix.getpid()
+        super().__init__()
         self.pid = 0
         self.pending: list[int] = []
         self.caught: list[int] = []
@@ -175,11 +195,8 @@ class Relay:
                     continue
                 self.caught.append(sig)
 
-    def __call__(self, sig: int, frame) -> None:
-        if posix.getpid() != self.me:
-            _signal.signal(sig, _signal.SIG_DFL)
-            posix.kill(posix.getpid(), sig)
-        elif self.pid:
+    def take(self, sig: int) -> None:
+        if self.pid:
             forward(self.pid, sig)
         else:
             self.pending.append(sig)

@@ -5,13 +5,15 @@ call returned: waitpid at the process's exit, the terminal's select at its next 
 process may be waiting for that very signal (a conformance run saw
 test_foreground_exec_forwards_signals[SIGALRM] hang so, once in 55)."""
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
 
 import pytest
-from cli_helpers import preload_env
+from cli_helpers import REPO, preload_env
 
 # The C library's `call` (waitpid, or a select that waits for the process alone), which raises
 # SIGALRM first, once: the signal comes after the interpreter's last check, before the system
@@ -99,3 +101,36 @@ def test_a_signal_just_before_the_wait_is_passed_on(tmp_path, call):
         timeout=60,
     )
     assert (p.stdout, p.stderr) == ("5\n", "")
+
+
+# A child forked while create's stop handlers are in place (pyroute2 forks one to open a socket in
+# the container's network namespace, and ends it with SIGTERM) ends by the signal: it took the
+# handler's Stopped for its own (exit 0 here) and create waited for it for ever.
+FORKED_CHILD = textwrap.dedent(
+    """
+    import posix, _signal
+    from ocirt.signals import stop_like_interrupt
+
+    stop_like_interrupt()
+    r, w = posix.pipe()
+    pid = posix.fork()
+    if pid == 0:
+        try:
+            posix.write(w, b"x")
+            _signal.sigtimedwait([], 10)  # (no signal asked: a 10 s sleep)
+        finally:
+            posix._exit(0)
+    posix.read(r, 1)
+    posix.kill(pid, _signal.SIGTERM)
+    _, status = posix.waitpid(pid, 0)
+    print(posix.WIFSIGNALED(status) and posix.WTERMSIG(status))
+    """
+)
+
+
+def test_a_forked_child_of_create_ends_by_a_stop_signal():
+    env = dict(os.environ, PYTHONPATH=REPO)
+    p = subprocess.run(
+        [sys.executable, "-c", FORKED_CHILD], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (p.stdout, p.stderr) == (f"{int(signal.SIGTERM)}\n", "")
