@@ -61,7 +61,6 @@ _external = sys.modules["_frozen_importlib_external"]
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from importlib.machinery import SourceFileLoader as _Loader
-    from typing import Any
 else:
     _Loader = _external.SourceFileLoader
 _ExtensionLoader = _external.ExtensionFileLoader
@@ -102,8 +101,8 @@ class _Bundle:
     a module not in the file, or not current, loads as before, and at the end of the command
     the file is written anew (under another name, then renamed over it) with every ocirt module
     the command loaded and the file's other current entries, their code without docstrings
-    (lean_code). Where ocirt/__pycache__ is not writable (a read-only or another user's
-    install) the file stays as it is, or absent, and modules load as before. The command: the
+    (ocirt/bundle_writer.py). Where ocirt/__pycache__ is not writable (a read-only or another
+    user's install) the file stays as it is, or absent, and modules load as before. The command: the
     first argument that names one of BUNDLED (a container named "state" in another command's
     place gives that command a file that does not fit it: its modules load as before).
 
@@ -198,91 +197,9 @@ class _Bundle:
             self.dir, posix.W_OK
         ):
             return
-        missing = [name for name in self.children if self.current_entry(name) is None]
-        tmp = f"{self.path}.{posix.getpid()}"
-        try:
-            table: dict = {}
-            codes: list[bytes] = []
-            at = 0  # where the next code goes, after the table
+        from .bundle_writer import write  # (its own module: ~11 kB of code no other run loads)
 
-            def add(name: str, where: tuple, code: bytes) -> None:
-                nonlocal at
-                table[name] = (*where, at, len(code))
-                codes.append(code)
-                at += len(code)
-
-            def from_source(path: str, package: bool) -> tuple[tuple, bytes]:
-                st = posix.stat(path)
-                where = (path[len(self.base) + 1 :], st.st_mtime_ns, st.st_size, package)
-                return where, marshal.dumps(lean_code(_Loader("", path).get_data(path), path))
-
-            for name, module in list(sys.modules.items()):
-                if not name.startswith("ocirt.") or name == "ocirt.launch":
-                    continue
-                spec: Any = getattr(module, "__spec__", None)
-                loader: Any = getattr(spec, "loader", None)
-                code = None
-                if type(loader) is _BundledLoader:
-                    where = loader.entry[:4]
-                    code = self.code(loader.entry)
-                elif type(loader) is not _Loader or not loader.path.startswith(self.package):
-                    continue  # not one of this tree's modules (nor an extension module)
-                if code is None:
-                    where, code = from_source(loader.path, spec.submodule_search_locations is not None)
-                add(name, where, code)
-            for name in missing:
-                if name not in table:
-                    try:
-                        add(name, *from_source(f"{self.package}{name[len('ocirt.') :]}.py", False))
-                    except OSError:  # (not in this tree: left to the source's way)
-                        pass
-            for name in self.entries:
-                entry = None if name in table else self.current_entry(name)
-                code = None if entry is None else self.code(entry)
-                if entry is not None and code is not None:
-                    add(name, entry[:4], code)
-            table_bytes = marshal.dumps((_external.MAGIC_NUMBER, table))
-            head = _BUNDLE_TAG + BUNDLE_FORMAT.to_bytes(4, "little") + len(table_bytes).to_bytes(4, "little")
-            fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC, 0o644)
-            try:
-                for chunk in (head, table_bytes, *codes):
-                    view = memoryview(chunk)
-                    while view:
-                        done = posix.write(fd, view)
-                        if not done:  # (never for a file; no loop for ever should it be)
-                            raise OSError(5, "no progress")
-                        view = view[done:]
-            finally:
-                posix.close(fd)
-            posix.rename(tmp, self.path)
-        except Exception:  # noqa: BLE001 - a cache: the command's result stands without it
-            try:
-                posix.unlink(tmp)
-            except BaseException:  # noqa: BLE001 - (a MemoryError as well)
-                pass
-
-
-# `from __future__ import annotations`: a compiler flag, and at run time an import of the
-# __future__ module (~0.15 ms, for the name `annotations` in the module, which ocirt never uses)
-_FUTURE_LINE = b"from __future__ import annotations\n"
-_FUTURE_ANNOTATIONS = 0x1000000  # __future__.annotations.compiler_flag
-
-
-def lean_code(source: bytes, path: str):
-    """A module's code as the bundle keeps it: compiled as `python -OO` compiles it, without
-    the docstrings of the module, its classes and functions, which every process that runs
-    the code would otherwise hold (~90 kB less in create and in the waiting init), and with
-    `from __future__ import annotations` as the compiler's flag alone: the line is blanked
-    (line numbers stay) and the __future__ module is not imported. Nothing in ocirt reads a
-    __doc__ or that name, and ocirt has no assert statement, which -OO would drop
-    (tests/unit/test_layering.py says so); the library's imports are as Python makes them.
-    The compiler only: no import on the way (`ast` would load os)."""
-    flags = 0
-    at = (b"\n" + source).find(b"\n" + _FUTURE_LINE)  # where the line starts, if it is there
-    if at >= 0:
-        source = source[:at] + b"\n" + source[at + len(_FUTURE_LINE) :]
-        flags = _FUTURE_ANNOTATIONS
-    return compile(source, path, "exec", flags=flags, dont_inherit=True, optimize=2)
+        write(self)
 
 
 class _Finder:

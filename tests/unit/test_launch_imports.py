@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from ocirt import launch
+from ocirt import bundle_writer, launch
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -284,6 +284,58 @@ def test_bundled_code_has_no_docstrings_and_the_same_lines(tmp_path, monkeypatch
     with pytest.raises(ZeroDivisionError) as caught:
         module.f()
     assert caught.traceback[-1].lineno + 1 == 9  # (pytest counts from 0)
+    assert {p[2:] for p in module.f.__code__.co_positions()} == {(None, None)}
+    # (line numbers alone: a traceback names the line, no columns under it)
+
+
+def test_line_tables_are_what_no_debug_ranges_compiles():
+    """bundle_writer.line_numbers_only turns each of ocirt's own modules' location tables into the one
+    `python -X no_debug_ranges` compiles (every code object of them), and leaves the lines."""
+    paths = sorted(
+        os.path.join(d, f)
+        for d, _, files in os.walk(os.path.join(REPO, "ocirt"))
+        for f in files
+        if f.endswith(".py")
+    )
+    script = (
+        "import marshal, sys\n"
+        "def tables(c):\n"
+        "    yield c.co_linetable\n"
+        "    for k in c.co_consts:\n"
+        "        if type(k) is type(c): yield from tables(k)\n"
+        "paths = marshal.loads(sys.stdin.buffer.read())\n"
+        "sys.stdout.buffer.write(marshal.dumps([list(tables(compile(open(p, 'rb').read(), p, 'exec',"
+        " dont_inherit=True, optimize=2))) for p in paths]))\n"
+    )
+    want = marshal.loads(
+        subprocess.run(
+            [sys.executable, "-X", "no_debug_ranges", "-c", script],
+            input=marshal.dumps(paths),
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
+
+    def tables(code):
+        yield code.co_linetable
+        for k in code.co_consts:
+            if type(k) is type(code):
+                yield from tables(k)
+
+    for path, wanted in zip(paths, want, strict=True):
+        with open(path, "rb") as f:
+            code = compile(f.read(), path, "exec", dont_inherit=True, optimize=2)
+        lean = bundle_writer.line_numbers_only(code)
+        assert list(tables(lean)) == wanted, path
+        assert list(tables(lean)) != list(tables(code)), path  # (columns were there to drop)
+
+
+@pytest.mark.parametrize("table", [b"\xff", b"\xf0\x7f", b"\x80", b"\xd8\x02"])
+def test_a_location_table_of_another_format_is_left_as_it_is(table):
+    """A table the reader does not know (cut short, or lines that would not be the same): the
+    code as compiled."""
+    code = compile("x = 1\ny = 2\n", "m", "exec").replace(co_linetable=table)
+    assert bundle_writer.line_numbers_only(code).co_linetable == table
 
 
 @pytest.mark.parametrize(

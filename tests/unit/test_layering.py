@@ -162,7 +162,7 @@ def test_hot_commands_import_no_costly_module():
 
 def test_no_assert_statement_and_no_docstring_read():
     """bin/ocirt runs the code of a command's bundle compiled as `python -OO` compiles it
-    (launch.lean_code): an assert there would not run, and every __doc__ is None. So ocirt
+    (bundle_writer.lean_code): an assert there would not run, and every __doc__ is None. So ocirt
     states its checks as code and never reads a docstring."""
     found = []
     for name, path in MODULES.items():
@@ -177,7 +177,7 @@ def test_no_assert_statement_and_no_docstring_read():
 
 
 def test_future_imports_are_lines_of_their_own_at_the_top():
-    """launch.lean_code blanks the line `from __future__ import annotations` and compiles with
+    """bundle_writer.lean_code blanks the line `from __future__ import annotations` and compiles with
     its flag: in ocirt that line is always the statement itself, at the module's top level."""
     for name, path in MODULES.items():
         with open(path, encoding="utf-8") as f:
