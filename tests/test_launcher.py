@@ -155,6 +155,30 @@ def test_installed_launcher_falls_back_to_site(venv, tmp_path):
     assert mark.exists()
 
 
+@pytest.mark.parametrize(
+    "boot, rc, err",
+    [
+        ("raise KeyboardInterrupt", 130, ""),
+        ("raise SystemExit(7)", 7, ""),
+        (
+            "raise OSError(24, 'Too many open files')",
+            1,
+            "ocirt: cannot start: [Errno 24] Too many open files\n",
+        ),
+        ("raise MemoryError", 1, "ocirt: cannot start: MemoryError\n"),
+        ("x = (", 1, "ocirt: cannot start: '(' was never closed (boot.py, line 1)\n"),
+    ],
+)
+def test_a_start_that_fails_before_the_command_is_one_line(venv, boot, rc, err):
+    """The script's own error handler (text, compiled only when a start failed): one line and
+    exit 1, 130 for a ^C, a SystemExit as Python ends it; here ocirt/boot.py itself fails."""
+    root, site_packages, _mark = venv
+    (site_packages / "ocirt").mkdir()
+    (site_packages / "ocirt" / "boot.py").write_text(boot + "\n")
+    p = _run([str(root / "bin" / "ocirt"), "--version"])
+    assert (p.returncode, p.stdout, p.stderr) == (rc, "", err)
+
+
 def test_installed_launcher_honours_pythonpath(venv, tmp_path):
     """-I drops PYTHONPATH; the launcher puts it back (a --prefix install is found through it)."""
     root, _site_packages, _mark = venv
