@@ -22,14 +22,18 @@ def main(script: str, namespace: dict) -> None:
     _FIND_OCIRT's (run in its namespace). Then the command, to its _exit."""
     venv = sys.executable.rsplit("/", 2)[0]
     where = venv + "/lib/python%d.%d/site-packages" % sys.version_info[:2]
+    try:
+        with open(venv + "/pyvenv.cfg", "rb") as f:
+            shared = b"true" in f.read().lower()
+    except OSError:  # not a venv, or not readable: _FIND_OCIRT's (it reads it as it can)
+        shared = True
     if (
-        not (sys.flags.isolated and sys.flags.no_site)
+        shared
+        or not (sys.flags.isolated and sys.flags.no_site)
         or script.rsplit("/", 2)[0] != venv
         or posix.lstat(script).st_mode & 0o170000 == 0o120000
         or b"PYTHONPATH" in posix.environ
         or not posix.access(where + "/ocirt/__init__.py", 0)
-        or not posix.access(venv + "/pyvenv.cfg", 0)
-        or b"true" in open(venv + "/pyvenv.cfg", "rb").read().lower()
     ):
         exec(namespace["_FIND_OCIRT"], namespace)
     else:
@@ -45,5 +49,5 @@ def main(script: str, namespace: dict) -> None:
     launch()
 
 
-if __name__ == "__main__":  # in bin/ocirt's namespace
+if __name__ == "__main__" and "_FIND_OCIRT" in globals():  # in bin/ocirt's namespace
     main(__file__, globals())

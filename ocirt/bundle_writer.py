@@ -3,11 +3,13 @@ code of the ocirt modules the command loaded, each compiled lean (lean_code). It
 loaded only by a command that writes the file: every command loads ocirt/launch.py, and this
 code is ~11 kB of it that almost no run calls."""
 
+import _signal
 import marshal
 import posix
 import sys
 
 from . import launch
+from .signals import STOP_SIGNALS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,6 +26,9 @@ def write(bundle: "launch._Bundle") -> None:
     be written is left as it was."""
     missing = [name for name in bundle.children if bundle.current_entry(name) is None]
     tmp = f"{bundle.path}.{posix.getpid()}"
+    # a ^C or a kill while the file is written comes once it is renamed or gone (a SIGKILL
+    # leaves it, as it leaves a pyc's)
+    mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         table: dict = {}
         codes: list[bytes] = []
@@ -47,8 +52,8 @@ def write(bundle: "launch._Bundle") -> None:
             loader: Any = getattr(spec, "loader", None)
             code = None
             if type(loader) is launch._BundledLoader:
-                where = loader.entry[:4]
-                code = bundle.code(loader.entry)
+                if loader.from_bundle:  # (else its entry is damaged: from the source, below)
+                    where, code = loader.entry[:4], bundle.code(loader.entry)
             elif type(loader) is not _Loader or not loader.path.startswith(bundle.package):
                 continue  # not one of this tree's modules (nor an extension module)
             if code is None:
@@ -83,11 +88,13 @@ def write(bundle: "launch._Bundle") -> None:
         finally:
             posix.close(fd)
         posix.rename(tmp, bundle.path)
-    except Exception:  # noqa: BLE001 - a cache: the command's result stands without it
+    except BaseException:  # noqa: BLE001 - a cache: the command's result stands without it
         try:
             posix.unlink(tmp)
         except BaseException:  # noqa: BLE001 - (a MemoryError as well)
             pass
+    finally:
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
 
 
 # `from __future__ import annotations`: a compiler flag, and at run time an import of the

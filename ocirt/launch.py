@@ -65,6 +65,7 @@ else:
     _Loader = _external.SourceFileLoader
 _ExtensionLoader = _external.ExtensionFileLoader
 _ModuleSpec = type(sys.__spec__)
+_Code = type(sys._getframe().f_code)  # (types.CodeType, without types)
 
 
 class _BundledLoader(_Loader):
@@ -75,18 +76,22 @@ class _BundledLoader(_Loader):
         super().__init__(name, path)
         self.bundle = bundle
         self.entry = entry  # source (below the tree), mtime_ns, size, package, offset, length
+        self.from_bundle = False  # its code came from the file (which may keep it, then)
 
     def get_code(self, fullname):
-        code = self.bundle.code(self.entry)
-        if code is not None:
+        data = self.bundle.code(self.entry)
+        if data is not None:
             try:
-                code = marshal.loads(code)
+                code = marshal.loads(data)
             except Exception:  # noqa: BLE001 - damaged: the source's way
-                self.bundle.current = False
-            else:
+                code = None
+            # the module's own code (not another's, nor anything else a damaged file gives)
+            if type(code) is _Code and code.co_filename.endswith(f"/{self.entry[0]}"):
                 # its file names where it is now (a tree copied or moved whole), as importlib's
                 _imp._fix_co_filename(code, self.path)  # type: ignore[attr-defined]
+                self.from_bundle = True
                 return code
+            self.bundle.current = False  # written anew at the end, this module from its source
         return super().get_code(fullname)
 
 
@@ -123,24 +128,29 @@ class _Bundle:
         self.entries: dict = {}
         self.fd = -1
         self.identity = (0, 0)
+        self.size = 0
         self.current = True  # every module loaded so far came from the file
-        try:
-            fd = posix.open(self.path, posix.O_RDONLY | posix.O_CLOEXEC)
+        try:  # (O_NONBLOCK: a fifo in its place is not waited on, and is no file)
+            fd = posix.open(self.path, posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NONBLOCK)
         except OSError:
             self.current = False
             return
         try:
             st = posix.fstat(fd)
             head_size = len(_BUNDLE_TAG) + 8
+            if st.st_mode & 0o170000 != 0o100000:
+                raise ValueError("not a file")
             head = posix.pread(fd, head_size, 0)
             form = int.from_bytes(head[-8:-4], "little")
             if head[: len(_BUNDLE_TAG)] != _BUNDLE_TAG or form != BUNDLE_FORMAT:
                 raise ValueError("not a bundle of this format")
             table_size = int.from_bytes(head[-4:], "little")
+            if table_size > st.st_size - head_size:
+                raise ValueError("cut short")
             magic, table = marshal.loads(posix.pread(fd, table_size, head_size))
             if magic != _external.MAGIC_NUMBER or type(table) is not dict:
                 raise ValueError("another interpreter's")
-            self.entries, self.codes_at = table, head_size + table_size
+            self.entries, self.codes_at, self.size = table, head_size + table_size, st.st_size
             self.fd, self.identity, fd = fd, (st.st_dev, st.st_ino), -1
         except Exception:  # noqa: BLE001 - damaged, of another format or interpreter: written anew
             self.current = False
@@ -166,8 +176,12 @@ class _Bundle:
             st = posix.fstat(self.fd)
             if (st.st_dev, st.st_ino) != self.identity:
                 return None
-            data = posix.pread(self.fd, entry[5], self.codes_at + entry[4])
+            at, length = self.codes_at + entry[4], entry[5]
+            if not (self.codes_at <= at and 0 <= length <= self.size - at):  # (damaged: no such read)
+                raise ValueError("beyond the file")
+            data = posix.pread(self.fd, length, at)
         except (OSError, TypeError, ValueError, OverflowError, LookupError):
+            self.current = False
             return None
         if len(data) != entry[5]:  # a file cut short: written anew
             self.current = False
@@ -180,7 +194,11 @@ class _Bundle:
         if entry is None:
             return None
         try:
-            relative, mtime_ns, size, _package = entry[:4]
+            relative, mtime_ns, size, package = entry[:4]
+            if type(package) is not bool or relative != name.replace(".", "/") + (
+                "/__init__.py" if package else ".py"
+            ):
+                raise ValueError("another module's entry")  # (damaged)
             st = posix.stat(f"{self.base}/{relative}")
         except (OSError, TypeError, ValueError, LookupError):
             return None

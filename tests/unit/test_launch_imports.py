@@ -6,6 +6,7 @@ import importlib.machinery
 import importlib.util
 import marshal
 import os
+import signal
 import subprocess
 import sys
 
@@ -376,6 +377,115 @@ def test_damaged_code_in_the_bundle_goes_the_sources_way(tmp_path, monkeypatch):
     finder = _bundle_finder(tmp_path)
     assert _run_command(finder, ["a"], monkeypatch)["a"].X == 1
     assert not finder.bundle.current
+
+
+def _rewrite_table(path, change):
+    """The bundle at `path` with its table changed by change(table); its codes as they were."""
+    data = open(path, "rb").read()
+    size = int.from_bytes(data[16:20], "little")
+    magic, table = marshal.loads(data[20 : 20 + size])
+    change(table)
+    new = marshal.dumps((magic, table))
+    codes = data[20 + size :]
+    with open(path, "wb") as f:
+        f.write(data[:16] + len(new).to_bytes(4, "little") + new + codes)
+
+
+def _entry_with(field, value):
+    def change(table):
+        entry = list(table["ocirt.a"])
+        entry[field] = value
+        table["ocirt.a"] = tuple(entry)
+
+    return change
+
+
+def _swap_codes(table):
+    a, b = table["ocirt.a"], table["ocirt.b"]
+    table["ocirt.a"], table["ocirt.b"] = (*a[:4], *b[4:]), (*b[:4], *a[4:])
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "not code",  # marshalled data of another kind
+        "huge length",  # a read of 2**40 bytes
+        "offset past the end",
+        "negative offset",
+        "package flag",  # a module taken for a package
+        "package flag not a bool",
+        "another module's code",  # the two entries' codes swapped
+    ],
+)
+def test_a_damaged_entry_goes_the_sources_way_and_is_written_anew(tmp_path, monkeypatch, damage):
+    """Damage that unmarshals, or reads nothing, or names another module's code: each module
+    loads from its source, and the file is written anew from the sources, not copied as it was
+    (a damaged entry would break the command on every run: nothing rewrote it)."""
+    finder = _bundle_tree(tmp_path, {"a": "X = 1\n", "b": "Y = 2\n"})
+    _run_command(finder, ["a", "b"], monkeypatch)
+    path = _bundle_path(tmp_path)
+    good = open(path, "rb").read()
+    if damage == "not code":
+        data = open(path, "rb").read()
+        size = int.from_bytes(data[16:20], "little")
+        table = marshal.loads(data[20 : 20 + size])[1]
+        offset, length = table["ocirt.a"][4:]
+        other = marshal.dumps(42).ljust(length, b"\0")
+        start = 20 + size + offset
+        with open(path, "wb") as f:
+            f.write(data[:start] + other + data[start + length :])
+    else:
+        change = {
+            "huge length": _entry_with(5, 1 << 40),
+            "offset past the end": _entry_with(4, 1 << 20),
+            "negative offset": _entry_with(4, -10),
+            "package flag": _entry_with(3, True),
+            "package flag not a bool": _entry_with(3, 1),
+            "another module's code": _swap_codes,
+        }[damage]
+        _rewrite_table(path, change)
+    finder = _bundle_finder(tmp_path)
+    modules = _run_command(finder, ["a", "b"], monkeypatch)
+    assert (modules["a"].X, modules["b"].Y) == (1, 2)
+    assert not finder.bundle.current
+    # written anew as the sources give it: the next run takes every module from the file
+    assert open(path, "rb").read() == good
+    finder = _bundle_finder(tmp_path)
+    modules = _run_command(finder, ["a", "b"], monkeypatch)
+    assert finder.bundle.current and (modules["a"].X, modules["b"].Y) == (1, 2)
+    assert type(modules["a"].__loader__) is launch._BundledLoader and modules["a"].__loader__.from_bundle
+
+
+def test_a_fifo_in_the_bundles_place_is_not_waited_on(tmp_path, monkeypatch):
+    finder = _bundle_tree(tmp_path, {"a": "X = 1\n"})
+    os.mkfifo(_bundle_path(tmp_path))
+
+    def hung(*args):
+        raise TimeoutError("the open of the fifo waited")
+
+    signal.signal(signal.SIGALRM, hung)
+    signal.alarm(10)
+    try:
+        finder = _bundle_finder(tmp_path)  # (the open would wait for a writer for ever)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    assert finder.bundle.fd == -1 and not finder.bundle.current
+    monkeypatch.setattr(launch.posix, "rename", lambda *a: None)  # (the fifo stays, unread)
+    assert _run_command(finder, ["a"], monkeypatch)["a"].X == 1
+
+
+def test_a_write_cut_short_by_a_stop_leaves_no_file(tmp_path, monkeypatch):
+    """A ^C while the file is written: its temporary file goes (it was left, a bundle's size,
+    in ocirt/__pycache__ for good), and the ^C is no failure of the command's."""
+    finder = _bundle_tree(tmp_path, {"a": "X = 1\n"})
+
+    def stopped(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(launch.posix, "rename", stopped)
+    assert _run_command(finder, ["a"], monkeypatch)["a"].X == 1
+    assert os.listdir(tmp_path / "ocirt" / "__pycache__") == []
 
 
 def test_a_closed_bundle_fd_reused_for_another_file_is_not_read(tmp_path, monkeypatch):
