@@ -103,6 +103,27 @@ def test_one_argument_only(rt, command):
     assert one_line(p.stderr).endswith(f'\\"{command}\\" requires exactly 1 argument(s)"')
 
 
+@pytest.mark.parametrize("command", ["start", "state", "delete", "pause", "resume"])
+def test_an_unknown_dash_word_after_the_id_is_an_argument(rt, command):
+    """After an argument, only the command's own flags are flags (runc's CLI moves those alone
+    to the front): another dash-word is a second argument, not an unknown flag and its usage."""
+    p = rt(command, "some-id", "--no-such-flag")
+    assert p.returncode == 1
+    assert one_line(p.stderr).endswith(f'\\"{command}\\" requires exactly 1 argument(s)"')
+
+
+@pytest.mark.parametrize("word", ["-9", "--signal", "-x"])
+def test_kill_takes_a_dash_word_after_the_id_for_its_signal(rt, bundle, word):
+    """`kill ID -9` is `kill` with the signal "-9" (no such signal: one line, no usage)."""
+    assert rt.create(bundle.id, bundle).returncode == 0
+    p = rt("kill", bundle.id, word)
+    assert p.returncode == 1
+    line = one_line(p.stderr)
+    assert "flag provided but not defined" not in line
+    assert rt.state(bundle.id).returncode == 0  # still there: nothing was sent
+    assert rt("kill", bundle.id, "KILL").returncode == 0
+
+
 @pytest.mark.parametrize("command", ["create", "run"])
 def test_create_and_run_take_one_argument(rt, bundle, command):
     rt._remember(bundle.id)  # deleted at teardown, should it be made

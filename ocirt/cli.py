@@ -176,10 +176,13 @@ def parse(options, argv: list[str], stop_at_positional: bool) -> tuple[dict, lis
                 break
             continue
         body = arg[2:] if arg.startswith("--") else arg[1:]  # one or two dashes, as Go's flags
-        if not body or body[0] in "-=":
-            raise UsageError(f"bad flag syntax: {arg}")
         name, eq, inline = body.partition("=")
         opt = by_name.get(name)
+        if opt is None and positional:  # after an argument, only the command's own flags are
+            positional.append(arg)  # flags (runc's CLI moves those alone to the front): `kill
+            continue  # ID -9` is a signal, as runc reads it
+        if not body or body[0] in "-=":
+            raise UsageError(f"bad flag syntax: {arg}")
         if opt is None:
             raise UsageError(f"flag provided but not defined: -{name}")
         if opt.value:

@@ -119,6 +119,9 @@ _REFUSALS = {
     ("resume", Status.RUNNING): "container not paused",
     ("resume", Status.CREATED): "container not paused",
     ("resume", Status.STOPPED): "container not paused",
+    # (delete waits for the lock a running create holds: this one's create ended before its end)
+    ("delete", Status.CREATING): "cannot delete a creating container: its create did not finish"
+    " (delete --force removes it)",
 }
 
 
@@ -486,9 +489,12 @@ class DamagedState(OcirtError):
     def __init__(self, container_id: str, damage: str, salvage: dict):
         self.damage = damage
         self.salvage = salvage
-        super().__init__(
-            f"container {container_id}: damaged state.json: {damage} (delete --force removes it)"
+        hint = (  # (delete --force goes by what it still tells: container._check_leftover)
+            "delete --force removes it"
+            if salvage.get("pid") or salvage.get("cgroup")
+            else "it tells no pid and no cgroup: delete --force leaves it, as its init may run"
         )
+        super().__init__(f"container {container_id}: damaged state.json: {damage} ({hint})")
 
 
 def _is_int(v) -> bool:

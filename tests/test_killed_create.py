@@ -67,6 +67,11 @@ def test_delete_force_cleans_a_killed_create(tmp_path, busybox_rootfs):
             OCIRT + ["--root", root, "state", cid], cwd=REPO, capture_output=True, text=True
         )
         assert json.loads(state.stdout)["status"] == "creating"
+        plain = subprocess.run(
+            OCIRT + ["--root", root, "delete", cid], cwd=REPO, capture_output=True, text=True
+        )
+        assert plain.returncode == 1 and plain.stderr.count("\n") == 1  # says how to remove it
+        assert "its create did not finish (delete --force removes it)" in plain.stderr, plain.stderr
         subprocess.run(
             OCIRT + ["--root", root, "delete", "--force", cid], cwd=REPO, check=True, capture_output=True
         )

@@ -173,6 +173,7 @@ def test_a_damaged_state_json_fails_one_container_only(tmp_path, damage):
     else:
         with open(os.path.join(root, cid, "state.json"), "wb") as f:
             f.write(data.replace(b'"X"', b'"damaged"'))
+    hints = set()
     for command in COMMANDS:
         args = [*command, cid] + (["true"] if command == ["exec"] else [])
         p = ocirt(root, *args)
@@ -180,6 +181,9 @@ def test_a_damaged_state_json_fails_one_container_only(tmp_path, damage):
         assert p.returncode == want, (command, p.stderr)
         assert_one_line(p)
         assert "damaged state.json" in p.stderr, (command, p.stderr)
+        hints.add("delete --force removes it" in p.stderr)
+    # (the advice as delete --force below does: it said so where that refused, too)
+    assert hints == {damage == "bad-cgroup"}, hints
     p = ocirt(root, "list", "--quiet")
     assert "Traceback" not in p.stderr
     assert p.returncode == 0
