@@ -177,7 +177,7 @@ class _Bundle:
             if (st.st_dev, st.st_ino) != self.identity:
                 return None
             at, length = self.codes_at + entry[4], entry[5]
-            if not (self.codes_at <= at and 0 <= length <= self.size - at):  # (damaged: no such read)
+            if not (0 <= entry[4] and 0 <= length <= self.size - at):  # (damaged: no such read)
                 raise ValueError("beyond the file")
             data = posix.pread(self.fd, length, at)
         except (OSError, TypeError, ValueError, OverflowError, LookupError):

@@ -353,9 +353,8 @@ def test_a_damaged_bundle_is_not_used_and_is_written_anew(tmp_path, monkeypatch,
     elif damage == "another format":
         damage = data[:12] + (99).to_bytes(4, "little") + data[16:]
     elif damage == "another magic":
-        table = marshal.loads(data[20:])
-        other = marshal.dumps((b"\0\0\r\n", table[1]))
-        damage = data[:16] + len(other).to_bytes(4, "little") + other + data[20 + len(marshal.dumps(table)) :]
+        head, _magic, table, codes = _bundle_parts(data)
+        damage = _bundle_bytes(head, b"\0\0\r\n", table, codes)
     with open(path, "wb") as f:
         f.write(damage)
     finder = _bundle_finder(tmp_path)
@@ -379,16 +378,24 @@ def test_damaged_code_in_the_bundle_goes_the_sources_way(tmp_path, monkeypatch):
     assert not finder.bundle.current
 
 
-def _rewrite_table(path, change):
-    """The bundle at `path` with its table changed by change(table); its codes as they were."""
-    data = open(path, "rb").read()
+def _bundle_parts(data: bytes):
+    """A bundle's tag and format (16 bytes), its table's magic and table, and its codes."""
     size = int.from_bytes(data[16:20], "little")
     magic, table = marshal.loads(data[20 : 20 + size])
+    return data[:16], magic, table, data[20 + size :]
+
+
+def _bundle_bytes(head: bytes, magic: bytes, table: dict, codes: bytes) -> bytes:
+    packed = marshal.dumps((magic, table))
+    return head + len(packed).to_bytes(4, "little") + packed + codes
+
+
+def _rewrite_table(path, change):
+    """The bundle at `path` with its table changed by change(table); its codes as they were."""
+    head, magic, table, codes = _bundle_parts(open(path, "rb").read())
     change(table)
-    new = marshal.dumps((magic, table))
-    codes = data[20 + size :]
     with open(path, "wb") as f:
-        f.write(data[:16] + len(new).to_bytes(4, "little") + new + codes)
+        f.write(_bundle_bytes(head, magic, table, codes))
 
 
 def _entry_with(field, value):
@@ -426,14 +433,11 @@ def test_a_damaged_entry_goes_the_sources_way_and_is_written_anew(tmp_path, monk
     path = _bundle_path(tmp_path)
     good = open(path, "rb").read()
     if damage == "not code":
-        data = open(path, "rb").read()
-        size = int.from_bytes(data[16:20], "little")
-        table = marshal.loads(data[20 : 20 + size])[1]
+        head, magic, table, codes = _bundle_parts(open(path, "rb").read())
         offset, length = table["ocirt.a"][4:]
-        other = marshal.dumps(42).ljust(length, b"\0")
-        start = 20 + size + offset
+        codes = codes[:offset] + marshal.dumps(42).ljust(length, b"\0") + codes[offset + length :]
         with open(path, "wb") as f:
-            f.write(data[:start] + other + data[start + length :])
+            f.write(_bundle_bytes(head, magic, table, codes))
     else:
         change = {
             "huge length": _entry_with(5, 1 << 40),
